@@ -1,0 +1,13 @@
+// addon.cc: the export table of sbx_native.node. One file per concern; see bindings.h.
+#include "bindings.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  sbx::InitFdBinding(env, exports);
+  sbx::InitWatcher(env, exports);
+  sbx::InitProcessBinding(env, exports);
+  sbx::InitCommsBinding(env, exports);
+  sbx::InitMonitor(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(sbx_native, Init)

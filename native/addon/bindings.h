@@ -1,0 +1,11 @@
+// bindings.h: each binding file adds its functions to the export object.
+#pragma once
+#include <napi.h>
+
+namespace sbx {
+void InitFdBinding(Napi::Env env, Napi::Object exports);
+void InitWatcher(Napi::Env env, Napi::Object exports);
+void InitProcessBinding(Napi::Env env, Napi::Object exports);
+void InitCommsBinding(Napi::Env env, Napi::Object exports);
+void InitMonitor(Napi::Env env, Napi::Object exports);
+}  // namespace sbx

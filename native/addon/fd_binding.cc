@@ -1,0 +1,145 @@
+// fd_binding.cc: sockets and fds for the asynchronous (TypeScript) side of Comms: socketpair,
+// non-blocking sendmsg/recvmsg with SCM_RIGHTS, close. The TS decoder does the framing.
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bindings.h"
+#include "errors.h"
+
+namespace sbx {
+
+// Room for more fds than any valid message carries, so extras are seen (and closed by TS).
+static const int kMaxFdsPerRecv = 16;
+
+// socketpair(nonBlocking0, nonBlocking1) -> [fd0, fd1]: AF_UNIX stream, CLOEXEC.
+static Napi::Value SocketPair(const Napi::CallbackInfo &info) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    ThrowErrno(info.Env(), errno, "socketpair(AF_UNIX, SOCK_STREAM)");
+  for (int i = 0; i < 2; i++) {
+    if (info.Length() > (size_t)i && info[i].ToBoolean().Value()) {
+      int fl = fcntl(fds[i], F_GETFL);
+      fcntl(fds[i], F_SETFL, fl | O_NONBLOCK);
+    }
+  }
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, fds[0]);
+  out.Set(1u, fds[1]);
+  return out;
+}
+
+static Napi::Value SetNonBlocking(const Napi::CallbackInfo &info) {
+  const char *usage = "setNonBlocking(fd: number, on: boolean)";
+  int fd = ArgInt(info, 0, usage);
+  bool on = info.Length() > 1 && info[1].ToBoolean().Value();
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) ThrowErrno(info.Env(), errno, "fcntl(F_GETFL)");
+  if (fcntl(fd, F_SETFL, on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK)) != 0)
+    ThrowErrno(info.Env(), errno, "fcntl(F_SETFL)");
+  return info.Env().Undefined();
+}
+
+static Napi::Value Close(const Napi::CallbackInfo &info) {
+  int fd = ArgInt(info, 0, "close(fd: number)");
+  if (close(fd) != 0 && errno != EINTR) ThrowErrno(info.Env(), errno, "close");
+  return info.Env().Undefined();
+}
+
+// recvmsg(fd, buf, offset, length) -> { bytes, fds, ctrunc }; bytes is -1 on EAGAIN, 0 on EOF.
+// Received fds carry CLOEXEC; the caller owns them (and must close them on a protocol error).
+static Napi::Value RecvMsg(const Napi::CallbackInfo &info) {
+  const char *usage = "recvmsg(fd: number, buf: Buffer, offset: number, length: number)";
+  Napi::Env env = info.Env();
+  int fd = ArgInt(info, 0, usage);
+  Napi::Buffer<uint8_t> buf = ArgBuffer(info, 1, usage);
+  uint32_t off = ArgUint32(info, 2, usage), len = ArgUint32(info, 3, usage);
+  if ((uint64_t)off + len > buf.Length()) ThrowUsage(env, usage);
+
+  struct iovec iov = {buf.Data() + off, len};
+  union {
+    char bytes[CMSG_SPACE(sizeof(int) * kMaxFdsPerRecv)];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.bytes;
+  msg.msg_controllen = sizeof control.bytes;
+  ssize_t n;
+  do {
+    n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) n = -1;
+  else if (n < 0) ThrowErrno(env, errno, "recvmsg");
+
+  Napi::Array fds = Napi::Array::New(env);
+  if (n >= 0) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; i++) {
+        int got;
+        memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+        fds.Set(fds.Length(), got);
+      }
+    }
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("bytes", Napi::Number::New(env, (double)n));
+  out.Set("fds", fds);
+  out.Set("ctrunc", Napi::Boolean::New(env, n >= 0 && (msg.msg_flags & MSG_CTRUNC) != 0));
+  return out;
+}
+
+// sendmsg(fd, buf, offset, length, passFd) -> bytes written, or -1 on EAGAIN. passFd >= 0 is
+// sent (borrowed) with SCM_RIGHTS attached to the first byte.
+static Napi::Value SendMsg(const Napi::CallbackInfo &info) {
+  const char *usage = "sendmsg(fd: number, buf: Buffer, offset: number, length: number, passFd: number)";
+  Napi::Env env = info.Env();
+  int fd = ArgInt(info, 0, usage);
+  Napi::Buffer<uint8_t> buf = ArgBuffer(info, 1, usage);
+  uint32_t off = ArgUint32(info, 2, usage), len = ArgUint32(info, 3, usage);
+  int pass = ArgInt(info, 4, usage);
+  if ((uint64_t)off + len > buf.Length()) ThrowUsage(env, usage);
+
+  struct iovec iov = {buf.Data() + off, len};
+  union {
+    char bytes[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (pass >= 0) {
+    memset(&control, 0, sizeof control);
+    msg.msg_control = control.bytes;
+    msg.msg_controllen = sizeof control.bytes;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &pass, sizeof pass);
+  }
+  ssize_t n;
+  do {
+    n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Napi::Number::New(env, -1);
+  if (n < 0) ThrowErrno(env, errno, "sendmsg");
+  return Napi::Number::New(env, (double)n);
+}
+
+void InitFdBinding(Napi::Env env, Napi::Object exports) {
+  exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
+  exports.Set("setNonBlocking", Napi::Function::New(env, SetNonBlocking, "setNonBlocking"));
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("recvmsg", Napi::Function::New(env, RecvMsg, "recvmsg"));
+  exports.Set("sendmsg", Napi::Function::New(env, SendMsg, "sendmsg"));
+}
+
+}  // namespace sbx

@@ -1,0 +1,82 @@
+/*
+ * protocol.h: the request/reply protocol between the executor (TS) and the global forkserver.
+ * Mirrored in packages/executor/src/forkserver-protocol.ts; docs/wire-protocol.md explains it.
+ *
+ * Transport: Comms (sbx/comms.h) on fd SBX_FS_COMMS_FD of the forkserver process.
+ *
+ * Executor -> forkserver
+ *   SBX_FS_SPAWN: payload = an op list (below), then one SBX_TAG_FD message for every op that
+ *   consumes an fd (SBX_OP_FD, SBX_OP_SETUP_SOCKET), in op order.
+ * Forkserver -> executor (asynchronous; matched by request id)
+ *   SBX_FS_SPAWNED: u64 request_id | i32 err (0 or -errno) | u32 pid (host view) | message bytes
+ *     (UTF-8, may be empty). When err == 0 it is followed by one SBX_TAG_FD: the child's pidfd.
+ *   SBX_FS_EXITED:  u64 request_id | u32 pid | i32 wait_status | u64 utime_us | u64 stime_us |
+ *     u64 maxrss_kib   (sent when the forkserver reaps the sandboxee it started)
+ *
+ * Op list: a concatenation of TLVs in the Comms format (u32 op, u64 len, len bytes), all
+ * integers little-endian, strings as raw bytes without NUL (a NUL inside is an error).
+ * The forkserver rejects unknown ops, short or oversized payloads and missing required ops with
+ * SBX_FS_SPAWNED err = -EINVAL and a message naming the op.
+ *
+ * Child -> executor, on the setup socket (SBX_OP_SETUP_SOCKET, kept at fd SBX_SETUP_FD_TARGET
+ * until exec, CLOEXEC):
+ *   SBX_TAG_STRING "step: call(args): strerror"  a setup step failed; the child then _exit()s
+ *   SBX_TAG_UINT32 n   the seccomp listener will be fd n in the child (sent just before the
+ *                      filter goes on). The executor takes it with pidfd_getfd() while the child
+ *                      is parked in its first, notified execveat (see SBX_EXEC_MAGIC).
+ *   EOF without a String: the child reached execveat.
+ */
+#ifndef SBX_FORKSERVER_PROTOCOL_H
+#define SBX_FORKSERVER_PROTOCOL_H
+
+/* The forkserver's own comms fd (inherited from the executor). */
+#define SBX_FS_COMMS_FD 3
+
+/* Message tags (user range). */
+#define SBX_FS_SPAWN 0x00005301u
+#define SBX_FS_SPAWNED 0x00005302u
+#define SBX_FS_EXITED 0x00005303u
+
+/* fd numbers used in the child between clone and exec (above any mapped fd but 1023). */
+#define SBX_SETUP_FD_TARGET 1021
+#define SBX_EXEC_FD_TARGET 1022
+
+/* execveat(SBX_EXEC_FD_TARGET, "", argv, envp, AT_EMPTY_PATH) carries this in its unused 6th
+ * argument. The filter prologue returns USER_NOTIF for it (ALLOW when there is no monitor); the
+ * monitor lets exactly the first one through. A second one means the first failed: the child
+ * passes -errno of that failure in arg 3 and the monitor reports SETUP_ERROR. */
+#define SBX_EXEC_MAGIC 0x5b78ec00u
+
+enum sbx_op {
+  SBX_OP_INVALID = 0,
+  SBX_OP_REQUEST_ID = 1,  /* u64, required */
+  SBX_OP_EXEC_PATH = 2,   /* string: host path of the binary, opened O_PATH before clone; required */
+  SBX_OP_ARG = 3,         /* string, repeated: argv in order (argv[0] included) */
+  SBX_OP_ENV = 4,         /* string "K=V", repeated: the whole environment */
+  SBX_OP_CWD = 5,         /* string: directory inside the sandbox (default "/") */
+  SBX_OP_NAMESPACES = 6,  /* u32: CLONE_NEW* flags; 0 = none (landlock mode, later) */
+  SBX_OP_HOSTNAME = 7,    /* string (only with CLONE_NEWUTS) */
+  SBX_OP_ID_MAP = 8,      /* u32 inside_uid | u32 outside_uid | u32 inside_gid | u32 outside_gid */
+  SBX_OP_BIND = 9,        /* u32 flags (SBX_BIND_*) | u32 src_len | src | dst   (src on host, dst inside) */
+  SBX_OP_TMPFS = 10,      /* u64 size_bytes (0 = kernel default) | u32 mode | dst */
+  SBX_OP_PROC = 11,       /* dst (usually "/proc"); mounted before the old root is detached */
+  SBX_OP_DEV = 12,        /* dst: a tmpfs with null, zero, full, random, urandom, tty?-less minimal set */
+  SBX_OP_MKDIR = 13,      /* u32 mode | path inside */
+  SBX_OP_SYMLINK = 14,    /* u32 target_len | target | linkpath inside */
+  SBX_OP_RLIMIT = 15,     /* u32 resource (RLIMIT_*) | u64 soft | u64 hard (RLIM_INFINITY = ~0) */
+  SBX_OP_SECCOMP = 16,    /* struct sock_filter[] (8 bytes each), installed right before exec */
+  SBX_OP_SECCOMP_FLAGS = 17, /* u32: SBX_SECCOMP_* */
+  SBX_OP_FD = 18,         /* u32 target fd in the child; consumes the next fd */
+  SBX_OP_SETUP_SOCKET = 19, /* consumes the next fd: the setup socket (above) */
+  SBX_OP_CGROUP = 20,     /* string: a cgroup v2 directory to start the child in (CLONE_INTO_CGROUP) */
+  SBX_OP_LANDLOCK = 21,   /* reserved for the Landlock issue */
+  SBX_OP_MAX
+};
+
+#define SBX_BIND_RW 1u       /* default is read-only */
+#define SBX_BIND_DEV 2u      /* allow device nodes (default nodev) */
+#define SBX_BIND_OPTIONAL 4u /* a missing source is skipped instead of failing */
+
+#define SBX_SECCOMP_LISTENER 1u /* install with SECCOMP_FILTER_FLAG_NEW_LISTENER */
+
+#endif

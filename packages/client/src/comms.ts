@@ -1,0 +1,304 @@
+// comms.ts: the asynchronous Comms channel (Promises, on Node's event loop, never blocking it).
+// The executor uses it to talk to sandboxees and to the forkserver; sandboxees may use it too.
+import * as codec from './codec.js';
+import { Decoder, type Message } from './decoder.js';
+import { CommsError } from './errors.js';
+import { native, type NativeErrnoError, type NativeWatcher } from './native.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE, PROTOCOL_VERSION, Tag, tagName } from './tags.js';
+
+export interface CommsOptions {
+  /** Incoming messages above this many bytes are refused (MESSAGE_TOO_LARGE). Default 64 MiB. */
+  maxMessageSize?: number;
+}
+
+interface Waiter {
+  resolve: (m: Message) => void;
+  reject: (e: Error) => void;
+}
+
+interface Outgoing {
+  buf: Buffer;
+  off: number;
+  fd: number; // sent with the first byte, then -1
+  done?: () => void;
+  fail?: (e: Error) => void;
+}
+
+const READ_CHUNK = 256 * 1024;
+
+/**
+ * One end of a Comms channel over a unix stream socket. Takes ownership of `fd` (made
+ * non-blocking) and closes it on close(). Receives are answered in call order; a message handler
+ * (onMessage) takes every message instead, for dispatching peers such as the forkserver.
+ */
+export class Comms {
+  readonly fd: number;
+  private readonly maxMessageSize: number;
+  private readonly decoder: Decoder;
+  private readonly watcher: NativeWatcher;
+  private readonly inbox: Message[] = [];
+  private readonly waiters: Waiter[] = [];
+  private readonly outbox: Outgoing[] = [];
+  private handler: ((m: Message) => void) | null = null;
+  private errorHandler: ((e: Error) => void) | null = null;
+  private failure: Error | null = null;
+  private closed = false;
+  private writing = false;
+  private readBuf: Buffer | null = null;
+
+  constructor(fd: number, options: CommsOptions = {}) {
+    if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`Comms: fd must be a non-negative integer, got ${fd}`);
+    const max = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    if (!Number.isSafeInteger(max) || max < 0 || max > 2 ** 32) throw new TypeError(`Comms: maxMessageSize must be an integer in 0..2^32, got ${max}`);
+    this.fd = fd;
+    this.maxMessageSize = max;
+    const n = native();
+    n.setNonBlocking(fd, true);
+    this.decoder = new Decoder(max, (f) => closeQuietly(f));
+    this.watcher = new n.Watcher(fd, (readable, writable) => {
+      if (readable) this.onReadable();
+      if (writable) this.flush();
+    });
+    this.watcher.start(true, false);
+  }
+
+  /** A connected pair: [ours, theirs fd]. `theirs` is a plain blocking fd to hand to a peer. */
+  static pair(options?: CommsOptions): [Comms, number] {
+    const [a, b] = native().socketpair(false, false);
+    return [new Comms(a, options), b];
+  }
+
+  /** Lets the process exit while this channel is idle (it stays open). */
+  unref(): this {
+    this.watcher.unref();
+    return this;
+  }
+
+  ref(): this {
+    this.watcher.ref();
+    return this;
+  }
+
+  /** Delivers every incoming message to `handler` instead of recv*(). `onError` gets the failure that ends the channel. */
+  onMessage(handler: (m: Message) => void, onError: (e: Error) => void): void {
+    this.handler = handler;
+    this.errorHandler = onError;
+    for (const m of this.inbox.splice(0)) handler(m);
+  }
+
+  // ---- raw TLVs ----
+
+  sendTLV(tag: number, data: Uint8Array = Buffer.alloc(0)): Promise<void> {
+    codec.checkTag(tag);
+    const payload = codec.toBuffer(data, 'sendTLV');
+    if (payload.length < 65536) {
+      const buf = Buffer.allocUnsafe(HEADER_SIZE + payload.length);
+      codec.encodeHeader(tag, payload.length, buf);
+      payload.copy(buf, HEADER_SIZE);
+      return this.enqueue(buf, -1);
+    }
+    // The header's promise settles with the payload's; only the payload's is returned.
+    this.enqueue(codec.encodeHeader(tag, payload.length), -1).catch(() => {});
+    return this.enqueue(payload, -1);
+  }
+
+  /** The next message of `tag` (TAG_MISMATCH on another), or of any tag when `tag` is omitted. */
+  async recvTLV(tag?: number): Promise<{ tag: number; data: Buffer }> {
+    const m = await this.next();
+    if (m.tag === Tag.Fd) {
+      closeQuietly(m.fd);
+      if (tag !== Tag.Fd) throw codec.tagMismatch(tag ?? 0, Tag.Fd);
+    }
+    if (tag !== undefined && m.tag !== tag) throw codec.tagMismatch(tag, m.tag);
+    return { tag: m.tag, data: m.data };
+  }
+
+  // ---- typed values ----
+
+  sendBool(v: boolean) { return this.sendTLV(Tag.Bool, codec.encodeBool(v)); }
+  async recvBool() { return codec.decodeBool(await this.payload(Tag.Bool)); }
+  sendInt8(v: number) { return this.sendTLV(Tag.Int8, codec.encodeInt('Int8', v)); }
+  async recvInt8() { return codec.decodeInt('Int8', await this.payload(Tag.Int8)); }
+  sendUint8(v: number) { return this.sendTLV(Tag.Uint8, codec.encodeInt('Uint8', v)); }
+  async recvUint8() { return codec.decodeInt('Uint8', await this.payload(Tag.Uint8)); }
+  sendInt16(v: number) { return this.sendTLV(Tag.Int16, codec.encodeInt('Int16', v)); }
+  async recvInt16() { return codec.decodeInt('Int16', await this.payload(Tag.Int16)); }
+  sendUint16(v: number) { return this.sendTLV(Tag.Uint16, codec.encodeInt('Uint16', v)); }
+  async recvUint16() { return codec.decodeInt('Uint16', await this.payload(Tag.Uint16)); }
+  sendInt32(v: number) { return this.sendTLV(Tag.Int32, codec.encodeInt('Int32', v)); }
+  async recvInt32() { return codec.decodeInt('Int32', await this.payload(Tag.Int32)); }
+  sendUint32(v: number) { return this.sendTLV(Tag.Uint32, codec.encodeInt('Uint32', v)); }
+  async recvUint32() { return codec.decodeInt('Uint32', await this.payload(Tag.Uint32)); }
+  sendInt64(v: bigint | number) { return this.sendTLV(Tag.Int64, codec.encodeBig('Int64', v)); }
+  async recvInt64() { return codec.decodeBig('Int64', await this.payload(Tag.Int64)); }
+  sendUint64(v: bigint | number) { return this.sendTLV(Tag.Uint64, codec.encodeBig('Uint64', v)); }
+  async recvUint64() { return codec.decodeBig('Uint64', await this.payload(Tag.Uint64)); }
+  sendString(s: string) { return this.sendTLV(Tag.String, codec.encodeString(s)); }
+  async recvString() { return codec.decodeString(await this.payload(Tag.String)); }
+  sendBytes(b: Uint8Array) { return this.sendTLV(Tag.Bytes, codec.toBuffer(b, 'sendBytes')); }
+  recvBytes(): Promise<Buffer> { return this.payload(Tag.Bytes); }
+  /** A structured value, msgpack-encoded (msgpackr, plain msgpack without extensions). */
+  sendMessage(value: unknown) { return this.sendTLV(Tag.Msgpack, codec.encodeMessage(value)); }
+  async recvMessage<T = unknown>(): Promise<T> { return codec.decodeMessage(await this.payload(Tag.Msgpack)) as T; }
+
+  /** Sends `fd` (borrowed: the caller may close it once the promise resolves). */
+  sendFd(fd: number): Promise<void> {
+    if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`sendFd: fd must be a non-negative integer, got ${fd}`);
+    return this.enqueue(codec.encodeHeader(Tag.Fd, 0), fd);
+  }
+
+  /** Receives an fd (CLOEXEC); the caller owns it. */
+  async recvFd(): Promise<number> {
+    const m = await this.next();
+    if (m.tag !== Tag.Fd) throw codec.tagMismatch(Tag.Fd, m.tag);
+    return m.fd;
+  }
+
+  /** Both sides call it: resolves once the peer has reached its barrier too. */
+  async barrier(): Promise<void> {
+    await this.sendTLV(Tag.Barrier);
+    await this.payload(Tag.Barrier);
+  }
+
+  sendVersion() { return this.sendTLV(Tag.Version, codec.encodeInt('Uint32', PROTOCOL_VERSION)); }
+  async recvVersion(): Promise<number> {
+    const v = codec.decodeInt('Uint32', await this.payload(Tag.Version));
+    if (v !== PROTOCOL_VERSION) throw new CommsError('IO', `Comms: the peer speaks protocol version ${v}, this side ${PROTOCOL_VERSION}`);
+    return v;
+  }
+
+  /** Closes the channel (and the fd). Pending receives reject with CLOSED. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.watcher.close();
+    closeQuietly(this.fd);
+    this.decoder.dispose();
+    for (const m of this.inbox.splice(0)) if (m.fd >= 0) closeQuietly(m.fd);
+    this.setFailure(new CommsError('CLOSED', 'Comms: the channel was closed by this side'));
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  // ---- internals ----
+
+  private async payload(tag: number): Promise<Buffer> {
+    return (await this.recvTLV(tag)).data;
+  }
+
+  private next(): Promise<Message> {
+    const m = this.inbox.shift();
+    if (m) return Promise.resolve(m);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  private deliver(m: Message): void {
+    if (this.handler) return this.handler(m);
+    const w = this.waiters.shift();
+    if (w) w.resolve(m);
+    else this.inbox.push(m);
+  }
+
+  private setFailure(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    for (const w of this.waiters.splice(0)) w.reject(err);
+    for (const o of this.outbox.splice(0)) o.fail?.(err);
+    if (!this.closed) {
+      this.watcher.close();
+      this.closed = true;
+      closeQuietly(this.fd);
+    }
+    this.errorHandler?.(err);
+  }
+
+  private onReadable(): void {
+    if (this.closed) return;
+    const n = native();
+    const out: Message[] = [];
+    try {
+      for (;;) {
+        const direct = this.decoder.directTarget();
+        let r;
+        if (direct) {
+          r = n.recvmsg(this.fd, direct.buf, direct.offset, direct.length);
+          if (r.bytes > 0) this.decoder.feedDirect(r.bytes, r.fds, out);
+        } else {
+          this.readBuf ??= Buffer.allocUnsafe(READ_CHUNK);
+          r = n.recvmsg(this.fd, this.readBuf, 0, READ_CHUNK);
+          if (r.bytes > 0) this.decoder.feed(this.readBuf.subarray(0, r.bytes), r.fds, out);
+        }
+        if (r.ctrunc) throw new CommsError('UNEXPECTED_FD', 'Comms: the peer sent more fds in one message than can be received');
+        if (r.bytes === 0) {
+          r.fds.forEach(closeQuietly);
+          this.decoder.end();
+        }
+        if (r.bytes < 0) break; // EAGAIN: drained
+      }
+    } catch (err) {
+      for (const m of out) this.deliver(m);
+      this.setFailure(err instanceof CommsError ? err : ioError(err, 'recvmsg'));
+      return;
+    }
+    for (const m of out) this.deliver(m);
+  }
+
+  private enqueue(buf: Buffer, fd: number): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.outbox.push({ buf, off: 0, fd, done: resolve, fail: reject });
+      if (!this.writing) this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.closed) return;
+    const n = native();
+    try {
+      while (this.outbox.length > 0) {
+        const o = this.outbox[0]!;
+        const wrote = n.sendmsg(this.fd, o.buf, o.off, o.buf.length - o.off, o.fd);
+        if (wrote < 0) {
+          if (!this.writing) {
+            this.writing = true;
+            this.watcher.start(true, true);
+          }
+          return;
+        }
+        o.fd = -1;
+        o.off += wrote;
+        if (o.off === o.buf.length) {
+          this.outbox.shift();
+          o.done?.();
+        }
+      }
+      if (this.writing) {
+        this.writing = false;
+        this.watcher.start(true, false);
+      }
+    } catch (err) {
+      this.setFailure(ioError(err, 'sendmsg'));
+    }
+  }
+}
+
+function ioError(err: unknown, call: string): CommsError {
+  const e = err as NativeErrnoError;
+  if (e && (e.code === 'EPIPE' || e.code === 'ECONNRESET')) {
+    return new CommsError('PEER_CLOSED', `Comms: the peer closed the channel (${call}: ${e.code})`, { cause: err, errno: e.errno });
+  }
+  return new CommsError('IO', `Comms: ${e?.message ?? String(err)}`, { cause: err, errno: e?.errno });
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    native().close(fd);
+  } catch {
+    // already closed: nothing to release
+  }
+}
+
+export { tagName };

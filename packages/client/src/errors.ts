@@ -1,0 +1,32 @@
+/** Base class of every error sbx throws on purpose. `code` is stable; messages may change. */
+export class SbxError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+export type CommsErrorCode =
+  | 'PEER_CLOSED' // the peer closed the channel at a message boundary
+  | 'TRUNCATED' // the peer closed the channel inside a message
+  | 'TAG_MISMATCH' // a message of another tag arrived
+  | 'BAD_SIZE' // a fixed-size value of the wrong length
+  | 'MESSAGE_TOO_LARGE' // the announced length exceeds maxMessageSize
+  | 'UNEXPECTED_FD' // an fd where none belongs, or too many fds on one message
+  | 'MISSING_FD' // an Fd message without its fd
+  | 'BAD_MSGPACK' // a Msgpack payload that does not decode
+  | 'BAD_UTF8' // a String payload that is not UTF-8
+  | 'CLOSED' // this side closed the channel
+  | 'IO'; // the socket call failed (errno in `errno`)
+
+/** A Comms failure. After any code but TAG_MISMATCH, BAD_SIZE, BAD_MSGPACK or BAD_UTF8 the channel is broken. */
+export class CommsError extends SbxError {
+  declare readonly code: CommsErrorCode;
+  readonly errno?: number;
+  constructor(code: CommsErrorCode, message: string, options?: { cause?: unknown; errno?: number }) {
+    super(code, message, options);
+    if (options?.errno !== undefined) this.errno = options.errno;
+  }
+}

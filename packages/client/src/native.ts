@@ -1,0 +1,86 @@
+// native.ts: loads sbx_native.node (the C++ glue over syscalls and libsbx_comms) once, and types it.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** What sbx_native.node exports. Internal: the public API wraps it. */
+export interface NativeBinding {
+  socketpair(nonBlocking0?: boolean, nonBlocking1?: boolean): [number, number];
+  setNonBlocking(fd: number, on: boolean): void;
+  close(fd: number): void;
+  recvmsg(fd: number, buf: Buffer, offset: number, length: number): { bytes: number; fds: number[]; ctrunc: boolean };
+  sendmsg(fd: number, buf: Buffer, offset: number, length: number, passFd: number): number;
+  Watcher: new (fd: number, cb: (readable: boolean, writable: boolean) => void) => NativeWatcher;
+  pidfdOpen(pid: number): number;
+  pidfdSendSignal(pidfd: number, signal: number): boolean;
+  pidfdGetfd(pidfd: number, targetFd: number): number;
+  commsSend(fd: number, tag: number, data: Buffer): void;
+  commsSendFd(fd: number, passFd: number): void;
+  commsRecv(fd: number, maxMessageSize: number): { tag: number; data: Buffer; fd: number };
+  monitorStart(cb: (event: MonitorEvent) => void): void;
+  monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number): void;
+  monitorUnwatch(id: number): void;
+}
+
+export interface NativeWatcher {
+  start(readable: boolean, writable: boolean): void;
+  stop(): void;
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
+
+export interface MonitorEvent {
+  type: 'exec' | 'exec_failed' | 'violation' | 'closed';
+  id: number;
+  pid: number;
+  nr: number;
+  arch: number;
+  ip: bigint;
+  args: bigint[];
+  errno: number;
+}
+
+/** An error from a native call: Node-style errno facts. */
+export interface NativeErrnoError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+  lastTag?: number;
+}
+
+let binding: NativeBinding | undefined;
+
+/** Where the addon may be, in order. SBX_NATIVE_PATH overrides. */
+export function nativeCandidates(): string[] {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const root = resolve(here, '..', '..', '..');
+  const list = [join(root, 'native', 'build', 'Release', 'sbx_native.node')];
+  if (process.env.SBX_NATIVE_PATH) list.unshift(process.env.SBX_NATIVE_PATH);
+  return list;
+}
+
+/** The native binding, loaded on first use. Throws listing every path tried. */
+export function native(): NativeBinding {
+  if (binding) return binding;
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  let lastError: unknown;
+  for (const path of nativeCandidates()) {
+    tried.push(path);
+    if (!existsSync(path)) continue;
+    try {
+      binding = require(path) as NativeBinding;
+      return binding;
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw new Error(
+    `sbx: cannot load the native addon sbx_native.node. Tried:\n  ${tried.join('\n  ')}\n` +
+      `Build it with \`pnpm install\` (or \`node native/build.mjs\`).` +
+      (lastError ? `\nLast error: ${(lastError as Error).message}` : ''),
+    { cause: lastError },
+  );
+}
