@@ -31,6 +31,16 @@ static Napi::Value SocketPair(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// pipe() -> [readFd, writeFd], both CLOEXEC (mapped into a sandboxee as stdio by the forkserver).
+static Napi::Value Pipe(const Napi::CallbackInfo &info) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) ThrowErrno(info.Env(), errno, "pipe2");
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, fds[0]);
+  out.Set(1u, fds[1]);
+  return out;
+}
+
 static Napi::Value SetNonBlocking(const Napi::CallbackInfo &info) {
   const char *usage = "setNonBlocking(fd: number, on: boolean)";
   int fd = ArgInt(info, 0, usage);
@@ -95,35 +105,48 @@ static Napi::Value RecvMsg(const Napi::CallbackInfo &info) {
   return out;
 }
 
-// sendmsg(fd, buf, offset, length, passFd) -> bytes written, or -1 on EAGAIN. passFd >= 0 is
-// sent (borrowed) with SCM_RIGHTS attached to the first byte.
+// sendmsg(fd, buf, offset, length, passFds) -> bytes written, or -1 on EAGAIN. passFds (a number,
+// -1 for none, or an array of up to 16) are sent borrowed with SCM_RIGHTS on the first byte.
 static Napi::Value SendMsg(const Napi::CallbackInfo &info) {
-  const char *usage = "sendmsg(fd: number, buf: Buffer, offset: number, length: number, passFd: number)";
+  const char *usage = "sendmsg(fd: number, buf: Buffer, offset: number, length: number, passFds: number | number[])";
   Napi::Env env = info.Env();
   int fd = ArgInt(info, 0, usage);
   Napi::Buffer<uint8_t> buf = ArgBuffer(info, 1, usage);
   uint32_t off = ArgUint32(info, 2, usage), len = ArgUint32(info, 3, usage);
-  int pass = ArgInt(info, 4, usage);
   if ((uint64_t)off + len > buf.Length()) ThrowUsage(env, usage);
+  int pass[kMaxFdsPerRecv];
+  size_t npass = 0;
+  if (info.Length() > 4 && info[4].IsArray()) {
+    Napi::Array a = info[4].As<Napi::Array>();
+    if (a.Length() > (uint32_t)kMaxFdsPerRecv) ThrowUsage(env, usage);
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value v = a.Get(i);
+      if (!v.IsNumber()) ThrowUsage(env, usage);
+      pass[npass++] = v.As<Napi::Number>().Int32Value();
+    }
+  } else {
+    int one = ArgInt(info, 4, usage);
+    if (one >= 0) pass[npass++] = one;
+  }
 
   struct iovec iov = {buf.Data() + off, len};
   union {
-    char bytes[CMSG_SPACE(sizeof(int))];
+    char bytes[CMSG_SPACE(sizeof(int) * kMaxFdsPerRecv)];
     struct cmsghdr align;
   } control;
   struct msghdr msg;
   memset(&msg, 0, sizeof msg);
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  if (pass >= 0) {
+  if (npass > 0) {
     memset(&control, 0, sizeof control);
     msg.msg_control = control.bytes;
-    msg.msg_controllen = sizeof control.bytes;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * npass);
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &pass, sizeof pass);
+    c->cmsg_len = CMSG_LEN(sizeof(int) * npass);
+    memcpy(CMSG_DATA(c), pass, sizeof(int) * npass);
   }
   ssize_t n;
   do {
@@ -136,6 +159,7 @@ static Napi::Value SendMsg(const Napi::CallbackInfo &info) {
 
 void InitFdBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
+  exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("setNonBlocking", Napi::Function::New(env, SetNonBlocking, "setNonBlocking"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("recvmsg", Napi::Function::New(env, RecvMsg, "recvmsg"));

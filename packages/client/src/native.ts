@@ -7,10 +7,11 @@ import { fileURLToPath } from 'node:url';
 /** What sbx_native.node exports. Internal: the public API wraps it. */
 export interface NativeBinding {
   socketpair(nonBlocking0?: boolean, nonBlocking1?: boolean): [number, number];
+  pipe(): [number, number];
   setNonBlocking(fd: number, on: boolean): void;
   close(fd: number): void;
   recvmsg(fd: number, buf: Buffer, offset: number, length: number): { bytes: number; fds: number[]; ctrunc: boolean };
-  sendmsg(fd: number, buf: Buffer, offset: number, length: number, passFd: number): number;
+  sendmsg(fd: number, buf: Buffer, offset: number, length: number, passFds: number | number[]): number;
   Watcher: new (fd: number, cb: (readable: boolean, writable: boolean) => void) => NativeWatcher;
   pidfdOpen(pid: number): number;
   pidfdSendSignal(pidfd: number, signal: number): boolean;
