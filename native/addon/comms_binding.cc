@@ -56,9 +56,11 @@ static Napi::Value CommsRecv(const Napi::CallbackInfo &info) {
   if (rc < 0) ThrowComms(env, rc, c, "sbx_comms_recv");
   Napi::Object out = Napi::Object::New(env);
   out.Set("tag", Napi::Number::New(env, tag));
-  out.Set("data", data ? Napi::Buffer<uint8_t>::New(env, static_cast<uint8_t *>(data), len,
-                                                    [](Napi::Env, uint8_t *p) { free(p); })
-                       : Napi::Buffer<uint8_t>::New(env, 0));
+  // Copy into a V8-owned Buffer and free at once: an external buffer would hide the memory
+  // from V8's GC accounting, and fresh (never recycled) pages cost more than the copy.
+  Napi::Buffer<uint8_t> copy = Napi::Buffer<uint8_t>::Copy(env, static_cast<uint8_t *>(data), len);
+  free(data);
+  out.Set("data", copy);
   out.Set("fd", Napi::Number::New(env, fd));
   return out;
 }
