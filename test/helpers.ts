@@ -1,5 +1,5 @@
 // helpers.ts: shared bits of the integration tests.
-import { readdirSync, existsSync } from 'node:fs';
+import { readdirSync, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export const repoRoot = resolve(import.meta.dirname, '..');
@@ -20,4 +20,73 @@ export function openFdCount(): number {
 /** Resolves after the event loop had a chance to run pending callbacks. */
 export function tick(ms = 20): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+import { Executor, PolicyBuilder, Sandbox, type ExecutorOptions, type Result } from '@sbx/executor';
+
+/** A permissive policy for isolation tests: every syscall allowed except the always-on denials,
+ *  on the usual read-only system view with /proc, /dev basics and a tmpfs /tmp. */
+export function isolationPolicy(extra?: (b: PolicyBuilder) => void) {
+  const b = new PolicyBuilder().defaultAction('allow');
+  for (const d of ['/usr', '/bin', '/sbin', '/lib', '/lib64']) if (existsSync(d)) b.addDirectory(d);
+  for (const f of ['/etc/ld.so.cache', '/etc/passwd', '/etc/group']) if (existsSync(f)) b.addFile(f);
+  for (const f of ['/dev/null', '/dev/zero', '/dev/urandom']) b.addFile(f, { writable: true });
+  b.addDirectory('/proc');
+  b.addTmpfs('/tmp', { sizeBytes: 16 << 20 });
+  extra?.(b);
+  return b.build();
+}
+
+export interface Captured {
+  result: Result;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs argv in a sandbox with stdout/stderr captured. */
+export async function runCaptured(
+  argv: string[],
+  options: { policy?: ReturnType<typeof isolationPolicy>; executor?: ExecutorOptions; before?: (s: Sandbox, e: Executor) => void } = {},
+): Promise<Captured> {
+  const executor = new Executor(argv[0]!, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...options.executor });
+  const sandbox = new Sandbox(executor, options.policy ?? isolationPolicy());
+  options.before?.(sandbox, executor);
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const resultP = sandbox.run();
+  await sandbox.runAsync().catch(() => {});
+  const done = Promise.all([
+    sandbox.stdout ? collect(sandbox.stdout, out) : Promise.resolve(),
+    sandbox.stderr ? collect(sandbox.stderr, err) : Promise.resolve(),
+  ]);
+  const result = await resultP;
+  await done;
+  return { result, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+}
+
+function collect(stream: NodeJS.ReadableStream, into: Buffer[]): Promise<void> {
+  return new Promise((resolve) => {
+    stream.on('data', (d: Buffer) => into.push(d));
+    stream.on('end', resolve);
+    stream.on('error', () => resolve());
+  });
+}
+
+/** Runs a shell script in a sandbox. */
+export function sh(script: string, options: Parameters<typeof runCaptured>[1] = {}): Promise<Captured> {
+  return runCaptured(['/bin/sh', '-c', script], options);
+}
+
+/** Pids of every process whose cmdline contains `marker` (to prove nothing survives). */
+export function processesWith(marker: string): number[] {
+  const found: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker)) found.push(Number(p));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
 }

@@ -1,0 +1,73 @@
+// default-policy.ts: the policy `sbx run` uses: what an ordinary dynamically linked command-line
+// program needs (startup, reading the files it can see, writing, time, exit, children of its own)
+// on a read-only view of the system directories; no network.
+import { existsSync, lstatSync } from 'node:fs';
+import { PolicyBuilder } from '../policy/policy-builder.js';
+import type { Policy } from '../policy/policy.js';
+
+export interface RunPolicyOptions {
+  allow: string[];
+  errno: Array<[string, string]>;
+  mounts: Array<{ outside: string; inside: string; writable: boolean }>;
+  tmpfs: Array<{ inside: string; sizeBytes: number }>;
+  network: 'none' | 'host';
+}
+
+/** System directories bound read-only (those that exist; merged-/usr links stay links). */
+const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/lib32', '/libx32'];
+/** The /etc files dynamic programs read: never the whole /etc (no /etc/shadow, no keys). */
+const ETC_FILES = ['/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/localtime', '/etc/nsswitch.conf', '/etc/passwd', '/etc/group', '/etc/hosts', '/etc/host.conf', '/etc/resolv.conf', '/etc/os-release'];
+const DEV_FILES = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom'];
+
+/** Syscalls beyond the presets that ordinary tools (coreutils, shells) make. */
+const CLI_SYSCALLS = [
+  'getdents64', 'getdents', 'ioctl', 'fadvise64', 'readlink', 'readlinkat', 'getcwd', 'chdir', 'fchdir',
+  'uname', 'sysinfo', 'getrlimit', 'prlimit64', 'getrusage', 'times', 'umask',
+  'dup', 'dup2', 'dup3', 'pipe', 'pipe2', 'fcntl', 'poll', 'ppoll', 'select', 'pselect6',
+  'rt_sigaction', 'rt_sigprocmask', 'rt_sigreturn', 'sigaltstack', 'kill', 'tgkill', 'getpgrp', 'setpgid', 'getpgid', 'getsid',
+  'clone', 'fork', 'vfork', 'execve', 'execveat', 'wait4', 'waitid',
+  'getpid', 'getppid', 'gettid', 'getuid', 'geteuid', 'getgid', 'getegid', 'getresuid', 'getresgid', 'getgroups',
+  'mkdir', 'mkdirat', 'rmdir', 'unlink', 'unlinkat', 'rename', 'renameat', 'renameat2', 'link', 'linkat', 'symlink', 'symlinkat',
+  'chmod', 'fchmod', 'fchmodat', 'utimensat', 'ftruncate', 'truncate', 'fsync', 'fdatasync', 'sync',
+  'sendfile', 'copy_file_range', 'splice', 'memfd_create', 'statfs', 'fstatfs', 'madvise', 'mremap', 'sched_getaffinity', 'sched_yield',
+  'getrandom', 'set_robust_list', 'rseq', 'membarrier', 'prctl',
+];
+
+export function defaultPolicy(binary: string, o: RunPolicyOptions): Policy {
+  const b = new PolicyBuilder()
+    .allowDynamicStartup()
+    .allowSystemMalloc()
+    .allowRead()
+    .allowWrite()
+    .allowOpen()
+    .allowStat()
+    .allowAccess()
+    .allowExit()
+    .allowTime()
+    .allowSleep()
+    .allowFutex()
+    .allowSyscalls(CLI_SYSCALLS);
+  for (const name of o.allow) b.allowSyscall(name);
+  for (const [name, errno] of o.errno) b.blockSyscallWithErrno(name, errno);
+
+  for (const d of SYSTEM_DIRS) if (existsSync(d)) addPath(b, d);
+  for (const f of ETC_FILES) if (existsSync(f)) b.addFile(f);
+  for (const f of DEV_FILES) if (existsSync(f)) b.addFile(f, { writable: true });
+  b.addDirectory('/proc');
+  if (!o.tmpfs.some((t) => t.inside === '/tmp')) b.addTmpfs('/tmp', { sizeBytes: 64 * 2 ** 20 });
+  for (const t of o.tmpfs) b.addTmpfs(t.inside, { sizeBytes: t.sizeBytes });
+  for (const m of o.mounts) {
+    const dir = lstatSync(m.outside, { throwIfNoEntry: false })?.isDirectory() ?? true;
+    if (dir) b.addDirectoryAt(m.outside, m.inside, { writable: m.writable });
+    else b.addFileAt(m.outside, m.inside, { writable: m.writable });
+  }
+  b.addLibrariesForBinary(binary);
+  if (o.network === 'host') b.allowUnrestrictedNetworking();
+  return b.build();
+}
+
+function addPath(b: PolicyBuilder, p: string): void {
+  // A merged-/usr link (/bin -> usr/bin) is bound like a directory; the mount planner turns an
+  // identity bind of a host symlink into the same symlink inside.
+  b.addDirectory(p);
+}

@@ -1,0 +1,197 @@
+// run.ts: `sbx run [options] -- CMD [ARGS]`: runs any program in a sandbox with a default policy
+// for ordinary dynamically linked command-line programs. Stdio passes through.
+import { writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import { parseArgs } from 'node:util';
+import { Executor } from '../executor.js';
+import type { LimitsOptions } from '../limits.js';
+import { Sandbox } from '../sandbox.js';
+import type { Result } from '../result.js';
+import { ExitCode } from './exit-codes.js';
+import { defaultPolicy, type RunPolicyOptions } from './default-policy.js';
+
+export const RUN_HELP = `Usage: sbx run [options] -- CMD [ARGS...]
+
+Runs CMD in a sandbox: new user, mount, pid, net, ipc, uts and cgroup namespaces; a read-only
+view of /usr, /lib*, /bin, /sbin and the few /etc files dynamic programs need; a tmpfs /tmp;
+a seccomp policy for ordinary command-line programs; no network. Stdio passes through.
+
+Options:
+  --allow SYSCALL[,SYSCALL...]   also allow these syscalls (repeatable)
+  --errno SYSCALL=ERRNO          make SYSCALL fail with ERRNO (e.g. uname=EPERM; repeatable)
+  --mount SRC[:DST][:rw]         bind SRC at DST (default SRC), read-only unless :rw (repeatable)
+  --tmpfs DST[:SIZE]             a tmpfs at DST (SIZE like 64M; repeatable)
+  --walltime SEC                 wall-time limit in seconds (default 120; 0 = none)
+  --rlimit-as BYTES              address-space limit (K, M, G suffixes)
+  --rlimit-fsize BYTES           largest file the program may write
+  --rlimit-nofile N              open-file limit
+  --rlimit-cpu SEC               CPU-time limit
+  --net none|host                no network (default) or the host's network (not recommended)
+  --env K=V                      environment variable (repeatable; default PATH only)
+  --cwd DIR                      working directory inside the sandbox (default /)
+  --result-json FILE             write the Result as JSON to FILE
+  -q, --quiet                    do not print the Result line when the run is not OK
+
+Exit code: CMD's own when it exits normally; 124 timeout, 126 setup error, 137 killed,
+159 policy violation, 128+N killed by signal N, 125 sbx failed, 2 bad usage.`;
+
+const options = {
+  allow: { type: 'string', multiple: true },
+  errno: { type: 'string', multiple: true },
+  mount: { type: 'string', multiple: true },
+  tmpfs: { type: 'string', multiple: true },
+  walltime: { type: 'string' },
+  'rlimit-as': { type: 'string' },
+  'rlimit-fsize': { type: 'string' },
+  'rlimit-nofile': { type: 'string' },
+  'rlimit-cpu': { type: 'string' },
+  net: { type: 'string', multiple: true },
+  env: { type: 'string', multiple: true },
+  cwd: { type: 'string' },
+  'result-json': { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export class UsageError extends Error {
+  readonly code = 'USAGE';
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  if (values.help) {
+    console.log(RUN_HELP);
+    return 0;
+  }
+  if (positionals.length === 0) throw new UsageError('no command given (sbx run [options] -- CMD [ARGS...])');
+  const [cmd, ...args] = positionals as [string, ...string[]];
+
+  const limits: LimitsOptions = {};
+  if (values.walltime !== undefined) limits.walltime = parseNumber('--walltime', values.walltime);
+  if (values['rlimit-as'] !== undefined) limits.rlimitAs = parseBytes('--rlimit-as', values['rlimit-as']);
+  if (values['rlimit-fsize'] !== undefined) limits.rlimitFsize = parseBytes('--rlimit-fsize', values['rlimit-fsize']);
+  if (values['rlimit-nofile'] !== undefined) limits.rlimitNofile = parseInteger('--rlimit-nofile', values['rlimit-nofile']);
+  if (values['rlimit-cpu'] !== undefined) limits.rlimitCpu = parseInteger('--rlimit-cpu', values['rlimit-cpu']);
+
+  const env: Record<string, string> = { PATH: '/usr/local/bin:/usr/bin:/bin' };
+  for (const kv of values.env ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--env expects K=V, got "${kv}"`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+
+  const policyOptions: RunPolicyOptions = {
+    allow: (values.allow ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean),
+    errno: (values.errno ?? []).map((s) => {
+      const eq = s.indexOf('=');
+      if (eq <= 0) throw new UsageError(`--errno expects SYSCALL=ERRNO, got "${s}"`);
+      return [s.slice(0, eq), s.slice(eq + 1)] as [string, string];
+    }),
+    mounts: (values.mount ?? []).map(parseMount),
+    tmpfs: (values.tmpfs ?? []).map(parseTmpfs),
+    network: parseNet(values.net ?? []),
+  };
+
+  let executor: Executor;
+  try {
+    executor = new Executor(cmd, [cmd, ...args], { env, cwd: values.cwd ?? '/', limits });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.code === 'BINARY_NOT_FOUND' || e.code === 'BINARY_NOT_EXECUTABLE') {
+      console.error(`sbx run: ${e.message}`);
+      return ExitCode.SETUP;
+    }
+    if (err instanceof TypeError) throw new UsageError(e.message);
+    throw err;
+  }
+  const policy = defaultPolicy(executor.path, policyOptions);
+  const sandbox = new Sandbox(executor, policy);
+
+  // Ctrl-C or a kill of sbx ends the sandbox too.
+  const onSignal = () => sandbox.kill();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  let result: Result;
+  try {
+    result = await sandbox.run();
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
+  }
+
+  if (values['result-json']) writeFileSync(values['result-json'], JSON.stringify(result.toJSON(), null, 2) + '\n');
+  if (result.status !== 'OK' && !values.quiet) console.error(`sbx: ${result.toString()}`);
+  return exitCodeFor(result);
+}
+
+export function exitCodeFor(r: Result): number {
+  switch (r.status) {
+    case 'OK':
+      return r.exitCode ?? 0;
+    case 'SIGNALED':
+      return ExitCode.SIGNAL_BASE + (typeof r.signal === 'number' ? r.signal : signalNumber(r.signal));
+    case 'TIMEOUT':
+      return ExitCode.TIMEOUT;
+    case 'VIOLATION':
+      return ExitCode.VIOLATION;
+    case 'EXTERNAL_KILL':
+      return ExitCode.EXTERNAL_KILL;
+    case 'SETUP_ERROR':
+      return ExitCode.SETUP;
+    default:
+      return ExitCode.INTERNAL;
+  }
+}
+
+function signalNumber(name: string | undefined): number {
+  return (name && (os.constants.signals as Record<string, number>)[name]) || 0;
+}
+
+export function parseBytes(flag: string, s: string): number {
+  const m = /^(\d+)\s*([kKmMgGtT]?)[bB]?$/.exec(s.trim());
+  if (!m) throw new UsageError(`${flag} expects a size like 4096, 64K, 512M or 2G, got "${s}"`);
+  const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2]!.toLowerCase()]!;
+  const v = Number(m[1]) * mult;
+  if (!Number.isSafeInteger(v)) throw new UsageError(`${flag}: ${s} is too large`);
+  return v;
+}
+
+function parseInteger(flag: string, s: string): number {
+  if (!/^\d+$/.test(s.trim())) throw new UsageError(`${flag} expects a non-negative integer, got "${s}"`);
+  return Number(s);
+}
+
+function parseNumber(flag: string, s: string): number {
+  const v = Number(s);
+  if (s.trim() === '' || !Number.isFinite(v) || v < 0) throw new UsageError(`${flag} expects a non-negative number of seconds, got "${s}"`);
+  return v;
+}
+
+function parseMount(s: string): { outside: string; inside: string; writable: boolean } {
+  const parts = s.split(':');
+  let writable = false;
+  if (parts.length > 1 && (parts[parts.length - 1] === 'rw' || parts[parts.length - 1] === 'ro')) writable = parts.pop() === 'rw';
+  if (parts.length > 2 || !parts[0]) throw new UsageError(`--mount expects SRC[:DST][:rw], got "${s}"`);
+  const outside = parts[0];
+  const inside = parts[1] ?? outside;
+  if (!outside.startsWith('/') || !inside.startsWith('/')) throw new UsageError(`--mount paths must be absolute, got "${s}"`);
+  return { outside, inside, writable };
+}
+
+function parseTmpfs(s: string): { inside: string; sizeBytes: number } {
+  const [inside, size] = s.split(':');
+  if (!inside || !inside.startsWith('/')) throw new UsageError(`--tmpfs expects an absolute DST[:SIZE], got "${s}"`);
+  return { inside, sizeBytes: size ? parseBytes('--tmpfs', size) : 64 * 2 ** 20 };
+}
+
+function parseNet(list: string[]): 'none' | 'host' {
+  let mode: 'none' | 'host' = 'none';
+  for (const n of list) {
+    if (n === 'none' || n === 'host') mode = n;
+    else if (n.startsWith('allow=') || n.startsWith('deny=')) throw new UsageError(`--net ${n}: per-address network rules are not available yet (use --net none or --net host)`);
+    else throw new UsageError(`--net expects none or host, got "${n}"`);
+  }
+  return mode;
+}

@@ -1,0 +1,128 @@
+// executor.ts: what to run and with which limits and fds (Sandbox2's Executor). The policy says
+// what the sandboxee may do; Sandbox puts the two together.
+import { accessSync, constants as fsc, statSync } from 'node:fs';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { Ipc } from './ipc.js';
+import { Limits, type LimitsOptions } from './limits.js';
+
+export type StdioOption = 'inherit' | 'ignore' | 'pipe';
+
+export interface ExecutorOptions {
+  /** The sandboxee's whole environment (default: PATH only). Nothing is inherited implicitly. */
+  env?: Record<string, string>;
+  /** Working directory inside the sandbox (default "/"). */
+  cwd?: string;
+  /** Install the policy before exec (default true). false: the program calls sandboxMeHere() itself. */
+  enableSandboxBeforeExec?: boolean;
+  limits?: LimitsOptions | Limits;
+  /** stdin, stdout, stderr: the executor's own ('inherit', default), /dev/null ('ignore'), or a pipe ('pipe'). */
+  stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
+  /** Hostname inside (default "sandbox"). */
+  hostname?: string;
+}
+
+export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
+
+export class ExecutorError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'ExecutorError';
+    this.code = code;
+  }
+}
+
+export class Executor {
+  /** Absolute host path of the binary (resolved through PATH when given a bare name). */
+  readonly path: string;
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly cwd: string;
+  readonly enableSandboxBeforeExec: boolean;
+  readonly limits: Limits;
+  readonly ipc = new Ipc();
+  readonly stdio: readonly [StdioOption, StdioOption, StdioOption];
+  readonly hostname: string;
+  /** @internal set when a Sandbox starts it: an executor runs once. */
+  started = false;
+
+  constructor(path: string, argv?: readonly string[], options: ExecutorOptions = {}) {
+    // Validate arguments
+    if (typeof path !== 'string' || path === '') throw new TypeError('Executor: path must be a non-empty string');
+    if (argv !== undefined && (!Array.isArray(argv) || argv.some((a) => typeof a !== 'string'))) {
+      throw new TypeError('Executor: argv must be an array of strings');
+    }
+    if (options === null || typeof options !== 'object') throw new TypeError('Executor: options must be an object');
+    const known = new Set(['env', 'cwd', 'enableSandboxBeforeExec', 'limits', 'stdio', 'hostname']);
+    for (const k of Object.keys(options)) if (!known.has(k)) throw new TypeError(`Executor: unknown option "${k}" (known: ${[...known].join(', ')})`);
+
+    // Interpret
+    this.path = resolveBinary(path);
+    this.argv = Object.freeze([...(argv ?? [path])]);
+    this.env = Object.freeze(checkEnv(options.env ?? { PATH: DEFAULT_PATH }));
+    const cwd = options.cwd ?? '/';
+    if (typeof cwd !== 'string' || !isAbsolute(cwd)) throw new TypeError(`Executor: cwd must be an absolute path inside the sandbox, got ${JSON.stringify(cwd)}`);
+    this.cwd = cwd;
+    this.enableSandboxBeforeExec = options.enableSandboxBeforeExec ?? true;
+    this.limits = options.limits instanceof Limits ? options.limits : new Limits(options.limits);
+    this.stdio = normalizeStdio(options.stdio ?? 'inherit');
+    const hostname = options.hostname ?? 'sandbox';
+    if (typeof hostname !== 'string' || hostname.length === 0 || hostname.length > 64 || hostname.includes('\0')) {
+      throw new TypeError('Executor: hostname must be 1..64 characters');
+    }
+    this.hostname = hostname;
+  }
+}
+
+/** A bare name is looked up in the executor's PATH, as execvp would; the result must be an executable file. */
+export function resolveBinary(path: string): string {
+  let full: string | undefined;
+  if (path.includes('/')) full = resolve(path);
+  else {
+    for (const dir of (process.env.PATH ?? DEFAULT_PATH).split(delimiter)) {
+      if (!dir) continue;
+      const candidate = join(dir, path);
+      if (isExecutableFile(candidate)) {
+        full = candidate;
+        break;
+      }
+    }
+    if (!full) throw new ExecutorError('BINARY_NOT_FOUND', `Executor: "${path}" was not found in PATH (${process.env.PATH ?? DEFAULT_PATH})`);
+  }
+  let st;
+  try {
+    st = statSync(full);
+  } catch {
+    throw new ExecutorError('BINARY_NOT_FOUND', `Executor: the binary ${full} does not exist`);
+  }
+  if (!st.isFile()) throw new ExecutorError('BINARY_NOT_EXECUTABLE', `Executor: ${full} is not a regular file`);
+  if (!isExecutableFile(full)) throw new ExecutorError('BINARY_NOT_EXECUTABLE', `Executor: ${full} is not executable`);
+  return full;
+}
+
+function isExecutableFile(p: string): boolean {
+  try {
+    accessSync(p, fsc.X_OK);
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function checkEnv(env: Record<string, string>): Record<string, string> {
+  if (env === null || typeof env !== 'object') throw new TypeError('Executor: env must be an object of strings');
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (typeof v !== 'string') throw new TypeError(`Executor: env.${k} must be a string`);
+    if (k === '' || k.includes('=') || k.includes('\0') || v.includes('\0')) throw new TypeError(`Executor: bad environment variable ${JSON.stringify(k)}`);
+    out[k] = v;
+  }
+  return out;
+}
+
+function normalizeStdio(s: StdioOption | StdioOption[]): [StdioOption, StdioOption, StdioOption] {
+  const ok = (x: unknown): x is StdioOption => x === 'inherit' || x === 'ignore' || x === 'pipe';
+  if (ok(s)) return [s, s, s];
+  if (Array.isArray(s) && s.length === 3 && s.every(ok)) return [s[0]!, s[1]!, s[2]!];
+  throw new TypeError(`Executor: stdio must be 'inherit', 'ignore', 'pipe' or an array of three of them`);
+}

@@ -1,0 +1,136 @@
+// forkserver-protocol.ts: the executor's side of native/forkserver/protocol.h (keep them equal).
+// A spawn request is an op list: TLVs in the Comms format, built here, parsed by the forkserver.
+import { HEADER_SIZE } from '@sbx/client';
+
+export const FS_COMMS_FD = 3;
+export const FsTag = { Spawn: 0x00005301, Spawned: 0x00005302, Exited: 0x00005303 } as const;
+export const SETUP_FD_TARGET = 1021;
+export const EXEC_FD_TARGET = 1022;
+export const EXEC_MAGIC = 0x5b78ec00;
+
+export const Op = {
+  RequestId: 1,
+  ExecPath: 2,
+  Arg: 3,
+  Env: 4,
+  Cwd: 5,
+  Namespaces: 6,
+  Hostname: 7,
+  IdMap: 8,
+  Bind: 9,
+  Tmpfs: 10,
+  Proc: 11,
+  Dev: 12,
+  Mkdir: 13,
+  Symlink: 14,
+  Rlimit: 15,
+  Seccomp: 16,
+  SeccompFlags: 17,
+  Fd: 18,
+  SetupSocket: 19,
+  Cgroup: 20,
+  Landlock: 21,
+} as const;
+
+export const BindFlag = { Rw: 1, Dev: 2, Optional: 4 } as const;
+export const SeccompFlag = { Listener: 1 } as const;
+
+export const CloneFlag = {
+  NEWNS: 0x00020000,
+  NEWCGROUP: 0x02000000,
+  NEWUTS: 0x04000000,
+  NEWIPC: 0x08000000,
+  NEWUSER: 0x10000000,
+  NEWPID: 0x20000000,
+  NEWNET: 0x40000000,
+} as const;
+
+/** Builds an op list. Strings are UTF-8 without NUL (a NUL is refused here, before the forkserver sees it). */
+export class OpList {
+  private readonly parts: Buffer[] = [];
+  /** fds to send after the list, in the order of the ops that consume them. */
+  readonly fds: number[] = [];
+
+  private push(op: number, payload: Buffer): this {
+    const h = Buffer.allocUnsafe(HEADER_SIZE);
+    h.writeUInt32LE(op, 0);
+    h.writeBigUInt64LE(BigInt(payload.length), 4);
+    this.parts.push(h, payload);
+    return this;
+  }
+
+  u32(op: number, v: number): this {
+    const b = Buffer.allocUnsafe(4);
+    b.writeUInt32LE(v >>> 0);
+    return this.push(op, b);
+  }
+
+  u64(op: number, v: bigint): this {
+    const b = Buffer.allocUnsafe(8);
+    b.writeBigUInt64LE(v);
+    return this.push(op, b);
+  }
+
+  str(op: number, s: string): this {
+    return this.push(op, strBytes(s));
+  }
+
+  raw(op: number, b: Buffer): this {
+    return this.push(op, b);
+  }
+
+  /** u32 words followed by string fields: "u32 len | s1 | s2" style payloads. */
+  words(op: number, words: number[], ...tail: Buffer[]): this {
+    const head = Buffer.allocUnsafe(4 * words.length);
+    words.forEach((w, i) => head.writeUInt32LE(w >>> 0, 4 * i));
+    return this.push(op, Buffer.concat([head, ...tail]));
+  }
+
+  fd(target: number, fd: number): this {
+    this.fds.push(fd);
+    return this.u32(Op.Fd, target);
+  }
+
+  setupSocket(fd: number): this {
+    this.fds.push(fd);
+    return this.push(Op.SetupSocket, Buffer.alloc(0));
+  }
+
+  bind(src: string, dst: string, flags: number): this {
+    const s = strBytes(src);
+    return this.words(Op.Bind, [flags, s.length], s, strBytes(dst));
+  }
+
+  tmpfs(dst: string, sizeBytes: number, mode: number): this {
+    const b = Buffer.allocUnsafe(12);
+    b.writeBigUInt64LE(BigInt(sizeBytes), 0);
+    b.writeUInt32LE(mode, 8);
+    return this.push(Op.Tmpfs, Buffer.concat([b, strBytes(dst)]));
+  }
+
+  symlink(target: string, link: string): this {
+    const t = strBytes(target);
+    return this.words(Op.Symlink, [t.length], t, strBytes(link));
+  }
+
+  mkdir(path: string, mode: number): this {
+    return this.words(Op.Mkdir, [mode], strBytes(path));
+  }
+
+  rlimit(resource: number, soft: bigint, hard: bigint): this {
+    const b = Buffer.allocUnsafe(20);
+    b.writeUInt32LE(resource, 0);
+    b.writeBigUInt64LE(soft, 4);
+    b.writeBigUInt64LE(hard, 12);
+    return this.push(Op.Rlimit, b);
+  }
+
+  toBuffer(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+}
+
+function strBytes(s: string): Buffer {
+  if (s.includes('\0')) throw new TypeError(`a string passed to the sandbox contains a NUL byte: ${JSON.stringify(s)}`);
+  return Buffer.from(s, 'utf8');
+}

@@ -1,0 +1,191 @@
+// forkserver.ts: the executor's handle on the global forkserver (native/forkserver): started
+// lazily, once per process, single-threaded C. It clones every sandboxee and reaps it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Comms, CommsError, Tag, type Message } from '@sbx/client';
+import { native } from '@sbx/client/internal';
+import { FS_COMMS_FD, FsTag, Op, type OpList } from './forkserver-protocol.js';
+import { forkserverPath } from './paths.js';
+
+export interface Spawned {
+  pid: number;
+  /** pidfd of the sandboxee; the caller owns it. */
+  pidfd: number;
+}
+
+export interface Exited {
+  pid: number;
+  /** Raw wait status. */
+  status: number;
+  utimeUs: number;
+  stimeUs: number;
+  maxRssKiB: number;
+}
+
+interface Pending {
+  resolve: (s: Spawned) => void;
+  reject: (e: Error) => void;
+}
+
+export class ForkServerError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'ForkServerError';
+    this.code = code;
+  }
+}
+
+export class ForkServer {
+  private static instance: ForkServer | null = null;
+
+  private readonly comms: Comms;
+  private readonly process: ChildProcess;
+  private readonly pending = new Map<bigint, Pending>();
+  private readonly exitWaiters = new Map<bigint, (e: Exited) => void>();
+  private readonly early = new Map<bigint, Exited>();
+  private awaitingPidfd: { id: bigint; pid: number } | null = null;
+  private nextId = 1n;
+  private inFlight = 0;
+  private dead: Error | null = null;
+
+  /** The process-wide forkserver, started on first use (and again if it died). */
+  static shared(): ForkServer {
+    if (!ForkServer.instance || ForkServer.instance.dead) ForkServer.instance = new ForkServer();
+    return ForkServer.instance;
+  }
+
+  private constructor() {
+    const [ours, theirs] = native().socketpair(false, false);
+    const stdio: Array<'ignore' | 'inherit' | number> = ['ignore', 'ignore', 'inherit'];
+    while (stdio.length < FS_COMMS_FD) stdio.push('ignore');
+    stdio[FS_COMMS_FD] = theirs;
+    try {
+      this.process = spawn(forkserverPath(), [], { stdio, argv0: 'sbx-forkserver' });
+    } finally {
+      native().close(theirs);
+    }
+    this.process.unref();
+    this.process.on('error', (err) => this.die(new ForkServerError('FORKSERVER_DIED', `sbx: the forkserver could not start: ${err.message}`)));
+    this.process.on('exit', (code, signal) => this.die(new ForkServerError('FORKSERVER_DIED', `sbx: the forkserver exited (${signal ?? `code ${code}`})`)));
+    this.comms = new Comms(ours, { maxMessageSize: 1 << 20 });
+    this.comms.unref();
+    this.comms.onMessage((m) => this.onMessage(m), (e) => this.die(e));
+  }
+
+  get pid(): number | undefined {
+    return this.process.pid;
+  }
+
+  /** Sends a spawn request (the op list and its fds, which stay the caller's). */
+  async spawn(ops: OpList): Promise<{ id: bigint; spawned: Spawned }> {
+    if (this.dead) throw this.dead;
+    const id = this.nextId++;
+    const payload = Buffer.concat([requestIdOp(id), ops.toBuffer()]);
+    this.hold();
+    try {
+      const spawned = new Promise<Spawned>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+      await this.comms.sendTLV(FsTag.Spawn, payload);
+      for (const fd of ops.fds) await this.comms.sendFd(fd);
+      return { id, spawned: await spawned };
+    } catch (err) {
+      this.pending.delete(id);
+      this.release();
+      throw err;
+    }
+  }
+
+  /** Resolves when the forkserver has reaped the sandboxee of request `id`. */
+  waitExit(id: bigint): Promise<Exited> {
+    const early = this.early.get(id);
+    if (early) {
+      this.early.delete(id);
+      this.release();
+      return Promise.resolve(early);
+    }
+    if (this.dead) return Promise.reject(this.dead);
+    return new Promise((resolve, reject) => {
+      this.exitWaiters.set(id, (e) => {
+        this.release();
+        resolve(e);
+      });
+      this.deathWaiters.add(reject);
+    });
+  }
+
+  private readonly deathWaiters = new Set<(e: Error) => void>();
+
+  /** Keeps the event loop alive while a sandbox is in flight; idle forkservers do not. */
+  private hold(): void {
+    if (this.inFlight++ === 0) this.comms.ref();
+  }
+
+  private release(): void {
+    if (--this.inFlight === 0) this.comms.unref();
+  }
+
+  private onMessage(m: Message): void {
+    try {
+      if (this.awaitingPidfd) {
+        const { id, pid } = this.awaitingPidfd;
+        this.awaitingPidfd = null;
+        if (m.tag !== Tag.Fd) throw new ForkServerError('PROTOCOL', 'sbx: the forkserver sent no pidfd after a spawn reply');
+        this.pending.get(id)?.resolve({ pid, pidfd: m.fd });
+        this.pending.delete(id);
+        return;
+      }
+      const d = m.data;
+      if (m.tag === FsTag.Spawned && d.length >= 16) {
+        const id = d.readBigUInt64LE(0);
+        const err = d.readInt32LE(8);
+        const pid = d.readUInt32LE(12);
+        const message = d.subarray(16).toString('utf8');
+        if (err === 0) {
+          this.awaitingPidfd = { id, pid };
+          return;
+        }
+        const p = this.pending.get(id);
+        this.pending.delete(id);
+        this.release();
+        p?.reject(new ForkServerError('SPAWN_FAILED', message || `the forkserver could not start the sandboxee (errno ${-err})`));
+        return;
+      }
+      if (m.tag === FsTag.Exited && d.length >= 44) {
+        const id = d.readBigUInt64LE(0);
+        const e: Exited = {
+          pid: d.readUInt32LE(8),
+          status: d.readInt32LE(12),
+          utimeUs: Number(d.readBigUInt64LE(16)),
+          stimeUs: Number(d.readBigUInt64LE(24)),
+          maxRssKiB: Number(d.readBigUInt64LE(32)),
+        };
+        const w = this.exitWaiters.get(id);
+        this.exitWaiters.delete(id);
+        if (w) w(e);
+        else this.early.set(id, e);
+        return;
+      }
+      throw new ForkServerError('PROTOCOL', `sbx: unexpected message from the forkserver (tag 0x${m.tag.toString(16)}, ${d.length} bytes)`);
+    } catch (err) {
+      this.die(err as Error);
+    }
+  }
+
+  private die(err: Error): void {
+    if (this.dead) return;
+    this.dead = err instanceof CommsError ? new ForkServerError('FORKSERVER_DIED', `sbx: lost the forkserver: ${err.message}`) : err;
+    for (const p of this.pending.values()) p.reject(this.dead);
+    this.pending.clear();
+    for (const r of this.deathWaiters) r(this.dead);
+    this.deathWaiters.clear();
+    this.comms.close();
+    if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill('SIGKILL');
+  }
+}
+
+function requestIdOp(id: bigint): Buffer {
+  const b = Buffer.allocUnsafe(20);
+  b.writeUInt32LE(Op.RequestId, 0);
+  b.writeBigUInt64LE(8n, 4);
+  b.writeBigUInt64LE(id, 12);
+  return b;
+}

@@ -1,0 +1,11 @@
+// @sbx/executor: the trusted supervisor.
+export { Executor, ExecutorError, DEFAULT_PATH, type ExecutorOptions, type StdioOption } from './executor.js';
+export { Limits, INFINITY, type LimitsOptions } from './limits.js';
+export { Ipc, type FdMapping } from './ipc.js';
+export { Sandbox } from './sandbox.js';
+export { Result, type Status, type Violation, type ViolationKind, type Arch as ViolationArch, type ResultFields } from './result.js';
+export { ForkServerError } from './forkserver.js';
+export { MountError } from './mounts.js';
+export { hostChecks, formatChecks, type Check } from './doctor.js';
+export * from './policy/index.js';
+export { Comms, SyncComms, CommsError, SbxError, Tag, tagName, type CommsOptions, type Message } from '@sbx/client';

@@ -1,0 +1,32 @@
+// monitor.ts: routes the native monitor thread's reports to the sandbox they concern.
+import { native, type MonitorEvent } from '@sbx/client/internal';
+
+type Handler = (e: MonitorEvent) => void;
+
+const handlers = new Map<number, Handler>();
+let started = false;
+let nextId = 1;
+
+/** Registers a sandbox's listener fd (taken) with the monitor; returns the id to unwatch with. */
+export function watch(listenerFd: number, pidfd: number, execFd: number, handler: Handler): number {
+  const n = native();
+  if (!started) {
+    n.monitorStart((e) => handlers.get(e.id)?.(e));
+    started = true;
+  }
+  const id = nextId++;
+  handlers.set(id, handler);
+  try {
+    n.monitorWatch(id, listenerFd, pidfd, execFd);
+  } catch (err) {
+    handlers.delete(id);
+    throw err;
+  }
+  return id;
+}
+
+/** Stops watching (closes the listener). Safe to call twice. */
+export function unwatch(id: number): void {
+  if (!handlers.delete(id)) return;
+  native().monitorUnwatch(id);
+}

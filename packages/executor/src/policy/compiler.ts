@@ -1,0 +1,508 @@
+/**
+ * compilePolicy(): Policy -> seccomp sock_filter program.
+ *
+ * Layout (docs/policy-guide.md has the long version):
+ *   ld arch; jeq NATIVE else -> arch violation
+ *   ld nr
+ *   dispatch over nr: a balanced binary search (jge splits) over ranges of numbers that share a
+ *   leaf; on x86_64 the range [0x40000000, 2^32) is the x32 arch violation
+ *   leaves with arguments checks, each: [exec prologue] [always-on denial] [user rules in call
+ *   order] [overridable helper rules] ret DEFAULT
+ *   the shared ret instructions of argument-free leaves
+ * A number whose verdict does not depend on arguments ends at a shared ret with no argument load
+ * on its path, so the kernel's action cache can precompute it.
+ */
+import {
+  AUDIT_ARCH_AARCH64,
+  AUDIT_ARCH_X86_64,
+  AT_EMPTY_PATH,
+  BPF_ABS,
+  BPF_JEQ,
+  BPF_JGE,
+  BPF_JMP,
+  BPF_JSET,
+  BPF_K,
+  BPF_LD,
+  BPF_MAXINSNS,
+  BPF_RET,
+  BPF_W,
+  SECCOMP_DATA_ARCH,
+  SECCOMP_DATA_NR,
+  SECCOMP_RET_ALLOW,
+  SECCOMP_RET_ERRNO,
+  SECCOMP_RET_KILL_PROCESS,
+  SECCOMP_RET_LOG,
+  SECCOMP_RET_TRACE,
+  SECCOMP_RET_TRAP,
+  SECCOMP_RET_USER_NOTIF,
+  X32_SYSCALL_BIT,
+  argLo,
+  assemble,
+  encodeProgram,
+  expandRule,
+} from './bpf.js';
+import type { AsmInsn, AsmItem, RuleAction, SockFilter } from './bpf.js';
+import { ALWAYS_DENIED, SBX_EXEC_FD_TARGET, SBX_EXEC_MAGIC } from './denials.js';
+import type { Denial } from './denials.js';
+import { PolicyError } from './errors.js';
+import type { DefaultAction, Policy, SyscallRule } from './policy.js';
+import { stableStringify } from './policy.js';
+import { syscallNumber } from './syscalls.js';
+import type { Arch } from './syscalls.js';
+
+export interface CompileOptions {
+  /** A monitor holds the unotify listener: violations return USER_NOTIF instead of KILL_PROCESS. Default false. */
+  readonly monitor?: boolean;
+  /** Let the forkserver's magic execveat through (sandbox-before-exec). Default true. */
+  readonly execPrologue?: boolean;
+  /** The fd the forkserver execs from (SBX_EXEC_FD_TARGET). Default 1022. */
+  readonly execFd?: number;
+  /** 'binary' (default): balanced search over ranges. 'linear': a jeq chain (for benchmarks). */
+  readonly dispatch?: 'binary' | 'linear';
+  /** Reuse an earlier compilation of an equal policy with equal options. Default true. */
+  readonly cache?: boolean;
+}
+
+export type ResolvedCompileOptions = Required<CompileOptions>;
+
+/**
+ * Data values of the USER_NOTIF returns sbx emits, so the monitor can tell why it was notified by
+ * re-running the program on the notification's seccomp_data (see classify()). The kernel does not
+ * pass these 16 bits to the listener; they only exist in the program.
+ */
+export const NOTIFY_DATA = Object.freeze({
+  /** A rule returned USER_NOTIF itself. */
+  USER: 0,
+  /** The forkserver's magic execveat. */
+  EXEC: 1,
+  /** A syscall the policy does not allow. */
+  SYSCALL_VIOLATION: 2,
+  /** A foreign architecture (i386, x32, other). */
+  ARCH_VIOLATION: 3,
+  /** defaultAction('notify'): learning mode. */
+  DEFAULT: 4,
+});
+
+export interface CompileStats {
+  /** Ranges the dispatch searches over (after merging). */
+  readonly segments: number;
+  /** Compare instructions on the longest dispatch path. */
+  readonly depth: number;
+  /** Numbers whose leaf checks arguments. */
+  readonly argLeaves: number;
+  /** Compile time in milliseconds (0 on a cache hit). */
+  readonly millis: number;
+}
+
+export interface CompiledPolicy {
+  readonly arch: Arch;
+  readonly options: Readonly<ResolvedCompileOptions>;
+  /** The program, one entry per instruction. */
+  readonly insns: readonly SockFilter[];
+  /** The program as struct sock_filter[] bytes (a fresh copy per compilePolicy call). */
+  readonly program: Uint8Array;
+  readonly length: number;
+  readonly stats: CompileStats;
+}
+
+const LD_ABS = BPF_LD | BPF_W | BPF_ABS;
+const JEQ_K = BPF_JMP | BPF_JEQ | BPF_K;
+const JGE_K = BPF_JMP | BPF_JGE | BPF_K;
+const JSET_K = BPF_JMP | BPF_JSET | BPF_K;
+const RET_K = BPF_RET | BPF_K;
+const U32_END = 0x100000000;
+
+export const NATIVE_AUDIT_ARCH: Readonly<Record<Arch, number>> = Object.freeze({
+  x86_64: AUDIT_ARCH_X86_64,
+  aarch64: AUDIT_ARCH_AARCH64,
+});
+
+export function resolveCompileOptions(options: CompileOptions = {}): ResolvedCompileOptions {
+  if (options === null || typeof options !== 'object') throw new TypeError('compilePolicy(policy, options): options must be an object');
+  const { monitor = false, execPrologue = true, execFd = SBX_EXEC_FD_TARGET, dispatch = 'binary', cache = true } = options;
+  if (typeof monitor !== 'boolean') throw new TypeError('options.monitor must be a boolean');
+  if (typeof execPrologue !== 'boolean') throw new TypeError('options.execPrologue must be a boolean');
+  if (!Number.isInteger(execFd) || execFd < 0 || execFd > 0x7fffffff) throw new TypeError('options.execFd must be a file descriptor number');
+  if (dispatch !== 'binary' && dispatch !== 'linear') throw new TypeError(`options.dispatch must be 'binary' or 'linear', got ${String(dispatch)}`);
+  if (typeof cache !== 'boolean') throw new TypeError('options.cache must be a boolean');
+  return { monitor, execPrologue, execFd, dispatch, cache };
+}
+
+/** The return value of a symbolic action under the given options. */
+export function actionRet(action: RuleAction, monitor: boolean): number {
+  switch (action.type) {
+    case 'allow':
+      return SECCOMP_RET_ALLOW;
+    case 'violation':
+      return violationRet(monitor, NOTIFY_DATA.SYSCALL_VIOLATION);
+    case 'errno':
+      return (SECCOMP_RET_ERRNO | (action.errno & 0xfff)) >>> 0;
+    case 'trap':
+      return (SECCOMP_RET_TRAP | (action.data & 0xffff)) >>> 0;
+    case 'user_notif':
+      return SECCOMP_RET_USER_NOTIF;
+    case 'log':
+      return SECCOMP_RET_LOG;
+    case 'trace':
+      return (SECCOMP_RET_TRACE | (action.data & 0xffff)) >>> 0;
+  }
+}
+
+export function violationRet(monitor: boolean, data: number): number {
+  return monitor ? (SECCOMP_RET_USER_NOTIF | data) >>> 0 : SECCOMP_RET_KILL_PROCESS;
+}
+
+export function defaultRet(d: DefaultAction, monitor: boolean): number {
+  if (d === 'kill') return violationRet(monitor, NOTIFY_DATA.SYSCALL_VIOLATION);
+  if (d === 'allow') return SECCOMP_RET_ALLOW;
+  if (d === 'log') return SECCOMP_RET_LOG;
+  if (d === 'notify') return (SECCOMP_RET_USER_NOTIF | NOTIFY_DATA.DEFAULT) >>> 0;
+  return (SECCOMP_RET_ERRNO | (d.errno & 0xfff)) >>> 0;
+}
+
+/** The exec prologue's verdict. */
+export function execRet(monitor: boolean): number {
+  return monitor ? (SECCOMP_RET_USER_NOTIF | NOTIFY_DATA.EXEC) >>> 0 : SECCOMP_RET_ALLOW;
+}
+
+// ---- per-number leaves ----
+
+/** A step of a leaf: an unconditional return, or code that may return or fall through. */
+type Step =
+  | { readonly kind: 'ret'; readonly ret: number }
+  | {
+      readonly kind: 'code';
+      readonly key: string;
+      /** The code expects A = nr on entry (user rules). */
+      readonly needsNr: boolean;
+      readonly emit: (scope: string, fallthrough: string) => AsmItem[];
+    };
+
+interface Leaf {
+  readonly key: string;
+  readonly steps: readonly Step[];
+}
+
+function denialStep(d: Denial, verdict: number): Step {
+  const when = d.when;
+  if (!when) return { kind: 'ret', ret: verdict };
+  return {
+    kind: 'code',
+    key: `deny:${d.name}:${verdict}`,
+    needsNr: false,
+    emit: (scope, fallthrough) => {
+      const hit = `${scope}:hit`;
+      const items: AsmItem[] = [{ code: LD_ABS, k: argLo(when.arg), where: `always-on ${d.name} rule` }];
+      if (when.test === 'any-bit') {
+        items.push({ code: JSET_K, k: when.values[0]!, t: hit, f: fallthrough, relax: true });
+      } else {
+        when.values.forEach((v, i) => {
+          const last = i === when.values.length - 1;
+          items.push({ code: JEQ_K, k: v, t: hit, f: last ? fallthrough : null, relax: true });
+        });
+      }
+      items.push({ label: hit }, { code: RET_K, k: verdict });
+      return items;
+    },
+  };
+}
+
+function execStep(execFd: number, ret: number): Step {
+  return {
+    kind: 'code',
+    key: `exec:${execFd}:${ret}`,
+    needsNr: false,
+    emit: (_scope, fallthrough) => [
+      { code: LD_ABS, k: argLo(0), where: 'exec prologue' },
+      { code: JEQ_K, k: execFd, f: fallthrough, relax: true },
+      { code: LD_ABS, k: argLo(4) },
+      { code: JEQ_K, k: AT_EMPTY_PATH, f: fallthrough, relax: true },
+      { code: LD_ABS, k: argLo(5) },
+      { code: JEQ_K, k: SBX_EXEC_MAGIC, f: fallthrough, relax: true },
+      { code: RET_K, k: ret },
+    ],
+  };
+}
+
+function ruleSteps(rules: readonly SyscallRule[], monitor: boolean): Step[] {
+  return rules.map((r): Step => {
+    if (r.kind === 'allow') return { kind: 'ret', ret: SECCOMP_RET_ALLOW };
+    if (r.kind === 'errno') return { kind: 'ret', ret: (SECCOMP_RET_ERRNO | (r.errno & 0xfff)) >>> 0 };
+    const first = r.rule.find((it) => it.kind !== 'label');
+    // A rule that returns at once is an unconditional verdict (and keeps the number cacheable).
+    if (first?.kind === 'ret') return { kind: 'ret', ret: actionRet(first.action, monitor) };
+    const where = `rule on ${r.name ?? `syscall ${r.nr}`}`;
+    return {
+      kind: 'code',
+      key: `user:${stableStringify(r.rule)}`,
+      // Only a rule that compares before it loads anything reads the syscall number from A.
+      needsNr: first?.kind !== 'load',
+      emit: (scope, fallthrough) => expandRule(r.rule, { where, scope, fallthrough, ret: (a) => actionRet(a, monitor) }),
+    };
+  });
+}
+
+/** Builds the leaf of every number that has any rule. */
+function buildLeaves(policy: Policy, opt: ResolvedCompileOptions): Map<number, Leaf> {
+  const arch = policy.arch;
+  const userByNr = new Map<number, SyscallRule[]>();
+  for (const r of policy.rules) {
+    let l = userByNr.get(r.nr);
+    if (!l) userByNr.set(r.nr, (l = []));
+    l.push(r);
+  }
+  const overByNr = new Map<number, SyscallRule[]>();
+  for (const r of policy.overridable) {
+    let l = overByNr.get(r.nr);
+    if (!l) overByNr.set(r.nr, (l = []));
+    l.push(r);
+  }
+  const deniedByNr = new Map<number, Denial>();
+  for (const d of ALWAYS_DENIED) {
+    const nr = syscallNumber(arch, d.name);
+    if (nr !== undefined && !deniedByNr.has(nr)) deniedByNr.set(nr, d);
+  }
+  const execNr = opt.execPrologue ? syscallNumber(arch, 'execveat') : undefined;
+  const nrs = new Set<number>([...userByNr.keys(), ...overByNr.keys(), ...deniedByNr.keys()]);
+  if (execNr !== undefined) nrs.add(execNr);
+
+  const dflt = defaultRet(policy.defaultAction, opt.monitor);
+  // A conditional step whose verdict equals what follows it anyway is dropped: the number stays
+  // argument-free (e.g. the ioctl TIOCSTI check when ioctl is not allowed at all).
+  const redundant = (verdict: number, rest: readonly Step[]): boolean => {
+    const next = rest[0];
+    return next ? next.kind === 'ret' && next.ret === verdict : verdict === dflt;
+  };
+  const leaves = new Map<number, Leaf>();
+  for (const nr of nrs) {
+    const user = userByNr.get(nr) ?? [];
+    let steps: Step[] = [...ruleSteps(user, opt.monitor), ...ruleSteps(overByNr.get(nr) ?? [], opt.monitor)];
+    const denial = deniedByNr.get(nr);
+    if (denial) {
+      const first = user[0];
+      const verdict =
+        first?.kind === 'errno'
+          ? (SECCOMP_RET_ERRNO | first.errno) >>> 0
+          : denial.verdict === 'violation'
+            ? violationRet(opt.monitor, NOTIFY_DATA.SYSCALL_VIOLATION)
+            : (SECCOMP_RET_ERRNO | denial.verdict.errno) >>> 0;
+      if (!denial.when) steps = [{ kind: 'ret', ret: verdict }];
+      else if (!redundant(verdict, steps)) steps.unshift(denialStep(denial, verdict));
+    }
+    if (nr === execNr && !redundant(execRet(opt.monitor), steps)) steps.unshift(execStep(opt.execFd, execRet(opt.monitor)));
+    // Everything after the first unconditional return is dead.
+    const cut = steps.findIndex((s) => s.kind === 'ret');
+    if (cut >= 0) steps.length = cut + 1;
+    const key = steps.map((s) => (s.kind === 'ret' ? `ret:${s.ret}` : s.key)).join('|');
+    leaves.set(nr, { key, steps });
+  }
+  return leaves;
+}
+
+interface Segment {
+  lo: number;
+  hi: number;
+  /** 'ret:<value>' for argument-free leaves, else the leaf key. */
+  key: string;
+  leaf: Leaf | null;
+}
+
+function leafRet(leaf: Leaf, dflt: number): number | undefined {
+  const first = leaf.steps[0];
+  if (!first) return dflt;
+  return first.kind === 'ret' ? first.ret : undefined;
+}
+
+function buildSegments(leaves: Map<number, Leaf>, dflt: number, x32Ret: number | undefined): Segment[] {
+  const nrs = [...leaves.keys()].filter((n) => x32Ret === undefined || n < X32_SYSCALL_BIT).sort((a, b) => a - b);
+  const segs: Segment[] = [];
+  const push = (lo: number, hi: number, key: string, leaf: Leaf | null): void => {
+    const last = segs[segs.length - 1];
+    if (last && last.key === key && last.hi + 1 === lo) last.hi = hi;
+    else segs.push({ lo, hi, key, leaf });
+  };
+  const dkey = `ret:${dflt}`;
+  let next = 0;
+  const end = x32Ret === undefined ? U32_END : X32_SYSCALL_BIT;
+  for (const nr of nrs) {
+    if (nr > next) push(next, nr - 1, dkey, null);
+    const leaf = leaves.get(nr)!;
+    const r = leafRet(leaf, dflt);
+    push(nr, nr, r !== undefined ? `ret:${r}` : leaf.key, r !== undefined ? null : leaf);
+    next = nr + 1;
+  }
+  if (next < end) push(next, end - 1, dkey, null);
+  if (x32Ret !== undefined) push(X32_SYSCALL_BIT, U32_END - 1, `ret:${x32Ret}`, null);
+  return segs;
+}
+
+// ---- emission ----
+
+function compileUncached(policy: Policy, opt: ResolvedCompileOptions): { insns: SockFilter[]; stats: Omit<CompileStats, 'millis'> } {
+  const arch = policy.arch;
+  const dflt = defaultRet(policy.defaultAction, opt.monitor);
+  const archViolation = violationRet(opt.monitor, NOTIFY_DATA.ARCH_VIOLATION);
+  const x32Ret = arch === 'x86_64' ? archViolation : undefined;
+  const leaves = buildLeaves(policy, opt);
+  const segs = buildSegments(leaves, dflt, x32Ret);
+
+  const items: AsmItem[] = [];
+  const rets = new Set<number>();
+  const retLabel = (r: number): string => {
+    rets.add(r);
+    return `ret:${r >>> 0}`;
+  };
+  const codeLeaves = new Map<string, Leaf>();
+  const target = (s: Segment): string => {
+    if (!s.leaf) return retLabel(Number(s.key.slice(4)));
+    codeLeaves.set(s.key, s.leaf);
+    return `leaf:${s.key}`;
+  };
+
+  // Arch check.
+  items.push({ code: LD_ABS, k: SECCOMP_DATA_ARCH });
+  items.push({ code: JEQ_K, k: NATIVE_AUDIT_ARCH[arch], f: retLabel(archViolation), relax: true });
+  items.push({ code: LD_ABS, k: SECCOMP_DATA_NR });
+
+  let depth = 0;
+  if (opt.dispatch === 'linear') {
+    if (x32Ret !== undefined) {
+      items.push({ code: JGE_K, k: X32_SYSCALL_BIT, t: retLabel(x32Ret), relax: true });
+      depth++;
+    }
+    const dkey = `ret:${dflt}`;
+    for (const s of segs) {
+      if (s.key === dkey || s.lo >= X32_SYSCALL_BIT) continue;
+      for (let nr = s.lo; nr <= s.hi; nr++) {
+        items.push({ code: JEQ_K, k: nr, t: target(s), relax: true });
+        depth++;
+      }
+    }
+    items.push({ code: BPF_JMP, k: 0, t: retLabel(dflt) });
+  } else {
+    let counter = 0;
+    const emitNode = (lo: number, hi: number, label: string | null, level: number): void => {
+      if (label) items.push({ label });
+      if (level > depth) depth = level;
+      // [x..y: A] [n: B] [z..w: A] -> one jeq instead of two jge (an isolated number).
+      const m = segs[lo + 1]!;
+      if (hi - lo === 2 && m.lo === m.hi && segs[lo]!.key === segs[hi]!.key) {
+        items.push({ code: JEQ_K, k: m.lo, t: target(m), f: target(segs[lo]!), relax: true });
+        return;
+      }
+      const mid = (lo + hi + 1) >> 1;
+      const left = mid - 1 === lo ? target(segs[lo]!) : `node:${counter++}`;
+      const right = hi === mid ? target(segs[mid]!) : `node:${counter++}`;
+      items.push({ code: JGE_K, k: segs[mid]!.lo, t: right, f: left, relax: true });
+      if (mid - 1 !== lo) emitNode(lo, mid - 1, left, level + 1);
+      if (hi !== mid) emitNode(mid, hi, right, level + 1);
+    };
+    if (segs.length === 1) items.push({ code: BPF_JMP, k: 0, t: target(segs[0]!) });
+    else emitNode(0, segs.length - 1, null, 1);
+  }
+
+  // Leaves that check arguments.
+  let argLeaves = 0;
+  let leafNo = 0;
+  for (const [key, leaf] of codeLeaves) {
+    argLeaves++;
+    items.push({ label: `leaf:${key}` });
+    let aIsNr = true;
+    let done = false;
+    leaf.steps.forEach((step, i) => {
+      if (done) return;
+      if (step.kind === 'ret') {
+        items.push({ code: RET_K, k: step.ret });
+        done = true;
+        return;
+      }
+      if (step.needsNr && !aIsNr) items.push({ code: LD_ABS, k: SECCOMP_DATA_NR });
+      const scope = `L${leafNo}.${i}`;
+      const fall = `${scope}/fall`;
+      items.push(...step.emit(scope, fall), { label: fall });
+      aIsNr = false;
+    });
+    if (!done) items.push({ code: RET_K, k: dflt });
+    leafNo++;
+  }
+
+  // Shared returns.
+  for (const r of rets) items.push({ label: `ret:${r >>> 0}` }, { code: RET_K, k: r });
+
+  const insns = assemble(dropJumpsToNext(items));
+  if (insns.length > BPF_MAXINSNS) {
+    throw new PolicyError(
+      'PROGRAM_TOO_LONG',
+      `the compiled filter has ${insns.length} instructions; the kernel accepts at most ${BPF_MAXINSNS} (BPF_MAXINSNS). ` +
+        `Allow whole syscalls instead of argument rules where you can, or merge rules (${argLeaves} syscalls have argument rules)`,
+    );
+  }
+  return { insns, stats: { segments: segs.length, depth, argLeaves } };
+}
+
+/** Removes `ja` instructions that jump to the very next instruction. */
+function dropJumpsToNext(items: AsmItem[]): AsmItem[] {
+  const out: AsmItem[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const it = items[i]!;
+    if (!('label' in it) && it.code === (BPF_JMP | 0) && it.t) {
+      let j = i + 1;
+      let reached = false;
+      while (j < items.length && 'label' in items[j]!) {
+        if ((items[j] as { label: string }).label === it.t) reached = true;
+        j++;
+      }
+      if (reached) continue;
+    }
+    out.push(it);
+  }
+  return out;
+}
+
+const cache = new Map<string, { insns: readonly SockFilter[]; bytes: Uint8Array; stats: CompileStats }>();
+const CACHE_MAX = 256;
+
+/**
+ * Compiles a policy into a seccomp program. Results are cached by the policy's stable key and the
+ * options, so compiling the same policy for every spawn costs a map lookup.
+ * Throws PolicyError: PROGRAM_TOO_LONG, INVALID_RULE, JUMP_OUT_OF_RANGE.
+ */
+export function compilePolicy(policy: Policy, options: CompileOptions = {}): CompiledPolicy {
+  if (!policy || typeof policy !== 'object' || !Array.isArray((policy as Policy).rules) || typeof (policy as Policy).key !== 'string') {
+    throw new TypeError('compilePolicy(policy, options): policy must be a Policy (from PolicyBuilder.build())');
+  }
+  const opt = resolveCompileOptions(options);
+  const key = `${opt.monitor ? 1 : 0}${opt.execPrologue ? 1 : 0}${opt.dispatch[0]}${opt.execFd}:${policy.key}`;
+  let hit = opt.cache ? cache.get(key) : undefined;
+  if (!hit) {
+    const t0 = performance.now();
+    const { insns, stats } = compileUncached(policy, opt);
+    Object.freeze(insns);
+    for (const i of insns) Object.freeze(i);
+    const millis = performance.now() - t0;
+    hit = { insns, bytes: encodeProgram(insns), stats: Object.freeze({ ...stats, millis }) };
+    if (opt.cache) {
+      if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string);
+      cache.set(key, hit);
+    }
+  } else {
+    // Refresh recency.
+    cache.delete(key);
+    cache.set(key, hit);
+  }
+  return Object.freeze({
+    arch: policy.arch,
+    options: Object.freeze({ ...opt }),
+    insns: hit.insns,
+    program: hit.bytes.slice(),
+    length: hit.insns.length,
+    stats: hit.stats,
+  });
+}
+
+/** Empties the compile cache (tests and benchmarks). */
+export function clearCompileCache(): void {
+  cache.clear();
+}
+
+export type { AsmInsn };

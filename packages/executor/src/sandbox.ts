@@ -1,0 +1,338 @@
+// sandbox.ts: runs an Executor under a policy (Sandbox2's Sandbox2 class). run() resolves to a
+// Result value; it rejects only when the SDK itself fails (bad arguments, no forkserver).
+import { openSync, closeSync, createReadStream, createWriteStream, type ReadStream, type WriteStream } from 'node:fs';
+import { getSystemErrorName } from 'node:util';
+import { Comms, CommsError, Tag } from '@sbx/client';
+import { native, type MonitorEvent } from '@sbx/client/internal';
+import { Executor } from './executor.js';
+import { CloneFlag, EXEC_FD_TARGET, Op, OpList, SeccompFlag } from './forkserver-protocol.js';
+import { ForkServer, ForkServerError, type Exited } from './forkserver.js';
+import * as monitor from './monitor.js';
+import { addMountOps, MountError } from './mounts.js';
+import { Result, signalName, type Status, type Violation, type Arch } from './result.js';
+import { compileFilter, filesystemOf, sharesHostNetwork } from './sandbox-policy.js';
+import { Policy } from './policy/policy.js';
+import { syscallName } from './policy/syscalls.js';
+
+const AUDIT_ARCH = { x86_64: 0xc000003e, i386: 0x40000003, aarch64: 0xc00000b7 } as const;
+const X32_BIT = 0x40000000;
+/** Inside the user namespace the sandboxee is uid/gid 1000 (as in Sandbox2). */
+const INSIDE_ID = 1000;
+/** Host ids the sandboxee maps to when the executor is root: nobody/nogroup, no host-root power. */
+const UNPRIVILEGED_HOST_ID = 65534;
+
+export class Sandbox {
+  readonly executor: Executor;
+  readonly policy: Policy;
+  /** Streams of the stdio the executor asked to 'pipe'. */
+  stdin: WriteStream | null = null;
+  stdout: ReadStream | null = null;
+  stderr: ReadStream | null = null;
+
+  private started: Promise<void> | null = null;
+  private result: Promise<Result> | null = null;
+  private pidfd = -1;
+  private hostPid = 0;
+  private monitorId = 0;
+  private setupError: string | null = null;
+  private violation: Violation | null = null;
+  private timedOut = false;
+  private killed = false;
+  private finished = false;
+  private startTime = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(executor: Executor, policy: Policy) {
+    if (!(executor instanceof Executor)) throw new TypeError('Sandbox: the first argument must be an Executor');
+    if (!(policy instanceof Policy)) throw new TypeError('Sandbox: the second argument must be a Policy (from PolicyBuilder.build())');
+    this.executor = executor;
+    this.policy = policy;
+  }
+
+  /** The sandboxee's pid in the host's view (0 before it started). */
+  get pid(): number {
+    return this.hostPid;
+  }
+
+  /** Starts the sandboxee and resolves once it was cloned (setup goes on; awaitResult() tells how it ended). */
+  runAsync(): Promise<void> {
+    if (!this.started) {
+      if (this.executor.started) throw new Error('Sandbox: this Executor was already started (an Executor runs once)');
+      this.executor.started = true;
+      this.startTime = performance.now();
+      this.started = this.start();
+      this.result = this.started.then(
+        () => this.finish(),
+        (err) => {
+          if (err instanceof MountError || (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')) {
+            this.setupError = err.message;
+            return this.makeResult(null);
+          }
+          throw err;
+        },
+      );
+      this.started.catch(() => {});
+    }
+    return this.started;
+  }
+
+  /** The Result, once the sandboxee and all its processes are gone. */
+  awaitResult(): Promise<Result> {
+    if (!this.result) return Promise.reject(new Error('Sandbox: awaitResult() before runAsync()'));
+    return this.result;
+  }
+
+  /** runAsync() + awaitResult(). */
+  async run(): Promise<Result> {
+    this.runAsync().catch(() => {});
+    return this.awaitResult();
+  }
+
+  /** Kills the whole sandbox (EXTERNAL_KILL). Safe at any time. */
+  kill(): void {
+    if (this.finished) return;
+    this.killed = true;
+    this.signalTree();
+  }
+
+  private signalTree(): void {
+    if (this.pidfd >= 0) native().pidfdSendSignal(this.pidfd, 9);
+  }
+
+  private async start(): Promise<void> {
+    const ex = this.executor;
+    const n = native();
+    const ops = new OpList();
+    const closeAfterSpawn: number[] = [];
+    try {
+      // What to run
+      ops.str(Op.ExecPath, ex.path);
+      for (const a of ex.argv) ops.str(Op.Arg, a);
+      for (const [k, v] of Object.entries(ex.env)) ops.str(Op.Env, `${k}=${v}`);
+      ops.str(Op.Cwd, ex.cwd);
+
+      // Namespaces and identity
+      let ns = CloneFlag.NEWUSER | CloneFlag.NEWNS | CloneFlag.NEWPID | CloneFlag.NEWIPC | CloneFlag.NEWUTS | CloneFlag.NEWCGROUP;
+      if (!sharesHostNetwork(this.policy)) ns |= CloneFlag.NEWNET;
+      ops.u32(Op.Namespaces, ns);
+      ops.str(Op.Hostname, ex.hostname);
+      const root = process.getuid?.() === 0;
+      const outUid = root ? UNPRIVILEGED_HOST_ID : process.getuid!();
+      const outGid = root ? UNPRIVILEGED_HOST_ID : process.getgid!();
+      ops.words(Op.IdMap, [INSIDE_ID, outUid, INSIDE_ID, outGid]);
+
+      // Mount tree
+      addMountOps(ops, filesystemOf(this.policy));
+
+      // Limits
+      for (const [res, v] of ex.limits.rlimits()) ops.rlimit(res, v, v);
+
+      // fds: stdio, the IPC mappings, the setup socket
+      const stdioFds = this.prepareStdio(closeAfterSpawn);
+      stdioFds.forEach((fd, i) => ops.fd(i, fd));
+      for (const m of ex.ipc.list()) ops.fd(m.sandboxee, m.local);
+      const [setupOurs, setupTheirs] = n.socketpair(false, false);
+      closeAfterSpawn.push(setupTheirs);
+      ops.setupSocket(setupTheirs);
+      const setup = new Comms(setupOurs, { maxMessageSize: 4096 });
+
+      // The policy, installed right before execveat
+      if (ex.enableSandboxBeforeExec) {
+        ops.raw(Op.Seccomp, compileFilter(this.policy, { monitor: true, execFd: EXEC_FD_TARGET }));
+        ops.u32(Op.SeccompFlags, SeccompFlag.Listener);
+      }
+
+      const fs = ForkServer.shared();
+      let spawned;
+      try {
+        spawned = await fs.spawn(ops);
+      } catch (err) {
+        setup.close();
+        throw err;
+      }
+      this.pidfd = spawned.spawned.pidfd;
+      this.hostPid = spawned.spawned.pid;
+      this.exitPromise = fs.waitExit(spawned.id);
+      this.exitPromise.catch(() => {});
+      this.armWalltime();
+      this.setupDone = this.readSetup(setup);
+    } finally {
+      for (const fd of closeAfterSpawn) closeQuietly(fd);
+      ex.ipc.releaseOwned();
+    }
+  }
+
+  private exitPromise: Promise<Exited> | null = null;
+  private setupDone: Promise<void> | null = null;
+
+  /** Reads the child's setup reports until exec (EOF): an error, or the listener's fd number. */
+  private async readSetup(setup: Comms): Promise<void> {
+    try {
+      for (;;) {
+        const m = await setup.recvTLV();
+        if (m.tag === Tag.String) {
+          this.setupError = m.data.toString('utf8');
+        } else if (m.tag === Tag.Uint32 && m.data.length === 4 && this.monitorId === 0) {
+          const listener = native().pidfdGetfd(this.pidfd, m.data.readUInt32LE(0));
+          this.monitorId = monitor.watch(listener, this.pidfd, EXEC_FD_TARGET, (e) => this.onMonitor(e));
+        } else {
+          this.setupError = `unexpected setup message (tag 0x${m.tag.toString(16)})`;
+          this.signalTree();
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof CommsError && err.code === 'PEER_CLOSED')) {
+        this.setupError ??= `setup channel: ${(err as Error).message}`;
+        this.signalTree();
+      }
+    } finally {
+      setup.close();
+    }
+  }
+
+  private onMonitor(e: MonitorEvent): void {
+    if (e.type === 'exec_failed') {
+      const name = errnoName(e.errno);
+      const hint = name === 'ENOENT' ? ' (the binary or its ELF interpreter is missing inside the sandbox: add its libraries to the policy, e.g. addLibrariesForBinary)' : '';
+      this.setupError = `execveat(${this.executor.path}): ${name}${hint}`;
+    } else if (e.type === 'violation' && !this.violation) {
+      this.violation = describeViolation(e);
+    } else if (e.type === 'closed') {
+      monitor.unwatch(this.monitorId);
+      this.monitorId = 0;
+    }
+  }
+
+  private armWalltime(): void {
+    const seconds = this.executor.limits.walltime;
+    if (seconds <= 0) return;
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.signalTree();
+    }, seconds * 1000);
+  }
+
+  private async finish(): Promise<Result> {
+    let exited: Exited | null = null;
+    try {
+      exited = await this.exitPromise!;
+      await this.setupDone;
+    } catch (err) {
+      this.cleanup();
+      return this.makeResult(null, err as Error);
+    }
+    this.cleanup();
+    return this.makeResult(exited);
+  }
+
+  private cleanup(): void {
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.monitorId) monitor.unwatch(this.monitorId);
+    this.monitorId = 0;
+    closeQuietly(this.pidfd);
+    this.pidfd = -1;
+  }
+
+  private makeResult(exited: Exited | null, internal?: Error): Result {
+    const walltimeMs = performance.now() - this.startTime;
+    const base = {
+      walltimeMs,
+      cpuUserMs: exited ? exited.utimeUs / 1000 : 0,
+      cpuSystemMs: exited ? exited.stimeUs / 1000 : 0,
+      maxRssKiB: exited ? exited.maxRssKiB : 0,
+      ...(this.hostPid ? { pid: this.hostPid } : {}),
+    };
+    const st = exited?.status ?? 0;
+    const signaled = exited !== null && (st & 0x7f) !== 0 && (st & 0x7f) !== 0x7f;
+    const sig = st & 0x7f;
+    let status: Status;
+    let reason = '';
+    const extra: { exitCode?: number; signal?: NodeJS.Signals | number; violation?: Violation } = {};
+    if (internal) {
+      status = 'INTERNAL_ERROR';
+      reason = internal.message;
+    } else if (this.setupError) {
+      status = 'SETUP_ERROR';
+      reason = this.setupError;
+    } else if (this.violation) {
+      status = 'VIOLATION';
+      extra.violation = this.violation;
+      reason = `${this.violation.kind} violation: ${this.violation.syscall}`;
+    } else if (this.timedOut) {
+      status = 'TIMEOUT';
+      reason = `walltime limit of ${this.executor.limits.walltime} s exceeded`;
+    } else if (this.killed) {
+      status = 'EXTERNAL_KILL';
+      reason = 'killed by Sandbox.kill()';
+    } else if (signaled) {
+      status = 'SIGNALED';
+      extra.signal = signalName(sig);
+      reason = `terminated by ${extra.signal}`;
+    } else {
+      status = 'OK';
+      extra.exitCode = (st >> 8) & 0xff;
+    }
+    if (signaled && status !== 'OK') extra.signal ??= signalName(sig);
+    return new Result({ status, reason, ...base, ...extra });
+  }
+
+  private prepareStdio(closeAfterSpawn: number[]): number[] {
+    const fds: number[] = [];
+    this.executor.stdio.forEach((mode, i) => {
+      if (mode === 'inherit') fds.push(i);
+      else if (mode === 'ignore') {
+        const fd = openSync('/dev/null', i === 0 ? 'r' : 'w');
+        closeAfterSpawn.push(fd);
+        fds.push(fd);
+      } else {
+        const [r, w] = native().pipe();
+        const [childEnd, ourEnd] = i === 0 ? [r, w] : [w, r];
+        closeAfterSpawn.push(childEnd);
+        fds.push(childEnd);
+        if (i === 0) this.stdin = createWriteStream('', { fd: ourEnd });
+        else if (i === 1) this.stdout = createReadStream('', { fd: ourEnd });
+        else this.stderr = createReadStream('', { fd: ourEnd });
+      }
+    });
+    return fds;
+  }
+}
+
+function describeViolation(e: MonitorEvent): Violation {
+  let arch: Arch = 'unknown';
+  let kind: Violation['kind'] = 'arch';
+  let name: string | undefined;
+  if (e.arch === AUDIT_ARCH.x86_64 && e.nr & X32_BIT) arch = 'x32';
+  else if (e.arch === AUDIT_ARCH.x86_64) {
+    arch = 'x86_64';
+    kind = 'syscall';
+    name = syscallName('x86_64', e.nr);
+  } else if (e.arch === AUDIT_ARCH.i386) {
+    arch = 'i386';
+    name = syscallName('i386', e.nr);
+  } else if (e.arch === AUDIT_ARCH.aarch64) {
+    arch = 'aarch64';
+    kind = process.arch === 'arm64' ? 'syscall' : 'arch';
+    name = syscallName('aarch64', e.nr);
+  }
+  if (arch === 'x32') name = syscallName('x86_64', e.nr & ~X32_BIT);
+  return { kind, syscall: name ?? `unknown(${e.nr})`, nr: e.nr, arch, args: e.args, pid: e.pid };
+}
+
+function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(-Math.abs(errno));
+  } catch {
+    return `errno ${errno}`;
+  }
+}
+
+function closeQuietly(fd: number): void {
+  if (fd < 0) return;
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
