@@ -34,9 +34,26 @@ static Napi::Value PidfdGetfd(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), (double)fd);
 }
 
+// landlockAbi() -> the highest Landlock ABI the kernel offers, or -errno (EOPNOTSUPP: disabled at
+// boot, ENOSYS: not built in).
+static Napi::Value LandlockAbi(const Napi::CallbackInfo &info) {
+  const long kCreateRulesetVersion = 1;  // LANDLOCK_CREATE_RULESET_VERSION
+  long v = syscall(444 /* landlock_create_ruleset */, NULL, 0, kCreateRulesetVersion);
+  return Napi::Number::New(info.Env(), v < 0 ? -errno : (double)v);
+}
+
+// seccompActionAvailable(action) -> whether seccomp(SECCOMP_GET_ACTION_AVAIL) knows the action.
+static Napi::Value SeccompActionAvailable(const Napi::CallbackInfo &info) {
+  uint32_t action = ArgUint32(info, 0, "seccompActionAvailable(action: number)");
+  const long kGetActionAvail = 2;  // SECCOMP_GET_ACTION_AVAIL
+  return Napi::Boolean::New(info.Env(), syscall(SYS_seccomp, kGetActionAvail, 0, &action) == 0);
+}
+
 void InitProcessBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal, "pidfdSendSignal"));
+  exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbi, "landlockAbi"));
+  exports.Set("seccompActionAvailable", Napi::Function::New(env, SeccompActionAvailable, "seccompActionAvailable"));
   exports.Set("pidfdGetfd", Napi::Function::New(env, PidfdGetfd, "pidfdGetfd"));
 }
 

@@ -16,6 +16,8 @@ export interface NativeBinding {
   pidfdOpen(pid: number): number;
   pidfdSendSignal(pidfd: number, signal: number): boolean;
   pidfdGetfd(pidfd: number, targetFd: number): number;
+  landlockAbi(): number;
+  seccompActionAvailable(action: number): boolean;
   commsSend(fd: number, tag: number, data: Buffer): void;
   commsSendFd(fd: number, passFd: number): void;
   commsRecv(fd: number, maxMessageSize: number): { tag: number; data: Buffer; fd: number };
