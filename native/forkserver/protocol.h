@@ -23,7 +23,10 @@
  *   SBX_TAG_STRING "step: call(args): strerror"  a setup step failed; the child then _exit()s
  *   SBX_TAG_UINT32 n   the seccomp listener will be fd n in the child (sent just before the
  *                      filter goes on). The executor takes it with pidfd_getfd() while the child
- *                      is parked in its first, notified execveat (see SBX_EXEC_MAGIC).
+ *                      is parked in its first, notified execveat (see SBX_EXEC_MAGIC). Until the
+ *                      child's seccomp() has returned, pidfd_getfd(n) fails with EBADF: retry
+ *                      (no other fd can take number n in between). A String after n means
+ *                      seccomp() failed.
  *   EOF without a String: the child reached execveat.
  */
 #ifndef SBX_FORKSERVER_PROTOCOL_H
@@ -51,7 +54,7 @@ enum sbx_op {
   SBX_OP_INVALID = 0,
   SBX_OP_REQUEST_ID = 1,  /* u64, required */
   SBX_OP_EXEC_PATH = 2,   /* string: host path of the binary, opened O_PATH before clone; required */
-  SBX_OP_ARG = 3,         /* string, repeated: argv in order (argv[0] included) */
+  SBX_OP_ARG = 3,         /* string, repeated, at least one: argv in order (argv[0] included) */
   SBX_OP_ENV = 4,         /* string "K=V", repeated: the whole environment */
   SBX_OP_CWD = 5,         /* string: directory inside the sandbox (default "/") */
   SBX_OP_NAMESPACES = 6,  /* u32: CLONE_NEW* flags; 0 = none (landlock mode, later) */
@@ -60,7 +63,8 @@ enum sbx_op {
   SBX_OP_BIND = 9,        /* u32 flags (SBX_BIND_*) | u32 src_len | src | dst   (src on host, dst inside) */
   SBX_OP_TMPFS = 10,      /* u64 size_bytes (0 = kernel default) | u32 mode | dst */
   SBX_OP_PROC = 11,       /* dst (usually "/proc"); mounted before the old root is detached */
-  SBX_OP_DEV = 12,        /* dst: a tmpfs with null, zero, full, random, urandom, tty?-less minimal set */
+  SBX_OP_DEV = 12,        /* dst, once: a tmpfs with null, zero, full, random, urandom (host binds),
+                             fd/stdin/stdout/stderr symlinks; no tty, pts or shm */
   SBX_OP_MKDIR = 13,      /* u32 mode | path inside */
   SBX_OP_SYMLINK = 14,    /* u32 target_len | target | linkpath inside */
   SBX_OP_RLIMIT = 15,     /* u32 resource (RLIMIT_*) | u64 soft | u64 hard (RLIM_INFINITY = ~0) */

@@ -1,0 +1,170 @@
+/*
+ * child.c: the ordered list of what the child of clone() does before it becomes the sandboxee,
+ * plus the small steps that need no file of their own (release, session, cwd, signals, exec).
+ */
+#define _GNU_SOURCE
+#include "child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <sbx/comms.h>
+
+#include "protocol.h"
+
+char *child_utoa(char *buf, unsigned long long v, unsigned base) {
+  char tmp[24];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % base);
+    v /= base;
+  } while (v != 0 && n < sizeof tmp);
+  for (size_t i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
+  buf[n] = '\0';
+  return buf;
+}
+
+/* Appends s to ctx->error at *pos, truncating. */
+static void append(struct child_ctx *ctx, size_t *pos, const char *s) {
+  while (*s != '\0' && *pos + 1 < sizeof ctx->error) ctx->error[(*pos)++] = *s++;
+  ctx->error[*pos] = '\0';
+}
+
+int child_fail(struct child_ctx *ctx, const char *call, int err, ...) {
+  size_t pos = 0;
+  append(ctx, &pos, ctx->step != NULL ? ctx->step : "setup");
+  append(ctx, &pos, ": ");
+  append(ctx, &pos, call);
+  append(ctx, &pos, "(");
+  va_list ap;
+  va_start(ap, err);
+  for (const char *s = va_arg(ap, const char *); s != NULL; s = va_arg(ap, const char *))
+    append(ctx, &pos, s);
+  va_end(ap);
+  append(ctx, &pos, "): ");
+  /* strerrordesc_np returns a static string: no locale, no allocation */
+  const char *desc = strerrordesc_np(err);
+  if (desc != NULL) {
+    append(ctx, &pos, desc);
+  } else {
+    char num[24];
+    append(ctx, &pos, "errno ");
+    append(ctx, &pos, child_utoa(num, (unsigned long long)err, 10));
+  }
+  return -1;
+}
+
+/* Sends the recorded failure on the setup socket (if there is one) and exits. */
+__attribute__((noreturn)) static void report_and_exit(struct child_ctx *ctx) {
+  if (ctx->setup_fd >= 0 && !ctx->filter_installed) {
+    sbx_comms c;
+    sbx_comms_init(&c, ctx->setup_fd);
+    (void)sbx_comms_send_tlv(&c, SBX_TAG_STRING, ctx->error, strlen(ctx->error));
+  }
+  _exit(127);
+}
+
+static void run(struct child_ctx *ctx, const char *step, int (*fn)(struct child_ctx *)) {
+  ctx->step = step;
+  if (fn(ctx) < 0) report_and_exit(ctx);
+}
+
+/* The forkserver writes one byte once the uid/gid maps are written. PDEATHSIG goes on first, so
+ * a forkserver that dies from here on takes the child with it; one that died before shows up as
+ * EOF (the child closed its copy of the write end). */
+static int wait_for_release(struct child_ctx *ctx) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+    return child_fail(ctx, "prctl", errno, "PR_SET_PDEATHSIG, SIGKILL", NULL);
+  char go;
+  ssize_t n;
+  do n = read(ctx->release_fd, &go, 1);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return child_fail(ctx, "read", errno, "release pipe", NULL);
+  if (n == 0) _exit(127); /* the forkserver gave up on this child: nobody to report to */
+  close(ctx->release_fd);
+  ctx->release_fd = -1;
+  return 0;
+}
+
+/* A new session: no controlling terminal, so no TIOCSTI into the caller's tty. */
+static int new_session(struct child_ctx *ctx) {
+  if (setsid() < 0) return child_fail(ctx, "setsid", errno, NULL);
+  return 0;
+}
+
+static int change_dir(struct child_ctx *ctx) {
+  if (chdir(ctx->req->cwd) < 0) return child_fail(ctx, "chdir", errno, ctx->req->cwd, NULL);
+  return 0;
+}
+
+/* A change of euid/egid clears PDEATHSIG (commit_creds): arm it again, then make sure the
+ * forkserver did not die in between (getppid() is 0 in a new pid namespace, so ask its pidfd). */
+static int watch_forkserver(struct child_ctx *ctx) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+    return child_fail(ctx, "prctl", errno, "PR_SET_PDEATHSIG, SIGKILL", NULL);
+  struct pollfd p = {.fd = ctx->forkserver_pidfd, .events = POLLIN};
+  int r = poll(&p, 1, 0);
+  if (r < 0) return child_fail(ctx, "poll", errno, "forkserver pidfd", NULL);
+  if (r > 0) _exit(127); /* the forkserver is gone */
+  return 0;
+}
+
+/* The forkserver blocks SIGCHLD and SIGPIPE; a blocked mask survives execve. */
+static int reset_signal_mask(struct child_ctx *ctx) {
+  sigset_t none;
+  sigemptyset(&none);
+  if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+    return child_fail(ctx, "sigprocmask", errno, "SIG_SETMASK, {}", NULL);
+  return 0;
+}
+
+/* execveat with the magic in its unused 6th argument (protocol.h). When the filter is on, a
+ * failure can only be told to the monitor: a second magic execveat carries -errno in arg 3. */
+__attribute__((noreturn)) static void exec_target(struct child_ctx *ctx) {
+  ctx->step = "exec";
+  syscall(SYS_execveat, SBX_EXEC_FD_TARGET, "", ctx->req->argv, ctx->req->envp, AT_EMPTY_PATH,
+          (long)SBX_EXEC_MAGIC);
+  int err = errno;
+  if (ctx->filter_installed) {
+    syscall(SYS_execveat, SBX_EXEC_FD_TARGET, "", ctx->req->argv, (long)-err, AT_EMPTY_PATH,
+            (long)SBX_EXEC_MAGIC);
+    _exit(127);
+  }
+  child_fail(ctx, "execveat", err, ctx->req->exec_path, NULL);
+  report_and_exit(ctx);
+}
+
+void child_run(struct child_ctx *ctx) {
+  const struct sbx_request *req = ctx->req;
+  uint32_t ns = req->namespaces;
+
+  run(ctx, "release", wait_for_release);
+  run(ctx, "setsid", new_session);
+  /* The inside ids first: every inode the mount step creates needs an owner mapped in the new
+   * user namespace, and the forkserver's own uid is not (root maps inside 1000 to host nobody).
+   * The capabilities held in the new namespace survive the switch: with a one-line map the
+   * child never starts as the namespace's root unless the inside uid is 0 too, and only leaving
+   * that root clears them. */
+  run(ctx, "ids", userns_set_ids_in_child);
+  run(ctx, "pdeathsig", watch_forkserver);
+  if (ns & CLONE_NEWNS) run(ctx, "mount", mnt_setup_in_child);
+  if (req->hostname != NULL) run(ctx, "hostname", uts_set_hostname_in_child);
+  if (ns & CLONE_NEWNET) run(ctx, "network", net_lo_up_in_child);
+  run(ctx, "cwd", change_dir);
+  /* fds before rlimits: a low RLIMIT_NOFILE must not stop the moves to 1021/1022 */
+  run(ctx, "fds", fds_arrange_in_child);
+  run(ctx, "rlimits", rlimits_apply_in_child);
+  run(ctx, "signals", reset_signal_mask);
+  run(ctx, "capabilities", caps_drop_in_child);
+  if (req->filter != NULL) run(ctx, "seccomp", seccomp_install_in_child);
+  exec_target(ctx);
+}

@@ -1,0 +1,58 @@
+/*
+ * child.h: the child side of clone(), from the release by the forkserver to execveat.
+ *
+ * Everything here runs in the freshly cloned child. Rules for this code: no allocation, no
+ * stdio, raw syscalls for credentials (glibc's wrappers assume a thread list the child no longer
+ * matches), fixed buffers, and every failure recorded with child_fail() so that the driver can
+ * report "step: call(args): strerror" on the setup socket and _exit(127).
+ *
+ * The steps live in one file per kernel concern; child.c lists them in order.
+ */
+#ifndef SBX_FORKSERVER_CHILD_H
+#define SBX_FORKSERVER_CHILD_H
+
+#include <stdbool.h>
+
+#include "request.h"
+
+#define SBX_CHILD_ERROR_MAX (2 * SBX_REQ_PATH_MAX + 64)
+
+struct child_ctx {
+  const struct sbx_request *req;
+  const int *fds;        /* received fds, one per req->fd_ops entry (forkserver numbers) */
+  int *scratch;          /* req->fd_count + 8 ints for the fd shuffle (allocated before clone) */
+  int exec_fd;           /* O_PATH fd of the binary */
+  int release_fd;        /* read end of the release pipe: one byte = maps written, go */
+  int forkserver_pidfd;  /* the forkserver's pidfd of itself: readable once it has died */
+  int devnull_fd;        /* the forkserver's /dev/null, for stdio the request does not map */
+  bool may_setgroups;    /* the gid_map was written without "deny": drop supplementary groups */
+
+  /* state of the run */
+  int setup_fd;          /* where the setup socket is now; -1 without one */
+  int listener_fd;       /* the fd number seccomp's listener will get (lowest free one) */
+  bool filter_installed; /* after this, only the magic execveat may report */
+  const char *step;      /* the running step, for the report */
+  char error[SBX_CHILD_ERROR_MAX];
+};
+
+/* Runs the steps in order and execs; never returns (exit status 127 on failure). */
+__attribute__((noreturn)) void child_run(struct child_ctx *ctx);
+
+/* Records "call(arg1arg2...): strerror(err)" for the running step. The args are strings, ending
+ * with NULL. Returns -1 so that steps can `return child_fail(...)`. */
+int child_fail(struct child_ctx *ctx, const char *call, int err, ...);
+
+/* Decimal / octal text of v into buf (at least 24 bytes); returns buf. */
+char *child_utoa(char *buf, unsigned long long v, unsigned base);
+
+/* The steps, in the order child.c runs them. Each returns 0, or -1 after child_fail(). */
+int mnt_setup_in_child(struct child_ctx *ctx);        /* mnt.c: mount tree + pivot_root */
+int uts_set_hostname_in_child(struct child_ctx *ctx); /* uts.c */
+int net_lo_up_in_child(struct child_ctx *ctx);        /* net.c: lo up in a new netns */
+int userns_set_ids_in_child(struct child_ctx *ctx);   /* userns.c: setgroups/setresgid/setresuid */
+int fds_arrange_in_child(struct child_ctx *ctx);      /* fds.c: mapped fds in place, rest closed */
+int rlimits_apply_in_child(struct child_ctx *ctx);    /* rlimits.c */
+int caps_drop_in_child(struct child_ctx *ctx);        /* caps.c: no caps, NO_NEW_PRIVS */
+int seccomp_install_in_child(struct child_ctx *ctx);  /* seccomp.c: filter + listener number */
+
+#endif

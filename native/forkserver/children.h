@@ -1,0 +1,36 @@
+/*
+ * children.h: the sandboxees this forkserver started, until it has reaped them.
+ */
+#ifndef SBX_FORKSERVER_CHILDREN_H
+#define SBX_FORKSERVER_CHILDREN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <sbx/comms.h>
+
+struct fs_child {
+  uint64_t request_id;
+  pid_t pid;
+  int pidfd; /* owned; closed when the child is reaped */
+};
+
+struct fs_children {
+  struct fs_child *v;
+  size_t n, cap;
+};
+
+/* Makes room for one more entry, so that adding after clone() cannot fail. 0 or -ENOMEM. */
+int children_reserve(struct fs_children *c);
+/* Adds an entry (room reserved before). Takes ownership of pidfd. */
+void children_add(struct fs_children *c, uint64_t request_id, pid_t pid, int pidfd);
+/* Reaps every child that has exited (WNOHANG) and sends SBX_FS_EXITED for each one we started.
+ * Returns 0 or the negative comms error of a failed send. */
+int children_reap(struct fs_children *c, sbx_comms *comms);
+/* SIGKILLs every child through its pidfd and reaps them all (no EXITED messages). */
+void children_kill_all(struct fs_children *c);
+/* Releases the table (closes nothing: kill_all does). */
+void children_free(struct fs_children *c);
+
+#endif

@@ -1,0 +1,168 @@
+/*
+ * main.c: sbx-forkserver, the global forkserver (DESIGN.md §4, protocol.h).
+ *
+ * Started by the executor with its comms socket on fd 3. Single-threaded: one poll() over the
+ * comms socket (spawn requests) and a signalfd for SIGCHLD (reaping). It lives exactly as long
+ * as the executor: PDEATHSIG, and EOF on comms, both end it, and it takes its sandboxees along.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "protocol.h"
+#include "server.h"
+#include "userns.h"
+
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("sbx-forkserver: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(1);
+}
+
+/* clone() copies only the calling thread; a forkserver with other threads (a preloaded
+ * library, a sanitizer) would hand its children locks held by threads that do not exist. */
+static void check_single_threaded(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (d == NULL) die("opendir(/proc/self/task): %s (Hint: /proc must be mounted)", strerror(errno));
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  if (n != 1) die("%d threads at start; the forkserver must be single-threaded", n);
+}
+
+/* Default dispositions for everything (an ignored signal would be inherited by every
+ * sandboxee through execve); SIGCHLD goes to the signalfd, SIGPIPE becomes EPIPE. Children
+ * unblock both before exec. */
+static int setup_signals(void) {
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL); /* EINVAL for glibc's own: fine */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGPIPE);
+  if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) die("sigprocmask: %s", strerror(errno));
+  sigdelset(&set, SIGPIPE);
+  int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (fd < 0) die("signalfd(SIGCHLD): %s", strerror(errno));
+  return fd;
+}
+
+static void init(struct fs_server *srv, int *sigfd) {
+  /* PDEATHSIG, then make sure the parent did not die before it was armed. */
+  pid_t ppid = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) die("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+  if (getppid() != ppid) exit(1);
+
+  int type = 0;
+  socklen_t tlen = sizeof type;
+  if (getsockopt(SBX_FS_COMMS_FD, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_STREAM)
+    die("fd %d is not a stream socket (%s): this program is started by @sbx/executor, which "
+        "passes its comms socket there",
+        SBX_FS_COMMS_FD, errno ? strerror(errno) : "wrong type");
+  check_single_threaded();
+
+  /* Nothing but stdio and comms is ours to keep; our children's fd tables start from this. */
+  close_range(SBX_FS_COMMS_FD + 1, ~0U, 0);
+  if (fcntl(SBX_FS_COMMS_FD, F_SETFD, FD_CLOEXEC) < 0) die("fcntl(F_SETFD): %s", strerror(errno));
+  /* Out of the executor's process group: a Ctrl-C meant for the executor is its business. */
+  (void)setsid();
+  if (chdir("/") < 0) die("chdir(/): %s", strerror(errno));
+  /* The child copies fds above 1022 + its highest target before placing them: make room. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  /* Orphans of sandboxees without a pid namespace come to us, not to the host's init. */
+  (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+  *sigfd = setup_signals();
+  sbx_comms_init(&srv->comms, SBX_FS_COMMS_FD);
+  srv->self_pidfd = pidfd_open(getpid(), 0);
+  if (srv->self_pidfd < 0) die("pidfd_open(self): %s (Hint: Linux >= 5.3 is needed)", strerror(errno));
+  srv->devnull_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (srv->devnull_fd < 0) die("open(/dev/null): %s", strerror(errno));
+  srv->may_setgroups = userns_parent_may_setgroups();
+}
+
+__attribute__((noreturn)) static void shutdown_and_exit(struct fs_server *srv, int code) {
+  children_kill_all(&srv->children);
+  children_free(&srv->children);
+  exit(code);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1) {
+    fprintf(stderr, "usage: %s\n(started by @sbx/executor with its comms socket on fd %d; "
+                    "protocol: native/forkserver/protocol.h)\n",
+            argv[0], SBX_FS_COMMS_FD);
+    return 2;
+  }
+  struct fs_server srv;
+  memset(&srv, 0, sizeof srv);
+  int sigfd;
+  init(&srv, &sigfd);
+
+  for (;;) {
+    struct pollfd p[2] = {{.fd = sigfd, .events = POLLIN}, {.fd = SBX_FS_COMMS_FD, .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      fprintf(stderr, "sbx-forkserver: poll: %s\n", strerror(errno));
+      shutdown_and_exit(&srv, 1);
+    }
+    if (p[0].revents & POLLIN) {
+      struct signalfd_siginfo si[16];
+      while (read(sigfd, si, sizeof si) > 0) {
+      }
+      int r = children_reap(&srv.children, &srv.comms);
+      if (r < 0) {
+        bool gone = r == -EPIPE || r == -ECONNRESET; /* the executor is done */
+        if (!gone) fprintf(stderr, "sbx-forkserver: send EXITED: %s\n", sbx_comms_strerror(r));
+        shutdown_and_exit(&srv, gone ? 0 : 1);
+      }
+    }
+    if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+      uint32_t tag;
+      void *data = NULL;
+      uint64_t len = 0;
+      int r = sbx_comms_recv_tlv(&srv.comms, &tag, &data, &len);
+      if (r == -EPIPE || r == -ECONNRESET) shutdown_and_exit(&srv, 0); /* the executor is done */
+      if (r < 0) {
+        fprintf(stderr, "sbx-forkserver: receive: %s\n", sbx_comms_strerror(r));
+        shutdown_and_exit(&srv, 1);
+      }
+      if (tag != SBX_FS_SPAWN) {
+        fprintf(stderr, "sbx-forkserver: ignoring a message with tag 0x%x (%s)\n", (unsigned)tag,
+                sbx_comms_tag_name(tag));
+        free(data);
+        continue;
+      }
+      r = spawn_handle(&srv, data, (size_t)len);
+      free(data);
+      if (r < 0) {
+        bool gone = r == -EPIPE || r == -ECONNRESET;
+        if (!gone) fprintf(stderr, "sbx-forkserver: reply: %s\n", sbx_comms_strerror(r));
+        shutdown_and_exit(&srv, gone ? 0 : 1);
+      }
+    }
+  }
+}

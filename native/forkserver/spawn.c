@@ -1,0 +1,258 @@
+/*
+ * spawn.c: one spawn request, forkserver side (outside the sandbox, with the executor's
+ * privileges): parse, take the announced fds, open the binary, clone into the namespaces,
+ * write the id maps, release the child, reply SPAWNED with its pidfd.
+ *
+ * An error reply means no child exists any more (one that was cloned is killed and reaped
+ * here), so an SBX_FS_EXITED only ever follows a successful SBX_FS_SPAWNED. Every per-request
+ * fd is closed before this returns; the pidfd stays in the children table until the reap.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "protocol.h"
+#include "request.h"
+#include "server.h"
+#include "userns.h"
+
+/* clone3's argument (linux/sched.h, CLONE_ARGS_SIZE_VER2), spelled out: Debian's headers may
+ * predate some fields and flags. */
+struct fs_clone_args {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+      set_tid_size, cgroup;
+};
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000ULL
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+static void put_u32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* SBX_FS_SPAWNED: u64 request_id | i32 err | u32 pid | message; then the pidfd on success. */
+static int reply(struct fs_server *srv, uint64_t id, int err, pid_t pid, const char *msg,
+                 int pidfd) {
+  size_t mlen = msg != NULL ? strlen(msg) : 0;
+  uint8_t buf[16 + 1024];
+  if (mlen > sizeof buf - 16) mlen = sizeof buf - 16;
+  put_u64(buf, id);
+  put_u32(buf + 8, (uint32_t)err);
+  put_u32(buf + 12, (uint32_t)pid);
+  if (mlen > 0) memcpy(buf + 16, msg, mlen);
+  int r = sbx_comms_send_tlv(&srv->comms, SBX_FS_SPAWNED, buf, 16 + mlen);
+  if (r == 0 && err == 0) r = sbx_comms_send_fd(&srv->comms, pidfd);
+  return r;
+}
+
+/* "CLONE_NEWUSER|CLONE_NEWNS|..." for messages. */
+static void clone_flags_text(uint64_t flags, char *buf, size_t len) {
+  static const struct {
+    uint64_t flag;
+    const char *name;
+  } names[] = {
+      {CLONE_PIDFD, "CLONE_PIDFD"},         {CLONE_NEWUSER, "CLONE_NEWUSER"},
+      {CLONE_NEWNS, "CLONE_NEWNS"},         {CLONE_NEWPID, "CLONE_NEWPID"},
+      {CLONE_NEWNET, "CLONE_NEWNET"},       {CLONE_NEWIPC, "CLONE_NEWIPC"},
+      {CLONE_NEWUTS, "CLONE_NEWUTS"},       {CLONE_NEWCGROUP, "CLONE_NEWCGROUP"},
+      {CLONE_INTO_CGROUP, "CLONE_INTO_CGROUP"},
+  };
+  size_t pos = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (!(flags & names[i].flag)) continue;
+    int n = snprintf(buf + pos, len - pos, "%s%s", pos ? "|" : "", names[i].name);
+    if (n < 0 || (size_t)n >= len - pos) break;
+    pos += (size_t)n;
+  }
+}
+
+static const char *clone_hint(int err, uint64_t flags) {
+  if (!(flags & CLONE_NEWUSER)) return "";
+  if (err == EPERM || err == EACCES)
+    return " (Hint: the host refuses user namespaces to this process: check sysctl "
+           "kernel.unprivileged_userns_clone, AppArmor's restrict_unprivileged_userns, or a "
+           "container seccomp profile)";
+  if (err == ENOSPC) return " (Hint: a namespace limit is reached: sysctl user.max_user_namespaces)";
+  return "";
+}
+
+/* Receives `count` fds and closes them: keeps the stream in step after an invalid request.
+ * Returns 0 or a fatal comms error. */
+static int drain_fds(struct fs_server *srv, size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    int fd;
+    int r = sbx_comms_recv_fd(&srv->comms, &fd);
+    if (r == -EBADMSG) return 0; /* not an Fd: the executor announced none after all */
+    if (r < 0) return r;
+    close(fd);
+  }
+  return 0;
+}
+
+/* Kills and reaps a child that will not be reported (the spawn failed after clone). */
+static void abandon_child(int pidfd) {
+  pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
+  siginfo_t si;
+  while (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 && errno == EINTR) {
+  }
+}
+
+int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
+  struct sbx_request req;
+  char msg[1024];
+  int r = sbx_request_parse(buf, len, &req, msg, sizeof msg);
+  if (r < 0) {
+    int d = drain_fds(srv, req.fd_count);
+    if (d < 0) return d;
+    char full[1100];
+    snprintf(full, sizeof full, "%s%s", r == -EINVAL ? "invalid request: " : "", msg);
+    return reply(srv, req.request_id, r, 0, full, -1); /* id 0 when none could be read */
+  }
+
+  int *fds = calloc(req.fd_count + 1, sizeof *fds);
+  int *scratch = calloc(req.fd_count + 8, sizeof *scratch);
+  int exec_fd = -1, cgroup_fd = -1, release[2] = {-1, -1}, pidfd = -1;
+  size_t received = 0;
+  int err = 0, fatal = 0;
+  pid_t pid = 0;
+
+  if (fds == NULL || scratch == NULL || children_reserve(&srv->children) < 0) {
+    err = -ENOMEM;
+    snprintf(msg, sizeof msg, "out of memory");
+    fatal = drain_fds(srv, req.fd_count);
+    goto out;
+  }
+  for (; received < req.fd_count; received++) {
+    r = sbx_comms_recv_fd(&srv->comms, &fds[received]);
+    if (r == -EBADMSG) {
+      err = -EPROTO;
+      snprintf(msg, sizeof msg, "fd %zu of %zu: expected an Fd message, got tag 0x%x (%s)",
+               received + 1, req.fd_count, (unsigned)sbx_comms_last_tag(&srv->comms),
+               sbx_comms_tag_name(sbx_comms_last_tag(&srv->comms)));
+      goto out;
+    }
+    if (r < 0) {
+      fatal = r;
+      goto out;
+    }
+  }
+
+  exec_fd = open(req.exec_path, O_PATH | O_CLOEXEC);
+  if (exec_fd < 0) {
+    err = -errno;
+    snprintf(msg, sizeof msg, "open(%s): %s", req.exec_path, strerror(errno));
+    goto out;
+  }
+  if (req.cgroup != NULL) {
+    cgroup_fd = open(req.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cgroup_fd < 0) {
+      err = -errno;
+      snprintf(msg, sizeof msg, "open(%s): %s", req.cgroup, strerror(errno));
+      goto out;
+    }
+  }
+  if (pipe2(release, O_CLOEXEC) < 0) {
+    err = -errno;
+    snprintf(msg, sizeof msg, "pipe2(O_CLOEXEC): %s", strerror(errno));
+    goto out;
+  }
+
+  struct fs_clone_args args = {
+      .flags = CLONE_PIDFD | req.namespaces | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
+      .pidfd = (uint64_t)(uintptr_t)&pidfd,
+      .exit_signal = SIGCHLD,
+      .cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,
+  };
+  pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+  if (pid == 0) {
+    /* Child: from here on child.h's rules apply. The executor's channel is not ours to
+     * touch (the fds step would close it too, but only after the mounts). */
+    close(SBX_FS_COMMS_FD);
+    close(release[1]);
+    int setup_fd = -1;
+    for (size_t i = 0; i < req.fd_count; i++)
+      if (req.fd_ops[i].target == SBX_FD_OP_SETUP_SOCKET) setup_fd = fds[i];
+    struct child_ctx ctx = {
+        .req = &req,
+        .fds = fds,
+        .scratch = scratch,
+        .exec_fd = exec_fd,
+        .release_fd = release[0],
+        .forkserver_pidfd = srv->self_pidfd,
+        .devnull_fd = srv->devnull_fd,
+        .may_setgroups = srv->may_setgroups,
+        .setup_fd = setup_fd,
+        .listener_fd = -1,
+    };
+    child_run(&ctx);
+  }
+  if (pid < 0) {
+    int e = errno;
+    char flags[256];
+    clone_flags_text(args.flags, flags, sizeof flags);
+    err = -e;
+    snprintf(msg, sizeof msg, "clone3(%s): %s%s", flags, strerror(e), clone_hint(e, args.flags));
+    pid = 0;
+    goto out;
+  }
+  close(release[0]);
+  release[0] = -1;
+
+  if (req.namespaces & CLONE_NEWUSER) {
+    r = userns_write_maps_from_parent(pid, &req, srv->may_setgroups, msg, sizeof msg);
+    if (r < 0) {
+      err = r;
+      goto out;
+    }
+  }
+  /* Go. A child that died already (killed from outside) shows up as EPIPE. */
+  if (write(release[1], "g", 1) != 1) {
+    err = -errno;
+    snprintf(msg, sizeof msg, "release: write(release pipe): %s", strerror(errno));
+    goto out;
+  }
+
+out:
+  if (err != 0 && pidfd >= 0) {
+    abandon_child(pidfd);
+    close(pidfd);
+    pidfd = -1;
+  }
+  if (release[0] >= 0) close(release[0]);
+  if (release[1] >= 0) close(release[1]);
+  if (cgroup_fd >= 0) close(cgroup_fd);
+  if (exec_fd >= 0) close(exec_fd);
+  for (size_t i = 0; i < received; i++) close(fds[i]);
+  free(fds);
+  free(scratch);
+  uint64_t id = req.request_id;
+  sbx_request_free(&req);
+  if (fatal < 0) {
+    if (pidfd >= 0) {
+      abandon_child(pidfd);
+      close(pidfd);
+    }
+    return fatal;
+  }
+  if (err != 0) return reply(srv, id, err, 0, msg, -1);
+  children_add(&srv->children, id, pid, pidfd);
+  return reply(srv, id, 0, pid, "", pidfd);
+}
