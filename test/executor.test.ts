@@ -2,7 +2,7 @@
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
-import { writeFileSync, mkdtempSync, rmSync, readFileSync, openSync, closeSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync, readFileSync, closeSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, afterAll } from 'vitest';
@@ -11,6 +11,11 @@ import { native } from '@sbx/client/internal';
 import { isolationPolicy, openFdCount, processesWith, repoRoot, runCaptured, sh, tick } from './helpers.js';
 
 const asRoot = process.getuid?.() === 0;
+
+/** A sleep duration no other process uses ("300.<unique>" seconds): its cmdline marks the process. */
+function uniqueSleep(): string {
+  return `300.${process.pid}${Date.now() % 1e6}${Math.floor(Math.random() * 1e3)}`;
+}
 
 describe('Sandbox#run() isolation', () => {
   it('runs /bin/true with status OK and exit code 0', async () => {
@@ -67,11 +72,12 @@ describe('Sandbox#run() isolation', () => {
     expect(stdout.trim()).toBe('refused');
   });
 
-  it('sees pid 1 as its own and no host process', async () => {
-    const { stdout } = await sh('echo $$; ls /proc | grep -E "^[0-9]+$" | wc -l');
-    const [pid, count] = stdout.trim().split('\n').map(Number);
-    expect(pid).toBe(1);
-    expect(count).toBeLessThanOrEqual(3); // sh, ls, grep/wc: only the sandbox's own
+  it('runs as pid 2 under its own init and sees no host process', async () => {
+    const { stdout } = await sh('echo $$; cat /proc/1/comm; ls /proc | grep -E "^[0-9]+$" | wc -l');
+    const [pid, init, count] = stdout.trim().split('\n');
+    expect(pid).toBe('2');
+    expect(init).toBe('sbx-init');
+    expect(Number(count)).toBeLessThanOrEqual(6); // init, sh and the pipeline: only the sandbox's own
   });
 
   it('cannot see files outside its mounts', async () => {
@@ -98,6 +104,7 @@ describe('Sandbox#run() isolation', () => {
 
   it('a rw bind mount writes through, owned by the unprivileged host uid', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sbx-rw-'));
+    chmodSync(dir, 0o777); // as root the sandboxee is host nobody: it writes only where nobody may
     const { result } = await sh(`echo data > ${dir}/out`, { policy: isolationPolicy((b) => b.addDirectory(dir, { writable: true })) });
     expect(result.status).toBe('OK');
     expect(readFileSync(join(dir, 'out'), 'utf8')).toBe('data\n');
@@ -136,7 +143,8 @@ describe('Sandbox#run() isolation', () => {
   });
 
   it('ipc.comms talks to the sandboxee at fd 1023', async () => {
-    const executor = new Executor('/bin/sh', ['/bin/sh', '-c', 'cat <&1023 >&1023'], { stdio: 'ignore' });
+    // bash: dash redirects only fds 0-9.
+    const executor = new Executor('/bin/bash', ['/bin/bash', '-c', 'cat <&1023 >&1023'], { stdio: 'ignore' });
     const sandbox = new Sandbox(executor, isolationPolicy());
     const comms = executor.ipc.comms;
     const resultP = sandbox.run();
@@ -183,8 +191,8 @@ describe('Process-tree control', () => {
   });
 
   it('walltime kills every process of a tree that forked and setsid-ed', async () => {
-    const marker = `sbx-tree-${process.pid}-${Date.now()}`;
-    const { result } = await sh(`(setsid sleep 300 ${marker} &) ; (sleep 301 ${marker} &); sleep 302 ${marker}`, {
+    const marker = uniqueSleep();
+    const { result } = await sh(`(setsid sleep ${marker} &) ; (sleep ${marker} &); sleep ${marker}`, {
       executor: { limits: { walltime: 0.7 } },
     });
     expect(result.status).toBe('TIMEOUT');
@@ -193,8 +201,8 @@ describe('Process-tree control', () => {
   });
 
   it('kill() ends the whole tree: EXTERNAL_KILL', async () => {
-    const marker = `sbx-kill-${process.pid}-${Date.now()}`;
-    const executor = new Executor('/bin/sh', ['/bin/sh', '-c', `sleep 300 ${marker} & sleep 301 ${marker}`], { stdio: 'ignore' });
+    const marker = uniqueSleep();
+    const executor = new Executor('/bin/sh', ['/bin/sh', '-c', `sleep ${marker} & sleep ${marker}`], { stdio: 'ignore' });
     const sandbox = new Sandbox(executor, isolationPolicy());
     await sandbox.runAsync();
     await tick(200);
@@ -207,23 +215,24 @@ describe('Process-tree control', () => {
   });
 
   it('the executor dying kills its sandboxees', async () => {
-    const marker = `sbx-orphan-${process.pid}-${Date.now()}`;
+    const marker = uniqueSleep();
     const script = `
       import { Executor, Sandbox, PolicyBuilder } from '@sbx/executor';
       const b = new PolicyBuilder().defaultAction('allow');
       for (const d of ['/usr', '/bin', '/lib', '/lib64']) b.addDirectory(d);
-      const s = new Sandbox(new Executor('/bin/sleep', ['/bin/sleep', '300', '${marker}'], { stdio: 'ignore' }), b.build());
+      const s = new Sandbox(new Executor('/bin/sleep', ['/bin/sleep', '${marker}'], { stdio: 'ignore' }), b.build());
       await s.runAsync();
       console.log('started');
       setInterval(() => {}, 1000);`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
     await once(child.stdout!, 'data');
     await tick(100);
-    expect(processesWith(marker).length).toBe(1);
+    const sleeping = () => processesWith(marker).filter((p) => p !== child.pid); // its script names the marker too
+    expect(sleeping().length).toBe(1);
     child.kill('SIGKILL');
     await once(child, 'exit');
     await tick(300);
-    expect(processesWith(marker)).toEqual([]);
+    expect(sleeping()).toEqual([]);
   });
 
   it('leaves no fds behind in the executor', async () => {

@@ -53,6 +53,7 @@ int userns_set_ids_in_child(struct child_ctx *ctx);   /* userns.c: setgroups/set
 int fds_arrange_in_child(struct child_ctx *ctx);      /* fds.c: mapped fds in place, rest closed */
 int rlimits_apply_in_child(struct child_ctx *ctx);    /* rlimits.c */
 int caps_drop_in_child(struct child_ctx *ctx);        /* caps.c: no caps, NO_NEW_PRIVS */
+int init_split_in_child(struct child_ctx *ctx);       /* init.c: pid 1 stays as init, pid 2 goes on */
 int seccomp_install_in_child(struct child_ctx *ctx);  /* seccomp.c: filter + listener number */
 
 #endif

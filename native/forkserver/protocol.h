@@ -27,7 +27,11 @@
  *                      child's seccomp() has returned, pidfd_getfd(n) fails with EBADF: retry
  *                      (no other fd can take number n in between). A String after n means
  *                      seccomp() failed.
- *   EOF without a String: the child reached execveat.
+ *   SBX_TAG_FD         (with CLONE_NEWPID and a listener, before n) the target's own pidfd: the
+ *                      target is pid 2 under a small init, and pidfd_getfd(n) must ask it
+ *   SBX_INIT_STATUS    (with CLONE_NEWPID) i32 raw wait status of the target, sent by the init
+ *                      when the target ends; the init then exits and the namespace dies
+ *   EOF: every holder of the setup socket is gone (exec'd or exited).
  */
 #ifndef SBX_FORKSERVER_PROTOCOL_H
 #define SBX_FORKSERVER_PROTOCOL_H
@@ -39,6 +43,8 @@
 #define SBX_FS_SPAWN 0x00005301u
 #define SBX_FS_SPAWNED 0x00005302u
 #define SBX_FS_EXITED 0x00005303u
+/* On the setup socket, from the sandbox's init (pid 1): i32 raw wait status of the target. */
+#define SBX_INIT_STATUS 0x00005304u
 
 /* fd numbers used in the child between clone and exec (above any mapped fd but 1023). */
 #define SBX_SETUP_FD_TARGET 1021

@@ -364,11 +364,12 @@ static int t_only_lo_and_up(struct fs *fs) {
   return 0;
 }
 
+/* The target is pid 2; pid 1 is the sandbox's own init (init.c), not a host process. */
 static int t_pid_1(struct fs *fs) {
-  struct job job = {.path = "/usr/bin/readlink", .argv = {"readlink", "/proc/self", NULL}};
+  struct job job = {.path = "/bin/sh", .argv = {"sh", "-c", "echo $$ $(cat /proc/1/comm)", NULL}};
   struct run run;
   if (run_job(fs, &job, &run) < 0) return -1;
-  CHECK(strcmp(run.out, "1") == 0, "readlink /proc/self: \"%s\"", run.out);
+  CHECK(strcmp(run.out, "2 sbx-init") == 0, "pid and init: \"%s\"", run.out);
   return 0;
 }
 
@@ -611,17 +612,22 @@ static int take_listener(struct run *run, int *listener) {
   sbx_comms sc;
   sbx_comms_init(&sc, run->setup_fd);
   CHECK(wait_readable(run->setup_fd, TIMEOUT_MS), "no listener number");
+  /* The target is pid 2 under the sandbox's init: it sends its own pidfd before n. */
+  int target_pidfd = -1;
+  int e = sbx_comms_recv_fd(&sc, &target_pidfd);
+  CHECK(e == 0, "recv target pidfd: %s (last tag 0x%x)", sbx_comms_strerror(e), (unsigned)sbx_comms_last_tag(&sc));
   uint32_t n;
-  int e = sbx_comms_recv_uint32(&sc, &n);
+  e = sbx_comms_recv_uint32(&sc, &n);
   CHECK(e == 0, "recv listener number: %s (last tag 0x%x)", sbx_comms_strerror(e),
         (unsigned)sbx_comms_last_tag(&sc));
   /* n arrives just before the child's seccomp() runs: until it has, fd n does not exist
    * (EBADF), and nothing else can take that number, so retry briefly. */
-  for (int tries = 0; (*listener = pidfd_getfd(run->spawned.pidfd, (int)n, 0)) < 0; tries++) {
+  for (int tries = 0; (*listener = pidfd_getfd(target_pidfd, (int)n, 0)) < 0; tries++) {
     CHECK(errno == EBADF && tries < 10000, "pidfd_getfd(%u): %s", n, strerror(errno));
     CHECK(!wait_readable(run->setup_fd, 0), "a setup message instead of the filter");
     usleep(20);
   }
+  close(target_pidfd);
   return 0;
 }
 
@@ -968,7 +974,7 @@ static const struct test_case cases[] = {
     {"ids inside are the mapped ones", t_ids_are_mapped},
     {"hostname is set", t_hostname},
     {"only lo exists and it is up", t_only_lo_and_up},
-    {"sandboxee is pid 1", t_pid_1},
+    {"sandboxee is pid 2 under its own init", t_pid_1},
     {"files outside the mounts are invisible", t_outside_invisible},
     {"read-only bind and root refuse writes", t_ro_bind_refuses_writes},
     {"tmpfs accepts writes", t_tmpfs_accepts_writes},

@@ -102,7 +102,13 @@ export class Comms {
     return this.enqueue(payload, -1);
   }
 
-  /** The next message of `tag` (TAG_MISMATCH on another), or of any tag when `tag` is omitted. */
+  /** The next message, whatever its tag; an Fd message carries its fd (the caller owns it), others fd -1. */
+  recvAny(): Promise<Message> {
+    return this.next();
+  }
+
+  /** The next message of `tag` (TAG_MISMATCH on another), or of any tag when `tag` is omitted.
+   *  An Fd message's fd is closed here: use recvFd() or recvAny() for fds. */
   async recvTLV(tag?: number): Promise<{ tag: number; data: Buffer }> {
     const m = await this.next();
     if (m.tag === Tag.Fd) {

@@ -149,7 +149,7 @@ export class ForkServer {
         p?.reject(new ForkServerError('SPAWN_FAILED', message || `the forkserver could not start the sandboxee (errno ${-err})`));
         return;
       }
-      if (m.tag === FsTag.Exited && d.length >= 44) {
+      if (m.tag === FsTag.Exited && d.length >= 40) {
         const id = d.readBigUInt64LE(0);
         const e: Exited = {
           pid: d.readUInt32LE(8),

@@ -5,7 +5,7 @@ import { getSystemErrorName } from 'node:util';
 import { Comms, CommsError, Tag } from '@sbx/client';
 import { native, type MonitorEvent } from '@sbx/client/internal';
 import { Executor } from './executor.js';
-import { CloneFlag, EXEC_FD_TARGET, Op, OpList, SeccompFlag } from './forkserver-protocol.js';
+import { CloneFlag, EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from './forkserver-protocol.js';
 import { ForkServer, ForkServerError, type Exited } from './forkserver.js';
 import * as monitor from './monitor.js';
 import { addMountOps, MountError } from './mounts.js';
@@ -163,19 +163,28 @@ export class Sandbox {
   }
 
   private exitPromise: Promise<Exited> | null = null;
+  /** pidfd of the target (pid 2 under the sandbox's init), when it sent one. */
+  private targetPidfd = -1;
+  /** Raw wait status of the target as its init saw it. */
+  private targetStatus: number | null = null;
   private setupDone: Promise<void> | null = null;
 
   /** Reads the child's setup reports until exec (EOF): an error, or the listener's fd number. */
   private async readSetup(setup: Comms): Promise<void> {
     try {
       for (;;) {
-        const m = await setup.recvTLV();
+        const m = await setup.recvAny();
         if (m.tag === Tag.String) {
           this.setupError = m.data.toString('utf8');
+        } else if (m.tag === FsTag.InitStatus && m.data.length === 4) {
+          this.targetStatus = m.data.readInt32LE(0);
+        } else if (m.tag === Tag.Fd && this.targetPidfd < 0) {
+          this.targetPidfd = m.fd;
         } else if (m.tag === Tag.Uint32 && m.data.length === 4 && this.monitorId === 0) {
-          const listener = native().pidfdGetfd(this.pidfd, m.data.readUInt32LE(0));
-          this.monitorId = monitor.watch(listener, this.pidfd, EXEC_FD_TARGET, (e) => this.onMonitor(e));
+          const listener = await this.takeListener(m.data.readUInt32LE(0), setup);
+          if (listener >= 0) this.monitorId = monitor.watch(listener, this.pidfd, EXEC_FD_TARGET, (e) => this.onMonitor(e));
         } else {
+          if (m.fd >= 0) closeQuietly(m.fd);
           this.setupError = `unexpected setup message (tag 0x${m.tag.toString(16)})`;
           this.signalTree();
         }
@@ -187,6 +196,36 @@ export class Sandbox {
       }
     } finally {
       setup.close();
+    }
+  }
+
+  /**
+   * Takes the child's seccomp listener (fd `n` in the child) with pidfd_getfd(). The child sent
+   * `n` just before calling seccomp(), so until that returns the fd does not exist (EBADF): retry
+   * until it does, the child reports a failure on the setup socket, or it is gone. Returns -1 then.
+   */
+  private async takeListener(n: number, setup: Comms): Promise<number> {
+    const started = performance.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        // The target's own pidfd when it runs under the sandbox's init; else it is the init.
+        return native().pidfdGetfd(this.targetPidfd >= 0 ? this.targetPidfd : this.pidfd, n);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code !== 'EBADF') {
+          this.setupError ??= `pidfd_getfd(sandboxee, ${n}) for the seccomp listener: ${(err as Error).message}` +
+            (code === 'EPERM' ? ' (the host forbids it: check kernel.yama.ptrace_scope <= 1)' : '');
+          this.signalTree();
+          return -1;
+        }
+      }
+      if (setup.isClosed || this.setupError) return -1;
+      if (performance.now() - started > 5000) {
+        this.setupError = `the sandboxee did not install its seccomp filter within 5 s`;
+        this.signalTree();
+        return -1;
+      }
+      await new Promise((r) => (attempt < 100 ? setImmediate(r) : setTimeout(r, 1)));
     }
   }
 
@@ -231,7 +270,8 @@ export class Sandbox {
     if (this.monitorId) monitor.unwatch(this.monitorId);
     this.monitorId = 0;
     closeQuietly(this.pidfd);
-    this.pidfd = -1;
+    closeQuietly(this.targetPidfd);
+    this.pidfd = this.targetPidfd = -1;
   }
 
   private makeResult(exited: Exited | null, internal?: Error): Result {
@@ -243,8 +283,9 @@ export class Sandbox {
       maxRssKiB: exited ? exited.maxRssKiB : 0,
       ...(this.hostPid ? { pid: this.hostPid } : {}),
     };
-    const st = exited?.status ?? 0;
-    const signaled = exited !== null && (st & 0x7f) !== 0 && (st & 0x7f) !== 0x7f;
+    // The init's report of the target is exact; without one (no pid namespace), the forkserver's.
+    const st = this.targetStatus ?? exited?.status ?? 0;
+    const signaled = (this.targetStatus !== null || exited !== null) && (st & 0x7f) !== 0 && (st & 0x7f) !== 0x7f;
     const sig = st & 0x7f;
     let status: Status;
     let reason = '';

@@ -1,0 +1,74 @@
+/*
+ * init.c: a small init for the sandbox's pid namespace (as Sandbox2's S2-INIT-PROC). Without it
+ * the target would be pid 1, which the kernel shields from every signal whose action is the
+ * default: SIGXFSZ from RLIMIT_FSIZE, SIGTERM, SIGINT... would be ignored, and orphans would be
+ * reparented to the target. So the child forks once more: pid 1 stays here and only reaps; pid 2
+ * goes on to the filter and execveat. When pid 2 ends, init sends its raw wait status on the
+ * setup socket (SBX_INIT_STATUS) and exits with the same code (128 + signal for a signal), which
+ * takes every other process of the namespace with it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sbx/comms.h>
+
+#include "child.h"
+#include "protocol.h"
+
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE 2
+#endif
+
+/* Pid 1: holds nothing of the sandboxee's (its pipes must see EOF when the target closes them),
+ * reaps every process, and reports the target's status. Never returns. */
+__attribute__((noreturn)) static void run_init(struct child_ctx *ctx, pid_t target) {
+  (void)prctl(PR_SET_NAME, "sbx-init", 0, 0, 0);
+  int setup = ctx->setup_fd;
+  if (setup > 0) syscall(SYS_close_range, 0, (unsigned)setup - 1, 0);
+  syscall(SYS_close_range, (unsigned)setup + 1, ~0U, 0);
+  for (;;) {
+    int status;
+    pid_t p = waitpid(-1, &status, __WALL);
+    if (p == target) {
+      if (setup >= 0) {
+        sbx_comms c;
+        sbx_comms_init(&c, setup);
+        int32_t raw = status;
+        (void)sbx_comms_send_tlv(&c, SBX_INIT_STATUS, &raw, sizeof raw);
+      }
+      /* Mirror the target for whoever only sees init's status (the forkserver's EXITED). */
+      _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+    if (p < 0 && errno != EINTR) _exit(0);
+  }
+}
+
+/* The target (pid 2) sends its own pidfd first: the executor takes the seccomp listener from
+ * this process, not from init. */
+static int send_own_pidfd(struct child_ctx *ctx) {
+  long pidfd = syscall(SYS_pidfd_open, getpid(), 0);
+  if (pidfd < 0) return child_fail(ctx, "pidfd_open", errno, "self", NULL);
+  sbx_comms c;
+  sbx_comms_init(&c, ctx->setup_fd);
+  int r = sbx_comms_send_fd(&c, (int)pidfd);
+  close((int)pidfd);
+  if (r < 0) return child_fail(ctx, "send", -r, "setup socket, target pidfd", NULL);
+  return 0;
+}
+
+int init_split_in_child(struct child_ctx *ctx) {
+  pid_t target = fork();
+  if (target < 0) return child_fail(ctx, "fork", errno, "init and target", NULL);
+  if (target > 0) run_init(ctx, target);
+  /* pid 2: PDEATHSIG ties it to init (which dies with the forkserver). */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+    return child_fail(ctx, "prctl", errno, "PR_SET_PDEATHSIG, SIGKILL", NULL);
+  if (getppid() != 1) _exit(127); /* init is already gone */
+  if (ctx->setup_fd >= 0 && (ctx->req->seccomp_flags & SBX_SECCOMP_LISTENER)) return send_own_pidfd(ctx);
+  return 0;
+}
