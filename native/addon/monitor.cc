@@ -4,7 +4,8 @@
 //     that starts the target; only register args are looked at, so there is no TOCTOU);
 //   - a second such execveat: the first failed; arg 3 holds -errno (reported as exec_failed);
 //   - anything else: a violation: the sandbox's init is SIGKILLed through its pidfd (the whole
-//     pid namespace dies with it) and the syscall is reported to JS.
+//     pid namespace dies with it), the call is never answered (so it never returns), and the
+//     syscall is reported to JS.
 // Reports reach JS through a thread-safe function; the thread never calls into V8.
 #include <errno.h>
 #include <fcntl.h>
@@ -198,11 +199,10 @@ class Monitor {
       ev->type = EventType::kExecFailed;
       ev->err = -(int)(int64_t)d.args[3];
     }
-    // Kill first so the blocked task never runs on; then release it with an error.
+    // The violating call must never return: no answer is sent, so the task stays parked in the
+    // kernel until the SIGKILL of the sandbox's init tears the pid namespace down and it dies.
     if (!e.killed) syscall(SYS_pidfd_send_signal, e.pidfd, SIGKILL, nullptr, 0);
     e.killed = true;
-    resp->error = -EPERM;
-    ioctl(e.listener, SECCOMP_IOCTL_NOTIF_SEND, resp);
     Post(ev);
   }
 

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/perf_event.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
@@ -104,6 +105,10 @@ int main(int argc, char **argv) {
   if (!strcmp(w, "uname")) {
     char buf[400];
     return report(w, syscall(SYS_uname, buf));
+  }
+  if (!strcmp(w, "sysinfo")) {
+    char buf[256];
+    return report(w, syscall(SYS_sysinfo, buf));
   }
   if (!strcmp(w, "write-fd1")) return report(w, write(1, "", 0));
   if (!strcmp(w, "write-fd2")) return report(w, write(2, "x", 1));
