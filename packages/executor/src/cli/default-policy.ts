@@ -34,8 +34,12 @@ const CLI_SYSCALLS = [
 ];
 
 export function defaultPolicy(binary: string, o: RunPolicyOptions): Policy {
-  const b = new PolicyBuilder()
-    .allowDynamicStartup()
+  const b = new PolicyBuilder();
+  // The user's rules first: the first rule on a syscall wins, so --errno uname=EPERM beats the
+  // startup preset that allows uname.
+  for (const [name, errno] of o.errno) b.blockSyscallWithErrno(name, errno);
+  for (const name of o.allow) b.allowSyscall(name);
+  b.allowDynamicStartup()
     .allowSystemMalloc()
     .allowRead()
     .allowWrite()
@@ -47,8 +51,6 @@ export function defaultPolicy(binary: string, o: RunPolicyOptions): Policy {
     .allowSleep()
     .allowFutex()
     .allowSyscalls(CLI_SYSCALLS);
-  for (const name of o.allow) b.allowSyscall(name);
-  for (const [name, errno] of o.errno) b.blockSyscallWithErrno(name, errno);
 
   for (const d of SYSTEM_DIRS) if (existsSync(d)) addPath(b, d);
   for (const f of ETC_FILES) if (existsSync(f)) b.addFile(f);

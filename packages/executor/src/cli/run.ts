@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { Executor } from '../executor.js';
 import type { LimitsOptions } from '../limits.js';
 import { Sandbox } from '../sandbox.js';
+import { PolicyError } from '../policy/errors.js';
 import type { Result } from '../result.js';
 import { ExitCode } from './exit-codes.js';
 import { defaultPolicy, type RunPolicyOptions } from './default-policy.js';
@@ -104,7 +105,14 @@ export async function run(argv: string[]): Promise<number> {
     if (err instanceof TypeError) throw new UsageError(e.message);
     throw err;
   }
-  const policy = defaultPolicy(executor.path, policyOptions);
+  let policy;
+  try {
+    policy = defaultPolicy(executor.path, policyOptions);
+  } catch (err) {
+    // Every problem here comes from the flags (--allow, --errno, --mount...): a usage error.
+    if (err instanceof PolicyError) throw new UsageError(err.message);
+    throw err;
+  }
   const sandbox = new Sandbox(executor, policy);
 
   // Ctrl-C or a kill of sbx ends the sandbox too.
