@@ -41,4 +41,12 @@ Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo &info, size_t i, const 
   return info[i].As<Napi::Buffer<uint8_t>>();
 }
 
+void CallIntoJs(Napi::Env env, Napi::Function fn, napi_value arg) {
+  napi_value result;
+  napi_status st = napi_call_function(env, env.Global(), fn, 1, &arg, &result);
+  if (st != napi_pending_exception) return;  // ok, or JS cannot run any more
+  napi_value err;
+  if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+}
+
 }  // namespace sbx

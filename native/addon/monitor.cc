@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <memory>
 #include <mutex>
 
 #include "bindings.h"
@@ -60,6 +61,23 @@ struct Entry {
   bool exec_seen = false;
   bool killed = false;
 };
+
+// Builds the JS object of a report.
+napi_value ToObject(Napi::Env env, const Event &data) {
+  Napi::Object o = Napi::Object::New(env);
+  static const char *names[] = {"exec", "exec_failed", "violation", "closed"};
+  o.Set("type", names[static_cast<int>(data.type)]);
+  o.Set("id", data.id);
+  o.Set("pid", data.pid);
+  o.Set("nr", data.nr);
+  o.Set("arch", data.arch);
+  o.Set("ip", Napi::BigInt::New(env, data.ip));
+  Napi::Array args = Napi::Array::New(env, 6);
+  for (uint32_t i = 0; i < 6; i++) args.Set(i, Napi::BigInt::New(env, data.args[i]));
+  o.Set("args", args);
+  o.Set("errno", data.err);
+  return o;
+}
 
 class Monitor {
  public:
@@ -214,20 +232,17 @@ class Monitor {
 
   void Post(Event *ev) {
     napi_status st = tsfn_.NonBlockingCall(ev, [](Napi::Env env, Napi::Function fn, Event *data) {
-      Napi::Object o = Napi::Object::New(env);
-      static const char *names[] = {"exec", "exec_failed", "violation", "closed"};
-      o.Set("type", names[static_cast<int>(data->type)]);
-      o.Set("id", data->id);
-      o.Set("pid", data->pid);
-      o.Set("nr", data->nr);
-      o.Set("arch", data->arch);
-      o.Set("ip", Napi::BigInt::New(env, data->ip));
-      Napi::Array args = Napi::Array::New(env, 6);
-      for (uint32_t i = 0; i < 6; i++) args.Set(i, Napi::BigInt::New(env, data->args[i]));
-      o.Set("args", args);
-      o.Set("errno", data->err);
-      delete data;
-      fn.Call({o});
+      std::unique_ptr<Event> owned(data);
+      // Node may deliver a late report while it tears the environment down, when JS can no
+      // longer run: nothing is waiting for it then, so it is dropped.
+      if (env == nullptr || fn.IsEmpty()) return;
+      napi_value obj = nullptr;
+      try {
+        obj = ToObject(env, *data);
+      } catch (...) {
+        return;
+      }
+      CallIntoJs(env, fn, obj);
     });
     if (st != napi_ok) delete ev;
   }

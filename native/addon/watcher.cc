@@ -22,6 +22,8 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
     int fd = ArgInt(info, 0, usage);
     if (info.Length() < 2 || !info[1].IsFunction()) ThrowUsage(info.Env(), usage);
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+    if (napi_async_init(info.Env(), nullptr, Napi::String::New(info.Env(), "sbx.Watcher"), &async_context_) != napi_ok)
+      ThrowUsage(info.Env(), usage);
     uv_loop_t *loop = nullptr;
     if (napi_get_uv_event_loop(info.Env(), &loop) != napi_ok) ThrowUsage(info.Env(), usage);
     handle_ = new uv_poll_t;
@@ -34,7 +36,10 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
     handle_->data = this;
   }
 
-  ~Watcher() override { CloseHandle(); }
+  ~Watcher() override {
+    CloseHandle();
+    if (async_context_) napi_async_destroy(Env(), async_context_);
+  }
 
  private:
   static void OnPoll(uv_poll_t *h, int status, int events) {
@@ -45,9 +50,15 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
     // An error status (e.g. EBADF) is reported as readable so the reader meets the error.
     bool readable = status < 0 || (events & (UV_READABLE | UV_DISCONNECT));
     bool writable = status < 0 || (events & UV_WRITABLE);
-    Napi::AsyncContext ctx(env, "sbx.Watcher");
-    self->callback_.MakeCallback(env.Global(),
-        {Napi::Boolean::New(env, readable), Napi::Boolean::New(env, writable)}, ctx);
+    // MakeCallback (not a plain call): it runs the microtasks the callback queued, as Node's own
+    // I/O callbacks do. A throw becomes an uncaught exception; during teardown it is dropped.
+    napi_value argv[2] = {Napi::Boolean::New(env, readable), Napi::Boolean::New(env, writable)};
+    napi_value result;
+    napi_status st = napi_make_callback(env, self->async_context_, env.Global(), self->callback_.Value(), 2, argv, &result);
+    if (st == napi_pending_exception) {
+      napi_value err;
+      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+    }
   }
 
   // start(readable: boolean, writable: boolean)
@@ -89,6 +100,7 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
 
   uv_poll_t *handle_ = nullptr;
   Napi::FunctionReference callback_;
+  napi_async_context async_context_ = nullptr;
 };
 
 void InitWatcher(Napi::Env env, Napi::Object exports) { Watcher::Init(env, exports); }
