@@ -16,6 +16,8 @@ import { syscallName } from './policy/syscalls.js';
 
 const AUDIT_ARCH = { x86_64: 0xc000003e, i386: 0x40000003, aarch64: 0xc00000b7 } as const;
 const X32_BIT = 0x40000000;
+/** How long a finished sandbox waits for the monitor's last reports. */
+const MONITOR_DRAIN_MS = 2000;
 /** Inside the user namespace the sandboxee is uid/gid 1000 (as in Sandbox2). */
 const INSIDE_ID = 1000;
 /** Host ids the sandboxee maps to when the executor is root: nobody/nogroup, no host-root power. */
@@ -163,6 +165,8 @@ export class Sandbox {
   }
 
   private exitPromise: Promise<Exited> | null = null;
+  private monitorClosed: Promise<void> | null = null;
+  private onMonitorClosed: (() => void) | null = null;
   /** pidfd of the target (pid 2 under the sandbox's init), when it sent one. */
   private targetPidfd = -1;
   /** Raw wait status of the target as its init saw it. */
@@ -182,7 +186,10 @@ export class Sandbox {
           this.targetPidfd = m.fd;
         } else if (m.tag === Tag.Uint32 && m.data.length === 4 && this.monitorId === 0) {
           const listener = await this.takeListener(m.data.readUInt32LE(0), setup);
-          if (listener >= 0) this.monitorId = monitor.watch(listener, this.pidfd, EXEC_FD_TARGET, (e) => this.onMonitor(e));
+          if (listener >= 0) {
+            this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
+            this.monitorId = monitor.watch(listener, this.pidfd, EXEC_FD_TARGET, (e) => this.onMonitor(e));
+          }
         } else {
           if (m.fd >= 0) closeQuietly(m.fd);
           this.setupError = `unexpected setup message (tag 0x${m.tag.toString(16)})`;
@@ -239,6 +246,7 @@ export class Sandbox {
     } else if (e.type === 'closed') {
       monitor.unwatch(this.monitorId);
       this.monitorId = 0;
+      this.onMonitorClosed?.();
     }
   }
 
@@ -256,6 +264,9 @@ export class Sandbox {
     try {
       exited = await this.exitPromise!;
       await this.setupDone;
+      // The monitor's reports come on their own path; its 'closed' comes after all of them, once
+      // every filtered task is gone. Bounded, so that a lost report can never hang a run.
+      if (this.monitorClosed) await Promise.race([this.monitorClosed, delay(MONITOR_DRAIN_MS)]);
     } catch (err) {
       this.cleanup();
       return this.makeResult(null, err as Error);
@@ -359,6 +370,10 @@ function describeViolation(e: MonitorEvent): Violation {
   }
   if (arch === 'x32') name = syscallName('x86_64', e.nr & ~X32_BIT);
   return { kind, syscall: name ?? `unknown(${e.nr})`, nr: e.nr, arch, args: e.args, pid: e.pid };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 function errnoName(errno: number): string {
