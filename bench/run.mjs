@@ -7,7 +7,12 @@ import { commsBench } from './comms.mjs';
 
 const here = import.meta.dirname;
 const only = process.argv.slice(2);
-const sections = [['comms', commsBench]];
+const sections = [
+  ['comms', commsBench],
+  ['spawn', async () => (await import('./spawn.mjs')).spawnBench()],
+  ['syscall', async () => (await import('./syscall.mjs')).syscallBench()],
+  ['cli', async () => (await import('./cli.mjs')).cliBench()],
+];
 
 const records = [];
 for (const [name, fn] of sections) {

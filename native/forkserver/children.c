@@ -10,6 +10,7 @@
 #include <sys/pidfd.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "protocol.h"
@@ -24,8 +25,33 @@ int children_reserve(struct fs_children *c) {
   return 0;
 }
 
-void children_add(struct fs_children *c, uint64_t request_id, pid_t pid, int pidfd) {
-  c->v[c->n++] = (struct fs_child){request_id, pid, pidfd};
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void children_add(struct fs_children *c, uint64_t request_id, pid_t pid, int pidfd, uint64_t walltime_ms) {
+  c->v[c->n++] = (struct fs_child){request_id, pid, pidfd, walltime_ms ? now_ms() + walltime_ms : 0, false};
+}
+
+int children_enforce_walltime(struct fs_children *c) {
+  uint64_t now = now_ms(), next = 0;
+  for (size_t i = 0; i < c->n; i++) {
+    struct fs_child *ch = &c->v[i];
+    if (ch->deadline_ms == 0) continue;
+    if (ch->deadline_ms <= now) {
+      /* The child is its sandbox's init (or the whole sandbox): its death ends the tree. */
+      pidfd_send_signal(ch->pidfd, SIGKILL, NULL, 0);
+      ch->timed_out = true;
+      ch->deadline_ms = 0;
+    } else if (next == 0 || ch->deadline_ms < next) {
+      next = ch->deadline_ms;
+    }
+  }
+  if (next == 0) return -1;
+  uint64_t wait = next - now;
+  return wait > 60000 ? 60000 : (int)wait;
 }
 
 static void put_u32(uint8_t *p, uint32_t v) {
@@ -41,16 +67,17 @@ static uint64_t tv_us(struct timeval tv) {
 }
 
 /* SBX_FS_EXITED: u64 request_id | u32 pid | i32 wait_status | u64 utime_us | u64 stime_us |
- * u64 maxrss_kib */
+ * u64 maxrss_kib | u32 flags */
 static int send_exited(sbx_comms *comms, const struct fs_child *ch, int status,
                        const struct rusage *ru) {
-  uint8_t msg[40];
+  uint8_t msg[44];
   put_u64(msg, ch->request_id);
   put_u32(msg + 8, (uint32_t)ch->pid);
   put_u32(msg + 12, (uint32_t)status);
   put_u64(msg + 16, tv_us(ru->ru_utime));
   put_u64(msg + 24, tv_us(ru->ru_stime));
   put_u64(msg + 32, (uint64_t)ru->ru_maxrss); /* KiB on Linux */
+  put_u32(msg + 40, ch->timed_out ? SBX_EXITED_WALLTIME : 0);
   return sbx_comms_send_tlv(comms, SBX_FS_EXITED, msg, sizeof msg);
 }
 

@@ -4,6 +4,7 @@
 #ifndef SBX_FORKSERVER_CHILDREN_H
 #define SBX_FORKSERVER_CHILDREN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -13,7 +14,9 @@
 struct fs_child {
   uint64_t request_id;
   pid_t pid;
-  int pidfd; /* owned; closed when the child is reaped */
+  int pidfd;            /* owned; closed when the child is reaped */
+  uint64_t deadline_ms; /* CLOCK_MONOTONIC ms of its walltime; 0: none (or already killed) */
+  bool timed_out;       /* killed at its walltime */
 };
 
 struct fs_children {
@@ -23,8 +26,11 @@ struct fs_children {
 
 /* Makes room for one more entry, so that adding after clone() cannot fail. 0 or -ENOMEM. */
 int children_reserve(struct fs_children *c);
-/* Adds an entry (room reserved before). Takes ownership of pidfd. */
-void children_add(struct fs_children *c, uint64_t request_id, pid_t pid, int pidfd);
+/* Adds an entry (room reserved before). Takes ownership of pidfd. walltime_ms 0: no limit. */
+void children_add(struct fs_children *c, uint64_t request_id, pid_t pid, int pidfd, uint64_t walltime_ms);
+/* SIGKILLs the children whose walltime has passed; returns the poll() timeout (ms) until the
+ * next deadline, or -1 when none is armed. */
+int children_enforce_walltime(struct fs_children *c);
 /* Reaps every child that has exited (WNOHANG) and sends SBX_FS_EXITED for each one we started.
  * Returns 0 or the negative comms error of a failed send. */
 int children_reap(struct fs_children *c, sbx_comms *comms);

@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
 
   for (;;) {
     struct pollfd p[2] = {{.fd = sigfd, .events = POLLIN}, {.fd = SBX_FS_COMMS_FD, .events = POLLIN}};
-    if (poll(p, 2, -1) < 0) {
+    if (poll(p, 2, children_enforce_walltime(&srv.children)) < 0) {
       if (errno == EINTR) continue;
       fprintf(stderr, "sbx-forkserver: poll: %s\n", strerror(errno));
       shutdown_and_exit(&srv, 1);

@@ -11,7 +11,8 @@
  *   SBX_FS_SPAWNED: u64 request_id | i32 err (0 or -errno) | u32 pid (host view) | message bytes
  *     (UTF-8, may be empty). When err == 0 it is followed by one SBX_TAG_FD: the child's pidfd.
  *   SBX_FS_EXITED:  u64 request_id | u32 pid | i32 wait_status | u64 utime_us | u64 stime_us |
- *     u64 maxrss_kib   (sent when the forkserver reaps the sandboxee it started)
+ *     u64 maxrss_kib | u32 flags (SBX_EXITED_*)   (sent when the forkserver reaps the sandboxee
+ *     it started)
  *
  * Op list: a concatenation of TLVs in the Comms format (u32 op, u64 len, len bytes), all
  * integers little-endian, strings as raw bytes without NUL (a NUL inside is an error).
@@ -80,6 +81,8 @@ enum sbx_op {
   SBX_OP_SETUP_SOCKET = 19, /* consumes the next fd: the setup socket (above) */
   SBX_OP_CGROUP = 20,     /* string: a cgroup v2 directory to start the child in (CLONE_INTO_CGROUP) */
   SBX_OP_LANDLOCK = 21,   /* reserved for the Landlock issue */
+  SBX_OP_WALLTIME = 22,   /* u64 milliseconds from the clone; the forkserver SIGKILLs the child then
+                             (it keeps time even when the executor's event loop is busy) */
   SBX_OP_MAX
 };
 
@@ -88,5 +91,7 @@ enum sbx_op {
 #define SBX_BIND_OPTIONAL 4u /* a missing source is skipped instead of failing */
 
 #define SBX_SECCOMP_LISTENER 1u /* install with SECCOMP_FILTER_FLAG_NEW_LISTENER */
+
+#define SBX_EXITED_WALLTIME 1u /* EXITED flags: the forkserver killed it at its walltime */
 
 #endif

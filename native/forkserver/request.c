@@ -38,6 +38,7 @@ static const char *const op_names[SBX_OP_MAX] = {
     [SBX_OP_SECCOMP] = "SECCOMP",       [SBX_OP_SECCOMP_FLAGS] = "SECCOMP_FLAGS",
     [SBX_OP_FD] = "FD",                 [SBX_OP_SETUP_SOCKET] = "SETUP_SOCKET",
     [SBX_OP_CGROUP] = "CGROUP",         [SBX_OP_LANDLOCK] = "LANDLOCK",
+    [SBX_OP_WALLTIME] = "WALLTIME",
 };
 
 const char *sbx_op_name(uint32_t op) {
@@ -59,6 +60,7 @@ static bool op_is_single(uint32_t op) {
   case SBX_OP_SECCOMP_FLAGS:
   case SBX_OP_SETUP_SOCKET:
   case SBX_OP_CGROUP:
+  case SBX_OP_WALLTIME:
     return true;
   default:
     return false;
@@ -363,6 +365,10 @@ static int parse_op(struct parser *p, const uint8_t *d, size_t n) {
   case SBX_OP_CGROUP:
     if ((r = take_host_path(p, d, n, "cgroup directory", &s)) < 0) return r;
     if (p->fill) o->cgroup = s;
+    return 0;
+  case SBX_OP_WALLTIME:
+    if ((r = need_len(p, n, 8)) < 0) return r;
+    if (p->fill) o->walltime_ms = rd_u64(d);
     return 0;
   case SBX_OP_LANDLOCK:
     return fail(p, "reserved, not implemented by this forkserver");

@@ -68,6 +68,7 @@ struct sbx_request {
   uint32_t seccomp_flags;
   struct sbx_fd_op *fd_ops; /* fd_count entries */
   const char *cgroup;       /* NULL when absent */
+  uint64_t walltime_ms;     /* 0: none */
 
   void *arena; /* the single allocation everything above points into */
 };

@@ -243,7 +243,7 @@ out:
   for (size_t i = 0; i < received; i++) close(fds[i]);
   free(fds);
   free(scratch);
-  uint64_t id = req.request_id;
+  uint64_t id = req.request_id, walltime_ms = req.walltime_ms; /* free() clears req */
   sbx_request_free(&req);
   if (fatal < 0) {
     if (pidfd >= 0) {
@@ -253,6 +253,6 @@ out:
     return fatal;
   }
   if (err != 0) return reply(srv, id, err, 0, msg, -1);
-  children_add(&srv->children, id, pid, pidfd);
+  children_add(&srv->children, id, pid, pidfd, walltime_ms);
   return reply(srv, id, 0, pid, "", pidfd);
 }

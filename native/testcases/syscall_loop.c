@@ -1,6 +1,6 @@
 /* syscall_loop: per-syscall cost under a seccomp filter (bench/syscall.mjs).
  *
- *   syscall_loop [FILTER|-] [CALLS] [ROUNDS]
+ *   syscall_loop [FILTER|-] [CALLS] [ROUNDS] [CPU]
  *
  * FILTER is a file of raw struct sock_filter records (8 bytes each, as compilePolicy() emits
  * them); "-" or no argument runs without a filter. The filter is installed with
@@ -8,14 +8,18 @@
  * CALLS calls each of getppid() (a verdict the kernel's action cache can hold) and
  * getpriority(PRIO_PROCESS, 0) (a verdict that depends on an argument, so the filter runs on
  * every call), ROUNDS times, and prints the best (lowest) and the median round's ns/call of each
- * as one line of JSON. The best round is the least disturbed by other load on the machine.
- * After the filter is on it makes only getppid, getpriority, write and exit_group (the clock is
- * read through the vDSO), so the filter has to allow just those.
+ * as one line of JSON. Rounds are timed in this thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so
+ * time spent preempted by other load does not count; the best round is the least disturbed.
+ * After the filter is on it makes only getppid, getpriority, clock_gettime (CPU-time clocks are
+ * not in the vDSO), write and exit_group, so the filter has to allow just those.
+ * CPU (default -1: none) pins the process to that CPU first, so that runs compared with each
+ * other share one CPU (on a VM the vCPUs can differ in speed from moment to moment).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +36,7 @@ static struct sock_filter insns[MAX_INSNS];
 
 static uint64_t now_ns(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -44,19 +48,19 @@ static void die(const char *what) {
 static long read_filter(const char *path) {
   FILE *f = fopen(path, "rb");
   if (!f) die(path);
-  size_t n = fread(insns, sizeof insns[0], MAX_INSNS, f);
+  size_t bytes = fread(insns, 1, sizeof insns, f);
   int extra = fgetc(f);
   if (ferror(f)) die(path);
   fclose(f);
   if (extra != EOF) {
-    fprintf(stderr, "syscall_loop: %s: more than %d instructions (or not a whole number of 8-byte records)\n", path, MAX_INSNS);
+    fprintf(stderr, "syscall_loop: %s: more than %d instructions\n", path, MAX_INSNS);
     exit(2);
   }
-  if (n == 0) {
-    fprintf(stderr, "syscall_loop: %s: empty filter\n", path);
+  if (bytes == 0 || bytes % sizeof insns[0] != 0) {
+    fprintf(stderr, "syscall_loop: %s: %zu bytes is not a whole number of 8-byte sock_filter records\n", path, bytes);
     exit(2);
   }
-  return (long)n;
+  return (long)(bytes / sizeof insns[0]);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -89,9 +93,16 @@ int main(int argc, char **argv) {
   const char *path = argc > 1 ? argv[1] : "-";
   long calls = argc > 2 ? strtol(argv[2], NULL, 10) : 200000;
   int rounds = argc > 3 ? atoi(argv[3]) : 3;
-  if (calls <= 0 || rounds <= 0 || rounds > MAX_ROUNDS) {
-    fprintf(stderr, "usage: syscall_loop [FILTER|-] [CALLS>0] [ROUNDS 1..%d]\n", MAX_ROUNDS);
+  int cpu = argc > 4 ? atoi(argv[4]) : -1;
+  if (calls <= 0 || rounds <= 0 || rounds > MAX_ROUNDS || cpu >= CPU_SETSIZE) {
+    fprintf(stderr, "usage: syscall_loop [FILTER|-] [CALLS>0] [ROUNDS 1..%d] [CPU]\n", MAX_ROUNDS);
     return 2;
+  }
+  if (cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) die("sched_setaffinity");
   }
 
   long n = 0;

@@ -111,6 +111,7 @@ struct reply {
   char msg[2048];
   int status;
   uint64_t utime_us, stime_us, maxrss_kib;
+  uint32_t flags; /* EXITED: SBX_EXITED_* */
   int pidfd;
 };
 
@@ -141,13 +142,14 @@ static int fs_recv(struct fs *fs, struct reply *r) {
       free(data);
       return -1;
     }
-  } else if (r->tag == SBX_FS_EXITED && len == 40) {
+  } else if (r->tag == SBX_FS_EXITED && len == 44) {
     r->id = rd_u64(d);
     r->pid = rd_u32(d + 8);
     r->status = (int)rd_u32(d + 12);
     r->utime_us = rd_u64(d + 16);
     r->stime_us = rd_u64(d + 24);
     r->maxrss_kib = rd_u64(d + 32);
+    r->flags = rd_u32(d + 40);
   } else {
     fprintf(stderr, "#   unexpected message tag 0x%x, %llu bytes\n", (unsigned)r->tag,
             (unsigned long long)len);
@@ -177,6 +179,7 @@ struct job {
 
 struct run {
   uint64_t id;
+  uint32_t exited_flags;
   struct reply spawned;
   int out_fd;   /* read end of the sandboxee's stdout */
   int setup_fd; /* our end of the setup socket */
@@ -288,6 +291,7 @@ static int run_finish(struct fs *fs, struct run *run) {
         (unsigned long long)ex.id);
   CHECK(ex.pid == run->spawned.pid, "EXITED pid %u, SPAWNED pid %u", ex.pid, run->spawned.pid);
   run->status = ex.status;
+  run->exited_flags = ex.flags;
   if (run->spawned.pidfd >= 0) close(run->spawned.pidfd);
   return 0;
 }
@@ -321,6 +325,26 @@ static int t_true_exits_0(struct fs *fs) {
   CHECK(exited_with(run.status, 0), "status 0x%x", run.status);
   CHECK(run.setup_msg[0] == '\0', "setup message \"%s\"", run.setup_msg);
   CHECK(run.spawned.pid > 0, "pid %u", run.spawned.pid);
+  return 0;
+}
+
+/* The forkserver keeps the walltime itself: it kills the sandbox's init, and says so. */
+static int t_walltime(struct fs *fs) {
+  struct oplist extra;
+  ol_init(&extra);
+  ol_u64(&extra, SBX_OP_WALLTIME, 200);
+  struct job job = {.path = "/bin/sh", .argv = {"sh", "-c", "sleep 20 & sleep 21", NULL}, .extra = &extra};
+  struct run run;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int r = run_job(fs, &job, &run);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  ol_free(&extra);
+  if (r < 0) return -1;
+  long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+  CHECK(WIFSIGNALED(run.status) && WTERMSIG(run.status) == SIGKILL, "status 0x%x", run.status);
+  CHECK(run.exited_flags & SBX_EXITED_WALLTIME, "flags 0x%x", run.exited_flags);
+  CHECK(ms >= 150 && ms < 5000, "took %ld ms", ms);
   return 0;
 }
 
@@ -980,6 +1004,7 @@ static const struct test_case cases[] = {
     {"tmpfs accepts writes", t_tmpfs_accepts_writes},
     {"rw bind writes reach the host", t_rw_bind_reaches_host},
     {"RLIMIT_FSIZE gives SIGXFSZ", t_rlimit_fsize},
+    {"walltime kills the whole sandbox and is flagged", t_walltime},
     {"missing binary is a SPAWNED error", t_missing_binary},
     {"invalid requests get -EINVAL naming the op, serving goes on", t_invalid_requests},
     {"setup failure is reported on the setup socket", t_setup_failure_is_reported},

@@ -30,7 +30,11 @@ export const Op = {
   SetupSocket: 19,
   Cgroup: 20,
   Landlock: 21,
+  Walltime: 22,
 } as const;
+
+/** EXITED flags. */
+export const ExitedFlag = { Walltime: 1 } as const;
 
 export const BindFlag = { Rw: 1, Dev: 2, Optional: 4 } as const;
 export const SeccompFlag = { Listener: 1 } as const;

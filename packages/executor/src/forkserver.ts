@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Comms, CommsError, Tag, type Message } from '@sbx/client';
 import { native } from '@sbx/client/internal';
-import { FS_COMMS_FD, FsTag, Op, type OpList } from './forkserver-protocol.js';
+import { ExitedFlag, FS_COMMS_FD, FsTag, Op, type OpList } from './forkserver-protocol.js';
 import { forkserverPath } from './paths.js';
 
 export interface Spawned {
@@ -19,6 +19,8 @@ export interface Exited {
   utimeUs: number;
   stimeUs: number;
   maxRssKiB: number;
+  /** The forkserver killed it at its walltime. */
+  timedOut: boolean;
 }
 
 interface Pending {
@@ -157,6 +159,7 @@ export class ForkServer {
           utimeUs: Number(d.readBigUInt64LE(16)),
           stimeUs: Number(d.readBigUInt64LE(24)),
           maxRssKiB: Number(d.readBigUInt64LE(32)),
+          timedOut: d.length >= 44 && (d.readUInt32LE(40) & ExitedFlag.Walltime) !== 0,
         };
         const w = this.exitWaiters.get(id);
         this.exitWaiters.delete(id);

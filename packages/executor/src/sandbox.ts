@@ -42,7 +42,6 @@ export class Sandbox {
   private killed = false;
   private finished = false;
   private startTime = 0;
-  private timer: NodeJS.Timeout | null = null;
 
   constructor(executor: Executor, policy: Policy) {
     if (!(executor instanceof Executor)) throw new TypeError('Sandbox: the first argument must be an Executor');
@@ -126,8 +125,9 @@ export class Sandbox {
       // Mount tree
       addMountOps(ops, filesystemOf(this.policy));
 
-      // Limits
+      // Limits. The walltime is kept by the forkserver: it fires even when this event loop is busy.
       for (const [res, v] of ex.limits.rlimits()) ops.rlimit(res, v, v);
+      if (ex.limits.walltime > 0) ops.u64(Op.Walltime, BigInt(Math.max(1, Math.round(ex.limits.walltime * 1000))));
 
       // fds: stdio, the IPC mappings, the setup socket
       const stdioFds = this.prepareStdio(closeAfterSpawn);
@@ -156,7 +156,6 @@ export class Sandbox {
       this.hostPid = spawned.spawned.pid;
       this.exitPromise = fs.waitExit(spawned.id);
       this.exitPromise.catch(() => {});
-      this.armWalltime();
       this.setupDone = this.readSetup(setup);
     } finally {
       for (const fd of closeAfterSpawn) closeQuietly(fd);
@@ -250,15 +249,6 @@ export class Sandbox {
     }
   }
 
-  private armWalltime(): void {
-    const seconds = this.executor.limits.walltime;
-    if (seconds <= 0) return;
-    this.timer = setTimeout(() => {
-      this.timedOut = true;
-      this.signalTree();
-    }, seconds * 1000);
-  }
-
   private async finish(): Promise<Result> {
     let exited: Exited | null = null;
     try {
@@ -272,12 +262,12 @@ export class Sandbox {
       return this.makeResult(null, err as Error);
     }
     this.cleanup();
+    if (exited.timedOut) this.timedOut = true;
     return this.makeResult(exited);
   }
 
   private cleanup(): void {
     this.finished = true;
-    if (this.timer) clearTimeout(this.timer);
     if (this.monitorId) monitor.unwatch(this.monitorId);
     this.monitorId = 0;
     closeQuietly(this.pidfd);

@@ -1,0 +1,145 @@
+// Spawn latency: /bin/true from spawn to exit, in one run, interleaved:
+//   sbx   a full sandbox (user, mount, pid, net, ipc, uts, cgroup namespaces; read-only /usr and the
+//         merged-/usr links /bin, /lib, /lib64; its own /proc; the seccomp policy
+//         allowDynamicStartup + allowExit + addLibrariesForBinary('/bin/true'), installed before
+//         exec with the monitor's listener), stdio 'ignore', new Executor + Sandbox to Result;
+//   cp    child_process.spawn('/bin/true') to its 'exit' event (no sandbox);
+//   bwrap bubblewrap with a comparable view, spawned the same way as cp (skipped if not installed).
+// Then sequential throughput (sandboxes per second, one after another) of sbx and bwrap.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { Executor, PolicyBuilder, Sandbox } from '@sbx/executor';
+
+const TRUE = '/bin/true';
+const WARMUP = 20;
+const RUNS = 200;
+const THROUGHPUT_RUNS = 150;
+/** Any single spawn taking longer than this is a failure, not a data point. */
+const TIMEOUT_MS = 10_000;
+
+const BWRAP_ARGS = [
+  '--unshare-all', '--die-with-parent', '--ro-bind', '/usr', '/usr', '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib',
+  '--symlink', 'usr/lib64', '/lib64', '--proc', '/proc', '--dev', '/dev', TRUE,
+];
+
+/** The sandbox policy. `libraries: false` leaves out addLibrariesForBinary (its files are inside /usr anyway). */
+function sbxPolicy(libraries) {
+  const b = new PolicyBuilder().allowDynamicStartup().allowExit();
+  for (const d of ['/usr', '/bin', '/lib', '/lib64']) if (existsSync(d)) b.addDirectory(d);
+  b.addDirectory('/proc');
+  if (libraries) b.addLibrariesForBinary(TRUE);
+  return b.build();
+}
+
+/** p, or a rejection after TIMEOUT_MS (then `onTimeout` ends what is still running). */
+function withTimeout(p, what, onTimeout) {
+  let timer;
+  const t = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      onTimeout();
+      reject(new Error(`${what} did not finish within ${TIMEOUT_MS} ms`));
+    }, TIMEOUT_MS);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+async function runSbx(policy) {
+  const t0 = performance.now();
+  const sandbox = new Sandbox(new Executor(TRUE, ['true'], { stdio: 'ignore', limits: { walltime: 10 } }), policy);
+  const result = await withTimeout(sandbox.run(), 'sbx sandbox of /bin/true', () => sandbox.kill());
+  const ms = performance.now() - t0;
+  if (result.status !== 'OK' || result.exitCode !== 0) throw new Error(`sbx: /bin/true did not succeed: ${result.toString()}`);
+  return ms;
+}
+
+function runChild(cmd, args) {
+  let child;
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      child = spawn(cmd, args, { stdio: 'ignore' });
+      child.once('error', reject);
+      child.once('exit', (code, signal) => {
+        const ms = performance.now() - t0;
+        if (code === 0) resolve(ms);
+        else reject(new Error(`${cmd} ${args.join(' ')}: exited with ${signal ?? `code ${code}`}`));
+      });
+    }),
+    `${cmd} ${args.join(' ')}`,
+    () => child?.kill('SIGKILL'),
+  );
+}
+
+const runCp = () => runChild(TRUE, []);
+const runBwrap = () => runChild('bwrap', BWRAP_ARGS);
+
+function hasBwrap() {
+  const r = spawnSync('bwrap', BWRAP_ARGS, { stdio: 'ignore', timeout: TIMEOUT_MS });
+  if (r.error?.code === 'ENOENT') {
+    process.stderr.write('bench spawn: bwrap is not installed (apt-get install bubblewrap): its rows are skipped\n');
+    return false;
+  }
+  if (r.error || r.status !== 0) {
+    process.stderr.write(`bench spawn: bwrap does not work here (${r.error?.message ?? `exit ${r.status ?? r.signal}`}): its rows are skipped\n`);
+    return false;
+  }
+  return true;
+}
+
+/** The brief's policy if it runs here; the same without addLibrariesForBinary if only that fails. */
+async function pickPolicy() {
+  let full;
+  try {
+    full = sbxPolicy(true);
+    await runSbx(full);
+    return { policy: full, label: 'allowDynamicStartup+allowExit+addLibrariesForBinary' };
+  } catch (err) {
+    const fallback = sbxPolicy(false);
+    await runSbx(fallback); // throws if the sandbox itself does not work
+    process.stderr.write(
+      `bench spawn: the policy with addLibrariesForBinary('/bin/true') fails (${err.message}); ` +
+        'measuring without it (the libraries are inside the /usr bind)\n',
+    );
+    return { policy: fallback, label: 'allowDynamicStartup+allowExit, no addLibrariesForBinary' };
+  }
+}
+
+export async function spawnBench() {
+  const { policy, label } = await pickPolicy();
+  const bwrap = hasBwrap();
+  const kinds = { sbx: () => runSbx(policy), cp: runCp, ...(bwrap ? { bwrap: runBwrap } : {}) };
+
+  for (let i = 0; i < WARMUP; i++) for (const run of Object.values(kinds)) await run();
+  const lat = Object.fromEntries(Object.keys(kinds).map((k) => [k, []]));
+  // Interleaved: every kind sees the same machine state over the run.
+  for (let i = 0; i < RUNS; i++) for (const [k, run] of Object.entries(kinds)) lat[k].push(await run());
+
+  const tput = {};
+  for (const k of ['sbx', ...(bwrap ? ['bwrap'] : [])]) {
+    const t0 = performance.now();
+    for (let i = 0; i < THROUGHPUT_RUNS; i++) await kinds[k]();
+    tput[k] = THROUGHPUT_RUNS / ((performance.now() - t0) / 1000);
+  }
+
+  const p = (k, q) => quantile(lat[k], q);
+  const sbxName = `sbx full sandbox /bin/true (${label})`;
+  const cpName = 'child_process.spawn(/bin/true), no sandbox';
+  const bwName = 'bwrap --unshare-all, ro /usr, --proc, --dev';
+  const rows = [
+    { name: `${sbxName}, p50`, unit: 'ms', value: p('sbx', 0.5), peer: cpName, peerValue: p('cp', 0.5), goal: '<= 2.5×' },
+    { name: `${sbxName}, p90`, unit: 'ms', value: p('sbx', 0.9), peer: cpName, peerValue: p('cp', 0.9) },
+  ];
+  if (bwrap) {
+    rows.push(
+      { name: `${sbxName}, p50`, unit: 'ms', value: p('sbx', 0.5), peer: bwName, peerValue: p('bwrap', 0.5), goal: '<= 0.5×' },
+      { name: `${sbxName}, p90`, unit: 'ms', value: p('sbx', 0.9), peer: bwName, peerValue: p('bwrap', 0.9) },
+      { name: 'sequential sandboxes of /bin/true per second', unit: '/s', value: tput.sbx, peer: bwName, peerValue: tput.bwrap },
+    );
+  }
+  return rows;
+}
+
+function quantile(xs, q) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
