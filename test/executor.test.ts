@@ -2,7 +2,7 @@
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
-import { writeFileSync, mkdtempSync, rmSync, readFileSync, closeSync, chmodSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync, readFileSync, closeSync, chmodSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, afterAll } from 'vitest';
@@ -280,5 +280,38 @@ describe('Bad input', () => {
     const e = new Executor('/bin/true', ['/bin/true'], { stdio: 'ignore' });
     await new Sandbox(e, isolationPolicy()).run();
     expect(() => new Sandbox(e, isolationPolicy()).runAsync()).toThrow(/already started/);
+  });
+});
+
+describe('cgroup v2 per sandbox', () => {
+  it('runs each sandbox in a fresh cgroup where one can be created, and removes it after', async () => {
+    const { delegatedCgroupBase } = await import('../packages/executor/src/cgroup.js');
+    const base = delegatedCgroupBase();
+    const executor = new Executor('/bin/sh', ['/bin/sh', '-c', 'sleep 0.3'], { stdio: 'ignore' });
+    const sandbox = new Sandbox(executor, isolationPolicy());
+    await sandbox.runAsync();
+    if (!base) {
+      // No writable delegated cgroup (e.g. unprivileged here): said so, nothing half-made.
+      expect(sandbox.cgroupPath).toBeNull();
+      expect((await sandbox.awaitResult()).status).toBe('OK');
+      const required = await runCaptured(['/bin/true'], { executor: { cgroup: 'required' } });
+      expect(required.result.status).toBe('SETUP_ERROR');
+      expect(required.result.reason).toMatch(/no writable cgroup v2/);
+      return;
+    }
+    const path = sandbox.cgroupPath!;
+    expect(path.startsWith(base)).toBe(true);
+    await tick(100);
+    const procs = readFileSync(join(path, 'cgroup.procs'), 'utf8').trim().split('\n').filter(Boolean);
+    expect(procs.length).toBeGreaterThanOrEqual(2); // init and sh (and sleep)
+    expect((await sandbox.awaitResult()).status).toBe('OK');
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('cgroup: off runs without one', async () => {
+    const executor = new Executor('/bin/true', ['/bin/true'], { stdio: 'ignore', cgroup: 'off' });
+    const sandbox = new Sandbox(executor, isolationPolicy());
+    expect((await sandbox.run()).status).toBe('OK');
+    expect(sandbox.cgroupPath).toBeNull();
   });
 });

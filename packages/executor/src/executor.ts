@@ -19,6 +19,11 @@ export interface ExecutorOptions {
   stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
   /** Hostname inside (default "sandbox"). */
   hostname?: string;
+  /**
+   * A fresh cgroup v2 per sandbox, killed as a whole at the end: 'auto' (default) where this
+   * process may create one, 'required' (SETUP_ERROR where it cannot), 'off'.
+   */
+  cgroup?: 'auto' | 'required' | 'off';
 }
 
 export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
@@ -43,6 +48,7 @@ export class Executor {
   readonly ipc = new Ipc();
   readonly stdio: readonly [StdioOption, StdioOption, StdioOption];
   readonly hostname: string;
+  readonly cgroup: 'auto' | 'required' | 'off';
   /** @internal set when a Sandbox starts it: an executor runs once. */
   started = false;
 
@@ -53,7 +59,7 @@ export class Executor {
       throw new TypeError('Executor: argv must be an array of strings');
     }
     if (options === null || typeof options !== 'object') throw new TypeError('Executor: options must be an object');
-    const known = new Set(['env', 'cwd', 'enableSandboxBeforeExec', 'limits', 'stdio', 'hostname']);
+    const known = new Set(['env', 'cwd', 'enableSandboxBeforeExec', 'limits', 'stdio', 'hostname', 'cgroup']);
     for (const k of Object.keys(options)) if (!known.has(k)) throw new TypeError(`Executor: unknown option "${k}" (known: ${[...known].join(', ')})`);
 
     // Interpret
@@ -71,6 +77,9 @@ export class Executor {
       throw new TypeError('Executor: hostname must be 1..64 characters');
     }
     this.hostname = hostname;
+    const cgroup = options.cgroup ?? 'auto';
+    if (cgroup !== 'auto' && cgroup !== 'required' && cgroup !== 'off') throw new TypeError(`Executor: cgroup must be 'auto', 'required' or 'off', got ${JSON.stringify(cgroup)}`);
+    this.cgroup = cgroup;
   }
 }
 

@@ -8,6 +8,7 @@ import { Executor } from './executor.js';
 import { CloneFlag, EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from './forkserver-protocol.js';
 import { ForkServer, ForkServerError, type Exited } from './forkserver.js';
 import * as monitor from './monitor.js';
+import { SandboxCgroup } from './cgroup.js';
 import { addMountOps, MountError } from './mounts.js';
 import { Result, signalName, type Status, type Violation, type Arch } from './result.js';
 import { compileFilter, filesystemOf, sharesHostNetwork } from './sandbox-policy.js';
@@ -22,6 +23,11 @@ const MONITOR_DRAIN_MS = 2000;
 const INSIDE_ID = 1000;
 /** Host ids the sandboxee maps to when the executor is root: nobody/nogroup, no host-root power. */
 const UNPRIVILEGED_HOST_ID = 65534;
+
+/** A sandbox that cannot be set up before anything is started (it becomes a SETUP_ERROR Result). */
+export class SandboxSetupError extends Error {
+  readonly code = 'SETUP';
+}
 
 export class Sandbox {
   readonly executor: Executor;
@@ -65,7 +71,8 @@ export class Sandbox {
       this.result = this.started.then(
         () => this.finish(),
         (err) => {
-          if (err instanceof MountError || (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')) {
+          void this.cgroup?.remove();
+          if (err instanceof MountError || err instanceof SandboxSetupError || (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')) {
             this.setupError = err.message;
             return this.makeResult(null);
           }
@@ -98,6 +105,12 @@ export class Sandbox {
 
   private signalTree(): void {
     if (this.pidfd >= 0) native().pidfdSendSignal(this.pidfd, 9);
+    this.cgroup?.kill();
+  }
+
+  /** The sandbox's own cgroup v2 directory, or null (none could be created, or cgroup: 'off'). */
+  get cgroupPath(): string | null {
+    return this.cgroup?.path ?? null;
   }
 
   private async start(): Promise<void> {
@@ -124,6 +137,15 @@ export class Sandbox {
 
       // Mount tree
       addMountOps(ops, filesystemOf(this.policy));
+
+      // A cgroup of its own where the host allows one: the whole tree dies with cgroup.kill.
+      if (ex.cgroup !== 'off') {
+        this.cgroup = SandboxCgroup.create();
+        if (this.cgroup) ops.str(Op.Cgroup, this.cgroup.path);
+        else if (ex.cgroup === 'required') {
+          throw new SandboxSetupError(`no writable cgroup v2 here (cgroup: 'required'): run where a delegated cgroup v2 subtree is writable, or use cgroup: 'auto'; see sbx doctor`);
+        }
+      }
 
       // Limits. The walltime is kept by the forkserver: it fires even when this event loop is busy.
       for (const [res, v] of ex.limits.rlimits()) ops.rlimit(res, v, v);
@@ -164,6 +186,7 @@ export class Sandbox {
   }
 
   private exitPromise: Promise<Exited> | null = null;
+  private cgroup: SandboxCgroup | null = null;
   private monitorClosed: Promise<void> | null = null;
   private onMonitorClosed: (() => void) | null = null;
   /** pidfd of the target (pid 2 under the sandbox's init), when it sent one. */
@@ -262,6 +285,7 @@ export class Sandbox {
       return this.makeResult(null, err as Error);
     }
     this.cleanup();
+    await this.cgroup?.remove();
     if (exited.timedOut) this.timedOut = true;
     return this.makeResult(exited);
   }

@@ -1,0 +1,86 @@
+// cgroup.ts: a fresh cgroup v2 per sandbox, where this process may create one (it runs in a
+// writable, delegated subtree, e.g. as root or under systemd's Delegate=yes). The sandbox is
+// cloned straight into it (CLONE_INTO_CGROUP), and when it ends, cgroup.kill ends anything left
+// before the directory is removed. Always fresh: on this kernel, a cgroup that once had
+// cgroup.kill written SIGKILLs whatever is cloned into it later.
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+let base: string | null | undefined;
+let counter = 0;
+
+/** The cgroup v2 directory this process runs in, or null when there is no cgroup2 mount. */
+export function ownCgroupDir(): string | null {
+  try {
+    const mount = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.includes(' - cgroup2 '))
+      ?.split(' ')[4];
+    const own = readFileSync('/proc/self/cgroup', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'))
+      ?.slice(3);
+    return mount && own !== undefined ? join(mount, own) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Where sandbox cgroups can be created (probed once), or null. */
+export function delegatedCgroupBase(): string | null {
+  if (base !== undefined) return base;
+  base = null;
+  const dir = ownCgroupDir();
+  if (!dir) return base;
+  const probe = join(dir, `sbx-probe-${process.pid}`);
+  try {
+    mkdirSync(probe);
+    rmdirSync(probe);
+    base = dir;
+  } catch {
+    base = null;
+  }
+  return base;
+}
+
+export class SandboxCgroup {
+  private constructor(readonly path: string) {}
+
+  /** A new, empty cgroup for one sandbox, or null when none can be created here. */
+  static create(): SandboxCgroup | null {
+    const dir = delegatedCgroupBase();
+    if (!dir) return null;
+    const path = join(dir, `sbx-${process.pid}-${++counter}`);
+    try {
+      mkdirSync(path);
+      return new SandboxCgroup(path);
+    } catch {
+      return null;
+    }
+  }
+
+  /** SIGKILLs every process in it (none may escape by double fork or setsid). */
+  kill(): void {
+    try {
+      writeFileSync(join(this.path, 'cgroup.kill'), '1');
+    } catch {
+      // already removed
+    }
+  }
+
+  /** Kills what is left and removes the directory (retrying while the kernel still reaps). */
+  async remove(): Promise<void> {
+    this.kill();
+    for (let i = 0; i < 50; i++) {
+      try {
+        rmdirSync(this.path);
+        return;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') return;
+        if (code !== 'EBUSY') return;
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+}
