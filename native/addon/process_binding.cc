@@ -1,8 +1,13 @@
 // process_binding.cc: pidfds (the race-free handle on a sandboxee) and taking an fd from one.
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <string>
 
 #include "bindings.h"
 #include "errors.h"
@@ -34,6 +39,61 @@ static Napi::Value PidfdGetfd(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), (double)fd);
 }
 
+extern "C" char **environ;
+
+// spawnForkserver(path, commsFd) -> { pid, pidfd }: starts the forkserver with commsFd as its fd 3,
+// /dev/null as stdin and stdout, stderr shared. Native, so the executor needs no child_process
+// (and none of the modules it pulls in) for it.
+static Napi::Value SpawnForkserver(const Napi::CallbackInfo &info) {
+  const char *usage = "spawnForkserver(path: string, commsFd: number)";
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString()) ThrowUsage(env, usage);
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int comms = ArgInt(info, 1, usage);
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull < 0) ThrowErrno(env, errno, "open(/dev/null)");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, devnull, 0);
+  posix_spawn_file_actions_adddup2(&fa, devnull, 1);
+  // dup2 onto 3 clears CLOEXEC; when comms already is 3, dup2 is a no-op that would keep it.
+  if (comms == 3) {
+    posix_spawn_file_actions_adddup2(&fa, comms, 100);
+    posix_spawn_file_actions_adddup2(&fa, 100, 3);
+    posix_spawn_file_actions_addclose(&fa, 100);
+  } else {
+    posix_spawn_file_actions_adddup2(&fa, comms, 3);
+  }
+  char *argv[] = {const_cast<char *>("sbx-forkserver"), nullptr};
+  pid_t pid;
+  int rc = posix_spawn(&pid, path.c_str(), &fa, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(devnull);
+  if (rc != 0) ThrowErrno(env, rc, "posix_spawn(" + path + ")");
+  long pidfd = syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) {
+    int err = errno;
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    ThrowErrno(env, err, "pidfd_open(forkserver)");
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, pid));
+  out.Set("pidfd", Napi::Number::New(env, (double)pidfd));
+  return out;
+}
+
+// reapPidfd(pidfd) -> the raw wait status of an exited child, or -1 while it runs.
+static Napi::Value ReapPidfd(const Napi::CallbackInfo &info) {
+  int pidfd = ArgInt(info, 0, "reapPidfd(pidfd: number)");
+  siginfo_t si = {};
+  if (waitid((idtype_t)3 /* P_PIDFD */, (id_t)pidfd, &si, WEXITED | WNOHANG) < 0)
+    ThrowErrno(info.Env(), errno, "waitid(P_PIDFD)");
+  if (si.si_pid == 0) return Napi::Number::New(info.Env(), -1);
+  int status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 : (si.si_status & 0x7f);
+  return Napi::Number::New(info.Env(), status);
+}
+
 // landlockAbi() -> the highest Landlock ABI the kernel offers, or -errno (EOPNOTSUPP: disabled at
 // boot, ENOSYS: not built in).
 static Napi::Value LandlockAbi(const Napi::CallbackInfo &info) {
@@ -52,6 +112,8 @@ static Napi::Value SeccompActionAvailable(const Napi::CallbackInfo &info) {
 void InitProcessBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal, "pidfdSendSignal"));
+  exports.Set("spawnForkserver", Napi::Function::New(env, SpawnForkserver, "spawnForkserver"));
+  exports.Set("reapPidfd", Napi::Function::New(env, ReapPidfd, "reapPidfd"));
   exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbi, "landlockAbi"));
   exports.Set("seccompActionAvailable", Napi::Function::New(env, SeccompActionAvailable, "seccompActionAvailable"));
   exports.Set("pidfdGetfd", Napi::Function::New(env, PidfdGetfd, "pidfdGetfd"));

@@ -1,10 +1,19 @@
 // codec.ts: payloads of the built-in types, shared by the asynchronous and synchronous Comms.
-import { Packr } from 'msgpackr';
+import { createRequire } from 'node:module';
+import type { Packr } from 'msgpackr';
 import { CommsError } from './errors.js';
 import { HEADER_SIZE, Tag, tagName, USER_TAG_MAX } from './tags.js';
 
-/** Plain msgpack (no records extension) so any msgpack library on the other side can read it. */
-const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
+/** Plain msgpack (no records extension) so any msgpack library on the other side can read it.
+ *  Loaded on first use: it is a fifth of a CLI start, and most channels never carry Msgpack. */
+let packr: Packr | undefined;
+function msgpack(): Packr {
+  if (!packr) {
+    const { Packr: PackrClass } = createRequire(import.meta.url)('msgpackr') as typeof import('msgpackr');
+    packr = new PackrClass({ useRecords: false, moreTypes: false, mapsAsObjects: true });
+  }
+  return packr;
+}
 
 export function encodeHeader(tag: number, length: number, into: Buffer = Buffer.allocUnsafe(HEADER_SIZE), at = 0): Buffer {
   into.writeUInt32LE(tag, at);
@@ -99,12 +108,12 @@ export function toBuffer(data: Uint8Array, what: string): Buffer {
 }
 
 export function encodeMessage(value: unknown): Buffer {
-  return packr.pack(value);
+  return msgpack().pack(value);
 }
 
 export function decodeMessage(payload: Buffer): unknown {
   try {
-    return packr.unpack(payload);
+    return msgpack().unpack(payload);
   } catch (cause) {
     throw new CommsError('BAD_MSGPACK', `recvMessage: the Msgpack payload (${payload.length} bytes) does not decode: ${(cause as Error).message}`, { cause });
   }

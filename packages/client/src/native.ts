@@ -16,14 +16,22 @@ export interface NativeBinding {
   pidfdOpen(pid: number): number;
   pidfdSendSignal(pidfd: number, signal: number): boolean;
   pidfdGetfd(pidfd: number, targetFd: number): number;
+  spawnForkserver(path: string, commsFd: number): { pid: number; pidfd: number };
+  reapPidfd(pidfd: number): number;
   landlockAbi(): number;
   seccompActionAvailable(action: number): boolean;
   commsSend(fd: number, tag: number, data: Buffer): void;
   commsSendFd(fd: number, passFd: number): void;
   commsRecv(fd: number, maxMessageSize: number): { tag: number; data: Buffer; fd: number };
   monitorStart(cb: (event: MonitorEvent) => void): void;
+  /** execFd -1: sandbox-me-here mode, no magic exec is expected (every notification is a violation). */
   monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number): void;
   monitorUnwatch(id: number): void;
+  /** libsbx_client: blocks until sandboxed; throws an errno error with .filterInstalled. */
+  clientSandboxMeHere(fd: number, flags: number): void;
+  clientState(): { sandboxed: boolean; filterInstalled: boolean };
+  clientKernelSupport(): number;
+  clientThreadCount(): number;
 }
 
 export interface NativeWatcher {

@@ -1,8 +1,7 @@
 // forkserver.ts: the executor's handle on the global forkserver (native/forkserver): started
 // lazily, once per process, single-threaded C. It clones every sandboxee and reaps it.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { Comms, CommsError, Tag, type Message } from '@sbx/client';
-import { native } from '@sbx/client/internal';
+import { native, type NativeWatcher } from '@sbx/client/internal';
 import { ExitedFlag, FS_COMMS_FD, FsTag, Op, type OpList } from './forkserver-protocol.js';
 import { forkserverPath } from './paths.js';
 
@@ -41,7 +40,10 @@ export class ForkServer {
   private static instance: ForkServer | null = null;
 
   private readonly comms: Comms;
-  private readonly process: ChildProcess;
+  private readonly processPid: number;
+  private readonly pidfd: number;
+  /** Fires when the forkserver exits (its pidfd becomes readable). */
+  private readonly exitWatch: NativeWatcher;
   private readonly pending = new Map<bigint, Pending>();
   private readonly exitWaiters = new Map<bigint, (e: Exited) => void>();
   private readonly early = new Map<bigint, Exited>();
@@ -49,6 +51,7 @@ export class ForkServer {
   private nextId = 1n;
   private inFlight = 0;
   private dead: Error | null = null;
+  private reaped = false;
 
   /** The process-wide forkserver, started on first use (and again if it died). */
   static shared(): ForkServer {
@@ -57,25 +60,40 @@ export class ForkServer {
   }
 
   private constructor() {
-    const [ours, theirs] = native().socketpair(false, false);
-    const stdio: Array<'ignore' | 'inherit' | number> = ['ignore', 'ignore', 'inherit'];
-    while (stdio.length < FS_COMMS_FD) stdio.push('ignore');
-    stdio[FS_COMMS_FD] = theirs;
+    const n = native();
+    const [ours, theirs] = n.socketpair(false, false);
+    let started;
     try {
-      this.process = spawn(forkserverPath(), [], { stdio, argv0: 'sbx-forkserver' });
+      started = n.spawnForkserver(forkserverPath(), theirs);
+    } catch (err) {
+      n.close(ours);
+      throw new ForkServerError('FORKSERVER_DIED', `sbx: the forkserver could not start: ${(err as Error).message}`);
     } finally {
-      native().close(theirs);
+      n.close(theirs);
     }
-    this.process.unref();
-    this.process.on('error', (err) => this.die(new ForkServerError('FORKSERVER_DIED', `sbx: the forkserver could not start: ${err.message}`)));
-    this.process.on('exit', (code, signal) => this.die(new ForkServerError('FORKSERVER_DIED', `sbx: the forkserver exited (${signal ?? `code ${code}`})`)));
+    this.processPid = started.pid;
+    this.pidfd = started.pidfd;
+    this.exitWatch = new n.Watcher(this.pidfd, () => this.onExit());
+    this.exitWatch.start(true, false);
+    this.exitWatch.unref();
     this.comms = new Comms(ours, { maxMessageSize: 1 << 20 });
     this.comms.unref();
     this.comms.onMessage((m) => this.onMessage(m), (e) => this.die(e));
   }
 
-  get pid(): number | undefined {
-    return this.process.pid;
+  get pid(): number {
+    return this.processPid;
+  }
+
+  /** The forkserver process ended: reap it (it is our child) and fail everything in flight. */
+  private onExit(): void {
+    const status = native().reapPidfd(this.pidfd);
+    if (status < 0) return;
+    this.exitWatch.close();
+    native().close(this.pidfd);
+    this.reaped = true;
+    const how = (status & 0x7f) !== 0 ? `signal ${status & 0x7f}` : `code ${(status >> 8) & 0xff}`;
+    this.die(new ForkServerError('FORKSERVER_DIED', `sbx: the forkserver exited (${how})`));
   }
 
   /** Sends a spawn request (the op list and its fds, which stay the caller's). */
@@ -181,7 +199,9 @@ export class ForkServer {
     for (const r of this.deathWaiters) r(this.dead);
     this.deathWaiters.clear();
     this.comms.close();
-    if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill('SIGKILL');
+    // Without its comms it exits by itself (EOF) and takes its sandboxees along; make sure. (Once
+    // reaped, its pidfd is closed and the number may be another fd's: never signal through it.)
+    if (!this.reaped) native().pidfdSendSignal(this.pidfd, 9);
   }
 }
 

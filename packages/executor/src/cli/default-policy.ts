@@ -63,7 +63,8 @@ export function defaultPolicy(binary: string, o: RunPolicyOptions): Policy {
     if (dir) b.addDirectoryAt(m.outside, m.inside, { writable: m.writable });
     else b.addFileAt(m.outside, m.inside, { writable: m.writable });
   }
-  b.addLibrariesForBinary(binary);
+  // A binary inside the bound system directories finds its interpreter and libraries there.
+  if (!SYSTEM_DIRS.some((d) => binary.startsWith(`${d}/`) && existsSync(d))) b.addLibrariesForBinary(binary);
   if (o.network === 'host') b.allowUnrestrictedNetworking();
   return b.build();
 }

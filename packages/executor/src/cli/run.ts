@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { Executor } from '../executor.js';
 import type { LimitsOptions } from '../limits.js';
 import { Sandbox } from '../sandbox.js';
+import { ForkServer } from '../forkserver.js';
 import { PolicyError } from '../policy/errors.js';
 import type { Result } from '../result.js';
 import { ExitCode } from './exit-codes.js';
@@ -105,6 +106,8 @@ export async function run(argv: string[]): Promise<number> {
     if (err instanceof TypeError) throw new UsageError(e.message);
     throw err;
   }
+  // The forkserver starts while the policy is built.
+  ForkServer.shared();
   let policy;
   try {
     policy = defaultPolicy(executor.path, policyOptions);
