@@ -8,6 +8,10 @@ const root = join(import.meta.dirname, '..');
 if (!existsSync(join(root, 'packages', 'executor', 'dist', 'index.js')) || !existsSync(join(root, 'native', 'build', 'Release', 'sbx_native.node'))) {
   console.log('demo: first run, installing and building (pnpm install)...');
   const r = spawnSync('pnpm', ['install'], { cwd: root, stdio: 'inherit' });
+  if (r.error) {
+    console.error(`demo: cannot run pnpm (${r.error.message}); install it with: npm install -g pnpm`);
+    process.exit(1);
+  }
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
