@@ -142,6 +142,15 @@ describe('Sandbox#run() isolation', () => {
     closeSync(r);
   });
 
+  it('ipc.receiveFd gives the executor the other end of a socket the sandboxee holds', async () => {
+    const executor = new Executor('/bin/sh', ['/bin/sh', '-c', 'echo over-the-socket >&6'], { stdio: 'ignore' });
+    const ours = executor.ipc.receiveFd(6);
+    const result = await new Sandbox(executor, isolationPolicy()).run();
+    expect(result.status).toBe('OK');
+    expect(readFileSync(ours).toString()).toBe('over-the-socket\n');
+    closeSync(ours);
+  });
+
   it('ipc.comms talks to the sandboxee at fd 1023', async () => {
     // bash: dash redirects only fds 0-9.
     const executor = new Executor('/bin/bash', ['/bin/bash', '-c', 'cat <&1023 >&1023'], { stdio: 'ignore' });
