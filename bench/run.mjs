@@ -12,6 +12,8 @@ const sections = [
   ['spawn', async () => (await import('./spawn.mjs')).spawnBench()],
   ['syscall', async () => (await import('./syscall.mjs')).syscallBench()],
   ['cli', async () => (await import('./cli.mjs')).cliBench()],
+  ['client', async () => (await import('./client.mjs')).clientBench()],
+  ['network', async () => (await import('./network.mjs')).networkBench()],
 ];
 
 const records = [];

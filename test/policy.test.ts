@@ -154,3 +154,22 @@ describe('threads and presets', () => {
     expect(performance.now() - t0).toBeLessThan(10_000);
   });
 });
+
+describe('without a monitor (KILL_PROCESS)', () => {
+  it('a violation is still a VIOLATION, reported as SIGSYS with the syscall unknown', async () => {
+    const { result, stdout } = await runCaptured([testcase('violations'), 'ptrace'], {
+      policy: probePolicy(),
+      executor: { monitor: 'kill' },
+    });
+    expect(result.status).toBe('VIOLATION');
+    expect(result.signal).toBe('SIGSYS');
+    expect(result.violation?.syscall).toMatch(/unknown \(SIGSYS, no monitor\)/);
+    expect(stdout).toBe('');
+  });
+
+  it('an allowed program runs normally', async () => {
+    const { result, stdout } = await runCaptured([testcase('violations'), 'none'], { policy: probePolicy(), executor: { monitor: 'kill' } });
+    expect(result.status).toBe('OK');
+    expect(stdout).toBe('none: ok\n');
+  });
+});

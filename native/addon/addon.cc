@@ -7,6 +7,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   sbx::InitProcessBinding(env, exports);
   sbx::InitCommsBinding(env, exports);
   sbx::InitMonitor(env, exports);
+  sbx::InitClientBinding(env, exports);
   return exports;
 }
 

@@ -8,4 +8,5 @@ void InitWatcher(Napi::Env env, Napi::Object exports);
 void InitProcessBinding(Napi::Env env, Napi::Object exports);
 void InitCommsBinding(Napi::Env env, Napi::Object exports);
 void InitMonitor(Napi::Env env, Napi::Object exports);
+void InitClientBinding(Napi::Env env, Napi::Object exports);
 }  // namespace sbx

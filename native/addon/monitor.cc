@@ -6,6 +6,8 @@
 //   - anything else: a violation: the sandbox's init is SIGKILLed through its pidfd (the whole
 //     pid namespace dies with it), the call is never answered (so it never returns), and the
 //     syscall is reported to JS.
+// In sandbox-me-here mode (watched with execFd -1) no exec is expected: every notification,
+// a magic execveat included, is a violation.
 // Reports reach JS through a thread-safe function; the thread never calls into V8.
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +29,7 @@
 
 #include "bindings.h"
 #include "errors.h"
+#include "netproxy.h"
 #include "protocol.h"
 
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
@@ -39,7 +42,17 @@
 namespace sbx {
 namespace {
 
+#if defined(__x86_64__)
+const uint32_t kNativeAuditArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+const uint32_t kNativeAuditArch = AUDIT_ARCH_AARCH64;
+#endif
+
 const uint64_t kWakeKey = UINT64_MAX;
+// epoll keys of network calls waiting for a socket (netproxy.h NetPending): this bit + a counter.
+const uint64_t kPendingBit = 1ULL << 40;
+// Waiting network calls one sandbox may have at once; more are answered EAGAIN.
+const size_t kMaxPendingPerSandbox = 256;
 
 enum class EventType { kExec, kExecFailed, kViolation, kClosed };
 
@@ -52,14 +65,25 @@ struct Event {
   uint64_t ip = 0;
   uint64_t args[6] = {0, 0, 0, 0, 0, 0};
   int err = 0;
+  bool network = false;  // a destination the network rules deny (netproxy.cc)
+  NetDenial denial = NetDenial();
 };
 
 struct Entry {
   int listener = -1;  // owned
   int pidfd = -1;     // owned (a dup of the executor's)
   uint32_t exec_fd = 0;
+  bool exec_expected = true;  // false in sandbox-me-here mode: no exec comes, all is a violation
   bool exec_seen = false;
   bool killed = false;
+  std::shared_ptr<NetProxy> net;  // network rules (null: none)
+  size_t pending = 0;             // its network calls waiting in pending_
+};
+
+// A network call waiting for a socket to become writable (netproxy.h).
+struct Pending {
+  uint32_t sandbox;
+  std::unique_ptr<NetPending> op;
 };
 
 // Builds the JS object of a report.
@@ -76,6 +100,11 @@ napi_value ToObject(Napi::Env env, const Event &data) {
   for (uint32_t i = 0; i < 6; i++) args.Set(i, Napi::BigInt::New(env, data.args[i]));
   o.Set("args", args);
   o.Set("errno", data.err);
+  if (data.network) {
+    o.Set("address", data.denial.address);
+    o.Set("netRule", data.denial.rule);
+    o.Set("netReason", data.denial.reason);
+  }
   return o;
 }
 
@@ -105,17 +134,29 @@ class Monitor {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto &kv : entries_) CloseEntry(kv.second);
     entries_.clear();
+    pending_.clear();
     tsfn_.Release();
     close(epoll_);
     close(wake_);
   }
 
-  // Takes ownership of listener; duplicates pidfd.
-  void Watch(Napi::Env env, uint32_t id, int listener, int pidfd, uint32_t exec_fd) {
+  // Takes ownership of listener; duplicates pidfd. exec_fd < 0: no magic exec is expected.
+  // net: the sandbox's network rules (netproxy.h), or null.
+  void Watch(Napi::Env env, uint32_t id, int listener, int pidfd, int exec_fd, std::shared_ptr<NetProxy> net = nullptr) {
+    // Only a seccomp listener knows this ioctl; for an id no notification has it says ENOENT.
+    // (In sandbox-me-here mode the sandboxee sends the fd: make sure it is one.)
+    uint64_t no_such_id = 0;
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &no_such_id) == 0 || errno != ENOENT) {
+      int err = errno == ENOENT ? EINVAL : errno;
+      close(listener);
+      ThrowErrno(env, err, "monitorWatch: the fd is not a seccomp listener (ioctl SECCOMP_IOCTL_NOTIF_ID_VALID)");
+    }
     Entry e;
     e.listener = listener;
     e.pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
-    e.exec_fd = exec_fd;
+    e.exec_expected = exec_fd >= 0;
+    e.exec_fd = exec_fd >= 0 ? (uint32_t)exec_fd : 0;
+    e.net = std::move(net);
     if (e.pidfd < 0) {
       close(listener);
       ThrowErrno(env, errno, "fcntl(pidfd, F_DUPFD_CLOEXEC)");
@@ -142,6 +183,7 @@ class Monitor {
     epoll_ctl(epoll_, EPOLL_CTL_DEL, it->second.listener, nullptr);
     CloseEntry(it->second);
     entries_.erase(it);
+    DropPending(id);
   }
 
  private:
@@ -153,7 +195,8 @@ class Monitor {
   void Loop() {
     struct epoll_event evs[16];
     while (!stop_) {
-      int n = epoll_wait(epoll_, evs, 16, -1);
+      int n = epoll_wait(epoll_, evs, 16, PendingTimeoutMs());
+      ExpirePending();
       if (n < 0) {
         if (errno == EINTR) continue;
         return;
@@ -162,6 +205,10 @@ class Monitor {
         if (evs[i].data.u64 == kWakeKey) {
           uint64_t v;
           if (read(wake_, &v, sizeof v) < 0) { /* nothing to drain */ }
+          continue;
+        }
+        if (evs[i].data.u64 & kPendingBit) {
+          ResumePending(evs[i].data.u64);
           continue;
         }
         Handle(static_cast<uint32_t>(evs[i].data.u64), evs[i].events);
@@ -180,6 +227,7 @@ class Monitor {
       epoll_ctl(epoll_, EPOLL_CTL_DEL, e.listener, nullptr);
       CloseEntry(e);
       entries_.erase(it);
+      DropPending(id);
       Post(new Event{EventType::kClosed, id});
     }
   }
@@ -196,7 +244,7 @@ class Monitor {
     resp->id = req->id;
 
     const struct seccomp_data &d = req->data;
-    bool is_exec = d.arch == AUDIT_ARCH_X86_64 && d.nr == __NR_execveat &&
+    bool is_exec = e.exec_expected && d.arch == AUDIT_ARCH_X86_64 && d.nr == __NR_execveat &&
                    (uint32_t)d.args[5] == SBX_EXEC_MAGIC && d.args[0] == e.exec_fd;
     Event *ev = new Event{EventType::kViolation, id};
     ev->pid = req->pid;
@@ -204,6 +252,19 @@ class Monitor {
     ev->arch = d.arch;
     ev->ip = d.instruction_pointer;
     for (int i = 0; i < 6; i++) ev->args[i] = d.args[i];
+
+    // Network rules: the calls the policy runs are decided and carried out by netproxy.cc; only
+    // a denied destination goes on below, as a network violation.
+    if (!is_exec && e.net && !e.killed && d.arch == kNativeAuditArch && (e.net->config().syscalls & NetBitOf(d.nr))) {
+      std::unique_ptr<NetPending> wait;
+      NetOutcome o = e.net->Handle(e.listener, *req, &ev->denial, &wait);
+      if (o == NetOutcome::kPending) AddPending(id, e, std::move(wait));
+      if (o != NetOutcome::kDenied) {
+        delete ev;
+        return;
+      }
+      ev->network = true;
+    }
 
     if (is_exec && !e.exec_seen) {
       e.exec_seen = true;
@@ -222,6 +283,103 @@ class Monitor {
     if (!e.killed) syscall(SYS_pidfd_send_signal, e.pidfd, SIGKILL, nullptr, 0);
     e.killed = true;
     Post(ev);
+  }
+
+  // A network call waits for its socket: epoll it under a pending key.
+  void AddPending(uint32_t id, Entry &e, std::unique_ptr<NetPending> op) {
+    uint64_t notif = reinterpret_cast<const struct seccomp_notif *>(op->req)->id;
+    if (e.pending >= kMaxPendingPerSandbox) {
+      NetReply(e.listener, notif, -EAGAIN);
+      return;
+    }
+    uint64_t key = kPendingBit | (next_pending_++ & (kPendingBit - 1));
+    struct epoll_event ev = {};
+    ev.events = EPOLLOUT;
+    ev.data.u64 = key;
+    if (epoll_ctl(epoll_, EPOLL_CTL_ADD, op->wait_fd, &ev) != 0) {
+      NetReply(e.listener, notif, -errno);
+      return;
+    }
+    e.pending++;
+    pending_[key] = Pending{id, std::move(op)};
+  }
+
+  // A waiting network call's socket is writable (or failed): finish it.
+  void ResumePending(uint64_t key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pending_.find(key);
+    if (it == pending_.end()) return;
+    Pending p = std::move(it->second);
+    pending_.erase(it);
+    epoll_ctl(epoll_, EPOLL_CTL_DEL, p.op->wait_fd, nullptr);
+    auto en = entries_.find(p.sandbox);
+    if (en == entries_.end()) return;
+    Entry &e = en->second;
+    e.pending--;
+    if (e.killed || !e.net) return;
+    const auto &req = *reinterpret_cast<const struct seccomp_notif *>(p.op->req);
+    Event *ev = new Event{EventType::kViolation, p.sandbox};
+    ev->pid = req.pid;
+    ev->nr = req.data.nr;
+    ev->arch = req.data.arch;
+    ev->ip = req.data.instruction_pointer;
+    for (int i = 0; i < 6; i++) ev->args[i] = req.data.args[i];
+    std::unique_ptr<NetPending> again;
+    NetOutcome o = e.net->Resume(e.listener, *p.op, &ev->denial, &again);
+    if (o == NetOutcome::kPending) AddPending(p.sandbox, e, std::move(again));
+    if (o != NetOutcome::kDenied) {
+      delete ev;
+      return;
+    }
+    ev->network = true;
+    syscall(SYS_pidfd_send_signal, e.pidfd, SIGKILL, nullptr, 0);
+    e.killed = true;
+    Post(ev);
+  }
+
+  // Milliseconds until the first waiting network call's deadline (-1: none).
+  int PendingTimeoutMs() {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t first = 0;
+    for (auto &kv : pending_) {
+      int64_t d = kv.second.op->deadline_ns;
+      if (d && (!first || d < first)) first = d;
+    }
+    if (!first) return -1;
+    int64_t ms = (first - NetNowNs() + 999999) / 1000000;
+    return ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
+  }
+
+  // Answers the waiting network calls whose deadline passed (their SO_SNDTIMEO ran out).
+  void ExpirePending() {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t now = NetNowNs();
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      NetPending &op = *it->second.op;
+      if (!op.deadline_ns || op.deadline_ns > now) {
+        ++it;
+        continue;
+      }
+      epoll_ctl(epoll_, EPOLL_CTL_DEL, op.wait_fd, nullptr);
+      auto en = entries_.find(it->second.sandbox);
+      if (en != entries_.end()) {
+        en->second.pending--;
+        if (en->second.net && !en->second.killed) en->second.net->Expire(en->second.listener, op);
+      }
+      it = pending_.erase(it);
+    }
+  }
+
+  // Forgets (closes) the waiting network calls of a sandbox that is gone.
+  void DropPending(uint32_t id) {
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->second.sandbox != id) {
+        ++it;
+        continue;
+      }
+      epoll_ctl(epoll_, EPOLL_CTL_DEL, it->second.op->wait_fd, nullptr);
+      it = pending_.erase(it);
+    }
   }
 
   void CloseEntry(Entry &e) {
@@ -252,6 +410,8 @@ class Monitor {
   volatile bool stop_ = false;
   std::mutex mu_;
   std::map<uint32_t, Entry> entries_;
+  std::map<uint64_t, Pending> pending_;
+  uint64_t next_pending_ = 0;
   struct seccomp_notif_sizes sizes_ = {sizeof(struct seccomp_notif), sizeof(struct seccomp_notif_resp),
                                        sizeof(struct seccomp_data)};
   Napi::ThreadSafeFunction tsfn_;
@@ -275,12 +435,30 @@ Napi::Value MonitorStart(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
-// monitorWatch(id, listenerFd (taken), pidfd (borrowed), execFd)
+// monitorWatch(id, listenerFd (taken), pidfd (borrowed), execFd (-1: sandbox-me-here, no exec))
 Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
   const char *usage = "monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number)";
   if (!g_monitor) ThrowUsage(info.Env(), "monitorWatch() before monitorStart()");
-  g_monitor->Watch(info.Env(), ArgUint32(info, 0, usage), ArgInt(info, 1, usage), ArgInt(info, 2, usage),
-                   ArgUint32(info, 3, usage));
+  uint32_t id = ArgUint32(info, 0, usage);
+  int listener = ArgInt(info, 1, usage), pidfd = ArgInt(info, 2, usage), exec_fd = ArgInt(info, 3, usage);
+  // Optional 5th argument: the network rule table (network.ts encodeNetworkTable).
+  std::shared_ptr<NetProxy> net;
+  if (info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNull()) {
+    Napi::Buffer<uint8_t> table = ArgBuffer(info, 4, "monitorWatch(id, listenerFd, pidfd, execFd, networkTable?: Buffer)");
+    NetConfig cfg;
+    std::string err;
+    uint64_t cookie = HostNetnsCookie();
+    if (!ParseNetConfig(table.Data(), table.Length(), &cfg, &err)) {
+      close(listener);
+      ThrowUsage(info.Env(), err.c_str());
+    }
+    if (cookie == 0) {
+      close(listener);
+      ThrowErrno(info.Env(), ENOPROTOOPT, "getsockopt(SO_NETNS_COOKIE): network rules need Linux 5.14 or later");
+    }
+    net = std::make_shared<NetProxy>(std::move(cfg), exec_fd < 0, cookie);
+  }
+  g_monitor->Watch(info.Env(), id, listener, pidfd, exec_fd, std::move(net));
   return info.Env().Undefined();
 }
 

@@ -27,6 +27,12 @@
 /* Pid 1: holds nothing of the sandboxee's (its pipes must see EOF when the target closes them),
  * reaps every process, and reports the target's status. Never returns. */
 __attribute__((noreturn)) static void run_init(struct child_ctx *ctx, pid_t target) {
+  /* First of all: not dumpable. Init runs without the sandbox's seccomp filter and is a fork of
+   * the forkserver (the executor's environment, its heap, the setup socket). With the executor's
+   * own uid (an unprivileged executor maps 1000 to it, so no uid change made init non-dumpable)
+   * the sandboxee could otherwise read /proc/1/environ, take fds with pidfd_getfd, and write code
+   * into init through /proc/1/mem that then runs outside the filter (test/escape/init.test.ts). */
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) _exit(127);
   (void)prctl(PR_SET_NAME, "sbx-init", 0, 0, 0);
   int setup = ctx->setup_fd;
   if (setup > 0) syscall(SYS_close_range, 0, (unsigned)setup - 1, 0);

@@ -28,6 +28,10 @@ export class Decoder {
   private tag = 0;
   private pos = 0; // bytes consumed from the stream so far
   private pending: FdBatch | null = null;
+  // A second batch, while `pending` belongs to the Fd header being read: a read that stopped
+  // inside that header (buffer full) brought its fds, and the next read may run on to the end of
+  // the next Fd message and bring that one's fds before the first header is complete.
+  private next: FdBatch | null = null;
   private broken: CommsError | null = null;
 
   constructor(
@@ -94,14 +98,22 @@ export class Decoder {
   /** Closes any fd still held (on close of the channel). */
   dispose(): void {
     if (this.pending) this.pending.fds.forEach(this.closeFd);
+    if (this.next) this.next.fds.forEach(this.closeFd);
     this.pending = null;
+    this.next = null;
   }
 
   private noteFds(n: number, fds: number[]): void {
     if (fds.length === 0) return;
     if (this.pending) {
-      fds.forEach(this.closeFd);
-      this.fail(new CommsError('UNEXPECTED_FD', 'Comms: fds arrived where no Fd message can claim them'));
+      // Legitimate only while the header the pending batch arrived in is still incomplete.
+      const insideItsHeader = !this.next && this.payload === null && this.headerFill > 0 && this.pending.end > this.pos - this.headerFill;
+      if (!insideItsHeader) {
+        fds.forEach(this.closeFd);
+        this.fail(new CommsError('UNEXPECTED_FD', 'Comms: fds arrived where no Fd message can claim them'));
+      }
+      this.next = { end: this.pos + n, fds };
+      return;
     }
     this.pending = { end: this.pos + n, fds };
   }
@@ -118,7 +130,8 @@ export class Decoder {
       if (!batch || batch.end <= start || batch.end > this.pos) {
         this.fail(new CommsError('MISSING_FD', 'Comms: an Fd message arrived without its fd'));
       }
-      this.pending = null;
+      this.pending = this.next;
+      this.next = null;
       if (batch.fds.length !== 1) {
         batch.fds.forEach(this.closeFd);
         this.fail(new CommsError('UNEXPECTED_FD', `Comms: an Fd message carried ${batch.fds.length} fds (exactly 1 is allowed)`));

@@ -30,3 +30,28 @@ export class CommsError extends SbxError {
     if (options?.errno !== undefined) this.errno = options.errno;
   }
 }
+
+export type ClientErrorCode =
+  | 'NOT_IN_SANDBOX' // no handshake socket: not started by an executor with enableSandboxBeforeExec: false
+  | 'ALREADY_SANDBOXED' // sandboxMeHere() was called before in this process
+  | 'EXECUTOR_GONE' // the executor closed the handshake channel (it died or gave up)
+  | 'THREADS_WITHOUT_TSYNC' // several threads, and the kernel cannot filter them all with a listener
+  | 'TSYNC_FAILED' // a thread could not be synchronised (it has a seccomp filter of its own)
+  | 'UNSUPPORTED_KERNEL' // no seccomp user notification (Linux < 5.0)
+  | 'POLICY_REJECTED' // the executor refused (its reason is in the message) or the kernel rejected the program
+  | 'PROTOCOL' // the executor sent something the handshake does not allow
+  | 'IO'; // a system call failed (errno in `errno`)
+
+/** A sandboxMeHere() failure. `filterInstalled` tells whether the filter went on anyway. */
+export class ClientError extends SbxError {
+  declare readonly code: ClientErrorCode;
+  readonly errno?: number;
+  /** True when the filter is on although the call failed: forbidden calls then fail with ENOSYS
+   *  instead of being reported, and the process should exit. */
+  readonly filterInstalled: boolean;
+  constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown; errno?: number; filterInstalled?: boolean }) {
+    super(code, message, options);
+    if (options?.errno !== undefined) this.errno = options.errno;
+    this.filterInstalled = options?.filterInstalled ?? false;
+  }
+}

@@ -3,4 +3,15 @@ export { Comms, type CommsOptions } from './comms.js';
 export { SyncComms, defaultCommsFd, type SyncCommsOptions } from './sync-comms.js';
 export type { Message } from './decoder.js';
 export { Tag, tagName, DEFAULT_COMMS_FD, DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE, USER_TAG_MAX, PROTOCOL_VERSION } from './tags.js';
-export { SbxError, CommsError, type CommsErrorCode } from './errors.js';
+export { SbxError, CommsError, type CommsErrorCode, ClientError, type ClientErrorCode } from './errors.js';
+export {
+  Client,
+  defaultClientFd,
+  type SandboxMeHereOptions,
+  ClientTag,
+  DEFAULT_CLIENT_FD,
+  CLIENT_PROTOCOL_VERSION,
+  CLIENT_HELLO_SIZE,
+  CLIENT_HELLO_TSYNC,
+  CLIENT_NO_FD,
+} from './client.js';

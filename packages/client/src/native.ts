@@ -25,7 +25,7 @@ export interface NativeBinding {
   commsRecv(fd: number, maxMessageSize: number): { tag: number; data: Buffer; fd: number };
   monitorStart(cb: (event: MonitorEvent) => void): void;
   /** execFd -1: sandbox-me-here mode, no magic exec is expected (every notification is a violation). */
-  monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number): void;
+  monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number, networkTable?: Buffer): void;
   monitorUnwatch(id: number): void;
   /** libsbx_client: blocks until sandboxed; throws an errno error with .filterInstalled. */
   clientSandboxMeHere(fd: number, flags: number): void;
@@ -51,6 +51,11 @@ export interface MonitorEvent {
   ip: bigint;
   args: bigint[];
   errno: number;
+  /** A network violation: the denied destination ("10.0.0.1:443", "[::1]:80", "unix:/path"). */
+  address?: string;
+  /** Index of the deciding network rule; -1: no allow rule matched; -2: netReason says why. */
+  netRule?: number;
+  netReason?: string;
 }
 
 /** An error from a native call: Node-style errno facts. */

@@ -24,6 +24,12 @@ export interface ExecutorOptions {
    * process may create one, 'required' (SETUP_ERROR where it cannot), 'off'.
    */
   cgroup?: 'auto' | 'required' | 'off';
+  /**
+   * How violations are caught: 'unotify' (default) through the monitor, which names the syscall;
+   * 'kill': KILL_PROCESS, the Result only knows it was SIGSYS. 'unotify' falls back to 'kill' on
+   * kernels without seccomp user notification.
+   */
+  monitor?: 'unotify' | 'kill';
 }
 
 export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
@@ -49,6 +55,7 @@ export class Executor {
   readonly stdio: readonly [StdioOption, StdioOption, StdioOption];
   readonly hostname: string;
   readonly cgroup: 'auto' | 'required' | 'off';
+  readonly monitor: 'unotify' | 'kill';
   /** @internal set when a Sandbox starts it: an executor runs once. */
   started = false;
 
@@ -59,7 +66,7 @@ export class Executor {
       throw new TypeError('Executor: argv must be an array of strings');
     }
     if (options === null || typeof options !== 'object') throw new TypeError('Executor: options must be an object');
-    const known = new Set(['env', 'cwd', 'enableSandboxBeforeExec', 'limits', 'stdio', 'hostname', 'cgroup']);
+    const known = new Set(['env', 'cwd', 'enableSandboxBeforeExec', 'limits', 'stdio', 'hostname', 'cgroup', 'monitor']);
     for (const k of Object.keys(options)) if (!known.has(k)) throw new TypeError(`Executor: unknown option "${k}" (known: ${[...known].join(', ')})`);
 
     // Interpret
@@ -80,6 +87,9 @@ export class Executor {
     const cgroup = options.cgroup ?? 'auto';
     if (cgroup !== 'auto' && cgroup !== 'required' && cgroup !== 'off') throw new TypeError(`Executor: cgroup must be 'auto', 'required' or 'off', got ${JSON.stringify(cgroup)}`);
     this.cgroup = cgroup;
+    const monitorMode = options.monitor ?? 'unotify';
+    if (monitorMode !== 'unotify' && monitorMode !== 'kill') throw new TypeError(`Executor: monitor must be 'unotify' or 'kill', got ${JSON.stringify(monitorMode)}`);
+    this.monitor = monitorMode;
   }
 }
 

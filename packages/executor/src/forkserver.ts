@@ -104,8 +104,13 @@ export class ForkServer {
     this.hold();
     try {
       const spawned = new Promise<Spawned>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-      await this.comms.sendTLV(FsTag.Spawn, payload);
-      for (const fd of ops.fds) await this.comms.sendFd(fd);
+      // The request and its fds are queued in one go: with an await in between, a concurrent
+      // spawn's request could land between this one's Fd messages (the forkserver reads them as
+      // one unit and would fail both).
+      // All settled before returning either way: the fds are the caller's again only then.
+      const sends = [this.comms.sendTLV(FsTag.Spawn, payload), ...ops.fds.map((fd) => this.comms.sendFd(fd))];
+      const failed = (await Promise.allSettled(sends)).find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
       return { id, spawned: await spawned };
     } catch (err) {
       this.pending.delete(id);

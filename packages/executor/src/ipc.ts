@@ -12,7 +12,12 @@ export interface FdMapping {
   owned: boolean;
 }
 
-const RESERVED = new Set([1021, 1022]); // setup socket and exec fd between clone and exec
+/** Setup socket and exec fd between clone and exec; 1020 is the sandbox-me-here handshake socket. */
+const RESERVED = new Map([
+  [1020, 'the sandbox-me-here handshake socket (SBX_CLIENT_FD)'],
+  [1021, 'the setup socket between clone and exec'],
+  [1022, 'the exec fd between clone and exec'],
+]);
 
 export class Ipc {
   private readonly mappings = new Map<number, FdMapping>();
@@ -80,7 +85,8 @@ export class Ipc {
   private claim(sandboxeeFd: number): void {
     checkFd('sandboxee fd', sandboxeeFd);
     if (sandboxeeFd > 1023 && sandboxeeFd !== DEFAULT_COMMS_FD) throw new RangeError(`sandboxee fd ${sandboxeeFd} is above 1023`);
-    if (RESERVED.has(sandboxeeFd)) throw new RangeError(`sandboxee fd ${sandboxeeFd} is reserved by sbx (1021 and 1022 are used between clone and exec)`);
+    const reserved = RESERVED.get(sandboxeeFd);
+    if (reserved) throw new RangeError(`sandboxee fd ${sandboxeeFd} is reserved by sbx: it is ${reserved} (1020, 1021 and 1022 are sbx's)`);
     if (this.mappings.has(sandboxeeFd)) throw new Error(`sandboxee fd ${sandboxeeFd} is already mapped`);
   }
 }

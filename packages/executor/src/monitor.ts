@@ -7,8 +7,11 @@ const handlers = new Map<number, Handler>();
 let started = false;
 let nextId = 1;
 
-/** Registers a sandbox's listener fd (taken) with the monitor; returns the id to unwatch with. */
-export function watch(listenerFd: number, pidfd: number, execFd: number, handler: Handler): number {
+/**
+ * Registers a sandbox's listener fd (taken) with the monitor; returns the id to unwatch with.
+ * networkTable: the sandbox's network rules (policy/network.ts encodeNetworkTable), if any.
+ */
+export function watch(listenerFd: number, pidfd: number, execFd: number, handler: Handler, networkTable?: Buffer): number {
   const n = native();
   if (!started) {
     n.monitorStart((e) => handlers.get(e.id)?.(e));
@@ -17,7 +20,7 @@ export function watch(listenerFd: number, pidfd: number, execFd: number, handler
   const id = nextId++;
   handlers.set(id, handler);
   try {
-    n.monitorWatch(id, listenerFd, pidfd, execFd);
+    n.monitorWatch(id, listenerFd, pidfd, execFd, networkTable);
   } catch (err) {
     handlers.delete(id);
     throw err;

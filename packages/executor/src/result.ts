@@ -16,8 +16,10 @@ export interface Violation {
   args: bigint[];
   /** The calling task, in the host's pid view. */
   pid: number;
-  /** For network violations: "127.0.0.1:80" and the like. */
+  /** For network violations: "127.0.0.1:80", "[::1]:443", "unix:/run/x.sock" and the like. */
   address?: string;
+  /** For network violations: why ("denied by deny 10.0.0.0/8", "no allow rule matches", ...). */
+  rule?: string;
 }
 
 export interface ResultFields {
@@ -78,7 +80,7 @@ export class Result implements ResultFields {
     if (this.violation) {
       const v = this.violation;
       const args = v.args.map((a) => `0x${a.toString(16)}`).join(', ');
-      parts.push(`${v.kind} violation: [${v.arch}] ${v.syscall} (${v.nr})(${args})${v.address ? ` to ${v.address}` : ''} by pid ${v.pid}`);
+      parts.push(`${v.kind} violation: [${v.arch}] ${v.syscall} (${v.nr})(${args})${v.address ? ` to ${v.address}` : ''}${v.rule ? ` (${v.rule})` : ''} by pid ${v.pid}`);
     } else if (this.status !== 'OK' && this.reason) parts.push(this.reason);
     if (this.status === 'SIGNALED') parts.push(`signal ${this.signal}`);
     parts.push(`walltime ${this.walltimeMs.toFixed(1)} ms`, `cpu ${(this.cpuUserMs + this.cpuSystemMs).toFixed(1)} ms`, `max rss ${this.maxRssKiB} KiB`);

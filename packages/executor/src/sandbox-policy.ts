@@ -2,7 +2,8 @@
 // whether it shares the host network, and the compiled seccomp program.
 import { statSync } from 'node:fs';
 import type { FsEntry } from './mounts.js';
-import { compilePolicy } from './policy/compiler.js';
+import { compilePolicy, networkDecidedBits } from './policy/compiler.js';
+import { encodeNetworkTable, formatNetworkRule } from './policy/network.js';
 import { Policy } from './policy/policy.js';
 
 export interface FilterOptions {
@@ -29,6 +30,22 @@ export function filesystemOf(policy: Policy): FsEntry[] {
 
 export function sharesHostNetwork(policy: Policy): boolean {
   return policy.network.mode === 'unrestricted';
+}
+
+/** The monitor's rule table for a policy with network rules (mode 'rules'), else undefined. */
+export function networkTable(policy: Policy): Buffer | undefined {
+  if (policy.network.mode !== 'rules') return undefined;
+  return encodeNetworkTable(policy.network, networkDecidedBits(policy));
+}
+
+/** Why the monitor denied a destination, in words: the deciding rule, or the reason it gave. */
+export function networkDenialReason(policy: Policy, rule: number | undefined, reason: string | undefined): string {
+  if (rule !== undefined && rule >= 0) {
+    const r = policy.network.rules[rule];
+    if (r) return `denied by ${formatNetworkRule(r)}`;
+  }
+  if (rule === -1) return 'no allow rule matches';
+  return reason || 'denied by the network rules';
 }
 
 export function compileFilter(policy: Policy, options: FilterOptions): Buffer {

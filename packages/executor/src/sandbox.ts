@@ -11,12 +11,20 @@ import * as monitor from './monitor.js';
 import { SandboxCgroup } from './cgroup.js';
 import { addMountOps, MountError } from './mounts.js';
 import { Result, signalName, type Status, type Violation, type Arch } from './result.js';
-import { compileFilter, filesystemOf, sharesHostNetwork } from './sandbox-policy.js';
+import { compileFilter, filesystemOf, networkDenialReason, networkTable, sharesHostNetwork } from './sandbox-policy.js';
 import { Policy } from './policy/policy.js';
+import { CLIENT_FD, prepareClientHandshake, serveClientHandshake, type PreparedClientHandshake } from './client-handshake.js';
 import { syscallName } from './policy/syscalls.js';
 
 const AUDIT_ARCH = { x86_64: 0xc000003e, i386: 0x40000003, aarch64: 0xc00000b7 } as const;
 const X32_BIT = 0x40000000;
+const SIGSYS = 31;
+const SECCOMP_RET_USER_NOTIF = 0x7fc00000;
+let userNotif: boolean | undefined;
+/** Whether this kernel has seccomp user notification (asked once). */
+function userNotifAvailable(): boolean {
+  return (userNotif ??= native().seccompActionAvailable(SECCOMP_RET_USER_NOTIF));
+}
 /** How long a finished sandbox waits for the monitor's last reports. */
 const MONITOR_DRAIN_MS = 2000;
 /** Inside the user namespace the sandboxee is uid/gid 1000 (as in Sandbox2). */
@@ -160,10 +168,19 @@ export class Sandbox {
       ops.setupSocket(setupTheirs);
       const setup = new Comms(setupOurs, { maxMessageSize: 4096 });
 
-      // The policy, installed right before execveat
+      // The policy, installed right before execveat; or, in sandbox-me-here mode, served to the
+      // sandboxee's Client.sandboxMeHere() on the handshake socket (client-handshake.ts)
+      let client: PreparedClientHandshake | null = null;
       if (ex.enableSandboxBeforeExec) {
-        ops.raw(Op.Seccomp, compileFilter(this.policy, { monitor: true, execFd: EXEC_FD_TARGET }));
-        ops.u32(Op.SeccompFlags, SeccompFlag.Listener);
+        // Without user notification (old kernel, or monitor: 'kill') violations are KILL_PROCESS:
+        // the target dies of SIGSYS and the Result says what is known.
+        this.monitored = ex.monitor === 'unotify' && userNotifAvailable();
+        ops.raw(Op.Seccomp, compileFilter(this.policy, { monitor: this.monitored, execFd: EXEC_FD_TARGET }));
+        if (this.monitored) ops.u32(Op.SeccompFlags, SeccompFlag.Listener);
+      } else {
+        client = prepareClientHandshake(this.policy);
+        closeAfterSpawn.push(client.theirs);
+        ops.fd(CLIENT_FD, client.theirs);
       }
 
       const fs = ForkServer.shared();
@@ -172,6 +189,7 @@ export class Sandbox {
         spawned = await fs.spawn(ops);
       } catch (err) {
         setup.close();
+        client?.channel.close();
         throw err;
       }
       this.pidfd = spawned.spawned.pidfd;
@@ -179,6 +197,19 @@ export class Sandbox {
       this.exitPromise = fs.waitExit(spawned.id);
       this.exitPromise.catch(() => {});
       this.setupDone = this.readSetup(setup);
+      if (client) {
+        const handshake = serveClientHandshake(client, this.policy, {
+          watch: (listener) => {
+            this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
+            this.monitorId = monitor.watch(listener, this.pidfd, -1, (e) => this.onMonitor(e), networkTable(this.policy));
+          },
+          fail: (reason) => {
+            this.setupError ??= reason;
+            this.signalTree();
+          },
+        });
+        this.setupDone = Promise.all([this.setupDone, handshake]).then(() => {});
+      }
     } finally {
       for (const fd of closeAfterSpawn) closeQuietly(fd);
       ex.ipc.releaseOwned();
@@ -186,6 +217,8 @@ export class Sandbox {
   }
 
   private exitPromise: Promise<Exited> | null = null;
+  /** Violations reach the monitor (USER_NOTIF) rather than killing outright. */
+  private monitored = false;
   private cgroup: SandboxCgroup | null = null;
   private monitorClosed: Promise<void> | null = null;
   private onMonitorClosed: (() => void) | null = null;
@@ -210,7 +243,7 @@ export class Sandbox {
           const listener = await this.takeListener(m.data.readUInt32LE(0), setup);
           if (listener >= 0) {
             this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-            this.monitorId = monitor.watch(listener, this.pidfd, EXEC_FD_TARGET, (e) => this.onMonitor(e));
+            this.monitorId = monitor.watch(listener, this.pidfd, EXEC_FD_TARGET, (e) => this.onMonitor(e), networkTable(this.policy));
           }
         } else {
           if (m.fd >= 0) closeQuietly(m.fd);
@@ -265,6 +298,8 @@ export class Sandbox {
       this.setupError = `execveat(${this.executor.path}): ${name}${hint}`;
     } else if (e.type === 'violation' && !this.violation) {
       this.violation = describeViolation(e);
+      // Network rules: a denied destination (netproxy.cc), named with the rule that denied it.
+      if (e.address !== undefined) Object.assign(this.violation, { kind: 'network', address: e.address, rule: networkDenialReason(this.policy, e.netRule, e.netReason) });
     } else if (e.type === 'closed') {
       monitor.unwatch(this.monitorId);
       this.monitorId = 0;
@@ -279,7 +314,7 @@ export class Sandbox {
       await this.setupDone;
       // The monitor's reports come on their own path; its 'closed' comes after all of them, once
       // every filtered task is gone. Bounded, so that a lost report can never hang a run.
-      if (this.monitorClosed) await Promise.race([this.monitorClosed, delay(MONITOR_DRAIN_MS)]);
+      if (this.monitorClosed) await raceDelay(this.monitorClosed, MONITOR_DRAIN_MS);
     } catch (err) {
       this.cleanup();
       return this.makeResult(null, err as Error);
@@ -324,13 +359,19 @@ export class Sandbox {
     } else if (this.violation) {
       status = 'VIOLATION';
       extra.violation = this.violation;
-      reason = `${this.violation.kind} violation: ${this.violation.syscall}`;
+      const v = this.violation;
+      reason = `${v.kind} violation: ${v.syscall}${v.address ? ` to ${v.address}` : ''}${v.rule ? ` (${v.rule})` : ''}`;
     } else if (this.timedOut) {
       status = 'TIMEOUT';
       reason = `walltime limit of ${this.executor.limits.walltime} s exceeded`;
     } else if (this.killed) {
       status = 'EXTERNAL_KILL';
       reason = 'killed by Sandbox.kill()';
+    } else if (signaled && sig === SIGSYS && !this.monitored && this.executor.enableSandboxBeforeExec) {
+      // KILL_PROCESS with no monitor to ask: a violation of an unknown syscall.
+      status = 'VIOLATION';
+      extra.violation = { kind: 'syscall', syscall: 'unknown (SIGSYS, no monitor)', nr: -1, arch: 'unknown', args: [], pid: this.hostPid };
+      reason = 'syscall violation: killed by SIGSYS (no seccomp monitor: the syscall is not known)';
     } else if (signaled) {
       status = 'SIGNALED';
       extra.signal = signalName(sig);
@@ -386,8 +427,15 @@ function describeViolation(e: MonitorEvent): Violation {
   return { kind, syscall: name ?? `unknown(${e.nr})`, nr: e.nr, arch, args: e.args, pid: e.pid };
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+/**
+ * `p` or `ms` milliseconds, whichever first. The timer is ref'd (then cleared): the monitor's
+ * report comes through an unref'd thread-safe function, so with nothing else alive an unref'd
+ * timer would let the event loop end, and the process exit, before the report arrives.
+ */
+function raceDelay(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
 function errnoName(errno: number): string {

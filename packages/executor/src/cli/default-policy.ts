@@ -1,6 +1,6 @@
 // default-policy.ts: the policy `sbx run` uses: what an ordinary dynamically linked command-line
 // program needs (startup, reading the files it can see, writing, time, exit, children of its own)
-// on a read-only view of the system directories; no network.
+// on a read-only view of the system directories; no network unless --net says so.
 import { existsSync, lstatSync } from 'node:fs';
 import { PolicyBuilder } from '../policy/policy-builder.js';
 import type { Policy } from '../policy/policy.js';
@@ -10,7 +10,19 @@ export interface RunPolicyOptions {
   errno: Array<[string, string]>;
   mounts: Array<{ outside: string; inside: string; writable: boolean }>;
   tmpfs: Array<{ inside: string; sizeBytes: number }>;
-  network: 'none' | 'host';
+  network: RunNetwork;
+}
+
+/** --net: none (default), host, or rules (allow=/deny=/dns=/unix=). */
+export interface RunNetwork {
+  mode: 'none' | 'host' | 'rules';
+  /** [cidr, port] pairs; family by the text. */
+  allow: Array<[string, number]>;
+  deny: Array<[string, number]>;
+  dns: string[];
+  unix: string[];
+  /** A generated resolv.conf naming the dns= resolvers, bound at /etc/resolv.conf. */
+  resolvConf?: string;
 }
 
 /** System directories bound read-only (those that exist; merged-/usr links stay links). */
@@ -53,7 +65,8 @@ export function defaultPolicy(binary: string, o: RunPolicyOptions): Policy {
     .allowSyscalls(CLI_SYSCALLS);
 
   for (const d of SYSTEM_DIRS) if (existsSync(d)) addPath(b, d);
-  for (const f of ETC_FILES) if (existsSync(f)) b.addFile(f);
+  for (const f of ETC_FILES) if (existsSync(f) && !(f === '/etc/resolv.conf' && o.network.resolvConf)) b.addFile(f);
+  if (o.network.resolvConf) b.addFileAt(o.network.resolvConf, '/etc/resolv.conf');
   for (const f of DEV_FILES) if (existsSync(f)) b.addFile(f, { writable: true });
   b.addDirectory('/proc');
   if (!o.tmpfs.some((t) => t.inside === '/tmp')) b.addTmpfs('/tmp', { sizeBytes: 64 * 2 ** 20 });
@@ -65,7 +78,15 @@ export function defaultPolicy(binary: string, o: RunPolicyOptions): Policy {
   }
   // A binary inside the bound system directories finds its interpreter and libraries there.
   if (!SYSTEM_DIRS.some((d) => binary.startsWith(`${d}/`) && existsSync(d))) b.addLibrariesForBinary(binary);
-  if (o.network === 'host') b.allowUnrestrictedNetworking();
+  // A network other than none: the calls a client makes (socket for unix/IPv4/IPv6, connect, ...).
+  const net = o.network;
+  if (net.mode !== 'none') b.allowNetworkClient();
+  if (net.mode === 'host') b.allowUnrestrictedNetworking();
+  const family = (cidr: string): 4 | 6 => (cidr.includes(':') ? 6 : 4);
+  for (const [cidr, port] of net.allow) (family(cidr) === 4 ? b.allowIPv4(cidr, port) : b.allowIPv6(cidr, port));
+  for (const [cidr, port] of net.deny) (family(cidr) === 4 ? b.denyIPv4(cidr, port) : b.denyIPv6(cidr, port));
+  if (net.dns.length) b.allowDns(net.dns);
+  for (const p of net.unix) b.allowUnixSocket(p);
   return b.build();
 }
 

@@ -1,6 +1,8 @@
 // run.ts: `sbx run [options] -- CMD [ARGS]`: runs any program in a sandbox with a default policy
 // for ordinary dynamically linked command-line programs. Stdio passes through.
-import { writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
 import { Executor } from '../executor.js';
@@ -10,7 +12,8 @@ import { ForkServer } from '../forkserver.js';
 import { PolicyError } from '../policy/errors.js';
 import type { Result } from '../result.js';
 import { ExitCode } from './exit-codes.js';
-import { defaultPolicy, type RunPolicyOptions } from './default-policy.js';
+import { defaultPolicy, type RunNetwork, type RunPolicyOptions } from './default-policy.js';
+import { parseIpAddress } from '../policy/network.js';
 
 export const RUN_HELP = `Usage: sbx run [options] -- CMD [ARGS...]
 
@@ -29,6 +32,12 @@ Options:
   --rlimit-nofile N              open-file limit
   --rlimit-cpu SEC               CPU-time limit
   --net none|host                no network (default) or the host's network (not recommended)
+  --net allow=CIDR[:PORT]        network rules (repeatable): connect to these networks only; the
+  --net deny=CIDR[:PORT]         monitor connects from the host's namespace (127.0.0.1 is the
+  --net dns=IP                   host's loopback); deny wins over allow; dns=IP allows port 53 to
+  --net unix=PATH                that resolver even in a denied network and binds a resolv.conf
+                                 naming it; unix=PATH allows connecting to that unix socket.
+                                 IPv6 with a port: allow=[2001:db8::/32]:443
   --env K=V                      environment variable (repeatable; default PATH only)
   --cwd DIR                      working directory inside the sandbox (default /)
   --result-json FILE             write the Result as JSON to FILE
@@ -93,7 +102,29 @@ export async function run(argv: string[]): Promise<number> {
     tmpfs: (values.tmpfs ?? []).map(parseTmpfs),
     network: parseNet(values.net ?? []),
   };
+  // dns=IP: a resolv.conf naming the resolvers, bound at /etc/resolv.conf for the run.
+  let resolvDir: string | null = null;
+  if (policyOptions.network.dns.length) {
+    resolvDir = mkdtempSync(join(tmpdir(), 'sbx-resolv-'));
+    chmodSync(resolvDir, 0o755); // the sandbox's mount setup runs as its own (mapped) uid
+    policyOptions.network.resolvConf = join(resolvDir, 'resolv.conf');
+    writeFileSync(policyOptions.network.resolvConf, policyOptions.network.dns.map((ip) => `nameserver ${ip}\n`).join(''), { mode: 0o644 });
+  }
+  try {
+    return await runWith(cmd, args, env, limits, policyOptions, values);
+  } finally {
+    if (resolvDir) rmSync(resolvDir, { recursive: true, force: true });
+  }
+}
 
+async function runWith(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  limits: LimitsOptions,
+  policyOptions: RunPolicyOptions,
+  values: { cwd?: string; 'result-json'?: string; quiet?: boolean },
+): Promise<number> {
   let executor: Executor;
   try {
     executor = new Executor(cmd, [cmd, ...args], { env, cwd: values.cwd ?? '/', limits });
@@ -197,12 +228,42 @@ function parseTmpfs(s: string): { inside: string; sizeBytes: number } {
   return { inside, sizeBytes: size ? parseBytes('--tmpfs', size) : 64 * 2 ** 20 };
 }
 
-function parseNet(list: string[]): 'none' | 'host' {
-  let mode: 'none' | 'host' = 'none';
+/** --net values: none, host, or rules (allow=, deny=, dns=, unix=), which exclude the other two. */
+export function parseNet(list: string[]): RunNetwork {
+  const net: RunNetwork = { mode: 'none', allow: [], deny: [], dns: [], unix: [] };
+  let plain: 'none' | 'host' | null = null;
   for (const n of list) {
-    if (n === 'none' || n === 'host') mode = n;
-    else if (n.startsWith('allow=') || n.startsWith('deny=')) throw new UsageError(`--net ${n}: per-address network rules are not available yet (use --net none or --net host)`);
-    else throw new UsageError(`--net expects none or host, got "${n}"`);
+    const eq = n.indexOf('=');
+    const key = eq < 0 ? n : n.slice(0, eq);
+    const value = eq < 0 ? '' : n.slice(eq + 1);
+    if (n === 'none' || n === 'host') plain = n;
+    else if ((key === 'allow' || key === 'deny') && value) net[key].push(parseCidrPort(n, value));
+    else if (key === 'dns' && value) {
+      if (!parseIpAddress(value)) throw new UsageError(`--net ${n}: "${value}" is not an IP address`);
+      net.dns.push(value);
+    } else if (key === 'unix' && value) net.unix.push(value);
+    else throw new UsageError(`--net expects none or host, or rules: allow=CIDR[:PORT], deny=CIDR[:PORT], dns=IP, unix=PATH; got "${n}"`);
   }
-  return mode;
+  const rules = net.allow.length + net.deny.length + net.dns.length + net.unix.length > 0;
+  if (rules && plain) throw new UsageError(`--net ${plain} cannot be combined with allow=/deny=/dns=/unix= rules`);
+  net.mode = rules ? 'rules' : (plain ?? 'none');
+  return net;
+}
+
+/** "10.0.0.0/8", "10.0.0.0/8:443", "::1", "[2001:db8::/32]:443" -> [cidr, port]. */
+function parseCidrPort(flag: string, v: string): [string, number] {
+  let cidr = v;
+  let port = '';
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(v);
+  if (bracket) {
+    cidr = bracket[1]!;
+    port = bracket[2] ?? '';
+  } else if (v.indexOf(':') === v.lastIndexOf(':') && v.includes(':')) {
+    cidr = v.slice(0, v.indexOf(':'));
+    port = v.slice(v.indexOf(':') + 1);
+  }
+  if (port && !/^\d{1,5}$/.test(port)) throw new UsageError(`--net ${flag}: the port must be a number, got "${port}"`);
+  const p = port ? Number(port) : 0;
+  if (p > 65535) throw new UsageError(`--net ${flag}: the port must be 0..65535`);
+  return [cidr, p];
 }

@@ -14,8 +14,9 @@ export interface Classification {
    * 'exec': the forkserver's magic execveat. 'violation': report and kill. 'learn': the default
    * action of a learning policy. 'user': a rule returned USER_NOTIF itself. 'not-notified': the
    * program does not return USER_NOTIF for this data (a stale or foreign notification).
+   * 'network': a call the monitor decides by the network rules.
    */
-  readonly kind: 'exec' | 'violation' | 'learn' | 'user' | 'not-notified';
+  readonly kind: 'exec' | 'violation' | 'learn' | 'user' | 'not-notified' | 'network';
   /** For violations: 'syscall' or 'arch' (DESIGN.md §4 Result.violation.kind). */
   readonly violation?: 'syscall' | 'arch';
   /** The syscall ABI: x86_64, i386, x32, aarch64 or unknown. */
@@ -54,6 +55,8 @@ export function classify(program: Uint8Array | readonly SockFilter[], data: Secc
       return { kind: 'violation', violation: 'arch', ...base };
     case NOTIFY_DATA.DEFAULT:
       return { kind: 'learn', ...base };
+    case NOTIFY_DATA.NETWORK:
+      return { kind: 'network', ...base };
     default:
       return { kind: 'user', ...base };
   }

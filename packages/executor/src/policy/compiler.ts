@@ -36,6 +36,7 @@ import {
   SECCOMP_RET_TRAP,
   SECCOMP_RET_USER_NOTIF,
   X32_SYSCALL_BIT,
+  argHi,
   argLo,
   assemble,
   encodeProgram,
@@ -57,6 +58,15 @@ export interface CompileOptions {
   readonly execPrologue?: boolean;
   /** The fd the forkserver execs from (SBX_EXEC_FD_TARGET). Default 1022. */
   readonly execFd?: number;
+  /**
+   * Sandbox-me-here mode: the client's handshake fd (1020). sendmsg and recvmsg with this fd
+   * (arg 0, low 32 bits) are allowed, so the client can hand the listener over and wait for the
+   * go-ahead under its own filter. Checked after the always-on denials and before the policy's
+   * rules; other fds keep the policy's verdict. Default -1 (no such rule).
+   */
+  readonly clientChannelFd?: number;
+  /** Sandbox-me-here mode: the fd number the client's listener gets; close() of it is allowed. Default -1. */
+  readonly clientListenerFd?: number;
   /** 'binary' (default): balanced search over ranges. 'linear': a jeq chain (for benchmarks). */
   readonly dispatch?: 'binary' | 'linear';
   /** Reuse an earlier compilation of an equal policy with equal options. Default true. */
@@ -81,6 +91,8 @@ export const NOTIFY_DATA = Object.freeze({
   ARCH_VIOLATION: 3,
   /** defaultAction('notify'): learning mode. */
   DEFAULT: 4,
+  /** Network rules: an allowed connect/sendto-with-address/sendmsg/sendmmsg/listen; the monitor decides (networkSyscalls()). */
+  NETWORK: 5,
 });
 
 export interface CompileStats {
@@ -120,12 +132,16 @@ export const NATIVE_AUDIT_ARCH: Readonly<Record<Arch, number>> = Object.freeze({
 export function resolveCompileOptions(options: CompileOptions = {}): ResolvedCompileOptions {
   if (options === null || typeof options !== 'object') throw new TypeError('compilePolicy(policy, options): options must be an object');
   const { monitor = false, execPrologue = true, execFd = SBX_EXEC_FD_TARGET, dispatch = 'binary', cache = true } = options;
+  const { clientChannelFd = -1, clientListenerFd = -1 } = options;
   if (typeof monitor !== 'boolean') throw new TypeError('options.monitor must be a boolean');
   if (typeof execPrologue !== 'boolean') throw new TypeError('options.execPrologue must be a boolean');
   if (!Number.isInteger(execFd) || execFd < 0 || execFd > 0x7fffffff) throw new TypeError('options.execFd must be a file descriptor number');
   if (dispatch !== 'binary' && dispatch !== 'linear') throw new TypeError(`options.dispatch must be 'binary' or 'linear', got ${String(dispatch)}`);
   if (typeof cache !== 'boolean') throw new TypeError('options.cache must be a boolean');
-  return { monitor, execPrologue, execFd, dispatch, cache };
+  for (const [name, fd] of [['clientChannelFd', clientChannelFd], ['clientListenerFd', clientListenerFd]] as const) {
+    if (!Number.isInteger(fd) || fd < -1 || fd > 0x7fffffff) throw new TypeError(`options.${name} must be a file descriptor number or -1`);
+  }
+  return { monitor, execPrologue, execFd, dispatch, cache, clientChannelFd, clientListenerFd };
 }
 
 /** The return value of a symbolic action under the given options. */
@@ -224,6 +240,168 @@ function execStep(execFd: number, ret: number): Step {
   };
 }
 
+/** Sandbox-me-here: the call is allowed when arg 0 (low 32 bits) is `fd`; else it falls through. */
+function clientFdStep(what: string, fd: number): Step {
+  return {
+    kind: 'code',
+    key: `client:${what}:${fd}`,
+    needsNr: false,
+    emit: (scope, fallthrough) => [
+      { code: LD_ABS, k: argLo(0), where: `client ${what} rule` },
+      { code: JEQ_K, k: fd, f: fallthrough, relax: true },
+      { code: RET_K, k: SECCOMP_RET_ALLOW },
+    ],
+  };
+}
+
+/** The client handshake's steps by syscall number (see CompileOptions.clientChannelFd). */
+export function clientSyscalls(arch: Arch, opt: Pick<ResolvedCompileOptions, 'clientChannelFd' | 'clientListenerFd'>): Map<number, { what: string; fd: number }> {
+  const out = new Map<number, { what: string; fd: number }>();
+  const add = (name: string, what: string, fd: number): void => {
+    const nr = syscallNumber(arch, name);
+    if (fd >= 0 && nr !== undefined) out.set(nr, { what, fd });
+  };
+  add('sendmsg', 'channel', opt.clientChannelFd);
+  add('recvmsg', 'channel', opt.clientChannelFd);
+  add('close', 'listener', opt.clientListenerFd);
+  return out;
+}
+
+// ---- network rules (policy.network.mode 'rules'; docs/policy-guide.md "Network rules") ----
+
+/** MSG_FASTOPEN: a send that connects (TCP Fast Open); refused under network rules. */
+const MSG_FASTOPEN = 0x20000000;
+const EOPNOTSUPP = 95;
+const EACCES = 13;
+
+/** A syscall the monitor decides under network rules; flagsArg/addrArg where the call has them. */
+export interface NetworkSyscall {
+  readonly name: 'connect' | 'sendto' | 'sendmsg' | 'sendmmsg' | 'listen';
+  /** Bit in the monitor's table (network.ts NET_SYSCALL_BITS). */
+  readonly bit: number;
+  /** The argument holding MSG_* flags: MSG_FASTOPEN there is EOPNOTSUPP, before any other rule. */
+  readonly flagsArg?: number;
+  /** sendto: only calls with a non-NULL address (this argument, 64 bits) go to the monitor. */
+  readonly addrArg?: number;
+}
+
+const NETWORK_SYSCALLS: readonly NetworkSyscall[] = Object.freeze([
+  { name: 'connect', bit: 1 },
+  { name: 'sendto', bit: 2, flagsArg: 3, addrArg: 4 },
+  { name: 'sendmsg', bit: 4, flagsArg: 2 },
+  { name: 'sendmmsg', bit: 8, flagsArg: 3 },
+  { name: 'listen', bit: 16 },
+]);
+
+/** The network syscalls by number, for a policy with network rules (empty otherwise). */
+export function networkSyscalls(policy: Policy): Map<number, NetworkSyscall> {
+  const out = new Map<number, NetworkSyscall>();
+  if (policy.network.mode !== 'rules') return out;
+  for (const n of NETWORK_SYSCALLS) {
+    const nr = syscallNumber(policy.arch, n.name);
+    if (nr !== undefined) out.set(nr, n);
+  }
+  return out;
+}
+
+/** The return of a call the monitor decides (without a monitor nothing can decide: EACCES). */
+export function networkRet(monitor: boolean): number {
+  return monitor ? (SECCOMP_RET_USER_NOTIF | NOTIFY_DATA.NETWORK) >>> 0 : (SECCOMP_RET_ERRNO | EACCES) >>> 0;
+}
+
+/** The fixed answer of a network call with MSG_FASTOPEN in its flags. */
+export const NETWORK_FASTOPEN_RET = (SECCOMP_RET_ERRNO | EOPNOTSUPP) >>> 0;
+export { MSG_FASTOPEN };
+
+/** True when a verdict lets the call run (ALLOW, or LOG which also runs it). */
+function runsCall(ret: number): boolean {
+  return ret === SECCOMP_RET_ALLOW || ret === SECCOMP_RET_LOG;
+}
+
+/**
+ * A network syscall's leaf: where the policy's own verdict would run the call, the monitor decides
+ * instead (sendto: only with an address); a violation or an errno stays as it is. The policy must
+ * decide these calls as a whole: an argument rule cannot be combined with the monitor's decision.
+ */
+function networkLeafSteps(net: NetworkSyscall, steps: Step[], dflt: number, monitor: boolean): Step[] {
+  const first = steps[0];
+  const verdict = first === undefined ? dflt : first.kind === 'ret' ? first.ret : undefined;
+  if (verdict === undefined) {
+    throw new PolicyError(
+      'INVALID_POLICY',
+      `${net.name}: under network rules (allowIPv4/allowIPv6/denyIPv4/allowDns/allowUnixSocket) the policy must allow or deny ${net.name} as a whole; ` +
+        `an argument rule on it cannot be combined with the monitor's decision`,
+    );
+  }
+  if (!runsCall(verdict)) return steps;
+  const notify = networkRet(monitor);
+  if (net.addrArg === undefined) return [{ kind: 'ret', ret: notify }];
+  const arg = net.addrArg;
+  return [
+    {
+      kind: 'code',
+      key: `net:addr:${arg}:${notify}`,
+      needsNr: false,
+      emit: (scope, fallthrough) => {
+        const hit = `${scope}:hit`;
+        return [
+          { code: LD_ABS, k: argLo(arg), where: `network rule: ${net.name} with an address` },
+          { code: JEQ_K, k: 0, f: hit, relax: true },
+          { code: LD_ABS, k: argHi(arg) },
+          { code: JEQ_K, k: 0, t: fallthrough, f: hit, relax: true },
+          { label: hit },
+          { code: RET_K, k: notify },
+        ];
+      },
+    },
+    { kind: 'ret', ret: verdict },
+  ];
+}
+
+function fastopenStep(net: NetworkSyscall, arg: number): Step {
+  return {
+    kind: 'code',
+    key: `net:fastopen:${arg}`,
+    needsNr: false,
+    emit: (scope, fallthrough) => {
+      const hit = `${scope}:hit`;
+      return [
+        { code: LD_ABS, k: argLo(arg), where: `network rule: ${net.name} with MSG_FASTOPEN` },
+        { code: JSET_K, k: MSG_FASTOPEN, t: hit, f: fallthrough, relax: true },
+        { label: hit },
+        { code: RET_K, k: NETWORK_FASTOPEN_RET },
+      ];
+    },
+  };
+}
+
+/**
+ * NET_SYSCALL_BITS of the network syscalls the monitor decides for this policy (the policy runs
+ * them); the others (a violation, an errno) the monitor reports or never sees.
+ */
+export function networkDecidedBits(policy: Policy): number {
+  let bits = 0;
+  const dflt = defaultRet(policy.defaultAction, true);
+  /** The policy's own verdict on a number: a return value, or undefined when it depends on arguments. */
+  const verdictOf = (nr: number): number | undefined => {
+    const steps = [...ruleSteps(policy.rules.filter((r) => r.nr === nr), true), ...ruleSteps(policy.overridable.filter((r) => r.nr === nr), true)];
+    const first = steps[0];
+    return first === undefined ? dflt : first.kind === 'ret' ? first.ret : undefined;
+  };
+  for (const [nr, net] of networkSyscalls(policy)) {
+    const verdict = verdictOf(nr);
+    if (verdict !== undefined && runsCall(verdict)) bits |= net.bit;
+  }
+  // Whether the sandboxee may exec (then the close-on-exec flag of a replaced fd matters).
+  for (const name of ['execve', 'execveat']) {
+    const nr = syscallNumber(policy.arch, name);
+    if (nr === undefined) continue;
+    const verdict = verdictOf(nr);
+    if (verdict === undefined || runsCall(verdict)) bits = (bits | 0x80000000) >>> 0;
+  }
+  return bits;
+}
+
 function ruleSteps(rules: readonly SyscallRule[], monitor: boolean): Step[] {
   return rules.map((r): Step => {
     if (r.kind === 'allow') return { kind: 'ret', ret: SECCOMP_RET_ALLOW };
@@ -263,7 +441,9 @@ function buildLeaves(policy: Policy, opt: ResolvedCompileOptions): Map<number, L
     if (nr !== undefined && !deniedByNr.has(nr)) deniedByNr.set(nr, d);
   }
   const execNr = opt.execPrologue ? syscallNumber(arch, 'execveat') : undefined;
-  const nrs = new Set<number>([...userByNr.keys(), ...overByNr.keys(), ...deniedByNr.keys()]);
+  const clientByNr = clientSyscalls(arch, opt);
+  const netByNr = networkSyscalls(policy);
+  const nrs = new Set<number>([...userByNr.keys(), ...overByNr.keys(), ...deniedByNr.keys(), ...clientByNr.keys(), ...netByNr.keys()]);
   if (execNr !== undefined) nrs.add(execNr);
 
   const dflt = defaultRet(policy.defaultAction, opt.monitor);
@@ -277,6 +457,14 @@ function buildLeaves(policy: Policy, opt: ResolvedCompileOptions): Map<number, L
   for (const nr of nrs) {
     const user = userByNr.get(nr) ?? [];
     let steps: Step[] = [...ruleSteps(user, opt.monitor), ...ruleSteps(overByNr.get(nr) ?? [], opt.monitor)];
+    // Network rules: the monitor decides the calls the policy would run (before the client step).
+    const net = netByNr.get(nr);
+    if (net) steps = networkLeafSteps(net, steps, dflt, opt.monitor);
+    // The client's handshake rule goes before the policy's rules and after any denial.
+    const client = clientByNr.get(nr);
+    if (client && !redundant(SECCOMP_RET_ALLOW, steps)) steps.unshift(clientFdStep(client.what, client.fd));
+    // MSG_FASTOPEN would connect without connect(): refused first, whatever the fd.
+    if (net?.flagsArg !== undefined && !redundant(NETWORK_FASTOPEN_RET, steps)) steps.unshift(fastopenStep(net, net.flagsArg));
     const denial = deniedByNr.get(nr);
     if (denial) {
       const first = user[0];
@@ -472,7 +660,7 @@ export function compilePolicy(policy: Policy, options: CompileOptions = {}): Com
     throw new TypeError('compilePolicy(policy, options): policy must be a Policy (from PolicyBuilder.build())');
   }
   const opt = resolveCompileOptions(options);
-  const key = `${opt.monitor ? 1 : 0}${opt.execPrologue ? 1 : 0}${opt.dispatch[0]}${opt.execFd}:${policy.key}`;
+  const key = `${opt.monitor ? 1 : 0}${opt.execPrologue ? 1 : 0}${opt.dispatch[0]}${opt.execFd}/${opt.clientChannelFd}/${opt.clientListenerFd}${policy.network.mode === 'rules' ? 'N' : ''}:${policy.key}`;
   let hit = opt.cache ? cache.get(key) : undefined;
   if (!hit) {
     const t0 = performance.now();

@@ -16,6 +16,7 @@ export type {
   BindMount,
   DefaultAction,
   Mount,
+  NetworkDenyAction,
   NetworkPolicy,
   NetworkRule,
   PolicyData,
@@ -23,6 +24,8 @@ export type {
   TmpfsMount,
 } from './policy.js';
 export { PolicyError } from './errors.js';
+export { decideNetwork, encodeNetworkTable, formatNetworkRule, normalizeDestination, parseIpAddress, NET_SYSCALL_BITS } from './network.js';
+export type { NetworkDecision, NetworkDestination } from './network.js';
 export type { PolicyErrorCode } from './errors.js';
 export * from './bpf.js';
 export {
@@ -30,6 +33,7 @@ export {
   NOTIFY_DATA,
   clearCompileCache,
   compilePolicy,
+  networkDecidedBits,
   resolveCompileOptions,
 } from './compiler.js';
 export type { CompileOptions, CompileStats, CompiledPolicy, ResolvedCompileOptions } from './compiler.js';

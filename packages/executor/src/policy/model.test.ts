@@ -65,6 +65,8 @@ function argPatterns(seed: number): bigint[][] {
   out.push([1022n, 0n, 0n, 0n, 0x1000n, BigInt(SBX_EXEC_MAGIC) | (7n << 32n)]);
   out.push([1021n, 0n, 0n, 0n, 0x1000n, BigInt(SBX_EXEC_MAGIC)]);
   out.push([1022n, 0n, 0n, 0n, 0n, BigInt(SBX_EXEC_MAGIC)]);
+  // The sandbox-me-here handshake fd, with and without high bits.
+  out.push([1020n, 0n, 0n, 0n, 0n, 0n], [0x7000003fcn, 0n, 0n, 0n, 0n, 0n]);
   return out;
 }
 
@@ -147,6 +149,7 @@ const OPTIONS: CompileOptions[] = [
   { monitor: true, execPrologue: false },
   { monitor: false, dispatch: 'linear' },
   { monitor: true, dispatch: 'linear', execFd: 1021 },
+  { monitor: true, execPrologue: false, clientChannelFd: 1020, clientListenerFd: 3 },
 ];
 
 describe('policy model vs compiled program', () => {

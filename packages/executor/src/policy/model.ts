@@ -39,6 +39,7 @@ import {
   BPF_XOR,
   SECCOMP_RET_ALLOW,
   SECCOMP_RET_ERRNO,
+  SECCOMP_RET_LOG,
   X32_SYSCALL_BIT,
 } from './bpf.js';
 import type { BpfInsn, JumpTarget } from './bpf.js';
@@ -48,6 +49,10 @@ import {
   actionRet,
   defaultRet,
   execRet,
+  MSG_FASTOPEN,
+  NETWORK_FASTOPEN_RET,
+  networkRet,
+  networkSyscalls,
   resolveCompileOptions,
   violationRet,
 } from './compiler.js';
@@ -60,8 +65,8 @@ import type { Policy, SyscallRule } from './policy.js';
 import { syscallNumber } from './syscalls.js';
 
 export interface ModelVerdict extends Verdict {
-  /** Which part of the policy decided: 'arch', 'x32', 'exec', 'denial', 'rule', 'overridable', 'default'. */
-  readonly by: 'arch' | 'x32' | 'exec' | 'denial' | 'rule' | 'overridable' | 'default';
+  /** Which part of the policy decided: 'arch', 'x32', 'exec', 'denial', 'client' (the sandbox-me-here handshake), 'rule', 'overridable', 'default'. */
+  readonly by: 'arch' | 'x32' | 'exec' | 'denial' | 'client' | 'rule' | 'overridable' | 'default' | 'network';
   /** The deciding rule, when by is 'rule' or 'overridable'. */
   readonly rule?: SyscallRule;
 }
@@ -223,6 +228,16 @@ export function modelVerdict(policy: Policy, data: SeccompData, options: Compile
     return verdict(ret, 'denial');
   }
 
+  // Network rules: MSG_FASTOPEN on a send is refused before anything else.
+  const net = networkSyscalls(policy).get(nr);
+  if (net?.flagsArg !== undefined && (arg32(data, net.flagsArg) & MSG_FASTOPEN) !== 0) return verdict(NETWORK_FASTOPEN_RET, 'network');
+
+  // Sandbox-me-here: the handshake fd may carry sendmsg/recvmsg, the listener's number close().
+  const isCall = (name: string): boolean => syscallNumber(policy.arch, name) === nr;
+  const fd0 = arg32(data, 0);
+  if (opt.clientChannelFd >= 0 && fd0 === opt.clientChannelFd && (isCall('sendmsg') || isCall('recvmsg'))) return verdict(SECCOMP_RET_ALLOW, 'client');
+  if (opt.clientListenerFd >= 0 && fd0 === opt.clientListenerFd && isCall('close')) return verdict(SECCOMP_RET_ALLOW, 'client');
+
   const run = (rules: readonly SyscallRule[], by: 'rule' | 'overridable'): ModelVerdict | undefined => {
     for (const r of rules) {
       if (r.kind === 'allow') return verdict(SECCOMP_RET_ALLOW, by, r);
@@ -232,9 +247,13 @@ export function modelVerdict(policy: Policy, data: SeccompData, options: Compile
     }
     return undefined;
   };
-  return (
+  const v =
     run(user, 'rule') ??
     run(policy.overridable.filter((r) => r.nr === nr), 'overridable') ??
-    verdict(defaultRet(policy.defaultAction, opt.monitor), 'default')
-  );
+    verdict(defaultRet(policy.defaultAction, opt.monitor), 'default');
+  // Network rules: a call the policy runs goes to the monitor (sendto only with an address).
+  if (net && (v.ret === SECCOMP_RET_ALLOW || v.ret === SECCOMP_RET_LOG) && (net.addrArg === undefined || arg64(data, net.addrArg) !== 0n)) {
+    return verdict(networkRet(opt.monitor), 'network');
+  }
+  return v;
 }

@@ -18,9 +18,9 @@ import { ALWAYS_DENIED } from './denials.js';
 import { ERRNO_TABLE } from './errnos.js';
 import { resolveLibraries } from './elf.js';
 import { PolicyError } from './errors.js';
-import { parseNetworkRule } from './network.js';
+import { NETWORK_CLIENT_SYSCALLS, checkUnixSocketPath, dnsRule, parseNetworkRule, socketDomainRule } from './network.js';
 import { Policy } from './policy.js';
-import type { BindMount, DefaultAction, Mount, NetworkRule, SyscallRule } from './policy.js';
+import type { BindMount, DefaultAction, Mount, NetworkDenyAction, NetworkRule, SyscallRule } from './policy.js';
 import * as P from './presets.js';
 import { SYSCALL_TABLES, errnoNumber, hostArch, suggestNames, syscallNumber } from './syscalls.js';
 import type { Arch } from './syscalls.js';
@@ -77,7 +77,7 @@ export class PolicyBuilder {
   readonly #presets = new Set<string>();
   readonly #mounts = new Map<string, Mount>();
   #defaultAction: DefaultAction = 'kill';
-  #network: { mode: 'none' | 'unrestricted' | 'rules'; rules: NetworkRule[] } = { mode: 'none', rules: [] };
+  #network: { mode: 'none' | 'unrestricted' | 'rules'; rules: NetworkRule[]; unixSockets: string[]; onDeny?: NetworkDenyAction } = { mode: 'none', rules: [], unixSockets: [] };
   #built = false;
 
   constructor(options: PolicyBuilderOptions = {}) {
@@ -508,42 +508,132 @@ export class PolicyBuilder {
     return this;
   }
 
-  // ---- network (data; enforcement is the monitor's) ----
+  // ---- network (rules as data; the monitor enforces them: docs/policy-guide.md "Network rules") ----
 
-  /** Shares the host network (no network namespace). Excludes allowIPv4/allowIPv6. */
+  /**
+   * Shares the host network (no network namespace): everything the host reaches, the sandboxee
+   * reaches. Not recommended; prefer rules. Excludes every rule method below.
+   */
   allowUnrestrictedNetworking(): this {
-    if (this.#network.mode === 'rules') this.#problems.push('allowUnrestrictedNetworking: allowIPv4/allowIPv6 rules were added; use one or the other');
-    this.#network = { mode: 'unrestricted', rules: [] };
+    if (this.#network.mode === 'rules') this.#problems.push('allowUnrestrictedNetworking: network rules (allowIPv4/allowIPv6/denyIPv4/denyIPv6/allowDns/allowUnixSocket) were added; use one or the other');
+    this.#network = { mode: 'unrestricted', rules: [], unixSockets: [] };
     return this;
   }
 
-  #allowIp(family: 4 | 6, cidr: unknown, port: unknown): this {
-    const method = `allowIPv${family}`;
-    if (typeof cidr !== 'string') throw new TypeError(`${method}(cidr, port): cidr must be a string such as "10.0.0.0/8", got ${describe(cidr)}`);
-    if (port !== undefined && typeof port !== 'number') throw new TypeError(`${method}(cidr, port): port must be a number, got ${describe(port)}`);
+  /** Switches to 'rules' mode; false (and a problem) after allowUnrestrictedNetworking(). */
+  #rulesMode(method: string): boolean {
     if (this.#network.mode === 'unrestricted') {
       this.#problems.push(`${method}: allowUnrestrictedNetworking() was called; rules would have no effect`);
-      return this;
+      return false;
     }
-    const r = parseNetworkRule(family, cidr, port ?? 0);
+    this.#network.mode = 'rules';
+    return true;
+  }
+
+  #addNetRule(r: NetworkRule): void {
+    const same = (x: NetworkRule): boolean => x.family === r.family && x.address === r.address && x.prefix === r.prefix && x.port === r.port && x.action === r.action;
+    if (!this.#network.rules.some(same)) this.#network.rules.push(r);
+  }
+
+  #ipRule(family: 4 | 6, cidr: unknown, port: unknown, deny: boolean): this {
+    const method = `${deny ? 'deny' : 'allow'}IPv${family}`;
+    if (typeof cidr !== 'string') throw new TypeError(`${method}(cidr, port): cidr must be a string such as "10.0.0.0/8", got ${describe(cidr)}`);
+    if (port !== undefined && typeof port !== 'number') throw new TypeError(`${method}(cidr, port): port must be a number, got ${describe(port)}`);
+    if (!this.#rulesMode(method)) return this;
+    const r = parseNetworkRule(family, cidr, port ?? 0, deny ? 'deny' : undefined);
     if (typeof r === 'string') {
       this.#problems.push(r);
       return this;
     }
-    this.#network.mode = 'rules';
-    if (!this.#network.rules.some((x) => x.family === r.family && x.address === r.address && x.prefix === r.prefix && x.port === r.port)) {
-      this.#network.rules.push(r);
+    this.#addNetRule(r);
+    return this;
+  }
+
+  /**
+   * Allows connect() (and sends with an address) to an IPv4 network ("10.0.0.0/8" or an address)
+   * and port (0/omitted = any), TCP and UDP. The monitor connects from the executor's network
+   * namespace: 127.0.0.1 here is the host's loopback, not the sandbox's own lo.
+   */
+  allowIPv4(cidr: string, port?: number): this {
+    return this.#ipRule(4, cidr, port, false);
+  }
+  /** allowIPv4 for IPv6 ("2001:db8::/32", "::1"). IPv4-mapped destinations (::ffff:a.b.c.d) are decided by the IPv4 rules. */
+  allowIPv6(cidr: string, port?: number): this {
+    return this.#ipRule(6, cidr, port, false);
+  }
+  /** Denies an IPv4 network (and port, 0/omitted = any): a deny wins over every allow, e.g. allowIPv4('0.0.0.0/0', 443).denyIPv4('10.0.0.0/8'). */
+  denyIPv4(cidr: string, port?: number): this {
+    return this.#ipRule(4, cidr, port, true);
+  }
+  /** denyIPv4 for IPv6. */
+  denyIPv6(cidr: string, port?: number): this {
+    return this.#ipRule(6, cidr, port, true);
+  }
+
+  /**
+   * The DNS exception: port 53 (UDP and TCP) to each named resolver (IPv4 or IPv6 addresses),
+   * even inside denied networks (a resolver on 127.0.0.53 or 10.0.0.2 under a "no local nets"
+   * deny). The sandboxee still needs an /etc/resolv.conf that names them (`sbx run --net dns=IP`
+   * binds a generated one).
+   */
+  allowDns(resolvers: readonly string[]): this {
+    if (!Array.isArray(resolvers)) throw new TypeError(`allowDns(resolvers): resolvers must be an array of IP addresses, got ${describe(resolvers)}`);
+    if (resolvers.length === 0) this.#problems.push('allowDns: the list of resolvers is empty');
+    if (!this.#rulesMode('allowDns')) return this;
+    for (const ip of resolvers) {
+      const r = dnsRule(ip);
+      if (typeof r === 'string') this.#problems.push(r);
+      else this.#addNetRule(r);
     }
     return this;
   }
 
-  /** Allows connect() to an IPv4 network ("10.0.0.0/8" or an address) and port (0/omitted = any). */
-  allowIPv4(cidr: string, port?: number): this {
-    return this.#allowIp(4, cidr, port);
+  /**
+   * Under network rules, connect() (and datagram sends) to this unix socket path are allowed; every
+   * other unix socket path, and every abstract name, is denied. The path is resolved inside the
+   * sandbox's mount view; the monitor connects with the executor's credentials (the server's
+   * SO_PEERCRED sees the executor). Without network rules unix sockets are governed by the mounts.
+   */
+  allowUnixSocket(path: string): this {
+    if (typeof path !== 'string') throw new TypeError(`allowUnixSocket(path): path must be a string, got ${describe(path)}`);
+    const bad = checkUnixSocketPath(path);
+    if (bad) {
+      this.#problems.push(bad);
+      return this;
+    }
+    if (!this.#rulesMode('allowUnixSocket')) return this;
+    if (!this.#network.unixSockets.includes(path)) this.#network.unixSockets.push(path);
+    return this;
   }
-  /** Allows connect() to an IPv6 network ("2001:db8::/32" or an address) and port (0/omitted = any). */
-  allowIPv6(cidr: string, port?: number): this {
-    return this.#allowIp(6, cidr, port);
+
+  /**
+   * What a denied destination gets: 'violation' (default: the sandbox is killed and the Result
+   * names the address), or { errno } (a number or a name such as 'ECONNREFUSED' or 'EACCES'): the
+   * call fails with it and the program goes on.
+   */
+  networkDenyAction(action: 'violation' | { readonly errno: number | string }): this {
+    if (action === 'violation') {
+      this.#network.onDeny = undefined;
+    } else if (action && typeof action === 'object' && 'errno' in action) {
+      const e = this.#errno(action.errno, 'networkDenyAction');
+      if (e !== undefined) this.#network.onDeny = { errno: e };
+    } else {
+      throw new TypeError(`networkDenyAction(action): action must be 'violation' or { errno }, got ${describe(action)}`);
+    }
+    return this;
+  }
+
+  /**
+   * What a network client needs besides its runtime: socket() for AF_UNIX, AF_INET and AF_INET6
+   * (other families fail with EAFNOSUPPORT), connect, get/setsockopt, get{sock,peer}name,
+   * send/recv calls, shutdown, poll/select. It allows the calls; where they may go is the network
+   * mode's business (none: the sandbox's own lo; rules: the monitor decides).
+   */
+  allowNetworkClient(): this {
+    if (!this.#preset('allowNetworkClient')) return this;
+    this.#addRule('socket', socketDomainRule(), 'allowNetworkClient', true);
+    for (const n of NETWORK_CLIENT_SYSCALLS) this.#addAllow(n, 'allowNetworkClient', true);
+    return this;
   }
 
   // ---- build ----
@@ -568,7 +658,12 @@ export class PolicyBuilder {
       overridable: [...this.#overridable],
       defaultAction: this.#defaultAction,
       mounts,
-      network: { mode: this.#network.mode, rules: [...this.#network.rules] },
+      network: {
+        mode: this.#network.mode,
+        rules: [...this.#network.rules],
+        ...(this.#network.unixSockets.length ? { unixSockets: [...this.#network.unixSockets] } : {}),
+        ...(this.#network.onDeny ? { onDeny: this.#network.onDeny } : {}),
+      },
       presets: [...this.#presets],
     });
   }

@@ -118,5 +118,9 @@ export const NODE_RUNTIME = {
   exit: ['exit', 'exit_group'],
 } as const;
 
-/** allowNodeRuntime({ threads: true }): new threads (Workers). clone with namespace flags stays denied; clone3 is ENOSYS so glibc falls back to clone. */
-export const NODE_THREADS = ['clone', 'set_robust_list', 'rseq', 'sched_getaffinity'] as const;
+/**
+ * allowNodeRuntime({ threads: true }): new threads (Workers). clone with namespace flags stays
+ * denied; clone3 is ENOSYS so glibc falls back to clone. A Worker also builds its own event loop
+ * (epoll_create1, eventfd2, pipe2) and checks its privileges (capget) at start.
+ */
+export const NODE_THREADS = ['clone', 'set_robust_list', 'rseq', 'sched_getaffinity', 'epoll_create1', 'eventfd2', 'pipe2', 'capget'] as const;

@@ -1,0 +1,279 @@
+/*
+ * client.c: sbx_client_sandbox_me_here(), the sandboxee's half of the handshake (sbx/client.h).
+ *
+ * Runs in the sandboxee, inside its namespaces, while it is still unfiltered. Once seccomp()
+ * has returned, only the calls the policy allows may follow: sendmsg/recvmsg on the handshake
+ * fd and close() of the listener's number (both added by the executor's compiler for this
+ * mode). So nothing after the install allocates: the policy and the replies are read into a
+ * static buffer, which the BUSY state guards against concurrent callers.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <sbx/comms.h>
+
+#include "client_internal.h"
+#include "sbx/client.h"
+
+#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+#endif
+#ifndef SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+#define SECCOMP_FILTER_FLAG_TSYNC_ESRCH (1UL << 4)
+#endif
+
+enum client_state { STATE_IDLE = 0, STATE_BUSY, STATE_FILTERED, STATE_SANDBOXED };
+
+static int g_state = STATE_IDLE;
+/* The policy, then the executor's reply; only touched in the BUSY state. */
+static unsigned char g_buf[SBX_CLIENT_MAX_POLICY_BYTES + 1]; /* + a NUL for ERROR */
+
+struct errbuf {
+  char *s;
+  size_t len;
+};
+
+/* Writes the message (truncated to the buffer) and returns rc. No allocation, no syscall. */
+static int fail(const struct errbuf *e, int rc, const char *fmt, ...) {
+  if (e->s != NULL && e->len > 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->s, e->len, fmt, ap);
+    va_end(ap);
+  }
+  return rc;
+}
+
+/* A Comms failure on the handshake channel, as this library's documented codes. */
+static int comms_fail(const struct errbuf *e, int rc, const char *what) {
+  if (rc == -EPIPE || rc == -ECONNRESET)
+    return fail(e, rc, "%s: the executor closed the handshake channel (%s): it died or gave up",
+                what, sbx_comms_strerror(rc));
+  if (rc == -EPROTO || rc == -EBADMSG || rc == -EMSGSIZE)
+    return fail(e, -EPROTO, "%s: the executor broke the handshake protocol (%s)", what,
+                sbx_comms_strerror(rc));
+  return fail(e, rc, "%s: %s", what, sbx_comms_strerror(rc));
+}
+
+static void put_u32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
+}
+
+/* Reads the executor's next message into g_buf: `want` (0 for none), or ERROR. */
+static int recv_reply(sbx_comms *c, uint32_t want, uint64_t *len, const struct errbuf *e,
+                      const char *what) {
+  uint32_t tag = 0;
+  int rc = sbx_comms_recv_tlv_into(c, &tag, g_buf, sizeof g_buf - 1, len);
+  if (rc < 0) return comms_fail(e, rc, what);
+  if (tag == SBX_CLIENT_TAG_ERROR) {
+    g_buf[*len] = '\0';
+    return fail(e, -ECANCELED, "the executor refused: %s", (const char *)g_buf);
+  }
+  if (tag != want)
+    return fail(e, -EPROTO, "%s: the executor sent %s (0x%08x) where the protocol wants 0x%08x",
+                what, sbx_comms_tag_name(tag), tag, want);
+  return 0;
+}
+
+/* Everything before the install: is this a sandbox-me-here sandboxee, can the kernel do it. */
+static int check_channel(int fd, const struct errbuf *e) {
+  struct stat st;
+  int type = 0, domain = 0;
+  socklen_t len = sizeof type;
+  if (fd < 0 || fstat(fd, &st) < 0)
+    return fail(e, -EBADF,
+                "fd %d (%s) is not open: this process was not started by an sbx executor in "
+                "sandbox-me-here mode (enableSandboxBeforeExec: false)",
+                fd, SBX_CLIENT_FD_ENV);
+  if (!S_ISSOCK(st.st_mode) || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+      type != SOCK_STREAM || (len = sizeof domain, getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len)) < 0 ||
+      domain != AF_UNIX)
+    return fail(e, -ENOTSOCK,
+                "fd %d (%s) is not a unix stream socket: this process was not started by an sbx "
+                "executor in sandbox-me-here mode (enableSandboxBeforeExec: false)",
+                fd, SBX_CLIENT_FD_ENV);
+  return 0;
+}
+
+/* glibc opens /proc/sys/vm/overcommit_memory the first time free() shrinks a thread's heap
+ * (arena.c, check_may_shrink_heap): a file open at a random later moment, which a policy without
+ * open would report as a violation (Node hits it after zlib or crypto work on its threadpool).
+ * A trim threshold above any thread heap (64 MiB) means heap tops are never shrunk, so the open
+ * never comes; memory is still reused, whole heaps and mmap()ed blocks are still returned. */
+static void quiet_malloc(void) {
+#ifdef __GLIBC__
+  (void)mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
+static int install(const struct sock_fprog *prog, bool tsync, const struct errbuf *e) {
+  unsigned long flags = SECCOMP_FILTER_FLAG_NEW_LISTENER;
+  long fd;
+  if (tsync) flags |= SECCOMP_FILTER_FLAG_TSYNC | SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+  quiet_malloc();
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    return fail(e, -errno, "prctl(PR_SET_NO_NEW_PRIVS, 1): %s", strerror(errno));
+  fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, prog);
+  if (fd >= 0) return (int)fd;
+  switch (errno) {
+    case EINVAL:
+      return fail(e, -EINVAL,
+                  "seccomp(SECCOMP_SET_MODE_FILTER, %s): the kernel rejected the policy (%u "
+                  "instructions): Invalid argument",
+                  tsync ? "TSYNC|NEW_LISTENER|TSYNC_ESRCH" : "NEW_LISTENER", prog->len);
+    case ESRCH:
+      return fail(e, -ESRCH,
+                  "seccomp(SECCOMP_SET_MODE_FILTER, TSYNC): a thread of this process could not "
+                  "be synchronised (it installed a seccomp filter of its own)");
+    default:
+      return fail(e, -errno, "seccomp(SECCOMP_SET_MODE_FILTER, %s): %s",
+                  tsync ? "TSYNC|NEW_LISTENER|TSYNC_ESRCH" : "NEW_LISTENER", strerror(errno));
+  }
+}
+
+static int handshake(int fd, unsigned flags, const struct errbuf *e, bool *filtered) {
+  sbx_comms c;
+  unsigned char hello[SBX_CLIENT_HELLO_SIZE];
+  uint64_t len = 0;
+  unsigned support;
+  int threads, hint, listener, rc;
+  bool tsync;
+  struct sock_fprog prog;
+
+  if ((rc = check_channel(fd, e)) < 0) return rc;
+  support = sbx_client_kernel_support();
+  if (flags & SBX_CLIENT_ASSUME_NO_TSYNC) support &= ~SBX_CLIENT_KERNEL_TSYNC_LISTENER;
+  if (!(support & SBX_CLIENT_KERNEL_LISTENER))
+    return fail(e, -ENOSYS,
+                "the kernel lacks seccomp user notification (SECCOMP_FILTER_FLAG_NEW_LISTENER, "
+                "Linux 5.0), which the executor's monitor needs");
+  tsync = (support & SBX_CLIENT_KERNEL_TSYNC_LISTENER) != 0;
+  /* Counted only where it matters: with TSYNC every thread gets the filter anyway (and a cold
+   * procfs read is a tenth of the whole call). */
+  threads = tsync ? -1 : sbx_client_thread_count();
+  if (!tsync && threads != 1) {
+    if (threads < 0)
+      return fail(e, -EOPNOTSUPP,
+                  "cannot count this process's threads (/proc/self/task: %s), and the kernel "
+                  "cannot put a filter with a listener on all threads "
+                  "(SECCOMP_FILTER_FLAG_TSYNC_ESRCH needs Linux 5.7)",
+                  strerror(-threads));
+    return fail(e, -EOPNOTSUPP,
+                "this process has %d threads, and the kernel cannot put a filter with a listener "
+                "on all of them (SECCOMP_FILTER_FLAG_TSYNC_ESRCH needs Linux 5.7): call it "
+                "before any thread starts",
+                threads);
+  }
+  hint = sbx_client_lowest_free_fd(fd);
+
+  sbx_comms_init(&c, fd);
+  put_u32(hello, SBX_CLIENT_PROTOCOL_VERSION);
+  put_u32(hello + 4, threads < 0 ? SBX_CLIENT_NO_FD : (uint32_t)threads);
+  put_u32(hello + 8, tsync ? SBX_CLIENT_HELLO_TSYNC : 0);
+  put_u32(hello + 12, hint < 0 ? SBX_CLIENT_NO_FD : (uint32_t)hint);
+  if ((rc = sbx_comms_send_tlv(&c, SBX_CLIENT_TAG_HELLO, hello, sizeof hello)) < 0)
+    return comms_fail(e, rc, "sending HELLO");
+  if ((rc = recv_reply(&c, SBX_CLIENT_TAG_POLICY, &len, e, "receiving the policy")) < 0) return rc;
+  if (len == 0 || len % sizeof(struct sock_filter) != 0)
+    return fail(e, -EPROTO, "the executor sent a policy of %llu bytes (not a whole number of "
+                "8-byte instructions)", (unsigned long long)len);
+
+  prog.len = (unsigned short)(len / sizeof(struct sock_filter));
+  prog.filter = (struct sock_filter *)(void *)g_buf;
+  listener = install(&prog, tsync, e);
+  if (listener < 0) return listener;
+  *filtered = true;
+
+  /* From here on: only sendmsg/recvmsg on fd and close(listener). */
+  rc = sbx_comms_send_fd(&c, listener);
+  close(listener);
+  if (rc < 0) return comms_fail(e, rc, "handing the seccomp listener to the executor");
+  if ((rc = recv_reply(&c, SBX_CLIENT_TAG_GO, &len, e, "waiting for the executor's go-ahead")) < 0)
+    return rc;
+  return 0;
+}
+
+int sbx_client_sandbox_me_here_fd(int fd, unsigned flags, char *err, size_t errlen) {
+  struct errbuf e = {err, errlen};
+  int expected = STATE_IDLE, rc;
+  bool filtered = false;
+  if (err != NULL && errlen > 0) err[0] = '\0';
+  if (!__atomic_compare_exchange_n(&g_state, &expected, STATE_BUSY, false, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE)) {
+    if (expected == STATE_SANDBOXED)
+      return fail(&e, -EALREADY, "this process is already sandboxed (sandboxMeHere() succeeded "
+                  "earlier)");
+    if (expected == STATE_FILTERED)
+      return fail(&e, -EALREADY, "an earlier sandboxMeHere() installed the filter and then "
+                  "failed; the process cannot be sandboxed again and should exit");
+    return fail(&e, -EALREADY, "another thread is in sandboxMeHere() right now");
+  }
+  rc = handshake(fd, flags, &e, &filtered);
+  __atomic_store_n(&g_state, rc == 0 ? STATE_SANDBOXED : filtered ? STATE_FILTERED : STATE_IDLE,
+                   __ATOMIC_RELEASE);
+  return rc;
+}
+
+int sbx_client_default_fd(void) {
+  const char *s = getenv(SBX_CLIENT_FD_ENV);
+  char *end;
+  long v;
+  if (s == NULL || *s == '\0') return SBX_CLIENT_FD;
+  errno = 0;
+  v = strtol(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v < 0 || v > 0x7fffffffL) return -EBADF;
+  return (int)v;
+}
+
+int sbx_client_sandbox_me_here(char *err, size_t errlen) {
+  int fd = sbx_client_default_fd();
+  if (fd < 0) {
+    struct errbuf e = {err, errlen};
+    return fail(&e, -EBADF, "%s=\"%s\" is not a file descriptor number", SBX_CLIENT_FD_ENV,
+                getenv(SBX_CLIENT_FD_ENV));
+  }
+  return sbx_client_sandbox_me_here_fd(fd, 0, err, errlen);
+}
+
+bool sbx_client_is_sandboxed(void) {
+  return __atomic_load_n(&g_state, __ATOMIC_ACQUIRE) == STATE_SANDBOXED;
+}
+
+bool sbx_client_filter_installed(void) {
+  int s = __atomic_load_n(&g_state, __ATOMIC_ACQUIRE);
+  return s == STATE_SANDBOXED || s == STATE_FILTERED;
+}
+
+const char *sbx_client_strerror(int err) {
+  switch (err) {
+    case 0: return "success";
+    case -EBADF: return "not started in sandbox-me-here mode (no handshake fd)";
+    case -ENOTSOCK: return "not started in sandbox-me-here mode (the handshake fd is no unix stream socket)";
+    case -EALREADY: return "already sandboxed";
+    case -EOPNOTSUPP: return "several threads and no TSYNC with a listener in this kernel";
+    case -ESRCH: return "a thread could not be synchronised";
+    case -ENOSYS: return "the kernel lacks seccomp user notification";
+    case -EPIPE: case -ECONNRESET: return "the executor closed the handshake channel";
+    case -ECANCELED: return "the executor refused";
+    case -EPROTO: return "the executor broke the handshake protocol";
+    case -EINVAL: return "the kernel rejected the policy";
+    default: return err < 0 ? strerror(-err) : "unknown";
+  }
+}

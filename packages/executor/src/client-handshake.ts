@@ -1,0 +1,143 @@
+// client-handshake.ts: the executor's half of sandbox-me-here mode (enableSandboxBeforeExec:
+// false). The sandboxee runs unfiltered inside its namespaces with one end of a dedicated
+// socketpair at fd 1020; when it calls Client.sandboxMeHere() (libsbx_client), this serves it:
+//   HELLO (version, threads, flags, listener fd) → POLICY (compiled for this mode) → the
+//   listener (an Fd message) → the monitor watches it → GO.
+// docs/wire-protocol.md has the byte layout. A sandboxee that never calls it just runs.
+import { Comms, CommsError, ClientTag, CLIENT_HELLO_SIZE, CLIENT_NO_FD, CLIENT_PROTOCOL_VERSION, DEFAULT_CLIENT_FD, Tag, tagName } from '@sbx/client';
+import { native } from '@sbx/client/internal';
+import { compilePolicy } from './policy/compiler.js';
+import type { Policy } from './policy/policy.js';
+
+/** Largest message the sandboxee may send here (HELLO is 16 bytes; an Fd message is empty). */
+const MAX_MESSAGE = 64;
+
+export interface ClientHandshakeHooks {
+  /** The listener arrived (taken): start watching it. May throw; the sandbox is then killed. */
+  watch(listenerFd: number): void;
+  /** Something went wrong after the policy was sent: record the reason and kill the sandbox. */
+  fail(reason: string): void;
+}
+
+/** What a pending handshake needs before the spawn: the channel and the sandboxee's end. */
+export interface PreparedClientHandshake {
+  /** The executor's end (taken by serveClientHandshake). */
+  channel: Comms;
+  /** The sandboxee's end, to map at DEFAULT_CLIENT_FD (close it once the spawn is done). */
+  theirs: number;
+  /**
+   * The policy program when it does not depend on HELLO (the policy allows close() anyway, so
+   * the listener's number changes nothing): it is sent at once, before HELLO arrives, and the
+   * client finds it waiting. Saves a round trip through the executor's event loop.
+   */
+  early: Buffer | null;
+}
+
+/** The fd the handshake socket gets in the sandboxee (SBX_CLIENT_FD). */
+export const CLIENT_FD = DEFAULT_CLIENT_FD;
+
+/** The compile options of a policy for this mode; `listenerFd` -1 when the client did not say. */
+export function clientCompileOptions(listenerFd: number) {
+  return { monitor: true, execPrologue: false, clientChannelFd: CLIENT_FD, clientListenerFd: listenerFd } as const;
+}
+
+/**
+ * Makes the handshake socketpair and compiles the policy for this mode: a bad policy rejects
+ * run() before anything starts (as in before-exec mode), and when the program does not depend on
+ * the client's listener number it is kept to go out before HELLO.
+ */
+export function prepareClientHandshake(policy: Policy): PreparedClientHandshake {
+  const generic = programOf(compilePolicy(policy, clientCompileOptions(-1)).program);
+  // Any number would do: if the close() rule changes nothing for one, it changes nothing at all.
+  const withRule = programOf(compilePolicy(policy, clientCompileOptions(3)).program);
+  const [ours, theirs] = native().socketpair(false, false);
+  return { channel: new Comms(ours, { maxMessageSize: MAX_MESSAGE }), theirs, early: generic.equals(withRule) ? generic : null };
+}
+
+function programOf(program: Uint8Array): Buffer {
+  return Buffer.from(program.buffer, program.byteOffset, program.byteLength);
+}
+
+/**
+ * Serves one handshake on `prepared.channel` (taken: closed when done). Resolves when the
+ * handshake is over: GO sent, or the sandboxee closed the channel (it exited, or gave up). Never
+ * rejects: failures after POLICY go to hooks.fail (the sandbox dies); before it the sandboxee
+ * gets an ERROR and stays unfiltered, so its own code decides.
+ */
+export async function serveClientHandshake(prepared: PreparedClientHandshake, policy: Policy, hooks: ClientHandshakeHooks): Promise<void> {
+  const channel = prepared.channel;
+  let policySent = false;
+  try {
+    if (prepared.early) {
+      policySent = true;
+      await channel.sendTLV(ClientTag.Policy, prepared.early);
+    }
+
+    // HELLO
+    const hello = await channel.recvAny();
+    if (hello.fd >= 0) closeQuietly(hello.fd);
+    let problem: string | null = null;
+    if (hello.tag !== ClientTag.Hello || hello.data.length !== CLIENT_HELLO_SIZE) {
+      problem = `expected HELLO (${CLIENT_HELLO_SIZE} bytes), got ${tagName(hello.tag)} of ${hello.data.length} bytes`;
+    } else if (hello.data.readUInt32LE(0) !== CLIENT_PROTOCOL_VERSION) {
+      problem = `the client speaks handshake version ${hello.data.readUInt32LE(0)}, this executor ${CLIENT_PROTOCOL_VERSION} (update @sbx/client or libsbx_client)`;
+    }
+    if (problem && policySent) {
+      // The policy went out before HELLO: a client that cannot be served must not go on.
+      hooks.fail(`sandboxMeHere handshake: ${problem}`);
+      return;
+    }
+    if (problem) return await refuse(channel, problem);
+
+    // POLICY, unless it went out early
+    if (!policySent) {
+      const hint = hello.data.readUInt32LE(12);
+      const listenerFd = hint === CLIENT_NO_FD || hint > 0x7fffffff ? -1 : hint;
+      let compiled;
+      try {
+        compiled = compilePolicy(policy, clientCompileOptions(listenerFd));
+      } catch (err) {
+        return await refuse(channel, `the policy does not compile: ${(err as Error).message}`);
+      }
+      policySent = true;
+      await channel.sendTLV(ClientTag.Policy, programOf(compiled.program));
+    }
+
+    // The listener
+    const m = await channel.recvAny();
+    if (m.tag !== Tag.Fd) {
+      hooks.fail(`sandboxMeHere handshake: expected the seccomp listener (an Fd message), got ${tagName(m.tag)}`);
+      return;
+    }
+    try {
+      // The monitor checks that it is a seccomp listener (and takes it either way).
+      hooks.watch(m.fd);
+    } catch (err) {
+      hooks.fail(`sandboxMeHere handshake: the monitor cannot watch the listener: ${(err as Error).message}`);
+      await channel.sendTLV(ClientTag.Error, Buffer.from('the monitor cannot watch the listener')).catch(() => {});
+      return;
+    }
+
+    // GO
+    await channel.sendTLV(ClientTag.Go);
+  } catch (err) {
+    // The sandboxee closed the channel: it exited (or its client failed and it went on). Before
+    // the policy nothing is on; after it the monitor (if it got the listener) has the rest.
+    const closed = err instanceof CommsError && (err.code === 'PEER_CLOSED' || err.code === 'CLOSED');
+    if (policySent && !closed) hooks.fail(`sandboxMeHere handshake: ${(err as Error).message}`);
+  } finally {
+    channel.close();
+  }
+}
+
+async function refuse(channel: Comms, reason: string): Promise<void> {
+  await channel.sendTLV(ClientTag.Error, Buffer.from(reason, 'utf8')).catch(() => {});
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    native().close(fd);
+  } catch {
+    // already closed
+  }
+}

@@ -1,0 +1,247 @@
+// Sandbox-me-here mode end to end: real sandboxes started with enableSandboxBeforeExec: false,
+// whose Node (test/fixtures/me-here.mjs) or C (native/testcases/client_me_here.c) program calls
+// sandboxMeHere() itself. The refusal cases also run the programs outside any sandbox, and
+// against a hand-played executor to see what the client does when the executor goes away.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Comms, ClientTag, CLIENT_HELLO_SIZE } from '@sbx/client';
+import { native } from '@sbx/client/internal';
+import { Executor, PolicyBuilder, compilePolicy, type Policy } from '@sbx/executor';
+import { isolationPolicy, openFdCount, repoRoot, runCaptured, testcase, tick, type Captured } from './helpers.js';
+
+const fixture = join(repoRoot, 'test', 'fixtures', 'me-here.mjs');
+const ENV = { PATH: '/usr/local/bin:/usr/bin:/bin' };
+
+/** allowNodeRuntime(opts) with what a Node program needs in view: node, its libraries, the repo
+ *  (for @sbx/client and the addon), /proc, /dev/null, /dev/urandom and a tmpfs /tmp. */
+function nodePolicy(opts: { threads?: boolean; openFiles?: boolean } = {}): Policy {
+  const b = new PolicyBuilder().allowNodeRuntime(opts);
+  b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repoRoot).addDirectory('/proc');
+  for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
+  b.addTmpfs('/tmp', { sizeBytes: 16 << 20 });
+  return b.build();
+}
+
+/** Runs the Node fixture in a sandbox-me-here sandbox; returns the Result and its JSON lines. */
+async function runNode(mode: string, policy: Policy, args: string[] = [], nodeFlags: string[] = []): Promise<Captured & { lines: any[] }> {
+  const c = await runCaptured([process.execPath, ...nodeFlags, fixture, mode, ...args], {
+    policy,
+    executor: { enableSandboxBeforeExec: false, cwd: repoRoot, env: ENV },
+  });
+  return { ...c, lines: jsonLines(c.stdout) };
+}
+
+function jsonLines(out: string): any[] {
+  return out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+}
+
+/** Runs a program outside any sandbox (extra: an fd to map at 3) and collects its stdout. */
+function runPlain(argv: string[], env: Record<string, string> = {}, fd3?: number): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'inherit'];
+    if (fd3 !== undefined) stdio.push(fd3);
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, env: { ...ENV, ...env }, stdio });
+    let stdout = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout }));
+  });
+}
+
+describe('Client.sandboxMeHere() in a Node sandboxee', () => {
+  it('puts the filter on every thread and leaves no listener behind', async () => {
+    const { result, lines } = await runNode('status', nodePolicy());
+    expect(result.status).toBe('OK');
+    expect(result.exitCode).toBe(0);
+    const [s] = lines;
+    expect(s.err).toBeNull();
+    expect(s.sandboxed).toBe(true);
+    expect(s.threads.length).toBeGreaterThanOrEqual(5); // main, V8 platform workers, libuv pool
+    for (const t of s.threads) expect(t, `thread ${t.tid}`).toMatchObject({ seccomp: 2 });
+    for (const t of s.threads) expect(t.filters).toBeGreaterThanOrEqual(1);
+    expect(s.listeners).toBe(0);
+  });
+
+  it('filters a Worker created afterwards (allowNodeRuntime({ threads: true }))', async () => {
+    const { result, lines } = await runNode('worker', nodePolicy({ threads: true }));
+    expect(result.status).toBe('OK');
+    expect(lines).toContainEqual({ worker: { seccomp: 2, filters: 1 } });
+  });
+
+  it('reports an fs.readFile of a new file from the libuv threadpool as an openat violation', async () => {
+    const { result, lines } = await runNode('readfile', nodePolicy({ openFiles: false }), ['/etc/hostname']);
+    expect(result.status).toBe('VIOLATION');
+    expect(result.violation?.syscall).toBe('openat');
+    expect(lines).toEqual([{ err: null }]); // the callback never ran
+  });
+
+  it('reports socket() as a violation', async () => {
+    const { result, lines } = await runNode('socket', nodePolicy());
+    expect(result.status).toBe('VIOLATION');
+    expect(result.violation?.syscall).toBe('socket');
+    expect(lines).toEqual([{ err: null }]);
+  });
+
+  it('reports starting a child process as a violation', async () => {
+    const { result, lines } = await runNode('child', nodePolicy());
+    expect(result.status).toBe('VIOLATION');
+    // libuv makes the stdio/exec-error pipe first, then clones: whichever comes first is fatal.
+    expect(['pipe2', 'socketpair', 'clone', 'clone3', 'vfork', 'execve']).toContain(result.violation?.syscall);
+    expect(lines).toEqual([{ err: null }]);
+  });
+
+  it('keeps timers, promises, reads on open fds, zlib, crypto, JSON, GC and JIT working, 20 runs in a row', async () => {
+    const policy = nodePolicy({ openFiles: false });
+    for (let i = 0; i < 20; i++) {
+      const exit = i % 2 === 0 ? 'exit' : 'natural';
+      const { result, lines, stderr } = await runNode('workload', policy, [exit], ['--expose-gc']);
+      expect(result.status, `run ${i} (${exit}): ${result} ${stderr}`).toBe('OK');
+      expect(result.exitCode).toBe(0);
+      expect(lines).toHaveLength(1);
+      expect(lines[0].err).toBeNull();
+      expect(lines[0].checks).toEqual({ timers: true, promises: true, readSync: true, readAsync: true, zlib: true, crypto: true, json: true, gc: true, jit: true });
+    }
+  }, 60_000);
+
+  it('leaves no fd behind in the executor (handshake done, violation, never called)', async () => {
+    const policy = nodePolicy();
+    await runNode('status', policy); // warm: the forkserver and the monitor exist
+    const before = openFdCount();
+    await runNode('status', policy);
+    await runNode('socket', policy);
+    await runCaptured(['/bin/true'], { policy: isolationPolicy(), executor: { enableSandboxBeforeExec: false } });
+    await tick(50);
+    expect(openFdCount()).toBe(before);
+  });
+
+  it('fd 1020 is reserved for the handshake socket', () => {
+    const ex = new Executor('/bin/true', ['true']);
+    expect(() => ex.ipc.mapFd(0, 1020)).toThrow(/sandboxee fd 1020 is reserved by sbx: it is the sandbox-me-here handshake socket/);
+  });
+
+  it('a sandboxee that never calls it just runs: a normal Result', async () => {
+    const { result, stdout } = await runCaptured(['/bin/sh', '-c', 'echo plain; exit 3'], {
+      policy: isolationPolicy(),
+      executor: { enableSandboxBeforeExec: false },
+    });
+    expect(result.status).toBe('OK');
+    expect(result.exitCode).toBe(3);
+    expect(stdout).toBe('plain\n');
+  });
+});
+
+describe('Client.sandboxMeHere() refusals', () => {
+  it('twice: ALREADY_SANDBOXED', async () => {
+    const { result, lines } = await runNode('twice', nodePolicy());
+    expect(result.status).toBe('OK');
+    expect(lines[0].first).toBeNull();
+    expect(lines[0].second).toMatchObject({ code: 'ALREADY_SANDBOXED', filterInstalled: true });
+    expect(lines[0].second.message).toMatch(/already sandboxed/);
+    expect(lines[0].sandboxed).toBe(true);
+  });
+
+  it('outside a sandbox: NOT_IN_SANDBOX, naming SBX_CLIENT_FD', async () => {
+    const { code, stdout } = await runPlain([process.execPath, fixture, 'alone']);
+    expect(code).toBe(0);
+    const [line] = jsonLines(stdout);
+    expect(line.err).toMatchObject({ code: 'NOT_IN_SANDBOX', filterInstalled: false });
+    expect(line.err.message).toMatch(/fd 1020 \(SBX_CLIENT_FD\) is not open.*enableSandboxBeforeExec: false/);
+    const bad = jsonLines((await runPlain([process.execPath, fixture, 'alone'], { SBX_CLIENT_FD: 'x' })).stdout)[0];
+    expect(bad.err).toMatchObject({ code: 'NOT_IN_SANDBOX' });
+    expect(bad.err.message).toMatch(/SBX_CLIENT_FD="x" is not a file descriptor number/);
+  });
+
+  it('several threads on a kernel without TSYNC_ESRCH: THREADS_WITHOUT_TSYNC (simulated)', async () => {
+    const { result, lines } = await runNode('alone', nodePolicy(), ['notsync']);
+    expect(result.status).toBe('OK');
+    expect(lines[0].err).toMatchObject({ code: 'THREADS_WITHOUT_TSYNC', filterInstalled: false });
+    expect(lines[0].err.message).toMatch(/this process has \d+ threads.*TSYNC_ESRCH needs Linux 5\.7/);
+  });
+
+  it('a sandboxee that breaks the handshake after the policy went out is ended: SETUP_ERROR', async () => {
+    // The policy allows close(), so the executor sent it before HELLO: garbage then is fatal.
+    const { result } = await runCaptured(['/bin/bash', '-c', 'printf "%s" "not a HELLO message at all" >&1020; sleep 5'], {
+      policy: isolationPolicy(),
+      executor: { enableSandboxBeforeExec: false },
+    });
+    expect(result.status).toBe('SETUP_ERROR');
+    expect(result.reason).toMatch(/^sandboxMeHere handshake: /);
+    expect(result.walltimeMs).toBeLessThan(4000);
+  });
+
+  /** Plays the executor on a socketpair mapped at the client's fd 3, doing `act` after HELLO. */
+  async function againstFakeExecutor(act: (c: Comms, hello: Buffer) => Promise<void>): Promise<any> {
+    const [ours, theirs] = native().socketpair(false, false);
+    const comms = new Comms(ours, { maxMessageSize: 1024 });
+    const done = runPlain([process.execPath, fixture, 'alone'], { SBX_CLIENT_FD: '3' }, theirs);
+    native().close(theirs);
+    const hello = await comms.recvTLV(ClientTag.Hello);
+    expect(hello.data.length).toBe(CLIENT_HELLO_SIZE);
+    await act(comms, hello.data);
+    comms.close();
+    const { code, stdout } = await done;
+    expect(code).toBe(0);
+    return jsonLines(stdout)[0];
+  }
+
+  it('executor gone before the policy: EXECUTOR_GONE, nothing installed', async () => {
+    const line = await againstFakeExecutor(async () => {});
+    expect(line.err).toMatchObject({ code: 'EXECUTOR_GONE', filterInstalled: false });
+    expect(line.err.message).toMatch(/executor closed the handshake channel/);
+  });
+
+  it('executor gone after taking the listener, before GO: EXECUTOR_GONE with the filter on', async () => {
+    const line = await againstFakeExecutor(async (c, hello) => {
+      const policy = new PolicyBuilder().allowNodeRuntime().build();
+      const opts = { monitor: true, execPrologue: false, clientChannelFd: 3, clientListenerFd: hello.readUInt32LE(12) };
+      await c.sendTLV(ClientTag.Policy, compilePolicy(policy, opts).program);
+      native().close(await c.recvFd());
+    });
+    expect(line.err).toMatchObject({ code: 'EXECUTOR_GONE', filterInstalled: true });
+  });
+
+  it("the executor's ERROR: POLICY_REJECTED with its reason", async () => {
+    const line = await againstFakeExecutor(async (c) => {
+      await c.sendTLV(ClientTag.Error, Buffer.from('no policy for you'));
+    });
+    expect(line.err).toMatchObject({ code: 'POLICY_REJECTED', filterInstalled: false });
+    expect(line.err.message).toMatch(/the executor refused: no policy for you/);
+  });
+});
+
+describe('sbx_client_sandbox_me_here() in a C sandboxee', () => {
+  /** What client_me_here does after the call: print, join a thread, exit; `status` also reads
+   *  /proc (open, getdents, close). Without close() the executor must wait for HELLO to add the
+   *  close() of the client's listener number to the policy: both paths of the handshake run. */
+  function cPolicy(readProc: boolean): Policy {
+    const bin = testcase('client_me_here');
+    const b = new PolicyBuilder().allowWrite().allowExit().allowSystemMalloc().allowSyscalls(['read', 'fstat', 'newfstatat', 'rt_sigprocmask']);
+    if (readProc) b.allowOpen().allowStat().allowSyscalls(['close', 'getdents64', 'readlink', 'readlinkat', 'lseek']).addDirectory('/proc');
+    return b.addFile(bin).addLibrariesForBinary(bin).build();
+  }
+  const runC = (mode: string) =>
+    runCaptured([testcase('client_me_here'), mode], { policy: cPolicy(mode === 'status'), executor: { enableSandboxBeforeExec: false, env: ENV } });
+
+  it('filters both threads and leaves no listener', async () => {
+    const { result, stdout } = await runC('status');
+    expect(result.status, `${stdout} ${result}`).toBe('OK');
+    expect(stdout).toBe('me_here: ok\nthreads: 2 filtered: 2 listeners: 0\n');
+  });
+
+  it('reports socket() as a violation', async () => {
+    const { result, stdout } = await runC('socket');
+    expect(result.status).toBe('VIOLATION');
+    expect(result.violation?.syscall).toBe('socket');
+    expect(stdout).toBe('me_here: ok\n');
+  });
+
+  it('twice: EALREADY; outside a sandbox: EBADF naming SBX_CLIENT_FD', async () => {
+    const { result, stdout } = await runC('twice');
+    expect(result.status).toBe('OK');
+    expect(stdout).toMatch(/^me_here: ok\nsecond: EALREADY: this process is already sandboxed/);
+    expect(stdout).toMatch(/sandboxed: 1\n$/);
+    const outside = await runPlain([testcase('client_me_here'), 'outside']);
+    expect(outside.stdout).toMatch(/^me_here: EBADF: fd 1020 \(SBX_CLIENT_FD\) is not open/);
+  });
+});

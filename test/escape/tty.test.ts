@@ -1,0 +1,109 @@
+// Terminal injection on a real pty (CVE-2017-5226 class, and CVE-2019-10063: high bits in the
+// ioctl cmd). policy.test.ts tries TIOCSTI on /dev/null; here the sandboxee holds the slave of a
+// real pseudo-terminal, makes it its controlling terminal (setsid + TIOCSCTTY, both allowed),
+// and pushes a byte with TIOCSTI. A control run of the same probe outside any sandbox shows the
+// byte really arrives (echoed to the master) when nothing stops it.
+//
+// How the pty reaches the sandboxee: Node cannot open a pty, so native/testcases/pty_pair opens
+// one and passes master and slave back over a Comms socket. Stdio fds 0-2 always come from the
+// Executor's stdio option (a mapFd onto 0 would duplicate that mapping), so the slave is mapped
+// as fd 5 with ipc.mapFd and the probe is told its number; for TIOCSTI the fd number does not
+// matter, only that the tty is the caller's controlling terminal.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, readSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { Comms } from '@sbx/client';
+import { native } from '@sbx/client/internal';
+import { testcase } from '../helpers.js';
+import { executorStaysUnharmed, expectViolation, lines, probe, probePath } from './harness.js';
+
+executorStaysUnharmed();
+
+interface Pty {
+  master: number;
+  slave: number;
+  close(): void;
+}
+
+async function openPty(): Promise<Pty> {
+  const [comms, theirs] = Comms.pair();
+  const child = spawn(testcase('pty_pair'), [], { stdio: ['ignore', 'inherit', 'inherit', theirs] });
+  native().close(theirs);
+  const master = await comms.recvFd();
+  const slave = await comms.recvFd();
+  comms.close();
+  const [code] = await once(child, 'exit');
+  expect(code).toBe(0);
+  return {
+    master,
+    slave,
+    close() {
+      closeSync(master);
+      closeSync(slave);
+    },
+  };
+}
+
+/** What the master can read now: the bytes, or the errno code when there are none (EAGAIN: the
+ *  master is non-blocking; EIO: the terminal was hung up when its session leader died). */
+function readMaster(fd: number): string {
+  const buf = Buffer.alloc(256);
+  try {
+    return buf.subarray(0, readSync(fd, buf)).toString();
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? 'error';
+  }
+}
+
+describe('TIOCSTI / TIOCLINUX on a real pty', () => {
+  it('control: outside a sandbox, the probe does push a byte into the pty (high bits ignored by the kernel)', async () => {
+    const pty = await openPty();
+    try {
+      const child = spawn(probePath(), ['pty-tiocsti-high', '3'], { stdio: ['ignore', 'pipe', 'inherit', pty.slave] });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      await once(child, 'exit');
+      if (/pty-tiocsti-high: errno EIO/.test(out)) return; // dev.tty.legacy_tiocsti=0 here: nothing to control
+      expect(out).toBe('tiocsctty: ok\npty-tiocsti-high: calling\npty-tiocsti-high: ok\n');
+      expect(readMaster(pty.master)).toBe('x');
+    } finally {
+      pty.close();
+    }
+  });
+
+  for (const name of ['pty-tiocsti', 'pty-tiocsti-high']) {
+    it(`${name}: the sandboxee makes the pty its controlling terminal, TIOCSTI is a violation, nothing arrives`, async () => {
+      const pty = await openPty();
+      try {
+        const c = await probe([name, '5'], { before: (_s, e) => e.ipc.mapFd(pty.slave, 5) });
+        expectViolation(c, 'ioctl', name);
+        expect(lines(c)).toEqual(['tiocsctty: ok', `${name}: calling`]);
+        expect(c.result.violation?.args[0]).toBe(5n);
+        expect(Number(c.result.violation!.args[1]! & 0xffffffffn)).toBe(0x5412); // TIOCSTI
+        if (name === 'pty-tiocsti-high') expect(c.result.violation!.args[1]! >> 32n).toBe(0xffffffffn);
+        expect(['EAGAIN', 'EIO']).toContain(readMaster(pty.master));
+      } finally {
+        pty.close();
+      }
+    });
+  }
+
+  it('TIOCLINUX with high bits in the cmd on the pty is a violation', async () => {
+    const pty = await openPty();
+    try {
+      const c = await probe(['pty-tioclinux', '5'], { before: (_s, e) => e.ipc.mapFd(pty.slave, 5) });
+      expectViolation(c, 'ioctl', 'pty-tioclinux');
+      expect(Number(c.result.violation!.args[1]! & 0xffffffffn)).toBe(0x541c); // TIOCLINUX
+      expect(['EAGAIN', 'EIO']).toContain(readMaster(pty.master));
+    } finally {
+      pty.close();
+    }
+  });
+
+  it('the sandboxee has no controlling terminal of its own: no /dev/tty, not a session leader', async () => {
+    const c = await probe(['tty']);
+    expect(c.result.status).toBe('OK');
+    expect(lines(c)).toEqual(['open /dev/tty: errno ENOENT', 'sid is pid: no']);
+  });
+});
