@@ -4,11 +4,15 @@
 //                                                  the figures (add --json for one JSON line)
 //   test/soak.test.ts                              a shorter one (runSoak) with assertions
 // What is measured, after a warm-up and again after the load (once things settled):
-//   the executor's open fds and threads, its RSS, the forkserver's open fds, the executor's
+//   the executor's open fds and threads, its RSS, heap (after a full GC) and ArrayBuffer memory,
+//   the forkserver's open fds and bookkeeping entries (requests, waiters), the executor's
 //   descendant processes (the forkserver and any sandbox process still around, zombies counted
-//   apart), and the per-sandbox cgroups left under the delegated cgroup base (when there is one).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+//   apart), and this executor's per-sandbox cgroups left under the delegated cgroup base (when
+//   there is one).
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { Executor, PolicyBuilder, Sandbox } from '@sbx/executor';
 
 const TRUE = '/bin/true';
@@ -33,6 +37,19 @@ function fdCount(pid = 'self') {
   } catch {
     return -1;
   }
+}
+
+/** fd -> what it is, for the report of any fd that appeared. */
+function fdTargets() {
+  const out = {};
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      out[fd] = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      // the directory's own fd, closed by now
+    }
+  }
+  return out;
 }
 
 function threadCount() {
@@ -74,12 +91,26 @@ function descendants() {
   return out;
 }
 
+/** Entries in the executor's forkserver bookkeeping (its Maps and Sets: requests in flight, exit
+ *  waiters, early exits, death waiters): 0 when no sandbox is running. */
+async function forkserverEntries() {
+  try {
+    const { ForkServer } = await import('../packages/executor/dist/forkserver.js');
+    let n = 0;
+    for (const v of Object.values(ForkServer.shared())) if (v instanceof Map || v instanceof Set) n += v.size;
+    return n;
+  } catch {
+    return null;
+  }
+}
+
 async function cgroupDirs() {
   try {
     const { delegatedCgroupBase } = await import('../packages/executor/dist/cgroup.js');
     const base = delegatedCgroupBase();
     if (!base) return null;
-    return readdirSync(base, { withFileTypes: true }).filter((d) => d.isDirectory()).length;
+    // Ours only: other executors on the host (parallel test workers) make theirs in the same base.
+    return readdirSync(base, { withFileTypes: true }).filter((d) => d.isDirectory() && d.name.startsWith(`sbx-${process.pid}-`)).length;
   } catch {
     return null;
   }
@@ -87,18 +118,33 @@ async function cgroupDirs() {
 
 const settle = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** A full GC where possible: --expose-gc, or switched on here (heap figures then mean retention). */
+function gcFunction() {
+  if (globalThis.gc) return globalThis.gc;
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    return vm.runInNewContext('gc');
+  } catch {
+    return null;
+  }
+}
+const gc = gcFunction();
+
 async function snapshot() {
-  globalThis.gc?.();
+  gc?.();
   await settle(200);
-  globalThis.gc?.();
+  gc?.();
   const procs = descendants();
   const forkserver = procs.find((p) => p.comm === 'sbx-forkserver' && p.ppid === process.pid);
   return {
     fds: fdCount(),
+    fdTargets: fdTargets(),
     threads: threadCount(),
     rssMiB: Math.round((process.memoryUsage().rss / 2 ** 20) * 10) / 10,
-    heapMiB: Math.round((process.memoryUsage().heapUsed / 2 ** 20) * 10) / 10,
+    heapMiB: Math.round((process.memoryUsage().heapUsed / 2 ** 20) * 100) / 100,
+    arrayBuffersMiB: Math.round((process.memoryUsage().arrayBuffers / 2 ** 20) * 100) / 100,
     forkserverFds: forkserver ? fdCount(forkserver.pid) : -1,
+    forkserverEntries: await forkserverEntries(),
     descendants: procs.filter((p) => p.state !== 'Z').length,
     zombies: procs.filter((p) => p.state === 'Z').length,
     cgroups: await cgroupDirs(),
@@ -145,11 +191,13 @@ function table(f) {
     ['executor fds', 'fds'],
     ['executor threads', 'threads'],
     ['executor RSS (MiB)', 'rssMiB'],
-    ['executor heap used (MiB)', 'heapMiB'],
+    ['executor heap used after GC (MiB)', 'heapMiB'],
+    ['executor ArrayBuffers (MiB)', 'arrayBuffersMiB'],
     ['forkserver fds', 'forkserverFds'],
+    ['forkserver bookkeeping entries', 'forkserverEntries'],
     ['descendant processes', 'descendants'],
     ['zombies', 'zombies'],
-    ['sandbox cgroups left', 'cgroups'],
+    ['sandbox cgroups left (ours)', 'cgroups'],
   ];
   const lines = [`| | before | after ${f.sequential.runs} sequential | after ${f.concurrent.runs} concurrent |`, '|---|---|---|---|'];
   for (const [label, key] of rows) lines.push(`| ${label} | ${f.before[key] ?? 'n/a'} | ${f.afterSequential[key] ?? 'n/a'} | ${f.after[key] ?? 'n/a'} |`);
@@ -161,13 +209,14 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const json = process.argv.includes('--json');
   const sequential = Number(args[0] ?? 10_000);
   const concurrent = Number(args[1] ?? 200);
-  if (!globalThis.gc) console.error('soak: run with node --expose-gc for steadier heap figures');
   const f = await runSoak({ sequential, concurrent, onProgress: json ? undefined : (m) => console.error(`soak: ${m}`) });
   if (json) console.log(JSON.stringify(f));
   else {
     console.log(`sequential: ${f.sequential.runs} sandboxes in ${f.sequential.seconds} s (${f.sequential.perSecond}/s)`);
     console.log(`concurrent: ${f.concurrent.runs} sandboxes at once in ${f.concurrent.seconds} s (${f.concurrent.perSecond}/s)`);
     console.log(table(f));
+    const added = Object.entries(f.after.fdTargets).filter(([fd, t]) => f.before.fdTargets[fd] !== t);
+    if (added.length) console.log(`fds that appeared: ${added.map(([fd, t]) => `${fd} -> ${t}`).join(', ')}`);
   }
   process.exit(0);
 }

@@ -11,7 +11,8 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PolicyBuilder, type Policy } from '@sbx/executor';
+import { NET_SYSCALL_BITS, PolicyBuilder, decideNetwork, encodeNetworkTable, type Policy } from '@sbx/executor';
+import { native } from '@sbx/client/internal';
 import { isolationPolicy, openFdCount, repoRoot, runCaptured, testcase, tick } from './helpers.js';
 
 const asRoot = process.getuid?.() === 0;
@@ -172,6 +173,74 @@ describe('TCP through the monitor', () => {
       good.server.close();
       bad.server.close();
     }
+  });
+});
+
+describe("the monitor's decision", () => {
+  it('agrees with decideNetwork() on 5,000 random rule sets and destinations', () => {
+    let seed = 12345;
+    const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+    const pick = <T,>(xs: readonly T[]): T => xs[rnd(xs.length)]!;
+    const v4Nets = ['10.0.0.0', '10.1.2.3', '127.0.0.1', '192.168.0.0', '169.254.169.254', '0.0.0.0', '93.184.216.34'];
+    const v6Nets = ['2001:db8::', '2001:db8:1::5', '::1', '::', 'fe80::', 'fc00::'];
+    const ports = [0, 0, 53, 80, 443, 8080];
+    for (let round = 0; round < 250; round++) {
+      const b = new PolicyBuilder();
+      for (let i = 0, n = 1 + rnd(6); i < n; i++) {
+        const v6 = rnd(3) === 0;
+        const base = pick(v6 ? v6Nets : v4Nets);
+        const max = v6 ? 128 : 32;
+        // Only prefixes whose host bits are clear in `base` build; the rest are skipped as problems.
+        const prefix = pick([0, 8, 16, 24, max, max]);
+        const probe = new PolicyBuilder();
+        const method = (deny: boolean) => (v6 ? (deny ? 'denyIPv6' : 'allowIPv6') : deny ? 'denyIPv4' : 'allowIPv4') as 'allowIPv4';
+        const deny = rnd(3) === 0;
+        probe[method(deny)](`${base}/${Math.min(prefix, max)}`, pick(ports));
+        if (probe.problems.length) continue;
+        b[method(deny)](`${base}/${Math.min(prefix, max)}`, pick(ports));
+        if (rnd(5) === 0) b.allowDns([pick(v6 ? v6Nets : v4Nets)]);
+      }
+      const network = b.build().network;
+      const table = encodeNetworkTable(network, NET_SYSCALL_BITS.connect);
+      for (let k = 0; k < 20; k++) {
+        const port = pick([53, 80, 443, 8080, 9]);
+        const kind = rnd(3);
+        let sa: Buffer;
+        let dest: { family: 4 | 6; bytes: number[]; port: number };
+        if (kind === 0) {
+          const bytes = pick(v4Nets).split('.').map(Number);
+          bytes[3] = rnd(2) ? bytes[3]! : rnd(256);
+          bytes[2] = rnd(4) ? bytes[2]! : rnd(256);
+          sa = Buffer.alloc(16);
+          sa.writeUInt16LE(2, 0);
+          sa.writeUInt16BE(port, 2);
+          Buffer.from(bytes).copy(sa, 4);
+          dest = { family: 4, bytes, port };
+        } else {
+          const mapped = kind === 1;
+          const bytes = mapped ? [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...pick(v4Nets).split('.').map(Number)] : [...Buffer.alloc(16)];
+          if (!mapped) {
+            const text = pick(v6Nets);
+            const parts = text.split('::');
+            const head = parts[0] ? parts[0].split(':') : [];
+            const tail = parts[1] ? parts[1].split(':') : [];
+            const groups = [...head, ...new Array<string>(8 - head.length - tail.length).fill('0'), ...tail].map((g) => parseInt(g || '0', 16));
+            groups.forEach((g, i) => ((bytes[2 * i] = g >> 8), (bytes[2 * i + 1] = g & 0xff)));
+            if (rnd(2)) bytes[15] = rnd(256);
+          }
+          sa = Buffer.alloc(28);
+          sa.writeUInt16LE(10, 0);
+          sa.writeUInt16BE(port, 2);
+          Buffer.from(bytes).copy(sa, 8);
+          dest = { family: 6, bytes, port };
+        }
+        const ts = decideNetwork(network, dest);
+        const nat = native().netDecide(table, sa);
+        expect(nat, JSON.stringify({ network, dest })).toMatchObject({ allowed: ts.allowed, rule: ts.rule });
+      }
+    }
+    // Not an IP address: no decision (the monitor answers EINVAL).
+    expect(native().netDecide(encodeNetworkTable({ mode: 'rules', rules: [] }, 1), Buffer.from([2, 0, 0, 80]))).toBeNull();
   });
 });
 

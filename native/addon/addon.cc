@@ -8,6 +8,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   sbx::InitCommsBinding(env, exports);
   sbx::InitMonitor(env, exports);
   sbx::InitClientBinding(env, exports);
+  sbx::InitBufferBinding(env, exports);
   return exports;
 }
 

@@ -9,4 +9,5 @@ void InitProcessBinding(Napi::Env env, Napi::Object exports);
 void InitCommsBinding(Napi::Env env, Napi::Object exports);
 void InitMonitor(Napi::Env env, Napi::Object exports);
 void InitClientBinding(Napi::Env env, Napi::Object exports);
+void InitBufferBinding(Napi::Env env, Napi::Object exports);
 }  // namespace sbx

@@ -462,6 +462,27 @@ Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// netDecide(table, sockaddr): the monitor's decision for an IP sockaddr, { allowed, rule, address }
+// or null (not one); tests hold it against policy/network.ts decideNetwork().
+Napi::Value NetDecide(const Napi::CallbackInfo &info) {
+  const char *usage = "netDecide(table: Buffer, sockaddr: Buffer)";
+  Napi::Buffer<uint8_t> table = ArgBuffer(info, 0, usage), sa = ArgBuffer(info, 1, usage);
+  NetConfig cfg;
+  std::string err;
+  if (!ParseNetConfig(table.Data(), table.Length(), &cfg, &err)) ThrowUsage(info.Env(), err.c_str());
+  if (sa.Length() < 2 || sa.Length() > 128) return info.Env().Null();
+  NetProxy proxy(std::move(cfg), false, 0);
+  bool allowed = false;
+  char shown[160] = {0};
+  int rule = proxy.DecideIp(sa.Data(), sa.Length(), &allowed, shown, sizeof shown);
+  if (rule == -3) return info.Env().Null();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("allowed", allowed);
+  o.Set("rule", rule);
+  o.Set("address", shown);
+  return o;
+}
+
 Napi::Value MonitorUnwatch(const Napi::CallbackInfo &info) {
   if (g_monitor) g_monitor->Unwatch(ArgUint32(info, 0, "monitorUnwatch(id: number)"));
   return info.Env().Undefined();
@@ -473,6 +494,7 @@ void InitMonitor(Napi::Env env, Napi::Object exports) {
   exports.Set("monitorStart", Napi::Function::New(env, MonitorStart, "monitorStart"));
   exports.Set("monitorWatch", Napi::Function::New(env, MonitorWatch, "monitorWatch"));
   exports.Set("monitorUnwatch", Napi::Function::New(env, MonitorUnwatch, "monitorUnwatch"));
+  exports.Set("netDecide", Napi::Function::New(env, NetDecide, "netDecide"));
 }
 
 }  // namespace sbx

@@ -885,7 +885,8 @@ NetOutcome NetProxy::Send(Call &c) {
   unsigned count = many ? std::min((unsigned)(uint32_t)d.args[2], kMaxMmsg) : 1;
   int flags = (int)(many ? d.args[3] : d.args[2]);
   int64_t done = 0;
-  for (unsigned i = 0; i < count; i++) {
+  size_t bytes = 0;  // one sendmmsg moves at most 4 x kMaxData through the monitor (the rest: a short count)
+  for (unsigned i = 0; i < count && bytes < 4 * kMaxData; i++) {
     uint64_t at = d.args[1] + (uint64_t)i * sizeof(struct mmsghdr);
     struct msghdr m;
     if (!ReadMem(c.tid, at, &m, sizeof m)) return finish(c.Valid() ? (done ? done : -EFAULT) : kGone, 0);
@@ -909,6 +910,7 @@ NetOutcome NetProxy::Send(Call &c) {
       return c.Answer(done);  // what was sent before counts
     }
     if (!many) return c.Answer(r);
+    bytes += (size_t)r;
     unsigned len = (unsigned)r;
     if (!WriteMem(c.tid, at + offsetof(struct mmsghdr, msg_len), &len, sizeof len)) return c.Answer(done ? done : -EFAULT);
     done++;

@@ -81,6 +81,9 @@ class NetProxy {
   // A pending call's deadline passed: answer as the kernel does when SO_SNDTIMEO runs out (a
   // connect says EINPROGRESS and goes on in the background; a send says EAGAIN).
   void Expire(int listener, NetPending &p);
+  // The rule index deciding an AF_INET/AF_INET6 sockaddr (-1: none matched), -3 when it is too
+  // short to be one. *display gets "1.2.3.4:80" / "[::1]:80".
+  int DecideIp(const uint8_t *sa, size_t len, bool *allowed, char *display, size_t display_len) const;
 
  private:
   struct Call;
@@ -92,9 +95,6 @@ class NetProxy {
   int64_t SendOne(Call &c, const SendArgs &a);
   NetOutcome ConnectIp(Call &c, const uint8_t *sa, size_t len);
   NetOutcome ConnectUnix(Call &c, const uint8_t *sa, size_t len);
-  // The rule index deciding an AF_INET/AF_INET6 sockaddr (-1: none matched), -3 when it is too
-  // short to be one. *display gets "1.2.3.4:80" / "[::1]:80".
-  int DecideIp(const uint8_t *sa, size_t len, bool *allowed, char *display, size_t display_len) const;
   bool UnixAllowed(const std::string &path) const;
 
   // A pidfd for a notifying task, from a small cache (a cached pidfd can only name that task or

@@ -54,6 +54,10 @@ int fds_arrange_in_child(struct child_ctx *ctx);      /* fds.c: mapped fds in pl
 int rlimits_apply_in_child(struct child_ctx *ctx);    /* rlimits.c */
 int caps_drop_in_child(struct child_ctx *ctx);        /* caps.c: no caps, NO_NEW_PRIVS */
 int init_split_in_child(struct child_ctx *ctx);       /* init.c: pid 1 stays as init, pid 2 goes on */
+int landlock_apply_in_child(struct child_ctx *ctx);   /* landlock.c: ruleset + scopes */
 int seccomp_install_in_child(struct child_ctx *ctx);  /* seccomp.c: filter + listener number */
+
+/* landlock.c, in the forkserver at start: the kernel's Landlock ABI (0: none). */
+int landlock_probe(void);
 
 #endif

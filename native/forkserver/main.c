@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "protocol.h"
+#include "child.h"
 #include "server.h"
 #include "userns.h"
 
@@ -102,6 +103,7 @@ static void init(struct fs_server *srv, int *sigfd) {
   srv->devnull_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (srv->devnull_fd < 0) die("open(/dev/null): %s", strerror(errno));
   srv->may_setgroups = userns_parent_may_setgroups();
+  (void)landlock_probe(); /* once: every child masks its ruleset by this ABI */
 }
 
 __attribute__((noreturn)) static void shutdown_and_exit(struct fs_server *srv, int code) {

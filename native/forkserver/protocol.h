@@ -80,7 +80,7 @@ enum sbx_op {
   SBX_OP_FD = 18,         /* u32 target fd in the child; consumes the next fd */
   SBX_OP_SETUP_SOCKET = 19, /* consumes the next fd: the setup socket (above) */
   SBX_OP_CGROUP = 20,     /* string: a cgroup v2 directory to start the child in (CLONE_INTO_CGROUP) */
-  SBX_OP_LANDLOCK = 21,   /* reserved for the Landlock issue */
+  SBX_OP_LANDLOCK = 21,   /* repeated; u32 kind (SBX_LANDLOCK_*) | kind's payload (below) */
   SBX_OP_WALLTIME = 22,   /* u64 milliseconds from the clone; the forkserver SIGKILLs the child then
                              (it keeps time even when the executor's event loop is busy) */
   SBX_OP_MAX
@@ -89,6 +89,20 @@ enum sbx_op {
 #define SBX_BIND_RW 1u       /* default is read-only */
 #define SBX_BIND_DEV 2u      /* allow device nodes (default nodev) */
 #define SBX_BIND_OPTIONAL 4u /* a missing source is skipped instead of failing */
+
+/* SBX_OP_LANDLOCK kinds. A Landlock ruleset, applied after the mount tree, ids and caps (NO_NEW_PRIVS),
+ * before the seccomp filter. The child masks every right by the ABI the kernel offers.
+ *   SBX_LANDLOCK_CONFIG (exactly once when any LANDLOCK op is present):
+ *     u64 handled_access_fs (bits < 1<<16) | u64 handled_access_net (bits < 1<<2) |
+ *     u64 scoped (bits < 1<<2)
+ *   SBX_LANDLOCK_PATH (0..SBX_REQ_LANDLOCK_PATHS_MAX times):
+ *     u64 allowed_access (non-zero, a subset of handled_access_fs) | path inside the new root
+ *     (absolute, "/" allowed, no ".."). Opened O_PATH after pivot_root (symlinks followed inside):
+ *     a path that does not exist or cannot be reached (ENOENT, EACCES, ENOTDIR, ELOOP) is skipped;
+ *     a non-directory gets only the file rights of allowed_access.
+ *   The binary (the exec fd) always gets READ_FILE | EXECUTE. */
+#define SBX_LANDLOCK_CONFIG 1u
+#define SBX_LANDLOCK_PATH 2u
 
 #define SBX_SECCOMP_LISTENER 1u /* install with SECCOMP_FILTER_FLAG_NEW_LISTENER */
 

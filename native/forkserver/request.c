@@ -90,6 +90,10 @@ struct parser {
   char *str_cursor;
   uint64_t seen;        /* bit per single op already seen */
   uint32_t rlimit_seen; /* bit per RLIMIT_* resource */
+  size_t nlandlock_paths;
+  bool landlock_config;         /* a LANDLOCK CONFIG op was seen */
+  uint64_t landlock_fs;         /* its handled fs rights */
+  uint64_t landlock_path_union; /* every right a PATH rule grants */
   uint32_t namespaces;  /* values the cross-op checks need */
   uint32_t seccomp_flags;
 };
@@ -229,6 +233,65 @@ static int parse_mount_op(struct parser *p, const uint8_t *d, size_t n) {
   if (p->fill) p->out->mounts[p->nmounts] = m;
   p->nmounts++;
   return 0;
+}
+
+/* Landlock ABI 7's rights: 16 fs bits, 2 net bits, 2 scopes (unknown bits are EINVAL there too). */
+#define LANDLOCK_FS_KNOWN 0xffffull
+#define LANDLOCK_NET_KNOWN 0x3ull
+#define LANDLOCK_SCOPE_KNOWN 0x3ull
+
+/* A path a rule names: absolute, "/" allowed, no ".." (it is only opened, never created). */
+static int take_rule_path(struct parser *p, const uint8_t *s, size_t n, const char **res) {
+  int r = take_host_path(p, s, n, "path", res);
+  if (r < 0) return r;
+  size_t i = 0;
+  while (i < n) {
+    while (i < n && s[i] == '/') i++;
+    size_t start = i;
+    while (i < n && s[i] != '/') i++;
+    if (i - start == 2 && s[start] == '.' && s[start + 1] == '.')
+      return fail(p, "path \"%.*s\" contains a \"..\" component", (int)(n < 200 ? n : 200), s);
+  }
+  return 0;
+}
+
+static int parse_landlock(struct parser *p, const uint8_t *d, size_t n) {
+  struct sbx_request *o = p->out;
+  int r;
+  if ((r = need_min(p, n, 4)) < 0) return r;
+  uint32_t kind = rd_u32(d);
+  if (kind == SBX_LANDLOCK_CONFIG) {
+    if ((r = need_len(p, n, 28)) < 0) return r;
+    if (p->landlock_config) return fail(p, "CONFIG may appear only once");
+    p->landlock_config = true;
+    uint64_t fs = rd_u64(d + 4), net = rd_u64(d + 12), scoped = rd_u64(d + 20);
+    if (fs & ~LANDLOCK_FS_KNOWN) return fail(p, "unknown fs rights 0x%llx", (unsigned long long)(fs & ~LANDLOCK_FS_KNOWN));
+    if (net & ~LANDLOCK_NET_KNOWN) return fail(p, "unknown net rights 0x%llx", (unsigned long long)(net & ~LANDLOCK_NET_KNOWN));
+    if (scoped & ~LANDLOCK_SCOPE_KNOWN) return fail(p, "unknown scopes 0x%llx", (unsigned long long)(scoped & ~LANDLOCK_SCOPE_KNOWN));
+    p->landlock_fs = fs;
+    if (p->fill) {
+      o->has_landlock = true;
+      o->landlock_fs = fs;
+      o->landlock_net = net;
+      o->landlock_scoped = scoped;
+    }
+    return 0;
+  }
+  if (kind == SBX_LANDLOCK_PATH) {
+    if ((r = need_min(p, n, 12)) < 0) return r;
+    uint64_t access = rd_u64(d + 4);
+    if (access == 0) return fail(p, "PATH rule grants no right");
+    if (access & ~LANDLOCK_FS_KNOWN) return fail(p, "unknown fs rights 0x%llx", (unsigned long long)(access & ~LANDLOCK_FS_KNOWN));
+    if (p->nlandlock_paths >= SBX_REQ_LANDLOCK_PATHS_MAX)
+      return fail(p, "more than %d PATH rules", SBX_REQ_LANDLOCK_PATHS_MAX);
+    const char *s;
+    if ((r = take_rule_path(p, d + 12, n - 12, &s)) < 0) return r;
+    p->landlock_path_union |= access;
+    if (p->fill) o->landlock_paths[p->nlandlock_paths] = (struct sbx_landlock_path){.access = access, .path = s};
+    p->nlandlock_paths++;
+    return 0;
+  }
+  return fail(p, "unknown kind %u", (unsigned)kind);
 }
 
 static int parse_op(struct parser *p, const uint8_t *d, size_t n) {
@@ -371,7 +434,7 @@ static int parse_op(struct parser *p, const uint8_t *d, size_t n) {
     if (p->fill) o->walltime_ms = rd_u64(d);
     return 0;
   case SBX_OP_LANDLOCK:
-    return fail(p, "reserved, not implemented by this forkserver");
+    return parse_landlock(p, d, n);
   default:
     return fail(p, "unknown op");
   }
@@ -380,7 +443,9 @@ static int parse_op(struct parser *p, const uint8_t *d, size_t n) {
 /* One pass over all ops. */
 static int walk(struct parser *p) {
   size_t off = 0;
-  p->nargs = p->nenv = p->nmounts = p->nrlimits = p->nfd_ops = 0;
+  p->nargs = p->nenv = p->nmounts = p->nrlimits = p->nfd_ops = p->nlandlock_paths = 0;
+  p->landlock_config = false;
+  p->landlock_path_union = 0;
   p->seen = 0;
   p->rlimit_seen = 0;
   while (off < p->len) {
@@ -421,6 +486,11 @@ static int check_request(struct parser *p) {
   if ((p->seccomp_flags & SBX_SECCOMP_LISTENER) && !SEEN(SBX_OP_SETUP_SOCKET))
     return fail_request(p, "SBX_SECCOMP_LISTENER in op SECCOMP_FLAGS needs op SETUP_SOCKET (the "
                            "listener fd number travels on it)");
+  if (p->nlandlock_paths > 0 && !p->landlock_config)
+    return fail_request(p, "LANDLOCK PATH rules without a LANDLOCK CONFIG");
+  if (p->landlock_path_union & ~p->landlock_fs)
+    return fail_request(p, "LANDLOCK PATH rules grant fs rights 0x%llx that CONFIG does not handle",
+                        (unsigned long long)(p->landlock_path_union & ~p->landlock_fs));
   return 0;
 #undef SEEN
 }
@@ -466,7 +536,8 @@ int sbx_request_parse(const uint8_t *buf, size_t len, struct sbx_request *out, c
   size_t off_rlimits = off_mounts + align8(p.nmounts * sizeof(struct sbx_mount_op));
   size_t off_filter = off_rlimits + align8(p.nrlimits * sizeof(struct sbx_rlimit_op));
   size_t off_fd_ops = off_filter + align8(p.filter_len * sizeof(struct sock_filter));
-  size_t off_strings = off_fd_ops + align8(p.nfd_ops * sizeof(struct sbx_fd_op));
+  size_t off_landlock = off_fd_ops + align8(p.nfd_ops * sizeof(struct sbx_fd_op));
+  size_t off_strings = off_landlock + align8(p.nlandlock_paths * sizeof(struct sbx_landlock_path));
   size_t total = off_strings + p.str_bytes;
 
   char *arena = calloc(1, total > 0 ? total : 1);
@@ -483,6 +554,7 @@ int sbx_request_parse(const uint8_t *buf, size_t len, struct sbx_request *out, c
   out->rlimits = (struct sbx_rlimit_op *)(void *)(arena + off_rlimits);
   out->filter = p.filter_len > 0 ? (struct sock_filter *)(void *)(arena + off_filter) : NULL;
   out->fd_ops = (struct sbx_fd_op *)(void *)(arena + off_fd_ops);
+  out->landlock_paths = (struct sbx_landlock_path *)(void *)(arena + off_landlock);
   p.str_cursor = arena + off_strings;
   p.fill = true;
   r = walk(&p);
@@ -501,6 +573,7 @@ int sbx_request_parse(const uint8_t *buf, size_t len, struct sbx_request *out, c
   out->nmounts = p.nmounts;
   out->nrlimits = p.nrlimits;
   out->fd_count = p.nfd_ops;
+  out->nlandlock_paths = p.nlandlock_paths;
   if (out->cwd == NULL) out->cwd = "/";
   return 0;
 }

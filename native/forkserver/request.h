@@ -20,6 +20,7 @@
 #define SBX_REQ_HOSTNAME_MAX 64   /* HOST_NAME_MAX */
 #define SBX_REQ_FILTER_MAX 4096   /* BPF_MAXINSNS */
 #define SBX_REQ_FD_TARGET_MAX (1 << 20) /* fs.nr_open's default: targets are 0 .. 2^20-1 */
+#define SBX_REQ_LANDLOCK_PATHS_MAX 1024 /* LANDLOCK PATH rules in one request */
 
 /* A mount-tree op, kept in op order (the child runs them in this order). */
 struct sbx_mount_op {
@@ -28,6 +29,12 @@ struct sbx_mount_op {
   uint64_t size;  /* TMPFS: bytes, 0 = kernel default */
   const char *src; /* BIND: host path; SYMLINK: the link's target; else NULL */
   const char *dst; /* path inside the sandbox (absolute, no "..") */
+};
+
+/* A Landlock path rule (SBX_OP_LANDLOCK, kind SBX_LANDLOCK_PATH). */
+struct sbx_landlock_path {
+  uint64_t access;  /* LANDLOCK_ACCESS_FS_* bits */
+  const char *path; /* inside the new root */
 };
 
 struct sbx_rlimit_op {
@@ -69,6 +76,10 @@ struct sbx_request {
   struct sbx_fd_op *fd_ops; /* fd_count entries */
   const char *cgroup;       /* NULL when absent */
   uint64_t walltime_ms;     /* 0: none */
+  bool has_landlock;        /* a LANDLOCK CONFIG op was given */
+  uint64_t landlock_fs, landlock_net, landlock_scoped; /* handled fs / net rights, scopes */
+  struct sbx_landlock_path *landlock_paths;
+  size_t nlandlock_paths;
 
   void *arena; /* the single allocation everything above points into */
 };

@@ -14,7 +14,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -49,6 +51,26 @@ int main(int argc, char **argv) {
     if (fd < 0) return print_errno(errno);
     if (write(fd, "x", 1) != 1) return print_errno(errno);
     close(fd);
+    printf("ok\n");
+    return 0;
+  }
+  if (argc >= 3 && strcmp(argv[1], "read") == 0) {
+    int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return print_errno(errno);
+    close(fd);
+    printf("ok\n");
+    return 0;
+  }
+  if (argc >= 3 && strcmp(argv[1], "append") == 0) { /* an existing file, no O_CREAT/O_TRUNC */
+    int fd = open(argv[2], O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return print_errno(errno);
+    if (write(fd, "x\n", 2) != 2) return print_errno(errno);
+    close(fd);
+    printf("ok\n");
+    return 0;
+  }
+  if (argc >= 3 && strcmp(argv[1], "kill") == 0) { /* signal 0 to a pid */
+    if (kill((pid_t)atoi(argv[2]), 0) < 0) return print_errno(errno);
     printf("ok\n");
     return 0;
   }

@@ -184,6 +184,31 @@ static void a_fd_dup(struct oplist *o) {
 static void a_fd_huge(struct oplist *o) { ol_u32(o, SBX_OP_FD, 1u << 30); }
 static void a_setup_payload(struct oplist *o) { ol_raw(o, SBX_OP_SETUP_SOCKET, "x", 1); }
 static void a_landlock(struct oplist *o) { ol_raw(o, SBX_OP_LANDLOCK, NULL, 0); }
+static void ll_config(struct oplist *o, uint64_t fs, uint64_t net, uint64_t scoped) {
+  uint8_t b[28];
+  uint32_t kind = SBX_LANDLOCK_CONFIG;
+  memcpy(b, &kind, 4), memcpy(b + 4, &fs, 8), memcpy(b + 12, &net, 8), memcpy(b + 20, &scoped, 8);
+  ol_raw(o, SBX_OP_LANDLOCK, b, sizeof b);
+}
+static void ll_path(struct oplist *o, uint64_t access, const char *path) {
+  uint8_t b[64];
+  uint32_t kind = SBX_LANDLOCK_PATH;
+  size_t n = strlen(path);
+  memcpy(b, &kind, 4), memcpy(b + 4, &access, 8), memcpy(b + 12, path, n);
+  ol_raw(o, SBX_OP_LANDLOCK, b, 12 + n);
+}
+static void a_ll_kind(struct oplist *o) { ol_u32(o, SBX_OP_LANDLOCK, 7); }
+static void a_ll_config_len(struct oplist *o) { ol_raw(o, SBX_OP_LANDLOCK, "\1\0\0\0\0\0\0\0", 8); }
+static void a_ll_config_twice(struct oplist *o) { ll_config(o, 1, 0, 0), ll_config(o, 1, 0, 0); }
+static void a_ll_fs_bits(struct oplist *o) { ll_config(o, 1u << 16, 0, 0); }
+static void a_ll_net_bits(struct oplist *o) { ll_config(o, 1, 4, 0); }
+static void a_ll_scope_bits(struct oplist *o) { ll_config(o, 1, 0, 4); }
+static void a_ll_no_config(struct oplist *o) { ll_path(o, 1, "/usr"); }
+static void a_ll_unhandled(struct oplist *o) { ll_config(o, 1, 0, 0), ll_path(o, 3, "/usr"); }
+static void a_ll_no_access(struct oplist *o) { ll_config(o, 1, 0, 0), ll_path(o, 0, "/usr"); }
+static void a_ll_relative(struct oplist *o) { ll_config(o, 1, 0, 0), ll_path(o, 1, "usr"); }
+static void a_ll_dotdot(struct oplist *o) { ll_config(o, 1, 0, 0), ll_path(o, 1, "/usr/../etc"); }
+static void a_ll_empty(struct oplist *o) { ll_config(o, 1, 0, 0), ll_path(o, 1, ""); }
 static void a_env(struct oplist *o) { ol_str(o, SBX_OP_ENV, "=x"); }
 static void a_truncated(struct oplist *o) { ol_raw(o, SBX_OP_ARG, "abc", 3), o->len -= 1; }
 static void a_header(struct oplist *o) { ol_raw(o, SBX_OP_ARG, NULL, 0), o->len -= 3; }
@@ -193,6 +218,28 @@ static void a_long_host(struct oplist *o) {
 }
 static void a_nothing(struct oplist *o) { (void)o; }
 static void a_only_id(struct oplist *o) { ol_u64(o, SBX_OP_REQUEST_ID, 5); }
+
+static void test_landlock_request(void) {
+  struct oplist o;
+  base(&o);
+  ll_path(&o, 0x5, "/usr"); /* before CONFIG: the order does not matter */
+  ll_config(&o, 0xffff, 0x3, 0x3);
+  ll_path(&o, 0x8, "/");
+  struct sbx_request r;
+  char err[256];
+  int rc = sbx_request_parse(o.buf, o.len, &r, err, sizeof err);
+  EXPECT(rc == 0, "landlock: rc %d: %s", rc, err);
+  if (rc == 0) {
+    EXPECT(r.has_landlock && r.landlock_fs == 0xffff && r.landlock_net == 3 && r.landlock_scoped == 3,
+           "landlock config");
+    EXPECT(r.nlandlock_paths == 2 && r.landlock_paths[0].access == 5 &&
+               strcmp(r.landlock_paths[0].path, "/usr") == 0 && r.landlock_paths[1].access == 8 &&
+               strcmp(r.landlock_paths[1].path, "/") == 0,
+           "landlock paths");
+  }
+  sbx_request_free(&r);
+  ol_free(&o);
+}
 
 static void test_refusals(void) {
   refuse("unknown op", a_unknown, true, "unknown (op 99 at offset");
@@ -224,6 +271,18 @@ static void test_refusals(void) {
   refuse("fd above limit", a_fd_huge, true, "above the limit");
   refuse("setup socket payload", a_setup_payload, true, "SETUP_SOCKET");
   refuse("landlock", a_landlock, true, "LANDLOCK (op 21");
+  refuse("landlock kind", a_ll_kind, true, "unknown kind 7");
+  refuse("landlock config length", a_ll_config_len, true, "expected 28");
+  refuse("landlock config twice", a_ll_config_twice, true, "CONFIG may appear only once");
+  refuse("landlock fs bits", a_ll_fs_bits, true, "unknown fs rights 0x10000");
+  refuse("landlock net bits", a_ll_net_bits, true, "unknown net rights 0x4");
+  refuse("landlock scope bits", a_ll_scope_bits, true, "unknown scopes 0x4");
+  refuse("landlock path without config", a_ll_no_config, true, "without a LANDLOCK CONFIG");
+  refuse("landlock unhandled right", a_ll_unhandled, true, "rights 0x2 that CONFIG does not handle");
+  refuse("landlock rule without rights", a_ll_no_access, true, "grants no right");
+  refuse("landlock relative path", a_ll_relative, true, "is not absolute");
+  refuse("landlock dot-dot", a_ll_dotdot, true, "contains a \"..\"");
+  refuse("landlock empty path", a_ll_empty, true, "path is empty");
   refuse("env without key", a_env, true, "is not KEY=VALUE");
   refuse("truncated payload", a_truncated, true, "length 3 exceeds the 2 bytes left");
   refuse("truncated header", a_header, true, "truncated op header at offset 61");
@@ -296,6 +355,7 @@ static void test_mutations(void) {
 int main(void) {
   test_full_request();
   test_refusals();
+  test_landlock_request();
   test_failure_keeps_id_and_fd_count();
   test_mutations();
   if (failures) {

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -166,6 +167,7 @@ enum {
   JOB_NO_LIB64 = 1,   /* leave out the /lib64 symlink: the ELF interpreter is missing */
   JOB_BARE = 2,       /* no namespaces, no mounts */
   JOB_NO_SETUP = 4,   /* no setup socket */
+  JOB_NO_PIDNS = 8,   /* all namespaces but the pid namespace (host pids are visible) */
 };
 
 struct job {
@@ -197,7 +199,8 @@ static void standard_ops(struct oplist *o, const struct job *job, uint64_t id) {
   ol_str(o, SBX_OP_ENV, "PATH=/usr/bin:/bin");
   ol_str(o, SBX_OP_ENV, "LC_ALL=C");
   if (job->flags & JOB_BARE) return;
-  ol_u32(o, SBX_OP_NAMESPACES, ALL_NAMESPACES);
+  ol_u32(o, SBX_OP_NAMESPACES,
+         (job->flags & JOB_NO_PIDNS) ? ALL_NAMESPACES & ~CLONE_NEWPID : ALL_NAMESPACES);
   ol_str(o, SBX_OP_HOSTNAME, "sbx-test");
   ol_id_map(o, 1000, g_outside_uid, 1000, g_outside_gid);
   ol_bind(o, 0, "/usr", "/usr");
@@ -205,7 +208,8 @@ static void standard_ops(struct oplist *o, const struct job *job, uint64_t id) {
   ol_symlink(o, "usr/lib", "/lib");
   if (!(job->flags & JOB_NO_LIB64)) ol_symlink(o, "usr/lib64", "/lib64");
   ol_symlink(o, "usr/sbin", "/sbin");
-  ol_str(o, SBX_OP_PROC, "/proc");
+  /* proc can be mounted only for a pid namespace of our user namespace */
+  if (!(job->flags & JOB_NO_PIDNS)) ol_str(o, SBX_OP_PROC, "/proc");
   ol_str(o, SBX_OP_DEV, "/dev");
   ol_tmpfs(o, 1 << 20, 01777, "/tmp");
 }
@@ -987,6 +991,137 @@ static int t_mkdir_symlink_in_root(struct fs *fs) {
   return 0;
 }
 
+/* ---- Landlock (SBX_OP_LANDLOCK) ---- */
+
+#define LL_READ (1u << 2 | 1u << 3)      /* READ_FILE | READ_DIR */
+#define LL_EXEC (1u << 0)                /* EXECUTE */
+#define LL_DEV (1u << 1 | 1u << 2 | 1u << 3 | 1u << 14 | 1u << 15)
+
+static void ol_landlock_config(struct oplist *o, uint64_t fs, uint64_t net, uint64_t scoped) {
+  uint8_t b[28];
+  uint32_t kind = SBX_LANDLOCK_CONFIG;
+  memcpy(b, &kind, 4), memcpy(b + 4, &fs, 8), memcpy(b + 12, &net, 8), memcpy(b + 20, &scoped, 8);
+  ol_raw(o, SBX_OP_LANDLOCK, b, sizeof b);
+}
+
+static void ol_landlock_path(struct oplist *o, uint64_t access, const char *path) {
+  uint8_t b[12 + 256];
+  uint32_t kind = SBX_LANDLOCK_PATH;
+  size_t n = strlen(path);
+  memcpy(b, &kind, 4), memcpy(b + 4, &access, 8), memcpy(b + 12, path, n);
+  ol_raw(o, SBX_OP_LANDLOCK, b, 12 + n);
+}
+
+/* The standard tree's rules: / listable, /usr read+exec, /proc read, /dev devices, /tmp all. */
+static void landlock_ops(struct oplist *o) {
+  ol_landlock_config(o, 0xffff, 0, 0x3);
+  ol_landlock_path(o, 1u << 3, "/");
+  ol_landlock_path(o, LL_READ | LL_EXEC, "/usr");
+  ol_landlock_path(o, LL_READ, "/proc");
+  ol_landlock_path(o, LL_DEV, "/dev");
+  ol_landlock_path(o, 0xffff & ~(1u << 9 | 1u << 12), "/tmp");
+  ol_landlock_path(o, LL_READ, "/no/such/path"); /* skipped */
+}
+
+static long landlock_abi(void) { return syscall(444, NULL, 0, 1u); }
+
+/* A sanitized probe reads its options and runs its leak check through /proc: the cases whose
+ * sandbox has no /proc (or no Landlock rule for it) are skipped in such a build. */
+#if defined(__SANITIZE_ADDRESS__)
+#define PROBE_NEEDS_PROC 1
+#else
+#define PROBE_NEEDS_PROC 0
+#endif
+
+/* probe ARGS in the standard tree, with or without the Landlock ops */
+static int probe_ll(struct fs *fs, struct run *run, bool landlock, unsigned flags, const char *a1,
+                    const char *a2) {
+  struct oplist extra;
+  ol_init(&extra);
+  if (landlock) landlock_ops(&extra);
+  struct job job = {.path = g_probe, .argv = {"fs_probe", a1, a2, NULL}, .flags = flags,
+                    .extra = landlock ? &extra : NULL};
+  int r = run_job(fs, &job, run);
+  ol_free(&extra);
+  if (r < 0) return -1;
+  CHECK(exited_with(run->status, 0), "probe %s %s: status 0x%x, setup \"%s\"", a1, a2,
+        run->status, run->setup_msg);
+  return 0;
+}
+
+/* The mount tree lets the sandboxee write its own /proc files (proc is mounted read-write);
+ * the Landlock rule for /proc is read-only, so Landlock refuses. The rest keeps working. */
+static int t_landlock_fs(struct fs *fs) {
+  if (landlock_abi() < 3) return 77;
+  struct run run;
+  if (probe_ll(fs, &run, false, 0, "append", "/proc/self/comm") < 0) return -1;
+  CHECK(strcmp(run.out, "ok") == 0, "no Landlock: write /proc/self/comm: \"%s\"", run.out);
+  if (probe_ll(fs, &run, true, 0, "append", "/proc/self/comm") < 0) return -1;
+  CHECK(strcmp(run.out, "EACCES") == 0, "Landlock: write /proc/self/comm: \"%s\"", run.out);
+  if (probe_ll(fs, &run, true, 0, "read", "/proc/self/status") < 0) return -1;
+  CHECK(strcmp(run.out, "ok") == 0, "Landlock: read /proc/self/status: \"%s\"", run.out);
+  if (probe_ll(fs, &run, true, 0, "write", "/tmp/x") < 0) return -1;
+  CHECK(strcmp(run.out, "ok") == 0, "Landlock: write /tmp/x: \"%s\"", run.out);
+  if (probe_ll(fs, &run, true, 0, "write", "/dev/null") < 0) return -1;
+  CHECK(strcmp(run.out, "ok") == 0, "Landlock: write /dev/null: \"%s\"", run.out);
+  if (probe_ll(fs, &run, true, 0, "write", "/usr/x") < 0) return -1;
+  CHECK(strcmp(run.out, "EROFS") == 0 || strcmp(run.out, "EACCES") == 0, "write /usr/x: \"%s\"", run.out);
+  return 0;
+}
+
+/* SCOPE_SIGNAL: a process outside the sandbox with the sandboxee's own host uid (visible: no pid
+ * namespace) can be signalled without Landlock, not with it. */
+static int t_landlock_signal_scope(struct fs *fs) {
+  if (landlock_abi() < 6 || PROBE_NEEDS_PROC) return 77;
+  pid_t sentinel = fork();
+  CHECK(sentinel >= 0, "fork: %s", strerror(errno));
+  if (sentinel == 0) {
+    if (getuid() == 0 && (setgroups(0, NULL) < 0 || setresgid(g_outside_gid, g_outside_gid, g_outside_gid) < 0 ||
+                          setresuid(g_outside_uid, g_outside_uid, g_outside_uid) < 0))
+      _exit(1);
+    for (;;) pause();
+  }
+  char pid[24];
+  snprintf(pid, sizeof pid, "%d", (int)sentinel);
+  usleep(20000); /* let it drop its ids */
+  struct run a, b;
+  int r = probe_ll(fs, &a, false, JOB_NO_PIDNS, "kill", pid);
+  if (r == 0) r = probe_ll(fs, &b, true, JOB_NO_PIDNS, "kill", pid);
+  kill(sentinel, SIGKILL);
+  waitpid(sentinel, NULL, 0);
+  if (r < 0) return -1;
+  CHECK(strcmp(a.out, "ok") == 0, "no Landlock: kill(sentinel, 0): \"%s\"", a.out);
+  CHECK(strcmp(b.out, "EPERM") == 0, "Landlock: kill(sentinel, 0): \"%s\"", b.out);
+  return 0;
+}
+
+/* A rule on a file with directory rights keeps its file rights only (no EINVAL from the kernel),
+ * and what no rule names is refused. */
+static int ll_file_probe(struct fs *fs, struct run *run, const char *a1, const char *a2) {
+  struct oplist extra;
+  ol_init(&extra);
+  ol_landlock_config(&extra, 0xffff, 0, 0);
+  ol_landlock_path(&extra, LL_READ | LL_EXEC, "/usr");
+  ol_landlock_path(&extra, 0xffff, "/dev/null");
+  struct job job = {.path = g_probe, .argv = {"fs_probe", a1, a2, NULL}, .extra = &extra};
+  int r = run_job(fs, &job, run);
+  ol_free(&extra);
+  if (r < 0) return -1;
+  CHECK(exited_with(run->status, 0), "probe %s %s: status 0x%x, setup \"%s\"", a1, a2,
+        run->status, run->setup_msg);
+  return 0;
+}
+
+static int t_landlock_file_rule(struct fs *fs) {
+  if (landlock_abi() < 1 || PROBE_NEEDS_PROC) return 77;
+  struct run run;
+  if (ll_file_probe(fs, &run, "write", "/dev/null") < 0) return -1;
+  CHECK(strcmp(run.out, "ok") == 0, "write /dev/null: \"%s\"", run.out);
+  if (ll_file_probe(fs, &run, "read", "/dev/zero") < 0) return -1;
+  CHECK(strcmp(run.out, "EACCES") == 0, "read /dev/zero (no rule): \"%s\"", run.out);
+  return 0;
+}
+
 struct test_case {
   const char *name;
   int (*fn)(struct fs *);
@@ -1022,6 +1157,9 @@ static const struct test_case cases[] = {
     {"comms EOF ends the forkserver and its children", t_eof_kills_children},
     {"a SIGKILLed forkserver takes its children along", t_forkserver_death_kills_children},
     {"refuses to start without comms on fd 3", t_spawn_bad_usage},
+    {"Landlock refuses what the mount tree allows (/proc write)", t_landlock_fs},
+    {"Landlock signal scope stops a signal the uid would allow", t_landlock_signal_scope},
+    {"Landlock file rules are masked to file rights", t_landlock_file_rule},
 };
 
 int main(int argc, char **argv) {

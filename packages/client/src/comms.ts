@@ -1,6 +1,7 @@
 // comms.ts: the asynchronous Comms channel (Promises, on Node's event loop, never blocking it).
 // The executor uses it to talk to sandboxees and to the forkserver; sandboxees may use it too.
 import * as codec from './codec.js';
+import { acceptAnnounced, type RecvBufferOptions, type SharedBuffer } from './buffer.js';
 import { Decoder, type Message } from './decoder.js';
 import { CommsError } from './errors.js';
 import { native, type NativeErrnoError, type NativeWatcher } from './native.js';
@@ -45,6 +46,7 @@ export class Comms {
   private closed = false;
   private writing = false;
   private readBuf: Buffer | null = null;
+  private readonly watchTarget: { comms: Comms | null };
 
   constructor(fd: number, options: CommsOptions = {}) {
     if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`Comms: fd must be a non-negative integer, got ${fd}`);
@@ -55,9 +57,17 @@ export class Comms {
     const n = native();
     n.setNonBlocking(fd, true);
     this.decoder = new Decoder(max, (f) => closeQuietly(f));
+    // The native watcher holds its callback strongly (a GC root) until the watcher object itself
+    // is collected, which it never is while the callback reaches this Comms (which holds the
+    // watcher). So the callback reaches this Comms only through `target`, emptied on close: a
+    // closed Comms, its decoder and its 256 KiB read buffer can then be collected.
+    const target: { comms: Comms | null } = { comms: this };
+    this.watchTarget = target;
     this.watcher = new n.Watcher(fd, (readable, writable) => {
-      if (readable) this.onReadable();
-      if (writable) this.flush();
+      const self = target.comms;
+      if (!self) return;
+      if (readable) self.onReadable();
+      if (writable) self.flush();
     });
     this.watcher.start(true, false);
   }
@@ -160,6 +170,22 @@ export class Comms {
     return m.fd;
   }
 
+  /** Sends a shared buffer: a Uint64 message (its size), then an Fd message (its memfd,
+   *  borrowed: keep the buffer open until the promise resolves). */
+  sendBuffer(buf: SharedBuffer): Promise<void> {
+    const fd = buf.fd;
+    this.sendUint64(buf.size).catch(() => {});
+    return this.sendFd(fd);
+  }
+
+  /** Receives a shared buffer (Uint64 size, then Fd) and maps it: see SharedBuffer.fromFd for the
+   *  checks (BufferError). The received fd is closed on any refusal. */
+  async recvBuffer(options: RecvBufferOptions = {}): Promise<SharedBuffer> {
+    const announced = await this.recvUint64();
+    const fd = await this.recvFd();
+    return acceptAnnounced(announced, fd, options);
+  }
+
   /** Both sides call it: resolves once the peer has reached its barrier too. */
   async barrier(): Promise<void> {
     await this.sendTLV(Tag.Barrier);
@@ -178,6 +204,7 @@ export class Comms {
     if (this.closed) return;
     this.closed = true;
     this.watcher.close();
+    this.watchTarget.comms = null;
     closeQuietly(this.fd);
     this.decoder.dispose();
     for (const m of this.inbox.splice(0)) if (m.fd >= 0) closeQuietly(m.fd);
@@ -215,6 +242,7 @@ export class Comms {
     for (const o of this.outbox.splice(0)) o.fail?.(err);
     if (!this.closed) {
       this.watcher.close();
+      this.watchTarget.comms = null;
       this.closed = true;
       closeQuietly(this.fd);
     }

@@ -55,3 +55,22 @@ export class ClientError extends SbxError {
     this.filterInstalled = options?.filterInstalled ?? false;
   }
 }
+
+export type BufferErrorCode =
+  | 'NOT_A_MEMFD' // the fd is a regular file, a pipe, a socket... not a memfd
+  | 'WRONG_SIZE' // the memfd's size differs from the announced or expected size
+  | 'SEAL_FAILED' // the memfd cannot be sealed against resizing (F_SEAL_SEAL is set)
+  | 'NOT_WRITABLE' // the memfd cannot be mapped writable (write-sealed or read-only)
+  | 'TOO_LARGE' // the announced size is above maxSize (or above 2^53 - 1)
+  | 'CLOSED' // the buffer was closed
+  | 'IO'; // a system call failed (errno in `errno`)
+
+/** A SharedBuffer failure. The fd in question is closed when it came from recvBuffer(). */
+export class BufferError extends SbxError {
+  declare readonly code: BufferErrorCode;
+  readonly errno?: number;
+  constructor(code: BufferErrorCode, message: string, options?: { cause?: unknown; errno?: number }) {
+    super(code, message, options);
+    if (options?.errno !== undefined) this.errno = options.errno;
+  }
+}

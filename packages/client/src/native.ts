@@ -27,11 +27,18 @@ export interface NativeBinding {
   /** execFd -1: sandbox-me-here mode, no magic exec is expected (every notification is a violation). */
   monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number, networkTable?: Buffer): void;
   monitorUnwatch(id: number): void;
+  /** The monitor's network decision for an IP sockaddr (tests: against decideNetwork()). */
+  netDecide(table: Buffer, sockaddr: Buffer): { allowed: boolean; rule: number; address: string } | null;
   /** libsbx_client: blocks until sandboxed; throws an errno error with .filterInstalled. */
   clientSandboxMeHere(fd: number, flags: number): void;
   clientState(): { sandboxed: boolean; filterInstalled: boolean };
   clientKernelSupport(): number;
   clientThreadCount(): number;
+  /** libsbx_client sbx/buffer.h: the ArrayBuffer owns the mapping and the fd (released at GC
+   *  unless bufferClose() released them first). expectedSize -1: any. */
+  bufferCreate(size: number): { fd: number; size: number; memory: ArrayBuffer };
+  bufferFromFd(fd: number, expectedSize: number): { fd: number; size: number; memory: ArrayBuffer };
+  bufferClose(memory: ArrayBuffer): void;
 }
 
 export interface NativeWatcher {

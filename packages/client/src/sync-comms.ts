@@ -1,6 +1,7 @@
 // sync-comms.ts: the synchronous Comms of the sandboxee side, straight onto libsbx_comms (so C
 // and Node sandboxees share one implementation). Blocks the calling thread until done.
 import * as codec from './codec.js';
+import { acceptAnnounced, type RecvBufferOptions, type SharedBuffer } from './buffer.js';
 import { CommsError, type CommsErrorCode } from './errors.js';
 import { native, type NativeErrnoError } from './native.js';
 import { DEFAULT_COMMS_FD, DEFAULT_MAX_MESSAGE_SIZE, PROTOCOL_VERSION, Tag, tagName } from './tags.js';
@@ -82,6 +83,21 @@ export class SyncComms {
     const m = this.call(() => native().commsRecv(this.fd, this.maxMessageSize));
     if (m.tag !== Tag.Fd) throw codec.tagMismatch(Tag.Fd, m.tag);
     return m.fd;
+  }
+
+  /** Sends a shared buffer: a Uint64 message (its size), then an Fd message (its memfd, borrowed). */
+  sendBuffer(buf: SharedBuffer): void {
+    const fd = buf.fd;
+    this.sendUint64(buf.size);
+    this.sendFd(fd);
+  }
+
+  /** Receives a shared buffer (Uint64 size, then Fd) and maps it: see SharedBuffer.fromFd for the
+   *  checks (BufferError). The received fd is closed on any refusal. */
+  recvBuffer(options: RecvBufferOptions = {}): SharedBuffer {
+    const announced = this.recvUint64();
+    const fd = this.recvFd();
+    return acceptAnnounced(announced, fd, options);
   }
 
   barrier(): void {

@@ -30,6 +30,12 @@ export interface ExecutorOptions {
    * kernels without seccomp user notification.
    */
   monitor?: 'unotify' | 'kill';
+  /**
+   * Landlock as a second wall under the mount tree: 'auto' (default) applies the policy's
+   * filesystem rules and the signal / abstract-socket scopes where the kernel has Landlock
+   * (Sandbox.landlockAbi tells which ABI ran); 'off' never.
+   */
+  landlock?: 'auto' | 'off';
 }
 
 export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
@@ -56,6 +62,7 @@ export class Executor {
   readonly hostname: string;
   readonly cgroup: 'auto' | 'required' | 'off';
   readonly monitor: 'unotify' | 'kill';
+  readonly landlock: 'auto' | 'off';
   /** @internal set when a Sandbox starts it: an executor runs once. */
   started = false;
 
@@ -66,7 +73,7 @@ export class Executor {
       throw new TypeError('Executor: argv must be an array of strings');
     }
     if (options === null || typeof options !== 'object') throw new TypeError('Executor: options must be an object');
-    const known = new Set(['env', 'cwd', 'enableSandboxBeforeExec', 'limits', 'stdio', 'hostname', 'cgroup', 'monitor']);
+    const known = new Set(['env', 'cwd', 'enableSandboxBeforeExec', 'limits', 'stdio', 'hostname', 'cgroup', 'monitor', 'landlock']);
     for (const k of Object.keys(options)) if (!known.has(k)) throw new TypeError(`Executor: unknown option "${k}" (known: ${[...known].join(', ')})`);
 
     // Interpret
@@ -90,6 +97,9 @@ export class Executor {
     const monitorMode = options.monitor ?? 'unotify';
     if (monitorMode !== 'unotify' && monitorMode !== 'kill') throw new TypeError(`Executor: monitor must be 'unotify' or 'kill', got ${JSON.stringify(monitorMode)}`);
     this.monitor = monitorMode;
+    const landlock = options.landlock ?? 'auto';
+    if (landlock !== 'auto' && landlock !== 'off') throw new TypeError(`Executor: landlock must be 'auto' or 'off', got ${JSON.stringify(landlock)}`);
+    this.landlock = landlock;
   }
 }
 

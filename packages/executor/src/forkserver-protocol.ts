@@ -38,6 +38,8 @@ export const ExitedFlag = { Walltime: 1 } as const;
 
 export const BindFlag = { Rw: 1, Dev: 2, Optional: 4 } as const;
 export const SeccompFlag = { Listener: 1 } as const;
+/** SBX_OP_LANDLOCK kinds (protocol.h). */
+export const LandlockKind = { Config: 1, Path: 2 } as const;
 
 export const CloneFlag = {
   NEWNS: 0x00020000,
@@ -127,6 +129,24 @@ export class OpList {
     b.writeBigUInt64LE(soft, 4);
     b.writeBigUInt64LE(hard, 12);
     return this.push(Op.Rlimit, b);
+  }
+
+  /** LANDLOCK CONFIG: handled fs rights, handled net rights, scopes. */
+  landlockConfig(fs: number, net: number, scoped: number): this {
+    const b = Buffer.allocUnsafe(28);
+    b.writeUInt32LE(LandlockKind.Config, 0);
+    b.writeBigUInt64LE(BigInt(fs), 4);
+    b.writeBigUInt64LE(BigInt(net), 12);
+    b.writeBigUInt64LE(BigInt(scoped), 20);
+    return this.push(Op.Landlock, b);
+  }
+
+  /** LANDLOCK PATH: a path inside the new root and the fs rights granted beneath it. */
+  landlockPath(access: number, path: string): this {
+    const b = Buffer.allocUnsafe(12);
+    b.writeUInt32LE(LandlockKind.Path, 0);
+    b.writeBigUInt64LE(BigInt(access), 4);
+    return this.push(Op.Landlock, Buffer.concat([b, strBytes(path)]));
   }
 
   toBuffer(): Buffer {

@@ -130,6 +130,7 @@ export class ForkServer {
     if (this.dead) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
       this.exitWaiters.set(id, (e) => {
+        this.deathWaiters.delete(reject); // else the set grows by one per sandbox for ever
         this.release();
         resolve(e);
       });

@@ -9,3 +9,4 @@ export { MountError } from './mounts.js';
 export { hostChecks, formatChecks, type Check } from './doctor.js';
 export * from './policy/index.js';
 export { Comms, SyncComms, CommsError, SbxError, Tag, tagName, type CommsOptions, type Message } from '@sbx/client';
+export { SharedBuffer, SharedBuffer as Buffer, BufferError, type BufferErrorCode, type FromFdOptions, type RecvBufferOptions } from '@sbx/client';

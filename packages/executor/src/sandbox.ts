@@ -10,6 +10,7 @@ import { ForkServer, ForkServerError, type Exited } from './forkserver.js';
 import * as monitor from './monitor.js';
 import { SandboxCgroup } from './cgroup.js';
 import { addMountOps, MountError } from './mounts.js';
+import { addLandlockOps, landlockAbi } from './landlock.js';
 import { Result, signalName, type Status, type Violation, type Arch } from './result.js';
 import { compileFilter, filesystemOf, networkDenialReason, networkTable, sharesHostNetwork } from './sandbox-policy.js';
 import { Policy } from './policy/policy.js';
@@ -116,6 +117,12 @@ export class Sandbox {
     this.cgroup?.kill();
   }
 
+  /** The Landlock ABI the sandboxee runs under (its fs rules and scopes), 0 when none was applied. */
+  get landlockAbi(): number {
+    return this.appliedLandlockAbi;
+  }
+  private appliedLandlockAbi = 0;
+
   /** The sandbox's own cgroup v2 directory, or null (none could be created, or cgroup: 'off'). */
   get cgroupPath(): string | null {
     return this.cgroup?.path ?? null;
@@ -143,8 +150,13 @@ export class Sandbox {
       const outGid = root ? UNPRIVILEGED_HOST_ID : process.getgid!();
       ops.words(Op.IdMap, [INSIDE_ID, outUid, INSIDE_ID, outGid]);
 
-      // Mount tree
-      addMountOps(ops, filesystemOf(this.policy));
+      // Mount tree, and the same rules as a Landlock ruleset where the kernel has it
+      const fsEntries = filesystemOf(this.policy);
+      addMountOps(ops, fsEntries);
+      if (ex.landlock === 'auto' && landlockAbi() > 0) {
+        addLandlockOps(ops, fsEntries);
+        this.appliedLandlockAbi = landlockAbi();
+      }
 
       // A cgroup of its own where the host allows one: the whole tree dies with cgroup.kill.
       if (ex.cgroup !== 'off') {

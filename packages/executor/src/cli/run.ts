@@ -40,6 +40,8 @@ Options:
                                  IPv6 with a port: allow=[2001:db8::/32]:443
   --env K=V                      environment variable (repeatable; default PATH only)
   --cwd DIR                      working directory inside the sandbox (default /)
+  --landlock auto|off            Landlock rules and scopes under the mount tree where the kernel
+                                 has Landlock (default auto)
   --result-json FILE             write the Result as JSON to FILE
   -q, --quiet                    do not print the Result line when the run is not OK
 
@@ -60,6 +62,7 @@ const options = {
   env: { type: 'string', multiple: true },
   cwd: { type: 'string' },
   'result-json': { type: 'string' },
+  landlock: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -75,6 +78,9 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw new UsageError('no command given (sbx run [options] -- CMD [ARGS...])');
+  if (values.landlock !== undefined && values.landlock !== 'auto' && values.landlock !== 'off') {
+    throw new UsageError(`--landlock must be auto or off, got ${JSON.stringify(values.landlock)}`);
+  }
   const [cmd, ...args] = positionals as [string, ...string[]];
 
   const limits: LimitsOptions = {};
@@ -123,11 +129,12 @@ async function runWith(
   env: Record<string, string>,
   limits: LimitsOptions,
   policyOptions: RunPolicyOptions,
-  values: { cwd?: string; 'result-json'?: string; quiet?: boolean },
+  values: { cwd?: string; 'result-json'?: string; quiet?: boolean; landlock?: string },
 ): Promise<number> {
   let executor: Executor;
   try {
-    executor = new Executor(cmd, [cmd, ...args], { env, cwd: values.cwd ?? '/', limits });
+    const landlock = values.landlock === 'off' ? 'off' : 'auto';
+    executor = new Executor(cmd, [cmd, ...args], { env, cwd: values.cwd ?? '/', limits, landlock });
   } catch (err) {
     const e = err as Error & { code?: string };
     if (e.code === 'BINARY_NOT_FOUND' || e.code === 'BINARY_NOT_EXECUTABLE') {
