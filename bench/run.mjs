@@ -14,6 +14,7 @@ const sections = [
   ['cli', async () => (await import('./cli.mjs')).cliBench()],
   ['client', async () => (await import('./client.mjs')).clientBench()],
   ['network', async () => (await import('./network.mjs')).networkBench()],
+  ['buffer', async () => (await import('./buffer.mjs')).bufferBench()],
 ];
 
 const records = [];

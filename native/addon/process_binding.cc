@@ -39,8 +39,6 @@ static Napi::Value PidfdGetfd(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), (double)fd);
 }
 
-extern "C" char **environ;
-
 // spawnForkserver(path, commsFd) -> { pid, pidfd }: starts the forkserver with commsFd as its fd 3,
 // /dev/null as stdin and stdout, stderr shared. Native, so the executor needs no child_process
 // (and none of the modules it pulls in) for it.
@@ -65,8 +63,11 @@ static Napi::Value SpawnForkserver(const Napi::CallbackInfo &info) {
     posix_spawn_file_actions_adddup2(&fa, comms, 3);
   }
   char *argv[] = {const_cast<char *>("sbx-forkserver"), nullptr};
+  // No environment: sandboxees get theirs from the request, and nothing of the executor's
+  // (tokens, paths) should sit in the forkserver or in the inits it forks.
+  char *envp[] = {nullptr};
   pid_t pid;
-  int rc = posix_spawn(&pid, path.c_str(), &fa, nullptr, argv, environ);
+  int rc = posix_spawn(&pid, path.c_str(), &fa, nullptr, argv, envp);
   posix_spawn_file_actions_destroy(&fa);
   close(devnull);
   if (rc != 0) ThrowErrno(env, rc, "posix_spawn(" + path + ")");

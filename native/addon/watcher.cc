@@ -86,6 +86,7 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   // close(): stops watching; the fd itself is not closed (the owner closes it afterwards).
   Napi::Value Close(const Napi::CallbackInfo &info) {
     CloseHandle();
+    callback_.Reset();  // a root of its owner (a closed Comms must be collectable)
     return info.Env().Undefined();
   }
 

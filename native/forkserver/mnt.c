@@ -165,6 +165,14 @@ static int new_fs(struct child_ctx *ctx, const char *type, mode_t mode, uint64_t
     close(fs);
     return child_fail(ctx, "fsconfig", err, type, ", size=", num, NULL);
   }
+  /* One inode per 4 KiB of a sized tmpfs (at least 256): without it a tiny tmpfs still allows
+   * millions of empty files, each costing kernel memory outside the size limit. */
+  uint64_t inodes = size / 4096 < 256 ? 256 : size / 4096;
+  if (size != 0 && fsconfig(fs, FSCONFIG_SET_STRING, "nr_inodes", child_utoa(num, inodes, 10), 0) < 0) {
+    int err = errno;
+    close(fs);
+    return child_fail(ctx, "fsconfig", err, type, ", nr_inodes=", num, NULL);
+  }
   if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
     int err = errno;
     close(fs);

@@ -70,11 +70,12 @@ describe('fds of the executor', () => {
   it('inheritable fds that reached the forkserver (a host directory, a secret file) are not in the sandboxee', async () => {
     writeFileSync(join(scratch, 'secret'), 'host secret\n');
     chmodSync(join(scratch, 'secret'), 0o644);
+    const { forkserverPath } = await import('../../packages/executor/src/paths.js');
     const wrapper = join(scratch, 'forkserver-wrapper.sh');
     const seen = join(scratch, 'wrapper-fds');
-    writeFileSync(wrapper, `#!/bin/sh\nexec 7<"${join(scratch, 'secret')}" 8<"${scratch}"\nls /proc/$$/fd > "${seen}"\nexec "$SBX_REAL_FORKSERVER" "$@"\n`);
+    // The forkserver starts with an empty environment: the real path is written into the script.
+    writeFileSync(wrapper, `#!/bin/sh\nexec 7<"${join(scratch, 'secret')}" 8<"${scratch}"\nls /proc/$$/fd > "${seen}"\nexec "${forkserverPath()}" "$@"\n`);
     chmodSync(wrapper, 0o755);
-    const { forkserverPath } = await import('../../packages/executor/src/paths.js');
     const script = `
       import { existsSync } from 'node:fs';
       import { Executor, Sandbox, PolicyBuilder } from '@sbx/executor';
@@ -86,7 +87,7 @@ describe('fds of the executor', () => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, SBX_FORKSERVER_PATH: wrapper, SBX_REAL_FORKSERVER: forkserverPath() },
+      env: { ...process.env, SBX_FORKSERVER_PATH: wrapper },
     });
     let out = '';
     child.stdout!.on('data', (d) => (out += d));

@@ -3,7 +3,7 @@
 // cloned straight into it (CLONE_INTO_CGROUP), and when it ends, cgroup.kill ends anything left
 // before the directory is removed. Always fresh: on this kernel, a cgroup that once had
 // cgroup.kill written SIGKILLs whatever is cloned into it later.
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 let base: string | null | undefined;
@@ -40,7 +40,28 @@ export function delegatedCgroupBase(): string | null {
   } catch {
     base = null;
   }
+  if (base) removeStale(base);
   return base;
+}
+
+/** Removes the empty cgroups that executors which died (SIGKILL) left behind: sbx-<pid>-<n> whose
+ *  pid is gone. rmdir only succeeds on an empty cgroup, so nothing alive is touched. */
+function removeStale(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^sbx-(\d+)-\d+$/.exec(name);
+    if (!m || Number(m[1]) === process.pid || existsSync(`/proc/${m[1]}`)) continue;
+    try {
+      rmdirSync(join(dir, name));
+    } catch {
+      // still populated, or not ours: leave it
+    }
+  }
 }
 
 export class SandboxCgroup {
@@ -68,19 +89,18 @@ export class SandboxCgroup {
     }
   }
 
-  /** Kills what is left and removes the directory (retrying while the kernel still reaps). */
+  /** Kills what is left and removes the directory: cgroup.kill, then rmdir, retried while it is
+   *  EBUSY (the kernel is still reaping the killed processes), for at most about 2 s. */
   async remove(): Promise<void> {
     this.kill();
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 400; i++) {
       try {
         rmdirSync(this.path);
         return;
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') return;
-        if (code !== 'EBUSY') return;
+        if ((err as NodeJS.ErrnoException).code !== 'EBUSY') return; // gone already, or not ours to remove
       }
-      await new Promise((r) => setTimeout(r, 2));
+      await new Promise((r) => setTimeout(r, i < 20 ? 1 : 5));
     }
   }
 }

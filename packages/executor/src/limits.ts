@@ -12,7 +12,8 @@ export interface LimitsOptions {
   rlimitFsize?: number | bigint;
   /** RLIMIT_NOFILE (default 1024). */
   rlimitNofile?: number | bigint;
-  /** RLIMIT_NPROC (default: unlimited; it counts per host uid, so use it with care). */
+  /** RLIMIT_NPROC (default: unlimited). Since Linux 5.14 it counts the processes of the sandbox's
+   *  own user namespace, so it bounds a fork bomb without touching the host uid's other processes. */
   rlimitNproc?: number | bigint;
   /** RLIMIT_CORE in bytes (default 0: no core files). */
   rlimitCore?: number | bigint;

@@ -35,9 +35,9 @@ export interface ResultFields {
   pid?: number;
 }
 
-const signalNames = new Map<number, NodeJS.Signals>(
-  Object.entries(constants.signals).map(([k, v]) => [v, k as NodeJS.Signals]),
-);
+// The first name of each number wins: SIGABRT rather than its alias SIGIOT.
+const signalNames = new Map<number, NodeJS.Signals>();
+for (const [name, n] of Object.entries(constants.signals)) if (!signalNames.has(n)) signalNames.set(n, name as NodeJS.Signals);
 
 export function signalName(n: number): NodeJS.Signals | number {
   return signalNames.get(n) ?? n;
