@@ -123,7 +123,7 @@ describe('SharedBuffer in one process', () => {
     const buf = SharedBuffer.create(PAGE);
     expect(() => SharedBuffer.fromFd(buf.fd, { expectedSize: PAGE + 1 })).toThrow(expect.objectContaining({ code: 'WRONG_SIZE' }));
     buf.close();
-    expect(openFdCount()).toBe(fds);
+    expect(openFdCount()).toBeLessThanOrEqual(fds); // a leak only adds fds; GC may close an earlier buffer meanwhile
   });
 
   it('releases a forgotten buffer when it is garbage-collected', async () => {
@@ -194,7 +194,7 @@ describe('SharedBuffer between the executor and a sandboxee', () => {
     });
     expect(result.status).toBe('OK');
     await tick();
-    expect(openFdCount()).toBe(fds);
+    expect(openFdCount()).toBeLessThanOrEqual(fds); // a leak only adds fds; GC may close an earlier buffer meanwhile
     expect(bufferFds()).toBe(bfds);
     expect(bufferMappings()).toBe(maps);
   });
@@ -254,7 +254,7 @@ describe('SharedBuffer against a hostile sandboxee', () => {
       });
       expect(result.status, stderr).toBe('OK');
       await tick();
-      expect(openFdCount()).toBe(fds);
+      expect(openFdCount()).toBeLessThanOrEqual(fds); // a leak only adds fds; GC may close an earlier buffer meanwhile
     });
   }
 
@@ -266,7 +266,7 @@ describe('SharedBuffer against a hostile sandboxee', () => {
     });
     expect(result.exitCode).toBe(3); // the sandboxee never saw the executor's mark
     await tick();
-    expect(openFdCount()).toBe(fds);
+    expect(openFdCount()).toBeLessThanOrEqual(fds); // a leak only adds fds; GC may close an earlier buffer meanwhile
   });
 
   it('recvBuffer({ maxSize }) refuses a larger announcement', async () => {

