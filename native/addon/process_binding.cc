@@ -11,6 +11,7 @@
 
 #include "bindings.h"
 #include "errors.h"
+#include "protocol.h"
 
 namespace sbx {
 
@@ -39,7 +40,8 @@ static Napi::Value PidfdGetfd(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), (double)fd);
 }
 
-// spawnForkserver(path, commsFd) -> { pid, pidfd }: starts the forkserver with commsFd as its fd 3,
+// spawnForkserver(path, commsFd) -> { pid, pidfd }: starts the forkserver with commsFd as its
+// SBX_FS_COMMS_FD (protocol.h),
 // /dev/null as stdin and stdout, stderr shared. Native, so the executor needs no child_process
 // (and none of the modules it pulls in) for it.
 static Napi::Value SpawnForkserver(const Napi::CallbackInfo &info) {
@@ -54,13 +56,14 @@ static Napi::Value SpawnForkserver(const Napi::CallbackInfo &info) {
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, devnull, 0);
   posix_spawn_file_actions_adddup2(&fa, devnull, 1);
-  // dup2 onto 3 clears CLOEXEC; when comms already is 3, dup2 is a no-op that would keep it.
-  if (comms == 3) {
+  // dup2 onto SBX_FS_COMMS_FD clears CLOEXEC; when comms already has that number, dup2 is a no-op
+  // that would keep it: go through a spare number.
+  if (comms == SBX_FS_COMMS_FD) {
     posix_spawn_file_actions_adddup2(&fa, comms, 100);
-    posix_spawn_file_actions_adddup2(&fa, 100, 3);
+    posix_spawn_file_actions_adddup2(&fa, 100, SBX_FS_COMMS_FD);
     posix_spawn_file_actions_addclose(&fa, 100);
   } else {
-    posix_spawn_file_actions_adddup2(&fa, comms, 3);
+    posix_spawn_file_actions_adddup2(&fa, comms, SBX_FS_COMMS_FD);
   }
   char *argv[] = {const_cast<char *>("sbx-forkserver"), nullptr};
   // No environment: sandboxees get theirs from the request, and nothing of the executor's

@@ -4,7 +4,7 @@ import * as codec from './codec.js';
 import { acceptAnnounced, type RecvBufferOptions, type SharedBuffer } from './buffer.js';
 import { Decoder, type Message } from './decoder.js';
 import { CommsError } from './errors.js';
-import { native, type NativeErrnoError, type NativeWatcher } from './native.js';
+import { closeQuietly, native, type NativeErrnoError, type NativeWatcher } from './native.js';
 import { DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE, PROTOCOL_VERSION, Tag, tagName } from './tags.js';
 
 export interface CommsOptions {
@@ -327,12 +327,5 @@ function ioError(err: unknown, call: string): CommsError {
   return new CommsError('IO', `Comms: ${e?.message ?? String(err)}`, { cause: err, errno: e?.errno });
 }
 
-function closeQuietly(fd: number): void {
-  try {
-    native().close(fd);
-  } catch {
-    // already closed: nothing to release
-  }
-}
 
 export { tagName };

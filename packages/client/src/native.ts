@@ -107,3 +107,13 @@ export function native(): NativeBinding {
     { cause: lastError },
   );
 }
+
+/** Closes an fd this process owns; a negative fd or one already closed is not an error. */
+export function closeQuietly(fd: number): void {
+  if (fd < 0) return;
+  try {
+    native().close(fd);
+  } catch {
+    // already closed: nothing left to release
+  }
+}

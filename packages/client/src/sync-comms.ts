@@ -3,7 +3,7 @@
 import * as codec from './codec.js';
 import { acceptAnnounced, type RecvBufferOptions, type SharedBuffer } from './buffer.js';
 import { CommsError, type CommsErrorCode } from './errors.js';
-import { native, type NativeErrnoError } from './native.js';
+import { closeQuietly, native, type NativeErrnoError } from './native.js';
 import { DEFAULT_COMMS_FD, DEFAULT_MAX_MESSAGE_SIZE, PROTOCOL_VERSION, Tag, tagName } from './tags.js';
 
 export interface SyncCommsOptions {
@@ -152,10 +152,3 @@ function fromNative(e: NativeErrnoError): CommsError {
   return new CommsError(code, message, { cause: e, errno: e.errno });
 }
 
-function closeQuietly(fd: number): void {
-  try {
-    native().close(fd);
-  } catch {
-    // already closed
-  }
-}

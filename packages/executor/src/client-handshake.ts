@@ -5,7 +5,7 @@
 //   listener (an Fd message) → the monitor watches it → GO.
 // docs/wire-protocol.md has the byte layout. A sandboxee that never calls it just runs.
 import { Comms, CommsError, ClientTag, CLIENT_HELLO_SIZE, CLIENT_NO_FD, CLIENT_PROTOCOL_VERSION, DEFAULT_CLIENT_FD, Tag, tagName } from '@sbx/client';
-import { native } from '@sbx/client/internal';
+import { closeQuietly, native } from '@sbx/client/internal';
 import { compilePolicy } from './policy/compiler.js';
 import type { Policy } from './policy/policy.js';
 
@@ -134,10 +134,3 @@ async function refuse(channel: Comms, reason: string): Promise<void> {
   await channel.sendTLV(ClientTag.Error, Buffer.from(reason, 'utf8')).catch(() => {});
 }
 
-function closeQuietly(fd: number): void {
-  try {
-    native().close(fd);
-  } catch {
-    // already closed
-  }
-}

@@ -2,7 +2,7 @@
 // lazily, once per process, single-threaded C. It clones every sandboxee and reaps it.
 import { Comms, CommsError, Tag, type Message } from '@sbx/client';
 import { native, type NativeWatcher } from '@sbx/client/internal';
-import { ExitedFlag, FS_COMMS_FD, FsTag, Op, type OpList } from './forkserver-protocol.js';
+import { ExitedFlag, FsTag, Op, OpList } from './forkserver-protocol.js';
 import { forkserverPath } from './paths.js';
 
 export interface Spawned {
@@ -100,7 +100,7 @@ export class ForkServer {
   async spawn(ops: OpList): Promise<{ id: bigint; spawned: Spawned }> {
     if (this.dead) throw this.dead;
     const id = this.nextId++;
-    const payload = Buffer.concat([requestIdOp(id), ops.toBuffer()]);
+    const payload = Buffer.concat([new OpList().u64(Op.RequestId, id).toBuffer(), ops.toBuffer()]);
     this.hold();
     try {
       const spawned = new Promise<Spawned>((resolve, reject) => this.pending.set(id, { resolve, reject }));
@@ -209,12 +209,4 @@ export class ForkServer {
     // reaped, its pidfd is closed and the number may be another fd's: never signal through it.)
     if (!this.reaped) native().pidfdSendSignal(this.pidfd, 9);
   }
-}
-
-function requestIdOp(id: bigint): Buffer {
-  const b = Buffer.allocUnsafe(20);
-  b.writeUInt32LE(Op.RequestId, 0);
-  b.writeBigUInt64LE(8n, 4);
-  b.writeBigUInt64LE(id, 12);
-  return b;
 }

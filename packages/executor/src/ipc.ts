@@ -1,7 +1,7 @@
 // ipc.ts: the fds a sandboxee gets (Sandbox2's IPC): mapped fds, socketpairs whose far end it
 // receives, and the Comms channel at fd 1023.
 import { Comms, DEFAULT_COMMS_FD, type CommsOptions } from '@sbx/client';
-import { native } from '@sbx/client/internal';
+import { closeQuietly, native } from '@sbx/client/internal';
 
 export interface FdMapping {
   /** The executor's fd (borrowed until the sandbox starts: the forkserver gets a copy). */
@@ -72,11 +72,7 @@ export class Ipc {
   releaseOwned(): void {
     for (const m of this.mappings.values()) {
       if (m.owned) {
-        try {
-          native().close(m.local);
-        } catch {
-          // already closed
-        }
+        closeQuietly(m.local);
         m.owned = false;
       }
     }

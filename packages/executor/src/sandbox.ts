@@ -1,9 +1,9 @@
 // sandbox.ts: runs an Executor under a policy (Sandbox2's Sandbox2 class). run() resolves to a
 // Result value; it rejects only when the SDK itself fails (bad arguments, no forkserver).
-import { openSync, closeSync, createReadStream, createWriteStream, type ReadStream, type WriteStream } from 'node:fs';
+import { openSync, createReadStream, createWriteStream, type ReadStream, type WriteStream } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import { Comms, CommsError, Tag } from '@sbx/client';
-import { native, type MonitorEvent } from '@sbx/client/internal';
+import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
 import { Executor } from './executor.js';
 import { CloneFlag, EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from './forkserver-protocol.js';
 import { ForkServer, ForkServerError, type Exited } from './forkserver.js';
@@ -458,11 +458,3 @@ function errnoName(errno: number): string {
   }
 }
 
-function closeQuietly(fd: number): void {
-  if (fd < 0) return;
-  try {
-    closeSync(fd);
-  } catch {
-    // already closed
-  }
-}
