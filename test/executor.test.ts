@@ -6,7 +6,7 @@ import { writeFileSync, mkdtempSync, rmSync, readFileSync, closeSync, chmodSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, afterAll } from 'vitest';
-import { Executor, Sandbox, PolicyBuilder, Result } from '@sbx/executor';
+import { Executor, Sandbox, PolicyBuilder, Result, ARG_32, JNE, ALLOW, LABEL } from '@sbx/executor';
 import { native } from '@sbx/client/internal';
 import { isolationPolicy, openFdCount, processesWith, repoRoot, runCaptured, sh, tick } from './helpers.js';
 
@@ -284,6 +284,18 @@ describe('Bad input', () => {
     expect(() => new Executor('/bin/true', [], { limits: { bogus: 1 } as never })).toThrow(/unknown option "bogus"/);
     expect(() => new Executor('/bin/true', [], { cwd: 'relative' })).toThrow(/cwd/);
     expect(() => new Executor('/bin/true', [], { nonsense: true } as never)).toThrow(/unknown option "nonsense"/);
+  });
+
+  it('a policy that cannot compile (over 4096 instructions) is a clear error and leaves no fd', async () => {
+    await runCaptured(['/bin/true']); // the forkserver and monitor are up: only this run's fds count
+    const before = openFdCount();
+    const b = new PolicyBuilder();
+    // 2,000 distinct arg rules cannot fit in the kernel's 4096 instructions.
+    for (let i = 0; i < 2000; i++) b.addPolicyOnSyscall('write', [ARG_32(0), JNE(i, `n${i}`), ALLOW, LABEL(`n${i}`)]);
+    const sandbox = new Sandbox(new Executor('/bin/true', ['/bin/true'], { stdio: 'ignore' }), b.build());
+    await expect(sandbox.run()).rejects.toThrow(/4096/);
+    await tick(50);
+    expect(openFdCount()).toBeLessThanOrEqual(before);
   });
 
   it('an executor runs once', async () => {

@@ -183,16 +183,21 @@ export class Sandbox {
       // The policy, installed right before execveat; or, in sandbox-me-here mode, served to the
       // sandboxee's Client.sandboxMeHere() on the handshake socket (client-handshake.ts)
       let client: PreparedClientHandshake | null = null;
-      if (ex.enableSandboxBeforeExec) {
-        // Without user notification (old kernel, or monitor: 'kill') violations are KILL_PROCESS:
-        // the target dies of SIGSYS and the Result says what is known.
-        this.monitored = ex.monitor === 'unotify' && userNotifAvailable();
-        ops.raw(Op.Seccomp, compileFilter(this.policy, { monitor: this.monitored, execFd: EXEC_FD_TARGET }));
-        if (this.monitored) ops.u32(Op.SeccompFlags, SeccompFlag.Listener);
-      } else {
-        client = prepareClientHandshake(this.policy);
-        closeAfterSpawn.push(client.theirs);
-        ops.fd(CLIENT_FD, client.theirs);
+      try {
+        if (ex.enableSandboxBeforeExec) {
+          // Without user notification (old kernel, or monitor: 'kill') violations are KILL_PROCESS:
+          // the target dies of SIGSYS and the Result says what is known.
+          this.monitored = ex.monitor === 'unotify' && userNotifAvailable();
+          ops.raw(Op.Seccomp, compileFilter(this.policy, { monitor: this.monitored, execFd: EXEC_FD_TARGET }));
+          if (this.monitored) ops.u32(Op.SeccompFlags, SeccompFlag.Listener);
+        } else {
+          client = prepareClientHandshake(this.policy);
+          closeAfterSpawn.push(client.theirs);
+          ops.fd(CLIENT_FD, client.theirs);
+        }
+      } catch (err) {
+        setup.close(); // a policy that does not compile must not leave the setup channel open
+        throw err;
       }
 
       const fs = ForkServer.shared();
