@@ -29,13 +29,6 @@
 #include "client_internal.h"
 #include "sbx/client.h"
 
-#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
-#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
-#endif
-#ifndef SECCOMP_FILTER_FLAG_TSYNC_ESRCH
-#define SECCOMP_FILTER_FLAG_TSYNC_ESRCH (1UL << 4)
-#endif
-
 enum client_state { STATE_IDLE = 0, STATE_BUSY, STATE_FILTERED, STATE_SANDBOXED };
 
 static int g_state = STATE_IDLE;

@@ -2,6 +2,16 @@
 #ifndef SBX_CLIENT_INTERNAL_H
 #define SBX_CLIENT_INTERNAL_H
 
+#include <linux/seccomp.h>
+
+/* Debian 12's headers predate these flags (Linux 5.0 and 5.7). */
+#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+#endif
+#ifndef SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+#define SECCOMP_FILTER_FLAG_TSYNC_ESRCH (1UL << 4)
+#endif
+
 /* The lowest free fd number (what the next new fd gets), or -errno. `any_open_fd` is borrowed. */
 int sbx_client_lowest_free_fd(int any_open_fd);
 

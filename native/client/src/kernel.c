@@ -15,13 +15,6 @@
 #include "client_internal.h"
 #include "sbx/client.h"
 
-#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
-#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
-#endif
-#ifndef SECCOMP_FILTER_FLAG_TSYNC_ESRCH
-#define SECCOMP_FILTER_FLAG_TSYNC_ESRCH (1UL << 4)
-#endif
-
 /* The kernel checks the flags before it reads the program: with a NULL program, EFAULT means
  * "these flags are fine" and EINVAL "unknown or not allowed together". Nothing is installed. */
 static bool flags_known(unsigned long flags) {
