@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { processesWith, repoRoot } from './helpers.js';
 
 const sbxBin = join(repoRoot, 'packages', 'executor', 'bin', 'sbx.js');
@@ -128,5 +128,72 @@ describe('sbx doctor', () => {
     for (const name of ['user namespaces', 'seccomp user notification', 'pidfd', 'Landlock']) expect(r.stdout).toContain(name);
     const json = JSON.parse(sbx(['doctor', '--json']).stdout);
     expect(json.find((c: { name: string }) => c.name === 'Landlock').ok).toBe(true);
+  });
+});
+
+describe('sbx policy and run --policy', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-cli-policy-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const write = (name: string, content: unknown) => {
+    const p = join(dir, name);
+    writeFileSync(p, JSON.stringify(content));
+    return p;
+  };
+  const echo = write('echo.json', { presets: ['dynamic-startup'], allow: ['write', 'exit_group'] });
+  const bad = write('bad.json', { alow: ['read'], allow: ['wirte', 7], errno: { uname: 'EPRM' }, files: [{ path: 'etc/passwd' }], network: { mode: 'rules', allow: ['10.0.0.0/33'] } });
+
+  it('check: a good file exits 0 and counts its rules and mounts', () => {
+    const r = sbx(['policy', 'check', echo]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ok: \d+ syscall rules, 0 mounts\n$/);
+  });
+
+  it('check: a bad file exits 2 and lists every problem', () => {
+    const schema = sbx(['policy', 'check', bad]);
+    expect(schema.code).toBe(2);
+    expect(schema.stderr).toContain(`${bad}: unknown key "alow" at /`);
+    expect(schema.stderr).toContain(`${bad}: /allow/1: must be string`);
+    const built = write('bad2.json', { allow: ['wirte'], errno: { uname: 'EPRM' }, files: [{ path: 'etc/passwd' }], network: { mode: 'rules', allow: ['10.0.0.0/33'] } });
+    const r = sbx(['policy', 'check', built]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/4 problems/);
+    expect(r.stderr).toContain('unknown syscall "wirte" on x86_64 (did you mean write');
+    expect(r.stderr).toContain('unknown errno name "EPRM"');
+    expect(r.stderr).toContain('"etc/passwd" must be absolute');
+    expect(r.stderr).toContain('allowIPv4("10.0.0.0/33")');
+    expect(sbx(['policy', 'check', join(dir, 'missing.json')]).code).toBe(2);
+    expect(sbx(['policy', 'frobnicate', echo]).code).toBe(2);
+  });
+
+  it('explain names every allowed syscall; --json gives the same as data', () => {
+    const small = write('small.json', { allow: ['write', 'exit_group'], errno: { uname: 'EPERM' } });
+    const r = sbx(['policy', 'explain', small]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/\(write\)/);
+    expect(r.stdout).toMatch(/\(exit_group\)/);
+    expect(r.stdout).toContain('allowed (2): exit_group write');
+    expect(r.stdout).toContain('errno (1): uname=EPERM');
+    const j = sbx(['policy', 'explain', small, '--json']);
+    expect(j.code).toBe(0);
+    const data = JSON.parse(j.stdout);
+    expect(data).toMatchObject({ allowed: ['exit_group', 'write'], errno: { uname: 'EPERM' }, default: 'kill', mounts: [], network: { mode: 'none' } });
+    expect(data.instructions.length).toBeGreaterThan(5);
+    expect(data.instructions.join('\n')).toMatch(/\(write\)/);
+  });
+
+  it('run --policy FILE: the file is the policy; a syscall outside it is a violation', () => {
+    expect(sbx(['run', '--policy', echo, '--', '/bin/echo', 'hi'])).toMatchObject({ code: 0, stdout: 'hi\n' });
+    const denied = sbx(['run', '--policy', echo, '--', '/bin/ls', '/']);
+    expect(denied.code).toBe(159);
+    expect(denied.stderr).toMatch(/VIOLATION/);
+    // --errno still comes first
+    const uname = write('uname.json', { presets: ['dynamic-startup'], allow: ['write', 'exit_group', 'uname'] });
+    const u = sbx(['run', '--policy', uname, '--errno', 'uname=EPERM', '--', '/bin/uname']);
+    expect(u.code).not.toBe(0);
+    expect(u.code).not.toBe(159);
+    expect(u.stderr).toMatch(/Operation not permitted/);
+    const b = sbx(['run', '--policy', bad, '--', '/bin/echo', 'hi']);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain('unknown key "alow" at /');
   });
 });

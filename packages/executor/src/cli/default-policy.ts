@@ -3,6 +3,8 @@
 // on a read-only view of the system directories; no network unless --net says so.
 import { existsSync, lstatSync } from 'node:fs';
 import { PolicyBuilder } from '../policy/policy-builder.js';
+import type * as PolicyFileModule from '../policy-file.js';
+import { PolicyError } from '../policy/errors.js';
 import type { Policy } from '../policy/policy.js';
 
 export interface RunPolicyOptions {
@@ -11,6 +13,8 @@ export interface RunPolicyOptions {
   mounts: Array<{ outside: string; inside: string; writable: boolean }>;
   tmpfs: Array<{ inside: string; sizeBytes: number }>;
   network: RunNetwork;
+  /** --policy FILE: the file is the policy (filePolicy), the flags add to it. */
+  policyFile?: string;
 }
 
 /** --net: none (default), host, or rules (allow=/deny=/dns=/unix=). */
@@ -78,8 +82,39 @@ export function defaultPolicy(binary: string, o: RunPolicyOptions): Policy {
   }
   // A binary inside the bound system directories finds its interpreter and libraries there.
   if (!SYSTEM_DIRS.some((d) => binary.startsWith(`${d}/`) && existsSync(d))) b.addLibrariesForBinary(binary);
+  addNetwork(b, o.network);
+  return b.build();
+}
+
+/**
+ * `sbx run --policy FILE`: the file is the policy, plus CMD's interpreter and libraries (unless
+ * the file lists librariesFor or binds a directory CMD is in); --errno and --allow come first (the
+ * first rule on a syscall wins), --mount, --tmpfs and --net add to it. `pf` is the policy-file
+ * module, which the caller imports only when --policy is given (ajv costs ~20 ms to load).
+ */
+export function filePolicy(binary: string, o: RunPolicyOptions, pf: typeof PolicyFileModule): Policy {
+  const { readPolicyFile, applyPolicyFile } = pf;
+  const { doc, prefix } = readPolicyFile(o.policyFile!);
+  const b = new PolicyBuilder();
+  for (const [name, errno] of o.errno) b.blockSyscallWithErrno(name, errno);
+  for (const name of o.allow) b.allowSyscall(name);
+  const problems = applyPolicyFile(doc, b, prefix);
+  if (problems.length) throw new PolicyError('INVALID_POLICY', problems);
+  for (const t of o.tmpfs) b.addTmpfs(t.inside, { sizeBytes: t.sizeBytes });
+  for (const m of o.mounts) {
+    const dir = lstatSync(m.outside, { throwIfNoEntry: false })?.isDirectory() ?? true;
+    if (dir) b.addDirectoryAt(m.outside, m.inside, { writable: m.writable });
+    else b.addFileAt(m.outside, m.inside, { writable: m.writable });
+  }
+  const dirs = (doc.directories ?? []).map((d) => d.inside ?? d.path);
+  if (doc.librariesFor === undefined && !dirs.some((d) => binary.startsWith(d.endsWith('/') ? d : `${d}/`))) b.addLibrariesForBinary(binary);
+  if (o.network.resolvConf) b.addFileAt(o.network.resolvConf, '/etc/resolv.conf');
+  addNetwork(b, o.network);
+  return b.build();
+}
+
+function addNetwork(b: PolicyBuilder, net: RunNetwork): void {
   // A network other than none: the calls a client makes (socket for unix/IPv4/IPv6, connect, ...).
-  const net = o.network;
   if (net.mode !== 'none') b.allowNetworkClient();
   if (net.mode === 'host') b.allowUnrestrictedNetworking();
   const family = (cidr: string): 4 | 6 => (cidr.includes(':') ? 6 : 4);
@@ -87,7 +122,6 @@ export function defaultPolicy(binary: string, o: RunPolicyOptions): Policy {
   for (const [cidr, port] of net.deny) (family(cidr) === 4 ? b.denyIPv4(cidr, port) : b.denyIPv6(cidr, port));
   if (net.dns.length) b.allowDns(net.dns);
   for (const p of net.unix) b.allowUnixSocket(p);
-  return b.build();
 }
 
 function addPath(b: PolicyBuilder, p: string): void {

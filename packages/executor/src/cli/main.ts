@@ -5,6 +5,7 @@ const USAGE = `Usage: sbx <command> [options]
 
 Commands:
   run [options] -- CMD [ARGS]   run a program in a sandbox (sbx run --help)
+  policy check|explain FILE     validate a policy file, or show what it compiles to (sbx policy --help)
   doctor                        report what this host allows (namespaces, seccomp, Landlock...)
   help                          this text
 
@@ -17,6 +18,9 @@ export async function main(argv: string[]): Promise<void> {
     switch (command) {
       case 'run':
         process.exitCode = await (await import('./run.js')).run(rest);
+        break;
+      case 'policy':
+        process.exitCode = await (await import('./policy.js')).policy(rest);
         break;
       case 'doctor':
         process.exitCode = await (await import('./doctor.js')).doctor(rest);

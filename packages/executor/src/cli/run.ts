@@ -12,7 +12,7 @@ import { ForkServer } from '../forkserver.js';
 import { PolicyError } from '../policy/errors.js';
 import type { Result } from '../result.js';
 import { ExitCode } from './exit-codes.js';
-import { defaultPolicy, type RunNetwork, type RunPolicyOptions } from './default-policy.js';
+import { defaultPolicy, filePolicy, type RunNetwork, type RunPolicyOptions } from './default-policy.js';
 import { parseIpAddress } from '../policy/network.js';
 
 export const RUN_HELP = `Usage: sbx run [options] -- CMD [ARGS...]
@@ -22,6 +22,12 @@ view of /usr, /lib*, /bin, /sbin and the few /etc files dynamic programs need; a
 a seccomp policy for ordinary command-line programs; no network. Stdio passes through.
 
 Options:
+  --policy FILE                  use the policy file FILE instead of the default policy (format:
+                                 docs/policy-guide.md "Policy files"; check it with sbx policy
+                                 check FILE). The file is the whole policy, plus CMD's interpreter
+                                 and libraries unless the file lists librariesFor or mounts the
+                                 directory CMD is in; --allow, --errno, --mount, --tmpfs and
+                                 --net still add to it (no automatic /tmp, /proc or /etc files)
   --allow SYSCALL[,SYSCALL...]   also allow these syscalls (repeatable)
   --errno SYSCALL=ERRNO          make SYSCALL fail with ERRNO (e.g. uname=EPERM; repeatable)
   --mount SRC[:DST][:rw]         bind SRC at DST (default SRC), read-only unless :rw (repeatable)
@@ -49,6 +55,7 @@ Exit code: CMD's own when it exits normally; 124 timeout, 126 setup error, 137 k
 159 policy violation, 128+N killed by signal N, 125 sbx failed, 2 bad usage.`;
 
 const options = {
+  policy: { type: 'string' },
   allow: { type: 'string', multiple: true },
   errno: { type: 'string', multiple: true },
   mount: { type: 'string', multiple: true },
@@ -107,6 +114,7 @@ export async function run(argv: string[]): Promise<number> {
     mounts: (values.mount ?? []).map(parseMount),
     tmpfs: (values.tmpfs ?? []).map(parseTmpfs),
     network: parseNet(values.net ?? []),
+    ...(values.policy !== undefined ? { policyFile: values.policy } : {}),
   };
   // dns=IP: a resolv.conf naming the resolvers, bound at /etc/resolv.conf for the run.
   let resolvDir: string | null = null;
@@ -146,11 +154,12 @@ async function runWith(
   }
   // The forkserver starts while the policy is built.
   ForkServer.shared();
+  const policyFileModule = policyOptions.policyFile !== undefined ? await import('../policy-file.js') : undefined;
   let policy;
   try {
-    policy = defaultPolicy(executor.path, policyOptions);
+    policy = policyFileModule ? filePolicy(executor.path, policyOptions, policyFileModule) : defaultPolicy(executor.path, policyOptions);
   } catch (err) {
-    // Every problem here comes from the flags (--allow, --errno, --mount...): a usage error.
+    // Every problem here comes from the flags (--allow, --errno, --mount, --policy...): a usage error.
     if (err instanceof PolicyError) throw new UsageError(err.message);
     throw err;
   }

@@ -1,0 +1,108 @@
+// policy-file-schema.ts: the JSON Schema (draft-07) of sbx policy files. The same schema is
+// committed as packages/executor/policy.schema.json for editors; a test keeps the two equal.
+
+const absPath = { type: 'string', minLength: 1, description: 'An absolute path.' } as const;
+const errno = {
+  type: ['string', 'integer'],
+  pattern: '^E[A-Z0-9]+$',
+  minimum: 1,
+  maximum: 4095,
+  description: 'An errno name such as "EPERM", or its number (1..4095).',
+} as const;
+const bind = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['path'],
+  properties: {
+    path: { ...absPath, description: 'The host path (absolute).' },
+    inside: { ...absPath, description: 'Where it appears inside the sandbox (default: the same path).' },
+    writable: { type: 'boolean', description: 'Mount read-write (default read-only).' },
+  },
+} as const;
+
+export const PRESET_NAMES = [
+  'dynamic-startup',
+  'static-startup',
+  'system-malloc',
+  'read',
+  'write',
+  'open',
+  'stat',
+  'access',
+  'exit',
+  'time',
+  'sleep',
+  'get-ids',
+  'get-pids',
+  'futex',
+  'mmap',
+  'safe-fcntl',
+  'node-runtime',
+  'network-client',
+] as const;
+
+export const POLICY_FILE_SCHEMA = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  title: 'sbx policy file',
+  description: 'A sandbox policy: syscall rules, the filesystem view and the network. See docs/policy-guide.md, "Policy files".',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    $schema: { type: 'string' },
+    presets: {
+      type: 'array',
+      description: 'PolicyBuilder presets by name (allowDynamicStartup is "dynamic-startup", ...).',
+      items: { type: 'string', enum: [...PRESET_NAMES] },
+    },
+    allow: { type: 'array', description: 'Syscalls allowed unconditionally.', items: { type: 'string', minLength: 1 } },
+    errno: {
+      type: 'object',
+      description: 'Syscalls that fail with an errno instead of running, e.g. {"uname": "EPERM"}.',
+      additionalProperties: errno,
+    },
+    default: {
+      description: 'What every other syscall gets: "kill" (default; a violation), "allow", "log", or {"errno": ...}.',
+      type: ['string', 'object'],
+      if: { type: 'string' },
+      then: { enum: ['kill', 'allow', 'log'] },
+      else: { additionalProperties: false, required: ['errno'], properties: { errno } },
+    },
+    files: { type: 'array', description: 'Host files bound into the sandbox.', items: bind },
+    directories: { type: 'array', description: 'Host directories bound into the sandbox.', items: bind },
+    tmpfs: {
+      type: 'array',
+      description: 'Empty tmpfs mounts.',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['path'],
+        properties: {
+          path: { ...absPath, description: 'Where the tmpfs appears inside the sandbox.' },
+          size: {
+            type: ['string', 'integer'],
+            pattern: '^[0-9]+[kKmMgGtT]?$',
+            minimum: 0,
+            description: 'Size limit: bytes, or "64K", "64M", "1G" (default: the kernel default).',
+          },
+        },
+      },
+    },
+    librariesFor: {
+      type: 'array',
+      description: 'Binaries whose interpreter and shared libraries are bound read-only at their host paths.',
+      items: absPath,
+    },
+    network: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['mode'],
+      properties: {
+        mode: { enum: ['none', 'host', 'rules'], description: 'none: no network (default); host: the host network; rules: the lists below.' },
+        allow: { type: 'array', items: { type: 'string' }, description: 'CIDR[:PORT]: "10.0.0.0/8:443", "[2001:db8::/32]:443".' },
+        deny: { type: 'array', items: { type: 'string' }, description: 'CIDR[:PORT]; a deny wins over every allow.' },
+        dns: { type: 'array', items: { type: 'string' }, description: 'Resolver addresses reachable on port 53 even in denied networks.' },
+        unix: { type: 'array', items: { type: 'string' }, description: 'Unix socket paths the sandboxee may connect to.' },
+      },
+    },
+  },
+} as const;
