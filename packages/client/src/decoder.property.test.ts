@@ -19,21 +19,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Decoder, type Message } from './decoder.js';
 import { CommsError } from './errors.js';
 import { HEADER_SIZE, Tag } from './tags.js';
-
-/** mulberry32: a tiny deterministic PRNG. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number): number => Math.floor(next() * n);
-  return { next, int, pick: <T>(xs: readonly T[]): T => xs[int(xs.length)]!, chance: (p: number): boolean => next() < p };
-}
-type Rng = ReturnType<typeof rng>;
+import { rng, type Rng } from '../../../test/prng.js';
 
 interface Segment {
   bytes: Buffer;

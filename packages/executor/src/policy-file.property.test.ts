@@ -16,21 +16,7 @@ import { compilePolicy } from './policy/compiler.js';
 import { evaluate } from './policy/evaluator.js';
 import { syscallNumber } from './policy/syscalls.js';
 import { loadPolicyFile } from './policy-file.js';
-
-/** mulberry32: a tiny deterministic PRNG. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number): number => Math.floor(next() * n);
-  return { next, int, pick: <T>(xs: readonly T[]): T => xs[int(xs.length)]!, chance: (p: number): boolean => next() < p };
-}
-type Rng = ReturnType<typeof rng>;
+import { rng, type Rng } from '../../../test/prng.js';
 
 const SYSCALLS = ['read', 'write', 'openat', 'close', 'fstat', 'lseek', 'getpid', 'uname', 'sysinfo', 'getcwd', 'nanosleep', 'getrandom', 'dup', 'pipe2', 'getuid'];
 const ERRNOS = ['EPERM', 'EACCES', 'ENOSYS', 'EINVAL', 5, 13];

@@ -78,28 +78,7 @@ import type { Policy } from './policy.js';
 import { PolicyBuilder } from './policy-builder.js';
 import { SYSCALL_TABLES } from './syscalls.js';
 import type { Arch } from './syscalls.js';
-
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number): number => Math.floor(next() * n);
-  const u32 = (): number => int(0x10000) * 0x10000 + int(0x10000);
-  return {
-    next,
-    int,
-    u32,
-    u64: (): bigint => (BigInt(u32()) << 32n) | BigInt(u32()),
-    pick: <T>(xs: readonly T[]): T => xs[int(xs.length)]!,
-    chance: (p: number): boolean => next() < p,
-  };
-}
-type Rng = ReturnType<typeof rng>;
+import { rng, type Rng } from '../../../../test/prng.js';
 
 const M64 = 0xffffffffffffffffn;
 const EDGES: bigint[] = [0n, 1n, 2n, 0x7fn, 0x80n, 0xffn, 0x1000n, 0x7fffffffn, 0x80000000n, 0xffffffffn, 0x100000000n, 0x100000001n, 0x7fffffffffffffffn, 0x8000000000000000n, M64];

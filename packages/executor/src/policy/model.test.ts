@@ -33,18 +33,7 @@ import type { Policy } from './policy.js';
 import { PolicyBuilder } from './policy-builder.js';
 import { SYSCALL_TABLES } from './syscalls.js';
 import type { Arch } from './syscalls.js';
-
-/** mulberry32: a small deterministic PRNG so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { random as rng } from '../../../../test/prng.js';
 
 const VALUES: bigint[] = [0n, 1n, 2n, 3n, 8n, 0x1000n, 0x5412n, 0x541cn, 0xffffffffn, 0x100000000n, 0x100000001n, 0x7e020080n, 0x80n, 0xffffffffffffffffn, 0x5b78ec00n, 1022n];
 

@@ -13,6 +13,7 @@ import { ALWAYS_DENIED } from './denials.js';
 import { evaluate, validateProgram } from './evaluator.js';
 import { PolicyBuilder } from './policy-builder.js';
 import { SYSCALL_TABLES } from './syscalls.js';
+import { random as rng } from '../../../../test/prng.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const nativeDir = resolve(here, '..', '..', '..', '..', 'native');
@@ -25,17 +26,6 @@ const candidates = [
   '/tmp/sbx-native-build/testcases/seccomp_oracle',
 ].filter((p): p is string => !!p);
 const oracle = candidates.find((p) => existsSync(p));
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface OracleRules {
   text: string;
