@@ -270,6 +270,15 @@ describe('what the monitor carries out for the sandboxee', () => {
     expect(result.status).toBe('OK');
     expect(stdout).toBe('listen: sandbox 0\nlisten: host errno EINVAL\n');
   });
+
+  it("bind works on the sandbox's own sockets, never on one of the host (a failed connect leaves it unbound), and a path is a violation", async () => {
+    const port = await freePort();
+    const { result, stdout } = await runClient(['bind', '127.0.0.1', port], (b) => b.allowIPv4('127.0.0.1', port));
+    expect(stdout).toBe(`bind: sandbox 0\nbind: connect ECONNREFUSED, socket of the host 1\nbind: host errno EINVAL\n`);
+    expect(result.status).toBe('VIOLATION');
+    expect(result.violation).toMatchObject({ kind: 'network', syscall: 'bind' });
+    expect(result.violation?.address).toBe('unix:/tmp/sbx-bind-probe');
+  });
 });
 
 describe('blocking connects that take time', () => {

@@ -347,6 +347,7 @@ uint32_t NetBitOf(int nr) {
     case __NR_sendmsg: return kNetSendmsg;
     case __NR_sendmmsg: return kNetSendmmsg;
     case __NR_listen: return kNetListen;
+    case __NR_bind: return kNetBind;
     default: return 0;
   }
 }
@@ -529,6 +530,7 @@ NetOutcome NetProxy::Handle(int listener, const struct seccomp_notif &req, NetDe
   switch (NetBitOf(req.data.nr)) {
     case kNetConnect: return Connect(c);
     case kNetListen: return Listen(c);
+    case kNetBind: return Bind(c);
     case kNetSendto:
     case kNetSendmsg:
     case kNetSendmmsg: return Send(c);
@@ -558,6 +560,37 @@ NetOutcome NetProxy::Listen(Call &c) {
   // A socket of the host never listens: the sandboxee must not serve the host's network.
   if (c.host) return c.Answer(-EINVAL);
   return c.Answer(listen(c.sock.fd, (int)c.req.data.args[1]) == 0 ? 0 : -errno);
+}
+
+NetOutcome NetProxy::Bind(Call &c) {
+  // A socket of the host never binds: its port would be the host's (a TCP socket the monitor
+  // handed in for a connect that failed is unbound again and would take any host port).
+  if (c.host) return c.Answer(-EINVAL);
+  const auto &d = c.req.data;
+  int len = (int)(uint32_t)d.args[2];
+  if (len < (int)sizeof(sa_family_t) || (size_t)len > kMaxAddr) return c.Answer(-EINVAL);
+  alignas(8) uint8_t sa[kMaxAddr];
+  memset(sa, 0, sizeof sa);
+  if (!ReadMem(c.tid, d.args[1], sa, (size_t)len)) return c.Valid() ? c.Answer(-EFAULT) : NetOutcome::kAnswered;
+  if (!c.Valid()) return NetOutcome::kAnswered;
+  uint16_t fam;
+  memcpy(&fam, sa, sizeof fam);
+  if (fam == AF_UNIX && c.domain == AF_UNIX && (size_t)len > offsetof(struct sockaddr_un, sun_path) &&
+      sa[offsetof(struct sockaddr_un, sun_path)] != '\0') {
+    // A path is looked up in the caller's filesystem view, which the monitor does not share, and
+    // letting the kernel run the call (CONTINUE) would re-read the fd and the address after the
+    // check: a racing thread could put a host socket there.
+    std::string path;
+    bool abstract = false;
+    ParseUnix(sa, (size_t)len, &path, &abstract);
+    char shown[160];
+    UnixDisplay(path, abstract, shown, sizeof shown);
+    return Deny(c, shown, -2, "binding a unix socket to a path is not supported under network rules");
+  }
+  // The sandbox's own socket (its namespace): bound here, on the object that was checked, with
+  // the address copied once. An abstract or unnamed unix address, netlink and IP all name
+  // something in the socket's own namespace.
+  return c.Answer(bind(c.sock.fd, reinterpret_cast<struct sockaddr *>(sa), (socklen_t)len) == 0 ? 0 : -errno);
 }
 
 NetOutcome NetProxy::Connect(Call &c) {

@@ -12,7 +12,7 @@
 namespace sbx {
 
 // Bits of the syscalls the monitor decides (packages/executor/src/policy/network.ts NET_SYSCALL_BITS).
-enum NetBit : uint32_t { kNetConnect = 1, kNetSendto = 2, kNetSendmsg = 4, kNetSendmmsg = 8, kNetListen = 16 };
+enum NetBit : uint32_t { kNetConnect = 1, kNetSendto = 2, kNetSendmsg = 4, kNetSendmmsg = 8, kNetListen = 16, kNetBind = 32 };
 // Also in the syscall mask: the policy lets the sandboxee exec (execve/execveat), so a socket put in
 // place keeps the close-on-exec flag of the fd it replaces (read from /proc; skipped otherwise).
 constexpr uint32_t kNetExecAllowed = 1u << 31;
@@ -89,6 +89,7 @@ class NetProxy {
   struct Call;
   NetOutcome Connect(Call &c);
   NetOutcome Listen(Call &c);
+  NetOutcome Bind(Call &c);
   NetOutcome Send(Call &c);
   NetOutcome Deny(Call &c, const char *address, int rule, const char *reason);
   struct SendArgs;

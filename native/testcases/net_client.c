@@ -347,6 +347,44 @@ static int listen_probe(const char *host, int port) {
   return 0;
 }
 
+/* Whether a socket lives in another network namespace than a fresh one (the host's, handed in). */
+static int in_host_netns(int s) {
+  unsigned long long a = 0, b = 0;
+  socklen_t la = sizeof a, lb = sizeof b;
+  int fresh = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int r = getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &a, &la) == 0 &&
+          getsockopt(fresh, SOL_SOCKET, SO_NETNS_COOKIE, &b, &lb) == 0 && a != b;
+  close(fresh);
+  return r;
+}
+
+/* bind(): the sandbox's own socket binds; a socket of the host whose connect failed (so it is
+ * unbound again) does not, and neither does a path. `port` is an allowed port nothing listens on. */
+static int bind_probe(const char *host, int port) {
+  struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  int a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (a < 0) return fail("socket");
+  report("sandbox", bind(a, (struct sockaddr *)&lo, sizeof lo));
+  struct sockaddr_storage ss;
+  socklen_t len = make_addr(host, port, &ss);
+  int s = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (connect(s, (struct sockaddr *)&ss, len) == 0 || errno != EINPROGRESS) return fail("connect");
+  struct pollfd p = {s, POLLOUT, 0};
+  if (poll(&p, 1, 5000) != 1) return fail("poll");
+  int err = 0;
+  socklen_t el = sizeof err;
+  getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &el);
+  printf("%s: connect %s, socket of the host %d\n", mode, err ? strerrorname_np(err) : "ok", in_host_netns(s));
+  report("host", bind(s, (struct sockaddr *)&lo, sizeof lo));
+  fflush(stdout); /* the path bind below is a violation: the sandbox ends there */
+  struct sockaddr_un un = {.sun_family = AF_UNIX};
+  snprintf(un.sun_path, sizeof un.sun_path, "/tmp/sbx-bind-probe");
+  int u = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  report("path", bind(u, (struct sockaddr *)&un, sizeof un));
+  fflush(stdout);
+  return 0;
+}
+
 static int serve(const char *host, int port, int backlog, int delay_ms) {
   struct sockaddr_storage ss;
   socklen_t len = make_addr(host, port, &ss);
@@ -396,6 +434,7 @@ int main(int argc, char **argv) {
   if (!strcmp(mode, "scm")) return scm();
   if (!strcmp(mode, "bad")) return bad(host, port);
   if (!strcmp(mode, "listen")) return listen_probe(host, port);
+  if (!strcmp(mode, "bind")) return bind_probe(host, port);
   if (!strcmp(mode, "serve")) return serve(host, port, 128, 0);
   if (!strcmp(mode, "hold") && argc > 4) return serve(host, port, 0, atoi(argv[4]));
   if (!strcmp(mode, "timeout") && argc > 4) {

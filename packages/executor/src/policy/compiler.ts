@@ -91,7 +91,7 @@ export const NOTIFY_DATA = Object.freeze({
   ARCH_VIOLATION: 3,
   /** defaultAction('notify'): learning mode. */
   DEFAULT: 4,
-  /** Network rules: an allowed connect/sendto-with-address/sendmsg/sendmmsg/listen; the monitor decides (networkSyscalls()). */
+  /** Network rules: an allowed connect/sendto-with-address/sendmsg/sendmmsg/listen/bind; the monitor decides (networkSyscalls()). */
   NETWORK: 5,
 });
 
@@ -276,7 +276,7 @@ const EACCES = 13;
 
 /** A syscall the monitor decides under network rules; flagsArg/addrArg where the call has them. */
 export interface NetworkSyscall {
-  readonly name: 'connect' | 'sendto' | 'sendmsg' | 'sendmmsg' | 'listen';
+  readonly name: 'connect' | 'sendto' | 'sendmsg' | 'sendmmsg' | 'listen' | 'bind';
   /** Bit in the monitor's table (network.ts NET_SYSCALL_BITS). */
   readonly bit: number;
   /** The argument holding MSG_* flags: MSG_FASTOPEN there is EOPNOTSUPP, before any other rule. */
@@ -291,6 +291,8 @@ const NETWORK_SYSCALLS: readonly NetworkSyscall[] = Object.freeze([
   { name: 'sendmsg', bit: 4, flagsArg: 2 },
   { name: 'sendmmsg', bit: 8, flagsArg: 3 },
   { name: 'listen', bit: 16 },
+  // bind: the monitor binds the sandbox's own sockets itself and refuses the host's.
+  { name: 'bind', bit: 32 },
 ]);
 
 /** The network syscalls by number, for a policy with network rules (empty otherwise). */

@@ -177,11 +177,12 @@ describe('the filter under network rules', () => {
   const rules = (b: PolicyBuilder) => b.allowIPv4('127.0.0.1', 8080);
 
   it('sends the calls the policy runs to the monitor, and only those', () => {
-    const p = rules(x64().allowSyscalls(['connect', 'sendto', 'sendmsg', 'listen']).blockSyscallWithErrno('sendmmsg', 'EPERM')).build();
+    const p = rules(x64().allowSyscalls(['connect', 'sendto', 'sendmsg', 'listen', 'bind']).blockSyscallWithErrno('sendmmsg', 'EPERM')).build();
     const prog = compilePolicy(p, { monitor: true }).program;
     const run = (name: string, args: Array<number | bigint> = []) => evaluate(prog, { nr: nr(name), arch: AUDIT_ARCH_X86_64, args });
     expect(run('connect').ret).toBe(NET_NOTIFY);
     expect(run('listen').ret).toBe(NET_NOTIFY);
+    expect(run('bind').ret).toBe(NET_NOTIFY);
     expect(run('sendmsg').ret).toBe(NET_NOTIFY);
     expect(run('sendmmsg')).toMatchObject({ action: 'ERRNO', data: 1 });
     expect(run('sendto', [3, 0, 4, 0, 0, 0]).ret).toBe(SECCOMP_RET_ALLOW); // no address: the policy's verdict
@@ -189,7 +190,7 @@ describe('the filter under network rules', () => {
     expect(run('sendto', [3, 0, 4, 0, 0x7f0000000000n, 16]).ret).toBe(NET_NOTIFY); // high half only
     expect(run('sendto', [3, 0, 4, MSG_FASTOPEN, 0, 0]).ret).toBe((SECCOMP_RET_ERRNO | 95) >>> 0);
     expect(run('sendmsg', [3, 0, MSG_FASTOPEN | 0x40n]).ret).toBe((SECCOMP_RET_ERRNO | 95) >>> 0);
-    expect(networkDecidedBits(p)).toBe(NET_SYSCALL_BITS.connect | NET_SYSCALL_BITS.sendto | NET_SYSCALL_BITS.sendmsg | NET_SYSCALL_BITS.listen);
+    expect(networkDecidedBits(p)).toBe(NET_SYSCALL_BITS.connect | NET_SYSCALL_BITS.sendto | NET_SYSCALL_BITS.sendmsg | NET_SYSCALL_BITS.listen | NET_SYSCALL_BITS.bind);
     expect(classify(prog, { nr: nr('connect'), arch: AUDIT_ARCH_X86_64 }).kind).toBe('network');
     // A call the policy does not allow stays a violation, and the monitor is told so.
     const q = rules(x64().allowSyscall('sendto')).build();

@@ -263,6 +263,7 @@ export const NET_SYSCALL_BITS = Object.freeze({
   sendmsg: 4,
   sendmmsg: 8,
   listen: 16,
+  bind: 32,
   /** Not a call: the policy lets the sandboxee exec, so injected sockets keep the close-on-exec flag of the fd they replace. */
   execAllowed: 0x80000000,
 });
