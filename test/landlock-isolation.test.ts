@@ -235,6 +235,24 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
     });
   }
 
+  it('the executor dying leaves no survivors either (no cgroup: the init alone)', async () => {
+    const m = `${410}.${process.pid}${Date.now() % 100000}`;
+    const spec = { isolation: 'landlock', cgroup: 'off', argv: ['/bin/sh', '-c', `setsid sh -c "setsid sleep ${m} & sleep ${m} &" ; (sleep ${m} &) ; sleep ${m}`] };
+    const child = spawn(testcase('container_sim'), [process.execPath, fixture, JSON.stringify(spec)], { stdio: 'ignore' });
+    const sleeping = () => processesWith(m).filter((p) => p !== child.pid); // the executor's argv names the marker too
+    try {
+      // The shell (its argv names the marker) and its four sleeps.
+      for (let i = 0; i < 200 && sleeping().length < 5; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(sleeping().length).toBeGreaterThanOrEqual(5);
+      child.kill('SIGKILL');
+      // The forkserver dies of PDEATHSIG, the init gets SIGTERM (its own PDEATHSIG) and ends the tree.
+      for (let i = 0; i < 200 && sleeping().length > 0; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(sleeping()).toEqual([]);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('sbx doctor names the isolation modes this host supports', () => {
     const r = simSbx(['doctor', '--json']);
     const checks = JSON.parse(r.stdout) as Array<{ name: string; ok: boolean; detail: string }>;
