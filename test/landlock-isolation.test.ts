@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '@sbx/client/internal';
-import { Executor, Sandbox } from '@sbx/executor';
+import { Executor, PolicyBuilder, Sandbox } from '@sbx/executor';
 import { isolationPolicy, processesWith, repoRoot, runCaptured, testcase } from './helpers.js';
 
 const abi = (() => {
@@ -273,6 +273,20 @@ describe.skipIf(abi < 6)('isolation: landlock on an ordinary host', () => {
     // The host's own user namespace: the identity map of the initial namespace.
     expect(stdout.split('\n')[0]).toBe('hi');
     expect(stdout).toMatch(/^\s+0\s+0\s+4294967295$/m);
+  });
+
+  it('sandbox-me-here works in it too: the program installs the policy, a violation is reported', async () => {
+    const bin = testcase('client_me_here');
+    const b = new PolicyBuilder().allowWrite().allowExit().allowSystemMalloc().allowSyscalls(['read', 'fstat', 'newfstatat', 'rt_sigprocmask']);
+    const policy = b.addFile(bin).addLibrariesForBinary(bin).build();
+    const executor = { enableSandboxBeforeExec: false, isolation: 'landlock', env: { PATH: '/usr/bin:/bin' } } as const;
+    const ok = await runCaptured([bin, 'print'], { policy, executor });
+    expect(ok.result.status, ok.result.reason).toBe('OK');
+    expect(ok.stdout).toMatch(/^me_here: ok/);
+    const bad = await runCaptured([bin, 'socket'], { policy, executor });
+    expect(bad.result.status).toBe('VIOLATION');
+    expect(bad.result.violation?.syscall).toBe('socket');
+    expect(bad.result.isolation).toBe('landlock');
   });
 
   it('refuses what it cannot honour without a mount namespace, with a clear error', async () => {
