@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '@sbx/client/internal';
-import { Executor, PolicyBuilder, Sandbox } from '@sbx/executor';
+import { Executor, PolicyBuilder } from '@sbx/executor';
 import { isolationPolicy, processesWith, repoRoot, runCaptured, testcase } from './helpers.js';
 
 const abi = (() => {
@@ -317,14 +317,8 @@ describe.skipIf(abi < 6)('isolation: landlock on an ordinary host', () => {
   });
 
   it.skipIf(!root)('runs as the configured sandboxUser when the executor is root', async () => {
-    const sandbox = new Sandbox(new Executor('/bin/sh', ['/bin/sh', '-c', 'id -u; id -g'], { isolation: 'landlock', stdio: ['ignore', 'pipe', 'ignore'], sandboxUser: { uid: 12345, gid: 23456 } }), isolationPolicy());
-    let out = '';
-    const resultP = sandbox.run();
-    await sandbox.runAsync();
-    sandbox.stdout!.on('data', (d) => (out += d));
-    const result = await resultP;
-    await new Promise((r) => sandbox.stdout!.once('close', r));
+    const { result, stdout } = await runCaptured(['/bin/sh', '-c', 'id -u; id -g'], { executor: { isolation: 'landlock', sandboxUser: { uid: 12345, gid: 23456 } } });
     expect(result.status, result.reason).toBe('OK');
-    expect(out.split('\n').slice(0, 2)).toEqual(['12345', '23456']);
+    expect(stdout.split('\n').slice(0, 2)).toEqual(['12345', '23456']);
   });
 });

@@ -54,25 +54,21 @@ static ssize_t read_small(const char *path, char *buf, size_t len) {
   return n;
 }
 
-/* "/proc/<a>/<b>/<c>..." into buf (a and c numeric, 0 = omitted). */
-static void proc_path(char *buf, pid_t pid, const char *mid, pid_t tid, const char *tail) {
+#define PROC_PATH_MAX 64
+
+/* Appends s to buf (PROC_PATH_MAX bytes) at *pos, truncating; a number when s is NULL. */
+static void put(char *buf, size_t *pos, const char *s, pid_t n) {
   char num[24];
-  size_t pos = 0;
-  const char *parts[6] = {"/proc/", child_utoa(num, (unsigned long long)pid, 10), mid, NULL, NULL, NULL};
-  char num2[24];
-  if (tid > 0) {
-    parts[3] = child_utoa(num2, (unsigned long long)tid, 10);
-    parts[4] = tail;
-  }
-  for (size_t i = 0; i < 6 && parts[i] != NULL; i++)
-    for (const char *s = parts[i]; *s != '\0' && pos + 1 < 96; s++) buf[pos++] = *s;
-  buf[pos] = '\0';
+  if (s == NULL) s = child_utoa(num, (unsigned long long)n, 10);
+  while (*s != '\0' && *pos + 1 < PROC_PATH_MAX) buf[(*pos)++] = *s++;
+  buf[*pos] = '\0';
 }
 
 /* Appends the children of every thread of `pid` to t. */
 static void add_children(struct tree *t, pid_t pid) {
-  char path[96];
-  proc_path(path, pid, "/task", 0, NULL);
+  char path[PROC_PATH_MAX];
+  size_t pos = 0;
+  put(path, &pos, "/proc/", 0), put(path, &pos, NULL, pid), put(path, &pos, "/task", 0);
   int dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir < 0) return; /* gone */
   char ents[2048];
@@ -87,8 +83,10 @@ static void add_children(struct tree *t, pid_t pid) {
       pid_t tid = 0;
       for (const char *c = name; *c >= '0' && *c <= '9'; c++) tid = tid * 10 + (*c - '0');
       if (tid <= 0) continue;
-      char cpath[96], list[4096];
-      proc_path(cpath, pid, "/task/", tid, "/children");
+      char cpath[PROC_PATH_MAX], list[4096];
+      size_t cpos = 0;
+      put(cpath, &cpos, path, 0), put(cpath, &cpos, "/", 0), put(cpath, &cpos, NULL, tid);
+      put(cpath, &cpos, "/children", 0);
       if (read_small(cpath, list, sizeof list) < 0) continue;
       pid_t v = 0;
       for (const char *c = list;; c++) {
@@ -111,11 +109,12 @@ static void add_children(struct tree *t, pid_t pid) {
 
 /* The parent pid in /proc/<pid>/stat (after the last ')'), or -1. */
 static pid_t parent_of(pid_t pid) {
-  char path[96], stat[512];
-  proc_path(path, pid, "/stat", 0, NULL);
+  char path[PROC_PATH_MAX], stat[512];
+  size_t pos = 0;
+  put(path, &pos, "/proc/", 0), put(path, &pos, NULL, pid), put(path, &pos, "/stat", 0);
   if (read_small(path, stat, sizeof stat) < 0) return -1;
   char *close_paren = strrchr(stat, ')');
-  if (close_paren == NULL || close_paren[1] == '\0' || close_paren[2] == '\0') return -1;
+  if (close_paren == NULL || strnlen(close_paren, 4) < 4) return -1;
   const char *c = close_paren + 4; /* ") S " */
   pid_t v = 0;
   for (; *c >= '0' && *c <= '9'; c++) v = v * 10 + (*c - '0');

@@ -17,7 +17,7 @@ export interface ExecutorOptions {
   limits?: LimitsOptions | Limits;
   /** stdin, stdout, stderr: the executor's own ('inherit', default), /dev/null ('ignore'), or a pipe ('pipe'). */
   stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
-  /** Hostname inside (default "sandbox"). */
+  /** Hostname inside (default "sandbox"; namespaces mode only: landlock isolation has the host's). */
   hostname?: string;
   /**
    * A fresh cgroup v2 per sandbox, killed as a whole at the end: 'auto' (default) where this
