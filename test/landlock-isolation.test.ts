@@ -4,14 +4,14 @@
 // try the forbidden thing from inside: host files, signals to outside processes, the host's
 // loopback network, escaping the walltime by double fork + setsid.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '@sbx/client/internal';
 import { Executor, PolicyBuilder } from '@sbx/executor';
-import { isolationPolicy, processesWith, repoRoot, runCaptured, testcase } from './helpers.js';
+import { isolationPolicy, openFdCount, processesWith, repoRoot, runCaptured, testcase } from './helpers.js';
 
 const abi = (() => {
   const v = native().landlockAbi();
@@ -273,6 +273,22 @@ describe.skipIf(abi < 6)('isolation: landlock on an ordinary host', () => {
     // The host's own user namespace: the identity map of the initial namespace.
     expect(stdout.split('\n')[0]).toBe('hi');
     expect(stdout).toMatch(/^\s+0\s+0\s+4294967295$/m);
+  });
+
+  it('leaves no fd, scratch directory or process behind, also for sandboxes started together', async () => {
+    await runCaptured(['/bin/true'], { executor: { isolation: 'landlock' } });
+    await new Promise((r) => setTimeout(r, 50));
+    const scratch = () => readdirSync(tmpdir()).filter((n) => n.startsWith('sbx-tmp-')).length;
+    const fds = openFdCount();
+    const dirs = scratch();
+    const m = `${420}.${process.pid}${Date.now() % 100000}`;
+    const runs = await Promise.all(Array.from({ length: 8 }, () => runCaptured(['/bin/sh', '-c', `(sleep ${m} &); echo ok`], { executor: { isolation: 'landlock' } })));
+    for (const r of runs) expect(r.result.status, r.result.reason).toBe('OK');
+    expect(runs.map((r) => r.stdout)).toEqual(Array(8).fill('ok\n'));
+    expect(processesWith(m)).toEqual([]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(openFdCount()).toBeLessThanOrEqual(fds);
+    expect(scratch()).toBeLessThanOrEqual(dirs);
   });
 
   it('sandbox-me-here works in it too: the program installs the policy, a violation is reported', async () => {
