@@ -3,6 +3,8 @@
 //         merged-/usr links /bin, /lib, /lib64; its own /proc; the seccomp policy
 //         allowDynamicStartup + allowExit + addLibrariesForBinary('/bin/true'), installed before
 //         exec with the monitor's listener), stdio 'ignore', new Executor + Sandbox to Result;
+//   sbx-landlock  the same policy with isolation 'landlock' (no namespace: Landlock rules and
+//         scopes, a subreaper init, an unprivileged uid as root; skipped without Landlock ABI 6);
 //   cp    child_process.spawn('/bin/true') to its 'exit' event (no sandbox);
 //   bwrap bubblewrap with a comparable view, spawned the same way as cp (skipped if not installed).
 // Then throughput (sandboxes per second) of sbx and bwrap: one after another, and 2 at a time (two
@@ -44,9 +46,9 @@ function withTimeout(p, what, onTimeout) {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-async function runSbx(policy) {
+async function runSbx(policy, isolation = 'namespaces') {
   const t0 = performance.now();
-  const sandbox = new Sandbox(new Executor(TRUE, ['true'], { stdio: 'ignore', limits: { walltime: 10 } }), policy);
+  const sandbox = new Sandbox(new Executor(TRUE, ['true'], { stdio: 'ignore', limits: { walltime: 10 }, isolation }), policy);
   const result = await withTimeout(sandbox.run(), 'sbx sandbox of /bin/true', () => sandbox.kill());
   const ms = performance.now() - t0;
   if (result.status !== 'OK' || result.exitCode !== 0) throw new Error(`sbx: /bin/true did not succeed: ${result.toString()}`);
@@ -108,7 +110,11 @@ async function pickPolicy() {
 export async function spawnBench() {
   const { policy, label } = await pickPolicy();
   const bwrap = hasBwrap();
-  const kinds = { sbx: () => runSbx(policy), cp: runCp, ...(bwrap ? { bwrap: runBwrap } : {}) };
+  const landlock = await runSbx(policy, 'landlock').then(
+    () => true,
+    (err) => (process.stderr.write(`bench spawn: isolation 'landlock' does not run here (${err.message}): its rows are skipped\n`), false),
+  );
+  const kinds = { sbx: () => runSbx(policy), ...(landlock ? { ll: () => runSbx(policy, 'landlock') } : {}), cp: runCp, ...(bwrap ? { bwrap: runBwrap } : {}) };
 
   for (let i = 0; i < WARMUP; i++) for (const run of Object.values(kinds)) await run();
   const lat = Object.fromEntries(Object.keys(kinds).map((k) => [k, []]));
@@ -138,6 +144,14 @@ export async function spawnBench() {
     { name: `${sbxName}, p50`, unit: 'ms', value: p('sbx', 0.5), peer: cpName, peerValue: p('cp', 0.5), goal: '<= 2.5×' },
     { name: `${sbxName}, p90`, unit: 'ms', value: p('sbx', 0.9), peer: cpName, peerValue: p('cp', 0.9) },
   ];
+  if (landlock) {
+    const llName = `sbx isolation 'landlock' /bin/true (${label})`;
+    rows.push(
+      { name: `${llName}, p50`, unit: 'ms', value: p('ll', 0.5), peer: cpName, peerValue: p('cp', 0.5), goal: '<= 1.5×' },
+      { name: `${llName}, p90`, unit: 'ms', value: p('ll', 0.9), peer: cpName, peerValue: p('cp', 0.9) },
+      { name: `${llName}, p50`, unit: 'ms', value: p('ll', 0.5), peer: `${sbxName} (namespaces)`, peerValue: p('sbx', 0.5) },
+    );
+  }
   if (bwrap) {
     rows.push(
       { name: `${sbxName}, p50`, unit: 'ms', value: p('sbx', 0.5), peer: bwName, peerValue: p('bwrap', 0.5), goal: '<= 0.5×' },

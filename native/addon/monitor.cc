@@ -76,6 +76,7 @@ struct Entry {
   bool exec_expected = true;  // false in sandbox-me-here mode: no exec comes, all is a violation
   bool exec_seen = false;
   bool killed = false;
+  int kill_signal = SIGKILL;  // what ends the sandbox's tree through pidfd (SIGTERM: a subreaper init)
   std::shared_ptr<NetProxy> net;  // network rules (null: none)
   size_t pending = 0;             // its network calls waiting in pending_
 };
@@ -142,7 +143,8 @@ class Monitor {
 
   // Takes ownership of listener; duplicates pidfd. exec_fd < 0: no magic exec is expected.
   // net: the sandbox's network rules (netproxy.h), or null.
-  void Watch(Napi::Env env, uint32_t id, int listener, int pidfd, int exec_fd, std::shared_ptr<NetProxy> net = nullptr) {
+  void Watch(Napi::Env env, uint32_t id, int listener, int pidfd, int exec_fd, std::shared_ptr<NetProxy> net = nullptr,
+             int kill_signal = SIGKILL) {
     // Only a seccomp listener knows this ioctl; for an id no notification has it says ENOENT.
     // (In sandbox-me-here mode the sandboxee sends the fd: make sure it is one.)
     uint64_t no_such_id = 0;
@@ -157,6 +159,7 @@ class Monitor {
     e.exec_expected = exec_fd >= 0;
     e.exec_fd = exec_fd >= 0 ? (uint32_t)exec_fd : 0;
     e.net = std::move(net);
+    e.kill_signal = kill_signal;
     if (e.pidfd < 0) {
       close(listener);
       ThrowErrno(env, errno, "fcntl(pidfd, F_DUPFD_CLOEXEC)");
@@ -280,7 +283,7 @@ class Monitor {
     }
     // The violating call must never return: no answer is sent, so the task stays parked in the
     // kernel until the SIGKILL of the sandbox's init tears the pid namespace down and it dies.
-    if (!e.killed) syscall(SYS_pidfd_send_signal, e.pidfd, SIGKILL, nullptr, 0);
+    if (!e.killed) syscall(SYS_pidfd_send_signal, e.pidfd, e.kill_signal, nullptr, 0);
     e.killed = true;
     Post(ev);
   }
@@ -332,7 +335,7 @@ class Monitor {
       return;
     }
     ev->network = true;
-    syscall(SYS_pidfd_send_signal, e.pidfd, SIGKILL, nullptr, 0);
+    syscall(SYS_pidfd_send_signal, e.pidfd, e.kill_signal, nullptr, 0);
     e.killed = true;
     Post(ev);
   }
@@ -435,7 +438,8 @@ Napi::Value MonitorStart(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
-// monitorWatch(id, listenerFd (taken), pidfd (borrowed), execFd (-1: sandbox-me-here, no exec))
+// monitorWatch(id, listenerFd (taken), pidfd (borrowed), execFd (-1: sandbox-me-here, no exec),
+//              networkTable?, killSignal? (default SIGKILL; SIGTERM for a subreaper init))
 Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
   const char *usage = "monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number)";
   if (!g_monitor) ThrowUsage(info.Env(), "monitorWatch() before monitorStart()");
@@ -458,7 +462,15 @@ Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
     }
     net = std::make_shared<NetProxy>(std::move(cfg), exec_fd < 0, cookie);
   }
-  g_monitor->Watch(info.Env(), id, listener, pidfd, exec_fd, std::move(net));
+  int kill_signal = SIGKILL;
+  if (info.Length() > 5 && !info[5].IsUndefined()) {
+    kill_signal = ArgInt(info, 5, "monitorWatch(id, listenerFd, pidfd, execFd, networkTable?, killSignal?: SIGKILL | SIGTERM)");
+    if (kill_signal != SIGKILL && kill_signal != SIGTERM) {
+      close(listener);
+      ThrowUsage(info.Env(), "monitorWatch: killSignal must be 9 (SIGKILL) or 15 (SIGTERM)");
+    }
+  }
+  g_monitor->Watch(info.Env(), id, listener, pidfd, exec_fd, std::move(net), kill_signal);
   return info.Env().Undefined();
 }
 

@@ -695,7 +695,13 @@ NetOutcome NetProxy::ConnectUnix(Call &c, const uint8_t *sa, size_t len) {
     if (o >= 0) close(o);
     return Deny(c, shown, -2, "a unix socket path no allowUnixSocket() names");
   }
-  if (c.host) return c.Answer(-EISCONN);  // a socket the monitor connected already
+  if (c.host) {
+    // Connected already (one the monitor handed in)? Without a network namespace (landlock
+    // isolation) every socket of the sandboxee is in the host's, so ask the socket itself.
+    struct sockaddr_storage peer;
+    socklen_t pl = sizeof peer;
+    if (getpeername(c.sock.fd, reinterpret_cast<struct sockaddr *>(&peer), &pl) == 0) return c.Answer(-EISCONN);
+  }
   if (c.type != SOCK_STREAM && c.type != SOCK_DGRAM && c.type != SOCK_SEQPACKET) return c.Answer(-EINVAL);
   int o = ResolveInRoot(c.listener, c.req.id, c.tid, path);
   if (o == -ESRCH) return NetOutcome::kAnswered;

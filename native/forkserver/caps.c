@@ -16,7 +16,7 @@
 
 #include "child.h"
 
-int caps_drop_in_child(struct child_ctx *ctx) {
+int caps_drop_bounding_in_child(struct child_ctx *ctx) {
   struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
   struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
   memset(data, 0, sizeof data);
@@ -34,6 +34,13 @@ int caps_drop_in_child(struct child_ctx *ctx) {
   }
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
     return child_fail(ctx, "prctl", errno, "PR_CAP_AMBIENT_CLEAR_ALL", NULL);
+  return 0;
+}
+
+int caps_drop_in_child(struct child_ctx *ctx) {
+  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+  if (caps_drop_bounding_in_child(ctx) < 0) return -1;
   memset(data, 0, sizeof data);
   if (syscall(SYS_capset, &hdr, data) < 0) return child_fail(ctx, "capset", errno, "all zero", NULL);
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

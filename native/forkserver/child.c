@@ -165,10 +165,17 @@ void child_run(struct child_ctx *ctx) {
   run(ctx, "rlimits", rlimits_apply_in_child);
   run(ctx, "signals", reset_signal_mask);
   run(ctx, "capabilities", caps_drop_in_child);
-  /* After NO_NEW_PRIVS (caps) and pivot_root (mount); init is landlocked too. */
-  if (req->has_landlock) run(ctx, "landlock", landlock_apply_in_child);
-  /* With a pid namespace the target must not be its init (init.c says why). */
-  if (ns & CLONE_NEWPID) run(ctx, "init", init_split_in_child);
+  if (req->reaper) {
+    /* No pid namespace: the init stays outside the Landlock domain, so that the signal scope
+     * keeps the target from signalling (or stopping) the process that kills its tree. */
+    run(ctx, "init", reaper_split_in_child);
+    if (req->has_landlock) run(ctx, "landlock", landlock_apply_in_child);
+  } else {
+    /* After NO_NEW_PRIVS (caps) and pivot_root (mount); init is landlocked too. */
+    if (req->has_landlock) run(ctx, "landlock", landlock_apply_in_child);
+    /* With a pid namespace the target must not be its init (init.c says why). */
+    if (ns & CLONE_NEWPID) run(ctx, "init", init_split_in_child);
+  }
   if (req->filter != NULL) run(ctx, "seccomp", seccomp_install_in_child);
   exec_target(ctx);
 }

@@ -53,11 +53,18 @@ int userns_set_ids_in_child(struct child_ctx *ctx);   /* userns.c: setgroups/set
 int fds_arrange_in_child(struct child_ctx *ctx);      /* fds.c: mapped fds in place, rest closed */
 int rlimits_apply_in_child(struct child_ctx *ctx);    /* rlimits.c */
 int caps_drop_in_child(struct child_ctx *ctx);        /* caps.c: no caps, NO_NEW_PRIVS */
+int caps_drop_bounding_in_child(struct child_ctx *ctx); /* caps.c: bounding and ambient sets only */
 int init_split_in_child(struct child_ctx *ctx);       /* init.c: pid 1 stays as init, pid 2 goes on */
+int reaper_split_in_child(struct child_ctx *ctx);     /* reaper.c: a subreaper init, the target goes on */
+/* init.c: the target sends its own pidfd on the setup socket (the listener is taken from it). */
+int init_send_target_pidfd(struct child_ctx *ctx);
 int landlock_apply_in_child(struct child_ctx *ctx);   /* landlock.c: ruleset + scopes */
 int seccomp_install_in_child(struct child_ctx *ctx);  /* seccomp.c: filter + listener number */
 
 /* landlock.c, in the forkserver at start: the kernel's Landlock ABI (0: none). */
 int landlock_probe(void);
+
+/* probe.c: `sbx-forkserver --probe`, the isolation modes this host allows (for sbx doctor). */
+int probe_main(void);
 
 #endif

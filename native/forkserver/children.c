@@ -31,8 +31,9 @@ static uint64_t now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-void children_add(struct fs_children *c, uint64_t request_id, pid_t pid, int pidfd, uint64_t walltime_ms) {
-  c->v[c->n++] = (struct fs_child){request_id, pid, pidfd, walltime_ms ? now_ms() + walltime_ms : 0, false};
+void children_add(struct fs_children *c, uint64_t request_id, pid_t pid, int pidfd, uint64_t walltime_ms,
+                  int kill_signal) {
+  c->v[c->n++] = (struct fs_child){request_id, pid, pidfd, walltime_ms ? now_ms() + walltime_ms : 0, false, kill_signal};
 }
 
 int children_enforce_walltime(struct fs_children *c) {
@@ -41,8 +42,9 @@ int children_enforce_walltime(struct fs_children *c) {
     struct fs_child *ch = &c->v[i];
     if (ch->deadline_ms == 0) continue;
     if (ch->deadline_ms <= now) {
-      /* The child is its sandbox's init (or the whole sandbox): its death ends the tree. */
-      pidfd_send_signal(ch->pidfd, SIGKILL, NULL, 0);
+      /* The child is its sandbox's init (or the whole sandbox): its death ends the tree. A
+       * subreaper init ends the tree itself on SIGTERM, then exits. */
+      pidfd_send_signal(ch->pidfd, ch->kill_signal, NULL, 0);
       ch->timed_out = true;
       ch->deadline_ms = 0;
     } else if (next == 0 || ch->deadline_ms < next) {
@@ -100,7 +102,7 @@ int children_reap(struct fs_children *c, sbx_comms *comms) {
 }
 
 void children_kill_all(struct fs_children *c) {
-  for (size_t i = 0; i < c->n; i++) pidfd_send_signal(c->v[i].pidfd, SIGKILL, NULL, 0);
+  for (size_t i = 0; i < c->n; i++) pidfd_send_signal(c->v[i].pidfd, c->v[i].kill_signal, NULL, 0);
   for (size_t i = 0; i < c->n; i++) {
     siginfo_t si;
     while (waitid(P_PIDFD, (id_t)c->v[i].pidfd, &si, WEXITED) < 0 && errno == EINTR) {

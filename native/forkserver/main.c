@@ -113,8 +113,9 @@ __attribute__((noreturn)) static void shutdown_and_exit(struct fs_server *srv, i
 }
 
 int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "--probe") == 0) return probe_main();
   if (argc > 1) {
-    fprintf(stderr, "usage: %s\n(started by @sbx/executor with its comms socket on fd %d; "
+    fprintf(stderr, "usage: %s [--probe]\n(started by @sbx/executor with its comms socket on fd %d; "
                     "protocol: native/forkserver/protocol.h)\n",
             argv[0], SBX_FS_COMMS_FD);
     return 2;

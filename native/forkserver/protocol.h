@@ -28,10 +28,11 @@
  *                      child's seccomp() has returned, pidfd_getfd(n) fails with EBADF: retry
  *                      (no other fd can take number n in between). A String after n means
  *                      seccomp() failed.
- *   SBX_TAG_FD         (with CLONE_NEWPID and a listener, before n) the target's own pidfd: the
+ *   SBX_TAG_FD         (with CLONE_NEWPID or SBX_OP_REAPER and a listener, before n) the target's own pidfd: the
  *                      target is pid 2 under a small init, and pidfd_getfd(n) must ask it
- *   SBX_INIT_STATUS    (with CLONE_NEWPID) i32 raw wait status of the target, sent by the init
- *                      when the target ends; the init then exits and the namespace dies
+ *   SBX_INIT_STATUS    (with CLONE_NEWPID or SBX_OP_REAPER) i32 raw wait status of the target,
+ *                      sent by the init when the target ends; the init then exits and the
+ *                      namespace dies (REAPER: after it has killed and reaped every descendant)
  *   EOF: every holder of the setup socket is gone (exec'd or exited).
  */
 #ifndef SBX_FORKSERVER_PROTOCOL_H
@@ -82,7 +83,16 @@ enum sbx_op {
   SBX_OP_CGROUP = 20,     /* string: a cgroup v2 directory to start the child in (CLONE_INTO_CGROUP) */
   SBX_OP_LANDLOCK = 21,   /* repeated; u32 kind (SBX_LANDLOCK_*) | kind's payload (below) */
   SBX_OP_WALLTIME = 22,   /* u64 milliseconds from the clone; the forkserver SIGKILLs the child then
-                             (it keeps time even when the executor's event loop is busy) */
+                             (it keeps time even when the executor's event loop is busy); SIGTERM with
+                             SBX_OP_REAPER (below) */
+  SBX_OP_HOST_IDS = 23,   /* u32 uid | u32 gid: without CLONE_NEWUSER, become these host ids (bounding
+                             set, ambient set and supplementary groups dropped first). Landlock
+                             isolation run by a root executor */
+  SBX_OP_REAPER = 24,     /* empty; without CLONE_NEWPID: the sandbox's init (the forkserver's child)
+                             forks the target and stays as a child subreaper outside the Landlock
+                             domain; when the target ends, or on SIGTERM (walltime, kill, PDEATHSIG of
+                             the forkserver), it SIGKILLs and reaps every descendant, sends
+                             SBX_INIT_STATUS and exits. Tree kill without a pid namespace */
   SBX_OP_MAX
 };
 

@@ -38,7 +38,8 @@ static const char *const op_names[SBX_OP_MAX] = {
     [SBX_OP_SECCOMP] = "SECCOMP",       [SBX_OP_SECCOMP_FLAGS] = "SECCOMP_FLAGS",
     [SBX_OP_FD] = "FD",                 [SBX_OP_SETUP_SOCKET] = "SETUP_SOCKET",
     [SBX_OP_CGROUP] = "CGROUP",         [SBX_OP_LANDLOCK] = "LANDLOCK",
-    [SBX_OP_WALLTIME] = "WALLTIME",
+    [SBX_OP_WALLTIME] = "WALLTIME",     [SBX_OP_HOST_IDS] = "HOST_IDS",
+    [SBX_OP_REAPER] = "REAPER",
 };
 
 const char *sbx_op_name(uint32_t op) {
@@ -61,6 +62,8 @@ static bool op_is_single(uint32_t op) {
   case SBX_OP_SETUP_SOCKET:
   case SBX_OP_CGROUP:
   case SBX_OP_WALLTIME:
+  case SBX_OP_HOST_IDS:
+  case SBX_OP_REAPER:
     return true;
   default:
     return false;
@@ -435,6 +438,20 @@ static int parse_op(struct parser *p, const uint8_t *d, size_t n) {
     return 0;
   case SBX_OP_LANDLOCK:
     return parse_landlock(p, d, n);
+  case SBX_OP_HOST_IDS:
+    if ((r = need_len(p, n, 8)) < 0) return r;
+    for (int i = 0; i < 2; i++)
+      if (rd_u32(d + 4 * i) == UINT32_MAX) return fail(p, "id 4294967295 is not a valid id");
+    if (p->fill) {
+      o->has_host_ids = true;
+      o->host_uid = rd_u32(d);
+      o->host_gid = rd_u32(d + 4);
+    }
+    return 0;
+  case SBX_OP_REAPER:
+    if ((r = need_len(p, n, 0)) < 0) return r;
+    if (p->fill) o->reaper = true;
+    return 0;
   default:
     return fail(p, "unknown op");
   }
@@ -486,6 +503,10 @@ static int check_request(struct parser *p) {
   if ((p->seccomp_flags & SBX_SECCOMP_LISTENER) && !SEEN(SBX_OP_SETUP_SOCKET))
     return fail_request(p, "SBX_SECCOMP_LISTENER in op SECCOMP_FLAGS needs op SETUP_SOCKET (the "
                            "listener fd number travels on it)");
+  if (SEEN(SBX_OP_HOST_IDS) && (p->namespaces & CLONE_NEWUSER))
+    return fail_request(p, "op HOST_IDS cannot be combined with CLONE_NEWUSER (op ID_MAP sets the ids there)");
+  if (SEEN(SBX_OP_REAPER) && (p->namespaces & CLONE_NEWPID))
+    return fail_request(p, "op REAPER cannot be combined with CLONE_NEWPID (the namespace's init kills the tree there)");
   if (p->nlandlock_paths > 0 && !p->landlock_config)
     return fail_request(p, "LANDLOCK PATH rules without a LANDLOCK CONFIG");
   if (p->landlock_path_union & ~p->landlock_fs)

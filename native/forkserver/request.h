@@ -80,6 +80,9 @@ struct sbx_request {
   uint64_t landlock_fs, landlock_net, landlock_scoped; /* handled fs / net rights, scopes */
   struct sbx_landlock_path *landlock_paths;
   size_t nlandlock_paths;
+  bool has_host_ids;        /* SBX_OP_HOST_IDS: become host_uid/host_gid (no user namespace) */
+  uint32_t host_uid, host_gid;
+  bool reaper;              /* SBX_OP_REAPER: a subreaper init kills the tree (no pid namespace) */
 
   void *arena; /* the single allocation everything above points into */
 };

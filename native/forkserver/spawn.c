@@ -94,6 +94,41 @@ static const char *clone_hint(int err, uint64_t flags) {
   return "";
 }
 
+/* clone3, or where it is missing the legacy clone. ENOSYS comes from kernels before 5.3 and from
+ * container seccomp profiles, which refuse clone3 (its flags sit in memory a filter cannot read)
+ * so that callers fall back. The legacy call takes the same flags but CLONE_INTO_CGROUP and puts
+ * the pidfd at parent_tid (its third argument on every architecture); *in_cgroup says whether
+ * the child already starts in the cgroup. */
+static bool g_no_clone3;
+static pid_t clone_child(const struct fs_clone_args *args, bool *in_cgroup, const char **call) {
+  *in_cgroup = (args->flags & CLONE_INTO_CGROUP) != 0;
+  *call = "clone3";
+  if (!g_no_clone3) {
+    long pid = syscall(SYS_clone3, args, sizeof *args);
+    if (pid >= 0 || errno != ENOSYS) return (pid_t)pid;
+    g_no_clone3 = true;
+  }
+  *in_cgroup = false;
+  *call = "clone";
+  unsigned long flags = (unsigned long)(args->flags & ~CLONE_INTO_CGROUP) | (unsigned long)args->exit_signal;
+  return (pid_t)syscall(SYS_clone, flags, 0UL, (unsigned long)args->pidfd, 0UL, 0UL);
+}
+
+/* Moves a released-not-yet child into the cgroup (when clone could not start it there). */
+static int join_cgroup(int cgroup_fd, pid_t pid, char *msg, size_t len) {
+  int fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+  char num[24];
+  int n = snprintf(num, sizeof num, "%d", (int)pid);
+  if (fd < 0 || write(fd, num, (size_t)n) != n) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    snprintf(msg, len, "cgroup: write(cgroup.procs, %d): %s", (int)pid, strerror(e));
+    return -e;
+  }
+  close(fd);
+  return 0;
+}
+
 /* Receives `count` fds and closes them: keeps the stream in step after an invalid request.
  * Returns 0 or a fatal comms error. */
 static int drain_fds(struct fs_server *srv, size_t count) {
@@ -181,7 +216,9 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
       .exit_signal = SIGCHLD,
       .cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,
   };
-  pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+  bool in_cgroup;
+  const char *call;
+  pid = clone_child(&args, &in_cgroup, &call);
   if (pid == 0) {
     /* Child: from here on child.h's rules apply. The executor's channel is not ours to
      * touch (the fds step would close it too, but only after the mounts). */
@@ -207,9 +244,9 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
   if (pid < 0) {
     int e = errno;
     char flags[256];
-    clone_flags_text(args.flags, flags, sizeof flags);
+    clone_flags_text(in_cgroup ? args.flags : args.flags & ~CLONE_INTO_CGROUP, flags, sizeof flags);
     err = -e;
-    snprintf(msg, sizeof msg, "clone3(%s): %s%s", flags, strerror(e), clone_hint(e, args.flags));
+    snprintf(msg, sizeof msg, "%s(%s): %s%s", call, flags, strerror(e), clone_hint(e, args.flags));
     pid = 0;
     goto out;
   }
@@ -218,6 +255,13 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
 
   if (req.namespaces & CLONE_NEWUSER) {
     r = userns_write_maps_from_parent(pid, &req, srv->may_setgroups, msg, sizeof msg);
+    if (r < 0) {
+      err = r;
+      goto out;
+    }
+  }
+  if (cgroup_fd >= 0 && !in_cgroup) {
+    r = join_cgroup(cgroup_fd, pid, msg, sizeof msg);
     if (r < 0) {
       err = r;
       goto out;
@@ -244,6 +288,7 @@ out:
   free(fds);
   free(scratch);
   uint64_t id = req.request_id, walltime_ms = req.walltime_ms; /* free() clears req */
+  bool reaper = req.reaper;
   sbx_request_free(&req);
   if (fatal < 0) {
     if (pidfd >= 0) {
@@ -253,6 +298,6 @@ out:
     return fatal;
   }
   if (err != 0) return reply(srv, id, err, 0, msg, -1);
-  children_add(&srv->children, id, pid, pidfd, walltime_ms);
+  children_add(&srv->children, id, pid, pidfd, walltime_ms, reaper ? SIGTERM : SIGKILL);
   return reply(srv, id, 0, pid, "", pidfd);
 }

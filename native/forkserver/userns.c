@@ -67,11 +67,23 @@ int userns_write_maps_from_parent(pid_t pid, const struct sbx_request *req, bool
  * list that describes the forkserver, not this child. */
 int userns_set_ids_in_child(struct child_ctx *ctx) {
   const struct sbx_request *req = ctx->req;
-  if (!req->has_id_map) return 0; /* no user namespace: the forkserver's ids stay */
   char num[24];
-  if (ctx->may_setgroups && syscall(SYS_setgroups, 0, NULL) < 0)
-    return child_fail(ctx, "setgroups", errno, "0, NULL", NULL);
-  unsigned long gid = req->inside_gid, uid = req->inside_uid;
+  unsigned long gid, uid;
+  if (req->has_id_map) {
+    if (ctx->may_setgroups && syscall(SYS_setgroups, 0, NULL) < 0)
+      return child_fail(ctx, "setgroups", errno, "0, NULL", NULL);
+    gid = req->inside_gid;
+    uid = req->inside_uid;
+  } else if (req->has_host_ids) {
+    /* No user namespace (Landlock isolation run by root): the bounding set goes first, while
+     * CAP_SETPCAP is still held (the uid change clears the other sets, never this one). */
+    if (caps_drop_bounding_in_child(ctx) < 0) return -1;
+    if (syscall(SYS_setgroups, 0, NULL) < 0) return child_fail(ctx, "setgroups", errno, "0, NULL", NULL);
+    gid = req->host_gid;
+    uid = req->host_uid;
+  } else {
+    return 0; /* the forkserver's ids stay */
+  }
   if (syscall(SYS_setresgid, gid, gid, gid) < 0)
     return child_fail(ctx, "setresgid", errno, child_utoa(num, gid, 10), NULL);
   if (syscall(SYS_setresuid, uid, uid, uid) < 0)

@@ -219,6 +219,45 @@ static void a_long_host(struct oplist *o) {
 static void a_nothing(struct oplist *o) { (void)o; }
 static void a_only_id(struct oplist *o) { ol_u64(o, SBX_OP_REQUEST_ID, 5); }
 
+static void host_ids(struct oplist *o, uint32_t uid, uint32_t gid) {
+  uint8_t b[8];
+  memcpy(b, &uid, 4);
+  memcpy(b + 4, &gid, 4);
+  ol_raw(o, SBX_OP_HOST_IDS, b, sizeof b);
+}
+static void a_host_ids_len(struct oplist *o) { ol_u32(o, SBX_OP_HOST_IDS, 65534); }
+static void a_host_ids_bad(struct oplist *o) { host_ids(o, 0xffffffffu, 1); }
+static void a_host_ids_userns(struct oplist *o) {
+  ol_u32(o, SBX_OP_NAMESPACES, CLONE_NEWUSER);
+  uint32_t m[4] = {1000, 1000, 1000, 1000};
+  ol_raw(o, SBX_OP_ID_MAP, m, sizeof m);
+  host_ids(o, 65534, 65534);
+}
+static void a_reaper_payload(struct oplist *o) { ol_u32(o, SBX_OP_REAPER, 1); }
+static void a_reaper_pidns(struct oplist *o) {
+  ol_u32(o, SBX_OP_NAMESPACES, CLONE_NEWPID);
+  ol_raw(o, SBX_OP_REAPER, NULL, 0);
+}
+
+/* Landlock isolation's ops: host ids and a subreaper init, without namespaces. */
+static void test_landlock_isolation_request(void) {
+  struct oplist o;
+  base(&o);
+  host_ids(&o, 65534, 65533);
+  ol_raw(&o, SBX_OP_REAPER, NULL, 0);
+  struct sbx_request r;
+  char err[256];
+  int rc = sbx_request_parse(o.buf, o.len, &r, err, sizeof err);
+  EXPECT(rc == 0, "isolation: rc %d: %s", rc, err);
+  if (rc == 0) {
+    EXPECT(r.has_host_ids && r.host_uid == 65534 && r.host_gid == 65533 && r.reaper && !r.has_id_map &&
+               r.namespaces == 0,
+           "host ids / reaper");
+  }
+  sbx_request_free(&r);
+  ol_free(&o);
+}
+
 static void test_landlock_request(void) {
   struct oplist o;
   base(&o);
@@ -283,6 +322,11 @@ static void test_refusals(void) {
   refuse("landlock relative path", a_ll_relative, true, "is not absolute");
   refuse("landlock dot-dot", a_ll_dotdot, true, "contains a \"..\"");
   refuse("landlock empty path", a_ll_empty, true, "path is empty");
+  refuse("host ids length", a_host_ids_len, true, "HOST_IDS (op 23 at offset 61): payload is 4 bytes, expected 8");
+  refuse("host ids value", a_host_ids_bad, true, "id 4294967295 is not a valid id");
+  refuse("host ids with a user namespace", a_host_ids_userns, true, "HOST_IDS cannot be combined with CLONE_NEWUSER");
+  refuse("reaper payload", a_reaper_payload, true, "REAPER (op 24 at offset 61): payload is 4 bytes, expected 0");
+  refuse("reaper with a pid namespace", a_reaper_pidns, true, "REAPER cannot be combined with CLONE_NEWPID");
   refuse("env without key", a_env, true, "is not KEY=VALUE");
   refuse("truncated payload", a_truncated, true, "length 3 exceeds the 2 bytes left");
   refuse("truncated header", a_header, true, "truncated op header at offset 61");
@@ -356,6 +400,7 @@ int main(void) {
   test_full_request();
   test_refusals();
   test_landlock_request();
+  test_landlock_isolation_request();
   test_failure_keeps_id_and_fd_count();
   test_mutations();
   if (failures) {

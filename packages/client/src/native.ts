@@ -25,7 +25,7 @@ export interface NativeBinding {
   commsRecv(fd: number, maxMessageSize: number): { tag: number; data: Buffer; fd: number };
   monitorStart(cb: (event: MonitorEvent) => void): void;
   /** execFd -1: sandbox-me-here mode, no magic exec is expected (every notification is a violation). */
-  monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number, networkTable?: Buffer): void;
+  monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number, networkTable?: Buffer, killSignal?: number): void;
   monitorUnwatch(id: number): void;
   /** The monitor's network decision for an IP sockaddr (tests: against decideNetwork()). */
   netDecide(table: Buffer, sockaddr: Buffer): { allowed: boolean; rule: number; address: string } | null;

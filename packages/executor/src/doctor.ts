@@ -2,7 +2,10 @@
 import { existsSync, readFileSync, accessSync, constants as fsc, mkdtempSync, rmdirSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { native } from '@sbx/client/internal';
+import { forkserverPath } from './paths.js';
+import { LANDLOCK_ISOLATION_MIN_ABI } from './isolation.js';
 
 export interface Check {
   name: string;
@@ -11,7 +14,7 @@ export interface Check {
   detail: string;
   /** How to fix it when !ok (and whether sbx needs it). */
   fix?: string;
-  /** A missing required piece makes every namespaced sandbox fail. */
+  /** A missing required piece makes every sandbox fail. */
   required: boolean;
 }
 
@@ -42,7 +45,7 @@ export function hostChecks(): Check[] {
   checks.push({
     name: 'user namespaces',
     ok: userNsOk,
-    required: true,
+    required: false,
     detail: `max_user_namespaces=${maxUserNs ?? '?'}${unprivClone !== null ? `, unprivileged_userns_clone=${unprivClone}` : ''}${apparmor !== null ? `, apparmor_restrict_unprivileged_userns=${apparmor}` : ''}`,
     fix: 'sysctl -w user.max_user_namespaces=15000 (and kernel.unprivileged_userns_clone=1 / kernel.apparmor_restrict_unprivileged_userns=0 where present); inside a container, allow unshare/clone with namespace flags in its seccomp profile',
   });
@@ -98,7 +101,43 @@ export function hostChecks(): Check[] {
     detail: abi > 0 ? `ABI ${abi}` : abi === -95 ? 'disabled at boot' : 'not available',
     fix: 'Linux 5.13+ with landlock in the lsm= boot parameter',
   });
+
+  // The isolation modes, asked the way a spawn asks (the forkserver clones into the namespaces).
+  const probe = probeIsolation();
+  const nsOk = probe.namespaces === 'ok';
+  checks.push({
+    name: 'isolation: namespaces',
+    ok: nsOk,
+    required: false,
+    detail: nsOk ? 'user, mount, pid, net, ipc, uts and cgroup namespaces can be created (the default)' : `unavailable: ${probe.namespaces}`,
+    fix: 'allow user namespaces (see "user namespaces" above), or run with isolation: \'landlock\' (sbx run --isolation landlock)',
+  });
+  const llOk = probe.landlockAbi >= LANDLOCK_ISOLATION_MIN_ABI;
+  checks.push({
+    name: 'isolation: landlock',
+    ok: llOk,
+    required: false,
+    detail: llOk ? `available (Landlock ABI ${probe.landlockAbi}): isolation: 'landlock' / sbx run --isolation landlock` : `needs Landlock ABI ${LANDLOCK_ISOLATION_MIN_ABI}, this kernel offers ${probe.landlockAbi || 'none'}`,
+    fix: `Linux 6.12+ with landlock in the lsm= boot parameter`,
+  });
+  const modes = [nsOk && 'namespaces', llOk && 'landlock'].filter(Boolean);
+  checks.push({
+    name: 'isolation modes',
+    ok: modes.length > 0,
+    required: true,
+    detail: modes.length ? `this host supports: ${modes.join(', ')}` : 'neither namespaces nor Landlock isolation is available',
+    fix: 'allow user namespaces, or use Linux 6.12+ with Landlock',
+  });
   return checks;
+}
+
+/** `sbx-forkserver --probe`: "namespaces ok" or the failing call, and the Landlock ABI. */
+function probeIsolation(): { namespaces: string; landlockAbi: number } {
+  const r = spawnSync(forkserverPath(), ['--probe'], { encoding: 'utf8', timeout: 10_000 });
+  if (r.error || r.status !== 0) return { namespaces: `the forkserver probe failed: ${r.error?.message ?? r.stderr.trim()}`, landlockAbi: 0 };
+  const ns = /^namespaces (.*)$/m.exec(r.stdout)?.[1] ?? 'no answer from the probe';
+  const abi = Number(/^landlock (\d+)$/m.exec(r.stdout)?.[1] ?? 0);
+  return { namespaces: ns, landlockAbi: abi };
 }
 
 function cgroupV2Status(): { ok: boolean; detail: string; fix?: string } {

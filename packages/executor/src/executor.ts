@@ -17,7 +17,7 @@ export interface ExecutorOptions {
   limits?: LimitsOptions | Limits;
   /** stdin, stdout, stderr: the executor's own ('inherit', default), /dev/null ('ignore'), or a pipe ('pipe'). */
   stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
-  /** Hostname inside (default "sandbox"). */
+  /** Hostname inside (default "sandbox"; namespaces mode only: landlock isolation has the host's). */
   hostname?: string;
   /**
    * A fresh cgroup v2 per sandbox, killed as a whole at the end: 'auto' (default) where this
@@ -36,7 +36,27 @@ export interface ExecutorOptions {
    * (Sandbox.landlockAbi tells which ABI ran); 'off' never.
    */
   landlock?: 'auto' | 'off';
+  /**
+   * How the sandbox is walled off: 'namespaces' (default): user, mount, pid, net, ipc, uts and
+   * cgroup namespaces, with Landlock under them. 'landlock': no namespace at all, for hosts that
+   * forbid them (container seccomp profiles, restricted user namespaces): Landlock filesystem
+   * rules and scopes (ABI 6+), the same seccomp policy and monitor, rlimits, walltime and a
+   * subreaper init that kills the whole tree; as an unprivileged user when the executor is root.
+   * Never chosen implicitly: where namespaces fail, the Result says so and names this option.
+   * docs/security.md lists what each mode guarantees.
+   */
+  isolation?: Isolation;
+  /**
+   * The host uid/gid the sandboxee runs as when this process is root (default nobody:
+   * 65534/65534; never 0). Namespaces mode maps the sandbox's user to it; landlock mode switches
+   * to it. An unprivileged executor's sandboxee keeps the executor's own ids.
+   */
+  sandboxUser?: { uid: number; gid: number };
 }
+
+export type Isolation = 'namespaces' | 'landlock';
+/** nobody/nogroup: the default sandboxee ids of a root executor. */
+export const NOBODY_ID = 65534;
 
 export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 
@@ -63,6 +83,8 @@ export class Executor {
   readonly cgroup: 'auto' | 'required' | 'off';
   readonly monitor: 'unotify' | 'kill';
   readonly landlock: 'auto' | 'off';
+  readonly isolation: Isolation;
+  readonly sandboxUser: { readonly uid: number; readonly gid: number };
   /** @internal set when a Sandbox starts it: an executor runs once. */
   started = false;
 
@@ -73,7 +95,7 @@ export class Executor {
       throw new TypeError('Executor: argv must be an array of strings');
     }
     if (options === null || typeof options !== 'object') throw new TypeError('Executor: options must be an object');
-    const known = new Set(['env', 'cwd', 'enableSandboxBeforeExec', 'limits', 'stdio', 'hostname', 'cgroup', 'monitor', 'landlock']);
+    const known = new Set(['env', 'cwd', 'enableSandboxBeforeExec', 'limits', 'stdio', 'hostname', 'cgroup', 'monitor', 'landlock', 'isolation', 'sandboxUser']);
     for (const k of Object.keys(options)) if (!known.has(k)) throw new TypeError(`Executor: unknown option "${k}" (known: ${[...known].join(', ')})`);
 
     // Interpret
@@ -100,6 +122,11 @@ export class Executor {
     const landlock = options.landlock ?? 'auto';
     if (landlock !== 'auto' && landlock !== 'off') throw new TypeError(`Executor: landlock must be 'auto' or 'off', got ${JSON.stringify(landlock)}`);
     this.landlock = landlock;
+    const isolation = options.isolation ?? 'namespaces';
+    if (isolation !== 'namespaces' && isolation !== 'landlock') throw new TypeError(`Executor: isolation must be 'namespaces' or 'landlock', got ${JSON.stringify(isolation)}`);
+    if (isolation === 'landlock' && landlock === 'off') throw new TypeError(`Executor: isolation 'landlock' needs Landlock: it cannot be combined with landlock: 'off'`);
+    this.isolation = isolation;
+    this.sandboxUser = Object.freeze(checkSandboxUser(options.sandboxUser ?? { uid: NOBODY_ID, gid: NOBODY_ID }));
   }
 }
 
@@ -136,6 +163,14 @@ function isExecutableFile(p: string): boolean {
   } catch {
     return false;
   }
+}
+
+function checkSandboxUser(u: { uid: number; gid: number }): { uid: number; gid: number } {
+  const id = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v > 0 && v < 0xffffffff;
+  if (u === null || typeof u !== 'object' || !id(u.uid) || !id(u.gid)) {
+    throw new TypeError(`Executor: sandboxUser must be { uid, gid } with ids from 1 to 4294967294 (never root), got ${JSON.stringify(u)}`);
+  }
+  return { uid: u.uid, gid: u.gid };
 }
 
 function checkEnv(env: Record<string, string>): Record<string, string> {

@@ -31,6 +31,8 @@ export const Op = {
   Cgroup: 20,
   Landlock: 21,
   Walltime: 22,
+  HostIds: 23,
+  Reaper: 24,
 } as const;
 
 /** EXITED flags. */

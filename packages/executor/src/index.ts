@@ -1,5 +1,5 @@
 // @sbx/executor: the trusted supervisor.
-export { Executor, ExecutorError, DEFAULT_PATH, type ExecutorOptions, type StdioOption } from './executor.js';
+export { Executor, ExecutorError, DEFAULT_PATH, type ExecutorOptions, type StdioOption, type Isolation } from './executor.js';
 export { Limits, INFINITY, type LimitsOptions } from './limits.js';
 export { Ipc, type FdMapping } from './ipc.js';
 export { Sandbox } from './sandbox.js';

@@ -85,8 +85,49 @@ export function landlockAbi(): number {
   return kernelAbi;
 }
 
-/** Appends the LANDLOCK ops: all fs rights handled, both scopes, no TCP rights (see docs/security.md). */
-export function addLandlockOps(ops: OpList, entries: readonly FsEntry[]): void {
-  ops.landlockConfig(ALL_FS, 0, Scope.ABSTRACT_UNIX_SOCKET | Scope.SIGNAL);
-  for (const r of landlockRules(entries)) ops.landlockPath(r.access, r.path);
+/** LANDLOCK_ACCESS_NET_* (ABI 4). */
+export const NetAccess = { BIND_TCP: 1 << 0, CONNECT_TCP: 1 << 1 } as const;
+/** The device files a policy's addDirectory('/dev') stands for (the namespaces mode's minimal /dev). */
+const MINIMAL_DEV = ['null', 'zero', 'full', 'random', 'urandom'];
+
+/**
+ * The rules for landlock isolation, where the paths are the host's own (no mount tree; the
+ * caller refuses an entry whose inside path differs from its outside path). Unlike the mount
+ * tree's rules there is no rule on "/": a rule applies to everything beneath its directory, and
+ * listing the whole host is not the policy's. /proc is the host's procfs, read-only; /dev stands
+ * for its five harmless devices only. A tmpfs has become a scratch directory (its `inside`).
+ */
+export function hostLandlockRules(entries: readonly FsEntry[]): LandlockRule[] {
+  const rules: LandlockRule[] = [];
+  for (const e of entries) {
+    const path = posix.normalize(e.inside).replace(/(.)\/$/, '$1');
+    switch (e.type) {
+      case 'proc':
+        rules.push({ path, access: READ });
+        break;
+      case 'dev':
+        for (const d of MINIMAL_DEV) rules.push({ path: posix.join(path, d), access: DEVICE });
+        break;
+      case 'tmpfs':
+        rules.push({ path, access: READ_WRITE });
+        break;
+      case 'bind':
+        rules.push({ path, access: e.dev ? DEVICE : e.writable ? READ_WRITE : READ_ONLY });
+        break;
+    }
+  }
+  return rules;
+}
+
+/**
+ * Appends the LANDLOCK ops: all fs rights handled, both scopes. Namespaces mode handles no TCP
+ * right (the sandbox has a network namespace of its own; see docs/security.md). Landlock
+ * isolation (`host`) handles TCP bind and connect with no port allowed unless the policy shares
+ * the host network: the sandboxee's own sockets can neither connect nor bind, and the monitor's
+ * connects (sockets of the executor, injected) are the only way out.
+ */
+export function addLandlockOps(ops: OpList, entries: readonly FsEntry[], host?: { restrictTcp: boolean }): void {
+  const net = host?.restrictTcp ? NetAccess.BIND_TCP | NetAccess.CONNECT_TCP : 0;
+  ops.landlockConfig(ALL_FS, net, Scope.ABSTRACT_UNIX_SOCKET | Scope.SIGNAL);
+  for (const r of host ? hostLandlockRules(entries) : landlockRules(entries)) ops.landlockPath(r.access, r.path);
 }

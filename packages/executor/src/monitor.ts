@@ -10,8 +10,10 @@ let nextId = 1;
 /**
  * Registers a sandbox's listener fd (taken) with the monitor; returns the id to unwatch with.
  * networkTable: the sandbox's network rules (policy/network.ts encodeNetworkTable), if any.
+ * killSignal: what the monitor sends the sandbox's init (pidfd) on a violation: SIGKILL (9, a pid
+ * namespace's init), or SIGTERM (15, landlock isolation's subreaper init, which kills the tree).
  */
-export function watch(listenerFd: number, pidfd: number, execFd: number, handler: Handler, networkTable?: Buffer): number {
+export function watch(listenerFd: number, pidfd: number, execFd: number, handler: Handler, networkTable?: Buffer, killSignal = 9): number {
   const n = native();
   if (!started) {
     n.monitorStart((e) => handlers.get(e.id)?.(e));
@@ -20,7 +22,7 @@ export function watch(listenerFd: number, pidfd: number, execFd: number, handler
   const id = nextId++;
   handlers.set(id, handler);
   try {
-    n.monitorWatch(id, listenerFd, pidfd, execFd, networkTable);
+    n.monitorWatch(id, listenerFd, pidfd, execFd, networkTable, killSignal);
   } catch (err) {
     handlers.delete(id);
     throw err;

@@ -33,6 +33,8 @@ export interface ResultFields {
   maxRssKiB: number;
   violation?: Violation;
   pid?: number;
+  /** Which isolation ran (Executor option `isolation`); absent in Results made before it existed. */
+  isolation?: 'namespaces' | 'landlock';
 }
 
 // The first name of each number wins: SIGABRT rather than its alias SIGIOT.
@@ -54,6 +56,7 @@ export class Result implements ResultFields {
   readonly maxRssKiB: number;
   readonly violation?: Violation;
   readonly pid?: number;
+  readonly isolation?: 'namespaces' | 'landlock';
 
   constructor(f: ResultFields) {
     this.status = f.status;
@@ -66,6 +69,7 @@ export class Result implements ResultFields {
     this.maxRssKiB = f.maxRssKiB;
     if (f.violation) this.violation = f.violation;
     if (f.pid !== undefined) this.pid = f.pid;
+    if (f.isolation !== undefined) this.isolation = f.isolation;
     Object.freeze(this);
   }
 
@@ -99,6 +103,7 @@ export class Result implements ResultFields {
       cpuSystemMs: round(this.cpuSystemMs),
       maxRssKiB: this.maxRssKiB,
       pid: this.pid ?? null,
+      isolation: this.isolation ?? null,
       violation: this.violation ? { ...this.violation, args: this.violation.args.map(String) } : null,
     };
   }

@@ -5,14 +5,14 @@ import { getSystemErrorName } from 'node:util';
 import { Comms, CommsError, Tag } from '@sbx/client';
 import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
 import { Executor } from './executor.js';
-import { CloneFlag, EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from './forkserver-protocol.js';
+import { EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from './forkserver-protocol.js';
 import { ForkServer, ForkServerError, type Exited } from './forkserver.js';
 import * as monitor from './monitor.js';
 import { SandboxCgroup } from './cgroup.js';
-import { addMountOps, MountError } from './mounts.js';
-import { addLandlockOps, landlockAbi } from './landlock.js';
+import { MountError } from './mounts.js';
+import { addIsolationOps, IsolationError, namespacesUnavailable, type IsolationSetup } from './isolation.js';
 import { Result, signalName, type Status, type Violation, type Arch } from './result.js';
-import { compileFilter, filesystemOf, networkDenialReason, networkTable, sharesHostNetwork } from './sandbox-policy.js';
+import { compileFilter, filesystemOf, networkDenialReason, networkTable } from './sandbox-policy.js';
 import { Policy } from './policy/policy.js';
 import { CLIENT_FD, prepareClientHandshake, serveClientHandshake, type PreparedClientHandshake } from './client-handshake.js';
 import { syscallName } from './policy/syscalls.js';
@@ -28,10 +28,6 @@ function userNotifAvailable(): boolean {
 }
 /** How long a finished sandbox waits for the monitor's last reports. */
 const MONITOR_DRAIN_MS = 2000;
-/** Inside the user namespace the sandboxee is uid/gid 1000 (as in Sandbox2). */
-const INSIDE_ID = 1000;
-/** Host ids the sandboxee maps to when the executor is root: nobody/nogroup, no host-root power. */
-const UNPRIVILEGED_HOST_ID = 65534;
 
 /** A sandbox that cannot be set up before anything is started (it becomes a SETUP_ERROR Result). */
 export class SandboxSetupError extends Error {
@@ -81,8 +77,10 @@ export class Sandbox {
         () => this.finish(),
         (err) => {
           void this.cgroup?.remove();
-          if (err instanceof MountError || err instanceof SandboxSetupError || (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')) {
-            this.setupError = err.message;
+          this.isolation?.cleanup();
+          if (err instanceof MountError || err instanceof SandboxSetupError || err instanceof IsolationError || (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')) {
+            // Never a silent fallback: a host without namespaces is named, with the mode that works.
+            this.setupError = (this.executor.isolation === 'namespaces' && namespacesUnavailable(err.message)) || err.message;
             return this.makeResult(null);
           }
           throw err;
@@ -113,7 +111,9 @@ export class Sandbox {
   }
 
   private signalTree(): void {
-    if (this.pidfd >= 0) native().pidfdSendSignal(this.pidfd, 9);
+    // SIGKILL for a pid namespace's init; SIGTERM for landlock isolation's subreaper init, which
+    // kills and reaps the tree before it exits.
+    if (this.pidfd >= 0) native().pidfdSendSignal(this.pidfd, this.isolation?.treeSignal ?? 9);
     this.cgroup?.kill();
   }
 
@@ -133,30 +133,18 @@ export class Sandbox {
     const n = native();
     const ops = new OpList();
     const closeAfterSpawn: number[] = [];
+    let policy = this.policy;
     try {
       // What to run
       ops.str(Op.ExecPath, ex.path);
       for (const a of ex.argv) ops.str(Op.Arg, a);
-      for (const [k, v] of Object.entries(ex.env)) ops.str(Op.Env, `${k}=${v}`);
       ops.str(Op.Cwd, ex.cwd);
 
-      // Namespaces and identity
-      let ns = CloneFlag.NEWUSER | CloneFlag.NEWNS | CloneFlag.NEWPID | CloneFlag.NEWIPC | CloneFlag.NEWUTS | CloneFlag.NEWCGROUP;
-      if (!sharesHostNetwork(this.policy)) ns |= CloneFlag.NEWNET;
-      ops.u32(Op.Namespaces, ns);
-      ops.str(Op.Hostname, ex.hostname);
-      const root = process.getuid?.() === 0;
-      const outUid = root ? UNPRIVILEGED_HOST_ID : process.getuid!();
-      const outGid = root ? UNPRIVILEGED_HOST_ID : process.getgid!();
-      ops.words(Op.IdMap, [INSIDE_ID, outUid, INSIDE_ID, outGid]);
-
-      // Mount tree, and the same rules as a Landlock ruleset where the kernel has it
-      const fsEntries = filesystemOf(this.policy);
-      addMountOps(ops, fsEntries);
-      if (ex.landlock === 'auto' && landlockAbi() > 0) {
-        addLandlockOps(ops, fsEntries);
-        this.appliedLandlockAbi = landlockAbi();
-      }
+      // Namespaces (or none), identity, the filesystem view (isolation.ts)
+      const iso = (this.isolation = addIsolationOps(ops, ex, this.policy, filesystemOf(this.policy)));
+      this.appliedLandlockAbi = iso.landlockAbi;
+      policy = iso.policy;
+      for (const [k, v] of Object.entries({ ...ex.env, ...iso.env })) ops.str(Op.Env, `${k}=${v}`);
 
       // A cgroup of its own where the host allows one: the whole tree dies with cgroup.kill.
       if (ex.cgroup !== 'off') {
@@ -188,10 +176,10 @@ export class Sandbox {
           // Without user notification (old kernel, or monitor: 'kill') violations are KILL_PROCESS:
           // the target dies of SIGSYS and the Result says what is known.
           this.monitored = ex.monitor === 'unotify' && userNotifAvailable();
-          ops.raw(Op.Seccomp, compileFilter(this.policy, { monitor: this.monitored, execFd: EXEC_FD_TARGET }));
+          ops.raw(Op.Seccomp, compileFilter(policy, { monitor: this.monitored, execFd: EXEC_FD_TARGET }));
           if (this.monitored) ops.u32(Op.SeccompFlags, SeccompFlag.Listener);
         } else {
-          client = prepareClientHandshake(this.policy);
+          client = prepareClientHandshake(policy);
           closeAfterSpawn.push(client.theirs);
           ops.fd(CLIENT_FD, client.theirs);
         }
@@ -215,10 +203,10 @@ export class Sandbox {
       this.exitPromise.catch(() => {});
       this.setupDone = this.readSetup(setup);
       if (client) {
-        const handshake = serveClientHandshake(client, this.policy, {
+        const handshake = serveClientHandshake(client, policy, {
           watch: (listener) => {
             this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-            this.monitorId = monitor.watch(listener, this.pidfd, -1, (e) => this.onMonitor(e), networkTable(this.policy));
+            this.monitorId = monitor.watch(listener, this.pidfd, -1, (e) => this.onMonitor(e), networkTable(policy), this.isolation?.treeSignal);
           },
           fail: (reason) => {
             this.setupError ??= reason;
@@ -237,6 +225,7 @@ export class Sandbox {
   /** Violations reach the monitor (USER_NOTIF) rather than killing outright. */
   private monitored = false;
   private cgroup: SandboxCgroup | null = null;
+  private isolation: IsolationSetup | null = null;
   private monitorClosed: Promise<void> | null = null;
   private onMonitorClosed: (() => void) | null = null;
   /** pidfd of the target (pid 2 under the sandbox's init), when it sent one. */
@@ -251,7 +240,8 @@ export class Sandbox {
       for (;;) {
         const m = await setup.recvAny();
         if (m.tag === Tag.String) {
-          this.setupError = m.data.toString('utf8');
+          const message = m.data.toString('utf8');
+          this.setupError = (this.executor.isolation === 'namespaces' && namespacesUnavailable(message)) || message;
         } else if (m.tag === FsTag.InitStatus && m.data.length === 4) {
           this.targetStatus = m.data.readInt32LE(0);
         } else if (m.tag === Tag.Fd && this.targetPidfd < 0) {
@@ -260,7 +250,7 @@ export class Sandbox {
           const listener = await this.takeListener(m.data.readUInt32LE(0), setup);
           if (listener >= 0) {
             this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-            this.monitorId = monitor.watch(listener, this.pidfd, EXEC_FD_TARGET, (e) => this.onMonitor(e), networkTable(this.policy));
+            this.monitorId = monitor.watch(listener, this.pidfd, EXEC_FD_TARGET, (e) => this.onMonitor(e), networkTable(this.isolation?.policy ?? this.policy), this.isolation?.treeSignal);
           }
         } else {
           if (m.fd >= 0) closeQuietly(m.fd);
@@ -316,7 +306,7 @@ export class Sandbox {
     } else if (e.type === 'violation' && !this.violation) {
       this.violation = describeViolation(e);
       // Network rules: a denied destination (netproxy.cc), named with the rule that denied it.
-      if (e.address !== undefined) Object.assign(this.violation, { kind: 'network', address: e.address, rule: networkDenialReason(this.policy, e.netRule, e.netReason) });
+      if (e.address !== undefined) Object.assign(this.violation, { kind: 'network', address: e.address, rule: networkDenialReason(this.isolation?.policy ?? this.policy, e.netRule, e.netReason) });
     } else if (e.type === 'closed') {
       monitor.unwatch(this.monitorId);
       this.monitorId = 0;
@@ -334,10 +324,12 @@ export class Sandbox {
       if (this.monitorClosed) await raceDelay(this.monitorClosed, MONITOR_DRAIN_MS);
     } catch (err) {
       this.cleanup();
+      this.isolation?.cleanup();
       return this.makeResult(null, err as Error);
     }
     this.cleanup();
     await this.cgroup?.remove();
+    this.isolation?.cleanup();
     if (exited.timedOut) this.timedOut = true;
     return this.makeResult(exited);
   }
@@ -359,6 +351,7 @@ export class Sandbox {
       cpuSystemMs: exited ? exited.stimeUs / 1000 : 0,
       maxRssKiB: exited ? exited.maxRssKiB : 0,
       ...(this.hostPid ? { pid: this.hostPid } : {}),
+      isolation: this.executor.isolation,
     };
     // The init's report of the target is exact; without one (no pid namespace), the forkserver's.
     const st = this.targetStatus ?? exited?.status ?? 0;

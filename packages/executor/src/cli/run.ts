@@ -20,6 +20,11 @@ export const RUN_HELP = `Usage: sbx run [options] -- CMD [ARGS...]
 Runs CMD in a sandbox: new user, mount, pid, net, ipc, uts and cgroup namespaces; a read-only
 view of /usr, /lib*, /bin, /sbin and the few /etc files dynamic programs need; a tmpfs /tmp;
 a seccomp policy for ordinary command-line programs; no network. Stdio passes through.
+With --isolation landlock (hosts that forbid namespaces, e.g. inside a container): no namespace;
+the same paths allowed by Landlock rules (nothing else of the host is readable or writable),
+a private scratch directory as TMPDIR instead of the tmpfs /tmp, signals and abstract sockets
+kept inside, the same seccomp policy, every connect decided by the monitor, an unprivileged
+user when sbx runs as root (docs/security.md says what this mode does not hide).
 
 Options:
   --policy FILE                  use the policy file FILE instead of the default policy (format:
@@ -48,6 +53,14 @@ Options:
   --cwd DIR                      working directory inside the sandbox (default /)
   --landlock auto|off            Landlock rules and scopes under the mount tree where the kernel
                                  has Landlock (default auto)
+  --isolation namespaces|landlock
+                                 namespaces (default), or landlock: no namespace at all (needs
+                                 Landlock ABI 6, Linux 6.12+). Never chosen silently: where the
+                                 host forbids namespaces sbx run fails and names this flag.
+                                 In landlock mode --mount SRC only allows SRC (SRC:DST is an
+                                 error), and --tmpfs takes /tmp only
+  --sandbox-user UID[:GID]       host user the sandboxee runs as when sbx runs as root (default
+                                 nobody, 65534:65534)
   --result-json FILE             write the Result as JSON to FILE
   -q, --quiet                    do not print the Result line when the run is not OK
 
@@ -70,6 +83,8 @@ const options = {
   cwd: { type: 'string' },
   'result-json': { type: 'string' },
   landlock: { type: 'string' },
+  isolation: { type: 'string' },
+  'sandbox-user': { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -88,6 +103,10 @@ export async function run(argv: string[]): Promise<number> {
   if (values.landlock !== undefined && values.landlock !== 'auto' && values.landlock !== 'off') {
     throw new UsageError(`--landlock must be auto or off, got ${JSON.stringify(values.landlock)}`);
   }
+  if (values.isolation !== undefined && values.isolation !== 'namespaces' && values.isolation !== 'landlock') {
+    throw new UsageError(`--isolation must be namespaces or landlock, got ${JSON.stringify(values.isolation)}`);
+  }
+  if (values.isolation === 'landlock' && values.landlock === 'off') throw new UsageError('--isolation landlock cannot be combined with --landlock off');
   const [cmd, ...args] = positionals as [string, ...string[]];
 
   const limits: LimitsOptions = {};
@@ -116,6 +135,7 @@ export async function run(argv: string[]): Promise<number> {
     network: parseNet(values.net ?? []),
     ...(values.policy !== undefined ? { policyFile: values.policy } : {}),
   };
+  if (values.isolation === 'landlock') checkLandlockFlags(policyOptions);
   // dns=IP: a resolv.conf naming the resolvers, bound at /etc/resolv.conf for the run.
   let resolvDir: string | null = null;
   if (policyOptions.network.dns.length) {
@@ -137,12 +157,14 @@ async function runWith(
   env: Record<string, string>,
   limits: LimitsOptions,
   policyOptions: RunPolicyOptions,
-  values: { cwd?: string; 'result-json'?: string; quiet?: boolean; landlock?: string },
+  values: { cwd?: string; 'result-json'?: string; quiet?: boolean; landlock?: string; isolation?: string; 'sandbox-user'?: string },
 ): Promise<number> {
   let executor: Executor;
   try {
     const landlock = values.landlock === 'off' ? 'off' : 'auto';
-    executor = new Executor(cmd, [cmd, ...args], { env, cwd: values.cwd ?? '/', limits, landlock });
+    const isolation = values.isolation === 'landlock' ? 'landlock' : 'namespaces';
+    const sandboxUser = values['sandbox-user'] !== undefined ? parseSandboxUser(values['sandbox-user']) : undefined;
+    executor = new Executor(cmd, [cmd, ...args], { env, cwd: values.cwd ?? '/', limits, landlock, isolation, ...(sandboxUser ? { sandboxUser } : {}) });
   } catch (err) {
     const e = err as Error & { code?: string };
     if (e.code === 'BINARY_NOT_FOUND' || e.code === 'BINARY_NOT_EXECUTABLE') {
@@ -236,6 +258,24 @@ function parseMount(s: string): { outside: string; inside: string; writable: boo
   const inside = parts[1] ?? outside;
   if (!outside.startsWith('/') || !inside.startsWith('/')) throw new UsageError(`--mount paths must be absolute, got "${s}"`);
   return { outside, inside, writable };
+}
+
+/** Landlock isolation has no mount namespace: what the flags ask must exist at its own path. */
+function checkLandlockFlags(o: RunPolicyOptions): void {
+  for (const m of o.mounts) {
+    if (m.outside !== m.inside) throw new UsageError(`--mount ${m.outside}:${m.inside}: --isolation landlock has no mount namespace, so a path cannot appear elsewhere; use --mount ${m.outside} to allow it at its own path`);
+  }
+  for (const t of o.tmpfs) {
+    if (t.inside !== '/tmp') throw new UsageError(`--tmpfs ${t.inside}: --isolation landlock cannot mount a tmpfs; only /tmp is provided (a private scratch directory, passed as TMPDIR); use --mount DIR:rw for a writable host directory`);
+  }
+  if (o.network.dns.length) throw new UsageError(`--net dns=: --isolation landlock cannot put a resolv.conf at /etc/resolv.conf (no mount namespace); the host's /etc/resolv.conf is what the program reads`);
+}
+
+function parseSandboxUser(s: string): { uid: number; gid: number } {
+  const m = /^(\d+)(?::(\d+))?$/.exec(s.trim());
+  if (!m) throw new UsageError(`--sandbox-user expects UID[:GID] (numbers), got "${s}"`);
+  const uid = Number(m[1]);
+  return { uid, gid: m[2] !== undefined ? Number(m[2]) : uid };
 }
 
 function parseTmpfs(s: string): { inside: string; sizeBytes: number } {

@@ -1,0 +1,134 @@
+// isolation.ts: how a sandbox is walled off, as forkserver ops: the namespaces mode (user, mount,
+// pid, net, ipc, uts, cgroup namespaces, a mount tree, Landlock under it) or the landlock mode
+// (no namespace: Landlock rules on host paths, an unprivileged uid, a subreaper init). The rest of
+// a spawn (limits, fds, the filter) is the same for both and stays in sandbox.ts.
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Executor } from './executor.js';
+import { CloneFlag, Op, type OpList } from './forkserver-protocol.js';
+import { addLandlockOps, landlockAbi } from './landlock.js';
+import { addMountOps, MountError, type FsEntry } from './mounts.js';
+import { Policy } from './policy/policy.js';
+import { sharesHostNetwork } from './sandbox-policy.js';
+
+/** Inside the user namespace the sandboxee is uid/gid 1000 (as in Sandbox2). */
+const INSIDE_ID = 1000;
+/** Landlock isolation needs the signal and abstract-socket scopes. */
+export const LANDLOCK_ISOLATION_MIN_ABI = 6;
+
+/** What the chosen isolation set up, for the Sandbox. */
+export interface IsolationSetup {
+  /** The Landlock ABI the sandboxee runs under (0: none). */
+  landlockAbi: number;
+  /** The policy to compile and monitor: landlock mode turns "no network" into "no rule allows". */
+  policy: Policy;
+  /** Variables added to the sandboxee's environment (TMPDIR for a /tmp scratch directory). */
+  env: Record<string, string>;
+  /** The signal that ends the sandbox's whole tree when sent to the forkserver's child. */
+  treeSignal: number;
+  /** Removes what the setup created on the host (scratch directories). Safe to call twice. */
+  cleanup: () => void;
+}
+
+/** Thrown when the isolation cannot be set up here (it becomes a SETUP_ERROR Result). */
+export class IsolationError extends Error {
+  readonly code = 'ISOLATION';
+}
+
+/** Appends the namespaces, identity and filesystem ops of the executor's isolation. */
+export function addIsolationOps(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[]): IsolationSetup {
+  return ex.isolation === 'landlock' ? addLandlockIsolation(ops, ex, policy, fsEntries) : addNamespacesIsolation(ops, ex, policy, fsEntries);
+}
+
+function addNamespacesIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[]): IsolationSetup {
+  let ns = CloneFlag.NEWUSER | CloneFlag.NEWNS | CloneFlag.NEWPID | CloneFlag.NEWIPC | CloneFlag.NEWUTS | CloneFlag.NEWCGROUP;
+  if (!sharesHostNetwork(policy)) ns |= CloneFlag.NEWNET;
+  ops.u32(Op.Namespaces, ns);
+  ops.str(Op.Hostname, ex.hostname);
+  const root = process.getuid?.() === 0;
+  const outUid = root ? ex.sandboxUser.uid : process.getuid!();
+  const outGid = root ? ex.sandboxUser.gid : process.getgid!();
+  ops.words(Op.IdMap, [INSIDE_ID, outUid, INSIDE_ID, outGid]);
+  // The mount tree, and the same rules as a Landlock ruleset where the kernel has it
+  addMountOps(ops, fsEntries);
+  let abi = 0;
+  if (ex.landlock === 'auto' && landlockAbi() > 0) {
+    addLandlockOps(ops, fsEntries);
+    abi = landlockAbi();
+  }
+  return { landlockAbi: abi, policy, env: {}, treeSignal: 9, cleanup: () => {} };
+}
+
+function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[]): IsolationSetup {
+  const abi = landlockAbi();
+  if (abi < LANDLOCK_ISOLATION_MIN_ABI) {
+    throw new IsolationError(
+      `isolation 'landlock' needs Landlock ABI ${LANDLOCK_ISOLATION_MIN_ABI} or newer (Linux 6.12+: its signal and abstract-unix-socket scopes keep the sandboxee from reaching other processes), ` +
+        `but this kernel offers ${abi > 0 ? `ABI ${abi}` : 'no Landlock'}; use isolation: 'namespaces' where the host allows namespaces (see sbx doctor)`,
+    );
+  }
+  const root = process.getuid?.() === 0;
+  const uid = root ? ex.sandboxUser.uid : process.getuid!();
+  const gid = root ? ex.sandboxUser.gid : process.getgid!();
+  const scratch: string[] = [];
+  const cleanup = () => {
+    for (const d of scratch.splice(0)) rmSync(d, { recursive: true, force: true });
+  };
+  const env: Record<string, string> = {};
+  try {
+    const entries = fsEntries.map((e): FsEntry => {
+      switch (e.type) {
+        case 'bind':
+          if (e.outside !== e.inside) throw new MountError(`isolation 'landlock' has no mount namespace: ${e.outside} cannot appear at ${e.inside}; allow it at its own path instead (addDirectory('${e.outside}') / addFile, or sbx run --mount ${e.outside})`);
+          return e;
+        case 'proc':
+        case 'dev': {
+          const own = `/${e.type}`;
+          if (e.inside !== own) throw new MountError(`isolation 'landlock' has no mount namespace: ${own} cannot appear at ${e.inside}`);
+          return e;
+        }
+        case 'tmpfs': {
+          // No tmpfs without a mount namespace: a private, empty directory of the host instead,
+          // removed after the run. Only /tmp has a conventional way to be found there: TMPDIR.
+          if (e.inside !== '/tmp') throw new MountError(`isolation 'landlock' has no mount namespace: cannot mount a tmpfs at ${e.inside}; allow a host directory there with addDirectory('${e.inside}', { writable: true }) instead`);
+          const dir = mkdtempSync(join(tmpdir(), 'sbx-tmp-'));
+          scratch.push(dir);
+          if (root) chownSync(dir, uid, gid);
+          if (ex.env.TMPDIR === undefined) env.TMPDIR = dir;
+          return { type: 'tmpfs', inside: dir, sizeBytes: e.sizeBytes };
+        }
+      }
+    });
+    ops.u32(Op.Namespaces, 0);
+    if (root) ops.words(Op.HostIds, [uid, gid]);
+    ops.raw(Op.Reaper, Buffer.alloc(0));
+    const hostNetwork = sharesHostNetwork(policy);
+    addLandlockOps(ops, entries, { restrictTcp: !hostNetwork });
+    // No network namespace: "no network" becomes network rules that allow nothing, so that every
+    // connect (and send with an address, and listen) is decided by the monitor.
+    const effective = policy.network.mode === 'none' ? new Policy({ ...policyData(policy), network: { mode: 'rules', rules: [] } }) : policy;
+    return { landlockAbi: abi, policy: effective, env, treeSignal: 15, cleanup };
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+}
+
+function policyData(p: Policy) {
+  return { arch: p.arch, rules: p.rules, overridable: p.overridable, defaultAction: p.defaultAction, mounts: p.mounts, network: p.network, presets: p.presets };
+}
+
+/**
+ * A failure of namespaces mode that means the host forbids namespaces (a container's seccomp
+ * profile, restricted user namespaces): the message with what to do instead; null otherwise.
+ */
+export function namespacesUnavailable(message: string): string | null {
+  const clone = /\bclone3?\((?:[A-Z_|]*\bCLONE_NEW[A-Z]+)[A-Z_|]*\): (Operation not permitted|Permission denied|No space left on device|Function not implemented)/.test(message);
+  const step = /^(ids|mount|network|hostname|user namespace): .*(Operation not permitted|Permission denied)/.test(message) || /^user namespace: /.test(message);
+  if (!clone && !step) return null;
+  return (
+    `namespaces are not available on this host: ${message}. ` +
+    `To run without namespaces use isolation: 'landlock' (sbx run --isolation landlock); sbx doctor lists the isolation modes this host supports`
+  );
+}
