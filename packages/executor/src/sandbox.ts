@@ -130,6 +130,7 @@ export class Sandbox {
 
   private async start(): Promise<void> {
     const ex = this.executor;
+    if (ex.forkServer) return this.startForked();
     const n = native();
     const ops = new OpList();
     const closeAfterSpawn: number[] = [];
@@ -231,6 +232,48 @@ export class Sandbox {
       for (const fd of closeAfterSpawn) closeQuietly(fd);
       ex.ipc.releaseOwned();
     }
+  }
+
+  // ---- custom-fork mode (fork-server.ts): a child of the user's forkserver instead of an exec ----
+  private forkWalltime: NodeJS.Timeout | null = null;
+
+  private async startForked(): Promise<void> {
+    const ex = this.executor;
+    const server = ex.forkServer!;
+    const client = prepareClientHandshake(this.policy);
+    const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
+    fds.push({ target: CLIENT_FD, fd: client.theirs });
+    let forked;
+    try {
+      forked = await server.fork(fds);
+    } catch (err) {
+      client.channel.close();
+      throw new SandboxSetupError(`custom-fork mode: ${(err as Error).message}`);
+    } finally {
+      closeQuietly(client.theirs);
+      ex.ipc.releaseOwned();
+    }
+    this.pidfd = forked.pidfd;
+    this.hostPid = forked.pid;
+    this.monitored = true;
+    // The forkserver reports the wait status; if it dies first, its sandbox took the child along.
+    this.exitPromise = server.waitExit(forked.id).catch(() => ({ pid: forked.nsPid, status: 9, utimeUs: 0, stimeUs: 0, maxRssKiB: 0, timedOut: false }));
+    if (ex.limits.walltime > 0) {
+      this.forkWalltime = setTimeout(() => {
+        this.timedOut = true;
+        this.signalTree();
+      }, Math.max(1, Math.round(ex.limits.walltime * 1000)));
+    }
+    this.setupDone = serveClientHandshake(client, this.policy, {
+      watch: (listener) => {
+        this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
+        this.monitorId = monitor.watch(listener, this.pidfd, -1, (e) => this.onMonitor(e), networkTable(this.policy));
+      },
+      fail: (reason) => {
+        this.setupError ??= reason;
+        this.signalTree();
+      },
+    });
   }
 
   private exitPromise: Promise<Exited> | null = null;
@@ -344,6 +387,7 @@ export class Sandbox {
 
   private cleanup(): void {
     this.finished = true;
+    if (this.forkWalltime) clearTimeout(this.forkWalltime);
     if (this.monitorId) monitor.unwatch(this.monitorId);
     this.monitorId = 0;
     closeQuietly(this.pidfd);

@@ -1,0 +1,179 @@
+// forking-client.ts: custom-fork mode for a Node forkserver (DESIGN.md §1, §7). The forkserver
+// is started by Executor.startForkServer() with `node --single-threaded --v8-pool-size=1`; it
+// loads and warms what its children share, then calls ForkingClient.waitAndFork() (or
+// enterForkLoop()). Each fork request of the executor makes a child that returns 0 with its own
+// Comms channel (fd 1023) and sandbox-me-here handshake (fd 1020): it calls
+// Client.sandboxMeHere() and does its work.
+//
+// Why these flags and these steps: research/node-fork-lab.md. In short: a forked child has only
+// the thread that forked. With --single-threaded V8 compiles and collects garbage on the main
+// thread, so nothing the child does waits for a platform worker; --v8-pool-size=1 keeps one
+// worker to park. The native side (fork_binding.cc) parks it and drains libuv before fork(),
+// and runs uv_loop_fork() in the child; this file fixes process.pid, routes every exit through
+// _exit() (Node's own teardown would join the missing worker threads), detects the natural
+// exit, and turns what cannot work in a child (Worker threads) into a clear error.
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+import { ForkError } from './errors.js';
+import { native, type NativeErrnoError } from './native.js';
+import { Client } from './client.js';
+import { defaultCommsFd } from './sync-comms.js';
+
+/** The node flags a forkserver needs, and why (checked by waitAndFork()). */
+export const FORKSERVER_NODE_FLAGS = ['--single-threaded', '--v8-pool-size=1'] as const;
+
+let opened = false;
+let inChild = false;
+
+/** The forkserver side of custom-fork mode. All members are static: a process serves one channel. */
+export class ForkingClient {
+  private constructor() {}
+
+  /**
+   * Checks that this process can fork safely, without taking the channel: the node flags, the
+   * V8 the addon was built for. Throws ForkError NODE_FLAGS / NODE_BUILD naming what to change.
+   * waitAndFork() calls it; call it at start-up to fail before loading anything.
+   */
+  static check(): void {
+    const argv = process.execArgv;
+    const missing: string[] = [];
+    if (!argv.includes('--single-threaded')) missing.push('--single-threaded');
+    // --v8-pool-size=1 is checked on the real worker count once the platform is asked (open).
+    if (!argv.some((a) => a === '--v8-pool-size=1')) missing.push('--v8-pool-size=1');
+    if (missing.length) {
+      throw new ForkError(
+        'NODE_FLAGS',
+        `a Node forkserver must run as "node ${FORKSERVER_NODE_FLAGS.join(' ')} ${process.argv[1] ?? 'server.js'}": add ${missing.join(' and ')} ` +
+          `(a forked child has no V8 worker threads; see docs/architecture.md, custom-fork mode)`,
+      );
+    }
+    const built = native().forkingV8Built();
+    const running = process.versions.v8.split('.').slice(0, 2).join('.');
+    if (built !== running) {
+      throw new ForkError('NODE_BUILD', `sbx's addon was built against V8 ${built}, this node (${process.version}) runs V8 ${running}: rebuild the addon with this node (pnpm run build:native)`);
+    }
+  }
+
+  /**
+   * Waits for the next fork request, reaping and reporting ended children meanwhile; forks.
+   * Returns the child's pid (in this forkserver's pid namespace) in the forkserver and 0 in the
+   * child. Synchronous: the forkserver's event loop does not run while it waits, and nothing
+   * should be in flight when it is called (open requests make it refuse the fork: the executor
+   * gets the reason).
+   *
+   * Throws ForkError: NODE_FLAGS, NODE_BUILD, NOT_IN_SANDBOX, EXECUTOR_GONE (the executor closed
+   * the channel: exit), NOT_FORKSERVER (called in a child), PROTOCOL, IO.
+   */
+  static waitAndFork(): number {
+    if (inChild) throw new ForkError('NOT_FORKSERVER', 'ForkingClient.waitAndFork() in a forked child: only the forkserver serves fork requests');
+    if (!opened) {
+      ForkingClient.check();
+      Client.prepare(); // the child's sandboxMeHere() then finds everything loaded
+      let info;
+      try {
+        info = native().forkingOpen(defaultCommsFd());
+      } catch (err) {
+        throw fromNative(err as NativeErrnoError);
+      }
+      if (info.workers !== 1) {
+        throw new ForkError('NODE_FLAGS', `a Node forkserver must run with --v8-pool-size=1 (this node has ${info.workers} V8 platform workers)`);
+      }
+      opened = true;
+    }
+    let pid: number;
+    try {
+      pid = native().forkingWaitAndFork();
+    } catch (err) {
+      throw fromNative(err as NativeErrnoError);
+    }
+    if (pid === 0) becomeChild();
+    return pid;
+  }
+
+  /**
+   * Serves fork requests until one makes this process a child, and returns there. When the
+   * executor closes the channel the forkserver exits with code 0.
+   */
+  static enterForkLoop(): void {
+    for (;;) {
+      let pid: number;
+      try {
+        pid = ForkingClient.waitAndFork();
+      } catch (err) {
+        if (err instanceof ForkError && err.code === 'EXECUTOR_GONE') process.exit(0);
+        throw err;
+      }
+      if (pid === 0) return;
+    }
+  }
+
+  /** True in a child forked by waitAndFork(). */
+  static get isForkedChild(): boolean {
+    return inChild;
+  }
+
+  /** Children of this forkserver still alive. */
+  static get children(): number {
+    return opened ? native().forkingStats().children : 0;
+  }
+}
+
+/** The child's side of the fork: everything before the user's code runs again. */
+function becomeChild(): void {
+  inChild = true;
+  const n = native();
+  Object.defineProperty(process, 'pid', { value: n.forkGetpid(), configurable: true, enumerable: true, writable: false });
+
+  // Every exit through _exit(): Node's teardown would join platform threads the child lacks.
+  const exitCodeOf = (fallback: unknown): number => {
+    const c = process.exitCode;
+    if (typeof c === 'number') return c;
+    if (typeof c === 'string' && /^\d+$/.test(c)) return Number(c);
+    return typeof fallback === 'number' ? fallback : 0;
+  };
+  (process as unknown as { reallyExit: (code?: number) => never }).reallyExit = (code?: number) => n.forkExit(exitCodeOf(code));
+  const emit = process.emit;
+  process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
+    const r = (emit as (e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
+    if (event === 'exit') n.forkExit(exitCodeOf(args[0]));
+    return r;
+  } as typeof process.emit;
+  // A natural end: 'beforeExit' when the loop goes idle, the exit when it stays idle after it.
+  n.forkNaturalExit((state) => {
+    if (state === 1) process.emit('beforeExit', exitCodeOf(0));
+    else process.exit();
+  });
+
+  // What the forkserver left running is not the child's: its timers never fire here, and its
+  // other handles no longer keep the child alive.
+  const handles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles?.() ?? [];
+  for (const h of handles) {
+    if (h === process.stdin || h === process.stdout || h === process.stderr) continue;
+    const name = (h as { constructor?: { name?: string } })?.constructor?.name;
+    if (name === 'Timeout') clearTimeout(h as NodeJS.Timeout);
+    else (h as { unref?: () => void }).unref?.();
+  }
+
+  // Worker threads need V8 platform workers at their end (the isolate's teardown waits for
+  // them): in a child they would hang, so they fail at once.
+  const require = createRequire(import.meta.url);
+  const wt = require('node:worker_threads') as { Worker: unknown };
+  wt.Worker = class Worker {
+    constructor() {
+      throw new ForkError('UNSUPPORTED_IN_CHILD', 'worker_threads.Worker cannot run in a forked child (it has no V8 platform workers to end it): start Workers in a sandbox of their own, or compute in the child itself');
+    }
+  };
+  syncBuiltinESMExports();
+}
+
+function fromNative(e: NativeErrnoError): ForkError {
+  if (!e || typeof e.code !== 'string') return new ForkError('IO', `ForkingClient: ${String(e)}`, { cause: e });
+  const code =
+    e.code === 'EPIPE' || e.code === 'ECONNRESET'
+      ? 'EXECUTOR_GONE'
+      : e.code === 'EBADF' || e.code === 'ENOTSOCK'
+        ? 'NOT_IN_SANDBOX'
+        : e.code === 'EPROTO'
+          ? 'PROTOCOL'
+          : 'IO';
+  return new ForkError(code, `ForkingClient: ${e.message}`, { cause: e, errno: e.errno });
+}
