@@ -256,8 +256,13 @@ export class Sandbox {
     this.pidfd = forked.pidfd;
     this.hostPid = forked.pid;
     this.monitored = true;
-    // The forkserver reports the wait status; if it dies first, its sandbox took the child along.
-    this.exitPromise = server.waitExit(forked.id).catch(() => ({ pid: forked.nsPid, status: 9, utimeUs: 0, stimeUs: 0, maxRssKiB: 0, timedOut: false }));
+    // The forkserver reports the wait status. If it dies first, its sandbox takes the child along:
+    // make sure (SIGKILL through our pidfd) and report that once the child is gone.
+    this.exitPromise = server.waitExit(forked.id).catch(async () => {
+      this.signalTree();
+      await pidfdExited(this.pidfd);
+      return { pid: forked.nsPid, status: 9, utimeUs: 0, stimeUs: 0, maxRssKiB: 0, timedOut: false };
+    });
     if (ex.limits.walltime > 0) {
       this.forkWalltime = setTimeout(() => {
         this.timedOut = true;
@@ -497,6 +502,17 @@ function raceDelay(p: Promise<void>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves once the process of `pidfd` has ended (its pidfd turns readable). */
+function pidfdExited(pidfd: number): Promise<void> {
+  return new Promise((resolve) => {
+    const w = new (native().Watcher)(pidfd, () => {
+      w.close();
+      resolve();
+    });
+    w.start(true, false);
+  });
 }
 
 function errnoName(errno: number): string {
