@@ -1,5 +1,6 @@
 // Custom-fork mode: a fork request to "child running JS and answering on its Comms", against a
-// cold `node child.js` doing the same, in one run, interleaved.
+// cold `node child.js` doing the same, in one run, interleaved; forking on request and from
+// spares (children forked ahead, ForkingClient.setSpares(2)).
 //   fork  Executor(forkServer) + Sandbox.runAsync() (REQUEST → FORKED + pidfd) + a job message;
 //         the forked child calls Client.sandboxMeHere() (its policy from the executor, the
 //         monitor attached) and answers. Forkservers (test/fixtures/fork-server.mjs) hold ~50 MB
@@ -24,8 +25,8 @@ function policy() {
   return b.build();
 }
 
-export function startServer(pol, heapMb) {
-  return Executor.startForkServer(process.execPath, [process.execPath, '--single-threaded', '--v8-pool-size=1', join(repo, 'test/fixtures/fork-server.mjs'), String(heapMb)], {
+export function startServer(pol, heapMb, spares = 0) {
+  return Executor.startForkServer(process.execPath, [process.execPath, '--single-threaded', '--v8-pool-size=1', join(repo, 'test/fixtures/fork-server.mjs'), String(heapMb), String(spares)], {
     policy: pol,
     cwd: repo,
     env: { PATH: '/usr/bin:/bin' },
@@ -87,8 +88,8 @@ export async function forkBench() {
   const pol = policy();
   const out = [];
   const cold = [];
-  for (const heapMb of [50, 500]) {
-    const server = await startServer(pol, heapMb);
+  for (const [heapMb, spares] of [[50, 0], [50, 2], [500, 0], [500, 2]]) {
+    const server = await startServer(pol, heapMb, spares);
     try {
       for (let i = 0; i < WARMUP; i++) await forkOnce(server, pol);
       for (let i = 0; i < 3; i++) await coldOnce();
@@ -98,7 +99,7 @@ export async function forkBench() {
         fork.push((await forkOnce(server, pol)).ms);
         if (i % 3 === 0) cold.push(await coldOnce());
       }
-      const name = `fork → sandboxed child answers on Comms, forkserver RSS ${rss.toFixed(0)} MB`;
+      const name = `${spares ? `${spares} spares` : 'fork on request'} → sandboxed child answers on Comms, forkserver RSS ${rss.toFixed(0)} MB`;
       const coldName = 'cold `node child.js` answers on Comms';
       out.push({ name: `${name}, p50`, unit: 'ms', value: pct(fork, 0.5), peer: coldName, peerValue: pct(cold, 0.5), goal: heapMb === 50 ? '<= 0.025× (40× faster)' : undefined });
       out.push({ name: `${name}, p99`, unit: 'ms', value: pct(fork, 0.99), peer: coldName, peerValue: pct(cold, 0.99) });

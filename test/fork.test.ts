@@ -160,6 +160,32 @@ describe('custom-fork mode: a Node forkserver', () => {
   });
 });
 
+describe('custom-fork mode: spares (children forked ahead)', () => {
+  const policy = nodePolicy((b) => b.allowSyscalls(['kill']));
+  let server: ForkServerHandle;
+  beforeAll(async () => {
+    server = await startNodeServer(policy, ['0', '2']);
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('60 children from spares run the workload, exit right, and cannot signal the forkserver', async () => {
+    const failures: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const code = i % 4;
+      const c = await forkChild(server, policy);
+      await c.comms.sendMessage({ kind: i % 2 ? 'workload' : 'probe', light: true, targets: { forkserver: 2 }, exit: i % 3 ? 'exit' : 'natural', code });
+      const reply = (await c.comms.recvMessage()) as Record<string, unknown>;
+      const r = await c.result;
+      c.comms.close();
+      const ok = r.status === 'OK' && r.exitCode === code && (i % 2 ? reply.ok === true : reply['kill:forkserver'] === 'EPERM' && reply.ppid === 2);
+      if (!ok) failures.push(`#${i}: ${r.toString()} ${JSON.stringify(reply)}`);
+    }
+    expect(failures).toEqual([]);
+  }, 120_000);
+});
+
 describe('custom-fork mode: sibling isolation', () => {
   // The children's policy allows the calls, so what stops them is the child's own wall.
   const policy = nodePolicy((b) => b.allowSyscalls(['kill', 'socket', 'connect', 'bind', 'listen', 'getsockname', 'getpeername', 'setsockopt', 'getsockopt']));

@@ -305,6 +305,16 @@ static Napi::Value ForkingWaitAndFork(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, pid);
 }
 
+// forkingSetSpares(n): children forked ahead of requests (sbx_forking_client_set_spares).
+static Napi::Value ForkingSetSpares(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  uint32_t n = ArgUint32(info, 0, "forkingSetSpares(n: number)");
+  if (!g_fc) ThrowErrno(env, EBADF, "forkingSetSpares");
+  int rc = sbx_forking_client_set_spares(g_fc, n);
+  if (rc < 0) ThrowErrno(env, -rc, "sbx_forking_client_set_spares");
+  return env.Undefined();
+}
+
 // forkingStats() -> { children } (forkserver side)
 static Napi::Value ForkingStats(const Napi::CallbackInfo &info) {
   Napi::Object o = Napi::Object::New(info.Env());
@@ -347,6 +357,7 @@ void InitForkBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("forkingOpen", Napi::Function::New(env, ForkingOpen, "forkingOpen"));
   exports.Set("forkingV8Built", Napi::Function::New(env, ForkingV8Built, "forkingV8Built"));
   exports.Set("forkingWaitAndFork", Napi::Function::New(env, ForkingWaitAndFork, "forkingWaitAndFork"));
+  exports.Set("forkingSetSpares", Napi::Function::New(env, ForkingSetSpares, "forkingSetSpares"));
   exports.Set("forkingStats", Napi::Function::New(env, ForkingStats, "forkingStats"));
   exports.Set("forkExit", Napi::Function::New(env, ForkExit, "forkExit"));
   exports.Set("forkNaturalExit", Napi::Function::New(env, ForkNaturalExit, "forkNaturalExit"));

@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -31,6 +32,9 @@
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
 #endif
 #ifndef SYS_landlock_create_ruleset
 #define SYS_landlock_create_ruleset 444
@@ -71,6 +75,13 @@ struct child {
   pid_t pid;
   int pidfd;
   uint64_t id;
+  int sock; /* a spare's end of its assignment socket (-1 once assigned, or on demand) */
+};
+
+/* A spare's assignment: u32 n | n x u32 target, with the n fds as SCM_RIGHTS. */
+struct assignment {
+  uint32_t n;
+  uint32_t targets[SBX_FORK_MAX_FDS];
 };
 
 struct sbx_forking_client {
@@ -78,6 +89,8 @@ struct sbx_forking_client {
   struct child *children;
   unsigned nchildren, cap;
   struct pollfd *pfds; /* cap + 1 entries */
+  unsigned want_spares, nspares;
+  int spare_failed; /* the last spare could not be made: no retry before the next request */
 };
 
 static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) {
@@ -125,7 +138,10 @@ unsigned sbx_forking_client_children(const sbx_forking_client *fc) { return fc ?
 void sbx_forking_client_free(sbx_forking_client *fc) {
   if (fc == NULL) return;
   if (fc->children != NULL) {
-    for (unsigned i = 0; i < fc->nchildren; i++) close(fc->children[i].pidfd);
+    for (unsigned i = 0; i < fc->nchildren; i++) {
+      close(fc->children[i].pidfd);
+      if (fc->children[i].sock >= 0) close(fc->children[i].sock);
+    }
     free(fc->children);
   }
   free(fc->pfds);
@@ -171,6 +187,12 @@ static int reap(sbx_forking_client *fc, unsigned i) {
   if (r == 0) return 0; /* not yet (a stopped child also makes the pidfd readable? no: only exit) */
   close(c.pidfd);
   fc->children[i] = fc->children[--fc->nchildren];
+  if (c.sock >= 0) { /* a spare that died unassigned: nobody to tell */
+    close(c.sock);
+    fc->nspares--;
+    return 0;
+  }
+  if (c.id == 0) return 0; /* a spare that failed its assignment */
   if (r < 0) status = 0x7f00; /* lost: reported as "exit 127" rather than never */
   unsigned char buf[SBX_FORK_EXITED_SIZE];
   put_u64(buf, c.id);
@@ -207,10 +229,34 @@ static int is_target(const uint32_t *targets, unsigned n, int fd, unsigned excep
   return 0;
 }
 
-/* In the child: everything before user code. Returns 0 or (step << 16 | errno). */
-static int child_setup(sbx_forking_client *fc, int *fds, const uint32_t *targets, unsigned n, pid_t parent) {
-  for (unsigned i = 0; i < fc->nchildren; i++) close(fc->children[i].pidfd);
-  /* Received fds off every target number, then onto their targets (dup2 clears CLOEXEC). */
+/* In the child: off with what is the forkserver's, and the isolation. Returns 0 or
+ * (step << 16 | errno). */
+static int child_isolate(sbx_forking_client *fc, pid_t parent) {
+  for (unsigned i = 0; i < fc->nchildren; i++) {
+    close(fc->children[i].pidfd);
+    if (fc->children[i].sock >= 0) close(fc->children[i].sock);
+  }
+  fc->nchildren = fc->nspares = 0;
+  close(fc->comms.fd); /* the forkserver's channel is never a child's (a target may reuse the number) */
+  fc->comms.fd = -1;
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) return STEP_PDEATHSIG << 16 | errno;
+  if (getppid() != parent) return STEP_PDEATHSIG << 16 | ESRCH; /* the forkserver already died */
+  if (setsid() < 0) return STEP_SETSID << 16 | errno;
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return STEP_NO_NEW_PRIVS << 16 | errno;
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  if (syscall(SYS_capset, &hdr, data) < 0) return STEP_CAPS << 16 | errno;
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return STEP_DUMPABLE << 16 | errno;
+  int r = child_landlock();
+  if (r < 0) return STEP_LANDLOCK << 16 | -r;
+  return 0;
+}
+
+/* In the child: the request's fds onto their targets (dup2 clears CLOEXEC). 0 or step|errno. */
+static int child_place_fds(int *fds, const uint32_t *targets, unsigned n) {
+  /* First off every target number another fd must take... */
   for (unsigned i = 0; i < n; i++) {
     int min = 0;
     while (is_target(targets, n, fds[i], i)) {
@@ -225,7 +271,7 @@ static int child_setup(sbx_forking_client *fc, int *fds, const uint32_t *targets
       fds[i] = d;
     }
   }
-  int keep_comms = 0;
+  /* ...then onto the targets. */
   for (unsigned i = 0; i < n; i++) {
     if (fds[i] == (int)targets[i]) {
       if (fcntl(fds[i], F_SETFD, 0) < 0) return STEP_FDS << 16 | errno;
@@ -233,24 +279,7 @@ static int child_setup(sbx_forking_client *fc, int *fds, const uint32_t *targets
       if (dup2(fds[i], (int)targets[i]) < 0) return STEP_FDS << 16 | errno;
       close(fds[i]);
     }
-    if ((int)targets[i] == fc->comms.fd) keep_comms = 1;
   }
-  if (!keep_comms) close(fc->comms.fd); /* the forkserver's channel is never a child's */
-  fc->comms.fd = -1;
-  fc->nchildren = 0;
-
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) return STEP_PDEATHSIG << 16 | errno;
-  if (getppid() != parent) return STEP_PDEATHSIG << 16 | ESRCH; /* the forkserver already died */
-  if (setsid() < 0) return STEP_SETSID << 16 | errno;
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return STEP_NO_NEW_PRIVS << 16 | errno;
-  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-  struct __user_cap_data_struct data[2];
-  memset(data, 0, sizeof data);
-  if (syscall(SYS_capset, &hdr, data) < 0) return STEP_CAPS << 16 | errno;
-  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return STEP_DUMPABLE << 16 | errno;
-  int r = child_landlock();
-  if (r < 0) return STEP_LANDLOCK << 16 | -r;
   return 0;
 }
 
@@ -268,6 +297,147 @@ static int read_full(int fd, void *buf, size_t len) {
     got += (size_t)r;
   }
   return (int)got;
+}
+
+static struct child *find_child(sbx_forking_client *fc, pid_t pid) {
+  for (unsigned i = 0; i < fc->nchildren; i++)
+    if (fc->children[i].pid == pid) return &fc->children[i];
+  return NULL;
+}
+
+/* FORKED for child `pid` (in the table) and its pidfd. Returns pid or the channel's error. */
+static pid_t reply_forked(sbx_forking_client *fc, uint64_t id, pid_t pid, char *err, size_t errlen) {
+  struct child *c = find_child(fc, pid);
+  unsigned char buf[16];
+  put_u64(buf, id);
+  put_u32(buf + 8, 0);
+  put_u32(buf + 12, (uint32_t)pid);
+  int rc;
+  if ((rc = sbx_comms_send_tlv(&fc->comms, SBX_FORK_TAG_FORKED, buf, sizeof buf)) < 0 ||
+      (rc = sbx_comms_send_fd(&fc->comms, c->pidfd)) < 0)
+    return fail(err, errlen, rc == -ECONNRESET ? -EPIPE : rc, "replying to fork request %llu: %s", (unsigned long long)id, sbx_comms_strerror(rc));
+  return pid;
+}
+
+/* Hands the request's fds to a waiting spare. Returns its pid, or 0 when there is none (a
+ * spare that cannot take them is killed and left to be reaped). */
+static pid_t assign_spare(sbx_forking_client *fc, uint64_t id, const int *fds, const uint32_t *targets, unsigned n) {
+  for (unsigned i = 0; i < fc->nchildren; i++) {
+    struct child *c = &fc->children[i];
+    if (c->sock < 0) continue;
+    struct assignment a = {.n = n};
+    memcpy(a.targets, targets, n * sizeof *targets);
+    struct iovec iov = {.iov_base = &a, .iov_len = sizeof a};
+    union {
+      char buf[CMSG_SPACE(sizeof(int) * SBX_FORK_MAX_FDS)];
+      struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (n > 0) {
+      mh.msg_control = u.buf;
+      mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+      struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+      cm->cmsg_level = SOL_SOCKET;
+      cm->cmsg_type = SCM_RIGHTS;
+      cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
+      memcpy(CMSG_DATA(cm), fds, sizeof(int) * n);
+    }
+    ssize_t w;
+    do w = sendmsg(c->sock, &mh, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    close(c->sock);
+    c->sock = -1;
+    fc->nspares--;
+    if (w != (ssize_t)sizeof a) {
+      syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+      continue; /* id stays 0: reaped without a report */
+    }
+    c->id = id;
+    return c->pid;
+  }
+  return 0;
+}
+
+/* In a spare child: waits for its assignment and puts the fds in place. */
+static void spare_wait(int sock) {
+  struct assignment a;
+  struct iovec iov = {.iov_base = &a, .iov_len = sizeof a};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * SBX_FORK_MAX_FDS)];
+    struct cmsghdr align;
+  } u;
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+  ssize_t r;
+  do r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+  while (r < 0 && errno == EINTR);
+  if (r != (ssize_t)sizeof a) _exit(0); /* the forkserver went away: nothing to do */
+  int fds[SBX_FORK_MAX_FDS];
+  unsigned got = 0;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    unsigned k = (unsigned)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (unsigned j = 0; j < k && got < SBX_FORK_MAX_FDS; j++) memcpy(&fds[got++], CMSG_DATA(cm) + j * sizeof(int), sizeof(int));
+  }
+  close(sock);
+  if (got != a.n || (mh.msg_flags & MSG_CTRUNC) || child_place_fds(fds, a.targets, a.n) != 0) _exit(SBX_FORK_SETUP_FAILED);
+}
+
+/* Forks one spare. Returns 1 in the forkserver (made or not), 0 in the spare once assigned. */
+static int fork_spare(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks) {
+  char msg[256];
+  if (grow(fc) < 0) return fc->spare_failed = 1;
+  if (hooks && hooks->prepare && hooks->prepare(hooks->arg, msg, sizeof msg) < 0) return fc->spare_failed = 1;
+  int sync[2], sv[2];
+  if (pipe2(sync, O_CLOEXEC) < 0) {
+    if (hooks && hooks->parent) hooks->parent(hooks->arg);
+    return fc->spare_failed = 1;
+  }
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    if (hooks && hooks->parent) hooks->parent(hooks->arg);
+    close(sync[0]);
+    close(sync[1]);
+    return fc->spare_failed = 1;
+  }
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(sync[0]);
+    close(sv[0]);
+    int code = child_isolate(fc, parent);
+    ssize_t w = write(sync[1], &code, sizeof code);
+    (void)w;
+    if (code != 0) _exit(SBX_FORK_SETUP_FAILED);
+    close(sync[1]);
+    if (hooks && hooks->child) hooks->child(hooks->arg);
+    spare_wait(sv[1]);
+    return 0;
+  }
+  if (hooks && hooks->parent) hooks->parent(hooks->arg);
+  close(sync[1]);
+  close(sv[1]);
+  int code = -1;
+  int got = pid > 0 ? read_full(sync[0], &code, sizeof code) : 0;
+  close(sync[0]);
+  int pidfd = got == (int)sizeof code && code == 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+  if (pidfd < 0) {
+    close(sv[0]);
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    }
+    return fc->spare_failed = 1;
+  }
+  fc->children[fc->nchildren++] = (struct child){.pid = pid, .pidfd = pidfd, .id = 0, .sock = sv[0]};
+  fc->nspares++;
+  return 1;
+}
+
+int sbx_forking_client_set_spares(sbx_forking_client *fc, unsigned n) {
+  if (fc == NULL || n > SBX_FORK_MAX_SPARES) return -EINVAL;
+  fc->want_spares = n;
+  fc->spare_failed = 0;
+  return 0;
 }
 
 /* One request: returns the child's pid (parent), 0 (child), 1 (answered with an error), <0. */
@@ -315,6 +485,12 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
     return rc < 0 ? rc : 1;
   }
 
+  pid_t spare = assign_spare(fc, id, fds, targets, n);
+  if (spare > 0) {
+    close_fds(fds, n);
+    return reply_forked(fc, id, spare, err, errlen);
+  }
+
   char msg[256] = "";
   if (hooks && hooks->prepare && (rc = hooks->prepare(hooks->arg, msg, sizeof msg)) < 0) {
     close_fds(fds, n);
@@ -333,7 +509,8 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   pid_t pid = fork();
   if (pid == 0) {
     close(sync[0]);
-    int code = child_setup(fc, fds, targets, n, parent);
+    int code = child_isolate(fc, parent);
+    if (code == 0) code = child_place_fds(fds, targets, n);
     ssize_t w = write(sync[1], &code, sizeof code);
     (void)w;
     if (code != 0) _exit(SBX_FORK_SETUP_FAILED);
@@ -364,20 +541,19 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
     rc = reply_error(fc, id, -e, msg);
     return rc < 0 ? rc : 1;
   }
-  fc->children[fc->nchildren++] = (struct child){.pid = pid, .pidfd = pidfd, .id = id};
-  unsigned char buf[16];
-  put_u64(buf, id);
-  put_u32(buf + 8, 0);
-  put_u32(buf + 12, (uint32_t)pid);
-  if ((rc = sbx_comms_send_tlv(&fc->comms, SBX_FORK_TAG_FORKED, buf, sizeof buf)) < 0 ||
-      (rc = sbx_comms_send_fd(&fc->comms, pidfd)) < 0)
-    return fail(err, errlen, rc == -ECONNRESET ? -EPIPE : rc, "replying to fork request %llu: %s", (unsigned long long)id, sbx_comms_strerror(rc));
-  return pid;
+  fc->children[fc->nchildren++] = (struct child){.pid = pid, .pidfd = pidfd, .id = id, .sock = -1};
+  return reply_forked(fc, id, pid, err, errlen);
 }
 
 pid_t sbx_forking_client_wait_and_fork(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks, char *err, size_t errlen) {
   if (fc == NULL || fc->comms.fd < 0) return fail(err, errlen, -EINVAL, "not an open forking client");
   for (;;) {
+    /* Spares are made while no request waits (a request is served first). */
+    while (fc->nspares < fc->want_spares && !fc->spare_failed) {
+      struct pollfd p = {.fd = fc->comms.fd, .events = POLLIN};
+      if (poll(&p, 1, 0) != 0) break;
+      if (fork_spare(fc, hooks) == 0) return 0;
+    }
     fc->pfds[0] = (struct pollfd){.fd = fc->comms.fd, .events = POLLIN};
     for (unsigned i = 0; i < fc->nchildren; i++) fc->pfds[i + 1] = (struct pollfd){.fd = fc->children[i].pidfd, .events = POLLIN};
     unsigned npfds = fc->nchildren + 1;
@@ -393,6 +569,7 @@ pid_t sbx_forking_client_wait_and_fork(sbx_forking_client *fc, const struct sbx_
     }
     if (fc->pfds[0].revents == 0) continue;
     pid_t pid = serve_request(fc, hooks, err, errlen);
+    fc->spare_failed = 0;
     if (pid != 1) return pid;
   }
 }

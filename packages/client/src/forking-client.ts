@@ -23,6 +23,10 @@ export const FORKSERVER_NODE_FLAGS = ['--single-threaded', '--v8-pool-size=1'] a
 
 let opened = false;
 let inChild = false;
+let spares = 0;
+
+/** Most spares a forkserver keeps (SBX_FORK_MAX_SPARES). */
+export const MAX_SPARES = 64;
 
 /** The forkserver side of custom-fork mode. All members are static: a process serves one channel. */
 export class ForkingClient {
@@ -54,6 +58,20 @@ export class ForkingClient {
   }
 
   /**
+   * Children to fork ahead of requests (default 0, at most 64). A spare is forked while no
+   * request waits and then waits for one, so that a request costs a message rather than a
+   * fork() (whose cost grows with the forkserver's memory). A spare shares the forkserver's state
+   * as it was when the spare was made: set it once the forkserver is warm. Takes effect at the
+   * next waitAndFork().
+   */
+  static setSpares(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > MAX_SPARES) throw new TypeError(`ForkingClient.setSpares(n): n must be an integer 0..${MAX_SPARES}, got ${String(n)}`);
+    if (inChild) throw new ForkError('NOT_FORKSERVER', 'ForkingClient.setSpares() in a forked child');
+    spares = n;
+    if (opened) native().forkingSetSpares(n);
+  }
+
+  /**
    * Waits for the next fork request, reaping and reporting ended children meanwhile; forks.
    * Returns the child's pid (in this forkserver's pid namespace) in the forkserver and 0 in the
    * child. Synchronous: the forkserver's event loop does not run while it waits, and nothing
@@ -78,6 +96,7 @@ export class ForkingClient {
         throw new ForkError('NODE_FLAGS', `a Node forkserver must run with --v8-pool-size=1 (this node has ${info.workers} V8 platform workers)`);
       }
       opened = true;
+      if (spares) native().forkingSetSpares(spares);
     }
     let pid: number;
     try {

@@ -39,6 +39,7 @@ export interface NativeBinding {
   forkingV8Built(): string;
   forkingWaitAndFork(): number;
   forkingStats(): { children: number };
+  forkingSetSpares(n: number): void;
   forkExit(code: number): never;
   forkNaturalExit(fn: (state: number) => void): void;
   forkGetpid(): number;

@@ -91,7 +91,16 @@ int sbx_forking_client_open(sbx_forking_client **out, int comms_fd, char *err, s
 pid_t sbx_forking_client_wait_and_fork(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks,
                                        char *err, size_t errlen);
 
-/* Children alive (forked, not yet reaped). */
+/*
+ * Spares: children forked ahead of requests (0 by default, at most SBX_FORK_MAX_SPARES). A spare
+ * is forked while no request waits, gets its isolation (and the child hook) at once, then waits
+ * for a request's fds; a request then costs a message instead of a fork(). Each spare shares the
+ * forkserver's state as it was when the spare was made. Returns 0 or -EINVAL.
+ */
+#define SBX_FORK_MAX_SPARES 64u
+int sbx_forking_client_set_spares(sbx_forking_client *fc, unsigned n);
+
+/* Children alive (forked, not yet reaped; spares included). */
 unsigned sbx_forking_client_children(const sbx_forking_client *fc);
 
 /* Frees fc. In the forkserver this closes the channel and the children's pidfds (children still
