@@ -56,6 +56,9 @@ struct ll_ruleset_attr {
 #define LL_SCOPE_ABSTRACT_UNIX_SOCKET 1ull
 #define LL_SCOPE_SIGNAL 2ull
 
+/* How long the channel must be quiet before a spare is forked. */
+#define SPARE_QUIET_MS 10
+
 /* What the child reports over the sync pipe when its setup failed. */
 enum child_step { STEP_FDS = 1, STEP_PDEATHSIG, STEP_SETSID, STEP_NO_NEW_PRIVS, STEP_CAPS, STEP_DUMPABLE, STEP_LANDLOCK };
 static const char *step_name(int step) {
@@ -548,10 +551,11 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
 pid_t sbx_forking_client_wait_and_fork(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks, char *err, size_t errlen) {
   if (fc == NULL || fc->comms.fd < 0) return fail(err, errlen, -EINVAL, "not an open forking client");
   for (;;) {
-    /* Spares are made while no request waits (a request is served first). */
+    /* Spares are made once the channel has been quiet for a moment: a request is served first,
+     * and the child just handed out is not slowed down by the next fork on a small machine. */
     while (fc->nspares < fc->want_spares && !fc->spare_failed) {
       struct pollfd p = {.fd = fc->comms.fd, .events = POLLIN};
-      if (poll(&p, 1, 0) != 0) break;
+      if (poll(&p, 1, SPARE_QUIET_MS) != 0) break;
       if (fork_spare(fc, hooks) == 0) return 0;
     }
     fc->pfds[0] = (struct pollfd){.fd = fc->comms.fd, .events = POLLIN};
