@@ -284,6 +284,12 @@ describe('custom-fork mode: the forkserver dies or lies', () => {
     expect(r.stderr).toMatch(/add --single-threaded and --v8-pool-size=1/);
   });
 
+  it('waitAndFork() with a request in flight refuses (BUSY) instead of handing children half-done work', () => {
+    const code = "import { readFile } from 'node:fs'; import { ForkingClient } from '@sbx/client'; readFile('/proc/self/status', () => {}); try { ForkingClient.waitAndFork(); } catch (e) { console.log(e.code); }";
+    const r = spawnSync(process.execPath, [...FLAGS, '--input-type=module', '-e', code], { cwd: repoRoot, env: ENV, encoding: 'utf8', timeout: 20_000 });
+    expect(r.stdout.trim()).toBe('BUSY');
+  });
+
   it('Executor(forkServer) refuses exec-mode options', async () => {
     const server = await startNodeServer(policy, ['silent'], hostileScript);
     expect(() => new Executor(server, { env: {} } as never)).toThrow(/option "env" does not apply in custom-fork mode/);

@@ -81,6 +81,7 @@ export type ForkErrorCode =
   | 'NOT_IN_SANDBOX' // no Comms channel: not started by Executor.startForkServer()
   | 'EXECUTOR_GONE' // the executor closed the channel (the forkserver should exit)
   | 'NOT_FORKSERVER' // waitAndFork() in a forked child
+  | 'BUSY' // requests in flight in the forkserver (await ForkingClient.ready() before forking)
   | 'UNSUPPORTED_IN_CHILD' // a feature that cannot work in a forked child (Worker threads...)
   | 'PROTOCOL' // the executor sent something the fork protocol does not allow
   | 'IO'; // a system call failed (errno in `errno`)

@@ -58,6 +58,23 @@ export class ForkingClient {
   }
 
   /**
+   * Gets the forkserver ready to fork: check(), loads what a child's sandboxMeHere() needs
+   * (Client.prepare()), then lets the event loop run until no request is in flight (at most
+   * `timeoutMs`, default 5 s; then ForkError BUSY). Await it right before enterForkLoop().
+   */
+  static async ready(timeoutMs = 5000): Promise<void> {
+    ForkingClient.check();
+    Client.prepare();
+    const start = performance.now();
+    while (activeRequests() > 0) {
+      if (performance.now() - start > timeoutMs) {
+        throw new ForkError('BUSY', `ForkingClient.ready(): ${activeRequests()} request(s) still in flight after ${timeoutMs} ms: finish them (await them) before forking`);
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /**
    * Children to fork ahead of requests (default 0, at most 64). A spare is forked while no
    * request waits and then waits for one, so that a request costs a message rather than a
    * fork() (whose cost grows with the forkserver's memory). A spare shares the forkserver's state
@@ -78,7 +95,7 @@ export class ForkingClient {
    * should be in flight when it is called (open requests make it refuse the fork: the executor
    * gets the reason).
    *
-   * Throws ForkError: NODE_FLAGS, NODE_BUILD, NOT_IN_SANDBOX, EXECUTOR_GONE (the executor closed
+   * Throws ForkError: NODE_FLAGS, NODE_BUILD, BUSY (requests in flight: await ready() first), NOT_IN_SANDBOX, EXECUTOR_GONE (the executor closed
    * the channel: exit), NOT_FORKSERVER (called in a child), PROTOCOL, IO.
    */
   static waitAndFork(): number {
@@ -86,6 +103,13 @@ export class ForkingClient {
     if (!opened) {
       ForkingClient.check();
       Client.prepare(); // the child's sandboxMeHere() then finds everything loaded
+      const inFlight = activeRequests();
+      if (inFlight > 0) {
+        throw new ForkError(
+          'BUSY',
+          `ForkingClient.waitAndFork(): the forkserver has ${inFlight} request(s) in flight (fs, dns, crypto, stream writes...) whose callbacks could never run while it waits, and a child would inherit them half done: call "await ForkingClient.ready()" first`,
+        );
+      }
       let info;
       try {
         info = native().forkingOpen(defaultCommsFd());
@@ -136,6 +160,11 @@ export class ForkingClient {
   }
 }
 
+/** libuv requests of this thread whose callbacks have not run yet. */
+function activeRequests(): number {
+  return (process as unknown as { _getActiveRequests?: () => unknown[] })._getActiveRequests?.().length ?? 0;
+}
+
 /** The child's side of the fork: everything before the user's code runs again. */
 function becomeChild(): void {
   inChild = true;
@@ -166,7 +195,9 @@ function becomeChild(): void {
   // other handles no longer keep the child alive.
   const handles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles?.() ?? [];
   for (const h of handles) {
-    if (h === process.stdin || h === process.stdout || h === process.stderr) continue;
+    // stdio stays (and process.stdin is not touched: its getter would start reading fd 0)
+    const fd = (h as { fd?: unknown; _handle?: { fd?: unknown } })?.fd ?? (h as { _handle?: { fd?: unknown } })?._handle?.fd;
+    if ((h as { _isStdio?: boolean })?._isStdio || fd === 0 || fd === 1 || fd === 2) continue;
     const name = (h as { constructor?: { name?: string } })?.constructor?.name;
     if (name === 'Timeout') clearTimeout(h as NodeJS.Timeout);
     else (h as { unref?: () => void }).unref?.();
