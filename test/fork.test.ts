@@ -143,11 +143,12 @@ describe('custom-fork mode: a Node forkserver', () => {
     expect((await d.result).status).toBe('OK');
   });
 
-  it('Worker threads fail at once in a child with UNSUPPORTED_IN_CHILD', async () => {
+  it('Worker threads fail at once in a child with UNSUPPORTED_IN_CHILD; async WebAssembly works', async () => {
     const c = await forkChild(server, nodePolicy());
-    await c.comms.sendMessage({ kind: 'probe', worker: true });
-    const reply = (await c.comms.recvMessage()) as { worker: string };
+    await c.comms.sendMessage({ kind: 'probe', worker: true, wasm: true });
+    const reply = (await c.comms.recvMessage()) as { worker: string; wasm: number };
     expect(reply.worker).toBe('UNSUPPORTED_IN_CHILD');
+    expect(reply.wasm).toBe(5);
     expect((await c.result).status).toBe('OK');
   });
 
