@@ -287,7 +287,7 @@ describe('custom-fork mode: the forkserver dies or lies', () => {
 
   it('waitAndFork() with a request in flight refuses (BUSY) instead of handing children half-done work', () => {
     const code = "import { readFile } from 'node:fs'; import { ForkingClient } from '@sbx/client'; readFile('/proc/self/status', () => {}); try { ForkingClient.waitAndFork(); } catch (e) { console.log(e.code); }";
-    const r = spawnSync(process.execPath, [...FLAGS, '--input-type=module', '-e', code], { cwd: repoRoot, env: ENV, encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(process.execPath, [...FLAGS, '--input-type=module', '-e', code], { cwd: repoRoot, env: { ...ENV, UV_USE_IO_URING: '0' }, encoding: 'utf8', timeout: 20_000 });
     expect(r.stdout.trim()).toBe('BUSY');
   });
 

@@ -50,6 +50,18 @@ export class ForkingClient {
           `(a forked child has no V8 worker threads; see docs/architecture.md, custom-fork mode)`,
       );
     }
+    // libuv's io_uring (used for fs by Node 22's libuv) is one ring shared by the forkserver
+    // and every child after fork(); and a child's policy denies io_uring_enter, so libuv aborts.
+    if (process.env.UV_USE_IO_URING !== '0') {
+      throw new ForkError('NODE_FLAGS', 'a Node forkserver must run with UV_USE_IO_URING=0 in its environment (a forked child would share its io_uring ring); Executor.startForkServer() sets it');
+    }
+    // Measured on Node 22.23.3: its libuv batches epoll_ctl through an io_uring ring even with
+    // UV_USE_IO_URING=0; a child inherits that ring, its policy denies io_uring_enter, and libuv
+    // aborts. Until a child can rebuild its loop without it, only Node 20 forks.
+    const major = Number(process.versions.node.split('.')[0]);
+    if (major !== 20) {
+      throw new ForkError('NODE_BUILD', `custom-fork mode supports Node 20 (this is ${process.version}): newer libuv keeps an io_uring ring that a forked child would share with the forkserver`);
+    }
     const built = native().forkingV8Built();
     const running = process.versions.v8.split('.').slice(0, 2).join('.');
     if (built !== running) {

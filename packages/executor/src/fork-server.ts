@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { Comms, CommsError, Tag, type Message } from '@sbx/client';
 import { closeQuietly } from '@sbx/client/internal';
 import type { Exited } from './forkserver.js';
-import { Executor, type ExecutorOptions } from './executor.js';
+import { DEFAULT_PATH, Executor, type ExecutorOptions } from './executor.js';
 import type { Policy } from './policy/policy.js';
 import type { Result } from './result.js';
 import { Sandbox } from './sandbox.js';
@@ -279,6 +279,8 @@ export async function startForkServer(path: string, argv: readonly string[] | un
   if (forkTimeoutMs !== undefined && (!Number.isFinite(forkTimeoutMs) || forkTimeoutMs <= 0)) throw new TypeError(`Executor.startForkServer(): forkTimeoutMs must be a positive number, got ${String(forkTimeoutMs)}`);
   if ('enableSandboxBeforeExec' in rest) throw new TypeError('Executor.startForkServer(): enableSandboxBeforeExec does not apply (a forkserver runs unfiltered; its children call sandboxMeHere)');
   const limits = rest.limits ?? {};
+  // libuv must not use io_uring in a forkserver: the ring would be shared with every child.
+  rest.env = { ...(rest.env ?? { PATH: DEFAULT_PATH }), UV_USE_IO_URING: '0' };
   const ex = new Executor(path, argv, { ...rest, limits: 'walltime' in limits ? limits : { ...limits, walltime: 0 }, enableSandboxBeforeExec: false });
   ex.ipc.setCommsOptions({ maxMessageSize: MAX_REPLY });
   const comms = ex.ipc.comms;
