@@ -5,6 +5,7 @@ import { getSystemErrorName } from 'node:util';
 import { Comms, CommsError, Tag } from '@sbx/client';
 import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
 import { Executor } from './executor.js';
+import { pidOfPidfd } from './fork-server.js';
 import { CloneFlag, EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from './forkserver-protocol.js';
 import { ForkServer, ForkServerError, type Exited } from './forkserver.js';
 import * as monitor from './monitor.js';
@@ -265,6 +266,8 @@ export class Sandbox {
     });
     if (ex.limits.walltime > 0) {
       this.forkWalltime = setTimeout(() => {
+        // A child that ended just now (its EXITED still on the way) did not time out.
+        if (pidOfPidfd(this.pidfd) <= 0) return;
         this.timedOut = true;
         this.signalTree();
       }, Math.max(1, Math.round(ex.limits.walltime * 1000)));
