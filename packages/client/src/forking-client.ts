@@ -77,6 +77,7 @@ export class ForkingClient {
   static async ready(timeoutMs = 5000): Promise<void> {
     ForkingClient.check();
     Client.prepare();
+    workerThreads();
     const start = performance.now();
     while (activeRequests() > 0) {
       if (performance.now() - start > timeoutMs) {
@@ -115,6 +116,7 @@ export class ForkingClient {
     if (!opened) {
       ForkingClient.check();
       Client.prepare(); // the child's sandboxMeHere() then finds everything loaded
+      workerThreads();
       const inFlight = activeRequests();
       if (inFlight > 0) {
         throw new ForkError(
@@ -172,6 +174,12 @@ export class ForkingClient {
   }
 }
 
+let wtModule: { Worker: unknown } | null = null;
+/** node:worker_threads, loaded in the forkserver (a first load costs milliseconds in every child). */
+function workerThreads(): { Worker: unknown } {
+  return (wtModule ??= createRequire(import.meta.url)('node:worker_threads') as { Worker: unknown });
+}
+
 /** libuv requests of this thread whose callbacks have not run yet. */
 function activeRequests(): number {
   return (process as unknown as { _getActiveRequests?: () => unknown[] })._getActiveRequests?.().length ?? 0;
@@ -217,8 +225,7 @@ function becomeChild(): void {
 
   // Worker threads need V8 platform workers at their end (the isolate's teardown waits for
   // them): in a child they would hang, so they fail at once.
-  const require = createRequire(import.meta.url);
-  const wt = require('node:worker_threads') as { Worker: unknown };
+  const wt = workerThreads();
   wt.Worker = class Worker {
     constructor() {
       throw new ForkError('UNSUPPORTED_IN_CHILD', 'worker_threads.Worker cannot run in a forked child (it has no V8 platform workers to end it): start Workers in a sandbox of their own, or compute in the child itself');
