@@ -5,6 +5,7 @@
 //         the forked child calls Client.sandboxMeHere() (its policy from the executor, the
 //         monitor attached) and answers. Forkservers (test/fixtures/fork-server.mjs) hold ~50 MB
 //         and ~500 MB of heap.
+//         With spares, also without the child's sandboxMeHere(): the fork path alone.
 //   cold  child_process.spawn(node, [bench/fixtures/cold-child.mjs]) with a socketpair at fd 3:
 //         loads @sbx/client and answers (no sandbox at all), spawn to answer.
 import { spawn } from 'node:child_process';
@@ -95,14 +96,22 @@ export async function forkBench() {
       for (let i = 0; i < 3; i++) await coldOnce();
       const rss = serverStats(server).rssMb;
       const fork = [];
+      const bare = [];
       for (let i = 0; i < RUNS; i++) {
         fork.push((await forkOnce(server, pol)).ms);
+        if (spares && heapMb === 50) bare.push((await forkOnce(server, pol, { kind: 'ping', sandbox: false })).ms);
         if (i % 3 === 0) cold.push(await coldOnce());
       }
       const name = `${spares ? `${spares} spares` : 'fork on request'} → sandboxed child answers on Comms, forkserver RSS ${rss.toFixed(0)} MB`;
       const coldName = 'cold `node child.js` answers on Comms';
       out.push({ name: `${name}, p50`, unit: 'ms', value: pct(fork, 0.5), peer: coldName, peerValue: pct(cold, 0.5), goal: heapMb === 50 ? '<= 0.025× (40× faster)' : undefined });
       out.push({ name: `${name}, p99`, unit: 'ms', value: pct(fork, 0.99), peer: coldName, peerValue: pct(cold, 0.99) });
+      if (bare.length) {
+        // the same without the child's sandboxMeHere() (handshake, filter, monitor): the fork path alone
+        const bareName = `${spares} spares → child answers on Comms without sandboxMeHere(), forkserver RSS ${rss.toFixed(0)} MB`;
+        out.push({ name: `${bareName}, p50`, unit: 'ms', value: pct(bare, 0.5), peer: coldName, peerValue: pct(cold, 0.5) });
+        out.push({ name: `${bareName}, p99`, unit: 'ms', value: pct(bare, 0.99), peer: coldName, peerValue: pct(cold, 0.99) });
+      }
     } finally {
       await server.close();
     }
