@@ -9,6 +9,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   sbx::InitMonitor(env, exports);
   sbx::InitClientBinding(env, exports);
   sbx::InitBufferBinding(env, exports);
+  sbx::InitForkBinding(env, exports);
   return exports;
 }
 

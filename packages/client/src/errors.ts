@@ -74,3 +74,24 @@ export class BufferError extends SbxError {
     if (options?.errno !== undefined) this.errno = options.errno;
   }
 }
+
+export type ForkErrorCode =
+  | 'NODE_FLAGS' // the forkserver's node lacks the flags forking needs (the message names them)
+  | 'NODE_BUILD' // the addon was built for another V8 than this node runs
+  | 'NOT_IN_SANDBOX' // no Comms channel: not started by Executor.startForkServer()
+  | 'EXECUTOR_GONE' // the executor closed the channel (the forkserver should exit)
+  | 'NOT_FORKSERVER' // waitAndFork() in a forked child
+  | 'BUSY' // requests in flight in the forkserver (await ForkingClient.ready() before forking)
+  | 'UNSUPPORTED_IN_CHILD' // a feature that cannot work in a forked child (Worker threads...)
+  | 'PROTOCOL' // the executor sent something the fork protocol does not allow
+  | 'IO'; // a system call failed (errno in `errno`)
+
+/** A custom-fork mode failure (ForkingClient, and features refused in a forked child). */
+export class ForkError extends SbxError {
+  declare readonly code: ForkErrorCode;
+  readonly errno?: number;
+  constructor(code: ForkErrorCode, message: string, options?: { cause?: unknown; errno?: number }) {
+    super(code, message, options);
+    if (options?.errno !== undefined) this.errno = options.errno;
+  }
+}

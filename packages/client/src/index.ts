@@ -16,3 +16,5 @@ export {
   CLIENT_HELLO_TSYNC,
   CLIENT_NO_FD,
 } from './client.js';
+export { ForkingClient, FORKSERVER_NODE_FLAGS, MAX_SPARES } from './forking-client.js';
+export { ForkError, type ForkErrorCode } from './errors.js';

@@ -34,6 +34,15 @@ export interface NativeBinding {
   clientState(): { sandboxed: boolean; filterInstalled: boolean };
   clientKernelSupport(): number;
   clientThreadCount(): number;
+  /** fork_binding.cc: custom-fork mode (sbx/forking_client.h plus Node's fork preparation). */
+  forkingOpen(commsFd: number): { workers: number };
+  forkingV8Built(): string;
+  forkingWaitAndFork(): number;
+  forkingStats(): { children: number };
+  forkingSetSpares(n: number): void;
+  forkExit(code: number): never;
+  forkNaturalExit(fn: (state: number) => void): void;
+  forkGetpid(): number;
   /** libsbx_client sbx/buffer.h: the ArrayBuffer owns the mapping and the fd (released at GC
    *  unless bufferClose() released them first). expectedSize -1: any. */
   bufferCreate(size: number): { fd: number; size: number; memory: ArrayBuffer };

@@ -47,11 +47,23 @@ export function clientCompileOptions(listenerFd: number) {
  * the client's listener number it is kept to go out before HELLO.
  */
 export function prepareClientHandshake(policy: Policy): PreparedClientHandshake {
-  const generic = programOf(compilePolicy(policy, clientCompileOptions(-1)).program);
-  // Any number would do: if the close() rule changes nothing for one, it changes nothing at all.
-  const withRule = programOf(compilePolicy(policy, clientCompileOptions(3)).program);
+  const early = earlyProgram(policy);
   const [ours, theirs] = native().socketpair(false, false);
-  return { channel: new Comms(ours, { maxMessageSize: MAX_MESSAGE }), theirs, early: generic.equals(withRule) ? generic : null };
+  return { channel: new Comms(ours, { maxMessageSize: MAX_MESSAGE }), theirs, early };
+}
+
+/** A Policy is immutable: its early program is compiled once (custom-fork mode starts many). */
+const earlyPrograms = new WeakMap<Policy, Buffer | null>();
+function earlyProgram(policy: Policy): Buffer | null {
+  let early = earlyPrograms.get(policy);
+  if (early === undefined) {
+    const generic = programOf(compilePolicy(policy, clientCompileOptions(-1)).program);
+    // Any number would do: if the close() rule changes nothing for one, it changes nothing at all.
+    const withRule = programOf(compilePolicy(policy, clientCompileOptions(3)).program);
+    early = generic.equals(withRule) ? generic : null;
+    earlyPrograms.set(policy, early);
+  }
+  return early;
 }
 
 function programOf(program: Uint8Array): Buffer {

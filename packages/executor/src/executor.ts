@@ -4,6 +4,7 @@ import { accessSync, constants as fsc, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Ipc } from './ipc.js';
 import { Limits, type LimitsOptions } from './limits.js';
+import { ForkServerHandle, startForkServer, type ForkServerOptions } from './fork-server.js';
 
 export type StdioOption = 'inherit' | 'ignore' | 'pipe';
 
@@ -87,8 +88,47 @@ export class Executor {
   readonly sandboxUser: { readonly uid: number; readonly gid: number };
   /** @internal set when a Sandbox starts it: an executor runs once. */
   started = false;
+  /** Custom-fork mode: the forkserver that forks this sandboxee (null: exec mode). */
+  readonly forkServer: ForkServerHandle | null = null;
 
-  constructor(path: string, argv?: readonly string[], options: ExecutorOptions = {}) {
+  /**
+   * Custom-fork mode: starts `path` as a forkserver (a program using ForkingClient or
+   * sbx/forking_client.h) in a sandbox of its own; `new Executor(handle)` then forks sandboxees
+   * from it. Closing the handle, or this process's death, ends it and all its children.
+   */
+  static startForkServer(path: string, argv: readonly string[] | undefined, options: ForkServerOptions): Promise<ForkServerHandle> {
+    return startForkServer(path, argv, options);
+  }
+
+  /** Exec mode: `new Executor(path, argv, options)`. Custom-fork mode: `new Executor(forkServer, { limits })`. */
+  constructor(forkServer: ForkServerHandle, options?: Pick<ExecutorOptions, 'limits'>);
+  constructor(path: string, argv?: readonly string[], options?: ExecutorOptions);
+  constructor(pathOrServer: string | ForkServerHandle, argvOrOptions?: readonly string[] | Pick<ExecutorOptions, 'limits'>, execOptions: ExecutorOptions = {}) {
+    if (pathOrServer instanceof ForkServerHandle) {
+      // Custom-fork mode: the child inherits the forkserver's program, environment, namespaces and
+      // rlimits; it always sandboxes itself (sandboxMeHere), and the walltime is the executor's.
+      const options = (argvOrOptions ?? {}) as ExecutorOptions;
+      if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new TypeError('Executor(forkServer, options): options must be an object');
+      for (const k of Object.keys(options)) {
+        if (k !== 'limits') throw new TypeError(`Executor(forkServer): option "${k}" does not apply in custom-fork mode (the child inherits it from the forkserver); known: limits (walltime)`);
+      }
+      this.forkServer = pathOrServer;
+      this.path = '(forked)';
+      this.argv = Object.freeze([]);
+      this.env = Object.freeze({});
+      this.cwd = '/';
+      this.enableSandboxBeforeExec = false;
+      this.limits = options.limits instanceof Limits ? options.limits : new Limits(options.limits);
+      this.stdio = ['inherit', 'inherit', 'inherit'];
+      this.hostname = 'sandbox';
+      this.cgroup = 'off';
+      this.monitor = 'unotify';
+      this.landlock = 'off';
+      return;
+    }
+    const path = pathOrServer;
+    const argv = argvOrOptions as readonly string[] | undefined;
+    const options = execOptions;
     // Validate arguments
     if (typeof path !== 'string' || path === '') throw new TypeError('Executor: path must be a non-empty string');
     if (argv !== undefined && (!Array.isArray(argv) || argv.some((a) => typeof a !== 'string'))) {

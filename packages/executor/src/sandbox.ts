@@ -5,6 +5,7 @@ import { getSystemErrorName } from 'node:util';
 import { Comms, CommsError, Tag } from '@sbx/client';
 import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
 import { Executor } from './executor.js';
+import { pidOfPidfd } from './fork-server.js';
 import { EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from './forkserver-protocol.js';
 import { ForkServer, ForkServerError, type Exited } from './forkserver.js';
 import * as monitor from './monitor.js';
@@ -130,6 +131,7 @@ export class Sandbox {
 
   private async start(): Promise<void> {
     const ex = this.executor;
+    if (ex.forkServer) return this.startForked();
     const n = native();
     const ops = new OpList();
     const closeAfterSpawn: number[] = [];
@@ -219,6 +221,55 @@ export class Sandbox {
       for (const fd of closeAfterSpawn) closeQuietly(fd);
       ex.ipc.releaseOwned();
     }
+  }
+
+  // ---- custom-fork mode (fork-server.ts): a child of the user's forkserver instead of an exec ----
+  private forkWalltime: NodeJS.Timeout | null = null;
+
+  private async startForked(): Promise<void> {
+    const ex = this.executor;
+    const server = ex.forkServer!;
+    const client = prepareClientHandshake(this.policy);
+    const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
+    fds.push({ target: CLIENT_FD, fd: client.theirs });
+    let forked;
+    try {
+      forked = await server.fork(fds);
+    } catch (err) {
+      client.channel.close();
+      throw new SandboxSetupError(`custom-fork mode: ${(err as Error).message}`);
+    } finally {
+      closeQuietly(client.theirs);
+      ex.ipc.releaseOwned();
+    }
+    this.pidfd = forked.pidfd;
+    this.hostPid = forked.pid;
+    this.monitored = true;
+    // The forkserver reports the wait status. If it dies first, its sandbox takes the child along:
+    // make sure (SIGKILL through our pidfd) and report that once the child is gone.
+    this.exitPromise = server.waitExit(forked.id).catch(async () => {
+      this.signalTree();
+      await pidfdExited(this.pidfd);
+      return { pid: forked.nsPid, status: 9, utimeUs: 0, stimeUs: 0, maxRssKiB: 0, timedOut: false };
+    });
+    if (ex.limits.walltime > 0) {
+      this.forkWalltime = setTimeout(() => {
+        // A child that ended just now (its EXITED still on the way) did not time out.
+        if (pidOfPidfd(this.pidfd) <= 0) return;
+        this.timedOut = true;
+        this.signalTree();
+      }, Math.max(1, Math.round(ex.limits.walltime * 1000)));
+    }
+    this.setupDone = serveClientHandshake(client, this.policy, {
+      watch: (listener) => {
+        this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
+        this.monitorId = monitor.watch(listener, this.pidfd, -1, (e) => this.onMonitor(e), networkTable(this.policy));
+      },
+      fail: (reason) => {
+        this.setupError ??= reason;
+        this.signalTree();
+      },
+    });
   }
 
   private exitPromise: Promise<Exited> | null = null;
@@ -336,6 +387,7 @@ export class Sandbox {
 
   private cleanup(): void {
     this.finished = true;
+    if (this.forkWalltime) clearTimeout(this.forkWalltime);
     if (this.monitorId) monitor.unwatch(this.monitorId);
     this.monitorId = 0;
     closeQuietly(this.pidfd);
@@ -446,6 +498,17 @@ function raceDelay(p: Promise<void>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves once the process of `pidfd` has ended (its pidfd turns readable). */
+function pidfdExited(pidfd: number): Promise<void> {
+  return new Promise((resolve) => {
+    const w = new (native().Watcher)(pidfd, () => {
+      w.close();
+      resolve();
+    });
+    w.start(true, false);
+  });
 }
 
 function errnoName(errno: number): string {

@@ -1,0 +1,120 @@
+// Custom-fork mode: a fork request to "child running JS and answering on its Comms", against a
+// cold `node child.js` doing the same, in one run, interleaved; forking on request and from
+// spares (children forked ahead, ForkingClient.setSpares(2)).
+//   fork  Executor(forkServer) + Sandbox.runAsync() (REQUEST → FORKED + pidfd) + a job message;
+//         the forked child calls Client.sandboxMeHere() (its policy from the executor, the
+//         monitor attached) and answers. Forkservers (test/fixtures/fork-server.mjs) hold ~50 MB
+//         and ~500 MB of heap.
+//         With spares, also without the child's sandboxMeHere(): the fork path alone.
+//   cold  child_process.spawn(node, [bench/fixtures/cold-child.mjs]) with a socketpair at fd 3:
+//         loads @sbx/client and answers (no sandbox at all), spawn to answer.
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Comms, Executor, PolicyBuilder, Sandbox } from '@sbx/executor';
+import { closeQuietly } from '@sbx/client/internal';
+
+const repo = join(import.meta.dirname, '..');
+const RUNS = 150;
+const WARMUP = 10;
+
+function policy() {
+  const b = new PolicyBuilder().allowNodeRuntime({ threads: true, openFiles: true }).allowSyscalls(['getppid']);
+  b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repo).addDirectory('/proc');
+  for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
+  b.addTmpfs('/tmp', { sizeBytes: 16 << 20 });
+  return b.build();
+}
+
+export function startServer(pol, heapMb, spares = 0) {
+  return Executor.startForkServer(process.execPath, [process.execPath, '--single-threaded', '--v8-pool-size=1', join(repo, 'test/fixtures/fork-server.mjs'), String(heapMb), String(spares)], {
+    policy: pol,
+    cwd: repo,
+    env: { PATH: '/usr/bin:/bin' },
+  });
+}
+
+export async function forkOnce(server, pol, job = { kind: 'ping' }) {
+  const t0 = performance.now();
+  const ex = new Executor(server, { limits: { walltime: 30 } });
+  const comms = ex.ipc.comms;
+  const sandbox = new Sandbox(ex, pol);
+  await sandbox.runAsync();
+  await comms.sendMessage(job);
+  const reply = await comms.recvMessage();
+  const ms = performance.now() - t0;
+  const result = await sandbox.awaitResult();
+  comms.close();
+  if (!reply.ok || result.status !== 'OK') throw new Error(`fork bench: a child failed: ${result.toString()} ${JSON.stringify(reply)}`);
+  return { ms, reply, result };
+}
+
+async function coldOnce() {
+  const [ours, theirs] = Comms.pair();
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures/cold-child.mjs')], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit', theirs] });
+  closeQuietly(theirs);
+  const reply = await ours.recvMessage();
+  const ms = performance.now() - t0;
+  await new Promise((r) => child.on('exit', r));
+  ours.close();
+  if (!reply.ok) throw new Error('cold child failed');
+  return ms;
+}
+
+/** The forkserver's host pid (the only child of its sandbox's init) and its RSS in MB. */
+export function serverStats(server) {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/status`, 'utf8');
+      if (Number(/^PPid:\s+(\d+)/m.exec(s)[1]) !== server.pid) continue;
+      return {
+        pid: Number(d),
+        rssMb: Number(/^VmRSS:\s+(\d+)/m.exec(s)[1]) / 1024,
+        threads: Number(/^Threads:\s+(\d+)/m.exec(s)[1]),
+        fds: readdirSync(`/proc/${d}/fd`).length,
+      };
+    } catch {}
+  }
+  return null;
+}
+
+const pct = (xs, q) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
+
+export async function forkBench() {
+  const pol = policy();
+  const out = [];
+  const cold = [];
+  for (const [heapMb, spares] of [[50, 0], [50, 2], [500, 0], [500, 2]]) {
+    const server = await startServer(pol, heapMb, spares);
+    try {
+      for (let i = 0; i < WARMUP; i++) await forkOnce(server, pol);
+      for (let i = 0; i < 3; i++) await coldOnce();
+      const rss = serverStats(server).rssMb;
+      const fork = [];
+      const bare = [];
+      for (let i = 0; i < RUNS; i++) {
+        fork.push((await forkOnce(server, pol)).ms);
+        if (spares && heapMb === 50) bare.push((await forkOnce(server, pol, { kind: 'ping', sandbox: false })).ms);
+        if (i % 3 === 0) cold.push(await coldOnce());
+      }
+      const name = `${spares ? `${spares} spares` : 'fork on request'} → sandboxed child answers on Comms, forkserver RSS ${rss.toFixed(0)} MB`;
+      const coldName = 'cold `node child.js` answers on Comms';
+      out.push({ name: `${name}, p50`, unit: 'ms', value: pct(fork, 0.5), peer: coldName, peerValue: pct(cold, 0.5), goal: heapMb === 50 ? '<= 0.025× (40× faster)' : undefined });
+      out.push({ name: `${name}, p99`, unit: 'ms', value: pct(fork, 0.99), peer: coldName, peerValue: pct(cold, 0.99) });
+      if (bare.length) {
+        // the same without the child's sandboxMeHere() (handshake, filter, monitor): the fork path alone
+        const bareName = `${spares} spares → child answers on Comms without sandboxMeHere(), forkserver RSS ${rss.toFixed(0)} MB`;
+        out.push({ name: `${bareName}, p50`, unit: 'ms', value: pct(bare, 0.5), peer: coldName, peerValue: pct(cold, 0.5) });
+        out.push({ name: `${bareName}, p99`, unit: 'ms', value: pct(bare, 0.99), peer: coldName, peerValue: pct(cold, 0.99) });
+      }
+    } finally {
+      await server.close();
+    }
+  }
+  return out;
+}

@@ -1,0 +1,248 @@
+// forking-client.ts: custom-fork mode for a Node forkserver (DESIGN.md §1, §7). The forkserver
+// is started by Executor.startForkServer() with `node --single-threaded --v8-pool-size=1`; it
+// loads and warms what its children share, then calls ForkingClient.waitAndFork() (or
+// enterForkLoop()). Each fork request of the executor makes a child that returns 0 with its own
+// Comms channel (fd 1023) and sandbox-me-here handshake (fd 1020): it calls
+// Client.sandboxMeHere() and does its work.
+//
+// Why these flags and these steps: research/node-fork-lab.md. In short: a forked child has only
+// the thread that forked. With --single-threaded V8 compiles and collects garbage on the main
+// thread, so nothing the child does waits for a platform worker; --v8-pool-size=1 keeps one
+// worker to park. The native side (fork_binding.cc) parks it and drains libuv before fork(),
+// and runs uv_loop_fork() in the child; this file fixes process.pid, routes every exit through
+// _exit() (Node's own teardown would join the missing worker threads), detects the natural
+// exit, and turns what cannot work in a child (Worker threads) into a clear error.
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+import { ForkError } from './errors.js';
+import { native, type NativeErrnoError } from './native.js';
+import { Client } from './client.js';
+import { defaultCommsFd } from './sync-comms.js';
+
+/** The node flags a forkserver needs, and why (checked by waitAndFork()). */
+export const FORKSERVER_NODE_FLAGS = ['--single-threaded', '--v8-pool-size=1'] as const;
+
+let opened = false;
+let inChild = false;
+let spares = 0;
+
+/** Most spares a forkserver keeps (SBX_FORK_MAX_SPARES). */
+export const MAX_SPARES = 64;
+
+/** The forkserver side of custom-fork mode. All members are static: a process serves one channel. */
+export class ForkingClient {
+  private constructor() {}
+
+  /**
+   * Checks that this process can fork safely, without taking the channel: the node flags, the
+   * V8 the addon was built for. Throws ForkError NODE_FLAGS / NODE_BUILD naming what to change.
+   * waitAndFork() calls it; call it at start-up to fail before loading anything.
+   */
+  static check(): void {
+    const argv = process.execArgv;
+    const missing: string[] = [];
+    if (!argv.includes('--single-threaded')) missing.push('--single-threaded');
+    // --v8-pool-size=1 is checked on the real worker count once the platform is asked (open).
+    if (!argv.some((a) => a === '--v8-pool-size=1')) missing.push('--v8-pool-size=1');
+    if (missing.length) {
+      throw new ForkError(
+        'NODE_FLAGS',
+        `a Node forkserver must run as "node ${FORKSERVER_NODE_FLAGS.join(' ')} ${process.argv[1] ?? 'server.js'}": add ${missing.join(' and ')} ` +
+          `(a forked child has no V8 worker threads; see docs/architecture.md, custom-fork mode)`,
+      );
+    }
+    // libuv's io_uring (used for fs by Node 22's libuv) is one ring shared by the forkserver
+    // and every child after fork(); and a child's policy denies io_uring_enter, so libuv aborts.
+    if (process.env.UV_USE_IO_URING !== '0') {
+      throw new ForkError('NODE_FLAGS', 'a Node forkserver must run with UV_USE_IO_URING=0 in its environment (a forked child would share its io_uring ring); Executor.startForkServer() sets it');
+    }
+    // Measured on Node 22.23.3: its libuv batches epoll_ctl through an io_uring ring even with
+    // UV_USE_IO_URING=0; a child inherits that ring, its policy denies io_uring_enter, and libuv
+    // aborts. Until a child can rebuild its loop without it, only Node 20 forks.
+    const major = Number(process.versions.node.split('.')[0]);
+    if (major !== 20) {
+      throw new ForkError('NODE_BUILD', `custom-fork mode supports Node 20 (this is ${process.version}): newer libuv keeps an io_uring ring that a forked child would share with the forkserver`);
+    }
+    const built = native().forkingV8Built();
+    const running = process.versions.v8.split('.').slice(0, 2).join('.');
+    if (built !== running) {
+      throw new ForkError('NODE_BUILD', `sbx's addon was built against V8 ${built}, this node (${process.version}) runs V8 ${running}: rebuild the addon with this node (pnpm run build:native)`);
+    }
+  }
+
+  /**
+   * Gets the forkserver ready to fork: check(), loads what a child's sandboxMeHere() needs
+   * (Client.prepare()), then lets the event loop run until no request is in flight (at most
+   * `timeoutMs`, default 5 s; then ForkError BUSY). Await it right before enterForkLoop().
+   */
+  static async ready(timeoutMs = 5000): Promise<void> {
+    ForkingClient.check();
+    Client.prepare();
+    workerThreads();
+    const start = performance.now();
+    while (activeRequests() > 0) {
+      if (performance.now() - start > timeoutMs) {
+        throw new ForkError('BUSY', `ForkingClient.ready(): ${activeRequests()} request(s) still in flight after ${timeoutMs} ms: finish them (await them) before forking`);
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /**
+   * Children to fork ahead of requests (default 0, at most 64). A spare is forked while no
+   * request waits and then waits for one, so that a request costs a message rather than a
+   * fork() (whose cost grows with the forkserver's memory). A spare shares the forkserver's state
+   * as it was when the spare was made: set it once the forkserver is warm. Takes effect at the
+   * next waitAndFork().
+   */
+  static setSpares(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > MAX_SPARES) throw new TypeError(`ForkingClient.setSpares(n): n must be an integer 0..${MAX_SPARES}, got ${String(n)}`);
+    if (inChild) throw new ForkError('NOT_FORKSERVER', 'ForkingClient.setSpares() in a forked child');
+    spares = n;
+    if (opened) native().forkingSetSpares(n);
+  }
+
+  /**
+   * Waits for the next fork request, reaping and reporting ended children meanwhile; forks.
+   * Returns the child's pid (in this forkserver's pid namespace) in the forkserver and 0 in the
+   * child. Synchronous: the forkserver's event loop does not run while it waits, and nothing
+   * should be in flight when it is called (open requests make it refuse the fork: the executor
+   * gets the reason).
+   *
+   * Throws ForkError: NODE_FLAGS, NODE_BUILD, BUSY (requests in flight: await ready() first), NOT_IN_SANDBOX, EXECUTOR_GONE (the executor closed
+   * the channel: exit), NOT_FORKSERVER (called in a child), PROTOCOL, IO.
+   */
+  static waitAndFork(): number {
+    if (inChild) throw new ForkError('NOT_FORKSERVER', 'ForkingClient.waitAndFork() in a forked child: only the forkserver serves fork requests');
+    if (!opened) {
+      ForkingClient.check();
+      Client.prepare(); // the child's sandboxMeHere() then finds everything loaded
+      workerThreads();
+      const inFlight = activeRequests();
+      if (inFlight > 0) {
+        throw new ForkError(
+          'BUSY',
+          `ForkingClient.waitAndFork(): the forkserver has ${inFlight} request(s) in flight (fs, dns, crypto, stream writes...) whose callbacks could never run while it waits, and a child would inherit them half done: call "await ForkingClient.ready()" first`,
+        );
+      }
+      let info;
+      try {
+        info = native().forkingOpen(defaultCommsFd());
+      } catch (err) {
+        throw fromNative(err as NativeErrnoError);
+      }
+      if (info.workers !== 1) {
+        throw new ForkError('NODE_FLAGS', `a Node forkserver must run with --v8-pool-size=1 (this node has ${info.workers} V8 platform workers)`);
+      }
+      opened = true;
+      if (spares) native().forkingSetSpares(spares);
+    }
+    let pid: number;
+    try {
+      pid = native().forkingWaitAndFork();
+    } catch (err) {
+      throw fromNative(err as NativeErrnoError);
+    }
+    if (pid === 0) becomeChild();
+    return pid;
+  }
+
+  /**
+   * Serves fork requests until one makes this process a child, and returns there. When the
+   * executor closes the channel the forkserver exits with code 0.
+   */
+  static enterForkLoop(): void {
+    for (;;) {
+      let pid: number;
+      try {
+        pid = ForkingClient.waitAndFork();
+      } catch (err) {
+        if (err instanceof ForkError && err.code === 'EXECUTOR_GONE') process.exit(0);
+        throw err;
+      }
+      if (pid === 0) return;
+    }
+  }
+
+  /** True in a child forked by waitAndFork(). */
+  static get isForkedChild(): boolean {
+    return inChild;
+  }
+
+  /** Children of this forkserver still alive. */
+  static get children(): number {
+    return opened ? native().forkingStats().children : 0;
+  }
+}
+
+let wtModule: { Worker: unknown } | null = null;
+/** node:worker_threads, loaded in the forkserver (a first load costs milliseconds in every child). */
+function workerThreads(): { Worker: unknown } {
+  return (wtModule ??= createRequire(import.meta.url)('node:worker_threads') as { Worker: unknown });
+}
+
+/** libuv requests of this thread whose callbacks have not run yet. */
+function activeRequests(): number {
+  return (process as unknown as { _getActiveRequests?: () => unknown[] })._getActiveRequests?.().length ?? 0;
+}
+
+/** The child's side of the fork: everything before the user's code runs again. */
+function becomeChild(): void {
+  inChild = true;
+  const n = native();
+  Object.defineProperty(process, 'pid', { value: n.forkGetpid(), configurable: true, enumerable: true, writable: false });
+
+  // Every exit through _exit(): Node's teardown would join platform threads the child lacks.
+  const exitCodeOf = (fallback: unknown): number => {
+    const c = process.exitCode;
+    if (typeof c === 'number') return c;
+    if (typeof c === 'string' && /^\d+$/.test(c)) return Number(c);
+    return typeof fallback === 'number' ? fallback : 0;
+  };
+  (process as unknown as { reallyExit: (code?: number) => never }).reallyExit = (code?: number) => n.forkExit(exitCodeOf(code));
+  const emit = process.emit;
+  process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
+    const r = (emit as (e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
+    if (event === 'exit') n.forkExit(exitCodeOf(args[0]));
+    return r;
+  } as typeof process.emit;
+  // A natural end: 'beforeExit' when the loop goes idle, the exit when it stays idle after it.
+  n.forkNaturalExit((state) => {
+    if (state === 1) process.emit('beforeExit', exitCodeOf(0));
+    else process.exit();
+  });
+
+  // What the forkserver left running is not the child's: its timers never fire here, and its
+  // other handles no longer keep the child alive.
+  const handles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles?.() ?? [];
+  for (const h of handles) {
+    // stdio stays (and process.stdin is not touched: its getter would start reading fd 0)
+    const fd = (h as { fd?: unknown; _handle?: { fd?: unknown } })?.fd ?? (h as { _handle?: { fd?: unknown } })?._handle?.fd;
+    if ((h as { _isStdio?: boolean })?._isStdio || fd === 0 || fd === 1 || fd === 2) continue;
+    const name = (h as { constructor?: { name?: string } })?.constructor?.name;
+    if (name === 'Timeout') clearTimeout(h as NodeJS.Timeout);
+    else (h as { unref?: () => void }).unref?.();
+  }
+
+  // Worker threads need V8 platform workers at their end (the isolate's teardown waits for
+  // them): in a child they would hang, so they fail at once.
+  const wt = workerThreads();
+  wt.Worker = class Worker {
+    constructor() {
+      throw new ForkError('UNSUPPORTED_IN_CHILD', 'worker_threads.Worker cannot run in a forked child (it has no V8 platform workers to end it): start Workers in a sandbox of their own, or compute in the child itself');
+    }
+  };
+  syncBuiltinESMExports();
+}
+
+function fromNative(e: NativeErrnoError): ForkError {
+  if (!e || typeof e.code !== 'string') return new ForkError('IO', `ForkingClient: ${String(e)}`, { cause: e });
+  const code =
+    e.code === 'EPIPE' || e.code === 'ECONNRESET'
+      ? 'EXECUTOR_GONE'
+      : e.code === 'EBADF' || e.code === 'ENOTSOCK'
+        ? 'NOT_IN_SANDBOX'
+        : e.code === 'EPROTO'
+          ? 'PROTOCOL'
+          : 'IO';
+  return new ForkError(code, `ForkingClient: ${e.message}`, { cause: e, errno: e.errno });
+}

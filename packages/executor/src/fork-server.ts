@@ -1,0 +1,297 @@
+// fork-server.ts: the executor's side of custom-fork mode (DESIGN.md §1). A user forkserver (a
+// Node or C program using ForkingClient / sbx/forking_client.h) runs as an ordinary sandboxee:
+// its own namespaces, mounts and limits, no seccomp filter (each child installs its own with
+// sandboxMeHere), its Comms channel at fd 1023. `new Executor(handle)` sandboxes then ask it for
+// a child instead of starting a program: REQUEST (the child's fds) → FORKED (its pid) + its pidfd;
+// EXITED when the forkserver reaped it. The forkserver is as untrusted as its children: every
+// reply is checked, and one that breaks the protocol ends the forkserver (and its children).
+import { readFileSync } from 'node:fs';
+import { Comms, CommsError, Tag, type Message } from '@sbx/client';
+import { closeQuietly } from '@sbx/client/internal';
+import type { Exited } from './forkserver.js';
+import { DEFAULT_PATH, Executor, type ExecutorOptions } from './executor.js';
+import type { Policy } from './policy/policy.js';
+import type { Result } from './result.js';
+import { Sandbox } from './sandbox.js';
+
+/** Fork protocol tags; mirrors native/client/include/sbx/forking_client.h (keep them equal). */
+export const ForkTag = { Request: 0x00005320, Forked: 0x00005321, Exited: 0x00005322 } as const;
+export const FORK_MAX_FDS = 16;
+const EXITED_SIZE = 40;
+/** Replies are small: FORKED carries at most a 512-byte message. */
+const MAX_REPLY = 1024;
+/** How long a fork request may take before the forkserver is considered hung. */
+const DEFAULT_FORK_TIMEOUT_MS = 10_000;
+
+export class ForkServerHandleError extends Error {
+  readonly code: 'FORKSERVER_DIED' | 'FORK_FAILED' | 'PROTOCOL' | 'TIMEOUT' | 'CLOSED';
+  constructor(code: ForkServerHandleError['code'], message: string) {
+    super(message);
+    this.name = 'ForkServerHandleError';
+    this.code = code;
+  }
+}
+
+export interface Forked {
+  id: bigint;
+  /** The child's pid in the host's view. */
+  pid: number;
+  /** Its pid inside the forkserver's pid namespace. */
+  nsPid: number;
+  /** pidfd of the child; the caller owns it. */
+  pidfd: number;
+}
+
+interface Pending {
+  resolve: (f: Forked) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** The host pid a pidfd refers to (-1 when it is no pidfd or the process is gone). */
+export function pidOfPidfd(pidfd: number): number {
+  try {
+    const m = /^Pid:\s*(-?\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${pidfd}`, 'utf8'));
+    return m ? Number(m[1]) : -1;
+  } catch {
+    return -1;
+  }
+}
+
+function parentOf(pid: number): number {
+  try {
+    const m = /^PPid:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : -1;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * A running forkserver (Executor.startForkServer()). close() ends it and every child it forked;
+ * so does the executor's death (the forkserver's sandbox dies as any sandbox does).
+ */
+export class ForkServerHandle {
+  /** The forkserver's own Result, once it ended. */
+  readonly result: Promise<Result>;
+  /** The policy the forkserver's sandbox was built from (its mounts are every child's view). */
+  readonly policy: Policy;
+  private readonly comms: Comms;
+  private readonly initPid: number;
+  private readonly kill: () => void;
+  private readonly pending = new Map<bigint, Pending>();
+  private readonly exitWaiters = new Map<bigint, { resolve: (e: Exited) => void; reject: (e: Error) => void }>();
+  private readonly early = new Map<bigint, Exited>();
+  private awaitingPidfd: { id: bigint; nsPid: number } | null = null;
+  private nextId = 1n;
+  private inFlight = 0;
+  private dead: Error | null = null;
+  /** Sends are serialised: a request and its Fd messages must not interleave with another's. */
+  private sendChain: Promise<void> = Promise.resolve();
+  private readonly forkTimeoutMs: number;
+
+  /** @internal built by Executor.startForkServer() */
+  constructor(comms: Comms, initPid: number, policy: Policy, result: Promise<Result>, kill: () => void, forkTimeoutMs = DEFAULT_FORK_TIMEOUT_MS) {
+    this.comms = comms;
+    this.initPid = initPid;
+    this.policy = policy;
+    this.kill = kill;
+    this.forkTimeoutMs = forkTimeoutMs;
+    this.result = result;
+    comms.unref();
+    comms.onMessage((m) => this.onMessage(m), (e) => this.die(e));
+    result.then(
+      (r) => this.die(new ForkServerHandleError('FORKSERVER_DIED', `the forkserver ended: ${r.toString()}`)),
+      (e) => this.die(e as Error),
+    );
+  }
+
+  /** True until the forkserver ended or close() was called. */
+  get alive(): boolean {
+    return this.dead === null;
+  }
+
+  /** The forkserver's host pid namespace init (its sandbox's pid 1). */
+  get pid(): number {
+    return this.initPid;
+  }
+
+  /** Ends the forkserver and all its children; resolves with its Result. */
+  async close(): Promise<Result> {
+    this.die(new ForkServerHandleError('CLOSED', 'the forkserver was closed'));
+    return this.result;
+  }
+
+  /** @internal Asks for a child with `fds` (target number → executor fd, borrowed). */
+  async fork(fds: Array<{ target: number; fd: number }>): Promise<Forked> {
+    if (this.dead) throw this.dead;
+    if (fds.length > FORK_MAX_FDS) throw new TypeError(`custom-fork mode: at most ${FORK_MAX_FDS} fds per child, got ${fds.length}`);
+    const id = this.nextId++;
+    const payload = Buffer.alloc(12 + 4 * fds.length);
+    payload.writeBigUInt64LE(id, 0);
+    payload.writeUInt32LE(fds.length, 8);
+    fds.forEach((f, i) => payload.writeUInt32LE(f.target, 12 + 4 * i));
+    this.hold();
+    const forked = new Promise<Forked>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.die(new ForkServerHandleError('TIMEOUT', `the forkserver did not answer fork request ${id} within ${this.forkTimeoutMs} ms (it hangs: killed)`));
+      }, this.forkTimeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+    });
+    forked.catch(() => {});
+    const send = this.sendChain.then(async () => {
+      const sends = [this.comms.sendTLV(ForkTag.Request, payload), ...fds.map((f) => this.comms.sendFd(f.fd))];
+      const failed = (await Promise.allSettled(sends)).find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    });
+    this.sendChain = send.catch(() => {});
+    try {
+      await send;
+      return await forked;
+    } catch (err) {
+      const p = this.pending.get(id);
+      if (p) clearTimeout(p.timer);
+      this.pending.delete(id);
+      this.release();
+      throw err instanceof CommsError ? new ForkServerHandleError('FORKSERVER_DIED', `lost the forkserver: ${err.message}`) : err;
+    }
+  }
+
+  /** @internal Resolves with the child's wait status once the forkserver reaped it. */
+  waitExit(id: bigint): Promise<Exited> {
+    const early = this.early.get(id);
+    if (early) {
+      this.early.delete(id);
+      return Promise.resolve(early);
+    }
+    if (this.dead) return Promise.reject(this.dead);
+    return new Promise((resolve, reject) => this.exitWaiters.set(id, { resolve, reject }));
+  }
+
+  private hold(): void {
+    if (this.inFlight++ === 0) this.comms.ref();
+  }
+
+  private release(): void {
+    if (--this.inFlight === 0) this.comms.unref();
+  }
+
+  private settle(id: bigint): Pending | undefined {
+    const p = this.pending.get(id);
+    if (!p) throw new ForkServerHandleError('PROTOCOL', `the forkserver answered fork request ${id}, which is not pending`);
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    this.release();
+    return p;
+  }
+
+  private onMessage(m: Message): void {
+    try {
+      if (this.awaitingPidfd) {
+        const { id, nsPid } = this.awaitingPidfd;
+        this.awaitingPidfd = null;
+        if (m.tag !== Tag.Fd) {
+          if (m.fd >= 0) closeQuietly(m.fd);
+          throw new ForkServerHandleError('PROTOCOL', `the forkserver sent no pidfd after FORKED (got tag 0x${m.tag.toString(16)})`);
+        }
+        const pid = pidOfPidfd(m.fd);
+        // The child must be the forkserver's own: its parent is the forkserver, whose parent is
+        // the sandbox's init. Anything else (the forkserver itself, its init, a grandchild) is a lie.
+        const parent = pid > 0 ? parentOf(pid) : -1;
+        if (pid <= 0 || parent <= 0 || parent === this.initPid || parentOf(parent) !== this.initPid) {
+          closeQuietly(m.fd);
+          throw new ForkServerHandleError('PROTOCOL', `the forkserver's reply to fork request ${id} carries no pidfd of a child of the forkserver (pid ${pid}, parent ${parent})`);
+        }
+        this.settle(id)?.resolve({ id, pid, nsPid, pidfd: m.fd });
+        return;
+      }
+      if (m.fd >= 0) {
+        closeQuietly(m.fd);
+        throw new ForkServerHandleError('PROTOCOL', 'the forkserver sent an fd where none belongs');
+      }
+      const d = m.data;
+      if (m.tag === ForkTag.Forked && d.length >= 16) {
+        const id = d.readBigUInt64LE(0);
+        const err = d.readInt32LE(8);
+        const nsPid = d.readUInt32LE(12);
+        if (!this.pending.has(id)) throw new ForkServerHandleError('PROTOCOL', `the forkserver answered fork request ${id}, which is not pending`);
+        if (err === 0) {
+          this.awaitingPidfd = { id, nsPid };
+          return;
+        }
+        const message = d.subarray(16).toString('utf8').replace(/[^\x20-\x7e]/g, '?');
+        this.settle(id)?.reject(new ForkServerHandleError('FORK_FAILED', `the forkserver could not fork: ${message || `errno ${-err}`}`));
+        return;
+      }
+      if (m.tag === ForkTag.Exited && d.length === EXITED_SIZE) {
+        const id = d.readBigUInt64LE(0);
+        const e: Exited = {
+          pid: d.readUInt32LE(8),
+          status: d.readInt32LE(12),
+          utimeUs: Number(d.readBigUInt64LE(16)),
+          stimeUs: Number(d.readBigUInt64LE(24)),
+          maxRssKiB: Number(d.readBigUInt64LE(32)),
+          timedOut: false,
+        };
+        const w = this.exitWaiters.get(id);
+        this.exitWaiters.delete(id);
+        if (w) w.resolve(e);
+        else if (id < this.nextId && this.early.size < 4096) this.early.set(id, e);
+        else throw new ForkServerHandleError('PROTOCOL', `the forkserver reported the end of child ${id}, which it was never asked for`);
+        return;
+      }
+      throw new ForkServerHandleError('PROTOCOL', `unexpected message from the forkserver (tag 0x${m.tag.toString(16)}, ${d.length} bytes)`);
+    } catch (err) {
+      this.die(err as Error);
+    }
+  }
+
+  private die(err: Error): void {
+    if (this.dead) return;
+    this.dead = err instanceof CommsError ? new ForkServerHandleError('FORKSERVER_DIED', `lost the forkserver: ${err.message}`) : err;
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(this.dead);
+    }
+    this.pending.clear();
+    for (const w of this.exitWaiters.values()) w.reject(this.dead);
+    this.exitWaiters.clear();
+    this.early.clear();
+    this.inFlight = 0;
+    this.comms.close();
+    // The forkserver's sandbox (its init) takes every child along.
+    this.kill();
+  }
+}
+
+export interface ForkServerOptions extends Omit<ExecutorOptions, 'enableSandboxBeforeExec'> {
+  /** The forkserver's sandbox: its mounts (the filesystem every child sees) and network. Its
+   *  syscall rules do not apply (the forkserver runs unfiltered; each child installs its own). */
+  policy: Policy;
+  /** How long one fork request may take before the forkserver counts as hung (default 10 s). */
+  forkTimeoutMs?: number;
+}
+
+/** Executor.startForkServer(): the forkserver as a sandboxee (no walltime unless limits say). */
+export async function startForkServer(path: string, argv: readonly string[] | undefined, options: ForkServerOptions): Promise<ForkServerHandle> {
+  if (options === null || typeof options !== 'object') throw new TypeError('Executor.startForkServer(path, argv, options): options must be an object with a policy');
+  const { policy, forkTimeoutMs, ...rest } = options;
+  if (forkTimeoutMs !== undefined && (!Number.isFinite(forkTimeoutMs) || forkTimeoutMs <= 0)) throw new TypeError(`Executor.startForkServer(): forkTimeoutMs must be a positive number, got ${String(forkTimeoutMs)}`);
+  if ('enableSandboxBeforeExec' in rest) throw new TypeError('Executor.startForkServer(): enableSandboxBeforeExec does not apply (a forkserver runs unfiltered; its children call sandboxMeHere)');
+  const limits = rest.limits ?? {};
+  // libuv must not use io_uring in a forkserver: the ring would be shared with every child.
+  rest.env = { ...(rest.env ?? { PATH: DEFAULT_PATH }), UV_USE_IO_URING: '0' };
+  const ex = new Executor(path, argv, { ...rest, limits: 'walltime' in limits ? limits : { ...limits, walltime: 0 }, enableSandboxBeforeExec: false });
+  ex.ipc.setCommsOptions({ maxMessageSize: MAX_REPLY });
+  const comms = ex.ipc.comms;
+  const sandbox = new Sandbox(ex, policy);
+  try {
+    await sandbox.runAsync();
+  } catch (err) {
+    comms.close();
+    throw err;
+  }
+  const result = sandbox.awaitResult();
+  result.catch(() => {});
+  return new ForkServerHandle(comms, sandbox.pid, policy, result, () => sandbox.kill(), forkTimeoutMs);
+}
