@@ -25,7 +25,8 @@ export interface NativeBinding {
   commsRecv(fd: number, maxMessageSize: number): { tag: number; data: Buffer; fd: number };
   monitorStart(cb: (event: MonitorEvent) => void): void;
   /** execFd -1: sandbox-me-here mode, no magic exec is expected (every notification is a violation). */
-  monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number, networkTable?: Buffer): void;
+  /** learnTable: learning mode (executor learn/table.ts): default-action calls CONTINUE, new facts are reported. */
+  monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number, networkTable?: Buffer, learnTable?: Buffer): void;
   monitorUnwatch(id: number): void;
   /** The monitor's network decision for an IP sockaddr (tests: against decideNetwork()). */
   netDecide(table: Buffer, sockaddr: Buffer): { allowed: boolean; rule: number; address: string } | null;
@@ -50,7 +51,8 @@ export interface NativeWatcher {
 }
 
 export interface MonitorEvent {
-  type: 'exec' | 'exec_failed' | 'violation' | 'closed';
+  /** learn: a new (nr, args) fact of a learning run (args not recorded are 0); learn_limit: too many facts, the sandbox was killed. */
+  type: 'exec' | 'exec_failed' | 'violation' | 'closed' | 'learn' | 'learn_limit';
   id: number;
   pid: number;
   nr: number;

@@ -10,8 +10,9 @@ let nextId = 1;
 /**
  * Registers a sandbox's listener fd (taken) with the monitor; returns the id to unwatch with.
  * networkTable: the sandbox's network rules (policy/network.ts encodeNetworkTable), if any.
+ * learnTable: learning mode (learn/table.ts encodeLearnTable), if any.
  */
-export function watch(listenerFd: number, pidfd: number, execFd: number, handler: Handler, networkTable?: Buffer): number {
+export function watch(listenerFd: number, pidfd: number, execFd: number, handler: Handler, networkTable?: Buffer, learnTable?: Buffer): number {
   const n = native();
   if (!started) {
     n.monitorStart((e) => handlers.get(e.id)?.(e));
@@ -20,7 +21,7 @@ export function watch(listenerFd: number, pidfd: number, execFd: number, handler
   const id = nextId++;
   handlers.set(id, handler);
   try {
-    n.monitorWatch(id, listenerFd, pidfd, execFd, networkTable);
+    n.monitorWatch(id, listenerFd, pidfd, execFd, networkTable, learnTable);
   } catch (err) {
     handlers.delete(id);
     throw err;
