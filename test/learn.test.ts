@@ -1,13 +1,14 @@
 // sbx learn and learnPolicy(): learn a policy from real runs, then prove it with an enforcing run
 // (verify); the learned policy is tighter than sbx run's default; something new is a violation.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LearnError, LEARN_BASE_SET, Sandbox, Executor, learnPolicy, learnPolicyFile, loadPolicyFile, verifyPolicyFile, type Policy, type PolicyFile } from '@sbx/executor';
+import { LearnError, LEARN_BASE_SET, PolicyBuilder, Sandbox, Executor, learnPolicy, learnPolicyFile, loadPolicyFile, verifyPolicyFile, type Policy, type PolicyFile } from '@sbx/executor';
 import { defaultPolicy } from '../packages/executor/src/cli/default-policy.js';
-import { repoRoot, testcase } from './helpers.js';
+import { encodeLearnTable } from '../packages/executor/src/learn/table.js';
+import { openFdCount, repoRoot, testcase } from './helpers.js';
 
 const sbxBin = join(repoRoot, 'packages', 'executor', 'bin', 'sbx.js');
 function sbx(args: string[]) {
@@ -37,6 +38,8 @@ const quiet = { stdio: ['ignore', 'ignore', 'ignore'] as ['ignore', 'ignore', 'i
 describe('learnPolicy() and verify', () => {
   it('/bin/ls: the learned policy verifies and is smaller than the default preset', async () => {
     const opts = { path: '/bin/ls', argv: ['ls', '-la', '/usr'], ...quiet };
+    await learnPolicyFile(opts); // the forkserver and the monitor thread start with the first sandbox
+    const fdsBefore = openFdCount();
     const report = await learnPolicyFile(opts);
     expect(report.results.map((r) => r.status)).toEqual(['OK']);
     expect(report.facts.syscalls.length).toBeGreaterThan(5);
@@ -46,10 +49,23 @@ describe('learnPolicy() and verify', () => {
     const verified = await verifyPolicyFile(report.doc, opts);
     expect(verified.toString()).toMatch(/^OK, exit code 0/);
 
+    expect(openFdCount()).toBeLessThanOrEqual(fdsBefore);
     const learned = (await learnPolicy(opts)).build();
     const dflt = defaultPolicy('/bin/ls', { allow: [], errno: [], mounts: [], tmpfs: [], network: { mode: 'none', allow: [], deny: [], dns: [], unix: [] } });
     expect(allowedCount(learned)).toBeLessThan(allowedCount(dflt));
     expect(allowedCount(learned)).toBeGreaterThanOrEqual(LEARN_BASE_SET.length);
+  });
+
+  it('the monitor bounds what one run may record: past the limit the sandbox is stopped', async () => {
+    const b = new PolicyBuilder().allowSyscalls([...LEARN_BASE_SET]).defaultAction('notify');
+    for (const d of ['/usr', '/lib', '/lib64', '/bin']) if (existsSync(d)) b.addDirectory(d);
+    b.addFile('/etc/ld.so.cache');
+    const sandbox = new Sandbox(new Executor('/bin/ls', ['ls', '/'], quiet), b.build());
+    const events: string[] = [];
+    sandbox.learning = { table: (filter) => encodeLearnTable(filter, 'x86_64', 3), onEvent: (e) => events.push(e.type) };
+    const r = await sandbox.run();
+    expect(events).toEqual(['learn', 'learn', 'learn', 'learn_limit']);
+    expect(r.status).not.toBe('OK');
   });
 
   it('a Node script that reads a file and writes JSON; a socket afterwards is a violation', async () => {
