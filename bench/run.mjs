@@ -15,6 +15,7 @@ const sections = [
   ['client', async () => (await import('./client.mjs')).clientBench()],
   ['network', async () => (await import('./network.mjs')).networkBench()],
   ['buffer', async () => (await import('./buffer.mjs')).bufferBench()],
+  ['learn', async () => (await import('./learn.mjs')).learnBench()],
 ];
 
 const records = [];
