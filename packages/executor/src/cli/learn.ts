@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { LearnError, learnPolicyFile, verifyPolicyFile } from '../learn/learn.js';
 import type { LearnOptions } from '../learn/learn.js';
 import { defaultView } from '../learn/view.js';
+import { formatPolicyFile } from '../learn/format.js';
 import type { LimitsOptions } from '../limits.js';
 import type { PolicyFile } from '../policy-file.js';
 import { resolveBinary } from '../executor.js';
@@ -147,7 +148,7 @@ export async function learn(argv: string[]): Promise<number> {
   for (const p of report.problems) say(`warning: ${p}`);
   report.results.forEach((r, i) => say(`run ${i + 1}/${runs}: ${r.toString()}`));
   const allowed = (report.doc.allow?.length ?? 0) + Object.keys(report.doc.allowWhen ?? {}).length;
-  const text = JSON.stringify(report.doc, null, 2) + '\n';
+  const text = formatPolicyFile(report.doc);
   if (toStdout) process.stdout.write(text);
   else writeFileSync(values.output!, text);
   say(

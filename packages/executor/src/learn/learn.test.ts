@@ -13,6 +13,7 @@ import { LearnedFacts } from './facts-set.js';
 import { learningPolicy } from './learn.js';
 import { mergeAlternatives, synthesize } from './synthesize.js';
 import { LEARN_RET, encodeLearnTable } from './table.js';
+import { formatPolicyFile } from './format.js';
 
 const nr = (name: string): number => syscallNumber('x86_64', name)!;
 const data = (name: string, args: number[] = []) => ({ nr: nr(name), arch: AUDIT_ARCH_X86_64, args });
@@ -149,5 +150,21 @@ describe('synthesis', () => {
     expect(a.valuesOf(nr('ioctl'))).toEqual([[0x5401]]);
     expect(a.valuesOf(nr('getcwd'))).toEqual([[]]);
     expect(a.size).toBe(2);
+  });
+});
+
+describe('formatPolicyFile', () => {
+  it('is the same JSON, short values on one line, long lists wrapped under 100 columns', () => {
+    const doc = {
+      allow: Array.from({ length: 40 }, (_, i) => `syscall_${i}`),
+      allowWhen: { ioctl: [{ arg1: ['0x5401'] }] },
+      files: [{ path: '/odd, "name": [x]', writable: true }],
+      tmpfs: [],
+    };
+    const text = formatPolicyFile(doc);
+    expect(JSON.parse(text)).toEqual(doc);
+    for (const line of text.split('\n')) expect(line.length).toBeLessThanOrEqual(100);
+    expect(text).toContain('"allowWhen": {"ioctl": [{"arg1": ["0x5401"]}]}');
+    expect(text.split('\n').length).toBeGreaterThan(5);
   });
 });
