@@ -35,7 +35,8 @@ Options:
                         --mount, --tmpfs and --net into its file view and network (not with --merge)
 
 Exit code: 0 when a policy was written (and verified, with --verify); 159 verify found a
-violation; 125 the learning run failed (the message says why); 2 bad usage.`;
+violation; a learning run that did not end normally exits as sbx run would (159 for a syscall sbx
+always denies, 124 timeout, 126 setup error...) and writes nothing; 125 sbx failed; 2 bad usage.`;
 
 const options = {
   output: { type: 'string', short: 'o' },
