@@ -2,6 +2,8 @@
 // (verify); the learned policy is tighter than sbx run's default; something new is a violation.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -91,6 +93,28 @@ describe('learnPolicy() and verify', () => {
     const r = await new Sandbox(new Executor(process.execPath, ['node', '/data/script.js', 'socket'], quiet), policy).run();
     expect(r.status).toBe('VIOLATION');
     expect(r.violation?.syscall).toBe('socket');
+  });
+
+  it('under network rules the monitor decides connects while learning; the learned policy keeps the rules', async () => {
+    const server = createServer((s) => s.once('data', () => s.end('pong'))).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as { port: number }).port;
+    let connections = 0;
+    server.on('connection', () => connections++);
+    try {
+      const { defaultView } = await import('../packages/executor/src/learn/view.js');
+      const base = defaultView(testcase('net_client'), { network: { mode: 'rules', allow: [['127.0.0.1', port]], deny: [], dns: [], unix: [] } });
+      const opts = { path: testcase('net_client'), argv: ['net_client', 'tcp', '127.0.0.1', String(port)], ...quiet, base: base as PolicyFile };
+      const report = await learnPolicyFile(opts);
+      expect(report.results[0]!.toString()).toMatch(/^OK, exit code 0/);
+      expect(report.doc.network).toEqual({ mode: 'rules', allow: [`127.0.0.1:${port}`] });
+      expect(report.doc.allow).toContain('connect');
+      expect(report.doc.allowWhen?.socket).toEqual([{ arg0: [2], arg1: [0x80001] }]); // AF_INET, SOCK_STREAM | SOCK_CLOEXEC
+      expect((await verifyPolicyFile(report.doc, opts)).toString()).toMatch(/^OK, exit code 0/);
+      expect(connections).toBe(2); // the learning run's connect reached the server through the monitor too
+    } finally {
+      server.close();
+    }
   });
 
   it('learning keeps the always-on denials: a new user namespace ends the run as a violation', async () => {

@@ -33,6 +33,12 @@ export const BASE_SET: readonly string[] = Object.freeze([
   'exit_group',
 ]);
 
+/**
+ * Under network rules the monitor decides these calls (connects from the executor's namespace);
+ * learning lets the monitor do so, so they are allowed while learning and in the learned policy.
+ */
+export const NETWORK_DECIDED: readonly string[] = Object.freeze(['connect', 'sendto', 'sendmsg', 'sendmmsg']);
+
 export interface ArgFactSpec {
   /** Arguments recorded (indexes). */
   readonly args: readonly number[];

@@ -17,7 +17,7 @@ import type { Policy } from '../policy/policy.js';
 import { syscallNumber } from '../policy/syscalls.js';
 import type { Result } from '../result.js';
 import { Sandbox } from '../sandbox.js';
-import { BASE_SET, MAX_FACTS } from './facts.js';
+import { BASE_SET, MAX_FACTS, NETWORK_DECIDED } from './facts.js';
 import { LearnedFacts } from './facts-set.js';
 import { synthesize } from './synthesize.js';
 import { encodeLearnTable } from './table.js';
@@ -102,6 +102,8 @@ export function learningPolicy(doc: PolicyFile, binary: string): Policy {
   const { default: _ignored, ...rules } = doc;
   const b = builderFor(rules, binary);
   b.allowSyscalls(BASE_SET.filter((n) => syscallNumber(b.arch, n) !== undefined));
+  // Network rules: the monitor decides connects and addressed sends, as it will when enforcing.
+  if (doc.network?.mode === 'rules') b.allowSyscalls([...NETWORK_DECIDED]);
   return b.defaultAction('notify').build();
 }
 

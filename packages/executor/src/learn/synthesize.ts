@@ -6,7 +6,7 @@ import { hex, parseArgValue } from '../policy/arg-rules.js';
 import type { ArgAlternative, ArgIndex, ArgTest, ArgValue } from '../policy/arg-rules.js';
 import { syscallName, syscallNumber } from '../policy/syscalls.js';
 import type { PolicyFile, PolicyFilePreset } from '../policy-file.js';
-import { ARG_FACTS, BASE_SET } from './facts.js';
+import { ARG_FACTS, BASE_SET, NETWORK_DECIDED } from './facts.js';
 import type { LearnedFacts } from './facts-set.js';
 
 /** Arguments written in hex (bit sets and ioctl commands); the others are small enumerations. */
@@ -102,6 +102,7 @@ export function synthesize(facts: LearnedFacts, base: PolicyFile = {}): Synthesi
   const allow = new Set<string>(base.allow ?? []);
   const allowWhen: Record<string, ArgAlternative[]> = { ...(base.allowWhen ?? {}) };
   for (const n of BASE_SET) if (syscallNumber(arch, n) !== undefined) allow.add(n);
+  if (base.network?.mode === 'rules') for (const n of NETWORK_DECIDED) allow.add(n);
   for (const nr of facts.syscalls) {
     const name = syscallName(arch, nr);
     if (!name) {
