@@ -224,3 +224,48 @@ describe('sbx policy check: each kind of bad file', () => {
     });
   }
 });
+
+describe("the monitor's filter interpreter (native learn.cc)", () => {
+  it('returns what the TS evaluator returns for every syscall number and argument patterns', async () => {
+    const { native } = await import('@sbx/client/internal');
+    const { evaluate, compilePolicy, syscallName } = await import('@sbx/executor');
+    const b = loadPolicyFile({
+      allowWhen: { ioctl: [{ arg1: ['0x5401'] }], socket: [{ arg0: [1], arg1: [1] }], openat: [{ arg2: { onlyFlags: '0x80000' } }] },
+      errno: { uname: 'EPERM' },
+    });
+    const policy = b.allowSyscalls([...LEARN_BASE_SET]).defaultAction('notify').build();
+    const program = compilePolicy(policy, { monitor: true }).program;
+    const table = encodeLearnTable(program, 'x86_64');
+    const argSets: bigint[][] = [
+      [0n, 0n, 0n, 0n, 0n, 0n],
+      [1n, 0x5401n, 0x80000n, 0n, 0n, 0n],
+      [0x7e020000n, 0x5412n, 0x1n, 7n, 8n, 9n], // CLONE_NEW* flags, TIOCSTI, O_WRONLY
+      [0xffffffffffffffffn, 0xffffffff00005401n, 0x80040n, 0n, 0n, 0n],
+    ];
+    let checked = 0;
+    for (const arch of [0xc000003e, 0x40000003]) {
+      for (let nr = 0; nr < 470; nr++) {
+        for (const args of argSets) {
+          const raw = Buffer.alloc(64);
+          raw.writeInt32LE(nr, 0);
+          raw.writeUInt32LE(arch, 4);
+          raw.writeBigUInt64LE(0x401000n, 8);
+          args.forEach((a, i) => raw.writeBigUInt64LE(a, 16 + 8 * i));
+          const got = native().learnRun(table, raw);
+          const want = evaluate(program, { nr, arch, ip: 0x401000n, args }).ret;
+          expect(got.ret >>> 0, `${syscallName('x86_64', nr)} ${args}`).toBe(want);
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBe(2 * 470 * argSets.length);
+    // the recorded fact: ioctl keeps the low 32 bits of its command only
+    const raw = Buffer.alloc(64);
+    raw.writeInt32LE(16, 0);
+    raw.writeUInt32LE(0xc000003e, 4);
+    raw.writeBigUInt64LE(3n, 16);
+    raw.writeBigUInt64LE(0xffffffff00005401n, 24);
+    expect(native().learnRun(table, raw).fact).toEqual([16, 0, 0x5401, 0, 0, 0, 0]);
+    expect(() => native().learnRun(Buffer.alloc(8), raw)).toThrow(/learn table: shorter/);
+  });
+});

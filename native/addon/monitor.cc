@@ -529,6 +529,27 @@ Napi::Value NetDecide(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// learnRun(table, seccompData): what the monitor's learning path makes of one notification:
+// { ret (the filter's return), fact: [nr, 6 recorded args] }; tests hold it against evaluate().
+Napi::Value LearnRun(const Napi::CallbackInfo &info) {
+  const char *usage = "learnRun(table: Buffer, seccompData: Buffer (64 bytes))";
+  Napi::Buffer<uint8_t> table = ArgBuffer(info, 0, usage), raw = ArgBuffer(info, 1, usage);
+  LearnConfig cfg;
+  std::string err;
+  if (!ParseLearnConfig(table.Data(), table.Length(), &cfg, &err)) ThrowUsage(info.Env(), err.c_str());
+  struct seccomp_data d;
+  if (raw.Length() != sizeof d) ThrowUsage(info.Env(), usage);
+  memcpy(&d, raw.Data(), sizeof d);
+  LearnFact fact = LearnFactOf(cfg, d);
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("ret", RunSeccompProgram(cfg.program, d));
+  Napi::Array f = Napi::Array::New(info.Env(), 7);
+  f.Set(0u, fact.nr);
+  for (uint32_t i = 0; i < 6; i++) f.Set(i + 1, fact.args[i]);
+  o.Set("fact", f);
+  return o;
+}
+
 Napi::Value MonitorUnwatch(const Napi::CallbackInfo &info) {
   if (g_monitor) g_monitor->Unwatch(ArgUint32(info, 0, "monitorUnwatch(id: number)"));
   return info.Env().Undefined();
@@ -541,6 +562,7 @@ void InitMonitor(Napi::Env env, Napi::Object exports) {
   exports.Set("monitorWatch", Napi::Function::New(env, MonitorWatch, "monitorWatch"));
   exports.Set("monitorUnwatch", Napi::Function::New(env, MonitorUnwatch, "monitorUnwatch"));
   exports.Set("netDecide", Napi::Function::New(env, NetDecide, "netDecide"));
+  exports.Set("learnRun", Napi::Function::New(env, LearnRun, "learnRun"));
 }
 
 }  // namespace sbx

@@ -30,6 +30,8 @@ export interface NativeBinding {
   monitorUnwatch(id: number): void;
   /** The monitor's network decision for an IP sockaddr (tests: against decideNetwork()). */
   netDecide(table: Buffer, sockaddr: Buffer): { allowed: boolean; rule: number; address: string } | null;
+  /** The monitor's learning path on one seccomp_data (tests: against the TS evaluator). */
+  learnRun(table: Buffer, seccompData: Buffer): { ret: number; fact: number[] };
   /** libsbx_client: blocks until sandboxed; throws an errno error with .filterInstalled. */
   clientSandboxMeHere(fd: number, flags: number): void;
   clientState(): { sandboxed: boolean; filterInstalled: boolean };
