@@ -131,17 +131,21 @@ export async function learn(argv: string[]): Promise<number> {
     landlock: values.landlock === 'off' ? 'off' : 'auto',
     base,
     runs,
-    // The policy owns stdout: the program's stdout goes to stderr.
-    ...(toStdout ? { stdio: ['inherit', 'pipe', 'inherit'] as const, onSandbox: (s) => queueMicrotask(() => s.stdout?.pipe(process.stderr, { end: false })) } : {}),
-  } as LearnOptions;
+  };
+  if (toStdout) {
+    // The policy owns stdout: the program's stdout goes to stderr. (The sandbox opens its pipe as
+    // it starts, synchronously within run(); the microtask runs right after.)
+    learnOptions.stdio = ['inherit', 'pipe', 'inherit'];
+    learnOptions.onSandbox = (s) => queueMicrotask(() => s.stdout?.pipe(process.stderr, { end: false }));
+  }
 
   let report;
   try {
     report = await learnPolicyFile(learnOptions);
   } catch (err) {
     if (err instanceof LearnError) {
-      say(err.message);
       if (err.code === 'BAD_BASE') throw new UsageError(err.message);
+      say(err.message);
       return err.result && err.result.status !== 'OK' ? exitCodeFor(err.result) : ExitCode.INTERNAL;
     }
     throw err;
