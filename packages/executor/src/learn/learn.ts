@@ -154,7 +154,7 @@ export async function learnPolicyFile(options: LearnOptions): Promise<LearnRepor
   try {
     policy = learningPolicy(base, binary);
   } catch (err) {
-    if (err instanceof PolicyError) throw new LearnError('BAD_BASE', `the base policy: ${err.message}`);
+    if (err instanceof PolicyError) throw new LearnError('BAD_BASE', `the base policy${typeof options.base === 'string' ? ` ${options.base}` : ''}: ${err.message}`);
     throw err;
   }
   const facts = new LearnedFacts(policy.arch);
