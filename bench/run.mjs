@@ -16,6 +16,7 @@ const sections = [
   ['network', async () => (await import('./network.mjs')).networkBench()],
   ['buffer', async () => (await import('./buffer.mjs')).bufferBench()],
   ['fork', async () => (await import('./fork.mjs')).forkBench()],
+  ['learn', async () => (await import('./learn.mjs')).learnBench()],
 ];
 
 const records = [];

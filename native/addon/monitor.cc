@@ -3,6 +3,8 @@
 //   - the sandbox's first execveat carrying SBX_EXEC_MAGIC on the exec fd: CONTINUE (the exec
 //     that starts the target; only register args are looked at, so there is no TOCTOU);
 //   - a second such execveat: the first failed; arg 3 holds -errno (reported as exec_failed);
+//   - in learning mode (learn.h), a call the filter sent here for its default action: CONTINUE,
+//     and the (syscall, chosen register args) fact is reported to JS the first time it is seen;
 //   - anything else: a violation: the sandbox's init is SIGKILLed through its pidfd (the whole
 //     pid namespace dies with it), the call is never answered (so it never returns), and the
 //     syscall is reported to JS.
@@ -26,9 +28,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 
 #include "bindings.h"
 #include "errors.h"
+#include "learn.h"
 #include "netproxy.h"
 #include "protocol.h"
 
@@ -54,7 +58,7 @@ const uint64_t kPendingBit = 1ULL << 40;
 // Waiting network calls one sandbox may have at once; more are answered EAGAIN.
 const size_t kMaxPendingPerSandbox = 256;
 
-enum class EventType { kExec, kExecFailed, kViolation, kClosed };
+enum class EventType { kExec, kExecFailed, kViolation, kClosed, kLearn, kLearnLimit };
 
 struct Event {
   EventType type;
@@ -79,6 +83,8 @@ struct Entry {
   int kill_signal = SIGKILL;  // what ends the sandbox's tree through pidfd (SIGTERM: a subreaper init)
   std::shared_ptr<NetProxy> net;  // network rules (null: none)
   size_t pending = 0;             // its network calls waiting in pending_
+  std::shared_ptr<LearnConfig> learn;  // learning mode (null: off)
+  std::set<LearnFact> facts;           // learning: the facts reported so far
 };
 
 // A network call waiting for a socket to become writable (netproxy.h).
@@ -90,7 +96,7 @@ struct Pending {
 // Builds the JS object of a report.
 napi_value ToObject(Napi::Env env, const Event &data) {
   Napi::Object o = Napi::Object::New(env);
-  static const char *names[] = {"exec", "exec_failed", "violation", "closed"};
+  static const char *names[] = {"exec", "exec_failed", "violation", "closed", "learn", "learn_limit"};
   o.Set("type", names[static_cast<int>(data.type)]);
   o.Set("id", data.id);
   o.Set("pid", data.pid);
@@ -143,8 +149,10 @@ class Monitor {
 
   // Takes ownership of listener; duplicates pidfd. exec_fd < 0: no magic exec is expected.
   // net: the sandbox's network rules (netproxy.h), or null.
-  void Watch(Napi::Env env, uint32_t id, int listener, int pidfd, int exec_fd, std::shared_ptr<NetProxy> net = nullptr,
-             int kill_signal = SIGKILL) {
+  // kill_signal: what a violation sends the init (SIGTERM for a subreaper init). learn: learning
+  // mode (learn.h), or null.
+  void Watch(Napi::Env env, uint32_t id, int listener, int pidfd, int exec_fd, std::shared_ptr<NetProxy> net,
+             int kill_signal, std::shared_ptr<LearnConfig> learn) {
     // Only a seccomp listener knows this ioctl; for an id no notification has it says ENOENT.
     // (In sandbox-me-here mode the sandboxee sends the fd: make sure it is one.)
     uint64_t no_such_id = 0;
@@ -160,6 +168,7 @@ class Monitor {
     e.exec_fd = exec_fd >= 0 ? (uint32_t)exec_fd : 0;
     e.net = std::move(net);
     e.kill_signal = kill_signal;
+    e.learn = std::move(learn);
     if (e.pidfd < 0) {
       close(listener);
       ThrowErrno(env, errno, "fcntl(pidfd, F_DUPFD_CLOEXEC)");
@@ -267,6 +276,31 @@ class Monitor {
         return;
       }
       ev->network = true;
+    }
+
+    // Learning: a call the filter left to its default action runs, and its fact is reported once.
+    if (!is_exec && e.learn && !e.killed && d.arch == kNativeAuditArch &&
+        RunSeccompProgram(e.learn->program, d) == e.learn->learn_ret) {
+      LearnFact fact = LearnFactOf(*e.learn, d);
+      bool fresh = e.facts.insert(fact).second;
+      if (fresh && e.facts.size() > e.learn->max_facts) {
+        // A bounded record: a program that keeps inventing new argument values is stopped.
+        syscall(SYS_pidfd_send_signal, e.pidfd, SIGKILL, nullptr, 0);
+        e.killed = true;
+        ev->type = EventType::kLearnLimit;
+        Post(ev);
+        return;
+      }
+      resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+      ioctl(e.listener, SECCOMP_IOCTL_NOTIF_SEND, resp);
+      if (!fresh) {
+        delete ev;
+        return;
+      }
+      ev->type = EventType::kLearn;
+      for (int i = 0; i < 6; i++) ev->args[i] = fact.args[i];
+      Post(ev);
+      return;
     }
 
     if (is_exec && !e.exec_seen) {
@@ -439,7 +473,7 @@ Napi::Value MonitorStart(const Napi::CallbackInfo &info) {
 }
 
 // monitorWatch(id, listenerFd (taken), pidfd (borrowed), execFd (-1: sandbox-me-here, no exec),
-//              networkTable?, killSignal? (default SIGKILL; SIGTERM for a subreaper init))
+//              networkTable?, killSignal? (default SIGKILL; SIGTERM for a subreaper init), learnTable?)
 Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
   const char *usage = "monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number)";
   if (!g_monitor) ThrowUsage(info.Env(), "monitorWatch() before monitorStart()");
@@ -470,7 +504,18 @@ Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
       ThrowUsage(info.Env(), "monitorWatch: killSignal must be 9 (SIGKILL) or 15 (SIGTERM)");
     }
   }
-  g_monitor->Watch(info.Env(), id, listener, pidfd, exec_fd, std::move(net), kill_signal);
+  // Optional 6th argument: learning mode (learn/table.ts encodeLearnTable).
+  std::shared_ptr<LearnConfig> learn;
+  if (info.Length() > 6 && !info[6].IsUndefined() && !info[6].IsNull()) {
+    Napi::Buffer<uint8_t> table = ArgBuffer(info, 6, "monitorWatch(id, listenerFd, pidfd, execFd, networkTable?: Buffer, killSignal?: number, learnTable?: Buffer)");
+    learn = std::make_shared<LearnConfig>();
+    std::string err;
+    if (!ParseLearnConfig(table.Data(), table.Length(), learn.get(), &err)) {
+      close(listener);
+      ThrowUsage(info.Env(), err.c_str());
+    }
+  }
+  g_monitor->Watch(info.Env(), id, listener, pidfd, exec_fd, std::move(net), kill_signal, std::move(learn));
   return info.Env().Undefined();
 }
 
@@ -495,6 +540,27 @@ Napi::Value NetDecide(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// learnRun(table, seccompData): what the monitor's learning path makes of one notification:
+// { ret (the filter's return), fact: [nr, 6 recorded args] }; tests hold it against evaluate().
+Napi::Value LearnRun(const Napi::CallbackInfo &info) {
+  const char *usage = "learnRun(table: Buffer, seccompData: Buffer (64 bytes))";
+  Napi::Buffer<uint8_t> table = ArgBuffer(info, 0, usage), raw = ArgBuffer(info, 1, usage);
+  LearnConfig cfg;
+  std::string err;
+  if (!ParseLearnConfig(table.Data(), table.Length(), &cfg, &err)) ThrowUsage(info.Env(), err.c_str());
+  struct seccomp_data d;
+  if (raw.Length() != sizeof d) ThrowUsage(info.Env(), usage);
+  memcpy(&d, raw.Data(), sizeof d);
+  LearnFact fact = LearnFactOf(cfg, d);
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("ret", RunSeccompProgram(cfg.program, d));
+  Napi::Array f = Napi::Array::New(info.Env(), 7);
+  f.Set(0u, fact.nr);
+  for (uint32_t i = 0; i < 6; i++) f.Set(i + 1, fact.args[i]);
+  o.Set("fact", f);
+  return o;
+}
+
 Napi::Value MonitorUnwatch(const Napi::CallbackInfo &info) {
   if (g_monitor) g_monitor->Unwatch(ArgUint32(info, 0, "monitorUnwatch(id: number)"));
   return info.Env().Undefined();
@@ -507,6 +573,7 @@ void InitMonitor(Napi::Env env, Napi::Object exports) {
   exports.Set("monitorWatch", Napi::Function::New(env, MonitorWatch, "monitorWatch"));
   exports.Set("monitorUnwatch", Napi::Function::New(env, MonitorUnwatch, "monitorUnwatch"));
   exports.Set("netDecide", Napi::Function::New(env, NetDecide, "netDecide"));
+  exports.Set("learnRun", Napi::Function::New(env, LearnRun, "learnRun"));
 }
 
 }  // namespace sbx

@@ -25,10 +25,13 @@ export interface NativeBinding {
   commsRecv(fd: number, maxMessageSize: number): { tag: number; data: Buffer; fd: number };
   monitorStart(cb: (event: MonitorEvent) => void): void;
   /** execFd -1: sandbox-me-here mode, no magic exec is expected (every notification is a violation). */
-  monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number, networkTable?: Buffer, killSignal?: number): void;
+  /** killSignal: SIGKILL (default) or SIGTERM (landlock isolation's subreaper init). learnTable: learning mode (executor learn/table.ts): default-action calls CONTINUE, new facts are reported. */
+  monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number, networkTable?: Buffer, killSignal?: number, learnTable?: Buffer): void;
   monitorUnwatch(id: number): void;
   /** The monitor's network decision for an IP sockaddr (tests: against decideNetwork()). */
   netDecide(table: Buffer, sockaddr: Buffer): { allowed: boolean; rule: number; address: string } | null;
+  /** The monitor's learning path on one seccomp_data (tests: against the TS evaluator). */
+  learnRun(table: Buffer, seccompData: Buffer): { ret: number; fact: number[] };
   /** libsbx_client: blocks until sandboxed; throws an errno error with .filterInstalled. */
   clientSandboxMeHere(fd: number, flags: number): void;
   clientState(): { sandboxed: boolean; filterInstalled: boolean };
@@ -59,7 +62,8 @@ export interface NativeWatcher {
 }
 
 export interface MonitorEvent {
-  type: 'exec' | 'exec_failed' | 'violation' | 'closed';
+  /** learn: a new (nr, args) fact of a learning run (args not recorded are 0); learn_limit: too many facts, the sandbox was killed. */
+  type: 'exec' | 'exec_failed' | 'violation' | 'closed' | 'learn' | 'learn_limit';
   id: number;
   pid: number;
   nr: number;

@@ -124,6 +124,9 @@ export class Executor {
       this.cgroup = 'off';
       this.monitor = 'unotify';
       this.landlock = 'off';
+      // The forkserver's sandbox (startForkServer) is always a namespaces one.
+      this.isolation = 'namespaces';
+      this.sandboxUser = Object.freeze({ uid: NOBODY_ID, gid: NOBODY_ID });
       return;
     }
     const path = pathOrServer;

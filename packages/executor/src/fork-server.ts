@@ -278,6 +278,9 @@ export async function startForkServer(path: string, argv: readonly string[] | un
   const { policy, forkTimeoutMs, ...rest } = options;
   if (forkTimeoutMs !== undefined && (!Number.isFinite(forkTimeoutMs) || forkTimeoutMs <= 0)) throw new TypeError(`Executor.startForkServer(): forkTimeoutMs must be a positive number, got ${String(forkTimeoutMs)}`);
   if ('enableSandboxBeforeExec' in rest) throw new TypeError('Executor.startForkServer(): enableSandboxBeforeExec does not apply (a forkserver runs unfiltered; its children call sandboxMeHere)');
+  if (rest.isolation !== undefined && rest.isolation !== 'namespaces') {
+    throw new TypeError(`Executor.startForkServer(): isolation ${JSON.stringify(rest.isolation)} is not supported for a forkserver (its children are walled off by namespaces and their own Landlock domains); use isolation: 'namespaces'`);
+  }
   const limits = rest.limits ?? {};
   // libuv must not use io_uring in a forkserver: the ring would be shared with every child.
   rest.env = { ...(rest.env ?? { PATH: DEFAULT_PATH }), UV_USE_IO_URING: '0' };

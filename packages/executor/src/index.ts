@@ -12,3 +12,7 @@ export { Comms, SyncComms, CommsError, SbxError, Tag, tagName, type CommsOptions
 export { SharedBuffer, SharedBuffer as Buffer, BufferError, type BufferErrorCode, type FromFdOptions, type RecvBufferOptions } from '@sbx/client';
 export { loadPolicyFile, readPolicyFile, applyPolicyFile, POLICY_FILE_SCHEMA, PRESET_NAMES, type PolicyFile, type PolicyFileBind, type PolicyFilePreset, type LoadPolicyFileOptions } from './policy-file.js';
 export { ForkServerHandle, ForkServerHandleError, type ForkServerOptions } from './fork-server.js';
+export { learnPolicy, learnPolicyFile, verifyPolicyFile, LearnError, type LearnOptions, type LearnReport, type LearnErrorCode } from './learn/learn.js';
+export { LearnedFacts } from './learn/facts-set.js';
+export { BASE_SET as LEARN_BASE_SET, ARG_FACTS as LEARN_ARG_FACTS } from './learn/facts.js';
+export { argRule, type ArgAlternative, type ArgTest, type ArgValue } from './policy/arg-rules.js';

@@ -12,8 +12,9 @@ let nextId = 1;
  * networkTable: the sandbox's network rules (policy/network.ts encodeNetworkTable), if any.
  * killSignal: what the monitor sends the sandbox's init (pidfd) on a violation: SIGKILL (9, a pid
  * namespace's init), or SIGTERM (15, landlock isolation's subreaper init, which kills the tree).
+ * learnTable: learning mode (learn/table.ts encodeLearnTable), if any.
  */
-export function watch(listenerFd: number, pidfd: number, execFd: number, handler: Handler, networkTable?: Buffer, killSignal = 9): number {
+export function watch(listenerFd: number, pidfd: number, execFd: number, handler: Handler, networkTable?: Buffer, killSignal = 9, learnTable?: Buffer): number {
   const n = native();
   if (!started) {
     n.monitorStart((e) => handlers.get(e.id)?.(e));
@@ -22,7 +23,7 @@ export function watch(listenerFd: number, pidfd: number, execFd: number, handler
   const id = nextId++;
   handlers.set(id, handler);
   try {
-    n.monitorWatch(id, listenerFd, pidfd, execFd, networkTable, killSignal);
+    n.monitorWatch(id, listenerFd, pidfd, execFd, networkTable, killSignal, learnTable);
   } catch (err) {
     handlers.delete(id);
     throw err;

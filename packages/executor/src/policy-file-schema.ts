@@ -20,6 +20,21 @@ const bind = {
   },
 } as const;
 
+const argValue = {
+  type: ['integer', 'string'],
+  pattern: '^(0[xX][0-9a-fA-F]{1,8}|[0-9]{1,10})$',
+  minimum: -2147483648,
+  maximum: 4294967295,
+  description: 'A 32-bit value: a number, or a string in hex ("0x5401") or decimal.',
+} as const;
+const argTest = {
+  type: ['array', 'object'],
+  description: 'The values the argument may have (its low 32 bits), or {"onlyFlags": MASK}: no bit outside MASK set.',
+  if: { type: 'array' },
+  then: { minItems: 1, items: argValue },
+  else: { additionalProperties: false, required: ['onlyFlags'], properties: { onlyFlags: argValue } },
+} as const;
+
 export const PRESET_NAMES = [
   'dynamic-startup',
   'static-startup',
@@ -55,6 +70,22 @@ export const POLICY_FILE_SCHEMA = {
       items: { type: 'string', enum: [...PRESET_NAMES] },
     },
     allow: { type: 'array', description: 'Syscalls allowed unconditionally.', items: { type: 'string', minLength: 1 } },
+    allowWhen: {
+      type: 'object',
+      description:
+        'Syscalls allowed when their arguments match one of the alternatives, e.g. {"ioctl": [{"arg1": ["0x5401"]}]}. ' +
+        'An alternative holds when each argument it names matches. Otherwise the other rules, then the default, decide.',
+      additionalProperties: {
+        type: 'array',
+        minItems: 1,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          minProperties: 1,
+          properties: { arg0: argTest, arg1: argTest, arg2: argTest, arg3: argTest, arg4: argTest, arg5: argTest },
+        },
+      },
+    },
     errno: {
       type: 'object',
       description: 'Syscalls that fail with an errno instead of running, e.g. {"uname": "EPERM"}.',

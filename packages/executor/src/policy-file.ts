@@ -7,6 +7,8 @@ import type { Ajv as AjvClass, ErrorObject } from 'ajv';
 import { PolicyBuilder } from './policy/policy-builder.js';
 import type { PolicyBuilderOptions } from './policy/policy-builder.js';
 import { PolicyError } from './policy/errors.js';
+import { argRule } from './policy/arg-rules.js';
+import type { ArgAlternative } from './policy/arg-rules.js';
 import { POLICY_FILE_SCHEMA, PRESET_NAMES } from './policy-file-schema.js';
 
 export { POLICY_FILE_SCHEMA, PRESET_NAMES };
@@ -23,6 +25,8 @@ export interface PolicyFile {
   $schema?: string;
   presets?: PolicyFilePreset[];
   allow?: string[];
+  /** Syscalls allowed when their arguments match (policy/arg-rules.ts). */
+  allowWhen?: Record<string, ArgAlternative[]>;
   errno?: Record<string, PolicyFileErrno>;
   default?: 'kill' | 'allow' | 'log' | { errno: PolicyFileErrno };
   files?: PolicyFileBind[];
@@ -134,6 +138,11 @@ export function applyPolicyFile(doc: PolicyFile, b: PolicyBuilder, prefix = ''):
   // The file's own rules first: the first rule on a syscall wins, so an errno beats a preset.
   for (const [name, e] of Object.entries(doc.errno ?? {})) b.blockSyscallWithErrno(name, e);
   for (const name of doc.allow ?? []) b.allowSyscall(name);
+  for (const [name, alternatives] of Object.entries(doc.allowWhen ?? {})) {
+    const r = argRule(alternatives, `allowWhen.${name}`);
+    if ('problems' in r) own.push(...r.problems);
+    else b.addPolicyOnSyscall(name, r.rule);
+  }
   for (const p of doc.presets ?? []) PRESETS[p](b);
   if (doc.default !== undefined) b.defaultAction(doc.default);
   for (const f of doc.files ?? []) {

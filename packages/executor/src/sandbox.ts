@@ -35,8 +35,21 @@ export class SandboxSetupError extends Error {
   readonly code = 'SETUP';
 }
 
+/**
+ * @internal Learning mode (learn/learn.ts): the monitor answers the policy's default-action
+ * notifications with CONTINUE and reports each new fact. Set before runAsync().
+ */
+export interface SandboxLearning {
+  /** The monitor's learn table for the filter this sandbox installs (learn/table.ts). */
+  table(filter: Buffer): Buffer;
+  /** A 'learn' or 'learn_limit' report. */
+  onEvent(e: MonitorEvent): void;
+}
+
 export class Sandbox {
   readonly executor: Executor;
+  /** @internal see SandboxLearning. */
+  learning: SandboxLearning | null = null;
   readonly policy: Policy;
   /** Streams of the stdio the executor asked to 'pipe'. */
   stdin: WriteStream | null = null;
@@ -178,9 +191,13 @@ export class Sandbox {
           // Without user notification (old kernel, or monitor: 'kill') violations are KILL_PROCESS:
           // the target dies of SIGSYS and the Result says what is known.
           this.monitored = ex.monitor === 'unotify' && userNotifAvailable();
-          ops.raw(Op.Seccomp, compileFilter(policy, { monitor: this.monitored, execFd: EXEC_FD_TARGET }));
+          if (this.learning && !this.monitored) throw new SandboxSetupError('learning needs the seccomp monitor (user notification, Linux 5.5+; not with monitor: \'kill\')');
+          const filter = compileFilter(policy, { monitor: this.monitored, execFd: EXEC_FD_TARGET });
+          ops.raw(Op.Seccomp, filter);
+          this.learnTable = this.learning?.table(filter);
           if (this.monitored) ops.u32(Op.SeccompFlags, SeccompFlag.Listener);
         } else {
+          if (this.learning) throw new SandboxSetupError('learning runs in sandbox-before-exec mode only');
           client = prepareClientHandshake(policy);
           closeAfterSpawn.push(client.theirs);
           ops.fd(CLIENT_FD, client.theirs);
@@ -273,6 +290,7 @@ export class Sandbox {
   }
 
   private exitPromise: Promise<Exited> | null = null;
+  private learnTable: Buffer | undefined;
   /** Violations reach the monitor (USER_NOTIF) rather than killing outright. */
   private monitored = false;
   private cgroup: SandboxCgroup | null = null;
@@ -301,7 +319,7 @@ export class Sandbox {
           const listener = await this.takeListener(m.data.readUInt32LE(0), setup);
           if (listener >= 0) {
             this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-            this.monitorId = monitor.watch(listener, this.pidfd, EXEC_FD_TARGET, (e) => this.onMonitor(e), networkTable(this.isolation?.policy ?? this.policy), this.isolation?.treeSignal);
+            this.monitorId = monitor.watch(listener, this.pidfd, EXEC_FD_TARGET, (e) => this.onMonitor(e), networkTable(this.isolation?.policy ?? this.policy), this.isolation?.treeSignal, this.learnTable);
           }
         } else {
           if (m.fd >= 0) closeQuietly(m.fd);
@@ -350,7 +368,9 @@ export class Sandbox {
   }
 
   private onMonitor(e: MonitorEvent): void {
-    if (e.type === 'exec_failed') {
+    if (e.type === 'learn' || e.type === 'learn_limit') {
+      this.learning?.onEvent(e);
+    } else if (e.type === 'exec_failed') {
       const name = errnoName(e.errno);
       const hint = name === 'ENOENT' ? ' (the binary or its ELF interpreter is missing inside the sandbox: add its libraries to the policy, e.g. addLibrariesForBinary)' : '';
       this.setupError = `execveat(${this.executor.path}): ${name}${hint}`;

@@ -30,10 +30,10 @@ export interface RunNetwork {
 }
 
 /** System directories bound read-only (those that exist; merged-/usr links stay links). */
-const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/lib32', '/libx32'];
+export const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/lib32', '/libx32'];
 /** The /etc files dynamic programs read: never the whole /etc (no /etc/shadow, no keys). */
-const ETC_FILES = ['/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/localtime', '/etc/nsswitch.conf', '/etc/passwd', '/etc/group', '/etc/hosts', '/etc/host.conf', '/etc/resolv.conf', '/etc/os-release'];
-const DEV_FILES = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom'];
+export const ETC_FILES = ['/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/localtime', '/etc/nsswitch.conf', '/etc/passwd', '/etc/group', '/etc/hosts', '/etc/host.conf', '/etc/resolv.conf', '/etc/os-release'];
+export const DEV_FILES = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom'];
 
 /** Syscalls beyond the presets that ordinary tools (coreutils, shells) make. */
 const CLI_SYSCALLS = [

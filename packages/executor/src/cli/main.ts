@@ -5,6 +5,7 @@ const USAGE = `Usage: sbx <command> [options]
 
 Commands:
   run [options] -- CMD [ARGS]   run a program in a sandbox (sbx run --help)
+  learn [options] -- CMD [ARGS] write a policy from what CMD does (sbx learn --help)
   policy check|explain FILE     validate a policy file, or show what it compiles to (sbx policy --help)
   doctor                        report what this host allows (namespaces, seccomp, Landlock...)
   help                          this text
@@ -21,6 +22,9 @@ export async function main(argv: string[]): Promise<void> {
         break;
       case 'policy':
         process.exitCode = await (await import('./policy.js')).policy(rest);
+        break;
+      case 'learn':
+        process.exitCode = await (await import('./learn.js')).learn(rest);
         break;
       case 'doctor':
         process.exitCode = await (await import('./doctor.js')).doctor(rest);

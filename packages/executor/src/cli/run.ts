@@ -238,18 +238,18 @@ export function parseBytes(flag: string, s: string): number {
   return v;
 }
 
-function parseInteger(flag: string, s: string): number {
+export function parseInteger(flag: string, s: string): number {
   if (!/^\d+$/.test(s.trim())) throw new UsageError(`${flag} expects a non-negative integer, got "${s}"`);
   return Number(s);
 }
 
-function parseNumber(flag: string, s: string): number {
+export function parseNumber(flag: string, s: string): number {
   const v = Number(s);
   if (s.trim() === '' || !Number.isFinite(v) || v < 0) throw new UsageError(`${flag} expects a non-negative number of seconds, got "${s}"`);
   return v;
 }
 
-function parseMount(s: string): { outside: string; inside: string; writable: boolean } {
+export function parseMount(s: string): { outside: string; inside: string; writable: boolean } {
   const parts = s.split(':');
   let writable = false;
   if (parts.length > 1 && (parts[parts.length - 1] === 'rw' || parts[parts.length - 1] === 'ro')) writable = parts.pop() === 'rw';
@@ -278,7 +278,7 @@ function parseSandboxUser(s: string): { uid: number; gid: number } {
   return { uid, gid: m[2] !== undefined ? Number(m[2]) : uid };
 }
 
-function parseTmpfs(s: string): { inside: string; sizeBytes: number } {
+export function parseTmpfs(s: string): { inside: string; sizeBytes: number } {
   const [inside, size] = s.split(':');
   if (!inside || !inside.startsWith('/')) throw new UsageError(`--tmpfs expects an absolute DST[:SIZE], got "${s}"`);
   return { inside, sizeBytes: size ? parseBytes('--tmpfs', size) : 64 * 2 ** 20 };

@@ -1,0 +1,180 @@
+// learn.ts: `sbx learn [options] -- CMD [ARGS]`: runs CMD under a learning policy and writes a
+// policy file that allows what it did (docs/policy-guide.md "Learning a policy").
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { LearnError, learnPolicyFile, verifyPolicyFile } from '../learn/learn.js';
+import type { LearnOptions } from '../learn/learn.js';
+import { defaultView } from '../learn/view.js';
+import { formatPolicyFile } from '../learn/format.js';
+import type { LimitsOptions } from '../limits.js';
+import type { PolicyFile } from '../policy-file.js';
+import { resolveBinary } from '../executor.js';
+import { ExitCode } from './exit-codes.js';
+import { UsageError, exitCodeFor, parseBytes, parseInteger, parseMount, parseNet, parseNumber, parseTmpfs } from './run.js';
+
+export const LEARN_HELP = `Usage: sbx learn [options] -- CMD [ARGS...]
+
+Runs CMD in the sandbox (the same namespaces, file view and limits as sbx run) under a learning
+policy: every syscall outside a small base set goes to the monitor, which lets it run and records
+it with the arguments that matter (socket families and types, ioctl commands, mmap/mprotect
+protections, clone flags, open flags, fcntl commands, prctl options). Then it writes a policy
+file that allows exactly that: whole syscalls, argument rules (allowWhen) where they narrow,
+presets where they fit, and the file view of the run. Learning is not a security boundary for
+syscalls (they all run); namespaces, the file view, limits and sbx's always-on denials still hold.
+
+Options:
+  -o, --output FILE     write the policy to FILE (default: stdout; CMD's stdout then goes to stderr)
+  --runs N              run CMD N times and merge what they did (default 1)
+  --merge FILE          start from the policy file FILE and extend it: its rules stay, its file
+                        view and network are the runs'; the output is FILE plus what was learned
+  --verify              run CMD once more under the written policy, enforcing, and report OK or
+                        the first violation (exit 159)
+  --allow, --errno, --mount, --tmpfs, --net, --env, --cwd, --walltime, --rlimit-as,
+  --rlimit-fsize, --rlimit-nofile, --rlimit-cpu, --landlock
+                        as for sbx run (sbx run --help); --allow and --errno go into the policy,
+                        --mount, --tmpfs and --net into its file view and network (not with --merge)
+
+Exit code: 0 when a policy was written (and verified, with --verify); 159 verify found a
+violation; a learning run that did not end normally exits as sbx run would (159 for a syscall sbx
+always denies, 124 timeout, 126 setup error...) and writes nothing; 125 sbx failed; 2 bad usage.`;
+
+const options = {
+  output: { type: 'string', short: 'o' },
+  runs: { type: 'string' },
+  merge: { type: 'string' },
+  verify: { type: 'boolean' },
+  allow: { type: 'string', multiple: true },
+  errno: { type: 'string', multiple: true },
+  mount: { type: 'string', multiple: true },
+  tmpfs: { type: 'string', multiple: true },
+  walltime: { type: 'string' },
+  'rlimit-as': { type: 'string' },
+  'rlimit-fsize': { type: 'string' },
+  'rlimit-nofile': { type: 'string' },
+  'rlimit-cpu': { type: 'string' },
+  net: { type: 'string', multiple: true },
+  env: { type: 'string', multiple: true },
+  cwd: { type: 'string' },
+  landlock: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function say(msg: string): void {
+  process.stderr.write(`sbx learn: ${msg}\n`);
+}
+
+export async function learn(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  if (values.help) {
+    console.log(LEARN_HELP);
+    return 0;
+  }
+  if (positionals.length === 0) throw new UsageError('no command given (sbx learn [options] -- CMD [ARGS...])');
+  if (values.landlock !== undefined && values.landlock !== 'auto' && values.landlock !== 'off') {
+    throw new UsageError(`--landlock must be auto or off, got ${JSON.stringify(values.landlock)}`);
+  }
+  const runs = values.runs === undefined ? 1 : parseInteger('--runs', values.runs);
+  if (runs < 1 || runs > 1000) throw new UsageError(`--runs must be 1..1000, got ${values.runs}`);
+  const viewFlags = (values.mount?.length ?? 0) + (values.tmpfs?.length ?? 0) + (values.net?.length ?? 0);
+  if (values.merge !== undefined && viewFlags > 0) throw new UsageError('--mount, --tmpfs and --net do not go with --merge (the merged file holds the view and network)');
+  const [cmd, ...args] = positionals as [string, ...string[]];
+
+  const limits: LimitsOptions = {};
+  if (values.walltime !== undefined) limits.walltime = parseNumber('--walltime', values.walltime);
+  if (values['rlimit-as'] !== undefined) limits.rlimitAs = parseBytes('--rlimit-as', values['rlimit-as']);
+  if (values['rlimit-fsize'] !== undefined) limits.rlimitFsize = parseBytes('--rlimit-fsize', values['rlimit-fsize']);
+  if (values['rlimit-nofile'] !== undefined) limits.rlimitNofile = parseInteger('--rlimit-nofile', values['rlimit-nofile']);
+  if (values['rlimit-cpu'] !== undefined) limits.rlimitCpu = parseInteger('--rlimit-cpu', values['rlimit-cpu']);
+  const env: Record<string, string> = { PATH: '/usr/local/bin:/usr/bin:/bin' };
+  for (const kv of values.env ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--env expects K=V, got "${kv}"`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+
+  let binary: string;
+  try {
+    binary = resolveBinary(cmd);
+  } catch (err) {
+    say((err as Error).message);
+    return ExitCode.SETUP;
+  }
+  let base: PolicyFile | string;
+  if (values.merge !== undefined) base = values.merge;
+  else {
+    const net = parseNet(values.net ?? []);
+    if (net.dns.length) throw new UsageError('--net dns= is not supported by sbx learn (the generated resolv.conf would not outlive the run); use allow= rules');
+    base = defaultView(binary, { mounts: (values.mount ?? []).map(parseMount), tmpfs: (values.tmpfs ?? []).map(parseTmpfs), network: net });
+  }
+  // --allow and --errno: written into the policy (and in force while learning).
+  const allow = (values.allow ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+  const errno = (values.errno ?? []).map((s) => {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--errno expects SYSCALL=ERRNO, got "${s}"`);
+    return [s.slice(0, eq), s.slice(eq + 1)] as const;
+  });
+  if (allow.length || errno.length) {
+    const { readPolicyFile } = await import('../policy-file.js');
+    const doc = typeof base === 'string' ? readPolicyFileOrUsage(readPolicyFile, base) : { ...base };
+    doc.allow = [...new Set([...(doc.allow ?? []), ...allow])];
+    if (errno.length) doc.errno = { ...(doc.errno ?? {}), ...Object.fromEntries(errno) };
+    base = doc;
+  }
+
+  const toStdout = values.output === undefined;
+  const learnOptions: LearnOptions = {
+    path: binary,
+    argv: [cmd, ...args],
+    env,
+    cwd: values.cwd ?? '/',
+    limits,
+    landlock: values.landlock === 'off' ? 'off' : 'auto',
+    base,
+    runs,
+  };
+  if (toStdout) {
+    // The policy owns stdout: the program's stdout goes to stderr. (The sandbox opens its pipe as
+    // it starts, synchronously within run(); the microtask runs right after.)
+    learnOptions.stdio = ['inherit', 'pipe', 'inherit'];
+    learnOptions.onSandbox = (s) => queueMicrotask(() => s.stdout?.pipe(process.stderr, { end: false }));
+  }
+
+  let report;
+  try {
+    report = await learnPolicyFile(learnOptions);
+  } catch (err) {
+    if (err instanceof LearnError) {
+      if (err.code === 'BAD_BASE') throw new UsageError(err.message);
+      say(err.message);
+      return err.result && err.result.status !== 'OK' ? exitCodeFor(err.result) : ExitCode.INTERNAL;
+    }
+    throw err;
+  }
+  for (const p of report.problems) say(`warning: ${p}`);
+  report.results.forEach((r, i) => say(`run ${i + 1}/${runs}: ${r.toString()}`));
+  const allowed = (report.doc.allow?.length ?? 0) + Object.keys(report.doc.allowWhen ?? {}).length;
+  const text = formatPolicyFile(report.doc);
+  if (toStdout) process.stdout.write(text);
+  else writeFileSync(values.output!, text);
+  say(
+    `${toStdout ? 'policy written to stdout' : `wrote ${values.output}`}: ${report.facts.syscalls.length} syscalls seen, ` +
+      `${allowed} names allowed (${Object.keys(report.doc.allowWhen ?? {}).length} with argument rules)${report.doc.presets?.length ? ` plus presets ${report.doc.presets.join(', ')}` : ''}`,
+  );
+
+  if (!values.verify) return 0;
+  const verified = await verifyPolicyFile(report.doc, learnOptions);
+  if (verified.status === 'OK') {
+    say(`verify: OK (${verified.toString()})`);
+    return 0;
+  }
+  say(`verify: ${verified.status}: ${verified.reason}`);
+  return exitCodeFor(verified);
+}
+
+function readPolicyFileOrUsage(read: (p: string) => { doc: PolicyFile }, path: string): PolicyFile {
+  try {
+    return { ...read(path).doc };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
