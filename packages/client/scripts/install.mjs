@@ -50,7 +50,10 @@ if (!onPath('cmake')) missing.push('cmake (3.18 or later)');
 if (!onPath(cc)) missing.push(`a C compiler (${cc}; e.g. gcc)`);
 if (!onPath(cxx)) missing.push(`a C++17 compiler (${cxx}; e.g. g++)`);
 if (!onPath('ninja') && !onPath('make')) missing.push('make (or ninja)');
-const why = fromSource ? 'a source build was asked for (build_from_source)' : `no prebuilt native parts for ${process.platform}-${process.arch} (they exist for linux-x64 with glibc)`;
+const musl = existsSync('/etc/alpine-release') ? ' (musl)' : '';
+const why = fromSource
+  ? 'a source build was asked for (build_from_source)'
+  : `no prebuilt native parts in this package match ${process.platform}-${process.arch}${musl} (sbx ships them for linux-x64 with glibc)`;
 if (missing.length > 0) {
   fail(`${why}, and building them from source needs ${missing.join(', ')}: not found on PATH. Install ${missing.length > 1 ? 'them' : 'it'} and run \`npm rebuild @sbx/client\`.`);
 }
