@@ -5,8 +5,9 @@
 //   prebuilt      the C toolchain hidden from PATH: the shipped prebuilds must be used
 //   no-toolchain  prebuilds removed and toolchain hidden: the install fails with one message naming the tools
 //   source        prebuilds removed: the install builds the native parts with cmake-js
+//   broken-prebuild  a prebuild that does not load (as on an older glibc): a source build instead
 // Prints tarball sizes and install times; exits 1 on the first failure.
-// Usage: node test/pack/run.mjs [--keep] [--only prebuilt|no-toolchain|source]
+// Usage: node test/pack/run.mjs [--keep] [--only prebuilt|no-toolchain|source|broken-prebuild]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -70,13 +71,13 @@ function pathWithoutToolchain() {
   return dir;
 }
 
-/** A copy of the @sbx/client tarball without prebuilds/ (a platform we ship none for). */
-function withoutPrebuilds(tarball) {
-  const dir = join(work, 'client-no-prebuilds');
+/** A copy of the @sbx/client tarball changed by `change(packageDir)`. */
+function repacked(tarball, name, change) {
+  const dir = join(work, `client-${name}`);
   mkdirSync(dir);
   run('tar', ['xzf', tarball, '-C', dir]);
-  rmSync(join(dir, 'package', 'prebuilds'), { recursive: true, force: true });
-  const out = join(work, 'sbx-client-0.1.0-noprebuilds.tgz');
+  change(join(dir, 'package'));
+  const out = join(work, `sbx-client-0.1.0-${name}.tgz`);
   run('tar', ['czf', out, '-C', dir, 'package']);
   return out;
 }
@@ -161,7 +162,8 @@ try {
     consumers(dir, noToolchain);
   }
 
-  const clientSrcTgz = !only || only !== 'prebuilt' ? withoutPrebuilds(clientTgz) : undefined;
+  // A platform we ship no prebuild for: the same package without prebuilds/.
+  const clientSrcTgz = repacked(clientTgz, 'noprebuilds', (p) => rmSync(join(p, 'prebuilds'), { recursive: true }));
   if (!only || only === 'no-toolchain') {
     log('install 2: no prebuilds and no toolchain');
     const { out } = install('no-toolchain', clientSrcTgz, executorTgz, noToolchain, true);
@@ -183,6 +185,22 @@ try {
     });
     run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', 'typescript@~5.9.3', '@types/node@^20.19.0'], { cwd: dir });
     consumers(dir, process.env);
+  }
+
+  if (!only || only === 'broken-prebuild') {
+    log('install 4: a prebuild that does not load here (as on an older glibc) falls back to a source build');
+    const broken = repacked(clientTgz, 'broken', (p) => writeFileSync(join(p, 'prebuilds', 'sbx_native-linux-x64', 'node-napi-v8.node'), 'not an ELF file'));
+    const { dir, out } = install('broken-prebuild', broken, executorTgz, process.env);
+    check('the install says why and builds from source', () => {
+      const line = out.split('\n').find((l) => l.includes('@sbx/client: the prebuilt addon does not load here'));
+      const f = nativeFiles(dir, process.env);
+      if (!line || !line.includes('building them from source') || f.addon !== join(f.pkg, 'build', 'Release', 'sbx_native.node')) throw new Error(`${out}\n${JSON.stringify(f)}`);
+      return line.trim();
+    });
+    check('npx sbx run -- /bin/echo on the fallback build', () => {
+      const r = run('npx', ['sbx', 'run', '--', '/bin/echo', 'echo after the fallback'], { cwd: dir }).out;
+      if (!r.includes('echo after the fallback')) throw new Error(r);
+    });
   }
 } catch (err) {
   failed++;
