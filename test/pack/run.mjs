@@ -130,7 +130,9 @@ function nativeFiles(dir, env) {
 
 try {
   log(`work directory ${work}`);
-  // Packing runs @sbx/client's prepack: a native build, the staged sources and the prebuilds.
+  // The TypeScript and the CLI bundle as they are now; packing then runs @sbx/client's prepack
+  // (a native build, the staged sources and the prebuilds).
+  run('pnpm', ['run', 'build'], { cwd: repo });
   const packs = join(work, 'tarballs');
   for (const p of ['client', 'executor']) run('pnpm', ['pack', '--pack-destination', packs], { cwd: join(repo, 'packages', p) });
   const clientTgz = join(packs, 'sbx-client-0.1.0.tgz');
