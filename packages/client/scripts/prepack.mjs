@@ -29,7 +29,8 @@ function run(cmd, args) {
 for (const dir of staged) rmSync(dir, { recursive: true, force: true });
 if (process.argv.includes('--clean')) process.exit(0);
 
-// Directory names that are development-only anywhere in the native tree.
+// Directory names that are development-only anywhere in the native tree; build* also drops the
+// repository's build trees and build.mjs (the package's own build driver is scripts/install.mjs).
 const devOnly = new Set(['tests', 'bench', 'fuzz', 'testcases', 'corpus']);
 cpSync(repoNative, join(pkg, 'native'), {
   recursive: true,
