@@ -1,5 +1,6 @@
 // Where the native parts come from: package-relative, the addon and the executables from the
 // same build. In the repository that is packages/client/build, a link to native/build.
+import { spawnSync } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -36,5 +37,13 @@ describe('native parts lookup', () => {
       else process.env.SBX_FORKSERVER_PATH = saved;
     }
     expect(forkserverPath()).toBe(join(clientPackageRoot(), 'build', 'forkserver', 'sbx-forkserver'));
+  });
+
+  it('an addon that does not load is one error naming the path and how to get the addon', () => {
+    const script = "import('@sbx/client/internal').then((m) => m.native()).catch((e) => { console.error(e.message); process.exit(3); })";
+    const r = spawnSync(process.execPath, ['-e', script], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, SBX_NATIVE_PATH: '/nonexistent/sbx_native.node' } });
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain('sbx: cannot load the native addon sbx_native.node from /nonexistent/sbx_native.node: Cannot find module');
+    expect(r.stderr).toContain('npm rebuild @sbx/client --build-from-source');
   });
 });
