@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
+import { readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const jobs = String(availableParallelism());
@@ -33,4 +34,21 @@ if (process.argv.includes('--sanitize')) {
   const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
   run(process.execPath, [cmakeJs, 'build', '--directory', here, '--out', join(here, 'build'),
     '--parallel', jobs, '--log-level', 'warn']);
+  linkClientBuild();
+}
+
+// @sbx/client finds its native parts package-relatively (<package>/build, else <package>/prebuilds,
+// as in an npm install): in the repository its build/ is this build tree.
+function linkClientBuild() {
+  const link = join(here, '..', 'packages', 'client', 'build');
+  const target = join('..', '..', 'native', 'build');
+  let current;
+  try {
+    current = readlinkSync(link);
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw new Error(`sbx native build: ${link} exists and is not a link to ${target}; remove it`);
+  }
+  if (current === target) return;
+  if (current !== undefined) unlinkSync(link);
+  symlinkSync(target, link);
 }

@@ -1,8 +1,6 @@
 // native.ts: loads sbx_native.node (the C++ glue over syscalls and libsbx_comms) once, and types it.
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packagedAddonPath } from './native-location.js';
 
 /** What sbx_native.node exports. Internal: the public API wraps it. */
 export interface NativeBinding {
@@ -88,37 +86,28 @@ export interface NativeErrnoError extends Error {
 
 let binding: NativeBinding | undefined;
 
-/** Where the addon may be, in order. SBX_NATIVE_PATH overrides. */
-export function nativeCandidates(): string[] {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const root = resolve(here, '..', '..', '..');
-  const list = [join(root, 'native', 'build', 'Release', 'sbx_native.node')];
-  if (process.env.SBX_NATIVE_PATH) list.unshift(process.env.SBX_NATIVE_PATH);
-  return list;
+/** The addon to load: SBX_NATIVE_PATH when set, else this package's own (native-location.ts). */
+export function nativeAddonPath(): string {
+  return process.env.SBX_NATIVE_PATH || packagedAddonPath();
 }
 
-/** The native binding, loaded on first use. Throws listing every path tried. */
+/** The native binding, loaded on first use. Throws naming the path and how to get the addon. */
 export function native(): NativeBinding {
   if (binding) return binding;
-  const require = createRequire(import.meta.url);
-  const tried: string[] = [];
-  let lastError: unknown;
-  for (const path of nativeCandidates()) {
-    tried.push(path);
-    if (!existsSync(path)) continue;
-    try {
-      binding = require(path) as NativeBinding;
-      return binding;
-    } catch (err) {
-      lastError = err;
-    }
+  let path: string | undefined;
+  try {
+    path = nativeAddonPath();
+    binding = createRequire(import.meta.url)(path) as NativeBinding;
+    return binding;
+  } catch (err) {
+    throw new Error(
+      `sbx: cannot load the native addon sbx_native.node${path ? ` from ${path}` : ''}: ${(err as Error).message}\n` +
+        'npm installs ship a prebuilt addon for linux-x64 (glibc); elsewhere it is built from source at install ' +
+        '(`npm rebuild @sbx/client --build-from-source`; needs cmake and a C/C++ compiler). ' +
+        'In the sbx repository: `pnpm install` (or `node native/build.mjs`).',
+      { cause: err },
+    );
   }
-  throw new Error(
-    `sbx: cannot load the native addon sbx_native.node. Tried:\n  ${tried.join('\n  ')}\n` +
-      `Build it with \`pnpm install\` (or \`node native/build.mjs\`).` +
-      (lastError ? `\nLast error: ${(lastError as Error).message}` : ''),
-    { cause: lastError },
-  );
 }
 
 /** Closes an fd this process owns; a negative fd or one already closed is not an error. */

@@ -10,7 +10,7 @@ export { hostChecks, formatChecks, type Check } from './doctor.js';
 export * from './policy/index.js';
 export { Comms, SyncComms, CommsError, SbxError, Tag, tagName, type CommsOptions, type Message } from '@sbx/client';
 export { SharedBuffer, SharedBuffer as Buffer, BufferError, type BufferErrorCode, type FromFdOptions, type RecvBufferOptions } from '@sbx/client';
-export { loadPolicyFile, readPolicyFile, applyPolicyFile, POLICY_FILE_SCHEMA, PRESET_NAMES, type PolicyFile, type PolicyFileBind, type PolicyFilePreset, type LoadPolicyFileOptions } from './policy-file.js';
+export { loadPolicyFile, readPolicyFile, applyPolicyFile, POLICY_FILE_SCHEMA, PRESET_NAMES, type PolicyFile, type PolicyFileBind, type PolicyFileErrno, type PolicyFilePreset, type LoadPolicyFileOptions } from './policy-file.js';
 export { ForkServerHandle, ForkServerHandleError, type ForkServerOptions } from './fork-server.js';
 export { learnPolicy, learnPolicyFile, verifyPolicyFile, LearnError, type LearnOptions, type LearnReport, type LearnErrorCode } from './learn/learn.js';
 export { LearnedFacts } from './learn/facts-set.js';

@@ -1,0 +1,58 @@
+// native-location.ts: where this package's native parts are. One place for the addon and the
+// executables the executor runs, so that both always come from the same build:
+//   <package>/build/...      a source build (npm's install-time fallback; in the monorepo a link
+//                            to native/build, made by native/build.mjs)
+//   <package>/prebuilds/...  the prebuilt linux-x64 parts shipped in the npm package
+// pkg-prebuilds (made for cmake-js, Node-API aware) resolves the addon in that order; executables
+// sit next to the addon in a prebuild directory, and at build/<cmake subdir>/<name> in a build.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join, sep } from 'node:path';
+
+/** The options pkg-prebuilds names the addon with (shared with scripts/install.mjs). */
+interface BindingOptions {
+  name: string;
+  napi_versions: number[];
+}
+
+type ResolveBinding = (basePath: string, options: BindingOptions, verifyPrebuild: boolean, throwOnMissing: boolean) => string | null;
+
+let root: string | undefined;
+
+/** The @sbx/client package directory. Resolved by name rather than from this module's own
+ *  location, because the sbx CLI bundle inlines this module into @sbx/executor's dist/. */
+export function clientPackageRoot(): string {
+  root ??= dirname(createRequire(import.meta.url).resolve('@sbx/client/package.json'));
+  return root;
+}
+
+function packageRequire(): NodeJS.Require {
+  return createRequire(join(clientPackageRoot(), 'package.json'));
+}
+
+/** The addon file pkg-prebuilds picks: build/Release first, then the matching prebuild.
+ *  Throws (listing the paths tried) when there is none. */
+export function packagedAddonPath(): string {
+  const req = packageRequire();
+  const options = req('./binding-options.cjs') as BindingOptions;
+  const resolveBinding = (req('pkg-prebuilds') as { resolve: ResolveBinding }).resolve;
+  const found = resolveBinding(clientPackageRoot(), options, false, true);
+  if (!found) throw new Error(`sbx: no ${options.name}.node in ${clientPackageRoot()}`);
+  return found;
+}
+
+/**
+ * An executable of this package's native build, named by its path in the CMake build tree
+ * ("forkserver/sbx-forkserver"). It comes from the same place as the addon: build/<buildPath>
+ * when the addon is a source build, else the prebuild directory (next to the addon file).
+ */
+export function nativeExecutablePath(buildPath: string): string {
+  const addon = packagedAddonPath();
+  const buildDir = join(clientPackageRoot(), 'build') + sep;
+  const path = addon.startsWith(buildDir) ? join(buildDir, buildPath) : join(dirname(addon), basename(buildPath));
+  if (!existsSync(path)) {
+    throw new Error(`sbx: ${basename(buildPath)} was not found at ${path} (next to the addon ${addon}). ` +
+      'Reinstall @sbx/client, or rebuild with `npm rebuild @sbx/client --build-from-source`.');
+  }
+  return path;
+}

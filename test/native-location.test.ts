@@ -1,0 +1,49 @@
+// Where the native parts come from: package-relative, the addon and the executables from the
+// same build. In the repository that is packages/client/build, a link to native/build.
+import { spawnSync } from 'node:child_process';
+import { realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { clientPackageRoot, nativeAddonPath, nativeExecutablePath } from '@sbx/client/internal';
+import { forkserverPath } from '../packages/executor/src/paths.js';
+import { nativeBuild, repoRoot } from './helpers.js';
+
+describe('native parts lookup', () => {
+  it('finds the addon and the forkserver in the client package build, which is the fresh native/build', () => {
+    const pkg = clientPackageRoot();
+    expect(pkg).toBe(join(repoRoot, 'packages', 'client'));
+    const saved = process.env.SBX_NATIVE_PATH;
+    delete process.env.SBX_NATIVE_PATH;
+    try {
+      expect(nativeAddonPath()).toBe(join(pkg, 'build', 'Release', 'sbx_native.node'));
+    } finally {
+      if (saved !== undefined) process.env.SBX_NATIVE_PATH = saved;
+    }
+    expect(realpathSync(nativeAddonPath())).toBe(realpathSync(join(nativeBuild, 'Release', 'sbx_native.node')));
+    expect(nativeExecutablePath('forkserver/sbx-forkserver')).toBe(join(pkg, 'build', 'forkserver', 'sbx-forkserver'));
+  });
+
+  it('names an executable that is not there, and where it looked', () => {
+    expect(() => nativeExecutablePath('forkserver/sbx-nothing')).toThrow(/sbx-nothing was not found at .*build\/forkserver\/sbx-nothing \(next to the addon/);
+  });
+
+  it('SBX_FORKSERVER_PATH overrides the packaged forkserver', () => {
+    const saved = process.env.SBX_FORKSERVER_PATH;
+    process.env.SBX_FORKSERVER_PATH = '/opt/elsewhere/sbx-forkserver';
+    try {
+      expect(forkserverPath()).toBe('/opt/elsewhere/sbx-forkserver');
+    } finally {
+      if (saved === undefined) delete process.env.SBX_FORKSERVER_PATH;
+      else process.env.SBX_FORKSERVER_PATH = saved;
+    }
+    expect(forkserverPath()).toBe(join(clientPackageRoot(), 'build', 'forkserver', 'sbx-forkserver'));
+  });
+
+  it('an addon that does not load is one error naming the path and how to get the addon', () => {
+    const script = "import('@sbx/client/internal').then((m) => m.native()).catch((e) => { console.error(e.message); process.exit(3); })";
+    const r = spawnSync(process.execPath, ['-e', script], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, SBX_NATIVE_PATH: '/nonexistent/sbx_native.node' } });
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain('sbx: cannot load the native addon sbx_native.node from /nonexistent/sbx_native.node: Cannot find module');
+    expect(r.stderr).toContain('npm rebuild @sbx/client --build-from-source');
+  });
+});

@@ -1,0 +1,215 @@
+#!/usr/bin/env node
+// The packages as users get them: `pnpm pack` both, lint the tarballs (publint, attw), install
+// them with plain npm into fresh projects outside the repository and run the consumers in
+// test/pack/consumer there. Three installs:
+//   prebuilt      the C toolchain hidden from PATH: the shipped prebuilds must be used
+//   no-toolchain  prebuilds removed and toolchain hidden: the install fails with one message naming the tools
+//   source        prebuilds removed: the install builds the native parts with cmake-js
+//   broken-prebuild  a prebuild that does not load (as on an older glibc): a source build instead
+// Prints tarball sizes and install times; exits 1 on the first failure.
+// Usage: node test/pack/run.mjs [--keep] [--only prebuilt|no-toolchain|source|broken-prebuild]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join, resolve } from 'node:path';
+
+const repo = resolve(import.meta.dirname, '..', '..');
+const consumerDir = join(import.meta.dirname, 'consumer');
+const keep = process.argv.includes('--keep');
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+const work = mkdtempSync(join(tmpdir(), 'sbx-pack-'));
+chmodSync(work, 0o755); // the Node sandboxee's view binds a project directory in here
+const results = [];
+let passed = 0;
+let failed = 0;
+
+function log(msg) {
+  console.log(`[pack] ${msg}`);
+}
+
+function run(cmd, args, { cwd, env = process.env, expectFail = false } = {}) {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const ms = performance.now() - t0;
+  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`);
+  if ((r.status !== 0) !== expectFail) {
+    throw new Error(`${cmd} ${args.join(' ')} in ${cwd} ${expectFail ? 'succeeded but should have failed' : `exited with ${r.status}`}:\n${out}`);
+  }
+  return { out, ms, status: r.status };
+}
+
+function check(name, fn) {
+  try {
+    const detail = fn();
+    passed++;
+    log(`ok   ${name}${detail ? ` (${detail})` : ''}`);
+  } catch (err) {
+    failed++;
+    log(`FAIL ${name}\n${err.message}`);
+  }
+}
+
+/** A PATH of links to every program on PATH except the C/C++ toolchain and build tools. */
+function pathWithoutToolchain() {
+  const dir = join(work, 'no-toolchain-bin');
+  mkdirSync(dir);
+  const toolchain = /^(cc|c\+\+|cpp|gcc|g\+\+|clang|clang\+\+|cmake|ctest|cpack|make|gmake|ninja|ld|ld\.\w+|as|x86_64-linux-gnu-.+)(-[\d.]+)?$/;
+  for (const p of (process.env.PATH ?? '').split(delimiter)) {
+    if (!p || !existsSync(p)) continue;
+    for (const name of readdirSync(p)) {
+      if (toolchain.test(name) || existsSync(join(dir, name))) continue;
+      try {
+        symlinkSync(join(p, name), join(dir, name));
+      } catch {
+        // a name seen twice on PATH: the first one wins, as in the shell
+      }
+    }
+  }
+  const hidden = spawnSync('sh', ['-c', 'command -v cc || command -v gcc || command -v cmake || command -v make'], { env: { PATH: dir }, encoding: 'utf8' });
+  if (hidden.stdout.trim()) throw new Error(`the toolchain is still on the reduced PATH: ${hidden.stdout}`);
+  return dir;
+}
+
+/** A copy of the @sbx/client tarball changed by `change(packageDir)`. */
+function repacked(tarball, name, change) {
+  const dir = join(work, `client-${name}`);
+  mkdirSync(dir);
+  run('tar', ['xzf', tarball, '-C', dir]);
+  change(join(dir, 'package'));
+  const out = join(work, `sbx-client-0.1.0-${name}.tgz`);
+  run('tar', ['czf', out, '-C', dir, 'package']);
+  return out;
+}
+
+/** A fresh npm project with both tarballs installed; returns the install time. */
+function install(name, clientTgz, executorTgz, env, expectFail = false) {
+  const dir = join(work, name);
+  mkdirSync(dir);
+  cpSync(consumerDir, dir, { recursive: true });
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `sbx-pack-${name}`, private: true, type: 'module' }, null, 2));
+  // Both tarballs in one install: the executor's dependency on @sbx/client@0.1.0 is satisfied by
+  // the client tarball at the top level, without a registry lookup.
+  const r = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', clientTgz, executorTgz], { cwd: dir, env, expectFail });
+  return { dir, ms: r.ms, out: r.out };
+}
+
+function consumers(dir, env) {
+  const node = (file) => run(process.execPath, [file], { cwd: dir, env }).out;
+  check('ESM consumer: /bin/echo in a sandbox', () => {
+    const out = node('esm.mjs');
+    if (!out.includes('echo from the esm consumer') || !out.includes('esm consumer: OK, exit code 0')) throw new Error(out);
+  });
+  check('TypeScript consumer compiled with tsc --strict', () => {
+    run('npx', ['tsc', '-p', '.'], { cwd: dir, env });
+    const out = node('out/consumer.js');
+    if (!out.includes('echo from the typescript consumer') || !out.includes('ts consumer: OK, exit code 0')) throw new Error(out);
+  });
+  check('npx sbx run -- /bin/echo', () => {
+    const out = run('npx', ['sbx', 'run', '--', '/bin/echo', 'echo from npx sbx'], { cwd: dir, env }).out;
+    if (!out.includes('echo from npx sbx')) throw new Error(out);
+  });
+  check('a Node sandboxee using @sbx/client sandboxMeHere()', () => {
+    const out = node('me-here-runner.mjs');
+    if (!out.includes('"sandboxed":true') || !out.includes('VIOLATION')) throw new Error(out);
+  });
+  check('the testing helper catches a violation and names the policy line', () => {
+    const out = node('testing.mjs');
+    if (!out.includes('allow it with:')) throw new Error(out);
+    return out.split('\n').find((l) => l.startsWith('sandbox violation:'));
+  });
+}
+
+/** What is on disk in the installed @sbx/client, and which files the loader picks. */
+function nativeFiles(dir, env) {
+  const pkg = join(dir, 'node_modules', '@sbx', 'client');
+  const script = "import('@sbx/client/internal').then((m) => console.log(JSON.stringify([m.nativeAddonPath(), m.nativeExecutablePath('forkserver/sbx-forkserver')])))";
+  const [addon, forkserver] = JSON.parse(run(process.execPath, ['-e', script], { cwd: dir, env }).out);
+  return { pkg, prebuilds: existsSync(join(pkg, 'prebuilds')), build: existsSync(join(pkg, 'build', 'Release', 'sbx_native.node')), addon, forkserver };
+}
+
+try {
+  log(`work directory ${work}`);
+  // The TypeScript and the CLI bundle as they are now; packing then runs @sbx/client's prepack
+  // (a native build, the staged sources and the prebuilds).
+  run('pnpm', ['run', 'build'], { cwd: repo });
+  const packs = join(work, 'tarballs');
+  for (const p of ['client', 'executor']) run('pnpm', ['pack', '--pack-destination', packs], { cwd: join(repo, 'packages', p) });
+  const clientTgz = join(packs, 'sbx-client-0.1.0.tgz');
+  const executorTgz = join(packs, 'sbx-executor-0.1.0.tgz');
+  for (const t of [clientTgz, executorTgz]) {
+    const files = execFileSync('tar', ['tzf', t], { encoding: 'utf8' }).trim().split('\n');
+    results.push(`${t.split('/').pop()}: ${(statSync(t).size / 1024).toFixed(0)} KiB packed, ${files.length} files`);
+    check(`${t.split('/').pop()} holds no tests, sources of other packages or build directories`, () => {
+      const bad = files.filter((f) => /(\.test\.|\/tests?\/|\/bench\/|\/fuzz\/|\/testcases\/|^package\/build\/|^package\/src\/|tsbuildinfo)/.test(f));
+      if (bad.length) throw new Error(bad.join('\n'));
+    });
+    check(`publint ${t.split('/').pop()}`, () => void run('pnpm', ['exec', 'publint', 'run', t, '--strict'], { cwd: repo }));
+    // ESM-only packages (Node >= 20): the CommonJS and node10 resolutions are not targets.
+    check(`attw ${t.split('/').pop()}`, () => void run('pnpm', ['exec', 'attw', t, '--profile', 'esm-only'], { cwd: repo }));
+  }
+  const noToolchain = { ...process.env, PATH: pathWithoutToolchain() };
+  delete noToolchain.npm_config_build_from_source;
+
+  if (!only || only === 'prebuilt') {
+    log('install 1: prebuilt parts, C toolchain hidden from PATH');
+    const { dir, ms } = install('prebuilt', clientTgz, executorTgz, noToolchain);
+    results.push(`npm install (prebuilt, no toolchain): ${(ms / 1000).toFixed(1)} s`);
+    check('the prebuilds are used (no source build)', () => {
+      const f = nativeFiles(dir, noToolchain);
+      const from = join(f.pkg, 'prebuilds', 'sbx_native-linux-x64');
+      if (!f.prebuilds || f.build || f.addon !== join(from, 'node-napi-v8.node') || f.forkserver !== join(from, 'sbx-forkserver')) throw new Error(JSON.stringify(f));
+    });
+    run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', 'typescript@~5.9.3', '@types/node@^20.19.0'], { cwd: dir, env: noToolchain });
+    consumers(dir, noToolchain);
+  }
+
+  // A platform we ship no prebuild for: the same package without prebuilds/.
+  const clientSrcTgz = repacked(clientTgz, 'noprebuilds', (p) => rmSync(join(p, 'prebuilds'), { recursive: true }));
+  if (!only || only === 'no-toolchain') {
+    log('install 2: no prebuilds and no toolchain');
+    const { out } = install('no-toolchain', clientSrcTgz, executorTgz, noToolchain, true);
+    check('one message names the missing tools', () => {
+      const line = out.split('\n').find((l) => l.includes('@sbx/client: no prebuilt native parts in this package match linux-x64'));
+      if (!line || !/needs cmake \(3\.18 or later\), a C compiler .*, a C\+\+17 compiler .*, make \(or ninja\): not found on PATH/.test(line)) throw new Error(out);
+      return line.trim();
+    });
+  }
+
+  if (!only || only === 'source') {
+    log('install 3: no prebuilds, built from source at install');
+    const { dir, ms } = install('source', clientSrcTgz, executorTgz, process.env);
+    results.push(`npm install (source build): ${(ms / 1000).toFixed(1)} s`);
+    check('the native parts were built from source', () => {
+      const f = nativeFiles(dir, process.env);
+      const from = join(f.pkg, 'build');
+      if (f.prebuilds || !f.build || f.addon !== join(from, 'Release', 'sbx_native.node') || f.forkserver !== join(from, 'forkserver', 'sbx-forkserver')) throw new Error(JSON.stringify(f));
+    });
+    run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', 'typescript@~5.9.3', '@types/node@^20.19.0'], { cwd: dir });
+    consumers(dir, process.env);
+  }
+
+  if (!only || only === 'broken-prebuild') {
+    log('install 4: a prebuild that does not load here (as on an older glibc) falls back to a source build');
+    const broken = repacked(clientTgz, 'broken', (p) => writeFileSync(join(p, 'prebuilds', 'sbx_native-linux-x64', 'node-napi-v8.node'), 'not an ELF file'));
+    const { dir, out } = install('broken-prebuild', broken, executorTgz, process.env);
+    check('the install says why and builds from source', () => {
+      const line = out.split('\n').find((l) => l.includes('@sbx/client: the prebuilt addon does not load here'));
+      const f = nativeFiles(dir, process.env);
+      if (!line || !line.includes('building them from source') || f.addon !== join(f.pkg, 'build', 'Release', 'sbx_native.node')) throw new Error(`${out}\n${JSON.stringify(f)}`);
+      return line.trim();
+    });
+    check('npx sbx run -- /bin/echo on the fallback build', () => {
+      const r = run('npx', ['sbx', 'run', '--', '/bin/echo', 'echo after the fallback'], { cwd: dir }).out;
+      if (!r.includes('echo after the fallback')) throw new Error(r);
+    });
+  }
+} catch (err) {
+  failed++;
+  log(`FAIL ${err.message}`);
+} finally {
+  for (const r of results) log(r);
+  if (!keep) rmSync(work, { recursive: true, force: true });
+}
+console.log(`pack: ${passed} passed, ${failed} failed`);
+process.exitCode = failed === 0 ? 0 : 1;
