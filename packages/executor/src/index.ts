@@ -14,5 +14,5 @@ export { loadPolicyFile, readPolicyFile, applyPolicyFile, POLICY_FILE_SCHEMA, PR
 export { ForkServerHandle, ForkServerHandleError, type ForkServerOptions } from './fork-server.js';
 export { learnPolicy, learnPolicyFile, verifyPolicyFile, LearnError, type LearnOptions, type LearnReport, type LearnErrorCode } from './learn/learn.js';
 export { LearnedFacts } from './learn/facts-set.js';
-export { BASE_SET as LEARN_BASE_SET, ARG_FACTS as LEARN_ARG_FACTS } from './learn/facts.js';
-export { argRule, type ArgAlternative, type ArgTest, type ArgValue } from './policy/arg-rules.js';
+export { BASE_SET as LEARN_BASE_SET, ARG_FACTS as LEARN_ARG_FACTS, type ArgFactSpec } from './learn/facts.js';
+export { argRule, type ArgAlternative, type ArgIndex, type ArgTest, type ArgValue } from './policy/arg-rules.js';
