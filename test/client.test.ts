@@ -191,12 +191,13 @@ describe('Client.sandboxMeHere() refusals', () => {
     expect(line.err.message).toMatch(/executor closed the handshake channel/);
   });
 
-  it('executor gone after taking the listener, before GO: EXECUTOR_GONE with the filter on', async () => {
+  it('executor gone after INSTALLED, before GO: EXECUTOR_GONE with the filter on', async () => {
     const line = await againstFakeExecutor(async (c, hello) => {
       const policy = new PolicyBuilder().allowNodeRuntime().build();
       const opts = { monitor: true, execPrologue: false, clientChannelFd: 3, clientListenerFd: hello.readUInt32LE(12) };
       await c.sendTLV(ClientTag.Policy, compilePolicy(policy, opts).program);
-      native().close(await c.recvFd());
+      const installed = await c.recvAny();
+      expect(installed.tag).toBe(ClientTag.Installed);
     });
     expect(line.err).toMatchObject({ code: 'EXECUTOR_GONE', filterInstalled: true });
   });

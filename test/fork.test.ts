@@ -133,6 +133,41 @@ describe('custom-fork mode: a Node forkserver', () => {
     expect(server.alive).toBe(true);
   });
 
+  it("network rules hold in a forked child: allowed TCP and UDP reach the host's loopback, a denied port is a network violation", async () => {
+    const { createServer } = await import('node:net');
+    const { createSocket } = await import('node:dgram');
+    const tcp = createServer((c) => c.end('hello from the host'));
+    tcp.listen(0, '127.0.0.1');
+    await new Promise((r) => tcp.once('listening', r));
+    const udp = createSocket('udp4');
+    udp.bind(0, '127.0.0.1');
+    await new Promise((r) => udp.once('listening', r));
+    let datagrams = 0;
+    udp.on('message', () => datagrams++);
+    const tcpPort = (tcp.address() as { port: number }).port;
+    const udpPort = udp.address().port;
+    try {
+      const netPolicy = nodePolicy((b) => b.allowNetworkClient().allowSyscall('bind').allowIPv4('127.0.0.1', tcpPort).allowIPv4('127.0.0.1', udpPort));
+      const c = await forkChild(server, netPolicy);
+      await c.comms.sendMessage({ kind: 'net', tcpPort, udpPort });
+      expect(await c.comms.recvMessage()).toMatchObject({ tcp: 'hello from the host', udp: 'sent' });
+      expect((await c.result).status).toBe('OK');
+      c.comms.close();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(datagrams).toBe(1);
+      // The same child asked for a port no rule allows.
+      const d = await forkChild(server, nodePolicy((b) => b.allowNetworkClient().allowIPv4('127.0.0.1', udpPort)));
+      await d.comms.sendMessage({ kind: 'net', tcpPort, udpPort });
+      const r = await d.result;
+      d.comms.close();
+      expect(r.status).toBe('VIOLATION');
+      expect(r.violation).toMatchObject({ kind: 'network', syscall: 'connect', address: `127.0.0.1:${tcpPort}` });
+    } finally {
+      tcp.close();
+      udp.close();
+    }
+  });
+
   it('the walltime ends a child that hangs (TIMEOUT), and the forkserver goes on', async () => {
     const c = await forkChild(server, policy, 0.5);
     await c.comms.sendMessage({ kind: 'ping', exit: 'wait' });

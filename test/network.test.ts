@@ -558,13 +558,14 @@ describe('Node clients under network rules', () => {
     expect(result.violation).toMatchObject({ kind: 'network', syscall: 'connect', address: `127.0.0.1:${other.port}` });
   });
 
-  it('sandbox-me-here mode: UDP is refused with EACCES (its handshake rule would let sendmsg through unchecked)', async () => {
+  it('sandbox-me-here mode: UDP to an allowed port works, to another is refused', async () => {
     const udp = await udpServer();
     try {
       const script =
         `import dgram from 'node:dgram'; import { Client } from '@sbx/client'; Client.sandboxMeHere();` +
-        `const s = dgram.createSocket('udp4'); s.send('x', ${udp.port}, '127.0.0.1', (e) => { console.log(e ? e.code : 'sent'); s.close(); });`;
-      const b = new PolicyBuilder().allowNodeRuntime({ threads: false }).allowNetworkClient().allowSyscall('bind').allowIPv4('127.0.0.1', udp.port);
+        `const s = dgram.createSocket('udp4'); s.send('x', ${udp.port}, '127.0.0.1', (e) => { console.log(e ? e.code : 'sent');` +
+        ` s.send('y', ${udp.port + 1}, '127.0.0.1', (e2) => { console.log(e2 ? e2.code : 'sent'); s.close(); }); });`;
+      const b = new PolicyBuilder().allowNodeRuntime({ threads: false }).allowNetworkClient().allowSyscall('bind').allowIPv4('127.0.0.1', udp.port).networkDenyAction({ errno: 'EACCES' });
       b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repoRoot).addDirectory('/proc');
       for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
       const { result, stdout } = await runCaptured([process.execPath, '--input-type=module', '-e', script], {
@@ -572,10 +573,32 @@ describe('Node clients under network rules', () => {
         executor: { enableSandboxBeforeExec: false, cwd: repoRoot, env: { PATH: '/usr/bin:/bin' }, limits: { walltime: 30 } },
       });
       expect(result.status).toBe('OK');
-      expect(stdout).toBe('EACCES\n');
-      expect(udp.received()).toBe(0);
+      expect(stdout).toBe('sent\nEACCES\n');
+      expect(udp.received()).toBe(1);
     } finally {
       udp.socket.close();
+    }
+  });
+
+  it("sandbox-me-here mode: a UDP socket put at the handshake's fd number cannot send past the rules", async () => {
+    const udp = await udpServer();
+    const denied = await udpServer();
+    try {
+      const bin = testcase('client_me_here');
+      const b = new PolicyBuilder().allowWrite().allowExit().allowSystemMalloc().allowSyscalls(['read', 'fstat', 'newfstatat', 'rt_sigprocmask', 'dup2', 'dup3', 'close']);
+      b.allowNetworkClient().allowIPv4('127.0.0.1', udp.port).networkDenyAction({ errno: 'EACCES' });
+      b.addFile(bin).addLibrariesForBinary(bin);
+      const { result, stdout } = await runCaptured([bin, 'udp-at-handshake', String(udp.port), String(denied.port)], {
+        policy: b.build(),
+        executor: { enableSandboxBeforeExec: false, env: { PATH: '/usr/bin:/bin' }, limits: { walltime: 20 } },
+      });
+      expect(result.status, stdout).toBe('OK');
+      expect(stdout).toBe('me_here: ok\nfirst: 1\ndup2: 1020\nsendto-denied: errno EACCES\nsendmsg-denied: errno EACCES\nsend-connected: 1\n');
+      expect(udp.received()).toBe(2);
+      expect(denied.received()).toBe(0);
+    } finally {
+      udp.socket.close();
+      denied.socket.close();
     }
   });
 

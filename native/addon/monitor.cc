@@ -494,7 +494,7 @@ Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
       close(listener);
       ThrowErrno(info.Env(), ENOPROTOOPT, "getsockopt(SO_NETNS_COOKIE): network rules need Linux 5.14 or later");
     }
-    net = std::make_shared<NetProxy>(std::move(cfg), exec_fd < 0, cookie);
+    net = std::make_shared<NetProxy>(std::move(cfg), cookie);
   }
   int kill_signal = SIGKILL;
   if (info.Length() > 5 && !info[5].IsUndefined()) {
@@ -528,7 +528,7 @@ Napi::Value NetDecide(const Napi::CallbackInfo &info) {
   std::string err;
   if (!ParseNetConfig(table.Data(), table.Length(), &cfg, &err)) ThrowUsage(info.Env(), err.c_str());
   if (sa.Length() < 2 || sa.Length() > 128) return info.Env().Null();
-  NetProxy proxy(std::move(cfg), false, 0);
+  NetProxy proxy(std::move(cfg), 0);
   bool allowed = false;
   char shown[160] = {0};
   int rule = proxy.DecideIp(sa.Data(), sa.Length(), &allowed, shown, sizeof shown);

@@ -361,8 +361,8 @@ uint64_t HostNetnsCookie() {
   return cookie;
 }
 
-NetProxy::NetProxy(NetConfig config, bool client_mode, uint64_t host_netns_cookie)
-    : cfg_(std::move(config)), client_mode_(client_mode), host_cookie_(host_netns_cookie) {}
+NetProxy::NetProxy(NetConfig config, uint64_t host_netns_cookie)
+    : cfg_(std::move(config)), host_cookie_(host_netns_cookie) {}
 
 NetProxy::~NetProxy() {
   for (auto &t : tasks_)
@@ -629,7 +629,6 @@ NetOutcome NetProxy::ConnectIp(Call &c, const uint8_t *sa, size_t len) {
   bool stream = c.type == SOCK_STREAM && (c.protocol == 0 || c.protocol == IPPROTO_TCP);
   bool dgram = c.type == SOCK_DGRAM && (c.protocol == 0 || c.protocol == IPPROTO_UDP);
   if (!stream && !dgram) return Deny(c, shown, -2, "only TCP and UDP sockets reach out under network rules");
-  if (dgram && client_mode_) return c.Answer(-EACCES);
   const auto *addr = reinterpret_cast<const struct sockaddr *>(sa);
   if (c.host) {
     // A socket the monitor handed in before: UDP re-connects at once; TCP says where it is.
@@ -791,7 +790,6 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
         snprintf(c.denial->reason, sizeof c.denial->reason, "%s", allowed ? "only TCP and UDP sockets reach out under network rules" : "");
         return kDenied;
       }
-      if (client_mode_) return -EACCES;
       if (!c.host) {
         // The sandbox's own UDP socket: replaced by one of the host, connected to this peer.
         Fd h(socket(c.domain, c.type | SOCK_NONBLOCK | SOCK_CLOEXEC, c.protocol));

@@ -70,9 +70,7 @@ enum class NetOutcome {
 
 class NetProxy {
  public:
-  // client_mode: sandbox-me-here (its filter lets sendmsg on the handshake fd through unchecked,
-  // so no datagram socket of the host may ever be handed in).
-  NetProxy(NetConfig config, bool client_mode, uint64_t host_netns_cookie);
+  NetProxy(NetConfig config, uint64_t host_netns_cookie);
   const NetConfig &config() const { return cfg_; }
   // Decides and carries out one notified network call.
   NetOutcome Handle(int listener, const struct seccomp_notif &req, NetDenial *denial, std::unique_ptr<NetPending> *pending);
@@ -104,7 +102,6 @@ class NetProxy {
   bool Cloexec(pid_t tid, uint32_t fd) const;
 
   NetConfig cfg_;
-  bool client_mode_;
   uint64_t host_cookie_;
   struct CachedTask {
     pid_t tid = 0;

@@ -55,7 +55,8 @@ __attribute__((noreturn)) static void run_init(struct child_ctx *ctx, pid_t targ
 }
 
 /* The target (pid 2) sends its own pidfd first: the executor takes the seccomp listener from
- * this process, not from init. */
+ * this process, not from init (before exec from the forkserver's filter, or later from the
+ * sandboxee's sandboxMeHere()). */
 int init_send_target_pidfd(struct child_ctx *ctx) {
   long pidfd = syscall(SYS_pidfd_open, getpid(), 0);
   if (pidfd < 0) return child_fail(ctx, "pidfd_open", errno, "self", NULL);
@@ -75,6 +76,6 @@ int init_split_in_child(struct child_ctx *ctx) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
     return child_fail(ctx, "prctl", errno, "PR_SET_PDEATHSIG, SIGKILL", NULL);
   if (getppid() != 1) _exit(127); /* init is already gone */
-  if (ctx->setup_fd >= 0 && (ctx->req->seccomp_flags & SBX_SECCOMP_LISTENER)) return init_send_target_pidfd(ctx);
+  if (ctx->setup_fd >= 0) return init_send_target_pidfd(ctx);
   return 0;
 }

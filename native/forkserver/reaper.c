@@ -218,6 +218,6 @@ int reaper_split_in_child(struct child_ctx *ctx) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
     return child_fail(ctx, "prctl", errno, "PR_SET_PDEATHSIG, SIGKILL", NULL);
   if (getppid() != init) _exit(127); /* init is already gone */
-  if (ctx->setup_fd >= 0 && (ctx->req->seccomp_flags & SBX_SECCOMP_LISTENER)) return init_send_target_pidfd(ctx);
+  if (ctx->setup_fd >= 0) return init_send_target_pidfd(ctx);
   return 0;
 }

@@ -5,6 +5,10 @@
  *   socket   calls socket(), which the test's policy forbids (the sandbox dies)
  *   twice    calls sbx_client_sandbox_me_here() again and prints the error
  *   outside  (run without an executor) prints the error of the first call
+ *   udp-at-handshake PORT DENIED  puts a UDP socket of the host (the monitor's, after a send to
+ *            127.0.0.1:PORT) at the handshake's fd number and tries to send past the network
+ *            rules from there (to 127.0.0.1:DENIED, with sendto and sendmsg), then without an
+ *            address (to its connected peer)
  * Output lines: "me_here: ok" or "me_here: <ERRNO NAME>: <message>", then the mode's lines.
  */
 #define _GNU_SOURCE
@@ -14,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,6 +36,29 @@ static void *waiter(void *arg) {
   if (write(started[1], &b, 1) != 1) return NULL;
   if (read(wake[0], &b, 1) < 0) return NULL;
   return NULL;
+}
+
+static void report(const char *what, long r) {
+  if (r < 0) printf("%s: errno %s\n", what, strerrorname_np(errno));
+  else printf("%s: %ld\n", what, r);
+}
+
+/* The handshake's own rules (read, sendto without an address on fd 1020) must not become a way
+ * around the network rules for whatever socket sits at that number later. */
+static int udp_at_handshake(int port, int denied) {
+  struct sockaddr_in ok = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in no = ok;
+  no.sin_port = htons((uint16_t)denied);
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return 1;
+  report("first", sendto(s, "a", 1, 0, (struct sockaddr *)&ok, sizeof ok));
+  report("dup2", dup2(s, SBX_CLIENT_FD));
+  report("sendto-denied", sendto(SBX_CLIENT_FD, "b", 1, 0, (struct sockaddr *)&no, sizeof no));
+  struct iovec iov = {"b", 1};
+  struct msghdr m = {.msg_name = &no, .msg_namelen = sizeof no, .msg_iov = &iov, .msg_iovlen = 1};
+  report("sendmsg-denied", sendmsg(SBX_CLIENT_FD, &m, 0));
+  report("send-connected", sendto(SBX_CLIENT_FD, "c", 1, 0, NULL, 0));
+  return 0;
 }
 
 static int print_status(void) {
@@ -87,6 +116,8 @@ int main(int argc, char **argv) {
     if (print_status() != 0) return 1;
   } else if (strcmp(mode, "socket") == 0) {
     printf("socket: %d\n", socket(AF_INET, SOCK_DGRAM, 0));
+  } else if (strcmp(mode, "udp-at-handshake") == 0 && argc > 3) {
+    if (udp_at_handshake(atoi(argv[2]), atoi(argv[3])) != 0) return 1;
   } else if (strcmp(mode, "twice") == 0) {
     rc = sbx_client_sandbox_me_here(err, sizeof err);
     printf("second: %s: %s\n", strerrorname_np(-rc), err);

@@ -2,10 +2,13 @@
  * client.c: sbx_client_sandbox_me_here(), the sandboxee's half of the handshake (sbx/client.h).
  *
  * Runs in the sandboxee, inside its namespaces, while it is still unfiltered. Once seccomp()
- * has returned, only the calls the policy allows may follow: sendmsg/recvmsg on the handshake
- * fd and close() of the listener's number (both added by the executor's compiler for this
- * mode). So nothing after the install allocates: the policy and the replies are read into a
- * static buffer, which the BUSY state guards against concurrent callers.
+ * has returned, only the calls the policy allows may follow, plus what the executor's compiler
+ * adds for this mode: sendto() without an address and read() on the handshake fd, close() of the
+ * listener's number. The listener is not passed (sendmsg with SCM_RIGHTS would need a rule that a
+ * datagram socket put at the handshake's number could use to send anywhere): the client says its
+ * number and the executor takes it with pidfd_getfd(). So nothing after the install allocates:
+ * the policy and the replies are read into a static buffer, which the BUSY state guards against
+ * concurrent callers.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -67,6 +70,71 @@ static void put_u32(unsigned char *p, uint32_t v) {
   p[1] = (unsigned char)(v >> 8);
   p[2] = (unsigned char)(v >> 16);
   p[3] = (unsigned char)(v >> 24);
+}
+
+static void put_u64(unsigned char *p, uint64_t v) {
+  put_u32(p, (uint32_t)v);
+  put_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t get_u32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* After the install: INSTALLED (the listener's number) with sendto() and no address, the one
+ * write the filter lets through on the handshake fd (MSG_NOSIGNAL: a gone executor is EPIPE,
+ * not a signal). */
+static int send_installed(int fd, int listener, const struct errbuf *e) {
+  unsigned char msg[SBX_COMMS_HEADER_SIZE + 4];
+  size_t off = 0;
+  put_u32(msg, SBX_CLIENT_TAG_INSTALLED);
+  put_u64(msg + 4, 4);
+  put_u32(msg + SBX_COMMS_HEADER_SIZE, (uint32_t)listener);
+  while (off < sizeof msg) {
+    ssize_t n = sendto(fd, msg + off, sizeof msg - off, MSG_NOSIGNAL, NULL, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return comms_fail(e, -errno, "telling the executor where the listener is");
+    off += (size_t)n;
+  }
+  return 0;
+}
+
+/* read() until `len` bytes came: 0, -EPIPE at end of stream, or -errno. */
+static int read_full(int fd, unsigned char *p, size_t len) {
+  while (len > 0) {
+    ssize_t n = read(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -errno;
+    if (n == 0) return -EPIPE;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* After the install: the executor's GO (or ERROR), read with read() into g_buf. */
+static int recv_go(int fd, const struct errbuf *e) {
+  const char *what = "waiting for the executor's go-ahead";
+  unsigned char h[SBX_COMMS_HEADER_SIZE];
+  uint32_t tag, hi;
+  uint64_t len;
+  int rc = read_full(fd, h, sizeof h);
+  if (rc < 0) return comms_fail(e, rc, what);
+  tag = get_u32(h);
+  hi = get_u32(h + 8);
+  len = (uint64_t)get_u32(h + 4) | (uint64_t)hi << 32;
+  if (len > sizeof g_buf - 1)
+    return fail(e, -EPROTO, "%s: the executor sent %llu bytes (at most %zu here)", what,
+                (unsigned long long)len, sizeof g_buf - 1);
+  if ((rc = read_full(fd, g_buf, (size_t)len)) < 0) return comms_fail(e, rc, what);
+  if (tag == SBX_CLIENT_TAG_ERROR) {
+    g_buf[len] = '\0';
+    return fail(e, -ECANCELED, "the executor refused: %s", (const char *)g_buf);
+  }
+  if (tag != SBX_CLIENT_TAG_GO || len != 0)
+    return fail(e, -EPROTO, "%s: the executor sent %s (0x%08x, %llu bytes) where the protocol wants GO",
+                what, sbx_comms_tag_name(tag), tag, (unsigned long long)len);
+  return 0;
 }
 
 /* Reads the executor's next message into g_buf: `want` (0 for none), or ERROR. */
@@ -194,13 +262,12 @@ static int handshake(int fd, unsigned flags, const struct errbuf *e, bool *filte
   if (listener < 0) return listener;
   *filtered = true;
 
-  /* From here on: only sendmsg/recvmsg on fd and close(listener). */
-  rc = sbx_comms_send_fd(&c, listener);
+  /* From here on: only sendto (no address) and read on fd, and close(listener). The listener
+   * stays open until the executor has taken its copy (GO, or an end). */
+  rc = send_installed(fd, listener, e);
+  if (rc == 0) rc = recv_go(fd, e);
   close(listener);
-  if (rc < 0) return comms_fail(e, rc, "handing the seccomp listener to the executor");
-  if ((rc = recv_reply(&c, SBX_CLIENT_TAG_GO, &len, e, "waiting for the executor's go-ahead")) < 0)
-    return rc;
-  return 0;
+  return rc;
 }
 
 int sbx_client_sandbox_me_here_fd(int fd, unsigned flags, char *err, size_t errlen) {

@@ -73,6 +73,25 @@ static int recv_hello(sbx_comms *c, uint32_t hello[4]) {
   return 0;
 }
 
+/* The child of run_pair(): the executor's side takes the listener from it. */
+static pid_t g_child = -1;
+
+/* Reads INSTALLED and takes the listener it names from the child, as the executor does. */
+static int take_listener(sbx_comms *c, int *listener) {
+  unsigned char buf[4];
+  uint32_t tag;
+  uint64_t len;
+  int pidfd;
+  CHECK(sbx_comms_recv_tlv_into(c, &tag, buf, sizeof buf, &len) == 0);
+  CHECK(tag == SBX_CLIENT_TAG_INSTALLED && len == 4);
+  pidfd = (int)syscall(SYS_pidfd_open, g_child, 0);
+  CHECK(pidfd >= 0);
+  *listener = (int)syscall(SYS_pidfd_getfd, pidfd, (int)get_u32(buf), 0);
+  close(pidfd);
+  CHECK(*listener >= 0);
+  return 0;
+}
+
 /* Answers `n` getppid() notifications with kSpoofed. */
 static int serve_notifications(int listener, int n) {
   for (int i = 0; i < n; i++) {
@@ -163,6 +182,7 @@ static int run_pair(side_fn parent, side_fn child) {
     close(sv[0]);
     _exit(child(sv[1]));
   }
+  g_child = pid;
   close(sv[1]);
   rc = parent(sv[0]);
   close(sv[0]);
@@ -186,7 +206,7 @@ static int full_parent(int fd) {
   CHECK(hello[2] == SBX_CLIENT_HELLO_TSYNC);
   CHECK(hello[3] != SBX_CLIENT_NO_FD);
   CHECK(sbx_comms_send_tlv(&c, SBX_CLIENT_TAG_POLICY, notify_getppid, sizeof notify_getppid) == 0);
-  CHECK(sbx_comms_recv_fd(&c, &listener) == 0);
+  CHECK(take_listener(&c, &listener) == 0);
   CHECK(is_listener(listener));
   CHECK(sbx_comms_send_tlv(&c, SBX_CLIENT_TAG_GO, NULL, 0) == 0);
   if (serve_notifications(listener, 2)) return 1;
@@ -225,7 +245,7 @@ static int single_parent(int fd) {
   if (recv_hello(&c, hello)) return 1;
   CHECK(hello[1] == 1 && hello[2] == 0);
   CHECK(sbx_comms_send_tlv(&c, SBX_CLIENT_TAG_POLICY, notify_getppid, sizeof notify_getppid) == 0);
-  CHECK(sbx_comms_recv_fd(&c, &listener) == 0);
+  CHECK(take_listener(&c, &listener) == 0);
   CHECK(sbx_comms_send_tlv(&c, SBX_CLIENT_TAG_GO, NULL, 0) == 0);
   if (serve_notifications(listener, 1)) return 1;
   close(listener);
@@ -297,7 +317,7 @@ static int gone_before_go_parent(int fd) {
   sbx_comms_init(&c, fd);
   if (recv_hello(&c, hello)) return 1;
   CHECK(sbx_comms_send_tlv(&c, SBX_CLIENT_TAG_POLICY, notify_getppid, sizeof notify_getppid) == 0);
-  CHECK(sbx_comms_recv_fd(&c, &listener) == 0);
+  CHECK(take_listener(&c, &listener) == 0);
   close(listener);
   return 0;
 }

@@ -275,7 +275,10 @@ static int run_finish(struct fs *fs, struct run *run) {
     uint32_t tag;
     void *data;
     uint64_t len;
-    if (sbx_comms_recv_tlv(&sc, &tag, &data, &len) < 0) break;
+    int fd = -1;
+    /* The target's own pidfd comes first (an Fd message); the test has no use for it. */
+    if (sbx_comms_recv_any(&sc, &tag, &data, &len, &fd) < 0) break;
+    if (fd >= 0) close(fd);
     if (tag == SBX_TAG_STRING) {
       size_t m = len < sizeof run->setup_msg - 1 ? (size_t)len : sizeof run->setup_msg - 1;
       memcpy(run->setup_msg, data, m);

@@ -10,7 +10,7 @@ import { native, type NativeErrnoError } from './native.js';
 
 /** The handshake socket of a sandboxee unless $SBX_CLIENT_FD names another. Mirrors sbx/client.h. */
 export const DEFAULT_CLIENT_FD = 1020;
-export const CLIENT_PROTOCOL_VERSION = 1;
+export const CLIENT_PROTOCOL_VERSION = 2;
 
 /** Handshake tags (Comms user tags). Mirrors native/client/include/sbx/client.h: keep them equal. */
 export const ClientTag = {
@@ -22,6 +22,8 @@ export const ClientTag = {
   Go: 0x00005312,
   /** executor → client: a UTF-8 reason; the handshake ends. */
   Error: 0x00005313,
+  /** client → executor: u32 fd number of the seccomp listener, which the executor takes with pidfd_getfd(). */
+  Installed: 0x00005314,
 } as const;
 
 /** HELLO's fields. */

@@ -1,8 +1,9 @@
 // client-handshake.ts: the executor's half of sandbox-me-here mode (enableSandboxBeforeExec:
 // false). The sandboxee runs unfiltered inside its namespaces with one end of a dedicated
 // socketpair at fd 1020; when it calls Client.sandboxMeHere() (libsbx_client), this serves it:
-//   HELLO (version, threads, flags, listener fd) → POLICY (compiled for this mode) → the
-//   listener (an Fd message) → the monitor watches it → GO.
+//   HELLO (version, threads, flags, listener fd) → POLICY (compiled for this mode) → INSTALLED
+//   (the listener's fd number; taken with pidfd_getfd from the process the executor started) →
+//   the monitor watches it → GO.
 // docs/wire-protocol.md has the byte layout. A sandboxee that never calls it just runs.
 import { Comms, CommsError, ClientTag, CLIENT_HELLO_SIZE, CLIENT_NO_FD, CLIENT_PROTOCOL_VERSION, DEFAULT_CLIENT_FD, Tag, tagName } from '@sbx/client';
 import { closeQuietly, native } from '@sbx/client/internal';
@@ -13,6 +14,11 @@ import type { Policy } from './policy/policy.js';
 const MAX_MESSAGE = 64;
 
 export interface ClientHandshakeHooks {
+  /**
+   * Takes fd `n` of the sandboxee that called sandboxMeHere() (pidfd_getfd on the process the
+   * executor started). Rejects with a reason when it cannot.
+   */
+  take(n: number): Promise<number>;
   /** The listener arrived (taken): start watching it. May throw; the sandbox is then killed. */
   watch(listenerFd: number): void;
   /** Something went wrong after the policy was sent: record the reason and kill the sandbox. */
@@ -115,15 +121,25 @@ export async function serveClientHandshake(prepared: PreparedClientHandshake, po
       await channel.sendTLV(ClientTag.Policy, programOf(compiled.program));
     }
 
-    // The listener
+    // INSTALLED: where the listener is
     const m = await channel.recvAny();
-    if (m.tag !== Tag.Fd) {
-      hooks.fail(`sandboxMeHere handshake: expected the seccomp listener (an Fd message), got ${tagName(m.tag)}`);
+    if (m.fd >= 0) closeQuietly(m.fd);
+    if (m.tag !== ClientTag.Installed || m.data.length !== 4 || m.fd >= 0) {
+      hooks.fail(`sandboxMeHere handshake: expected INSTALLED (the listener's fd number, 4 bytes), got ${tagName(m.tag)} of ${m.data.length} bytes${m.fd >= 0 ? ' with an fd' : ''}`);
+      return;
+    }
+    const n = m.data.readUInt32LE(0);
+    let listener: number;
+    try {
+      if (n > 0x7fffffff) throw new Error(`${n} is no fd number`);
+      listener = await hooks.take(n);
+    } catch (err) {
+      hooks.fail(`sandboxMeHere handshake: cannot take the seccomp listener (fd ${n} of the sandboxee): ${(err as Error).message}`);
       return;
     }
     try {
       // The monitor checks that it is a seccomp listener (and takes it either way).
-      hooks.watch(m.fd);
+      hooks.watch(listener);
     } catch (err) {
       hooks.fail(`sandboxMeHere handshake: the monitor cannot watch the listener: ${(err as Error).message}`);
       await channel.sendTLV(ClientTag.Error, Buffer.from('the monitor cannot watch the listener')).catch(() => {});

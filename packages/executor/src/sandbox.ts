@@ -1,6 +1,6 @@
 // sandbox.ts: runs an Executor under a policy (Sandbox2's Sandbox2 class). run() resolves to a
 // Result value; it rejects only when the SDK itself fails (bad arguments, no forkserver).
-import { openSync, createReadStream, createWriteStream, type ReadStream, type WriteStream } from 'node:fs';
+import { openSync, readlinkSync, createReadStream, createWriteStream, type ReadStream, type WriteStream } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import { Comms, CommsError, Tag } from '@sbx/client';
 import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
@@ -223,6 +223,11 @@ export class Sandbox {
       this.setupDone = this.readSetup(setup);
       if (client) {
         const handshake = serveClientHandshake(client, policy, {
+          take: async (n) => {
+            // The target's pidfd arrives first on the setup socket (it is sent before exec).
+            await this.targetPidfdKnown;
+            return this.takeListenerOf(this.targetPidfd >= 0 ? this.targetPidfd : this.pidfd, n);
+          },
           watch: (listener) => {
             this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
             this.monitorId = monitor.watch(listener, this.pidfd, -1, (e) => this.onMonitor(e), networkTable(policy), this.isolation?.treeSignal);
@@ -278,6 +283,7 @@ export class Sandbox {
       }, Math.max(1, Math.round(ex.limits.walltime * 1000)));
     }
     this.setupDone = serveClientHandshake(client, this.policy, {
+      take: async (n) => this.takeListenerOf(this.pidfd, n),
       watch: (listener) => {
         this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
         this.monitorId = monitor.watch(listener, this.pidfd, -1, (e) => this.onMonitor(e), networkTable(this.policy));
@@ -315,6 +321,7 @@ export class Sandbox {
           this.targetStatus = m.data.readInt32LE(0);
         } else if (m.tag === Tag.Fd && this.targetPidfd < 0) {
           this.targetPidfd = m.fd;
+          this.onTargetPidfd();
         } else if (m.tag === Tag.Uint32 && m.data.length === 4 && this.monitorId === 0) {
           const listener = await this.takeListener(m.data.readUInt32LE(0), setup);
           if (listener >= 0) {
@@ -334,7 +341,31 @@ export class Sandbox {
       }
     } finally {
       setup.close();
+      this.onTargetPidfd();
     }
+  }
+
+  /** Settles when the target's pidfd came on the setup socket, or the socket closed without it. */
+  private onTargetPidfd: () => void = () => {};
+  private readonly targetPidfdKnown = new Promise<void>((resolve) => (this.onTargetPidfd = resolve));
+
+  /**
+   * Sandbox-me-here: takes fd `n` of `pidfd`'s process, which must be a seccomp listener (the
+   * client said it is). Another file there means another process ran the handshake.
+   */
+  private takeListenerOf(pidfd: number, n: number): number {
+    const fd = native().pidfdGetfd(pidfd, n);
+    let target = '';
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      // checked below
+    }
+    if (target !== 'anon_inode:seccomp notify') {
+      closeQuietly(fd);
+      throw new Error(`fd ${n} of the sandboxee is ${target || 'unknown'}, not a seccomp listener: sandboxMeHere() must be called by the process the executor started, not by a child of it`);
+    }
+    return fd;
   }
 
   /**

@@ -46,14 +46,16 @@ extern "C" {
 /* The handshake socket of a sandboxee unless $SBX_CLIENT_FD names another. */
 #define SBX_CLIENT_FD 1020
 #define SBX_CLIENT_FD_ENV "SBX_CLIENT_FD"
-#define SBX_CLIENT_PROTOCOL_VERSION 1u
+#define SBX_CLIENT_PROTOCOL_VERSION 2u
 
 /* Handshake tags: Comms user tags next to the forkserver's 0x5301..0x5304. */
 #define SBX_CLIENT_TAG_HELLO 0x00005310u  /* client -> executor: 4 x u32 (below) */
 #define SBX_CLIENT_TAG_POLICY 0x00005311u /* executor -> client: struct sock_filter[] */
 #define SBX_CLIENT_TAG_GO 0x00005312u     /* executor -> client: empty; the monitor watches */
 #define SBX_CLIENT_TAG_ERROR 0x00005313u  /* executor -> client: UTF-8 reason; the end */
-/* After POLICY the client sends the listener as an ordinary SBX_TAG_FD message. */
+#define SBX_CLIENT_TAG_INSTALLED 0x00005314u /* client -> executor: u32 listener fd number, taken
+                                                with pidfd_getfd() (the client keeps it until GO) */
+/* After POLICY the client installs the filter and sends INSTALLED; the executor answers GO. */
 
 /* HELLO payload: u32 version | u32 threads | u32 flags | u32 listener_fd, little-endian.
  * threads is counted only without TSYNC (it is then 1), else SBX_CLIENT_NO_FD; listener_fd is

@@ -245,32 +245,36 @@ describe('arch-specific loads', () => {
 
 describe('sandbox-me-here client rule (clientChannelFd, clientListenerFd)', () => {
   const CLIENT = { monitor: true, execPrologue: false, clientChannelFd: 1020, clientListenerFd: 5 } as const;
-  // Neither sendmsg, recvmsg nor close is allowed: only the client rule can let them through.
-  const strict = () => x64().allowExit().allowSyscalls(['read', 'write']).build();
+  // Neither read, sendto nor close is allowed: only the client rule can let them through.
+  const strict = () => x64().allowExit().allowSyscalls(['write']).build();
 
-  it('allows sendmsg/recvmsg on exactly the handshake fd and close() of exactly the listener', () => {
+  it('allows read and sendto without an address on exactly the handshake fd, and close() of exactly the listener', () => {
     const c = compilePolicy(strict(), CLIENT);
     expect(validateProgram(c.insns)).toEqual([]);
-    for (const name of ['sendmsg', 'recvmsg']) {
+    for (const name of ['read', 'sendto']) {
       expect(run(c, name, [1020]).action, name).toBe('ALLOW');
       // The kernel reads the fd as an int: only the low 32 bits count.
       expect(run(c, name, [0xdead000003fcn]).action, name).toBe('ALLOW');
       for (const fd of [0, 1, 5, 1019, 1021, 1023, -1]) expect(run(c, name, [fd]).data, `${name}(${fd})`).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
     }
+    // sendto with a destination is not the handshake's: whatever socket sits at 1020 may not use it.
+    expect(run(c, 'sendto', [1020, 0x1000, 16, 0, 0x7ffc0000n, 16]).data).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
+    expect(run(c, 'sendto', [1020, 0x1000, 16, 0, 0x7f0000000000n, 16]).data).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
     expect(run(c, 'close', [5]).action).toBe('ALLOW');
     for (const fd of [0, 4, 6, 1020]) expect(run(c, 'close', [fd]).data).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
-    // Nothing else on the handshake fd: sendto, sendmmsg, ioctl, dup stay forbidden.
-    for (const name of ['sendto', 'recvfrom', 'sendmmsg', 'recvmmsg', 'ioctl', 'dup2', 'shutdown']) {
+    // Nothing else on the handshake fd: sendmsg (it could name a destination or pass fds), recvmsg, sendmmsg, ioctl, dup stay forbidden.
+    for (const name of ['sendmsg', 'recvmsg', 'recvfrom', 'sendmmsg', 'recvmmsg', 'ioctl', 'dup2', 'shutdown']) {
       expect(run(c, name, [1020]).data, name).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
     }
-    expect(classify(c.insns, { arch: X64, nr: nr('sendmsg'), args: [1021] })).toMatchObject({ kind: 'violation', syscall: 'sendmsg' });
+    expect(classify(c.insns, { arch: X64, nr: nr('read'), args: [1021] })).toMatchObject({ kind: 'violation', syscall: 'read' });
   });
 
   it('agrees with the policy model on every fd pattern', () => {
     const policies = [
       strict(),
       x64().allowNodeRuntime({ openFiles: false }).build(),
-      x64().addPolicyOnSyscall('sendmsg', [ARG_32(0), JEQ(1023, 'ok'), KILL, LABEL('ok'), ALLOW]).blockSyscallWithErrno('recvmsg', 'EPERM').build(),
+      x64().addPolicyOnSyscall('sendto', [ARG_32(0), JEQ(1023, 'ok'), KILL, LABEL('ok'), ALLOW]).blockSyscallWithErrno('read', 'EPERM').build(),
+      x64().allowNodeRuntime({ openFiles: false }).allowNetworkClient().allowIPv4('127.0.0.1', 53).build(),
       x64().allowExit().defaultAction('allow').build(),
     ];
     const fds = [0n, 5n, 1020n, 1021n, 1023n, 0x1000003fcn, 0xffffffffn];
@@ -280,26 +284,29 @@ describe('sandbox-me-here client rule (clientChannelFd, clientListenerFd)', () =
         const c = compilePolicy(p, opts);
         for (let n = 0; n < 460; n++) {
           for (const fd of fds) {
-            const data = { arch: X64, nr: n, args: [fd, 7n, 0n, 0n, 0n, 0n] };
-            expect(evaluate(c.insns, data).ret, `nr ${n} fd ${fd}`).toBe(modelVerdict(p, data, opts).ret);
-            checked++;
+            for (const addr of [0n, 0x7ffc0000n]) {
+              const data = { arch: X64, nr: n, args: [fd, 7n, 0n, 0n, addr, 0n] };
+              expect(evaluate(c.insns, data).ret, `nr ${n} fd ${fd} arg4 ${addr}`).toBe(modelVerdict(p, data, opts).ret);
+              checked++;
+            }
           }
         }
       }
     }
     expect(checked).toBeGreaterThan(30_000);
-    expect(modelVerdict(strict(), { arch: X64, nr: nr('sendmsg'), args: [1020] }, CLIENT).by).toBe('client');
+    expect(modelVerdict(strict(), { arch: X64, nr: nr('read'), args: [1020] }, CLIENT).by).toBe('client');
+    expect(modelVerdict(strict(), { arch: X64, nr: nr('sendto'), args: [1020, 0, 0, 0, 0x1000, 16] }, CLIENT).by).toBe('default');
   });
 
   it('does not weaken the policy: its rules still decide other fds, an unconditional allow stays argument-free', () => {
-    const p = x64().addPolicyOnSyscall('sendmsg', [ARG_32(0), JEQ(1023, 'ok'), KILL, LABEL('ok'), ALLOW]).blockSyscallWithErrno('recvmsg', 'EPERM').build();
+    const p = x64().addPolicyOnSyscall('sendto', [ARG_32(0), JEQ(1023, 'ok'), KILL, LABEL('ok'), ALLOW]).blockSyscallWithErrno('read', 'EPERM').build();
     const c = compilePolicy(p, CLIENT);
-    expect(run(c, 'sendmsg', [1023]).action).toBe('ALLOW');
-    expect(run(c, 'sendmsg', [1022]).data).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
-    expect(run(c, 'recvmsg', [3])).toMatchObject({ action: 'ERRNO', data: 1 });
-    expect(run(c, 'recvmsg', [1020]).action).toBe('ALLOW');
+    expect(run(c, 'sendto', [1023]).action).toBe('ALLOW');
+    expect(run(c, 'sendto', [1022]).data).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
+    expect(run(c, 'read', [3])).toMatchObject({ action: 'ERRNO', data: 1 });
+    expect(run(c, 'read', [1020]).action).toBe('ALLOW');
     const node = compilePolicy(x64().allowNodeRuntime().build(), CLIENT);
-    for (const name of ['sendmsg', 'recvmsg', 'close']) expect(isConstAllow(node.insns, X64, nr(name)), name).toBe(true);
+    for (const name of ['read', 'close']) expect(isConstAllow(node.insns, X64, nr(name)), name).toBe(true);
   });
 
   it('changes nothing when unset (-1) and rejects bad values', () => {

@@ -59,10 +59,12 @@ export interface CompileOptions {
   /** The fd the forkserver execs from (SBX_EXEC_FD_TARGET). Default 1022. */
   readonly execFd?: number;
   /**
-   * Sandbox-me-here mode: the client's handshake fd (1020). sendmsg and recvmsg with this fd
-   * (arg 0, low 32 bits) are allowed, so the client can hand the listener over and wait for the
-   * go-ahead under its own filter. Checked after the always-on denials and before the policy's
-   * rules; other fds keep the policy's verdict. Default -1 (no such rule).
+   * Sandbox-me-here mode: the client's handshake fd (1020). read() and sendto() without an address
+   * (arg 4 NULL) on this fd (arg 0, low 32 bits) are allowed, so the client can say where its
+   * listener is (the executor takes it with pidfd_getfd) and wait for the go-ahead under its own
+   * filter. Neither call can carry a destination or an fd, so whatever socket sits at that number
+   * later reaches only its connected peer. Checked after the always-on denials and before the
+   * policy's rules; other fds keep the policy's verdict. Default -1 (no such rule).
    */
   readonly clientChannelFd?: number;
   /** Sandbox-me-here mode: the fd number the client's listener gets; close() of it is allowed. Default -1. */
@@ -240,30 +242,48 @@ function execStep(execFd: number, ret: number): Step {
   };
 }
 
-/** Sandbox-me-here: the call is allowed when arg 0 (low 32 bits) is `fd`; else it falls through. */
-function clientFdStep(what: string, fd: number): Step {
+/**
+ * Sandbox-me-here: the call is allowed when arg 0 (low 32 bits) is `fd` and, with `nullArg`, that
+ * argument (64 bits) is 0; else it falls through.
+ */
+function clientFdStep(what: string, fd: number, nullArg?: number): Step {
   return {
     kind: 'code',
-    key: `client:${what}:${fd}`,
+    key: `client:${what}:${fd}:${nullArg ?? ''}`,
     needsNr: false,
     emit: (scope, fallthrough) => [
       { code: LD_ABS, k: argLo(0), where: `client ${what} rule` },
       { code: JEQ_K, k: fd, f: fallthrough, relax: true },
+      ...(nullArg === undefined
+        ? []
+        : [
+            { code: LD_ABS, k: argLo(nullArg) },
+            { code: JEQ_K, k: 0, f: fallthrough, relax: true },
+            { code: LD_ABS, k: argHi(nullArg) },
+            { code: JEQ_K, k: 0, f: fallthrough, relax: true },
+          ]),
       { code: RET_K, k: SECCOMP_RET_ALLOW },
     ],
   };
 }
 
+/** A client handshake step: the fd it allows, and the argument that must be NULL (sendto's address). */
+export interface ClientStep {
+  readonly what: string;
+  readonly fd: number;
+  readonly nullArg?: number;
+}
+
 /** The client handshake's steps by syscall number (see CompileOptions.clientChannelFd). */
-export function clientSyscalls(arch: Arch, opt: Pick<ResolvedCompileOptions, 'clientChannelFd' | 'clientListenerFd'>): Map<number, { what: string; fd: number }> {
-  const out = new Map<number, { what: string; fd: number }>();
-  const add = (name: string, what: string, fd: number): void => {
+export function clientSyscalls(arch: Arch, opt: Pick<ResolvedCompileOptions, 'clientChannelFd' | 'clientListenerFd'>): Map<number, ClientStep> {
+  const out = new Map<number, ClientStep>();
+  const add = (name: string, step: ClientStep): void => {
     const nr = syscallNumber(arch, name);
-    if (fd >= 0 && nr !== undefined) out.set(nr, { what, fd });
+    if (step.fd >= 0 && nr !== undefined) out.set(nr, step);
   };
-  add('sendmsg', 'channel', opt.clientChannelFd);
-  add('recvmsg', 'channel', opt.clientChannelFd);
-  add('close', 'listener', opt.clientListenerFd);
+  add('sendto', { what: 'channel', fd: opt.clientChannelFd, nullArg: 4 });
+  add('read', { what: 'channel', fd: opt.clientChannelFd });
+  add('close', { what: 'listener', fd: opt.clientListenerFd });
   return out;
 }
 
@@ -464,7 +484,7 @@ function buildLeaves(policy: Policy, opt: ResolvedCompileOptions): Map<number, L
     if (net) steps = networkLeafSteps(net, steps, dflt, opt.monitor);
     // The client's handshake rule goes before the policy's rules and after any denial.
     const client = clientByNr.get(nr);
-    if (client && !redundant(SECCOMP_RET_ALLOW, steps)) steps.unshift(clientFdStep(client.what, client.fd));
+    if (client && !redundant(SECCOMP_RET_ALLOW, steps)) steps.unshift(clientFdStep(client.what, client.fd, client.nullArg));
     // MSG_FASTOPEN would connect without connect(): refused first, whatever the fd.
     if (net?.flagsArg !== undefined && !redundant(NETWORK_FASTOPEN_RET, steps)) steps.unshift(fastopenStep(net, net.flagsArg));
     const denial = deniedByNr.get(nr);

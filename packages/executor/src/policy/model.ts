@@ -232,10 +232,10 @@ export function modelVerdict(policy: Policy, data: SeccompData, options: Compile
   const net = networkSyscalls(policy).get(nr);
   if (net?.flagsArg !== undefined && (arg32(data, net.flagsArg) & MSG_FASTOPEN) !== 0) return verdict(NETWORK_FASTOPEN_RET, 'network');
 
-  // Sandbox-me-here: the handshake fd may carry sendmsg/recvmsg, the listener's number close().
+  // Sandbox-me-here: the handshake fd may carry read and sendto without an address, the listener's number close().
   const isCall = (name: string): boolean => syscallNumber(policy.arch, name) === nr;
   const fd0 = arg32(data, 0);
-  if (opt.clientChannelFd >= 0 && fd0 === opt.clientChannelFd && (isCall('sendmsg') || isCall('recvmsg'))) return verdict(SECCOMP_RET_ALLOW, 'client');
+  if (opt.clientChannelFd >= 0 && fd0 === opt.clientChannelFd && (isCall('read') || (isCall('sendto') && arg64(data, 4) === 0n))) return verdict(SECCOMP_RET_ALLOW, 'client');
   if (opt.clientListenerFd >= 0 && fd0 === opt.clientListenerFd && isCall('close')) return verdict(SECCOMP_RET_ALLOW, 'client');
 
   const run = (rules: readonly SyscallRule[], by: 'rule' | 'overridable'): ModelVerdict | undefined => {
