@@ -32,7 +32,14 @@ function packageRequire(): NodeJS.Require {
 
 /** The addon file pkg-prebuilds picks: build/Release first, then the matching prebuild.
  *  Throws (listing the paths tried) when there is none. */
+let addonPath: string | undefined;
+
 export function packagedAddonPath(): string {
+  addonPath ??= findAddon();
+  return addonPath;
+}
+
+function findAddon(): string {
   const req = packageRequire();
   const options = req('./binding-options.cjs') as BindingOptions;
   const resolveBinding = (req('pkg-prebuilds') as { resolve: ResolveBinding }).resolve;

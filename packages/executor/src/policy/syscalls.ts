@@ -33,10 +33,23 @@ function makeTable(arch: TableArch, rows: ReadonlyArray<readonly [string, number
   return Object.freeze({ arch, byName, byNumber, maxNr });
 }
 
+const ROWS: Readonly<Record<TableArch, ReadonlyArray<readonly [string, number]>>> = { x86_64: SYSCALLS_X86_64, aarch64: SYSCALLS_AARCH64, i386: SYSCALLS_I386 };
+const built: Partial<Record<TableArch, SyscallTable>> = {};
+/** A table is built the first time it is asked for: most processes only ever need the host's. */
+function table(arch: TableArch): SyscallTable {
+  return (built[arch] ??= makeTable(arch, ROWS[arch]));
+}
+
 export const SYSCALL_TABLES: Readonly<Record<TableArch, SyscallTable>> = Object.freeze({
-  x86_64: makeTable('x86_64', SYSCALLS_X86_64),
-  aarch64: makeTable('aarch64', SYSCALLS_AARCH64),
-  i386: makeTable('i386', SYSCALLS_I386),
+  get x86_64() {
+    return table('x86_64');
+  },
+  get aarch64() {
+    return table('aarch64');
+  },
+  get i386() {
+    return table('i386');
+  },
 });
 
 /** The syscall number of `name` on `arch`, or undefined. */
