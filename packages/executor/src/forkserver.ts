@@ -3,6 +3,7 @@
 import { Comms, CommsError, Tag, type Message } from '@sbx/client';
 import { native, type NativeWatcher } from '@sbx/client/internal';
 import { ExitedFlag, FsTag, Op, OpList } from './forkserver-protocol.js';
+import { decodePoolStats, poolSize, type SpawnPoolStats } from './spawn-pool.js';
 import { forkserverPath } from './paths.js';
 
 export interface Spawned {
@@ -48,6 +49,8 @@ export class ForkServer {
   private readonly exitWaiters = new Map<bigint, (e: Exited) => void>();
   private readonly early = new Map<bigint, Exited>();
   private awaitingPidfd: { id: bigint; pid: number } | null = null;
+  /** POOL_STATS queries, answered in order. */
+  private readonly statsWaiters: { resolve: (s: SpawnPoolStats) => void; reject: (e: Error) => void }[] = [];
   private nextId = 1n;
   private inFlight = 0;
   private dead: Error | null = null;
@@ -79,6 +82,34 @@ export class ForkServer {
     this.comms = new Comms(ours, { maxMessageSize: 1 << 20 });
     this.comms.unref();
     this.comms.onMessage((m) => this.onMessage(m), (e) => this.die(e));
+    const size = poolSize();
+    if (size > 0) this.setPool(size);
+  }
+
+  /** The process-wide forkserver if it is running (no start). */
+  static running(): ForkServer | null {
+    return ForkServer.instance && !ForkServer.instance.dead ? ForkServer.instance : null;
+  }
+
+  /** SBX_FS_POOL: how many slots to keep ready (0: none; the slots are killed). */
+  setPool(size: number): void {
+    if (this.dead) return;
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(size);
+    this.comms.sendTLV(FsTag.Pool, b).catch((e: Error) => this.die(e));
+  }
+
+  /** SBX_FS_POOL_STATS: the pool as the forkserver sees it now. */
+  async poolStats(): Promise<SpawnPoolStats> {
+    if (this.dead) throw this.dead;
+    this.hold();
+    try {
+      const answer = new Promise<SpawnPoolStats>((resolve, reject) => this.statsWaiters.push({ resolve, reject }));
+      await this.comms.sendTLV(FsTag.PoolStats, Buffer.alloc(0));
+      return await answer;
+    } finally {
+      this.release();
+    }
   }
 
   get pid(): number {
@@ -175,6 +206,12 @@ export class ForkServer {
         p?.reject(new ForkServerError('SPAWN_FAILED', message || `the forkserver could not start the sandboxee (errno ${-err})`));
         return;
       }
+      if (m.tag === FsTag.PoolStats && d.length >= 48) {
+        const w = this.statsWaiters.shift();
+        if (!w) throw new ForkServerError('PROTOCOL', 'sbx: the forkserver sent pool stats nobody asked for');
+        w.resolve(decodePoolStats(d));
+        return;
+      }
       if (m.tag === FsTag.Exited && d.length >= 40) {
         const id = d.readBigUInt64LE(0);
         const e: Exited = {
@@ -202,6 +239,7 @@ export class ForkServer {
     this.dead = err instanceof CommsError ? new ForkServerError('FORKSERVER_DIED', `sbx: lost the forkserver: ${err.message}`) : err;
     for (const p of this.pending.values()) p.reject(this.dead);
     this.pending.clear();
+    for (const w of this.statsWaiters.splice(0)) w.reject(this.dead);
     for (const r of this.deathWaiters) r(this.dead);
     this.deathWaiters.clear();
     this.comms.close();

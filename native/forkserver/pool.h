@@ -1,0 +1,81 @@
+/*
+ * pool.h: the spawn pool. Slots are children cloned ahead of demand into the namespaces of a
+ * template layout, with the frozen half of the setup done (child_run_frozen: ids, mount tree,
+ * pivot_root, hostname, lo), each blocked on its own socket. A SPAWN request whose frozen ops are
+ * byte-for-byte the template's is handed to a ready slot (the op list and its fds travel on the
+ * slot's socket; the slot runs child_run_request and execs); any other request is served on
+ * demand and becomes the new template (the slots of the old one are killed).
+ *
+ * The key is the request's frozen ops (NAMESPACES, HOSTNAME, ID_MAP, HOST_IDS and the mount
+ * ops, in op order) compared exactly: no hash, so no collision can hand a slot to another layout.
+ * A request's CGROUP is not part of the key: the forkserver moves the slot into it (cgroup.procs)
+ * before the hand-over, so the init and the target start there as they would on demand.
+ */
+#ifndef SBX_FORKSERVER_POOL_H
+#define SBX_FORKSERVER_POOL_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "request.h"
+
+struct fs_server;
+
+struct fs_slot {
+  pid_t pid;
+  int pidfd;  /* owned until the slot is handed out */
+  int sock;   /* forkserver's end of the slot's socket */
+  bool ready; /* the slot said SBX_FS_SLOT_READY */
+};
+
+struct fs_pool {
+  uint32_t size;           /* slots wanted; 0 = no pool */
+  uint8_t *key;            /* frozen ops of the template; NULL: no template yet */
+  size_t key_len;
+  struct sbx_request tmpl; /* the key parsed (with placeholders for the required ops) */
+  bool broken;             /* a slot of this template failed: no refill until it changes */
+  struct fs_slot *v;
+  size_t n, cap;
+  uint64_t hits, misses, recycled, prepared;
+  uint32_t failures;
+  char last_error[256];
+};
+
+/* SBX_FS_POOL: sets the size (extra slots are killed; 0 kills all). */
+void pool_set_size(struct fs_pool *pool, uint32_t size);
+
+/* For a parsed SPAWN request (buf/len its op list): when a ready slot matches, moves it to *slot,
+ * counts a hit and returns true. Otherwise counts a miss (pool on) and, for a poolable request
+ * of another layout, makes it the template (killing the old slots). */
+bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struct sbx_request *req,
+               struct fs_slot *slot);
+
+/* Hands the request to a slot taken with pool_take: the op list, the request's fds in order,
+ * then exec_fd. Closes the slot's socket. 0, or -errno (the slot is then killed and reaped). */
+int pool_hand_over(struct fs_slot *slot, const uint8_t *buf, size_t len, const int *fds,
+                   size_t nfds, int exec_fd);
+
+/* Kills and reaps a slot taken with pool_take that will not be used. */
+void pool_discard(struct fs_slot *slot);
+
+/* True when a slot should be prepared now (pool on, template known, not full, not broken). */
+bool pool_wants_refill(const struct fs_pool *pool);
+/* Clones and releases one slot (the slot builds its mount tree on its own). */
+void pool_refill_one(struct fs_server *srv);
+
+/* Poll entries for the slots (one per slot, in pool->v order); returns how many were written
+ * (at most max). */
+size_t pool_pollfds(const struct fs_pool *pool, struct pollfd *p, size_t max);
+/* Handles the poll results of pool_pollfds (count entries): readiness, and slots that died. */
+void pool_handle_events(struct fs_pool *pool, const struct pollfd *p, size_t count);
+
+/* SBX_FS_POOL_STATS reply payload into buf (at least 48 + 256 bytes); returns its length. */
+size_t pool_stats(const struct fs_pool *pool, uint8_t *buf);
+
+/* Kills and reaps every slot and frees the pool. */
+void pool_free(struct fs_pool *pool);
+
+#endif
