@@ -130,19 +130,22 @@ int main(int argc, char **argv) {
   init(&srv, &sigfd);
 
   for (;;) {
-    /* sigfd, comms, then one entry per pool slot (readiness and deaths). */
-    struct pollfd p[2 + SBX_POOL_POLL_MAX] = {{.fd = sigfd, .events = POLLIN},
+    /* sigfd, comms, the mount-table watch, then one entry per pool slot (readiness and deaths). */
+    struct pollfd p[3 + SBX_POOL_POLL_MAX] = {{.fd = sigfd, .events = POLLIN},
                                               {.fd = SBX_FS_COMMS_FD, .events = POLLIN}};
-    size_t nslots = pool_pollfds(&srv.pool, p + 2, SBX_POOL_POLL_MAX);
+    struct pollfd *mounts = &p[2];
+    *mounts = (struct pollfd){.fd = pool_mounts_fd(&srv.pool), .events = POLLPRI};
+    size_t nslots = pool_pollfds(&srv.pool, p + 3, SBX_POOL_POLL_MAX);
     /* A refill is due: look at what is there and come back at once. */
     int timeout = pool_wants_refill(&srv.pool) ? 0 : children_enforce_walltime(&srv.children);
     if (timeout == 0) (void)children_enforce_walltime(&srv.children);
-    if (poll(p, 2 + nslots, timeout) < 0) {
+    if (poll(p, 3 + nslots, timeout) < 0) {
       if (errno == EINTR) continue;
       fprintf(stderr, "sbx-forkserver: poll: %s\n", strerror(errno));
       shutdown_and_exit(&srv, 1);
     }
-    pool_handle_events(&srv.pool, p + 2, nslots);
+    pool_handle_events(&srv.pool, p + 3, nslots);
+    if (mounts->revents & (POLLPRI | POLLERR)) pool_mounts_changed(&srv.pool);
     /* Refill off the request path: one slot per turn of the loop, and only when no request is
      * waiting (a request that comes meanwhile is served before the next slot is cloned). */
     if (!(p[1].revents & (POLLIN | POLLHUP | POLLERR)) && pool_wants_refill(&srv.pool))

@@ -15,6 +15,7 @@
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -101,6 +102,43 @@ static int parse_template(const uint8_t *key, size_t key_len, struct sbx_request
   return r;
 }
 
+static bool same_bind(const struct sbx_mount_op *op, const struct fs_bind_id *id) {
+  struct stat st;
+  bool present = stat(op->src, &st) == 0;
+  if (present != id->present) return false;
+  return !present || (id->dev == (uint64_t)st.st_dev && id->ino == (uint64_t)st.st_ino);
+}
+
+/* Records the template's BIND sources as they are now. false: out of memory. */
+static bool record_binds(struct fs_pool *pool) {
+  free(pool->binds);
+  pool->binds = NULL;
+  pool->nbinds = 0;
+  size_t n = 0;
+  for (size_t i = 0; i < pool->tmpl.nmounts; i++) n += pool->tmpl.mounts[i].op == SBX_OP_BIND;
+  pool->binds = calloc(n + 1, sizeof *pool->binds);
+  if (pool->binds == NULL) return false;
+  for (size_t i = 0; i < pool->tmpl.nmounts; i++) {
+    const struct sbx_mount_op *op = &pool->tmpl.mounts[i];
+    if (op->op != SBX_OP_BIND) continue;
+    struct stat st;
+    struct fs_bind_id *id = &pool->binds[pool->nbinds++];
+    id->present = stat(op->src, &st) == 0;
+    id->dev = id->present ? (uint64_t)st.st_dev : 0;
+    id->ino = id->present ? (uint64_t)st.st_ino : 0;
+  }
+  return true;
+}
+
+static bool binds_unchanged(const struct fs_pool *pool) {
+  size_t b = 0;
+  for (size_t i = 0; i < pool->tmpl.nmounts; i++) {
+    const struct sbx_mount_op *op = &pool->tmpl.mounts[i];
+    if (op->op == SBX_OP_BIND && !same_bind(op, &pool->binds[b++])) return false;
+  }
+  return true;
+}
+
 static void kill_slot(struct fs_slot *s) {
   pidfd_send_signal(s->pidfd, SIGKILL, NULL, 0);
   /* Reaped here, or by children_reap (wait4(-1) skips pids it does not know) if that was first. */
@@ -140,6 +178,12 @@ bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struc
   if (key == NULL) return false;
   if (pool->key != NULL && key_len == pool->key_len && memcmp(key, pool->key, key_len) == 0) {
     free(key);
+    if (pool->binds != NULL && !binds_unchanged(pool)) {
+      /* A bound host path was replaced (or appeared, or went): the slots show the old one. */
+      kill_all(pool);
+      if (!record_binds(pool)) pool->broken = true;
+      return false;
+    }
     for (size_t i = 0; i < pool->n; i++) {
       if (!pool->v[i].ready) continue;
       *slot = pool->v[i];
@@ -162,7 +206,10 @@ bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struc
     snprintf(pool->last_error, sizeof pool->last_error, "template: %.200s", err);
     pool->failures++;
     pool->broken = true;
+  } else if (!record_binds(pool)) {
+    pool->broken = true;
   }
+  if (pool->mounts_fd <= 0) pool->mounts_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
   return false;
 }
 
@@ -334,6 +381,14 @@ void pool_refill_one(struct fs_server *srv) {
   pool->prepared++;
 }
 
+int pool_mounts_fd(const struct fs_pool *pool) { return pool->key != NULL && pool->mounts_fd > 0 ? pool->mounts_fd : -1; }
+
+void pool_mounts_changed(struct fs_pool *pool) {
+  /* The poll that reported the change has re-armed the watch (proc_mounts' event count). */
+  kill_all(pool);
+  if (pool->key != NULL && !record_binds(pool)) pool->broken = true;
+}
+
 size_t pool_pollfds(const struct fs_pool *pool, struct pollfd *p, size_t max) {
   size_t n = pool->n < max ? pool->n : max;
   for (size_t i = 0; i < n; i++) p[i] = (struct pollfd){.fd = pool->v[i].sock, .events = POLLIN};
@@ -392,6 +447,8 @@ void pool_free(struct fs_pool *pool) {
   for (size_t i = 0; i < pool->n; i++) kill_slot(&pool->v[i]);
   free(pool->v);
   free(pool->key);
+  free(pool->binds);
+  if (pool->mounts_fd > 0) close(pool->mounts_fd);
   sbx_request_free(&pool->tmpl);
   memset(pool, 0, sizeof *pool);
 }

@@ -8,6 +8,11 @@
  *
  * The key is the request's frozen ops (NAMESPACES, HOSTNAME, ID_MAP, HOST_IDS and the mount
  * ops, in op order) compared exactly: no hash, so no collision can hand a slot to another layout.
+ * A slot's binds are what the host paths were when it was prepared. So a slot is used only while
+ * every BIND source still is the same inode (or still absent), checked with stat() at each
+ * take, and while the forkserver's mount table is unchanged (poll on /proc/self/mountinfo):
+ * otherwise every slot is recycled and the request is served on demand.
+ *
  * A request's CGROUP is not part of the key: the forkserver moves the slot into it (cgroup.procs)
  * before the hand-over, so the init and the target start there as they would on demand.
  */
@@ -31,8 +36,17 @@ struct fs_slot {
   bool ready; /* the slot said SBX_FS_SLOT_READY */
 };
 
+/* What a BIND source was when the template was adopted (stat, symlinks followed). */
+struct fs_bind_id {
+  uint64_t dev, ino;
+  bool present;
+};
+
 struct fs_pool {
   uint32_t size;           /* slots wanted; 0 = no pool */
+  struct fs_bind_id *binds; /* one per BIND op of the template, in op order */
+  size_t nbinds;
+  int mounts_fd;           /* /proc/self/mountinfo: POLLPRI when the host's mount table changes */
   uint8_t *key;            /* frozen ops of the template; NULL: no template yet */
   size_t key_len;
   struct sbx_request tmpl; /* the key parsed (with placeholders for the required ops) */
@@ -65,6 +79,11 @@ void pool_discard(struct fs_slot *slot);
 bool pool_wants_refill(const struct fs_pool *pool);
 /* Clones and releases one slot (the slot builds its mount tree on its own). */
 void pool_refill_one(struct fs_server *srv);
+
+/* The mount-table watch for main.c's poll (-1 before the first template); on POLLPRI call
+ * pool_mounts_changed. */
+int pool_mounts_fd(const struct fs_pool *pool);
+void pool_mounts_changed(struct fs_pool *pool);
 
 /* Poll entries for the slots (one per slot, in pool->v order); returns how many were written
  * (at most max). */
