@@ -4,7 +4,7 @@
 // `pnpm test:pooled`.)
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { setSpawnPool, spawnPoolStats, SpawnPoolError, autoPoolSize } from '@sbx/executor';
@@ -192,11 +192,18 @@ describe('spawn pool', () => {
     expect(slots.length).toBe(2);
     if (process.getuid?.() === 0) {
       for (const s of slots) {
-        // 0-2, its socket, the forkserver's pidfd and /dev/null; nothing else (no comms fd 3 copy, no other slot's socket)
-        const fds = readdirSync(`/proc/${s}/fd`);
-        expect(fds.length).toBeLessThanOrEqual(6);
-        const targets = fds.map((f) => { try { return readFileSync(`/proc/${s}/fd/${f}`) && f; } catch { return f; } });
-        expect(targets.length).toBe(fds.length);
+        // 0-2, its own socket, the forkserver's pidfd and /dev/null: no copy of the executor's
+        // channel (fd 3), no other slot's socket, no mount-table watch
+        const fds = readdirSync(`/proc/${s}/fd`).map(Number);
+        const link = (fd: number) => readlinkSync(`/proc/${s}/fd/${fd}`);
+        const above = fds.filter((fd) => fd > 2).map(link);
+        expect(above.length).toBe(3);
+        expect(above.filter((l) => l.startsWith('socket:')).length).toBe(1);
+        expect(above.filter((l) => l.includes('pidfd')).length).toBe(1);
+        expect(above.filter((l) => l === '/dev/null').length).toBe(1);
+        // non-dumpable while it waits: it runs as nobody, yet its /proc files belong to root
+        expect(readFileSync(`/proc/${s}/status`, 'utf8')).toMatch(/^Uid:\s+65534\s/m);
+        expect(statSync(`/proc/${s}/fd`).uid).toBe(0);
       }
     }
     for (const s of slots) expect(readFileSync(`/proc/${s}/status`, 'utf8')).toMatch(/NSpid:\s+\d+\s+1\n/); // pid 1 of its own namespace
