@@ -7,11 +7,13 @@
 //         scopes, a subreaper init, an unprivileged uid as root; skipped without Landlock ABI 6);
 //   cp    child_process.spawn('/bin/true') to its 'exit' event (no sandbox);
 //   bwrap bubblewrap with a comparable view, spawned the same way as cp (skipped if not installed).
+//   pool  the same sandbox served by a spawn-pool slot (setSpawnPool): the pool is full before each
+//         timed request ("idle pool"); the on-demand sbx runs with the pool off (size 0).
 // Then throughput (sandboxes per second) of sbx and bwrap: one after another, and 2 at a time (two
 // loops side by side, each starting its next sandbox when its last one ended).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { Executor, PolicyBuilder, Sandbox } from '@sbx/executor';
+import { Executor, PolicyBuilder, Sandbox, setSpawnPool, spawnPoolStats } from '@sbx/executor';
 
 const TRUE = '/bin/true';
 const WARMUP = 20;
@@ -74,6 +76,32 @@ function runChild(cmd, args) {
 }
 
 const runCp = () => runChild(TRUE, []);
+
+const POOL_SIZE = 4;
+
+/** Waits (untimed) until the pool is full again. */
+async function poolFull() {
+  for (let i = 0; i < 2000; i++) {
+    const s = await spawnPoolStats();
+    if (s.ready >= s.size) return s;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  throw new Error(`the spawn pool never filled: ${JSON.stringify(await spawnPoolStats())}`);
+}
+
+async function runPooled(policy) {
+  setSpawnPool({ size: POOL_SIZE });
+  const before = await poolFull();
+  const ms = await runSbx(policy);
+  const after = await spawnPoolStats();
+  if (after.hits !== before.hits + 1) throw new Error(`bench spawn: a pooled request missed the pool (${JSON.stringify(after)})`);
+  return ms;
+}
+
+async function runOnDemand(policy) {
+  setSpawnPool({ size: 0 });
+  return runSbx(policy);
+}
 const runBwrap = () => runChild('bwrap', BWRAP_ARGS);
 
 function hasBwrap() {
@@ -114,7 +142,7 @@ export async function spawnBench() {
     () => true,
     (err) => (process.stderr.write(`bench spawn: isolation 'landlock' does not run here (${err.message}): its rows are skipped\n`), false),
   );
-  const kinds = { sbx: () => runSbx(policy), ...(landlock ? { ll: () => runSbx(policy, 'landlock') } : {}), cp: runCp, ...(bwrap ? { bwrap: runBwrap } : {}) };
+  const kinds = { sbx: () => runOnDemand(policy), pool: () => runPooled(policy), ...(landlock ? { ll: () => runSbx(policy, 'landlock') } : {}), cp: runCp, ...(bwrap ? { bwrap: runBwrap } : {}) };
 
   for (let i = 0; i < WARMUP; i++) for (const run of Object.values(kinds)) await run();
   const lat = Object.fromEntries(Object.keys(kinds).map((k) => [k, []]));
@@ -136,6 +164,24 @@ export async function spawnBench() {
     tput2[k] = THROUGHPUT_RUNS / ((performance.now() - t0) / 1000);
   }
 
+  // Back to back through the pool: the refill competes with the requests (2 vCPUs here).
+  const poolTput = {};
+  setSpawnPool({ size: POOL_SIZE });
+  await runSbx(policy);
+  for (const [label, width] of [['seq', 1], ['par', 2]]) {
+    await poolFull();
+    const s0 = await spawnPoolStats();
+    const t0 = performance.now();
+    const loop = async () => {
+      for (let i = 0; i < THROUGHPUT_RUNS / width; i++) await runSbx(policy);
+    };
+    await Promise.all(Array.from({ length: width }, loop));
+    poolTput[label] = THROUGHPUT_RUNS / ((performance.now() - t0) / 1000);
+    const s1 = await spawnPoolStats();
+    poolTput[`${label}Hits`] = s1.hits - s0.hits;
+  }
+  setSpawnPool({ size: 0 });
+
   const p = (k, q) => quantile(lat[k], q);
   const sbxName = `sbx full sandbox /bin/true (${label})`;
   const cpName = 'child_process.spawn(/bin/true), no sandbox';
@@ -144,6 +190,15 @@ export async function spawnBench() {
     { name: `${sbxName}, p50`, unit: 'ms', value: p('sbx', 0.5), peer: cpName, peerValue: p('cp', 0.5), goal: '<= 2.5×' },
     { name: `${sbxName}, p90`, unit: 'ms', value: p('sbx', 0.9), peer: cpName, peerValue: p('cp', 0.9) },
   ];
+  const poolName = `sbx full sandbox /bin/true from the spawn pool (size ${POOL_SIZE}, idle pool)`;
+  rows.push(
+    { name: `${poolName}, p50`, unit: 'ms', value: p('pool', 0.5), peer: cpName, peerValue: p('cp', 0.5), goal: '<= 0.7×' },
+    { name: `${poolName}, p90`, unit: 'ms', value: p('pool', 0.9), peer: cpName, peerValue: p('cp', 0.9) },
+    { name: `${poolName}, p50`, unit: 'ms', value: p('pool', 0.5), peer: `${sbxName} (on demand)`, peerValue: p('sbx', 0.5) },
+    { name: `${poolName}, p90`, unit: 'ms', value: p('pool', 0.9), peer: `${sbxName} (on demand)`, peerValue: p('sbx', 0.9) },
+    { name: `sequential sandboxes per second through the pool (${poolTput.seqHits}/${THROUGHPUT_RUNS} hits)`, unit: '/s', value: poolTput.seq, peer: 'on demand', peerValue: tput.sbx },
+    { name: `sandboxes per second through the pool, 2 at a time (${poolTput.parHits}/${THROUGHPUT_RUNS} hits)`, unit: '/s', value: poolTput.par, peer: 'on demand', peerValue: tput2.sbx },
+  );
   if (landlock) {
     const llName = `sbx isolation 'landlock' /bin/true (${label})`;
     rows.push(

@@ -171,8 +171,8 @@ void pool_set_size(struct fs_pool *pool, uint32_t size) {
 
 bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struct sbx_request *req,
                struct fs_slot *slot) {
-  if (pool->size == 0) return false;
-  pool->misses++; /* undone below on a hit */
+  /* With the pool off the template is still followed, so that turning it on warms at once. */
+  if (pool->size > 0) pool->misses++; /* undone below on a hit */
   size_t key_len;
   uint8_t *key = frozen_key(buf, len, &key_len);
   if (key == NULL) return false;
