@@ -8,7 +8,9 @@
 //   cp    child_process.spawn('/bin/true') to its 'exit' event (no sandbox);
 //   bwrap bubblewrap with a comparable view, spawned the same way as cp (skipped if not installed).
 //   pool  the same sandbox served by a spawn-pool slot (setSpawnPool): the pool is full before each
-//         timed request ("idle pool"); the on-demand sbx runs with the pool off (size 0).
+//         timed request ("idle pool"). The pool stays on for the whole section: the other sbx
+//         kinds run with spawnPool: false (on demand, the slots untouched), so that no slot is
+//         killed, and no network namespace torn down, while something is timed.
 // Then throughput (sandboxes per second) of sbx and bwrap: one after another, and 2 at a time (two
 // loops side by side, each starting its next sandbox when its last one ended).
 import { spawn, spawnSync } from 'node:child_process';
@@ -48,9 +50,9 @@ function withTimeout(p, what, onTimeout) {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-async function runSbx(policy, isolation = 'namespaces') {
+async function runSbx(policy, isolation = 'namespaces', spawnPool = true) {
   const t0 = performance.now();
-  const sandbox = new Sandbox(new Executor(TRUE, ['true'], { stdio: 'ignore', limits: { walltime: 10 }, isolation }), policy);
+  const sandbox = new Sandbox(new Executor(TRUE, ['true'], { stdio: 'ignore', limits: { walltime: 10 }, isolation, spawnPool }), policy);
   const result = await withTimeout(sandbox.run(), 'sbx sandbox of /bin/true', () => sandbox.kill());
   const ms = performance.now() - t0;
   if (result.status !== 'OK' || result.exitCode !== 0) throw new Error(`sbx: /bin/true did not succeed: ${result.toString()}`);
@@ -90,7 +92,6 @@ async function poolFull() {
 }
 
 async function runPooled(policy) {
-  setSpawnPool({ size: POOL_SIZE });
   const before = await poolFull();
   const ms = await runSbx(policy);
   const after = await spawnPoolStats();
@@ -98,10 +99,8 @@ async function runPooled(policy) {
   return ms;
 }
 
-async function runOnDemand(policy) {
-  setSpawnPool({ size: 0 });
-  return runSbx(policy);
-}
+/** On demand while the pool stays on (spawnPool: false: no slot used, no template change). */
+const runOnDemand = (policy) => runSbx(policy, 'namespaces', false);
 const runBwrap = () => runChild('bwrap', BWRAP_ARGS);
 
 function hasBwrap() {
@@ -136,13 +135,14 @@ async function pickPolicy() {
 }
 
 export async function spawnBench() {
+  setSpawnPool({ size: POOL_SIZE });
   const { policy, label } = await pickPolicy();
   const bwrap = hasBwrap();
-  const landlock = await runSbx(policy, 'landlock').then(
+  const landlock = await runSbx(policy, 'landlock', false).then(
     () => true,
     (err) => (process.stderr.write(`bench spawn: isolation 'landlock' does not run here (${err.message}): its rows are skipped\n`), false),
   );
-  const kinds = { sbx: () => runOnDemand(policy), pool: () => runPooled(policy), ...(landlock ? { ll: () => runSbx(policy, 'landlock') } : {}), cp: runCp, ...(bwrap ? { bwrap: runBwrap } : {}) };
+  const kinds = { sbx: () => runOnDemand(policy), pool: () => runPooled(policy), ...(landlock ? { ll: () => runSbx(policy, 'landlock', false) } : {}), cp: runCp, ...(bwrap ? { bwrap: runBwrap } : {}) };
 
   for (let i = 0; i < WARMUP; i++) for (const run of Object.values(kinds)) await run();
   const lat = Object.fromEntries(Object.keys(kinds).map((k) => [k, []]));
@@ -166,8 +166,6 @@ export async function spawnBench() {
 
   // Back to back through the pool: the refill competes with the requests (2 vCPUs here).
   const poolTput = {};
-  setSpawnPool({ size: POOL_SIZE });
-  await runSbx(policy);
   for (const [label, width] of [['seq', 1], ['par', 2]]) {
     await poolFull();
     const s0 = await spawnPoolStats();

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { setSpawnPool, spawnPoolStats, SpawnPoolError, autoPoolSize } from '@sbx/executor';
+import { Executor, setSpawnPool, spawnPoolStats, SpawnPoolError, autoPoolSize } from '@sbx/executor';
 import { isolationPolicy, openFdCount, repoRoot, runCaptured, sh, tick } from './helpers.js';
 
 /** Children of pid (host view). */
@@ -133,6 +133,21 @@ describe('spawn pool', () => {
       expect(ra2.stdout).toBe('layout-a\nno-b\n');
     }
     expect((await spawnPoolStats()).recycled).toBeGreaterThan(0);
+  });
+
+  it('spawnPool: false runs on demand and leaves the slots and the template alone', async () => {
+    setSpawnPool({ size: 2 });
+    const a = { executor: { hostname: 'usual' } };
+    await sh('true', a);
+    await readySlots(2);
+    const s0 = await spawnPoolStats();
+    const odd = await sh('cat /proc/sys/kernel/hostname', { executor: { hostname: 'odd', spawnPool: false } });
+    expect(odd.stdout).toBe('odd\n');
+    const s1 = await spawnPoolStats();
+    expect([s1.hits, s1.misses, s1.recycled]).toEqual([s0.hits, s0.misses, s0.recycled]);
+    expect((await sh('cat /proc/sys/kernel/hostname', a)).stdout).toBe('usual\n');
+    expect((await spawnPoolStats()).hits).toBe(s0.hits + 1);
+    expect(() => new Executor('/bin/true', ['true'], { spawnPool: 'yes' as never })).toThrow(/spawnPool must be a boolean, got "yes"/);
   });
 
   it('a host path replaced after the slots were prepared is seen as it is now', async () => {

@@ -75,6 +75,7 @@ static void init(struct fs_server *srv, int *sigfd) {
   pid_t ppid = getppid();
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) die("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
   if (getppid() != ppid) exit(1);
+  srv->executor_pid = ppid;
 
   int type = 0;
   socklen_t tlen = sizeof type;

@@ -31,6 +31,23 @@
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000ULL
 #endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* Writes pid into <dir>/cgroup.procs. 0 or -1 (errno). */
+static int join_cgroup_path(const char *dir, pid_t pid) {
+  char path[4200], num[24];
+  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  int n = snprintf(num, sizeof num, "%d", (int)pid);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t w = write(fd, num, (size_t)n);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return w == n ? 0 : -1;
+}
 
 static uint32_t rd_u32(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -55,9 +72,10 @@ static bool op_is_frozen(uint32_t op) {
   }
 }
 
-/* The frozen ops of a (validated) op list, copied in order into a new allocation. */
-static uint8_t *frozen_key(const uint8_t *buf, size_t len, size_t *out_len) {
-  uint8_t *key = malloc(len > 0 ? len : 1);
+/* The frozen ops of a (validated) op list, copied in order into a new allocation with `extra`
+ * bytes to spare at the end. */
+static uint8_t *frozen_key(const uint8_t *buf, size_t len, size_t extra, size_t *out_len) {
+  uint8_t *key = malloc(len + extra);
   if (key == NULL) return NULL;
   size_t off = 0, k = 0;
   while (len - off >= HEADER_SIZE) {
@@ -146,10 +164,13 @@ static void kill_slot(struct fs_slot *s) {
   while (waitid(P_PIDFD, (id_t)s->pidfd, &si, WEXITED) < 0 && errno == EINTR) {
   }
   close(s->pidfd);
-  close(s->sock);
+  if (s->sock >= 0) close(s->sock);
+  if (s->cgroup != NULL) {
+    (void)rmdir(s->cgroup); /* empty now: its only process was reaped above */
+    free(s->cgroup);
+    s->cgroup = NULL;
+  }
 }
-
-void pool_discard(struct fs_slot *slot) { kill_slot(slot); }
 
 static void remove_at(struct fs_pool *pool, size_t i) { pool->v[i] = pool->v[--pool->n]; }
 
@@ -169,15 +190,33 @@ void pool_set_size(struct fs_pool *pool, uint32_t size) {
   pool->broken = false; /* the caller asked again: try again */
 }
 
+/* The directory a cgroup path is in ("" for none), as a malloc'd string. */
+static char *parent_dir(const char *path) {
+  if (path == NULL) return strdup("");
+  const char *slash = strrchr(path, '/');
+  size_t n = slash != NULL && slash != path ? (size_t)(slash - path) : 1;
+  return strndup(path, n);
+}
+
 bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struct sbx_request *req,
                struct fs_slot *slot) {
+  if (req->no_pool) return false;
   /* With the pool off the template is still followed, so that turning it on warms at once. */
   if (pool->size > 0) pool->misses++; /* undone below on a hit */
   size_t key_len;
-  uint8_t *key = frozen_key(buf, len, &key_len);
-  if (key == NULL) return false;
+  char *cg_parent = parent_dir(req->cgroup);
+  uint8_t *key = cg_parent != NULL ? frozen_key(buf, len, strlen(cg_parent) + 1, &key_len) : NULL;
+  if (key == NULL) {
+    free(cg_parent);
+    return false;
+  }
+  /* The key ends with the cgroup parent (NUL included): slots in cgroups serve only requests
+   * that want one there. */
+  memcpy(key + key_len, cg_parent, strlen(cg_parent) + 1);
+  key_len += strlen(cg_parent) + 1;
   if (pool->key != NULL && key_len == pool->key_len && memcmp(key, pool->key, key_len) == 0) {
     free(key);
+    free(cg_parent);
     if (pool->binds != NULL && !binds_unchanged(pool)) {
       /* A bound host path was replaced (or appeared, or went): the slots show the old one. */
       kill_all(pool);
@@ -200,9 +239,12 @@ bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struc
   sbx_request_free(&pool->tmpl);
   pool->key = key;
   pool->key_len = key_len;
+  free(pool->cgroup_parent);
+  pool->cgroup_parent = cg_parent[0] != '\0' ? cg_parent : NULL;
+  if (pool->cgroup_parent == NULL) free(cg_parent);
   pool->broken = false;
   char err[256];
-  if (parse_template(key, key_len, &pool->tmpl, err, sizeof err) < 0) {
+  if (parse_template(key, key_len - (pool->cgroup_parent ? strlen(pool->cgroup_parent) : 0) - 1, &pool->tmpl, err, sizeof err) < 0) {
     snprintf(pool->last_error, sizeof pool->last_error, "template: %.200s", err);
     pool->failures++;
     pool->broken = true;
@@ -336,11 +378,35 @@ void pool_refill_one(struct fs_server *srv) {
     close(s[1]);
     return;
   }
+  char *cgroup = NULL;
+  int cgroup_fd = -1;
+  if (pool->cgroup_parent != NULL) {
+    char name[64];
+    snprintf(name, sizeof name, "/sbx-%d-p%llu", (int)srv->executor_pid, (unsigned long long)++pool->cgroup_serial);
+    cgroup = malloc(strlen(pool->cgroup_parent) + strlen(name) + 1);
+    if (cgroup != NULL) {
+      strcpy(cgroup, pool->cgroup_parent);
+      strcat(cgroup, name);
+    }
+    if (cgroup == NULL || mkdir(cgroup, 0755) < 0 ||
+        (cgroup_fd = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+      int e = cgroup == NULL ? ENOMEM : errno;
+      if (cgroup != NULL) (void)rmdir(cgroup);
+      free(cgroup);
+      fail(pool, "slot cgroup", e);
+      close(s[0]);
+      close(s[1]);
+      close(release[0]);
+      close(release[1]);
+      return;
+    }
+  }
   int pidfd = -1;
   struct fs_clone_args args = {
-      .flags = CLONE_PIDFD | pool->tmpl.namespaces,
+      .flags = CLONE_PIDFD | pool->tmpl.namespaces | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
       .pidfd = (uint64_t)(uintptr_t)&pidfd,
       .exit_signal = SIGCHLD,
+      .cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,
   };
   bool in_cgroup;
   const char *call;
@@ -353,13 +419,23 @@ void pool_refill_one(struct fs_server *srv) {
   int e = errno;
   close(s[1]);
   close(release[0]);
+  if (cgroup_fd >= 0) close(cgroup_fd);
   if (pid < 0) {
     fail(pool, call, e);
     close(s[0]);
     close(release[1]);
+    if (cgroup != NULL) (void)rmdir(cgroup);
+    free(cgroup);
     return;
   }
-  struct fs_slot slot = {.pid = pid, .pidfd = pidfd, .sock = s[0], .ready = false};
+  struct fs_slot slot = {.pid = pid, .pidfd = pidfd, .sock = s[0], .ready = false, .cgroup = cgroup};
+  /* The legacy clone cannot start it in the cgroup: move it now, still off the request path. */
+  if (cgroup != NULL && !in_cgroup && join_cgroup_path(cgroup, pid) < 0) {
+    fail(pool, "slot cgroup: write(cgroup.procs)", errno);
+    close(release[1]);
+    kill_slot(&slot);
+    return;
+  }
   char msg[200];
   if ((pool->tmpl.namespaces & CLONE_NEWUSER) &&
       userns_write_maps_from_parent(pid, &pool->tmpl, srv->may_setgroups, msg, sizeof msg) < 0) {
@@ -445,6 +521,7 @@ size_t pool_stats(const struct fs_pool *pool, uint8_t *buf) {
 
 void pool_free(struct fs_pool *pool) {
   for (size_t i = 0; i < pool->n; i++) kill_slot(&pool->v[i]);
+  free(pool->cgroup_parent);
   free(pool->v);
   free(pool->key);
   free(pool->binds);

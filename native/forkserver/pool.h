@@ -13,8 +13,11 @@
  * take, and while the forkserver's mount table is unchanged (poll on /proc/self/mountinfo):
  * otherwise every slot is recycled and the request is served on demand.
  *
- * A request's CGROUP is not part of the key: the forkserver moves the slot into it (cgroup.procs)
- * before the hand-over, so the init and the target start there as they would on demand.
+ * A request's CGROUP: only the directory it is in is part of the key. Moving a process between
+ * cgroups (cgroup.procs) waits for an RCU grace period (milliseconds), so a slot is cloned
+ * straight into a fresh cgroup of its own next to the request's (CLONE_INTO_CGROUP, named
+ * sbx-<executor pid>-p<n> like the executor's own), and SPAWNED tells the executor to use that
+ * one instead of the empty one it made ("cgroup=<path>" in the reply's message).
  */
 #ifndef SBX_FORKSERVER_POOL_H
 #define SBX_FORKSERVER_POOL_H
@@ -34,6 +37,7 @@ struct fs_slot {
   int pidfd;  /* owned until the slot is handed out */
   int sock;   /* forkserver's end of the slot's socket */
   bool ready; /* the slot said SBX_FS_SLOT_READY */
+  char *cgroup; /* its own cgroup (created with it, removed when it is killed unused), or NULL */
 };
 
 /* What a BIND source was when the template was adopted (stat, symlinks followed). */
@@ -47,7 +51,9 @@ struct fs_pool {
   struct fs_bind_id *binds; /* one per BIND op of the template, in op order */
   size_t nbinds;
   int mounts_fd;           /* /proc/self/mountinfo: POLLPRI when the host's mount table changes */
-  uint8_t *key;            /* frozen ops of the template; NULL: no template yet */
+  uint8_t *key;            /* frozen ops of the template, then "cgroup parent" (below); NULL: none yet */
+  char *cgroup_parent;     /* the template's cgroups were made in this directory; NULL: none */
+  uint64_t cgroup_serial;  /* names the slots' cgroups */
   size_t key_len;
   struct sbx_request tmpl; /* the key parsed (with placeholders for the required ops) */
   bool broken;             /* a slot of this template failed: no refill until it changes */
@@ -71,9 +77,6 @@ bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struc
  * then exec_fd. Closes the slot's socket. 0, or -errno (the slot is then killed and reaped). */
 int pool_hand_over(struct fs_slot *slot, const uint8_t *buf, size_t len, const int *fds,
                    size_t nfds, int exec_fd);
-
-/* Kills and reaps a slot taken with pool_take that will not be used. */
-void pool_discard(struct fs_slot *slot);
 
 /* True when a slot should be prepared now (pool on, template known, not full, not broken). */
 bool pool_wants_refill(const struct fs_pool *pool);

@@ -102,6 +102,8 @@ enum sbx_op {
                              domain; when the target ends, or on SIGTERM (walltime, kill, PDEATHSIG of
                              the forkserver), it SIGKILLs and reaps every descendant, sends
                              SBX_INIT_STATUS and exits. Tree kill without a pid namespace */
+  SBX_OP_NO_POOL = 25,    /* empty; served on demand, and the spawn pool (pool.h) neither serves it
+                             nor takes its layout as the template */
   SBX_OP_MAX
 };
 

@@ -21,6 +21,7 @@ struct fs_server {
   int devnull_fd;              /* stdio for children whose request maps none */
   bool may_setgroups;          /* CAP_SETGID: gid maps without "deny" (see userns.h) */
   struct fs_pool pool;         /* slots prepared ahead of demand (pool.h) */
+  pid_t executor_pid;          /* our parent: names the pool slots' cgroups */
 };
 
 /* clone3's argument (linux/sched.h, CLONE_ARGS_SIZE_VER2), spelled out: Debian's headers may

@@ -162,6 +162,8 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
   size_t received = 0;
   int err = 0, fatal = 0;
   pid_t pid = 0;
+  bool pooled = false;
+  msg[0] = '\0';
 
   if (fds == NULL || scratch == NULL || children_reserve(&srv->children) < 0) {
     err = -ENOMEM;
@@ -201,11 +203,13 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
   /* A slot prepared for exactly this layout: it gets the request and its fds, and execs. */
   struct fs_slot slot;
   if (pool_take(&srv->pool, buf, len, &req, &slot)) {
-    if (cgroup_fd >= 0 && join_cgroup(cgroup_fd, slot.pid, msg, sizeof msg) < 0) {
-      pool_discard(&slot); /* not moved: on demand starts it in the cgroup, or says why not */
-    } else if (pool_hand_over(&slot, buf, len, fds, req.fd_count, exec_fd) == 0) {
+    if (pool_hand_over(&slot, buf, len, fds, req.fd_count, exec_fd) == 0) {
       pid = slot.pid;
       pidfd = slot.pidfd;
+      /* The slot runs in a cgroup of its own (pool.h): the executor takes that one. */
+      if (slot.cgroup != NULL) snprintf(msg, sizeof msg, "cgroup=%s", slot.cgroup);
+      free(slot.cgroup);
+      pooled = true;
       goto out;
     } /* else on demand (a slot that died on the hand-over was killed and reaped) */
   }
@@ -304,5 +308,5 @@ out:
   }
   if (err != 0) return reply(srv, id, err, 0, msg, -1);
   children_add(&srv->children, id, pid, pidfd, walltime_ms, reaper ? SIGTERM : SIGKILL);
-  return reply(srv, id, 0, pid, "", pidfd);
+  return reply(srv, id, 0, pid, pooled ? msg : "", pidfd);
 }

@@ -43,6 +43,7 @@ export const Op = {
   Walltime: 22,
   HostIds: 23,
   Reaper: 24,
+  NoPool: 25,
 } as const;
 
 /** EXITED flags. */

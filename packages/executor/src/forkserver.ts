@@ -10,6 +10,8 @@ export interface Spawned {
   pid: number;
   /** pidfd of the sandboxee; the caller owns it. */
   pidfd: number;
+  /** A spawn-pool slot runs in a cgroup the forkserver made for it: use this one instead of the requested one. */
+  cgroup?: string;
 }
 
 export interface Exited {
@@ -48,7 +50,7 @@ export class ForkServer {
   private readonly pending = new Map<bigint, Pending>();
   private readonly exitWaiters = new Map<bigint, (e: Exited) => void>();
   private readonly early = new Map<bigint, Exited>();
-  private awaitingPidfd: { id: bigint; pid: number } | null = null;
+  private awaitingPidfd: { id: bigint; pid: number; cgroup?: string } | null = null;
   /** POOL_STATS queries, answered in order. */
   private readonly statsWaiters: { resolve: (s: SpawnPoolStats) => void; reject: (e: Error) => void }[] = [];
   private nextId = 1n;
@@ -183,10 +185,10 @@ export class ForkServer {
   private onMessage(m: Message): void {
     try {
       if (this.awaitingPidfd) {
-        const { id, pid } = this.awaitingPidfd;
+        const { id, pid, cgroup } = this.awaitingPidfd;
         this.awaitingPidfd = null;
         if (m.tag !== Tag.Fd) throw new ForkServerError('PROTOCOL', 'sbx: the forkserver sent no pidfd after a spawn reply');
-        this.pending.get(id)?.resolve({ pid, pidfd: m.fd });
+        this.pending.get(id)?.resolve({ pid, pidfd: m.fd, ...(cgroup ? { cgroup } : {}) });
         this.pending.delete(id);
         return;
       }
@@ -197,7 +199,8 @@ export class ForkServer {
         const pid = d.readUInt32LE(12);
         const message = d.subarray(16).toString('utf8');
         if (err === 0) {
-          this.awaitingPidfd = { id, pid };
+          const cgroup = message.startsWith('cgroup=') ? message.slice('cgroup='.length) : undefined;
+          this.awaitingPidfd = { id, pid, ...(cgroup ? { cgroup } : {}) };
           return;
         }
         const p = this.pending.get(id);

@@ -173,6 +173,7 @@ export class Sandbox {
       // Limits. The walltime is kept by the forkserver: it fires even when this event loop is busy.
       for (const [res, v] of ex.limits.rlimits()) ops.rlimit(res, v, v);
       if (ex.limits.walltime > 0) ops.u64(Op.Walltime, BigInt(Math.max(1, Math.round(ex.limits.walltime * 1000))));
+      if (!ex.spawnPool) ops.raw(Op.NoPool, Buffer.alloc(0));
 
       // fds: stdio, the IPC mappings, the setup socket
       const stdioFds = this.prepareStdio(closeAfterSpawn);
@@ -218,6 +219,7 @@ export class Sandbox {
       }
       this.pidfd = spawned.spawned.pidfd;
       this.hostPid = spawned.spawned.pid;
+      if (spawned.spawned.cgroup && this.cgroup) this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
       this.exitPromise = fs.waitExit(spawned.id);
       this.exitPromise.catch(() => {});
       this.setupDone = this.readSetup(setup);
