@@ -2,7 +2,7 @@
 // like on-demand ones, a slot never serves another layout, and slots leak nothing and die with
 // the executor. (test/executor.test.ts and test/escape/ run a second time with SBX_SPAWN_POOL=4:
 // `pnpm test:pooled`.)
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -75,6 +75,17 @@ describe('spawn pool', () => {
     expect(() => setSpawnPool({ size: 1.5 })).toThrow(/got 1\.5/);
     expect(() => setSpawnPool({ size: 'many' as never })).toThrow(/got "many"/);
     expect(autoPoolSize()).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a bad SBX_SPAWN_POOL is a clear error before any process starts', () => {
+    const script = `
+      import { Executor, Sandbox, PolicyBuilder } from '@sbx/executor';
+      try {
+        await new Sandbox(new Executor('/bin/true', ['true'], { stdio: 'ignore' }), new PolicyBuilder().build()).run();
+        console.log('ran');
+      } catch (e) { console.log(e.name + ': ' + e.message); }`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, env: { ...process.env, SBX_SPAWN_POOL: 'lots' }, encoding: 'utf8', timeout: 20_000 });
+    expect(r.stdout).toMatch(/SpawnPoolError: SBX_SPAWN_POOL: pool size must be an integer 0\.\.64 or 'auto', got "lots"/);
   });
 
   it('a pooled sandbox gives the same results as an on-demand one', async () => {

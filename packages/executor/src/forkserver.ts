@@ -65,6 +65,7 @@ export class ForkServer {
   }
 
   private constructor() {
+    const size = poolSize(); // a bad SBX_SPAWN_POOL throws here, before anything is started
     const n = native();
     const [ours, theirs] = n.socketpair(false, false);
     let started;
@@ -84,7 +85,6 @@ export class ForkServer {
     this.comms = new Comms(ours, { maxMessageSize: 1 << 20 });
     this.comms.unref();
     this.comms.onMessage((m) => this.onMessage(m), (e) => this.die(e));
-    const size = poolSize();
     if (size > 0) this.setPool(size);
   }
 

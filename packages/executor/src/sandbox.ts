@@ -208,9 +208,10 @@ export class Sandbox {
         throw err;
       }
 
-      const fs = ForkServer.shared();
+      let fs: ForkServer;
       let spawned;
       try {
+        fs = ForkServer.shared(); // throws on a bad SBX_SPAWN_POOL: the setup channel is closed below
         spawned = await fs.spawn(ops);
       } catch (err) {
         setup.close();

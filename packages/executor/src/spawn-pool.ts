@@ -55,6 +55,7 @@ function resolveSize(size: unknown, where: string): number {
 function fromEnv(): number {
   const v = process.env.SBX_SPAWN_POOL;
   if (v === undefined || v === '') return 0;
+  if (v !== 'auto' && !/^\d+$/.test(v)) throw new SpawnPoolError(`SBX_SPAWN_POOL: pool size must be an integer 0..${POOL_SIZE_MAX} or 'auto', got ${JSON.stringify(v)}`);
   return resolveSize(v === 'auto' ? 'auto' : Number(v), 'SBX_SPAWN_POOL');
 }
 
