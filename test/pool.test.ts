@@ -210,6 +210,31 @@ describe('spawn pool', () => {
     }
   });
 
+  it.runIf(process.getuid?.() === 0)('a layout whose slots cannot be built goes on demand and says why', async () => {
+    setSpawnPool({ size: 2 });
+    const dir = mkdtempSync('/var/tmp/sbx-pool-'); // 0700 root: the sandbox's nobody cannot reach into it
+    try {
+      writeFileSync(join(dir, 'f'), 'x');
+      const opts = { policy: isolationPolicy((b) => b.addFile(join(dir, 'f'))) };
+      const first = await sh('true', opts);
+      expect(first.result.status).toBe('SETUP_ERROR');
+      const settled = (x: { failures: number; ready: number; preparing: number }) => x.failures > 0 && x.ready + x.preparing === 0;
+      for (let i = 0; i < 200 && !settled(await spawnPoolStats()); i++) await tick(10);
+      const stats = await spawnPoolStats();
+      expect(stats.failures).toBeGreaterThan(0);
+      expect(stats.lastError).toMatch(/^slot: mount: open_tree\(.*sbx-pool-.*Permission denied/);
+      expect(stats.ready + stats.preparing).toBe(0); // no refill for a layout that fails
+      await tick(100);
+      expect((await spawnPoolStats()).prepared).toBe(stats.prepared);
+      const second = await sh('true', opts); // on demand again: the same error as the first
+      expect(second.result.status).toBe('SETUP_ERROR');
+      expect(second.result.reason).toBe(first.result.reason);
+      expect((await spawnPoolStats()).hits).toBe(stats.hits);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a slot holds no fd of the forkserver but its own, and waits non-dumpable', async () => {
     setSpawnPool({ size: 2 });
     await sh('true');
