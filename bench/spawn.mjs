@@ -7,11 +7,18 @@
 //         scopes, a subreaper init, an unprivileged uid as root; skipped without Landlock ABI 6);
 //   cp    child_process.spawn('/bin/true') to its 'exit' event (no sandbox);
 //   bwrap bubblewrap with a comparable view, spawned the same way as cp (skipped if not installed).
+//   pool  the same sandbox served by a spawn-pool slot (setSpawnPool): the pool is full before each
+//         timed request ("idle pool"). The pool stays on for the whole section: the other sbx
+//         kinds run with spawnPool: false (on demand, the slots untouched), so that no slot is
+//         killed, and no network namespace torn down, while something is timed.
+// Then the forkserver's own floor, from Node, in a block of its own (interleaved with cp): the
+// same namespaces and mount view for /bin/true, but no policy, monitor, setup socket, stdio or
+// Result: SPAWN to EXITED over the executor's channel (the research's M5), pool vs on demand.
 // Then throughput (sandboxes per second) of sbx and bwrap: one after another, and 2 at a time (two
 // loops side by side, each starting its next sandbox when its last one ended).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { Executor, PolicyBuilder, Sandbox } from '@sbx/executor';
+import { Executor, PolicyBuilder, Sandbox, setSpawnPool, spawnPoolStats } from '@sbx/executor';
 
 const TRUE = '/bin/true';
 const WARMUP = 20;
@@ -46,9 +53,9 @@ function withTimeout(p, what, onTimeout) {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-async function runSbx(policy, isolation = 'namespaces') {
+async function runSbx(policy, isolation = 'namespaces', spawnPool = true) {
   const t0 = performance.now();
-  const sandbox = new Sandbox(new Executor(TRUE, ['true'], { stdio: 'ignore', limits: { walltime: 10 }, isolation }), policy);
+  const sandbox = new Sandbox(new Executor(TRUE, ['true'], { stdio: 'ignore', limits: { walltime: 10 }, isolation, spawnPool }), policy);
   const result = await withTimeout(sandbox.run(), 'sbx sandbox of /bin/true', () => sandbox.kill());
   const ms = performance.now() - t0;
   if (result.status !== 'OK' || result.exitCode !== 0) throw new Error(`sbx: /bin/true did not succeed: ${result.toString()}`);
@@ -74,6 +81,59 @@ function runChild(cmd, args) {
 }
 
 const runCp = () => runChild(TRUE, []);
+
+const POOL_SIZE = 4;
+
+const { ForkServer } = await import(new URL('../packages/executor/dist/forkserver.js', import.meta.url));
+const { OpList, Op, CloneFlag } = await import(new URL('../packages/executor/dist/forkserver-protocol.js', import.meta.url));
+const { native } = await import('@sbx/client/internal');
+
+function floorOps(noPool) {
+  const root = process.getuid() === 0;
+  const uid = root ? 65534 : process.getuid();
+  const gid = root ? 65534 : process.getgid();
+  const ns = Object.values(CloneFlag).reduce((a, f) => a | f, 0);
+  const o = new OpList().str(Op.ExecPath, TRUE).str(Op.Arg, 'true').str(Op.Env, 'PATH=/usr/bin:/bin').u32(Op.Namespaces, ns);
+  o.str(Op.Hostname, 'sbx').words(Op.IdMap, [1000, uid, 1000, gid]).bind('/usr', '/usr', 0);
+  for (const d of ['bin', 'lib', 'lib64', 'sbin']) o.symlink(`usr/${d}`, `/${d}`);
+  o.str(Op.Proc, '/proc');
+  if (noPool) o.raw(Op.NoPool, Buffer.alloc(0));
+  return o;
+}
+
+/** SPAWN to EXITED straight through the forkserver (no policy, no monitor). */
+async function runFloor(noPool) {
+  const fs = ForkServer.shared();
+  const ops = floorOps(noPool);
+  const t0 = performance.now();
+  const { id, spawned } = await fs.spawn(ops);
+  const exited = await fs.waitExit(id);
+  const ms = performance.now() - t0;
+  native().close(spawned.pidfd);
+  if (exited.status !== 0) throw new Error(`bench spawn: the forkserver's /bin/true ended with status ${exited.status}`);
+  return ms;
+}
+
+/** Waits (untimed) until the pool is full again. */
+async function poolFull() {
+  for (let i = 0; i < 2000; i++) {
+    const s = await spawnPoolStats();
+    if (s.ready >= s.size) return s;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  throw new Error(`the spawn pool never filled: ${JSON.stringify(await spawnPoolStats())}`);
+}
+
+async function runPooled(policy) {
+  const before = await poolFull();
+  const ms = await runSbx(policy);
+  const after = await spawnPoolStats();
+  if (after.hits !== before.hits + 1) throw new Error(`bench spawn: a pooled request missed the pool (${JSON.stringify(after)})`);
+  return ms;
+}
+
+/** On demand while the pool stays on (spawnPool: false: no slot used, no template change). */
+const runOnDemand = (policy) => runSbx(policy, 'namespaces', false);
 const runBwrap = () => runChild('bwrap', BWRAP_ARGS);
 
 function hasBwrap() {
@@ -108,13 +168,14 @@ async function pickPolicy() {
 }
 
 export async function spawnBench() {
+  setSpawnPool({ size: POOL_SIZE });
   const { policy, label } = await pickPolicy();
   const bwrap = hasBwrap();
-  const landlock = await runSbx(policy, 'landlock').then(
+  const landlock = await runSbx(policy, 'landlock', false).then(
     () => true,
     (err) => (process.stderr.write(`bench spawn: isolation 'landlock' does not run here (${err.message}): its rows are skipped\n`), false),
   );
-  const kinds = { sbx: () => runSbx(policy), ...(landlock ? { ll: () => runSbx(policy, 'landlock') } : {}), cp: runCp, ...(bwrap ? { bwrap: runBwrap } : {}) };
+  const kinds = { sbx: () => runOnDemand(policy), pool: () => runPooled(policy), ...(landlock ? { ll: () => runSbx(policy, 'landlock', false) } : {}), cp: runCp, ...(bwrap ? { bwrap: runBwrap } : {}) };
 
   for (let i = 0; i < WARMUP; i++) for (const run of Object.values(kinds)) await run();
   const lat = Object.fromEntries(Object.keys(kinds).map((k) => [k, []]));
@@ -136,6 +197,40 @@ export async function spawnBench() {
     tput2[k] = THROUGHPUT_RUNS / ((performance.now() - t0) / 1000);
   }
 
+  // The forkserver's floor (a layout of its own: the pool follows it for this block).
+  const floorKinds = { fsPool: async () => (await poolFull(), runFloor(false)), fsDemand: () => runFloor(true), cp: runCp };
+  await runFloor(false);
+  for (let i = 0; i < WARMUP; i++) for (const run of Object.values(floorKinds)) await run();
+  const floor = { fsPool: [], fsDemand: [], cp: [] };
+  for (let i = 0; i < RUNS; i++) for (const [k, run] of Object.entries(floorKinds)) floor[k].push(await run());
+  // Back to back through the forkserver alone, pool vs on demand (requests per second).
+  const floorTput = {};
+  for (const [k, noPool] of [['pool', false], ['demand', true]]) {
+    await poolFull();
+    const s0 = await spawnPoolStats();
+    const t0 = performance.now();
+    for (let i = 0; i < THROUGHPUT_RUNS; i++) await runFloor(noPool);
+    floorTput[k] = THROUGHPUT_RUNS / ((performance.now() - t0) / 1000);
+    floorTput[`${k}Hits`] = (await spawnPoolStats()).hits - s0.hits;
+  }
+  await runSbx(policy); // the pool back on the SDK's layout
+
+  // Back to back through the pool: the refill competes with the requests (2 vCPUs here).
+  const poolTput = {};
+  for (const [label, width] of [['seq', 1], ['par', 2]]) {
+    await poolFull();
+    const s0 = await spawnPoolStats();
+    const t0 = performance.now();
+    const loop = async () => {
+      for (let i = 0; i < THROUGHPUT_RUNS / width; i++) await runSbx(policy);
+    };
+    await Promise.all(Array.from({ length: width }, loop));
+    poolTput[label] = THROUGHPUT_RUNS / ((performance.now() - t0) / 1000);
+    const s1 = await spawnPoolStats();
+    poolTput[`${label}Hits`] = s1.hits - s0.hits;
+  }
+  setSpawnPool({ size: 0 });
+
   const p = (k, q) => quantile(lat[k], q);
   const sbxName = `sbx full sandbox /bin/true (${label})`;
   const cpName = 'child_process.spawn(/bin/true), no sandbox';
@@ -144,6 +239,24 @@ export async function spawnBench() {
     { name: `${sbxName}, p50`, unit: 'ms', value: p('sbx', 0.5), peer: cpName, peerValue: p('cp', 0.5), goal: '<= 2.5×' },
     { name: `${sbxName}, p90`, unit: 'ms', value: p('sbx', 0.9), peer: cpName, peerValue: p('cp', 0.9) },
   ];
+  const poolName = `sbx full sandbox /bin/true from the spawn pool (size ${POOL_SIZE}, idle pool)`;
+  rows.push(
+    { name: `${poolName}, p50`, unit: 'ms', value: p('pool', 0.5), peer: cpName, peerValue: p('cp', 0.5), goal: '<= 0.7×' },
+    { name: `${poolName}, p90`, unit: 'ms', value: p('pool', 0.9), peer: cpName, peerValue: p('cp', 0.9) },
+    { name: `${poolName}, p50`, unit: 'ms', value: p('pool', 0.5), peer: `${sbxName} (on demand)`, peerValue: p('sbx', 0.5) },
+    { name: `${poolName}, p90`, unit: 'ms', value: p('pool', 0.9), peer: `${sbxName} (on demand)`, peerValue: p('sbx', 0.9) },
+    { name: `sequential sandboxes per second through the pool (${poolTput.seqHits}/${THROUGHPUT_RUNS} hits)`, unit: '/s', value: poolTput.seq, peer: 'on demand', peerValue: tput.sbx },
+    { name: `sandboxes per second through the pool, 2 at a time (${poolTput.parHits}/${THROUGHPUT_RUNS} hits)`, unit: '/s', value: poolTput.par, peer: 'on demand', peerValue: tput2.sbx },
+  );
+  const fq = (k, q) => quantile(floor[k], q);
+  const floorName = `forkserver alone, SPAWN to EXITED from Node, /bin/true, no policy, from the pool (size ${POOL_SIZE}, idle)`;
+  rows.push(
+    { name: `${floorName}, p50`, unit: 'ms', value: fq('fsPool', 0.5), peer: `${cpName} (same block)`, peerValue: fq('cp', 0.5), goal: '<= 0.7×' },
+    { name: `${floorName}, p90`, unit: 'ms', value: fq('fsPool', 0.9), peer: `${cpName} (same block)`, peerValue: fq('cp', 0.9) },
+    { name: `${floorName}, p50`, unit: 'ms', value: fq('fsPool', 0.5), peer: 'the same on demand', peerValue: fq('fsDemand', 0.5) },
+    { name: `${floorName}, p90`, unit: 'ms', value: fq('fsPool', 0.9), peer: 'the same on demand', peerValue: fq('fsDemand', 0.9) },
+    { name: `forkserver alone back to back through the pool (${floorTput.poolHits}/${THROUGHPUT_RUNS} hits)`, unit: '/s', value: floorTput.pool, peer: 'the same on demand', peerValue: floorTput.demand },
+  );
   if (landlock) {
     const llName = `sbx isolation 'landlock' /bin/true (${label})`;
     rows.push(

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Executor, ForkServerHandle, PolicyBuilder, Sandbox, type Policy, type Result } from '@sbx/executor';
 import type { Comms } from '@sbx/client';
-import { openFdCount, repoRoot, testcase } from './helpers.js';
+import { openFdCount, repoRoot, testcase, tick } from './helpers.js';
 
 const serverScript = join(repoRoot, 'test', 'fixtures', 'fork-server.mjs');
 const hostileScript = join(repoRoot, 'test', 'fixtures', 'fork-hostile.mjs');
@@ -220,6 +220,45 @@ describe('custom-fork mode: spares (children forked ahead)', () => {
     }
     expect(failures).toEqual([]);
   }, 120_000);
+});
+
+describe('custom-fork mode: spares follow the forkserver\'s state (recycleSpares)', () => {
+  const policy = nodePolicy();
+  const recycleScript = join(repoRoot, 'test', 'fixtures', 'fork-server-recycle.mjs');
+
+  /** Generations 3 children saw (the forkserver adds 1 after each fork): one alone, then two
+   *  asked at once, so that the third is served while the forkserver is at generation 3 by
+   *  whatever spare is left (made at generation 1 or 2) unless recycleSpares() killed it. */
+  async function generations(mode: 'recycle' | 'keep'): Promise<number[]> {
+    const server = await startNodeServer(policy, [mode], recycleScript);
+    const ask = async () => {
+      const c = await forkChild(server, policy);
+      await c.comms.sendMessage({});
+      const g = ((await c.comms.recvMessage()) as { generation: number }).generation;
+      expect((await c.result).status).toBe('OK');
+      c.comms.close();
+      return g;
+    };
+    try {
+      await tick(300); // quiet: the forkserver forks its spares
+      const first = await ask();
+      await tick(100);
+      const rest = await Promise.all([ask(), ask()]);
+      return [first, ...rest].sort((a, b) => a - b);
+    } finally {
+      await server.close();
+    }
+  }
+
+  it('after recycleSpares() every child sees the state of the forkserver when it was asked for', async () => {
+    expect(await generations('recycle')).toEqual([1, 2, 3]);
+  }, 60_000);
+
+  it('without it, a child from an older spare sees the older state (what recycleSpares is for)', async () => {
+    const seen = await generations('keep');
+    expect(seen[0]).toBe(1);
+    expect(seen).not.toEqual([1, 2, 3]);
+  }, 60_000);
 });
 
 describe('custom-fork mode: sibling isolation', () => {

@@ -21,4 +21,11 @@ const r = spawnSync(
   ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, vitest, 'run', '--configLoader', 'runner', 'test/'],
   { cwd: root, stdio: 'inherit', env: { ...process.env, HOME: '/tmp', SBX_TEST_UNPRIVILEGED: '1' } },
 );
-process.exit(r.status ?? 1);
+if (r.status !== 0) process.exit(r.status ?? 1);
+// The isolation suites once more with the spawn pool on (vitest.pooled.config.ts), as nobody.
+const pooled = spawnSync(
+  'setpriv',
+  ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, vitest, 'run', '--configLoader', 'runner', '-c', 'vitest.pooled.config.ts'],
+  { cwd: root, stdio: 'inherit', env: { ...process.env, HOME: '/tmp', SBX_TEST_UNPRIVILEGED: '1' } },
+);
+process.exit(pooled.status ?? 1);

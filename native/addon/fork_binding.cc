@@ -315,6 +315,15 @@ static Napi::Value ForkingSetSpares(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// forkingRecycleSpares(): the waiting spares are killed, new ones forked from the state as it is now.
+static Napi::Value ForkingRecycleSpares(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!g_fc) ThrowErrno(env, EBADF, "forkingRecycleSpares");
+  int rc = sbx_forking_client_recycle_spares(g_fc);
+  if (rc < 0) ThrowErrno(env, -rc, "sbx_forking_client_recycle_spares");
+  return env.Undefined();
+}
+
 // forkingStats() -> { children } (forkserver side)
 static Napi::Value ForkingStats(const Napi::CallbackInfo &info) {
   Napi::Object o = Napi::Object::New(info.Env());
@@ -358,6 +367,7 @@ void InitForkBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("forkingV8Built", Napi::Function::New(env, ForkingV8Built, "forkingV8Built"));
   exports.Set("forkingWaitAndFork", Napi::Function::New(env, ForkingWaitAndFork, "forkingWaitAndFork"));
   exports.Set("forkingSetSpares", Napi::Function::New(env, ForkingSetSpares, "forkingSetSpares"));
+  exports.Set("forkingRecycleSpares", Napi::Function::New(env, ForkingRecycleSpares, "forkingRecycleSpares"));
   exports.Set("forkingStats", Napi::Function::New(env, ForkingStats, "forkingStats"));
   exports.Set("forkExit", Napi::Function::New(env, ForkExit, "forkExit"));
   exports.Set("forkNaturalExit", Napi::Function::New(env, ForkNaturalExit, "forkNaturalExit"));

@@ -143,7 +143,7 @@ __attribute__((noreturn)) static void exec_target(struct child_ctx *ctx) {
   report_and_exit(ctx);
 }
 
-void child_run(struct child_ctx *ctx) {
+void child_run_frozen(struct child_ctx *ctx) {
   const struct sbx_request *req = ctx->req;
   uint32_t ns = req->namespaces;
 
@@ -159,6 +159,12 @@ void child_run(struct child_ctx *ctx) {
   if (ns & CLONE_NEWNS) run(ctx, "mount", mnt_setup_in_child);
   if (req->hostname != NULL) run(ctx, "hostname", uts_set_hostname_in_child);
   if (ns & CLONE_NEWNET) run(ctx, "network", net_lo_up_in_child);
+}
+
+void child_run_request(struct child_ctx *ctx) {
+  const struct sbx_request *req = ctx->req;
+  uint32_t ns = req->namespaces;
+
   run(ctx, "cwd", change_dir);
   /* fds before rlimits: a low RLIMIT_NOFILE must not stop the moves to 1021/1022 */
   run(ctx, "fds", fds_arrange_in_child);
@@ -179,3 +185,10 @@ void child_run(struct child_ctx *ctx) {
   if (req->filter != NULL) run(ctx, "seccomp", seccomp_install_in_child);
   exec_target(ctx);
 }
+
+void child_run(struct child_ctx *ctx) {
+  child_run_frozen(ctx);
+  child_run_request(ctx);
+}
+
+void child_report_and_exit(struct child_ctx *ctx) { report_and_exit(ctx); }

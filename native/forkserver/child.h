@@ -37,6 +37,14 @@ struct child_ctx {
 
 /* Runs the steps in order and execs; never returns (exit status 127 on failure). */
 __attribute__((noreturn)) void child_run(struct child_ctx *ctx);
+/* The two halves of child_run. The frozen half (release, session, ids, mount tree, hostname,
+ * network) depends only on what a pool slot is keyed by (pool.h); a slot runs it ahead of demand
+ * and the request half (cwd, fds, rlimits, caps, Landlock, init, filter, exec) once its request
+ * has come. child_run_request never returns. */
+void child_run_frozen(struct child_ctx *ctx);
+__attribute__((noreturn)) void child_run_request(struct child_ctx *ctx);
+/* Sends ctx->error on the setup socket (if any) and _exit(127)s. */
+__attribute__((noreturn)) void child_report_and_exit(struct child_ctx *ctx);
 
 /* Records "call(arg1arg2...): strerror(err)" for the running step. The args are strings, ending
  * with NULL. Returns -1 so that steps can `return child_fail(...)`. */

@@ -28,6 +28,9 @@
 #include "server.h"
 #include "userns.h"
 
+/* Slots beyond this many are not watched for readiness (pool sizes are capped lower in TS). */
+#define SBX_POOL_POLL_MAX 64
+
 __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -72,6 +75,7 @@ static void init(struct fs_server *srv, int *sigfd) {
   pid_t ppid = getppid();
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) die("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
   if (getppid() != ppid) exit(1);
+  srv->executor_pid = ppid;
 
   int type = 0;
   socklen_t tlen = sizeof type;
@@ -107,6 +111,7 @@ static void init(struct fs_server *srv, int *sigfd) {
 }
 
 __attribute__((noreturn)) static void shutdown_and_exit(struct fs_server *srv, int code) {
+  pool_free(&srv->pool);
   children_kill_all(&srv->children);
   children_free(&srv->children);
   exit(code);
@@ -126,12 +131,26 @@ int main(int argc, char **argv) {
   init(&srv, &sigfd);
 
   for (;;) {
-    struct pollfd p[2] = {{.fd = sigfd, .events = POLLIN}, {.fd = SBX_FS_COMMS_FD, .events = POLLIN}};
-    if (poll(p, 2, children_enforce_walltime(&srv.children)) < 0) {
+    /* sigfd, comms, the mount-table watch, then one entry per pool slot (readiness and deaths). */
+    struct pollfd p[3 + SBX_POOL_POLL_MAX] = {{.fd = sigfd, .events = POLLIN},
+                                              {.fd = SBX_FS_COMMS_FD, .events = POLLIN}};
+    struct pollfd *mounts = &p[2];
+    *mounts = (struct pollfd){.fd = pool_mounts_fd(&srv.pool), .events = POLLPRI};
+    size_t nslots = pool_pollfds(&srv.pool, p + 3, SBX_POOL_POLL_MAX);
+    /* A refill is due: look at what is there and come back at once. */
+    int timeout = pool_wants_refill(&srv.pool) ? 0 : children_enforce_walltime(&srv.children);
+    if (timeout == 0) (void)children_enforce_walltime(&srv.children);
+    if (poll(p, 3 + nslots, timeout) < 0) {
       if (errno == EINTR) continue;
       fprintf(stderr, "sbx-forkserver: poll: %s\n", strerror(errno));
       shutdown_and_exit(&srv, 1);
     }
+    pool_handle_events(&srv.pool, p + 3, nslots);
+    if (mounts->revents & (POLLPRI | POLLERR)) pool_mounts_changed(&srv.pool);
+    /* Refill off the request path: one slot per turn of the loop, and only when no request is
+     * waiting (a request that comes meanwhile is served before the next slot is cloned). */
+    if (!(p[1].revents & (POLLIN | POLLHUP | POLLERR)) && pool_wants_refill(&srv.pool))
+      pool_refill_one(&srv);
     if (p[0].revents & POLLIN) {
       struct signalfd_siginfo si[16];
       while (read(sigfd, si, sizeof si) > 0) {
@@ -152,6 +171,21 @@ int main(int argc, char **argv) {
       if (r < 0) {
         fprintf(stderr, "sbx-forkserver: receive: %s\n", sbx_comms_strerror(r));
         shutdown_and_exit(&srv, 1);
+      }
+      if (tag == SBX_FS_POOL) {
+        const uint8_t *d = data;
+        uint32_t size = len == 4 ? d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24 : 0;
+        if (len == 4 && size <= SBX_POOL_POLL_MAX) pool_set_size(&srv.pool, size);
+        else fprintf(stderr, "sbx-forkserver: ignoring a POOL message (want a u32 size <= %d)\n", SBX_POOL_POLL_MAX);
+        free(data);
+        continue;
+      }
+      if (tag == SBX_FS_POOL_STATS) {
+        free(data);
+        uint8_t stats[48 + sizeof srv.pool.last_error];
+        r = sbx_comms_send_tlv(&srv.comms, SBX_FS_POOL_STATS, stats, pool_stats(&srv.pool, stats));
+        if (r < 0) shutdown_and_exit(&srv, r == -EPIPE || r == -ECONNRESET ? 0 : 1);
+        continue;
       }
       if (tag != SBX_FS_SPAWN) {
         fprintf(stderr, "sbx-forkserver: ignoring a message with tag 0x%x (%s)\n", (unsigned)tag,

@@ -7,6 +7,7 @@
  * Executor -> forkserver
  *   SBX_FS_SPAWN: payload = an op list (below), then one SBX_TAG_FD message for every op that
  *   consumes an fd (SBX_OP_FD, SBX_OP_SETUP_SOCKET), in op order.
+ *   SBX_FS_POOL, SBX_FS_POOL_STATS: the spawn pool (tags below; pool.h).
  * Forkserver -> executor (asynchronous; matched by request id)
  *   SBX_FS_SPAWNED: u64 request_id | i32 err (0 or -errno) | u32 pid (host view) | message bytes
  *     (UTF-8, may be empty). When err == 0 it is followed by one SBX_TAG_FD: the child's pidfd.
@@ -47,6 +48,14 @@
 #define SBX_FS_EXITED 0x00005303u
 /* On the setup socket, from the sandbox's init (pid 1): i32 raw wait status of the target. */
 #define SBX_INIT_STATUS 0x00005304u
+/* Spawn pool (pool.h). Executor -> forkserver: u32 size (0 = off). */
+#define SBX_FS_POOL 0x00005305u
+/* Executor -> forkserver: empty. Forkserver -> executor, in order of the queries:
+ *   u32 size | u32 ready | u32 preparing | u32 failures | u64 hits | u64 misses |
+ *   u64 recycled | u64 prepared | last failure message (UTF-8, may be empty) */
+#define SBX_FS_POOL_STATS 0x00005306u
+/* Slot -> forkserver on the slot's own socket: empty, the frozen setup is done. */
+#define SBX_FS_SLOT_READY 0x00005307u
 
 /* fd numbers used in the child between clone and exec (above any mapped fd but 1023). */
 #define SBX_SETUP_FD_TARGET 1021
@@ -93,6 +102,8 @@ enum sbx_op {
                              domain; when the target ends, or on SIGTERM (walltime, kill, PDEATHSIG of
                              the forkserver), it SIGKILLs and reaps every descendant, sends
                              SBX_INIT_STATUS and exits. Tree kill without a pid namespace */
+  SBX_OP_NO_POOL = 25,    /* empty; served on demand, and the spawn pool (pool.h) neither serves it
+                             nor takes its layout as the template */
   SBX_OP_MAX
 };
 

@@ -40,6 +40,7 @@ static const char *const op_names[SBX_OP_MAX] = {
     [SBX_OP_CGROUP] = "CGROUP",         [SBX_OP_LANDLOCK] = "LANDLOCK",
     [SBX_OP_WALLTIME] = "WALLTIME",     [SBX_OP_HOST_IDS] = "HOST_IDS",
     [SBX_OP_REAPER] = "REAPER",
+    [SBX_OP_NO_POOL] = "NO_POOL",
 };
 
 const char *sbx_op_name(uint32_t op) {
@@ -64,6 +65,7 @@ static bool op_is_single(uint32_t op) {
   case SBX_OP_WALLTIME:
   case SBX_OP_HOST_IDS:
   case SBX_OP_REAPER:
+  case SBX_OP_NO_POOL:
     return true;
   default:
     return false;
@@ -451,6 +453,10 @@ static int parse_op(struct parser *p, const uint8_t *d, size_t n) {
   case SBX_OP_REAPER:
     if ((r = need_len(p, n, 0)) < 0) return r;
     if (p->fill) o->reaper = true;
+    return 0;
+  case SBX_OP_NO_POOL:
+    if ((r = need_len(p, n, 0)) < 0) return r;
+    if (p->fill) o->no_pool = true;
     return 0;
   default:
     return fail(p, "unknown op");

@@ -83,6 +83,7 @@ struct sbx_request {
   bool has_host_ids;        /* SBX_OP_HOST_IDS: become host_uid/host_gid (no user namespace) */
   uint32_t host_uid, host_gid;
   bool reaper;              /* SBX_OP_REAPER: a subreaper init kills the tree (no pid namespace) */
+  bool no_pool;             /* SBX_OP_NO_POOL: on demand, and the spawn pool is left as it is */
 
   void *arena; /* the single allocation everything above points into */
 };

@@ -26,12 +26,6 @@
 #include "server.h"
 #include "userns.h"
 
-/* clone3's argument (linux/sched.h, CLONE_ARGS_SIZE_VER2), spelled out: Debian's headers may
- * predate some fields and flags. */
-struct fs_clone_args {
-  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
-      set_tid_size, cgroup;
-};
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000ULL
 #endif
@@ -100,7 +94,7 @@ static const char *clone_hint(int err, uint64_t flags) {
  * the pidfd at parent_tid (its third argument on every architecture); *in_cgroup says whether
  * the child already starts in the cgroup. */
 static bool g_no_clone3;
-static pid_t clone_child(const struct fs_clone_args *args, bool *in_cgroup, const char **call) {
+pid_t spawn_clone(const struct fs_clone_args *args, bool *in_cgroup, const char **call) {
   *in_cgroup = (args->flags & CLONE_INTO_CGROUP) != 0;
   *call = "clone3";
   if (!g_no_clone3) {
@@ -168,6 +162,8 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
   size_t received = 0;
   int err = 0, fatal = 0;
   pid_t pid = 0;
+  bool pooled = false;
+  msg[0] = '\0';
 
   if (fds == NULL || scratch == NULL || children_reserve(&srv->children) < 0) {
     err = -ENOMEM;
@@ -204,6 +200,19 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
       goto out;
     }
   }
+  /* A slot prepared for exactly this layout: it gets the request and its fds, and execs. */
+  struct fs_slot slot;
+  if (pool_take(&srv->pool, buf, len, &req, &slot)) {
+    if (pool_hand_over(&slot, buf, len, fds, req.fd_count, exec_fd) == 0) {
+      pid = slot.pid;
+      pidfd = slot.pidfd;
+      /* The slot runs in a cgroup of its own (pool.h): the executor takes that one. */
+      if (slot.cgroup != NULL) snprintf(msg, sizeof msg, "cgroup=%s", slot.cgroup);
+      free(slot.cgroup);
+      pooled = true;
+      goto out;
+    } /* else on demand (a slot that died on the hand-over was killed and reaped) */
+  }
   if (pipe2(release, O_CLOEXEC) < 0) {
     err = -errno;
     snprintf(msg, sizeof msg, "pipe2(O_CLOEXEC): %s", strerror(errno));
@@ -218,7 +227,7 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
   };
   bool in_cgroup;
   const char *call;
-  pid = clone_child(&args, &in_cgroup, &call);
+  pid = spawn_clone(&args, &in_cgroup, &call);
   if (pid == 0) {
     /* Child: from here on child.h's rules apply. The executor's channel is not ours to
      * touch (the fds step would close it too, but only after the mounts). */
@@ -299,5 +308,5 @@ out:
   }
   if (err != 0) return reply(srv, id, err, 0, msg, -1);
   children_add(&srv->children, id, pid, pidfd, walltime_ms, reaper ? SIGTERM : SIGKILL);
-  return reply(srv, id, 0, pid, "", pidfd);
+  return reply(srv, id, 0, pid, pooled ? msg : "", pidfd);
 }

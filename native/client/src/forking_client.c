@@ -436,6 +436,22 @@ static int fork_spare(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks
   return 1;
 }
 
+int sbx_forking_client_recycle_spares(sbx_forking_client *fc) {
+  if (fc == NULL) return -EINVAL;
+  for (unsigned i = 0; i < fc->nchildren; i++) {
+    struct child *c = &fc->children[i];
+    if (c->sock < 0) continue;
+    /* Killed unassigned: reaped later without a report (id 0, like a failed assignment). */
+    syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+    close(c->sock);
+    c->sock = -1;
+    c->id = 0;
+    fc->nspares--;
+  }
+  fc->spare_failed = 0;
+  return 0;
+}
+
 int sbx_forking_client_set_spares(sbx_forking_client *fc, unsigned n) {
   if (fc == NULL || n > SBX_FORK_MAX_SPARES) return -EINVAL;
   fc->want_spares = n;

@@ -102,6 +102,17 @@ export class ForkingClient {
   }
 
   /**
+   * Kills the spares waiting for a request: they are snapshots of this process from when they
+   * were forked. Call it after the forkserver's state changed (a module loaded, a configuration
+   * reloaded, a cache warmed) between waitAndFork() calls; the next spares are forked from the
+   * state as it is then. A no-op before the first waitAndFork() (no spare exists yet).
+   */
+  static recycleSpares(): void {
+    if (inChild) throw new ForkError('NOT_FORKSERVER', 'ForkingClient.recycleSpares() in a forked child');
+    if (opened) native().forkingRecycleSpares();
+  }
+
+  /**
    * Waits for the next fork request, reaping and reporting ended children meanwhile; forks.
    * Returns the child's pid (in this forkserver's pid namespace) in the forkserver and 0 in the
    * child. Synchronous: the forkserver's event loop does not run while it waits, and nothing

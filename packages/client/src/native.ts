@@ -41,6 +41,7 @@ export interface NativeBinding {
   forkingWaitAndFork(): number;
   forkingStats(): { children: number };
   forkingSetSpares(n: number): void;
+  forkingRecycleSpares(): void;
   forkExit(code: number): never;
   forkNaturalExit(fn: (state: number) => void): void;
   forkGetpid(): number;

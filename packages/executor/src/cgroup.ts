@@ -54,7 +54,7 @@ function removeStale(dir: string): void {
     return;
   }
   for (const name of names) {
-    const m = /^sbx-(\d+)-\d+$/.exec(name);
+    const m = /^sbx-(\d+)-p?\d+$/.exec(name); // p: a spawn-pool slot's (native/forkserver/pool.h)
     if (!m || Number(m[1]) === process.pid || existsSync(`/proc/${m[1]}`)) continue;
     try {
       rmdirSync(join(dir, name));
@@ -78,6 +78,17 @@ export class SandboxCgroup {
     } catch {
       return null;
     }
+  }
+
+  /** The sandbox runs in `path` instead (a spawn-pool slot's own cgroup, made by the forkserver
+   *  under the same parent): this one, still empty, is removed. */
+  replacedBy(path: string): SandboxCgroup {
+    try {
+      rmdirSync(this.path);
+    } catch {
+      // not there any more
+    }
+    return new SandboxCgroup(path);
   }
 
   /** SIGKILLs every process in it (none may escape by double fork or setsid). */

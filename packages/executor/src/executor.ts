@@ -53,6 +53,12 @@ export interface ExecutorOptions {
    * to it. An unprivileged executor's sandboxee keeps the executor's own ids.
    */
   sandboxUser?: { uid: number; gid: number };
+  /**
+   * Whether this sandbox may come from the spawn pool (setSpawnPool; default true). false: always
+   * started on demand, and its layout does not become the pool's template (for an occasional
+   * layout that must not recycle the slots a service keeps for its usual one).
+   */
+  spawnPool?: boolean;
 }
 
 export type Isolation = 'namespaces' | 'landlock';
@@ -86,6 +92,7 @@ export class Executor {
   readonly landlock: 'auto' | 'off';
   readonly isolation: Isolation;
   readonly sandboxUser: { readonly uid: number; readonly gid: number };
+  readonly spawnPool: boolean = true;
   /** @internal set when a Sandbox starts it: an executor runs once. */
   started = false;
   /** Custom-fork mode: the forkserver that forks this sandboxee (null: exec mode). */
@@ -138,7 +145,7 @@ export class Executor {
       throw new TypeError('Executor: argv must be an array of strings');
     }
     if (options === null || typeof options !== 'object') throw new TypeError('Executor: options must be an object');
-    const known = new Set(['env', 'cwd', 'enableSandboxBeforeExec', 'limits', 'stdio', 'hostname', 'cgroup', 'monitor', 'landlock', 'isolation', 'sandboxUser']);
+    const known = new Set(['env', 'cwd', 'enableSandboxBeforeExec', 'limits', 'stdio', 'hostname', 'cgroup', 'monitor', 'landlock', 'isolation', 'sandboxUser', 'spawnPool']);
     for (const k of Object.keys(options)) if (!known.has(k)) throw new TypeError(`Executor: unknown option "${k}" (known: ${[...known].join(', ')})`);
 
     // Interpret
@@ -170,6 +177,9 @@ export class Executor {
     if (isolation === 'landlock' && landlock === 'off') throw new TypeError(`Executor: isolation 'landlock' needs Landlock: it cannot be combined with landlock: 'off'`);
     this.isolation = isolation;
     this.sandboxUser = Object.freeze(checkSandboxUser(options.sandboxUser ?? { uid: NOBODY_ID, gid: NOBODY_ID }));
+    const spawnPool = options.spawnPool ?? true;
+    if (typeof spawnPool !== 'boolean') throw new TypeError(`Executor: spawnPool must be a boolean, got ${JSON.stringify(spawnPool)}`);
+    this.spawnPool = spawnPool;
   }
 }
 

@@ -3,7 +3,17 @@
 import { HEADER_SIZE } from '@sbx/client';
 
 export const FS_COMMS_FD = 3;
-export const FsTag = { Spawn: 0x00005301, Spawned: 0x00005302, Exited: 0x00005303, InitStatus: 0x00005304 } as const;
+export const FsTag = {
+  Spawn: 0x00005301,
+  Spawned: 0x00005302,
+  Exited: 0x00005303,
+  InitStatus: 0x00005304,
+  Pool: 0x00005305,
+  PoolStats: 0x00005306,
+  SlotReady: 0x00005307,
+} as const;
+/** The forkserver watches at most this many slots (SBX_POOL_POLL_MAX). */
+export const POOL_SIZE_MAX = 64;
 export const SETUP_FD_TARGET = 1021;
 export const EXEC_FD_TARGET = 1022;
 export const EXEC_MAGIC = 0x5b78ec00;
@@ -33,6 +43,7 @@ export const Op = {
   Walltime: 22,
   HostIds: 23,
   Reaper: 24,
+  NoPool: 25,
 } as const;
 
 /** EXITED flags. */

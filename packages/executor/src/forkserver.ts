@@ -3,12 +3,15 @@
 import { Comms, CommsError, Tag, type Message } from '@sbx/client';
 import { native, type NativeWatcher } from '@sbx/client/internal';
 import { ExitedFlag, FsTag, Op, OpList } from './forkserver-protocol.js';
+import { decodePoolStats, poolSize, type SpawnPoolStats } from './spawn-pool.js';
 import { forkserverPath } from './paths.js';
 
 export interface Spawned {
   pid: number;
   /** pidfd of the sandboxee; the caller owns it. */
   pidfd: number;
+  /** A spawn-pool slot runs in a cgroup the forkserver made for it: use this one instead of the requested one. */
+  cgroup?: string;
 }
 
 export interface Exited {
@@ -47,7 +50,9 @@ export class ForkServer {
   private readonly pending = new Map<bigint, Pending>();
   private readonly exitWaiters = new Map<bigint, (e: Exited) => void>();
   private readonly early = new Map<bigint, Exited>();
-  private awaitingPidfd: { id: bigint; pid: number } | null = null;
+  private awaitingPidfd: { id: bigint; pid: number; cgroup?: string } | null = null;
+  /** POOL_STATS queries, answered in order. */
+  private readonly statsWaiters: { resolve: (s: SpawnPoolStats) => void; reject: (e: Error) => void }[] = [];
   private nextId = 1n;
   private inFlight = 0;
   private dead: Error | null = null;
@@ -60,6 +65,7 @@ export class ForkServer {
   }
 
   private constructor() {
+    const size = poolSize(); // a bad SBX_SPAWN_POOL throws here, before anything is started
     const n = native();
     const [ours, theirs] = n.socketpair(false, false);
     let started;
@@ -79,6 +85,33 @@ export class ForkServer {
     this.comms = new Comms(ours, { maxMessageSize: 1 << 20 });
     this.comms.unref();
     this.comms.onMessage((m) => this.onMessage(m), (e) => this.die(e));
+    if (size > 0) this.setPool(size);
+  }
+
+  /** The process-wide forkserver if it is running (no start). */
+  static running(): ForkServer | null {
+    return ForkServer.instance && !ForkServer.instance.dead ? ForkServer.instance : null;
+  }
+
+  /** SBX_FS_POOL: how many slots to keep ready (0: none; the slots are killed). */
+  setPool(size: number): void {
+    if (this.dead) return;
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(size);
+    this.comms.sendTLV(FsTag.Pool, b).catch((e: Error) => this.die(e));
+  }
+
+  /** SBX_FS_POOL_STATS: the pool as the forkserver sees it now. */
+  async poolStats(): Promise<SpawnPoolStats> {
+    if (this.dead) throw this.dead;
+    this.hold();
+    try {
+      const answer = new Promise<SpawnPoolStats>((resolve, reject) => this.statsWaiters.push({ resolve, reject }));
+      await this.comms.sendTLV(FsTag.PoolStats, Buffer.alloc(0));
+      return await answer;
+    } finally {
+      this.release();
+    }
   }
 
   get pid(): number {
@@ -152,10 +185,10 @@ export class ForkServer {
   private onMessage(m: Message): void {
     try {
       if (this.awaitingPidfd) {
-        const { id, pid } = this.awaitingPidfd;
+        const { id, pid, cgroup } = this.awaitingPidfd;
         this.awaitingPidfd = null;
         if (m.tag !== Tag.Fd) throw new ForkServerError('PROTOCOL', 'sbx: the forkserver sent no pidfd after a spawn reply');
-        this.pending.get(id)?.resolve({ pid, pidfd: m.fd });
+        this.pending.get(id)?.resolve({ pid, pidfd: m.fd, ...(cgroup ? { cgroup } : {}) });
         this.pending.delete(id);
         return;
       }
@@ -166,13 +199,20 @@ export class ForkServer {
         const pid = d.readUInt32LE(12);
         const message = d.subarray(16).toString('utf8');
         if (err === 0) {
-          this.awaitingPidfd = { id, pid };
+          const cgroup = message.startsWith('cgroup=') ? message.slice('cgroup='.length) : undefined;
+          this.awaitingPidfd = { id, pid, ...(cgroup ? { cgroup } : {}) };
           return;
         }
         const p = this.pending.get(id);
         this.pending.delete(id);
         this.release();
         p?.reject(new ForkServerError('SPAWN_FAILED', message || `the forkserver could not start the sandboxee (errno ${-err})`));
+        return;
+      }
+      if (m.tag === FsTag.PoolStats && d.length >= 48) {
+        const w = this.statsWaiters.shift();
+        if (!w) throw new ForkServerError('PROTOCOL', 'sbx: the forkserver sent pool stats nobody asked for');
+        w.resolve(decodePoolStats(d));
         return;
       }
       if (m.tag === FsTag.Exited && d.length >= 40) {
@@ -202,6 +242,7 @@ export class ForkServer {
     this.dead = err instanceof CommsError ? new ForkServerError('FORKSERVER_DIED', `sbx: lost the forkserver: ${err.message}`) : err;
     for (const p of this.pending.values()) p.reject(this.dead);
     this.pending.clear();
+    for (const w of this.statsWaiters.splice(0)) w.reject(this.dead);
     for (const r of this.deathWaiters) r(this.dead);
     this.deathWaiters.clear();
     this.comms.close();

@@ -5,6 +5,7 @@ export { Ipc, type FdMapping } from './ipc.js';
 export { Sandbox } from './sandbox.js';
 export { Result, type Status, type Violation, type ViolationKind, type Arch as ViolationArch, type ResultFields } from './result.js';
 export { ForkServerError } from './forkserver.js';
+export { setSpawnPool, spawnPoolStats, autoPoolSize, SpawnPoolError, type SpawnPoolOptions, type SpawnPoolStats } from './spawn-pool.js';
 export { MountError } from './mounts.js';
 export { hostChecks, formatChecks, type Check } from './doctor.js';
 export * from './policy/index.js';

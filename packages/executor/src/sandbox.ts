@@ -173,6 +173,7 @@ export class Sandbox {
       // Limits. The walltime is kept by the forkserver: it fires even when this event loop is busy.
       for (const [res, v] of ex.limits.rlimits()) ops.rlimit(res, v, v);
       if (ex.limits.walltime > 0) ops.u64(Op.Walltime, BigInt(Math.max(1, Math.round(ex.limits.walltime * 1000))));
+      if (!ex.spawnPool) ops.raw(Op.NoPool, Buffer.alloc(0));
 
       // fds: stdio, the IPC mappings, the setup socket
       const stdioFds = this.prepareStdio(closeAfterSpawn);
@@ -207,9 +208,10 @@ export class Sandbox {
         throw err;
       }
 
-      const fs = ForkServer.shared();
+      let fs: ForkServer;
       let spawned;
       try {
+        fs = ForkServer.shared(); // throws on a bad SBX_SPAWN_POOL: the setup channel is closed below
         spawned = await fs.spawn(ops);
       } catch (err) {
         setup.close();
@@ -218,6 +220,7 @@ export class Sandbox {
       }
       this.pidfd = spawned.spawned.pidfd;
       this.hostPid = spawned.spawned.pid;
+      if (spawned.spawned.cgroup && this.cgroup) this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
       this.exitPromise = fs.waitExit(spawned.id);
       this.exitPromise.catch(() => {});
       this.setupDone = this.readSetup(setup);

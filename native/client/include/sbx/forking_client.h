@@ -100,6 +100,12 @@ pid_t sbx_forking_client_wait_and_fork(sbx_forking_client *fc, const struct sbx_
 #define SBX_FORK_MAX_SPARES 64u
 int sbx_forking_client_set_spares(sbx_forking_client *fc, unsigned n);
 
+/* Kills the spares that wait for a request (they are a snapshot of this process from before):
+ * call it after the forkserver's state changed (a module loaded, a config reloaded) and new
+ * spares are forked from the state as it is now, at the next quiet moment of the wait loop.
+ * 0 or -EINVAL. */
+int sbx_forking_client_recycle_spares(sbx_forking_client *fc);
+
 /* Children alive (forked, not yet reaped; spares included). */
 unsigned sbx_forking_client_children(const sbx_forking_client *fc);
 

@@ -9,6 +9,7 @@ import { Executor } from '../executor.js';
 import type { LimitsOptions } from '../limits.js';
 import { Sandbox } from '../sandbox.js';
 import { ForkServer } from '../forkserver.js';
+import { setSpawnPool } from '../spawn-pool.js';
 import { PolicyError } from '../policy/errors.js';
 import type { Result } from '../result.js';
 import { ExitCode } from './exit-codes.js';
@@ -174,6 +175,9 @@ async function runWith(
     if (err instanceof TypeError) throw new UsageError(e.message);
     throw err;
   }
+  // One sandbox per process: a spawn pool (even one asked for by SBX_SPAWN_POOL) would only
+  // prepare slots that nobody uses. The pool pays off in a long-lived executor process.
+  setSpawnPool({ size: 0 });
   // The forkserver starts while the policy is built.
   ForkServer.shared();
   const policyFileModule = policyOptions.policyFile !== undefined ? await import('../policy-file.js') : undefined;
