@@ -4,7 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createRequire } from 'node:module';
 import { clientPackageRoot, nativeAddonPath, nativeExecutablePath } from '@sbx/client/internal';
+import { ADDON_NAME } from '../packages/client/src/native-location.js';
 import { forkserverPath } from '../packages/executor/src/paths.js';
 import { nativeBuild, repoRoot } from './helpers.js';
 
@@ -21,6 +23,11 @@ describe('native parts lookup', () => {
     }
     expect(realpathSync(nativeAddonPath())).toBe(realpathSync(join(nativeBuild, 'Release', 'sbx_native.node')));
     expect(nativeExecutablePath('forkserver/sbx-forkserver')).toBe(join(pkg, 'build', 'forkserver', 'sbx-forkserver'));
+  });
+
+  it("the fast path's addon name is binding-options.cjs's (what pkg-prebuilds and the install script use)", () => {
+    const options = createRequire(join(repoRoot, 'packages', 'client', 'package.json'))('./binding-options.cjs') as { name: string };
+    expect(ADDON_NAME).toBe(options.name);
   });
 
   it('names an executable that is not there, and where it looked', () => {
