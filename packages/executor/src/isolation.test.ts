@@ -25,6 +25,8 @@ describe('namespacesUnavailable', () => {
       'open(/usr/bin/x): No such file or directory',
       'clone3(CLONE_PIDFD): Resource temporarily unavailable',
       'mount: open_tree(/opt/x, OPEN_TREE_CLONE | AT_RECURSIVE): No such file or directory',
+      'mount: open_tree(/root/secret, OPEN_TREE_CLONE | AT_RECURSIVE): Permission denied',
+      'mount: openat2(/srv/x, O_DIRECTORY, RESOLVE_IN_ROOT): Permission denied',
       'exec: execveat(/usr/bin/true): Permission denied',
     ]) expect(namespacesUnavailable(m), m).toBeNull();
   });

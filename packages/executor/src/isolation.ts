@@ -125,7 +125,10 @@ function policyData(p: Policy) {
  */
 export function namespacesUnavailable(message: string): string | null {
   const clone = /\bclone3?\((?:[A-Z_|]*\bCLONE_NEW[A-Z]+)[A-Z_|]*\): (Operation not permitted|Permission denied|No space left on device|Function not implemented)/.test(message);
-  const step = /^(ids|mount|network|hostname|user namespace): .*(Operation not permitted|Permission denied)/.test(message) || /^user namespace: /.test(message);
+  // A path the sandbox binds that the caller may not read (open_tree, openat2 of a source or a
+  // target) is the policy's problem, not the host's: it keeps its own message.
+  const pathLookup = /^mount: (open_tree|openat2|f?stat)\(/.test(message);
+  const step = (!pathLookup && /^(ids|mount|network|hostname|user namespace): .*(Operation not permitted|Permission denied)/.test(message)) || /^user namespace: /.test(message);
   if (!clone && !step) return null;
   return (
     `namespaces are not available on this host: ${message}. ` +
