@@ -94,8 +94,9 @@ export const DYNAMIC_STARTUP_EXTRA = ['lseek', 'close', 'mmap', 'munmap', 'mprot
  * docs/policy-guide.md.
  */
 export const NODE_RUNTIME = {
-  /** I/O on fds that are already open: files, pipes, the comms socket, stdio. */
-  io: ['read', 'write', 'pread64', 'pwrite64', 'readv', 'writev', 'close', 'fstat', 'lseek', 'ioctl'],
+  /** I/O on fds that are already open: files, pipes, the comms socket, stdio. dup: Node 22
+   *  duplicates stderr on its way out (a violation at exit otherwise). */
+  io: ['read', 'write', 'pread64', 'pwrite64', 'readv', 'writev', 'close', 'fstat', 'lseek', 'ioctl', 'dup'],
   /** V8 heap and JIT code pages, GC, glibc malloc. */
   memory: ['mmap', 'munmap', 'mprotect', 'madvise', 'brk', 'mremap'],
   /** Platform worker threads and the libuv threadpool synchronize with futexes. */
