@@ -562,17 +562,33 @@ NetOutcome NetProxy::Listen(Call &c) {
   return c.Answer(listen(c.sock.fd, (int)c.req.data.args[1]) == 0 ? 0 : -errno);
 }
 
+int NetProxy::CopyAddress(Call &c, uint8_t *sa, NetOutcome *out) {
+  const auto &d = c.req.data;
+  int len = (int)(uint32_t)d.args[2];
+  memset(sa, 0, kMaxAddr);
+  if (len < (int)sizeof(sa_family_t) || (size_t)len > kMaxAddr) {
+    *out = c.Answer(-EINVAL);
+    return -1;
+  }
+  if (!ReadMem(c.tid, d.args[1], sa, (size_t)len)) {
+    *out = c.Valid() ? c.Answer(-EFAULT) : NetOutcome::kAnswered;
+    return -1;
+  }
+  if (!c.Valid()) {
+    *out = NetOutcome::kAnswered;
+    return -1;
+  }
+  return len;
+}
+
 NetOutcome NetProxy::Bind(Call &c) {
   // A socket of the host never binds: its port would be the host's (a TCP socket the monitor
   // handed in for a connect that failed is unbound again and would take any host port).
   if (c.host) return c.Answer(-EINVAL);
-  const auto &d = c.req.data;
-  int len = (int)(uint32_t)d.args[2];
-  if (len < (int)sizeof(sa_family_t) || (size_t)len > kMaxAddr) return c.Answer(-EINVAL);
   alignas(8) uint8_t sa[kMaxAddr];
-  memset(sa, 0, sizeof sa);
-  if (!ReadMem(c.tid, d.args[1], sa, (size_t)len)) return c.Valid() ? c.Answer(-EFAULT) : NetOutcome::kAnswered;
-  if (!c.Valid()) return NetOutcome::kAnswered;
+  NetOutcome answered;
+  int len = CopyAddress(c, sa, &answered);
+  if (len < 0) return answered;
   uint16_t fam;
   memcpy(&fam, sa, sizeof fam);
   if (fam == AF_UNIX && c.domain == AF_UNIX && (size_t)len > offsetof(struct sockaddr_un, sun_path) &&
@@ -594,13 +610,10 @@ NetOutcome NetProxy::Bind(Call &c) {
 }
 
 NetOutcome NetProxy::Connect(Call &c) {
-  const auto &d = c.req.data;
-  int len = (int)(uint32_t)d.args[2];
-  if (len < (int)sizeof(sa_family_t) || (size_t)len > kMaxAddr) return c.Answer(-EINVAL);
   alignas(8) uint8_t sa[kMaxAddr];
-  memset(sa, 0, sizeof sa);
-  if (!ReadMem(c.tid, d.args[1], sa, (size_t)len)) return c.Valid() ? c.Answer(-EFAULT) : NetOutcome::kAnswered;
-  if (!c.Valid()) return NetOutcome::kAnswered;
+  NetOutcome answered;
+  int len = CopyAddress(c, sa, &answered);
+  if (len < 0) return answered;
   uint16_t fam;
   memcpy(&fam, sa, sizeof fam);
   if (fam == AF_UNSPEC) {

@@ -88,6 +88,9 @@ class NetProxy {
   NetOutcome Connect(Call &c);
   NetOutcome Listen(Call &c);
   NetOutcome Bind(Call &c);
+  // connect()/bind(): the sockaddr (args 1, 2) copied once into sa (kMaxAddr bytes, zeroed past
+  // it); its length, or -1 when the call is answered already (*out says how).
+  static int CopyAddress(Call &c, uint8_t *sa, NetOutcome *out);
   NetOutcome Send(Call &c);
   NetOutcome Deny(Call &c, const char *address, int rule, const char *reason);
   struct SendArgs;
