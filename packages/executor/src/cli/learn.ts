@@ -6,11 +6,10 @@ import { LearnError, learnPolicyFile, verifyPolicyFile } from '../learn/learn.js
 import type { LearnOptions } from '../learn/learn.js';
 import { defaultView } from '../learn/view.js';
 import { formatPolicyFile } from '../learn/format.js';
-import type { LimitsOptions } from '../limits.js';
 import type { PolicyFile } from '../policy-file.js';
 import { resolveBinary } from '../executor.js';
 import { ExitCode } from './exit-codes.js';
-import { UsageError, exitCodeFor, parseBytes, parseInteger, parseMount, parseNet, parseNumber, parseTmpfs } from './run.js';
+import { SANDBOX_OPTIONS, UsageError, checkLandlockFlag, exitCodeFor, parseAllow, parseEnv, parseErrno, parseInteger, parseLimits, parseMount, parseNet, parseTmpfs } from './run.js';
 
 export const LEARN_HELP = `Usage: sbx learn [options] -- CMD [ARGS...]
 
@@ -39,23 +38,11 @@ violation; a learning run that did not end normally exits as sbx run would (159 
 always denies, 124 timeout, 126 setup error...) and writes nothing; 125 sbx failed; 2 bad usage.`;
 
 const options = {
+  ...SANDBOX_OPTIONS,
   output: { type: 'string', short: 'o' },
   runs: { type: 'string' },
   merge: { type: 'string' },
   verify: { type: 'boolean' },
-  allow: { type: 'string', multiple: true },
-  errno: { type: 'string', multiple: true },
-  mount: { type: 'string', multiple: true },
-  tmpfs: { type: 'string', multiple: true },
-  walltime: { type: 'string' },
-  'rlimit-as': { type: 'string' },
-  'rlimit-fsize': { type: 'string' },
-  'rlimit-nofile': { type: 'string' },
-  'rlimit-cpu': { type: 'string' },
-  net: { type: 'string', multiple: true },
-  env: { type: 'string', multiple: true },
-  cwd: { type: 'string' },
-  landlock: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -70,27 +57,15 @@ export async function learn(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw new UsageError('no command given (sbx learn [options] -- CMD [ARGS...])');
-  if (values.landlock !== undefined && values.landlock !== 'auto' && values.landlock !== 'off') {
-    throw new UsageError(`--landlock must be auto or off, got ${JSON.stringify(values.landlock)}`);
-  }
+  checkLandlockFlag(values);
   const runs = values.runs === undefined ? 1 : parseInteger('--runs', values.runs);
   if (runs < 1 || runs > 1000) throw new UsageError(`--runs must be 1..1000, got ${values.runs}`);
   const viewFlags = (values.mount?.length ?? 0) + (values.tmpfs?.length ?? 0) + (values.net?.length ?? 0);
   if (values.merge !== undefined && viewFlags > 0) throw new UsageError('--mount, --tmpfs and --net do not go with --merge (the merged file holds the view and network)');
   const [cmd, ...args] = positionals as [string, ...string[]];
 
-  const limits: LimitsOptions = {};
-  if (values.walltime !== undefined) limits.walltime = parseNumber('--walltime', values.walltime);
-  if (values['rlimit-as'] !== undefined) limits.rlimitAs = parseBytes('--rlimit-as', values['rlimit-as']);
-  if (values['rlimit-fsize'] !== undefined) limits.rlimitFsize = parseBytes('--rlimit-fsize', values['rlimit-fsize']);
-  if (values['rlimit-nofile'] !== undefined) limits.rlimitNofile = parseInteger('--rlimit-nofile', values['rlimit-nofile']);
-  if (values['rlimit-cpu'] !== undefined) limits.rlimitCpu = parseInteger('--rlimit-cpu', values['rlimit-cpu']);
-  const env: Record<string, string> = { PATH: '/usr/local/bin:/usr/bin:/bin' };
-  for (const kv of values.env ?? []) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--env expects K=V, got "${kv}"`);
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
+  const limits = parseLimits(values);
+  const env = parseEnv(values);
 
   let binary: string;
   try {
@@ -107,12 +82,8 @@ export async function learn(argv: string[]): Promise<number> {
     base = defaultView(binary, { mounts: (values.mount ?? []).map(parseMount), tmpfs: (values.tmpfs ?? []).map(parseTmpfs), network: net });
   }
   // --allow and --errno: written into the policy (and in force while learning).
-  const allow = (values.allow ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
-  const errno = (values.errno ?? []).map((s) => {
-    const eq = s.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--errno expects SYSCALL=ERRNO, got "${s}"`);
-    return [s.slice(0, eq), s.slice(eq + 1)] as const;
-  });
+  const allow = parseAllow(values);
+  const errno = parseErrno(values);
   if (allow.length || errno.length) {
     const { readPolicyFile } = await import('../policy-file.js');
     const doc = typeof base === 'string' ? readPolicyFileOrUsage(readPolicyFile, base) : { ...base };

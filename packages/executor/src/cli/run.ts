@@ -68,8 +68,8 @@ Options:
 Exit code: CMD's own when it exits normally; 124 timeout, 126 setup error, 137 killed,
 159 policy violation, 128+N killed by signal N, 125 sbx failed, 2 bad usage.`;
 
-const options = {
-  policy: { type: 'string' },
+/** The options that shape a sandbox, shared by sbx run and sbx learn. */
+export const SANDBOX_OPTIONS = {
   allow: { type: 'string', multiple: true },
   errno: { type: 'string', multiple: true },
   mount: { type: 'string', multiple: true },
@@ -82,13 +82,64 @@ const options = {
   net: { type: 'string', multiple: true },
   env: { type: 'string', multiple: true },
   cwd: { type: 'string' },
-  'result-json': { type: 'string' },
   landlock: { type: 'string' },
+} as const;
+
+const options = {
+  ...SANDBOX_OPTIONS,
+  policy: { type: 'string' },
+  'result-json': { type: 'string' },
   isolation: { type: 'string' },
   'sandbox-user': { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** What SANDBOX_OPTIONS hold once parsed. */
+type SandboxValues = { [K in keyof typeof SANDBOX_OPTIONS]?: (typeof SANDBOX_OPTIONS)[K] extends { multiple: true } ? string[] : string };
+
+/** --landlock auto|off. */
+export function checkLandlockFlag(values: SandboxValues): void {
+  if (values.landlock !== undefined && values.landlock !== 'auto' && values.landlock !== 'off') {
+    throw new UsageError(`--landlock must be auto or off, got ${JSON.stringify(values.landlock)}`);
+  }
+}
+
+/** --walltime and --rlimit-*. */
+export function parseLimits(values: SandboxValues): LimitsOptions {
+  const limits: LimitsOptions = {};
+  if (values.walltime !== undefined) limits.walltime = parseNumber('--walltime', values.walltime);
+  if (values['rlimit-as'] !== undefined) limits.rlimitAs = parseBytes('--rlimit-as', values['rlimit-as']);
+  if (values['rlimit-fsize'] !== undefined) limits.rlimitFsize = parseBytes('--rlimit-fsize', values['rlimit-fsize']);
+  if (values['rlimit-nofile'] !== undefined) limits.rlimitNofile = parseInteger('--rlimit-nofile', values['rlimit-nofile']);
+  if (values['rlimit-cpu'] !== undefined) limits.rlimitCpu = parseInteger('--rlimit-cpu', values['rlimit-cpu']);
+  return limits;
+}
+
+/** --env K=V over the default PATH. */
+export function parseEnv(values: SandboxValues): Record<string, string> {
+  const env: Record<string, string> = { PATH: '/usr/local/bin:/usr/bin:/bin' };
+  for (const kv of values.env ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--env expects K=V, got "${kv}"`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return env;
+}
+
+/** --allow A,B (repeatable). */
+export function parseAllow(values: SandboxValues): string[] {
+  return (values.allow ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+}
+
+/** --errno SYSCALL=ERRNO (repeatable). */
+export function parseErrno(values: SandboxValues): Array<[string, string]> {
+  return (values.errno ?? []).map((s) => {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--errno expects SYSCALL=ERRNO, got "${s}"`);
+    return [s.slice(0, eq), s.slice(eq + 1)];
+  });
+}
 
 export class UsageError extends Error {
   readonly code = 'USAGE';
@@ -101,36 +152,19 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw new UsageError('no command given (sbx run [options] -- CMD [ARGS...])');
-  if (values.landlock !== undefined && values.landlock !== 'auto' && values.landlock !== 'off') {
-    throw new UsageError(`--landlock must be auto or off, got ${JSON.stringify(values.landlock)}`);
-  }
+  checkLandlockFlag(values);
   if (values.isolation !== undefined && values.isolation !== 'namespaces' && values.isolation !== 'landlock') {
     throw new UsageError(`--isolation must be namespaces or landlock, got ${JSON.stringify(values.isolation)}`);
   }
   if (values.isolation === 'landlock' && values.landlock === 'off') throw new UsageError('--isolation landlock cannot be combined with --landlock off');
   const [cmd, ...args] = positionals as [string, ...string[]];
 
-  const limits: LimitsOptions = {};
-  if (values.walltime !== undefined) limits.walltime = parseNumber('--walltime', values.walltime);
-  if (values['rlimit-as'] !== undefined) limits.rlimitAs = parseBytes('--rlimit-as', values['rlimit-as']);
-  if (values['rlimit-fsize'] !== undefined) limits.rlimitFsize = parseBytes('--rlimit-fsize', values['rlimit-fsize']);
-  if (values['rlimit-nofile'] !== undefined) limits.rlimitNofile = parseInteger('--rlimit-nofile', values['rlimit-nofile']);
-  if (values['rlimit-cpu'] !== undefined) limits.rlimitCpu = parseInteger('--rlimit-cpu', values['rlimit-cpu']);
-
-  const env: Record<string, string> = { PATH: '/usr/local/bin:/usr/bin:/bin' };
-  for (const kv of values.env ?? []) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--env expects K=V, got "${kv}"`);
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
+  const limits = parseLimits(values);
+  const env = parseEnv(values);
 
   const policyOptions: RunPolicyOptions = {
-    allow: (values.allow ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean),
-    errno: (values.errno ?? []).map((s) => {
-      const eq = s.indexOf('=');
-      if (eq <= 0) throw new UsageError(`--errno expects SYSCALL=ERRNO, got "${s}"`);
-      return [s.slice(0, eq), s.slice(eq + 1)] as [string, string];
-    }),
+    allow: parseAllow(values),
+    errno: parseErrno(values),
     mounts: (values.mount ?? []).map(parseMount),
     tmpfs: (values.tmpfs ?? []).map(parseTmpfs),
     network: parseNet(values.net ?? []),
