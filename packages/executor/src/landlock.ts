@@ -54,25 +54,22 @@ export interface LandlockRule {
  * /proc/self/comm, oom_score_adj...). The binary is allowed by the forkserver from its exec fd.
  */
 export function landlockRules(entries: readonly FsEntry[]): LandlockRule[] {
-  const rules: LandlockRule[] = [{ path: '/', access: A.READ_DIR }];
-  for (const e of entries) {
-    const path = posix.normalize(e.inside).replace(/(.)\/$/, '$1');
-    switch (e.type) {
-      case 'proc':
-        rules.push({ path, access: READ });
-        break;
-      case 'dev':
-        rules.push({ path, access: DEVICE | A.READ_DIR });
-        break;
-      case 'tmpfs':
-        rules.push({ path, access: READ_WRITE });
-        break;
-      case 'bind':
-        rules.push({ path, access: e.dev ? DEVICE : e.writable ? READ_WRITE : READ_ONLY });
-        break;
-    }
+  return [{ path: '/', access: A.READ_DIR }, ...entries.flatMap((e) => entryRules(e, false))];
+}
+
+/** One filesystem entry's rules; `host`: landlock isolation (/dev stands for its five devices). */
+function entryRules(e: FsEntry, host: boolean): LandlockRule[] {
+  const path = posix.normalize(e.inside).replace(/(.)\/$/, '$1');
+  switch (e.type) {
+    case 'proc':
+      return [{ path, access: READ }];
+    case 'dev':
+      return host ? MINIMAL_DEV.map((d) => ({ path: posix.join(path, d), access: DEVICE })) : [{ path, access: DEVICE | A.READ_DIR }];
+    case 'tmpfs':
+      return [{ path, access: READ_WRITE }];
+    case 'bind':
+      return [{ path, access: e.dev ? DEVICE : e.writable ? READ_WRITE : READ_ONLY }];
   }
-  return rules;
 }
 
 let kernelAbi: number | undefined;
@@ -98,25 +95,7 @@ const MINIMAL_DEV = ['null', 'zero', 'full', 'random', 'urandom'];
  * for its five harmless devices only. A tmpfs has become a scratch directory (its `inside`).
  */
 export function hostLandlockRules(entries: readonly FsEntry[]): LandlockRule[] {
-  const rules: LandlockRule[] = [];
-  for (const e of entries) {
-    const path = posix.normalize(e.inside).replace(/(.)\/$/, '$1');
-    switch (e.type) {
-      case 'proc':
-        rules.push({ path, access: READ });
-        break;
-      case 'dev':
-        for (const d of MINIMAL_DEV) rules.push({ path: posix.join(path, d), access: DEVICE });
-        break;
-      case 'tmpfs':
-        rules.push({ path, access: READ_WRITE });
-        break;
-      case 'bind':
-        rules.push({ path, access: e.dev ? DEVICE : e.writable ? READ_WRITE : READ_ONLY });
-        break;
-    }
-  }
-  return rules;
+  return entries.flatMap((e) => entryRules(e, true));
 }
 
 /**
