@@ -335,9 +335,7 @@ __attribute__((noreturn)) static void slot_main(struct fs_server *srv, int sock,
     if (sbx_comms_recv_fd(&c, &fds[i]) < 0) _exit(127);
   close(sock);
   if (dumpable >= 0) (void)prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
-  int setup_fd = -1;
-  for (size_t i = 0; i < req.fd_count; i++)
-    if (req.fd_ops[i].target == SBX_FD_OP_SETUP_SOCKET) setup_fd = fds[i];
+  int setup_fd = sbx_request_setup_fd(&req, fds);
   struct child_ctx run = {
       .req = &req,
       .fds = fds,

@@ -610,3 +610,9 @@ void sbx_request_free(struct sbx_request *req) {
   free(req->arena);
   memset(req, 0, sizeof *req);
 }
+
+int sbx_request_setup_fd(const struct sbx_request *req, const int *fds) {
+  for (size_t i = 0; i < req->fd_count; i++)
+    if (req->fd_ops[i].target == SBX_FD_OP_SETUP_SOCKET) return fds[i];
+  return -1;
+}

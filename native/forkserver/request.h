@@ -100,6 +100,9 @@ int sbx_request_parse(const uint8_t *buf, size_t len, struct sbx_request *out, c
 /* Releases what sbx_request_parse allocated. Safe on a zeroed or failed request. */
 void sbx_request_free(struct sbx_request *req);
 
+/* The setup socket among the request's received fds (fds[i] for fd op i), or -1 without one. */
+int sbx_request_setup_fd(const struct sbx_request *req, const int *fds);
+
 /* "BIND", "TMPFS", ... for messages; "unknown" for anything else. */
 const char *sbx_op_name(uint32_t op);
 

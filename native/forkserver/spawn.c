@@ -233,9 +233,7 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
      * touch (the fds step would close it too, but only after the mounts). */
     close(SBX_FS_COMMS_FD);
     close(release[1]);
-    int setup_fd = -1;
-    for (size_t i = 0; i < req.fd_count; i++)
-      if (req.fd_ops[i].target == SBX_FD_OP_SETUP_SOCKET) setup_fd = fds[i];
+    int setup_fd = sbx_request_setup_fd(&req, fds);
     struct child_ctx ctx = {
         .req = &req,
         .fds = fds,
