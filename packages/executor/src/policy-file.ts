@@ -7,6 +7,7 @@ import type { Ajv as AjvClass, ErrorObject } from 'ajv';
 import { PolicyBuilder } from './policy/policy-builder.js';
 import type { PolicyBuilderOptions } from './policy/policy-builder.js';
 import { PolicyError } from './policy/errors.js';
+import { splitCidrPort } from './policy/network.js';
 import { argRule } from './policy/arg-rules.js';
 import type { ArgAlternative } from './policy/arg-rules.js';
 import { POLICY_FILE_SCHEMA, PRESET_NAMES } from './policy-file-schema.js';
@@ -117,16 +118,7 @@ const SIZE_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2
 
 /** "10.0.0.0/8", "10.0.0.0/8:443", "::1", "[2001:db8::/32]:443" -> [cidr, port], or a problem. */
 function parseCidrPort(v: string): [string, number] | string {
-  let cidr = v;
-  let port = '';
-  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(v);
-  if (bracket) {
-    cidr = bracket[1]!;
-    port = bracket[2] ?? '';
-  } else if (v.includes(':') && v.indexOf(':') === v.lastIndexOf(':')) {
-    cidr = v.slice(0, v.indexOf(':'));
-    port = v.slice(v.indexOf(':') + 1);
-  }
+  const [cidr, port] = splitCidrPort(v);
   if (port && (!/^\d{1,5}$/.test(port) || Number(port) > 65535)) return `the port of "${v}" must be 0..65535`;
   return [cidr, port ? Number(port) : 0];
 }

@@ -14,7 +14,7 @@ import { PolicyError } from '../policy/errors.js';
 import type { Result } from '../result.js';
 import { ExitCode } from './exit-codes.js';
 import { defaultPolicy, filePolicy, type RunNetwork, type RunPolicyOptions } from './default-policy.js';
-import { parseIpAddress } from '../policy/network.js';
+import { parseIpAddress, splitCidrPort } from '../policy/network.js';
 
 export const RUN_HELP = `Usage: sbx run [options] -- CMD [ARGS...]
 
@@ -346,16 +346,7 @@ export function parseNet(list: string[]): RunNetwork {
 
 /** "10.0.0.0/8", "10.0.0.0/8:443", "::1", "[2001:db8::/32]:443" -> [cidr, port]. */
 function parseCidrPort(flag: string, v: string): [string, number] {
-  let cidr = v;
-  let port = '';
-  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(v);
-  if (bracket) {
-    cidr = bracket[1]!;
-    port = bracket[2] ?? '';
-  } else if (v.indexOf(':') === v.lastIndexOf(':') && v.includes(':')) {
-    cidr = v.slice(0, v.indexOf(':'));
-    port = v.slice(v.indexOf(':') + 1);
-  }
+  const [cidr, port] = splitCidrPort(v);
   if (port && !/^\d{1,5}$/.test(port)) throw new UsageError(`--net ${flag}: the port must be a number, got "${port}"`);
   const p = port ? Number(port) : 0;
   if (p > 65535) throw new UsageError(`--net ${flag}: the port must be 0..65535`);

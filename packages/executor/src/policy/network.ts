@@ -79,6 +79,18 @@ export function addressBytes(family: 4 | 6, address: string): number[] | null {
   return family === 4 ? parseV4(address) : parseV6(address);
 }
 
+/**
+ * Splits "10.0.0.0/8", "10.0.0.0/8:443", "::1", "[2001:db8::/32]:443" into the address part and
+ * the port text ('' without a port); the port is not checked here.
+ */
+export function splitCidrPort(v: string): [cidr: string, port: string] {
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(v);
+  if (bracket) return [bracket[1]!, bracket[2] ?? ''];
+  // One colon: IPv4 with a port. More: an IPv6 address without one (brackets give it a port).
+  if (v.includes(':') && v.indexOf(':') === v.lastIndexOf(':')) return [v.slice(0, v.indexOf(':')), v.slice(v.indexOf(':') + 1)];
+  return [v, ''];
+}
+
 /** Parses a single IP address (no prefix): family and canonical text, or null. */
 export function parseIpAddress(text: string): { family: 4 | 6; address: string } | null {
   const v4 = parseV4(text);
