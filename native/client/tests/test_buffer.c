@@ -18,24 +18,9 @@
 #include <sbx/buffer.h>
 #include <sbx/comms.h>
 
-#define CHECK(cond)                                                                              \
-  do {                                                                                           \
-    if (!(cond)) {                                                                               \
-      fprintf(stderr, "%s:%d: CHECK failed: %s (errno %s)\n", __FILE__, __LINE__, #cond,         \
-              strerror(errno));                                                                  \
-      return 1;                                                                                  \
-    }                                                                                            \
-  } while (0)
+#include "check.h"
 
-#define CHECK_RC(expr, want)                                                                     \
-  do {                                                                                           \
-    int check_rc_ = (expr);                                                                      \
-    if (check_rc_ != (want)) {                                                                   \
-      fprintf(stderr, "%s:%d: %s returned %d (%s), want %d (%s)\n", __FILE__, __LINE__, #expr,   \
-              check_rc_, sbx_buffer_strerror(check_rc_), (int)(want), sbx_buffer_strerror(want)); \
-      return 1;                                                                                  \
-    }                                                                                            \
-  } while (0)
+#define CHECK_RC(expr, want) CHECK_RC_NAMED(expr, want, sbx_buffer_strerror)
 
 static int count_fds(void) {
   DIR *d = opendir("/proc/self/fd");

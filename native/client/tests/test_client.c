@@ -26,14 +26,9 @@
 #include <sbx/client.h>
 #include <sbx/comms.h>
 
-#define CHECK(cond)                                                                              \
-  do {                                                                                           \
-    if (!(cond)) {                                                                               \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                   \
-      return 1;                                                                                  \
-    }                                                                                            \
-  } while (0)
+#include "check.h"
 
+/* CHECK_RC with the client's error names and its last message. */
 #define CHECK_RC(expr, want)                                                                     \
   do {                                                                                           \
     int check_rc_ = (expr);                                                                      \
@@ -56,10 +51,6 @@ static struct sock_filter notify_getppid[] = {
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 };
-
-static uint32_t get_u32(const unsigned char *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 /* Reads HELLO; stores its fields. */
 static int recv_hello(sbx_comms *c, uint32_t hello[4]) {

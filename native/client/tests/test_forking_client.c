@@ -19,22 +19,10 @@
 #include <sbx/comms.h>
 #include <sbx/forking_client.h>
 
-#define CHECK(cond)                                                                      \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      fprintf(stderr, "%s:%d: CHECK failed: %s (errno %s)\n", __FILE__, __LINE__, #cond, \
-              strerror(errno));                                                          \
-      return 1;                                                                          \
-    }                                                                                    \
-  } while (0)
+#include "check.h"
 
 /* The child's fd for the test's probe channel. */
 #define PROBE_FD 40
-
-static void put_u32(unsigned char *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i)); }
-static void put_u64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i)); }
-static uint32_t get_u32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t get_u64(const unsigned char *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
 
 /* In a forked child: answers on PROBE_FD what it sees, then exits with the code it is told. */
 static void child_probe(void) {
