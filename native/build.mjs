@@ -7,7 +7,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
-import { readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readFileSync, readlinkSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { NODE_LINES, cachedLine, runningHeaders, runningMajor } from './node-lines.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const jobs = String(availableParallelism());
@@ -31,10 +32,39 @@ if (process.argv.includes('--sanitize')) {
   run('cmake', ['--build', out, '-j', jobs]);
 } else {
   const require = createRequire(import.meta.url);
+  writeIfChanged(join(here, 'build', 'fork-node-headers.txt'), forkHeaders().map((d) => `${d}\n`).join(''));
   const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
   run(process.execPath, [cmakeJs, 'build', '--directory', here, '--out', join(here, 'build'),
     '--parallel', jobs, '--log-level', 'warn']);
   linkClientBuild();
+}
+
+// The custom-fork binding is built once per Node ABI: for the running node, and for every other
+// supported line whose npm build is in the node-lines cache (node native/node-lines.mjs install;
+// the packaging and CI fill it, so that every supported line's binding ships).
+function forkHeaders() {
+  const dirs = [];
+  const own = runningHeaders();
+  if (own) dirs.push(own);
+  else console.error(`sbx native build: no headers of the running node ${process.version} found (include/node next to it, /usr/include/node): no custom-fork binding for it`);
+  for (const major of NODE_LINES) {
+    if (major === runningMajor) continue;
+    const line = cachedLine(major);
+    if (line) dirs.push(line.headers);
+  }
+  return dirs;
+}
+
+function writeIfChanged(path, text) {
+  let old;
+  try {
+    old = readFileSync(path, 'utf8');
+  } catch {
+    // first build
+  }
+  if (old === text) return;
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, text);
 }
 
 // @sbx/client finds its native parts package-relatively (<package>/build, else <package>/prebuilds,

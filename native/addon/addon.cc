@@ -1,4 +1,5 @@
-// addon.cc: the export table of sbx_native.node. One file per concern; see bindings.h.
+// addon.cc: the export table of sbx_native.node. One file per concern; see bindings.h. (Custom-fork
+// mode's binding is an addon of its own, built per Node ABI: fork_binding.cc.)
 #include "bindings.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -9,7 +10,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   sbx::InitMonitor(env, exports);
   sbx::InitClientBinding(env, exports);
   sbx::InitBufferBinding(env, exports);
-  sbx::InitForkBinding(env, exports);
   return exports;
 }
 

@@ -10,5 +10,4 @@ void InitCommsBinding(Napi::Env env, Napi::Object exports);
 void InitMonitor(Napi::Env env, Napi::Object exports);
 void InitClientBinding(Napi::Env env, Napi::Object exports);
 void InitBufferBinding(Napi::Env env, Napi::Object exports);
-void InitForkBinding(Napi::Env env, Napi::Object exports);
 }  // namespace sbx

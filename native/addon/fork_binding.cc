@@ -1,5 +1,8 @@
 // fork_binding.cc: custom-fork mode for a Node forkserver (packages/client/src/forking-client.ts),
-// over libsbx_client's fork loop (sbx/forking_client.h). What makes forking a warm Node process
+// over libsbx_client's fork loop (sbx/forking_client.h). An addon of its own (sbx_fork-node-v<ABI>
+// .node, one per NODE_MODULE_VERSION): it calls Node's and V8's C++ embedder API (the platform's
+// worker count and CallOnWorkerThread), which is not ABI-stable across Node lines; everything
+// else sbx does natively is Node-API in sbx_native.node, one build for every Node. What makes forking a warm Node process
 // reliable (research/node-fork-lab.md) is done here, around fork():
 //   before: MADV_DOFORK over every mapping (V8's heap is MADV_DONTFORK); every V8 platform
 //           worker parked inside a task of ours (so none is inside a V8 task, holds a V8 lock or
@@ -34,7 +37,8 @@ extern "C" {
 #include <sbx/forking_client.h>
 }
 
-#include "bindings.h"
+#include <napi.h>
+
 #include "errors.h"
 
 namespace sbx {
@@ -358,10 +362,20 @@ static Napi::Value ForkNaturalExit(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// forkingIoUringDenied() -> whether io_uring_setup fails here with ENOSYS or EPERM (a filter, or a
+// kernel without or with io_uring switched off), so that libuv cannot open a ring later. The
+// probe cannot make one: a null params pointer fails (EFAULT) where io_uring is available.
+static Napi::Value ForkingIoUringDenied(const Napi::CallbackInfo &info) {
+  long r = syscall(__NR_io_uring_setup, 0, nullptr);
+  int e = errno;
+  if (r >= 0) close(static_cast<int>(r));  // not possible with a null pointer; never keep one
+  return Napi::Boolean::New(info.Env(), r < 0 && (e == ENOSYS || e == EPERM));
+}
+
 // forkGetpid(): the real pid (process.pid is the forkserver's in a child until fixed).
 static Napi::Value ForkGetpid(const Napi::CallbackInfo &info) { return Napi::Number::New(info.Env(), getpid()); }
 
-void InitForkBinding(Napi::Env env, Napi::Object exports) {
+Napi::Object InitForkBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("forkGetpid", Napi::Function::New(env, ForkGetpid, "forkGetpid"));
   exports.Set("forkingOpen", Napi::Function::New(env, ForkingOpen, "forkingOpen"));
   exports.Set("forkingV8Built", Napi::Function::New(env, ForkingV8Built, "forkingV8Built"));
@@ -371,6 +385,13 @@ void InitForkBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("forkingStats", Napi::Function::New(env, ForkingStats, "forkingStats"));
   exports.Set("forkExit", Napi::Function::New(env, ForkExit, "forkExit"));
   exports.Set("forkNaturalExit", Napi::Function::New(env, ForkNaturalExit, "forkNaturalExit"));
+  exports.Set("forkingIoUringDenied", Napi::Function::New(env, ForkingIoUringDenied, "forkingIoUringDenied"));
+  exports.Set("nodeModuleVersion", Napi::Number::New(env, NODE_MODULE_VERSION));
+  return exports;
 }
 
 }  // namespace sbx
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) { return sbx::InitForkBinding(env, exports); }
+
+NODE_API_MODULE(sbx_fork, Init)
