@@ -77,7 +77,9 @@ export class BufferError extends SbxError {
 
 export type ForkErrorCode =
   | 'NODE_FLAGS' // the forkserver's node lacks the flags forking needs (the message names them)
-  | 'NODE_BUILD' // the addon was built for another V8 than this node runs
+  | 'NODE_BUILD' // the fork binding was built for another V8 than this node runs
+  | 'NODE_UNSUPPORTED' // no fork binding for this Node's ABI (the message names the Node and what to do)
+  | 'IO_URING' // the forkserver has (or could open) an io_uring ring, which its children would share
   | 'NOT_IN_SANDBOX' // no Comms channel: not started by Executor.startForkServer()
   | 'EXECUTOR_GONE' // the executor closed the channel (the forkserver should exit)
   | 'NOT_FORKSERVER' // waitAndFork() in a forked child

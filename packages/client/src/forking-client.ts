@@ -12,9 +12,10 @@
 // and runs uv_loop_fork() in the child; this file fixes process.pid, routes every exit through
 // _exit() (Node's own teardown would join the missing worker threads), detects the natural
 // exit, and turns what cannot work in a child (Worker threads) into a clear error.
+import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { ForkError } from './errors.js';
-import { native, type NativeErrnoError } from './native.js';
+import { forkNative, type NativeErrnoError } from './native.js';
 import { Client } from './client.js';
 import { defaultCommsFd } from './sync-comms.js';
 
@@ -33,8 +34,9 @@ export class ForkingClient {
   private constructor() {}
 
   /**
-   * Checks that this process can fork safely, without taking the channel: the node flags, the
-   * V8 the addon was built for. Throws ForkError NODE_FLAGS / NODE_BUILD naming what to change.
+   * Checks that this process can fork safely, without taking the channel: the node flags, a fork
+   * binding for this Node's ABI and the V8 it was built for. Throws ForkError NODE_FLAGS /
+   * NODE_UNSUPPORTED / NODE_BUILD naming what to change.
    * waitAndFork() calls it; call it at start-up to fail before loading anything.
    */
   static check(): void {
@@ -50,22 +52,10 @@ export class ForkingClient {
           `(a forked child has no V8 worker threads; see docs/architecture.md, custom-fork mode)`,
       );
     }
-    // libuv's io_uring (used for fs by Node 22's libuv) is one ring shared by the forkserver
-    // and every child after fork(); and a child's policy denies io_uring_enter, so libuv aborts.
-    if (process.env.UV_USE_IO_URING !== '0') {
-      throw new ForkError('NODE_FLAGS', 'a Node forkserver must run with UV_USE_IO_URING=0 in its environment (a forked child would share its io_uring ring); Executor.startForkServer() sets it');
-    }
-    // Measured on Node 22.23.3: its libuv batches epoll_ctl through an io_uring ring even with
-    // UV_USE_IO_URING=0; a child inherits that ring, its policy denies io_uring_enter, and libuv
-    // aborts. Until a child can rebuild its loop without it, only Node 20 forks.
-    const major = Number(process.versions.node.split('.')[0]);
-    if (major !== 20) {
-      throw new ForkError('NODE_BUILD', `custom-fork mode supports Node 20 (this is ${process.version}): newer libuv keeps an io_uring ring that a forked child would share with the forkserver`);
-    }
-    const built = native().forkingV8Built();
+    const built = forkNative().forkingV8Built();
     const running = process.versions.v8.split('.').slice(0, 2).join('.');
     if (built !== running) {
-      throw new ForkError('NODE_BUILD', `sbx's addon was built against V8 ${built}, this node (${process.version}) runs V8 ${running}: rebuild the addon with this node (pnpm run build:native)`);
+      throw new ForkError('NODE_BUILD', `sbx's fork binding for NODE_MODULE_VERSION ${process.versions.modules} was built against V8 ${built}, this node (${process.version}) runs V8 ${running}: rebuild it with this node (npm rebuild @sbx/client --build-from-source; in the sbx repository pnpm run build:native)`);
     }
   }
 
@@ -98,7 +88,7 @@ export class ForkingClient {
     if (!Number.isInteger(n) || n < 0 || n > MAX_SPARES) throw new TypeError(`ForkingClient.setSpares(n): n must be an integer 0..${MAX_SPARES}, got ${String(n)}`);
     if (inChild) throw new ForkError('NOT_FORKSERVER', 'ForkingClient.setSpares() in a forked child');
     spares = n;
-    if (opened) native().forkingSetSpares(n);
+    if (opened) forkNative().forkingSetSpares(n);
   }
 
   /**
@@ -109,7 +99,7 @@ export class ForkingClient {
    */
   static recycleSpares(): void {
     if (inChild) throw new ForkError('NOT_FORKSERVER', 'ForkingClient.recycleSpares() in a forked child');
-    if (opened) native().forkingRecycleSpares();
+    if (opened) forkNative().forkingRecycleSpares();
   }
 
   /**
@@ -119,7 +109,7 @@ export class ForkingClient {
    * should be in flight when it is called (open requests make it refuse the fork: the executor
    * gets the reason).
    *
-   * Throws ForkError: NODE_FLAGS, NODE_BUILD, BUSY (requests in flight: await ready() first), NOT_IN_SANDBOX, EXECUTOR_GONE (the executor closed
+   * Throws ForkError: NODE_FLAGS, NODE_UNSUPPORTED, NODE_BUILD, IO_URING, BUSY (requests in flight: await ready() first), NOT_IN_SANDBOX, EXECUTOR_GONE (the executor closed
    * the channel: exit), NOT_FORKSERVER (called in a child), PROTOCOL, IO.
    */
   static waitAndFork(): number {
@@ -135,9 +125,10 @@ export class ForkingClient {
           `ForkingClient.waitAndFork(): the forkserver has ${inFlight} request(s) in flight (fs, dns, crypto, stream writes...) whose callbacks could never run while it waits, and a child would inherit them half done: call "await ForkingClient.ready()" first`,
         );
       }
+      checkNoIoUring();
       let info;
       try {
-        info = native().forkingOpen(defaultCommsFd());
+        info = forkNative().forkingOpen(defaultCommsFd());
       } catch (err) {
         throw fromNative(err as NativeErrnoError);
       }
@@ -145,11 +136,11 @@ export class ForkingClient {
         throw new ForkError('NODE_FLAGS', `a Node forkserver must run with --v8-pool-size=1 (this node has ${info.workers} V8 platform workers)`);
       }
       opened = true;
-      if (spares) native().forkingSetSpares(spares);
+      if (spares) forkNative().forkingSetSpares(spares);
     }
     let pid: number;
     try {
-      pid = native().forkingWaitAndFork();
+      pid = forkNative().forkingWaitAndFork();
     } catch (err) {
       throw fromNative(err as NativeErrnoError);
     }
@@ -181,7 +172,7 @@ export class ForkingClient {
 
   /** Children of this forkserver still alive. */
   static get children(): number {
-    return opened ? native().forkingStats().children : 0;
+    return opened ? forkNative().forkingStats().children : 0;
   }
 }
 
@@ -189,6 +180,42 @@ let wtModule: { Worker: unknown } | null = null;
 /** node:worker_threads, loaded in the forkserver (a first load costs milliseconds in every child). */
 function workerThreads(): { Worker: unknown } {
   return (wtModule ??= createRequire(import.meta.url)('node:worker_threads') as { Worker: unknown });
+}
+
+/**
+ * Checks that no io_uring ring is or can be open in this process: a ring is one kernel object
+ * shared by the forkserver and every child after fork(), and libuv (Node 22 and later) opens
+ * rings at start even with UV_USE_IO_URING=0, falling back to epoll only when io_uring_setup
+ * fails. Executor.startForkServer() starts the forkserver under a filter that makes it fail
+ * (ENOSYS) from its exec. Throws ForkError IO_URING (waitAndFork(), before it takes the channel).
+ */
+function checkNoIoUring(): void {
+  const rings = ioUringFds();
+  if (rings.length > 0) {
+    throw new ForkError(
+      'IO_URING',
+      `this forkserver has ${rings.length} io_uring ring(s) open (fd ${rings.join(', ')}), which every forked child would share: start it with Executor.startForkServer(), which denies io_uring (ENOSYS) from its exec so that libuv uses epoll`,
+    );
+  }
+  if (!forkNative().forkingIoUringDenied()) {
+    throw new ForkError(
+      'IO_URING',
+      'io_uring_setup is not denied in this forkserver, so libuv may open an io_uring ring that forked children would share: start it with Executor.startForkServer(), which denies io_uring (ENOSYS) from its exec',
+    );
+  }
+}
+
+/** The fds of this process that are io_uring rings. */
+function ioUringFds(): number[] {
+  const rings: number[] = [];
+  for (const name of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${name}`) === 'anon_inode:[io_uring]') rings.push(Number(name));
+    } catch {
+      // the fd of the readdir itself, or one closed meanwhile
+    }
+  }
+  return rings;
 }
 
 /** libuv requests of this thread whose callbacks have not run yet. */
@@ -199,7 +226,7 @@ function activeRequests(): number {
 /** The child's side of the fork: everything before the user's code runs again. */
 function becomeChild(): void {
   inChild = true;
-  const n = native();
+  const n = forkNative();
   Object.defineProperty(process, 'pid', { value: n.forkGetpid(), configurable: true, enumerable: true, writable: false });
 
   // Every exit through _exit(): Node's teardown would join platform threads the child lacks.

@@ -6,7 +6,7 @@
 // pkg-prebuilds (made for cmake-js, Node-API aware) resolves the addon in that order; executables
 // sit next to the addon in a prebuild directory, and at build/<cmake subdir>/<name> in a build.
 import { createRequire } from 'node:module';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { basename, dirname, join, sep } from 'node:path';
 
@@ -79,6 +79,27 @@ function findAddon(): string {
   const found = resolveBinding(clientPackageRoot(), options, false, true);
   if (!found) throw new Error(`sbx: no ${options.name}.node in ${clientPackageRoot()}`);
   return found;
+}
+
+/**
+ * The custom-fork binding for NODE_MODULE_VERSION `abi` (fork_binding.cc, built per Node ABI):
+ * sbx_fork-node-v<abi>.node next to the addon, in a source build and in a prebuild alike.
+ * SBX_NATIVE_PATH moves it along with the addon.
+ */
+export function forkAddonPath(abi: string): string {
+  return join(dirname(process.env.SBX_NATIVE_PATH || packagedAddonPath()), `sbx_fork-node-v${abi}.node`);
+}
+
+/** The ABIs of the fork bindings next to `forkAddonPath()`'s file (for error messages). */
+export function availableForkAbis(nextTo: string): string[] {
+  try {
+    return readdirSync(dirname(nextTo))
+      .map((f) => /^sbx_fork-node-v(\d+)\.node$/.exec(f)?.[1])
+      .filter((a): a is string => a !== undefined)
+      .sort((a, b) => Number(a) - Number(b));
+  } catch {
+    return [];
+  }
 }
 
 /**

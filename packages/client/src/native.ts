@@ -1,6 +1,9 @@
 // native.ts: loads sbx_native.node (the C++ glue over syscalls and libsbx_comms) once, and types it.
 import { createRequire } from 'node:module';
-import { packagedAddonPath } from './native-location.js';
+import { existsSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { ForkError } from './errors.js';
+import { availableForkAbis, forkAddonPath, packagedAddonPath } from './native-location.js';
 
 /** What sbx_native.node exports. Internal: the public API wraps it. */
 export interface NativeBinding {
@@ -35,21 +38,28 @@ export interface NativeBinding {
   clientState(): { sandboxed: boolean; filterInstalled: boolean };
   clientKernelSupport(): number;
   clientThreadCount(): number;
-  /** fork_binding.cc: custom-fork mode (sbx/forking_client.h plus Node's fork preparation). */
+  /** libsbx_client sbx/buffer.h: the ArrayBuffer owns the mapping and the fd (released at GC
+   *  unless bufferClose() released them first). expectedSize -1: any. */
+  bufferCreate(size: number): { fd: number; size: number; memory: ArrayBuffer };
+  bufferFromFd(fd: number, expectedSize: number): { fd: number; size: number; memory: ArrayBuffer };
+  bufferClose(memory: ArrayBuffer): void;
+}
+
+/** What sbx_fork-node-v<ABI>.node (fork_binding.cc, custom-fork mode) exports. Internal. */
+export interface ForkBinding {
   forkingOpen(commsFd: number): { workers: number };
   forkingV8Built(): string;
   forkingWaitAndFork(): number;
   forkingStats(): { children: number };
   forkingSetSpares(n: number): void;
   forkingRecycleSpares(): void;
+  /** io_uring_setup fails here (a filter, or no io_uring): libuv cannot open a ring. */
+  forkingIoUringDenied(): boolean;
   forkExit(code: number): never;
   forkNaturalExit(fn: (state: number) => void): void;
   forkGetpid(): number;
-  /** libsbx_client sbx/buffer.h: the ArrayBuffer owns the mapping and the fd (released at GC
-   *  unless bufferClose() released them first). expectedSize -1: any. */
-  bufferCreate(size: number): { fd: number; size: number; memory: ArrayBuffer };
-  bufferFromFd(fd: number, expectedSize: number): { fd: number; size: number; memory: ArrayBuffer };
-  bufferClose(memory: ArrayBuffer): void;
+  /** The NODE_MODULE_VERSION it was built for. */
+  nodeModuleVersion: number;
 }
 
 export interface NativeWatcher {
@@ -109,6 +119,36 @@ export function native(): NativeBinding {
       { cause: err },
     );
   }
+}
+
+let forkBinding: ForkBinding | undefined;
+
+/** Node lines by NODE_MODULE_VERSION (for messages). */
+const NODE_LINE_OF_ABI: Record<string, string> = { '115': 'Node 20', '127': 'Node 22', '137': 'Node 24' };
+
+/**
+ * The custom-fork binding for this node's ABI (process.versions.modules), loaded on first use.
+ * Throws ForkError NODE_UNSUPPORTED naming this Node, the bindings there are, and what to do.
+ */
+export function forkNative(): ForkBinding {
+  if (forkBinding) return forkBinding;
+  const abi = process.versions.modules;
+  const path = forkAddonPath(abi);
+  if (!existsSync(path)) {
+    const have = availableForkAbis(path).map((a) => `${NODE_LINE_OF_ABI[a] ?? 'a Node'} (NODE_MODULE_VERSION ${a})`);
+    throw new ForkError(
+      'NODE_UNSUPPORTED',
+      `custom-fork mode has no fork binding for Node ${process.version} (NODE_MODULE_VERSION ${abi}): ${basename(path)} is not in ${dirname(path)}` +
+        ` (there are bindings for ${have.length ? have.join(', ') : 'no Node'}). Run the forkserver with a supported Node line (20, 22 or 24),` +
+        ' or build the binding for this Node from source: `npm rebuild @sbx/client --build-from-source` (needs cmake, a C++ compiler and this Node\'s headers, include/node).',
+    );
+  }
+  try {
+    forkBinding = createRequire(import.meta.url)(path) as ForkBinding;
+  } catch (err) {
+    throw new ForkError('NODE_UNSUPPORTED', `custom-fork mode: the fork binding ${path} for Node ${process.version} does not load: ${(err as Error).message}`, { cause: err });
+  }
+  return forkBinding;
 }
 
 /** Closes an fd this process owns; a negative fd or one already closed is not an error. */

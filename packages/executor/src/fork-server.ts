@@ -1,7 +1,8 @@
 // fork-server.ts: the executor's side of custom-fork mode (DESIGN.md §1). A user forkserver (a
 // Node or C program using ForkingClient / sbx/forking_client.h) runs as an ordinary sandboxee:
-// its own namespaces, mounts and limits, no seccomp filter (each child installs its own with
-// sandboxMeHere), its Comms channel at fd 1023. `new Executor(handle)` sandboxes then ask it for
+// its own namespaces, mounts and limits, its Comms channel at fd 1023, and from its exec a filter
+// that only denies io_uring (policy/io-uring-filter.ts: libuv then opens no ring that fork() would
+// share with the children); each child installs its own filter on top with sandboxMeHere. `new Executor(handle)` sandboxes then ask it for
 // a child instead of starting a program: REQUEST (the child's fds) → FORKED (its pid) + its pidfd;
 // EXITED when the forkserver reaped it. The forkserver is as untrusted as its children: every
 // reply is checked, and one that breaks the protocol ends the forkserver (and its children).
@@ -9,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import { Comms, CommsError, Tag, type Message } from '@sbx/client';
 import { closeQuietly } from '@sbx/client/internal';
 import type { Exited } from './forkserver.js';
-import { DEFAULT_PATH, Executor, type ExecutorOptions } from './executor.js';
+import { Executor, type ExecutorOptions } from './executor.js';
+import { ioUringDenialProgram } from './policy/io-uring-filter.js';
 import type { Policy } from './policy/policy.js';
 import type { Result } from './result.js';
 import { Sandbox } from './sandbox.js';
@@ -266,7 +268,8 @@ export class ForkServerHandle {
 
 export interface ForkServerOptions extends Omit<ExecutorOptions, 'enableSandboxBeforeExec'> {
   /** The forkserver's sandbox: its mounts (the filesystem every child sees) and network. Its
-   *  syscall rules do not apply (the forkserver runs unfiltered; each child installs its own). */
+   *  syscall rules do not apply to the forkserver (it runs under an io_uring-only denial; each
+   *  child installs the policy's filter itself). */
   policy: Policy;
   /** How long one fork request may take before the forkserver counts as hung (default 10 s). */
   forkTimeoutMs?: number;
@@ -277,17 +280,17 @@ export async function startForkServer(path: string, argv: readonly string[] | un
   if (options === null || typeof options !== 'object') throw new TypeError('Executor.startForkServer(path, argv, options): options must be an object with a policy');
   const { policy, forkTimeoutMs, ...rest } = options;
   if (forkTimeoutMs !== undefined && (!Number.isFinite(forkTimeoutMs) || forkTimeoutMs <= 0)) throw new TypeError(`Executor.startForkServer(): forkTimeoutMs must be a positive number, got ${String(forkTimeoutMs)}`);
-  if ('enableSandboxBeforeExec' in rest) throw new TypeError('Executor.startForkServer(): enableSandboxBeforeExec does not apply (a forkserver runs unfiltered; its children call sandboxMeHere)');
+  if ('enableSandboxBeforeExec' in rest) throw new TypeError('Executor.startForkServer(): enableSandboxBeforeExec does not apply (a forkserver runs without the policy filter; its children call sandboxMeHere)');
   if (rest.isolation !== undefined && rest.isolation !== 'namespaces') {
     throw new TypeError(`Executor.startForkServer(): isolation ${JSON.stringify(rest.isolation)} is not supported for a forkserver (its children are walled off by namespaces and their own Landlock domains); use isolation: 'namespaces'`);
   }
   const limits = rest.limits ?? {};
-  // libuv must not use io_uring in a forkserver: the ring would be shared with every child.
-  rest.env = { ...(rest.env ?? { PATH: DEFAULT_PATH }), UV_USE_IO_URING: '0' };
   const ex = new Executor(path, argv, { ...rest, limits: 'walltime' in limits ? limits : { ...limits, walltime: 0 }, enableSandboxBeforeExec: false });
   ex.ipc.setCommsOptions({ maxMessageSize: MAX_REPLY });
   const comms = ex.ipc.comms;
   const sandbox = new Sandbox(ex, policy);
+  // No io_uring ring in a forkserver, from its first instruction: it would be shared with every child.
+  ex.preExecFilter = Buffer.from(ioUringDenialProgram(policy.arch));
   try {
     await sandbox.runAsync();
   } catch (err) {

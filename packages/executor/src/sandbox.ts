@@ -202,6 +202,7 @@ export class Sandbox {
           client = prepareClientHandshake(policy);
           closeAfterSpawn.push(client.theirs);
           ops.fd(CLIENT_FD, client.theirs);
+          if (ex.preExecFilter) ops.raw(Op.Seccomp, ex.preExecFilter);
         }
       } catch (err) {
         setup.close(); // a policy that does not compile must not leave the setup channel open
