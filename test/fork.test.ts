@@ -3,7 +3,8 @@
 // forked on request that sandbox themselves and run real work; what a child may not do to its
 // siblings and its forkserver, tried from inside; a forkserver that dies or lies.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Executor, ForkServerHandle, PolicyBuilder, Sandbox, type Policy, type Result } from '@sbx/executor';
@@ -114,6 +115,16 @@ describe('custom-fork mode: a Node forkserver', () => {
     expect(now.rssKiB).toBeLessThan(before.rssKiB + 32 * 1024);
     expect(server.alive).toBe(true);
   }, 240_000);
+
+  it('no io_uring ring in the forkserver or its children: it runs under the io_uring denial from its exec, and libuv uses epoll', async () => {
+    const c = await forkChild(server, policy);
+    await c.comms.sendMessage({ kind: 'ping' });
+    // counted in the child right after fork(), before its own filter: the forkserver's fd table
+    expect(await c.comms.recvMessage()).toMatchObject({ ok: true, inheritedRings: 0 });
+    expect((await c.result).status).toBe('OK');
+    const fsPid = forkserverHostPid(server);
+    expect(Number(/^Seccomp_filters:\s+(\d+)/m.exec(readFileSync(`/proc/${fsPid}/status`, 'utf8'))![1])).toBeGreaterThanOrEqual(1);
+  });
 
   it('an uncaught exception in a child exits it with code 1', async () => {
     const c = await forkChild(server, policy);
@@ -361,8 +372,43 @@ describe('custom-fork mode: the forkserver dies or lies', () => {
 
   it('waitAndFork() with a request in flight refuses (BUSY) instead of handing children half-done work', () => {
     const code = "import { readFile } from 'node:fs'; import { ForkingClient } from '@sbx/client'; readFile('/proc/self/status', () => {}); try { ForkingClient.waitAndFork(); } catch (e) { console.log(e.code); }";
-    const r = spawnSync(process.execPath, [...FLAGS, '--input-type=module', '-e', code], { cwd: repoRoot, env: { ...ENV, UV_USE_IO_URING: '0' }, encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(process.execPath, [...FLAGS, '--input-type=module', '-e', code], { cwd: repoRoot, env: ENV, encoding: 'utf8', timeout: 20_000 });
     expect(r.stdout.trim()).toBe('BUSY');
+  });
+
+  it('a Node forkserver that has or could open an io_uring ring refuses to fork (IO_URING): started without the denial', () => {
+    const code = [
+      "import { readdirSync, readlinkSync } from 'node:fs'; import { ForkingClient } from '@sbx/client';",
+      "const rings = readdirSync('/proc/self/fd').filter((fd) => { try { return readlinkSync('/proc/self/fd/' + fd) === 'anon_inode:[io_uring]'; } catch { return false; } }).length;",
+      'try { await ForkingClient.ready(); ForkingClient.waitAndFork(); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, rings })); }',
+    ].join('\n');
+    const r = spawnSync(process.execPath, [...FLAGS, '--input-type=module', '-e', code], { cwd: repoRoot, env: ENV, encoding: 'utf8', timeout: 20_000 });
+    const out = JSON.parse(r.stdout) as { code: string; message: string; rings: number };
+    expect(out.code).toBe('IO_URING');
+    // Node 22 and later open rings at start (even with UV_USE_IO_URING=0); Node 20 could open one later.
+    if (Number(process.versions.node.split('.')[0]) >= 22) {
+      expect(out.rings).toBeGreaterThan(0);
+      expect(out.message).toMatch(/has \d+ io_uring ring\(s\) open/);
+    } else {
+      expect(out.message).toMatch(/io_uring_setup is not denied/);
+    }
+  });
+
+  it('a Node without a fork binding for its ABI gets NODE_UNSUPPORTED naming its version and what to do', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sbx-no-fork-binding-'));
+    try {
+      const addon = join(dir, 'sbx_native.node');
+      symlinkSync(join(repoRoot, 'packages', 'client', 'build', 'Release', 'sbx_native.node'), addon);
+      const code = "import { ForkingClient } from '@sbx/client'; try { ForkingClient.check(); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }";
+      const r = spawnSync(process.execPath, [...FLAGS, '--input-type=module', '-e', code], { cwd: repoRoot, env: { ...ENV, SBX_NATIVE_PATH: addon }, encoding: 'utf8', timeout: 20_000 });
+      const out = JSON.parse(r.stdout) as { code: string; message: string };
+      expect(out.code).toBe('NODE_UNSUPPORTED');
+      expect(out.message).toContain(`Node ${process.version} (NODE_MODULE_VERSION ${process.versions.modules})`);
+      expect(out.message).toContain(`sbx_fork-node-v${process.versions.modules}.node is not in ${dir}`);
+      expect(out.message).toContain('npm rebuild @sbx/client --build-from-source');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('Executor(forkServer) refuses exec-mode options', async () => {

@@ -6,12 +6,15 @@
 //   no-toolchain  prebuilds removed and toolchain hidden: the install fails with one message naming the tools
 //   source        prebuilds removed: the install builds the native parts with cmake-js
 //   broken-prebuild  a prebuild that does not load (as on an older glibc): a source build instead
+// The prebuilt install's consumers (custom-fork mode included) also run under every other
+// supported Node line in the node-lines cache (native/node-lines.mjs): the shipped fork bindings.
 // Prints tarball sizes and install times; exits 1 on the first failure.
 // Usage: node test/pack/run.mjs [--keep] [--only prebuilt|no-toolchain|source|broken-prebuild]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { LINE_ABI, NODE_LINES, cachedLine, nodeLinesDir, runningMajor } from '../../native/node-lines.mjs';
 
 const repo = resolve(import.meta.dirname, '..', '..');
 const consumerDir = join(import.meta.dirname, 'consumer');
@@ -96,6 +99,7 @@ function install(name, clientTgz, executorTgz, env, expectFail = false) {
 
 function consumers(dir, env) {
   const node = (file) => run(process.execPath, [file], { cwd: dir, env }).out;
+  forkConsumer(dir, env, process.execPath, process.versions.node);
   check('ESM consumer: /bin/echo in a sandbox', () => {
     const out = node('esm.mjs');
     if (!out.includes('echo from the esm consumer') || !out.includes('esm consumer: OK, exit code 0')) throw new Error(out);
@@ -118,6 +122,38 @@ function consumers(dir, env) {
     if (!out.includes('allow it with:')) throw new Error(out);
     return out.split('\n').find((l) => l.startsWith('sandbox violation:'));
   });
+}
+
+/** Custom-fork mode from the installed packages under the node binary `node`. */
+function forkConsumer(dir, env, node, version) {
+  check(`custom-fork consumer on node ${version}: three children answer, a violation is reported`, () => {
+    const out = run(node, ['fork-runner.mjs'], { cwd: dir, env }).out;
+    if (!out.includes('3 children OK from 3 pids') || !out.includes('VIOLATION')) throw new Error(out);
+  });
+}
+
+/** The consumers that depend on the Node line, under each other supported line in the cache. */
+function otherLines(dir, env) {
+  for (const major of NODE_LINES.filter((m) => m !== runningMajor)) {
+    const line = cachedLine(major);
+    if (!line) {
+      check(`node ${major} is in the node-lines cache`, () => {
+        throw new Error(`not in ${nodeLinesDir()}: node native/node-lines.mjs install ${major}`);
+      });
+      continue;
+    }
+    // npx and the consumers' own child processes find this node first on PATH
+    const lineEnv = { ...env, PATH: `${dirname(line.node)}${delimiter}${env.PATH}` };
+    check(`ESM consumer on node ${line.version}`, () => {
+      const out = run(line.node, ['esm.mjs'], { cwd: dir, env: lineEnv }).out;
+      if (!out.includes('esm consumer: OK, exit code 0')) throw new Error(out);
+    });
+    check(`sandboxMeHere() consumer on node ${line.version}`, () => {
+      const out = run(line.node, ['me-here-runner.mjs'], { cwd: dir, env: lineEnv }).out;
+      if (!out.includes('"sandboxed":true') || !out.includes('VIOLATION')) throw new Error(out);
+    });
+    forkConsumer(dir, lineEnv, line.node, line.version);
+  }
 }
 
 /** What is on disk in the installed @sbx/client, and which files the loader picks. */
@@ -144,6 +180,14 @@ try {
       const bad = files.filter((f) => /(\.test\.|\/tests?\/|\/bench\/|\/fuzz\/|\/testcases\/|^package\/build\/|^package\/src\/|tsbuildinfo)/.test(f));
       if (bad.length) throw new Error(bad.join('\n'));
     });
+    if (t === clientTgz) {
+      check('the client tarball ships a fork binding for every supported Node line', () => {
+        const want = NODE_LINES.map((m) => `package/prebuilds/sbx_native-linux-x64/sbx_fork-node-v${LINE_ABI[m]}.node`);
+        const missing = want.filter((f) => !files.includes(f));
+        if (missing.length) throw new Error(`missing: ${missing.join(', ')}`);
+        return NODE_LINES.map((m) => `Node ${m}: v${LINE_ABI[m]}`).join(', ');
+      });
+    }
     check(`publint ${t.split('/').pop()}`, () => void run('pnpm', ['exec', 'publint', 'run', t, '--strict'], { cwd: repo }));
     // ESM-only packages (Node >= 20): the CommonJS and node10 resolutions are not targets.
     check(`attw ${t.split('/').pop()}`, () => void run('pnpm', ['exec', 'attw', t, '--profile', 'esm-only'], { cwd: repo }));
@@ -162,6 +206,7 @@ try {
     });
     run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', 'typescript@~5.9.3', '@types/node@^20.19.0'], { cwd: dir, env: noToolchain });
     consumers(dir, noToolchain);
+    otherLines(dir, noToolchain);
   }
 
   // A platform we ship no prebuild for: the same package without prebuilds/.
