@@ -8,11 +8,15 @@
 //         With spares, also without the child's sandboxMeHere(): the fork path alone.
 //   cold  child_process.spawn(node, [bench/fixtures/cold-child.mjs]) with a socketpair at fd 3:
 //         loads @sbx/client and answers (no sandbox at all), spawn to answer.
-import { spawn } from 'node:child_process';
+// Forkserver, children and cold peer all run the node that runs this file; forkBenchLines() runs
+// it again under other supported Node lines (`<node> bench/fork.mjs --json`), so that each line's
+// ratios are against its own cold start.
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Comms, Executor, PolicyBuilder, Sandbox } from '@sbx/executor';
 import { closeQuietly } from '@sbx/client/internal';
+import { findLine } from '../native/node-lines.mjs';
 
 const repo = join(import.meta.dirname, '..');
 const RUNS = 150;
@@ -117,4 +121,31 @@ export async function forkBench() {
     }
   }
   return out;
+}
+
+/**
+ * forkBench() under this node and under the other Node lines in SBX_BENCH_FORK_LINES (default
+ * "24"; the npm builds in the node-lines cache), each figure named by its line.
+ */
+export async function forkBenchLines() {
+  const label = (records, version) => records.map((r) => ({ ...r, name: `node ${version}: ${r.name}`, peer: `${r.peer} (node ${version})` }));
+  const out = label(await forkBench(), process.versions.node);
+  const lines = (process.env.SBX_BENCH_FORK_LINES ?? '24').split(/[ ,]+/).filter(Boolean).map(Number);
+  for (const major of lines) {
+    const line = findLine(major);
+    if (!line) {
+      process.stderr.write(`bench fork: node ${major} is not in the node-lines cache (node native/node-lines.mjs install ${major}): skipped\n`);
+      continue;
+    }
+    if (line.node === process.execPath) continue;
+    process.stderr.write(`bench: fork under node ${line.version}...\n`);
+    const r = spawnSync(line.node, [import.meta.filename, '--json'], { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 << 20 });
+    if (r.status !== 0) throw new Error(`bench fork under node ${line.version} failed (exit ${r.status})`);
+    out.push(...label(JSON.parse(r.stdout), line.version));
+  }
+  return out;
+}
+
+if (process.argv[1] === import.meta.filename && process.argv.includes('--json')) {
+  process.stdout.write(JSON.stringify(await forkBench()));
 }

@@ -15,7 +15,7 @@ const sections = [
   ['client', async () => (await import('./client.mjs')).clientBench()],
   ['network', async () => (await import('./network.mjs')).networkBench()],
   ['buffer', async () => (await import('./buffer.mjs')).bufferBench()],
-  ['fork', async () => (await import('./fork.mjs')).forkBench()],
+  ['fork', async () => (await import('./fork.mjs')).forkBenchLines()],
   ['learn', async () => (await import('./learn.mjs')).learnBench()],
 ];
 

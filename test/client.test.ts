@@ -59,14 +59,15 @@ describe('Client.sandboxMeHere() in a Node sandboxee', () => {
     expect(s.sandboxed).toBe(true);
     expect(s.threads.length).toBeGreaterThanOrEqual(5); // main, V8 platform workers, libuv pool
     for (const t of s.threads) expect(t, `thread ${t.tid}`).toMatchObject({ seccomp: 2 });
-    for (const t of s.threads) expect(t.filters).toBeGreaterThanOrEqual(1);
+    // the io_uring denial the executor installs before exec, and the policy
+    for (const t of s.threads) expect(t.filters).toBe(2);
     expect(s.listeners).toBe(0);
   });
 
   it('filters a Worker created afterwards (allowNodeRuntime({ threads: true }))', async () => {
     const { result, lines } = await runNode('worker', nodePolicy({ threads: true }));
     expect(result.status).toBe('OK');
-    expect(lines).toContainEqual({ worker: { seccomp: 2, filters: 1 } });
+    expect(lines).toContainEqual({ worker: { seccomp: 2, filters: 2 } });
   });
 
   it('reports an fs.readFile of a new file from the libuv threadpool as an openat violation', async () => {
@@ -170,18 +171,27 @@ describe('Client.sandboxMeHere() refusals', () => {
     expect(result.walltimeMs).toBeLessThan(4000);
   });
 
-  /** Plays the executor on a socketpair mapped at the client's fd 3, doing `act` after HELLO. */
+  /**
+   * Plays the executor on a socketpair mapped at the client's fd 3, doing `act` after HELLO. The
+   * program runs in a sandbox that serves no handshake of its own (SBX_CLIENT_FD moves the client
+   * to fd 3): it starts, as every sandbox-me-here sandboxee, under the io_uring denial, without
+   * which libuv (Node 22 and later) would hold rings that the played policy then breaks.
+   */
   async function againstFakeExecutor(act: (c: Comms, hello: Buffer) => Promise<void>): Promise<any> {
     const [ours, theirs] = native().socketpair(false, false);
     const comms = new Comms(ours, { maxMessageSize: 1024 });
-    const done = runPlain([process.execPath, fixture, 'alone'], { SBX_CLIENT_FD: '3' }, theirs);
-    native().close(theirs);
+    const done = runCaptured([process.execPath, fixture, 'alone'], {
+      policy: nodePolicy(),
+      executor: { enableSandboxBeforeExec: false, cwd: repoRoot, env: { ...ENV, SBX_CLIENT_FD: '3' } },
+      before: (_s, e) => void e.ipc.mapFd(theirs, 3),
+    });
     const hello = await comms.recvTLV(ClientTag.Hello);
+    native().close(theirs);
     expect(hello.data.length).toBe(CLIENT_HELLO_SIZE);
     await act(comms, hello.data);
     comms.close();
-    const { code, stdout } = await done;
-    expect(code).toBe(0);
+    const { result, stdout } = await done;
+    expect(result.exitCode, result.toString()).toBe(0);
     return jsonLines(stdout)[0];
   }
 

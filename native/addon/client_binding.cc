@@ -1,6 +1,7 @@
 // client_binding.cc: sandbox-me-here for Node sandboxees, straight onto libsbx_client (the one
 // implementation C programs use too). TS (packages/client/src/client.ts) validates, touches
 // stdio and turns the errors into ClientError.
+#include <dlfcn.h>
 #include <errno.h>
 
 #include <sbx/client.h>
@@ -27,6 +28,20 @@ static Napi::Value ClientSandboxMeHere(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// clientWarmRuntime(): what the runtime would otherwise look up lazily by opening a file after the
+// filter is on. Node 24's V8 locks with absl::Mutex, which the first time a lock is contended
+// (from whatever thread) counts the CPUs (get_nprocs(): /sys/devices/system/cpu/online) and reads
+// the cycle clock's frequency (/sys/devices/system/cpu/cpu0/tsc_freq_khz, else measured), and
+// keeps both: asking for them once here is enough. Found by name (the node binary exports them);
+// absent on Node 20 and 22, where nothing is needed. Returns whether they were found.
+static Napi::Value ClientWarmRuntime(const Napi::CallbackInfo &info) {
+  void *cpus = dlsym(RTLD_DEFAULT, "_ZN4absl13base_internal7NumCPUsEv");              // absl::base_internal::NumCPUs()
+  void *freq = dlsym(RTLD_DEFAULT, "_ZN4absl13base_internal19NominalCPUFrequencyEv");  // absl::base_internal::NominalCPUFrequency()
+  if (cpus) reinterpret_cast<int (*)()>(cpus)();
+  if (freq) reinterpret_cast<double (*)()>(freq)();
+  return Napi::Boolean::New(info.Env(), cpus != nullptr && freq != nullptr);
+}
+
 // clientState() -> { sandboxed, filterInstalled } (no system call)
 static Napi::Value ClientState(const Napi::CallbackInfo &info) {
   Napi::Object o = Napi::Object::New(info.Env());
@@ -48,6 +63,7 @@ static Napi::Value ClientThreadCount(const Napi::CallbackInfo &info) {
 void InitClientBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("clientSandboxMeHere", Napi::Function::New(env, ClientSandboxMeHere, "clientSandboxMeHere"));
   exports.Set("clientState", Napi::Function::New(env, ClientState, "clientState"));
+  exports.Set("clientWarmRuntime", Napi::Function::New(env, ClientWarmRuntime, "clientWarmRuntime"));
   exports.Set("clientKernelSupport", Napi::Function::New(env, ClientKernelSupport, "clientKernelSupport"));
   exports.Set("clientThreadCount", Napi::Function::New(env, ClientThreadCount, "clientThreadCount"));
 }

@@ -98,15 +98,16 @@ export class Client {
   /**
    * Sets up now what would otherwise be set up lazily, by opening or loading files, after the
    * filter is on: process.stdout and process.stderr (their first use may open /dev/null, research
-   * Q3), the Comms message codec (msgpackr, loaded on the first sendMessage/recvMessage) and the
-   * native addon. sandboxMeHere() calls it; call it earlier, during initialisation, to keep that
+   * Q3), the Comms message codec (msgpackr, loaded on the first sendMessage/recvMessage), the
+   * native addon, and V8's CPU count (Node 24 opens /sys/devices/system/cpu/online for it the
+   * first time a lock is contended). sandboxMeHere() calls it; call it earlier, during initialisation, to keep that
    * work (several milliseconds the first time) out of the sandboxing call. Idempotent.
    */
   static prepare(): void {
     void process.stdout;
     void process.stderr;
     loadCodec();
-    native();
+    native().clientWarmRuntime();
   }
 
   /** True once sandboxMeHere() succeeded in this process (asks no system call). */

@@ -36,6 +36,8 @@ export interface NativeBinding {
   /** libsbx_client: blocks until sandboxed; throws an errno error with .filterInstalled. */
   clientSandboxMeHere(fd: number, flags: number): void;
   clientState(): { sandboxed: boolean; filterInstalled: boolean };
+  /** Makes the runtime look up now what it would open a file for after the filter (Node 24: the CPU count). */
+  clientWarmRuntime(): boolean;
   clientKernelSupport(): number;
   clientThreadCount(): number;
   /** libsbx_client sbx/buffer.h: the ArrayBuffer owns the mapping and the fd (released at GC

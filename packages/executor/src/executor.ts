@@ -95,9 +95,6 @@ export class Executor {
   readonly spawnPool: boolean = true;
   /** @internal set when a Sandbox starts it: an executor runs once. */
   started = false;
-  /** @internal startForkServer(): a seccomp program installed before exec although the policy is
-   *  served to the sandboxee (enableSandboxBeforeExec false): the forkserver's io_uring denial. */
-  preExecFilter: Buffer | null = null;
   /** Custom-fork mode: the forkserver that forks this sandboxee (null: exec mode). */
   readonly forkServer: ForkServerHandle | null = null;
 

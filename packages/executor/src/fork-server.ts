@@ -1,8 +1,9 @@
 // fork-server.ts: the executor's side of custom-fork mode (DESIGN.md §1). A user forkserver (a
 // Node or C program using ForkingClient / sbx/forking_client.h) runs as an ordinary sandboxee:
-// its own namespaces, mounts and limits, its Comms channel at fd 1023, and from its exec a filter
-// that only denies io_uring (policy/io-uring-filter.ts: libuv then opens no ring that fork() would
-// share with the children); each child installs its own filter on top with sandboxMeHere. `new Executor(handle)` sandboxes then ask it for
+// its own namespaces, mounts and limits, its Comms channel at fd 1023, and, as every
+// sandbox-me-here sandboxee, from its exec only the io_uring denial (policy/io-uring-filter.ts:
+// libuv then opens no ring that fork() would share with the children); each child installs its
+// own filter on top with sandboxMeHere. `new Executor(handle)` sandboxes then ask it for
 // a child instead of starting a program: REQUEST (the child's fds) → FORKED (its pid) + its pidfd;
 // EXITED when the forkserver reaped it. The forkserver is as untrusted as its children: every
 // reply is checked, and one that breaks the protocol ends the forkserver (and its children).
@@ -11,7 +12,6 @@ import { Comms, CommsError, Tag, type Message } from '@sbx/client';
 import { closeQuietly } from '@sbx/client/internal';
 import type { Exited } from './forkserver.js';
 import { Executor, type ExecutorOptions } from './executor.js';
-import { ioUringDenialProgram } from './policy/io-uring-filter.js';
 import type { Policy } from './policy/policy.js';
 import type { Result } from './result.js';
 import { Sandbox } from './sandbox.js';
@@ -289,8 +289,6 @@ export async function startForkServer(path: string, argv: readonly string[] | un
   ex.ipc.setCommsOptions({ maxMessageSize: MAX_REPLY });
   const comms = ex.ipc.comms;
   const sandbox = new Sandbox(ex, policy);
-  // No io_uring ring in a forkserver, from its first instruction: it would be shared with every child.
-  ex.preExecFilter = Buffer.from(ioUringDenialProgram(policy.arch));
   try {
     await sandbox.runAsync();
   } catch (err) {

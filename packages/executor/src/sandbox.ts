@@ -17,6 +17,7 @@ import { compileFilter, filesystemOf, networkDenialReason, networkTable } from '
 import { Policy } from './policy/policy.js';
 import { CLIENT_FD, prepareClientHandshake, serveClientHandshake, type PreparedClientHandshake } from './client-handshake.js';
 import { syscallName } from './policy/syscalls.js';
+import { ioUringDenialProgram } from './policy/io-uring-filter.js';
 
 const AUDIT_ARCH = { x86_64: 0xc000003e, i386: 0x40000003, aarch64: 0xc00000b7 } as const;
 const X32_BIT = 0x40000000;
@@ -202,7 +203,10 @@ export class Sandbox {
           client = prepareClientHandshake(policy);
           closeAfterSpawn.push(client.theirs);
           ops.fd(CLIENT_FD, client.theirs);
-          if (ex.preExecFilter) ops.raw(Op.Seccomp, ex.preExecFilter);
+          // The policy's io_uring denial already from exec: libuv (Node 22 and later) opens rings at
+          // start and would fail once sandboxMeHere() denies them; with io_uring_setup failing it
+          // uses epoll. A forkserver so has no ring that fork() would share with its children.
+          ops.raw(Op.Seccomp, Buffer.from(ioUringDenialProgram(policy.arch)));
         }
       } catch (err) {
         setup.close(); // a policy that does not compile must not leave the setup channel open

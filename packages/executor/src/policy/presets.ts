@@ -99,8 +99,10 @@ export const NODE_RUNTIME = {
   io: ['read', 'write', 'pread64', 'pwrite64', 'readv', 'writev', 'close', 'fstat', 'lseek', 'ioctl', 'dup'],
   /** V8 heap and JIT code pages, GC, glibc malloc. */
   memory: ['mmap', 'munmap', 'mprotect', 'madvise', 'brk', 'mremap'],
-  /** Platform worker threads and the libuv threadpool synchronize with futexes. */
-  sync: ['futex', 'sched_yield', 'getpid', 'gettid'],
+  /** Platform worker threads and the libuv threadpool synchronize with futexes. V8 13 (Node 24)
+   *  locks with absl::Mutex, which reads a waiting thread's scheduling priority
+   *  (pthread_getschedparam: sched_getscheduler, sched_getparam; read-only, pid-namespaced). */
+  sync: ['futex', 'sched_yield', 'getpid', 'gettid', 'sched_getscheduler', 'sched_getparam'],
   /** The libuv event loop (epoll; io_uring is always ENOSYS, so libuv uses epoll and its threadpool). */
   eventLoop: ['epoll_pwait', 'epoll_pwait2', 'epoll_wait', 'epoll_ctl'],
   /** Signal masks around thread work, handlers for natural exit, return from handlers. */
