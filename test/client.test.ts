@@ -66,7 +66,7 @@ describe('Client.sandboxMeHere() in a Node sandboxee', () => {
 
   it('filters a Worker created afterwards (allowNodeRuntime({ threads: true }))', async () => {
     const { result, lines } = await runNode('worker', nodePolicy({ threads: true }));
-    expect(result.status).toBe('OK');
+    expect(result.status, result.toString()).toBe('OK');
     expect(lines).toContainEqual({ worker: { seccomp: 2, filters: 2 } });
   });
 

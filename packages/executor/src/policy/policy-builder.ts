@@ -382,6 +382,8 @@ export class PolicyBuilder {
     if (threads) {
       for (const n of P.NODE_THREADS) this.#addAllow(n, 'allowNodeRuntime', true);
       this.#addRule('prctl', P.prctlSetNameRule(), 'allowNodeRuntime', true);
+      // A Worker of Node 24 reads its resource limits (getrlimit(RLIMIT_AS) for its heap): reading only.
+      this.#addRule('prlimit64', P.prlimitGetOnlyRule(), 'allowNodeRuntime', true);
     }
     return this;
   }

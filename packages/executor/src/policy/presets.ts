@@ -124,6 +124,8 @@ export const NODE_RUNTIME = {
 /**
  * allowNodeRuntime({ threads: true }): new threads (Workers). clone with namespace flags stays
  * denied; clone3 is ENOSYS so glibc falls back to clone. A Worker also builds its own event loop
- * (epoll_create1, eventfd2, pipe2) and checks its privileges (capget) at start.
+ * (epoll_create1, eventfd2, pipe2) and checks its privileges (capget) at start; on Node 24 it
+ * reads its resource limits (prlimit64 reading only, policy-builder.ts) and names itself (prctl
+ * PR_SET_NAME).
  */
 export const NODE_THREADS = ['clone', 'set_robust_list', 'rseq', 'sched_getaffinity', 'epoll_create1', 'eventfd2', 'pipe2', 'capget'] as const;
