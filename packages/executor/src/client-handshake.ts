@@ -1,5 +1,6 @@
 // client-handshake.ts: the executor's half of sandbox-me-here mode (enableSandboxBeforeExec:
-// false). The sandboxee runs unfiltered inside its namespaces with one end of a dedicated
+// false). The sandboxee runs inside its namespaces, filtered only by the io_uring denial (from
+// exec: sandbox.ts), with one end of a dedicated
 // socketpair at fd 1020; when it calls Client.sandboxMeHere() (libsbx_client), this serves it:
 //   HELLO (version, threads, flags, listener fd) → POLICY (compiled for this mode) → INSTALLED
 //   (the listener's fd number; taken with pidfd_getfd from the process the executor started) →
