@@ -35,6 +35,8 @@ export function startServer(pol, heapMb, spares = 0) {
     policy: pol,
     cwd: repo,
     env: { PATH: '/usr/bin:/bin' },
+    // the first request waits for the warm-up (a 500 MB heap to build): not a hang on a busy machine
+    forkTimeoutMs: 120_000,
   });
 }
 
