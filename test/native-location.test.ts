@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
 import { clientPackageRoot, nativeAddonPath, nativeExecutablePath } from '@sbx/client/internal';
-import { ADDON_NAME } from '../packages/client/src/native-location.js';
+import { ADDON_NAME, availableForkAbis, forkAddonPath } from '../packages/client/src/native-location.js';
 import { forkserverPath } from '../packages/executor/src/paths.js';
 import { nativeBuild, repoRoot } from './helpers.js';
 
@@ -23,6 +23,17 @@ describe('native parts lookup', () => {
     }
     expect(realpathSync(nativeAddonPath())).toBe(realpathSync(join(nativeBuild, 'Release', 'sbx_native.node')));
     expect(nativeExecutablePath('forkserver/sbx-forkserver')).toBe(join(pkg, 'build', 'forkserver', 'sbx-forkserver'));
+  });
+
+  it("the custom-fork binding of this node's ABI sits next to the addon, and every supported line's is built", () => {
+    const path = forkAddonPath(process.versions.modules);
+    expect(path).toBe(join(clientPackageRoot(), 'build', 'Release', `sbx_fork-node-v${process.versions.modules}.node`));
+    const binding = createRequire(import.meta.url)(path) as { nodeModuleVersion: number; forkingV8Built: () => string };
+    expect(String(binding.nodeModuleVersion)).toBe(process.versions.modules);
+    expect(binding.forkingV8Built()).toBe(process.versions.v8.split('.').slice(0, 2).join('.'));
+    // this node's, always; Node 20, 22 and 24 when their headers are in the node-lines cache (CI)
+    expect(availableForkAbis(path)).toContain(process.versions.modules);
+    if (process.env.CI) expect(availableForkAbis(path)).toEqual(expect.arrayContaining(['115', '127', '137']));
   });
 
   it("the fast path's addon name is binding-options.cjs's (what pkg-prebuilds and the install script use)", () => {
