@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs the suites that depend on the Node line (sandbox-me-here with allowNodeRuntime, custom-fork
-// mode with its per-ABI binding, the soak) under every other supported Node line: the npm builds
+// mode with its per-ABI binding and its 300-fork soak, the client package's own) under every other
+// supported Node line: the npm builds
 // of node@22 and node@24 in the node-lines cache (native/node-lines.mjs; `pnpm install` after
 // `node native/node-lines.mjs install` builds their fork bindings). vitest runs under that node,
 // and so do the sandboxees the tests start (they use process.execPath).
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { NODE_LINES, findLine, nodeLinesDir, runningMajor } from '../native/node-lines.mjs';
 
 const root = join(import.meta.dirname, '..');
-const SUITES = ['test/client.test.ts', 'test/fork.test.ts', 'test/soak.test.ts', 'packages/client/src'];
+const SUITES = ['test/client.test.ts', 'test/fork.test.ts', 'packages/client/src'];
 
 const dash = process.argv.indexOf('--');
 const args = dash < 0 ? process.argv.slice(2) : process.argv.slice(2, dash);
