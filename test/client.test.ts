@@ -170,6 +170,32 @@ describe('Client.sandboxMeHere() refusals', () => {
     expect(result.walltimeMs).toBeLessThan(4000);
   });
 
+  it('a sandboxee that sent HELLO but never installed its policy does not end OK', async () => {
+    // A valid HELLO (version 2, TSYNC), then the program carries on without the filter and exits 0.
+    const hello = '\\x10\\x53\\x00\\x00\\x10\\x00\\x00\\x00\\x00\\x00\\x00\\x00' + '\\x02\\x00\\x00\\x00\\xff\\xff\\xff\\xff\\x01\\x00\\x00\\x00\\xff\\xff\\xff\\xff';
+    const { result, stdout } = await runCaptured(['/bin/bash', '-c', `printf '${hello}' >&1020; echo carried on; exit 0`], {
+      policy: isolationPolicy(),
+      executor: { enableSandboxBeforeExec: false },
+    });
+    expect(stdout).toBe('carried on\n');
+    expect(result.status).toBe('SETUP_ERROR');
+    expect(result.reason).toMatch(/asked for its policy but never installed it/);
+  });
+
+  it('a HELLO carrying 150 fds is refused and leaves no fd in the executor', async () => {
+    const policy = nodePolicy();
+    await runNode('hello-fds', policy); // warm: the forkserver exists
+    const before = openFdCount();
+    for (let i = 0; i < 3; i++) {
+      const { result, lines } = await runNode('hello-fds', policy);
+      expect(lines[0]).toEqual({ sending: 150 });
+      expect(result.status).toBe('SETUP_ERROR');
+      expect(result.reason).toMatch(/^sandboxMeHere handshake: .*fd/);
+    }
+    await tick(50);
+    expect(openFdCount()).toBeLessThanOrEqual(before);
+  });
+
   /** Plays the executor on a socketpair mapped at the client's fd 3, doing `act` after HELLO. */
   async function againstFakeExecutor(act: (c: Comms, hello: Buffer) => Promise<void>): Promise<any> {
     const [ours, theirs] = native().socketpair(false, false);

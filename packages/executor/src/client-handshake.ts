@@ -85,6 +85,10 @@ function programOf(program: Uint8Array): Buffer {
 export async function serveClientHandshake(prepared: PreparedClientHandshake, policy: Policy, hooks: ClientHandshakeHooks): Promise<void> {
   const channel = prepared.channel;
   let policySent = false;
+  // A HELLO means the sandboxee asked to be sandboxed: from then on, unless GO went out, the
+  // sandbox must not end as if it had been (the client failed, or lied, and may carry on unfiltered).
+  let helloReceived = false;
+  let watched = false; // the monitor has the listener: the filter is on
   try {
     if (prepared.early) {
       policySent = true;
@@ -106,6 +110,7 @@ export async function serveClientHandshake(prepared: PreparedClientHandshake, po
       return;
     }
     if (problem) return await refuse(channel, problem);
+    helloReceived = true;
 
     // POLICY, unless it went out early
     if (!policySent) {
@@ -140,6 +145,7 @@ export async function serveClientHandshake(prepared: PreparedClientHandshake, po
     try {
       // The monitor checks that it is a seccomp listener (and takes it either way).
       hooks.watch(listener);
+      watched = true;
     } catch (err) {
       hooks.fail(`sandboxMeHere handshake: the monitor cannot watch the listener: ${(err as Error).message}`);
       await channel.sendTLV(ClientTag.Error, Buffer.from('the monitor cannot watch the listener')).catch(() => {});
@@ -152,7 +158,9 @@ export async function serveClientHandshake(prepared: PreparedClientHandshake, po
     // The sandboxee closed the channel: it exited (or its client failed and it went on). Before
     // the policy nothing is on; after it the monitor (if it got the listener) has the rest.
     const closed = err instanceof CommsError && (err.code === 'PEER_CLOSED' || err.code === 'CLOSED');
-    if (policySent && !closed) hooks.fail(`sandboxMeHere handshake: ${(err as Error).message}`);
+    if (policySent && helloReceived && !watched && closed) {
+      hooks.fail('sandboxMeHere handshake: the sandboxee asked for its policy but never installed it (it closed the handshake channel before INSTALLED): it ran unfiltered');
+    } else if (policySent && !closed) hooks.fail(`sandboxMeHere handshake: ${(err as Error).message}`);
   } finally {
     channel.close();
   }
