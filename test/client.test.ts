@@ -3,6 +3,7 @@
 // sandboxMeHere() itself. The refusal cases also run the programs outside any sandbox, and
 // against a hand-played executor to see what the client does when the executor goes away.
 import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Comms, ClientTag, CLIENT_HELLO_SIZE } from '@sbx/client';
@@ -103,6 +104,15 @@ describe('Client.sandboxMeHere() in a Node sandboxee', () => {
       expect(lines[0].checks).toEqual({ timers: true, promises: true, readSync: true, readAsync: true, zlib: true, crypto: true, json: true, gc: true, jit: true });
     }
   }, 60_000);
+
+  it('openFiles: false: fs.fstat, fs.fstatSync and fs.readFile work on fds opened before; a stat by path stays a violation', async () => {
+    const file = join(repoRoot, 'package.json');
+    const size = statSync(file).size;
+    const { result, lines } = await runNode('fstat', nodePolicy({ openFiles: false }), [file]);
+    expect(lines).toEqual([{ err: null }, { fstatSync: size }, { fstat: size }, { readFile: size }]);
+    expect(result.status).toBe('VIOLATION');
+    expect(['stat', 'newfstatat', 'statx']).toContain(result.violation?.syscall);
+  });
 
   it('leaves no fd behind in the executor (handshake done, violation, never called)', async () => {
     const policy = nodePolicy();
