@@ -339,6 +339,7 @@ describe('custom-fork mode: the forkserver dies or lies', () => {
     ['silent', /did not answer fork request 1 within/],
     ['garbage', /unexpected message from the forkserver/],
     ['no-fd', /sent no pidfd after FORKED/],
+    ['lying-exit', /reported the end of child 1 while it still runs/],
   ] as const) {
     it(`a forkserver that answers "${mode}" gives a SETUP_ERROR naming it, and leaks no fd`, async () => {
       const before = openFdCount();

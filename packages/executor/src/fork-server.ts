@@ -58,6 +58,14 @@ export function pidOfPidfd(pidfd: number): number {
   }
 }
 
+/** The PROTOCOL error when the forkserver reported child `id` reaped although its pidfd still
+ *  names a process (a reaped child's pidfd shows pid -1), else null. */
+function exitedLie(id: bigint, pidfd: number): ForkServerHandleError | null {
+  const pid = pidOfPidfd(pidfd);
+  if (pid <= 0) return null;
+  return new ForkServerHandleError('PROTOCOL', `the forkserver reported the end of child ${id} while it still runs (host pid ${pid}; its pidfd says so): the forkserver was ended`);
+}
+
 function parentOf(pid: number): number {
   try {
     const m = /^PPid:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -80,7 +88,7 @@ export class ForkServerHandle {
   private readonly initPid: number;
   private readonly kill: () => void;
   private readonly pending = new Map<bigint, Pending>();
-  private readonly exitWaiters = new Map<bigint, { resolve: (e: Exited) => void; reject: (e: Error) => void }>();
+  private readonly exitWaiters = new Map<bigint, { resolve: (e: Exited) => void; reject: (e: Error) => void; pidfd: number }>();
   private readonly early = new Map<bigint, Exited>();
   private awaitingPidfd: { id: bigint; nsPid: number } | null = null;
   private nextId = 1n;
@@ -157,15 +165,24 @@ export class ForkServerHandle {
     }
   }
 
-  /** @internal Resolves with the child's wait status once the forkserver reaped it. */
-  waitExit(id: bigint): Promise<Exited> {
+  /**
+   * @internal Resolves with the child's wait status once the forkserver reaped it. `pidfd` (the
+   * child's, borrowed until this settles) backs the forkserver's word: an EXITED while the pidfd
+   * still names a live process is a lie, and ends the forkserver (PROTOCOL).
+   */
+  waitExit(id: bigint, pidfd: number): Promise<Exited> {
     const early = this.early.get(id);
     if (early) {
       this.early.delete(id);
+      const lie = exitedLie(id, pidfd);
+      if (lie) {
+        this.die(lie);
+        return Promise.reject(lie);
+      }
       return Promise.resolve(early);
     }
     if (this.dead) return Promise.reject(this.dead);
-    return new Promise((resolve, reject) => this.exitWaiters.set(id, { resolve, reject }));
+    return new Promise((resolve, reject) => this.exitWaiters.set(id, { resolve, reject, pidfd }));
   }
 
   private hold(): void {
@@ -234,8 +251,12 @@ export class ForkServerHandle {
           timedOut: false,
         };
         const w = this.exitWaiters.get(id);
-        this.exitWaiters.delete(id);
-        if (w) w.resolve(e);
+        if (w) {
+          const lie = exitedLie(id, w.pidfd);
+          if (lie) throw lie;
+          this.exitWaiters.delete(id);
+          w.resolve(e);
+        }
         else if (id < this.nextId && this.early.size < 4096) this.early.set(id, e);
         else throw new ForkServerHandleError('PROTOCOL', `the forkserver reported the end of child ${id}, which it was never asked for`);
         return;

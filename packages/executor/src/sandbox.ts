@@ -5,7 +5,7 @@ import { getSystemErrorName } from 'node:util';
 import { Comms, CommsError, Tag } from '@sbx/client';
 import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
 import { Executor } from './executor.js';
-import { pidOfPidfd } from './fork-server.js';
+import { ForkServerHandleError, pidOfPidfd } from './fork-server.js';
 import { EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from './forkserver-protocol.js';
 import { ForkServer, ForkServerError, type Exited } from './forkserver.js';
 import * as monitor from './monitor.js';
@@ -272,7 +272,8 @@ export class Sandbox {
     this.monitored = true;
     // The forkserver reports the wait status. If it dies first, its sandbox takes the child along:
     // make sure (SIGKILL through our pidfd) and report that once the child is gone.
-    this.exitPromise = server.waitExit(forked.id).catch(async () => {
+    this.exitPromise = server.waitExit(forked.id, forked.pidfd).catch(async (err: unknown) => {
+      if (err instanceof ForkServerHandleError && err.code === 'PROTOCOL') this.setupError ??= `custom-fork mode: ${err.message}`;
       this.signalTree();
       await pidfdExited(this.pidfd);
       return { pid: forked.nsPid, status: 9, utimeUs: 0, stimeUs: 0, maxRssKiB: 0, timedOut: false };
