@@ -307,7 +307,7 @@ describe('Bad input', () => {
 
 describe('cgroup v2 per sandbox', () => {
   it('runs each sandbox in a fresh cgroup where one can be created, and removes it after', async () => {
-    const { delegatedCgroupBase } = await import('../packages/executor/src/cgroup.js');
+    const { delegatedCgroupBase } = await import('../packages/executor/src/sandbox/cgroup.js');
     const base = delegatedCgroupBase();
     const executor = new Executor('/bin/sh', ['/bin/sh', '-c', 'sleep 0.3'], { stdio: 'ignore' });
     const sandbox = new Sandbox(executor, isolationPolicy());

@@ -7,16 +7,16 @@
  * boundary for the syscalls themselves (they all run); the namespaces, the mount view, Landlock,
  * the limits and the always-on denials still hold.
  */
-import { Executor } from '../executor.js';
-import type { ExecutorOptions } from '../executor.js';
-import { applyPolicyFile, loadPolicyFile, readPolicyFile } from '../policy-file.js';
-import type { PolicyFile } from '../policy-file.js';
+import { Executor } from '../sandbox/executor.js';
+import type { ExecutorOptions } from '../sandbox/executor.js';
+import { applyPolicyFile, loadPolicyFile, readPolicyFile } from '../policy-file/policy-file.js';
+import type { PolicyFile } from '../policy-file/policy-file.js';
 import { PolicyBuilder } from '../policy/policy-builder.js';
 import { PolicyError } from '../policy/errors.js';
 import type { Policy } from '../policy/policy.js';
 import { syscallNumber } from '../policy/syscalls.js';
-import type { Result } from '../result.js';
-import { Sandbox } from '../sandbox.js';
+import type { Result } from '../sandbox/result.js';
+import { Sandbox } from '../sandbox/sandbox.js';
 import { BASE_SET, MAX_FACTS, NETWORK_DECIDED } from './facts.js';
 import { LearnedFacts } from './facts-set.js';
 import { synthesize } from './synthesize.js';

@@ -1,9 +1,9 @@
 // run.ts: run a program under a policy the way production does, and turn a Result that is not a
 // clean run into an error that says what was stopped and which policy line would allow it.
-import { Executor, type ExecutorOptions } from '../executor.js';
+import { Executor, type ExecutorOptions } from '../sandbox/executor.js';
 import type { Policy } from '../policy/policy.js';
-import type { Result } from '../result.js';
-import { Sandbox } from '../sandbox.js';
+import type { Result } from '../sandbox/result.js';
+import { Sandbox } from '../sandbox/sandbox.js';
 import { suggestPolicyLine } from './suggest.js';
 
 /** Default wall-time limit of runSandboxed(), in seconds: a hung test program fails, not the suite. */

@@ -5,12 +5,12 @@
 import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Executor } from './executor.js';
-import { CloneFlag, Op, type OpList } from './forkserver-protocol.js';
+import type { Executor } from '../sandbox/executor.js';
+import { CloneFlag, Op, type OpList } from '../forkserver/protocol.js';
 import { addLandlockOps, landlockAbi } from './landlock.js';
 import { addMountOps, MountError, type FsEntry } from './mounts.js';
-import { Policy } from './policy/policy.js';
-import { sharesHostNetwork } from './sandbox-policy.js';
+import { Policy } from '../policy/policy.js';
+import { sharesHostNetwork } from '../sandbox/sandbox-policy.js';
 
 /** Inside the user namespace the sandboxee is uid/gid 1000 (as in Sandbox2). */
 const INSIDE_ID = 1000;

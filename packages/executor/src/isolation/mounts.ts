@@ -3,7 +3,7 @@
 // links into /usr), so the tree inside looks like the host's.
 import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import { isAbsolute, normalize } from 'node:path';
-import { BindFlag, Op, type OpList } from './forkserver-protocol.js';
+import { BindFlag, Op, type OpList } from '../forkserver/protocol.js';
 
 export type FsEntry =
   | { type: 'bind'; outside: string; inside: string; writable: boolean; optional?: boolean; dev?: boolean }

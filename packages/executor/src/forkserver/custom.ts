@@ -8,11 +8,11 @@
 import { readFileSync } from 'node:fs';
 import { Comms, CommsError, Tag, type Message } from '@sbx/client';
 import { closeQuietly } from '@sbx/client/internal';
-import type { Exited } from './forkserver.js';
-import { DEFAULT_PATH, Executor, type ExecutorOptions } from './executor.js';
-import type { Policy } from './policy/policy.js';
-import type { Result } from './result.js';
-import { Sandbox } from './sandbox.js';
+import type { Exited } from './global.js';
+import { DEFAULT_PATH, Executor, type ExecutorOptions } from '../sandbox/executor.js';
+import type { Policy } from '../policy/policy.js';
+import type { Result } from '../sandbox/result.js';
+import { Sandbox } from '../sandbox/sandbox.js';
 
 /** Fork protocol tags; mirrors native/client/include/sbx/forking_client.h (keep them equal). */
 export const ForkTag = { Request: 0x00005320, Forked: 0x00005321, Exited: 0x00005322 } as const;

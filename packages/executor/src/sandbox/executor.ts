@@ -4,7 +4,7 @@ import { accessSync, constants as fsc, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Ipc } from './ipc.js';
 import { Limits, type LimitsOptions } from './limits.js';
-import { ForkServerHandle, startForkServer, type ForkServerOptions } from './fork-server.js';
+import { ForkServerHandle, startForkServer, type ForkServerOptions } from '../forkserver/custom.js';
 
 export type StdioOption = 'inherit' | 'ignore' | 'pipe';
 

@@ -2,7 +2,7 @@
 // lazily, once per process, single-threaded C. It clones every sandboxee and reaps it.
 import { Comms, CommsError, Tag, type Message } from '@sbx/client';
 import { native, type NativeWatcher } from '@sbx/client/internal';
-import { ExitedFlag, FsTag, Op, OpList } from './forkserver-protocol.js';
+import { ExitedFlag, FsTag, Op, OpList } from './protocol.js';
 import { decodePoolStats, poolSize, type SpawnPoolStats } from './spawn-pool.js';
 import { forkserverPath } from './paths.js';
 

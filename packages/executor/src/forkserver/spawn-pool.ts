@@ -3,8 +3,8 @@
 // pivot_root) for the layout of the last request; a request with that layout only applies what
 // varies and execs. A one-shot process gains nothing: the pool pays off in a long-lived one.
 import { availableParallelism } from 'node:os';
-import { POOL_SIZE_MAX } from './forkserver-protocol.js';
-import { ForkServer } from './forkserver.js';
+import { POOL_SIZE_MAX } from './protocol.js';
+import { ForkServer } from './global.js';
 
 export interface SpawnPoolOptions {
   /** Slots kept ready: a number 0..64 (0 turns the pool off) or 'auto' (sized for the host). */
