@@ -11,7 +11,35 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { posix } from 'node:path';
 import { ALLOW, ARG_32, ERRNO, JEQ, LABEL } from './bpf.js';
 import type { BpfInsn } from './bpf.js';
-import type { NetworkDenyAction, NetworkPolicy, NetworkRule } from './policy.js';
+
+/**
+ * One network rule: a destination network and port (0 = any port). `action` absent means allow;
+ * 'deny' wins over every allow; 'dns' (allowDns: port 53 to one resolver) wins over deny.
+ */
+export interface NetworkRule {
+  readonly family: 4 | 6;
+  /** Canonical address of the network (host bits cleared). */
+  readonly address: string;
+  readonly prefix: number;
+  readonly port: number;
+  readonly action?: 'deny' | 'dns';
+}
+/** What a denied destination gets: a network violation (the default), or an errno for the call. */
+export type NetworkDenyAction = 'violation' | { readonly errno: number };
+/**
+ * 'none': a fresh network namespace with only lo (default). 'unrestricted': the host network.
+ * 'rules': the sandbox keeps its own namespace; connect(), and sends that carry an address, go to
+ * the monitor, which connects allowed destinations from the executor's namespace
+ * (docs/policy-guide.md, "Network rules"). Fields other than mode and rules appear only when set.
+ */
+export interface NetworkPolicy {
+  readonly mode: 'none' | 'unrestricted' | 'rules';
+  readonly rules: readonly NetworkRule[];
+  /** Absolute socket paths (as the sandboxee sees them) connect() may reach in 'rules' mode. */
+  readonly unixSockets?: readonly string[];
+  /** Default 'violation'. */
+  readonly onDeny?: NetworkDenyAction;
+}
 
 function parseV4(s: string): number[] | null {
   if (!isIPv4(s)) return null;
