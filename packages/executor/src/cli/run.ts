@@ -15,6 +15,7 @@ import type { Result } from '../sandbox/result.js';
 import { ExitCode } from './exit-codes.js';
 import { defaultPolicy, filePolicy, type RunNetwork, type RunPolicyOptions } from './default-policy.js';
 import { parseIpAddress, splitCidrPort } from '../policy/network.js';
+import { SbxError } from '@sbx/client';
 
 export const RUN_HELP = `Usage: sbx run [options] -- CMD [ARGS...]
 
@@ -141,8 +142,11 @@ export function parseErrno(values: SandboxValues): Array<[string, string]> {
   });
 }
 
-export class UsageError extends Error {
-  readonly code = 'USAGE';
+export class UsageError extends SbxError {
+  declare readonly code: 'USAGE';
+  constructor(message: string) {
+    super('USAGE', message);
+  }
 }
 
 export async function run(argv: string[]): Promise<number> {

@@ -6,7 +6,7 @@
 // EXITED when the forkserver reaped it. The forkserver is as untrusted as its children: every
 // reply is checked, and one that breaks the protocol ends the forkserver (and its children).
 import { readFileSync } from 'node:fs';
-import { Comms, CommsError, Tag, type Message } from '@sbx/client';
+import { Comms, CommsError, SbxError, Tag, type Message } from '@sbx/client';
 import { closeQuietly } from '@sbx/client/internal';
 import type { Policy } from '../policy/policy.js';
 import type { Result } from '../sandbox/result.js';
@@ -20,12 +20,13 @@ export const MAX_REPLY = 1024;
 /** How long a fork request may take before the forkserver is considered hung. */
 const DEFAULT_FORK_TIMEOUT_MS = 10_000;
 
-export class ForkServerHandleError extends Error {
-  readonly code: 'FORKSERVER_DIED' | 'FORK_FAILED' | 'PROTOCOL' | 'TIMEOUT' | 'CLOSED';
-  constructor(code: ForkServerHandleError['code'], message: string) {
-    super(message);
-    this.name = 'ForkServerHandleError';
-    this.code = code;
+export type ForkServerHandleErrorCode = 'FORKSERVER_DIED' | 'FORK_FAILED' | 'PROTOCOL' | 'TIMEOUT' | 'CLOSED';
+
+/** A custom forkserver failed or broke the fork protocol. */
+export class ForkServerHandleError extends SbxError {
+  declare readonly code: ForkServerHandleErrorCode;
+  constructor(code: ForkServerHandleErrorCode, message: string) {
+    super(code, message);
   }
 }
 

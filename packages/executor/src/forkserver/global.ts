@@ -1,6 +1,6 @@
 // forkserver.ts: the executor's handle on the global forkserver (native/forkserver): started
 // lazily, once per process, single-threaded C. It clones every sandboxee and reaps it.
-import { Comms, CommsError, Tag, type Message } from '@sbx/client';
+import { Comms, CommsError, SbxError, Tag, type Message } from '@sbx/client';
 import { native, type NativeWatcher } from '@sbx/client/internal';
 import { FsTag, Op, OpList } from './protocol.js';
 import { decodeExited, EXITED_SIZE, InFlight, sendRequest, type Exited } from './link.js';
@@ -22,14 +22,8 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-export class ForkServerError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'ForkServerError';
-    this.code = code;
-  }
-}
+/** The global forkserver failed (FORKSERVER_DIED, SPAWN_FAILED, PROTOCOL). */
+export class ForkServerError extends SbxError {}
 
 export class ForkServer {
   private static instance: ForkServer | null = null;

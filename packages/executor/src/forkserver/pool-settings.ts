@@ -3,6 +3,7 @@
 // (spawn-pool.ts, which drives the running link) stay acyclic.
 import { availableParallelism } from 'node:os';
 import { POOL_SIZE_MAX } from './protocol.js';
+import { SbxError } from '@sbx/client';
 
 export interface SpawnPoolOptions {
   /** Slots kept ready: a number 0..64 (0 turns the pool off) or 'auto' (sized for the host). */
@@ -30,11 +31,10 @@ export interface SpawnPoolStats {
   lastError: string;
 }
 
-export class SpawnPoolError extends Error {
-  readonly code = 'INVALID_POOL_SIZE';
+export class SpawnPoolError extends SbxError {
+  declare readonly code: 'INVALID_POOL_SIZE';
   constructor(message: string) {
-    super(message);
-    this.name = 'SpawnPoolError';
+    super('INVALID_POOL_SIZE', message);
   }
 }
 

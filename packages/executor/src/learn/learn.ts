@@ -22,6 +22,7 @@ import { LearnedFacts } from './facts-set.js';
 import { synthesize } from './synthesize.js';
 import { encodeLearnTable } from './table.js';
 import { defaultView } from './view.js';
+import { SbxError } from '@sbx/client';
 
 export interface LearnOptions extends ExecutorOptions {
   /** The program (a path, or a name looked up in PATH). */
@@ -42,13 +43,11 @@ export interface LearnOptions extends ExecutorOptions {
 export type LearnErrorCode = 'RUN_FAILED' | 'TOO_MANY_FACTS' | 'BAD_BASE';
 
 /** A learning run that cannot give a policy: the Result of the run is attached when there is one. */
-export class LearnError extends Error {
-  readonly code: LearnErrorCode;
+export class LearnError extends SbxError {
+  declare readonly code: LearnErrorCode;
   readonly result: Result | undefined;
   constructor(code: LearnErrorCode, message: string, result?: Result) {
-    super(message);
-    this.name = 'LearnError';
-    this.code = code;
+    super(code, message);
     this.result = result;
   }
 }

@@ -6,6 +6,9 @@ import { Ipc } from './ipc.js';
 import { Limits, type LimitsOptions } from './limits.js';
 import { ForkServerHandle } from '../forkserver/custom.js';
 import type { Policy } from '../policy/policy.js';
+import { ExecutorError } from './executor-error.js';
+
+export { ExecutorError } from './executor-error.js';
 
 export type StdioOption = 'inherit' | 'ignore' | 'pipe';
 
@@ -83,14 +86,7 @@ export function provideStartForkServer(fn: StartForkServer): void {
   startForkServerImpl = fn;
 }
 
-export class ExecutorError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'ExecutorError';
-    this.code = code;
-  }
-}
+
 
 export class Executor {
   /** Absolute host path of the binary (resolved through PATH when given a bare name). */
@@ -120,7 +116,7 @@ export class Executor {
    * existing callers.
    */
   static startForkServer(path: string, argv: readonly string[] | undefined, options: ForkServerOptions): Promise<ForkServerHandle> {
-    if (!startForkServerImpl) return Promise.reject(new Error('sbx: startForkServer is not loaded (import @sbx/executor)'));
+    if (!startForkServerImpl) return Promise.reject(new ExecutorError('NOT_LOADED', 'sbx: startForkServer is not loaded (import @sbx/executor)'));
     return startForkServerImpl(path, argv, options);
   }
 

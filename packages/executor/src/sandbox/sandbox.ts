@@ -2,9 +2,9 @@
 // Result value; it rejects only when the SDK itself fails (bad arguments, no forkserver).
 import { openSync, readlinkSync, createReadStream, createWriteStream, type ReadStream, type WriteStream } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
-import { Comms, CommsError, Tag } from '@sbx/client';
+import { Comms, CommsError, SbxError, Tag } from '@sbx/client';
 import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
-import { Executor } from './executor.js';
+import { Executor, ExecutorError } from './executor.js';
 import { pidOfPidfd } from '../forkserver/custom.js';
 import { EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from '../forkserver/protocol.js';
 import { ForkServer, ForkServerError, type Exited } from '../forkserver/global.js';
@@ -31,8 +31,11 @@ function userNotifAvailable(): boolean {
 const MONITOR_DRAIN_MS = 2000;
 
 /** A sandbox that cannot be set up before anything is started (it becomes a SETUP_ERROR Result). */
-export class SandboxSetupError extends Error {
-  readonly code = 'SETUP';
+export class SandboxSetupError extends SbxError {
+  declare readonly code: 'SETUP';
+  constructor(message: string) {
+    super('SETUP', message);
+  }
 }
 
 /**
@@ -83,7 +86,7 @@ export class Sandbox {
   /** Starts the sandboxee and resolves once it was cloned (setup goes on; awaitResult() tells how it ended). */
   runAsync(): Promise<void> {
     if (!this.started) {
-      if (this.executor.started) throw new Error('Sandbox: this Executor was already started (an Executor runs once)');
+      if (this.executor.started) throw new ExecutorError('ALREADY_STARTED', 'Sandbox: this Executor was already started (an Executor runs once)');
       this.executor.started = true;
       this.startTime = performance.now();
       this.started = this.start();
@@ -107,7 +110,7 @@ export class Sandbox {
 
   /** The Result, once the sandboxee and all its processes are gone. */
   awaitResult(): Promise<Result> {
-    if (!this.result) return Promise.reject(new Error('Sandbox: awaitResult() before runAsync()'));
+    if (!this.result) return Promise.reject(new ExecutorError('NOT_STARTED', 'Sandbox: awaitResult() before runAsync()'));
     return this.result;
   }
 

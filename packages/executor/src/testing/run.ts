@@ -5,6 +5,7 @@ import type { Policy } from '../policy/policy.js';
 import type { Result } from '../sandbox/result.js';
 import { Sandbox } from '../sandbox/sandbox.js';
 import { suggestPolicyLine } from './suggest.js';
+import { SbxError } from '@sbx/client';
 
 /** Default wall-time limit of runSandboxed(), in seconds: a hung test program fails, not the suite. */
 export const DEFAULT_TEST_WALLTIME = 30;
@@ -37,11 +38,11 @@ export function describeResult(result: Result): string {
 }
 
 /** Thrown by expectNoViolation(); `result` is the Result that was not a clean run. */
-export class SandboxTestError extends Error {
+export class SandboxTestError extends SbxError {
+  declare readonly code: 'SANDBOX_FAILED';
   readonly result: Result;
   constructor(result: Result) {
-    super(describeResult(result));
-    this.name = 'SandboxTestError';
+    super('SANDBOX_FAILED', describeResult(result));
     this.result = result;
   }
 }
