@@ -6,7 +6,8 @@ import { writeFileSync, mkdtempSync, rmSync, readFileSync, closeSync, chmodSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, afterAll } from 'vitest';
-import { Executor, Sandbox, PolicyBuilder, Result, ARG_32, JNE, ALLOW, LABEL } from '@sbx/executor';
+import { Executor, Sandbox, PolicyBuilder, Result } from '@sbx/executor';
+import { ARG_32, JNE, ALLOW, LABEL } from '@sbx/executor/bpf';
 import { native } from '@sbx/client/internal';
 import { isolationPolicy, openFdCount, processesWith, repoRoot, runCaptured, sh, tick } from './helpers.js';
 

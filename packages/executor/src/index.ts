@@ -12,7 +12,7 @@ export * from './policy/index.js';
 export { Comms, SyncComms, CommsError, SbxError, Tag, tagName, type CommsOptions, type Message } from '@sbx/client';
 export { SharedBuffer, SharedBuffer as Buffer, BufferError, type BufferErrorCode, type FromFdOptions, type RecvBufferOptions } from '@sbx/client';
 export { loadPolicyFile, readPolicyFile, applyPolicyFile, POLICY_FILE_SCHEMA, PRESET_NAMES, type PolicyFile, type PolicyFileBind, type PolicyFileErrno, type PolicyFilePreset, type LoadPolicyFileOptions } from './policy-file/policy-file.js';
-export { ForkServerHandle, ForkServerHandleError } from './forkserver/custom.js';
+export { ForkServerHandle, ForkServerHandleError, type ForkServerHandleErrorCode } from './forkserver/custom.js';
 export { startForkServer, type ForkServerOptions } from './forkserver/start-fork-server.js';
 export { learnPolicy, learnPolicyFile, verifyPolicyFile, LearnError, type LearnOptions, type LearnReport, type LearnErrorCode } from './learn/learn.js';
 export { LearnedFacts } from './learn/facts-set.js';
