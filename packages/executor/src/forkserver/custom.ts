@@ -1,4 +1,4 @@
-// fork-server.ts: the executor's side of custom-fork mode (DESIGN.md §1). A user forkserver (a
+// custom.ts: the executor's link to a custom forkserver (docs/architecture.md, "Custom-fork mode"). A user forkserver (a
 // Node or C program using ForkingClient / sbx/forking_client.h) runs as an ordinary sandboxee:
 // its own namespaces, mounts and limits, no seccomp filter (each child installs its own with
 // sandboxMeHere), its Comms channel at fd 1023. `new Executor(handle)` sandboxes then ask it for

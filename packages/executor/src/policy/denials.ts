@@ -1,7 +1,7 @@
 /**
  * The always-on rules every sbx filter carries, as data. The compiler turns them into BPF; the
  * policy model (model.ts) interprets the same data directly, so the two can check each other.
- * Escape classes behind them: research/peers-and-escape-classes.md §4.
+ * The escape classes behind them: docs/policy-guide.md, "Always-on denials", and docs/security.md.
  */
 import {
   CLONE_NEW_ANY,

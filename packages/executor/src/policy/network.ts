@@ -278,7 +278,7 @@ function matches(r: NetworkRule, d: NetworkDestination): boolean {
   return m.every((b, i) => b === net[i]);
 }
 
-/** What the monitor decides for a destination (the same precedence as native/addon/netrules.cc). */
+/** What the monitor decides for a destination (the same precedence as native/addon/netproxy.cc). */
 export function decideNetwork(network: NetworkPolicy, dest: NetworkDestination): NetworkDecision {
   const d = normalizeDestination(dest);
   const find = (pred: (r: NetworkRule) => boolean): number => network.rules.findIndex((r) => pred(r) && matches(r, d));
@@ -292,7 +292,7 @@ export function decideNetwork(network: NetworkPolicy, dest: NetworkDestination):
 
 // ---- the monitor's table ----
 
-/** Layout of the table (little-endian), mirrored by native/addon/netrules.cc. */
+/** Layout of the table (little-endian), mirrored by native/addon/netproxy.cc. */
 export const NET_TABLE_MAGIC = 0x4e584253; // "SBXN"
 export const NET_TABLE_VERSION = 1;
 export const NET_RULE_SIZE = 24;
