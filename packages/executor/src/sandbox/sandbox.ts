@@ -234,14 +234,8 @@ export class Sandbox {
             await this.targetPidfdKnown;
             return this.takeListenerOf(this.targetPidfd >= 0 ? this.targetPidfd : this.pidfd, n);
           },
-          watch: (listener) => {
-            this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-            this.monitorId = monitor.watch(listener, this.pidfd, -1, (e) => this.onMonitor(e), networkTable(policy), this.isolation?.treeSignal);
-          },
-          fail: (reason) => {
-            this.setupError ??= reason;
-            this.signalTree();
-          },
+          watch: (listener) => this.watchListener(listener, policy, -1, this.isolation?.treeSignal),
+          fail: (reason) => this.failSetup(reason),
         });
         this.setupDone = Promise.all([this.setupDone, handshake]).then(() => {});
       }
@@ -251,7 +245,7 @@ export class Sandbox {
     }
   }
 
-  // ---- custom-fork mode (fork-server.ts): a child of the user's forkserver instead of an exec ----
+  // ---- custom-fork mode (forkserver/custom.ts): a child of the user's forkserver instead of an exec ----
   private forkWalltime: NodeJS.Timeout | null = null;
 
   private async startForked(): Promise<void> {
@@ -290,14 +284,8 @@ export class Sandbox {
     }
     this.setupDone = serveClientHandshake(client, this.policy, {
       take: async (n) => this.takeListenerOf(this.pidfd, n),
-      watch: (listener) => {
-        this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-        this.monitorId = monitor.watch(listener, this.pidfd, -1, (e) => this.onMonitor(e), networkTable(this.policy));
-      },
-      fail: (reason) => {
-        this.setupError ??= reason;
-        this.signalTree();
-      },
+      watch: (listener) => this.watchListener(listener, this.policy),
+      fail: (reason) => this.failSetup(reason),
     });
   }
 
@@ -315,6 +303,18 @@ export class Sandbox {
   private targetStatus: number | null = null;
   private setupDone: Promise<void> | null = null;
 
+  /** Hands the sandbox's seccomp listener to the monitor thread: the one place the monitor is wired. */
+  private watchListener(listener: number, policy: Policy, execFd = -1, treeSignal?: number, learnTable?: Buffer): void {
+    this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
+    this.monitorId = monitor.watch(listener, this.pidfd, execFd, (e) => this.onMonitor(e), networkTable(policy), treeSignal, learnTable);
+  }
+
+  /** A setup failure reported by the client handshake: recorded, and the sandbox ends. */
+  private failSetup(reason: string): void {
+    this.setupError ??= reason;
+    this.signalTree();
+  }
+
   /** Reads the child's setup reports until exec (EOF): an error, or the listener's fd number. */
   private async readSetup(setup: Comms): Promise<void> {
     try {
@@ -330,10 +330,7 @@ export class Sandbox {
           this.onTargetPidfd();
         } else if (m.tag === Tag.Uint32 && m.data.length === 4 && this.monitorId === 0) {
           const listener = await this.takeListener(m.data.readUInt32LE(0), setup);
-          if (listener >= 0) {
-            this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-            this.monitorId = monitor.watch(listener, this.pidfd, EXEC_FD_TARGET, (e) => this.onMonitor(e), networkTable(this.isolation?.policy ?? this.policy), this.isolation?.treeSignal, this.learnTable);
-          }
+          if (listener >= 0) this.watchListener(listener, this.isolation?.policy ?? this.policy, EXEC_FD_TARGET, this.isolation?.treeSignal, this.learnTable);
         } else {
           if (m.fd >= 0) closeQuietly(m.fd);
           this.setupError = `unexpected setup message (tag 0x${m.tag.toString(16)})`;
