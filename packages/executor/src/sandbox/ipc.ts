@@ -1,8 +1,9 @@
 // ipc.ts: the fds a sandboxee gets (Sandbox2's IPC): mapped fds, socketpairs whose far end it
 // receives, and the Comms channel at fd 1023.
-import { Comms, DEFAULT_COMMS_FD, type CommsOptions } from '@sbx/client';
+import { Comms, DEFAULT_CLIENT_FD, DEFAULT_COMMS_FD, type CommsOptions } from '@sbx/client';
 import { closeQuietly, native } from '@sbx/client/internal';
 import { ExecutorError } from './executor-error.js';
+import { EXEC_FD_TARGET, SETUP_FD_TARGET } from '../forkserver/protocol.js';
 
 export interface FdMapping {
   /** The executor's fd (borrowed until the sandbox starts: the forkserver gets a copy). */
@@ -15,9 +16,9 @@ export interface FdMapping {
 
 /** Setup socket and exec fd between clone and exec; 1020 is the sandbox-me-here handshake socket. */
 const RESERVED = new Map([
-  [1020, 'the sandbox-me-here handshake socket (SBX_CLIENT_FD)'],
-  [1021, 'the setup socket between clone and exec'],
-  [1022, 'the exec fd between clone and exec'],
+  [DEFAULT_CLIENT_FD, 'the sandbox-me-here handshake socket (SBX_CLIENT_FD)'],
+  [SETUP_FD_TARGET, 'the setup socket between clone and exec'],
+  [EXEC_FD_TARGET, 'the exec fd between clone and exec'],
 ]);
 
 export class Ipc {
