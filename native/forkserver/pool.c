@@ -223,11 +223,19 @@ int pool_configure(struct fs_pool *pool, const uint8_t *msg, size_t len) {
     for (size_t j = 0; j < pool->nids; j++)
       if (pool->ids[j].uid == ids[i].uid) ids[i].user = pool->ids[j].user;
   }
+  bool same_range = pool->id_first == first && pool->id_count == count;
   free(pool->ids);
   pool->ids = ids;
   pool->nids = n;
   pool->id_first = first;
   pool->id_count = count;
+  if (!same_range) { /* the template was keyed for another range: start over */
+    kill_all(pool);
+    free(pool->key);
+    pool->key = NULL;
+    sbx_request_free(&pool->tmpl);
+    pool->tmpl_ranged = false;
+  }
   pool_set_size(pool, size);
   return 0;
 }
@@ -236,7 +244,7 @@ int pool_configure(struct fs_pool *pool, const uint8_t *msg, size_t len) {
  * to the range (its ids are used as they are). *none: the template wants one and none is free. */
 static uint32_t free_id(const struct fs_pool *pool, bool *none) {
   *none = false;
-  if (!pool->tmpl.has_id_map || !in_range(pool, pool->tmpl.outside_uid)) return SBX_OWNER_SELF;
+  if (!pool->tmpl_ranged) return SBX_OWNER_SELF;
   for (size_t i = 0; i < pool->nids; i++)
     if (pool->ids[i].user == 0) return pool->ids[i].uid;
   *none = true;
@@ -296,6 +304,7 @@ bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struc
   }
   /* Another layout: it becomes the template (the pool warms for the layout used last). */
   kill_all(pool);
+  pool->tmpl_ranged = req->has_id_map && in_range(pool, req->outside_uid);
   free(pool->key);
   sbx_request_free(&pool->tmpl);
   pool->key = key;

@@ -76,6 +76,8 @@ struct fs_pool {
   size_t n, cap;
   uint32_t id_first, id_count; /* the executor's sandbox id range (0 count: none) */
   struct fs_pool_id *ids;      /* leased ids for slots (SBX_FS_POOL) */
+  bool tmpl_ranged;            /* the template's ID_MAP maps to the range: its outside ids in tmpl
+                                  are 0 (keyed without them), each slot takes one of ids instead */
   size_t nids;
   uint64_t hits, misses, recycled, prepared;
   uint32_t failures;

@@ -3,6 +3,7 @@ export { Executor, ExecutorError, DEFAULT_PATH, type ExecutorOptions, type Stdio
 export { Limits, INFINITY, type LimitsOptions } from './limits.js';
 export { Ipc, type FdMapping } from './ipc.js';
 export { Sandbox } from './sandbox.js';
+export { setSandboxIdRange, sandboxIdRange, SandboxIdsError, DEFAULT_SANDBOX_ID_RANGE, type SandboxIdRange } from './sandbox-ids.js';
 export { Result, type Status, type Violation, type ViolationKind, type Arch as ViolationArch, type ResultFields } from './result.js';
 export { ForkServerError } from './forkserver.js';
 export { setSpawnPool, spawnPoolStats, autoPoolSize, SpawnPoolError, type SpawnPoolOptions, type SpawnPoolStats } from './spawn-pool.js';
