@@ -386,6 +386,27 @@ static int inflight_fill(void) {
   hold();
 }
 
+/* Writes up to `mib` MiB into one memfd (SIGXFSZ ignored: the write fails with EFBIG instead). */
+static int memfd_fill(long mib) {
+  signal(SIGXFSZ, SIG_IGN);
+  calling("memfd_create");
+  int fd = (int)syscall(SYS_memfd_create, "fill", 0);
+  if (fd < 0) return report("memfd_create", -1);
+  static char chunk[1 << 20];
+  memset(chunk, 'x', sizeof chunk);
+  long done = 0;
+  int e = 0;
+  for (; done < mib; done++) {
+    if (write(fd, chunk, sizeof chunk) != (ssize_t)sizeof chunk) {
+      e = errno;
+      break;
+    }
+  }
+  printf("memfd-fill: %ld MiB %s\n", done, e ? errname(e) : "none");
+  close(fd);
+  return 0;
+}
+
 /* --- seccomp ---------------------------------------------------------------------------------- */
 
 /* The sandboxee adds its own filter (no listener): allowed, and it can only restrict. The extra
@@ -499,6 +520,7 @@ int main(int argc, char **argv) {
   if (!strcmp(w, "inotify-fill")) return inotify_fill();
   if (!strcmp(w, "inotify-one")) return report("inotify_init1", inotify_init1(IN_CLOEXEC));
   if (!strcmp(w, "inflight-fill")) return inflight_fill();
+  if (!strcmp(w, "memfd-fill")) return memfd_fill(arg_int(argc, argv, 2));
   if (!strcmp(w, "kill-all")) return kill_all();
   if (!strcmp(w, "kill")) return report(w, kill(arg_int(argc, argv, 2), SIGKILL));
 

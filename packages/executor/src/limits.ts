@@ -12,7 +12,8 @@ export interface LimitsOptions {
   rlimitAs?: number | bigint;
   /** RLIMIT_CPU in seconds (default 1024). */
   rlimitCpu?: number | bigint;
-  /** RLIMIT_FSIZE in bytes (default 8 GiB). */
+  /** RLIMIT_FSIZE in bytes (default 8 GiB; rlimitAs when that is given, since a file in a memfd or
+   *  a tmpfs is memory that RLIMIT_AS does not count). */
   rlimitFsize?: number | bigint;
   /** RLIMIT_NOFILE (default 1024). */
   rlimitNofile?: number | bigint;
@@ -88,6 +89,8 @@ export class Limits {
         throw new TypeError(`limits: unknown option "${key}" (known: ${[...Object.keys(RLIMIT_KEYS), 'userNamespace', 'walltime'].join(', ')})`);
       }
     }
+    // A memory bound also bounds each memfd and tmpfs file, unless a file size was given.
+    if (options.rlimitAs !== undefined && options.rlimitFsize === undefined && this.rlimitAs < this.rlimitFsize) this.rlimitFsize = this.rlimitAs;
   }
 
   /** [resource, soft, hard] triples (soft = hard) for the forkserver. */

@@ -10,6 +10,7 @@ import { EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from './forkserver-pro
 import { ForkServer, ForkServerError, type Exited } from './forkserver.js';
 import * as monitor from './monitor.js';
 import { SandboxCgroup } from './cgroup.js';
+import { INFINITY } from './limits.js';
 import { MountError } from './mounts.js';
 import { addIsolationOps, IsolationError, namespacesUnavailable, type IsolationSetup } from './isolation.js';
 import { Result, signalName, type Status, type Violation, type Arch } from './result.js';
@@ -190,6 +191,8 @@ export class Sandbox {
       if (ex.cgroup !== 'off') {
         this.cgroup = SandboxCgroup.create();
         if (this.cgroup) ops.str(Op.Cgroup, this.cgroup.path);
+        // RLIMIT_AS bounds the address space; memfd and tmpfs pages need the memory controller.
+        if (this.cgroup && ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
         else if (ex.cgroup === 'required') {
           throw new SandboxSetupError(`no writable cgroup v2 here (cgroup: 'required'): run where a delegated cgroup v2 subtree is writable, or use cgroup: 'auto'; see sbx doctor`);
         }
@@ -245,7 +248,10 @@ export class Sandbox {
       }
       this.pidfd = spawned.spawned.pidfd;
       this.hostPid = spawned.spawned.pid;
-      if (spawned.spawned.cgroup && this.cgroup) this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
+      if (spawned.spawned.cgroup && this.cgroup) {
+        this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
+        if (ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
+      }
       // A pool slot brought a uid of its own (the forkserver keeps it taken until the sandbox is reaped).
       if (spawned.spawned.uid !== undefined && spawned.spawned.uid !== iso.hostIds.uid) {
         iso.lease?.release();
