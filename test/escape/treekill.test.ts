@@ -65,9 +65,11 @@ const stop = async (init: number) => {
   process.kill(init, 'SIGSTOP');
   expect(await until(() => /[Tt]/.test(state(init)))).toBe(true);
 };
-/** What the issue's sandboxee did to its init: RLIMIT_NOFILE 0, so that it can open no pidfd. */
+/** What the issue's sandboxee did to its init: RLIMIT_NOFILE 0, so that it can open no pidfd. Done
+ *  as the init's own uid (what a same-uid process may do; this host's root lacks CAP_SYS_RESOURCE). */
 const starve = (init: number) => {
-  const r = spawnSync('prlimit', ['--pid', String(init), '--nofile=0:0'], { encoding: 'utf8' });
+  const [uid, gid] = ['Uid', 'Gid'].map((k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${init}/status`, 'utf8'))![1]));
+  const r = spawnSync('prlimit', ['--pid', String(init), '--nofile=0:0'], { encoding: 'utf8', ...(asRoot ? { uid, gid } : {}) });
   expect(r.status, r.stderr).toBe(0);
   expect(readFileSync(`/proc/${init}/limits`, 'utf8')).toMatch(/^Max open files\s+0\s+0\s/m);
 };
@@ -98,8 +100,7 @@ describe.each(modes)('an init that does not cooperate ($name)', ({ options, run 
     await expectTreeGone(m, await result, 'TIMEOUT');
   });
 
-  // From the host: as root only where root holds CAP_SYS_RESOURCE over the sandbox's user namespace
-  // (its owner is the sandbox's uid), which this test host's root does not: landlock isolation only.
+  // A pid namespace's init dies with SIGKILL whatever its limits: landlock isolation only.
   it.runIf(run && options.isolation === 'landlock')('RLIMIT_NOFILE 0 (it can open no pidfd): the walltime and kill() end the whole tree', async () => {
     const m1 = marker();
     const timed = await startSabotaged(m1, starve, { ...options, limits: { walltime: 1.5 } });
