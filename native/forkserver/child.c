@@ -179,16 +179,17 @@ void child_run_request(struct child_ctx *ctx) {
      * domain, so that the signal scope keeps the target from signalling (or stopping) it. */
     run(ctx, "signals", reset_signal_mask);
     run(ctx, "init", reaper_split_in_child);
-    run(ctx, "rlimits", rlimits_apply_in_child);
+    /* The ids before the rlimits: a uid switch under a low RLIMIT_NPROC would make exec fail. */
     if (req->has_host_ids) run(ctx, "ids", userns_set_ids_in_child);
+    run(ctx, "rlimits", rlimits_apply_in_child);
     run(ctx, "pdeathsig", reaper_tie_target_in_child); /* the id switch cleared it */
     run(ctx, "capabilities", caps_drop_in_child);
     if (req->has_landlock) run(ctx, "landlock", landlock_apply_in_child);
     if (req->filter != NULL) run(ctx, "seccomp", seccomp_install_in_child);
     exec_target(ctx);
   }
-  run(ctx, "rlimits", rlimits_apply_in_child);
   if (req->has_host_ids) run(ctx, "ids", userns_set_ids_in_child);
+  run(ctx, "rlimits", rlimits_apply_in_child);
   run(ctx, "signals", reset_signal_mask);
   run(ctx, "capabilities", caps_drop_in_child);
   {
