@@ -6,12 +6,14 @@
 //
 // A lease is an exclusive flock() on /run/sbx/ids/<uid>: other executor processes on the host skip
 // a locked uid, and the kernel drops the lock when the holder dies, so nothing goes stale. The uid
-// is released when its sandbox's whole tree is gone (Sandbox.finish). gid = uid.
+// is released when its sandbox's whole tree is gone (Sandbox.finish): the file is unlinked, then
+// closed, so that files do not pile up; a lease therefore counts only if the locked file is still
+// the one at the path (another process may have locked a file just unlinked). gid = uid.
 //
 // An unprivileged executor can map only its own uid into a user namespace (and cannot switch to
 // another uid), so its sandboxes all run as its own uid: these counters stay shared with it and
 // with each other, bounded only by the per-sandbox limits (limits.ts).
-import { mkdirSync, openSync } from 'node:fs';
+import { fstatSync, mkdirSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { closeQuietly, native } from '@sbx/client/internal';
 
@@ -61,6 +63,7 @@ export class SandboxIds {
   constructor(
     readonly uid: number,
     fd: number,
+    private readonly path: string,
   ) {
     this.fd = fd;
   }
@@ -71,6 +74,12 @@ export class SandboxIds {
     return this.fd >= 0;
   }
   release(): void {
+    if (this.fd < 0) return;
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // already gone
+    }
     closeQuietly(this.fd);
     this.fd = -1;
   }
@@ -79,6 +88,15 @@ export class SandboxIds {
 /** Uids this process holds (leases are per open file: a second open of our own file would succeed). */
 const mine = new Set<number>();
 let cursor = -1;
+
+/** The locked fd is still the file at path (not one its holder unlinked on release). */
+function sameFile(fd: number, path: string): boolean {
+  try {
+    return fstatSync(fd).ino === statSync(path).ino;
+  } catch {
+    return false;
+  }
+}
 
 /** Leases a free uid of the range; throws SandboxIdsError when all are taken. */
 export function leaseSandboxIds(r: SandboxIdRange): SandboxIds {
@@ -89,10 +107,11 @@ export function leaseSandboxIds(r: SandboxIdRange): SandboxIds {
     cursor = (cursor + 1) % r.count;
     const uid = r.first + cursor;
     if (mine.has(uid)) continue;
-    const fd = openSync(join(LOCK_DIR, String(uid)), 'a', 0o600);
-    if (native().flockExclusive(fd)) {
+    const path = join(LOCK_DIR, String(uid));
+    const fd = openSync(path, 'a', 0o600);
+    if (native().flockExclusive(fd) && sameFile(fd, path)) {
       mine.add(uid);
-      const ids = new SandboxIds(uid, fd);
+      const ids = new SandboxIds(uid, fd, path);
       const release = ids.release.bind(ids);
       ids.release = () => {
         if (ids.held) mine.delete(uid);
