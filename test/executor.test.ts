@@ -1,7 +1,7 @@
 // The executor end to end: real sandboxes on the real kernel (namespaces, mounts, limits, tree kill).
 import { createServer } from 'node:net';
 import { once } from 'node:events';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync, rmSync, readFileSync, closeSync, chmodSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,6 +59,30 @@ describe('Sandbox#run() isolation', () => {
       expect(b.stdout.trim().split(/\s+/)[1]).not.toBe(String(outside));
     } else {
       expect(outside).toBe(process.getuid!());
+    }
+  });
+
+  it.runIf(asRoot)('a sandbox id is leased across executor processes: a full range is a SETUP_ERROR that says so', async () => {
+    const first = 1_999_000_000 + (process.pid % 1000) * 10;
+    const other = () =>
+      spawnSync(process.execPath, ['--input-type=module', '-e', `
+        import { Executor, Sandbox, PolicyBuilder, setSandboxIdRange } from '@sbx/executor';
+        setSandboxIdRange({ first: ${first}, count: 1 });
+        const r = await new Sandbox(new Executor('/bin/true', ['true'], { stdio: 'ignore' }), new PolicyBuilder().defaultAction('allow').addLibrariesForBinary('/bin/true').build()).run();
+        console.log(r.status + ' ' + r.reason);`], { cwd: repoRoot, encoding: 'utf8', timeout: 30_000 }).stdout;
+    setSandboxIdRange({ first, count: 1 });
+    try {
+      const executor = new Executor('/bin/sleep', ['sleep', '30'], { stdio: 'ignore' });
+      const holder = new Sandbox(executor, new PolicyBuilder().build());
+      const held = holder.run();
+      await holder.runAsync();
+      expect(holder.hostUid).toBe(first);
+      expect(other()).toMatch(/^SETUP_ERROR no free sandbox uid: all 1 ids from \d+ are leased/);
+      holder.kill();
+      await held;
+      expect(other()).toMatch(/^OK /);
+    } finally {
+      setSandboxIdRange(DEFAULT_SANDBOX_ID_RANGE);
     }
   });
 

@@ -19,6 +19,7 @@ import { Policy } from './policy/policy.js';
 import { CLIENT_FD, prepareClientHandshake, serveClientHandshake, type PreparedClientHandshake } from './client-handshake.js';
 import { syscallName } from './policy/syscalls.js';
 import { nameExhaustedCounter } from './counters.js';
+import { SandboxIdsError } from './sandbox-ids.js';
 
 const AUDIT_ARCH = { x86_64: 0xc000003e, i386: 0x40000003, aarch64: 0xc00000b7 } as const;
 const X32_BIT = 0x40000000;
@@ -98,7 +99,7 @@ export class Sandbox {
         (err) => {
           void this.cgroup?.remove();
           this.isolation?.cleanup();
-          if (err instanceof MountError || err instanceof SandboxSetupError || err instanceof IsolationError || (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')) {
+          if (err instanceof MountError || err instanceof SandboxSetupError || err instanceof IsolationError || err instanceof SandboxIdsError || (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')) {
             // Never a silent fallback: a host without namespaces is named, with the mode that works.
             const message = nameExhaustedCounter(err.message, this.isolation?.hostIds.uid ?? null);
             this.setupError = (this.executor.isolation === 'namespaces' && namespacesUnavailable(message)) || message;
