@@ -2,7 +2,7 @@
 // (pending signals, POSIX message queue bytes, locked memory, and the /proc/sys/user counters):
 // the kernel charges those up the chain of user namespaces to the uid that owns the sandbox's
 // namespace, so without them one sandbox could use up a host uid's allowance (docs/security.md).
-import { UserLimitIndex, type UserLimitName } from './forkserver-protocol.js';
+import { UserLimitIndex, type UserLimitName } from '../forkserver/protocol.js';
 
 /** RLIM_INFINITY as a bigint. */
 export const INFINITY = 0xffffffffffffffffn;

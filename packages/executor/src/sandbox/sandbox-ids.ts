@@ -15,6 +15,7 @@
 // with each other, bounded only by the per-sandbox limits (limits.ts).
 import { fstatSync, mkdirSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { SbxError } from '@sbx/client';
 import { closeQuietly, native } from '@sbx/client/internal';
 
 export interface SandboxIdRange {
@@ -32,8 +33,11 @@ const LOCK_DIR = '/run/sbx/ids';
 
 let range: SandboxIdRange | null = { ...DEFAULT_SANDBOX_ID_RANGE };
 
-export class SandboxIdsError extends Error {
-  readonly code = 'SANDBOX_IDS';
+export class SandboxIdsError extends SbxError {
+  declare readonly code: 'SANDBOX_IDS';
+  constructor(message: string) {
+    super('SANDBOX_IDS', message);
+  }
 }
 
 /**
