@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -159,7 +160,21 @@ static Napi::Value SendMsg(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, (double)n);
 }
 
+// flockExclusive(fd) -> true when this process now holds an exclusive lock on fd's file, false
+// when another holds one (LOCK_EX | LOCK_NB). The lock ends with the last close of the open file,
+// so a process that dies drops it (sandbox uid leases, executor uid-range.ts).
+static Napi::Value FlockExclusive(const Napi::CallbackInfo &info) {
+  int fd = ArgInt(info, 0, "flockExclusive(fd: number)");
+  int r;
+  do r = flock(fd, LOCK_EX | LOCK_NB);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && errno == EWOULDBLOCK) return Napi::Boolean::New(info.Env(), false);
+  if (r < 0) ThrowErrno(info.Env(), errno, "flock(LOCK_EX | LOCK_NB)");
+  return Napi::Boolean::New(info.Env(), true);
+}
+
 void InitFdBinding(Napi::Env env, Napi::Object exports) {
+  exports.Set("flockExclusive", Napi::Function::New(env, FlockExclusive, "flockExclusive"));
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("setNonBlocking", Napi::Function::New(env, SetNonBlocking, "setNonBlocking"));

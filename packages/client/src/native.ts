@@ -9,6 +9,8 @@ export interface NativeBinding {
   pipe(): [number, number];
   setNonBlocking(fd: number, on: boolean): void;
   close(fd: number): void;
+  /** flock(fd, LOCK_EX | LOCK_NB): false when another open file holds the lock. */
+  flockExclusive(fd: number): boolean;
   recvmsg(fd: number, buf: Buffer, offset: number, length: number): { bytes: number; fds: number[]; ctrunc: boolean };
   sendmsg(fd: number, buf: Buffer, offset: number, length: number, passFds: number | number[]): number;
   Watcher: new (fd: number, cb: (readable: boolean, writable: boolean) => void) => NativeWatcher;

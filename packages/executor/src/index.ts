@@ -7,6 +7,7 @@ export { Result, type Status, type Violation, type ViolationKind, type Arch as V
 export { ForkServerError } from './forkserver/global.js';
 export { setSpawnPool, spawnPoolStats, autoPoolSize, SpawnPoolError, type SpawnPoolOptions, type SpawnPoolStats } from './forkserver/spawn-pool.js';
 export { MountError } from './isolation/mounts.js';
+export { setSandboxIdRange, sandboxIdRange, SandboxIdsError, DEFAULT_SANDBOX_ID_RANGE, type SandboxIdRange } from './sandbox/sandbox-ids.js';
 export { hostChecks, formatChecks, type Check } from './doctor.js';
 export * from './policy/index.js';
 export { Comms, SyncComms, CommsError, SbxError, Tag, tagName, type CommsOptions, type Message } from '@sbx/client';

@@ -5,6 +5,7 @@ import { native, type NativeWatcher } from '@sbx/client/internal';
 import { FsTag, Op, OpList } from './protocol.js';
 import { decodeExited, EXITED_SIZE, InFlight, sendRequest, type Exited } from './link.js';
 import { decodePoolStats, poolSize, type SpawnPoolStats } from './pool-settings.js';
+import { leaseSandboxIds, sandboxIdRange, type SandboxIds } from '../sandbox/sandbox-ids.js';
 import { forkserverPath } from './paths.js';
 
 export type { Exited } from './link.js';
@@ -15,6 +16,8 @@ export interface Spawned {
   pidfd: number;
   /** A spawn-pool slot runs in a cgroup the forkserver made for it: use this one instead of the requested one. */
   cgroup?: string;
+  /** A spawn-pool slot has a host uid (and gid) of the pool's leased ids: the sandbox runs as this one. */
+  uid?: number;
 }
 
 interface Pending {
@@ -37,7 +40,9 @@ export class ForkServer {
   private readonly pending = new Map<bigint, Pending>();
   private readonly exitWaiters = new Map<bigint, (e: Exited) => void>();
   private readonly early = new Map<bigint, Exited>();
-  private awaitingPidfd: { id: bigint; pid: number; cgroup?: string } | null = null;
+  private awaitingPidfd: { id: bigint; pid: number; cgroup?: string; uid?: number } | null = null;
+  /** Sandbox ids leased for pool slots (pool.h): the list only grows while this forkserver lives. */
+  private readonly poolIds: SandboxIds[] = [];
   /** POOL_STATS queries, answered in order. */
   private readonly statsWaiters: { resolve: (s: SpawnPoolStats) => void; reject: (e: Error) => void }[] = [];
   private nextId = 1n;
@@ -80,11 +85,28 @@ export class ForkServer {
     return ForkServer.instance && !ForkServer.instance.dead ? ForkServer.instance : null;
   }
 
-  /** SBX_FS_POOL: how many slots to keep ready (0: none; the slots are killed). */
+  /** SBX_FS_POOL: how many slots to keep ready (0: none; the slots are killed). A root executor
+   *  leases two sandbox ids per slot for them (one for a waiting slot, one for the sandbox a slot
+   *  became, until it is reaped) and sends the list with the range. */
   setPool(size: number): void {
     if (this.dead) return;
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(size);
+    const range = sandboxIdRange();
+    if (!range || size === 0) {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(size);
+      this.comms.sendTLV(FsTag.Pool, b).catch((e: Error) => this.die(e));
+      return;
+    }
+    try {
+      while (this.poolIds.length < 2 * size) this.poolIds.push(leaseSandboxIds(range));
+    } catch {
+      // the range is full: the pool gets what could be leased (fewer slots of that layout)
+    }
+    const b = Buffer.alloc(12 + 4 * this.poolIds.length);
+    b.writeUInt32LE(size, 0);
+    b.writeUInt32LE(range.first, 4);
+    b.writeUInt32LE(range.count, 8);
+    this.poolIds.forEach((ids, i) => b.writeUInt32LE(ids.uid, 12 + 4 * i));
     this.comms.sendTLV(FsTag.Pool, b).catch((e: Error) => this.die(e));
   }
 
@@ -112,6 +134,8 @@ export class ForkServer {
     this.exitWatch.close();
     native().close(this.pidfd);
     this.reaped = true;
+    // Its children are gone with it (an orderly shutdown): the slots' ids are free again.
+    for (const ids of this.poolIds.splice(0)) ids.release();
     const how = (status & 0x7f) !== 0 ? `signal ${status & 0x7f}` : `code ${(status >> 8) & 0xff}`;
     this.die(new ForkServerError('FORKSERVER_DIED', `sbx: the forkserver exited (${how})`));
   }
@@ -157,10 +181,10 @@ export class ForkServer {
   private onMessage(m: Message): void {
     try {
       if (this.awaitingPidfd) {
-        const { id, pid, cgroup } = this.awaitingPidfd;
+        const { id, pid, cgroup, uid } = this.awaitingPidfd;
         this.awaitingPidfd = null;
         if (m.tag !== Tag.Fd) throw new ForkServerError('PROTOCOL', 'sbx: the forkserver sent no pidfd after a spawn reply');
-        this.pending.get(id)?.resolve({ pid, pidfd: m.fd, ...(cgroup ? { cgroup } : {}) });
+        this.pending.get(id)?.resolve({ pid, pidfd: m.fd, ...(cgroup ? { cgroup } : {}), ...(uid !== undefined ? { uid } : {}) });
         this.pending.delete(id);
         return;
       }
@@ -171,8 +195,11 @@ export class ForkServer {
         const pid = d.readUInt32LE(12);
         const message = d.subarray(16).toString('utf8');
         if (err === 0) {
-          const cgroup = message.startsWith('cgroup=') ? message.slice('cgroup='.length) : undefined;
-          this.awaitingPidfd = { id, pid, ...(cgroup ? { cgroup } : {}) };
+          // A pooled sandbox: "uid=N" (its host uid, pool.h) first, then "cgroup=PATH" (last: a path may hold spaces)
+          const m1 = /^(?:uid=(\d+))? ?(?:cgroup=(.*))?$/s.exec(message);
+          const uid = m1?.[1] !== undefined ? Number(m1[1]) : undefined;
+          const cgroup = m1?.[2];
+          this.awaitingPidfd = { id, pid, ...(cgroup ? { cgroup } : {}), ...(uid !== undefined ? { uid } : {}) };
           return;
         }
         const p = this.pending.get(id);
@@ -210,8 +237,9 @@ export class ForkServer {
     for (const r of this.deathWaiters) r(this.dead);
     this.deathWaiters.clear();
     this.comms.close();
-    // Without its comms it exits by itself (EOF) and takes its sandboxees along; make sure. (Once
+    // Without its comms it exits by itself (EOF) and takes its sandboxees along; make sure. SIGTERM:
+    // its orderly shutdown ends every tree, even one whose init does not cooperate (children.h). (Once
     // reaped, its pidfd is closed and the number may be another fd's: never signal through it.)
-    if (!this.reaped) native().pidfdSendSignal(this.pidfd, 9);
+    if (!this.reaped) native().pidfdSendSignal(this.pidfd, 15);
   }
 }

@@ -52,9 +52,11 @@ export interface ExecutorOptions {
    */
   isolation?: Isolation;
   /**
-   * The host uid/gid the sandboxee runs as when this process is root (default nobody:
-   * 65534/65534; never 0). Namespaces mode maps the sandbox's user to it; landlock mode switches
-   * to it. An unprivileged executor's sandboxee keeps the executor's own ids.
+   * The host uid/gid the sandboxee runs as when this process is root (never 0). Namespaces mode
+   * maps the sandbox's user to it; landlock mode switches to it. By default a root executor leases
+   * a uid/gid of its own for each sandbox from a range (setSandboxIdRange; nobody 65534/65534
+   * when the range is 'off'); giving sandboxUser makes every sandbox of this Executor share it.
+   * An unprivileged executor's sandboxee keeps the executor's own ids.
    */
   sandboxUser?: { uid: number; gid: number };
   /**
@@ -104,6 +106,8 @@ export class Executor {
   readonly landlock: 'auto' | 'off';
   readonly isolation: Isolation;
   readonly sandboxUser: { readonly uid: number; readonly gid: number };
+  /** @internal sandboxUser was given: a root executor then uses it instead of leasing ids (sandbox-ids.ts). */
+  readonly sandboxUserGiven: boolean = false;
   readonly spawnPool: boolean = true;
   /** @internal set when a Sandbox starts it: an executor runs once. */
   started = false;
@@ -190,6 +194,7 @@ export class Executor {
     if (isolation === 'landlock' && landlock === 'off') throw new TypeError(`Executor: isolation 'landlock' needs Landlock: it cannot be combined with landlock: 'off'`);
     this.isolation = isolation;
     this.sandboxUser = Object.freeze(checkSandboxUser(options.sandboxUser ?? { uid: NOBODY_ID, gid: NOBODY_ID }));
+    this.sandboxUserGiven = options.sandboxUser !== undefined;
     const spawnPool = options.spawnPool ?? true;
     if (typeof spawnPool !== 'boolean') throw new TypeError(`Executor: spawnPool must be a boolean, got ${JSON.stringify(spawnPool)}`);
     this.spawnPool = spawnPool;

@@ -10,6 +10,7 @@ import { EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from '../forkserver/pr
 import { ForkServer, ForkServerError, type Exited } from '../forkserver/global.js';
 import * as monitor from './monitor.js';
 import { SandboxCgroup } from './cgroup.js';
+import { INFINITY } from './limits.js';
 import { MountError } from '../isolation/mounts.js';
 import { addIsolationOps, IsolationError, namespacesUnavailable, type IsolationSetup } from '../isolation/isolation.js';
 import { Result, signalName, type Status, type Violation, type Arch } from './result.js';
@@ -17,6 +18,8 @@ import { compileFilter, filesystemOf, networkDenialReason, networkTable } from '
 import { Policy } from '../policy/policy.js';
 import { CLIENT_FD, prepareClientHandshake, serveClientHandshake, type PreparedClientHandshake } from './client-handshake.js';
 import { syscallName } from '../policy/syscalls.js';
+import { nameExhaustedCounter } from './counters.js';
+import { SandboxIdsError } from './sandbox-ids.js';
 
 const AUDIT_ARCH = { x86_64: 0xc000003e, i386: 0x40000003, aarch64: 0xc00000b7 } as const;
 const X32_BIT = 0x40000000;
@@ -29,6 +32,10 @@ function userNotifAvailable(): boolean {
 }
 /** How long a finished sandbox waits for the monitor's last reports. */
 const MONITOR_DRAIN_MS = 2000;
+/** A subreaper init (landlock isolation) that has not ended its tree this long after SIGTERM is
+ *  SIGKILLed, with its cgroup (the forkserver then kills its orphans): the forkserver's own grace
+ *  (SBX_KILL_GRACE_MS, native/forkserver/children.h) plus a margin. */
+const TREE_KILL_GRACE_MS = 1200;
 
 /** A sandbox that cannot be set up before anything is started (it becomes a SETUP_ERROR Result). */
 export class SandboxSetupError extends SbxError {
@@ -95,9 +102,10 @@ export class Sandbox {
         (err) => {
           void this.cgroup?.remove();
           this.isolation?.cleanup();
-          if (err instanceof MountError || err instanceof SandboxSetupError || err instanceof IsolationError || (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')) {
+          if (err instanceof MountError || err instanceof SandboxSetupError || err instanceof IsolationError || err instanceof SandboxIdsError || (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')) {
             // Never a silent fallback: a host without namespaces is named, with the mode that works.
-            this.setupError = (this.executor.isolation === 'namespaces' && namespacesUnavailable(err.message)) || err.message;
+            const message = nameExhaustedCounter(err.message, this.isolation?.hostIds.uid ?? null);
+            this.setupError = (this.executor.isolation === 'namespaces' && namespacesUnavailable(message)) || message;
             return this.makeResult(null);
           }
           throw err;
@@ -132,6 +140,25 @@ export class Sandbox {
     // kills and reaps the tree before it exits.
     if (this.pidfd >= 0) native().pidfdSendSignal(this.pidfd, this.isolation?.treeSignal ?? 9);
     this.cgroup?.kill();
+    this.escalateLater();
+  }
+
+  /** The tree must end even when its init does not cooperate (stopped, starved of fds): after a
+   *  grace, SIGKILL the init and its cgroup; its orphans go to the forkserver, which kills them. */
+  private escalateLater(): void {
+    if ((this.isolation?.treeSignal ?? 9) === 9 || this.escalation || this.finished) return;
+    this.escalation = setTimeout(() => {
+      if (this.finished || this.pidfd < 0) return;
+      native().pidfdSendSignal(this.pidfd, 9);
+      this.cgroup?.kill();
+    }, TREE_KILL_GRACE_MS);
+  }
+  private escalation: NodeJS.Timeout | null = null;
+
+  /** The host uid the sandboxee runs as (0 before it started): the uid its user namespace maps
+   *  to, or landlock isolation's uid. A root executor leases one per sandbox (setSandboxIdRange). */
+  get hostUid(): number {
+    return this.isolation?.hostIds.uid ?? 0;
   }
 
   /** The Landlock ABI the sandboxee runs under (its fs rules and scopes), 0 when none was applied. */
@@ -168,6 +195,8 @@ export class Sandbox {
       if (ex.cgroup !== 'off') {
         this.cgroup = SandboxCgroup.create();
         if (this.cgroup) ops.str(Op.Cgroup, this.cgroup.path);
+        // RLIMIT_AS bounds the address space; memfd and tmpfs pages need the memory controller.
+        if (this.cgroup && ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
         else if (ex.cgroup === 'required') {
           throw new SandboxSetupError(`no writable cgroup v2 here (cgroup: 'required'): run where a delegated cgroup v2 subtree is writable, or use cgroup: 'auto'; see sbx doctor`);
         }
@@ -223,7 +252,16 @@ export class Sandbox {
       }
       this.pidfd = spawned.spawned.pidfd;
       this.hostPid = spawned.spawned.pid;
-      if (spawned.spawned.cgroup && this.cgroup) this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
+      if (spawned.spawned.cgroup && this.cgroup) {
+        this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
+        if (ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
+      }
+      // A pool slot brought a uid of its own (the forkserver keeps it taken until the sandbox is reaped).
+      if (spawned.spawned.uid !== undefined && spawned.spawned.uid !== iso.hostIds.uid) {
+        iso.lease?.release();
+        iso.lease = null;
+        iso.hostIds = { uid: spawned.spawned.uid, gid: spawned.spawned.uid };
+      }
       this.exitPromise = fs.waitExit(spawned.id);
       this.exitPromise.catch(() => {});
       this.setupDone = this.readSetup(setup);
@@ -322,7 +360,7 @@ export class Sandbox {
       for (;;) {
         const m = await setup.recvAny();
         if (m.tag === Tag.String) {
-          const message = m.data.toString('utf8');
+          const message = nameExhaustedCounter(m.data.toString('utf8'), this.isolation?.hostIds.uid ?? null);
           this.setupError = (this.executor.isolation === 'namespaces' && namespacesUnavailable(message)) || message;
         } else if (m.tag === FsTag.InitStatus && m.data.length === 4) {
           this.targetStatus = m.data.readInt32LE(0);
@@ -411,6 +449,7 @@ export class Sandbox {
       this.setupError = `execveat(${this.executor.path}): ${name}${hint}`;
     } else if (e.type === 'violation' && !this.violation) {
       this.violation = describeViolation(e);
+      this.escalateLater(); // the monitor sent the tree signal
       // Network rules: a denied destination (netproxy.cc), named with the rule that denied it.
       if (e.address !== undefined) Object.assign(this.violation, { kind: 'network', address: e.address, rule: networkDenialReason(this.isolation?.policy ?? this.policy, e.netRule, e.netReason) });
     } else if (e.type === 'closed') {
@@ -443,6 +482,7 @@ export class Sandbox {
   private cleanup(): void {
     this.finished = true;
     if (this.forkWalltime) clearTimeout(this.forkWalltime);
+    if (this.escalation) clearTimeout(this.escalation);
     if (this.monitorId) monitor.unwatch(this.monitorId);
     this.monitorId = 0;
     closeQuietly(this.pidfd);
