@@ -32,6 +32,23 @@ async function tsThroughput(size, totalBytes) {
   return median(rounds);
 }
 
+/** The executor's receive side: a synchronous Node peer sends as fast as it can, the async Comms
+ *  takes each message (its queue bounds and backpressure are on this path). */
+async function tsRecvThroughput(size, totalBytes) {
+  const n = Math.max(16, Math.round(totalBytes / size));
+  const { comms, child } = nodePeer(`const b = Buffer.alloc(${size}, 1); for (;;) { const n = s.recvUint32(); for (let i = 0; i < n; i++) s.sendBytes(b); }`);
+  const rounds = [];
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    await comms.sendUint32(n);
+    for (let i = 0; i < n; i++) await comms.recvBytes();
+    rounds.push(((n * size) / 1e6) / ((performance.now() - t0) / 1000));
+  }
+  comms.close();
+  child.kill();
+  return median(rounds);
+}
+
 async function tsRoundTrip(n) {
   const { comms, child } = nodePeer(`for (;;) s.sendUint32(s.recvUint32() + 1);`);
   for (let i = 0; i < 200; i++) {
@@ -60,11 +77,15 @@ export async function commsBench() {
   const c = cBench();
   const ts1m = await tsThroughput(1 << 20, 512 << 20);
   const ts64k = await tsThroughput(64 << 10, 256 << 20);
+  const tsRecv64k = await tsRecvThroughput(64 << 10, 256 << 20);
+  const tsRecv64 = await tsRecvThroughput(64, 8 << 20);
   const tsRtt = await tsRoundTrip(5000);
   const raw = 'raw C socketpair';
   return [
     { name: 'Comms 1 MiB Bytes throughput, TS<->TS', unit: 'MB/s', value: ts1m, peer: raw, peerValue: c.raw_tput_1m_MBps, goal: '>= 0.7×' },
     { name: 'Comms 64 KiB Bytes throughput, TS<->TS', unit: 'MB/s', value: ts64k, peer: raw, peerValue: c.raw_tput_64k_MBps },
+    { name: 'Comms 64 KiB Bytes receive throughput, TS<-Node (bounded queue)', unit: 'MB/s', value: tsRecv64k, peer: raw, peerValue: c.raw_tput_64k_MBps },
+    { name: 'Comms 64 B Bytes receive throughput, TS<-Node (bounded queue)', unit: 'MB/s', value: tsRecv64, peer: raw, peerValue: c.raw_tput_64k_MBps },
     { name: 'Comms 1 MiB Bytes throughput, C<->C', unit: 'MB/s', value: c.comms_tput_1m_MBps, peer: raw, peerValue: c.raw_tput_1m_MBps, goal: '>= 0.9×' },
     { name: 'Comms 64 KiB Bytes throughput, C<->C', unit: 'MB/s', value: c.comms_tput_64k_MBps, peer: raw, peerValue: c.raw_tput_64k_MBps },
     { name: 'Comms small-message round trip, TS<->TS', unit: 'µs', value: tsRtt, peer: raw, peerValue: c.raw_rtt_us },

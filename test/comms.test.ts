@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, readFileSync, openSync, writeSync } from 'node:fs';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { Comms, CommsError, SyncComms, Tag } from '@sbx/client';
+import { Comms, CommsError, DEFAULT_QUEUE_LIMITS, SyncComms, Tag, type CommsOptions } from '@sbx/client';
 import { native } from '@sbx/client/internal';
 import { openFdCount, testcase, tick } from './helpers.js';
 
@@ -153,7 +153,7 @@ describe('Comms Node <-> C (libsbx_comms)', () => {
 });
 
 /** A raw socket end we write hostile bytes (and fds) into. */
-function hostile(options?: { maxMessageSize?: number }) {
+function hostile(options?: CommsOptions) {
   const [ours, theirs] = native().socketpair(false, false);
   const comms = new Comms(ours, options);
   const write = (buf: Buffer, fd: number | number[] = -1) => native().sendmsg(theirs, buf, 0, buf.length, fd);
@@ -163,8 +163,10 @@ function hostile(options?: { maxMessageSize?: number }) {
     h.writeBigUInt64LE(len, 4);
     return h;
   };
-  return { comms, write, header, closePeer: () => closeSync(theirs) };
+  return { comms, write, header, theirs, closePeer: () => closeSync(theirs) };
 }
+
+const hostileFd = (h: ReturnType<typeof hostile>) => h.theirs;
 
 async function expectCommsError(p: Promise<unknown>, code: string, message?: RegExp): Promise<CommsError> {
   const err = await p.then(() => null, (e: unknown) => e);
@@ -309,3 +311,131 @@ function hdr(tag: number, len: bigint): Buffer {
   h.writeBigUInt64LE(len, 4);
   return h;
 }
+
+/** Writes `stream` into raw socket end `fd` (non-blocking) until done, or until the reader has
+ *  taken nothing for `stallTicks` ticks in a row. Returns the bytes written. */
+async function writeUntilStalled(fd: number, stream: Buffer, stallTicks = 20): Promise<number> {
+  native().setNonBlocking(fd, true);
+  let off = 0;
+  let stalled = 0;
+  while (off < stream.length && stalled < stallTicks) {
+    const n = native().sendmsg(fd, stream, off, Math.min(stream.length - off, 1 << 20), -1);
+    if (n < 0) {
+      stalled++;
+      await tick(5);
+    } else {
+      stalled = 0;
+      off += n;
+    }
+  }
+  return off;
+}
+
+function numberedBytesMessages(count: number, size: number): Buffer {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const body = Buffer.alloc(size, i & 0xff);
+    body.writeUInt32LE(i, 0);
+    parts.push(hdr(Tag.Bytes, BigInt(size)), body);
+  }
+  return Buffer.concat(parts);
+}
+
+describe('Comms bounds what it holds for a peer (backpressure) and never leaks a received fd', () => {
+  it('stops reading once maxQueuedBytes are queued: the writer blocks, nothing is dropped', async () => {
+    const h = hostile({ maxQueuedBytes: 1 << 20 });
+    const stream = numberedBytesMessages(256, 64 << 10); // 16 MiB
+    const written = await writeUntilStalled(hostileFd(h), stream);
+    // 1 MiB queued, plus what one read may bring past the bound and the kernel's socket buffers.
+    expect(written).toBeLessThan(4 << 20);
+    // Taking the messages lets the writer go on; every message arrives, in order.
+    const rest = writeUntilStalled(hostileFd(h), stream.subarray(written), 2000);
+    for (let i = 0; i < 256; i++) expect((await h.comms.recvBytes()).readUInt32LE(0)).toBe(i);
+    expect(await rest).toBe(stream.length - written);
+    h.comms.close();
+    h.closePeer();
+  });
+
+  it('bounds a channel with the default limits too (16 MiB, 4096 messages, 64 fds)', async () => {
+    expect(DEFAULT_QUEUE_LIMITS).toEqual({ maxQueuedBytes: 16 << 20, maxQueuedMessages: 4096, maxQueuedFds: 64 });
+    const h = hostile();
+    const written = await writeUntilStalled(hostileFd(h), numberedBytesMessages(256, 256 << 10)); // 64 MiB
+    expect(written).toBeLessThan(24 << 20);
+    const small = hostile();
+    const many = await writeUntilStalled(hostileFd(small), Buffer.concat(Array.from({ length: 60_000 }, () => hdr(Tag.Barrier, 0n))));
+    expect(many / 12).toBeLessThan(30_000); // 4096 queued and the kernel's socket buffers: not all 60,000
+    for (const x of [h, small]) {
+      x.comms.close();
+      x.closePeer();
+    }
+  });
+
+  it('holds at most maxQueuedFds received fds, and close() closes them all', async () => {
+    const before = openFdCount();
+    const h = hostile();
+    const devnull = openSync('/dev/null', 'r');
+    native().setNonBlocking(hostileFd(h), true);
+    let sent = 0;
+    for (let stalled = 0; sent < 500 && stalled < 20; ) {
+      if (h.write(hdr(Tag.Fd, 0n), devnull) < 0) {
+        stalled++;
+        await tick(5);
+      } else {
+        stalled = 0;
+        sent++;
+      }
+    }
+    closeSync(devnull);
+    expect(openFdCount() - before).toBeLessThanOrEqual(64 + 16 + 2); // queued + one read + the two socket ends
+    expect(sent).toBeLessThan(500);
+    for (let i = 0; i < 100; i++) closeSync(await h.comms.recvFd()); // taking them lets more in
+    h.comms.close();
+    h.closePeer();
+    await tick();
+    expect(openFdCount()).toBeLessThanOrEqual(before);
+  });
+
+  it('close() closes queued fds after the peer went away (PEER_CLOSED first)', async () => {
+    const before = openFdCount();
+    const h = hostile();
+    const devnull = openSync('/dev/null', 'r');
+    for (let i = 0; i < 10; i++) h.write(hdr(Tag.Fd, 0n), devnull);
+    closeSync(devnull);
+    h.closePeer();
+    closeSync(await h.comms.recvFd());
+    await tick(); // the channel reads on to the EOF: it has failed (PEER_CLOSED) with 9 fds queued
+    h.comms.close();
+    expect(openFdCount()).toBeLessThanOrEqual(before);
+  });
+
+  it('more than 16 fds on a message in progress: UNEXPECTED_FD, every received fd closed', async () => {
+    const before = openFdCount();
+    const h = hostile();
+    const fds = Array.from({ length: 40 }, () => openSync('/dev/null', 'r'));
+    h.write(Buffer.concat([hdr(Tag.Bytes, 100n), Buffer.alloc(50)]), fds);
+    fds.forEach((fd) => closeSync(fd));
+    await expectCommsError(h.comms.recvBytes(), 'UNEXPECTED_FD');
+    await tick();
+    expect(openFdCount()).toBeLessThanOrEqual(before + 2); // the two socket ends, no received fd
+    h.comms.close();
+    h.closePeer();
+    expect(openFdCount()).toBeLessThanOrEqual(before);
+  });
+
+  it('decodes msgpack strictly: 0xc1, extension types and trailing bytes are BAD_MSGPACK', async () => {
+    for (const bad of [[0xc1], [0xd4, 0x00, 0x00], [0x91, 0xc1], [0xc7, 0x01, 0x65, 0x00], [0x01, 0x02], [0x92, 0x01], [0xdd, 0xff, 0xff, 0xff, 0xff]]) {
+      const h = hostile();
+      h.write(Buffer.concat([hdr(Tag.Msgpack, BigInt(bad.length)), Buffer.from(bad)]));
+      await expectCommsError(h.comms.recvMessage(), 'BAD_MSGPACK', /not plain msgpack/);
+      h.comms.close();
+      h.closePeer();
+    }
+    const [a, b] = Comms.pair();
+    const peerEnd = new Comms(b);
+    const value = { n: [1, -1, 2 ** 40, 1.5], s: 'é', b: Buffer.from([1, 2]), t: new Date(1234567), nested: { deep: [[[]]] }, u: undefined };
+    await a.sendMessage(value);
+    expect(await peerEnd.recvMessage()).toEqual({ ...value, u: null }); // msgpack has no undefined: it goes out as nil
+    a.close();
+    peerEnd.close();
+  });
+});

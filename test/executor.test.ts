@@ -1,12 +1,13 @@
 // The executor end to end: real sandboxes on the real kernel (namespaces, mounts, limits, tree kill).
 import { createServer } from 'node:net';
 import { once } from 'node:events';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync, rmSync, readFileSync, closeSync, chmodSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, afterAll } from 'vitest';
-import { Executor, Sandbox, PolicyBuilder, Result, ARG_32, JNE, ALLOW, LABEL } from '@sbx/executor';
+import { Executor, Sandbox, PolicyBuilder, Result, sandboxIdRange, setSandboxIdRange, DEFAULT_SANDBOX_ID_RANGE } from '@sbx/executor';
+import { ARG_32, JNE, ALLOW, LABEL } from '@sbx/executor/bpf';
 import { native } from '@sbx/client/internal';
 import { isolationPolicy, openFdCount, processesWith, repoRoot, runCaptured, sh, tick } from './helpers.js';
 
@@ -43,11 +44,59 @@ describe('Sandbox#run() isolation', () => {
     expect(stdout).toMatch(/CapBnd:\s+0000000000000000/);
   });
 
-  it('maps to an unprivileged host uid (nobody when the executor is root)', async () => {
-    const { stdout } = await sh('cat /proc/self/uid_map');
-    const [inside, outside] = stdout.trim().split(/\s+/).map(Number);
+  it('maps to an unprivileged host uid (as root: one leased from the sandbox id range per sandbox, owning its user namespace)', async () => {
+    let sandbox: Sandbox | undefined;
+    const script = 'cat /proc/self/uid_map; sleep 0.2';
+    const [a, b] = await Promise.all([sh(script, { before: (s) => (sandbox = s) }), sh(script)]);
+    const hostUid = sandbox!.hostUid;
+    const [inside, outside] = a.stdout.trim().split(/\s+/).map(Number);
     expect(inside).toBe(1000);
-    expect(outside).toBe(asRoot ? 65534 : process.getuid!());
+    if (asRoot) {
+      const range = sandboxIdRange()!;
+      expect(outside).toBeGreaterThanOrEqual(range.first);
+      expect(outside).toBeLessThan(range.first + range.count);
+      expect(hostUid).toBe(outside);
+      // Two sandboxes at once never share a host uid.
+      expect(b.stdout.trim().split(/\s+/)[1]).not.toBe(String(outside));
+    } else {
+      expect(outside).toBe(process.getuid!());
+    }
+  });
+
+  it.runIf(asRoot)('a sandbox id is leased across executor processes: a full range is a SETUP_ERROR that says so', async () => {
+    const first = 1_999_000_000 + (process.pid % 1000) * 10;
+    const other = () =>
+      spawnSync(process.execPath, ['--input-type=module', '-e', `
+        import { Executor, Sandbox, PolicyBuilder, setSandboxIdRange } from '@sbx/executor';
+        setSandboxIdRange({ first: ${first}, count: 1 });
+        const r = await new Sandbox(new Executor('/bin/true', ['true'], { stdio: 'ignore' }), new PolicyBuilder().defaultAction('allow').addLibrariesForBinary('/bin/true').build()).run();
+        console.log(r.status + ' ' + r.reason);`], { cwd: repoRoot, encoding: 'utf8', timeout: 30_000 }).stdout;
+    setSandboxIdRange({ first, count: 1 });
+    try {
+      const executor = new Executor('/bin/sleep', ['sleep', '30'], { stdio: 'ignore' });
+      const holder = new Sandbox(executor, new PolicyBuilder().build());
+      const held = holder.run();
+      await holder.runAsync();
+      expect(holder.hostUid).toBe(first);
+      expect(other()).toMatch(/^SETUP_ERROR no free sandbox uid: all 1 ids from \d+ are leased/);
+      holder.kill();
+      await held;
+      expect(other()).toMatch(/^OK /);
+    } finally {
+      setSandboxIdRange(DEFAULT_SANDBOX_ID_RANGE);
+    }
+  });
+
+  it('as root with an explicit sandboxUser (or the id range off), every sandbox is that user', async () => {
+    const { stdout } = await sh('cat /proc/self/uid_map', { executor: { sandboxUser: { uid: 54321, gid: 54321 } } });
+    expect(Number(stdout.trim().split(/\s+/)[1])).toBe(asRoot ? 54321 : process.getuid!());
+    setSandboxIdRange('off');
+    try {
+      const off = await sh('cat /proc/self/uid_map');
+      expect(Number(off.stdout.trim().split(/\s+/)[1])).toBe(asRoot ? 65534 : process.getuid!());
+    } finally {
+      setSandboxIdRange(DEFAULT_SANDBOX_ID_RANGE);
+    }
   });
 
   it('sets the hostname', async () => {
@@ -104,14 +153,15 @@ describe('Sandbox#run() isolation', () => {
 
   it('a rw bind mount writes through, owned by the unprivileged host uid', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sbx-rw-'));
-    chmodSync(dir, 0o777); // as root the sandboxee is host nobody: it writes only where nobody may
+    chmodSync(dir, 0o777); // as root the sandboxee is a host uid of its own: it writes only where others may
     const { result } = await sh(`echo data > ${dir}/out`, { policy: isolationPolicy((b) => b.addDirectory(dir, { writable: true })) });
     expect(result.status).toBe('OK');
     expect(readFileSync(join(dir, 'out'), 'utf8')).toBe('data\n');
     if (asRoot) {
       const { statSync } = await import('node:fs');
       // The sandboxee cannot create root-owned files on the host.
-      expect(statSync(join(dir, 'out')).uid).toBe(65534);
+      const uid = statSync(join(dir, 'out')).uid;
+      expect(uid).toBeGreaterThanOrEqual(sandboxIdRange()!.first);
     }
     rmSync(dir, { recursive: true, force: true });
   });
@@ -307,7 +357,7 @@ describe('Bad input', () => {
 
 describe('cgroup v2 per sandbox', () => {
   it('runs each sandbox in a fresh cgroup where one can be created, and removes it after', async () => {
-    const { delegatedCgroupBase } = await import('../packages/executor/src/cgroup.js');
+    const { delegatedCgroupBase } = await import('../packages/executor/src/sandbox/cgroup.js');
     const base = delegatedCgroupBase();
     const executor = new Executor('/bin/sh', ['/bin/sh', '-c', 'sleep 0.3'], { stdio: 'ignore' });
     const sandbox = new Sandbox(executor, isolationPolicy());

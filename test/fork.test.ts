@@ -1,5 +1,5 @@
 // Custom-fork mode end to end: a real Node forkserver (test/fixtures/fork-server.mjs) and the C
-// example (examples/custom-fork/forkserver.c) started by Executor.startForkServer(), children
+// example (examples/custom-fork/forkserver.c) started by startForkServer(), children
 // forked on request that sandbox themselves and run real work; what a child may not do to its
 // siblings and its forkserver, tried from inside; a forkserver that dies or lies.
 import { spawnSync } from 'node:child_process';
@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Executor, ForkServerHandle, PolicyBuilder, Sandbox, type Policy, type Result } from '@sbx/executor';
+import { Executor, ForkServerHandle, PolicyBuilder, Sandbox, startForkServer, type Policy, type Result } from '@sbx/executor';
 import type { Comms } from '@sbx/client';
 import { openFdCount, repoRoot, testcase, tick } from './helpers.js';
 
@@ -28,7 +28,7 @@ function nodePolicy(extra?: (b: PolicyBuilder) => void): Policy {
 }
 
 function startNodeServer(policy: Policy, args: string[] = [], script = serverScript): Promise<ForkServerHandle> {
-  return Executor.startForkServer(process.execPath, [process.execPath, ...FLAGS, script, ...args], { policy, cwd: repoRoot, env: ENV, forkTimeoutMs: 5000 });
+  return startForkServer(process.execPath, [process.execPath, ...FLAGS, script, ...args], { policy, cwd: repoRoot, env: ENV, forkTimeoutMs: 5000 });
 }
 
 interface Child {
@@ -350,6 +350,7 @@ describe('custom-fork mode: the forkserver dies or lies', () => {
     ['silent', /did not answer fork request 1 within/],
     ['garbage', /unexpected message from the forkserver/],
     ['no-fd', /sent no pidfd after FORKED/],
+    ['lying-exit', /reported the end of child 1 while it still runs/],
   ] as const) {
     it(`a forkserver that answers "${mode}" gives a SETUP_ERROR naming it, and leaks no fd`, async () => {
       const before = openFdCount();
@@ -423,6 +424,7 @@ describe('custom-fork mode: the C example forkserver', () => {
     .addFile(testcase('c_forkserver')).addLibrariesForBinary(testcase('c_forkserver')).build();
 
   it('forks sandboxed children that answer on their Comms; a violation is reported', async () => {
+    // Through the deprecated Executor.startForkServer() alias, which must keep working.
     const server = await Executor.startForkServer(testcase('c_forkserver'), undefined, { policy, env: ENV });
     try {
       const pids = new Set<number>();

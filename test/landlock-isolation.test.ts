@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '@sbx/client/internal';
-import { Executor, PolicyBuilder } from '@sbx/executor';
+import { DEFAULT_SANDBOX_ID_RANGE, Executor, PolicyBuilder } from '@sbx/executor';
 import { isolationPolicy, openFdCount, processesWith, repoRoot, runCaptured, testcase } from './helpers.js';
 
 const abi = (() => {
@@ -18,8 +18,9 @@ const abi = (() => {
   return v > 0 ? v : 0;
 })();
 const root = process.getuid!() === 0;
-/** The uid the sandboxee runs as: nobody when the executor is root, else the executor's own. */
-const sandboxeeUid = root ? 65534 : process.getuid!();
+/** Whether `uid` is what the sandboxee runs as: one leased from the sandbox id range when the
+ *  executor is root, else the executor's own. */
+const isSandboxeeUid = (uid: number) => (root ? uid >= DEFAULT_SANDBOX_ID_RANGE.first && uid < DEFAULT_SANDBOX_ID_RANGE.first + DEFAULT_SANDBOX_ID_RANGE.count : uid === process.getuid!());
 const sbxBin = join(repoRoot, 'packages', 'executor', 'bin', 'sbx.js');
 const fixture = join(repoRoot, 'test', 'fixtures', 'isolation-run.mjs');
 
@@ -85,10 +86,11 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const lines = r.stdout.trim().split('\n');
-      expect(lines.slice(0, 2)).toEqual(['HELLO', String(sandboxeeUid)]);
+      expect(lines[0]).toBe('HELLO');
+      expect(isSandboxeeUid(Number(lines[1])), lines[1]).toBe(true);
       const status = Object.fromEntries(lines.slice(2).map((l) => l.split(/:\s+/) as [string, string]));
       for (const cap of ['CapInh', 'CapPrm', 'CapEff', 'CapAmb']) expect(status[cap], cap).toBe('0000000000000000');
-      // The bounding set is empty when root dropped to nobody; an unprivileged executor cannot change its own.
+      // The bounding set is empty when root dropped to the sandbox's uid; an unprivileged executor cannot change its own.
       if (root) expect(status.CapBnd).toBe('0000000000000000');
       expect(status.NoNewPrivs).toBe('1');
       expect(JSON.parse(readFileSync(json, 'utf8'))).toMatchObject({ status: 'OK', exitCode: 0, isolation: 'landlock' });
@@ -159,7 +161,8 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
       process.kill(victim.pid!, 'SIGSTOP');
       for (let i = 0; i < 200 && state() !== 'T'; i++) await new Promise((r) => setTimeout(r, 5));
       expect(state()).toBe('T');
-      const r = simSbx(['run', '--isolation', 'landlock', '--', '/bin/sh', '-c', `kill -s CONT -- -1; kill -s CONT ${victim.pid} 2>/dev/null && echo direct-sent || echo direct-denied`]);
+      // --sandbox-user: the sandboxee is nobody like the victim, so only the Landlock scope stands between them.
+      const r = simSbx(['run', '--isolation', 'landlock', ...(root ? ['--sandbox-user', '65534:65534'] : []), '--', '/bin/sh', '-c', `kill -s CONT -- -1; kill -s CONT ${victim.pid} 2>/dev/null && echo direct-sent || echo direct-denied`]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout.trim()).toBe('direct-denied');
       expect(state()).toBe('T');

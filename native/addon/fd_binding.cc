@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +14,8 @@ namespace sbx {
 
 // Room for more fds than any valid message carries, so extras are seen (and closed by TS).
 static const int kMaxFdsPerRecv = 16;
+// The kernel's SCM_MAX_FD: as many as one sendmsg may carry (tests play hostile peers with it).
+static const int kMaxFdsPerSend = 253;
 
 // socketpair(nonBlocking0, nonBlocking1) -> [fd0, fd1]: AF_UNIX stream, CLOEXEC.
 static Napi::Value SocketPair(const Napi::CallbackInfo &info) {
@@ -106,7 +109,7 @@ static Napi::Value RecvMsg(const Napi::CallbackInfo &info) {
 }
 
 // sendmsg(fd, buf, offset, length, passFds) -> bytes written, or -1 on EAGAIN. passFds (a number,
-// -1 for none, or an array of up to 16) are sent borrowed with SCM_RIGHTS on the first byte.
+// -1 for none, or an array of up to 253) are sent borrowed with SCM_RIGHTS on the first byte.
 static Napi::Value SendMsg(const Napi::CallbackInfo &info) {
   const char *usage = "sendmsg(fd: number, buf: Buffer, offset: number, length: number, passFds: number | number[])";
   Napi::Env env = info.Env();
@@ -114,11 +117,11 @@ static Napi::Value SendMsg(const Napi::CallbackInfo &info) {
   Napi::Buffer<uint8_t> buf = ArgBuffer(info, 1, usage);
   uint32_t off = ArgUint32(info, 2, usage), len = ArgUint32(info, 3, usage);
   if ((uint64_t)off + len > buf.Length()) ThrowUsage(env, usage);
-  int pass[kMaxFdsPerRecv];
+  int pass[kMaxFdsPerSend];
   size_t npass = 0;
   if (info.Length() > 4 && info[4].IsArray()) {
     Napi::Array a = info[4].As<Napi::Array>();
-    if (a.Length() > (uint32_t)kMaxFdsPerRecv) ThrowUsage(env, usage);
+    if (a.Length() > (uint32_t)kMaxFdsPerSend) ThrowUsage(env, usage);
     for (uint32_t i = 0; i < a.Length(); i++) {
       Napi::Value v = a.Get(i);
       if (!v.IsNumber()) ThrowUsage(env, usage);
@@ -131,7 +134,7 @@ static Napi::Value SendMsg(const Napi::CallbackInfo &info) {
 
   struct iovec iov = {buf.Data() + off, len};
   union {
-    char bytes[CMSG_SPACE(sizeof(int) * kMaxFdsPerRecv)];
+    char bytes[CMSG_SPACE(sizeof(int) * kMaxFdsPerSend)];
     struct cmsghdr align;
   } control;
   struct msghdr msg;
@@ -157,7 +160,21 @@ static Napi::Value SendMsg(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, (double)n);
 }
 
+// flockExclusive(fd) -> true when this process now holds an exclusive lock on fd's file, false
+// when another holds one (LOCK_EX | LOCK_NB). The lock ends with the last close of the open file,
+// so a process that dies drops it (sandbox uid leases, executor uid-range.ts).
+static Napi::Value FlockExclusive(const Napi::CallbackInfo &info) {
+  int fd = ArgInt(info, 0, "flockExclusive(fd: number)");
+  int r;
+  do r = flock(fd, LOCK_EX | LOCK_NB);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && errno == EWOULDBLOCK) return Napi::Boolean::New(info.Env(), false);
+  if (r < 0) ThrowErrno(info.Env(), errno, "flock(LOCK_EX | LOCK_NB)");
+  return Napi::Boolean::New(info.Env(), true);
+}
+
 void InitFdBinding(Napi::Env env, Napi::Object exports) {
+  exports.Set("flockExclusive", Napi::Function::New(env, FlockExclusive, "flockExclusive"));
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("setNonBlocking", Napi::Function::New(env, SetNonBlocking, "setNonBlocking"));

@@ -3,7 +3,7 @@
 // .node, one per NODE_MODULE_VERSION): it calls Node's and V8's C++ embedder API (the platform's
 // worker count and CallOnWorkerThread), which is not ABI-stable across Node lines; everything
 // else sbx does natively is Node-API in sbx_native.node, one build for every Node. What makes forking a warm Node process
-// reliable (research/node-fork-lab.md) is done here, around fork():
+// reliable (docs/architecture.md, "The Node configuration, and why") is done here, around fork():
 //   before: MADV_DOFORK over every mapping (V8's heap is MADV_DONTFORK); every V8 platform
 //           worker parked inside a task of ours (so none is inside a V8 task, holds a V8 lock or
 //           waits on the platform queue's condition variable that the child will signal); the

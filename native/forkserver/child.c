@@ -154,8 +154,12 @@ void child_run_frozen(struct child_ctx *ctx) {
    * The capabilities held in the new namespace survive the switch: with a one-line map the
    * child never starts as the namespace's root unless the inside uid is 0 too, and only leaving
    * that root clears them. */
-  run(ctx, "ids", userns_set_ids_in_child);
-  run(ctx, "pdeathsig", watch_forkserver);
+  if (req->has_id_map) {
+    run(ctx, "ids", userns_set_ids_in_child);
+    run(ctx, "pdeathsig", watch_forkserver);
+  }
+  /* While the child still holds CAP_SYS_RESOURCE in its user namespace and sees a /proc. */
+  if (req->user_limit_set != 0) run(ctx, "user namespace limits", userns_limits_apply_in_child);
   if (ns & CLONE_NEWNS) run(ctx, "mount", mnt_setup_in_child);
   if (req->hostname != NULL) run(ctx, "hostname", uts_set_hostname_in_child);
   if (ns & CLONE_NEWNET) run(ctx, "network", net_lo_up_in_child);
@@ -168,15 +172,27 @@ void child_run_request(struct child_ctx *ctx) {
   run(ctx, "cwd", change_dir);
   /* fds before rlimits: a low RLIMIT_NOFILE must not stop the moves to 1021/1022 */
   run(ctx, "fds", fds_arrange_in_child);
+  if (req->reaper) {
+    /* No pid namespace: a subreaper init (reaper.c) splits off first, so that it keeps the
+     * forkserver's uid and limits (with CAP_KILL as its only capability when that is root): the
+     * sandboxee's uid may neither prlimit, signal nor ptrace it. It stays outside the Landlock
+     * domain, so that the signal scope keeps the target from signalling (or stopping) it. */
+    run(ctx, "signals", reset_signal_mask);
+    run(ctx, "init", reaper_split_in_child);
+    /* The ids before the rlimits: a uid switch under a low RLIMIT_NPROC would make exec fail. */
+    if (req->has_host_ids) run(ctx, "ids", userns_set_ids_in_child);
+    run(ctx, "rlimits", rlimits_apply_in_child);
+    run(ctx, "pdeathsig", reaper_tie_target_in_child); /* the id switch cleared it */
+    run(ctx, "capabilities", caps_drop_in_child);
+    if (req->has_landlock) run(ctx, "landlock", landlock_apply_in_child);
+    if (req->filter != NULL) run(ctx, "seccomp", seccomp_install_in_child);
+    exec_target(ctx);
+  }
+  if (req->has_host_ids) run(ctx, "ids", userns_set_ids_in_child);
   run(ctx, "rlimits", rlimits_apply_in_child);
   run(ctx, "signals", reset_signal_mask);
   run(ctx, "capabilities", caps_drop_in_child);
-  if (req->reaper) {
-    /* No pid namespace: the init stays outside the Landlock domain, so that the signal scope
-     * keeps the target from signalling (or stopping) the process that kills its tree. */
-    run(ctx, "init", reaper_split_in_child);
-    if (req->has_landlock) run(ctx, "landlock", landlock_apply_in_child);
-  } else {
+  {
     /* After NO_NEW_PRIVS (caps) and pivot_root (mount); init is landlocked too. */
     if (req->has_landlock) run(ctx, "landlock", landlock_apply_in_child);
     /* With a pid namespace the target must not be its init (init.c says why). */

@@ -26,6 +26,7 @@ struct child_ctx {
   int forkserver_pidfd;  /* the forkserver's pidfd of itself: readable once it has died */
   int devnull_fd;        /* the forkserver's /dev/null, for stdio the request does not map */
   bool may_setgroups;    /* the gid_map was written without "deny": drop supplementary groups */
+  int init_pid;          /* REAPER: the target's init (its parent), once split */
 
   /* state of the run */
   int setup_fd;          /* where the setup socket is now; -1 without one */
@@ -58,12 +59,14 @@ int mnt_setup_in_child(struct child_ctx *ctx);        /* mnt.c: mount tree + piv
 int uts_set_hostname_in_child(struct child_ctx *ctx); /* uts.c */
 int net_lo_up_in_child(struct child_ctx *ctx);        /* net.c: lo up in a new netns */
 int userns_set_ids_in_child(struct child_ctx *ctx);   /* userns.c: setgroups/setresgid/setresuid */
+int userns_limits_apply_in_child(struct child_ctx *ctx); /* userns_limits.c: /proc/sys/user/max_* */
 int fds_arrange_in_child(struct child_ctx *ctx);      /* fds.c: mapped fds in place, rest closed */
 int rlimits_apply_in_child(struct child_ctx *ctx);    /* rlimits.c */
 int caps_drop_in_child(struct child_ctx *ctx);        /* caps.c: no caps, NO_NEW_PRIVS */
 int caps_drop_bounding_in_child(struct child_ctx *ctx); /* caps.c: bounding and ambient sets only */
 int init_split_in_child(struct child_ctx *ctx);       /* init.c: pid 1 stays as init, pid 2 goes on */
 int reaper_split_in_child(struct child_ctx *ctx);     /* reaper.c: a subreaper init, the target goes on */
+int reaper_tie_target_in_child(struct child_ctx *ctx); /* reaper.c: target: PDEATHSIG on its init again */
 /* init.c: the target sends its own pidfd on the setup socket (the listener is taken from it). */
 int init_send_target_pidfd(struct child_ctx *ctx);
 int landlock_apply_in_child(struct child_ctx *ctx);   /* landlock.c: ruleset + scopes */

@@ -1,5 +1,5 @@
 /*
- * main.c: sbx-forkserver, the global forkserver (DESIGN.md §4, protocol.h).
+ * main.c: sbx-forkserver, the global forkserver (docs/architecture.md, protocol.h).
  *
  * Started by the executor with its comms socket on fd 3. Single-threaded: one poll() over the
  * comms socket (spawn requests) and a signalfd for SIGCHLD (reaping). It lives exactly as long
@@ -63,17 +63,20 @@ static int setup_signals(void) {
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);
   sigaddset(&set, SIGPIPE);
+  sigaddset(&set, SIGTERM);
   if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) die("sigprocmask: %s", strerror(errno));
   sigdelset(&set, SIGPIPE);
   int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (fd < 0) die("signalfd(SIGCHLD): %s", strerror(errno));
+  if (fd < 0) die("signalfd(SIGCHLD, SIGTERM): %s", strerror(errno));
   return fd;
 }
 
 static void init(struct fs_server *srv, int *sigfd) {
-  /* PDEATHSIG, then make sure the parent did not die before it was armed. */
+  /* PDEATHSIG, then make sure the parent did not die before it was armed. SIGTERM, handled in the
+   * loop (setup_signals blocks it for the signalfd): the executor's death is an orderly shutdown
+   * that ends every tree even where a sandbox's init does not cooperate (children.h). */
   pid_t ppid = getppid();
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) die("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+  if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0) die("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
   if (getppid() != ppid) exit(1);
   srv->executor_pid = ppid;
 
@@ -112,7 +115,7 @@ static void init(struct fs_server *srv, int *sigfd) {
 
 __attribute__((noreturn)) static void shutdown_and_exit(struct fs_server *srv, int code) {
   pool_free(&srv->pool);
-  children_kill_all(&srv->children);
+  children_kill_all(&srv->children, &srv->pool);
   children_free(&srv->children);
   exit(code);
 }
@@ -153,9 +156,14 @@ int main(int argc, char **argv) {
       pool_refill_one(&srv);
     if (p[0].revents & POLLIN) {
       struct signalfd_siginfo si[16];
-      while (read(sigfd, si, sizeof si) > 0) {
-      }
-      int r = children_reap(&srv.children, &srv.comms);
+      bool term = false;
+      ssize_t got;
+      while ((got = read(sigfd, si, sizeof si)) > 0)
+        for (size_t i = 0; i < (size_t)got / sizeof si[0]; i++) term |= si[i].ssi_signo == SIGTERM;
+      if (term) shutdown_and_exit(&srv, 0); /* the executor died (PDEATHSIG), or we were asked to stop */
+      bool sweep = false;
+      int r = children_reap(&srv.children, &srv.comms, &srv.pool, &sweep);
+      if (sweep) children_sweep(&srv.children, &srv.pool);
       if (r < 0) {
         bool gone = r == -EPIPE || r == -ECONNRESET; /* the executor is done */
         if (!gone) fprintf(stderr, "sbx-forkserver: send EXITED: %s\n", sbx_comms_strerror(r));
@@ -173,10 +181,14 @@ int main(int argc, char **argv) {
         shutdown_and_exit(&srv, 1);
       }
       if (tag == SBX_FS_POOL) {
+        /* u32 size, optionally followed by the sandbox id range and list (pool_configure). */
         const uint8_t *d = data;
-        uint32_t size = len == 4 ? d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24 : 0;
-        if (len == 4 && size <= SBX_POOL_POLL_MAX) pool_set_size(&srv.pool, size);
-        else fprintf(stderr, "sbx-forkserver: ignoring a POOL message (want a u32 size <= %d)\n", SBX_POOL_POLL_MAX);
+        uint32_t size = len >= 4 ? d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24 : UINT32_MAX;
+        if (size > SBX_POOL_POLL_MAX || (len != 4 && len < 12))
+          fprintf(stderr, "sbx-forkserver: ignoring a POOL message (want a u32 size <= %d, then optionally ids)\n", SBX_POOL_POLL_MAX);
+        else if (len == 4) pool_set_size(&srv.pool, size);
+        else if ((r = pool_configure(&srv.pool, d, (size_t)len)) < 0)
+          fprintf(stderr, "sbx-forkserver: ignoring a POOL message: %s\n", strerror(-r));
         free(data);
         continue;
       }

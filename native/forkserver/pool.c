@@ -26,6 +26,7 @@
 #include "protocol.h"
 #include "server.h"
 #include "userns.h"
+#include "le.h"
 
 #define HEADER_SIZE 12u
 #ifndef CLONE_PIDFD
@@ -49,32 +50,26 @@ static int join_cgroup_path(const char *dir, pid_t pid) {
   return w == n ? 0 : -1;
 }
 
-static uint32_t rd_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t rd_u64(const uint8_t *p) { return (uint64_t)rd_u32(p) | (uint64_t)rd_u32(p + 4) << 32; }
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* What child_run_frozen reads: these ops are what a slot has already applied. */
 static bool op_is_frozen(uint32_t op) {
   switch (op) {
-  case SBX_OP_NAMESPACES: case SBX_OP_HOSTNAME: case SBX_OP_ID_MAP: case SBX_OP_HOST_IDS:
+  case SBX_OP_NAMESPACES: case SBX_OP_HOSTNAME: case SBX_OP_ID_MAP:
   case SBX_OP_BIND: case SBX_OP_TMPFS: case SBX_OP_PROC: case SBX_OP_DEV: case SBX_OP_MKDIR:
-  case SBX_OP_SYMLINK:
+  case SBX_OP_SYMLINK: case SBX_OP_USER_LIMIT:
     return true;
   default:
     return false;
   }
 }
 
+static bool in_range(const struct fs_pool *pool, uint32_t uid) {
+  return pool->id_count > 0 && uid >= pool->id_first && uid - pool->id_first < pool->id_count;
+}
+
 /* The frozen ops of a (validated) op list, copied in order into a new allocation with `extra`
- * bytes to spare at the end. */
-static uint8_t *frozen_key(const uint8_t *buf, size_t len, size_t extra, size_t *out_len) {
+ * bytes to spare at the end. An ID_MAP to a uid of the executor's range is keyed without its
+ * outside ids: a slot brings its own (pool.h). */
+static uint8_t *frozen_key(const struct fs_pool *pool, const uint8_t *buf, size_t len, size_t extra, size_t *out_len) {
   uint8_t *key = malloc(len + extra);
   if (key == NULL) return NULL;
   size_t off = 0, k = 0;
@@ -85,6 +80,10 @@ static uint8_t *frozen_key(const uint8_t *buf, size_t len, size_t extra, size_t 
     size_t whole = HEADER_SIZE + (size_t)n;
     if (op_is_frozen(op)) {
       memcpy(key + k, buf + off, whole);
+      if (op == SBX_OP_ID_MAP && n == 16 && in_range(pool, rd_u32(key + k + HEADER_SIZE + 4))) {
+        put_u32(key + k + HEADER_SIZE + 4, 0);
+        put_u32(key + k + HEADER_SIZE + 12, 0);
+      }
       k += whole;
     }
     off += whole;
@@ -157,7 +156,15 @@ static bool binds_unchanged(const struct fs_pool *pool) {
   return true;
 }
 
-static void kill_slot(struct fs_slot *s) {
+static void release_id_of(struct fs_pool *pool, pid_t pid) {
+  for (size_t i = 0; i < pool->nids; i++)
+    if (pool->ids[i].user == pid) pool->ids[i].user = 0;
+}
+
+void pool_reaped(struct fs_pool *pool, pid_t pid) { release_id_of(pool, pid); }
+
+static void kill_slot(struct fs_pool *pool, struct fs_slot *s) {
+  release_id_of(pool, s->pid);
   pidfd_send_signal(s->pidfd, SIGKILL, NULL, 0);
   /* Reaped here, or by children_reap (wait4(-1) skips pids it does not know) if that was first. */
   siginfo_t si;
@@ -175,7 +182,7 @@ static void kill_slot(struct fs_slot *s) {
 static void remove_at(struct fs_pool *pool, size_t i) { pool->v[i] = pool->v[--pool->n]; }
 
 static void kill_all(struct fs_pool *pool) {
-  for (size_t i = 0; i < pool->n; i++) kill_slot(&pool->v[i]);
+  for (size_t i = 0; i < pool->n; i++) kill_slot(pool, &pool->v[i]);
   pool->recycled += pool->n;
   pool->n = 0;
 }
@@ -183,11 +190,63 @@ static void kill_all(struct fs_pool *pool) {
 void pool_set_size(struct fs_pool *pool, uint32_t size) {
   pool->size = size;
   while (pool->n > size) {
-    kill_slot(&pool->v[pool->n - 1]);
+    kill_slot(pool, &pool->v[pool->n - 1]);
     pool->n--;
     pool->recycled++;
   }
   pool->broken = false; /* the caller asked again: try again */
+}
+
+int pool_configure(struct fs_pool *pool, const uint8_t *msg, size_t len) {
+  if (len < 12 || (len - 12) % 4 != 0) return -EINVAL;
+  uint32_t size = rd_u32(msg), first = rd_u32(msg + 4), count = rd_u32(msg + 8);
+  size_t n = (len - 12) / 4;
+  if (count == 0 || first == 0 || (uint64_t)first + count > UINT32_MAX || n > 4096) return -EINVAL;
+  struct fs_pool_id *ids = calloc(n + 1, sizeof *ids);
+  if (ids == NULL) return -ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    ids[i].uid = rd_u32(msg + 12 + 4 * i);
+    if (ids[i].uid - first >= count) {
+      free(ids);
+      return -EINVAL;
+    }
+    for (size_t j = 0; j < pool->nids; j++)
+      if (pool->ids[j].uid == ids[i].uid) ids[i].user = pool->ids[j].user;
+  }
+  bool same_range = pool->id_first == first && pool->id_count == count;
+  free(pool->ids);
+  pool->ids = ids;
+  pool->nids = n;
+  pool->id_first = first;
+  pool->id_count = count;
+  if (!same_range) { /* the template was keyed for another range: start over */
+    kill_all(pool);
+    free(pool->key);
+    pool->key = NULL;
+    sbx_request_free(&pool->tmpl);
+    pool->tmpl_ranged = false;
+  }
+  pool_set_size(pool, size);
+  return 0;
+}
+
+/* A free id of the pool's list for a new slot, or SBX_OWNER_SELF when the template does not map
+ * to the range (its ids are used as they are). *none: the template wants one and none is free. */
+static uint32_t free_id(const struct fs_pool *pool, bool *none) {
+  *none = false;
+  if (!pool->tmpl_ranged) return SBX_OWNER_SELF;
+  for (size_t i = 0; i < pool->nids; i++)
+    if (pool->ids[i].user == 0) return pool->ids[i].uid;
+  *none = true;
+  return SBX_OWNER_SELF;
+}
+
+static void take_id(struct fs_pool *pool, uint32_t uid, pid_t pid) {
+  for (size_t i = 0; i < pool->nids; i++)
+    if (pool->ids[i].uid == uid && pool->ids[i].user == 0) {
+      pool->ids[i].user = pid;
+      return;
+    }
 }
 
 /* The directory a cgroup path is in ("" for none), as a malloc'd string. */
@@ -205,7 +264,7 @@ bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struc
   if (pool->size > 0) pool->misses++; /* undone below on a hit */
   size_t key_len;
   char *cg_parent = parent_dir(req->cgroup);
-  uint8_t *key = cg_parent != NULL ? frozen_key(buf, len, strlen(cg_parent) + 1, &key_len) : NULL;
+  uint8_t *key = cg_parent != NULL ? frozen_key(pool, buf, len, strlen(cg_parent) + 1, &key_len) : NULL;
   if (key == NULL) {
     free(cg_parent);
     return false;
@@ -235,6 +294,7 @@ bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struc
   }
   /* Another layout: it becomes the template (the pool warms for the layout used last). */
   kill_all(pool);
+  pool->tmpl_ranged = req->has_id_map && in_range(pool, req->outside_uid);
   free(pool->key);
   sbx_request_free(&pool->tmpl);
   pool->key = key;
@@ -255,7 +315,7 @@ bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struc
   return false;
 }
 
-int pool_hand_over(struct fs_slot *slot, const uint8_t *buf, size_t len, const int *fds,
+int pool_hand_over(struct fs_pool *pool, struct fs_slot *slot, const uint8_t *buf, size_t len, const int *fds,
                    size_t nfds, int exec_fd) {
   sbx_comms c;
   sbx_comms_init(&c, slot->sock);
@@ -263,7 +323,7 @@ int pool_hand_over(struct fs_slot *slot, const uint8_t *buf, size_t len, const i
   for (size_t i = 0; r == 0 && i < nfds; i++) r = sbx_comms_send_fd(&c, fds[i]);
   if (r == 0) r = sbx_comms_send_fd(&c, exec_fd);
   if (r < 0) {
-    kill_slot(slot);
+    kill_slot(pool, slot);
     return r;
   }
   close(slot->sock);
@@ -272,7 +332,9 @@ int pool_hand_over(struct fs_slot *slot, const uint8_t *buf, size_t len, const i
 }
 
 bool pool_wants_refill(const struct fs_pool *pool) {
-  return pool->size > 0 && pool->key != NULL && !pool->broken && pool->n < pool->size;
+  bool none;
+  return pool->size > 0 && pool->key != NULL && !pool->broken && pool->n < pool->size &&
+         (free_id(pool, &none), !none);
 }
 
 /* ---- the slot (child side) ---- */
@@ -399,6 +461,8 @@ void pool_refill_one(struct fs_server *srv) {
       return;
     }
   }
+  bool none;
+  uint32_t uid = free_id(pool, &none); /* pool_wants_refill saw one */
   int pidfd = -1;
   struct fs_clone_args args = {
       .flags = CLONE_PIDFD | pool->tmpl.namespaces | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
@@ -408,7 +472,7 @@ void pool_refill_one(struct fs_server *srv) {
   };
   bool in_cgroup;
   const char *call;
-  pid_t pid = spawn_clone(&args, &in_cgroup, &call);
+  pid_t pid = spawn_clone(&args, uid != SBX_OWNER_SELF ? uid : userns_owner_for(&pool->tmpl), &in_cgroup, &call);
   if (pid == 0) {
     close(release[1]);
     close(s[0]);
@@ -426,28 +490,31 @@ void pool_refill_one(struct fs_server *srv) {
     free(cgroup);
     return;
   }
-  struct fs_slot slot = {.pid = pid, .pidfd = pidfd, .sock = s[0], .ready = false, .cgroup = cgroup};
+  struct fs_slot slot = {.pid = pid, .pidfd = pidfd, .sock = s[0], .ready = false, .cgroup = cgroup, .uid = uid};
+  if (uid != SBX_OWNER_SELF) take_id(pool, uid, pid);
   /* The legacy clone cannot start it in the cgroup: move it now, still off the request path. */
   if (cgroup != NULL && !in_cgroup && join_cgroup_path(cgroup, pid) < 0) {
     fail(pool, "slot cgroup: write(cgroup.procs)", errno);
     close(release[1]);
-    kill_slot(&slot);
+    kill_slot(pool, &slot);
     return;
   }
   char msg[200];
   if ((pool->tmpl.namespaces & CLONE_NEWUSER) &&
-      userns_write_maps_from_parent(pid, &pool->tmpl, srv->may_setgroups, msg, sizeof msg) < 0) {
+      userns_write_maps(pid, pool->tmpl.inside_uid, uid != SBX_OWNER_SELF ? uid : pool->tmpl.outside_uid,
+                        pool->tmpl.inside_gid, uid != SBX_OWNER_SELF ? uid : pool->tmpl.outside_gid,
+                        srv->may_setgroups, msg, sizeof msg) < 0) {
     snprintf(pool->last_error, sizeof pool->last_error, "%s", msg);
     pool->failures++;
     pool->broken = true;
     close(release[1]);
-    kill_slot(&slot);
+    kill_slot(pool, &slot);
     return;
   }
   if (write(release[1], "g", 1) != 1) {
     fail(pool, "write(release pipe)", errno);
     close(release[1]);
-    kill_slot(&slot);
+    kill_slot(pool, &slot);
     return;
   }
   close(release[1]);
@@ -496,7 +563,7 @@ void pool_handle_events(struct fs_pool *pool, const struct pollfd *p, size_t cou
     }
     if (!s->ready) pool->failures++;
     free(data);
-    kill_slot(s);
+    kill_slot(pool, s);
     remove_at(pool, i);
   }
 }
@@ -518,11 +585,12 @@ size_t pool_stats(const struct fs_pool *pool, uint8_t *buf) {
 }
 
 void pool_free(struct fs_pool *pool) {
-  for (size_t i = 0; i < pool->n; i++) kill_slot(&pool->v[i]);
+  for (size_t i = 0; i < pool->n; i++) kill_slot(pool, &pool->v[i]);
   free(pool->cgroup_parent);
   free(pool->v);
   free(pool->key);
   free(pool->binds);
+  free(pool->ids);
   if (pool->mounts_fd > 0) close(pool->mounts_fd);
   sbx_request_free(&pool->tmpl);
   memset(pool, 0, sizeof *pool);

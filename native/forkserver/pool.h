@@ -18,6 +18,13 @@
  * straight into a fresh cgroup of its own next to the request's (CLONE_INTO_CGROUP, named
  * sbx-<executor pid>-p<n> like the executor's own), and SPAWNED tells the executor to use that
  * one instead of the empty one it made ("cgroup=<path>" in the reply's message).
+ *
+ * Host ids (a root executor leases one uid per sandbox, executor sandbox-ids.ts): the executor
+ * gives the pool a range and a list of leased ids with SBX_FS_POOL. An ID_MAP whose outside uid is
+ * in that range is keyed without its outside ids, and each slot is cloned with an id of the list
+ * of its own (its user namespace mapped to, and owned by, that uid). A slot's id stays taken until
+ * the sandbox it became is reaped; SPAWNED says "uid=<id>" so that the executor knows which uid the
+ * sandbox has (and drops the one it leased for the request). Without a free id no slot is cloned.
  */
 #ifndef SBX_FORKSERVER_POOL_H
 #define SBX_FORKSERVER_POOL_H
@@ -38,6 +45,14 @@ struct fs_slot {
   int sock;   /* forkserver's end of the slot's socket */
   bool ready; /* the slot said SBX_FS_SLOT_READY */
   char *cgroup; /* its own cgroup (created with it, removed when it is killed unused), or NULL */
+  uint32_t uid; /* its host uid when it took one from the pool's id list, else SBX_OWNER_SELF */
+};
+
+/* An id of the pool's list and who has it: 0 free, else the pid of the slot (or the sandbox it
+ * became, until reaped). */
+struct fs_pool_id {
+  uint32_t uid;
+  pid_t user;
 };
 
 /* What a BIND source was when the template was adopted (stat, symlinks followed). */
@@ -59,6 +74,11 @@ struct fs_pool {
   bool broken;             /* a slot of this template failed: no refill until it changes */
   struct fs_slot *v;
   size_t n, cap;
+  uint32_t id_first, id_count; /* the executor's sandbox id range (0 count: none) */
+  struct fs_pool_id *ids;      /* leased ids for slots (SBX_FS_POOL) */
+  bool tmpl_ranged;            /* the template's ID_MAP maps to the range: its outside ids in tmpl
+                                  are 0 (keyed without them), each slot takes one of ids instead */
+  size_t nids;
   uint64_t hits, misses, recycled, prepared;
   uint32_t failures;
   char last_error[256];
@@ -66,6 +86,12 @@ struct fs_pool {
 
 /* SBX_FS_POOL: sets the size (extra slots are killed; 0 kills all). */
 void pool_set_size(struct fs_pool *pool, uint32_t size);
+/* SBX_FS_POOL with ids: u32 size | u32 id_first | u32 id_count | u32 uid[] (gid = uid): the whole
+ * list, which only grows (the executor never drops a leased id while the forkserver lives), so an
+ * id a running sandbox has stays taken. Then as pool_set_size. 0, or -EINVAL / -ENOMEM. */
+int pool_configure(struct fs_pool *pool, const uint8_t *msg, size_t len);
+/* A child of the forkserver was reaped: its pool id (if any) is free again. */
+void pool_reaped(struct fs_pool *pool, pid_t pid);
 
 /* For a parsed SPAWN request (buf/len its op list): when a ready slot matches, moves it to *slot,
  * counts a hit and returns true. Otherwise counts a miss (pool on) and, for a poolable request
@@ -75,7 +101,7 @@ bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struc
 
 /* Hands the request to a slot taken with pool_take: the op list, the request's fds in order,
  * then exec_fd. Closes the slot's socket. 0, or -errno (the slot is then killed and reaped). */
-int pool_hand_over(struct fs_slot *slot, const uint8_t *buf, size_t len, const int *fds,
+int pool_hand_over(struct fs_pool *pool, struct fs_slot *slot, const uint8_t *buf, size_t len, const int *fds,
                    size_t nfds, int exec_fd);
 
 /* True when a slot should be prepared now (pool on, template known, not full, not broken). */

@@ -1,6 +1,6 @@
 /*
  * protocol.h: the request/reply protocol between the executor (TS) and the global forkserver.
- * Mirrored in packages/executor/src/forkserver-protocol.ts; docs/wire-protocol.md explains it.
+ * Mirrored in packages/executor/src/forkserver/protocol.ts; docs/wire-protocol.md explains it.
  *
  * Transport: Comms (sbx/comms.h) on fd SBX_FS_COMMS_FD of the forkserver process.
  *
@@ -104,7 +104,28 @@ enum sbx_op {
                              SBX_INIT_STATUS and exits. Tree kill without a pid namespace */
   SBX_OP_NO_POOL = 25,    /* empty; served on demand, and the spawn pool (pool.h) neither serves it
                              nor takes its layout as the template */
+  SBX_OP_USER_LIMIT = 26, /* repeated, with CLONE_NEWUSER: u32 index (SBX_USER_LIMIT_*) | u64 value.
+                             Written to /proc/sys/user/<name> inside the sandbox's user namespace
+                             (userns_limits.c) before the mount tree: the per-user-namespace counters
+                             (inotify, fanotify, namespaces) the sandbox may use at all */
   SBX_OP_MAX
+};
+
+/* SBX_OP_USER_LIMIT indexes: the files of /proc/sys/user (userns_limits.c names them). */
+enum sbx_user_limit {
+  SBX_USER_LIMIT_USER_NAMESPACES = 0,
+  SBX_USER_LIMIT_PID_NAMESPACES,
+  SBX_USER_LIMIT_UTS_NAMESPACES,
+  SBX_USER_LIMIT_IPC_NAMESPACES,
+  SBX_USER_LIMIT_NET_NAMESPACES,
+  SBX_USER_LIMIT_MNT_NAMESPACES,
+  SBX_USER_LIMIT_CGROUP_NAMESPACES,
+  SBX_USER_LIMIT_TIME_NAMESPACES,
+  SBX_USER_LIMIT_INOTIFY_INSTANCES,
+  SBX_USER_LIMIT_INOTIFY_WATCHES,
+  SBX_USER_LIMIT_FANOTIFY_GROUPS,
+  SBX_USER_LIMIT_FANOTIFY_MARKS,
+  SBX_USER_LIMIT_MAX
 };
 
 #define SBX_BIND_RW 1u       /* default is read-only */

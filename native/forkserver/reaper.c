@@ -21,6 +21,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -161,8 +163,34 @@ static void kill_tree(struct reaper *r) {
   }
 }
 
+/* The init keeps the forkserver's uid. When that is root it keeps CAP_KILL alone (to SIGKILL the
+ * tree, which runs as another uid): no bounding set, NO_NEW_PRIVS, nothing to regain. An
+ * unprivileged forkserver has no capability to drop. */
+static int keep_only_cap_kill(void) {
+  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+  memset(data, 0, sizeof data);
+  if (syscall(SYS_capget, &hdr, data) < 0) return -1;
+  bool had_kill = (data[CAP_TO_INDEX(CAP_KILL)].permitted & CAP_TO_MASK(CAP_KILL)) != 0;
+  if (data[CAP_TO_INDEX(CAP_SETPCAP)].effective & CAP_TO_MASK(CAP_SETPCAP))
+    for (unsigned long cap = 0; cap < 64; cap++)
+      if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL) break;
+  (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  memset(data, 0, sizeof data);
+  if (had_kill) {
+    data[CAP_TO_INDEX(CAP_KILL)].permitted = CAP_TO_MASK(CAP_KILL);
+    data[CAP_TO_INDEX(CAP_KILL)].effective = CAP_TO_MASK(CAP_KILL);
+  }
+  if (syscall(SYS_capset, &hdr, data) < 0) return -1;
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
 __attribute__((noreturn)) static void run_reaper(struct child_ctx *ctx, pid_t target, pid_t forkserver) {
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) _exit(127);
+  if (keep_only_cap_kill() < 0) {
+    kill(target, SIGKILL); /* no init with more power than it needs: the sandbox ends here */
+    _exit(127);
+  }
   (void)prctl(PR_SET_NAME, "sbx-init", 0, 0, 0);
   int setup = ctx->setup_fd;
   if (setup > 0) syscall(SYS_close_range, 0, (unsigned)setup - 1, 0);
@@ -214,10 +242,16 @@ int reaper_split_in_child(struct child_ctx *ctx) {
   if (target < 0) return child_fail(ctx, "fork", errno, "init and target", NULL);
   if (target > 0) run_reaper(ctx, target, forkserver);
   /* The target: not a subreaper (fork does not inherit it), its mask as before, tied to init. */
+  ctx->init_pid = init;
   if (sigprocmask(SIG_SETMASK, &old, NULL) < 0) return child_fail(ctx, "sigprocmask", errno, "SIG_SETMASK", NULL);
+  if (reaper_tie_target_in_child(ctx) < 0) return -1;
+  if (ctx->setup_fd >= 0) return init_send_target_pidfd(ctx);
+  return 0;
+}
+
+int reaper_tie_target_in_child(struct child_ctx *ctx) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
     return child_fail(ctx, "prctl", errno, "PR_SET_PDEATHSIG, SIGKILL", NULL);
-  if (getppid() != init) _exit(127); /* init is already gone */
-  if (ctx->setup_fd >= 0) return init_send_target_pidfd(ctx);
+  if (getppid() != ctx->init_pid) _exit(127); /* init is already gone */
   return 0;
 }

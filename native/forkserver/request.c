@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 
 #include "protocol.h"
+#include "le.h"
 
 #define HEADER_SIZE 12u
 #define FD_OPS_MAX 1024u /* far above any real sandbox; keeps the duplicate check cheap */
@@ -40,7 +41,7 @@ static const char *const op_names[SBX_OP_MAX] = {
     [SBX_OP_CGROUP] = "CGROUP",         [SBX_OP_LANDLOCK] = "LANDLOCK",
     [SBX_OP_WALLTIME] = "WALLTIME",     [SBX_OP_HOST_IDS] = "HOST_IDS",
     [SBX_OP_REAPER] = "REAPER",
-    [SBX_OP_NO_POOL] = "NO_POOL",
+    [SBX_OP_NO_POOL] = "NO_POOL",       [SBX_OP_USER_LIMIT] = "USER_LIMIT",
 };
 
 const char *sbx_op_name(uint32_t op) {
@@ -72,12 +73,6 @@ static bool op_is_single(uint32_t op) {
   }
 }
 
-static uint32_t rd_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd_u64(const uint8_t *p) { return (uint64_t)rd_u32(p) | (uint64_t)rd_u32(p + 4) << 32; }
-
 struct parser {
   const uint8_t *buf;
   size_t len;
@@ -95,6 +90,7 @@ struct parser {
   char *str_cursor;
   uint64_t seen;        /* bit per single op already seen */
   uint32_t rlimit_seen; /* bit per RLIMIT_* resource */
+  uint32_t user_limit_seen; /* bit per SBX_USER_LIMIT_* index */
   size_t nlandlock_paths;
   bool landlock_config;         /* a LANDLOCK CONFIG op was seen */
   uint64_t landlock_fs;         /* its handled fs rights */
@@ -458,6 +454,20 @@ static int parse_op(struct parser *p, const uint8_t *d, size_t n) {
     if ((r = need_len(p, n, 0)) < 0) return r;
     if (p->fill) o->no_pool = true;
     return 0;
+  case SBX_OP_USER_LIMIT: {
+    if ((r = need_len(p, n, 12)) < 0) return r;
+    uint32_t i = rd_u32(d);
+    if (i >= SBX_USER_LIMIT_MAX) return fail(p, "index %u is not an SBX_USER_LIMIT_*", (unsigned)i);
+    if (p->user_limit_seen & (1u << i)) return fail(p, "index %u is given twice", (unsigned)i);
+    p->user_limit_seen |= 1u << i;
+    uint64_t v = rd_u64(d + 4);
+    if (v > INT32_MAX) return fail(p, "value %llu is above INT_MAX", (unsigned long long)v);
+    if (p->fill) {
+      o->user_limit_set |= 1u << i;
+      o->user_limits[i] = (uint32_t)v;
+    }
+    return 0;
+  }
   default:
     return fail(p, "unknown op");
   }
@@ -471,6 +481,7 @@ static int walk(struct parser *p) {
   p->landlock_path_union = 0;
   p->seen = 0;
   p->rlimit_seen = 0;
+  p->user_limit_seen = 0;
   while (off < p->len) {
     p->op_off = off;
     p->op = SBX_OP_INVALID;
@@ -511,6 +522,8 @@ static int check_request(struct parser *p) {
                            "listener fd number travels on it)");
   if (SEEN(SBX_OP_HOST_IDS) && (p->namespaces & CLONE_NEWUSER))
     return fail_request(p, "op HOST_IDS cannot be combined with CLONE_NEWUSER (op ID_MAP sets the ids there)");
+  if (p->user_limit_seen != 0 && !(p->namespaces & CLONE_NEWUSER))
+    return fail_request(p, "op USER_LIMIT needs CLONE_NEWUSER in op NAMESPACES (the limits are the sandbox's user namespace's)");
   if (SEEN(SBX_OP_REAPER) && (p->namespaces & CLONE_NEWPID))
     return fail_request(p, "op REAPER cannot be combined with CLONE_NEWPID (the namespace's init kills the tree there)");
   if (p->nlandlock_paths > 0 && !p->landlock_config)

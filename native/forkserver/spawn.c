@@ -25,6 +25,7 @@
 #include "request.h"
 #include "server.h"
 #include "userns.h"
+#include "le.h"
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000ULL
@@ -32,14 +33,6 @@
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
-
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
 
 /* SBX_FS_SPAWNED: u64 request_id | i32 err | u32 pid | message; then the pidfd on success. */
 static int reply(struct fs_server *srv, uint64_t id, int err, pid_t pid, const char *msg,
@@ -94,7 +87,7 @@ static const char *clone_hint(int err, uint64_t flags) {
  * the pidfd at parent_tid (its third argument on every architecture); *in_cgroup says whether
  * the child already starts in the cgroup. */
 static bool g_no_clone3;
-pid_t spawn_clone(const struct fs_clone_args *args, bool *in_cgroup, const char **call) {
+static pid_t clone_now(const struct fs_clone_args *args, bool *in_cgroup, const char **call) {
   *in_cgroup = (args->flags & CLONE_INTO_CGROUP) != 0;
   *call = "clone3";
   if (!g_no_clone3) {
@@ -106,6 +99,23 @@ pid_t spawn_clone(const struct fs_clone_args *args, bool *in_cgroup, const char 
   *call = "clone";
   unsigned long flags = (unsigned long)(args->flags & ~CLONE_INTO_CGROUP) | (unsigned long)args->exit_signal;
   return (pid_t)syscall(SYS_clone, flags, 0UL, (unsigned long)args->pidfd, 0UL, 0UL);
+}
+
+pid_t spawn_clone(const struct fs_clone_args *args, uint32_t userns_owner, bool *in_cgroup, const char **call) {
+  if (!(args->flags & CLONE_NEWUSER) || userns_owner == SBX_OWNER_SELF) return clone_now(args, in_cgroup, call);
+  int r = userns_owner_enter(userns_owner);
+  if (r < 0) {
+    *in_cgroup = false;
+    *call = "setresuid (owner of the new user namespace)";
+    errno = -r;
+    return -1;
+  }
+  pid_t pid = clone_now(args, in_cgroup, call);
+  if (pid == 0) return 0; /* the child keeps the owner's euid (its ids are set after the release) */
+  int e = errno;
+  userns_owner_leave();
+  errno = e;
+  return pid;
 }
 
 /* Moves a released-not-yet child into the cgroup (when clone could not start it there). */
@@ -163,6 +173,7 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
   int err = 0, fatal = 0;
   pid_t pid = 0;
   bool pooled = false;
+  char *cgroup = NULL; /* the sandbox's cgroup, for the children table (its tree kill) */
   msg[0] = '\0';
 
   if (fds == NULL || scratch == NULL || children_reserve(&srv->children) < 0) {
@@ -203,12 +214,16 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
   /* A slot prepared for exactly this layout: it gets the request and its fds, and execs. */
   struct fs_slot slot;
   if (pool_take(&srv->pool, buf, len, &req, &slot)) {
-    if (pool_hand_over(&slot, buf, len, fds, req.fd_count, exec_fd) == 0) {
+    if (pool_hand_over(&srv->pool, &slot, buf, len, fds, req.fd_count, exec_fd) == 0) {
       pid = slot.pid;
       pidfd = slot.pidfd;
-      /* The slot runs in a cgroup of its own (pool.h): the executor takes that one. */
-      if (slot.cgroup != NULL) snprintf(msg, sizeof msg, "cgroup=%s", slot.cgroup);
-      free(slot.cgroup);
+      /* The slot has a host uid and runs in a cgroup of its own (pool.h): the executor takes
+       * those. "uid=N" first, "cgroup=PATH" last (a path may hold spaces). */
+      size_t m = 0;
+      if (slot.uid != SBX_OWNER_SELF) m = (size_t)snprintf(msg, sizeof msg, "uid=%u", (unsigned)slot.uid);
+      if (slot.cgroup != NULL && m < sizeof msg)
+        snprintf(msg + m, sizeof msg - m, "%scgroup=%s", m ? " " : "", slot.cgroup);
+      cgroup = slot.cgroup;
       pooled = true;
       goto out;
     } /* else on demand (a slot that died on the hand-over was killed and reaped) */
@@ -227,7 +242,7 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
   };
   bool in_cgroup;
   const char *call;
-  pid = spawn_clone(&args, &in_cgroup, &call);
+  pid = spawn_clone(&args, userns_owner_for(&req), &in_cgroup, &call);
   if (pid == 0) {
     /* Child: from here on child.h's rules apply. The executor's channel is not ours to
      * touch (the fds step would close it too, but only after the mounts). */
@@ -296,15 +311,21 @@ out:
   free(scratch);
   uint64_t id = req.request_id, walltime_ms = req.walltime_ms; /* free() clears req */
   bool reaper = req.reaper;
+  if (cgroup == NULL && req.cgroup != NULL && err == 0) cgroup = strdup(req.cgroup);
   sbx_request_free(&req);
   if (fatal < 0) {
+    free(cgroup);
     if (pidfd >= 0) {
       abandon_child(pidfd);
       close(pidfd);
     }
     return fatal;
   }
-  if (err != 0) return reply(srv, id, err, 0, msg, -1);
-  children_add(&srv->children, id, pid, pidfd, walltime_ms, reaper ? SIGTERM : SIGKILL);
+  if (err != 0) {
+    free(cgroup);
+    return reply(srv, id, err, 0, msg, -1);
+  }
+  children_add(&srv->children, id, pid, pidfd, walltime_ms, reaper ? SIGTERM : SIGKILL, cgroup);
+  free(cgroup);
   return reply(srv, id, 0, pid, pooled ? msg : "", pidfd);
 }

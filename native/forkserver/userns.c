@@ -14,6 +14,8 @@
 #include <linux/capability.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/fsuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -25,6 +27,23 @@ bool userns_parent_may_setgroups(void) {
   memset(data, 0, sizeof data);
   if (syscall(SYS_capget, &hdr, data) < 0) return false;
   return (data[CAP_TO_INDEX(CAP_SETGID)].effective & CAP_TO_MASK(CAP_SETGID)) != 0;
+}
+
+uint32_t userns_owner_for(const struct sbx_request *req) {
+  if (!req->has_id_map || req->outside_uid == 0 || geteuid() != 0) return UINT32_MAX;
+  return req->outside_uid;
+}
+
+int userns_owner_enter(uint32_t uid) {
+  /* The forkserver is single-threaded: glibc's wrappers are fine here (unlike in the child). */
+  if (setresuid((uid_t)-1, (uid_t)uid, (uid_t)-1) < 0) return -errno;
+  (void)setfsuid(0);
+  return 0;
+}
+
+void userns_owner_leave(void) {
+  if (setresuid((uid_t)-1, 0, (uid_t)-1) < 0) abort();
+  (void)setfsuid(0);
 }
 
 /* Parent, outside the sandbox. */
@@ -51,16 +70,22 @@ static int write_proc_file(pid_t pid, const char *name, const char *text, char *
   return 0;
 }
 
-int userns_write_maps_from_parent(pid_t pid, const struct sbx_request *req, bool may_setgroups,
-                                  char *err, size_t errlen) {
+int userns_write_maps(pid_t pid, uint32_t inside_uid, uint32_t outside_uid, uint32_t inside_gid,
+                      uint32_t outside_gid, bool may_setgroups, char *err, size_t errlen) {
   char line[64];
   int r;
   if (!may_setgroups && (r = write_proc_file(pid, "setgroups", "deny", err, errlen)) < 0) return r;
-  snprintf(line, sizeof line, "%u %u 1\n", req->inside_uid, req->outside_uid);
+  snprintf(line, sizeof line, "%u %u 1\n", inside_uid, outside_uid);
   if ((r = write_proc_file(pid, "uid_map", line, err, errlen)) < 0) return r;
-  snprintf(line, sizeof line, "%u %u 1\n", req->inside_gid, req->outside_gid);
+  snprintf(line, sizeof line, "%u %u 1\n", inside_gid, outside_gid);
   if ((r = write_proc_file(pid, "gid_map", line, err, errlen)) < 0) return r;
   return 0;
+}
+
+int userns_write_maps_from_parent(pid_t pid, const struct sbx_request *req, bool may_setgroups,
+                                  char *err, size_t errlen) {
+  return userns_write_maps(pid, req->inside_uid, req->outside_uid, req->inside_gid, req->outside_gid,
+                           may_setgroups, err, errlen);
 }
 
 /* Child: become the inside ids. Raw syscalls: glibc's set*id wrappers broadcast to a thread

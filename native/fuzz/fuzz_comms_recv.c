@@ -6,7 +6,7 @@
  * fd, expect, into a small buffer, or all of these in turn) and max_message_size (bits 3-4: 16,
  * 100, 4096 or 1 MiB). The rest is a sequence of chunks, each `u8 head` then `head & 0x3f` bytes
  * (0 means 1). Each chunk is one sendmsg() on the peer end; head bit 7 attaches one fd (a
- * /dev/null copy), bit 6 two. Then the peer end is shut down and the receiver loops until the
+ * /dev/null copy), bit 6 two, both MANY_FDS (more than one recvmsg takes: MSG_CTRUNC). Then the peer end is shut down and the receiver loops until the
  * channel breaks.
  *
  * Checked on every input (a failure aborts, which libFuzzer reports as a crash):
@@ -58,18 +58,20 @@ static void check_no_new_fds(const unsigned char before[FD_WATCH]) {
   }
 }
 
+#define MANY_FDS 20
 static int send_chunk(int fd, const uint8_t *data, size_t len, int nfds) {
   struct iovec iov = {(void *)data, len};
   union {
     struct cmsghdr align;
-    char buf[CMSG_SPACE(2 * sizeof(int))];
+    char buf[CMSG_SPACE(MANY_FDS * sizeof(int))];
   } control;
   struct msghdr m;
   memset(&m, 0, sizeof m);
   m.msg_iov = &iov;
   m.msg_iovlen = 1;
   if (nfds > 0) {
-    int fds[2] = {devnull, devnull};
+    int fds[MANY_FDS];
+    for (int k = 0; k < MANY_FDS; k++) fds[k] = devnull;
     memset(&control, 0, sizeof control);
     m.msg_control = control.buf;
     m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
@@ -186,7 +188,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
     if (len == 0) len = 1;
     if (len > size - i) len = size - i;
     if (len == 0) break;
-    int nfds = (head & 0x80) ? 1 : (head & 0x40) ? 2 : 0;
+    int nfds = (head & 0xc0) == 0xc0 ? MANY_FDS : (head & 0x80) ? 1 : (head & 0x40) ? 2 : 0;
     if (send_chunk(sv[1], in + i, len, nfds) < 0) break; /* full: receive what is there */
     i += len;
   }

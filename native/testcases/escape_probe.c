@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -30,6 +32,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *errname(int e) {
@@ -295,6 +298,115 @@ static int kill_all(void) {
   return 0;
 }
 
+/* --- per-user kernel counters ------------------------------------------------------------------ */
+
+/* After filling a counter: says so, then waits (until killed) so that the charge stays while the
+ * test looks at the host. */
+__attribute__((noreturn)) static void hold(void) {
+  printf("held\n");
+  fflush(stdout);
+  for (;;) pause();
+}
+
+/* Queues SIGRTMIN to itself (blocked) until the kernel refuses: RLIMIT_SIGPENDING, charged up
+ * the user namespace chain. */
+static int sigqueue_fill(void) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGRTMIN);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  long n = 0;
+  int e = 0;
+  for (; n < 400000; n++) {
+    union sigval v = {.sival_int = (int)n};
+    if (sigqueue(getpid(), SIGRTMIN, v) < 0) {
+      e = errno;
+      break;
+    }
+  }
+  printf("sigqueue-fill: %ld %s\n", n, e ? errname(e) : "none");
+  hold();
+}
+
+/* One timer_create and one sigqueue, as a host process would. */
+static int sigqueue_one(void) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGRTMIN);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN};
+  timer_t t;
+  report("timer_create", timer_create(CLOCK_MONOTONIC, &sev, &t));
+  union sigval v = {.sival_int = 1};
+  return report("sigqueue", sigqueue(getpid(), SIGRTMIN, v));
+}
+
+/* inotify instances until the kernel refuses (max_inotify_instances of each user namespace up
+ * the chain). */
+static int inotify_fill(void) {
+  long n = 0;
+  int e = 0;
+  for (; n < 100000; n++) {
+    if (inotify_init1(IN_CLOEXEC) < 0) {
+      e = errno;
+      break;
+    }
+  }
+  printf("inotify-fill: %ld %s\n", n, e ? errname(e) : "none");
+  hold();
+}
+
+/* fds in flight in a unix socket (SCM_RIGHTS, never received) until the kernel refuses: the
+ * per-user count that sendmsg compares with RLIMIT_NOFILE ("Too many references"). */
+static int inflight_fill(void) {
+  int s[2];
+  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, s) < 0) return report("socketpair", -1);
+  enum { PER_MSG = 250 };
+  char cbuf[CMSG_SPACE(PER_MSG * sizeof(int))];
+  memset(cbuf, 0, sizeof cbuf);
+  char byte = 'x';
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(PER_MSG * sizeof(int));
+  int *fdp = (int *)CMSG_DATA(cm);
+  for (int i = 0; i < PER_MSG; i++) fdp[i] = s[0];
+  long n = 0;
+  int e = 0;
+  for (int m = 0; m < 64; m++) {
+    if (sendmsg(s[0], &mh, 0) < 0) {
+      e = errno;
+      break;
+    }
+    n += PER_MSG;
+  }
+  printf("inflight-fill: %ld %s\n", n, e ? errname(e) : "none");
+  hold();
+}
+
+/* Writes up to `mib` MiB into one memfd (SIGXFSZ ignored: the write fails with EFBIG instead). */
+static int memfd_fill(long mib) {
+  signal(SIGXFSZ, SIG_IGN);
+  calling("memfd_create");
+  int fd = (int)syscall(SYS_memfd_create, "fill", 0);
+  if (fd < 0) return report("memfd_create", -1);
+  static char chunk[1 << 20];
+  memset(chunk, 'x', sizeof chunk);
+  long done = 0;
+  int e = 0;
+  for (; done < mib; done++) {
+    if (write(fd, chunk, sizeof chunk) != (ssize_t)sizeof chunk) {
+      e = errno;
+      break;
+    }
+  }
+  printf("memfd-fill: %ld MiB %s\n", done, e ? errname(e) : "none");
+  close(fd);
+  return 0;
+}
+
 /* --- seccomp ---------------------------------------------------------------------------------- */
 
 /* The sandboxee adds its own filter (no listener): allowed, and it can only restrict. The extra
@@ -403,6 +515,12 @@ int main(int argc, char **argv) {
   }
 
   /* signals */
+  if (!strcmp(w, "sigqueue-fill")) return sigqueue_fill();
+  if (!strcmp(w, "sigqueue-one")) return sigqueue_one();
+  if (!strcmp(w, "inotify-fill")) return inotify_fill();
+  if (!strcmp(w, "inotify-one")) return report("inotify_init1", inotify_init1(IN_CLOEXEC));
+  if (!strcmp(w, "inflight-fill")) return inflight_fill();
+  if (!strcmp(w, "memfd-fill")) return memfd_fill(arg_int(argc, argv, 2));
   if (!strcmp(w, "kill-all")) return kill_all();
   if (!strcmp(w, "kill")) return report(w, kill(arg_int(argc, argv, 2), SIGKILL));
 

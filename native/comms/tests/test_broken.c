@@ -195,6 +195,17 @@ static int many_fds_child(sbx_comms *c) {
   return raw_send(c->fd, SBX_TAG_FD, 0, NULL, 0, fds, 20); /* more than recvmsg has room for */
 }
 
+/* Twenty fds on the first half of a payload: the receive in progress gets what fits (MSG_CTRUNC
+ * for the rest) and must close them all. */
+static int partial_many_fds_child(sbx_comms *c) {
+  int fds[20], i;
+  char half[50];
+  memset(half, 'x', sizeof half);
+  for (i = 0; i < 20; i++)
+    fds[i] = open("/dev/null", O_RDONLY);
+  return raw_send(c->fd, SBX_TAG_BYTES, 100, half, sizeof half, fds, 20);
+}
+
 static int stray_fd_child(sbx_comms *c) {
   int p[2];
   static const unsigned char seven[4] = {7, 0, 0, 0};
@@ -268,6 +279,8 @@ int main(void) {
       {"two fds on one Fd message: -EPROTO, both closed", two_fds_parent, two_fds_child},
       {"twenty fds on one Fd message: -EPROTO, none leaked", two_fds_parent, many_fds_child},
       {"an fd on a Uint32 message: -EPROTO, closed", stray_fd_parent, stray_fd_child},
+      {"twenty fds on half a payload: -EPROTO, none leaked", trunc_payload_parent,
+       partial_many_fds_child},
       {"fds on a payload sent apart: -EPROTO, closed", payload_fd_parent, payload_fd_child},
       {"an Fd message with a payload: -EPROTO, fd closed", any_fd_parent, bad_fd_msg_child},
       {"an Fd message without an fd: -EPROTO", any_fd_parent, no_fd_child},

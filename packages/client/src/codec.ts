@@ -2,15 +2,17 @@
 import { createRequire } from 'node:module';
 import type { Packr } from 'msgpackr';
 import { CommsError } from './errors.js';
+import { msgpackProblem } from './msgpack-check.js';
 import { HEADER_SIZE, Tag, tagName, USER_TAG_MAX } from './tags.js';
 
-/** Plain msgpack (no records extension) so any msgpack library on the other side can read it.
+/** Plain msgpack (no records extension) so any msgpack library on the other side can read it:
+ *  `undefined` goes out as nil (msgpack has no undefined; msgpackr's own extension 0 is refused).
  *  Loaded on first use: it is a fifth of a CLI start, and most channels never carry Msgpack. */
 let packr: Packr | undefined;
 function msgpack(): Packr {
   if (!packr) {
     const { Packr: PackrClass } = createRequire(import.meta.url)('msgpackr') as typeof import('msgpackr');
-    packr = new PackrClass({ useRecords: false, moreTypes: false, mapsAsObjects: true });
+    packr = new PackrClass({ useRecords: false, moreTypes: false, mapsAsObjects: true, encodeUndefinedAsNil: true });
   }
   return packr;
 }
@@ -117,6 +119,8 @@ export function encodeMessage(value: unknown): Buffer {
 }
 
 export function decodeMessage(payload: Buffer): unknown {
+  const problem = msgpackProblem(payload);
+  if (problem) throw new CommsError('BAD_MSGPACK', `recvMessage: the Msgpack payload (${payload.length} bytes) is not plain msgpack: ${problem}`);
   try {
     return msgpack().unpack(payload);
   } catch (cause) {

@@ -4,10 +4,11 @@ import * as codec from './codec.js';
 import { acceptAnnounced, type RecvBufferOptions, type SharedBuffer } from './buffer.js';
 import { Decoder, type Message } from './decoder.js';
 import { CommsError } from './errors.js';
+import { Inbox, QueueCount, queueLimits, type QueueLimits } from './inbox.js';
 import { closeQuietly, native, type NativeErrnoError, type NativeWatcher } from './native.js';
 import { DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE, PROTOCOL_VERSION, Tag, tagName } from './tags.js';
 
-export interface CommsOptions {
+export interface CommsOptions extends Partial<QueueLimits> {
   /** Incoming messages above this many bytes are refused (MESSAGE_TOO_LARGE). Default 64 MiB. */
   maxMessageSize?: number;
 }
@@ -26,18 +27,32 @@ interface Outgoing {
 }
 
 const READ_CHUNK = 256 * 1024;
+/** Bytes read per readiness callback at most: a peer that writes without pause cannot hold the
+ *  event loop (the poll is level-triggered, so the rest is read on the next turn). */
+const READ_BUDGET = 4 * READ_CHUNK;
 
 /**
  * One end of a Comms channel over a unix stream socket. Takes ownership of `fd` (made
  * non-blocking) and closes it on close(). Receives are answered in call order; a message handler
  * (onMessage) takes every message instead, for dispatching peers such as the forkserver.
+ *
+ * Backpressure: messages received but not yet taken by a recv*() are bounded by maxQueuedBytes,
+ * maxQueuedMessages and maxQueuedFds. Reads are sized to the room left, so the message count is
+ * never passed, the bytes by at most one message (a message is always taken whole) and the fds
+ * by what one read brings (at most 16). While a bound is reached the socket is not read: the
+ * kernel's socket buffer fills and the peer's writes block.
  */
 export class Comms {
   readonly fd: number;
   private readonly maxMessageSize: number;
+  private readonly limits: QueueLimits;
   private readonly decoder: Decoder;
   private readonly watcher: NativeWatcher;
-  private readonly inbox: Message[] = [];
+  private readonly inbox = new Inbox();
+  /** Not reading: the inbox is full. */
+  private paused = false;
+  /** The inbox and decoder were emptied (their fds closed): close() ran. */
+  private disposed = false;
   private readonly waiters: Waiter[] = [];
   private readonly outbox: Outgoing[] = [];
   private handler: ((m: Message) => void) | null = null;
@@ -52,6 +67,7 @@ export class Comms {
     if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`Comms: fd must be a non-negative integer, got ${fd}`);
     const max = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     if (!Number.isSafeInteger(max) || max < 0 || max > 2 ** 32) throw new TypeError(`Comms: maxMessageSize must be an integer in 0..2^32, got ${max}`);
+    this.limits = queueLimits(options);
     this.fd = fd;
     this.maxMessageSize = max;
     const n = native();
@@ -93,7 +109,8 @@ export class Comms {
   onMessage(handler: (m: Message) => void, onError: (e: Error) => void): void {
     this.handler = handler;
     this.errorHandler = onError;
-    for (const m of this.inbox.splice(0)) handler(m);
+    for (const m of this.inbox.takeAll()) handler(m);
+    this.updateReading();
   }
 
   // ---- raw TLVs ----
@@ -199,16 +216,14 @@ export class Comms {
     return v;
   }
 
-  /** Closes the channel (and the fd). Pending receives reject with CLOSED. Idempotent. */
+  /** Closes the channel (and the fd) and every received fd not taken yet. Pending receives
+   *  reject with CLOSED. Idempotent; also after the channel failed. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.watcher.close();
-    this.watchTarget.comms = null;
-    closeQuietly(this.fd);
-    this.decoder.dispose();
-    for (const m of this.inbox.splice(0)) if (m.fd >= 0) closeQuietly(m.fd);
     this.setFailure(new CommsError('CLOSED', 'Comms: the channel was closed by this side'));
+    if (this.disposed) return;
+    this.disposed = true;
+    this.decoder.dispose();
+    for (const m of this.inbox.takeAll()) if (m.fd >= 0) closeQuietly(m.fd);
   }
 
   get isClosed(): boolean {
@@ -223,12 +238,20 @@ export class Comms {
 
   private next(): Promise<Message> {
     const m = this.inbox.shift();
-    if (m) return Promise.resolve(m);
+    if (m) {
+      if (this.paused) this.updateReading();
+      return Promise.resolve(m);
+    }
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
   private deliver(m: Message): void {
+    if (this.disposed) {
+      // close() ran (e.g. from a handler of an earlier message of the same read): nobody takes it.
+      if (m.fd >= 0) closeQuietly(m.fd);
+      return;
+    }
     if (this.handler) return this.handler(m);
     const w = this.waiters.shift();
     if (w) w.resolve(m);
@@ -246,38 +269,67 @@ export class Comms {
       this.closed = true;
       closeQuietly(this.fd);
     }
+    // fds of a message in progress die with the stream; whole messages stay takeable until close().
+    this.decoder.dispose();
     this.errorHandler?.(err);
   }
 
-  private onReadable(): void {
+  /** How much one read may take so that it cannot complete more messages or payload bytes than
+   *  the inbox has room for (every message is at least a header). */
+  private readRoom(read: QueueCount): number {
+    if (this.handler) return READ_CHUNK;
+    const q = this.inbox.count;
+    const messages = (this.limits.maxQueuedMessages - q.messages - read.messages) * HEADER_SIZE;
+    const bytes = this.limits.maxQueuedBytes - q.bytes - read.bytes + HEADER_SIZE;
+    return Math.max(HEADER_SIZE, Math.min(READ_CHUNK, messages, bytes));
+  }
+
+  /** Reads while the inbox has room; stops (the peer then blocks) while it is full. */
+  private updateReading(): void {
     if (this.closed) return;
+    const full = this.inbox.count.reaches(this.limits);
+    if (full === this.paused) return;
+    this.paused = full;
+    this.watcher.start(!full, this.writing);
+  }
+
+  private onReadable(): void {
+    if (this.closed || this.paused) return;
     const n = native();
     const out: Message[] = [];
+    const read = new QueueCount(); // what `out` will add to the inbox
+    let failure: CommsError | null = null;
     try {
-      for (;;) {
+      let budget = READ_BUDGET;
+      while (budget > 0 && (this.handler !== null || !this.inbox.count.reaches(this.limits, read))) {
         const direct = this.decoder.directTarget();
+        const from = out.length;
         let r;
         if (direct) {
           r = n.recvmsg(this.fd, direct.buf, direct.offset, direct.length);
           if (r.bytes > 0) this.decoder.feedDirect(r.bytes, r.fds, out);
         } else {
           this.readBuf ??= Buffer.allocUnsafe(READ_CHUNK);
-          r = n.recvmsg(this.fd, this.readBuf, 0, READ_CHUNK);
+          r = n.recvmsg(this.fd, this.readBuf, 0, this.readRoom(read));
           if (r.bytes > 0) this.decoder.feed(this.readBuf.subarray(0, r.bytes), r.fds, out);
         }
+        for (let i = from; i < out.length; i++) read.add(out[i]!);
+        // MSG_CTRUNC: the kernel dropped (and released) the fds that did not fit; those that did
+        // went to the decoder, which closes them on the failure below.
         if (r.ctrunc) throw new CommsError('UNEXPECTED_FD', 'Comms: the peer sent more fds in one message than can be received');
         if (r.bytes === 0) {
           r.fds.forEach(closeQuietly);
           this.decoder.end();
         }
         if (r.bytes < 0) break; // EAGAIN: drained
+        budget -= r.bytes;
       }
     } catch (err) {
-      for (const m of out) this.deliver(m);
-      this.setFailure(err instanceof CommsError ? err : ioError(err, 'recvmsg'));
-      return;
+      failure = err instanceof CommsError ? err : ioError(err, 'recvmsg');
     }
     for (const m of out) this.deliver(m);
+    if (failure) this.setFailure(failure);
+    else this.updateReading();
   }
 
   private enqueue(buf: Buffer, fd: number): Promise<void> {
@@ -298,7 +350,7 @@ export class Comms {
         if (wrote < 0) {
           if (!this.writing) {
             this.writing = true;
-            this.watcher.start(true, true);
+            this.watcher.start(!this.paused, true);
           }
           return;
         }
@@ -311,7 +363,7 @@ export class Comms {
       }
       if (this.writing) {
         this.writing = false;
-        this.watcher.start(true, false);
+        this.watcher.start(!this.paused, false);
       }
     } catch (err) {
       this.setFailure(ioError(err, 'sendmsg'));

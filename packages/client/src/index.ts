@@ -1,5 +1,6 @@
 // @sbx/client: the sandboxee-side SDK.
 export { Comms, type CommsOptions } from './comms.js';
+export { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './inbox.js';
 export { SyncComms, defaultCommsFd, type SyncCommsOptions } from './sync-comms.js';
 export type { Message } from './decoder.js';
 export { Tag, tagName, DEFAULT_COMMS_FD, DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE, USER_TAG_MAX, PROTOCOL_VERSION } from './tags.js';
@@ -17,4 +18,4 @@ export {
   CLIENT_NO_FD,
 } from './client.js';
 export { ForkingClient, FORKSERVER_NODE_FLAGS, MAX_SPARES } from './forking-client.js';
-export { ForkError, type ForkErrorCode } from './errors.js';
+export { ForkError, type ForkErrorCode, NativeLoadError } from './errors.js';

@@ -2,7 +2,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { ForkError } from './errors.js';
+import { ForkError, NativeLoadError } from './errors.js';
 import { availableForkAbis, forkAddonPath, packagedAddonPath } from './native-location.js';
 
 /** What sbx_native.node exports. Internal: the public API wraps it. */
@@ -11,6 +11,8 @@ export interface NativeBinding {
   pipe(): [number, number];
   setNonBlocking(fd: number, on: boolean): void;
   close(fd: number): void;
+  /** flock(fd, LOCK_EX | LOCK_NB): false when another open file holds the lock. */
+  flockExclusive(fd: number): boolean;
   recvmsg(fd: number, buf: Buffer, offset: number, length: number): { bytes: number; fds: number[]; ctrunc: boolean };
   sendmsg(fd: number, buf: Buffer, offset: number, length: number, passFds: number | number[]): number;
   Watcher: new (fd: number, cb: (readable: boolean, writable: boolean) => void) => NativeWatcher;
@@ -113,7 +115,7 @@ export function native(): NativeBinding {
     binding = createRequire(import.meta.url)(path) as NativeBinding;
     return binding;
   } catch (err) {
-    throw new Error(
+    throw new NativeLoadError(
       `sbx: cannot load the native addon sbx_native.node${path ? ` from ${path}` : ''}: ${(err as Error).message}\n` +
         'npm installs ship a prebuilt addon for linux-x64 (glibc); elsewhere it is built from source at install ' +
         '(`npm rebuild @sbx/client --build-from-source`; needs cmake and a C/C++ compiler). ' +

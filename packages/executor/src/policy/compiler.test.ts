@@ -14,7 +14,9 @@ import {
   JEQ,
   KILL,
   LABEL,
+  AT_EMPTY_PATH,
   SECCOMP_RET_ALLOW,
+  SECCOMP_RET_ERRNO,
   SECCOMP_RET_KILL_PROCESS,
   SECCOMP_RET_USER_NOTIF,
   argLo,
@@ -267,6 +269,19 @@ describe('sandbox-me-here client rule (clientChannelFd, clientListenerFd)', () =
       expect(run(c, name, [1020]).data, name).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
     }
     expect(classify(c.insns, { arch: X64, nr: nr('read'), args: [1021] })).toMatchObject({ kind: 'violation', syscall: 'read' });
+  });
+
+  it('openFiles: false: statx with AT_EMPTY_PATH is ENOSYS whatever the path (no stat by path), without it a violation', () => {
+    const c = compilePolicy(x64().allowNodeRuntime({ openFiles: false }).build());
+    for (const [dirfd, path] of [[17, 0x7ffc1000], [-100, 0x7ffc1000], [3, 0]]) {
+      for (const flags of [AT_EMPTY_PATH, AT_EMPTY_PATH | 0x100]) {
+        expect(run(c, 'statx', [dirfd, path, flags, 0xfff, 0x7ffc2000]).ret).toBe((SECCOMP_RET_ERRNO | 38) >>> 0);
+      }
+      expect(run(c, 'statx', [dirfd, path, 0, 0xfff, 0x7ffc2000]).ret).toBe(SECCOMP_RET_KILL_PROCESS);
+    }
+    expect(run(c, 'fstat', [17, 0x7ffc2000]).ret).toBe(SECCOMP_RET_ALLOW);
+    // An explicit statx rule takes over (the ENOSYS rule is only a fall-back).
+    expect(run(compilePolicy(x64().allowNodeRuntime({ openFiles: false }).allowStat().build()), 'statx', [17, 0, AT_EMPTY_PATH]).ret).toBe(SECCOMP_RET_ALLOW);
   });
 
   it('agrees with the policy model on every fd pattern', () => {

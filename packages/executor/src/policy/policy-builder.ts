@@ -378,6 +378,9 @@ export class PolicyBuilder {
       if (group === 'files' && !openFiles) continue;
       for (const n of names) this.#addAllow(n, 'allowNodeRuntime', true);
     }
+    if (!openFiles && !this.#overridableDecided.has(syscallNumber(this.#arch, 'statx') ?? -1)) {
+      this.#addOverridable('statx', P.statxEmptyPathEnosysRule()); // fstat of open fds: see presets.ts
+    }
     this.allowSafeFcntl();
     if (threads) {
       for (const n of P.NODE_THREADS) this.#addAllow(n, 'allowNodeRuntime', true);

@@ -3,7 +3,7 @@
  * architecture (open, stat... on aarch64) are skipped by the helpers, never reported.
  * docs/policy-guide.md lists them for users; keep the two in step.
  */
-import { ALLOW, ARG, ARG_32, ERRNO, JEQ, JNE, LABEL } from './bpf.js';
+import { ALLOW, ARG, ARG_32, AT_EMPTY_PATH, ERRNO, JEQ, JNE, JSET, LABEL } from './bpf.js';
 import type { BpfInsn } from './bpf.js';
 
 export const READ = ['read', 'readv', 'pread64', 'preadv', 'preadv2'] as const;
@@ -120,6 +120,20 @@ export const NODE_RUNTIME = {
   /** process.exit() and natural exit, from any thread. */
   exit: ['exit', 'exit_group'],
 } as const;
+
+/**
+ * allowNodeRuntime({ openFiles: false }): statx with AT_EMPTY_PATH fails with ENOSYS (overridable).
+ * libuv stats an fd as statx(fd, "", AT_EMPTY_PATH) and, on ENOSYS, switches for good to
+ * fstat(fd), which the io group allows: fs.fstat, fs.fstatSync and fs.readFile(fd) work. Allowing
+ * the call instead would be a hole: BPF cannot read the path, and with a non-empty path
+ * AT_EMPTY_PATH changes nothing, so statx(AT_FDCWD, "/any/path", AT_EMPTY_PATH) would stat every
+ * path in the sandbox's view; a monitor that checked the path and let the call continue would
+ * race the sandboxee's other threads (Node always has some) rewriting it. Without the flag,
+ * statx is a path lookup, reported as a violation as before.
+ */
+export function statxEmptyPathEnosysRule(): BpfInsn[] {
+  return [ARG_32(2), JSET(AT_EMPTY_PATH, 'fd', 'end'), LABEL('fd'), ERRNO(38), LABEL('end')];
+}
 
 /**
  * allowNodeRuntime({ threads: true }): new threads (Workers). clone with namespace flags stays

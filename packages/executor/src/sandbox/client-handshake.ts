@@ -8,8 +8,8 @@
 // docs/wire-protocol.md has the byte layout. A sandboxee that never calls it just runs.
 import { Comms, CommsError, ClientTag, CLIENT_HELLO_SIZE, CLIENT_NO_FD, CLIENT_PROTOCOL_VERSION, DEFAULT_CLIENT_FD, Tag, tagName } from '@sbx/client';
 import { closeQuietly, native } from '@sbx/client/internal';
-import { compilePolicy } from './policy/compiler.js';
-import type { Policy } from './policy/policy.js';
+import { compilePolicy } from '../policy/compiler.js';
+import type { Policy } from '../policy/policy.js';
 
 /** Largest message the sandboxee may send here (HELLO is 16 bytes; an Fd message is empty). */
 const MAX_MESSAGE = 64;
@@ -86,6 +86,10 @@ function programOf(program: Uint8Array): Buffer {
 export async function serveClientHandshake(prepared: PreparedClientHandshake, policy: Policy, hooks: ClientHandshakeHooks): Promise<void> {
   const channel = prepared.channel;
   let policySent = false;
+  // A HELLO means the sandboxee asked to be sandboxed: from then on, unless GO went out, the
+  // sandbox must not end as if it had been (the client failed, or lied, and may carry on unfiltered).
+  let helloReceived = false;
+  let watched = false; // the monitor has the listener: the filter is on
   try {
     if (prepared.early) {
       policySent = true;
@@ -107,6 +111,7 @@ export async function serveClientHandshake(prepared: PreparedClientHandshake, po
       return;
     }
     if (problem) return await refuse(channel, problem);
+    helloReceived = true;
 
     // POLICY, unless it went out early
     if (!policySent) {
@@ -141,6 +146,7 @@ export async function serveClientHandshake(prepared: PreparedClientHandshake, po
     try {
       // The monitor checks that it is a seccomp listener (and takes it either way).
       hooks.watch(listener);
+      watched = true;
     } catch (err) {
       hooks.fail(`sandboxMeHere handshake: the monitor cannot watch the listener: ${(err as Error).message}`);
       await channel.sendTLV(ClientTag.Error, Buffer.from('the monitor cannot watch the listener')).catch(() => {});
@@ -153,7 +159,9 @@ export async function serveClientHandshake(prepared: PreparedClientHandshake, po
     // The sandboxee closed the channel: it exited (or its client failed and it went on). Before
     // the policy nothing is on; after it the monitor (if it got the listener) has the rest.
     const closed = err instanceof CommsError && (err.code === 'PEER_CLOSED' || err.code === 'CLOSED');
-    if (policySent && !closed) hooks.fail(`sandboxMeHere handshake: ${(err as Error).message}`);
+    if (policySent && helloReceived && !watched && closed) {
+      hooks.fail('sandboxMeHere handshake: the sandboxee asked for its policy but never installed it (it closed the handshake channel before INSTALLED): it ran unfiltered');
+    } else if (policySent && !closed) hooks.fail(`sandboxMeHere handshake: ${(err as Error).message}`);
   } finally {
     channel.close();
   }

@@ -4,7 +4,11 @@ import { accessSync, constants as fsc, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Ipc } from './ipc.js';
 import { Limits, type LimitsOptions } from './limits.js';
-import { ForkServerHandle, startForkServer, type ForkServerOptions } from './fork-server.js';
+import { ForkServerHandle } from '../forkserver/custom.js';
+import type { Policy } from '../policy/policy.js';
+import { ExecutorError } from './executor-error.js';
+
+export { ExecutorError } from './executor-error.js';
 
 export type StdioOption = 'inherit' | 'ignore' | 'pipe';
 
@@ -48,9 +52,11 @@ export interface ExecutorOptions {
    */
   isolation?: Isolation;
   /**
-   * The host uid/gid the sandboxee runs as when this process is root (default nobody:
-   * 65534/65534; never 0). Namespaces mode maps the sandbox's user to it; landlock mode switches
-   * to it. An unprivileged executor's sandboxee keeps the executor's own ids.
+   * The host uid/gid the sandboxee runs as when this process is root (never 0). Namespaces mode
+   * maps the sandbox's user to it; landlock mode switches to it. By default a root executor leases
+   * a uid/gid of its own for each sandbox from a range (setSandboxIdRange; nobody 65534/65534
+   * when the range is 'off'); giving sandboxUser makes every sandbox of this Executor share it.
+   * An unprivileged executor's sandboxee keeps the executor's own ids.
    */
   sandboxUser?: { uid: number; gid: number };
   /**
@@ -67,14 +73,23 @@ export const NOBODY_ID = 65534;
 
 export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 
-export class ExecutorError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'ExecutorError';
-    this.code = code;
-  }
+export interface ForkServerOptions extends Omit<ExecutorOptions, 'enableSandboxBeforeExec'> {
+  /** The forkserver's sandbox: its mounts (the filesystem every child sees) and network. Its
+   *  syscall rules do not apply to the forkserver (it runs under an io_uring-only denial; each
+   *  child installs the policy's filter itself). */
+  policy: Policy;
+  /** How long one fork request may take before the forkserver counts as hung (default 10 s). */
+  forkTimeoutMs?: number;
 }
+
+type StartForkServer = (path: string, argv: readonly string[] | undefined, options: ForkServerOptions) => Promise<ForkServerHandle>;
+let startForkServerImpl: StartForkServer | null = null;
+/** @internal start-fork-server.ts hands its startForkServer() to the deprecated static alias. */
+export function provideStartForkServer(fn: StartForkServer): void {
+  startForkServerImpl = fn;
+}
+
+
 
 export class Executor {
   /** Absolute host path of the binary (resolved through PATH when given a bare name). */
@@ -92,6 +107,8 @@ export class Executor {
   readonly landlock: 'auto' | 'off';
   readonly isolation: Isolation;
   readonly sandboxUser: { readonly uid: number; readonly gid: number };
+  /** @internal sandboxUser was given: a root executor then uses it instead of leasing ids (sandbox-ids.ts). */
+  readonly sandboxUserGiven: boolean = false;
   readonly spawnPool: boolean = true;
   /** @internal set when a Sandbox starts it: an executor runs once. */
   started = false;
@@ -99,12 +116,13 @@ export class Executor {
   readonly forkServer: ForkServerHandle | null = null;
 
   /**
-   * Custom-fork mode: starts `path` as a forkserver (a program using ForkingClient or
-   * sbx/forking_client.h) in a sandbox of its own; `new Executor(handle)` then forks sandboxees
-   * from it. Closing the handle, or this process's death, ends it and all its children.
+   * Custom-fork mode: starts `path` as a forkserver in a sandbox of its own.
+   * @deprecated use the free function `startForkServer()` (same arguments); this alias stays for
+   * existing callers.
    */
   static startForkServer(path: string, argv: readonly string[] | undefined, options: ForkServerOptions): Promise<ForkServerHandle> {
-    return startForkServer(path, argv, options);
+    if (!startForkServerImpl) return Promise.reject(new ExecutorError('NOT_LOADED', 'sbx: startForkServer is not loaded (import @sbx/executor)'));
+    return startForkServerImpl(path, argv, options);
   }
 
   /** Exec mode: `new Executor(path, argv, options)`. Custom-fork mode: `new Executor(forkServer, { limits })`. */
@@ -177,6 +195,7 @@ export class Executor {
     if (isolation === 'landlock' && landlock === 'off') throw new TypeError(`Executor: isolation 'landlock' needs Landlock: it cannot be combined with landlock: 'off'`);
     this.isolation = isolation;
     this.sandboxUser = Object.freeze(checkSandboxUser(options.sandboxUser ?? { uid: NOBODY_ID, gid: NOBODY_ID }));
+    this.sandboxUserGiven = options.sandboxUser !== undefined;
     const spawnPool = options.spawnPool ?? true;
     if (typeof spawnPool !== 'boolean') throw new TypeError(`Executor: spawnPool must be a boolean, got ${JSON.stringify(spawnPool)}`);
     this.spawnPool = spawnPool;

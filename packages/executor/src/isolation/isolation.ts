@@ -5,12 +5,14 @@
 import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Executor } from './executor.js';
-import { CloneFlag, Op, type OpList } from './forkserver-protocol.js';
+import type { Executor } from '../sandbox/executor.js';
+import { CloneFlag, Op, type OpList } from '../forkserver/protocol.js';
 import { addLandlockOps, landlockAbi } from './landlock.js';
 import { addMountOps, MountError, type FsEntry } from './mounts.js';
-import { Policy } from './policy/policy.js';
-import { sharesHostNetwork } from './sandbox-policy.js';
+import { Policy } from '../policy/policy.js';
+import { sharesHostNetwork } from '../sandbox/sandbox-policy.js';
+import { SbxError } from '@sbx/client';
+import { leaseSandboxIds, sandboxIdRange, type SandboxIds } from '../sandbox/sandbox-ids.js';
 
 /** Inside the user namespace the sandboxee is uid/gid 1000 (as in Sandbox2). */
 const INSIDE_ID = 1000;
@@ -27,13 +29,33 @@ export interface IsolationSetup {
   env: Record<string, string>;
   /** The signal that ends the sandbox's whole tree when sent to the forkserver's child. */
   treeSignal: number;
-  /** Removes what the setup created on the host (scratch directories). Safe to call twice. */
+  /** The host uid/gid the sandboxee runs as (the one its user namespace maps to). */
+  hostIds: { uid: number; gid: number };
+  /** The lease of hostIds when they come from the sandbox id range (root), else null. */
+  lease: SandboxIds | null;
+  /** Removes what the setup created on the host (scratch directories) and ends the lease: call it
+   *  once the sandbox's whole tree is gone. Safe to call twice. */
   cleanup: () => void;
 }
 
+/** The host ids of a new sandbox: a leased pair (root, range on, no sandboxUser given), the
+ *  Executor's sandboxUser (root), or this process's own (unprivileged). */
+function hostIdsFor(ex: Executor): { uid: number; gid: number; lease: SandboxIds | null } {
+  if (process.getuid?.() !== 0) return { uid: process.getuid!(), gid: process.getgid!(), lease: null };
+  const range = sandboxIdRange();
+  if (range && !ex.sandboxUserGiven) {
+    const lease = leaseSandboxIds(range);
+    return { uid: lease.uid, gid: lease.gid, lease };
+  }
+  return { ...ex.sandboxUser, lease: null };
+}
+
 /** Thrown when the isolation cannot be set up here (it becomes a SETUP_ERROR Result). */
-export class IsolationError extends Error {
-  readonly code = 'ISOLATION';
+export class IsolationError extends SbxError {
+  declare readonly code: 'ISOLATION';
+  constructor(message: string) {
+    super('ISOLATION', message);
+  }
 }
 
 /** Appends the namespaces, identity and filesystem ops of the executor's isolation. */
@@ -44,12 +66,21 @@ export function addIsolationOps(ops: OpList, ex: Executor, policy: Policy, fsEnt
 function addNamespacesIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[]): IsolationSetup {
   let ns = CloneFlag.NEWUSER | CloneFlag.NEWNS | CloneFlag.NEWPID | CloneFlag.NEWIPC | CloneFlag.NEWUTS | CloneFlag.NEWCGROUP;
   if (!sharesHostNetwork(policy)) ns |= CloneFlag.NEWNET;
+  const ids = hostIdsFor(ex);
+  try {
+    return namespacesOps(ops, ex, policy, fsEntries, ns, ids);
+  } catch (err) {
+    ids.lease?.release();
+    throw err;
+  }
+}
+
+function namespacesOps(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[], ns: number, ids: ReturnType<typeof hostIdsFor>): IsolationSetup {
   ops.u32(Op.Namespaces, ns);
   ops.str(Op.Hostname, ex.hostname);
-  const root = process.getuid?.() === 0;
-  const outUid = root ? ex.sandboxUser.uid : process.getuid!();
-  const outGid = root ? ex.sandboxUser.gid : process.getgid!();
-  ops.words(Op.IdMap, [INSIDE_ID, outUid, INSIDE_ID, outGid]);
+  ops.words(Op.IdMap, [INSIDE_ID, ids.uid, INSIDE_ID, ids.gid]);
+  // The /proc/sys/user counters of the sandbox's own user namespace (limits.ts says why)
+  for (const [index, value] of ex.limits.userNamespaceLimits()) ops.userLimit(index, value);
   // The mount tree, and the same rules as a Landlock ruleset where the kernel has it
   addMountOps(ops, fsEntries);
   let abi = 0;
@@ -57,7 +88,7 @@ function addNamespacesIsolation(ops: OpList, ex: Executor, policy: Policy, fsEnt
     addLandlockOps(ops, fsEntries);
     abi = landlockAbi();
   }
-  return { landlockAbi: abi, policy, env: {}, treeSignal: 9, cleanup: () => {} };
+  return { landlockAbi: abi, policy, env: {}, treeSignal: 9, hostIds: { uid: ids.uid, gid: ids.gid }, lease: ids.lease, cleanup: () => ids.lease?.release() };
 }
 
 function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[]): IsolationSetup {
@@ -69,11 +100,12 @@ function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntri
     );
   }
   const root = process.getuid?.() === 0;
-  const uid = root ? ex.sandboxUser.uid : process.getuid!();
-  const gid = root ? ex.sandboxUser.gid : process.getgid!();
+  const ids = hostIdsFor(ex);
+  const { uid, gid } = ids;
   const scratch: string[] = [];
   const cleanup = () => {
     for (const d of scratch.splice(0)) rmSync(d, { recursive: true, force: true });
+    ids.lease?.release();
   };
   const env: Record<string, string> = {};
   try {
@@ -108,7 +140,7 @@ function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntri
     // No network namespace: "no network" becomes network rules that allow nothing, so that every
     // connect (and send with an address, and listen) is decided by the monitor.
     const effective = policy.network.mode === 'none' ? new Policy({ ...policyData(policy), network: { mode: 'rules', rules: [] } }) : policy;
-    return { landlockAbi: abi, policy: effective, env, treeSignal: 15, cleanup };
+    return { landlockAbi: abi, policy: effective, env, treeSignal: 15, hostIds: { uid, gid }, lease: ids.lease, cleanup };
   } catch (err) {
     cleanup();
     throw err;

@@ -2,22 +2,25 @@
 // Result value; it rejects only when the SDK itself fails (bad arguments, no forkserver).
 import { openSync, readlinkSync, createReadStream, createWriteStream, type ReadStream, type WriteStream } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
-import { Comms, CommsError, Tag } from '@sbx/client';
+import { Comms, CommsError, SbxError, Tag } from '@sbx/client';
 import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
-import { Executor } from './executor.js';
-import { pidOfPidfd } from './fork-server.js';
-import { EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from './forkserver-protocol.js';
-import { ForkServer, ForkServerError, type Exited } from './forkserver.js';
+import { Executor, ExecutorError } from './executor.js';
+import { ForkServerHandleError, pidOfPidfd } from '../forkserver/custom.js';
+import { EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from '../forkserver/protocol.js';
+import { ForkServer, ForkServerError, type Exited } from '../forkserver/global.js';
 import * as monitor from './monitor.js';
 import { SandboxCgroup } from './cgroup.js';
-import { MountError } from './mounts.js';
-import { addIsolationOps, IsolationError, namespacesUnavailable, type IsolationSetup } from './isolation.js';
+import { INFINITY } from './limits.js';
+import { MountError } from '../isolation/mounts.js';
+import { addIsolationOps, IsolationError, namespacesUnavailable, type IsolationSetup } from '../isolation/isolation.js';
 import { Result, signalName, type Status, type Violation, type Arch } from './result.js';
 import { compileFilter, filesystemOf, networkDenialReason, networkTable } from './sandbox-policy.js';
-import { Policy } from './policy/policy.js';
+import { Policy } from '../policy/policy.js';
 import { CLIENT_FD, prepareClientHandshake, serveClientHandshake, type PreparedClientHandshake } from './client-handshake.js';
-import { syscallName } from './policy/syscalls.js';
-import { ioUringDenialProgram } from './policy/io-uring-filter.js';
+import { syscallName } from '../policy/syscalls.js';
+import { nameExhaustedCounter } from './counters.js';
+import { SandboxIdsError } from './sandbox-ids.js';
+import { ioUringDenialProgram } from '../policy/io-uring-filter.js';
 
 const AUDIT_ARCH = { x86_64: 0xc000003e, i386: 0x40000003, aarch64: 0xc00000b7 } as const;
 const X32_BIT = 0x40000000;
@@ -30,10 +33,17 @@ function userNotifAvailable(): boolean {
 }
 /** How long a finished sandbox waits for the monitor's last reports. */
 const MONITOR_DRAIN_MS = 2000;
+/** A subreaper init (landlock isolation) that has not ended its tree this long after SIGTERM is
+ *  SIGKILLed, with its cgroup (the forkserver then kills its orphans): the forkserver's own grace
+ *  (SBX_KILL_GRACE_MS, native/forkserver/children.h) plus a margin. */
+const TREE_KILL_GRACE_MS = 1200;
 
 /** A sandbox that cannot be set up before anything is started (it becomes a SETUP_ERROR Result). */
-export class SandboxSetupError extends Error {
-  readonly code = 'SETUP';
+export class SandboxSetupError extends SbxError {
+  declare readonly code: 'SETUP';
+  constructor(message: string) {
+    super('SETUP', message);
+  }
 }
 
 /**
@@ -84,7 +94,7 @@ export class Sandbox {
   /** Starts the sandboxee and resolves once it was cloned (setup goes on; awaitResult() tells how it ended). */
   runAsync(): Promise<void> {
     if (!this.started) {
-      if (this.executor.started) throw new Error('Sandbox: this Executor was already started (an Executor runs once)');
+      if (this.executor.started) throw new ExecutorError('ALREADY_STARTED', 'Sandbox: this Executor was already started (an Executor runs once)');
       this.executor.started = true;
       this.startTime = performance.now();
       this.started = this.start();
@@ -93,9 +103,10 @@ export class Sandbox {
         (err) => {
           void this.cgroup?.remove();
           this.isolation?.cleanup();
-          if (err instanceof MountError || err instanceof SandboxSetupError || err instanceof IsolationError || (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')) {
+          if (err instanceof MountError || err instanceof SandboxSetupError || err instanceof IsolationError || err instanceof SandboxIdsError || (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')) {
             // Never a silent fallback: a host without namespaces is named, with the mode that works.
-            this.setupError = (this.executor.isolation === 'namespaces' && namespacesUnavailable(err.message)) || err.message;
+            const message = nameExhaustedCounter(err.message, this.isolation?.hostIds.uid ?? null);
+            this.setupError = (this.executor.isolation === 'namespaces' && namespacesUnavailable(message)) || message;
             return this.makeResult(null);
           }
           throw err;
@@ -108,7 +119,7 @@ export class Sandbox {
 
   /** The Result, once the sandboxee and all its processes are gone. */
   awaitResult(): Promise<Result> {
-    if (!this.result) return Promise.reject(new Error('Sandbox: awaitResult() before runAsync()'));
+    if (!this.result) return Promise.reject(new ExecutorError('NOT_STARTED', 'Sandbox: awaitResult() before runAsync()'));
     return this.result;
   }
 
@@ -130,6 +141,25 @@ export class Sandbox {
     // kills and reaps the tree before it exits.
     if (this.pidfd >= 0) native().pidfdSendSignal(this.pidfd, this.isolation?.treeSignal ?? 9);
     this.cgroup?.kill();
+    this.escalateLater();
+  }
+
+  /** The tree must end even when its init does not cooperate (stopped, starved of fds): after a
+   *  grace, SIGKILL the init and its cgroup; its orphans go to the forkserver, which kills them. */
+  private escalateLater(): void {
+    if ((this.isolation?.treeSignal ?? 9) === 9 || this.escalation || this.finished) return;
+    this.escalation = setTimeout(() => {
+      if (this.finished || this.pidfd < 0) return;
+      native().pidfdSendSignal(this.pidfd, 9);
+      this.cgroup?.kill();
+    }, TREE_KILL_GRACE_MS);
+  }
+  private escalation: NodeJS.Timeout | null = null;
+
+  /** The host uid the sandboxee runs as (0 before it started): the uid its user namespace maps
+   *  to, or landlock isolation's uid. A root executor leases one per sandbox (setSandboxIdRange). */
+  get hostUid(): number {
+    return this.isolation?.hostIds.uid ?? 0;
   }
 
   /** The Landlock ABI the sandboxee runs under (its fs rules and scopes), 0 when none was applied. */
@@ -166,6 +196,8 @@ export class Sandbox {
       if (ex.cgroup !== 'off') {
         this.cgroup = SandboxCgroup.create();
         if (this.cgroup) ops.str(Op.Cgroup, this.cgroup.path);
+        // RLIMIT_AS bounds the address space; memfd and tmpfs pages need the memory controller.
+        if (this.cgroup && ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
         else if (ex.cgroup === 'required') {
           throw new SandboxSetupError(`no writable cgroup v2 here (cgroup: 'required'): run where a delegated cgroup v2 subtree is writable, or use cgroup: 'auto'; see sbx doctor`);
         }
@@ -225,7 +257,16 @@ export class Sandbox {
       }
       this.pidfd = spawned.spawned.pidfd;
       this.hostPid = spawned.spawned.pid;
-      if (spawned.spawned.cgroup && this.cgroup) this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
+      if (spawned.spawned.cgroup && this.cgroup) {
+        this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
+        if (ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
+      }
+      // A pool slot brought a uid of its own (the forkserver keeps it taken until the sandbox is reaped).
+      if (spawned.spawned.uid !== undefined && spawned.spawned.uid !== iso.hostIds.uid) {
+        iso.lease?.release();
+        iso.lease = null;
+        iso.hostIds = { uid: spawned.spawned.uid, gid: spawned.spawned.uid };
+      }
       this.exitPromise = fs.waitExit(spawned.id);
       this.exitPromise.catch(() => {});
       this.setupDone = this.readSetup(setup);
@@ -236,14 +277,8 @@ export class Sandbox {
             await this.targetPidfdKnown;
             return this.takeListenerOf(this.targetPidfd >= 0 ? this.targetPidfd : this.pidfd, n);
           },
-          watch: (listener) => {
-            this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-            this.monitorId = monitor.watch(listener, this.pidfd, -1, (e) => this.onMonitor(e), networkTable(policy), this.isolation?.treeSignal);
-          },
-          fail: (reason) => {
-            this.setupError ??= reason;
-            this.signalTree();
-          },
+          watch: (listener) => this.watchListener(listener, policy, -1, this.isolation?.treeSignal),
+          fail: (reason) => this.failSetup(reason),
         });
         this.setupDone = Promise.all([this.setupDone, handshake]).then(() => {});
       }
@@ -253,7 +288,7 @@ export class Sandbox {
     }
   }
 
-  // ---- custom-fork mode (fork-server.ts): a child of the user's forkserver instead of an exec ----
+  // ---- custom-fork mode (forkserver/custom.ts): a child of the user's forkserver instead of an exec ----
   private forkWalltime: NodeJS.Timeout | null = null;
 
   private async startForked(): Promise<void> {
@@ -277,7 +312,8 @@ export class Sandbox {
     this.monitored = true;
     // The forkserver reports the wait status. If it dies first, its sandbox takes the child along:
     // make sure (SIGKILL through our pidfd) and report that once the child is gone.
-    this.exitPromise = server.waitExit(forked.id).catch(async () => {
+    this.exitPromise = server.waitExit(forked.id, forked.pidfd).catch(async (err: unknown) => {
+      if (err instanceof ForkServerHandleError && err.code === 'PROTOCOL') this.setupError ??= `custom-fork mode: ${err.message}`;
       this.signalTree();
       await pidfdExited(this.pidfd);
       return { pid: forked.nsPid, status: 9, utimeUs: 0, stimeUs: 0, maxRssKiB: 0, timedOut: false };
@@ -292,14 +328,8 @@ export class Sandbox {
     }
     this.setupDone = serveClientHandshake(client, this.policy, {
       take: async (n) => this.takeListenerOf(this.pidfd, n),
-      watch: (listener) => {
-        this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-        this.monitorId = monitor.watch(listener, this.pidfd, -1, (e) => this.onMonitor(e), networkTable(this.policy));
-      },
-      fail: (reason) => {
-        this.setupError ??= reason;
-        this.signalTree();
-      },
+      watch: (listener) => this.watchListener(listener, this.policy),
+      fail: (reason) => this.failSetup(reason),
     });
   }
 
@@ -317,13 +347,25 @@ export class Sandbox {
   private targetStatus: number | null = null;
   private setupDone: Promise<void> | null = null;
 
+  /** Hands the sandbox's seccomp listener to the monitor thread: the one place the monitor is wired. */
+  private watchListener(listener: number, policy: Policy, execFd = -1, treeSignal?: number, learnTable?: Buffer): void {
+    this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
+    this.monitorId = monitor.watch(listener, this.pidfd, execFd, (e) => this.onMonitor(e), networkTable(policy), treeSignal, learnTable);
+  }
+
+  /** A setup failure reported by the client handshake: recorded, and the sandbox ends. */
+  private failSetup(reason: string): void {
+    this.setupError ??= reason;
+    this.signalTree();
+  }
+
   /** Reads the child's setup reports until exec (EOF): an error, or the listener's fd number. */
   private async readSetup(setup: Comms): Promise<void> {
     try {
       for (;;) {
         const m = await setup.recvAny();
         if (m.tag === Tag.String) {
-          const message = m.data.toString('utf8');
+          const message = nameExhaustedCounter(m.data.toString('utf8'), this.isolation?.hostIds.uid ?? null);
           this.setupError = (this.executor.isolation === 'namespaces' && namespacesUnavailable(message)) || message;
         } else if (m.tag === FsTag.InitStatus && m.data.length === 4) {
           this.targetStatus = m.data.readInt32LE(0);
@@ -332,10 +374,7 @@ export class Sandbox {
           this.onTargetPidfd();
         } else if (m.tag === Tag.Uint32 && m.data.length === 4 && this.monitorId === 0) {
           const listener = await this.takeListener(m.data.readUInt32LE(0), setup);
-          if (listener >= 0) {
-            this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-            this.monitorId = monitor.watch(listener, this.pidfd, EXEC_FD_TARGET, (e) => this.onMonitor(e), networkTable(this.isolation?.policy ?? this.policy), this.isolation?.treeSignal, this.learnTable);
-          }
+          if (listener >= 0) this.watchListener(listener, this.isolation?.policy ?? this.policy, EXEC_FD_TARGET, this.isolation?.treeSignal, this.learnTable);
         } else {
           if (m.fd >= 0) closeQuietly(m.fd);
           this.setupError = `unexpected setup message (tag 0x${m.tag.toString(16)})`;
@@ -415,6 +454,7 @@ export class Sandbox {
       this.setupError = `execveat(${this.executor.path}): ${name}${hint}`;
     } else if (e.type === 'violation' && !this.violation) {
       this.violation = describeViolation(e);
+      this.escalateLater(); // the monitor sent the tree signal
       // Network rules: a denied destination (netproxy.cc), named with the rule that denied it.
       if (e.address !== undefined) Object.assign(this.violation, { kind: 'network', address: e.address, rule: networkDenialReason(this.isolation?.policy ?? this.policy, e.netRule, e.netReason) });
     } else if (e.type === 'closed') {
@@ -447,6 +487,7 @@ export class Sandbox {
   private cleanup(): void {
     this.finished = true;
     if (this.forkWalltime) clearTimeout(this.forkWalltime);
+    if (this.escalation) clearTimeout(this.escalation);
     if (this.monitorId) monitor.unwatch(this.monitorId);
     this.monitorId = 0;
     closeQuietly(this.pidfd);

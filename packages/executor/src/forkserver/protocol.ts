@@ -44,7 +44,25 @@ export const Op = {
   HostIds: 23,
   Reaper: 24,
   NoPool: 25,
+  UserLimit: 26,
 } as const;
+
+/** SBX_OP_USER_LIMIT indexes (protocol.h): the files of /proc/sys/user, by name. */
+export const UserLimitIndex = {
+  max_user_namespaces: 0,
+  max_pid_namespaces: 1,
+  max_uts_namespaces: 2,
+  max_ipc_namespaces: 3,
+  max_net_namespaces: 4,
+  max_mnt_namespaces: 5,
+  max_cgroup_namespaces: 6,
+  max_time_namespaces: 7,
+  max_inotify_instances: 8,
+  max_inotify_watches: 9,
+  max_fanotify_groups: 10,
+  max_fanotify_marks: 11,
+} as const;
+export type UserLimitName = keyof typeof UserLimitIndex;
 
 /** EXITED flags. */
 export const ExitedFlag = { Walltime: 1 } as const;
@@ -142,6 +160,13 @@ export class OpList {
     b.writeBigUInt64LE(soft, 4);
     b.writeBigUInt64LE(hard, 12);
     return this.push(Op.Rlimit, b);
+  }
+
+  userLimit(index: number, value: number): this {
+    const b = Buffer.allocUnsafe(12);
+    b.writeUInt32LE(index, 0);
+    b.writeBigUInt64LE(BigInt(value), 4);
+    return this.push(Op.UserLimit, b);
   }
 
   /** LANDLOCK CONFIG: handled fs rights, handled net rights, scopes. */

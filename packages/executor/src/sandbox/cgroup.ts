@@ -91,6 +91,20 @@ export class SandboxCgroup {
     return new SandboxCgroup(path);
   }
 
+  /**
+   * memory.max, where the memory controller is enabled for this cgroup (its parent delegates it):
+   * then every page the sandbox makes the kernel hold (anonymous memory, memfd and tmpfs files,
+   * page cache, kernel memory) counts, which RLIMIT_AS alone does not bound. false: no controller.
+   */
+  limitMemory(bytes: bigint): boolean {
+    try {
+      writeFileSync(join(this.path, 'memory.max'), String(bytes));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** SIGKILLs every process in it (none may escape by double fork or setsid). */
   kill(): void {
     try {

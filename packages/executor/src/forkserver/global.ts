@@ -1,10 +1,14 @@
 // forkserver.ts: the executor's handle on the global forkserver (native/forkserver): started
 // lazily, once per process, single-threaded C. It clones every sandboxee and reaps it.
-import { Comms, CommsError, Tag, type Message } from '@sbx/client';
+import { Comms, CommsError, SbxError, Tag, type Message } from '@sbx/client';
 import { native, type NativeWatcher } from '@sbx/client/internal';
-import { ExitedFlag, FsTag, Op, OpList } from './forkserver-protocol.js';
-import { decodePoolStats, poolSize, type SpawnPoolStats } from './spawn-pool.js';
+import { FsTag, Op, OpList } from './protocol.js';
+import { decodeExited, EXITED_SIZE, InFlight, sendRequest, type Exited } from './link.js';
+import { decodePoolStats, poolSize, type SpawnPoolStats } from './pool-settings.js';
+import { leaseSandboxIds, sandboxIdRange, type SandboxIds } from '../sandbox/sandbox-ids.js';
 import { forkserverPath } from './paths.js';
+
+export type { Exited } from './link.js';
 
 export interface Spawned {
   pid: number;
@@ -12,17 +16,8 @@ export interface Spawned {
   pidfd: number;
   /** A spawn-pool slot runs in a cgroup the forkserver made for it: use this one instead of the requested one. */
   cgroup?: string;
-}
-
-export interface Exited {
-  pid: number;
-  /** Raw wait status. */
-  status: number;
-  utimeUs: number;
-  stimeUs: number;
-  maxRssKiB: number;
-  /** The forkserver killed it at its walltime. */
-  timedOut: boolean;
+  /** A spawn-pool slot has a host uid (and gid) of the pool's leased ids: the sandbox runs as this one. */
+  uid?: number;
 }
 
 interface Pending {
@@ -30,19 +25,14 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-export class ForkServerError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'ForkServerError';
-    this.code = code;
-  }
-}
+/** The global forkserver failed (FORKSERVER_DIED, SPAWN_FAILED, PROTOCOL). */
+export class ForkServerError extends SbxError {}
 
 export class ForkServer {
   private static instance: ForkServer | null = null;
 
   private readonly comms: Comms;
+  private readonly inFlight: InFlight;
   private readonly processPid: number;
   private readonly pidfd: number;
   /** Fires when the forkserver exits (its pidfd becomes readable). */
@@ -50,11 +40,12 @@ export class ForkServer {
   private readonly pending = new Map<bigint, Pending>();
   private readonly exitWaiters = new Map<bigint, (e: Exited) => void>();
   private readonly early = new Map<bigint, Exited>();
-  private awaitingPidfd: { id: bigint; pid: number; cgroup?: string } | null = null;
+  private awaitingPidfd: { id: bigint; pid: number; cgroup?: string; uid?: number } | null = null;
+  /** Sandbox ids leased for pool slots (pool.h): the list only grows while this forkserver lives. */
+  private readonly poolIds: SandboxIds[] = [];
   /** POOL_STATS queries, answered in order. */
   private readonly statsWaiters: { resolve: (s: SpawnPoolStats) => void; reject: (e: Error) => void }[] = [];
   private nextId = 1n;
-  private inFlight = 0;
   private dead: Error | null = null;
   private reaped = false;
 
@@ -83,6 +74,7 @@ export class ForkServer {
     this.exitWatch.start(true, false);
     this.exitWatch.unref();
     this.comms = new Comms(ours, { maxMessageSize: 1 << 20 });
+    this.inFlight = new InFlight(this.comms);
     this.comms.unref();
     this.comms.onMessage((m) => this.onMessage(m), (e) => this.die(e));
     if (size > 0) this.setPool(size);
@@ -93,24 +85,41 @@ export class ForkServer {
     return ForkServer.instance && !ForkServer.instance.dead ? ForkServer.instance : null;
   }
 
-  /** SBX_FS_POOL: how many slots to keep ready (0: none; the slots are killed). */
+  /** SBX_FS_POOL: how many slots to keep ready (0: none; the slots are killed). A root executor
+   *  leases two sandbox ids per slot for them (one for a waiting slot, one for the sandbox a slot
+   *  became, until it is reaped) and sends the list with the range. */
   setPool(size: number): void {
     if (this.dead) return;
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(size);
+    const range = sandboxIdRange();
+    if (!range || size === 0) {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(size);
+      this.comms.sendTLV(FsTag.Pool, b).catch((e: Error) => this.die(e));
+      return;
+    }
+    try {
+      while (this.poolIds.length < 2 * size) this.poolIds.push(leaseSandboxIds(range));
+    } catch {
+      // the range is full: the pool gets what could be leased (fewer slots of that layout)
+    }
+    const b = Buffer.alloc(12 + 4 * this.poolIds.length);
+    b.writeUInt32LE(size, 0);
+    b.writeUInt32LE(range.first, 4);
+    b.writeUInt32LE(range.count, 8);
+    this.poolIds.forEach((ids, i) => b.writeUInt32LE(ids.uid, 12 + 4 * i));
     this.comms.sendTLV(FsTag.Pool, b).catch((e: Error) => this.die(e));
   }
 
   /** SBX_FS_POOL_STATS: the pool as the forkserver sees it now. */
   async poolStats(): Promise<SpawnPoolStats> {
     if (this.dead) throw this.dead;
-    this.hold();
+    this.inFlight.hold();
     try {
       const answer = new Promise<SpawnPoolStats>((resolve, reject) => this.statsWaiters.push({ resolve, reject }));
       await this.comms.sendTLV(FsTag.PoolStats, Buffer.alloc(0));
       return await answer;
     } finally {
-      this.release();
+      this.inFlight.release();
     }
   }
 
@@ -125,6 +134,8 @@ export class ForkServer {
     this.exitWatch.close();
     native().close(this.pidfd);
     this.reaped = true;
+    // Its children are gone with it (an orderly shutdown): the slots' ids are free again.
+    for (const ids of this.poolIds.splice(0)) ids.release();
     const how = (status & 0x7f) !== 0 ? `signal ${status & 0x7f}` : `code ${(status >> 8) & 0xff}`;
     this.die(new ForkServerError('FORKSERVER_DIED', `sbx: the forkserver exited (${how})`));
   }
@@ -134,20 +145,14 @@ export class ForkServer {
     if (this.dead) throw this.dead;
     const id = this.nextId++;
     const payload = Buffer.concat([new OpList().u64(Op.RequestId, id).toBuffer(), ops.toBuffer()]);
-    this.hold();
+    this.inFlight.hold();
     try {
       const spawned = new Promise<Spawned>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-      // The request and its fds are queued in one go: with an await in between, a concurrent
-      // spawn's request could land between this one's Fd messages (the forkserver reads them as
-      // one unit and would fail both).
-      // All settled before returning either way: the fds are the caller's again only then.
-      const sends = [this.comms.sendTLV(FsTag.Spawn, payload), ...ops.fds.map((fd) => this.comms.sendFd(fd))];
-      const failed = (await Promise.allSettled(sends)).find((r) => r.status === 'rejected');
-      if (failed) throw failed.reason;
+      await sendRequest(this.comms, FsTag.Spawn, payload, ops.fds);
       return { id, spawned: await spawned };
     } catch (err) {
       this.pending.delete(id);
-      this.release();
+      this.inFlight.release();
       throw err;
     }
   }
@@ -157,14 +162,14 @@ export class ForkServer {
     const early = this.early.get(id);
     if (early) {
       this.early.delete(id);
-      this.release();
+      this.inFlight.release();
       return Promise.resolve(early);
     }
     if (this.dead) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
       this.exitWaiters.set(id, (e) => {
         this.deathWaiters.delete(reject); // else the set grows by one per sandbox for ever
-        this.release();
+        this.inFlight.release();
         resolve(e);
       });
       this.deathWaiters.add(reject);
@@ -173,22 +178,13 @@ export class ForkServer {
 
   private readonly deathWaiters = new Set<(e: Error) => void>();
 
-  /** Keeps the event loop alive while a sandbox is in flight; idle forkservers do not. */
-  private hold(): void {
-    if (this.inFlight++ === 0) this.comms.ref();
-  }
-
-  private release(): void {
-    if (--this.inFlight === 0) this.comms.unref();
-  }
-
   private onMessage(m: Message): void {
     try {
       if (this.awaitingPidfd) {
-        const { id, pid, cgroup } = this.awaitingPidfd;
+        const { id, pid, cgroup, uid } = this.awaitingPidfd;
         this.awaitingPidfd = null;
         if (m.tag !== Tag.Fd) throw new ForkServerError('PROTOCOL', 'sbx: the forkserver sent no pidfd after a spawn reply');
-        this.pending.get(id)?.resolve({ pid, pidfd: m.fd, ...(cgroup ? { cgroup } : {}) });
+        this.pending.get(id)?.resolve({ pid, pidfd: m.fd, ...(cgroup ? { cgroup } : {}), ...(uid !== undefined ? { uid } : {}) });
         this.pending.delete(id);
         return;
       }
@@ -199,13 +195,16 @@ export class ForkServer {
         const pid = d.readUInt32LE(12);
         const message = d.subarray(16).toString('utf8');
         if (err === 0) {
-          const cgroup = message.startsWith('cgroup=') ? message.slice('cgroup='.length) : undefined;
-          this.awaitingPidfd = { id, pid, ...(cgroup ? { cgroup } : {}) };
+          // A pooled sandbox: "uid=N" (its host uid, pool.h) first, then "cgroup=PATH" (last: a path may hold spaces)
+          const m1 = /^(?:uid=(\d+))? ?(?:cgroup=(.*))?$/s.exec(message);
+          const uid = m1?.[1] !== undefined ? Number(m1[1]) : undefined;
+          const cgroup = m1?.[2];
+          this.awaitingPidfd = { id, pid, ...(cgroup ? { cgroup } : {}), ...(uid !== undefined ? { uid } : {}) };
           return;
         }
         const p = this.pending.get(id);
         this.pending.delete(id);
-        this.release();
+        this.inFlight.release();
         p?.reject(new ForkServerError('SPAWN_FAILED', message || `the forkserver could not start the sandboxee (errno ${-err})`));
         return;
       }
@@ -215,16 +214,8 @@ export class ForkServer {
         w.resolve(decodePoolStats(d));
         return;
       }
-      if (m.tag === FsTag.Exited && d.length >= 40) {
-        const id = d.readBigUInt64LE(0);
-        const e: Exited = {
-          pid: d.readUInt32LE(8),
-          status: d.readInt32LE(12),
-          utimeUs: Number(d.readBigUInt64LE(16)),
-          stimeUs: Number(d.readBigUInt64LE(24)),
-          maxRssKiB: Number(d.readBigUInt64LE(32)),
-          timedOut: d.length >= 44 && (d.readUInt32LE(40) & ExitedFlag.Walltime) !== 0,
-        };
+      if (m.tag === FsTag.Exited && d.length >= EXITED_SIZE) {
+        const { id, exited: e } = decodeExited(d);
         const w = this.exitWaiters.get(id);
         this.exitWaiters.delete(id);
         if (w) w(e);
@@ -246,8 +237,9 @@ export class ForkServer {
     for (const r of this.deathWaiters) r(this.dead);
     this.deathWaiters.clear();
     this.comms.close();
-    // Without its comms it exits by itself (EOF) and takes its sandboxees along; make sure. (Once
+    // Without its comms it exits by itself (EOF) and takes its sandboxees along; make sure. SIGTERM:
+    // its orderly shutdown ends every tree, even one whose init does not cooperate (children.h). (Once
     // reaped, its pidfd is closed and the number may be another fd's: never signal through it.)
-    if (!this.reaped) native().pidfdSendSignal(this.pidfd, 9);
+    if (!this.reaped) native().pidfdSendSignal(this.pidfd, 15);
   }
 }

@@ -1,0 +1,133 @@
+// limits.ts: resource limits of a sandboxee. Defaults are Sandbox2's, plus small per-user quotas
+// (pending signals, POSIX message queue bytes, locked memory, and the /proc/sys/user counters):
+// the kernel charges those up the chain of user namespaces to the uid that owns the sandbox's
+// namespace, so without them one sandbox could use up a host uid's allowance (docs/security.md).
+import { UserLimitIndex, type UserLimitName } from '../forkserver/protocol.js';
+
+/** RLIM_INFINITY as a bigint. */
+export const INFINITY = 0xffffffffffffffffn;
+
+export interface LimitsOptions {
+  /** RLIMIT_AS in bytes (default: unlimited). */
+  rlimitAs?: number | bigint;
+  /** RLIMIT_CPU in seconds (default 1024). */
+  rlimitCpu?: number | bigint;
+  /** RLIMIT_FSIZE in bytes (default 8 GiB; rlimitAs when that is given, since a file in a memfd or
+   *  a tmpfs is memory that RLIMIT_AS does not count). */
+  rlimitFsize?: number | bigint;
+  /** RLIMIT_NOFILE (default 1024). */
+  rlimitNofile?: number | bigint;
+  /** RLIMIT_NPROC (default: unlimited). Since Linux 5.14 it counts the processes of the sandbox's
+   *  own user namespace, so it bounds a fork bomb without touching the host uid's other processes. */
+  rlimitNproc?: number | bigint;
+  /** RLIMIT_CORE in bytes (default 0: no core files). */
+  rlimitCore?: number | bigint;
+  /** RLIMIT_SIGPENDING: signals queued at once by the whole sandbox (default 256). Queued signals
+   *  are charged to the uid that owns the sandbox's user namespace as well. */
+  rlimitSigpending?: number | bigint;
+  /** RLIMIT_MSGQUEUE in bytes of POSIX message queues (default 128 KiB: one queue of the default size). */
+  rlimitMsgqueue?: number | bigint;
+  /** RLIMIT_MEMLOCK in bytes (default 64 KiB). */
+  rlimitMemlock?: number | bigint;
+  /**
+   * /proc/sys/user limits written inside the sandbox's user namespace (namespaces mode), merged
+   * over the defaults: namespaces 0 (the filter denies creating them anyway; mount namespaces 8, for
+   * the anonymous ones of the sandbox's own mount setup),
+   * max_inotify_instances 32, max_inotify_watches 8192, max_fanotify_groups 8,
+   * max_fanotify_marks 8192.
+   */
+  userNamespace?: Partial<Record<UserLimitName, number>>;
+  /** Wall-time limit in seconds; 0 disarms it (default 120). */
+  walltime?: number;
+}
+
+/** Linux RLIMIT_* numbers. */
+export const RLIMIT = { CPU: 0, FSIZE: 1, CORE: 4, NPROC: 6, NOFILE: 7, MEMLOCK: 8, AS: 9, SIGPENDING: 11, MSGQUEUE: 12 } as const;
+
+/** The /proc/sys/user defaults of a sandbox's user namespace. */
+export const DEFAULT_USER_NAMESPACE_LIMITS: Readonly<Record<UserLimitName, number>> = Object.freeze({
+  max_user_namespaces: 0,
+  max_pid_namespaces: 0,
+  max_uts_namespaces: 0,
+  max_ipc_namespaces: 0,
+  max_net_namespaces: 0,
+  max_mnt_namespaces: 8, // the mount step's own fsmount/open_tree each make an anonymous mount namespace for a moment
+  max_cgroup_namespaces: 0,
+  max_time_namespaces: 0,
+  max_inotify_instances: 32,
+  max_inotify_watches: 8192,
+  max_fanotify_groups: 8,
+  max_fanotify_marks: 8192,
+});
+
+export class Limits {
+  rlimitAs: bigint = INFINITY;
+  rlimitCpu: bigint = 1024n;
+  rlimitFsize: bigint = 8n << 30n;
+  rlimitNofile: bigint = 1024n;
+  rlimitNproc: bigint = INFINITY;
+  rlimitCore: bigint = 0n;
+  rlimitSigpending: bigint = 256n;
+  rlimitMsgqueue: bigint = 128n << 10n;
+  rlimitMemlock: bigint = 64n << 10n;
+  userNamespace: Record<UserLimitName, number> = { ...DEFAULT_USER_NAMESPACE_LIMITS };
+  walltime = 120;
+
+  constructor(options: LimitsOptions = {}) {
+    for (const [key, value] of Object.entries(options)) {
+      if (value === undefined) continue;
+      if (key === 'walltime') {
+        if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+          throw new TypeError(`limits.walltime must be a finite number of seconds >= 0, got ${String(value)}`);
+        }
+        this.walltime = value;
+      } else if (key === 'userNamespace') {
+        this.userNamespace = { ...DEFAULT_USER_NAMESPACE_LIMITS, ...checkUserNamespace(value) };
+      } else if (key in RLIMIT_KEYS) {
+        (this as unknown as Record<string, bigint>)[key] = toRlimit(key, value);
+      } else {
+        throw new TypeError(`limits: unknown option "${key}" (known: ${[...Object.keys(RLIMIT_KEYS), 'userNamespace', 'walltime'].join(', ')})`);
+      }
+    }
+    // A memory bound also bounds each memfd and tmpfs file, unless a file size was given.
+    if (options.rlimitAs !== undefined && options.rlimitFsize === undefined && this.rlimitAs < this.rlimitFsize) this.rlimitFsize = this.rlimitAs;
+  }
+
+  /** [resource, soft, hard] triples (soft = hard) for the forkserver. */
+  rlimits(): Array<[number, bigint]> {
+    return [
+      [RLIMIT.AS, this.rlimitAs],
+      [RLIMIT.CPU, this.rlimitCpu],
+      [RLIMIT.FSIZE, this.rlimitFsize],
+      [RLIMIT.NOFILE, this.rlimitNofile],
+      [RLIMIT.NPROC, this.rlimitNproc],
+      [RLIMIT.CORE, this.rlimitCore],
+      [RLIMIT.SIGPENDING, this.rlimitSigpending],
+      [RLIMIT.MSGQUEUE, this.rlimitMsgqueue],
+      [RLIMIT.MEMLOCK, this.rlimitMemlock],
+    ];
+  }
+
+  /** [SBX_USER_LIMIT_* index, value] pairs for the forkserver (namespaces mode). */
+  userNamespaceLimits(): Array<[number, number]> {
+    return Object.entries(this.userNamespace).map(([k, v]) => [UserLimitIndex[k as UserLimitName], v]);
+  }
+}
+
+const RLIMIT_KEYS = { rlimitAs: 1, rlimitCpu: 1, rlimitFsize: 1, rlimitNofile: 1, rlimitNproc: 1, rlimitCore: 1, rlimitSigpending: 1, rlimitMsgqueue: 1, rlimitMemlock: 1 };
+
+function checkUserNamespace(v: unknown): Partial<Record<UserLimitName, number>> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TypeError(`limits.userNamespace must be an object of /proc/sys/user names to numbers, got ${String(v)}`);
+  for (const [k, n] of Object.entries(v)) {
+    if (!(k in UserLimitIndex)) throw new TypeError(`limits.userNamespace: unknown limit "${k}" (known: ${Object.keys(UserLimitIndex).join(', ')})`);
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > 0x7fffffff) throw new TypeError(`limits.userNamespace.${k} must be an integer 0..2147483647, got ${String(n)}`);
+  }
+  return v as Partial<Record<UserLimitName, number>>;
+}
+
+function toRlimit(key: string, v: unknown): bigint {
+  if (v === Infinity || v === 'infinity' || v === 'unlimited') return INFINITY;
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+  if (typeof v === 'bigint' && v >= 0n && v <= INFINITY) return v;
+  throw new TypeError(`limits.${key} must be a non-negative integer (or Infinity), got ${String(v)}`);
+}
