@@ -12,12 +12,14 @@
 // matter, only that the tty is the caller's controlling terminal.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, readSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Comms } from '@sbx/client';
 import { native } from '@sbx/client/internal';
-import { testcase } from '../helpers.js';
-import { executorStaysUnharmed, expectViolation, lines, probe, probePath } from './harness.js';
+import { repoRoot, testcase } from '../helpers.js';
+import { asRoot, executorStaysUnharmed, expectViolation, lines, probe, probePath } from './harness.js';
 
 executorStaysUnharmed();
 
@@ -160,6 +162,53 @@ describe("ioctls that break the caller's terminal", () => {
         expect(await ldisc(pty)).toBe('ldisc: 0');
       } finally {
         pty.close();
+      }
+    });
+  }
+});
+
+describe('sbx run on a terminal left in a bad state', () => {
+  /** Runs the probe outside any sandbox on the pty's slave (as fd 3). */
+  async function onHost(pty: Pty, args: string[]): Promise<string> {
+    const child = spawn(probePath(), args, { stdio: ['ignore', 'pipe', 'inherit', pty.slave] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    await once(child, 'exit');
+    return out;
+  }
+
+  // sbx run with the pty as its stdio; once the sandboxee said "ready", something outside breaks
+  // the terminal, then the sandboxee is let go (a file in a mounted directory) and ends.
+  for (const [what, args] of [
+    ['its line discipline set to N_NULL', ['pty-ioctl', 'tiocsetd', '3']],
+    ['hung up (TIOCVHANGUP)', ['pty-ioctl', 'tiocvhangup', '3']],
+  ] as const) {
+    it.skipIf(what.startsWith('hung') && !asRoot)(`${what} meanwhile: sbx exits with the sandboxee's code, no SIGABRT`, async () => {
+      const pty = await openPty();
+      const dir = mkdtempSync(join(tmpdir(), 'sbx-tty-'));
+      chmodSync(dir, 0o755); // the sandboxee is another uid
+      try {
+        const script = 'echo ready; while [ ! -e /go/go ]; do sleep 0.02; done; exit 7';
+        const sbx = spawn(process.execPath, [join(repoRoot, 'packages/executor/bin/sbx.js'), 'run', '--walltime', '30', '--mount', `${dir}:/go:rw`, '--', '/bin/sh', '-c', script], {
+          stdio: [pty.slave, pty.slave, pty.slave],
+          detached: true,
+        });
+        const exited = once(sbx, 'exit');
+        let seen = '';
+        for (let i = 0; i < 1000 && !seen.includes('ready'); i++) {
+          const got = readMaster(pty.master);
+          if (got === 'EAGAIN') await new Promise((r) => setTimeout(r, 20));
+          else seen += got;
+        }
+        expect(seen).toContain('ready');
+        expect(await onHost(pty, [...args])).toMatch(/: ok\n$/);
+        writeFileSync(join(dir, 'go'), '');
+        const [code, signal] = await exited;
+        expect({ code, signal }).toEqual({ code: 7, signal: null });
+        if (what.startsWith('its line')) expect((await onHost(pty, ['pty-getd', '3'])).trim()).toBe('ldisc: 0'); // sbx put N_TTY back
+      } finally {
+        pty.close();
+        rmSync(dir, { recursive: true, force: true });
       }
     });
   }
