@@ -635,6 +635,15 @@ NetOutcome NetProxy::Bind(Call &c) {
   // The sandbox's own socket (its namespace): bound here, on the object that was checked, with
   // the address copied once. An abstract or unnamed unix address, netlink and IP all name
   // something in the socket's own namespace.
+  // The capability-free thread still owns (by uid) the sandbox's user namespace, which would let
+  // it bind a port below 1024 there; the sandboxee, with no capabilities, cannot: EACCES, as the
+  // kernel tells it.
+  if ((fam == AF_INET || fam == AF_INET6) && (size_t)len >= sizeof(struct sockaddr_in)) {
+    uint16_t port_be;
+    memcpy(&port_be, sa + offsetof(struct sockaddr_in, sin_port), sizeof port_be);
+    uint16_t port = ntohs(port_be);
+    if (port != 0 && port < 1024) return c.Answer(-EACCES);
+  }
   return c.Answer(Act([&]() -> int64_t { return bind(c.sock.fd, reinterpret_cast<struct sockaddr *>(sa), (socklen_t)len) == 0 ? 0 : -errno; }));
 }
 

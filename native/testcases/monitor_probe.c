@@ -12,6 +12,7 @@
  *   monitor_probe ifconf HOST PORT    connects a UDP socket to HOST:PORT (a socket of the host is
  *       put in its place), then SIOCGIFCONF on it; prints the interface names.
  *   monitor_probe prlimit PID         prlimit64(PID, RLIMIT_NOFILE, {64, 64}); then reads it back.
+ *   monitor_probe bind-low PORT       binds a TCP socket of the sandbox to 127.0.0.1:PORT.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -261,6 +262,17 @@ static int prlimit_probe(int pid) {
   return 0;
 }
 
+static int bind_low(int port) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return report("socket", -1);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((unsigned short)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return report("bind-low", bind(s, (struct sockaddr *)&a, sizeof a));
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2) return usage();
@@ -270,6 +282,7 @@ int main(int argc, char **argv) {
   if (!strcmp(w, "netlink-route")) return netlink_route();
   if (!strcmp(w, "cmsg") && argc > 4) return cmsg_send(argv[2], atoi(argv[3]), argv[4], argc > 5 ? argv[5] : NULL);
   if (!strcmp(w, "ifconf") && argc > 3) return ifconf(argv[2], atoi(argv[3]));
+  if (!strcmp(w, "bind-low") && argc > 2) return bind_low(atoi(argv[2]));
   if (!strcmp(w, "prlimit") && argc > 2) return prlimit_probe(atoi(argv[2]));
   return usage();
 }

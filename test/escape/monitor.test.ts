@@ -4,9 +4,10 @@
 // monitor takes every connect/sendto/sendmsg; what the host sees afterwards is checked from here.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { native } from '@sbx/client/internal';
 import { isolationPolicy, runCaptured, testcase } from '../helpers.js';
 import { asRoot, executorStaysUnharmed, lines } from './harness.js';
 
@@ -53,7 +54,7 @@ describe('netlink: the monitor never sends on a netlink socket for the sandboxee
   }
 
   for (const how of ['addressed', 'plain'] as const) {
-    it(`RTM_NEWLINK of a dummy interface in the host's namespace (IFLA_NET_NS_PID=1), ${how === 'addressed' ? 'sendto(sockaddr_nl)' : 'sendmsg without an address'}: refused, and no interface appears on the host`, async () => {
+    it(`RTM_NEWLINK of an ifb interface in the host's namespace (IFLA_NET_NS_PID=1), ${how === 'addressed' ? 'sendto(sockaddr_nl)' : 'sendmsg without an address'}: refused, and no interface appears on the host`, async () => {
       const name = `sbxn${how[0]}${process.pid % 100000}`;
       hostHasInterface(name);
       const c = await run(['netlink-newlink', name, how], allowed.port);
@@ -104,6 +105,18 @@ describe('control messages: the monitor passes SCM_RIGHTS only', () => {
     expect(allowed.received.length).toBe(before);
   });
 
+  it.skipIf(native().landlockAbi() < 6)('landlock isolation (every socket is the host\'s): SO_MARK is refused the same way', async () => {
+    const before = allowed.received.length;
+    const c = await runCaptured([probe(), 'cmsg', '127.0.0.1', String(allowed.port), 'mark'], {
+      policy: rulesPolicy(allowed.port),
+      executor: { isolation: 'landlock', limits: { walltime: 10 } },
+    });
+    expect(c.result.status, c.result.toString()).toBe('OK');
+    expect(lines(c)).toEqual(['cmsg-mark: errno EPERM']);
+    await settle();
+    expect(allowed.received.length).toBe(before);
+  });
+
   it('an IP_RETOPTS loose source route through a non-allowed first hop (127.0.0.9) is refused; nothing reaches that hop', async () => {
     const hop = await udpListener('127.0.0.9', allowed.port);
     try {
@@ -123,5 +136,46 @@ describe("socket ioctls on a socket of the host the monitor put in the sandbox's
     const c = await run(['ifconf', '127.0.0.1', allowed.port], allowed.port);
     expect(c.result.status, c.result.toString()).toBe('OK');
     expect(lines(c)).toEqual(['connect: ok', 'ifconf: errno EPERM']);
+  });
+});
+
+describe("the monitor's own privileges", () => {
+  /** comm -> { CapPrm, CapEff, CapInh } of this process's threads. */
+  function threadCaps(): Map<string, { prm: bigint; eff: bigint; inh: bigint }> {
+    const out = new Map<string, { prm: bigint; eff: bigint; inh: bigint }>();
+    for (const tid of readdirSync('/proc/self/task')) {
+      try {
+        const comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+        const st = readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
+        const cap = (k: string) => BigInt('0x' + new RegExp(`^${k}:\\s+([0-9a-f]+)$`, 'm').exec(st)![1]);
+        out.set(comm, { prm: cap('CapPrm'), eff: cap('CapEff'), inh: cap('CapInh') });
+      } catch {
+        // a thread that ended meanwhile
+      }
+    }
+    return out;
+  }
+
+  it('the thread that carries out the network calls has no capabilities; the monitor thread keeps only SYS_PTRACE, KILL, DAC_READ_SEARCH', async () => {
+    await run(['cmsg', '127.0.0.1', allowed.port, 'none'], allowed.port); // the monitor runs
+    const caps = threadCaps();
+    expect(caps.get('sbx-capless')).toEqual({ prm: 0n, eff: 0n, inh: 0n });
+    const keep = (1n << 19n) | (1n << 5n) | (1n << 2n); // CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH
+    const monitor = caps.get('sbx-monitor')!;
+    expect(monitor.prm & ~keep).toBe(0n);
+    expect(monitor.eff & ~keep).toBe(0n);
+    if (asRoot) {
+      // Per thread: the executor's main thread keeps what it had.
+      const main = readFileSync('/proc/self/status', 'utf8');
+      expect(/^CapEff:\s+0*([0-9a-f]+)$/m.exec(main)![1]).not.toBe('0');
+      expect(monitor.eff).toBe(keep);
+    }
+  });
+
+  it('a port below 1024 is EACCES through the monitor, as for the sandboxee itself without network rules', async () => {
+    const c = await run(['bind-low', 80], allowed.port);
+    expect(lines(c)).toEqual(['bind-low: errno EACCES']);
+    const own = await runCaptured([probe(), 'bind-low', '80'], { policy: isolationPolicy((b) => b.addFile(probe())) });
+    expect(lines(own)).toEqual(['bind-low: errno EACCES']);
   });
 });
