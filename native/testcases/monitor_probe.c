@@ -13,6 +13,9 @@
  *       put in its place), then SIOCGIFCONF on it; prints the interface names.
  *   monitor_probe prlimit PID         prlimit64(PID, RLIMIT_NOFILE, {64, 64}); then reads it back.
  *   monitor_probe bind-low PORT       binds a TCP socket of the sandbox to 127.0.0.1:PORT.
+ *   monitor_probe ipoptions HOST PORT HOP
+ *       connects a UDP socket to HOST:PORT (a socket of the host is put in its place), sets an
+ *       IP_OPTIONS loose source route through HOP on it, then send()s (no address: the kernel sends).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -262,6 +265,22 @@ static int prlimit_probe(int pid) {
   return 0;
 }
 
+static int ipoptions(const char *host, int port, const char *hop) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return report("socket", -1);
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  to.sin_port = htons((unsigned short)port);
+  inet_pton(AF_INET, host, &to.sin_addr);
+  if (connect(s, (struct sockaddr *)&to, sizeof to) < 0) return report("connect", -1);
+  unsigned char opt[8] = {IPOPT_NOP, IPOPT_LSRR, 7, 4, 0, 0, 0, 0};
+  inet_pton(AF_INET, hop, opt + 4);
+  if (setsockopt(s, IPPROTO_IP, IP_OPTIONS, opt, sizeof opt) < 0) return report("ipoptions", -1);
+  printf("ipoptions: ok\n");
+  return report("send", send(s, "opts", 4, 0));
+}
+
 static int bind_low(int port) {
   int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s < 0) return report("socket", -1);
@@ -282,6 +301,7 @@ int main(int argc, char **argv) {
   if (!strcmp(w, "netlink-route")) return netlink_route();
   if (!strcmp(w, "cmsg") && argc > 4) return cmsg_send(argv[2], atoi(argv[3]), argv[4], argc > 5 ? argv[5] : NULL);
   if (!strcmp(w, "ifconf") && argc > 3) return ifconf(argv[2], atoi(argv[3]));
+  if (!strcmp(w, "ipoptions") && argc > 4) return ipoptions(argv[2], atoi(argv[3]), argv[4]);
   if (!strcmp(w, "bind-low") && argc > 2) return bind_low(atoi(argv[2]));
   if (!strcmp(w, "prlimit") && argc > 2) return prlimit_probe(atoi(argv[2]));
   return usage();

@@ -131,6 +131,21 @@ describe('control messages: the monitor passes SCM_RIGHTS only', () => {
   });
 });
 
+describe('socket options on a socket of the host the monitor put in place', () => {
+  it('an IP_OPTIONS loose source route set on it is refused; a plain send() reaches only the allowed peer, nothing the non-allowed first hop', async () => {
+    const hop = await udpListener('127.0.0.9', allowed.port);
+    try {
+      const c = await run(['ipoptions', '127.0.0.1', allowed.port, '127.0.0.9'], allowed.port);
+      expect(c.result.status, c.result.toString()).toBe('OK');
+      expect(lines(c)).toEqual(['ipoptions: errno EPERM']);
+      await settle();
+      expect(hop.received).toEqual([]);
+    } finally {
+      hop.socket.close();
+    }
+  });
+});
+
 describe("socket ioctls on a socket of the host the monitor put in the sandbox's hands", () => {
   it.skipIf(!existsSync('/sys/class/net/eth0') && !asRoot)('SIOCGIFCONF on it is refused: the host interfaces stay out of sight', async () => {
     const c = await run(['ifconf', '127.0.0.1', allowed.port], allowed.port);
