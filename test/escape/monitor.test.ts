@@ -4,11 +4,13 @@
 // monitor takes every connect/sendto/sendmsg; what the host sees afterwards is checked from here.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '@sbx/client/internal';
-import { isolationPolicy, runCaptured, testcase } from '../helpers.js';
+import { isolationPolicy, repoRoot, runCaptured, testcase } from '../helpers.js';
 import { asRoot, executorStaysUnharmed, lines } from './harness.js';
 
 executorStaysUnharmed();
@@ -84,6 +86,24 @@ describe('netlink: the monitor never sends on a netlink socket for the sandboxee
     });
     expect(c.result.status, c.result.toString() + c.stderr).toBe('OK');
     expect(c.stdout).toMatch(/^127\.0\.0\.1\s+STREAM localhost/m);
+  });
+});
+
+describe('a policy learned with --net', () => {
+  it('sbx learn --net allow=127.0.0.1:53 -- getent ahostsv4 localhost resolves, and the learned policy runs it under sbx run', () => {
+    const sbx = join(repoRoot, 'packages/executor/bin/sbx.js');
+    const dir = mkdtempSync(join(tmpdir(), 'sbx-learn-net-'));
+    try {
+      const file = join(dir, 'getent.json');
+      const learn = spawnSync(process.execPath, [sbx, 'learn', '-o', file, '--net', 'allow=127.0.0.1:53', '--', '/usr/bin/getent', 'ahostsv4', 'localhost'], { encoding: 'utf8', timeout: 60_000 });
+      expect(learn.status, learn.stderr).toBe(0);
+      expect(learn.stderr).toMatch(/run 1\/1: OK, exit code 0/);
+      const run = spawnSync(process.execPath, [sbx, 'run', '--policy', file, '--net', 'allow=127.0.0.1:53', '--', '/usr/bin/getent', 'ahostsv4', 'localhost'], { encoding: 'utf8', timeout: 60_000 });
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stdout).toMatch(/^127\.0\.0\.1\s+STREAM localhost/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
