@@ -286,6 +286,22 @@ describe('sbx_client_sandbox_me_here() in a C sandboxee', () => {
     expect(stdout).toBe('me_here: ok\n');
   });
 
+  it("prlimit64 on its parent is a violation even where the policy allows prlimit64; on itself (pid 0) it works", async () => {
+    const bin = testcase('client_me_here');
+    const policy = new PolicyBuilder()
+      .allowWrite()
+      .allowExit()
+      .allowSystemMalloc()
+      .allowSyscalls(['read', 'fstat', 'newfstatat', 'rt_sigprocmask', 'prlimit64', 'getppid'])
+      .addFile(bin)
+      .addLibrariesForBinary(bin)
+      .build();
+    const { result, stdout } = await runCaptured([bin, 'prlimit'], { policy, executor: { enableSandboxBeforeExec: false, env: ENV } });
+    expect(result.status, `${stdout} ${result}`).toBe('VIOLATION');
+    expect(result.violation?.syscall).toBe('prlimit64');
+    expect(stdout).toBe('me_here: ok\nprlimit 0: 0\nprlimit parent: calling\n');
+  });
+
   it('twice: EALREADY; outside a sandbox: EBADF naming SBX_CLIENT_FD', async () => {
     const { result, stdout } = await runC('twice');
     expect(result.status).toBe('OK');

@@ -10,6 +10,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   sbx::InitMonitor(env, exports);
   sbx::InitClientBinding(env, exports);
   sbx::InitBufferBinding(env, exports);
+  sbx::InitTtyBinding(env, exports);
   return exports;
 }
 

@@ -10,4 +10,5 @@ void InitCommsBinding(Napi::Env env, Napi::Object exports);
 void InitMonitor(Napi::Env env, Napi::Object exports);
 void InitClientBinding(Napi::Env env, Napi::Object exports);
 void InitBufferBinding(Napi::Env env, Napi::Object exports);
+void InitTtyBinding(Napi::Env env, Napi::Object exports);
 }  // namespace sbx

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
+#include <linux/capability.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -31,6 +33,7 @@
 #include <set>
 
 #include "bindings.h"
+#include "capless.h"
 #include "errors.h"
 #include "learn.h"
 #include "netproxy.h"
@@ -129,6 +132,7 @@ class Monitor {
     if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) == 0) sizes_ = sizes;
     tsfn_ = Napi::ThreadSafeFunction::New(env, callback, "sbx.monitor", 0, 1);
     tsfn_.Unref(env);
+    if (!actor_.Start()) ThrowErrno(env, errno, "pthread_create(sbx-capless)");
     if (pthread_create(&thread_, nullptr, &Monitor::ThreadMain, this) != 0)
       ThrowErrno(env, errno, "pthread_create(monitor)");
   }
@@ -138,6 +142,7 @@ class Monitor {
     uint64_t one = 1;
     if (write(wake_, &one, sizeof one) < 0) { /* the thread also stops on the next event */ }
     pthread_join(thread_, nullptr);
+    actor_.Stop();
     std::lock_guard<std::mutex> lock(mu_);
     for (auto &kv : entries_) CloseEntry(kv.second);
     entries_.clear();
@@ -200,6 +205,15 @@ class Monitor {
 
  private:
   static void *ThreadMain(void *self) {
+    prctl(PR_SET_NAME, "sbx-monitor", 0, 0, 0);
+    // This thread reads sandboxees (pidfd_getfd, process_vm_readv, /proc/<pid>/root and fdinfo),
+    // kills them and answers their notifications; it carries out nothing for them (that is
+    // actor_'s, with no capabilities). Of the executor's capabilities it keeps what reading and
+    // killing a sandbox of another uid without a user namespace of ours needs (landlock
+    // isolation as root); inside a sandbox's user namespace, which the executor's uid owns,
+    // nothing is needed. docs/security.md "The monitor's privileges".
+    static const int keep[] = {CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH};
+    if (KeepOnlyCapabilities(keep, 3) != 0) { /* a thread that cannot shed capabilities keeps them */ }
     static_cast<Monitor *>(self)->Loop();
     return nullptr;
   }
@@ -452,6 +466,10 @@ class Monitor {
   struct seccomp_notif_sizes sizes_ = {sizeof(struct seccomp_notif), sizeof(struct seccomp_notif_resp),
                                        sizeof(struct seccomp_data)};
   Napi::ThreadSafeFunction tsfn_;
+  CaplessThread actor_;  // carries out the network rules' socket calls and fd injections
+
+ public:
+  CaplessThread *actor() { return &actor_; }
 };
 
 Monitor *g_monitor = nullptr;
@@ -494,7 +512,7 @@ Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
       close(listener);
       ThrowErrno(info.Env(), ENOPROTOOPT, "getsockopt(SO_NETNS_COOKIE): network rules need Linux 5.14 or later");
     }
-    net = std::make_shared<NetProxy>(std::move(cfg), cookie);
+    net = std::make_shared<NetProxy>(std::move(cfg), cookie, g_monitor->actor());
   }
   int kill_signal = SIGKILL;
   if (info.Length() > 5 && !info[5].IsUndefined()) {

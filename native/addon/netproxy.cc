@@ -46,12 +46,6 @@
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
 #endif
-#ifndef MSG_FASTOPEN
-#define MSG_FASTOPEN 0x20000000
-#endif
-#ifndef MSG_ZEROCOPY
-#define MSG_ZEROCOPY 0x4000000
-#endif
 
 namespace sbx {
 namespace {
@@ -286,8 +280,9 @@ void NetProxy::Expire(int listener, NetPending &p) {
     return;
   }
   // A timed-out blocking connect: the socket keeps connecting, now in the caller's hands.
-  if (!InjectFd(listener, req.id, p.wait_fd, p.target_fd, p.cloexec, false)) {
-    if (errno != ENOENT) Reply(listener, req.id, -errno);
+  int64_t ir = Inject(listener, req.id, p.wait_fd, p.target_fd, p.cloexec, false);
+  if (ir < 0) {
+    if (ir != -ENOENT) Reply(listener, req.id, ir);
     return;
   }
   Reply(listener, req.id, -EINPROGRESS);
@@ -361,8 +356,35 @@ uint64_t HostNetnsCookie() {
   return cookie;
 }
 
-NetProxy::NetProxy(NetConfig config, uint64_t host_netns_cookie)
-    : cfg_(std::move(config)), host_cookie_(host_netns_cookie) {}
+NetProxy::NetProxy(NetConfig config, uint64_t host_netns_cookie, CaplessThread *actor)
+    : cfg_(std::move(config)), host_cookie_(host_netns_cookie), actor_(actor) {}
+
+int64_t NetProxy::Act(const std::function<int64_t()> &fn) {
+  int64_t r = -EPERM;
+  if (!actor_ || !actor_->Run([&] { r = fn(); })) return -EPERM;
+  return r;
+}
+
+int64_t NetProxy::Inject(int listener, uint64_t id, int fd, uint32_t target, bool cloexec, bool nonblock) {
+  return Act([&]() -> int64_t { return InjectFd(listener, id, fd, target, cloexec, nonblock) ? 0 : -errno; });
+}
+
+// Creates a socket of the host's namespace for the caller's socket `from` (its options copied),
+// connected to addr, on the capability-free thread. *fd gets the socket (-1 when none was made);
+// returns 0 or -errno of connect (-EINPROGRESS: non-blocking, under way) or of socket.
+static int64_t HostSocket(const std::function<int64_t(const std::function<int64_t()> &)> &act, int from, int domain, int type, int protocol,
+                          bool stream, const struct sockaddr *addr, socklen_t len, int *fd) {
+  int made = -1;
+  int64_t r = act([&]() -> int64_t {
+    int s = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+    if (s < 0) return -errno;
+    made = s;
+    if (from >= 0) CopyOptions(from, s, domain, stream);
+    return connect(s, addr, len) == 0 ? 0 : -errno;
+  });
+  *fd = made;
+  return r;
+}
 
 NetProxy::~NetProxy() {
   for (auto &t : tasks_)
@@ -527,6 +549,11 @@ NetOutcome NetProxy::Handle(int listener, const struct seccomp_notif &req, NetDe
   l = sizeof cookie;
   // A socket whose namespace cannot be told is treated as the host's (the stricter handling).
   c.host = getsockopt(f, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &l) != 0 || cookie == host_cookie_;
+  // An allowlist: the monitor acts on IP and unix sockets only. Never on netlink (a message to the
+  // kernel is judged by the sender's credentials, and IFLA_NET_NS_PID and the like name objects
+  // by the sender's pid namespace), packet or any other family: EPERM, as a kernel refusing the
+  // caller would say. glibc's address lookup then assumes both IPv4 and IPv6 and goes on.
+  if (c.domain != AF_INET && c.domain != AF_INET6 && c.domain != AF_UNIX) return c.Answer(-EPERM);
   switch (NetBitOf(req.data.nr)) {
     case kNetConnect: return Connect(c);
     case kNetListen: return Listen(c);
@@ -548,8 +575,9 @@ NetOutcome NetProxy::Resume(int listener, NetPending &p, NetDenial *denial, std:
     Reply(listener, req.id, -err);
     return NetOutcome::kAnswered;
   }
-  if (!InjectFd(listener, req.id, p.wait_fd, p.target_fd, p.cloexec, false)) {
-    if (errno != ENOENT) Reply(listener, req.id, -errno);
+  int64_t ir = Inject(listener, req.id, p.wait_fd, p.target_fd, p.cloexec, false);
+  if (ir < 0) {
+    if (ir != -ENOENT) Reply(listener, req.id, ir);
     return NetOutcome::kAnswered;
   }
   Reply(listener, req.id, 0);
@@ -559,7 +587,8 @@ NetOutcome NetProxy::Resume(int listener, NetPending &p, NetDenial *denial, std:
 NetOutcome NetProxy::Listen(Call &c) {
   // A socket of the host never listens: the sandboxee must not serve the host's network.
   if (c.host) return c.Answer(-EINVAL);
-  return c.Answer(listen(c.sock.fd, (int)c.req.data.args[1]) == 0 ? 0 : -errno);
+  int backlog = (int)c.req.data.args[1];
+  return c.Answer(Act([&]() -> int64_t { return listen(c.sock.fd, backlog) == 0 ? 0 : -errno; }));
 }
 
 int NetProxy::CopyAddress(Call &c, uint8_t *sa, NetOutcome *out) {
@@ -606,7 +635,16 @@ NetOutcome NetProxy::Bind(Call &c) {
   // The sandbox's own socket (its namespace): bound here, on the object that was checked, with
   // the address copied once. An abstract or unnamed unix address, netlink and IP all name
   // something in the socket's own namespace.
-  return c.Answer(bind(c.sock.fd, reinterpret_cast<struct sockaddr *>(sa), (socklen_t)len) == 0 ? 0 : -errno);
+  // The capability-free thread still owns (by uid) the sandbox's user namespace, which would let
+  // it bind a port below 1024 there; the sandboxee, with no capabilities, cannot: EACCES, as the
+  // kernel tells it.
+  if ((fam == AF_INET || fam == AF_INET6) && (size_t)len >= sizeof(struct sockaddr_in)) {
+    uint16_t port_be;
+    memcpy(&port_be, sa + offsetof(struct sockaddr_in, sin_port), sizeof port_be);
+    uint16_t port = ntohs(port_be);
+    if (port != 0 && port < 1024) return c.Answer(-EACCES);
+  }
+  return c.Answer(Act([&]() -> int64_t { return bind(c.sock.fd, reinterpret_cast<struct sockaddr *>(sa), (socklen_t)len) == 0 ? 0 : -errno; }));
 }
 
 NetOutcome NetProxy::Connect(Call &c) {
@@ -619,14 +657,10 @@ NetOutcome NetProxy::Connect(Call &c) {
   if (fam == AF_UNSPEC) {
     // Dissolving an association: fine in the sandbox's own namespace; a host socket stays as it is.
     if (c.host) return c.Answer(-EINVAL);
-    return c.Answer(connect(c.sock.fd, reinterpret_cast<struct sockaddr *>(sa), (socklen_t)len) == 0 ? 0 : -errno);
+    return c.Answer(Act([&]() -> int64_t { return connect(c.sock.fd, reinterpret_cast<struct sockaddr *>(sa), (socklen_t)len) == 0 ? 0 : -errno; }));
   }
   if (fam == AF_INET || fam == AF_INET6) return ConnectIp(c, sa, (size_t)len);
   if (fam == AF_UNIX) return ConnectUnix(c, sa, (size_t)len);
-  if (fam == AF_NETLINK && c.domain == AF_NETLINK && !c.host) {
-    // The sandbox's own kernel objects (its namespace): as the call would do it.
-    return c.Answer(connect(c.sock.fd, reinterpret_cast<struct sockaddr *>(sa), (socklen_t)len) == 0 ? 0 : -errno);
-  }
   char shown[32];
   snprintf(shown, sizeof shown, "family %u", fam);
   return Deny(c, shown, -2, "an address family network rules do not cover");
@@ -645,7 +679,7 @@ NetOutcome NetProxy::ConnectIp(Call &c, const uint8_t *sa, size_t len) {
   const auto *addr = reinterpret_cast<const struct sockaddr *>(sa);
   if (c.host) {
     // A socket the monitor handed in before: UDP re-connects at once; TCP says where it is.
-    if (dgram) return c.Answer(connect(c.sock.fd, addr, (socklen_t)len) == 0 ? 0 : -errno);
+    if (dgram) return c.Answer(Act([&]() -> int64_t { return connect(c.sock.fd, addr, (socklen_t)len) == 0 ? 0 : -errno; }));
     struct tcp_info ti;
     memset(&ti, 0, sizeof ti);
     socklen_t tl = sizeof ti;
@@ -654,12 +688,12 @@ NetOutcome NetProxy::ConnectIp(Call &c, const uint8_t *sa, size_t len) {
     }
     // Closed after a failed connect: a fresh socket, as below.
   }
-  Fd h(socket(c.domain, c.type | SOCK_NONBLOCK | SOCK_CLOEXEC, c.protocol));
-  if (h.fd < 0) return c.Answer(-errno);
-  CopyOptions(c.sock.fd, h.fd, c.domain, stream);
-  int r = connect(h.fd, addr, (socklen_t)len);
-  int err = r == 0 ? 0 : errno;
-  if (err != 0 && err != EINPROGRESS) return c.Answer(-err);
+  int made = -1;
+  auto act = [this](const std::function<int64_t()> &fn) { return Act(fn); };
+  int64_t r = HostSocket(act, c.sock.fd, c.domain, c.type, c.protocol, stream, addr, (socklen_t)len, &made);
+  Fd h(made);
+  int err = (int)-r;
+  if (h.fd < 0 || (err != 0 && err != EINPROGRESS)) return c.Answer(r);
   bool cloexec = Cloexec(c.tid, c.fdnum);
   if (err == EINPROGRESS && !c.nonblock) {
     // A blocking caller: done now if the handshake already completed (loopback), else wait.
@@ -684,9 +718,8 @@ NetOutcome NetProxy::ConnectIp(Call &c, const uint8_t *sa, size_t len) {
     }
     err = 0;
   }
-  if (!InjectFd(c.listener, c.req.id, h.fd, c.fdnum, cloexec, c.nonblock)) {
-    return errno == ENOENT ? NetOutcome::kAnswered : c.Answer(-errno);
-  }
+  int64_t ir = Inject(c.listener, c.req.id, h.fd, c.fdnum, cloexec, c.nonblock);
+  if (ir < 0) return ir == -ENOENT ? NetOutcome::kAnswered : c.Answer(ir);
   return c.Answer(-err);  // 0, or -EINPROGRESS for a non-blocking caller
 }
 
@@ -719,15 +752,16 @@ NetOutcome NetProxy::ConnectUnix(Call &c, const uint8_t *sa, size_t len) {
   if (o == -ESRCH) return NetOutcome::kAnswered;
   if (o < 0) return c.Answer(o);
   Fd obj(o);
-  Fd h(socket(AF_UNIX, c.type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (h.fd < 0) return c.Answer(-errno);
   struct sockaddr_un u;
   socklen_t ul = ProcFdAddress(obj.fd, &u);
   // A unix connect completes at once (or says EAGAIN: the listener's backlog is full).
-  if (connect(h.fd, reinterpret_cast<struct sockaddr *>(&u), ul) != 0) return c.Answer(-errno);
-  if (!InjectFd(c.listener, c.req.id, h.fd, c.fdnum, Cloexec(c.tid, c.fdnum), c.nonblock)) {
-    return errno == ENOENT ? NetOutcome::kAnswered : c.Answer(-errno);
-  }
+  int made = -1;
+  auto act = [this](const std::function<int64_t()> &fn) { return Act(fn); };
+  int64_t r = HostSocket(act, -1, AF_UNIX, c.type, 0, false, reinterpret_cast<struct sockaddr *>(&u), ul, &made);
+  Fd h(made);
+  if (r != 0) return c.Answer(r < 0 ? r : -EINVAL);
+  int64_t ir = Inject(c.listener, c.req.id, h.fd, c.fdnum, Cloexec(c.tid, c.fdnum), c.nonblock);
+  if (ir < 0) return ir == -ENOENT ? NetOutcome::kAnswered : c.Answer(ir);
   return c.Answer(0);
 }
 
@@ -805,11 +839,13 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
       }
       if (!c.host) {
         // The sandbox's own UDP socket: replaced by one of the host, connected to this peer.
-        Fd h(socket(c.domain, c.type | SOCK_NONBLOCK | SOCK_CLOEXEC, c.protocol));
-        if (h.fd < 0) return -errno;
-        CopyOptions(c.sock.fd, h.fd, c.domain, false);
-        if (connect(h.fd, reinterpret_cast<struct sockaddr *>(sa), (socklen_t)salen) != 0) return -errno;
-        if (!InjectFd(c.listener, c.req.id, h.fd, c.fdnum, Cloexec(c.tid, c.fdnum), c.nonblock)) return errno == ENOENT ? kGone : -errno;
+        int made = -1;
+        auto act = [this](const std::function<int64_t()> &fn) { return Act(fn); };
+        int64_t r = HostSocket(act, c.sock.fd, c.domain, c.type, c.protocol, false, reinterpret_cast<struct sockaddr *>(sa), (socklen_t)salen, &made);
+        Fd h(made);
+        if (r != 0) return r < 0 ? r : -EINVAL;
+        int64_t ir = Inject(c.listener, c.req.id, h.fd, c.fdnum, Cloexec(c.tid, c.fdnum), c.nonblock);
+        if (ir < 0) return ir == -ENOENT ? kGone : ir;
         c.sock = std::move(h);
         c.host = true;
         target = c.sock.fd;
@@ -838,8 +874,6 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
     via_obj.reset(o);
     salen = ProcFdAddress(o, &via);
     memcpy(sa, &via, salen);
-  } else if (a.name_given && c.domain == AF_NETLINK && !c.host) {
-    // The sandbox's own netlink (its namespace): as the call would do it.
   } else if (a.name_given) {
     snprintf(c.denial->address, sizeof c.denial->address, "family %u", fam);
     c.denial->rule = -2;
@@ -857,9 +891,10 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
     const uint8_t *end = control.data() + control.size();
     for (struct cmsghdr *h = CMSG_FIRSTHDR(&cm); h; h = CMSG_NXTHDR(&cm, h)) {
       if (h->cmsg_len < CMSG_LEN(0) || reinterpret_cast<uint8_t *>(h) + h->cmsg_len > end) return -EINVAL;
-      if (h->cmsg_level != SOL_SOCKET) continue;
-      if (h->cmsg_type == SCM_CREDENTIALS) return -EPERM;  // the monitor cannot speak for the caller
-      if (h->cmsg_type != SCM_RIGHTS) continue;
+      // An allowlist: fds (SCM_RIGHTS) only. Anything else asks the kernel for something on the
+      // sender's credentials (SO_MARK, IP_RETOPTS source routes, SCM_CREDENTIALS, ...), and the
+      // sender would be the monitor, not the caller: EPERM, what the kernel tells the caller.
+      if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) return -EPERM;
       size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
       uint8_t *p = CMSG_DATA(h);
       for (size_t i = 0; i < n; i++) {
@@ -884,10 +919,14 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
   mh.msg_iovlen = 1;
   mh.msg_control = control.empty() ? nullptr : control.data();
   mh.msg_controllen = control.size();
-  int flags = (a.flags & ~(MSG_FASTOPEN | MSG_ZEROCOPY)) | MSG_DONTWAIT | MSG_NOSIGNAL;
-  ssize_t r = sendmsg(target, &mh, flags);
+  // The caller's flags, allowlisted (MSG_FASTOPEN never gets here: the filter answers it).
+  int flags = (a.flags & (MSG_OOB | MSG_EOR | MSG_MORE | MSG_CONFIRM)) | MSG_DONTWAIT | MSG_NOSIGNAL;
+  int64_t r = Act([&]() -> int64_t {
+    ssize_t n = sendmsg(target, &mh, flags);
+    return n >= 0 ? n : -errno;
+  });
   if (r >= 0) return r;
-  int err = errno;
+  int err = (int)-r;
   if ((err == EAGAIN || err == EWOULDBLOCK) && !c.nonblock && !(a.flags & MSG_DONTWAIT)) {
     c.wait_fd.reset(fcntl(target, F_DUPFD_CLOEXEC, 3));
     if (c.wait_fd.fd >= 0) return kWouldBlock;

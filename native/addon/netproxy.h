@@ -5,9 +5,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "capless.h"
 
 namespace sbx {
 
@@ -70,7 +73,9 @@ enum class NetOutcome {
 
 class NetProxy {
  public:
-  NetProxy(NetConfig config, uint64_t host_netns_cookie);
+  // actor: the capability-free thread every socket operation and fd injection runs on (null:
+  // none, e.g. for DecideIp only; then every such operation is refused with EPERM).
+  NetProxy(NetConfig config, uint64_t host_netns_cookie, CaplessThread *actor = nullptr);
   const NetConfig &config() const { return cfg_; }
   // Decides and carries out one notified network call.
   NetOutcome Handle(int listener, const struct seccomp_notif &req, NetDenial *denial, std::unique_ptr<NetPending> *pending);
@@ -103,9 +108,16 @@ class NetProxy {
   // a dead one, never another task that got the same tid).
   int TaskPidfd(pid_t tid, bool fresh);
   bool Cloexec(pid_t tid, uint32_t fd) const;
+  // Runs fn (a few syscalls, returning >= 0 or -errno) on the capability-free thread; -EPERM when
+  // it cannot run there.
+  int64_t Act(const std::function<int64_t()> &fn);
+  // Puts `fd` in place of the caller's fd `target` (from the capability-free thread): 0 or -errno
+  // (-ENOENT: the caller is gone).
+  int64_t Inject(int listener, uint64_t id, int fd, uint32_t target, bool cloexec, bool nonblock);
 
   NetConfig cfg_;
   uint64_t host_cookie_;
+  CaplessThread *actor_;
   struct CachedTask {
     pid_t tid = 0;
     int pidfd = -1;

@@ -20,7 +20,9 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <sbx/client.h>
@@ -118,6 +120,12 @@ int main(int argc, char **argv) {
     printf("socket: %d\n", socket(AF_INET, SOCK_DGRAM, 0));
   } else if (strcmp(mode, "udp-at-handshake") == 0 && argc > 3) {
     if (udp_at_handshake(atoi(argv[2]), atoi(argv[3])) != 0) return 1;
+  } else if (strcmp(mode, "prlimit") == 0) {
+    /* its own limits (pid 0), then its parent's (the sandbox's init): an always-on violation */
+    struct rlimit lim;
+    printf("prlimit 0: %ld\n", (long)syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &lim));
+    printf("prlimit parent: calling\n");
+    printf("prlimit parent: %ld\n", (long)syscall(SYS_prlimit64, getppid(), RLIMIT_NOFILE, NULL, &lim));
   } else if (strcmp(mode, "twice") == 0) {
     rc = sbx_client_sandbox_me_here(err, sizeof err);
     printf("second: %s: %s\n", strerrorname_np(-rc), err);

@@ -67,12 +67,15 @@ static int arg_int(int argc, char **argv, int i) {
 
 /* --- ttys ------------------------------------------------------------------------------------ */
 
-/* Makes `fd` (a pty slave) the controlling terminal of a new session, then pushes a byte into its
- * input queue with TIOCSTI (cmd | high: the kernel reads the cmd as 32 bits). */
-static int pty_tiocsti(const char *name, int fd, unsigned long high) {
-  if (setsid() < 0 && errno != EPERM) return report("setsid", -1);
-  if (ioctl(fd, TIOCSCTTY, 0) < 0) return report("tiocsctty", -1);
-  printf("tiocsctty: ok\n");
+/* With ctty, makes `fd` (a pty slave) the controlling terminal of a new session first (the control
+ * run outside a sandbox: TIOCSTI needs it; inside, TIOCSCTTY itself is denied); then pushes a byte
+ * into its input queue with TIOCSTI (cmd | high: the kernel reads the cmd as 32 bits). */
+static int pty_tiocsti(const char *name, int fd, unsigned long high, int ctty) {
+  if (ctty) {
+    if (setsid() < 0 && errno != EPERM) return report("setsid", -1);
+    if (ioctl(fd, TIOCSCTTY, 0) < 0) return report("tiocsctty", -1);
+    printf("tiocsctty: ok\n");
+  }
   calling(name);
   char c = 'x';
   return report(name, syscall(SYS_ioctl, fd, high | TIOCSTI, &c));
@@ -428,8 +431,28 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
 
   /* ttys: argv[2] is the fd of a pty slave */
-  if (!strcmp(w, "pty-tiocsti")) return pty_tiocsti(w, arg_int(argc, argv, 2), 0);
-  if (!strcmp(w, "pty-tiocsti-high")) return pty_tiocsti(w, arg_int(argc, argv, 2), 0xffffffff00000000UL);
+  int ctty = argc > 3 && !strcmp(argv[3], "ctty");
+  if (!strcmp(w, "pty-tiocsti")) return pty_tiocsti(w, arg_int(argc, argv, 2), 0, ctty);
+  if (!strcmp(w, "pty-tiocsti-high")) return pty_tiocsti(w, arg_int(argc, argv, 2), 0xffffffff00000000UL, ctty);
+  /* pty-ioctl NAME FD: one terminal ioctl that takes, breaks or hangs up the terminal */
+  if (!strcmp(w, "pty-ioctl") && argc > 3) {
+    const char *n = argv[2];
+    int fd = arg_int(argc, argv, 3);
+    int ldisc = 27; /* N_NULL */
+    if (!strcmp(n, "tiocsetd")) { calling(n); return report(n, ioctl(fd, TIOCSETD, &ldisc)); }
+    if (!strcmp(n, "tiocsctty")) { setsid(); calling(n); return report(n, ioctl(fd, TIOCSCTTY, 0)); }
+    if (!strcmp(n, "tiocvhangup")) { calling(n); return report(n, ioctl(fd, TIOCVHANGUP, 0)); }
+    if (!strcmp(n, "tiocexcl")) { calling(n); return report(n, ioctl(fd, TIOCEXCL, 0)); }
+    if (!strcmp(n, "tioccons")) { calling(n); return report(n, ioctl(fd, TIOCCONS, 0)); }
+    return usage();
+  }
+  /* pty-getd FD: the line discipline of the terminal */
+  if (!strcmp(w, "pty-getd")) {
+    int ldisc = -1;
+    if (ioctl(arg_int(argc, argv, 2), TIOCGETD, &ldisc) < 0) return report("tiocgetd", -1);
+    printf("ldisc: %d\n", ldisc);
+    return 0;
+  }
   if (!strcmp(w, "pty-tioclinux")) {
     int fd = arg_int(argc, argv, 2);
     char sub = 6; /* TIOCL_GETSHIFTSTATE */

@@ -22,6 +22,12 @@ export interface NativeBinding {
   spawnForkserver(path: string, commsFd: number): { pid: number; pidfd: number };
   reapPidfd(pidfd: number): number;
   landlockAbi(): number;
+  /** The termios bytes and line discipline of a terminal (throws when fd is none). */
+  ttyState(fd: number): { termios: Buffer; ldisc: number };
+  /** Puts a terminal's line discipline and modes back: 0 or an errno. */
+  ttyRestore(fd: number, termios: Buffer, ldisc: number): number;
+  /** Puts /dev/null in place of fd: 0 or an errno. */
+  ttyDetach(fd: number): number;
   seccompActionAvailable(action: number): boolean;
   commsSend(fd: number, tag: number, data: Buffer): void;
   commsSendFd(fd: number, passFd: number): void;

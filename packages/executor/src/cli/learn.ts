@@ -10,6 +10,7 @@ import type { PolicyFile } from '../policy-file/policy-file.js';
 import { resolveBinary } from '../sandbox/executor.js';
 import { ExitCode } from './exit-codes.js';
 import { SANDBOX_OPTIONS, UsageError, checkLandlockFlag, exitCodeFor, parseAllow, parseEnv, parseErrno, parseInteger, parseLimits, parseMount, parseNet, parseTmpfs } from './run.js';
+import { guardTerminal } from './terminal-guard.js';
 
 export const LEARN_HELP = `Usage: sbx learn [options] -- CMD [ARGS...]
 
@@ -111,6 +112,7 @@ export async function learn(argv: string[]): Promise<number> {
   }
 
   let report;
+  const terminal = guardTerminal(); // the runs have the caller's terminal as stdio (cli/terminal-guard.ts)
   try {
     report = await learnPolicyFile(learnOptions);
   } catch (err) {
@@ -120,6 +122,8 @@ export async function learn(argv: string[]): Promise<number> {
       return err.result && err.result.status !== 'OK' ? exitCodeFor(err.result) : ExitCode.INTERNAL;
     }
     throw err;
+  } finally {
+    terminal.restore();
   }
   for (const p of report.problems) say(`warning: ${p}`);
   report.results.forEach((r, i) => say(`run ${i + 1}/${runs}: ${r.toString()}`));
@@ -133,7 +137,7 @@ export async function learn(argv: string[]): Promise<number> {
   );
 
   if (!values.verify) return 0;
-  const verified = await verifyPolicyFile(report.doc, learnOptions);
+  const verified = await verifyPolicyFile(report.doc, learnOptions).finally(() => terminal.restore());
   if (verified.status === 'OK') {
     say(`verify: OK (${verified.toString()})`);
     return 0;

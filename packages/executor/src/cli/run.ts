@@ -16,6 +16,7 @@ import { ExitCode } from './exit-codes.js';
 import { defaultPolicy, filePolicy, type RunNetwork, type RunPolicyOptions } from './default-policy.js';
 import { parseIpAddress, splitCidrPort } from '../policy/network.js';
 import { SbxError } from '@sbx/client';
+import { guardTerminal } from './terminal-guard.js';
 
 export const RUN_HELP = `Usage: sbx run [options] -- CMD [ARGS...]
 
@@ -235,9 +236,11 @@ async function runWith(
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
   let result: Result;
+  const terminal = guardTerminal();
   try {
     result = await sandbox.run();
   } finally {
+    terminal.restore();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);

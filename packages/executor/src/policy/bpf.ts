@@ -89,6 +89,16 @@ export function argHi(i: number): number {
 export const AT_EMPTY_PATH = 0x1000;
 export const TIOCSTI = 0x5412;
 export const TIOCLINUX = 0x541c;
+/** Makes the tty the caller's controlling terminal (with arg 1: takes it from its session). */
+export const TIOCSCTTY = 0x540e;
+/** Exclusive mode: no further open() of the tty but by root. */
+export const TIOCEXCL = 0x540c;
+/** Redirects console output to the tty. */
+export const TIOCCONS = 0x541d;
+/** Sets the line discipline (N_NULL: the terminal stops working). */
+export const TIOCSETD = 0x5423;
+/** Hangs the tty up for everyone who has it open. */
+export const TIOCVHANGUP = 0x5437;
 export const SECCOMP_FILTER_FLAG_NEW_LISTENER = 8;
 export const CLONE_NEWTIME = 0x80;
 export const CLONE_NEWNS = 0x20000;

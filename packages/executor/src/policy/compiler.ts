@@ -19,6 +19,7 @@ import {
   BPF_ABS,
   BPF_JEQ,
   BPF_JGE,
+  BPF_JGT,
   BPF_JMP,
   BPF_JSET,
   BPF_K,
@@ -122,6 +123,7 @@ export interface CompiledPolicy {
 const LD_ABS = BPF_LD | BPF_W | BPF_ABS;
 const JEQ_K = BPF_JMP | BPF_JEQ | BPF_K;
 const JGE_K = BPF_JMP | BPF_JGE | BPF_K;
+const JGT_K = BPF_JMP | BPF_JGT | BPF_K;
 const JSET_K = BPF_JMP | BPF_JSET | BPF_K;
 const RET_K = BPF_RET | BPF_K;
 const U32_END = 0x100000000;
@@ -380,6 +382,43 @@ function networkLeafSteps(net: NetworkSyscall, steps: Step[], dflt: number, moni
   ];
 }
 
+/**
+ * Under network rules, socket device ioctls (SIOCGIFCONF, SIOCGIFADDR, SIOCETHTOOL, wireless
+ * extensions...) fail with EPERM whatever the fd: on a socket of the host the monitor put in the
+ * sandboxee's hands they would describe (or, with a capability, change) the host's interfaces,
+ * and a filter cannot tell that socket from the sandbox's own. Inclusive ranges of the cmd (low
+ * 32 bits, as the kernel reads it); the per-socket ones below 0x8910 (SIOCGSTAMP, FIOSETOWN...) stay.
+ */
+export const SOCKET_IOCTL_RANGES: readonly (readonly [number, number])[] = Object.freeze([
+  [0x8910, 0x89ff],
+  [0x8b00, 0x8bff],
+] as const);
+export const SOCKET_IOCTL_RET = (SECCOMP_RET_ERRNO | 1) >>> 0; // EPERM
+
+/** Whether the socket-ioctl refusal applies to syscall nr of this policy. */
+export function socketIoctlRefused(policy: Policy, nr: number): boolean {
+  return policy.network.mode === 'rules' && syscallNumber(policy.arch, 'ioctl') === nr;
+}
+
+function socketIoctlStep(): Step {
+  return {
+    kind: 'code',
+    key: 'net:socket-ioctl',
+    needsNr: false,
+    emit: (scope, fallthrough) => {
+      const hit = `${scope}:hit`;
+      const items: AsmItem[] = [{ code: LD_ABS, k: argLo(1), where: 'network rule: socket device ioctls' }];
+      SOCKET_IOCTL_RANGES.forEach(([lo, hi], i) => {
+        const next = i === SOCKET_IOCTL_RANGES.length - 1 ? fallthrough : `${scope}:r${i + 1}`;
+        if (i > 0) items.push({ label: `${scope}:r${i}` });
+        items.push({ code: JGE_K, k: lo, f: next, relax: true }, { code: JGT_K, k: hi, t: next, f: hit, relax: true });
+      });
+      items.push({ label: hit }, { code: RET_K, k: SOCKET_IOCTL_RET });
+      return items;
+    },
+  };
+}
+
 function fastopenStep(net: NetworkSyscall, arg: number): Step {
   return {
     kind: 'code',
@@ -482,6 +521,7 @@ function buildLeaves(policy: Policy, opt: ResolvedCompileOptions): Map<number, L
     // Network rules: the monitor decides the calls the policy would run (before the client step).
     const net = netByNr.get(nr);
     if (net) steps = networkLeafSteps(net, steps, dflt, opt.monitor);
+    if (socketIoctlRefused(policy, nr) && !redundant(SOCKET_IOCTL_RET, steps)) steps.unshift(socketIoctlStep());
     // The client's handshake rule goes before the policy's rules and after any denial.
     const client = clientByNr.get(nr);
     if (client && !redundant(SECCOMP_RET_ALLOW, steps)) steps.unshift(clientFdStep(client.what, client.fd, client.nullArg));

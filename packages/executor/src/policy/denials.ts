@@ -6,8 +6,13 @@
 import {
   CLONE_NEW_ANY,
   SECCOMP_FILTER_FLAG_NEW_LISTENER,
+  TIOCCONS,
+  TIOCEXCL,
   TIOCLINUX,
+  TIOCSCTTY,
+  TIOCSETD,
   TIOCSTI,
+  TIOCVHANGUP,
 } from './bpf.js';
 
 /** The forkserver's exec: execveat(SBX_EXEC_FD_TARGET, "", argv, envp, AT_EMPTY_PATH, SBX_EXEC_MAGIC).
@@ -33,6 +38,12 @@ export interface Denial {
 }
 
 const ENOSYS = 38;
+
+/**
+ * The terminal ioctls that are a violation on any fd (the caller's terminal may be the sandboxee's
+ * stdio). Terminal modes (TCSETS*), window size and the like stay the policy's to allow.
+ */
+export const TTY_IOCTLS_DENIED: readonly number[] = Object.freeze([TIOCSTI, TIOCLINUX, TIOCSCTTY, TIOCSETD, TIOCVHANGUP, TIOCEXCL, TIOCCONS]);
 
 const unconditional = (names: string[], why: string): Denial[] => names.map((name) => ({ name, verdict: 'violation', why }));
 
@@ -78,7 +89,15 @@ export const ALWAYS_DENIED: readonly Denial[] = Object.freeze([
   {
     name: 'ioctl',
     verdict: 'violation',
-    when: { arg: 1, test: 'one-of', values: [TIOCSTI, TIOCLINUX] },
-    why: 'pushes input into the controlling terminal (cmd compared on its low 32 bits, as the kernel reads it)',
+    when: { arg: 1, test: 'one-of', values: [...TTY_IOCTLS_DENIED] },
+    why:
+      "pushes input into a terminal (TIOCSTI, TIOCLINUX), or takes, breaks or hangs up the caller's terminal " +
+      '(TIOCSCTTY, TIOCSETD, TIOCVHANGUP, TIOCEXCL, TIOCCONS); cmd compared on its low 32 bits, as the kernel reads it',
+  },
+  {
+    name: 'prlimit64',
+    verdict: 'violation',
+    when: { arg: 0, test: 'any-bit', values: [0xffffffff] },
+    why: "another process's limits (pid != 0): the sandbox's init, the executor, a forkserver or a host process of the same uid",
   },
 ] satisfies Denial[]);

@@ -54,6 +54,9 @@ import {
   networkRet,
   networkSyscalls,
   resolveCompileOptions,
+  SOCKET_IOCTL_RANGES,
+  SOCKET_IOCTL_RET,
+  socketIoctlRefused,
   violationRet,
 } from './compiler.js';
 import type { CompileOptions } from './compiler.js';
@@ -226,6 +229,12 @@ export function modelVerdict(policy: Policy, data: SeccompData, options: Compile
     if (first?.kind === 'errno') return verdict((SECCOMP_RET_ERRNO | first.errno) >>> 0, 'denial');
     const ret = denial.verdict === 'violation' ? violationRet(opt.monitor, NOTIFY_DATA.SYSCALL_VIOLATION) : (SECCOMP_RET_ERRNO | denial.verdict.errno) >>> 0;
     return verdict(ret, 'denial');
+  }
+
+  // Network rules: socket device ioctls fail with EPERM whatever the fd (compiler.ts SOCKET_IOCTL_RANGES).
+  if (socketIoctlRefused(policy, nr)) {
+    const cmd = arg32(data, 1);
+    if (SOCKET_IOCTL_RANGES.some(([lo, hi]) => cmd >= lo && cmd <= hi)) return verdict(SOCKET_IOCTL_RET, 'network');
   }
 
   // Network rules: MSG_FASTOPEN on a send is refused before anything else.
