@@ -11,9 +11,8 @@ import { addLandlockOps, landlockAbi } from './landlock.js';
 import { addMountOps, MountError, type FsEntry } from './mounts.js';
 import { Policy } from './policy/policy.js';
 import { sharesHostNetwork } from './sandbox-policy.js';
+import { SANDBOX_ID } from './view/identity.js';
 
-/** Inside the user namespace the sandboxee is uid/gid 1000 (as in Sandbox2). */
-const INSIDE_ID = 1000;
 /** Landlock isolation needs the signal and abstract-socket scopes. */
 export const LANDLOCK_ISOLATION_MIN_ABI = 6;
 
@@ -49,7 +48,7 @@ function addNamespacesIsolation(ops: OpList, ex: Executor, policy: Policy, fsEnt
   const root = process.getuid?.() === 0;
   const outUid = root ? ex.sandboxUser.uid : process.getuid!();
   const outGid = root ? ex.sandboxUser.gid : process.getgid!();
-  ops.words(Op.IdMap, [INSIDE_ID, outUid, INSIDE_ID, outGid]);
+  ops.words(Op.IdMap, [SANDBOX_ID, outUid, SANDBOX_ID, outGid]);
   // The mount tree, and the same rules as a Landlock ruleset where the kernel has it
   addMountOps(ops, fsEntries);
   let abi = 0;
