@@ -38,7 +38,14 @@ function resolveInside(path: string, mounts: readonly Mount[]): string | null {
     }
     const next = `${cur}/${part}`;
     const host = hostPathOf(next, mounts);
-    if (host === null) return null;
+    if (host === null) {
+      // A directory the mount tree made to hold deeper mounts (/etc for /etc/alternatives).
+      if (mounts.some((m) => m.inside.startsWith(`${next}/`))) {
+        cur = next;
+        continue;
+      }
+      return null;
+    }
     // The root of a bind from elsewhere is what its source resolves to on the host (the kernel
     // follows a source symlink when it binds); any other link is read inside the view.
     const mountRoot = mounts.some((m) => m.inside === next && m.kind !== 'tmpfs' && m.outside !== m.inside);
