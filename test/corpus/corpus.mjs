@@ -2,7 +2,7 @@
 // bubblewrap with a similar view, or with no sandbox (a private /tmp only). Shared by
 // test/corpus.test.ts (sbx: every program must pass) and bench/corpus.mjs (wall time of all three).
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 const here = import.meta.dirname;
@@ -48,20 +48,10 @@ export function commandFor(e, mode) {
 function bwrapView(nodeDir) {
   const a = ['--unshare-all', '--die-with-parent', '--new-session', '--hostname', 'sandbox', '--uid', '1000', '--gid', '1000', '--clearenv'];
   for (const d of ['/usr', '/bin', '/sbin', '/lib', '/lib64']) {
-    if (!existsSync(d)) continue;
-    let link = null;
-    try {
-      link = readFileSync(d) && null;
-    } catch {
-      /* a directory */
-    }
-    try {
-      const t = realpathSync(d);
-      if (t !== d) link = t;
-    } catch {
-      /* missing */
-    }
-    if (link) a.push('--symlink', link.replace(/^\//, ''), d);
+    const st = lstatSync(d, { throwIfNoEntry: false });
+    if (!st) continue;
+    // merged /usr: /bin -> usr/bin stays a link, as sbx's view keeps it
+    if (st.isSymbolicLink()) a.push('--symlink', readlinkSync(d), d);
     else a.push('--ro-bind', d, d);
   }
   for (const f of ['/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/localtime', '/etc/nsswitch.conf', '/etc/passwd', '/etc/group', '/etc/hosts']) if (existsSync(f)) a.push('--ro-bind', f, f);

@@ -70,22 +70,26 @@ export function inSystemDirs(binary: string): boolean {
 }
 
 /**
- * Whether a binary needs its interpreter and libraries added: an ELF file outside the system
- * directories. A #! script has none of its own (the kernel finds its interpreter in the view).
+ * Whether a binary needs its interpreter and libraries added to the standard view: an ELF file
+ * outside the system directories.
  */
 export function needsLibraries(binary: string): boolean {
-  if (inSystemDirs(binary)) return false;
-  const head = Buffer.alloc(4);
+  return !inSystemDirs(binary) && !isScript(binary);
+}
+
+/** A #! script has no libraries of its own (the kernel finds its interpreter in the view). */
+export function isScript(binary: string): boolean {
+  const head = Buffer.alloc(2);
   let fd = -1;
   try {
     fd = openSync(binary, 'r');
-    readSync(fd, head, 0, 4, 0);
+    readSync(fd, head, 0, 2, 0);
   } catch {
-    return true; // addLibrariesForBinary reports what is wrong with it
+    return false; // addLibrariesForBinary reports what is wrong with it
   } finally {
     if (fd >= 0) closeSync(fd);
   }
-  return !head.toString('latin1').startsWith('#!');
+  return head.toString('latin1') === '#!';
 }
 
 function addMounts(b: PolicyBuilder, mounts: RunPolicyOptions['mounts']): void {
@@ -116,7 +120,7 @@ export function filePolicy(binary: string | null, o: RunPolicyOptions, pf: typeo
   addMounts(b, o.mounts);
   const dirs = (doc.directories ?? []).map((d) => d.inside ?? d.path);
   const viewDirs = doc.view === 'standard' ? [...SYSTEM_DIRS] : [];
-  if (binary !== null && doc.librariesFor === undefined && needsLibraries(binary) && ![...dirs, ...viewDirs].some((d) => binary.startsWith(d.endsWith('/') ? d : `${d}/`))) b.addLibrariesForBinary(binary);
+  if (binary !== null && doc.librariesFor === undefined && !isScript(binary) && ![...dirs, ...viewDirs].some((d) => binary.startsWith(d.endsWith('/') ? d : `${d}/`))) b.addLibrariesForBinary(binary);
   if (o.network.resolvConf && !standard) b.addFileAt(o.network.resolvConf, '/etc/resolv.conf');
   addNetwork(b, o.network);
   return b.build();

@@ -245,8 +245,9 @@ async function runWith(
     if (err instanceof TypeError) throw new UsageError(e.message);
     throw err;
   }
-  // A binary outside the system directories brings its interpreter and libraries.
-  if (needsLibraries(executor.path)) policy = build(executor.path);
+  // A binary outside the view's directories brings its interpreter and libraries (filePolicy and
+  // defaultPolicy decide which views show it).
+  if (policyFileModule || needsLibraries(executor.path)) policy = build(executor.path);
   // One sandbox per process: a spawn pool (even one asked for by SBX_SPAWN_POOL) would only
   // prepare slots that nobody uses. The pool pays off in a long-lived executor process.
   setSpawnPool({ size: 0 });
