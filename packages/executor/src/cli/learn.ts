@@ -38,13 +38,14 @@ Options:
                         files, directories, tmpfs, librariesFor): for a caller that keeps its own
                         view (the runs still use sbx run's view and the --mount/--tmpfs flags)
   --allow, --errno, --mount, --tmpfs, --net, --env, --cwd, --walltime, --rlimit-as,
-  --rlimit-fsize, --rlimit-nofile, --rlimit-cpu, --landlock
+  --rlimit-fsize, --rlimit-nofile, --rlimit-cpu, --rlimit-nproc, --landlock
                         as for sbx run (sbx run --help); --allow and --errno go into the policy,
                         --mount, --tmpfs and --net into its file view and network (not with --merge)
 
 Exit code: 0 when a policy was written (and verified, with --verify); 159 verify found a
-violation; 1 the verify run exited non-zero (without --verify-any-exit); a learning run that did not end normally exits as sbx run would (159 for a syscall sbx
-always denies, 124 timeout, 126 setup error...) and writes nothing; 125 sbx failed; 2 bad usage.`;
+violation; 1 the verify run exited non-zero (without --verify-any-exit); a learning run that did
+not end normally exits as sbx run would (159 for a syscall sbx always denies, 124 timeout, 126
+setup error...) and writes nothing; 125 sbx failed; 2 bad usage.`;
 
 const options = {
   ...SANDBOX_OPTIONS,
