@@ -189,6 +189,8 @@ describe('CMD as seen inside the sandbox', () => {
     expect(c.stdout).toBe('script /app/bin/script z\n');
     expect(() => new Executor('tool', ['tool'], { resolveInView: policy })).toThrow(/not found in the sandbox's PATH/);
     expect(() => new Executor('tool', ['tool'], { resolveInView: {} as never })).toThrow(TypeError);
+    // the sandbox's /proc and /dev are its own: nothing there is the executor's
+    expect(() => new Executor('/proc/self/exe', ['x'], { resolveInView: policy })).toThrow(/does not exist in the sandbox's view/);
   });
 });
 

@@ -20,6 +20,9 @@ export function hostPathOf(inside: string, mounts: readonly Mount[]): string | n
     if (covers && (!best || m.inside.length > best.inside.length)) best = m;
   }
   if (!best || best.kind === 'tmpfs') return null;
+  // addDirectory('/proc') and addDirectory('/dev') are the sandbox's own (sandbox-policy.ts),
+  // not the host's: nothing in them is a host file.
+  if (best.kind === 'dir' && (best.outside === '/proc' || best.outside === '/dev')) return null;
   return best.outside + inside.slice(best.inside.length);
 }
 
