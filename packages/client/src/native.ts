@@ -1,6 +1,7 @@
 // native.ts: loads sbx_native.node (the C++ glue over syscalls and libsbx_comms) once, and types it.
 import { createRequire } from 'node:module';
 import { packagedAddonPath } from './native-location.js';
+import { NativeLoadError } from './errors.js';
 
 /** What sbx_native.node exports. Internal: the public API wraps it. */
 export interface NativeBinding {
@@ -101,7 +102,7 @@ export function native(): NativeBinding {
     binding = createRequire(import.meta.url)(path) as NativeBinding;
     return binding;
   } catch (err) {
-    throw new Error(
+    throw new NativeLoadError(
       `sbx: cannot load the native addon sbx_native.node${path ? ` from ${path}` : ''}: ${(err as Error).message}\n` +
         'npm installs ship a prebuilt addon for linux-x64 (glibc); elsewhere it is built from source at install ' +
         '(`npm rebuild @sbx/client --build-from-source`; needs cmake and a C/C++ compiler). ' +

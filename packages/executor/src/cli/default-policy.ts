@@ -3,7 +3,7 @@
 // directories, generated identity files, /dev, /proc, a tmpfs /tmp); no network unless --net.
 import { closeSync, existsSync, lstatSync, openSync, readSync } from 'node:fs';
 import { PolicyBuilder } from '../policy/policy-builder.js';
-import type * as PolicyFileModule from '../policy-file.js';
+import type * as PolicyFileModule from '../policy-file/policy-file.js';
 import { PolicyError } from '../policy/errors.js';
 import type { Policy } from '../policy/policy.js';
 import { SYSTEM_DIRS } from '../view/standard-view.js';

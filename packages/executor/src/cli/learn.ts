@@ -8,7 +8,7 @@ import { defaultView, withoutView } from '../learn/view.js';
 import { defaultPolicy } from './default-policy.js';
 import { PolicyError } from '../policy/errors.js';
 import { formatPolicyFile } from '../learn/format.js';
-import type { PolicyFile } from '../policy-file.js';
+import type { PolicyFile } from '../policy-file/policy-file.js';
 import { ExitCode } from './exit-codes.js';
 import { SANDBOX_OPTIONS, UsageError, checkLandlockFlag, executorFor, exitCodeFor, parseAllow, parseEnv, parseErrno, parseInteger, parseLimits, parseMount, parseNet, parseTmpfs } from './run.js';
 
@@ -104,7 +104,7 @@ export async function learn(argv: string[]): Promise<number> {
   const allow = parseAllow(values);
   const errno = parseErrno(values);
   if (allow.length || errno.length) {
-    const { readPolicyFile } = await import('../policy-file.js');
+    const { readPolicyFile } = await import('../policy-file/policy-file.js');
     const doc = typeof base === 'string' ? readPolicyFileOrUsage(readPolicyFile, base) : { ...base };
     doc.allow = [...new Set([...(doc.allow ?? []), ...allow])];
     if (errno.length) doc.errno = { ...(doc.errno ?? {}), ...Object.fromEntries(errno) };

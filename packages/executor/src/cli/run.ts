@@ -5,18 +5,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
-import { Executor, type ExecutorOptions } from '../executor.js';
-import type { LimitsOptions } from '../limits.js';
-import { Sandbox } from '../sandbox.js';
-import { ForkServer } from '../forkserver.js';
-import { setSpawnPool } from '../spawn-pool.js';
+import { Executor, type ExecutorOptions } from '../sandbox/executor.js';
+import type { LimitsOptions } from '../sandbox/limits.js';
+import { Sandbox } from '../sandbox/sandbox.js';
+import { ForkServer } from '../forkserver/global.js';
+import { setSpawnPool } from '../forkserver/spawn-pool.js';
 import { PolicyError } from '../policy/errors.js';
-import type { Result } from '../result.js';
+import type { Result } from '../sandbox/result.js';
 import { ExitCode } from './exit-codes.js';
 import { defaultPolicy, filePolicy, needsLibraries, type RunNetwork, type RunPolicyOptions, type RunViewOptions } from './default-policy.js';
 import { DEFAULT_SANDBOX_PATH, standardEnvironment } from '../view/standard-view.js';
 import type { Policy } from '../policy/policy.js';
 import { parseIpAddress, splitCidrPort } from '../policy/network.js';
+import { SbxError } from '@sbx/client';
 
 /**
  * The processes (threads included) the sandbox's user may have at once under sbx run and sbx
@@ -161,8 +162,11 @@ export function parseErrno(values: SandboxValues): Array<[string, string]> {
   });
 }
 
-export class UsageError extends Error {
-  readonly code = 'USAGE';
+export class UsageError extends SbxError {
+  declare readonly code: 'USAGE';
+  constructor(message: string) {
+    super('USAGE', message);
+  }
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -218,7 +222,7 @@ async function runWith(
   const isolation = values.isolation === 'landlock' ? 'landlock' : 'namespaces';
   // The forkserver starts while the policy is built.
   ForkServer.shared();
-  const policyFileModule = policyOptions.policyFile !== undefined ? await import('../policy-file.js') : undefined;
+  const policyFileModule = policyOptions.policyFile !== undefined ? await import('../policy-file/policy-file.js') : undefined;
   const view: RunViewOptions = { isolation };
   const build = (binary: string | null): Policy => {
     try {

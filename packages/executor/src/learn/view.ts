@@ -5,7 +5,7 @@
 import { lstatSync } from 'node:fs';
 import type { RunNetwork } from '../cli/default-policy.js';
 import { needsLibraries } from '../cli/default-policy.js';
-import type { PolicyFile, PolicyFileBind } from '../policy-file.js';
+import type { PolicyFile, PolicyFileBind } from '../policy-file/policy-file.js';
 
 export interface ViewOptions {
   /** Extra binds: SRC at DST, read-only unless writable. */

@@ -5,13 +5,14 @@
 import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Executor } from './executor.js';
-import { CloneFlag, Op, type OpList } from './forkserver-protocol.js';
+import type { Executor } from '../sandbox/executor.js';
+import { CloneFlag, Op, type OpList } from '../forkserver/protocol.js';
 import { addLandlockOps, landlockAbi } from './landlock.js';
 import { addMountOps, MountError, type FsEntry } from './mounts.js';
-import { Policy } from './policy/policy.js';
-import { sharesHostNetwork } from './sandbox-policy.js';
-import { SANDBOX_ID } from './view/identity.js';
+import { Policy } from '../policy/policy.js';
+import { sharesHostNetwork } from '../sandbox/sandbox-policy.js';
+import { SbxError } from '@sbx/client';
+import { SANDBOX_ID } from '../view/identity.js';
 
 /** Landlock isolation needs the signal and abstract-socket scopes. */
 export const LANDLOCK_ISOLATION_MIN_ABI = 6;
@@ -31,8 +32,11 @@ export interface IsolationSetup {
 }
 
 /** Thrown when the isolation cannot be set up here (it becomes a SETUP_ERROR Result). */
-export class IsolationError extends Error {
-  readonly code = 'ISOLATION';
+export class IsolationError extends SbxError {
+  declare readonly code: 'ISOLATION';
+  constructor(message: string) {
+    super('ISOLATION', message);
+  }
 }
 
 /** Appends the namespaces, identity and filesystem ops of the executor's isolation. */
