@@ -4,12 +4,16 @@
 import { accessSync, closeSync, constants as fsc, lstatSync, openSync, readSync, readlinkSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { Mount } from '../policy/policy.js';
+import { SbxError } from '@sbx/client';
 
 /** How many symlinks one lookup follows before giving up (the kernel's limit). */
 const MAX_LINKS = 40;
 
-export class ViewLookupError extends Error {
-  readonly code = 'BINARY_NOT_FOUND';
+/** A command the view does not show (code BINARY_NOT_FOUND, as the Executor's own lookup). */
+export class ViewLookupError extends SbxError {
+  constructor(message: string) {
+    super('BINARY_NOT_FOUND', message);
+  }
 }
 
 /** The host path shown at `inside` by the view's binds (the deepest mount wins); null when none shows it. */
