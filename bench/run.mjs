@@ -17,6 +17,7 @@ const sections = [
   ['buffer', async () => (await import('./buffer.mjs')).bufferBench()],
   ['fork', async () => (await import('./fork.mjs')).forkBenchLines()],
   ['learn', async () => (await import('./learn.mjs')).learnBench()],
+  ['corpus', async () => (await import('./corpus.mjs')).corpusBench()],
 ];
 
 const records = [];

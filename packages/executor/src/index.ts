@@ -19,3 +19,6 @@ export { learnPolicy, learnPolicyFile, verifyPolicyFile, LearnError, type LearnO
 export { LearnedFacts } from './learn/facts-set.js';
 export { BASE_SET as LEARN_BASE_SET, ARG_FACTS as LEARN_ARG_FACTS, type ArgFactSpec } from './learn/facts.js';
 export { argRule, type ArgAlternative, type ArgIndex, type ArgTest, type ArgValue } from './policy/arg-rules.js';
+export { standardEnvironment, STANDARD_TMP_BYTES, type StandardViewOptions } from './view/standard-view.js';
+export { resolveInView, resolveCommandInView } from './view/resolve.js';
+export { COMMAND_LINE_FAMILIES, COMMAND_LINE_EPERM } from './policy/command-line.js';

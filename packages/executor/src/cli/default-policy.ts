@@ -1,11 +1,12 @@
-// default-policy.ts: the policy `sbx run` uses: what an ordinary dynamically linked command-line
-// program needs (startup, reading the files it can see, writing, time, exit, children of its own)
-// on a read-only view of the system directories; no network unless --net says so.
-import { existsSync, lstatSync } from 'node:fs';
+// default-policy.ts: the policy `sbx run` uses: PolicyBuilder.allowCommandLine() (what ordinary
+// command-line programs need, by syscall family) on addStandardView() (read-only system
+// directories, generated identity files, /dev, /proc, a tmpfs /tmp); no network unless --net.
+import { closeSync, existsSync, lstatSync, openSync, readSync } from 'node:fs';
 import { PolicyBuilder } from '../policy/policy-builder.js';
 import type * as PolicyFileModule from '../policy-file/policy-file.js';
 import { PolicyError } from '../policy/errors.js';
 import type { Policy } from '../policy/policy.js';
+import { SYSTEM_DIRS } from '../view/standard-view.js';
 
 export interface RunPolicyOptions {
   allow: string[];
@@ -29,64 +30,74 @@ export interface RunNetwork {
   resolvConf?: string;
 }
 
-/** System directories bound read-only (those that exist; merged-/usr links stay links). */
-export const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/lib32', '/libx32'];
-/** The /etc files dynamic programs read: never the whole /etc (no /etc/shadow, no keys). */
-export const ETC_FILES = ['/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/localtime', '/etc/nsswitch.conf', '/etc/passwd', '/etc/group', '/etc/hosts', '/etc/host.conf', '/etc/resolv.conf', '/etc/os-release'];
-export const DEV_FILES = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom'];
+export { SYSTEM_DIRS } from '../view/standard-view.js';
 
-/** Syscalls beyond the presets that ordinary tools (coreutils, shells) make. */
-const CLI_SYSCALLS = [
-  'getdents64', 'getdents', 'ioctl', 'fadvise64', 'readlink', 'readlinkat', 'getcwd', 'chdir', 'fchdir',
-  'uname', 'sysinfo', 'getrlimit', 'prlimit64', 'getrusage', 'times', 'umask',
-  'dup', 'dup2', 'dup3', 'pipe', 'pipe2', 'fcntl', 'poll', 'ppoll', 'select', 'pselect6',
-  'rt_sigaction', 'rt_sigprocmask', 'rt_sigreturn', 'sigaltstack', 'kill', 'tgkill', 'getpgrp', 'setpgid', 'getpgid', 'getsid',
-  'clone', 'fork', 'vfork', 'execve', 'execveat', 'wait4', 'waitid',
-  'getpid', 'getppid', 'gettid', 'getuid', 'geteuid', 'getgid', 'getegid', 'getresuid', 'getresgid', 'getgroups',
-  'mkdir', 'mkdirat', 'rmdir', 'unlink', 'unlinkat', 'rename', 'renameat', 'renameat2', 'link', 'linkat', 'symlink', 'symlinkat',
-  'chmod', 'fchmod', 'fchmodat', 'utimensat', 'ftruncate', 'truncate', 'fsync', 'fdatasync', 'sync',
-  'sendfile', 'copy_file_range', 'splice', 'statfs', 'fstatfs', 'madvise', 'mremap', 'sched_getaffinity', 'sched_yield',
-  'getrandom', 'set_robust_list', 'rseq', 'membarrier', 'prctl',
-  // Not memfd_create (issue 18 item 6): memfd pages are shared memory, charged to no RLIMIT_AS, so
-  // --rlimit-as would not bound them (only RLIMIT_FSIZE per file, and a memory cgroup where one is
-  // delegated). A program that needs it can be given it with --allow memfd_create.
-];
+export interface RunViewOptions {
+  isolation?: 'namespaces' | 'landlock';
+  hostname?: string;
+}
 
-export function defaultPolicy(binary: string, o: RunPolicyOptions): Policy {
+/**
+ * The default policy: PolicyBuilder.allowCommandLine() and addStandardView(), the same two calls
+ * an SDK user makes; then the flags' mounts, tmpfs and network. `binary` (the host file CMD
+ * resolved to) brings its interpreter and libraries when it is outside the system directories;
+ * null builds the view alone (to resolve CMD in it first).
+ */
+export function defaultPolicy(binary: string | null, o: RunPolicyOptions, view: RunViewOptions = {}): Policy {
   const b = new PolicyBuilder();
   // The user's rules first: the first rule on a syscall wins, so --errno uname=EPERM beats the
-  // startup preset that allows uname.
+  // preset that allows uname.
   for (const [name, errno] of o.errno) b.blockSyscallWithErrno(name, errno);
   for (const name of o.allow) b.allowSyscall(name);
-  b.allowDynamicStartup()
-    .allowSystemMalloc()
-    .allowRead()
-    .allowWrite()
-    .allowOpen()
-    .allowStat()
-    .allowAccess()
-    .allowExit()
-    .allowTime()
-    .allowSleep()
-    .allowFutex()
-    .allowSyscalls(CLI_SYSCALLS);
-
-  for (const d of SYSTEM_DIRS) if (existsSync(d)) addPath(b, d);
-  for (const f of ETC_FILES) if (existsSync(f) && !(f === '/etc/resolv.conf' && o.network.resolvConf)) b.addFile(f);
-  if (o.network.resolvConf) b.addFileAt(o.network.resolvConf, '/etc/resolv.conf');
-  for (const f of DEV_FILES) if (existsSync(f)) b.addFile(f, { writable: true });
-  b.addDirectory('/proc');
-  if (!o.tmpfs.some((t) => t.inside === '/tmp')) b.addTmpfs('/tmp', { sizeBytes: 64 * 2 ** 20 });
+  b.allowCommandLine();
+  const ownTmp = o.tmpfs.some((t) => t.inside === '/tmp');
+  b.addStandardView({
+    ...(view.isolation ? { isolation: view.isolation } : {}),
+    ...(view.hostname ? { hostname: view.hostname } : {}),
+    ...(ownTmp ? { tmp: false as const } : {}),
+    ...(o.network.resolvConf ? { resolvConf: o.network.resolvConf } : {}),
+  });
   for (const t of o.tmpfs) b.addTmpfs(t.inside, { sizeBytes: t.sizeBytes });
-  for (const m of o.mounts) {
+  addMounts(b, o.mounts);
+  // A binary inside the bound system directories finds its interpreter and libraries there.
+  if (binary !== null && needsLibraries(binary)) b.addLibrariesForBinary(binary);
+  addNetwork(b, o.network);
+  return b.build();
+}
+
+export function inSystemDirs(binary: string): boolean {
+  return SYSTEM_DIRS.some((d) => binary.startsWith(`${d}/`) && existsSync(d));
+}
+
+/**
+ * Whether a binary needs its interpreter and libraries added to the standard view: an ELF file
+ * outside the system directories.
+ */
+export function needsLibraries(binary: string): boolean {
+  return !inSystemDirs(binary) && !isScript(binary);
+}
+
+/** A #! script has no libraries of its own (the kernel finds its interpreter in the view). */
+export function isScript(binary: string): boolean {
+  const head = Buffer.alloc(2);
+  let fd = -1;
+  try {
+    fd = openSync(binary, 'r');
+    readSync(fd, head, 0, 2, 0);
+  } catch {
+    return false; // addLibrariesForBinary reports what is wrong with it
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+  return head.toString('latin1') === '#!';
+}
+
+function addMounts(b: PolicyBuilder, mounts: RunPolicyOptions['mounts']): void {
+  for (const m of mounts) {
     const dir = lstatSync(m.outside, { throwIfNoEntry: false })?.isDirectory() ?? true;
     if (dir) b.addDirectoryAt(m.outside, m.inside, { writable: m.writable });
     else b.addFileAt(m.outside, m.inside, { writable: m.writable });
   }
-  // A binary inside the bound system directories finds its interpreter and libraries there.
-  if (!SYSTEM_DIRS.some((d) => binary.startsWith(`${d}/`) && existsSync(d))) b.addLibrariesForBinary(binary);
-  addNetwork(b, o.network);
-  return b.build();
 }
 
 /**
@@ -95,23 +106,22 @@ export function defaultPolicy(binary: string, o: RunPolicyOptions): Policy {
  * first rule on a syscall wins), --mount, --tmpfs and --net add to it. `pf` is the policy-file
  * module, which the caller imports only when --policy is given (ajv costs ~20 ms to load).
  */
-export function filePolicy(binary: string, o: RunPolicyOptions, pf: typeof PolicyFileModule): Policy {
+export function filePolicy(binary: string | null, o: RunPolicyOptions, pf: typeof PolicyFileModule, view: RunViewOptions = {}): Policy {
   const { readPolicyFile, applyPolicyFile } = pf;
   const { doc, prefix } = readPolicyFile(o.policyFile!);
   const b = new PolicyBuilder();
   for (const [name, errno] of o.errno) b.blockSyscallWithErrno(name, errno);
   for (const name of o.allow) b.allowSyscall(name);
-  const problems = applyPolicyFile(doc, b, prefix);
+  // A file with the standard view takes the run's resolv.conf (--net dns=) through the view.
+  const standard = doc.view === 'standard';
+  const problems = applyPolicyFile(doc, b, prefix, { ...view, ...(standard && o.network.resolvConf ? { resolvConf: o.network.resolvConf } : {}) });
   if (problems.length) throw new PolicyError('INVALID_POLICY', problems);
   for (const t of o.tmpfs) b.addTmpfs(t.inside, { sizeBytes: t.sizeBytes });
-  for (const m of o.mounts) {
-    const dir = lstatSync(m.outside, { throwIfNoEntry: false })?.isDirectory() ?? true;
-    if (dir) b.addDirectoryAt(m.outside, m.inside, { writable: m.writable });
-    else b.addFileAt(m.outside, m.inside, { writable: m.writable });
-  }
+  addMounts(b, o.mounts);
   const dirs = (doc.directories ?? []).map((d) => d.inside ?? d.path);
-  if (doc.librariesFor === undefined && !dirs.some((d) => binary.startsWith(d.endsWith('/') ? d : `${d}/`))) b.addLibrariesForBinary(binary);
-  if (o.network.resolvConf) b.addFileAt(o.network.resolvConf, '/etc/resolv.conf');
+  const viewDirs = doc.view === 'standard' ? [...SYSTEM_DIRS] : [];
+  if (binary !== null && doc.librariesFor === undefined && !isScript(binary) && ![...dirs, ...viewDirs].some((d) => binary.startsWith(d.endsWith('/') ? d : `${d}/`))) b.addLibrariesForBinary(binary);
+  if (o.network.resolvConf && !standard) b.addFileAt(o.network.resolvConf, '/etc/resolv.conf');
   addNetwork(b, o.network);
   return b.build();
 }
@@ -125,10 +135,4 @@ function addNetwork(b: PolicyBuilder, net: RunNetwork): void {
   for (const [cidr, port] of net.deny) (family(cidr) === 4 ? b.denyIPv4(cidr, port) : b.denyIPv6(cidr, port));
   if (net.dns.length) b.allowDns(net.dns);
   for (const p of net.unix) b.allowUnixSocket(p);
-}
-
-function addPath(b: PolicyBuilder, p: string): void {
-  // A merged-/usr link (/bin -> usr/bin) is bound like a directory; the mount planner turns an
-  // identity bind of a host symlink into the same symlink inside.
-  b.addDirectory(p);
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
-import { Executor } from '../sandbox/executor.js';
+import { Executor, type ExecutorOptions } from '../sandbox/executor.js';
 import type { LimitsOptions } from '../sandbox/limits.js';
 import { Sandbox } from '../sandbox/sandbox.js';
 import { ForkServer } from '../forkserver/global.js';
@@ -13,16 +13,29 @@ import { setSpawnPool } from '../forkserver/spawn-pool.js';
 import { PolicyError } from '../policy/errors.js';
 import type { Result } from '../sandbox/result.js';
 import { ExitCode } from './exit-codes.js';
-import { defaultPolicy, filePolicy, type RunNetwork, type RunPolicyOptions } from './default-policy.js';
+import { defaultPolicy, filePolicy, needsLibraries, type RunNetwork, type RunPolicyOptions, type RunViewOptions } from './default-policy.js';
+import { DEFAULT_SANDBOX_PATH, standardEnvironment } from '../view/standard-view.js';
+import type { Policy } from '../policy/policy.js';
 import { parseIpAddress, splitCidrPort } from '../policy/network.js';
 import { SbxError } from '@sbx/client';
 import { guardTerminal } from './terminal-guard.js';
 
+/**
+ * The processes (threads included) the sandbox's user may have at once under sbx run and sbx
+ * learn: room for make -j, compilers, thread pools; a bound on a fork bomb.
+ */
+export const DEFAULT_RUN_NPROC = 1024;
+
 export const RUN_HELP = `Usage: sbx run [options] -- CMD [ARGS...]
 
 Runs CMD in a sandbox: new user, mount, pid, net, ipc, uts and cgroup namespaces; a read-only
-view of /usr, /lib*, /bin, /sbin and the few /etc files dynamic programs need; a tmpfs /tmp;
-a seccomp policy for ordinary command-line programs; no network. Stdio passes through.
+view of /usr, /lib*, /bin, /sbin and the /etc files programs read (never the whole /etc), a
+generated /etc/passwd and /etc/group naming the sandbox's user "sandbox" (uid 1000 inside, home
+/tmp), /dev, /proc and a tmpfs /tmp; a seccomp policy for ordinary command-line programs
+(docs/policy-guide.md "The command-line default"); no network. Stdio passes through.
+CMD is what the sandbox sees: a path in its view (--mount /opt/app:/app -- /app/bin/tool) or a
+bare name found through the sandbox's PATH in its view; a path that is not in the view but is a
+host file runs from the host with its libraries (as before). #! scripts work.
 With --isolation landlock (hosts that forbid namespaces, e.g. inside a container): no namespace;
 the same paths allowed by Landlock rules (nothing else of the host is readable or writable),
 a private scratch directory as TMPDIR instead of the tmpfs /tmp, signals and abstract sockets
@@ -45,6 +58,9 @@ Options:
   --rlimit-fsize BYTES           largest file the program may write
   --rlimit-nofile N              open-file limit
   --rlimit-cpu SEC               CPU-time limit
+  --rlimit-nproc N               processes and threads the sandbox's user may have at once
+                                 (default ${DEFAULT_RUN_NPROC}; counted in the sandbox's own user
+                                 namespace, so it bounds a fork bomb without touching the host)
   --net none|host                no network (default) or the host's network (not recommended)
   --net allow=CIDR[:PORT]        network rules (repeatable): connect to these networks only; the
   --net deny=CIDR[:PORT]         monitor connects from the host's namespace (127.0.0.1 is the
@@ -52,7 +68,8 @@ Options:
   --net unix=PATH                that resolver even in a denied network and binds a resolv.conf
                                  naming it; unix=PATH allows connecting to that unix socket.
                                  IPv6 with a port: allow=[2001:db8::/32]:443
-  --env K=V                      environment variable (repeatable; default PATH only)
+  --env K=V                      environment variable (repeatable; default PATH, and HOME=/tmp,
+                                 USER=LOGNAME=sandbox with namespaces isolation)
   --cwd DIR                      working directory inside the sandbox (default /)
   --landlock auto|off            Landlock rules and scopes under the mount tree where the kernel
                                  has Landlock (default auto)
@@ -81,6 +98,7 @@ export const SANDBOX_OPTIONS = {
   'rlimit-fsize': { type: 'string' },
   'rlimit-nofile': { type: 'string' },
   'rlimit-cpu': { type: 'string' },
+  'rlimit-nproc': { type: 'string' },
   net: { type: 'string', multiple: true },
   env: { type: 'string', multiple: true },
   cwd: { type: 'string' },
@@ -115,12 +133,14 @@ export function parseLimits(values: SandboxValues): LimitsOptions {
   if (values['rlimit-fsize'] !== undefined) limits.rlimitFsize = parseBytes('--rlimit-fsize', values['rlimit-fsize']);
   if (values['rlimit-nofile'] !== undefined) limits.rlimitNofile = parseInteger('--rlimit-nofile', values['rlimit-nofile']);
   if (values['rlimit-cpu'] !== undefined) limits.rlimitCpu = parseInteger('--rlimit-cpu', values['rlimit-cpu']);
+  limits.rlimitNproc = values['rlimit-nproc'] !== undefined ? parseInteger('--rlimit-nproc', values['rlimit-nproc']) : DEFAULT_RUN_NPROC;
+  if (limits.rlimitNproc === 0) throw new UsageError('--rlimit-nproc must be at least 1 (the program itself is a process)');
   return limits;
 }
 
-/** --env K=V over the default PATH. */
-export function parseEnv(values: SandboxValues): Record<string, string> {
-  const env: Record<string, string> = { PATH: '/usr/local/bin:/usr/bin:/bin' };
+/** --env K=V over the default PATH (and, with namespaces isolation, the standard view's HOME and USER). */
+export function parseEnv(values: SandboxValues, isolation: 'namespaces' | 'landlock' = 'namespaces'): Record<string, string> {
+  const env: Record<string, string> = isolation === 'namespaces' ? standardEnvironment() : { PATH: DEFAULT_SANDBOX_PATH };
   for (const kv of values.env ?? []) {
     const eq = kv.indexOf('=');
     if (eq <= 0) throw new UsageError(`--env expects K=V, got "${kv}"`);
@@ -165,7 +185,7 @@ export async function run(argv: string[]): Promise<number> {
   const [cmd, ...args] = positionals as [string, ...string[]];
 
   const limits = parseLimits(values);
-  const env = parseEnv(values);
+  const env = parseEnv(values, values.isolation === 'landlock' ? 'landlock' : 'namespaces');
 
   const policyOptions: RunPolicyOptions = {
     allow: parseAllow(values),
@@ -199,12 +219,28 @@ async function runWith(
   policyOptions: RunPolicyOptions,
   values: { cwd?: string; 'result-json'?: string; quiet?: boolean; landlock?: string; isolation?: string; 'sandbox-user'?: string },
 ): Promise<number> {
+  const landlock = values.landlock === 'off' ? 'off' : 'auto';
+  const isolation = values.isolation === 'landlock' ? 'landlock' : 'namespaces';
+  // The forkserver starts while the policy is built.
+  ForkServer.shared();
+  const policyFileModule = policyOptions.policyFile !== undefined ? await import('../policy-file/policy-file.js') : undefined;
+  const view: RunViewOptions = { isolation };
+  const build = (binary: string | null): Policy => {
+    try {
+      return policyFileModule ? filePolicy(binary, policyOptions, policyFileModule, view) : defaultPolicy(binary, policyOptions, view);
+    } catch (err) {
+      // Every problem here comes from the flags (--allow, --errno, --mount, --policy...): a usage error.
+      if (err instanceof PolicyError) throw new UsageError(err.message);
+      throw err;
+    }
+  };
+  // CMD as the sandbox sees it: resolved in the view first.
+  let policy = build(null);
   let executor: Executor;
   try {
-    const landlock = values.landlock === 'off' ? 'off' : 'auto';
-    const isolation = values.isolation === 'landlock' ? 'landlock' : 'namespaces';
     const sandboxUser = values['sandbox-user'] !== undefined ? parseSandboxUser(values['sandbox-user']) : undefined;
-    executor = new Executor(cmd, [cmd, ...args], { env, cwd: values.cwd ?? '/', limits, landlock, isolation, ...(sandboxUser ? { sandboxUser } : {}) });
+    const options = { env, cwd: values.cwd ?? '/', limits, landlock, isolation, ...(sandboxUser ? { sandboxUser } : {}) } as const;
+    executor = executorFor(cmd, args, options, policy);
   } catch (err) {
     const e = err as Error & { code?: string };
     if (e.code === 'BINARY_NOT_FOUND' || e.code === 'BINARY_NOT_EXECUTABLE') {
@@ -214,20 +250,12 @@ async function runWith(
     if (err instanceof TypeError) throw new UsageError(e.message);
     throw err;
   }
+  // A binary outside the view's directories brings its interpreter and libraries (filePolicy and
+  // defaultPolicy decide which views show it).
+  if (policyFileModule || needsLibraries(executor.path)) policy = build(executor.path);
   // One sandbox per process: a spawn pool (even one asked for by SBX_SPAWN_POOL) would only
   // prepare slots that nobody uses. The pool pays off in a long-lived executor process.
   setSpawnPool({ size: 0 });
-  // The forkserver starts while the policy is built.
-  ForkServer.shared();
-  const policyFileModule = policyOptions.policyFile !== undefined ? await import('../policy-file/policy-file.js') : undefined;
-  let policy;
-  try {
-    policy = policyFileModule ? filePolicy(executor.path, policyOptions, policyFileModule) : defaultPolicy(executor.path, policyOptions);
-  } catch (err) {
-    // Every problem here comes from the flags (--allow, --errno, --mount, --policy...): a usage error.
-    if (err instanceof PolicyError) throw new UsageError(err.message);
-    throw err;
-  }
   const sandbox = new Sandbox(executor, policy);
 
   // Ctrl-C or a kill of sbx ends the sandbox too.
@@ -249,6 +277,23 @@ async function runWith(
   if (values['result-json']) writeFileSync(values['result-json'], JSON.stringify(result.toJSON(), null, 2) + '\n');
   if (result.status !== 'OK' && !values.quiet) console.error(`sbx: ${result.toString()}`);
   return exitCodeFor(result);
+}
+
+/**
+ * CMD in the sandbox's view (a path inside it, or a bare name through the sandbox's PATH); a path
+ * that is not in the view but names a host file runs from the host, as sbx run always allowed.
+ */
+export function executorFor(cmd: string, args: string[], options: ExecutorOptions, view: Policy): Executor {
+  try {
+    return new Executor(cmd, [cmd, ...args], { ...options, resolveInView: view });
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'BINARY_NOT_FOUND' || !cmd.includes('/')) throw err;
+    try {
+      return new Executor(cmd, [cmd, ...args], options);
+    } catch {
+      throw err;
+    }
+  }
 }
 
 export function exitCodeFor(r: Result): number {

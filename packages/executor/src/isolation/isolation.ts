@@ -13,9 +13,8 @@ import { Policy } from '../policy/policy.js';
 import { sharesHostNetwork } from '../sandbox/sandbox-policy.js';
 import { SbxError } from '@sbx/client';
 import { leaseSandboxIds, sandboxIdRange, type SandboxIds } from '../sandbox/sandbox-ids.js';
+import { SANDBOX_ID } from '../view/identity.js';
 
-/** Inside the user namespace the sandboxee is uid/gid 1000 (as in Sandbox2). */
-const INSIDE_ID = 1000;
 /** Landlock isolation needs the signal and abstract-socket scopes. */
 export const LANDLOCK_ISOLATION_MIN_ABI = 6;
 
@@ -78,7 +77,7 @@ function addNamespacesIsolation(ops: OpList, ex: Executor, policy: Policy, fsEnt
 function namespacesOps(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[], ns: number, ids: ReturnType<typeof hostIdsFor>): IsolationSetup {
   ops.u32(Op.Namespaces, ns);
   ops.str(Op.Hostname, ex.hostname);
-  ops.words(Op.IdMap, [INSIDE_ID, ids.uid, INSIDE_ID, ids.gid]);
+  ops.words(Op.IdMap, [SANDBOX_ID, ids.uid, SANDBOX_ID, ids.gid]);
   // The /proc/sys/user counters of the sandbox's own user namespace (limits.ts says why)
   for (const [index, value] of ex.limits.userNamespaceLimits()) ops.userLimit(index, value);
   // The mount tree, and the same rules as a Landlock ruleset where the kernel has it

@@ -125,7 +125,7 @@ export function synthesize(facts: LearnedFacts, base: PolicyFile = {}): Synthesi
   if (presets.size) doc.presets = [...presets];
   doc.allow = [...allow].sort();
   if (Object.keys(allowWhen).length) doc.allowWhen = Object.fromEntries(Object.entries(allowWhen).sort(([a], [b]) => (a < b ? -1 : 1)));
-  for (const k of ['errno', 'default', 'files', 'directories', 'tmpfs', 'librariesFor', 'network'] as const) {
+  for (const k of ['errno', 'default', 'view', 'files', 'directories', 'tmpfs', 'librariesFor', 'network'] as const) {
     if (base[k] !== undefined) (doc as Record<string, unknown>)[k] = base[k];
   }
   return { doc, problems };

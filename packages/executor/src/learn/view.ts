@@ -1,9 +1,10 @@
 // view.ts: the filesystem view and network of a learning run as policy-file fields. Learning
 // records syscalls, not paths (paths are in memory, which the monitor never reads), so the learned
-// policy keeps exactly the view the program was learned under.
-import { existsSync, lstatSync } from 'node:fs';
-import { DEV_FILES, ETC_FILES, SYSTEM_DIRS } from '../cli/default-policy.js';
+// policy keeps exactly the view the program was learned under: `sbx run`'s standard view
+// (view: "standard") plus the run's --mount and --tmpfs, or none at all (withoutView).
+import { lstatSync } from 'node:fs';
 import type { RunNetwork } from '../cli/default-policy.js';
+import { needsLibraries } from '../cli/default-policy.js';
 import type { PolicyFile, PolicyFileBind } from '../policy-file/policy-file.js';
 
 export interface ViewOptions {
@@ -14,23 +15,23 @@ export interface ViewOptions {
   readonly network?: RunNetwork;
 }
 
-/** `sbx run`'s default view (cli/default-policy.ts) for this binary, as policy-file fields. */
+/** `sbx run`'s default view (the standard view, the flags' mounts) for this binary, as policy-file fields. */
 export function defaultView(binary: string, o: ViewOptions = {}): PolicyFile {
-  const directories: PolicyFileBind[] = SYSTEM_DIRS.filter((d) => existsSync(d)).map((path) => ({ path }));
-  directories.push({ path: '/proc' });
-  const files: PolicyFileBind[] = ETC_FILES.filter((f) => existsSync(f)).map((path) => ({ path }));
-  files.push(...DEV_FILES.filter((f) => existsSync(f)).map((path) => ({ path, writable: true })));
+  const directories: PolicyFileBind[] = [];
+  const files: PolicyFileBind[] = [];
   const tmpfs: NonNullable<PolicyFile['tmpfs']> = [];
-  if (!o.tmpfs?.some((t) => t.inside === '/tmp')) tmpfs.push({ path: '/tmp', size: '64M' });
   for (const t of o.tmpfs ?? []) tmpfs.push({ path: t.inside, size: t.sizeBytes });
   for (const m of o.mounts ?? []) {
     const bind: PolicyFileBind = { path: m.outside, ...(m.inside !== m.outside ? { inside: m.inside } : {}), ...(m.writable ? { writable: true } : {}) };
     const dir = lstatSync(m.outside, { throwIfNoEntry: false })?.isDirectory() ?? true;
     (dir ? directories : files).push(bind);
   }
-  const doc: PolicyFile = { files, directories, tmpfs };
+  const doc: PolicyFile = { view: 'standard' };
+  if (files.length) doc.files = files;
+  if (directories.length) doc.directories = directories;
+  if (tmpfs.length) doc.tmpfs = tmpfs;
   // A binary outside the system directories brings its interpreter and libraries.
-  doc.librariesFor = SYSTEM_DIRS.some((d) => binary.startsWith(`${d}/`) && existsSync(d)) ? [] : [binary];
+  doc.librariesFor = needsLibraries(binary) ? [binary] : [];
   const net = o.network;
   if (net && net.mode === 'host') doc.network = { mode: 'host' };
   else if (net && net.mode === 'rules') {
@@ -42,4 +43,14 @@ export function defaultView(binary: string, o: ViewOptions = {}): PolicyFile {
     if (net.unix.length) doc.network.unix = [...net.unix];
   }
   return doc;
+}
+
+/**
+ * The policy without its file view (view, files, directories, tmpfs, librariesFor): the syscall
+ * rules and the network only, for a caller that keeps one view of its own for several policies
+ * (spawn pool slots are keyed by the view, so they stay shared).
+ */
+export function withoutView(doc: PolicyFile): PolicyFile {
+  const { view: _v, files: _f, directories: _d, tmpfs: _t, librariesFor: _l, ...rest } = doc;
+  return rest;
 }

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import type { Ajv as AjvClass, ErrorObject } from 'ajv';
 import { PolicyBuilder } from '../policy/policy-builder.js';
 import type { PolicyBuilderOptions } from '../policy/policy-builder.js';
+import type { StandardViewOptions } from '../view/standard-view.js';
 import { PolicyError } from '../policy/errors.js';
 import { splitCidrPort } from '../policy/network.js';
 import { argRule } from '../policy/arg-rules.js';
@@ -30,6 +31,8 @@ export interface PolicyFile {
   allowWhen?: Record<string, ArgAlternative[]>;
   errno?: Record<string, PolicyFileErrno>;
   default?: 'kill' | 'allow' | 'log' | { errno: PolicyFileErrno };
+  /** 'standard': PolicyBuilder.addStandardView() (a tmpfs /tmp unless `tmpfs` lists one). */
+  view?: 'standard';
   files?: PolicyFileBind[];
   directories?: PolicyFileBind[];
   tmpfs?: Array<{ path: string; size?: string | number }>;
@@ -112,6 +115,7 @@ const PRESETS: Record<PolicyFilePreset, (b: PolicyBuilder) => unknown> = {
   'safe-fcntl': (b) => b.allowSafeFcntl(),
   'node-runtime': (b) => b.allowNodeRuntime(),
   'network-client': (b) => b.allowNetworkClient(),
+  'command-line': (b) => b.allowCommandLine(),
 };
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
@@ -123,8 +127,11 @@ function parseCidrPort(v: string): [string, number] | string {
   return [cidr, port ? Number(port) : 0];
 }
 
-/** Applies a validated policy file to a builder; the problems it adds are prefixed. */
-export function applyPolicyFile(doc: PolicyFile, b: PolicyBuilder, prefix = ''): string[] {
+/**
+ * Applies a validated policy file to a builder; the problems it adds are prefixed. `view` adds
+ * options to a `view: "standard"` (isolation, hostname, resolvConf).
+ */
+export function applyPolicyFile(doc: PolicyFile, b: PolicyBuilder, prefix = '', view: StandardViewOptions = {}): string[] {
   const before = b.problems.length;
   const own: string[] = [];
   // The file's own rules first: the first rule on a syscall wins, so an errno beats a preset.
@@ -137,6 +144,7 @@ export function applyPolicyFile(doc: PolicyFile, b: PolicyBuilder, prefix = ''):
   }
   for (const p of doc.presets ?? []) PRESETS[p](b);
   if (doc.default !== undefined) b.defaultAction(doc.default);
+  if (doc.view === 'standard') b.addStandardView({ ...view, ...((doc.tmpfs ?? []).some((t) => t.path === '/tmp') ? { tmp: false as const } : {}) });
   for (const f of doc.files ?? []) {
     if (f.inside === undefined) b.addFile(f.path, { writable: f.writable ?? false });
     else b.addFileAt(f.path, f.inside, { writable: f.writable ?? false });

@@ -54,6 +54,7 @@ export const PRESET_NAMES = [
   'safe-fcntl',
   'node-runtime',
   'network-client',
+  'command-line',
 ] as const;
 
 export const POLICY_FILE_SCHEMA = {
@@ -97,6 +98,10 @@ export const POLICY_FILE_SCHEMA = {
       if: { type: 'string' },
       then: { enum: ['kill', 'allow', 'log'] },
       else: { additionalProperties: false, required: ['errno'], properties: { errno } },
+    },
+    view: {
+      enum: ['standard'],
+      description: 'standard: the file view sbx run gives a program (PolicyBuilder.addStandardView: system directories, the /etc files programs read, generated passwd/group, /dev, /proc, a tmpfs /tmp unless tmpfs lists one).',
     },
     files: { type: 'array', description: 'Host files bound into the sandbox.', items: bind },
     directories: { type: 'array', description: 'Host directories bound into the sandbox.', items: bind },

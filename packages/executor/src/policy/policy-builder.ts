@@ -22,6 +22,8 @@ import { NETWORK_CLIENT_SYSCALLS, checkUnixSocketPath, dnsRule, parseNetworkRule
 import { Policy } from './policy.js';
 import type { BindMount, DefaultAction, Mount, NetworkDenyAction, NetworkRule, SyscallRule } from './policy.js';
 import * as P from './presets.js';
+import * as CL from './command-line.js';
+import { addStandardView, type StandardViewOptions } from '../view/standard-view.js';
 import { SYSCALL_TABLES, errnoNumber, hostArch, suggestNames, syscallNumber } from './syscalls.js';
 import type { Arch } from './syscalls.js';
 
@@ -391,6 +393,30 @@ export class PolicyBuilder {
     return this;
   }
 
+  /**
+   * What `sbx run` allows by default: what ordinary command-line programs (interpreters,
+   * compilers, shells, coreutils, git, databases) need, by syscall family: I/O, files and their
+   * extended attributes, the caller's memory, processes and threads (no new namespaces), ids,
+   * signals, time and timers, resources, event waiting, IPC of the sandbox's own namespace,
+   * sockets (unix, IPv4, IPv6, netlink route; where they may connect is the network mode's
+   * business), self-restriction (seccomp, Landlock). Administration calls that need a capability
+   * fail with EPERM. The always-on denials still come first. Families and how they differ from
+   * Docker's default seccomp profile: policy/command-line.ts and docs/policy-guide.md.
+   */
+  allowCommandLine(): this {
+    if (!this.#preset('allowCommandLine')) return this;
+    this.allowDynamicStartup().allowSystemMalloc();
+    for (const names of Object.values(CL.COMMAND_LINE_FAMILIES)) for (const n of names) this.#addAllow(n, 'allowCommandLine', true);
+    this.#addRule('socket', CL.commandLineSocketRule(), 'allowCommandLine', true);
+    this.#addRule('personality', CL.personalityRule(), 'allowCommandLine', true);
+    this.#addRule('prlimit64', CL.prlimitSelfRule(), 'allowCommandLine', true);
+    for (const n of CL.COMMAND_LINE_EPERM) {
+      const nr = syscallNumber(this.#arch, n);
+      if (nr !== undefined && !this.#decided.has(nr)) this.blockSyscallWithErrno(n, 'EPERM');
+    }
+    return this;
+  }
+
   // ---- filesystem view (data for the executor) ----
 
   #path(p: unknown, method: string, what: string): string | undefined {
@@ -485,6 +511,21 @@ export class PolicyBuilder {
       return this;
     }
     this.#mounts.set(ins, { kind: 'tmpfs', inside: ins, sizeBytes: size });
+    return this;
+  }
+
+  /**
+   * The file view `sbx run` gives a program: /usr, /bin, /sbin, /lib* read-only; the /etc files
+   * programs read (loader cache, time zone, resolver and service tables, CA certificates,
+   * alternatives) but never the whole /etc; a generated /etc/passwd and /etc/group that name the
+   * sandbox's user "sandbox" (uid/gid 1000 inside, home /tmp) and a files-only nsswitch.conf, so
+   * name lookups never leave the sandbox; a minimal /dev with a tmpfs /dev/shm; the sandbox's own
+   * /proc; a 64 MiB tmpfs /tmp. Pair it with standardEnvironment() for HOME, USER and PATH.
+   * Options: view/standard-view.ts StandardViewOptions (tmp: false leaves /tmp to the caller).
+   */
+  addStandardView(options: StandardViewOptions = {}): this {
+    if (!this.#preset('addStandardView')) return this;
+    addStandardView(this, options);
     return this;
   }
 

@@ -5,7 +5,8 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Ipc } from './ipc.js';
 import { Limits, type LimitsOptions } from './limits.js';
 import { ForkServerHandle } from '../forkserver/custom.js';
-import type { Policy } from '../policy/policy.js';
+import type { Mount, Policy } from '../policy/policy.js';
+import { resolveCommandInView } from '../view/resolve.js';
 import { ExecutorError } from './executor-error.js';
 
 export { ExecutorError } from './executor-error.js';
@@ -65,6 +66,16 @@ export interface ExecutorOptions {
    * layout that must not recycle the slots a service keeps for its usual one).
    */
   spawnPool?: boolean;
+  /**
+   * Look the program up in this file view (a Policy, or anything with its `mounts`) instead of on
+   * the host: a path as the sandbox sees it (`/app/bin/tool` under addDirectoryAt('/opt/app',
+   * '/app')), a bare name through `env.PATH` inside the view, symlinks followed inside the view.
+   * A #! script found there runs as the kernel would run it inside: `path` becomes the host file
+   * of its interpreter (found in the view) and `argv` [interpreter, its #! argument, the script's
+   * path inside, ...argv.slice(1)].
+   * Default: the host path (Sandbox2's semantics: a bare name searches this process's PATH).
+   */
+  resolveInView?: { readonly mounts: readonly Mount[] };
 }
 
 export type Isolation = 'namespaces' | 'landlock';
@@ -163,16 +174,24 @@ export class Executor {
       throw new TypeError('Executor: argv must be an array of strings');
     }
     if (options === null || typeof options !== 'object') throw new TypeError('Executor: options must be an object');
-    const known = new Set(['env', 'cwd', 'enableSandboxBeforeExec', 'limits', 'stdio', 'hostname', 'cgroup', 'monitor', 'landlock', 'isolation', 'sandboxUser', 'spawnPool']);
+    const known = new Set(['env', 'cwd', 'enableSandboxBeforeExec', 'limits', 'stdio', 'hostname', 'cgroup', 'monitor', 'landlock', 'isolation', 'sandboxUser', 'spawnPool', 'resolveInView']);
     for (const k of Object.keys(options)) if (!known.has(k)) throw new TypeError(`Executor: unknown option "${k}" (known: ${[...known].join(', ')})`);
 
     // Interpret
-    this.path = resolveBinary(path);
-    this.argv = Object.freeze([...(argv ?? [path])]);
     this.env = Object.freeze(checkEnv(options.env ?? { PATH: DEFAULT_PATH }));
     const cwd = options.cwd ?? '/';
     if (typeof cwd !== 'string' || !isAbsolute(cwd)) throw new TypeError(`Executor: cwd must be an absolute path inside the sandbox, got ${JSON.stringify(cwd)}`);
     this.cwd = cwd;
+    const view = options.resolveInView;
+    if (view !== undefined && (view === null || typeof view !== 'object' || !Array.isArray(view.mounts))) throw new TypeError('Executor: resolveInView must be a Policy (or an object with its mounts)');
+    if (view) {
+      const r = inView(path, argv ?? [path], view.mounts, this.env.PATH ?? DEFAULT_PATH, cwd);
+      this.path = r.path;
+      this.argv = Object.freeze(r.argv);
+    } else {
+      this.path = resolveBinary(path);
+      this.argv = Object.freeze([...(argv ?? [path])]);
+    }
     this.enableSandboxBeforeExec = options.enableSandboxBeforeExec ?? true;
     this.limits = options.limits instanceof Limits ? options.limits : new Limits(options.limits);
     this.stdio = normalizeStdio(options.stdio ?? 'inherit');
@@ -199,6 +218,15 @@ export class Executor {
     const spawnPool = options.spawnPool ?? true;
     if (typeof spawnPool !== 'boolean') throw new TypeError(`Executor: spawnPool must be a boolean, got ${JSON.stringify(spawnPool)}`);
     this.spawnPool = spawnPool;
+  }
+}
+
+function inView(path: string, argv: readonly string[], mounts: readonly Mount[], pathEnv: string, cwd: string): { path: string; argv: string[] } {
+  try {
+    return resolveCommandInView(path, argv, mounts, pathEnv, cwd);
+  } catch (err) {
+    if (err instanceof TypeError) throw err;
+    throw new ExecutorError('BINARY_NOT_FOUND', `Executor: ${(err as Error).message}`);
   }
 }
 
