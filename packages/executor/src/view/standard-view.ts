@@ -3,7 +3,6 @@
 // read (never the whole /etc: no shadow, no keys), generated identity files, a minimal /dev with
 // a /dev/shm, the sandbox's own /proc and a tmpfs /tmp that is also the sandbox user's home.
 import { existsSync } from 'node:fs';
-import type { PolicyBuilder } from '../policy/policy-builder.js';
 import { SANDBOX_HOME, SANDBOX_USER, generatedFile, groupText, hostsText, nsswitchText, passwdText } from './identity.js';
 
 /** System directories bound read-only (those that exist; merged-/usr links stay links). */
@@ -40,7 +39,16 @@ export interface StandardViewOptions {
   readonly resolvConf?: string;
 }
 
-export function addStandardView(b: PolicyBuilder, o: StandardViewOptions = {}): void {
+/** The part of PolicyBuilder a view is built with (structural, so this module does not import
+ *  the builder that calls it). */
+export interface ViewBuilder {
+  addDirectory(path: string, options?: { writable?: boolean }): unknown;
+  addFile(path: string, options?: { writable?: boolean }): unknown;
+  addFileAt(outside: string, inside: string, options?: { writable?: boolean }): unknown;
+  addTmpfs(inside: string, options?: { sizeBytes?: number }): unknown;
+}
+
+export function addStandardView(b: ViewBuilder, o: StandardViewOptions = {}): void {
   if (o === null || typeof o !== 'object') throw new TypeError('addStandardView(options): options must be an object');
   const isolation = o.isolation ?? 'namespaces';
   if (isolation !== 'namespaces' && isolation !== 'landlock') throw new TypeError(`addStandardView: isolation must be 'namespaces' or 'landlock', got ${JSON.stringify(isolation)}`);
