@@ -1,6 +1,7 @@
 // Policies enforced on real sandboxees: each denial holds and is reported with the right syscall
 // (through the seccomp user-notification monitor), errno rules return their errno, arg rules
 // decide by argument, and the presets run real binaries.
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { PolicyBuilder } from '@sbx/executor';
 import { ARG_32, JNE, ALLOW, LABEL } from '@sbx/executor/bpf';
@@ -52,7 +53,10 @@ describe('always-on denials are violations reported with the syscall name', () =
     }
   });
 
-  it('int 0x80 (i386 getpid) is an arch violation labelled i386', async () => {
+  // Some virtual machines (e.g. PVM guests) cannot run int 0x80 at all: the probe then dies of
+  // SIGSEGV outside any sandbox too, and there is nothing for the filter to see.
+  const int80Runs = spawnSync(testcase('violations'), ['int80']).signal === null;
+  it.skipIf(!int80Runs)('int 0x80 (i386 getpid) is an arch violation labelled i386', async () => {
     const { result } = await probe('int80', (b) => b.allowSyscall('getpid'));
     expect(result.status).toBe('VIOLATION');
     expect(result.violation).toMatchObject({ kind: 'arch', arch: 'i386', syscall: 'getpid', nr: 20 });

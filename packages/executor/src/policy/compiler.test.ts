@@ -226,14 +226,11 @@ describe('compile cache', () => {
     expect(m.insns).not.toBe(a.insns);
   });
 
-  it('builds and compiles allowNodeRuntime well under a millisecond once warm', () => {
-    for (let i = 0; i < 20; i++) compilePolicy(x64().allowNodeRuntime().build(), { cache: false });
-    const n = 50;
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) compilePolicy(x64().allowNodeRuntime().build(), { cache: false });
-    const per = (performance.now() - t0) / n;
-    // Measured ~0.3 ms on the 2-vCPU dev VM; the bound only catches gross regressions.
-    expect(per).toBeLessThan(5);
+  it('builds and compiles allowNodeRuntime to the same program every time once warm', () => {
+    // Its speed is measured in pnpm bench (never asserted as a time here).
+    const program = () => compilePolicy(x64().allowNodeRuntime().build(), { cache: false }).program;
+    const first = program();
+    for (let i = 0; i < 20; i++) expect(program()).toEqual(first);
   });
 });
 
