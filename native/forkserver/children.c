@@ -33,18 +33,33 @@ static uint64_t now_ms(void) {
 
 void children_add(struct fs_children *c, uint64_t request_id, pid_t pid, int pidfd, uint64_t walltime_ms,
                   int kill_signal) {
-  c->v[c->n++] = (struct fs_child){request_id, pid, pidfd, walltime_ms ? now_ms() + walltime_ms : 0, false, kill_signal};
+  c->v[c->n++] = (struct fs_child){request_id, pid, pidfd, walltime_ms ? now_ms() + walltime_ms : 0, false, kill_signal, 0};
 }
+
+/* How long a pid namespace's init has to kill and reap its tree after SIGTERM (init.c). */
+#define ESCALATE_AFTER_MS 1000
 
 int children_enforce_walltime(struct fs_children *c) {
   uint64_t now = now_ms(), next = 0;
   for (size_t i = 0; i < c->n; i++) {
     struct fs_child *ch = &c->v[i];
+    if (ch->escalate_ms != 0 && ch->escalate_ms <= now) {
+      pidfd_send_signal(ch->pidfd, SIGKILL, NULL, 0);
+      ch->escalate_ms = 0;
+    } else if (ch->escalate_ms != 0 && (next == 0 || ch->escalate_ms < next)) {
+      next = ch->escalate_ms;
+    }
     if (ch->deadline_ms == 0) continue;
     if (ch->deadline_ms <= now) {
-      /* The child is its sandbox's init (or the whole sandbox): its death ends the tree. A
-       * subreaper init ends the tree itself on SIGTERM, then exits. */
-      pidfd_send_signal(ch->pidfd, ch->kill_signal, NULL, 0);
+      /* The child is its sandbox's init (or the whole sandbox): its death ends the tree. Both
+       * inits end the tree themselves on SIGTERM, reaping it (init.c: so its rusage counts);
+       * SIGKILL follows for an init that is not gone by then (a subreaper init is not hurried:
+       * without a pid namespace only it can end the tree). */
+      pidfd_send_signal(ch->pidfd, SIGTERM, NULL, 0);
+      if (ch->kill_signal == SIGKILL) {
+        ch->escalate_ms = now + ESCALATE_AFTER_MS;
+        if (next == 0 || ch->escalate_ms < next) next = ch->escalate_ms;
+      }
       ch->timed_out = true;
       ch->deadline_ms = 0;
     } else if (next == 0 || ch->deadline_ms < next) {

@@ -18,6 +18,7 @@ struct fs_child {
   uint64_t deadline_ms; /* CLOCK_MONOTONIC ms of its walltime; 0: none (or already killed) */
   bool timed_out;       /* killed at its walltime */
   int kill_signal;      /* SIGKILL, or SIGTERM for a subreaper init (SBX_OP_REAPER): it kills the tree */
+  uint64_t escalate_ms; /* CLOCK_MONOTONIC ms to follow a walltime SIGTERM with SIGKILL; 0: none */
 };
 
 struct fs_children {

@@ -94,7 +94,7 @@ static const char *clone_hint(int err, uint64_t flags) {
  * the pidfd at parent_tid (its third argument on every architecture); *in_cgroup says whether
  * the child already starts in the cgroup. */
 static bool g_no_clone3;
-pid_t spawn_clone(const struct fs_clone_args *args, bool *in_cgroup, const char **call) {
+static pid_t clone_once(const struct fs_clone_args *args, bool *in_cgroup, const char **call) {
   *in_cgroup = (args->flags & CLONE_INTO_CGROUP) != 0;
   *call = "clone3";
   if (!g_no_clone3) {
@@ -106,6 +106,22 @@ pid_t spawn_clone(const struct fs_clone_args *args, bool *in_cgroup, const char 
   *call = "clone";
   unsigned long flags = (unsigned long)(args->flags & ~CLONE_INTO_CGROUP) | (unsigned long)args->exit_signal;
   return (pid_t)syscall(SYS_clone, flags, 0UL, (unsigned long)args->pidfd, 0UL, 0UL);
+}
+
+/* The child starts with SIGTERM blocked (init.c: a pid namespace's init would otherwise drop one
+ * that comes before it waits for it); the forkserver's own mask is restored right after. */
+pid_t spawn_clone(const struct fs_clone_args *args, bool *in_cgroup, const char **call) {
+  sigset_t term, old;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  if (sigprocmask(SIG_BLOCK, &term, &old) < 0) return -1;
+  pid_t pid = clone_once(args, in_cgroup, call);
+  if (pid != 0) {
+    int e = errno;
+    (void)sigprocmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+  }
+  return pid;
 }
 
 /* Moves a released-not-yet child into the cgroup (when clone could not start it there). */

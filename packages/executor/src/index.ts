@@ -9,7 +9,7 @@ export { setSpawnPool, spawnPoolStats, autoPoolSize, SpawnPoolError, type SpawnP
 export { MountError } from './mounts.js';
 export { hostChecks, formatChecks, type Check } from './doctor.js';
 export * from './policy/index.js';
-export { Comms, SyncComms, CommsError, SbxError, Tag, tagName, type CommsOptions, type Message } from '@sbx/client';
+export { Comms, SyncComms, CommsError, SbxError, errorToJSON, Tag, tagName, type CommsOptions, type Message } from '@sbx/client';
 export { SharedBuffer, SharedBuffer as Buffer, BufferError, type BufferErrorCode, type FromFdOptions, type RecvBufferOptions } from '@sbx/client';
 export { loadPolicyFile, readPolicyFile, applyPolicyFile, POLICY_FILE_SCHEMA, PRESET_NAMES, type PolicyFile, type PolicyFileBind, type PolicyFileErrno, type PolicyFilePreset, type LoadPolicyFileOptions } from './policy-file.js';
 export { ForkServerHandle, ForkServerHandleError, type ForkServerOptions } from './fork-server.js';

@@ -27,6 +27,9 @@ export interface IsolationSetup {
   env: Record<string, string>;
   /** The signal that ends the sandbox's whole tree when sent to the forkserver's child. */
   treeSignal: number;
+  /** Whether a SIGKILL follows treeSignal when the init is not gone after a grace period (a pid
+   *  namespace's init: its death ends the tree; never a subreaper init, whose death would not). */
+  escalate?: boolean;
   /** Removes what the setup created on the host (scratch directories). Safe to call twice. */
   cleanup: () => void;
 }
@@ -57,7 +60,9 @@ function addNamespacesIsolation(ops: OpList, ex: Executor, policy: Policy, fsEnt
     addLandlockOps(ops, fsEntries);
     abi = landlockAbi();
   }
-  return { landlockAbi: abi, policy, env: {}, treeSignal: 9, cleanup: () => {} };
+  // SIGTERM: the pid namespace's init kills and reaps the tree itself, so its rusage counts
+  // (native/forkserver/init.c); a SIGKILL follows if it is not gone after a grace period.
+  return { landlockAbi: abi, policy, env: {}, treeSignal: 15, escalate: true, cleanup: () => {} };
 }
 
 function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[]): IsolationSetup {

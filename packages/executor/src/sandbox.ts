@@ -1,6 +1,7 @@
 // sandbox.ts: runs an Executor under a policy (Sandbox2's Sandbox2 class). run() resolves to a
 // Result value; it rejects only when the SDK itself fails (bad arguments, no forkserver).
-import { openSync, readlinkSync, createReadStream, createWriteStream, type ReadStream, type WriteStream } from 'node:fs';
+import { openSync, readlinkSync, createReadStream, createWriteStream } from 'node:fs';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { getSystemErrorName } from 'node:util';
 import { Comms, CommsError, Tag } from '@sbx/client';
 import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
@@ -10,6 +11,7 @@ import { EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from './forkserver-pro
 import { ForkServer, ForkServerError, type Exited } from './forkserver.js';
 import * as monitor from './monitor.js';
 import { SandboxCgroup } from './cgroup.js';
+import { cgroupUsage, treeUsage } from './accounting.js';
 import { MountError } from './mounts.js';
 import { addIsolationOps, IsolationError, namespacesUnavailable, type IsolationSetup } from './isolation.js';
 import { Result, signalName, type Status, type Violation, type Arch } from './result.js';
@@ -29,6 +31,8 @@ function userNotifAvailable(): boolean {
 }
 /** How long a finished sandbox waits for the monitor's last reports. */
 const MONITOR_DRAIN_MS = 2000;
+/** How long a pid namespace's init has to end its tree after SIGTERM before SIGKILL follows. */
+const ESCALATE_AFTER_MS = 1000;
 
 /** A sandbox that cannot be set up before anything is started (it becomes a SETUP_ERROR Result). */
 export class SandboxSetupError extends Error {
@@ -51,10 +55,14 @@ export class Sandbox {
   /** @internal see SandboxLearning. */
   learning: SandboxLearning | null = null;
   readonly policy: Policy;
-  /** Streams of the stdio the executor asked to 'pipe'. */
-  stdin: WriteStream | null = null;
-  stdout: ReadStream | null = null;
-  stderr: ReadStream | null = null;
+  /**
+   * Streams of the stdio the executor asked to 'pipe' (null for 'inherit' and 'ignore'). They
+   * exist from construction: what is written to stdin before the start is delivered once the
+   * sandboxee runs, and stdout/stderr end when it is gone (or at once when it never started).
+   */
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
 
   private started: Promise<void> | null = null;
   private result: Promise<Result> | null = null;
@@ -64,7 +72,9 @@ export class Sandbox {
   private setupError: string | null = null;
   private violation: Violation | null = null;
   private timedOut = false;
-  private killed = false;
+  /** Why the sandbox was ended from this side (kill(), or run()'s output cap), first one wins. */
+  private killedAs: { status: 'EXTERNAL_KILL' | 'OUTPUT_LIMIT'; reason: string } | null = null;
+  private usage: ReturnType<typeof cgroupUsage> = null;
   private finished = false;
   private startTime = 0;
 
@@ -73,7 +83,21 @@ export class Sandbox {
     if (!(policy instanceof Policy)) throw new TypeError('Sandbox: the second argument must be a Policy (from PolicyBuilder.build())');
     this.executor = executor;
     this.policy = policy;
+    const [i, o, e] = executor.stdio;
+    this.stdin = i === 'pipe' ? new PassThrough() : null;
+    this.stdout = o === 'pipe' ? new PassThrough() : null;
+    this.stderr = e === 'pipe' ? new PassThrough() : null;
   }
+
+  /** Ends the stdio streams no pipe was connected to (the sandboxee never started). */
+  private endUnconnectedStreams(): void {
+    for (const [i, stream] of [this.stdin, this.stdout, this.stderr].entries()) {
+      if (!stream || this.connectedStdio[i]) continue;
+      if (i === 0) (stream as PassThrough).resume().end(); // nothing will read what was written
+      else (stream as PassThrough).end();
+    }
+  }
+  private readonly connectedStdio = [false, false, false];
 
   /** The sandboxee's pid in the host's view (0 before it started). */
   get pid(): number {
@@ -90,6 +114,7 @@ export class Sandbox {
       this.result = this.started.then(
         () => this.finish(),
         (err) => {
+          this.endUnconnectedStreams();
           void this.cgroup?.remove();
           this.isolation?.cleanup();
           if (err instanceof MountError || err instanceof SandboxSetupError || err instanceof IsolationError || (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')) {
@@ -119,17 +144,32 @@ export class Sandbox {
 
   /** Kills the whole sandbox (EXTERNAL_KILL). Safe at any time. */
   kill(): void {
+    this.endWith('EXTERNAL_KILL', 'killed by Sandbox.kill()');
+  }
+
+  /** @internal Ends the whole sandbox with this status (run(): OUTPUT_LIMIT, or an abort). */
+  endWith(status: 'EXTERNAL_KILL' | 'OUTPUT_LIMIT', reason: string): void {
     if (this.finished) return;
-    this.killed = true;
+    this.killedAs ??= { status, reason };
     this.signalTree();
   }
 
   private signalTree(): void {
-    // SIGKILL for a pid namespace's init; SIGTERM for landlock isolation's subreaper init, which
-    // kills and reaps the tree before it exits.
+    // SIGTERM for both inits, which kill and reap the tree before they exit (so that its rusage
+    // counts); SIGKILL without an init (custom-fork mode's child). Should the init not be gone
+    // after a grace period: SIGKILL for a pid namespace's init, and cgroup.kill (which
+    // finish() writes anyway once the init is gone).
     if (this.pidfd >= 0) native().pidfdSendSignal(this.pidfd, this.isolation?.treeSignal ?? 9);
-    this.cgroup?.kill();
+    else this.cgroup?.kill();
+    if (!this.escalation && !this.finished) {
+      this.escalation = setTimeout(() => {
+        if (this.pidfd >= 0 && this.isolation?.escalate) native().pidfdSendSignal(this.pidfd, 9);
+        this.cgroup?.kill();
+      }, ESCALATE_AFTER_MS);
+      this.escalation.unref();
+    }
   }
+  private escalation: NodeJS.Timeout | null = null;
 
   /** The Landlock ABI the sandboxee runs under (its fs rules and scopes), 0 when none was applied. */
   get landlockAbi(): number {
@@ -433,6 +473,8 @@ export class Sandbox {
       return this.makeResult(null, err as Error);
     }
     this.cleanup();
+    // Every process of the tree is gone (its init reaped them): the cgroup's counters are final.
+    if (this.cgroup) this.usage = cgroupUsage(this.cgroup.path);
     await this.cgroup?.remove();
     this.isolation?.cleanup();
     if (exited.timedOut) this.timedOut = true;
@@ -442,6 +484,7 @@ export class Sandbox {
   private cleanup(): void {
     this.finished = true;
     if (this.forkWalltime) clearTimeout(this.forkWalltime);
+    if (this.escalation) clearTimeout(this.escalation);
     if (this.monitorId) monitor.unwatch(this.monitorId);
     this.monitorId = 0;
     closeQuietly(this.pidfd);
@@ -453,9 +496,7 @@ export class Sandbox {
     const walltimeMs = performance.now() - this.startTime;
     const base = {
       walltimeMs,
-      cpuUserMs: exited ? exited.utimeUs / 1000 : 0,
-      cpuSystemMs: exited ? exited.stimeUs / 1000 : 0,
-      maxRssKiB: exited ? exited.maxRssKiB : 0,
+      ...treeUsage(this.usage, exited),
       ...(this.hostPid ? { pid: this.hostPid } : {}),
       isolation: this.executor.isolation,
     };
@@ -480,9 +521,8 @@ export class Sandbox {
     } else if (this.timedOut) {
       status = 'TIMEOUT';
       reason = `walltime limit of ${this.executor.limits.walltime} s exceeded`;
-    } else if (this.killed) {
-      status = 'EXTERNAL_KILL';
-      reason = 'killed by Sandbox.kill()';
+    } else if (this.killedAs) {
+      ({ status, reason } = this.killedAs);
     } else if (signaled && sig === SIGSYS && !this.monitored && this.executor.enableSandboxBeforeExec) {
       // KILL_PROCESS with no monitor to ask: a violation of an unknown syscall.
       status = 'VIOLATION';
@@ -513,9 +553,18 @@ export class Sandbox {
         const [childEnd, ourEnd] = i === 0 ? [r, w] : [w, r];
         closeAfterSpawn.push(childEnd);
         fds.push(childEnd);
-        if (i === 0) this.stdin = createWriteStream('', { fd: ourEnd });
-        else if (i === 1) this.stdout = createReadStream('', { fd: ourEnd });
-        else this.stderr = createReadStream('', { fd: ourEnd });
+        this.connectedStdio[i] = true;
+        if (i === 0) {
+          // Errors of the pipe (EPIPE: the sandboxee closed its stdin) reach the user's stream.
+          const pipe = createWriteStream('', { fd: ourEnd });
+          pipe.on('error', (err) => this.stdin!.destroy(err));
+          (this.stdin as PassThrough).pipe(pipe);
+        } else {
+          const out = (i === 1 ? this.stdout : this.stderr)!;
+          const pipe = createReadStream('', { fd: ourEnd });
+          pipe.on('error', (err) => out.destroy(err));
+          pipe.pipe(out as PassThrough);
+        }
       }
     });
     return fds;
