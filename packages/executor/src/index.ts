@@ -3,7 +3,7 @@ export { Executor, ExecutorError, DEFAULT_PATH, type ExecutorOptions, type Stdio
 export { Limits, INFINITY, type LimitsOptions } from './limits.js';
 export { Ipc, type FdMapping } from './ipc.js';
 export { Sandbox } from './sandbox.js';
-export { Result, type Status, type Violation, type ViolationKind, type Arch as ViolationArch, type ResultFields } from './result.js';
+export { Result, violationFromJSON, violationToJSON, type Status, type Accounting, type Violation, type ViolationKind, type Arch as ViolationArch, type ResultFields, type ResultJSON, type ViolationJSON } from './result.js';
 export { ForkServerError } from './forkserver.js';
 export { setSpawnPool, spawnPoolStats, autoPoolSize, SpawnPoolError, type SpawnPoolOptions, type SpawnPoolStats } from './spawn-pool.js';
 export { MountError } from './mounts.js';
@@ -17,3 +17,4 @@ export { learnPolicy, learnPolicyFile, verifyPolicyFile, LearnError, type LearnO
 export { LearnedFacts } from './learn/facts-set.js';
 export { BASE_SET as LEARN_BASE_SET, ARG_FACTS as LEARN_ARG_FACTS, type ArgFactSpec } from './learn/facts.js';
 export { argRule, type ArgAlternative, type ArgIndex, type ArgTest, type ArgValue } from './policy/arg-rules.js';
+export { run, RunError, DEFAULT_MAX_BUFFER, type RunOptions, type RunOutput, type RunPromise, type RunView, type RunErrorCode } from './run.js';
