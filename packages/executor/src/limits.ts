@@ -19,6 +19,16 @@ export interface LimitsOptions {
   rlimitCore?: number | bigint;
   /** Wall-time limit in seconds; 0 disarms it (default 120). */
   walltime?: number;
+  /**
+   * Memory of the whole sandbox in bytes, through its cgroup v2 (memory.max, with no swap and the
+   * whole tree killed together on OOM). Unlike rlimitAs it counts memory used, not address space
+   * reserved, so node and Workers start under it. Needs the memory controller in the delegated
+   * cgroup (`sbx doctor` tells); where it is missing the Result is a SETUP_ERROR naming it.
+   */
+  memory?: number | bigint;
+  /** Number of processes and threads in the whole sandbox, through its cgroup v2 (pids.max).
+   *  Needs the pids controller, as `memory` needs the memory controller. */
+  pids?: number | bigint;
 }
 
 /** Linux RLIMIT_* numbers. */
@@ -32,6 +42,10 @@ export class Limits {
   rlimitNproc: bigint = INFINITY;
   rlimitCore: bigint = 0n;
   walltime = 120;
+  /** cgroup memory.max in bytes (null: no cgroup limit). */
+  memory: bigint | null = null;
+  /** cgroup pids.max (null: no cgroup limit). */
+  pids: bigint | null = null;
 
   constructor(options: LimitsOptions = {}) {
     for (const [key, value] of Object.entries(options)) {
@@ -41,10 +55,15 @@ export class Limits {
           throw new TypeError(`limits.walltime must be a finite number of seconds >= 0, got ${String(value)}`);
         }
         this.walltime = value;
+      } else if (key === 'memory' || key === 'pids') {
+        const v = toRlimit(key, value);
+        if (v === INFINITY) continue;
+        if (v === 0n || (key === 'memory' && v < 1n << 20n)) throw new TypeError(`limits.${key} must be at least ${key === 'memory' ? '1 MiB (in bytes)' : '1'}, got ${String(value)}`);
+        this[key] = v;
       } else if (key in RLIMIT_KEYS) {
         (this as unknown as Record<string, bigint>)[key] = toRlimit(key, value);
       } else {
-        throw new TypeError(`limits: unknown option "${key}" (known: ${[...Object.keys(RLIMIT_KEYS), 'walltime'].join(', ')})`);
+        throw new TypeError(`limits: unknown option "${key}" (known: ${[...Object.keys(RLIMIT_KEYS), 'walltime', 'memory', 'pids'].join(', ')})`);
       }
     }
   }

@@ -12,6 +12,7 @@ import { ForkServer, ForkServerError, type Exited } from './forkserver.js';
 import * as monitor from './monitor.js';
 import { SandboxCgroup } from './cgroup.js';
 import { cgroupUsage, treeUsage } from './accounting.js';
+import { applyCgroupLimits, missingForLimits, oomKilled } from './cgroup-limits.js';
 import { MountError } from './mounts.js';
 import { addIsolationOps, IsolationError, namespacesUnavailable, type IsolationSetup } from './isolation.js';
 import { Result, signalName, type Status, type Violation, type Arch } from './result.js';
@@ -75,6 +76,8 @@ export class Sandbox {
   /** Why the sandbox was ended from this side (kill(), or run()'s output cap), first one wins. */
   private killedAs: { status: 'EXTERNAL_KILL' | 'OUTPUT_LIMIT'; reason: string } | null = null;
   private usage: ReturnType<typeof cgroupUsage> = null;
+  /** The kernel's OOM killer acted in the sandbox's cgroup (limits.memory reached). */
+  private oom = false;
   private finished = false;
   private startTime = 0;
 
@@ -210,10 +213,23 @@ export class Sandbox {
         }
       }
 
+      // cgroup limits (limits.memory, limits.pids) go into the fresh cgroup before anything runs
+      // in it; such a sandbox never comes from the spawn pool (a slot's cgroup has none).
+      const missing = missingForLimits(ex.limits, this.cgroup !== null);
+      if (missing) throw new SandboxSetupError(missing);
+      const cgroupLimited = ex.limits.memory !== null || ex.limits.pids !== null;
+      if (cgroupLimited) {
+        try {
+          applyCgroupLimits(this.cgroup!.path, ex.limits);
+        } catch (err) {
+          throw new SandboxSetupError((err as Error).message);
+        }
+      }
+
       // Limits. The walltime is kept by the forkserver: it fires even when this event loop is busy.
       for (const [res, v] of ex.limits.rlimits()) ops.rlimit(res, v, v);
       if (ex.limits.walltime > 0) ops.u64(Op.Walltime, BigInt(Math.max(1, Math.round(ex.limits.walltime * 1000))));
-      if (!ex.spawnPool) ops.raw(Op.NoPool, Buffer.alloc(0));
+      if (!ex.spawnPool || cgroupLimited) ops.raw(Op.NoPool, Buffer.alloc(0));
 
       // fds: stdio, the IPC mappings, the setup socket
       const stdioFds = this.prepareStdio(closeAfterSpawn);
@@ -475,6 +491,7 @@ export class Sandbox {
     this.cleanup();
     // Every process of the tree is gone (its init reaped them): the cgroup's counters are final.
     if (this.cgroup) this.usage = cgroupUsage(this.cgroup.path);
+    if (this.cgroup && this.executor.limits.memory !== null) this.oom = oomKilled(this.cgroup.path);
     await this.cgroup?.remove();
     this.isolation?.cleanup();
     if (exited.timedOut) this.timedOut = true;
@@ -531,7 +548,7 @@ export class Sandbox {
     } else if (signaled) {
       status = 'SIGNALED';
       extra.signal = signalName(sig);
-      reason = `terminated by ${extra.signal}`;
+      reason = this.oom ? `killed by the kernel's OOM killer: limits.memory (${this.executor.limits.memory} bytes) reached` : `terminated by ${extra.signal}`;
     } else {
       status = 'OK';
       extra.exitCode = (st >> 8) & 0xff;
