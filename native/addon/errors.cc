@@ -4,9 +4,26 @@
 
 namespace sbx {
 
+// errno names by hand: strerrorname_np would need glibc 2.32 (prebuilds run on 2.28+).
+#define SBX_ERRNO_NAMES(X)                                                                        \
+  X(EPERM) X(ENOENT) X(ESRCH) X(EINTR) X(EIO) X(ENXIO) X(E2BIG) X(ENOEXEC) X(EBADF) X(ECHILD)      \
+  X(EAGAIN) X(ENOMEM) X(EACCES) X(EFAULT) X(EBUSY) X(EEXIST) X(EXDEV) X(ENODEV) X(ENOTDIR)         \
+  X(EISDIR) X(EINVAL) X(ENFILE) X(EMFILE) X(ENOTTY) X(ETXTBSY) X(EFBIG) X(ENOSPC) X(ESPIPE)        \
+  X(EROFS) X(EMLINK) X(EPIPE) X(EDOM) X(ERANGE) X(EDEADLK) X(ENAMETOOLONG) X(ENOLCK) X(ENOSYS)     \
+  X(ENOTEMPTY) X(ELOOP) X(ENOMSG) X(EIDRM) X(ENODATA) X(EPROTO) X(EBADMSG) X(EOVERFLOW)            \
+  X(ENOTSOCK) X(EDESTADDRREQ) X(EMSGSIZE) X(EPROTOTYPE) X(ENOPROTOOPT) X(EPROTONOSUPPORT)          \
+  X(EOPNOTSUPP) X(EAFNOSUPPORT) X(EADDRINUSE) X(EADDRNOTAVAIL) X(ENETDOWN) X(ENETUNREACH)          \
+  X(ECONNABORTED) X(ECONNRESET) X(ENOBUFS) X(EISCONN) X(ENOTCONN) X(ETIMEDOUT) X(ECONNREFUSED)    \
+  X(EHOSTDOWN) X(EHOSTUNREACH) X(EALREADY) X(EINPROGRESS) X(ESTALE) X(EDQUOT) X(ECANCELED)         \
+  X(EOWNERDEAD) X(ENOTRECOVERABLE)
+
 static const char *ErrnoName(int err) {
-  const char *name = strerrorname_np(err);  // glibc 2.32+
-  return name ? name : "EUNKNOWN";
+#define SBX_ERRNO_CASE(e) \
+  case e:                 \
+    return #e;
+  switch (err) { SBX_ERRNO_NAMES(SBX_ERRNO_CASE) }
+#undef SBX_ERRNO_CASE
+  return "EUNKNOWN";
 }
 
 Napi::Error ErrnoError(Napi::Env env, int err, const std::string &syscall) {

@@ -1,5 +1,6 @@
 // native.ts: loads sbx_native.node (the C++ glue over syscalls and libsbx_comms) once, and types it.
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { packagedAddonPath } from './native-location.js';
 
 /** What sbx_native.node exports. Internal: the public API wraps it. */
@@ -103,12 +104,19 @@ export function native(): NativeBinding {
   } catch (err) {
     throw new Error(
       `sbx: cannot load the native addon sbx_native.node${path ? ` from ${path}` : ''}: ${(err as Error).message}\n` +
-        'npm installs ship a prebuilt addon for linux-x64 (glibc); elsewhere it is built from source at install ' +
-        '(`npm rebuild @sbx/client --build-from-source`; needs cmake and a C/C++ compiler). ' +
+        'npm installs ship a prebuilt addon for linux-x64 (glibc 2.28 or later) that needs no install script; ' +
+        'elsewhere it must be built from source (needs cmake, a C and a C++17 compiler), which package managers ' +
+        `that do not run dependencies' install scripts (npm 11, pnpm 10) leave undone. Build it with:\n  ${buildCommand()}\n` +
         'In the sbx repository: `pnpm install` (or `node native/build.mjs`).',
       { cause: err },
     );
   }
+}
+
+/** The exact command that builds this package's native parts from source (its install script). */
+function buildCommand(): string {
+  const script = fileURLToPath(new URL('../scripts/install.mjs', import.meta.url));
+  return `npm_config_build_from_source=true node ${script}`;
 }
 
 /** Closes an fd this process owns; a negative fd or one already closed is not an error. */
