@@ -56,6 +56,16 @@ describe('run()', () => {
     expect(e.stderr.length).toBe(5000);
   });
 
+  it('exactly maxBuffer bytes is fine; a pipe-sized chunk past it is not', async () => {
+    const exact = await run('/bin/sh', ['-c', 'head -c 100000 /dev/zero'], { maxBuffer: 100_000 });
+    expect(exact.result.status).toBe('OK');
+    expect(exact.stdout.length).toBe(100_000);
+    // the cap hit at a chunk boundary (64 KiB pipe reads), then more comes
+    const over = await run('/bin/sh', ['-c', 'yes'], { maxBuffer: 65_536, timeout: 20_000 });
+    expect(over.result.status).toBe('OUTPUT_LIMIT');
+    expect(over.stdout.length).toBe(65_536);
+  });
+
   it('timeout is in milliseconds: a busy loop ends with TIMEOUT', async () => {
     const { result } = await run(PY, ['-c', BUSY], { ...py, timeout: 300 });
     expect(result.status).toBe('TIMEOUT');

@@ -18,3 +18,4 @@ export { LearnedFacts } from './learn/facts-set.js';
 export { BASE_SET as LEARN_BASE_SET, ARG_FACTS as LEARN_ARG_FACTS, type ArgFactSpec } from './learn/facts.js';
 export { argRule, type ArgAlternative, type ArgIndex, type ArgTest, type ArgValue } from './policy/arg-rules.js';
 export { run, RunError, DEFAULT_MAX_BUFFER, type RunOptions, type RunOutput, type RunPromise, type RunView, type RunErrorCode } from './run.js';
+export { Runner, RunnerError, type RunnerOptions, type RunnerErrorCode } from './runner.js';

@@ -147,11 +147,16 @@ async function capture(sandbox: Sandbox, o: RunOptions): Promise<RunOutput> {
     let size = 0;
     const done = new Promise<Buffer>((resolve) => {
       stream.on('data', (d: Buffer) => {
-        if (size >= maxBuffer) return;
         const room = maxBuffer - size;
-        chunks.push(d.length > room ? d.subarray(0, room) : d);
-        size += Math.min(d.length, room);
-        if (d.length > room) sandbox.endWith('OUTPUT_LIMIT', `${name} exceeded maxBuffer (${maxBuffer} bytes)`);
+        if (d.length <= room) {
+          chunks.push(d);
+          size += d.length;
+          return;
+        }
+        // One byte more than maxBuffer ends the run (exactly maxBuffer bytes is fine).
+        if (room > 0) chunks.push(d.subarray(0, room));
+        size = maxBuffer;
+        sandbox.endWith('OUTPUT_LIMIT', `${name} exceeded maxBuffer (${maxBuffer} bytes)`);
       });
       stream.on('end', () => resolve(Buffer.concat(chunks)));
       stream.on('error', () => resolve(Buffer.concat(chunks)));
