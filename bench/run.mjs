@@ -17,6 +17,7 @@ const sections = [
   ['buffer', async () => (await import('./buffer.mjs')).bufferBench()],
   ['fork', async () => (await import('./fork.mjs')).forkBench()],
   ['learn', async () => (await import('./learn.mjs')).learnBench()],
+  ['service', async () => (await import('./service.mjs')).serviceBench()],
 ];
 
 const records = [];
