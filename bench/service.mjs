@@ -49,6 +49,7 @@ async function load(port, inflight, total) {
   const lat = [];
   let next = 0;
   let bad = 0;
+  let firstBad = '';
   const t0 = performance.now();
   const worker = async () => {
     while (next < total) {
@@ -56,12 +57,15 @@ async function load(port, inflight, total) {
       const s = performance.now();
       const r = await fetch(`http://127.0.0.1:${port}/run`, { method: 'POST', body: JSON.stringify({ lang: 'python', code: CODE }) });
       const body = await r.json();
-      if (r.status !== 200 || body.stdout !== '42\n') bad++;
+      if (r.status !== 200 || body.stdout !== '42\n') {
+        bad++;
+        firstBad ||= `${r.status} ${JSON.stringify(body).slice(0, 300)}`;
+      }
       lat.push(performance.now() - s);
     }
   };
   await Promise.all(Array.from({ length: inflight }, worker));
-  if (bad) throw new Error(`bench service: ${bad} of ${total} requests failed on port ${port}`);
+  if (bad) throw new Error(`bench service: ${bad} of ${total} requests failed on port ${port}: ${firstBad}`);
   return { rps: total / ((performance.now() - t0) / 1000), lat };
 }
 
