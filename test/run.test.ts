@@ -181,6 +181,14 @@ describe('accounting of the whole tree in every status', () => {
   });
 });
 
+describe('the init', () => {
+  it('SIGTERM to the init from inside the sandbox is ignored (only the executor ends the tree)', async () => {
+    const { stdout, result } = await run('/bin/sh', ['-c', 'kill -TERM 1; sleep 0.3; echo alive'], { ...py, timeout: 20_000 });
+    expect(result.status).toBe('OK');
+    expect(stdout).toBe('alive\n');
+  });
+});
+
 describe('JSON', () => {
   it('a Result with a violation (bigint args) round-trips through JSON.stringify', async () => {
     const policy = isolationPolicy((b) => b.addPolicyOnSyscall('kill', [KILL]));

@@ -15,7 +15,7 @@ import { commands, policies } from './policies.mjs';
 const MAX_BODY = 64 * 1024;
 
 /** Starts the service; resolves to the listening http.Server. */
-export async function startServer({ port = 8080, host = '127.0.0.1', concurrency = 4, queue = 4 * concurrency, pool = 0 } = {}) {
+export async function startServer({ port = 8080, host = '127.0.0.1', concurrency = 4, queue = 4 * concurrency, pool = 0, timeout = 2000, spawnPool = true } = {}) {
   // A warm spawn pool for the usual layout makes each sandbox start faster (0: off).
   if (pool > 0) setSpawnPool({ size: pool });
   const runner = new Runner({ concurrency, maxQueue: queue });
@@ -48,10 +48,11 @@ export async function startServer({ port = 8080, host = '127.0.0.1', concurrency
       const out = await runner.run(file, args, {
         policy: policies[job.lang],
         input: job.input,
-        timeout: 2000,
+        timeout,
         maxBuffer: 64 * 1024,
         signal: ac.signal,
         limits: { rlimitNproc: 64, rlimitFsize: 1 << 20 },
+        executor: { spawnPool },
       });
       // A Result is JSON-safe (violation arguments as decimal strings).
       reply(200, out);
