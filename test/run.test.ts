@@ -82,6 +82,16 @@ describe('run()', () => {
     expect(result.reason).toBe('aborted: client went away');
   });
 
+  it('an abort while the sandbox is still being set up ends it too', async () => {
+    const ac = new AbortController();
+    const p = run(PY, ['-c', BUSY], { ...py, signal: ac.signal, timeout: 60_000 });
+    ac.abort(new Error('right away'));
+    const { result } = await p;
+    // not TIMEOUT: it was ended long before its walltime
+    expect(result.status).toBe('EXTERNAL_KILL');
+    expect(result.reason).toBe('aborted: right away');
+  });
+
   it('an already aborted signal rejects with its reason and starts nothing', () => {
     const ac = new AbortController();
     ac.abort(new Error('too late'));

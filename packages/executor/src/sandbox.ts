@@ -75,6 +75,7 @@ export class Sandbox {
   private timedOut = false;
   /** Why the sandbox was ended from this side (kill(), or run()'s output cap), first one wins. */
   private killedAs: { status: 'EXTERNAL_KILL' | 'OUTPUT_LIMIT'; reason: string } | null = null;
+  private setupErrorAtKill: string | null = null;
   private usage: ReturnType<typeof cgroupUsage> = null;
   /** The kernel's OOM killer acted in the sandbox's cgroup (limits.memory reached). */
   private oom = false;
@@ -152,8 +153,10 @@ export class Sandbox {
 
   /** @internal Ends the whole sandbox with this status (run(): OUTPUT_LIMIT, or an abort). */
   endWith(status: 'EXTERNAL_KILL' | 'OUTPUT_LIMIT', reason: string): void {
-    if (this.finished) return;
-    this.killedAs ??= { status, reason };
+    if (this.finished || this.killedAs) return;
+    this.killedAs = { status, reason };
+    // A setup that fails from here on fails because of this kill: the Result says the kill.
+    this.setupErrorAtKill = this.setupError;
     this.signalTree();
   }
 
@@ -162,8 +165,9 @@ export class Sandbox {
     // counts); SIGKILL without an init (custom-fork mode's child). Should the init not be gone
     // after a grace period: SIGKILL for a pid namespace's init, and cgroup.kill (which
     // finish() writes anyway once the init is gone).
-    if (this.pidfd >= 0) native().pidfdSendSignal(this.pidfd, this.isolation?.treeSignal ?? 9);
-    else this.cgroup?.kill();
+    // Before the spawn returned there is nothing to signal: start() signals once it has a pidfd.
+    if (this.pidfd < 0) return;
+    native().pidfdSendSignal(this.pidfd, this.isolation?.treeSignal ?? 9);
     if (!this.escalation && !this.finished) {
       this.escalation = setTimeout(() => {
         if (this.pidfd >= 0 && this.isolation?.escalate) native().pidfdSendSignal(this.pidfd, 9);
@@ -276,6 +280,7 @@ export class Sandbox {
       }
       this.pidfd = spawned.spawned.pidfd;
       this.hostPid = spawned.spawned.pid;
+      if (this.killedAs) this.signalTree(); // kill() (or an abort) came while it was being spawned
       if (spawned.spawned.cgroup && this.cgroup) this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
       this.exitPromise = fs.waitExit(spawned.id);
       this.exitPromise.catch(() => {});
@@ -326,6 +331,7 @@ export class Sandbox {
     this.pidfd = forked.pidfd;
     this.hostPid = forked.pid;
     this.monitored = true;
+    if (this.killedAs) this.signalTree(); // kill() came while it was being forked
     // The forkserver reports the wait status. If it dies first, its sandbox takes the child along:
     // make sure (SIGKILL through our pidfd) and report that once the child is gone.
     this.exitPromise = server.waitExit(forked.id).catch(async () => {
@@ -527,9 +533,9 @@ export class Sandbox {
     if (internal) {
       status = 'INTERNAL_ERROR';
       reason = internal.message;
-    } else if (this.setupError) {
+    } else if (this.killedAs ? this.setupErrorAtKill : this.setupError) {
       status = 'SETUP_ERROR';
-      reason = this.setupError;
+      reason = (this.killedAs ? this.setupErrorAtKill : this.setupError)!;
     } else if (this.violation) {
       status = 'VIOLATION';
       extra.violation = this.violation;
