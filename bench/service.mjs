@@ -23,7 +23,10 @@ const POOL = 8;
 const TIMEOUT_MS = 10_000;
 const here = import.meta.dirname;
 
-const BWRAP = ['--unshare-all', '--die-with-parent', '--ro-bind', '/usr', '/usr', '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib',
+// --new-session and setsid: each peer's python gets a session of its own, as a sandboxee does
+// (the forkserver calls setsid): with sched_autogroup a new session is a new scheduling group,
+// and a loaded machine would otherwise favour whichever side has its own.
+const BWRAP = ['--unshare-all', '--die-with-parent', '--new-session', '--ro-bind', '/usr', '/usr', '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib',
   '--symlink', 'usr/lib64', '/lib64', '--ro-bind-try', '/etc/ld.so.cache', '/etc/ld.so.cache', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp'];
 
 /** A node:http service with the example's shape, running python through `exec(code)` at most `concurrency` at once. */
@@ -95,7 +98,7 @@ export async function serviceBench() {
     const kinds = {
       sbx: await startServer({ port: 0, concurrency: c, queue: 1024, timeout: TIMEOUT_MS, spawnPool: false }),
       pool: await startServer({ port: 0, concurrency: c, queue: 1024, timeout: TIMEOUT_MS }),
-      cp: await peerService(c, execPeer('/usr/bin/env', [])),
+      cp: await peerService(c, execPeer('setsid', ['-w'])),
       ...(hasBwrap ? { bwrap: await peerService(c, execPeer('bwrap', BWRAP)) } : {}),
     };
     const res = Object.fromEntries(Object.keys(kinds).map((k) => [k, { ms: 0, n: 0, lat: [] }]));
@@ -114,8 +117,8 @@ export async function serviceBench() {
     const rps = (k) => res[k].n / (res[k].ms / 1000);
 
     const name = (k) => `code-runner service, python print(6*7), ${c} in flight: ${k}`;
-    const cpName = `the same service, child_process.execFile(python3), no sandbox, ${c} in flight`;
-    const bwName = `the same service, bwrap --unshare-all (ro /usr, --proc, --dev, --tmpfs /tmp) python3, ${c} in flight`;
+    const cpName = `the same service, child_process.execFile(setsid -w python3), no sandbox, ${c} in flight`;
+    const bwName = `the same service, bwrap --unshare-all --new-session (ro /usr, --proc, --dev, --tmpfs /tmp) python3, ${c} in flight`;
     for (const [k, label] of [['sbx', 'sbx (pool off)'], ['pool', `sbx (spawn pool ${POOL})`]]) {
       for (const [peer, peerName] of [['cp', cpName], ...(hasBwrap ? [['bwrap', bwName]] : [])]) {
         rows.push({ name: `${name(label)}, requests/s`, unit: '/s', value: rps(k), peer: peerName, peerValue: rps(peer) });
