@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Comms, Executor, PolicyBuilder, Sandbox } from '@sbx/executor';
+import { Comms, Executor, PolicyBuilder, Sandbox, startForkServer } from '@sbx/executor';
 import { closeQuietly } from '@sbx/client/internal';
 
 const repo = join(import.meta.dirname, '..');
@@ -27,7 +27,7 @@ function policy() {
 }
 
 export function startServer(pol, heapMb, spares = 0) {
-  return Executor.startForkServer(process.execPath, [process.execPath, '--single-threaded', '--v8-pool-size=1', join(repo, 'test/fixtures/fork-server.mjs'), String(heapMb), String(spares)], {
+  return startForkServer(process.execPath, [process.execPath, '--single-threaded', '--v8-pool-size=1', join(repo, 'test/fixtures/fork-server.mjs'), String(heapMb), String(spares)], {
     policy: pol,
     cwd: repo,
     env: { PATH: '/usr/bin:/bin' },

@@ -95,7 +95,7 @@ function descendants() {
  *  waiters, early exits, death waiters): 0 when no sandbox is running. */
 async function forkserverEntries() {
   try {
-    const { ForkServer } = await import('../packages/executor/dist/forkserver.js');
+    const { ForkServer } = await import('../packages/executor/dist/forkserver/global.js');
     let n = 0;
     for (const v of Object.values(ForkServer.shared())) if (v instanceof Map || v instanceof Set) n += v.size;
     return n;
@@ -106,7 +106,7 @@ async function forkserverEntries() {
 
 async function cgroupDirs() {
   try {
-    const { delegatedCgroupBase } = await import('../packages/executor/dist/cgroup.js');
+    const { delegatedCgroupBase } = await import('../packages/executor/dist/sandbox/cgroup.js');
     const base = delegatedCgroupBase();
     if (!base) return null;
     // Ours only: other executors on the host (parallel test workers) make theirs in the same base.

@@ -84,8 +84,8 @@ const runCp = () => runChild(TRUE, []);
 
 const POOL_SIZE = 4;
 
-const { ForkServer } = await import(new URL('../packages/executor/dist/forkserver.js', import.meta.url));
-const { OpList, Op, CloneFlag } = await import(new URL('../packages/executor/dist/forkserver-protocol.js', import.meta.url));
+const { ForkServer } = await import(new URL('../packages/executor/dist/forkserver/global.js', import.meta.url));
+const { OpList, Op, CloneFlag } = await import(new URL('../packages/executor/dist/forkserver/protocol.js', import.meta.url));
 const { native } = await import('@sbx/client/internal');
 
 function floorOps(noPool) {

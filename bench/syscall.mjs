@@ -10,7 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ALLOW, ARG_32, BPF_JEQ, BPF_JMP, BPF_K, JNE, LABEL, PolicyBuilder, compilePolicy, syscallNumber } from '@sbx/executor';
+import { PolicyBuilder, syscallNumber } from '@sbx/executor';
+import { ALLOW, ARG_32, BPF_JEQ, BPF_JMP, BPF_K, JNE, LABEL, compilePolicy } from '@sbx/executor/bpf';
 
 const root = join(import.meta.dirname, '..');
 const loopBin = join(root, 'native', 'build', 'testcases', 'syscall_loop');

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Comms, ClientTag, CLIENT_HELLO_SIZE } from '@sbx/client';
 import { native } from '@sbx/client/internal';
-import { Executor, PolicyBuilder, compilePolicy, type Policy } from '@sbx/executor';
+import { Executor, PolicyBuilder, type Policy } from '@sbx/executor';
+import { compilePolicy } from '@sbx/executor/bpf';
 import { isolationPolicy, openFdCount, repoRoot, runCaptured, testcase, tick, type Captured } from './helpers.js';
 
 const fixture = join(repoRoot, 'test', 'fixtures', 'me-here.mjs');

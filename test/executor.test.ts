@@ -6,7 +6,8 @@ import { writeFileSync, mkdtempSync, rmSync, readFileSync, closeSync, chmodSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, afterAll } from 'vitest';
-import { Executor, Sandbox, PolicyBuilder, Result, ARG_32, JNE, ALLOW, LABEL } from '@sbx/executor';
+import { Executor, Sandbox, PolicyBuilder, Result } from '@sbx/executor';
+import { ARG_32, JNE, ALLOW, LABEL } from '@sbx/executor/bpf';
 import { native } from '@sbx/client/internal';
 import { isolationPolicy, openFdCount, processesWith, repoRoot, runCaptured, sh, tick } from './helpers.js';
 
@@ -307,7 +308,7 @@ describe('Bad input', () => {
 
 describe('cgroup v2 per sandbox', () => {
   it('runs each sandbox in a fresh cgroup where one can be created, and removes it after', async () => {
-    const { delegatedCgroupBase } = await import('../packages/executor/src/cgroup.js');
+    const { delegatedCgroupBase } = await import('../packages/executor/src/sandbox/cgroup.js');
     const base = delegatedCgroupBase();
     const executor = new Executor('/bin/sh', ['/bin/sh', '-c', 'sleep 0.3'], { stdio: 'ignore' });
     const sandbox = new Sandbox(executor, isolationPolicy());

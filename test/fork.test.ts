@@ -1,12 +1,12 @@
 // Custom-fork mode end to end: a real Node forkserver (test/fixtures/fork-server.mjs) and the C
-// example (examples/custom-fork/forkserver.c) started by Executor.startForkServer(), children
+// example (examples/custom-fork/forkserver.c) started by startForkServer(), children
 // forked on request that sandbox themselves and run real work; what a child may not do to its
 // siblings and its forkserver, tried from inside; a forkserver that dies or lies.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Executor, ForkServerHandle, PolicyBuilder, Sandbox, type Policy, type Result } from '@sbx/executor';
+import { Executor, ForkServerHandle, PolicyBuilder, Sandbox, startForkServer, type Policy, type Result } from '@sbx/executor';
 import type { Comms } from '@sbx/client';
 import { openFdCount, repoRoot, testcase, tick } from './helpers.js';
 
@@ -27,7 +27,7 @@ function nodePolicy(extra?: (b: PolicyBuilder) => void): Policy {
 }
 
 function startNodeServer(policy: Policy, args: string[] = [], script = serverScript): Promise<ForkServerHandle> {
-  return Executor.startForkServer(process.execPath, [process.execPath, ...FLAGS, script, ...args], { policy, cwd: repoRoot, env: ENV, forkTimeoutMs: 5000 });
+  return startForkServer(process.execPath, [process.execPath, ...FLAGS, script, ...args], { policy, cwd: repoRoot, env: ENV, forkTimeoutMs: 5000 });
 }
 
 interface Child {
@@ -377,6 +377,7 @@ describe('custom-fork mode: the C example forkserver', () => {
     .addFile(testcase('c_forkserver')).addLibrariesForBinary(testcase('c_forkserver')).build();
 
   it('forks sandboxed children that answer on their Comms; a violation is reported', async () => {
+    // Through the deprecated Executor.startForkServer() alias, which must keep working.
     const server = await Executor.startForkServer(testcase('c_forkserver'), undefined, { policy, env: ENV });
     try {
       const pids = new Set<number>();

@@ -228,7 +228,8 @@ describe('sbx policy check: each kind of bad file', () => {
 describe("the monitor's filter interpreter (native learn.cc)", () => {
   it('returns what the TS evaluator returns for every syscall number and argument patterns', async () => {
     const { native } = await import('@sbx/client/internal');
-    const { evaluate, compilePolicy, syscallName } = await import('@sbx/executor');
+    const { evaluate, compilePolicy } = await import('@sbx/executor/bpf');
+    const { syscallName } = await import('@sbx/executor');
     const b = loadPolicyFile({
       allowWhen: { ioctl: [{ arg1: ['0x5401'] }], socket: [{ arg0: [1], arg1: [1] }], openat: [{ arg2: { onlyFlags: '0x80000' } }] },
       errno: { uname: 'EPERM' },

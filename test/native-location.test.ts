@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
 import { clientPackageRoot, nativeAddonPath, nativeExecutablePath } from '@sbx/client/internal';
 import { ADDON_NAME } from '../packages/client/src/native-location.js';
-import { forkserverPath } from '../packages/executor/src/paths.js';
+import { forkserverPath } from '../packages/executor/src/forkserver/paths.js';
 import { nativeBuild, repoRoot } from './helpers.js';
 
 describe('native parts lookup', () => {

@@ -11,7 +11,8 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NET_SYSCALL_BITS, PolicyBuilder, decideNetwork, encodeNetworkTable, type Policy } from '@sbx/executor';
+import { PolicyBuilder, type Policy } from '@sbx/executor';
+import { NET_SYSCALL_BITS, decideNetwork, encodeNetworkTable } from '@sbx/executor/bpf';
 import { native } from '@sbx/client/internal';
 import { isolationPolicy, openFdCount, repoRoot, runCaptured, testcase, tick } from './helpers.js';
 

@@ -2,7 +2,8 @@
 // (through the seccomp user-notification monitor), errno rules return their errno, arg rules
 // decide by argument, and the presets run real binaries.
 import { describe, expect, it } from 'vitest';
-import { PolicyBuilder, ARG_32, JNE, ALLOW, LABEL } from '@sbx/executor';
+import { PolicyBuilder } from '@sbx/executor';
+import { ARG_32, JNE, ALLOW, LABEL } from '@sbx/executor/bpf';
 import { runCaptured, testcase } from './helpers.js';
 
 /** The violations testcase's own needs, plus `extra`; everything else is a violation. */

@@ -1,7 +1,7 @@
 /*
  * forkserver.c: a C forkserver for custom-fork mode (examples/custom-fork/README.md).
  *
- * Started by Executor.startForkServer(); it "initialises" once (here: builds a table), then
+ * Started by startForkServer(); it "initialises" once (here: builds a table), then
  * serves fork requests. Each child sandboxes itself (sandbox-me-here on its own handshake fd),
  * reads one String from its Comms channel and answers "<pid> <table[len % 16]> <text>".
  */

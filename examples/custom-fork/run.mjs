@@ -3,7 +3,7 @@
 // c_forkserver) as a forkserver and forks sandboxed children from it.
 // Usage: node examples/custom-fork/run.mjs [c]   (after pnpm build)
 import { join } from 'node:path';
-import { Executor, PolicyBuilder, Sandbox } from '@sbx/executor';
+import { Executor, PolicyBuilder, Sandbox, startForkServer } from '@sbx/executor';
 
 const root = join(import.meta.dirname, '..', '..');
 const useC = process.argv[2] === 'c';
@@ -17,7 +17,7 @@ else b.allowNodeRuntime({ openFiles: false, threads: true }).addDirectory(root).
 const policy = b.build();
 
 const argv = useC ? undefined : [process.execPath, '--single-threaded', '--v8-pool-size=1', join(import.meta.dirname, 'server.mjs')];
-const server = await Executor.startForkServer(binary, argv, { policy, cwd: useC ? '/' : root, env: { PATH: '/usr/bin:/bin' } });
+const server = await startForkServer(binary, argv, { policy, cwd: useC ? '/' : root, env: { PATH: '/usr/bin:/bin' } });
 try {
   const docs = useC ? ['hello', 'from a forked child', 'violate'] : ['# Title\nsome <b>text</b>', 'second & last', 'now steal /etc/passwd'];
   for (const doc of docs) {

@@ -1,6 +1,6 @@
 // fork_binding.cc: custom-fork mode for a Node forkserver (packages/client/src/forking-client.ts),
 // over libsbx_client's fork loop (sbx/forking_client.h). What makes forking a warm Node process
-// reliable (research/node-fork-lab.md) is done here, around fork():
+// reliable (docs/architecture.md, "The Node configuration, and why") is done here, around fork():
 //   before: MADV_DOFORK over every mapping (V8's heap is MADV_DONTFORK); every V8 platform
 //           worker parked inside a task of ours (so none is inside a V8 task, holds a V8 lock or
 //           waits on the platform queue's condition variable that the child will signal); the

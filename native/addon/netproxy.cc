@@ -1,4 +1,4 @@
-// netproxy.cc: network rules, carried out by the monitor thread (DESIGN.md §6; the policy side is
+// netproxy.cc: network rules, carried out by the monitor thread (docs/architecture.md "Network rules"; the policy side is
 // packages/executor/src/policy/network.ts, the filter side compiler.ts networkSyscalls()).
 //
 // A sandbox under network rules keeps its own network namespace (only lo). Its filter sends every

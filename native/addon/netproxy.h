@@ -1,4 +1,4 @@
-// netproxy.h: the monitor's network decisions (policy network rules, DESIGN.md §6). No N-API
+// netproxy.h: the monitor's network decisions (policy network rules, docs/architecture.md "Network rules"). No N-API
 // here: the monitor thread calls it with a notification and answers or reports what it says.
 #pragma once
 #include <linux/seccomp.h>

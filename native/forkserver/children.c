@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "protocol.h"
+#include "le.h"
 
 int children_reserve(struct fs_children *c) {
   if (c->n < c->cap) return 0;
@@ -69,14 +70,6 @@ int children_enforce_walltime(struct fs_children *c) {
   if (next == 0) return -1;
   uint64_t wait = next - now;
   return wait > 60000 ? 60000 : (int)wait;
-}
-
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static uint64_t tv_us(struct timeval tv) {

@@ -1,5 +1,5 @@
 /*
- * main.c: sbx-forkserver, the global forkserver (DESIGN.md §4, protocol.h).
+ * main.c: sbx-forkserver, the global forkserver (docs/architecture.md, protocol.h).
  *
  * Started by the executor with its comms socket on fd 3. Single-threaded: one poll() over the
  * comms socket (spawn requests) and a signalfd for SIGCHLD (reaping). It lives exactly as long

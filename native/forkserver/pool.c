@@ -26,6 +26,7 @@
 #include "protocol.h"
 #include "server.h"
 #include "userns.h"
+#include "le.h"
 
 #define HEADER_SIZE 12u
 #ifndef CLONE_PIDFD
@@ -47,17 +48,6 @@ static int join_cgroup_path(const char *dir, pid_t pid) {
   close(fd);
   errno = e;
   return w == n ? 0 : -1;
-}
-
-static uint32_t rd_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t rd_u64(const uint8_t *p) { return (uint64_t)rd_u32(p) | (uint64_t)rd_u32(p + 4) << 32; }
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* What child_run_frozen reads: these ops are what a slot has already applied. */

@@ -1,6 +1,6 @@
 /*
  * protocol.h: the request/reply protocol between the executor (TS) and the global forkserver.
- * Mirrored in packages/executor/src/forkserver-protocol.ts; docs/wire-protocol.md explains it.
+ * Mirrored in packages/executor/src/forkserver/protocol.ts; docs/wire-protocol.md explains it.
  *
  * Transport: Comms (sbx/comms.h) on fd SBX_FS_COMMS_FD of the forkserver process.
  *

@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 
 #include "protocol.h"
+#include "le.h"
 
 #define HEADER_SIZE 12u
 #define FD_OPS_MAX 1024u /* far above any real sandbox; keeps the duplicate check cheap */
@@ -71,12 +72,6 @@ static bool op_is_single(uint32_t op) {
     return false;
   }
 }
-
-static uint32_t rd_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd_u64(const uint8_t *p) { return (uint64_t)rd_u32(p) | (uint64_t)rd_u32(p + 4) << 32; }
 
 struct parser {
   const uint8_t *buf;

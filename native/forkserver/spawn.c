@@ -25,6 +25,7 @@
 #include "request.h"
 #include "server.h"
 #include "userns.h"
+#include "le.h"
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000ULL
@@ -32,14 +33,6 @@
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
-
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
 
 /* SBX_FS_SPAWNED: u64 request_id | i32 err | u32 pid | message; then the pidfd on success. */
 static int reply(struct fs_server *srv, uint64_t id, int err, pid_t pid, const char *msg,

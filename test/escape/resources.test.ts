@@ -70,7 +70,7 @@ describe('fds of the executor', () => {
   it('inheritable fds that reached the forkserver (a host directory, a secret file) are not in the sandboxee', async () => {
     writeFileSync(join(scratch, 'secret'), 'host secret\n');
     chmodSync(join(scratch, 'secret'), 0o644);
-    const { forkserverPath } = await import('../../packages/executor/src/paths.js');
+    const { forkserverPath } = await import('../../packages/executor/src/forkserver/paths.js');
     const wrapper = join(scratch, 'forkserver-wrapper.sh');
     const seen = join(scratch, 'wrapper-fds');
     // The forkserver starts with an empty environment: the real path is written into the script.

@@ -31,6 +31,7 @@
 
 #include "client_internal.h"
 #include "sbx/client.h"
+#include "le.h"
 
 enum client_state { STATE_IDLE = 0, STATE_BUSY, STATE_FILTERED, STATE_SANDBOXED };
 
@@ -63,22 +64,6 @@ static int comms_fail(const struct errbuf *e, int rc, const char *what) {
     return fail(e, -EPROTO, "%s: the executor broke the handshake protocol (%s)", what,
                 sbx_comms_strerror(rc));
   return fail(e, rc, "%s: %s", what, sbx_comms_strerror(rc));
-}
-
-static void put_u32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)v;
-  p[1] = (unsigned char)(v >> 8);
-  p[2] = (unsigned char)(v >> 16);
-  p[3] = (unsigned char)(v >> 24);
-}
-
-static void put_u64(unsigned char *p, uint64_t v) {
-  put_u32(p, (uint32_t)v);
-  put_u32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t get_u32(const unsigned char *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 /* After the install: INSTALLED (the listener's number) with sendto() and no address, the one

@@ -29,6 +29,7 @@
 #include <sbx/comms.h>
 
 #include "sbx/forking_client.h"
+#include "le.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -106,10 +107,6 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) {
   return rc;
 }
 
-static void put_u32(unsigned char *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i)); }
-static void put_u64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i)); }
-static uint32_t get_u32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t get_u64(const unsigned char *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
 
 int sbx_forking_client_open(sbx_forking_client **out, int comms_fd, char *err, size_t errlen) {
   if (out == NULL) return fail(err, errlen, -EINVAL, "out is NULL");

@@ -1,5 +1,5 @@
 /*
- * comms.c: the Comms message layer (DESIGN.md §3): TLV framing, the receive rules that keep a
+ * comms.c: the Comms message layer (docs/wire-protocol.md, "Comms"): TLV framing, the receive rules that keep a
  * distrusted peer from leaking fds or forcing allocations, and the typed send/recv pairs.
  */
 #define _GNU_SOURCE /* struct ucred, SO_PEERCRED */
@@ -122,7 +122,7 @@ int sbx_comms_send_tlv(sbx_comms *c, uint32_t tag, const void *data, uint64_t le
 
 /* ---- Receiving ----
  * Every receive reads one whole message (or fails) through recv_message(), which applies the
- * rules of DESIGN.md §3 in one place:
+ * rules of docs/wire-protocol.md "Comms" in one place:
  *   1. header; EOF before its first byte is the orderly end (-EPIPE), later EOF is -EPROTO;
  *   2. length above max_message_size: -EMSGSIZE before any allocation;
  *   3. fds: only an Fd message carries one, exactly one, with an empty payload (else -EPROTO);

@@ -1,4 +1,4 @@
-// buffer.ts: shared memory between an executor and a sandboxee (DESIGN.md §7): a sealed memfd,
+// buffer.ts: shared memory between an executor and a sandboxee (docs/architecture.md, "Shared-memory buffers"): a sealed memfd,
 // mapped MAP_SHARED, seen from JS as an ArrayBuffer over the mapping (no copy). The C side is
 // libsbx_client's sbx/buffer.h; this class is a thin owner of what the addon returns.
 import { markAsUntransferable } from 'node:worker_threads';

@@ -1,4 +1,4 @@
-// client.ts: sandbox-me-here for Node programs (DESIGN.md §7). The program is started by an
+// client.ts: sandbox-me-here for Node programs (docs/architecture.md, "Sandbox-me-here (client) mode"). The program is started by an
 // executor with `enableSandboxBeforeExec: false`: inside its namespaces and mounts, but without
 // a filter. It loads its modules, opens its files, and then calls Client.sandboxMeHere(), which
 // receives the policy on the handshake socket (fd 1020), installs it on every thread and hands the

@@ -124,3 +124,11 @@ export class ForkError extends SbxError {
     if (options?.errno !== undefined) this.errno = options.errno;
   }
 }
+
+/** sbx's native parts (the addon, the forkserver executable) cannot be found or loaded. */
+export class NativeLoadError extends SbxError {
+  declare readonly code: 'NATIVE_MISSING';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NATIVE_MISSING', message, options);
+  }
+}

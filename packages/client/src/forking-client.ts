@@ -1,11 +1,11 @@
-// forking-client.ts: custom-fork mode for a Node forkserver (DESIGN.md §1, §7). The forkserver
+// forking-client.ts: custom-fork mode for a Node forkserver (docs/architecture.md, "Custom-fork mode"). The forkserver
 // is started by Executor.startForkServer() with `node --single-threaded --v8-pool-size=1`; it
 // loads and warms what its children share, then calls ForkingClient.waitAndFork() (or
 // enterForkLoop()). Each fork request of the executor makes a child that returns 0 with its own
 // Comms channel (fd 1023) and sandbox-me-here handshake (fd 1020): it calls
 // Client.sandboxMeHere() and does its work.
 //
-// Why these flags and these steps: research/node-fork-lab.md. In short: a forked child has only
+// Why these flags and these steps: docs/architecture.md, "The Node configuration, and why". In short: a forked child has only
 // the thread that forked. With --single-threaded V8 compiles and collects garbage on the main
 // thread, so nothing the child does waits for a platform worker; --v8-pool-size=1 keeps one
 // worker to park. The native side (fork_binding.cc) parks it and drains libuv before fork(),

@@ -17,4 +17,4 @@ export {
   CLIENT_NO_FD,
 } from './client.js';
 export { ForkingClient, FORKSERVER_NODE_FLAGS, MAX_SPARES } from './forking-client.js';
-export { ForkError, type ForkErrorCode } from './errors.js';
+export { ForkError, type ForkErrorCode, NativeLoadError } from './errors.js';

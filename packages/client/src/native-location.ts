@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { basename, dirname, join, sep } from 'node:path';
+import { NativeLoadError } from './errors.js';
 
 /** The options pkg-prebuilds names the addon with (shared with scripts/install.mjs). */
 interface BindingOptions {
@@ -77,7 +78,7 @@ function findAddon(): string {
   const options = req('./binding-options.cjs') as BindingOptions;
   const resolveBinding = (req('pkg-prebuilds') as { resolve: ResolveBinding }).resolve;
   const found = resolveBinding(clientPackageRoot(), options, false, true);
-  if (!found) throw new Error(`sbx: no ${options.name}.node in ${clientPackageRoot()}`);
+  if (!found) throw new NativeLoadError(`sbx: no ${options.name}.node in ${clientPackageRoot()}`);
   return found;
 }
 
@@ -91,7 +92,7 @@ export function nativeExecutablePath(buildPath: string): string {
   const buildDir = join(clientPackageRoot(), 'build') + sep;
   const path = addon.startsWith(buildDir) ? join(buildDir, buildPath) : join(dirname(addon), basename(buildPath));
   if (!existsSync(path)) {
-    throw new Error(`sbx: ${basename(buildPath)} was not found at ${path} (next to the addon ${addon}). ` +
+    throw new NativeLoadError(`sbx: ${basename(buildPath)} was not found at ${path} (next to the addon ${addon}). ` +
       'Reinstall @sbx/client, or rebuild with `npm rebuild @sbx/client --build-from-source`.');
   }
   return path;

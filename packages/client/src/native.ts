@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { packagedAddonPath } from './native-location.js';
+import { NativeLoadError } from './errors.js';
 
 /** What sbx_native.node exports. Internal: the public API wraps it. */
 export interface NativeBinding {
@@ -102,7 +103,7 @@ export function native(): NativeBinding {
     binding = createRequire(import.meta.url)(path) as NativeBinding;
     return binding;
   } catch (err) {
-    throw new Error(
+    throw new NativeLoadError(
       `sbx: cannot load the native addon sbx_native.node${path ? ` from ${path}` : ''}: ${(err as Error).message}\n` +
         'npm installs ship a prebuilt addon for linux-x64 (glibc 2.28 or later) that needs no install script; ' +
         'elsewhere it must be built from source (needs cmake, a C and a C++17 compiler), which package managers ' +

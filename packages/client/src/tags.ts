@@ -1,4 +1,4 @@
-/** Comms wire tags (DESIGN.md §3). Mirrors native/comms/include/sbx/comms.h: keep them equal. */
+/** Comms wire tags (docs/wire-protocol.md, "Comms"). Mirrors native/comms/include/sbx/comms.h: keep them equal. */
 export const Tag = {
   Bool: 0x80000001,
   Int8: 0x80000002,

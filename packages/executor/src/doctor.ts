@@ -4,9 +4,9 @@ import { release } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { native } from '@sbx/client/internal';
-import { forkserverPath } from './paths.js';
-import { LANDLOCK_ISOLATION_MIN_ABI } from './isolation.js';
-import { sandboxControllers } from './cgroup-limits.js';
+import { forkserverPath } from './forkserver/paths.js';
+import { LANDLOCK_ISOLATION_MIN_ABI } from './isolation/isolation.js';
+import { sandboxControllers } from './sandbox/cgroup-limits.js';
 
 export interface Check {
   name: string;

@@ -1,5 +1,5 @@
 /*
- * sbx/buffer.h: shared memory between an executor and a sandboxee (DESIGN.md §7, "Buffer").
+ * sbx/buffer.h: shared memory between an executor and a sandboxee (docs/wire-protocol.md, "Buffer (shared memory)").
  *
  * A buffer is a memfd (MFD_CLOEXEC | MFD_ALLOW_SEALING) of a fixed size, mapped
  * PROT_READ | PROT_WRITE, MAP_SHARED. Its fd travels over Comms (SCM_RIGHTS); the peer maps the

@@ -1,5 +1,5 @@
 /*
- * sbx/client.h: the sandboxee side of sandbox-me-here mode (DESIGN.md §7) for C programs.
+ * sbx/client.h: the sandboxee side of sandbox-me-here mode (docs/architecture.md, "Sandbox-me-here (client) mode") for C programs.
  *
  * An executor started with `enableSandboxBeforeExec: false` runs the program inside its
  * namespaces and mounts but without a seccomp filter, and maps one end of a dedicated handshake

@@ -1,5 +1,5 @@
 /*
- * sbx/forking_client.h: the forkserver side of custom-fork mode (DESIGN.md §1, §7) for C
+ * sbx/forking_client.h: the forkserver side of custom-fork mode (docs/architecture.md, "Custom-fork mode") for C
  * programs, and the core the Node ForkingClient uses.
  *
  * A forkserver is a program the executor started with Executor.startForkServer(): it runs in its

@@ -1,5 +1,5 @@
 /*
- * sbx/comms.h: the Comms wire format (DESIGN.md §3) for C programs.
+ * sbx/comms.h: the Comms wire format (docs/wire-protocol.md, "Comms") for C programs.
  *
  * A message is a TLV: u32 tag, u64 length, then `length` bytes, little-endian, 12-byte header,
  * over a unix SOCK_STREAM socket. An fd travels as an empty SBX_TAG_FD message sent in the same

@@ -3,7 +3,7 @@
 // on a read-only view of the system directories; no network unless --net says so.
 import { existsSync, lstatSync } from 'node:fs';
 import { PolicyBuilder } from '../policy/policy-builder.js';
-import type * as PolicyFileModule from '../policy-file.js';
+import type * as PolicyFileModule from '../policy-file/policy-file.js';
 import { PolicyError } from '../policy/errors.js';
 import type { Policy } from '../policy/policy.js';
 

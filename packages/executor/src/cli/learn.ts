@@ -6,8 +6,8 @@ import { LearnError, learnPolicyFile, verifyPolicyFile } from '../learn/learn.js
 import type { LearnOptions } from '../learn/learn.js';
 import { defaultView } from '../learn/view.js';
 import { formatPolicyFile } from '../learn/format.js';
-import type { PolicyFile } from '../policy-file.js';
-import { resolveBinary } from '../executor.js';
+import type { PolicyFile } from '../policy-file/policy-file.js';
+import { resolveBinary } from '../sandbox/executor.js';
 import { ExitCode } from './exit-codes.js';
 import { SANDBOX_OPTIONS, UsageError, checkLandlockFlag, exitCodeFor, parseAllow, parseEnv, parseErrno, parseInteger, parseLimits, parseMount, parseNet, parseTmpfs } from './run.js';
 
@@ -85,7 +85,7 @@ export async function learn(argv: string[]): Promise<number> {
   const allow = parseAllow(values);
   const errno = parseErrno(values);
   if (allow.length || errno.length) {
-    const { readPolicyFile } = await import('../policy-file.js');
+    const { readPolicyFile } = await import('../policy-file/policy-file.js');
     const doc = typeof base === 'string' ? readPolicyFileOrUsage(readPolicyFile, base) : { ...base };
     doc.allow = [...new Set([...(doc.allow ?? []), ...allow])];
     if (errno.length) doc.errno = { ...(doc.errno ?? {}), ...Object.fromEntries(errno) };

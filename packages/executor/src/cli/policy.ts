@@ -1,7 +1,7 @@
 // policy.ts: `sbx policy check FILE` and `sbx policy explain FILE [--json]`: policy files
 // (docs/policy-guide.md "Policy files", schema in packages/executor/policy.schema.json).
 import { parseArgs } from 'node:util';
-import { loadPolicyFile } from '../policy-file.js';
+import { loadPolicyFile } from '../policy-file/policy-file.js';
 import { compilePolicy } from '../policy/compiler.js';
 import { disassemble } from '../policy/disassembler.js';
 import { PolicyError } from '../policy/errors.js';

@@ -5,16 +5,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
-import { Executor } from '../executor.js';
-import type { LimitsOptions } from '../limits.js';
-import { Sandbox } from '../sandbox.js';
-import { ForkServer } from '../forkserver.js';
-import { setSpawnPool } from '../spawn-pool.js';
+import { Executor } from '../sandbox/executor.js';
+import type { LimitsOptions } from '../sandbox/limits.js';
+import { Sandbox } from '../sandbox/sandbox.js';
+import { ForkServer } from '../forkserver/global.js';
+import { setSpawnPool } from '../forkserver/spawn-pool.js';
 import { PolicyError } from '../policy/errors.js';
-import type { Result } from '../result.js';
+import type { Result } from '../sandbox/result.js';
 import { ExitCode } from './exit-codes.js';
 import { defaultPolicy, filePolicy, type RunNetwork, type RunPolicyOptions } from './default-policy.js';
 import { parseIpAddress, splitCidrPort } from '../policy/network.js';
+import { SbxError } from '@sbx/client';
 
 export const RUN_HELP = `Usage: sbx run [options] -- CMD [ARGS...]
 
@@ -141,8 +142,11 @@ export function parseErrno(values: SandboxValues): Array<[string, string]> {
   });
 }
 
-export class UsageError extends Error {
-  readonly code = 'USAGE';
+export class UsageError extends SbxError {
+  declare readonly code: 'USAGE';
+  constructor(message: string) {
+    super('USAGE', message);
+  }
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -214,7 +218,7 @@ async function runWith(
   setSpawnPool({ size: 0 });
   // The forkserver starts while the policy is built.
   ForkServer.shared();
-  const policyFileModule = policyOptions.policyFile !== undefined ? await import('../policy-file.js') : undefined;
+  const policyFileModule = policyOptions.policyFile !== undefined ? await import('../policy-file/policy-file.js') : undefined;
   let policy;
   try {
     policy = policyFileModule ? filePolicy(executor.path, policyOptions, policyFileModule) : defaultPolicy(executor.path, policyOptions);

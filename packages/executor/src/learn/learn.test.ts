@@ -6,7 +6,7 @@ import { compilePolicy } from '../policy/compiler.js';
 import { evaluate } from '../policy/evaluator.js';
 import { modelVerdict } from '../policy/model.js';
 import { syscallNumber } from '../policy/syscalls.js';
-import { loadPolicyFile } from '../policy-file.js';
+import { loadPolicyFile } from '../policy-file/policy-file.js';
 import { argRule } from '../policy/arg-rules.js';
 import { BASE_SET } from './facts.js';
 import { LearnedFacts } from './facts-set.js';

@@ -7,21 +7,22 @@
  * boundary for the syscalls themselves (they all run); the namespaces, the mount view, Landlock,
  * the limits and the always-on denials still hold.
  */
-import { Executor } from '../executor.js';
-import type { ExecutorOptions } from '../executor.js';
-import { applyPolicyFile, loadPolicyFile, readPolicyFile } from '../policy-file.js';
-import type { PolicyFile } from '../policy-file.js';
+import { Executor } from '../sandbox/executor.js';
+import type { ExecutorOptions } from '../sandbox/executor.js';
+import { applyPolicyFile, loadPolicyFile, readPolicyFile } from '../policy-file/policy-file.js';
+import type { PolicyFile } from '../policy-file/policy-file.js';
 import { PolicyBuilder } from '../policy/policy-builder.js';
 import { PolicyError } from '../policy/errors.js';
 import type { Policy } from '../policy/policy.js';
 import { syscallNumber } from '../policy/syscalls.js';
-import type { Result } from '../result.js';
-import { Sandbox } from '../sandbox.js';
+import type { Result } from '../sandbox/result.js';
+import { Sandbox } from '../sandbox/sandbox.js';
 import { BASE_SET, MAX_FACTS, NETWORK_DECIDED } from './facts.js';
 import { LearnedFacts } from './facts-set.js';
 import { synthesize } from './synthesize.js';
 import { encodeLearnTable } from './table.js';
 import { defaultView } from './view.js';
+import { SbxError } from '@sbx/client';
 
 export interface LearnOptions extends ExecutorOptions {
   /** The program (a path, or a name looked up in PATH). */
@@ -42,13 +43,11 @@ export interface LearnOptions extends ExecutorOptions {
 export type LearnErrorCode = 'RUN_FAILED' | 'TOO_MANY_FACTS' | 'BAD_BASE';
 
 /** A learning run that cannot give a policy: the Result of the run is attached when there is one. */
-export class LearnError extends Error {
-  readonly code: LearnErrorCode;
+export class LearnError extends SbxError {
+  declare readonly code: LearnErrorCode;
   readonly result: Result | undefined;
   constructor(code: LearnErrorCode, message: string, result?: Result) {
-    super(message);
-    this.name = 'LearnError';
-    this.code = code;
+    super(code, message);
     this.result = result;
   }
 }

@@ -1,7 +1,7 @@
 // presets-fit.ts: the presets a learned policy may use: plain lists of syscalls with no argument
 // rules, so using one allows nothing beyond its names (policy/presets.ts holds the lists).
 import * as P from '../policy/presets.js';
-import type { PolicyFilePreset } from '../policy-file.js';
+import type { PolicyFilePreset } from '../policy-file/policy-file.js';
 
 export const P_LISTS: Partial<Record<PolicyFilePreset, readonly string[]>> = {
   read: P.READ,

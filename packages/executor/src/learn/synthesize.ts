@@ -5,7 +5,7 @@ import { P_LISTS } from './presets-fit.js';
 import { hex, parseArgValue } from '../policy/arg-rules.js';
 import type { ArgAlternative, ArgIndex, ArgTest, ArgValue } from '../policy/arg-rules.js';
 import { syscallName, syscallNumber } from '../policy/syscalls.js';
-import type { PolicyFile, PolicyFilePreset } from '../policy-file.js';
+import type { PolicyFile, PolicyFilePreset } from '../policy-file/policy-file.js';
 import { ARG_FACTS, BASE_SET, NETWORK_DECIDED } from './facts.js';
 import type { LearnedFacts } from './facts-set.js';
 

@@ -4,7 +4,7 @@
 import { existsSync, lstatSync } from 'node:fs';
 import { DEV_FILES, ETC_FILES, SYSTEM_DIRS } from '../cli/default-policy.js';
 import type { RunNetwork } from '../cli/default-policy.js';
-import type { PolicyFile, PolicyFileBind } from '../policy-file.js';
+import type { PolicyFile, PolicyFileBind } from '../policy-file/policy-file.js';
 
 export interface ViewOptions {
   /** Extra binds: SRC at DST, read-only unless writable. */

@@ -17,7 +17,7 @@ export interface Classification {
    * 'network': a call the monitor decides by the network rules.
    */
   readonly kind: 'exec' | 'violation' | 'learn' | 'user' | 'not-notified' | 'network';
-  /** For violations: 'syscall' or 'arch' (DESIGN.md §4 Result.violation.kind). */
+  /** For violations: 'syscall' or 'arch' (Result.violation.kind). */
   readonly violation?: 'syscall' | 'arch';
   /** The syscall ABI: x86_64, i386, x32, aarch64 or unknown. */
   readonly abi: 'x86_64' | 'i386' | 'x32' | 'aarch64' | 'unknown';

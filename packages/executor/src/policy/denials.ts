@@ -1,7 +1,7 @@
 /**
  * The always-on rules every sbx filter carries, as data. The compiler turns them into BPF; the
  * policy model (model.ts) interprets the same data directly, so the two can check each other.
- * Escape classes behind them: research/peers-and-escape-classes.md §4.
+ * The escape classes behind them: docs/policy-guide.md, "Always-on denials", and docs/security.md.
  */
 import {
   CLONE_NEW_ANY,
@@ -10,9 +10,9 @@ import {
   TIOCSTI,
 } from './bpf.js';
 
-/** The forkserver's exec: execveat(SBX_EXEC_FD_TARGET, "", argv, envp, AT_EMPTY_PATH, SBX_EXEC_MAGIC). */
-export const SBX_EXEC_MAGIC = 0x5b78ec00;
-export const SBX_EXEC_FD_TARGET = 1022;
+/** The forkserver's exec: execveat(SBX_EXEC_FD_TARGET, "", argv, envp, AT_EMPTY_PATH, SBX_EXEC_MAGIC).
+ *  Defined once, with the rest of the forkserver protocol. */
+export { EXEC_MAGIC as SBX_EXEC_MAGIC, EXEC_FD_TARGET as SBX_EXEC_FD_TARGET } from '../forkserver/protocol.js';
 
 /** A condition on the low 32 bits of one argument (all the checked arguments are C ints). */
 export interface ArgCondition {

@@ -5,6 +5,7 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
+import { SbxError } from '@sbx/client';
 
 const PT_LOAD = 1;
 const PT_DYNAMIC = 2;
@@ -31,10 +32,10 @@ export interface ElfInfo {
   readonly runpath: readonly string[];
 }
 
-export class ElfError extends Error {
+export class ElfError extends SbxError {
+  declare readonly code: 'BAD_ELF';
   constructor(message: string) {
-    super(message);
-    this.name = 'ElfError';
+    super('BAD_ELF', message);
   }
 }
 

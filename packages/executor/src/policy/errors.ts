@@ -1,5 +1,7 @@
 /** Errors of the policy layer. Misuse of the API (wrong argument types) throws TypeError instead. */
 
+import { SbxError } from '@sbx/client';
+
 export type PolicyErrorCode =
   | 'INVALID_POLICY' // PolicyBuilder.build() found problems; all are listed in `problems`
   | 'ALREADY_BUILT' // build() was called twice on one builder
@@ -9,16 +11,14 @@ export type PolicyErrorCode =
   | 'INVALID_PROGRAM'; // a sock_filter program the evaluator cannot run (bad opcode, bad jump, no ret)
 
 /** A policy that cannot be built or compiled. `problems` lists every reason, one sentence each. */
-export class PolicyError extends Error {
-  readonly code: PolicyErrorCode;
+export class PolicyError extends SbxError {
+  declare readonly code: PolicyErrorCode;
   readonly problems: string[];
   constructor(code: PolicyErrorCode, problems: string[] | string, options?: { cause?: unknown }) {
     const list = typeof problems === 'string' ? [problems] : problems;
     const message =
       list.length === 1 ? list[0]! : `${list.length} problems in the policy:\n${list.map((p) => `  - ${p}`).join('\n')}`;
-    super(message, options);
-    this.name = 'PolicyError';
-    this.code = code;
+    super(code, message, options);
     this.problems = list;
   }
 }

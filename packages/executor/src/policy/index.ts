@@ -1,6 +1,7 @@
 /**
- * The policy layer of @sbx/executor: PolicyBuilder and Policy, the seccomp compiler, a cBPF
- * evaluator and disassembler, the policy model, and the syscall tables.
+ * The policy layer as @sbx/executor's root exports it: PolicyBuilder and Policy, their data types,
+ * PolicyError, and the syscall / errno name tables policies are written with. The compiler, cBPF
+ * building blocks, evaluator and disassembler are expert tools: `@sbx/executor/bpf` (src/bpf.ts).
  */
 export { PolicyBuilder } from './policy-builder.js';
 export type {
@@ -24,39 +25,9 @@ export type {
   TmpfsMount,
 } from './policy.js';
 export { PolicyError } from './errors.js';
-export { decideNetwork, encodeNetworkTable, formatNetworkRule, normalizeDestination, parseIpAddress, NET_SYSCALL_BITS } from './network.js';
-export type { NetworkDecision, NetworkDestination } from './network.js';
 export type { PolicyErrorCode } from './errors.js';
-export * from './bpf.js';
-export {
-  NATIVE_AUDIT_ARCH,
-  NOTIFY_DATA,
-  clearCompileCache,
-  compilePolicy,
-  networkDecidedBits,
-  resolveCompileOptions,
-} from './compiler.js';
-export type { CompileOptions, CompileStats, CompiledPolicy, ResolvedCompileOptions } from './compiler.js';
-export { decodeRet, evaluate, isConstAllow, validateProgram } from './evaluator.js';
-export type { EvalResult, SeccompAction, SeccompData, Verdict } from './evaluator.js';
-export { classify } from './classify.js';
-export type { Classification } from './classify.js';
-export { describeRet, disassemble } from './disassembler.js';
-export type { DisassembleOptions } from './disassembler.js';
-export { interpretRule, modelVerdict } from './model.js';
-export type { ModelVerdict } from './model.js';
-export { ALWAYS_DENIED, SBX_EXEC_FD_TARGET, SBX_EXEC_MAGIC } from './denials.js';
-export type { ArgCondition, Denial } from './denials.js';
-export { ElfError, readElf, resolveLibraries } from './elf.js';
-export type { ElfInfo, ResolveOptions, ResolvedLibraries } from './elf.js';
+export { formatNetworkRule } from './network.js';
+export { ElfError } from './elf.js';
 export { NODE_RUNTIME } from './presets.js';
-export {
-  SYSCALL_TABLES,
-  errnoName,
-  errnoNumber,
-  hostArch,
-  suggestNames,
-  syscallName,
-  syscallNumber,
-} from './syscalls.js';
-export type { Arch, SyscallTable, TableArch } from './syscalls.js';
+export { errnoName, errnoNumber, hostArch, syscallName, syscallNumber } from './syscalls.js';
+export type { Arch, TableArch } from './syscalls.js';

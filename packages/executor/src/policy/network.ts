@@ -11,7 +11,35 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { posix } from 'node:path';
 import { ALLOW, ARG_32, ERRNO, JEQ, LABEL } from './bpf.js';
 import type { BpfInsn } from './bpf.js';
-import type { NetworkDenyAction, NetworkPolicy, NetworkRule } from './policy.js';
+
+/**
+ * One network rule: a destination network and port (0 = any port). `action` absent means allow;
+ * 'deny' wins over every allow; 'dns' (allowDns: port 53 to one resolver) wins over deny.
+ */
+export interface NetworkRule {
+  readonly family: 4 | 6;
+  /** Canonical address of the network (host bits cleared). */
+  readonly address: string;
+  readonly prefix: number;
+  readonly port: number;
+  readonly action?: 'deny' | 'dns';
+}
+/** What a denied destination gets: a network violation (the default), or an errno for the call. */
+export type NetworkDenyAction = 'violation' | { readonly errno: number };
+/**
+ * 'none': a fresh network namespace with only lo (default). 'unrestricted': the host network.
+ * 'rules': the sandbox keeps its own namespace; connect(), and sends that carry an address, go to
+ * the monitor, which connects allowed destinations from the executor's namespace
+ * (docs/policy-guide.md, "Network rules"). Fields other than mode and rules appear only when set.
+ */
+export interface NetworkPolicy {
+  readonly mode: 'none' | 'unrestricted' | 'rules';
+  readonly rules: readonly NetworkRule[];
+  /** Absolute socket paths (as the sandboxee sees them) connect() may reach in 'rules' mode. */
+  readonly unixSockets?: readonly string[];
+  /** Default 'violation'. */
+  readonly onDeny?: NetworkDenyAction;
+}
 
 function parseV4(s: string): number[] | null {
   if (!isIPv4(s)) return null;
@@ -250,7 +278,7 @@ function matches(r: NetworkRule, d: NetworkDestination): boolean {
   return m.every((b, i) => b === net[i]);
 }
 
-/** What the monitor decides for a destination (the same precedence as native/addon/netrules.cc). */
+/** What the monitor decides for a destination (the same precedence as native/addon/netproxy.cc). */
 export function decideNetwork(network: NetworkPolicy, dest: NetworkDestination): NetworkDecision {
   const d = normalizeDestination(dest);
   const find = (pred: (r: NetworkRule) => boolean): number => network.rules.findIndex((r) => pred(r) && matches(r, d));
@@ -264,7 +292,7 @@ export function decideNetwork(network: NetworkPolicy, dest: NetworkDestination):
 
 // ---- the monitor's table ----
 
-/** Layout of the table (little-endian), mirrored by native/addon/netrules.cc. */
+/** Layout of the table (little-endian), mirrored by native/addon/netproxy.cc. */
 export const NET_TABLE_MAGIC = 0x4e584253; // "SBXN"
 export const NET_TABLE_VERSION = 1;
 export const NET_RULE_SIZE = 24;

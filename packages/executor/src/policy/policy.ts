@@ -6,7 +6,7 @@
 import type { BpfInsn, JumpTarget, RuleAction } from './bpf.js';
 import { PolicyError } from './errors.js';
 import type { Arch } from './syscalls.js';
-import { parseNetworkPolicy } from './network.js';
+import { parseNetworkPolicy, type NetworkPolicy } from './network.js';
 
 /** What happens to a syscall that no rule decides. */
 export type DefaultAction =
@@ -37,34 +37,7 @@ export interface TmpfsMount {
 }
 export type Mount = BindMount | TmpfsMount;
 
-/**
- * One network rule: a destination network and port (0 = any port). `action` absent means allow;
- * 'deny' wins over every allow; 'dns' (allowDns: port 53 to one resolver) wins over deny.
- */
-export interface NetworkRule {
-  readonly family: 4 | 6;
-  /** Canonical address of the network (host bits cleared). */
-  readonly address: string;
-  readonly prefix: number;
-  readonly port: number;
-  readonly action?: 'deny' | 'dns';
-}
-/** What a denied destination gets: a network violation (the default), or an errno for the call. */
-export type NetworkDenyAction = 'violation' | { readonly errno: number };
-/**
- * 'none': a fresh network namespace with only lo (default). 'unrestricted': the host network.
- * 'rules': the sandbox keeps its own namespace; connect(), and sends that carry an address, go to
- * the monitor, which connects allowed destinations from the executor's namespace
- * (docs/policy-guide.md, "Network rules"). Fields other than mode and rules appear only when set.
- */
-export interface NetworkPolicy {
-  readonly mode: 'none' | 'unrestricted' | 'rules';
-  readonly rules: readonly NetworkRule[];
-  /** Absolute socket paths (as the sandboxee sees them) connect() may reach in 'rules' mode. */
-  readonly unixSockets?: readonly string[];
-  /** Default 'violation'. */
-  readonly onDeny?: NetworkDenyAction;
-}
+export type { NetworkRule, NetworkDenyAction, NetworkPolicy } from './network.js';
 
 /** The data a Policy is made of (what toJSON() returns, with bigints as strings). */
 export interface PolicyData {

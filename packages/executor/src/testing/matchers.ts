@@ -1,6 +1,6 @@
 // matchers.ts: the sandbox matchers as plain functions for expect.extend() (vitest, or any
 // Jest-compatible expect). No test framework is imported here; testing/vitest.ts registers them.
-import { Result } from '../result.js';
+import { Result } from '../sandbox/result.js';
 import { describeResult } from './run.js';
 
 export interface MatcherResult {

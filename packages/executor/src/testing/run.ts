@@ -1,10 +1,11 @@
 // run.ts: run a program under a policy the way production does, and turn a Result that is not a
 // clean run into an error that says what was stopped and which policy line would allow it.
-import { Executor, type ExecutorOptions } from '../executor.js';
+import { Executor, type ExecutorOptions } from '../sandbox/executor.js';
 import type { Policy } from '../policy/policy.js';
-import type { Result } from '../result.js';
-import { Sandbox } from '../sandbox.js';
+import type { Result } from '../sandbox/result.js';
+import { Sandbox } from '../sandbox/sandbox.js';
 import { suggestPolicyLine } from './suggest.js';
+import { SbxError } from '@sbx/client';
 
 /** Default wall-time limit of runSandboxed(), in seconds: a hung test program fails, not the suite. */
 export const DEFAULT_TEST_WALLTIME = 30;
@@ -37,11 +38,11 @@ export function describeResult(result: Result): string {
 }
 
 /** Thrown by expectNoViolation(); `result` is the Result that was not a clean run. */
-export class SandboxTestError extends Error {
+export class SandboxTestError extends SbxError {
+  declare readonly code: 'SANDBOX_FAILED';
   readonly result: Result;
   constructor(result: Result) {
-    super(describeResult(result));
-    this.name = 'SandboxTestError';
+    super('SANDBOX_FAILED', describeResult(result));
     this.result = result;
   }
 }

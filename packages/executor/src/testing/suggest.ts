@@ -1,7 +1,7 @@
 // suggest.ts: what a violation means for the policy: the builder call and the policy-file entry
 // that would allow it, or why none can (sbx's always-on denials, foreign syscall ABIs).
 import { ALWAYS_DENIED, type Denial } from '../policy/denials.js';
-import type { Violation } from '../result.js';
+import type { Violation } from '../sandbox/result.js';
 
 export interface PolicySuggestion {
   /** The PolicyBuilder call that allows what was stopped (".allowSyscall('openat')"), if one can. */

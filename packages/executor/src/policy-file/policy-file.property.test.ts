@@ -11,12 +11,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PolicyError } from './policy/errors.js';
-import { compilePolicy } from './policy/compiler.js';
-import { evaluate } from './policy/evaluator.js';
-import { syscallNumber } from './policy/syscalls.js';
+import { PolicyError } from '../policy/errors.js';
+import { compilePolicy } from '../policy/compiler.js';
+import { evaluate } from '../policy/evaluator.js';
+import { syscallNumber } from '../policy/syscalls.js';
 import { loadPolicyFile } from './policy-file.js';
-import { rng, type Rng } from '../../../test/prng.js';
+import { rng, type Rng } from '../../../../test/prng.js';
 
 const SYSCALLS = ['read', 'write', 'openat', 'close', 'fstat', 'lseek', 'getpid', 'uname', 'sysinfo', 'getcwd', 'nanosleep', 'getrandom', 'dup', 'pipe2', 'getuid'];
 const ERRNOS = ['EPERM', 'EACCES', 'ENOSYS', 'EINVAL', 5, 13];

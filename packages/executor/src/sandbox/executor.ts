@@ -4,7 +4,11 @@ import { accessSync, constants as fsc, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Ipc } from './ipc.js';
 import { Limits, type LimitsOptions } from './limits.js';
-import { ForkServerHandle, startForkServer, type ForkServerOptions } from './fork-server.js';
+import { ForkServerHandle } from '../forkserver/custom.js';
+import type { Policy } from '../policy/policy.js';
+import { ExecutorError } from './executor-error.js';
+
+export { ExecutorError } from './executor-error.js';
 
 export type StdioOption = 'inherit' | 'ignore' | 'pipe';
 
@@ -67,14 +71,22 @@ export const NOBODY_ID = 65534;
 
 export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 
-export class ExecutorError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'ExecutorError';
-    this.code = code;
-  }
+export interface ForkServerOptions extends Omit<ExecutorOptions, 'enableSandboxBeforeExec'> {
+  /** The forkserver's sandbox: its mounts (the filesystem every child sees) and network. Its
+   *  syscall rules do not apply (the forkserver runs unfiltered; each child installs its own). */
+  policy: Policy;
+  /** How long one fork request may take before the forkserver counts as hung (default 10 s). */
+  forkTimeoutMs?: number;
 }
+
+type StartForkServer = (path: string, argv: readonly string[] | undefined, options: ForkServerOptions) => Promise<ForkServerHandle>;
+let startForkServerImpl: StartForkServer | null = null;
+/** @internal start-fork-server.ts hands its startForkServer() to the deprecated static alias. */
+export function provideStartForkServer(fn: StartForkServer): void {
+  startForkServerImpl = fn;
+}
+
+
 
 export class Executor {
   /** Absolute host path of the binary (resolved through PATH when given a bare name). */
@@ -99,12 +111,13 @@ export class Executor {
   readonly forkServer: ForkServerHandle | null = null;
 
   /**
-   * Custom-fork mode: starts `path` as a forkserver (a program using ForkingClient or
-   * sbx/forking_client.h) in a sandbox of its own; `new Executor(handle)` then forks sandboxees
-   * from it. Closing the handle, or this process's death, ends it and all its children.
+   * Custom-fork mode: starts `path` as a forkserver in a sandbox of its own.
+   * @deprecated use the free function `startForkServer()` (same arguments); this alias stays for
+   * existing callers.
    */
   static startForkServer(path: string, argv: readonly string[] | undefined, options: ForkServerOptions): Promise<ForkServerHandle> {
-    return startForkServer(path, argv, options);
+    if (!startForkServerImpl) return Promise.reject(new ExecutorError('NOT_LOADED', 'sbx: startForkServer is not loaded (import @sbx/executor)'));
+    return startForkServerImpl(path, argv, options);
   }
 
   /** Exec mode: `new Executor(path, argv, options)`. Custom-fork mode: `new Executor(forkServer, { limits })`. */

@@ -4,12 +4,12 @@
 // stdin/stdout/stderr streams stay available for streaming while run() captures.
 import { Readable } from 'node:stream';
 import { SbxError } from '@sbx/client';
-import { Executor, type ExecutorOptions } from './executor.js';
-import { Limits, type LimitsOptions } from './limits.js';
-import { Policy } from './policy/policy.js';
-import type { Result } from './result.js';
-import { Sandbox } from './sandbox.js';
-import { defaultPolicy, type RunNetwork } from './cli/default-policy.js';
+import { Executor, type ExecutorOptions } from '../sandbox/executor.js';
+import { Limits, type LimitsOptions } from '../sandbox/limits.js';
+import { Policy } from '../policy/policy.js';
+import type { Result } from '../sandbox/result.js';
+import { Sandbox } from '../sandbox/sandbox.js';
+import { defaultPolicy, type RunNetwork } from '../cli/default-policy.js';
 
 /** Default output cap per stream, in bytes (run()'s `maxBuffer`). */
 export const DEFAULT_MAX_BUFFER = 16 * 1024 * 1024;

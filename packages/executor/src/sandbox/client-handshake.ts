@@ -7,8 +7,8 @@
 // docs/wire-protocol.md has the byte layout. A sandboxee that never calls it just runs.
 import { Comms, CommsError, ClientTag, CLIENT_HELLO_SIZE, CLIENT_NO_FD, CLIENT_PROTOCOL_VERSION, DEFAULT_CLIENT_FD, Tag, tagName } from '@sbx/client';
 import { closeQuietly, native } from '@sbx/client/internal';
-import { compilePolicy } from './policy/compiler.js';
-import type { Policy } from './policy/policy.js';
+import { compilePolicy } from '../policy/compiler.js';
+import type { Policy } from '../policy/policy.js';
 
 /** Largest message the sandboxee may send here (HELLO is 16 bytes; an Fd message is empty). */
 const MAX_MESSAGE = 64;

@@ -1,4 +1,4 @@
-// fork-server.ts: the executor's side of custom-fork mode (DESIGN.md §1). A user forkserver (a
+// custom.ts: the executor's link to a custom forkserver (docs/architecture.md, "Custom-fork mode"). A user forkserver (a
 // Node or C program using ForkingClient / sbx/forking_client.h) runs as an ordinary sandboxee:
 // its own namespaces, mounts and limits, no seccomp filter (each child installs its own with
 // sandboxMeHere), its Comms channel at fd 1023. `new Executor(handle)` sandboxes then ask it for
@@ -6,29 +6,27 @@
 // EXITED when the forkserver reaped it. The forkserver is as untrusted as its children: every
 // reply is checked, and one that breaks the protocol ends the forkserver (and its children).
 import { readFileSync } from 'node:fs';
-import { Comms, CommsError, Tag, type Message } from '@sbx/client';
+import { Comms, CommsError, SbxError, Tag, type Message } from '@sbx/client';
 import { closeQuietly } from '@sbx/client/internal';
-import type { Exited } from './forkserver.js';
-import { DEFAULT_PATH, Executor, type ExecutorOptions } from './executor.js';
-import type { Policy } from './policy/policy.js';
-import type { Result } from './result.js';
-import { Sandbox } from './sandbox.js';
+import type { Policy } from '../policy/policy.js';
+import type { Result } from '../sandbox/result.js';
+import { decodeExited, EXITED_SIZE, InFlight, sendRequest, type Exited } from './link.js';
 
 /** Fork protocol tags; mirrors native/client/include/sbx/forking_client.h (keep them equal). */
 export const ForkTag = { Request: 0x00005320, Forked: 0x00005321, Exited: 0x00005322 } as const;
 export const FORK_MAX_FDS = 16;
-const EXITED_SIZE = 40;
 /** Replies are small: FORKED carries at most a 512-byte message. */
-const MAX_REPLY = 1024;
+export const MAX_REPLY = 1024;
 /** How long a fork request may take before the forkserver is considered hung. */
 const DEFAULT_FORK_TIMEOUT_MS = 10_000;
 
-export class ForkServerHandleError extends Error {
-  readonly code: 'FORKSERVER_DIED' | 'FORK_FAILED' | 'PROTOCOL' | 'TIMEOUT' | 'CLOSED';
-  constructor(code: ForkServerHandleError['code'], message: string) {
-    super(message);
-    this.name = 'ForkServerHandleError';
-    this.code = code;
+export type ForkServerHandleErrorCode = 'FORKSERVER_DIED' | 'FORK_FAILED' | 'PROTOCOL' | 'TIMEOUT' | 'CLOSED';
+
+/** A custom forkserver failed or broke the fork protocol. */
+export class ForkServerHandleError extends SbxError {
+  declare readonly code: ForkServerHandleErrorCode;
+  constructor(code: ForkServerHandleErrorCode, message: string) {
+    super(code, message);
   }
 }
 
@@ -68,7 +66,7 @@ function parentOf(pid: number): number {
 }
 
 /**
- * A running forkserver (Executor.startForkServer()). close() ends it and every child it forked;
+ * A running forkserver (startForkServer()). close() ends it and every child it forked;
  * so does the executor's death (the forkserver's sandbox dies as any sandbox does).
  */
 export class ForkServerHandle {
@@ -77,6 +75,7 @@ export class ForkServerHandle {
   /** The policy the forkserver's sandbox was built from (its mounts are every child's view). */
   readonly policy: Policy;
   private readonly comms: Comms;
+  private readonly inFlight: InFlight;
   private readonly initPid: number;
   private readonly kill: () => void;
   private readonly pending = new Map<bigint, Pending>();
@@ -84,15 +83,15 @@ export class ForkServerHandle {
   private readonly early = new Map<bigint, Exited>();
   private awaitingPidfd: { id: bigint; nsPid: number } | null = null;
   private nextId = 1n;
-  private inFlight = 0;
   private dead: Error | null = null;
   /** Sends are serialised: a request and its Fd messages must not interleave with another's. */
   private sendChain: Promise<void> = Promise.resolve();
   private readonly forkTimeoutMs: number;
 
-  /** @internal built by Executor.startForkServer() */
+  /** @internal built by startForkServer() */
   constructor(comms: Comms, initPid: number, policy: Policy, result: Promise<Result>, kill: () => void, forkTimeoutMs = DEFAULT_FORK_TIMEOUT_MS) {
     this.comms = comms;
+    this.inFlight = new InFlight(comms);
     this.initPid = initPid;
     this.policy = policy;
     this.kill = kill;
@@ -131,7 +130,7 @@ export class ForkServerHandle {
     payload.writeBigUInt64LE(id, 0);
     payload.writeUInt32LE(fds.length, 8);
     fds.forEach((f, i) => payload.writeUInt32LE(f.target, 12 + 4 * i));
-    this.hold();
+    this.inFlight.hold();
     const forked = new Promise<Forked>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.die(new ForkServerHandleError('TIMEOUT', `the forkserver did not answer fork request ${id} within ${this.forkTimeoutMs} ms (it hangs: killed)`));
@@ -140,9 +139,7 @@ export class ForkServerHandle {
     });
     forked.catch(() => {});
     const send = this.sendChain.then(async () => {
-      const sends = [this.comms.sendTLV(ForkTag.Request, payload), ...fds.map((f) => this.comms.sendFd(f.fd))];
-      const failed = (await Promise.allSettled(sends)).find((r) => r.status === 'rejected');
-      if (failed) throw failed.reason;
+      await sendRequest(this.comms, ForkTag.Request, payload, fds.map((f) => f.fd));
     });
     this.sendChain = send.catch(() => {});
     try {
@@ -152,7 +149,7 @@ export class ForkServerHandle {
       const p = this.pending.get(id);
       if (p) clearTimeout(p.timer);
       this.pending.delete(id);
-      this.release();
+      this.inFlight.release();
       throw err instanceof CommsError ? new ForkServerHandleError('FORKSERVER_DIED', `lost the forkserver: ${err.message}`) : err;
     }
   }
@@ -168,20 +165,12 @@ export class ForkServerHandle {
     return new Promise((resolve, reject) => this.exitWaiters.set(id, { resolve, reject }));
   }
 
-  private hold(): void {
-    if (this.inFlight++ === 0) this.comms.ref();
-  }
-
-  private release(): void {
-    if (--this.inFlight === 0) this.comms.unref();
-  }
-
   private settle(id: bigint): Pending | undefined {
     const p = this.pending.get(id);
     if (!p) throw new ForkServerHandleError('PROTOCOL', `the forkserver answered fork request ${id}, which is not pending`);
     this.pending.delete(id);
     clearTimeout(p.timer);
-    this.release();
+    this.inFlight.release();
     return p;
   }
 
@@ -224,15 +213,7 @@ export class ForkServerHandle {
         return;
       }
       if (m.tag === ForkTag.Exited && d.length === EXITED_SIZE) {
-        const id = d.readBigUInt64LE(0);
-        const e: Exited = {
-          pid: d.readUInt32LE(8),
-          status: d.readInt32LE(12),
-          utimeUs: Number(d.readBigUInt64LE(16)),
-          stimeUs: Number(d.readBigUInt64LE(24)),
-          maxRssKiB: Number(d.readBigUInt64LE(32)),
-          timedOut: false,
-        };
+        const { id, exited: e } = decodeExited(d);
         const w = this.exitWaiters.get(id);
         this.exitWaiters.delete(id);
         if (w) w.resolve(e);
@@ -257,44 +238,9 @@ export class ForkServerHandle {
     for (const w of this.exitWaiters.values()) w.reject(this.dead);
     this.exitWaiters.clear();
     this.early.clear();
-    this.inFlight = 0;
+    this.inFlight.reset();
     this.comms.close();
     // The forkserver's sandbox (its init) takes every child along.
     this.kill();
   }
-}
-
-export interface ForkServerOptions extends Omit<ExecutorOptions, 'enableSandboxBeforeExec'> {
-  /** The forkserver's sandbox: its mounts (the filesystem every child sees) and network. Its
-   *  syscall rules do not apply (the forkserver runs unfiltered; each child installs its own). */
-  policy: Policy;
-  /** How long one fork request may take before the forkserver counts as hung (default 10 s). */
-  forkTimeoutMs?: number;
-}
-
-/** Executor.startForkServer(): the forkserver as a sandboxee (no walltime unless limits say). */
-export async function startForkServer(path: string, argv: readonly string[] | undefined, options: ForkServerOptions): Promise<ForkServerHandle> {
-  if (options === null || typeof options !== 'object') throw new TypeError('Executor.startForkServer(path, argv, options): options must be an object with a policy');
-  const { policy, forkTimeoutMs, ...rest } = options;
-  if (forkTimeoutMs !== undefined && (!Number.isFinite(forkTimeoutMs) || forkTimeoutMs <= 0)) throw new TypeError(`Executor.startForkServer(): forkTimeoutMs must be a positive number, got ${String(forkTimeoutMs)}`);
-  if ('enableSandboxBeforeExec' in rest) throw new TypeError('Executor.startForkServer(): enableSandboxBeforeExec does not apply (a forkserver runs unfiltered; its children call sandboxMeHere)');
-  if (rest.isolation !== undefined && rest.isolation !== 'namespaces') {
-    throw new TypeError(`Executor.startForkServer(): isolation ${JSON.stringify(rest.isolation)} is not supported for a forkserver (its children are walled off by namespaces and their own Landlock domains); use isolation: 'namespaces'`);
-  }
-  const limits = rest.limits ?? {};
-  // libuv must not use io_uring in a forkserver: the ring would be shared with every child.
-  rest.env = { ...(rest.env ?? { PATH: DEFAULT_PATH }), UV_USE_IO_URING: '0' };
-  const ex = new Executor(path, argv, { ...rest, limits: 'walltime' in limits ? limits : { ...limits, walltime: 0 }, enableSandboxBeforeExec: false });
-  ex.ipc.setCommsOptions({ maxMessageSize: MAX_REPLY });
-  const comms = ex.ipc.comms;
-  const sandbox = new Sandbox(ex, policy);
-  try {
-    await sandbox.runAsync();
-  } catch (err) {
-    comms.close();
-    throw err;
-  }
-  const result = sandbox.awaitResult();
-  result.catch(() => {});
-  return new ForkServerHandle(comms, sandbox.pid, policy, result, () => sandbox.kill(), forkTimeoutMs);
 }

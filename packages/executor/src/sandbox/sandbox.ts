@@ -3,23 +3,23 @@
 import { openSync, readlinkSync, createReadStream, createWriteStream } from 'node:fs';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { getSystemErrorName } from 'node:util';
-import { Comms, CommsError, Tag } from '@sbx/client';
+import { Comms, CommsError, SbxError, Tag } from '@sbx/client';
 import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
-import { Executor } from './executor.js';
-import { pidOfPidfd } from './fork-server.js';
-import { EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from './forkserver-protocol.js';
-import { ForkServer, ForkServerError, type Exited } from './forkserver.js';
+import { Executor, ExecutorError } from './executor.js';
+import { pidOfPidfd } from '../forkserver/custom.js';
+import { EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from '../forkserver/protocol.js';
+import { ForkServer, ForkServerError, type Exited } from '../forkserver/global.js';
 import * as monitor from './monitor.js';
 import { SandboxCgroup } from './cgroup.js';
 import { cgroupUsage, treeUsage } from './accounting.js';
 import { applyCgroupLimits, missingForLimits, oomKilled } from './cgroup-limits.js';
-import { MountError } from './mounts.js';
-import { addIsolationOps, IsolationError, namespacesUnavailable, type IsolationSetup } from './isolation.js';
+import { MountError } from '../isolation/mounts.js';
+import { addIsolationOps, IsolationError, namespacesUnavailable, type IsolationSetup } from '../isolation/isolation.js';
 import { Result, signalName, type Status, type Violation, type Arch } from './result.js';
 import { compileFilter, filesystemOf, networkDenialReason, networkTable } from './sandbox-policy.js';
-import { Policy } from './policy/policy.js';
+import { Policy } from '../policy/policy.js';
 import { CLIENT_FD, prepareClientHandshake, serveClientHandshake, type PreparedClientHandshake } from './client-handshake.js';
-import { syscallName } from './policy/syscalls.js';
+import { syscallName } from '../policy/syscalls.js';
 
 const AUDIT_ARCH = { x86_64: 0xc000003e, i386: 0x40000003, aarch64: 0xc00000b7 } as const;
 const X32_BIT = 0x40000000;
@@ -36,8 +36,11 @@ const MONITOR_DRAIN_MS = 2000;
 const ESCALATE_AFTER_MS = 1000;
 
 /** A sandbox that cannot be set up before anything is started (it becomes a SETUP_ERROR Result). */
-export class SandboxSetupError extends Error {
-  readonly code = 'SETUP';
+export class SandboxSetupError extends SbxError {
+  declare readonly code: 'SETUP';
+  constructor(message: string) {
+    super('SETUP', message);
+  }
 }
 
 /**
@@ -111,7 +114,7 @@ export class Sandbox {
   /** Starts the sandboxee and resolves once it was cloned (setup goes on; awaitResult() tells how it ended). */
   runAsync(): Promise<void> {
     if (!this.started) {
-      if (this.executor.started) throw new Error('Sandbox: this Executor was already started (an Executor runs once)');
+      if (this.executor.started) throw new ExecutorError('ALREADY_STARTED', 'Sandbox: this Executor was already started (an Executor runs once)');
       this.executor.started = true;
       this.startTime = performance.now();
       this.started = this.start();
@@ -136,7 +139,7 @@ export class Sandbox {
 
   /** The Result, once the sandboxee and all its processes are gone. */
   awaitResult(): Promise<Result> {
-    if (!this.result) return Promise.reject(new Error('Sandbox: awaitResult() before runAsync()'));
+    if (!this.result) return Promise.reject(new ExecutorError('NOT_STARTED', 'Sandbox: awaitResult() before runAsync()'));
     return this.result;
   }
 
@@ -292,14 +295,8 @@ export class Sandbox {
             await this.targetPidfdKnown;
             return this.takeListenerOf(this.targetPidfd >= 0 ? this.targetPidfd : this.pidfd, n);
           },
-          watch: (listener) => {
-            this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-            this.monitorId = monitor.watch(listener, this.pidfd, -1, (e) => this.onMonitor(e), networkTable(policy), this.isolation?.treeSignal);
-          },
-          fail: (reason) => {
-            this.setupError ??= reason;
-            this.signalTree();
-          },
+          watch: (listener) => this.watchListener(listener, policy, -1, this.isolation?.treeSignal),
+          fail: (reason) => this.failSetup(reason),
         });
         this.setupDone = Promise.all([this.setupDone, handshake]).then(() => {});
       }
@@ -309,7 +306,7 @@ export class Sandbox {
     }
   }
 
-  // ---- custom-fork mode (fork-server.ts): a child of the user's forkserver instead of an exec ----
+  // ---- custom-fork mode (forkserver/custom.ts): a child of the user's forkserver instead of an exec ----
   private forkWalltime: NodeJS.Timeout | null = null;
 
   private async startForked(): Promise<void> {
@@ -349,14 +346,8 @@ export class Sandbox {
     }
     this.setupDone = serveClientHandshake(client, this.policy, {
       take: async (n) => this.takeListenerOf(this.pidfd, n),
-      watch: (listener) => {
-        this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-        this.monitorId = monitor.watch(listener, this.pidfd, -1, (e) => this.onMonitor(e), networkTable(this.policy));
-      },
-      fail: (reason) => {
-        this.setupError ??= reason;
-        this.signalTree();
-      },
+      watch: (listener) => this.watchListener(listener, this.policy),
+      fail: (reason) => this.failSetup(reason),
     });
   }
 
@@ -374,6 +365,18 @@ export class Sandbox {
   private targetStatus: number | null = null;
   private setupDone: Promise<void> | null = null;
 
+  /** Hands the sandbox's seccomp listener to the monitor thread: the one place the monitor is wired. */
+  private watchListener(listener: number, policy: Policy, execFd = -1, treeSignal?: number, learnTable?: Buffer): void {
+    this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
+    this.monitorId = monitor.watch(listener, this.pidfd, execFd, (e) => this.onMonitor(e), networkTable(policy), treeSignal, learnTable);
+  }
+
+  /** A setup failure reported by the client handshake: recorded, and the sandbox ends. */
+  private failSetup(reason: string): void {
+    this.setupError ??= reason;
+    this.signalTree();
+  }
+
   /** Reads the child's setup reports until exec (EOF): an error, or the listener's fd number. */
   private async readSetup(setup: Comms): Promise<void> {
     try {
@@ -389,10 +392,7 @@ export class Sandbox {
           this.onTargetPidfd();
         } else if (m.tag === Tag.Uint32 && m.data.length === 4 && this.monitorId === 0) {
           const listener = await this.takeListener(m.data.readUInt32LE(0), setup);
-          if (listener >= 0) {
-            this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-            this.monitorId = monitor.watch(listener, this.pidfd, EXEC_FD_TARGET, (e) => this.onMonitor(e), networkTable(this.isolation?.policy ?? this.policy), this.isolation?.treeSignal, this.learnTable);
-          }
+          if (listener >= 0) this.watchListener(listener, this.isolation?.policy ?? this.policy, EXEC_FD_TARGET, this.isolation?.treeSignal, this.learnTable);
         } else {
           if (m.fd >= 0) closeQuietly(m.fd);
           this.setupError = `unexpected setup message (tag 0x${m.tag.toString(16)})`;

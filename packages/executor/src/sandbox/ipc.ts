@@ -1,7 +1,9 @@
 // ipc.ts: the fds a sandboxee gets (Sandbox2's IPC): mapped fds, socketpairs whose far end it
 // receives, and the Comms channel at fd 1023.
-import { Comms, DEFAULT_COMMS_FD, type CommsOptions } from '@sbx/client';
+import { Comms, DEFAULT_CLIENT_FD, DEFAULT_COMMS_FD, type CommsOptions } from '@sbx/client';
 import { closeQuietly, native } from '@sbx/client/internal';
+import { ExecutorError } from './executor-error.js';
+import { EXEC_FD_TARGET, SETUP_FD_TARGET } from '../forkserver/protocol.js';
 
 export interface FdMapping {
   /** The executor's fd (borrowed until the sandbox starts: the forkserver gets a copy). */
@@ -14,9 +16,9 @@ export interface FdMapping {
 
 /** Setup socket and exec fd between clone and exec; 1020 is the sandbox-me-here handshake socket. */
 const RESERVED = new Map([
-  [1020, 'the sandbox-me-here handshake socket (SBX_CLIENT_FD)'],
-  [1021, 'the setup socket between clone and exec'],
-  [1022, 'the exec fd between clone and exec'],
+  [DEFAULT_CLIENT_FD, 'the sandbox-me-here handshake socket (SBX_CLIENT_FD)'],
+  [SETUP_FD_TARGET, 'the setup socket between clone and exec'],
+  [EXEC_FD_TARGET, 'the exec fd between clone and exec'],
 ]);
 
 export class Ipc {
@@ -53,7 +55,7 @@ export class Ipc {
 
   /** Options (e.g. maxMessageSize) for the Comms channel; set before first use of `comms`. */
   setCommsOptions(options: CommsOptions): this {
-    if (this.commsChannel) throw new Error('ipc.setCommsOptions() must come before the first use of ipc.comms');
+    if (this.commsChannel) throw new ExecutorError('IPC_IN_USE', 'ipc.setCommsOptions() must come before the first use of ipc.comms');
     this.commsOptions = options;
     return this;
   }
@@ -83,7 +85,7 @@ export class Ipc {
     if (sandboxeeFd > 1023 && sandboxeeFd !== DEFAULT_COMMS_FD) throw new RangeError(`sandboxee fd ${sandboxeeFd} is above 1023`);
     const reserved = RESERVED.get(sandboxeeFd);
     if (reserved) throw new RangeError(`sandboxee fd ${sandboxeeFd} is reserved by sbx: it is ${reserved} (1020, 1021 and 1022 are sbx's)`);
-    if (this.mappings.has(sandboxeeFd)) throw new Error(`sandboxee fd ${sandboxeeFd} is already mapped`);
+    if (this.mappings.has(sandboxeeFd)) throw new ExecutorError('FD_ALREADY_MAPPED', `sandboxee fd ${sandboxeeFd} is already mapped`);
   }
 }
 

@@ -2,14 +2,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AUDIT_ARCH_X86_64 } from './policy/bpf.js';
-import { compilePolicy } from './policy/compiler.js';
-import { PolicyError } from './policy/errors.js';
-import { evaluate } from './policy/evaluator.js';
-import { PolicyBuilder } from './policy/policy-builder.js';
-import { syscallNumber } from './policy/syscalls.js';
+import { AUDIT_ARCH_X86_64 } from '../policy/bpf.js';
+import { compilePolicy } from '../policy/compiler.js';
+import { PolicyError } from '../policy/errors.js';
+import { evaluate } from '../policy/evaluator.js';
+import { PolicyBuilder } from '../policy/policy-builder.js';
+import { syscallNumber } from '../policy/syscalls.js';
 import { POLICY_FILE_SCHEMA, loadPolicyFile } from './policy-file.js';
-import * as index from './index.js';
+import * as index from '../index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sbx-policy-file-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -33,7 +33,7 @@ const nr = (name: string) => syscallNumber('x86_64', name)!;
 describe('loadPolicyFile', () => {
   it('is exported from the package, and policy.schema.json is the schema it validates with', () => {
     expect(index.loadPolicyFile).toBe(loadPolicyFile);
-    const committed = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'policy.schema.json'), 'utf8'));
+    const committed = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'policy.schema.json'), 'utf8'));
     expect(committed).toEqual(JSON.parse(JSON.stringify(POLICY_FILE_SCHEMA)));
   });
 

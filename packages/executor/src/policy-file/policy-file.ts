@@ -4,13 +4,13 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Ajv as AjvClass, ErrorObject } from 'ajv';
-import { PolicyBuilder } from './policy/policy-builder.js';
-import type { PolicyBuilderOptions } from './policy/policy-builder.js';
-import { PolicyError } from './policy/errors.js';
-import { splitCidrPort } from './policy/network.js';
-import { argRule } from './policy/arg-rules.js';
-import type { ArgAlternative } from './policy/arg-rules.js';
-import { POLICY_FILE_SCHEMA, PRESET_NAMES } from './policy-file-schema.js';
+import { PolicyBuilder } from '../policy/policy-builder.js';
+import type { PolicyBuilderOptions } from '../policy/policy-builder.js';
+import { PolicyError } from '../policy/errors.js';
+import { splitCidrPort } from '../policy/network.js';
+import { argRule } from '../policy/arg-rules.js';
+import type { ArgAlternative } from '../policy/arg-rules.js';
+import { POLICY_FILE_SCHEMA, PRESET_NAMES } from './schema.js';
 
 export { POLICY_FILE_SCHEMA, PRESET_NAMES };
 

@@ -1,10 +1,13 @@
 // forkserver.ts: the executor's handle on the global forkserver (native/forkserver): started
 // lazily, once per process, single-threaded C. It clones every sandboxee and reaps it.
-import { Comms, CommsError, Tag, type Message } from '@sbx/client';
+import { Comms, CommsError, SbxError, Tag, type Message } from '@sbx/client';
 import { native, type NativeWatcher } from '@sbx/client/internal';
-import { ExitedFlag, FsTag, Op, OpList } from './forkserver-protocol.js';
-import { decodePoolStats, poolSize, type SpawnPoolStats } from './spawn-pool.js';
+import { FsTag, Op, OpList } from './protocol.js';
+import { decodeExited, EXITED_SIZE, InFlight, sendRequest, type Exited } from './link.js';
+import { decodePoolStats, poolSize, type SpawnPoolStats } from './pool-settings.js';
 import { forkserverPath } from './paths.js';
+
+export type { Exited } from './link.js';
 
 export interface Spawned {
   pid: number;
@@ -14,35 +17,19 @@ export interface Spawned {
   cgroup?: string;
 }
 
-export interface Exited {
-  pid: number;
-  /** Raw wait status. */
-  status: number;
-  utimeUs: number;
-  stimeUs: number;
-  maxRssKiB: number;
-  /** The forkserver killed it at its walltime. */
-  timedOut: boolean;
-}
-
 interface Pending {
   resolve: (s: Spawned) => void;
   reject: (e: Error) => void;
 }
 
-export class ForkServerError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'ForkServerError';
-    this.code = code;
-  }
-}
+/** The global forkserver failed (FORKSERVER_DIED, SPAWN_FAILED, PROTOCOL). */
+export class ForkServerError extends SbxError {}
 
 export class ForkServer {
   private static instance: ForkServer | null = null;
 
   private readonly comms: Comms;
+  private readonly inFlight: InFlight;
   private readonly processPid: number;
   private readonly pidfd: number;
   /** Fires when the forkserver exits (its pidfd becomes readable). */
@@ -54,7 +41,6 @@ export class ForkServer {
   /** POOL_STATS queries, answered in order. */
   private readonly statsWaiters: { resolve: (s: SpawnPoolStats) => void; reject: (e: Error) => void }[] = [];
   private nextId = 1n;
-  private inFlight = 0;
   private dead: Error | null = null;
   private reaped = false;
 
@@ -83,6 +69,7 @@ export class ForkServer {
     this.exitWatch.start(true, false);
     this.exitWatch.unref();
     this.comms = new Comms(ours, { maxMessageSize: 1 << 20 });
+    this.inFlight = new InFlight(this.comms);
     this.comms.unref();
     this.comms.onMessage((m) => this.onMessage(m), (e) => this.die(e));
     if (size > 0) this.setPool(size);
@@ -104,13 +91,13 @@ export class ForkServer {
   /** SBX_FS_POOL_STATS: the pool as the forkserver sees it now. */
   async poolStats(): Promise<SpawnPoolStats> {
     if (this.dead) throw this.dead;
-    this.hold();
+    this.inFlight.hold();
     try {
       const answer = new Promise<SpawnPoolStats>((resolve, reject) => this.statsWaiters.push({ resolve, reject }));
       await this.comms.sendTLV(FsTag.PoolStats, Buffer.alloc(0));
       return await answer;
     } finally {
-      this.release();
+      this.inFlight.release();
     }
   }
 
@@ -134,20 +121,14 @@ export class ForkServer {
     if (this.dead) throw this.dead;
     const id = this.nextId++;
     const payload = Buffer.concat([new OpList().u64(Op.RequestId, id).toBuffer(), ops.toBuffer()]);
-    this.hold();
+    this.inFlight.hold();
     try {
       const spawned = new Promise<Spawned>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-      // The request and its fds are queued in one go: with an await in between, a concurrent
-      // spawn's request could land between this one's Fd messages (the forkserver reads them as
-      // one unit and would fail both).
-      // All settled before returning either way: the fds are the caller's again only then.
-      const sends = [this.comms.sendTLV(FsTag.Spawn, payload), ...ops.fds.map((fd) => this.comms.sendFd(fd))];
-      const failed = (await Promise.allSettled(sends)).find((r) => r.status === 'rejected');
-      if (failed) throw failed.reason;
+      await sendRequest(this.comms, FsTag.Spawn, payload, ops.fds);
       return { id, spawned: await spawned };
     } catch (err) {
       this.pending.delete(id);
-      this.release();
+      this.inFlight.release();
       throw err;
     }
   }
@@ -157,14 +138,14 @@ export class ForkServer {
     const early = this.early.get(id);
     if (early) {
       this.early.delete(id);
-      this.release();
+      this.inFlight.release();
       return Promise.resolve(early);
     }
     if (this.dead) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
       this.exitWaiters.set(id, (e) => {
         this.deathWaiters.delete(reject); // else the set grows by one per sandbox for ever
-        this.release();
+        this.inFlight.release();
         resolve(e);
       });
       this.deathWaiters.add(reject);
@@ -172,15 +153,6 @@ export class ForkServer {
   }
 
   private readonly deathWaiters = new Set<(e: Error) => void>();
-
-  /** Keeps the event loop alive while a sandbox is in flight; idle forkservers do not. */
-  private hold(): void {
-    if (this.inFlight++ === 0) this.comms.ref();
-  }
-
-  private release(): void {
-    if (--this.inFlight === 0) this.comms.unref();
-  }
 
   private onMessage(m: Message): void {
     try {
@@ -205,7 +177,7 @@ export class ForkServer {
         }
         const p = this.pending.get(id);
         this.pending.delete(id);
-        this.release();
+        this.inFlight.release();
         p?.reject(new ForkServerError('SPAWN_FAILED', message || `the forkserver could not start the sandboxee (errno ${-err})`));
         return;
       }
@@ -215,16 +187,8 @@ export class ForkServer {
         w.resolve(decodePoolStats(d));
         return;
       }
-      if (m.tag === FsTag.Exited && d.length >= 40) {
-        const id = d.readBigUInt64LE(0);
-        const e: Exited = {
-          pid: d.readUInt32LE(8),
-          status: d.readInt32LE(12),
-          utimeUs: Number(d.readBigUInt64LE(16)),
-          stimeUs: Number(d.readBigUInt64LE(24)),
-          maxRssKiB: Number(d.readBigUInt64LE(32)),
-          timedOut: d.length >= 44 && (d.readUInt32LE(40) & ExitedFlag.Walltime) !== 0,
-        };
+      if (m.tag === FsTag.Exited && d.length >= EXITED_SIZE) {
+        const { id, exited: e } = decodeExited(d);
         const w = this.exitWaiters.get(id);
         this.exitWaiters.delete(id);
         if (w) w(e);

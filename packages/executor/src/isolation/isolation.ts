@@ -5,12 +5,13 @@
 import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Executor } from './executor.js';
-import { CloneFlag, Op, type OpList } from './forkserver-protocol.js';
+import type { Executor } from '../sandbox/executor.js';
+import { CloneFlag, Op, type OpList } from '../forkserver/protocol.js';
 import { addLandlockOps, landlockAbi } from './landlock.js';
 import { addMountOps, MountError, type FsEntry } from './mounts.js';
-import { Policy } from './policy/policy.js';
-import { sharesHostNetwork } from './sandbox-policy.js';
+import { Policy } from '../policy/policy.js';
+import { sharesHostNetwork } from '../sandbox/sandbox-policy.js';
+import { SbxError } from '@sbx/client';
 
 /** Inside the user namespace the sandboxee is uid/gid 1000 (as in Sandbox2). */
 const INSIDE_ID = 1000;
@@ -35,8 +36,11 @@ export interface IsolationSetup {
 }
 
 /** Thrown when the isolation cannot be set up here (it becomes a SETUP_ERROR Result). */
-export class IsolationError extends Error {
-  readonly code = 'ISOLATION';
+export class IsolationError extends SbxError {
+  declare readonly code: 'ISOLATION';
+  constructor(message: string) {
+    super('ISOLATION', message);
+  }
 }
 
 /** Appends the namespaces, identity and filesystem ops of the executor's isolation. */

@@ -1,10 +1,10 @@
 // sandbox-policy.ts: what a Sandbox takes from a Policy: the mount tree as forkserver entries,
 // whether it shares the host network, and the compiled seccomp program.
 import { statSync } from 'node:fs';
-import type { FsEntry } from './mounts.js';
-import { compilePolicy, networkDecidedBits } from './policy/compiler.js';
-import { encodeNetworkTable, formatNetworkRule } from './policy/network.js';
-import { Policy } from './policy/policy.js';
+import type { FsEntry } from '../isolation/mounts.js';
+import { compilePolicy, networkDecidedBits } from '../policy/compiler.js';
+import { encodeNetworkTable, formatNetworkRule } from '../policy/network.js';
+import { Policy } from '../policy/policy.js';
 
 export interface FilterOptions {
   /** Violations return USER_NOTIF (the monitor reports them) instead of KILL_PROCESS. */

@@ -5,7 +5,7 @@
 // kernel offers.
 import { posix } from 'node:path';
 import { native } from '@sbx/client/internal';
-import type { OpList } from './forkserver-protocol.js';
+import type { OpList } from '../forkserver/protocol.js';
 import type { FsEntry } from './mounts.js';
 
 /** LANDLOCK_ACCESS_FS_* (ABI 1..5). */

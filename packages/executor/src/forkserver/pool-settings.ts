@@ -1,10 +1,9 @@
-// spawn-pool.ts: the spawn pool's API (native/forkserver/pool.h does the work). The global
-// forkserver keeps `size` sandboxes prepared ahead of demand (namespaces, id maps, mount tree,
-// pivot_root) for the layout of the last request; a request with that layout only applies what
-// varies and execs. A one-shot process gains nothing: the pool pays off in a long-lived one.
+// pool-settings.ts: the spawn pool's size (setSpawnPool, SBX_SPAWN_POOL) and counters, as the global
+// forkserver link needs them: no import of the link itself, so the link and the pool API
+// (spawn-pool.ts, which drives the running link) stay acyclic.
 import { availableParallelism } from 'node:os';
-import { POOL_SIZE_MAX } from './forkserver-protocol.js';
-import { ForkServer } from './forkserver.js';
+import { POOL_SIZE_MAX } from './protocol.js';
+import { SbxError } from '@sbx/client';
 
 export interface SpawnPoolOptions {
   /** Slots kept ready: a number 0..64 (0 turns the pool off) or 'auto' (sized for the host). */
@@ -32,11 +31,10 @@ export interface SpawnPoolStats {
   lastError: string;
 }
 
-export class SpawnPoolError extends Error {
-  readonly code = 'INVALID_POOL_SIZE';
+export class SpawnPoolError extends SbxError {
+  declare readonly code: 'INVALID_POOL_SIZE';
   constructor(message: string) {
-    super(message);
-    this.name = 'SpawnPoolError';
+    super('INVALID_POOL_SIZE', message);
   }
 }
 
@@ -61,31 +59,16 @@ function fromEnv(): number {
 
 let configured: number | null = null;
 
+/** @internal setSpawnPool's validated size. */
+export function configurePoolSize(size: unknown, where: string): number {
+  configured = resolveSize(size, where);
+  return configured;
+}
+
 /** @internal the size a (re)started forkserver is given. */
 export function poolSize(): number {
   configured ??= fromEnv();
   return configured;
-}
-
-/**
- * Sets how many sandboxes the global forkserver keeps prepared ahead of demand. Takes effect
- * at once (a running forkserver starts filling or drops slots) and for a forkserver started
- * later. The slots warm for the layout of the most recent request (mount tree, namespaces,
- * hostname, ids); requests with another layout are served on demand and switch the pool to it.
- */
-export function setSpawnPool(options: SpawnPoolOptions): void {
-  if (options === null || typeof options !== 'object') throw new SpawnPoolError('setSpawnPool: expected { size }');
-  configured = resolveSize(options.size, 'setSpawnPool');
-  ForkServer.running()?.setPool(configured);
-}
-
-const OFF: SpawnPoolStats = { size: 0, ready: 0, preparing: 0, hits: 0, misses: 0, recycled: 0, prepared: 0, failures: 0, lastError: '' };
-
-/** The pool's counters, from the forkserver (all zero, with `size` as configured, before it has started). */
-export async function spawnPoolStats(): Promise<SpawnPoolStats> {
-  const fs = ForkServer.running();
-  if (!fs) return { ...OFF, size: poolSize() };
-  return fs.poolStats();
 }
 
 /** @internal SBX_FS_POOL_STATS payload (protocol.h). */

@@ -3,7 +3,8 @@
 // links into /usr), so the tree inside looks like the host's.
 import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import { isAbsolute, normalize } from 'node:path';
-import { BindFlag, Op, type OpList } from './forkserver-protocol.js';
+import { BindFlag, Op, type OpList } from '../forkserver/protocol.js';
+import { SbxError } from '@sbx/client';
 
 export type FsEntry =
   | { type: 'bind'; outside: string; inside: string; writable: boolean; optional?: boolean; dev?: boolean }
@@ -11,8 +12,11 @@ export type FsEntry =
   | { type: 'proc'; inside: string }
   | { type: 'dev'; inside: string };
 
-export class MountError extends Error {
-  readonly code = 'BAD_MOUNT';
+export class MountError extends SbxError {
+  declare readonly code: 'BAD_MOUNT';
+  constructor(message: string) {
+    super('BAD_MOUNT', message);
+  }
 }
 
 /**
