@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import {
-  Executor, ExecutorError, KILL, PolicyBuilder, PolicyError, Result, RunError, Sandbox, SbxError, errorToJSON, run, violationFromJSON,
+  Executor, ExecutorError, PolicyBuilder, PolicyError, Result, RunError, Sandbox, SbxError, errorToJSON, run, violationFromJSON,
 } from '@sbx/executor';
+import { KILL } from '@sbx/executor/bpf';
 import { isolationPolicy } from './helpers.js';
 
 const PY = '/usr/bin/python3';
