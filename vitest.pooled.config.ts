@@ -6,7 +6,7 @@ process.env.SBX_SPAWN_POOL ??= '4';
 
 export default defineConfig({
   test: {
-    include: ['test/executor.test.ts', 'test/escape/**/*.test.ts', 'test/landlock.test.ts', 'test/landlock-isolation.test.ts', 'test/network.test.ts'],
+    include: ['test/executor.test.ts', 'test/escape/**/*.test.ts', 'test/landlock.test.ts', 'test/landlock-isolation.test.ts', 'test/network.test.ts', 'test/run.test.ts'],
     setupFiles: ['test/pooled-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -18,6 +18,7 @@ const sections = [
   ['fork', async () => (await import('./fork.mjs')).forkBenchLines()],
   ['learn', async () => (await import('./learn.mjs')).learnBench()],
   ['corpus', async () => (await import('./corpus.mjs')).corpusBench()],
+  ['service', async () => (await import('./service.mjs')).serviceBench()],
 ];
 
 const records = [];

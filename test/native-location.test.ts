@@ -62,6 +62,7 @@ describe('native parts lookup', () => {
     const r = spawnSync(process.execPath, ['-e', script], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, SBX_NATIVE_PATH: '/nonexistent/sbx_native.node' } });
     expect(r.status).toBe(3);
     expect(r.stderr).toContain('sbx: cannot load the native addon sbx_native.node from /nonexistent/sbx_native.node: Cannot find module');
-    expect(r.stderr).toContain('npm rebuild @sbx/client --build-from-source');
+    // the exact command that builds it, for installs that ran no install script (npm 11, pnpm 10)
+    expect(r.stderr).toMatch(/\n  npm_config_build_from_source=true node \/\S+\/packages\/client\/scripts\/install\.mjs\n/);
   });
 });

@@ -181,7 +181,7 @@ int Prepare(void *, char *err, size_t errlen) {
   g_parked_now = true;
   {
     std::unique_lock<std::mutex> lock(g_park_mu);
-    bool ok = g_park_cv.wait_for(lock, std::chrono::milliseconds(static_cast<int>(kParkTimeoutMs)), [workers] { return g_parked == workers; });
+    bool ok = g_park_cv.wait_until(lock, std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int>(kParkTimeoutMs)), [workers] { return g_parked == workers; });
     if (!ok) {
       snprintf(err, errlen, "the V8 platform workers stayed busy for %.0f ms (%d of %d parked): not forking now", kParkTimeoutMs, g_parked, workers);
       lock.unlock();

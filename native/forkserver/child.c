@@ -118,12 +118,19 @@ static int watch_forkserver(struct child_ctx *ctx) {
   return 0;
 }
 
-/* The forkserver blocks SIGCHLD and SIGPIPE; a blocked mask survives execve. */
+/* The forkserver blocks SIGCHLD and SIGPIPE, and SIGTERM across the clone (spawn.c); a blocked
+ * mask survives execve. A pid namespace's init keeps SIGCHLD and SIGTERM blocked (init.c takes
+ * them with sigwaitinfo; its target unblocks them): a SIGTERM that came during the setup is
+ * still pending then, not lost to the signal protection of a namespace's init. */
 static int reset_signal_mask(struct child_ctx *ctx) {
-  sigset_t none;
-  sigemptyset(&none);
-  if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-    return child_fail(ctx, "sigprocmask", errno, "SIG_SETMASK, {}", NULL);
+  sigset_t mask;
+  sigemptyset(&mask);
+  if (!ctx->req->reaper && (ctx->req->namespaces & CLONE_NEWPID)) {
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+  }
+  if (sigprocmask(SIG_SETMASK, &mask, NULL) < 0)
+    return child_fail(ctx, "sigprocmask", errno, "SIG_SETMASK", NULL);
   return 0;
 }
 

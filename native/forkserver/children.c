@@ -53,11 +53,12 @@ static void kill_cgroup(const char *dir) {
   close(fd);
 }
 
-/* Sends the child's kill signal; a SIGTERM gets its SIGKILL after the grace. */
+/* SIGTERM first: both inits end and reap their tree on it (init.c, reaper.c), so the tree's
+ * rusage reaches the exit report; SIGKILL and cgroup.kill follow after the grace, so an init that
+ * does not cooperate (stopped, out of fds) still cannot keep its tree alive. */
 static void end_child(struct fs_child *ch, uint64_t now) {
-  pidfd_send_signal(ch->pidfd, ch->kill_signal, NULL, 0);
-  if (ch->kill_signal != SIGKILL && ch->escalate_ms == 0) ch->escalate_ms = now + SBX_KILL_GRACE_MS;
-  if (ch->kill_signal == SIGKILL) kill_cgroup(ch->cgroup);
+  pidfd_send_signal(ch->pidfd, SIGTERM, NULL, 0);
+  if (ch->escalate_ms == 0) ch->escalate_ms = now + SBX_KILL_GRACE_MS;
 }
 
 /* The init did not end its tree in time: SIGKILL it, and its cgroup. */

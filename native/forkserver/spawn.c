@@ -101,8 +101,24 @@ static pid_t clone_now(const struct fs_clone_args *args, bool *in_cgroup, const 
   return (pid_t)syscall(SYS_clone, flags, 0UL, (unsigned long)args->pidfd, 0UL, 0UL);
 }
 
+/* The child starts with SIGTERM blocked (init.c: a pid namespace's init would otherwise drop one
+ * that comes before it waits for it); the forkserver's own mask is restored right after. */
+static pid_t clone_blocking_term(const struct fs_clone_args *args, bool *in_cgroup, const char **call) {
+  sigset_t term, old;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  if (sigprocmask(SIG_BLOCK, &term, &old) < 0) return -1;
+  pid_t pid = clone_now(args, in_cgroup, call);
+  if (pid != 0) {
+    int e = errno;
+    (void)sigprocmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+  }
+  return pid;
+}
+
 pid_t spawn_clone(const struct fs_clone_args *args, uint32_t userns_owner, bool *in_cgroup, const char **call) {
-  if (!(args->flags & CLONE_NEWUSER) || userns_owner == SBX_OWNER_SELF) return clone_now(args, in_cgroup, call);
+  if (!(args->flags & CLONE_NEWUSER) || userns_owner == SBX_OWNER_SELF) return clone_blocking_term(args, in_cgroup, call);
   int r = userns_owner_enter(userns_owner);
   if (r < 0) {
     *in_cgroup = false;
@@ -110,7 +126,7 @@ pid_t spawn_clone(const struct fs_clone_args *args, uint32_t userns_owner, bool 
     errno = -r;
     return -1;
   }
-  pid_t pid = clone_now(args, in_cgroup, call);
+  pid_t pid = clone_blocking_term(args, in_cgroup, call);
   if (pid == 0) return 0; /* the child keeps the owner's euid (its ids are set after the release) */
   int e = errno;
   userns_owner_leave();

@@ -6,12 +6,17 @@
 //   no-toolchain  prebuilds removed and toolchain hidden: the install fails with one message naming the tools
 //   source        prebuilds removed: the install builds the native parts with cmake-js
 //   broken-prebuild  a prebuild that does not load (as on an older glibc): a source build instead
+//   ignore-scripts   npm --ignore-scripts (npm 11 runs no dependency install script unless allowed):
+//                    the prebuilds work as they are; without prebuilds the load error names the
+//                    exact command that builds them, and that command works
+// Also: the prebuilds need no glibc above 2.28 (test/check-glibc.mjs), and every shipped source
+// map carries its sources (stack traces point at files that ship).
 // The prebuilt install's consumers (custom-fork mode included) also run under every other
 // supported Node line in the node-lines cache (native/node-lines.mjs): the shipped fork bindings.
 // Prints tarball sizes and install times; exits 1 on the first failure.
-// Usage: node test/pack/run.mjs [--keep] [--only prebuilt|no-toolchain|source|broken-prebuild]
+// Usage: node test/pack/run.mjs [--keep] [--only prebuilt|no-toolchain|source|broken-prebuild|ignore-scripts]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { LINE_ABI, NODE_LINES, cachedLine, nodeLinesDir, runningMajor } from '../../native/node-lines.mjs';
@@ -86,14 +91,14 @@ function repacked(tarball, name, change) {
 }
 
 /** A fresh npm project with both tarballs installed; returns the install time. */
-function install(name, clientTgz, executorTgz, env, expectFail = false) {
+function install(name, clientTgz, executorTgz, env, expectFail = false, extraFlags = []) {
   const dir = join(work, name);
   mkdirSync(dir);
   cpSync(consumerDir, dir, { recursive: true });
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `sbx-pack-${name}`, private: true, type: 'module' }, null, 2));
   // Both tarballs in one install: the executor's dependency on @sbx/client@0.1.0 is satisfied by
   // the client tarball at the top level, without a registry lookup.
-  const r = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', clientTgz, executorTgz], { cwd: dir, env, expectFail });
+  const r = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', ...extraFlags, clientTgz, executorTgz], { cwd: dir, env, expectFail });
   return { dir, ms: r.ms, out: r.out };
 }
 
@@ -192,6 +197,29 @@ try {
     // ESM-only packages (Node >= 20): the CommonJS and node10 resolutions are not targets.
     check(`attw ${t.split('/').pop()}`, () => void run('pnpm', ['exec', 'attw', t, '--profile', 'esm-only'], { cwd: repo }));
   }
+  check('the prebuilds need no glibc above 2.28 (check-glibc)', () => {
+    const dir = join(work, 'client-unpacked');
+    mkdirSync(dir);
+    run('tar', ['xzf', clientTgz, '-C', dir]);
+    return run(process.execPath, [join(repo, 'test', 'check-glibc.mjs'), join(dir, 'package', 'prebuilds')], { cwd: repo }).out.trim().split('\n').map((l) => l.replace(/^check-glibc: ok\s+\S*\//, '')).join('; ');
+  });
+  check('every shipped source map carries its sources (stack traces point at shipped files)', () => {
+    let maps = 0;
+    for (const t of [clientTgz, executorTgz]) {
+      const dir = join(work, `maps-${t.split('/').pop()}`);
+      mkdirSync(dir);
+      run('tar', ['xzf', t, '-C', dir]);
+      const walk = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
+      for (const f of walk(dir)) {
+        if (f.endsWith('.d.ts.map')) throw new Error(`${f}: a declaration map points at sources that do not ship`);
+        if (!f.endsWith('.js.map')) continue;
+        const m = JSON.parse(readFileSync(f, 'utf8'));
+        if (!Array.isArray(m.sourcesContent) || m.sourcesContent.length !== m.sources.length || m.sourcesContent.some((c) => typeof c !== 'string')) throw new Error(`${f}: no sourcesContent`);
+        maps++;
+      }
+    }
+    return `${maps} maps`;
+  });
   const noToolchain = { ...process.env, PATH: pathWithoutToolchain() };
   delete noToolchain.npm_config_build_from_source;
 
@@ -247,6 +275,29 @@ try {
     check('npx sbx run -- /bin/echo on the fallback build', () => {
       const r = run('npx', ['sbx', 'run', '--', '/bin/echo', 'echo after the fallback'], { cwd: dir }).out;
       if (!r.includes('echo after the fallback')) throw new Error(r);
+    });
+  }
+
+  if (!only || only === 'ignore-scripts') {
+    log('install 5: --ignore-scripts (npm 11 runs no dependency install script unless allowed): the prebuilds work as they are');
+    const { dir } = install('ignore-scripts', clientTgz, executorTgz, noToolchain, false, ['--ignore-scripts']);
+    check('ESM consumer on the prebuilds, no install script run', () => {
+      const out = run(process.execPath, ['esm.mjs'], { cwd: dir, env: noToolchain }).out;
+      if (!out.includes('esm consumer: OK, exit code 0')) throw new Error(out);
+    });
+    log('install 6: --ignore-scripts and no prebuild: the load error names the exact command, which works');
+    const src = install('ignore-scripts-source', clientSrcTgz, executorTgz, process.env, false, ['--ignore-scripts']);
+    let command;
+    check('the load error names the exact build command', () => {
+      const r = run(process.execPath, ['esm.mjs'], { cwd: src.dir, expectFail: true }).out;
+      command = /^\s+(npm_config_build_from_source=true node \S+install\.mjs)$/m.exec(r)?.[1];
+      if (!command) throw new Error(r);
+      return command.replace(work, '<tmp>');
+    });
+    check('that command builds the native parts, then the consumer runs', () => {
+      run('sh', ['-c', command], { cwd: src.dir });
+      const out = run(process.execPath, ['esm.mjs'], { cwd: src.dir }).out;
+      if (!out.includes('esm consumer: OK, exit code 0')) throw new Error(out);
     });
   }
 } catch (err) {

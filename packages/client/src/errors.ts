@@ -6,6 +6,35 @@ export class SbxError extends Error {
     this.name = new.target.name;
     this.code = code;
   }
+
+  /**
+   * The error as JSON: { name, code, message } plus its own fields (errno, problems, ...), bigints
+   * as decimal strings, a cause as its own JSON. No stack: it names paths of this host.
+   */
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = { name: this.name, code: this.code, message: this.message };
+    for (const [k, v] of Object.entries(this)) if (!(k in out) && k !== 'cause') out[k] = jsonSafe(v);
+    if (this.cause !== undefined) out.cause = errorToJSON(this.cause);
+    return out;
+  }
+}
+
+/** Any thrown value as a plain JSON-safe object: an SbxError's toJSON(), else { name, message,
+ *  code? } of an Error, else { message: String(value) }. */
+export function errorToJSON(err: unknown): Record<string, unknown> {
+  if (err instanceof SbxError) return err.toJSON();
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { name: err.name, message: err.message, ...(typeof code === 'string' ? { code } : {}) };
+  }
+  return { message: String(err) };
+}
+
+function jsonSafe(v: unknown): unknown {
+  if (typeof v === 'bigint') return v.toString();
+  if (Array.isArray(v)) return v.map(jsonSafe);
+  if (v instanceof Error) return errorToJSON(v);
+  return v;
 }
 
 export type CommsErrorCode =

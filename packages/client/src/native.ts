@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ForkError, NativeLoadError } from './errors.js';
 import { availableForkAbis, forkAddonPath, packagedAddonPath } from './native-location.js';
 
@@ -123,42 +124,20 @@ export function native(): NativeBinding {
   } catch (err) {
     throw new NativeLoadError(
       `sbx: cannot load the native addon sbx_native.node${path ? ` from ${path}` : ''}: ${(err as Error).message}\n` +
-        'npm installs ship a prebuilt addon for linux-x64 (glibc); elsewhere it is built from source at install ' +
-        '(`npm rebuild @sbx/client --build-from-source`; needs cmake and a C/C++ compiler). ' +
+        'npm installs ship a prebuilt addon for linux-x64 (glibc 2.28 or later) that needs no install script; ' +
+        'elsewhere it must be built from source (needs cmake, a C and a C++17 compiler), which package managers ' +
+        `that do not run dependencies' install scripts (npm 11, pnpm 10) leave undone. Build it with:\n  ${buildCommand()}\n` +
         'In the sbx repository: `pnpm install` (or `node native/build.mjs`).',
       { cause: err },
     );
   }
 }
 
-let forkBinding: ForkBinding | undefined;
-
-/** Node lines by NODE_MODULE_VERSION (for messages). */
-const NODE_LINE_OF_ABI: Record<string, string> = { '115': 'Node 20', '127': 'Node 22', '137': 'Node 24' };
-
-/**
- * The custom-fork binding for this node's ABI (process.versions.modules), loaded on first use.
- * Throws ForkError NODE_UNSUPPORTED naming this Node, the bindings there are, and what to do.
- */
-export function forkNative(): ForkBinding {
-  if (forkBinding) return forkBinding;
-  const abi = process.versions.modules;
-  const path = forkAddonPath(abi);
-  if (!existsSync(path)) {
-    const have = availableForkAbis(path).map((a) => `${NODE_LINE_OF_ABI[a] ?? 'a Node'} (NODE_MODULE_VERSION ${a})`);
-    throw new ForkError(
-      'NODE_UNSUPPORTED',
-      `custom-fork mode has no fork binding for Node ${process.version} (NODE_MODULE_VERSION ${abi}): ${basename(path)} is not in ${dirname(path)}` +
-        ` (there are bindings for ${have.length ? have.join(', ') : 'no Node'}). Run the forkserver with a supported Node line (20, 22 or 24),` +
-        ' or build the binding for this Node from source: `npm rebuild @sbx/client --build-from-source` (needs cmake, a C++ compiler and this Node\'s headers, include/node).',
-    );
-  }
-  try {
-    forkBinding = createRequire(import.meta.url)(path) as ForkBinding;
-  } catch (err) {
-    throw new ForkError('NODE_UNSUPPORTED', `custom-fork mode: the fork binding ${path} for Node ${process.version} does not load: ${(err as Error).message}`, { cause: err });
-  }
-  return forkBinding;
+import { existsSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ForkError, NativeLoadError } from './errors.js';
+import { availableForkAbis, forkAddonPath, packagedAddonPath } from './native-location.js';
 }
 
 /** Closes an fd this process owns; a negative fd or one already closed is not an error. */

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { native } from '@sbx/client/internal';
 import { forkserverPath } from './forkserver/paths.js';
 import { LANDLOCK_ISOLATION_MIN_ABI } from './isolation/isolation.js';
+import { sandboxControllers } from './sandbox/cgroup-limits.js';
 
 export interface Check {
   name: string;
@@ -92,6 +93,23 @@ export function hostChecks(): Check[] {
 
   const cg = cgroupV2Status();
   checks.push({ name: 'cgroup v2 (delegated, writable)', ok: cg.ok, required: false, detail: cg.detail, fix: cg.fix });
+  // limits.memory / limits.pids: the controllers a sandbox's cgroup gets here.
+  const ctl = sandboxControllers();
+  const v1 = (['memory', 'pids'] as const).filter((c) => existsSync(`/sys/fs/cgroup/${c}/cgroup.procs`));
+  for (const c of ['memory', 'pids'] as const) {
+    const ok = ctl.enabled.includes(c);
+    checks.push({
+      name: `cgroup ${c} controller (limits.${c})`,
+      ok,
+      required: false,
+      detail: ok
+        ? `enabled for sandbox cgroups under ${ctl.base}`
+        : ctl.base === null
+          ? 'no sandbox cgroup can be created here'
+          : `not in ${ctl.base}/cgroup.subtree_control (this cgroup offers: ${ctl.available.join(', ') || 'none'})${v1.includes(c) ? `; the ${c} controller is on a cgroup v1 hierarchy, which sbx does not use` : ''}`,
+      fix: `delegate the ${c} controller to this process's cgroup v2 (systemd: Delegate=${c}); without it limits.${c} is a SETUP_ERROR${c === 'memory' ? ' (rlimitAs, or node --max-old-space-size, bound memory without a cgroup)' : ' (rlimitNproc bounds processes without a cgroup)'}`,
+    });
+  }
 
   const abi = n.landlockAbi();
   checks.push({

@@ -45,6 +45,34 @@ describe('one error base', () => {
     }
   });
 
+  it('every error serializes with JSON.stringify ({ name, code, message, own fields }) and round-trips', () => {
+    const samples: Error[] = [
+      new executor.ExecutorError('BAD_PATH', 'm'),
+      new executor.MountError('m'),
+      new executor.PolicyError('INVALID_POLICY', ['a', 'b']),
+      new executor.ElfError('m'),
+      new executor.SpawnPoolError('m'),
+      new executor.ForkServerError('PROTOCOL', 'm'),
+      new executor.ForkServerHandleError('TIMEOUT', 'm'),
+      new executor.LearnError('RUN_FAILED', 'm'),
+      new executor.RunError('BAD_OPTION', 'm'),
+      new executor.RunnerError('QUEUE_FULL', 'm'),
+      new client.CommsError('IO', 'm', { errno: 5 }),
+      new client.NativeLoadError('m'),
+      new UsageError('m'),
+      new SandboxSetupError('m'),
+      new IsolationError('m'),
+    ];
+    for (const e of samples) {
+      const json = JSON.parse(JSON.stringify(e));
+      expect(json, e.name).toMatchObject({ name: e.name, code: (e as client.SbxError).code, message: e.message });
+      expect(JSON.parse(JSON.stringify(json))).toEqual(json);
+      expect(executor.errorToJSON(e)).toEqual(json);
+    }
+    expect(JSON.parse(JSON.stringify(samples[2]))).toMatchObject({ problems: ['a', 'b'] });
+    expect(JSON.parse(JSON.stringify(samples[10]))).toMatchObject({ errno: 5 });
+  });
+
   it('the package root re-exports the one SbxError of @sbx/client', () => {
     expect(executor.SbxError).toBe(client.SbxError);
   });

@@ -32,6 +32,8 @@ export interface IsolationSetup {
   hostIds: { uid: number; gid: number };
   /** The lease of hostIds when they come from the sandbox id range (root), else null. */
   lease: SandboxIds | null;
+  /** Whether a SIGKILL follows treeSignal when the init is not gone after a grace period. */
+  escalate?: boolean;
   /** Removes what the setup created on the host (scratch directories) and ends the lease: call it
    *  once the sandbox's whole tree is gone. Safe to call twice. */
   cleanup: () => void;
@@ -87,7 +89,9 @@ function namespacesOps(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsE
     addLandlockOps(ops, fsEntries);
     abi = landlockAbi();
   }
-  return { landlockAbi: abi, policy, env: {}, treeSignal: 9, hostIds: { uid: ids.uid, gid: ids.gid }, lease: ids.lease, cleanup: () => ids.lease?.release() };
+  // SIGTERM: the pid namespace's init kills and reaps the tree itself, so its rusage counts
+  // (native/forkserver/init.c); a SIGKILL follows if it is not gone after a grace period.
+  return { landlockAbi: abi, policy, env: {}, treeSignal: 15, escalate: true, hostIds: { uid: ids.uid, gid: ids.gid }, lease: ids.lease, cleanup: () => ids.lease?.release() };
 }
 
 function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[]): IsolationSetup {

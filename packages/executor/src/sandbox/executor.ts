@@ -203,6 +203,9 @@ export class Executor {
     const cgroup = options.cgroup ?? 'auto';
     if (cgroup !== 'auto' && cgroup !== 'required' && cgroup !== 'off') throw new TypeError(`Executor: cgroup must be 'auto', 'required' or 'off', got ${JSON.stringify(cgroup)}`);
     this.cgroup = cgroup;
+    if (cgroup === 'off' && (this.limits.memory !== null || this.limits.pids !== null)) {
+      throw new TypeError(`Executor: limits.memory and limits.pids are cgroup limits: they cannot be combined with cgroup: 'off'`);
+    }
     const monitorMode = options.monitor ?? 'unotify';
     if (monitorMode !== 'unotify' && monitorMode !== 'kill') throw new TypeError(`Executor: monitor must be 'unotify' or 'kill', got ${JSON.stringify(monitorMode)}`);
     this.monitor = monitorMode;

@@ -39,6 +39,16 @@ export interface LimitsOptions {
   userNamespace?: Partial<Record<UserLimitName, number>>;
   /** Wall-time limit in seconds; 0 disarms it (default 120). */
   walltime?: number;
+  /**
+   * Memory of the whole sandbox in bytes, through its cgroup v2 (memory.max, with no swap and the
+   * whole tree killed together on OOM). Unlike rlimitAs it counts memory used, not address space
+   * reserved, so node and Workers start under it. Needs the memory controller in the delegated
+   * cgroup (`sbx doctor` tells); where it is missing the Result is a SETUP_ERROR naming it.
+   */
+  memory?: number | bigint;
+  /** Number of processes and threads in the whole sandbox, through its cgroup v2 (pids.max).
+   *  Needs the pids controller, as `memory` needs the memory controller. */
+  pids?: number | bigint;
 }
 
 /** Linux RLIMIT_* numbers. */
@@ -72,6 +82,10 @@ export class Limits {
   rlimitMemlock: bigint = 64n << 10n;
   userNamespace: Record<UserLimitName, number> = { ...DEFAULT_USER_NAMESPACE_LIMITS };
   walltime = 120;
+  /** cgroup memory.max in bytes (null: no cgroup limit). */
+  memory: bigint | null = null;
+  /** cgroup pids.max (null: no cgroup limit). */
+  pids: bigint | null = null;
 
   constructor(options: LimitsOptions = {}) {
     for (const [key, value] of Object.entries(options)) {
@@ -83,10 +97,15 @@ export class Limits {
         this.walltime = value;
       } else if (key === 'userNamespace') {
         this.userNamespace = { ...DEFAULT_USER_NAMESPACE_LIMITS, ...checkUserNamespace(value) };
+      } else if (key === 'memory' || key === 'pids') {
+        const v = toRlimit(key, value);
+        if (v === INFINITY) continue;
+        if (v === 0n || (key === 'memory' && v < 1n << 20n)) throw new TypeError(`limits.${key} must be at least ${key === 'memory' ? '1 MiB (in bytes)' : '1'}, got ${String(value)}`);
+        this[key] = v;
       } else if (key in RLIMIT_KEYS) {
         (this as unknown as Record<string, bigint>)[key] = toRlimit(key, value);
       } else {
-        throw new TypeError(`limits: unknown option "${key}" (known: ${[...Object.keys(RLIMIT_KEYS), 'userNamespace', 'walltime'].join(', ')})`);
+        throw new TypeError(`limits: unknown option "${key}" (known: ${[...Object.keys(RLIMIT_KEYS), 'userNamespace', 'walltime', 'memory', 'pids'].join(', ')})`);
       }
     }
     // A memory bound also bounds each memfd and tmpfs file, unless a file size was given.

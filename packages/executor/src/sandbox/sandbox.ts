@@ -1,6 +1,7 @@
 // sandbox.ts: runs an Executor under a policy (Sandbox2's Sandbox2 class). run() resolves to a
 // Result value; it rejects only when the SDK itself fails (bad arguments, no forkserver).
-import { openSync, readlinkSync, createReadStream, createWriteStream, type ReadStream, type WriteStream } from 'node:fs';
+import { openSync, readlinkSync, createReadStream, createWriteStream } from 'node:fs';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { getSystemErrorName } from 'node:util';
 import { Comms, CommsError, SbxError, Tag } from '@sbx/client';
 import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
@@ -11,6 +12,8 @@ import { ForkServer, ForkServerError, type Exited } from '../forkserver/global.j
 import * as monitor from './monitor.js';
 import { SandboxCgroup } from './cgroup.js';
 import { INFINITY } from './limits.js';
+import { cgroupUsage, treeUsage } from './accounting.js';
+import { applyCgroupLimits, missingForLimits, oomKilled } from './cgroup-limits.js';
 import { MountError } from '../isolation/mounts.js';
 import { addIsolationOps, IsolationError, namespacesUnavailable, type IsolationSetup } from '../isolation/isolation.js';
 import { Result, signalName, type Status, type Violation, type Arch } from './result.js';
@@ -62,10 +65,14 @@ export class Sandbox {
   /** @internal see SandboxLearning. */
   learning: SandboxLearning | null = null;
   readonly policy: Policy;
-  /** Streams of the stdio the executor asked to 'pipe'. */
-  stdin: WriteStream | null = null;
-  stdout: ReadStream | null = null;
-  stderr: ReadStream | null = null;
+  /**
+   * Streams of the stdio the executor asked to 'pipe' (null for 'inherit' and 'ignore'). They
+   * exist from construction: what is written to stdin before the start is delivered once the
+   * sandboxee runs, and stdout/stderr end when it is gone (or at once when it never started).
+   */
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
 
   private started: Promise<void> | null = null;
   private result: Promise<Result> | null = null;
@@ -75,7 +82,12 @@ export class Sandbox {
   private setupError: string | null = null;
   private violation: Violation | null = null;
   private timedOut = false;
-  private killed = false;
+  /** Why the sandbox was ended from this side (kill(), or run()'s output cap), first one wins. */
+  private killedAs: { status: 'EXTERNAL_KILL' | 'OUTPUT_LIMIT'; reason: string } | null = null;
+  private setupErrorAtKill: string | null = null;
+  private usage: ReturnType<typeof cgroupUsage> = null;
+  /** The kernel's OOM killer acted in the sandbox's cgroup (limits.memory reached). */
+  private oom = false;
   private finished = false;
   private startTime = 0;
 
@@ -84,7 +96,21 @@ export class Sandbox {
     if (!(policy instanceof Policy)) throw new TypeError('Sandbox: the second argument must be a Policy (from PolicyBuilder.build())');
     this.executor = executor;
     this.policy = policy;
+    const [i, o, e] = executor.stdio;
+    this.stdin = i === 'pipe' ? new PassThrough() : null;
+    this.stdout = o === 'pipe' ? new PassThrough() : null;
+    this.stderr = e === 'pipe' ? new PassThrough() : null;
   }
+
+  /** Ends the stdio streams no pipe was connected to (the sandboxee never started). */
+  private endUnconnectedStreams(): void {
+    for (const [i, stream] of [this.stdin, this.stdout, this.stderr].entries()) {
+      if (!stream || this.connectedStdio[i]) continue;
+      if (i === 0) (stream as PassThrough).resume().end(); // nothing will read what was written
+      else (stream as PassThrough).end();
+    }
+  }
+  private readonly connectedStdio = [false, false, false];
 
   /** The sandboxee's pid in the host's view (0 before it started). */
   get pid(): number {
@@ -101,6 +127,7 @@ export class Sandbox {
       this.result = this.started.then(
         () => this.finish(),
         (err) => {
+          this.endUnconnectedStreams();
           void this.cgroup?.remove();
           this.isolation?.cleanup();
           if (err instanceof MountError || err instanceof SandboxSetupError || err instanceof IsolationError || err instanceof SandboxIdsError || (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')) {
@@ -131,36 +158,42 @@ export class Sandbox {
 
   /** Kills the whole sandbox (EXTERNAL_KILL). Safe at any time. */
   kill(): void {
-    if (this.finished) return;
-    this.killed = true;
+    this.endWith('EXTERNAL_KILL', 'killed by Sandbox.kill()');
+  }
+
+  /** @internal Ends the whole sandbox with this status (run(): OUTPUT_LIMIT, or an abort). */
+  endWith(status: 'EXTERNAL_KILL' | 'OUTPUT_LIMIT', reason: string): void {
+    if (this.finished || this.killedAs) return;
+    this.killedAs = { status, reason };
+    // A setup that fails from here on fails because of this kill: the Result says the kill.
+    this.setupErrorAtKill = this.setupError;
     this.signalTree();
   }
 
   private signalTree(): void {
-    // SIGKILL for a pid namespace's init; SIGTERM for landlock isolation's subreaper init, which
-    // kills and reaps the tree before it exits.
-    if (this.pidfd >= 0) native().pidfdSendSignal(this.pidfd, this.isolation?.treeSignal ?? 9);
-    this.cgroup?.kill();
-    this.escalateLater();
+    // SIGTERM for both inits, which kill and reap the tree before they exit (so that its rusage
+    // counts); SIGKILL without an init (custom-fork mode's child). The tree must end even when its
+    // init does not cooperate (stopped, starved of fds): after a grace, SIGKILL the init and its
+    // cgroup; its orphans go to the forkserver, which kills them.
+    // Before the spawn returned there is nothing to signal: start() signals once it has a pidfd.
+    if (this.pidfd < 0) return;
+    native().pidfdSendSignal(this.pidfd, this.isolation?.treeSignal ?? 9);
+    if (!this.escalation && !this.finished) {
+      this.escalation = setTimeout(() => {
+        if (this.finished) return;
+        if (this.pidfd >= 0 && (this.isolation?.escalate ?? true)) native().pidfdSendSignal(this.pidfd, 9);
+        this.cgroup?.kill();
+      }, TREE_KILL_GRACE_MS);
+      this.escalation.unref();
+    }
   }
-
-  /** The tree must end even when its init does not cooperate (stopped, starved of fds): after a
-   *  grace, SIGKILL the init and its cgroup; its orphans go to the forkserver, which kills them. */
-  private escalateLater(): void {
-    if ((this.isolation?.treeSignal ?? 9) === 9 || this.escalation || this.finished) return;
-    this.escalation = setTimeout(() => {
-      if (this.finished || this.pidfd < 0) return;
-      native().pidfdSendSignal(this.pidfd, 9);
-      this.cgroup?.kill();
-    }, TREE_KILL_GRACE_MS);
-  }
-  private escalation: NodeJS.Timeout | null = null;
 
   /** The host uid the sandboxee runs as (0 before it started): the uid its user namespace maps
    *  to, or landlock isolation's uid. A root executor leases one per sandbox (setSandboxIdRange). */
   get hostUid(): number {
     return this.isolation?.hostIds.uid ?? 0;
   }
+  private escalation: NodeJS.Timeout | null = null;
 
   /** The Landlock ABI the sandboxee runs under (its fs rules and scopes), 0 when none was applied. */
   get landlockAbi(): number {
@@ -203,10 +236,23 @@ export class Sandbox {
         }
       }
 
+      // cgroup limits (limits.memory, limits.pids) go into the fresh cgroup before anything runs
+      // in it; such a sandbox never comes from the spawn pool (a slot's cgroup has none).
+      const missing = missingForLimits(ex.limits, this.cgroup !== null);
+      if (missing) throw new SandboxSetupError(missing);
+      const cgroupLimited = ex.limits.memory !== null || ex.limits.pids !== null;
+      if (cgroupLimited) {
+        try {
+          applyCgroupLimits(this.cgroup!.path, ex.limits);
+        } catch (err) {
+          throw new SandboxSetupError((err as Error).message);
+        }
+      }
+
       // Limits. The walltime is kept by the forkserver: it fires even when this event loop is busy.
       for (const [res, v] of ex.limits.rlimits()) ops.rlimit(res, v, v);
       if (ex.limits.walltime > 0) ops.u64(Op.Walltime, BigInt(Math.max(1, Math.round(ex.limits.walltime * 1000))));
-      if (!ex.spawnPool) ops.raw(Op.NoPool, Buffer.alloc(0));
+      if (!ex.spawnPool || cgroupLimited) ops.raw(Op.NoPool, Buffer.alloc(0));
 
       // fds: stdio, the IPC mappings, the setup socket
       const stdioFds = this.prepareStdio(closeAfterSpawn);
@@ -257,6 +303,7 @@ export class Sandbox {
       }
       this.pidfd = spawned.spawned.pidfd;
       this.hostPid = spawned.spawned.pid;
+      if (this.killedAs) this.signalTree(); // kill() (or an abort) came while it was being spawned
       if (spawned.spawned.cgroup && this.cgroup) {
         this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
         if (ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
@@ -310,6 +357,7 @@ export class Sandbox {
     this.pidfd = forked.pidfd;
     this.hostPid = forked.pid;
     this.monitored = true;
+    if (this.killedAs) this.signalTree(); // kill() came while it was being forked
     // The forkserver reports the wait status. If it dies first, its sandbox takes the child along:
     // make sure (SIGKILL through our pidfd) and report that once the child is gone.
     this.exitPromise = server.waitExit(forked.id, forked.pidfd).catch(async (err: unknown) => {
@@ -478,6 +526,9 @@ export class Sandbox {
       return this.makeResult(null, err as Error);
     }
     this.cleanup();
+    // Every process of the tree is gone (its init reaped them): the cgroup's counters are final.
+    if (this.cgroup) this.usage = cgroupUsage(this.cgroup.path);
+    if (this.cgroup && this.executor.limits.memory !== null) this.oom = oomKilled(this.cgroup.path);
     await this.cgroup?.remove();
     this.isolation?.cleanup();
     if (exited.timedOut) this.timedOut = true;
@@ -499,9 +550,7 @@ export class Sandbox {
     const walltimeMs = performance.now() - this.startTime;
     const base = {
       walltimeMs,
-      cpuUserMs: exited ? exited.utimeUs / 1000 : 0,
-      cpuSystemMs: exited ? exited.stimeUs / 1000 : 0,
-      maxRssKiB: exited ? exited.maxRssKiB : 0,
+      ...treeUsage(this.usage, exited),
       ...(this.hostPid ? { pid: this.hostPid } : {}),
       isolation: this.executor.isolation,
     };
@@ -515,9 +564,9 @@ export class Sandbox {
     if (internal) {
       status = 'INTERNAL_ERROR';
       reason = internal.message;
-    } else if (this.setupError) {
+    } else if (this.killedAs ? this.setupErrorAtKill : this.setupError) {
       status = 'SETUP_ERROR';
-      reason = this.setupError;
+      reason = (this.killedAs ? this.setupErrorAtKill : this.setupError)!;
     } else if (this.violation) {
       status = 'VIOLATION';
       extra.violation = this.violation;
@@ -526,9 +575,8 @@ export class Sandbox {
     } else if (this.timedOut) {
       status = 'TIMEOUT';
       reason = `walltime limit of ${this.executor.limits.walltime} s exceeded`;
-    } else if (this.killed) {
-      status = 'EXTERNAL_KILL';
-      reason = 'killed by Sandbox.kill()';
+    } else if (this.killedAs) {
+      ({ status, reason } = this.killedAs);
     } else if (signaled && sig === SIGSYS && !this.monitored && this.executor.enableSandboxBeforeExec) {
       // KILL_PROCESS with no monitor to ask: a violation of an unknown syscall.
       status = 'VIOLATION';
@@ -537,7 +585,7 @@ export class Sandbox {
     } else if (signaled) {
       status = 'SIGNALED';
       extra.signal = signalName(sig);
-      reason = `terminated by ${extra.signal}`;
+      reason = this.oom ? `killed by the kernel's OOM killer: limits.memory (${this.executor.limits.memory} bytes) reached` : `terminated by ${extra.signal}`;
     } else {
       status = 'OK';
       extra.exitCode = (st >> 8) & 0xff;
@@ -559,9 +607,18 @@ export class Sandbox {
         const [childEnd, ourEnd] = i === 0 ? [r, w] : [w, r];
         closeAfterSpawn.push(childEnd);
         fds.push(childEnd);
-        if (i === 0) this.stdin = createWriteStream('', { fd: ourEnd });
-        else if (i === 1) this.stdout = createReadStream('', { fd: ourEnd });
-        else this.stderr = createReadStream('', { fd: ourEnd });
+        this.connectedStdio[i] = true;
+        if (i === 0) {
+          // Errors of the pipe (EPIPE: the sandboxee closed its stdin) reach the user's stream.
+          const pipe = createWriteStream('', { fd: ourEnd });
+          pipe.on('error', (err) => this.stdin!.destroy(err));
+          (this.stdin as PassThrough).pipe(pipe);
+        } else {
+          const out = (i === 1 ? this.stdout : this.stderr)!;
+          const pipe = createReadStream('', { fd: ourEnd });
+          pipe.on('error', (err) => out.destroy(err));
+          pipe.pipe(out as PassThrough);
+        }
       }
     });
     return fds;
