@@ -133,12 +133,42 @@ export function native(): NativeBinding {
   }
 }
 
-import { existsSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ForkError, NativeLoadError } from './errors.js';
-import { availableForkAbis, forkAddonPath, packagedAddonPath } from './native-location.js';
+/** The exact command that builds this package's native parts from source (its install script). */
+function buildCommand(): string {
+  const script = fileURLToPath(new URL('../scripts/install.mjs', import.meta.url));
+  return `npm_config_build_from_source=true node ${script}`;
 }
+
+let forkBinding: ForkBinding | undefined;
+
+/** Node lines by NODE_MODULE_VERSION (for messages). */
+const NODE_LINE_OF_ABI: Record<string, string> = { '115': 'Node 20', '127': 'Node 22', '137': 'Node 24' };
+
+/**
+ * The custom-fork binding for this node's ABI (process.versions.modules), loaded on first use.
+ * Throws ForkError NODE_UNSUPPORTED naming this Node, the bindings there are, and what to do.
+ */
+export function forkNative(): ForkBinding {
+  if (forkBinding) return forkBinding;
+  const abi = process.versions.modules;
+  const path = forkAddonPath(abi);
+  if (!existsSync(path)) {
+    const have = availableForkAbis(path).map((a) => `${NODE_LINE_OF_ABI[a] ?? 'a Node'} (NODE_MODULE_VERSION ${a})`);
+    throw new ForkError(
+      'NODE_UNSUPPORTED',
+      `custom-fork mode has no fork binding for Node ${process.version} (NODE_MODULE_VERSION ${abi}): ${basename(path)} is not in ${dirname(path)}` +
+        ` (there are bindings for ${have.length ? have.join(', ') : 'no Node'}). Run the forkserver with a supported Node line (20, 22 or 24),` +
+        ' or build the binding for this Node from source: `npm rebuild @sbx/client --build-from-source` (needs cmake, a C++ compiler and this Node\'s headers, include/node).',
+    );
+  }
+  try {
+    forkBinding = createRequire(import.meta.url)(path) as ForkBinding;
+  } catch (err) {
+    throw new ForkError('NODE_UNSUPPORTED', `custom-fork mode: the fork binding ${path} for Node ${process.version} does not load: ${(err as Error).message}`, { cause: err });
+  }
+  return forkBinding;
+}
+
 
 /** Closes an fd this process owns; a negative fd or one already closed is not an error. */
 export function closeQuietly(fd: number): void {

@@ -178,6 +178,11 @@ export class Sandbox {
     // Before the spawn returned there is nothing to signal: start() signals once it has a pidfd.
     if (this.pidfd < 0) return;
     native().pidfdSendSignal(this.pidfd, this.isolation?.treeSignal ?? 9);
+    this.escalateLater();
+  }
+
+  /** After the grace: SIGKILL the init (when its isolation says so) and cgroup.kill. */
+  private escalateLater(): void {
     if (!this.escalation && !this.finished) {
       this.escalation = setTimeout(() => {
         if (this.finished) return;
