@@ -18,6 +18,10 @@
 #ifdef SBX_GLIBC_BASE
 __asm__(".symver pthread_create,pthread_create@" SBX_GLIBC_BASE);
 __asm__(".symver pthread_join,pthread_join@" SBX_GLIBC_BASE);
+/* glibc 2.32 and 2.34 moved these into libc with new versions; the base versions are the same
+ * functions (dlsym: in libdl.so.2 before 2.34, which every Node binary loads). */
+__asm__(".symver pthread_sigmask,pthread_sigmask@" SBX_GLIBC_BASE);
+__asm__(".symver dlsym,dlsym@" SBX_GLIBC_BASE);
 #endif
 
 /* GCC 12's libstdc++ gave condition_variable::wait a new version (GLIBCXX_3.4.30); the original
