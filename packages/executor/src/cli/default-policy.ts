@@ -32,6 +32,9 @@ export interface RunNetwork {
 
 export { SYSTEM_DIRS } from '../view/standard-view.js';
 
+/** The calls that create or open a host IPC object (landlock isolation shares the host's IPC namespace). */
+export const LANDLOCK_HOST_IPC = ['shmget', 'semget', 'msgget', 'mq_open'] as const;
+
 export interface RunViewOptions {
   isolation?: 'namespaces' | 'landlock';
   hostname?: string;
@@ -49,6 +52,11 @@ export function defaultPolicy(binary: string | null, o: RunPolicyOptions, view: 
   // preset that allows uname.
   for (const [name, errno] of o.errno) b.blockSyscallWithErrno(name, errno);
   for (const name of o.allow) b.allowSyscall(name);
+  // Landlock isolation shares the host's IPC namespace: SysV segments, semaphores and message
+  // queues and POSIX message queues are host objects, bounded host-wide (kernel.shmmni 4096,
+  // msgmni 32000, fs.mqueue.queues_max 256), reachable by key or name, and they outlive the
+  // sandbox. Creating or opening one is EPERM unless --allow names the call.
+  if (view.isolation === 'landlock') for (const name of LANDLOCK_HOST_IPC) if (!o.allow.includes(name) && !o.errno.some(([n]) => n === name)) b.blockSyscallWithErrno(name, 'EPERM');
   b.allowCommandLine();
   const ownTmp = o.tmpfs.some((t) => t.inside === '/tmp');
   b.addStandardView({
