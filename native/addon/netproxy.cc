@@ -673,9 +673,19 @@ NetOutcome NetProxy::ConnectIp(Call &c, const uint8_t *sa, size_t len) {
   char shown[160];
   int rule = DecideIp(sa, len, &allowed, shown, sizeof shown);
   if (rule == -3) return c.Answer(-EINVAL);
-  if (!allowed) return Deny(c, shown, rule, nullptr);
   bool stream = c.type == SOCK_STREAM && (c.protocol == 0 || c.protocol == IPPROTO_TCP);
   bool dgram = c.type == SOCK_DGRAM && (c.protocol == 0 || c.protocol == IPPROTO_UDP);
+  uint16_t port_be;
+  memcpy(&port_be, sa + offsetof(struct sockaddr_in, sin_port), sizeof port_be); /* same offset in sockaddr_in6 */
+  if (!allowed && dgram && port_be == 0) {
+    // getaddrinfo() orders its answers by connecting a UDP socket to each with port 0 (source
+    // address selection, RFC 6724) and carries on when that fails. Nothing is sent by such a
+    // connect, so it is not a violation; it is answered "unreachable" without touching any socket
+    // (connecting the sandbox's own socket could let later writes, which the monitor never sees,
+    // go out where no rule allows).
+    return c.Answer(-ENETUNREACH);
+  }
+  if (!allowed) return Deny(c, shown, rule, nullptr);
   if (!stream && !dgram) return Deny(c, shown, -2, "only TCP and UDP sockets reach out under network rules");
   const auto *addr = reinterpret_cast<const struct sockaddr *>(sa);
   if (c.host) {
