@@ -2,6 +2,7 @@
 // command-line programs need, by syscall family) on addStandardView() (read-only system
 // directories, generated identity files, /dev, /proc, a tmpfs /tmp); no network unless --net.
 import { closeSync, existsSync, lstatSync, openSync, readSync } from 'node:fs';
+import { schedulingSelfRules } from '../policy/command-line.js';
 import { PolicyBuilder } from '../policy/policy-builder.js';
 import type * as PolicyFileModule from '../policy-file/policy-file.js';
 import { PolicyError } from '../policy/errors.js';
@@ -57,6 +58,11 @@ export function defaultPolicy(binary: string | null, o: RunPolicyOptions, view: 
   // msgmni 32000, fs.mqueue.queues_max 256), reachable by key or name, and they outlive the
   // sandbox. Creating or opening one is EPERM unless --allow names the call.
   if (view.isolation === 'landlock') for (const name of LANDLOCK_HOST_IPC) if (!o.allow.includes(name) && !o.errno.some(([n]) => n === name)) b.blockSyscallWithErrno(name, 'EPERM');
+  // It also shares the host's pid namespace, and its uid may be shared with processes outside
+  // (an unprivileged executor, an explicit --sandbox-user): scheduling calls act on itself only.
+  if (view.isolation === 'landlock') {
+    for (const [name, rule] of schedulingSelfRules()) if (!o.allow.includes(name) && !o.errno.some(([n]) => n === name)) b.addPolicyOnSyscall(name, rule);
+  }
   b.allowCommandLine();
   const ownTmp = o.tmpfs.some((t) => t.inside === '/tmp');
   b.addStandardView({
