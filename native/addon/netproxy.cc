@@ -638,7 +638,8 @@ NetOutcome NetProxy::Bind(Call &c) {
   // The capability-free thread still owns (by uid) the sandbox's user namespace, which would let
   // it bind a port below 1024 there; the sandboxee, with no capabilities, cannot: EACCES, as the
   // kernel tells it.
-  if ((fam == AF_INET || fam == AF_INET6) && (size_t)len >= sizeof(struct sockaddr_in)) {
+  // AF_UNSPEC too: an IPv4 socket's bind takes AF_UNSPEC with INADDR_ANY as AF_INET.
+  if ((fam == AF_INET || fam == AF_INET6 || fam == AF_UNSPEC) && (size_t)len >= sizeof(struct sockaddr_in)) {
     uint16_t port_be;
     memcpy(&port_be, sa + offsetof(struct sockaddr_in, sin_port), sizeof port_be);
     uint16_t port = ntohs(port_be);

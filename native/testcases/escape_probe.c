@@ -21,12 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -389,6 +392,23 @@ static int inflight_fill(void) {
   hold();
 }
 
+/* Creates SysV shared memory segments (or message queues) until the kernel refuses; they outlive
+ * the process. In landlock isolation they are the host's, bounded host-wide (shmmni, msgmni). */
+static int sysv_fill(const char *kind, long max) {
+  int msg = !strcmp(kind, "msg");
+  long n = 0;
+  int e = 0;
+  for (; n < max; n++) {
+    int id = msg ? msgget(IPC_PRIVATE, IPC_CREAT | 0600) : shmget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+    if (id < 0) {
+      e = errno;
+      break;
+    }
+  }
+  printf("sysv-fill %s: %ld %s\n", kind, n, e ? errname(e) : "none");
+  return 0;
+}
+
 /* Writes up to `mib` MiB into one memfd (SIGXFSZ ignored: the write fails with EFBIG instead). */
 static int memfd_fill(long mib) {
   signal(SIGXFSZ, SIG_IGN);
@@ -543,6 +563,7 @@ int main(int argc, char **argv) {
   if (!strcmp(w, "inotify-fill")) return inotify_fill();
   if (!strcmp(w, "inotify-one")) return report("inotify_init1", inotify_init1(IN_CLOEXEC));
   if (!strcmp(w, "inflight-fill")) return inflight_fill();
+  if (!strcmp(w, "sysv-fill") && argc > 3) return sysv_fill(argv[2], arg_int(argc, argv, 3));
   if (!strcmp(w, "memfd-fill")) return memfd_fill(arg_int(argc, argv, 2));
   if (!strcmp(w, "kill-all")) return kill_all();
   if (!strcmp(w, "kill")) return report(w, kill(arg_int(argc, argv, 2), SIGKILL));

@@ -12,7 +12,8 @@
  *   monitor_probe ifconf HOST PORT    connects a UDP socket to HOST:PORT (a socket of the host is
  *       put in its place), then SIOCGIFCONF on it; prints the interface names.
  *   monitor_probe prlimit PID         prlimit64(PID, RLIMIT_NOFILE, {64, 64}); then reads it back.
- *   monitor_probe bind-low PORT       binds a TCP socket of the sandbox to 127.0.0.1:PORT.
+ *   monitor_probe bind-low PORT [unspec]  binds a TCP socket of the sandbox to 127.0.0.1:PORT
+ *                                     (unspec: AF_UNSPEC 0.0.0.0:PORT, taken as AF_INET).
  *   monitor_probe ipoptions HOST PORT HOP
  *       connects a UDP socket to HOST:PORT (a socket of the host is put in its place), sets an
  *       IP_OPTIONS loose source route through HOP on it, then send()s (no address: the kernel sends).
@@ -281,14 +282,16 @@ static int ipoptions(const char *host, int port, const char *hop) {
   return report("send", send(s, "opts", 4, 0));
 }
 
-static int bind_low(int port) {
+/* unspec: AF_UNSPEC with INADDR_ANY, which an IPv4 socket's bind takes as AF_INET (a compatibility
+ * rule of the kernel's inet_bind). */
+static int bind_low(int port, int unspec) {
   int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s < 0) return report("socket", -1);
   struct sockaddr_in a;
   memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
+  a.sin_family = unspec ? AF_UNSPEC : AF_INET;
   a.sin_port = htons((unsigned short)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_addr.s_addr = unspec ? htonl(INADDR_ANY) : htonl(INADDR_LOOPBACK);
   return report("bind-low", bind(s, (struct sockaddr *)&a, sizeof a));
 }
 
@@ -302,7 +305,7 @@ int main(int argc, char **argv) {
   if (!strcmp(w, "cmsg") && argc > 4) return cmsg_send(argv[2], atoi(argv[3]), argv[4], argc > 5 ? argv[5] : NULL);
   if (!strcmp(w, "ifconf") && argc > 3) return ifconf(argv[2], atoi(argv[3]));
   if (!strcmp(w, "ipoptions") && argc > 4) return ipoptions(argv[2], atoi(argv[3]), argv[4]);
-  if (!strcmp(w, "bind-low") && argc > 2) return bind_low(atoi(argv[2]));
+  if (!strcmp(w, "bind-low") && argc > 2) return bind_low(atoi(argv[2]), argc > 3 && !strcmp(argv[3], "unspec"));
   if (!strcmp(w, "prlimit") && argc > 2) return prlimit_probe(atoi(argv[2]));
   return usage();
 }

@@ -213,4 +213,13 @@ describe("the monitor's own privileges", () => {
     const own = await runCaptured([probe(), 'bind-low', '80'], { policy: isolationPolicy((b) => b.addFile(probe())) });
     expect(lines(own)).toEqual(['bind-low: errno EACCES']);
   });
+
+  it('... also when the address says AF_UNSPEC (an IPv4 bind takes AF_UNSPEC 0.0.0.0 as AF_INET)', async () => {
+    // Unprivileged executor: the capability-free thread's uid owns the sandbox's user namespace,
+    // which gives it every capability there; the port check is the monitor's own.
+    const c = await run(['bind-low', 80, 'unspec'], allowed.port);
+    expect(lines(c)).toEqual(['bind-low: errno EACCES']);
+    const own = await runCaptured([probe(), 'bind-low', '80', 'unspec'], { policy: isolationPolicy((b) => b.addFile(probe())) });
+    expect(lines(own)).toEqual(['bind-low: errno EACCES']);
+  });
 });

@@ -2,6 +2,7 @@
 // command-line programs need, by syscall family) on addStandardView() (read-only system
 // directories, generated identity files, /dev, /proc, a tmpfs /tmp); no network unless --net.
 import { closeSync, existsSync, lstatSync, openSync, readSync } from 'node:fs';
+import { schedulingSelfRules } from '../policy/command-line.js';
 import { PolicyBuilder } from '../policy/policy-builder.js';
 import type * as PolicyFileModule from '../policy-file/policy-file.js';
 import { PolicyError } from '../policy/errors.js';
@@ -32,6 +33,9 @@ export interface RunNetwork {
 
 export { SYSTEM_DIRS } from '../view/standard-view.js';
 
+/** The calls that create or open a host IPC object (landlock isolation shares the host's IPC namespace). */
+export const LANDLOCK_HOST_IPC = ['shmget', 'semget', 'msgget', 'mq_open'] as const;
+
 export interface RunViewOptions {
   isolation?: 'namespaces' | 'landlock';
   hostname?: string;
@@ -49,6 +53,16 @@ export function defaultPolicy(binary: string | null, o: RunPolicyOptions, view: 
   // preset that allows uname.
   for (const [name, errno] of o.errno) b.blockSyscallWithErrno(name, errno);
   for (const name of o.allow) b.allowSyscall(name);
+  // Landlock isolation shares the host's IPC namespace: SysV segments, semaphores and message
+  // queues and POSIX message queues are host objects, bounded host-wide (kernel.shmmni 4096,
+  // msgmni 32000, fs.mqueue.queues_max 256), reachable by key or name, and they outlive the
+  // sandbox. Creating or opening one is EPERM unless --allow names the call.
+  if (view.isolation === 'landlock') for (const name of LANDLOCK_HOST_IPC) if (!o.allow.includes(name) && !o.errno.some(([n]) => n === name)) b.blockSyscallWithErrno(name, 'EPERM');
+  // It also shares the host's pid namespace, and its uid may be shared with processes outside
+  // (an unprivileged executor, an explicit --sandbox-user): scheduling calls act on itself only.
+  if (view.isolation === 'landlock') {
+    for (const [name, rule] of schedulingSelfRules()) if (!o.allow.includes(name) && !o.errno.some(([n]) => n === name)) b.addPolicyOnSyscall(name, rule);
+  }
   b.allowCommandLine();
   const ownTmp = o.tmpfs.some((t) => t.inside === '/tmp');
   b.addStandardView({

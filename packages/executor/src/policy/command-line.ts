@@ -162,3 +162,23 @@ export function personalityRule(): BpfInsn[] {
 export function prlimitSelfRule(): BpfInsn[] {
   return [ARG_32(0), JEQ(0, 'ok', 'refuse'), LABEL('refuse'), ERRNO(EPERM), LABEL('ok'), ALLOW];
 }
+
+/**
+ * The scheduling calls that name a process, restricted to the caller itself (landlock isolation,
+ * where the host's pid namespace is shared and the sandboxee's uid may be shared with processes
+ * outside: Landlock's scopes cover signals and ptrace, not these). Another process: EPERM.
+ * setpriority(which, who, prio) and ioprio_set(which, who, ioprio): PRIO_PROCESS (0) /
+ * IOPRIO_WHO_PROCESS (1) with who 0; sched_set*(pid, ...): pid 0.
+ */
+export function schedulingSelfRules(): Array<[string, BpfInsn[]]> {
+  const pidZero = (): BpfInsn[] => [ARG_32(0), JEQ(0, 'ok', 'refuse'), LABEL('refuse'), ERRNO(EPERM), LABEL('ok'), ALLOW];
+  const whichWho = (which: number): BpfInsn[] => [ARG_32(0), JEQ(which, 'who', 'refuse'), LABEL('who'), ARG_32(1), JEQ(0, 'ok', 'refuse'), LABEL('refuse'), ERRNO(EPERM), LABEL('ok'), ALLOW];
+  return [
+    ['setpriority', whichWho(0)],
+    ['ioprio_set', whichWho(1)],
+    ['sched_setaffinity', pidZero()],
+    ['sched_setscheduler', pidZero()],
+    ['sched_setparam', pidZero()],
+    ['sched_setattr', pidZero()],
+  ];
+}
