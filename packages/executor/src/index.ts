@@ -1,6 +1,7 @@
 // @sbx/executor: the trusted supervisor.
 export { Executor, ExecutorError, DEFAULT_PATH, type ExecutorOptions, type StdioOption, type Isolation } from './sandbox/executor.js';
 export { Limits, INFINITY, type LimitsOptions } from './sandbox/limits.js';
+export type { UserLimitName } from './forkserver/protocol.js';
 export { Ipc, type FdMapping } from './sandbox/ipc.js';
 export { Sandbox } from './sandbox/sandbox.js';
 export { Result, violationFromJSON, violationToJSON, type Status, type Accounting, type Violation, type ViolationKind, type Arch as ViolationArch, type ResultFields, type ResultJSON, type ViolationJSON } from './sandbox/result.js';

@@ -47,8 +47,14 @@ export const Op = {
   UserLimit: 26,
 } as const;
 
+/** A file of /proc/sys/user that `limits.userNamespace` sets inside the sandbox's user namespace. */
+export type UserLimitName =
+  | 'max_user_namespaces' | 'max_pid_namespaces' | 'max_uts_namespaces' | 'max_ipc_namespaces'
+  | 'max_net_namespaces' | 'max_mnt_namespaces' | 'max_cgroup_namespaces' | 'max_time_namespaces'
+  | 'max_inotify_instances' | 'max_inotify_watches' | 'max_fanotify_groups' | 'max_fanotify_marks';
+
 /** SBX_OP_USER_LIMIT indexes (protocol.h): the files of /proc/sys/user, by name. */
-export const UserLimitIndex = {
+export const UserLimitIndex: Readonly<Record<UserLimitName, number>> = {
   max_user_namespaces: 0,
   max_pid_namespaces: 1,
   max_uts_namespaces: 2,
@@ -61,8 +67,7 @@ export const UserLimitIndex = {
   max_inotify_watches: 9,
   max_fanotify_groups: 10,
   max_fanotify_marks: 11,
-} as const;
-export type UserLimitName = keyof typeof UserLimitIndex;
+};
 
 /** EXITED flags. */
 export const ExitedFlag = { Walltime: 1 } as const;
