@@ -359,12 +359,14 @@ describe('cgroup v2 per sandbox', () => {
   it('runs each sandbox in a fresh cgroup where one can be created, and removes it after', async () => {
     const { delegatedCgroupBase } = await import('../packages/executor/src/sandbox/cgroup.js');
     const base = delegatedCgroupBase();
-    const executor = new Executor('/bin/sh', ['/bin/sh', '-c', 'sleep 0.3'], { stdio: 'ignore' });
+    // The program waits for a line on stdin, so the cgroup is looked at while it surely runs.
+    const executor = new Executor('/bin/sh', ['/bin/sh', '-c', 'read x'], { stdio: ['pipe', 'ignore', 'ignore'] });
     const sandbox = new Sandbox(executor, isolationPolicy());
     await sandbox.runAsync();
     if (!base) {
       // No writable delegated cgroup (e.g. unprivileged here): said so, nothing half-made.
       expect(sandbox.cgroupPath).toBeNull();
+      sandbox.stdin!.end('\n');
       expect((await sandbox.awaitResult()).status).toBe('OK');
       const required = await runCaptured(['/bin/true'], { executor: { cgroup: 'required' } });
       expect(required.result.status).toBe('SETUP_ERROR');
@@ -373,9 +375,10 @@ describe('cgroup v2 per sandbox', () => {
     }
     const path = sandbox.cgroupPath!;
     expect(path.startsWith(base)).toBe(true);
-    await tick(100);
-    const procs = readFileSync(join(path, 'cgroup.procs'), 'utf8').trim().split('\n').filter(Boolean);
-    expect(procs.length).toBeGreaterThanOrEqual(2); // init and sh (and sleep)
+    const procs = () => readFileSync(join(path, 'cgroup.procs'), 'utf8').trim().split('\n').filter(Boolean);
+    for (let i = 0; i < 200 && procs().length < 2; i++) await tick(25);
+    expect(procs().length).toBe(2); // init and sh
+    sandbox.stdin!.end('\n');
     expect((await sandbox.awaitResult()).status).toBe('OK');
     expect(existsSync(path)).toBe(false);
   });
