@@ -74,8 +74,8 @@ int children_enforce_walltime(struct fs_children *c) {
     struct fs_child *ch = &c->v[i];
     if (ch->escalate_ms != 0 && ch->escalate_ms <= now) escalate(ch);
     if (ch->deadline_ms != 0 && ch->deadline_ms <= now) {
-      /* The child is its sandbox's init (or the whole sandbox): its death ends the tree. A
-       * subreaper init ends the tree itself on SIGTERM, then exits (or is escalated). */
+      /* The child is its sandbox's init (or the whole sandbox): its death ends the tree. Both
+       * inits end the tree themselves on SIGTERM, then exit (or are escalated after the grace). */
       end_child(ch, now);
       ch->timed_out = true;
       ch->deadline_ms = 0;
