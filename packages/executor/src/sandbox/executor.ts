@@ -1,12 +1,12 @@
 // executor.ts: what to run and with which limits and fds (Sandbox2's Executor). The policy says
 // what the sandboxee may do; Sandbox puts the two together.
-import { accessSync, constants as fsc, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Ipc } from './ipc.js';
 import { Limits, type LimitsOptions } from './limits.js';
 import { ForkServerHandle } from '../forkserver/custom.js';
 import type { Mount, Policy } from '../policy/policy.js';
-import { resolveCommandInView } from '../view/resolve.js';
+import { isExecutableFile, resolveCommandInView } from '../view/resolve.js';
 import { ExecutorError } from './executor-error.js';
 
 export { ExecutorError } from './executor-error.js';
@@ -259,14 +259,6 @@ export function resolveBinary(path: string): string {
   return full;
 }
 
-function isExecutableFile(p: string): boolean {
-  try {
-    accessSync(p, fsc.X_OK);
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
 
 function checkSandboxUser(u: { uid: number; gid: number }): { uid: number; gid: number } {
   const id = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v > 0 && v < 0xffffffff;

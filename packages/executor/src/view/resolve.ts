@@ -70,7 +70,8 @@ function resolveInside(path: string, mounts: readonly Mount[]): string | null {
   return hostPathOf(cur || '/', mounts);
 }
 
-function isExecutableFile(p: string): boolean {
+/** A regular file this process may execute (the check both the host and the view lookups make). */
+export function isExecutableFile(p: string): boolean {
   try {
     accessSync(p, fsc.X_OK);
     return statSync(p).isFile();
