@@ -10,7 +10,7 @@ import { Executor, PolicyBuilder, standardEnvironment, type PolicyFile } from '@
 import { defaultPolicy } from '../packages/executor/src/cli/default-policy.js';
 // The same module instance as defaultPolicy's (the generated identity files are per instance).
 import { PolicyBuilder as SourcePolicyBuilder } from '../packages/executor/src/policy/policy-builder.js';
-import { repoRoot, runCaptured, testcase } from './helpers.js';
+import { ALWAYS_DENIED_PROBES, repoRoot, runCaptured, testcase } from './helpers.js';
 
 const sbxBin = join(repoRoot, 'packages', 'executor', 'bin', 'sbx.js');
 function sbx(args: string[], input?: string) {
@@ -70,17 +70,7 @@ describe('allowCommandLine(): the always-on denials still hold', () => {
   };
   const probe = (name: string) => runCaptured([testcase('violations'), name], { policy: probePolicy(), executor: { limits: { walltime: 10 } } });
   const cases: Array<[string, string]> = [
-    ['ptrace', 'ptrace'],
-    ['bpf', 'bpf'],
-    ['unshare-user', 'unshare'],
-    ['clone-newuser', 'clone'],
-    ['keyctl', 'keyctl'],
-    ['add_key', 'add_key'],
-    ['perf_event_open', 'perf_event_open'],
-    ['userfaultfd', 'userfaultfd'],
-    ['open_by_handle_at', 'open_by_handle_at'],
-    ['mount', 'mount'],
-    ['seccomp-listener', 'seccomp'],
+    ...ALWAYS_DENIED_PROBES,
     ['tiocsti', 'ioctl'],
     ['tioclinux', 'ioctl'],
   ];

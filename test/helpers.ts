@@ -90,3 +90,19 @@ export function processesWith(marker: string): number[] {
   }
   return found;
 }
+
+/** Always-on denials as [violations probe mode, syscall the Result names]: the probes in
+ *  native/testcases/violations.c that every policy must stop. */
+export const ALWAYS_DENIED_PROBES: ReadonlyArray<[string, string]> = [
+    ['ptrace', 'ptrace'],
+    ['bpf', 'bpf'],
+    ['unshare-user', 'unshare'],
+    ['clone-newuser', 'clone'],
+    ['keyctl', 'keyctl'],
+    ['add_key', 'add_key'],
+    ['perf_event_open', 'perf_event_open'],
+    ['userfaultfd', 'userfaultfd'],
+    ['open_by_handle_at', 'open_by_handle_at'],
+    ['mount', 'mount'],
+    ['seccomp-listener', 'seccomp'],
+];

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { PolicyBuilder } from '@sbx/executor';
 import { ARG_32, JNE, ALLOW, LABEL } from '@sbx/executor/bpf';
-import { runCaptured, testcase } from './helpers.js';
+import { ALWAYS_DENIED_PROBES, runCaptured, testcase } from './helpers.js';
 
 /** The violations testcase's own needs, plus `extra`; everything else is a violation. */
 function probePolicy(extra?: (b: PolicyBuilder) => void) {
@@ -20,19 +20,7 @@ async function probe(name: string, extra?: (b: PolicyBuilder) => void) {
 }
 
 describe('always-on denials are violations reported with the syscall name', () => {
-  const cases: Array<[string, string]> = [
-    ['ptrace', 'ptrace'],
-    ['bpf', 'bpf'],
-    ['unshare-user', 'unshare'],
-    ['clone-newuser', 'clone'],
-    ['keyctl', 'keyctl'],
-    ['add_key', 'add_key'],
-    ['perf_event_open', 'perf_event_open'],
-    ['userfaultfd', 'userfaultfd'],
-    ['open_by_handle_at', 'open_by_handle_at'],
-    ['mount', 'mount'],
-    ['seccomp-listener', 'seccomp'],
-  ];
+  const cases = ALWAYS_DENIED_PROBES;
   for (const [test, syscall] of cases) {
     it(`${test} -> VIOLATION ${syscall}`, async () => {
       const { result, stdout } = await probe(test, (b) => b.allowSyscalls(['unshare', 'clone', 'seccomp']));
