@@ -6,7 +6,14 @@ process.env.SBX_SPAWN_POOL ??= '4';
 
 export default defineConfig({
   test: {
-    include: ['test/executor.test.ts', 'test/escape/**/*.test.ts', 'test/landlock.test.ts', 'test/landlock-isolation.test.ts', 'test/network.test.ts', 'test/run.test.ts'],
+    include: [
+      'test/executor.test.ts',
+      'test/escape/**/*.test.ts',
+      'test/landlock.test.ts',
+      'test/landlock-isolation.test.ts',
+      'test/network.test.ts',
+      'test/run.test.ts',
+    ],
     // These run the CLI in child processes (each its own executor and pool): nothing to hit here.
     exclude: ['test/escape/ipc.test.ts', 'test/escape/priority.test.ts'],
     setupFiles: ['test/pooled-setup.ts'],

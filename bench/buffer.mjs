@@ -39,7 +39,9 @@ function peer() {
       }
     }`;
   const [comms, theirs] = Comms.pair({ maxMessageSize: MAX });
-  const child = spawn(process.execPath, ['--input-type=module', '-e', body], { stdio: ['ignore', 'inherit', 'inherit', theirs] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', body], {
+    stdio: ['ignore', 'inherit', 'inherit', theirs],
+  });
   closeSync(theirs);
   return { comms, child };
 }
@@ -96,7 +98,9 @@ export async function bufferBench() {
       const b = await viaBuffer(comms, size);
       const bytesMs = await viaBytes(comms, size);
       first ??= b.ms;
-      process.stderr.write(`  ${label(size)}: Buffer ${(b.ms * 1000).toFixed(1)} µs (fill, not counted: ${(b.fillMs * 1000).toFixed(0)} µs), Bytes ${(bytesMs * 1000).toFixed(1)} µs\n`);
+      process.stderr.write(
+        `  ${label(size)}: Buffer ${(b.ms * 1000).toFixed(1)} µs (fill, not counted: ${(b.fillMs * 1000).toFixed(0)} µs), Bytes ${(bytesMs * 1000).toFixed(1)} µs\n`,
+      );
       records.push({
         name: `hand-over of ${label(size)}: Buffer vs Bytes`,
         unit: 'µs',
@@ -128,5 +132,8 @@ function median(xs) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const r of await bufferBench()) console.log(`${r.name}: ${r.value.toFixed(1)} ${r.unit} vs ${r.peer} ${r.peerValue.toFixed(1)} ${r.unit} (${(r.value / r.peerValue).toFixed(3)}×)`);
+  for (const r of await bufferBench())
+    console.log(
+      `${r.name}: ${r.value.toFixed(1)} ${r.unit} vs ${r.peer} ${r.peerValue.toFixed(1)} ${r.unit} (${(r.value / r.peerValue).toFixed(3)}×)`,
+    );
 }

@@ -17,7 +17,10 @@ function timeProcess(args) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const [k, v] = MARK.split('=');
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, [k]: v } });
+    const child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, [k]: v },
+    });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
     const timer = setTimeout(() => {
@@ -32,7 +35,12 @@ function timeProcess(args) {
       const ms = performance.now() - t0;
       clearTimeout(timer);
       if (code === 0) resolve(ms);
-      else reject(new Error(`node ${args.join(' ')}: exited with ${signal ?? `code ${code}`}${stderr ? `: ${stderr.trim()}` : ''}`));
+      else
+        reject(
+          new Error(
+            `node ${args.join(' ')}: exited with ${signal ?? `code ${code}`}${stderr ? `: ${stderr.trim()}` : ''}`,
+          ),
+        );
     });
   });
 }
@@ -88,7 +96,14 @@ export async function cliBench() {
   }
 
   return [
-    { name: '`sbx run -- /bin/true`, whole process, median', unit: 'ms', value: median(sbx), peer: '`node -e 0`', peerValue: median(node), goal: '<= 1.6×' },
+    {
+      name: '`sbx run -- /bin/true`, whole process, median',
+      unit: 'ms',
+      value: median(sbx),
+      peer: '`node -e 0`',
+      peerValue: median(node),
+      goal: '<= 1.6×',
+    },
   ];
 }
 

@@ -47,7 +47,8 @@ async function once(p, prepare) {
   sandbox.stdout.on('data', (d) => (out += d));
   const [r] = await Promise.all([result, new Promise((res) => sandbox.stdout.on('end', res))]);
   const us = Number(out);
-  if (r.status !== 'OK' || r.exitCode !== 0 || out === '' || !Number.isFinite(us)) throw new Error(`bench client: the sandboxee failed: ${r} (stdout "${out}")`);
+  if (r.status !== 'OK' || r.exitCode !== 0 || out === '' || !Number.isFinite(us))
+    throw new Error(`bench client: the sandboxee failed: ${r} (stdout "${out}")`);
   return us;
 }
 
@@ -62,9 +63,28 @@ export async function clientBench() {
   }
   const peer = 'goal budget (issue #5: under 1 ms p50)';
   return [
-    { name: 'sandboxMeHere() in Node, call to return, prepared, p50', unit: 'µs', value: quantile(prepared, 0.5), peer, peerValue: 1000, goal: '< 1×' },
-    { name: 'sandboxMeHere() in Node, call to return, prepared, p90', unit: 'µs', value: quantile(prepared, 0.9), peer, peerValue: 1000 },
-    { name: 'sandboxMeHere() in Node, call to return, cold (stdio, codec and addon set up in the call), p50', unit: 'µs', value: quantile(cold, 0.5), peer, peerValue: 1000 },
+    {
+      name: 'sandboxMeHere() in Node, call to return, prepared, p50',
+      unit: 'µs',
+      value: quantile(prepared, 0.5),
+      peer,
+      peerValue: 1000,
+      goal: '< 1×',
+    },
+    {
+      name: 'sandboxMeHere() in Node, call to return, prepared, p90',
+      unit: 'µs',
+      value: quantile(prepared, 0.9),
+      peer,
+      peerValue: 1000,
+    },
+    {
+      name: 'sandboxMeHere() in Node, call to return, cold (stdio, codec and addon set up in the call), p50',
+      unit: 'µs',
+      value: quantile(cold, 0.5),
+      peer,
+      peerValue: 1000,
+    },
   ];
 }
 

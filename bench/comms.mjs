@@ -8,16 +8,22 @@ import { Comms } from '@sbx/client';
 const root = join(import.meta.dirname, '..');
 const nodePeer = (body) => {
   const [comms, theirs] = Comms.pair();
-  const child = spawn(process.execPath, ['--input-type=module', '-e', `import { SyncComms } from '@sbx/client'; const s = new SyncComms(3); ${body}`], {
-    stdio: ['ignore', 'inherit', 'inherit', theirs],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--input-type=module', '-e', `import { SyncComms } from '@sbx/client'; const s = new SyncComms(3); ${body}`],
+    {
+      stdio: ['ignore', 'inherit', 'inherit', theirs],
+    },
+  );
   closeSync(theirs);
   return { comms, child };
 };
 
 async function tsThroughput(size, totalBytes) {
   const n = Math.max(16, Math.round(totalBytes / size));
-  const { comms, child } = nodePeer(`for (;;) { const n = s.recvUint32(); for (let i = 0; i < n; i++) s.recvBytes(); s.sendUint32(n); }`);
+  const { comms, child } = nodePeer(
+    `for (;;) { const n = s.recvUint32(); for (let i = 0; i < n; i++) s.recvBytes(); s.sendUint32(n); }`,
+  );
   const buf = Buffer.alloc(size, 1);
   const rounds = [];
   for (let r = 0; r < 5; r++) {
@@ -25,7 +31,7 @@ async function tsThroughput(size, totalBytes) {
     await comms.sendUint32(n);
     for (let i = 0; i < n; i++) comms.sendBytes(buf);
     await comms.recvUint32();
-    rounds.push(((n * size) / 1e6) / ((performance.now() - t0) / 1000));
+    rounds.push((n * size) / 1e6 / ((performance.now() - t0) / 1000));
   }
   comms.close();
   child.kill();
@@ -36,13 +42,15 @@ async function tsThroughput(size, totalBytes) {
  *  takes each message (its queue bounds and backpressure are on this path). */
 async function tsRecvThroughput(size, totalBytes) {
   const n = Math.max(16, Math.round(totalBytes / size));
-  const { comms, child } = nodePeer(`const b = Buffer.alloc(${size}, 1); for (;;) { const n = s.recvUint32(); for (let i = 0; i < n; i++) s.sendBytes(b); }`);
+  const { comms, child } = nodePeer(
+    `const b = Buffer.alloc(${size}, 1); for (;;) { const n = s.recvUint32(); for (let i = 0; i < n; i++) s.sendBytes(b); }`,
+  );
   const rounds = [];
   for (let r = 0; r < 5; r++) {
     const t0 = performance.now();
     await comms.sendUint32(n);
     for (let i = 0; i < n; i++) await comms.recvBytes();
-    rounds.push(((n * size) / 1e6) / ((performance.now() - t0) / 1000));
+    rounds.push((n * size) / 1e6 / ((performance.now() - t0) / 1000));
   }
   comms.close();
   child.kill();
@@ -82,14 +90,58 @@ export async function commsBench() {
   const tsRtt = await tsRoundTrip(5000);
   const raw = 'raw C socketpair';
   return [
-    { name: 'Comms 1 MiB Bytes throughput, TS<->TS', unit: 'MB/s', value: ts1m, peer: raw, peerValue: c.raw_tput_1m_MBps, goal: '>= 0.7×' },
-    { name: 'Comms 64 KiB Bytes throughput, TS<->TS', unit: 'MB/s', value: ts64k, peer: raw, peerValue: c.raw_tput_64k_MBps },
-    { name: 'Comms 64 KiB Bytes receive throughput, TS<-Node (bounded queue)', unit: 'MB/s', value: tsRecv64k, peer: raw, peerValue: c.raw_tput_64k_MBps },
-    { name: 'Comms 64 B Bytes receive throughput, TS<-Node (bounded queue)', unit: 'MB/s', value: tsRecv64, peer: raw, peerValue: c.raw_tput_64k_MBps },
-    { name: 'Comms 1 MiB Bytes throughput, C<->C', unit: 'MB/s', value: c.comms_tput_1m_MBps, peer: raw, peerValue: c.raw_tput_1m_MBps, goal: '>= 0.9×' },
-    { name: 'Comms 64 KiB Bytes throughput, C<->C', unit: 'MB/s', value: c.comms_tput_64k_MBps, peer: raw, peerValue: c.raw_tput_64k_MBps },
+    {
+      name: 'Comms 1 MiB Bytes throughput, TS<->TS',
+      unit: 'MB/s',
+      value: ts1m,
+      peer: raw,
+      peerValue: c.raw_tput_1m_MBps,
+      goal: '>= 0.7×',
+    },
+    {
+      name: 'Comms 64 KiB Bytes throughput, TS<->TS',
+      unit: 'MB/s',
+      value: ts64k,
+      peer: raw,
+      peerValue: c.raw_tput_64k_MBps,
+    },
+    {
+      name: 'Comms 64 KiB Bytes receive throughput, TS<-Node (bounded queue)',
+      unit: 'MB/s',
+      value: tsRecv64k,
+      peer: raw,
+      peerValue: c.raw_tput_64k_MBps,
+    },
+    {
+      name: 'Comms 64 B Bytes receive throughput, TS<-Node (bounded queue)',
+      unit: 'MB/s',
+      value: tsRecv64,
+      peer: raw,
+      peerValue: c.raw_tput_64k_MBps,
+    },
+    {
+      name: 'Comms 1 MiB Bytes throughput, C<->C',
+      unit: 'MB/s',
+      value: c.comms_tput_1m_MBps,
+      peer: raw,
+      peerValue: c.raw_tput_1m_MBps,
+      goal: '>= 0.9×',
+    },
+    {
+      name: 'Comms 64 KiB Bytes throughput, C<->C',
+      unit: 'MB/s',
+      value: c.comms_tput_64k_MBps,
+      peer: raw,
+      peerValue: c.raw_tput_64k_MBps,
+    },
     { name: 'Comms small-message round trip, TS<->TS', unit: 'µs', value: tsRtt, peer: raw, peerValue: c.raw_rtt_us },
-    { name: 'Comms small-message round trip, C<->C', unit: 'µs', value: c.comms_rtt_us, peer: raw, peerValue: c.raw_rtt_us },
+    {
+      name: 'Comms small-message round trip, C<->C',
+      unit: 'µs',
+      value: c.comms_rtt_us,
+      peer: raw,
+      peerValue: c.raw_rtt_us,
+    },
   ];
 }
 

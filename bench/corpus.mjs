@@ -22,7 +22,21 @@ export async function corpusBench() {
   }
   const label = `corpus of ${entries.length} programs, ${CONCURRENCY} at a time, total wall time (correct: sbx ${passed.sbx}, bwrap ${passed.bwrap}, none ${passed.none})`;
   return [
-    { name: `${label}: sbx run vs bwrap`, unit: 'ms', value: best.sbx, peer: 'bwrap (similar view, no seccomp)', peerValue: best.bwrap, goal: '' },
-    { name: `${label}: sbx run vs no sandbox`, unit: 'ms', value: best.sbx, peer: 'no sandbox (private /tmp)', peerValue: best.none, goal: '' },
+    {
+      name: `${label}: sbx run vs bwrap`,
+      unit: 'ms',
+      value: best.sbx,
+      peer: 'bwrap (similar view, no seccomp)',
+      peerValue: best.bwrap,
+      goal: '',
+    },
+    {
+      name: `${label}: sbx run vs no sandbox`,
+      unit: 'ms',
+      value: best.sbx,
+      peer: 'no sandbox (private /tmp)',
+      peerValue: best.none,
+      goal: '',
+    },
   ];
 }

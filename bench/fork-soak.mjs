@@ -42,9 +42,11 @@ for (const spares of [0, 2]) {
   const before = serverStats(server);
   const t0 = performance.now();
   const half = N / 2;
-  await Promise.all([0, 1].map(async () => {
-    while (next < half) await one(next++);
-  }));
+  await Promise.all(
+    [0, 1].map(async () => {
+      while (next < half) await one(next++);
+    }),
+  );
   const after = serverStats(server);
   const s = (performance.now() - t0) / 1000;
   console.log(JSON.stringify({ spares, forks: half, ...counts, seconds: Math.round(s), before, after, bad }));

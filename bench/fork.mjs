@@ -31,13 +31,24 @@ function policy() {
 }
 
 export function startServer(pol, heapMb, spares = 0) {
-  return startForkServer(process.execPath, [process.execPath, '--single-threaded', '--v8-pool-size=1', join(repo, 'test/fixtures/fork-server.mjs'), String(heapMb), String(spares)], {
-    policy: pol,
-    cwd: repo,
-    env: { PATH: '/usr/bin:/bin' },
-    // the first request waits for the warm-up (a 500 MB heap to build): not a hang on a busy machine
-    forkTimeoutMs: 120_000,
-  });
+  return startForkServer(
+    process.execPath,
+    [
+      process.execPath,
+      '--single-threaded',
+      '--v8-pool-size=1',
+      join(repo, 'test/fixtures/fork-server.mjs'),
+      String(heapMb),
+      String(spares),
+    ],
+    {
+      policy: pol,
+      cwd: repo,
+      env: { PATH: '/usr/bin:/bin' },
+      // the first request waits for the warm-up (a 500 MB heap to build): not a hang on a busy machine
+      forkTimeoutMs: 120_000,
+    },
+  );
 }
 
 export async function forkOnce(server, pol, job = { kind: 'ping' }) {
@@ -51,14 +62,18 @@ export async function forkOnce(server, pol, job = { kind: 'ping' }) {
   const ms = performance.now() - t0;
   const result = await sandbox.awaitResult();
   comms.close();
-  if (!reply.ok || result.status !== 'OK') throw new Error(`fork bench: a child failed: ${result.toString()} ${JSON.stringify(reply)}`);
+  if (!reply.ok || result.status !== 'OK')
+    throw new Error(`fork bench: a child failed: ${result.toString()} ${JSON.stringify(reply)}`);
   return { ms, reply, result };
 }
 
 async function coldOnce() {
   const [ours, theirs] = Comms.pair();
   const t0 = performance.now();
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures/cold-child.mjs')], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit', theirs] });
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures/cold-child.mjs')], {
+    cwd: repo,
+    stdio: ['ignore', 'ignore', 'inherit', theirs],
+  });
   closeQuietly(theirs);
   const reply = await ours.recvMessage();
   const ms = performance.now() - t0;
@@ -95,7 +110,12 @@ export async function forkBench() {
   const pol = policy();
   const out = [];
   const cold = [];
-  for (const [heapMb, spares] of [[50, 0], [50, 2], [500, 0], [500, 2]]) {
+  for (const [heapMb, spares] of [
+    [50, 0],
+    [50, 2],
+    [500, 0],
+    [500, 2],
+  ]) {
     const server = await startServer(pol, heapMb, spares);
     try {
       for (let i = 0; i < WARMUP; i++) await forkOnce(server, pol);
@@ -110,13 +130,38 @@ export async function forkBench() {
       }
       const name = `${spares ? `${spares} spares` : 'fork on request'} → sandboxed child answers on Comms, forkserver RSS ${rss.toFixed(0)} MB`;
       const coldName = 'cold `node child.js` answers on Comms';
-      out.push({ name: `${name}, p50`, unit: 'ms', value: pct(fork, 0.5), peer: coldName, peerValue: pct(cold, 0.5), goal: heapMb === 50 ? '<= 0.025× (40× faster)' : undefined });
-      out.push({ name: `${name}, p99`, unit: 'ms', value: pct(fork, 0.99), peer: coldName, peerValue: pct(cold, 0.99) });
+      out.push({
+        name: `${name}, p50`,
+        unit: 'ms',
+        value: pct(fork, 0.5),
+        peer: coldName,
+        peerValue: pct(cold, 0.5),
+        goal: heapMb === 50 ? '<= 0.025× (40× faster)' : undefined,
+      });
+      out.push({
+        name: `${name}, p99`,
+        unit: 'ms',
+        value: pct(fork, 0.99),
+        peer: coldName,
+        peerValue: pct(cold, 0.99),
+      });
       if (bare.length) {
         // the same without the child's sandboxMeHere() (handshake, filter, monitor): the fork path alone
         const bareName = `${spares} spares → child answers on Comms without sandboxMeHere(), forkserver RSS ${rss.toFixed(0)} MB`;
-        out.push({ name: `${bareName}, p50`, unit: 'ms', value: pct(bare, 0.5), peer: coldName, peerValue: pct(cold, 0.5) });
-        out.push({ name: `${bareName}, p99`, unit: 'ms', value: pct(bare, 0.99), peer: coldName, peerValue: pct(cold, 0.99) });
+        out.push({
+          name: `${bareName}, p50`,
+          unit: 'ms',
+          value: pct(bare, 0.5),
+          peer: coldName,
+          peerValue: pct(cold, 0.5),
+        });
+        out.push({
+          name: `${bareName}, p99`,
+          unit: 'ms',
+          value: pct(bare, 0.99),
+          peer: coldName,
+          peerValue: pct(cold, 0.99),
+        });
       }
     } finally {
       await server.close();
@@ -130,18 +175,26 @@ export async function forkBench() {
  * "24"; the npm builds in the node-lines cache), each figure named by its line.
  */
 export async function forkBenchLines() {
-  const label = (records, version) => records.map((r) => ({ ...r, name: `node ${version}: ${r.name}`, peer: `${r.peer} (node ${version})` }));
+  const label = (records, version) =>
+    records.map((r) => ({ ...r, name: `node ${version}: ${r.name}`, peer: `${r.peer} (node ${version})` }));
   const out = label(await forkBench(), process.versions.node);
   const lines = (process.env.SBX_BENCH_FORK_LINES ?? '24').split(/[ ,]+/).filter(Boolean).map(Number);
   for (const major of lines) {
     const line = findLine(major);
     if (!line) {
-      process.stderr.write(`bench fork: node ${major} is not in the node-lines cache (node native/node-lines.mjs install ${major}): skipped\n`);
+      process.stderr.write(
+        `bench fork: node ${major} is not in the node-lines cache (node native/node-lines.mjs install ${major}): skipped\n`,
+      );
       continue;
     }
     if (line.node === process.execPath) continue;
     process.stderr.write(`bench: fork under node ${line.version}...\n`);
-    const r = spawnSync(line.node, [import.meta.filename, '--json'], { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 << 20 });
+    const r = spawnSync(line.node, [import.meta.filename, '--json'], {
+      cwd: repo,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 16 << 20,
+    });
     if (r.status !== 0) throw new Error(`bench fork under node ${line.version} failed (exit ${r.status})`);
     out.push(...label(JSON.parse(r.stdout), line.version));
   }

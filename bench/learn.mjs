@@ -12,7 +12,15 @@ const RUNS = 15;
 const PROGRAMS = [
   ['ls -la /usr/bin', '/bin/ls', ['ls', '-la', '/usr/bin']],
   ['sh -c: 30 x cat | wc', '/bin/sh', ['sh', '-c', 'for i in $(seq 30); do cat /etc/passwd | wc -l; done']],
-  ['node -e (read a file, JSON)', process.execPath, ['node', '-e', 'process.stdout.write(JSON.stringify(require("fs").readFileSync("/etc/passwd","utf8").split("\\n").length))']],
+  [
+    'node -e (read a file, JSON)',
+    process.execPath,
+    [
+      'node',
+      '-e',
+      'process.stdout.write(JSON.stringify(require("fs").readFileSync("/etc/passwd","utf8").split("\\n").length))',
+    ],
+  ],
 ];
 const quiet = { stdio: ['ignore', 'ignore', 'ignore'] };
 
@@ -20,7 +28,10 @@ async function timed(path, argv, policy, learning) {
   const sandbox = new Sandbox(new Executor(path, argv, quiet), policy);
   if (learning) {
     const facts = new LearnedFacts(policy.arch);
-    sandbox.learning = { table: (f) => encodeLearnTable(f, policy.arch), onEvent: (e) => e.type === 'learn' && facts.addFromRegisters(e.nr, e.args) };
+    sandbox.learning = {
+      table: (f) => encodeLearnTable(f, policy.arch),
+      onEvent: (e) => e.type === 'learn' && facts.addFromRegisters(e.nr, e.args),
+    };
   }
   const t0 = performance.now();
   const r = await sandbox.run();
@@ -43,7 +54,14 @@ export async function learnBench() {
       l.push(await timed(path, argv, learning, true));
       e.push(await timed(path, argv, enforcing, false));
     }
-    out.push({ name: `learning run, ${name}`, unit: 'ms', value: median(l), peer: 'enforcing run (learned policy)', peerValue: median(e), goal: 'report (expected large)' });
+    out.push({
+      name: `learning run, ${name}`,
+      unit: 'ms',
+      value: median(l),
+      peer: 'enforcing run (learned policy)',
+      peerValue: median(e),
+      goal: 'report (expected large)',
+    });
   }
   return out;
 }

@@ -39,7 +39,10 @@ function policy(port, unrestricted) {
 }
 
 async function sandboxed(port, unrestricted) {
-  const ex = new Executor(client, [client, 'bench', '127.0.0.1', String(port), String(N)], { stdio: ['ignore', 'pipe', 'inherit'], limits: { walltime: 60 } });
+  const ex = new Executor(client, [client, 'bench', '127.0.0.1', String(port), String(N)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    limits: { walltime: 60 },
+  });
   const sb = new Sandbox(ex, policy(port, unrestricted));
   const result = sb.run();
   await sb.runAsync();
@@ -73,9 +76,28 @@ export async function networkBench() {
     const q = (k, f) => median(runs[k].map((r) => r[f]));
     const peer = 'same connect, no sandbox';
     return [
-      { name: 'allowed TCP connect + first byte via the monitor, p50', unit: 'µs', value: q('rules', 'p50'), peer, peerValue: q('plain', 'p50'), goal: '< 2×' },
-      { name: 'allowed TCP connect + first byte via the monitor, p90', unit: 'µs', value: q('rules', 'p90'), peer, peerValue: q('plain', 'p90') },
-      { name: 'the same connect, sandbox with unrestricted network, p50', unit: 'µs', value: q('host', 'p50'), peer, peerValue: q('plain', 'p50') },
+      {
+        name: 'allowed TCP connect + first byte via the monitor, p50',
+        unit: 'µs',
+        value: q('rules', 'p50'),
+        peer,
+        peerValue: q('plain', 'p50'),
+        goal: '< 2×',
+      },
+      {
+        name: 'allowed TCP connect + first byte via the monitor, p90',
+        unit: 'µs',
+        value: q('rules', 'p90'),
+        peer,
+        peerValue: q('plain', 'p90'),
+      },
+      {
+        name: 'the same connect, sandbox with unrestricted network, p50',
+        unit: 'µs',
+        value: q('host', 'p50'),
+        peer,
+        peerValue: q('plain', 'p50'),
+      },
     ];
   } finally {
     server.kill('SIGKILL');
@@ -83,5 +105,8 @@ export async function networkBench() {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const r of await networkBench()) console.log(`${r.name}: ${r.value.toFixed(1)} ${r.unit} vs ${r.peerValue.toFixed(1)} ${r.unit} (${(r.value / r.peerValue).toFixed(2)}×)`);
+  for (const r of await networkBench())
+    console.log(
+      `${r.name}: ${r.value.toFixed(1)} ${r.unit} vs ${r.peerValue.toFixed(1)} ${r.unit} (${(r.value / r.peerValue).toFixed(2)}×)`,
+    );
 }

@@ -28,15 +28,32 @@ for (const [name, fn] of sections) {
   for (const r of await fn()) records.push({ section: name, ...r, ratio: round(r.value / r.peerValue, 3) });
 }
 
-const rows = records.map((r) => [r.name, `${fmt(r.value)} ${r.unit}`, r.peer, `${fmt(r.peerValue)} ${r.unit}`, `${r.ratio}×`, r.goal ?? '']);
+const rows = records.map((r) => [
+  r.name,
+  `${fmt(r.value)} ${r.unit}`,
+  r.peer,
+  `${fmt(r.peerValue)} ${r.unit}`,
+  `${r.ratio}×`,
+  r.goal ?? '',
+]);
 const head = ['figure', 'sbx', 'peer', 'peer value', 'ratio', 'goal'];
 const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
 const line = (r) => r.map((c, i) => String(c).padEnd(widths[i])).join('  ');
 console.log([line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n'));
 
-const md = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
-writeFileSync(join(here, 'results.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, records }, null, 2) + '\n');
-writeFileSync(join(here, 'results.md'), `# sbx bench (${new Date().toISOString()}, node ${process.version})\n\n${md}\n`);
+const md = [
+  `| ${head.join(' | ')} |`,
+  `|${head.map(() => '---').join('|')}|`,
+  ...rows.map((r) => `| ${r.join(' | ')} |`),
+].join('\n');
+writeFileSync(
+  join(here, 'results.json'),
+  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, records }, null, 2)}\n`,
+);
+writeFileSync(
+  join(here, 'results.md'),
+  `# sbx bench (${new Date().toISOString()}, node ${process.version})\n\n${md}\n`,
+);
 
 function round(x, d) {
   const f = 10 ** d;

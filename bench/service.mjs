@@ -26,8 +26,32 @@ const here = import.meta.dirname;
 // --new-session and setsid: each peer's python gets a session of its own, as a sandboxee does
 // (the forkserver calls setsid): with sched_autogroup a new session is a new scheduling group,
 // and a loaded machine would otherwise favour whichever side has its own.
-const BWRAP = ['--unshare-all', '--die-with-parent', '--new-session', '--ro-bind', '/usr', '/usr', '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib',
-  '--symlink', 'usr/lib64', '/lib64', '--ro-bind-try', '/etc/ld.so.cache', '/etc/ld.so.cache', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp'];
+const BWRAP = [
+  '--unshare-all',
+  '--die-with-parent',
+  '--new-session',
+  '--ro-bind',
+  '/usr',
+  '/usr',
+  '--symlink',
+  'usr/bin',
+  '/bin',
+  '--symlink',
+  'usr/lib',
+  '/lib',
+  '--symlink',
+  'usr/lib64',
+  '/lib64',
+  '--ro-bind-try',
+  '/etc/ld.so.cache',
+  '/etc/ld.so.cache',
+  '--proc',
+  '/proc',
+  '--dev',
+  '/dev',
+  '--tmpfs',
+  '/tmp',
+];
 
 /** A node:http service with the example's shape, running python through `exec(code)` at most `concurrency` at once. */
 async function peerService(concurrency, exec) {
@@ -48,7 +72,12 @@ async function peerService(concurrency, exec) {
 
 const execPeer = (file, pre) => (code) =>
   new Promise((resolve) => {
-    execFile(file, [...pre, '/usr/bin/python3', '-I', '-S', '-c', code], { timeout: TIMEOUT_MS, maxBuffer: 64 * 1024 }, (err, stdout, stderr) => resolve({ stdout, stderr, error: err ? String(err.message) : null }));
+    execFile(
+      file,
+      [...pre, '/usr/bin/python3', '-I', '-S', '-c', code],
+      { timeout: TIMEOUT_MS, maxBuffer: 64 * 1024 },
+      (err, stdout, stderr) => resolve({ stdout, stderr, error: err ? String(err.message) : null }),
+    );
   });
 
 /** `total` POSTs with `inflight` at a time; returns the time taken and latencies (ms). */
@@ -62,7 +91,10 @@ async function load(port, inflight, total) {
     while (next < total) {
       next++;
       const s = performance.now();
-      const r = await fetch(`http://127.0.0.1:${port}/run`, { method: 'POST', body: JSON.stringify({ lang: 'python', code: CODE }) });
+      const r = await fetch(`http://127.0.0.1:${port}/run`, {
+        method: 'POST',
+        body: JSON.stringify({ lang: 'python', code: CODE }),
+      });
       const body = await r.json();
       if (r.status !== 200 || body.stdout !== '42\n') {
         bad++;
@@ -85,7 +117,10 @@ export async function serviceBench() {
   const { startServer } = await import(join(here, '..', 'examples', 'code-runner', 'server.mjs'));
   const bw = spawnSync('bwrap', [...BWRAP, '/usr/bin/python3', '-c', CODE], { encoding: 'utf8' });
   const hasBwrap = !bw.error && bw.status === 0;
-  if (!hasBwrap) process.stderr.write(`bench service: bwrap unavailable (${bw.error?.message ?? bw.stderr.trim()}): its rows are skipped\n`);
+  if (!hasBwrap)
+    process.stderr.write(
+      `bench service: bwrap unavailable (${bw.error?.message ?? bw.stderr.trim()}): its rows are skipped\n`,
+    );
   // The pool stays on for the whole section; the pool-off service asks for on-demand sandboxes
   // (spawnPool: false), so that its slots stay untouched. The kinds run interleaved, in rounds;
   // after each pool round the pool refills before the next kind is timed.
@@ -119,11 +154,32 @@ export async function serviceBench() {
     const name = (k) => `code-runner service, python print(6*7), ${c} in flight: ${k}`;
     const cpName = `the same service, child_process.execFile(setsid -w python3), no sandbox, ${c} in flight`;
     const bwName = `the same service, bwrap --unshare-all --new-session (ro /usr, --proc, --dev, --tmpfs /tmp) python3, ${c} in flight`;
-    for (const [k, label] of [['sbx', 'sbx (pool off)'], ['pool', `sbx (spawn pool ${POOL})`]]) {
+    for (const [k, label] of [
+      ['sbx', 'sbx (pool off)'],
+      ['pool', `sbx (spawn pool ${POOL})`],
+    ]) {
       for (const [peer, peerName] of [['cp', cpName], ...(hasBwrap ? [['bwrap', bwName]] : [])]) {
-        rows.push({ name: `${name(label)}, requests/s`, unit: '/s', value: rps(k), peer: peerName, peerValue: rps(peer) });
-        rows.push({ name: `${name(label)}, p50`, unit: 'ms', value: quantile(res[k].lat, 0.5), peer: peerName, peerValue: quantile(res[peer].lat, 0.5) });
-        rows.push({ name: `${name(label)}, p99`, unit: 'ms', value: quantile(res[k].lat, 0.99), peer: peerName, peerValue: quantile(res[peer].lat, 0.99) });
+        rows.push({
+          name: `${name(label)}, requests/s`,
+          unit: '/s',
+          value: rps(k),
+          peer: peerName,
+          peerValue: rps(peer),
+        });
+        rows.push({
+          name: `${name(label)}, p50`,
+          unit: 'ms',
+          value: quantile(res[k].lat, 0.5),
+          peer: peerName,
+          peerValue: quantile(res[peer].lat, 0.5),
+        });
+        rows.push({
+          name: `${name(label)}, p99`,
+          unit: 'ms',
+          value: quantile(res[k].lat, 0.99),
+          peer: peerName,
+          peerValue: quantile(res[peer].lat, 0.99),
+        });
       }
     }
   }

@@ -28,7 +28,8 @@ function policy() {
 async function runTrue(p) {
   const sandbox = new Sandbox(new Executor(TRUE, ['true'], { stdio: 'ignore', limits: { walltime: 30 } }), p);
   const result = await sandbox.run();
-  if (result.status !== 'OK' || result.exitCode !== 0) throw new Error(`soak: /bin/true did not succeed: ${result.toString()}`);
+  if (result.status !== 'OK' || result.exitCode !== 0)
+    throw new Error(`soak: /bin/true did not succeed: ${result.toString()}`);
 }
 
 function fdCount(pid = 'self') {
@@ -110,7 +111,9 @@ async function cgroupDirs() {
     const base = delegatedCgroupBase();
     if (!base) return null;
     // Ours only: other executors on the host (parallel test workers) make theirs in the same base.
-    return readdirSync(base, { withFileTypes: true }).filter((d) => d.isDirectory() && d.name.startsWith(`sbx-${process.pid}-`)).length;
+    return readdirSync(base, { withFileTypes: true }).filter(
+      (d) => d.isDirectory() && d.name.startsWith(`sbx-${process.pid}-`),
+    ).length;
   } catch {
     return null;
   }
@@ -199,8 +202,14 @@ function table(f) {
     ['zombies', 'zombies'],
     ['sandbox cgroups left (ours)', 'cgroups'],
   ];
-  const lines = [`| | before | after ${f.sequential.runs} sequential | after ${f.concurrent.runs} concurrent |`, '|---|---|---|---|'];
-  for (const [label, key] of rows) lines.push(`| ${label} | ${f.before[key] ?? 'n/a'} | ${f.afterSequential[key] ?? 'n/a'} | ${f.after[key] ?? 'n/a'} |`);
+  const lines = [
+    `| | before | after ${f.sequential.runs} sequential | after ${f.concurrent.runs} concurrent |`,
+    '|---|---|---|---|',
+  ];
+  for (const [label, key] of rows)
+    lines.push(
+      `| ${label} | ${f.before[key] ?? 'n/a'} | ${f.afterSequential[key] ?? 'n/a'} | ${f.after[key] ?? 'n/a'} |`,
+    );
   return lines.join('\n');
 }
 
@@ -209,11 +218,19 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const json = process.argv.includes('--json');
   const sequential = Number(args[0] ?? 10_000);
   const concurrent = Number(args[1] ?? 200);
-  const f = await runSoak({ sequential, concurrent, onProgress: json ? undefined : (m) => console.error(`soak: ${m}`) });
+  const f = await runSoak({
+    sequential,
+    concurrent,
+    onProgress: json ? undefined : (m) => console.error(`soak: ${m}`),
+  });
   if (json) console.log(JSON.stringify(f));
   else {
-    console.log(`sequential: ${f.sequential.runs} sandboxes in ${f.sequential.seconds} s (${f.sequential.perSecond}/s)`);
-    console.log(`concurrent: ${f.concurrent.runs} sandboxes at once in ${f.concurrent.seconds} s (${f.concurrent.perSecond}/s)`);
+    console.log(
+      `sequential: ${f.sequential.runs} sandboxes in ${f.sequential.seconds} s (${f.sequential.perSecond}/s)`,
+    );
+    console.log(
+      `concurrent: ${f.concurrent.runs} sandboxes at once in ${f.concurrent.seconds} s (${f.concurrent.perSecond}/s)`,
+    );
     console.log(table(f));
     const added = Object.entries(f.after.fdTargets).filter(([fd, t]) => f.before.fdTargets[fd] !== t);
     if (added.length) console.log(`fds that appeared: ${added.map(([fd, t]) => `${fd} -> ${t}`).join(', ')}`);

@@ -28,8 +28,25 @@ const THROUGHPUT_RUNS = 150;
 const TIMEOUT_MS = 10_000;
 
 const BWRAP_ARGS = [
-  '--unshare-all', '--die-with-parent', '--ro-bind', '/usr', '/usr', '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib',
-  '--symlink', 'usr/lib64', '/lib64', '--proc', '/proc', '--dev', '/dev', TRUE,
+  '--unshare-all',
+  '--die-with-parent',
+  '--ro-bind',
+  '/usr',
+  '/usr',
+  '--symlink',
+  'usr/bin',
+  '/bin',
+  '--symlink',
+  'usr/lib',
+  '/lib',
+  '--symlink',
+  'usr/lib64',
+  '/lib64',
+  '--proc',
+  '/proc',
+  '--dev',
+  '/dev',
+  TRUE,
 ];
 
 /** The sandbox policy. `libraries: false` leaves out addLibrariesForBinary (its files are inside /usr anyway). */
@@ -55,10 +72,14 @@ function withTimeout(p, what, onTimeout) {
 
 async function runSbx(policy, isolation = 'namespaces', spawnPool = true) {
   const t0 = performance.now();
-  const sandbox = new Sandbox(new Executor(TRUE, ['true'], { stdio: 'ignore', limits: { walltime: 10 }, isolation, spawnPool }), policy);
+  const sandbox = new Sandbox(
+    new Executor(TRUE, ['true'], { stdio: 'ignore', limits: { walltime: 10 }, isolation, spawnPool }),
+    policy,
+  );
   const result = await withTimeout(sandbox.run(), 'sbx sandbox of /bin/true', () => sandbox.kill());
   const ms = performance.now() - t0;
-  if (result.status !== 'OK' || result.exitCode !== 0) throw new Error(`sbx: /bin/true did not succeed: ${result.toString()}`);
+  if (result.status !== 'OK' || result.exitCode !== 0)
+    throw new Error(`sbx: /bin/true did not succeed: ${result.toString()}`);
   return ms;
 }
 
@@ -85,7 +106,9 @@ const runCp = () => runChild(TRUE, []);
 const POOL_SIZE = 4;
 
 const { ForkServer } = await import(new URL('../packages/executor/dist/forkserver/global.js', import.meta.url));
-const { OpList, Op, CloneFlag } = await import(new URL('../packages/executor/dist/forkserver/protocol.js', import.meta.url));
+const { OpList, Op, CloneFlag } = await import(
+  new URL('../packages/executor/dist/forkserver/protocol.js', import.meta.url)
+);
 const { native } = await import('@sbx/client/internal');
 
 function floorOps(noPool) {
@@ -93,7 +116,11 @@ function floorOps(noPool) {
   const uid = root ? 65534 : process.getuid();
   const gid = root ? 65534 : process.getgid();
   const ns = Object.values(CloneFlag).reduce((a, f) => a | f, 0);
-  const o = new OpList().str(Op.ExecPath, TRUE).str(Op.Arg, 'true').str(Op.Env, 'PATH=/usr/bin:/bin').u32(Op.Namespaces, ns);
+  const o = new OpList()
+    .str(Op.ExecPath, TRUE)
+    .str(Op.Arg, 'true')
+    .str(Op.Env, 'PATH=/usr/bin:/bin')
+    .u32(Op.Namespaces, ns);
   o.str(Op.Hostname, 'sbx').words(Op.IdMap, [1000, uid, 1000, gid]).bind('/usr', '/usr', 0);
   for (const d of ['bin', 'lib', 'lib64', 'sbin']) o.symlink(`usr/${d}`, `/${d}`);
   o.str(Op.Proc, '/proc');
@@ -110,7 +137,8 @@ async function runFloor(noPool) {
   const exited = await fs.waitExit(id);
   const ms = performance.now() - t0;
   native().close(spawned.pidfd);
-  if (exited.status !== 0) throw new Error(`bench spawn: the forkserver's /bin/true ended with status ${exited.status}`);
+  if (exited.status !== 0)
+    throw new Error(`bench spawn: the forkserver's /bin/true ended with status ${exited.status}`);
   return ms;
 }
 
@@ -128,7 +156,8 @@ async function runPooled(policy) {
   const before = await poolFull();
   const ms = await runSbx(policy);
   const after = await spawnPoolStats();
-  if (after.hits !== before.hits + 1) throw new Error(`bench spawn: a pooled request missed the pool (${JSON.stringify(after)})`);
+  if (after.hits !== before.hits + 1)
+    throw new Error(`bench spawn: a pooled request missed the pool (${JSON.stringify(after)})`);
   return ms;
 }
 
@@ -143,7 +172,9 @@ function hasBwrap() {
     return false;
   }
   if (r.error || r.status !== 0) {
-    process.stderr.write(`bench spawn: bwrap does not work here (${r.error?.message ?? `exit ${r.status ?? r.signal}`}): its rows are skipped\n`);
+    process.stderr.write(
+      `bench spawn: bwrap does not work here (${r.error?.message ?? `exit ${r.status ?? r.signal}`}): its rows are skipped\n`,
+    );
     return false;
   }
   return true;
@@ -173,9 +204,20 @@ export async function spawnBench() {
   const bwrap = hasBwrap();
   const landlock = await runSbx(policy, 'landlock', false).then(
     () => true,
-    (err) => (process.stderr.write(`bench spawn: isolation 'landlock' does not run here (${err.message}): its rows are skipped\n`), false),
+    (err) => (
+      process.stderr.write(
+        `bench spawn: isolation 'landlock' does not run here (${err.message}): its rows are skipped\n`,
+      ),
+      false
+    ),
   );
-  const kinds = { sbx: () => runOnDemand(policy), pool: () => runPooled(policy), ...(landlock ? { ll: () => runSbx(policy, 'landlock', false) } : {}), cp: runCp, ...(bwrap ? { bwrap: runBwrap } : {}) };
+  const kinds = {
+    sbx: () => runOnDemand(policy),
+    pool: () => runPooled(policy),
+    ...(landlock ? { ll: () => runSbx(policy, 'landlock', false) } : {}),
+    cp: runCp,
+    ...(bwrap ? { bwrap: runBwrap } : {}),
+  };
 
   for (let i = 0; i < WARMUP; i++) for (const run of Object.values(kinds)) await run();
   const lat = Object.fromEntries(Object.keys(kinds).map((k) => [k, []]));
@@ -198,14 +240,21 @@ export async function spawnBench() {
   }
 
   // The forkserver's floor (a layout of its own: the pool follows it for this block).
-  const floorKinds = { fsPool: async () => (await poolFull(), runFloor(false)), fsDemand: () => runFloor(true), cp: runCp };
+  const floorKinds = {
+    fsPool: async () => (await poolFull(), runFloor(false)),
+    fsDemand: () => runFloor(true),
+    cp: runCp,
+  };
   await runFloor(false);
   for (let i = 0; i < WARMUP; i++) for (const run of Object.values(floorKinds)) await run();
   const floor = { fsPool: [], fsDemand: [], cp: [] };
   for (let i = 0; i < RUNS; i++) for (const [k, run] of Object.entries(floorKinds)) floor[k].push(await run());
   // Back to back through the forkserver alone, pool vs on demand (requests per second).
   const floorTput = {};
-  for (const [k, noPool] of [['pool', false], ['demand', true]]) {
+  for (const [k, noPool] of [
+    ['pool', false],
+    ['demand', true],
+  ]) {
     await poolFull();
     const s0 = await spawnPoolStats();
     const t0 = performance.now();
@@ -217,7 +266,10 @@ export async function spawnBench() {
 
   // Back to back through the pool: the refill competes with the requests (2 vCPUs here).
   const poolTput = {};
-  for (const [label, width] of [['seq', 1], ['par', 2]]) {
+  for (const [label, width] of [
+    ['seq', 1],
+    ['par', 2],
+  ]) {
     await poolFull();
     const s0 = await spawnPoolStats();
     const t0 = performance.now();
@@ -236,41 +288,142 @@ export async function spawnBench() {
   const cpName = 'child_process.spawn(/bin/true), no sandbox';
   const bwName = 'bwrap --unshare-all, ro /usr, --proc, --dev';
   const rows = [
-    { name: `${sbxName}, p50`, unit: 'ms', value: p('sbx', 0.5), peer: cpName, peerValue: p('cp', 0.5), goal: '<= 2.5×' },
+    {
+      name: `${sbxName}, p50`,
+      unit: 'ms',
+      value: p('sbx', 0.5),
+      peer: cpName,
+      peerValue: p('cp', 0.5),
+      goal: '<= 2.5×',
+    },
     { name: `${sbxName}, p90`, unit: 'ms', value: p('sbx', 0.9), peer: cpName, peerValue: p('cp', 0.9) },
   ];
   const poolName = `sbx full sandbox /bin/true from the spawn pool (size ${POOL_SIZE}, idle pool)`;
   rows.push(
-    { name: `${poolName}, p50`, unit: 'ms', value: p('pool', 0.5), peer: cpName, peerValue: p('cp', 0.5), goal: '<= 0.7×' },
+    {
+      name: `${poolName}, p50`,
+      unit: 'ms',
+      value: p('pool', 0.5),
+      peer: cpName,
+      peerValue: p('cp', 0.5),
+      goal: '<= 0.7×',
+    },
     { name: `${poolName}, p90`, unit: 'ms', value: p('pool', 0.9), peer: cpName, peerValue: p('cp', 0.9) },
-    { name: `${poolName}, p50`, unit: 'ms', value: p('pool', 0.5), peer: `${sbxName} (on demand)`, peerValue: p('sbx', 0.5) },
-    { name: `${poolName}, p90`, unit: 'ms', value: p('pool', 0.9), peer: `${sbxName} (on demand)`, peerValue: p('sbx', 0.9) },
-    { name: `sequential sandboxes per second through the pool (${poolTput.seqHits}/${THROUGHPUT_RUNS} hits)`, unit: '/s', value: poolTput.seq, peer: 'on demand', peerValue: tput.sbx },
-    { name: `sandboxes per second through the pool, 2 at a time (${poolTput.parHits}/${THROUGHPUT_RUNS} hits)`, unit: '/s', value: poolTput.par, peer: 'on demand', peerValue: tput2.sbx },
+    {
+      name: `${poolName}, p50`,
+      unit: 'ms',
+      value: p('pool', 0.5),
+      peer: `${sbxName} (on demand)`,
+      peerValue: p('sbx', 0.5),
+    },
+    {
+      name: `${poolName}, p90`,
+      unit: 'ms',
+      value: p('pool', 0.9),
+      peer: `${sbxName} (on demand)`,
+      peerValue: p('sbx', 0.9),
+    },
+    {
+      name: `sequential sandboxes per second through the pool (${poolTput.seqHits}/${THROUGHPUT_RUNS} hits)`,
+      unit: '/s',
+      value: poolTput.seq,
+      peer: 'on demand',
+      peerValue: tput.sbx,
+    },
+    {
+      name: `sandboxes per second through the pool, 2 at a time (${poolTput.parHits}/${THROUGHPUT_RUNS} hits)`,
+      unit: '/s',
+      value: poolTput.par,
+      peer: 'on demand',
+      peerValue: tput2.sbx,
+    },
   );
   const fq = (k, q) => quantile(floor[k], q);
   const floorName = `forkserver alone, SPAWN to EXITED from Node, /bin/true, no policy, from the pool (size ${POOL_SIZE}, idle)`;
   rows.push(
-    { name: `${floorName}, p50`, unit: 'ms', value: fq('fsPool', 0.5), peer: `${cpName} (same block)`, peerValue: fq('cp', 0.5), goal: '<= 0.7×' },
-    { name: `${floorName}, p90`, unit: 'ms', value: fq('fsPool', 0.9), peer: `${cpName} (same block)`, peerValue: fq('cp', 0.9) },
-    { name: `${floorName}, p50`, unit: 'ms', value: fq('fsPool', 0.5), peer: 'the same on demand', peerValue: fq('fsDemand', 0.5) },
-    { name: `${floorName}, p90`, unit: 'ms', value: fq('fsPool', 0.9), peer: 'the same on demand', peerValue: fq('fsDemand', 0.9) },
-    { name: `forkserver alone back to back through the pool (${floorTput.poolHits}/${THROUGHPUT_RUNS} hits)`, unit: '/s', value: floorTput.pool, peer: 'the same on demand', peerValue: floorTput.demand },
+    {
+      name: `${floorName}, p50`,
+      unit: 'ms',
+      value: fq('fsPool', 0.5),
+      peer: `${cpName} (same block)`,
+      peerValue: fq('cp', 0.5),
+      goal: '<= 0.7×',
+    },
+    {
+      name: `${floorName}, p90`,
+      unit: 'ms',
+      value: fq('fsPool', 0.9),
+      peer: `${cpName} (same block)`,
+      peerValue: fq('cp', 0.9),
+    },
+    {
+      name: `${floorName}, p50`,
+      unit: 'ms',
+      value: fq('fsPool', 0.5),
+      peer: 'the same on demand',
+      peerValue: fq('fsDemand', 0.5),
+    },
+    {
+      name: `${floorName}, p90`,
+      unit: 'ms',
+      value: fq('fsPool', 0.9),
+      peer: 'the same on demand',
+      peerValue: fq('fsDemand', 0.9),
+    },
+    {
+      name: `forkserver alone back to back through the pool (${floorTput.poolHits}/${THROUGHPUT_RUNS} hits)`,
+      unit: '/s',
+      value: floorTput.pool,
+      peer: 'the same on demand',
+      peerValue: floorTput.demand,
+    },
   );
   if (landlock) {
     const llName = `sbx isolation 'landlock' /bin/true (${label})`;
     rows.push(
-      { name: `${llName}, p50`, unit: 'ms', value: p('ll', 0.5), peer: cpName, peerValue: p('cp', 0.5), goal: '<= 1.5×' },
+      {
+        name: `${llName}, p50`,
+        unit: 'ms',
+        value: p('ll', 0.5),
+        peer: cpName,
+        peerValue: p('cp', 0.5),
+        goal: '<= 1.5×',
+      },
       { name: `${llName}, p90`, unit: 'ms', value: p('ll', 0.9), peer: cpName, peerValue: p('cp', 0.9) },
-      { name: `${llName}, p50`, unit: 'ms', value: p('ll', 0.5), peer: `${sbxName} (namespaces)`, peerValue: p('sbx', 0.5) },
+      {
+        name: `${llName}, p50`,
+        unit: 'ms',
+        value: p('ll', 0.5),
+        peer: `${sbxName} (namespaces)`,
+        peerValue: p('sbx', 0.5),
+      },
     );
   }
   if (bwrap) {
     rows.push(
-      { name: `${sbxName}, p50`, unit: 'ms', value: p('sbx', 0.5), peer: bwName, peerValue: p('bwrap', 0.5), goal: '<= 0.5×' },
+      {
+        name: `${sbxName}, p50`,
+        unit: 'ms',
+        value: p('sbx', 0.5),
+        peer: bwName,
+        peerValue: p('bwrap', 0.5),
+        goal: '<= 0.5×',
+      },
       { name: `${sbxName}, p90`, unit: 'ms', value: p('sbx', 0.9), peer: bwName, peerValue: p('bwrap', 0.9) },
-      { name: 'sequential sandboxes of /bin/true per second', unit: '/s', value: tput.sbx, peer: bwName, peerValue: tput.bwrap },
-      { name: 'sandboxes of /bin/true per second, 2 at a time', unit: '/s', value: tput2.sbx, peer: bwName, peerValue: tput2.bwrap },
+      {
+        name: 'sequential sandboxes of /bin/true per second',
+        unit: '/s',
+        value: tput.sbx,
+        peer: bwName,
+        peerValue: tput.bwrap,
+      },
+      {
+        name: 'sandboxes of /bin/true per second, 2 at a time',
+        unit: '/s',
+        value: tput2.sbx,
+        peer: bwName,
+        peerValue: tput2.bwrap,
+      },
     );
   }
   return rows;

@@ -18,30 +18,166 @@ const loopBin = join(root, 'native', 'build', 'testcases', 'syscall_loop');
 
 /** A broad allowlist of 150 real x86_64 syscalls (what a shell or a Node runtime policy allows). */
 const ALLOWED = [
-  'read', 'write', 'open', 'close', 'stat', 'fstat', 'lstat', 'poll', 'lseek', 'mmap', 'mprotect', 'munmap', 'brk',
-  'rt_sigaction', 'rt_sigprocmask', 'rt_sigreturn', 'ioctl', 'pread64', 'pwrite64', 'readv', 'writev', 'access',
-  'pipe', 'select', 'sched_yield', 'mremap', 'msync', 'mincore', 'madvise', 'dup', 'dup2', 'pause', 'nanosleep',
-  'getitimer', 'alarm', 'setitimer', 'getpid', 'sendfile', 'sendmsg', 'recvmsg', 'clone', 'fork', 'vfork', 'execve',
-  'exit', 'wait4', 'kill', 'uname', 'fcntl', 'fsync', 'fdatasync', 'truncate', 'ftruncate', 'getdents', 'getcwd',
-  'chdir', 'fchdir', 'rename', 'mkdir', 'rmdir', 'creat', 'link', 'unlink', 'symlink', 'readlink', 'chmod', 'fchmod',
-  'umask', 'gettimeofday', 'getrlimit', 'getrusage', 'sysinfo', 'times', 'getuid', 'getgid', 'geteuid', 'getegid',
-  'setpgid', 'getppid', 'getpgrp', 'setsid', 'getgroups', 'getresuid', 'getresgid', 'getpgid', 'getsid', 'capget',
-  'rt_sigpending', 'rt_sigtimedwait', 'rt_sigsuspend', 'sigaltstack', 'statfs', 'fstatfs', 'sched_getparam',
-  'sched_getscheduler', 'sched_get_priority_max', 'sched_get_priority_min', 'prctl', 'gettid', 'tkill', 'time',
-  'futex', 'sched_getaffinity', 'set_tid_address', 'fadvise64', 'clock_gettime', 'clock_getres', 'clock_nanosleep',
-  'exit_group', 'epoll_wait', 'epoll_ctl', 'tgkill', 'waitid', 'openat', 'mkdirat', 'newfstatat', 'unlinkat',
-  'renameat', 'linkat', 'symlinkat', 'readlinkat', 'fchmodat', 'faccessat', 'pselect6', 'ppoll', 'set_robust_list',
-  'get_robust_list', 'utimensat', 'epoll_pwait', 'signalfd4', 'timerfd_create', 'eventfd2', 'timerfd_settime',
-  'timerfd_gettime', 'epoll_create1', 'dup3', 'pipe2', 'preadv', 'pwritev', 'prlimit64', 'getrandom', 'memfd_create',
-  'statx', 'rseq', 'copy_file_range', 'preadv2', 'pwritev2', 'faccessat2', 'epoll_pwait2', 'close_range',
+  'read',
+  'write',
+  'open',
+  'close',
+  'stat',
+  'fstat',
+  'lstat',
+  'poll',
+  'lseek',
+  'mmap',
+  'mprotect',
+  'munmap',
+  'brk',
+  'rt_sigaction',
+  'rt_sigprocmask',
+  'rt_sigreturn',
+  'ioctl',
+  'pread64',
+  'pwrite64',
+  'readv',
+  'writev',
+  'access',
+  'pipe',
+  'select',
+  'sched_yield',
+  'mremap',
+  'msync',
+  'mincore',
+  'madvise',
+  'dup',
+  'dup2',
+  'pause',
+  'nanosleep',
+  'getitimer',
+  'alarm',
+  'setitimer',
+  'getpid',
+  'sendfile',
+  'sendmsg',
+  'recvmsg',
+  'clone',
+  'fork',
+  'vfork',
+  'execve',
+  'exit',
+  'wait4',
+  'kill',
+  'uname',
+  'fcntl',
+  'fsync',
+  'fdatasync',
+  'truncate',
+  'ftruncate',
+  'getdents',
+  'getcwd',
+  'chdir',
+  'fchdir',
+  'rename',
+  'mkdir',
+  'rmdir',
+  'creat',
+  'link',
+  'unlink',
+  'symlink',
+  'readlink',
+  'chmod',
+  'fchmod',
+  'umask',
+  'gettimeofday',
+  'getrlimit',
+  'getrusage',
+  'sysinfo',
+  'times',
+  'getuid',
+  'getgid',
+  'geteuid',
+  'getegid',
+  'setpgid',
+  'getppid',
+  'getpgrp',
+  'setsid',
+  'getgroups',
+  'getresuid',
+  'getresgid',
+  'getpgid',
+  'getsid',
+  'capget',
+  'rt_sigpending',
+  'rt_sigtimedwait',
+  'rt_sigsuspend',
+  'sigaltstack',
+  'statfs',
+  'fstatfs',
+  'sched_getparam',
+  'sched_getscheduler',
+  'sched_get_priority_max',
+  'sched_get_priority_min',
+  'prctl',
+  'gettid',
+  'tkill',
+  'time',
+  'futex',
+  'sched_getaffinity',
+  'set_tid_address',
+  'fadvise64',
+  'clock_gettime',
+  'clock_getres',
+  'clock_nanosleep',
+  'exit_group',
+  'epoll_wait',
+  'epoll_ctl',
+  'tgkill',
+  'waitid',
+  'openat',
+  'mkdirat',
+  'newfstatat',
+  'unlinkat',
+  'renameat',
+  'linkat',
+  'symlinkat',
+  'readlinkat',
+  'fchmodat',
+  'faccessat',
+  'pselect6',
+  'ppoll',
+  'set_robust_list',
+  'get_robust_list',
+  'utimensat',
+  'epoll_pwait',
+  'signalfd4',
+  'timerfd_create',
+  'eventfd2',
+  'timerfd_settime',
+  'timerfd_gettime',
+  'epoll_create1',
+  'dup3',
+  'pipe2',
+  'preadv',
+  'pwritev',
+  'prlimit64',
+  'getrandom',
+  'memfd_create',
+  'statx',
+  'rseq',
+  'copy_file_range',
+  'preadv2',
+  'pwritev2',
+  'faccessat2',
+  'epoll_pwait2',
+  'close_range',
 ];
 
 function benchPolicy() {
-  return new PolicyBuilder()
-    .allowSyscalls(ALLOWED)
-    // getpriority(PRIO_PROCESS, ...) only: the verdict depends on argument 0.
-    .addPolicyOnSyscall('getpriority', [ARG_32(0), JNE(0, 'end'), ALLOW, LABEL('end')])
-    .build();
+  return (
+    new PolicyBuilder()
+      .allowSyscalls(ALLOWED)
+      // getpriority(PRIO_PROCESS, ...) only: the verdict depends on argument 0.
+      .addPolicyOnSyscall('getpriority', [ARG_32(0), JNE(0, 'end'), ALLOW, LABEL('end')])
+      .build()
+  );
 }
 
 /** Index (1-based) of the `jeq nr` that leads to getpriority's leaf in a linear program. */
@@ -65,10 +201,15 @@ const PROCESSES = 11;
 const CPU = availableParallelism() - 1;
 
 function runLoop(file) {
-  const r = spawnSync(loopBin, [file, String(CALLS), String(ROUNDS), String(CPU)], { encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(loopBin, [file, String(CALLS), String(ROUNDS), String(CPU)], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   if (r.error) throw new Error(`syscall_loop ${file}: ${r.error.message}`);
   if (r.status !== 0) {
-    const how = r.signal ? `killed by ${r.signal}${r.signal === 'SIGSYS' ? ' (the filter denied a syscall it makes)' : ''}` : `exit ${r.status}`;
+    const how = r.signal
+      ? `killed by ${r.signal}${r.signal === 'SIGSYS' ? ' (the filter denied a syscall it makes)' : ''}`
+      : `exit ${r.status}`;
     throw new Error(`syscall_loop ${file}: ${how}: ${r.stderr.trim()}`);
   }
   return JSON.parse(r.stdout);
@@ -104,7 +245,8 @@ export async function syscallBench() {
     const configs = { none: '-', binary: progs.binary.file, linear: progs.linear.file };
     const runs = { none: [], binary: [], linear: [] };
     // Interleaved, so drifts (frequency, other load) hit every configuration alike.
-    for (let rep = 0; rep < PROCESSES; rep++) for (const [k, file] of Object.entries(configs)) runs[k].push(runLoop(file));
+    for (let rep = 0; rep < PROCESSES; rep++)
+      for (const [k, file] of Object.entries(configs)) runs[k].push(runLoop(file));
     const m = {};
     for (const k of Object.keys(runs)) {
       m[k] = { ppid: median(runs[k].map((r) => r.getppid_ns)), prio: median(runs[k].map((r) => r.getpriority_ns)) };
@@ -118,11 +260,43 @@ export async function syscallBench() {
     const bin = `binary search, ${nRules} rules, ${progs.binary.length} insns, depth ${progs.binary.depth}`;
     const lin = `linear chain, ${progs.linear.length} insns, getpriority at jeq #${linearPosition(progs.linear.insns)}`;
     return [
-      { name: `getppid (allowed, arg-free), ${bin}`, unit: 'ns/call', value: m.binary.ppid, peer: 'no filter', peerValue: m.none.ppid, goal: '<= 1.2×' },
-      { name: `getppid (allowed, arg-free), linear chain`, unit: 'ns/call', value: m.linear.ppid, peer: 'no filter', peerValue: m.none.ppid },
-      { name: `getpriority (arg-checked), ns over no filter (paired median), binary search`, unit: 'ns/call', value: overBinary, peer: lin, peerValue: overLinear, goal: '<= 0.5×' },
-      { name: `getpriority (arg-checked), binary search`, unit: 'ns/call', value: m.binary.prio, peer: 'no filter', peerValue: m.none.prio },
-      { name: 'allowNodeRuntime() build + compile (cache off)', unit: 'µs', value: buildUs, peer: '1 ms spawn budget (fixed, not measured)', peerValue: 1000 },
+      {
+        name: `getppid (allowed, arg-free), ${bin}`,
+        unit: 'ns/call',
+        value: m.binary.ppid,
+        peer: 'no filter',
+        peerValue: m.none.ppid,
+        goal: '<= 1.2×',
+      },
+      {
+        name: `getppid (allowed, arg-free), linear chain`,
+        unit: 'ns/call',
+        value: m.linear.ppid,
+        peer: 'no filter',
+        peerValue: m.none.ppid,
+      },
+      {
+        name: `getpriority (arg-checked), ns over no filter (paired median), binary search`,
+        unit: 'ns/call',
+        value: overBinary,
+        peer: lin,
+        peerValue: overLinear,
+        goal: '<= 0.5×',
+      },
+      {
+        name: `getpriority (arg-checked), binary search`,
+        unit: 'ns/call',
+        value: m.binary.prio,
+        peer: 'no filter',
+        peerValue: m.none.prio,
+      },
+      {
+        name: 'allowNodeRuntime() build + compile (cache off)',
+        unit: 'µs',
+        value: buildUs,
+        peer: '1 ms spawn budget (fixed, not measured)',
+        peerValue: 1000,
+      },
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -5,7 +5,10 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
-if (!existsSync(join(root, 'packages', 'executor', 'dist', 'index.js')) || !existsSync(join(root, 'native', 'build', 'Release', 'sbx_native.node'))) {
+if (
+  !existsSync(join(root, 'packages', 'executor', 'dist', 'index.js')) ||
+  !existsSync(join(root, 'native', 'build', 'Release', 'sbx_native.node'))
+) {
   console.log('demo: first run, installing and building (pnpm install)...');
   const r = spawnSync('pnpm', ['install'], { cwd: root, stdio: 'inherit' });
   if (r.error) {
@@ -19,7 +22,10 @@ const { Executor, PolicyBuilder, Sandbox } = await import('@sbx/executor');
 
 function systemView(b) {
   for (const d of ['/usr', '/bin', '/lib', '/lib64']) if (existsSync(d)) b.addDirectory(d);
-  return b.addDirectory('/proc').addFile('/dev/null', { writable: true }).addTmpfs('/tmp', { sizeBytes: 1 << 20 });
+  return b
+    .addDirectory('/proc')
+    .addFile('/dev/null', { writable: true })
+    .addTmpfs('/tmp', { sizeBytes: 1 << 20 });
 }
 
 async function show(title, argv, policy, limits = { walltime: 5 }) {
@@ -31,7 +37,11 @@ async function show(title, argv, policy, limits = { walltime: 5 }) {
 // 1. An ordinary program under a tight policy: it sees only the system directories.
 await show(
   'a shell in a sandbox: uid 1000, its own pid 1, only lo, a read-only /usr',
-  ['/bin/sh', '-c', 'echo "uid=$(id -u) pid=$$ host=$(cat /proc/sys/kernel/hostname)"; ls /sys/class/net 2>/dev/null || cat /proc/net/dev | tail -n +3 | cut -d: -f1; touch /usr/x 2>&1 | head -1'],
+  [
+    '/bin/sh',
+    '-c',
+    'echo "uid=$(id -u) pid=$$ host=$(cat /proc/sys/kernel/hostname)"; ls /sys/class/net 2>/dev/null || cat /proc/net/dev | tail -n +3 | cut -d: -f1; touch /usr/x 2>&1 | head -1',
+  ],
   systemView(new PolicyBuilder().defaultAction('allow')).build(),
 );
 
@@ -43,4 +53,9 @@ await show(
 );
 
 // 3. The walltime limit.
-await show('the wall-time limit ends a sleeping tree', ['/bin/sh', '-c', 'sleep 100 & sleep 100'], systemView(new PolicyBuilder().defaultAction('allow')).build(), { walltime: 0.5 });
+await show(
+  'the wall-time limit ends a sleeping tree',
+  ['/bin/sh', '-c', 'sleep 100 & sleep 100'],
+  systemView(new PolicyBuilder().defaultAction('allow')).build(),
+  { walltime: 0.5 },
+);

@@ -16,7 +16,8 @@ const jobs = String(availableParallelism());
 function run(cmd, args) {
   const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: here });
   if (r.error) {
-    const hint = r.error.code === 'ENOENT' ? ` (is ${cmd} installed? the native build needs cmake, a C99 compiler and g++)` : '';
+    const hint =
+      r.error.code === 'ENOENT' ? ` (is ${cmd} installed? the native build needs cmake, a C99 compiler and g++)` : '';
     console.error(`sbx native build: cannot run ${cmd}: ${r.error.message}${hint}`);
     process.exit(1);
   }
@@ -32,10 +33,25 @@ if (process.argv.includes('--sanitize')) {
   run('cmake', ['--build', out, '-j', jobs]);
 } else {
   const require = createRequire(import.meta.url);
-  writeIfChanged(join(here, 'build', 'fork-node-headers.txt'), forkHeaders().map((d) => `${d}\n`).join(''));
+  writeIfChanged(
+    join(here, 'build', 'fork-node-headers.txt'),
+    forkHeaders()
+      .map((d) => `${d}\n`)
+      .join(''),
+  );
   const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-  run(process.execPath, [cmakeJs, 'build', '--directory', here, '--out', join(here, 'build'),
-    '--parallel', jobs, '--log-level', 'warn']);
+  run(process.execPath, [
+    cmakeJs,
+    'build',
+    '--directory',
+    here,
+    '--out',
+    join(here, 'build'),
+    '--parallel',
+    jobs,
+    '--log-level',
+    'warn',
+  ]);
   linkClientBuild();
 }
 
@@ -46,7 +62,10 @@ function forkHeaders() {
   const dirs = [];
   const own = runningHeaders();
   if (own) dirs.push(own);
-  else console.error(`sbx native build: no headers of the running node ${process.version} found (include/node next to it, /usr/include/node): no custom-fork binding for it`);
+  else
+    console.error(
+      `sbx native build: no headers of the running node ${process.version} found (include/node next to it, /usr/include/node): no custom-fork binding for it`,
+    );
   for (const major of NODE_LINES) {
     if (major === runningMajor) continue;
     const line = cachedLine(major);
@@ -76,7 +95,8 @@ function linkClientBuild() {
   try {
     current = readlinkSync(link);
   } catch (err) {
-    if (err.code !== 'ENOENT') throw new Error(`sbx native build: ${link} exists and is not a link to ${target}; remove it`);
+    if (err.code !== 'ENOENT')
+      throw new Error(`sbx native build: ${link} exists and is not a link to ${target}; remove it`);
   }
   if (current === target) return;
   if (current !== undefined) unlinkSync(link);

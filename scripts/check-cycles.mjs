@@ -36,18 +36,31 @@ for (const file of files) {
 // Tarjan's strongly connected components: every component of more than one module (or a module
 // importing itself) is a cycle.
 let index = 0;
-const idx = new Map(), low = new Map(), stack = [], onStack = new Set(), cycles = [];
+const idx = new Map(),
+  low = new Map(),
+  stack = [],
+  onStack = new Set(),
+  cycles = [];
 function connect(v) {
-  idx.set(v, index); low.set(v, index); index++;
-  stack.push(v); onStack.add(v);
+  idx.set(v, index);
+  low.set(v, index);
+  index++;
+  stack.push(v);
+  onStack.add(v);
   for (const w of graph.get(v) ?? []) {
-    if (!idx.has(w)) { connect(w); low.set(v, Math.min(low.get(v), low.get(w))); }
-    else if (onStack.has(w)) low.set(v, Math.min(low.get(v), idx.get(w)));
+    if (!idx.has(w)) {
+      connect(w);
+      low.set(v, Math.min(low.get(v), low.get(w)));
+    } else if (onStack.has(w)) low.set(v, Math.min(low.get(v), idx.get(w)));
   }
   if (low.get(v) === idx.get(v)) {
     const scc = [];
     let w;
-    do { w = stack.pop(); onStack.delete(w); scc.push(w); } while (w !== v);
+    do {
+      w = stack.pop();
+      onStack.delete(w);
+      scc.push(w);
+    } while (w !== v);
     if (scc.length > 1 || (graph.get(v) ?? []).includes(v)) cycles.push(scc);
   }
 }
@@ -55,7 +68,14 @@ for (const v of graph.keys()) if (!idx.has(v)) connect(v);
 
 if (cycles.length) {
   console.error(`import cycles (${cycles.length}):`);
-  for (const c of cycles) console.error('  ' + c.map((f) => relative(root, f)).sort().join(' <-> '));
+  for (const c of cycles)
+    console.error(
+      '  ' +
+        c
+          .map((f) => relative(root, f))
+          .sort()
+          .join(' <-> '),
+    );
   process.exit(1);
 }
 console.log(`no import cycles among ${files.length} modules`);

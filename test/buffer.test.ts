@@ -52,7 +52,9 @@ function bufferFds(): number {
   return n;
 }
 function bufferMappings(): number {
-  return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('/memfd:')).length;
+  return readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('/memfd:')).length;
 }
 
 /** Sends `size` bytes of pattern to a transforming peer and checks the result in place. */
@@ -121,7 +123,9 @@ describe('SharedBuffer in one process', () => {
     const fds = openFdCount();
     expect(() => SharedBuffer.fromFd(0)).toThrow(expect.objectContaining({ code: 'NOT_A_MEMFD' }));
     const buf = SharedBuffer.create(PAGE);
-    expect(() => SharedBuffer.fromFd(buf.fd, { expectedSize: PAGE + 1 })).toThrow(expect.objectContaining({ code: 'WRONG_SIZE' }));
+    expect(() => SharedBuffer.fromFd(buf.fd, { expectedSize: PAGE + 1 })).toThrow(
+      expect.objectContaining({ code: 'WRONG_SIZE' }),
+    );
     buf.close();
     expect(openFdCount()).toBeLessThanOrEqual(fds); // a leak only adds fds; GC may close an earlier buffer meanwhile
   });
@@ -145,7 +149,10 @@ describe('SharedBuffer in one process', () => {
 });
 
 describe('SharedBuffer between the executor and a sandboxee', () => {
-  for (const [lang, peer] of [['Node', nodePeer], ['C', cPeer]] as const) {
+  for (const [lang, peer] of [
+    ['Node', nodePeer],
+    ['C', cPeer],
+  ] as const) {
     it(`TS -> ${lang}: the sandboxee transforms in place (sizes 0, 1, page ±1, 1 MiB)`, async () => {
       const { result, stderr } = await withPeer(peer('transform'), async (comms) => {
         for (const size of SIZES) await transformRoundTrip(comms, size);
@@ -217,7 +224,10 @@ describe('SharedBuffer against a hostile sandboxee', () => {
     expect(result.status, stderr).toBe('OK');
   });
 
-  for (const [lang, peer] of [['Node', nodePeer], ['C', cPeer]] as const) {
+  for (const [lang, peer] of [
+    ['Node', nodePeer],
+    ['C', cPeer],
+  ] as const) {
     it(`a ${lang} sandboxee cannot truncate a buffer the executor made and sent`, async () => {
       const { result, stderr } = await withPeer(peer('truncate-received'), async (comms) => {
         const buf = SharedBuffer.create(3 * PAGE);

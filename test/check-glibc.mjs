@@ -14,7 +14,8 @@ export const MAX = { GLIBC: '2.28', GLIBCXX: '3.4.25', CXXABI: '1.3.11' };
 const cmp = (a, b) => {
   const x = a.split('.').map(Number);
   const y = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
+  for (let i = 0; i < Math.max(x.length, y.length); i++)
+    if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
   return 0;
 };
 
@@ -37,7 +38,8 @@ function elfFiles(path) {
 export function checkFile(file) {
   const r = spawnSync('objdump', ['-T', file], { encoding: 'utf8' });
   if (r.error) throw new Error(`objdump: ${r.error.message} (install binutils)`);
-  if (r.status !== 0 && /not a dynamic object/.test(r.stderr)) return { file, highest: {}, offending: [], dynamic: false };
+  if (r.status !== 0 && /not a dynamic object/.test(r.stderr))
+    return { file, highest: {}, offending: [], dynamic: false };
   if (r.status !== 0) throw new Error(`objdump -T ${file}: ${r.stderr.trim()}`);
   const highest = {};
   const offending = [];
@@ -54,7 +56,9 @@ export function checkFile(file) {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const repo = resolve(import.meta.dirname, '..');
   const args = process.argv.slice(2);
-  const targets = args.length ? args : [join(repo, 'native/build/Release/sbx_native.node'), join(repo, 'native/build/forkserver/sbx-forkserver')];
+  const targets = args.length
+    ? args
+    : [join(repo, 'native/build/Release/sbx_native.node'), join(repo, 'native/build/forkserver/sbx-forkserver')];
   const files = targets.flatMap((t) => elfFiles(t));
   if (files.length === 0) {
     console.error(`check-glibc: no ELF files in ${targets.join(', ')}`);
@@ -63,10 +67,16 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   let bad = 0;
   for (const f of files) {
     const r = checkFile(f);
-    const summary = r.dynamic ? Object.entries(r.highest).map(([k, v]) => `${k}_${v}`).join(', ') || 'no versioned symbols' : 'statically linked';
+    const summary = r.dynamic
+      ? Object.entries(r.highest)
+          .map(([k, v]) => `${k}_${v}`)
+          .join(', ') || 'no versioned symbols'
+      : 'statically linked';
     if (r.offending.length) {
       bad++;
-      console.error(`check-glibc: FAIL ${f} (${summary}) needs more than glibc ${MAX.GLIBC} / GLIBCXX_${MAX.GLIBCXX}: ${r.offending.join(', ')}`);
+      console.error(
+        `check-glibc: FAIL ${f} (${summary}) needs more than glibc ${MAX.GLIBC} / GLIBCXX_${MAX.GLIBCXX}: ${r.offending.join(', ')}`,
+      );
     } else console.log(`check-glibc: ok   ${f} (${summary})`);
   }
   process.exit(bad ? 1 : 0);

@@ -26,7 +26,13 @@ describe('sbx run', () => {
   });
 
   it('shows a read-only system, no network, no host files', () => {
-    const r = sbx(['run', '--', '/bin/sh', '-c', 'touch /usr/x 2>/dev/null || echo ro; ls /root 2>/dev/null || echo noroot; cat /etc/shadow 2>/dev/null || echo noshadow; id -u']);
+    const r = sbx([
+      'run',
+      '--',
+      '/bin/sh',
+      '-c',
+      'touch /usr/x 2>/dev/null || echo ro; ls /root 2>/dev/null || echo noroot; cat /etc/shadow 2>/dev/null || echo noshadow; id -u',
+    ]);
     expect(r.stdout.split('\n')).toEqual(['ro', 'noroot', 'noshadow', '1000', '']);
   });
 
@@ -77,8 +83,19 @@ describe('sbx run', () => {
     chmodSync(dir, 0o777);
     writeFileSync(join(dir, 'in.txt'), 'input data\n');
     const r = sbx([
-      'run', '--mount', `${dir}:/data:rw`, '--tmpfs', '/scratch:1M', '--env', 'GREETING=hi', '--cwd', '/data', '--',
-      '/bin/sh', '-c', 'cat in.txt; echo "$GREETING" > out.txt; echo x > /scratch/y && cat /scratch/y; pwd',
+      'run',
+      '--mount',
+      `${dir}:/data:rw`,
+      '--tmpfs',
+      '/scratch:1M',
+      '--env',
+      'GREETING=hi',
+      '--cwd',
+      '/data',
+      '--',
+      '/bin/sh',
+      '-c',
+      'cat in.txt; echo "$GREETING" > out.txt; echo x > /scratch/y && cat /scratch/y; pwd',
     ]);
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('input data\nx\n/data\n');
@@ -87,7 +104,15 @@ describe('sbx run', () => {
   });
 
   it('--rlimit-fsize stops a large write', () => {
-    const r = sbx(['run', '--rlimit-fsize', '4K', '--', '/bin/sh', '-c', 'head -c 100000 /dev/zero > /tmp/big; echo status $?']);
+    const r = sbx([
+      'run',
+      '--rlimit-fsize',
+      '4K',
+      '--',
+      '/bin/sh',
+      '-c',
+      'head -c 100000 /dev/zero > /tmp/big; echo status $?',
+    ]);
     expect(r.stdout).toBe('status 153\n'); // 128 + SIGXFSZ: the writer was killed by the limit
   });
 });
@@ -128,7 +153,8 @@ describe('sbx doctor', () => {
   it('reports every capability and passes on this host', () => {
     const r = sbx(['doctor']);
     expect(r.code).toBe(0);
-    for (const name of ['user namespaces', 'seccomp user notification', 'pidfd', 'Landlock']) expect(r.stdout).toContain(name);
+    for (const name of ['user namespaces', 'seccomp user notification', 'pidfd', 'Landlock'])
+      expect(r.stdout).toContain(name);
     const json = JSON.parse(sbx(['doctor', '--json']).stdout);
     expect(json.find((c: { name: string }) => c.name === 'Landlock').ok).toBe(true);
   });
@@ -143,7 +169,13 @@ describe('sbx policy and run --policy', () => {
     return p;
   };
   const echo = write('echo.json', { presets: ['dynamic-startup'], allow: ['write', 'exit_group'] });
-  const bad = write('bad.json', { alow: ['read'], allow: ['wirte', 7], errno: { uname: 'EPRM' }, files: [{ path: 'etc/passwd' }], network: { mode: 'rules', allow: ['10.0.0.0/33'] } });
+  const bad = write('bad.json', {
+    alow: ['read'],
+    allow: ['wirte', 7],
+    errno: { uname: 'EPRM' },
+    files: [{ path: 'etc/passwd' }],
+    network: { mode: 'rules', allow: ['10.0.0.0/33'] },
+  });
 
   it('check: a good file exits 0 and counts its rules and mounts', () => {
     const r = sbx(['policy', 'check', echo]);
@@ -156,7 +188,12 @@ describe('sbx policy and run --policy', () => {
     expect(schema.code).toBe(2);
     expect(schema.stderr).toContain(`${bad}: unknown key "alow" at /`);
     expect(schema.stderr).toContain(`${bad}: /allow/1: must be string`);
-    const built = write('bad2.json', { allow: ['wirte'], errno: { uname: 'EPRM' }, files: [{ path: 'etc/passwd' }], network: { mode: 'rules', allow: ['10.0.0.0/33'] } });
+    const built = write('bad2.json', {
+      allow: ['wirte'],
+      errno: { uname: 'EPRM' },
+      files: [{ path: 'etc/passwd' }],
+      network: { mode: 'rules', allow: ['10.0.0.0/33'] },
+    });
     const r = sbx(['policy', 'check', built]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/4 problems/);
@@ -179,7 +216,13 @@ describe('sbx policy and run --policy', () => {
     const j = sbx(['policy', 'explain', small, '--json']);
     expect(j.code).toBe(0);
     const data = JSON.parse(j.stdout);
-    expect(data).toMatchObject({ allowed: ['exit_group', 'write'], errno: { uname: 'EPERM' }, default: 'kill', mounts: [], network: { mode: 'none' } });
+    expect(data).toMatchObject({
+      allowed: ['exit_group', 'write'],
+      errno: { uname: 'EPERM' },
+      default: 'kill',
+      mounts: [],
+      network: { mode: 'none' },
+    });
     expect(data.instructions.length).toBeGreaterThan(5);
     expect(data.instructions.join('\n')).toMatch(/\(write\)/);
   });

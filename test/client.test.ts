@@ -26,7 +26,12 @@ function nodePolicy(opts: { threads?: boolean; openFiles?: boolean } = {}): Poli
 }
 
 /** Runs the Node fixture in a sandbox-me-here sandbox; returns the Result and its JSON lines. */
-async function runNode(mode: string, policy: Policy, args: string[] = [], nodeFlags: string[] = []): Promise<Captured & { lines: any[] }> {
+async function runNode(
+  mode: string,
+  policy: Policy,
+  args: string[] = [],
+  nodeFlags: string[] = [],
+): Promise<Captured & { lines: any[] }> {
   const c = await runCaptured([process.execPath, ...nodeFlags, fixture, mode, ...args], {
     policy,
     executor: { enableSandboxBeforeExec: false, cwd: repoRoot, env: ENV },
@@ -35,11 +40,18 @@ async function runNode(mode: string, policy: Policy, args: string[] = [], nodeFl
 }
 
 function jsonLines(out: string): any[] {
-  return out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  return out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l));
 }
 
 /** Runs a program outside any sandbox (extra: an fd to map at 3) and collects its stdout. */
-function runPlain(argv: string[], env: Record<string, string> = {}, fd3?: number): Promise<{ code: number | null; stdout: string }> {
+function runPlain(
+  argv: string[],
+  env: Record<string, string> = {},
+  fd3?: number,
+): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolve, reject) => {
     const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'inherit'];
     if (fd3 !== undefined) stdio.push(fd3);
@@ -103,7 +115,17 @@ describe('Client.sandboxMeHere() in a Node sandboxee', () => {
       expect(result.exitCode).toBe(0);
       expect(lines).toHaveLength(1);
       expect(lines[0].err).toBeNull();
-      expect(lines[0].checks).toEqual({ timers: true, promises: true, readSync: true, readAsync: true, zlib: true, crypto: true, json: true, gc: true, jit: true });
+      expect(lines[0].checks).toEqual({
+        timers: true,
+        promises: true,
+        readSync: true,
+        readAsync: true,
+        zlib: true,
+        crypto: true,
+        json: true,
+        gc: true,
+        jit: true,
+      });
     }
   }, 60_000);
 
@@ -129,7 +151,9 @@ describe('Client.sandboxMeHere() in a Node sandboxee', () => {
 
   it('fd 1020 is reserved for the handshake socket', () => {
     const ex = new Executor('/bin/true', ['true']);
-    expect(() => ex.ipc.mapFd(0, 1020)).toThrow(/sandboxee fd 1020 is reserved by sbx: it is the sandbox-me-here handshake socket/);
+    expect(() => ex.ipc.mapFd(0, 1020)).toThrow(
+      /sandboxee fd 1020 is reserved by sbx: it is the sandbox-me-here handshake socket/,
+    );
   });
 
   it('a sandboxee that never calls it just runs: a normal Result', async () => {
@@ -173,10 +197,13 @@ describe('Client.sandboxMeHere() refusals', () => {
 
   it('a sandboxee that breaks the handshake after the policy went out is ended: SETUP_ERROR', async () => {
     // The policy allows close(), so the executor sent it before HELLO: garbage then is fatal.
-    const { result } = await runCaptured(['/bin/bash', '-c', 'printf "%s" "not a HELLO message at all" >&1020; sleep 5'], {
-      policy: isolationPolicy(),
-      executor: { enableSandboxBeforeExec: false },
-    });
+    const { result } = await runCaptured(
+      ['/bin/bash', '-c', 'printf "%s" "not a HELLO message at all" >&1020; sleep 5'],
+      {
+        policy: isolationPolicy(),
+        executor: { enableSandboxBeforeExec: false },
+      },
+    );
     expect(result.status).toBe('SETUP_ERROR');
     expect(result.reason).toMatch(/^sandboxMeHere handshake: /);
     expect(result.walltimeMs).toBeLessThan(4000);
@@ -184,11 +211,16 @@ describe('Client.sandboxMeHere() refusals', () => {
 
   it('a sandboxee that sent HELLO but never installed its policy does not end OK', async () => {
     // A valid HELLO (version 2, TSYNC), then the program carries on without the filter and exits 0.
-    const hello = '\\x10\\x53\\x00\\x00\\x10\\x00\\x00\\x00\\x00\\x00\\x00\\x00' + '\\x02\\x00\\x00\\x00\\xff\\xff\\xff\\xff\\x01\\x00\\x00\\x00\\xff\\xff\\xff\\xff';
-    const { result, stdout } = await runCaptured(['/bin/bash', '-c', `printf '${hello}' >&1020; echo carried on; exit 0`], {
-      policy: isolationPolicy(),
-      executor: { enableSandboxBeforeExec: false },
-    });
+    const hello =
+      '\\x10\\x53\\x00\\x00\\x10\\x00\\x00\\x00\\x00\\x00\\x00\\x00' +
+      '\\x02\\x00\\x00\\x00\\xff\\xff\\xff\\xff\\x01\\x00\\x00\\x00\\xff\\xff\\xff\\xff';
+    const { result, stdout } = await runCaptured(
+      ['/bin/bash', '-c', `printf '${hello}' >&1020; echo carried on; exit 0`],
+      {
+        policy: isolationPolicy(),
+        executor: { enableSandboxBeforeExec: false },
+      },
+    );
     expect(stdout).toBe('carried on\n');
     expect(result.status).toBe('SETUP_ERROR');
     expect(result.reason).toMatch(/asked for its policy but never installed it/);
@@ -266,12 +298,23 @@ describe('sbx_client_sandbox_me_here() in a C sandboxee', () => {
    *  close() of the client's listener number to the policy: both paths of the handshake run. */
   function cPolicy(readProc: boolean): Policy {
     const bin = testcase('client_me_here');
-    const b = new PolicyBuilder().allowWrite().allowExit().allowSystemMalloc().allowSyscalls(['read', 'fstat', 'newfstatat', 'rt_sigprocmask']);
-    if (readProc) b.allowOpen().allowStat().allowSyscalls(['close', 'getdents64', 'readlink', 'readlinkat', 'lseek']).addDirectory('/proc');
+    const b = new PolicyBuilder()
+      .allowWrite()
+      .allowExit()
+      .allowSystemMalloc()
+      .allowSyscalls(['read', 'fstat', 'newfstatat', 'rt_sigprocmask']);
+    if (readProc)
+      b.allowOpen()
+        .allowStat()
+        .allowSyscalls(['close', 'getdents64', 'readlink', 'readlinkat', 'lseek'])
+        .addDirectory('/proc');
     return b.addFile(bin).addLibrariesForBinary(bin).build();
   }
   const runC = (mode: string) =>
-    runCaptured([testcase('client_me_here'), mode], { policy: cPolicy(mode === 'status'), executor: { enableSandboxBeforeExec: false, env: ENV } });
+    runCaptured([testcase('client_me_here'), mode], {
+      policy: cPolicy(mode === 'status'),
+      executor: { enableSandboxBeforeExec: false, env: ENV },
+    });
 
   it('filters both threads and leaves no listener', async () => {
     const { result, stdout } = await runC('status');
@@ -286,7 +329,7 @@ describe('sbx_client_sandbox_me_here() in a C sandboxee', () => {
     expect(stdout).toBe('me_here: ok\n');
   });
 
-  it("prlimit64 on its parent is a violation even where the policy allows prlimit64; on itself (pid 0) it works", async () => {
+  it('prlimit64 on its parent is a violation even where the policy allows prlimit64; on itself (pid 0) it works', async () => {
     const bin = testcase('client_me_here');
     const policy = new PolicyBuilder()
       .allowWrite()
@@ -296,7 +339,10 @@ describe('sbx_client_sandbox_me_here() in a C sandboxee', () => {
       .addFile(bin)
       .addLibrariesForBinary(bin)
       .build();
-    const { result, stdout } = await runCaptured([bin, 'prlimit'], { policy, executor: { enableSandboxBeforeExec: false, env: ENV } });
+    const { result, stdout } = await runCaptured([bin, 'prlimit'], {
+      policy,
+      executor: { enableSandboxBeforeExec: false, env: ENV },
+    });
     expect(result.status, `${stdout} ${result}`).toBe('VIOLATION');
     expect(result.violation?.syscall).toBe('prlimit64');
     expect(stdout).toBe('me_here: ok\nprlimit 0: 0\nprlimit parent: calling\n');

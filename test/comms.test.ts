@@ -10,14 +10,21 @@ import { openFdCount, testcase, tick } from './helpers.js';
 /** Starts `cmd` with the far end of a fresh Comms pair as fd 3 (SBX_COMMS_FD=3). */
 function peer(cmd: string, args: string[]) {
   const [comms, theirs] = Comms.pair();
-  const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit', theirs], env: { ...process.env, SBX_COMMS_FD: '3' } });
+  const child = spawn(cmd, args, {
+    stdio: ['ignore', 'inherit', 'inherit', theirs],
+    env: { ...process.env, SBX_COMMS_FD: '3' },
+  });
   closeSync(theirs);
   const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
   return { comms, child, exited };
 }
 
 const nodePeer = (body: string) =>
-  peer(process.execPath, ['--input-type=module', '-e', `import { SyncComms } from '@sbx/client'; const s = new SyncComms(); ${body}`]);
+  peer(process.execPath, [
+    '--input-type=module',
+    '-e',
+    `import { SyncComms } from '@sbx/client'; const s = new SyncComms(); ${body}`,
+  ]);
 
 async function roundTripAll(c: Comms): Promise<void> {
   await c.sendBool(true);
@@ -169,7 +176,10 @@ function hostile(options?: CommsOptions) {
 const hostileFd = (h: ReturnType<typeof hostile>) => h.theirs;
 
 async function expectCommsError(p: Promise<unknown>, code: string, message?: RegExp): Promise<CommsError> {
-  const err = await p.then(() => null, (e: unknown) => e);
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(CommsError);
   expect((err as CommsError).code).toBe(code);
   if (message) expect((err as CommsError).message).toMatch(message);
@@ -215,7 +225,11 @@ describe('Comms against a hostile peer', () => {
   it('a wrong tag names both tags', async () => {
     const h = hostile();
     h.write(Buffer.concat([h.header(Tag.String, 2n), Buffer.from('hi')]));
-    await expectCommsError(h.comms.recvUint32(), 'TAG_MISMATCH', /expected a Uint32 \(0x80000007\) message, got String \(0x80000100\)/);
+    await expectCommsError(
+      h.comms.recvUint32(),
+      'TAG_MISMATCH',
+      /expected a Uint32 \(0x80000007\) message, got String \(0x80000100\)/,
+    );
     h.comms.close();
     h.closePeer();
   });
@@ -362,7 +376,10 @@ describe('Comms bounds what it holds for a peer (backpressure) and never leaks a
     const written = await writeUntilStalled(hostileFd(h), numberedBytesMessages(256, 256 << 10)); // 64 MiB
     expect(written).toBeLessThan(24 << 20);
     const small = hostile();
-    const many = await writeUntilStalled(hostileFd(small), Buffer.concat(Array.from({ length: 60_000 }, () => hdr(Tag.Barrier, 0n))));
+    const many = await writeUntilStalled(
+      hostileFd(small),
+      Buffer.concat(Array.from({ length: 60_000 }, () => hdr(Tag.Barrier, 0n))),
+    );
     expect(many / 12).toBeLessThan(30_000); // 4096 queued and the kernel's socket buffers: not all 60,000
     for (const x of [h, small]) {
       x.comms.close();
@@ -423,7 +440,15 @@ describe('Comms bounds what it holds for a peer (backpressure) and never leaks a
   });
 
   it('decodes msgpack strictly: 0xc1, extension types and trailing bytes are BAD_MSGPACK', async () => {
-    for (const bad of [[0xc1], [0xd4, 0x00, 0x00], [0x91, 0xc1], [0xc7, 0x01, 0x65, 0x00], [0x01, 0x02], [0x92, 0x01], [0xdd, 0xff, 0xff, 0xff, 0xff]]) {
+    for (const bad of [
+      [0xc1],
+      [0xd4, 0x00, 0x00],
+      [0x91, 0xc1],
+      [0xc7, 0x01, 0x65, 0x00],
+      [0x01, 0x02],
+      [0x92, 0x01],
+      [0xdd, 0xff, 0xff, 0xff, 0xff],
+    ]) {
       const h = hostile();
       h.write(Buffer.concat([hdr(Tag.Msgpack, BigInt(bad.length)), Buffer.from(bad)]));
       await expectCommsError(h.comms.recvMessage(), 'BAD_MSGPACK', /not plain msgpack/);
@@ -432,7 +457,14 @@ describe('Comms bounds what it holds for a peer (backpressure) and never leaks a
     }
     const [a, b] = Comms.pair();
     const peerEnd = new Comms(b);
-    const value = { n: [1, -1, 2 ** 40, 1.5], s: 'é', b: Buffer.from([1, 2]), t: new Date(1234567), nested: { deep: [[[]]] }, u: undefined };
+    const value = {
+      n: [1, -1, 2 ** 40, 1.5],
+      s: 'é',
+      b: Buffer.from([1, 2]),
+      t: new Date(1234567),
+      nested: { deep: [[[]]] },
+      u: undefined,
+    };
     await a.sendMessage(value);
     expect(await peerEnd.recvMessage()).toEqual({ ...value, u: null }); // msgpack has no undefined: it goes out as nil
     a.close();

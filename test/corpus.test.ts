@@ -33,7 +33,10 @@ describe('the program corpus under sbx run', () => {
 
   it.each(corpus.map((e) => [e.name, e] as const))('%s', (name) => {
     const r = outcomes.get(name)!;
-    const sbxSaid = r.stderr.split('\n').filter((l) => l.startsWith('sbx')).join('\n');
+    const sbxSaid = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('sbx'))
+      .join('\n');
     expect(r.ok, `${name}: ${r.why}${sbxSaid ? `\n${sbxSaid}` : `\nstderr: ${r.stderr.slice(-500)}`}`).toBe(true);
   });
 });

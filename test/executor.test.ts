@@ -5,8 +5,16 @@ import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync, rmSync, readFileSync, closeSync, chmodSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, afterAll } from 'vitest';
-import { Executor, Sandbox, PolicyBuilder, Result, sandboxIdRange, setSandboxIdRange, DEFAULT_SANDBOX_ID_RANGE } from '@sbx/executor';
+import { describe, expect, it, } from 'vitest';
+import {
+  Executor,
+  Sandbox,
+  PolicyBuilder,
+  Result,
+  sandboxIdRange,
+  setSandboxIdRange,
+  DEFAULT_SANDBOX_ID_RANGE,
+} from '@sbx/executor';
 import { ARG_32, JNE, ALLOW, LABEL } from '@sbx/executor/bpf';
 import { native } from '@sbx/client/internal';
 import { isolationPolicy, openFdCount, processesWith, repoRoot, runCaptured, sh, tick } from './helpers.js';
@@ -63,29 +71,40 @@ describe('Sandbox#run() isolation', () => {
     }
   });
 
-  it.runIf(asRoot)('a sandbox id is leased across executor processes: a full range is a SETUP_ERROR that says so', async () => {
-    const first = 1_999_000_000 + (process.pid % 1000) * 10;
-    const other = () =>
-      spawnSync(process.execPath, ['--input-type=module', '-e', `
+  it.runIf(asRoot)(
+    'a sandbox id is leased across executor processes: a full range is a SETUP_ERROR that says so',
+    async () => {
+      const first = 1_999_000_000 + (process.pid % 1000) * 10;
+      const other = () =>
+        spawnSync(
+          process.execPath,
+          [
+            '--input-type=module',
+            '-e',
+            `
         import { Executor, Sandbox, PolicyBuilder, setSandboxIdRange } from '@sbx/executor';
         setSandboxIdRange({ first: ${first}, count: 1 });
         const r = await new Sandbox(new Executor('/bin/true', ['true'], { stdio: 'ignore' }), new PolicyBuilder().defaultAction('allow').addLibrariesForBinary('/bin/true').build()).run();
-        console.log(r.status + ' ' + r.reason);`], { cwd: repoRoot, encoding: 'utf8', timeout: 30_000 }).stdout;
-    setSandboxIdRange({ first, count: 1 });
-    try {
-      const executor = new Executor('/bin/sleep', ['sleep', '30'], { stdio: 'ignore' });
-      const holder = new Sandbox(executor, new PolicyBuilder().build());
-      const held = holder.run();
-      await holder.runAsync();
-      expect(holder.hostUid).toBe(first);
-      expect(other()).toMatch(/^SETUP_ERROR no free sandbox uid: all 1 ids from \d+ are leased/);
-      holder.kill();
-      await held;
-      expect(other()).toMatch(/^OK /);
-    } finally {
-      setSandboxIdRange(DEFAULT_SANDBOX_ID_RANGE);
-    }
-  });
+        console.log(r.status + ' ' + r.reason);`,
+          ],
+          { cwd: repoRoot, encoding: 'utf8', timeout: 30_000 },
+        ).stdout;
+      setSandboxIdRange({ first, count: 1 });
+      try {
+        const executor = new Executor('/bin/sleep', ['sleep', '30'], { stdio: 'ignore' });
+        const holder = new Sandbox(executor, new PolicyBuilder().build());
+        const held = holder.run();
+        await holder.runAsync();
+        expect(holder.hostUid).toBe(first);
+        expect(other()).toMatch(/^SETUP_ERROR no free sandbox uid: all 1 ids from \d+ are leased/);
+        holder.kill();
+        await held;
+        expect(other()).toMatch(/^OK /);
+      } finally {
+        setSandboxIdRange(DEFAULT_SANDBOX_ID_RANGE);
+      }
+    },
+  );
 
   it('as root with an explicit sandboxUser (or the id range off), every sandbox is that user', async () => {
     const { stdout } = await sh('cat /proc/self/uid_map', { executor: { sandboxUser: { uid: 54321, gid: 54321 } } });
@@ -115,7 +134,11 @@ describe('Sandbox#run() isolation', () => {
     await once(server, 'listening');
     const port = (server.address() as { port: number }).port;
     // bash's /dev/tcp is not everywhere; use python-free plain sh with a tiny C-less probe: `cat < /dev/tcp` needs bash.
-    const { result, stdout } = await runCaptured(['/bin/bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/${port} && echo connected || echo refused`]);
+    const { result, stdout } = await runCaptured([
+      '/bin/bash',
+      '-c',
+      `exec 3<>/dev/tcp/127.0.0.1/${port} && echo connected || echo refused`,
+    ]);
     server.close();
     expect(result.status).toBe('OK');
     expect(stdout.trim()).toBe('refused');
@@ -147,14 +170,18 @@ describe('Sandbox#run() isolation', () => {
   });
 
   it('a read-only mount refuses writes; a tmpfs accepts them', async () => {
-    const { stdout } = await sh('touch /usr/sbx-probe 2>/dev/null && echo wrote-usr || echo ro-usr; echo hi > /tmp/x && cat /tmp/x');
+    const { stdout } = await sh(
+      'touch /usr/sbx-probe 2>/dev/null && echo wrote-usr || echo ro-usr; echo hi > /tmp/x && cat /tmp/x',
+    );
     expect(stdout.trim().split('\n')).toEqual(['ro-usr', 'hi']);
   });
 
   it('a rw bind mount writes through, owned by the unprivileged host uid', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sbx-rw-'));
     chmodSync(dir, 0o777); // as root the sandboxee is a host uid of its own: it writes only where others may
-    const { result } = await sh(`echo data > ${dir}/out`, { policy: isolationPolicy((b) => b.addDirectory(dir, { writable: true })) });
+    const { result } = await sh(`echo data > ${dir}/out`, {
+      policy: isolationPolicy((b) => b.addDirectory(dir, { writable: true })),
+    });
     expect(result.status).toBe('OK');
     expect(readFileSync(join(dir, 'out'), 'utf8')).toBe('data\n');
     if (asRoot) {
@@ -167,7 +194,9 @@ describe('Sandbox#run() isolation', () => {
   });
 
   it('has exactly the mapped fds open', async () => {
-    const executor = new Executor('/bin/sh', ['/bin/sh', '-c', 'ls /proc/self/fd'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const executor = new Executor('/bin/sh', ['/bin/sh', '-c', 'ls /proc/self/fd'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const [r, w] = native().pipe();
     executor.ipc.mapFd(r, 5);
     const sandbox = new Sandbox(executor, isolationPolicy());
@@ -180,7 +209,14 @@ describe('Sandbox#run() isolation', () => {
     closeSync(r);
     closeSync(w);
     // 0-2 stdio, 3 the directory ls reads, 5 the mapped pipe. Nothing of the executor's.
-    expect(Buffer.concat(out).toString().trim().split('\n').map(Number).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 5]);
+    expect(
+      Buffer.concat(out)
+        .toString()
+        .trim()
+        .split('\n')
+        .map(Number)
+        .sort((a, b) => a - b),
+    ).toEqual([0, 1, 2, 3, 5]);
   });
 
   it('a mapped fd is usable inside', async () => {
@@ -216,7 +252,9 @@ describe('Sandbox#run() isolation', () => {
 
 describe('Sandbox limits', () => {
   it('RLIMIT_FSIZE kills the writer with SIGXFSZ', async () => {
-    const { result } = await sh('exec head -c 100000 /dev/zero > /tmp/big', { executor: { limits: { rlimitFsize: 4096 } } });
+    const { result } = await sh('exec head -c 100000 /dev/zero > /tmp/big', {
+      executor: { limits: { rlimitFsize: 4096 } },
+    });
     expect(result.status).toBe('SIGNALED');
     expect(result.signal).toBe('SIGXFSZ');
   });
@@ -227,15 +265,20 @@ describe('Sandbox limits', () => {
   });
 
   it('RLIMIT_AS makes a large allocation fail', async () => {
-    const { stdout, result } = await sh('ulimit -v; head -c 300000000 /dev/zero | tr "\\0" "a" | sort >/dev/null 2>&1 && echo fit || echo failed', {
-      executor: { limits: { rlimitAs: 64 << 20 } },
-    });
+    const { stdout, result } = await sh(
+      'ulimit -v; head -c 300000000 /dev/zero | tr "\\0" "a" | sort >/dev/null 2>&1 && echo fit || echo failed',
+      {
+        executor: { limits: { rlimitAs: 64 << 20 } },
+      },
+    );
     expect(result.status).toBe('OK');
     expect(stdout.trim().split('\n')).toEqual([String(64 * 1024), 'failed']);
   });
 
   it('RLIMIT_CPU ends a busy loop with SIGKILL/SIGXCPU', async () => {
-    const { result } = await sh('exec sh -c "while :; do :; done"', { executor: { limits: { rlimitCpu: 1, walltime: 20 } } });
+    const { result } = await sh('exec sh -c "while :; do :; done"', {
+      executor: { limits: { rlimitCpu: 1, walltime: 20 } },
+    });
     expect(result.status).toBe('SIGNALED');
     expect(['SIGXCPU', 'SIGKILL']).toContain(result.signal);
   });
@@ -261,7 +304,9 @@ describe('Process-tree control', () => {
 
   it('kill() ends the whole tree: EXTERNAL_KILL', async () => {
     const marker = uniqueSleep();
-    const executor = new Executor('/bin/sh', ['/bin/sh', '-c', `sleep ${marker} & sleep ${marker}`], { stdio: 'ignore' });
+    const executor = new Executor('/bin/sh', ['/bin/sh', '-c', `sleep ${marker} & sleep ${marker}`], {
+      stdio: 'ignore',
+    });
     const sandbox = new Sandbox(executor, isolationPolicy());
     await sandbox.runAsync();
     await tick(200);
@@ -283,7 +328,10 @@ describe('Process-tree control', () => {
       await s.runAsync();
       console.log('started');
       setInterval(() => {}, 1000);`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await once(child.stdout!, 'data');
     const sleeping = () => processesWith(marker).filter((p) => p !== child.pid); // its script names the marker too
     // The sandboxee execs a little after runAsync() resolves: wait for it (a busy CI box is slow).

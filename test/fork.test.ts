@@ -7,7 +7,15 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Executor, ForkServerHandle, PolicyBuilder, Sandbox, startForkServer, type Policy, type Result } from '@sbx/executor';
+import {
+  Executor,
+  type ForkServerHandle,
+  PolicyBuilder,
+  Sandbox,
+  startForkServer,
+  type Policy,
+  type Result,
+} from '@sbx/executor';
 import type { Comms } from '@sbx/client';
 import { openFdCount, repoRoot, testcase, tick } from './helpers.js';
 
@@ -28,7 +36,12 @@ function nodePolicy(extra?: (b: PolicyBuilder) => void): Policy {
 }
 
 function startNodeServer(policy: Policy, args: string[] = [], script = serverScript): Promise<ForkServerHandle> {
-  return startForkServer(process.execPath, [process.execPath, ...FLAGS, script, ...args], { policy, cwd: repoRoot, env: ENV, forkTimeoutMs: 5000 });
+  return startForkServer(process.execPath, [process.execPath, ...FLAGS, script, ...args], {
+    policy,
+    cwd: repoRoot,
+    env: ENV,
+    forkTimeoutMs: 5000,
+  });
 }
 
 interface Child {
@@ -103,7 +116,12 @@ describe('custom-fork mode: a Node forkserver', () => {
     const worker = async () => {
       while (next < 300) {
         const { i, exit, code, reply, after, r } = await runOne(next++);
-        const ok = r.status === 'OK' && r.exitCode === code && reply.ok && after.exitListener === code && (exit !== 'natural' || after.beforeExit === true);
+        const ok =
+          r.status === 'OK' &&
+          r.exitCode === code &&
+          reply.ok &&
+          after.exitListener === code &&
+          (exit !== 'natural' || after.beforeExit === true);
         if (!ok) failures.push(`#${i} ${exit} ${code}: ${r.toString()} ${JSON.stringify({ reply, after })}`);
       }
     };
@@ -123,7 +141,9 @@ describe('custom-fork mode: a Node forkserver', () => {
     expect(await c.comms.recvMessage()).toMatchObject({ ok: true, inheritedRings: 0 });
     expect((await c.result).status).toBe('OK');
     const fsPid = forkserverHostPid(server);
-    expect(Number(/^Seccomp_filters:\s+(\d+)/m.exec(readFileSync(`/proc/${fsPid}/status`, 'utf8'))![1])).toBeGreaterThanOrEqual(1);
+    expect(
+      Number(/^Seccomp_filters:\s+(\d+)/m.exec(readFileSync(`/proc/${fsPid}/status`, 'utf8'))![1]),
+    ).toBeGreaterThanOrEqual(1);
   });
 
   it('an uncaught exception in a child exits it with code 1', async () => {
@@ -158,7 +178,9 @@ describe('custom-fork mode: a Node forkserver', () => {
     const tcpPort = (tcp.address() as { port: number }).port;
     const udpPort = udp.address().port;
     try {
-      const netPolicy = nodePolicy((b) => b.allowNetworkClient().allowSyscall('bind').allowIPv4('127.0.0.1', tcpPort).allowIPv4('127.0.0.1', udpPort));
+      const netPolicy = nodePolicy((b) =>
+        b.allowNetworkClient().allowSyscall('bind').allowIPv4('127.0.0.1', tcpPort).allowIPv4('127.0.0.1', udpPort),
+      );
       const c = await forkChild(server, netPolicy);
       await c.comms.sendMessage({ kind: 'net', tcpPort, udpPort });
       expect(await c.comms.recvMessage()).toMatchObject({ tcp: 'hello from the host', udp: 'sent' });
@@ -167,7 +189,10 @@ describe('custom-fork mode: a Node forkserver', () => {
       await new Promise((r) => setTimeout(r, 50));
       expect(datagrams).toBe(1);
       // The same child asked for a port no rule allows.
-      const d = await forkChild(server, nodePolicy((b) => b.allowNetworkClient().allowIPv4('127.0.0.1', udpPort)));
+      const d = await forkChild(
+        server,
+        nodePolicy((b) => b.allowNetworkClient().allowIPv4('127.0.0.1', udpPort)),
+      );
       await d.comms.sendMessage({ kind: 'net', tcpPort, udpPort });
       const r = await d.result;
       d.comms.close();
@@ -222,18 +247,27 @@ describe('custom-fork mode: spares (children forked ahead)', () => {
     for (let i = 0; i < 60; i++) {
       const code = i % 4;
       const c = await forkChild(server, policy);
-      await c.comms.sendMessage({ kind: i % 2 ? 'workload' : 'probe', light: true, targets: { forkserver: 2 }, exit: i % 3 ? 'exit' : 'natural', code });
+      await c.comms.sendMessage({
+        kind: i % 2 ? 'workload' : 'probe',
+        light: true,
+        targets: { forkserver: 2 },
+        exit: i % 3 ? 'exit' : 'natural',
+        code,
+      });
       const reply = (await c.comms.recvMessage()) as Record<string, unknown>;
       const r = await c.result;
       c.comms.close();
-      const ok = r.status === 'OK' && r.exitCode === code && (i % 2 ? reply.ok === true : reply['kill:forkserver'] === 'EPERM' && reply.ppid === 2);
+      const ok =
+        r.status === 'OK' &&
+        r.exitCode === code &&
+        (i % 2 ? reply.ok === true : reply['kill:forkserver'] === 'EPERM' && reply.ppid === 2);
       if (!ok) failures.push(`#${i}: ${r.toString()} ${JSON.stringify(reply)}`);
     }
     expect(failures).toEqual([]);
   }, 120_000);
 });
 
-describe('custom-fork mode: spares follow the forkserver\'s state (recycleSpares)', () => {
+describe("custom-fork mode: spares follow the forkserver's state (recycleSpares)", () => {
   const policy = nodePolicy();
   const recycleScript = join(repoRoot, 'test', 'fixtures', 'fork-server-recycle.mjs');
 
@@ -274,7 +308,19 @@ describe('custom-fork mode: spares follow the forkserver\'s state (recycleSpares
 
 describe('custom-fork mode: sibling isolation', () => {
   // The children's policy allows the calls, so what stops them is the child's own wall.
-  const policy = nodePolicy((b) => b.allowSyscalls(['kill', 'socket', 'connect', 'bind', 'listen', 'getsockname', 'getpeername', 'setsockopt', 'getsockopt']));
+  const policy = nodePolicy((b) =>
+    b.allowSyscalls([
+      'kill',
+      'socket',
+      'connect',
+      'bind',
+      'listen',
+      'getsockname',
+      'getpeername',
+      'setsockopt',
+      'getsockopt',
+    ]),
+  );
   let server: ForkServerHandle;
   beforeAll(async () => {
     server = await startNodeServer(policy);
@@ -290,7 +336,11 @@ describe('custom-fork mode: sibling isolation', () => {
     expect(sibling.listening).toBe(true);
 
     const b = await forkChild(server, policy);
-    await b.comms.sendMessage({ kind: 'probe', targets: { sibling: sibling.pid, forkserver: sibling.ppid }, abstract: 'sbx-fork-sibling' });
+    await b.comms.sendMessage({
+      kind: 'probe',
+      targets: { sibling: sibling.pid, forkserver: sibling.ppid },
+      abstract: 'sbx-fork-sibling',
+    });
     const seen = (await b.comms.recvMessage()) as Record<string, string | number>;
     expect(seen.ppid).toBe(sibling.ppid); // the same forkserver: the pids are the right ones
     expect(seen['kill:sibling']).toBe('EPERM');
@@ -314,7 +364,7 @@ describe('custom-fork mode: sibling isolation', () => {
 describe('custom-fork mode: the forkserver dies or lies', () => {
   const policy = nodePolicy();
 
-  it('the forkserver\'s death kills its children', async () => {
+  it("the forkserver's death kills its children", async () => {
     const server = await startNodeServer(policy);
     const c = await forkChild(server, policy);
     await c.comms.sendMessage({ kind: 'ping', exit: 'wait' });
@@ -366,14 +416,25 @@ describe('custom-fork mode: the forkserver dies or lies', () => {
   }
 
   it('a Node forkserver without the flags refuses to start and names them', () => {
-    const r = spawnSync(process.execPath, [serverScript], { cwd: repoRoot, env: ENV, encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(process.execPath, [serverScript], {
+      cwd: repoRoot,
+      env: ENV,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/add --single-threaded and --v8-pool-size=1/);
   });
 
   it('waitAndFork() with a request in flight refuses (BUSY) instead of handing children half-done work', () => {
-    const code = "import { readFile } from 'node:fs'; import { ForkingClient } from '@sbx/client'; readFile('/proc/self/status', () => {}); try { ForkingClient.waitAndFork(); } catch (e) { console.log(e.code); }";
-    const r = spawnSync(process.execPath, [...FLAGS, '--input-type=module', '-e', code], { cwd: repoRoot, env: ENV, encoding: 'utf8', timeout: 20_000 });
+    const code =
+      "import { readFile } from 'node:fs'; import { ForkingClient } from '@sbx/client'; readFile('/proc/self/status', () => {}); try { ForkingClient.waitAndFork(); } catch (e) { console.log(e.code); }";
+    const r = spawnSync(process.execPath, [...FLAGS, '--input-type=module', '-e', code], {
+      cwd: repoRoot,
+      env: ENV,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     expect(r.stdout.trim()).toBe('BUSY');
   });
 
@@ -383,7 +444,12 @@ describe('custom-fork mode: the forkserver dies or lies', () => {
       "const rings = readdirSync('/proc/self/fd').filter((fd) => { try { return readlinkSync('/proc/self/fd/' + fd) === 'anon_inode:[io_uring]'; } catch { return false; } }).length;",
       'try { await ForkingClient.ready(); ForkingClient.waitAndFork(); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, rings })); }',
     ].join('\n');
-    const r = spawnSync(process.execPath, [...FLAGS, '--input-type=module', '-e', code], { cwd: repoRoot, env: ENV, encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(process.execPath, [...FLAGS, '--input-type=module', '-e', code], {
+      cwd: repoRoot,
+      env: ENV,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     const out = JSON.parse(r.stdout) as { code: string; message: string; rings: number };
     expect(out.code).toBe('IO_URING');
     // Node 22 and later open rings at start (even with UV_USE_IO_URING=0); Node 20 could open one later.
@@ -400,8 +466,14 @@ describe('custom-fork mode: the forkserver dies or lies', () => {
     try {
       const addon = join(dir, 'sbx_native.node');
       symlinkSync(join(repoRoot, 'packages', 'client', 'build', 'Release', 'sbx_native.node'), addon);
-      const code = "import { ForkingClient } from '@sbx/client'; try { ForkingClient.check(); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }";
-      const r = spawnSync(process.execPath, [...FLAGS, '--input-type=module', '-e', code], { cwd: repoRoot, env: { ...ENV, SBX_NATIVE_PATH: addon }, encoding: 'utf8', timeout: 20_000 });
+      const code =
+        "import { ForkingClient } from '@sbx/client'; try { ForkingClient.check(); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }";
+      const r = spawnSync(process.execPath, [...FLAGS, '--input-type=module', '-e', code], {
+        cwd: repoRoot,
+        env: { ...ENV, SBX_NATIVE_PATH: addon },
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
       const out = JSON.parse(r.stdout) as { code: string; message: string };
       expect(out.code).toBe('NODE_UNSUPPORTED');
       expect(out.message).toContain(`Node ${process.version} (NODE_MODULE_VERSION ${process.versions.modules})`);
@@ -420,8 +492,17 @@ describe('custom-fork mode: the forkserver dies or lies', () => {
 });
 
 describe('custom-fork mode: the C example forkserver', () => {
-  const policy = new PolicyBuilder().allowStaticStartup().allowDynamicStartup().allowExit().allowRead().allowWrite().allowSystemMalloc().allowSyscalls(['getpid', 'close', 'sendmsg', 'recvmsg'])
-    .addFile(testcase('c_forkserver')).addLibrariesForBinary(testcase('c_forkserver')).build();
+  const policy = new PolicyBuilder()
+    .allowStaticStartup()
+    .allowDynamicStartup()
+    .allowExit()
+    .allowRead()
+    .allowWrite()
+    .allowSystemMalloc()
+    .allowSyscalls(['getpid', 'close', 'sendmsg', 'recvmsg'])
+    .addFile(testcase('c_forkserver'))
+    .addLibrariesForBinary(testcase('c_forkserver'))
+    .build();
 
   it('forks sandboxed children that answer on their Comms; a violation is reported', async () => {
     // Through the deprecated Executor.startForkServer() alias, which must keep working.
@@ -433,7 +514,7 @@ describe('custom-fork mode: the C example forkserver', () => {
         await c.comms.sendString(`hello ${i}`);
         const [pid, sq, ...text] = (await c.comms.recvString()).split(' ');
         expect(text.join(' ')).toBe(`hello ${i}`);
-        expect(Number(sq)).toBe(((`hello ${i}`.length % 16) ** 2));
+        expect(Number(sq)).toBe((`hello ${i}`.length % 16) ** 2);
         pids.add(Number(pid));
         const r = await c.result;
         expect(r.status).toBe('OK');

@@ -46,7 +46,11 @@ export interface Captured {
 /** Runs argv in a sandbox with stdout/stderr captured. */
 export async function runCaptured(
   argv: string[],
-  options: { policy?: ReturnType<typeof isolationPolicy>; executor?: ExecutorOptions; before?: (s: Sandbox, e: Executor) => void } = {},
+  options: {
+    policy?: ReturnType<typeof isolationPolicy>;
+    executor?: ExecutorOptions;
+    before?: (s: Sandbox, e: Executor) => void;
+  } = {},
 ): Promise<Captured> {
   const executor = new Executor(argv[0]!, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...options.executor });
   const sandbox = new Sandbox(executor, options.policy ?? isolationPolicy());
@@ -94,15 +98,15 @@ export function processesWith(marker: string): number[] {
 /** Always-on denials as [violations probe mode, syscall the Result names]: the probes in
  *  native/testcases/violations.c that every policy must stop. */
 export const ALWAYS_DENIED_PROBES: ReadonlyArray<[string, string]> = [
-    ['ptrace', 'ptrace'],
-    ['bpf', 'bpf'],
-    ['unshare-user', 'unshare'],
-    ['clone-newuser', 'clone'],
-    ['keyctl', 'keyctl'],
-    ['add_key', 'add_key'],
-    ['perf_event_open', 'perf_event_open'],
-    ['userfaultfd', 'userfaultfd'],
-    ['open_by_handle_at', 'open_by_handle_at'],
-    ['mount', 'mount'],
-    ['seccomp-listener', 'seccomp'],
+  ['ptrace', 'ptrace'],
+  ['bpf', 'bpf'],
+  ['unshare-user', 'unshare'],
+  ['clone-newuser', 'clone'],
+  ['keyctl', 'keyctl'],
+  ['add_key', 'add_key'],
+  ['perf_event_open', 'perf_event_open'],
+  ['userfaultfd', 'userfaultfd'],
+  ['open_by_handle_at', 'open_by_handle_at'],
+  ['mount', 'mount'],
+  ['seccomp-listener', 'seccomp'],
 ];

@@ -15,23 +15,35 @@ import { isolationPolicy, openFdCount, processesWith, repoRoot, runCaptured, tes
 
 const abi = (() => {
   const v = native().landlockAbi();
-  return v > 0 ? v : 0;
+  return Math.max(v , 0);
 })();
 const root = process.getuid!() === 0;
 /** Whether `uid` is what the sandboxee runs as: one leased from the sandbox id range when the
  *  executor is root, else the executor's own. */
-const isSandboxeeUid = (uid: number) => (root ? uid >= DEFAULT_SANDBOX_ID_RANGE.first && uid < DEFAULT_SANDBOX_ID_RANGE.first + DEFAULT_SANDBOX_ID_RANGE.count : uid === process.getuid!());
+const isSandboxeeUid = (uid: number) =>
+  root
+    ? uid >= DEFAULT_SANDBOX_ID_RANGE.first && uid < DEFAULT_SANDBOX_ID_RANGE.first + DEFAULT_SANDBOX_ID_RANGE.count
+    : uid === process.getuid!();
 const sbxBin = join(repoRoot, 'packages', 'executor', 'bin', 'sbx.js');
 const fixture = join(repoRoot, 'test', 'fixtures', 'isolation-run.mjs');
 
 /** `sbx ARGS` under the container simulator. */
 function simSbx(args: string[]) {
-  const r = spawnSync(testcase('container_sim'), [process.execPath, sbxBin, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(testcase('container_sim'), [process.execPath, sbxBin, ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 interface Run {
-  result: { status: string; reason: string; exitCode: number | null; isolation: string | null; violation: { kind: string; syscall: string; address?: string } | null };
+  result: {
+    status: string;
+    reason: string;
+    exitCode: number | null;
+    isolation: string | null;
+    violation: { kind: string; syscall: string; address?: string } | null;
+  };
   stdout: string;
   stderr: string;
   ms: number;
@@ -40,7 +52,9 @@ interface Run {
 /** One sandbox through the API, the executor under the container simulator (fixtures/isolation-run.mjs). */
 function simRun(spec: Record<string, unknown>): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(testcase('container_sim'), [process.execPath, fixture, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(testcase('container_sim'), [process.execPath, fixture, JSON.stringify(spec)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -67,7 +81,9 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
     const cli = simSbx(['run', '--', '/bin/echo', 'never']);
     expect(cli.code).toBe(126);
     expect(cli.stdout).toBe('');
-    expect(cli.stderr).toMatch(/SETUP_ERROR, namespaces are not available on this host: clone3?\(.*CLONE_NEWUSER.*\): Operation not permitted/);
+    expect(cli.stderr).toMatch(
+      /SETUP_ERROR, namespaces are not available on this host: clone3?\(.*CLONE_NEWUSER.*\): Operation not permitted/,
+    );
     expect(cli.stderr).toMatch(/--isolation landlock/);
 
     const api = await simRun({ argv: ['/bin/echo', 'never'] });
@@ -82,7 +98,17 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
     chmodSync(dir, 0o777);
     try {
       const json = join(dir, 'r.json');
-      const r = simSbx(['run', '--isolation', 'landlock', '--result-json', json, '--', '/bin/sh', '-c', 'echo hello | tr a-z A-Z; id -u; grep -E "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):" /proc/self/status']);
+      const r = simSbx([
+        'run',
+        '--isolation',
+        'landlock',
+        '--result-json',
+        json,
+        '--',
+        '/bin/sh',
+        '-c',
+        'echo hello | tr a-z A-Z; id -u; grep -E "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):" /proc/self/status',
+      ]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const lines = r.stdout.trim().split('\n');
@@ -93,7 +119,11 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
       // The bounding set is empty when root dropped to the sandbox's uid; an unprivileged executor cannot change its own.
       if (root) expect(status.CapBnd).toBe('0000000000000000');
       expect(status.NoNewPrivs).toBe('1');
-      expect(JSON.parse(readFileSync(json, 'utf8'))).toMatchObject({ status: 'OK', exitCode: 0, isolation: 'landlock' });
+      expect(JSON.parse(readFileSync(json, 'utf8'))).toMatchObject({
+        status: 'OK',
+        exitCode: 0,
+        isolation: 'landlock',
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -130,7 +160,15 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
       ].join('; ');
       const r = simSbx(['run', '--isolation', 'landlock', '--mount', `${allowed}:rw`, '--', '/bin/sh', '-c', script]);
       expect(r.stderr).toBe('');
-      expect(r.stdout.trim().split('\n')).toEqual(['shadow-denied', 'read-denied', 'write-denied', 'create-denied', 'list-denied', 'ok', 'scratch']);
+      expect(r.stdout.trim().split('\n')).toEqual([
+        'shadow-denied',
+        'read-denied',
+        'write-denied',
+        'create-denied',
+        'list-denied',
+        'ok',
+        'scratch',
+      ]);
       expect(readFileSync(join(outside, 'writable'), 'utf8')).toBe('original\n');
       expect(existsSync(join(outside, 'new'))).toBe(false);
       expect(readFileSync(join(allowed, 'out'), 'utf8')).toBe('ok\n');
@@ -155,14 +193,26 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
 
   it('kill(-1, SIGCONT) from inside reaches no process outside', async () => {
     // A stopped process of the sandboxee's own uid, outside the sandbox: SIGCONT would resume it.
-    const victim: ChildProcess = spawn('/bin/sleep', ['300'], { stdio: 'ignore', ...(root ? { uid: 65534, gid: 65534 } : {}) });
+    const victim: ChildProcess = spawn('/bin/sleep', ['300'], {
+      stdio: 'ignore',
+      ...(root ? { uid: 65534, gid: 65534 } : {}),
+    });
     const state = () => readFileSync(`/proc/${victim.pid}/stat`, 'utf8').replace(/^.*\) /, '')[0];
     try {
       process.kill(victim.pid!, 'SIGSTOP');
       for (let i = 0; i < 200 && state() !== 'T'; i++) await new Promise((r) => setTimeout(r, 5));
       expect(state()).toBe('T');
       // --sandbox-user: the sandboxee is nobody like the victim, so only the Landlock scope stands between them.
-      const r = simSbx(['run', '--isolation', 'landlock', ...(root ? ['--sandbox-user', '65534:65534'] : []), '--', '/bin/sh', '-c', `kill -s CONT -- -1; kill -s CONT ${victim.pid} 2>/dev/null && echo direct-sent || echo direct-denied`]);
+      const r = simSbx([
+        'run',
+        '--isolation',
+        'landlock',
+        ...(root ? ['--sandbox-user', '65534:65534'] : []),
+        '--',
+        '/bin/sh',
+        '-c',
+        `kill -s CONT -- -1; kill -s CONT ${victim.pid} 2>/dev/null && echo direct-sent || echo direct-denied`,
+      ]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout.trim()).toBe('direct-denied');
       expect(state()).toBe('T');
@@ -189,10 +239,18 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
       const client = testcase('net_client');
       const denied = await simRun({ isolation: 'landlock', argv: [client, 'tcp', '127.0.0.1', String(port)] });
       expect(denied.result.status).toBe('VIOLATION');
-      expect(denied.result.violation).toMatchObject({ kind: 'network', syscall: 'connect', address: `127.0.0.1:${port}` });
+      expect(denied.result.violation).toMatchObject({
+        kind: 'network',
+        syscall: 'connect',
+        address: `127.0.0.1:${port}`,
+      });
       expect(denied.stdout).not.toMatch(/banner/);
 
-      const allowed = await simRun({ isolation: 'landlock', allowTcp: ['127.0.0.1', port], argv: [client, 'tcp', '127.0.0.1', String(port)] });
+      const allowed = await simRun({
+        isolation: 'landlock',
+        allowTcp: ['127.0.0.1', port],
+        argv: [client, 'tcp', '127.0.0.1', String(port)],
+      });
       expect(allowed.result.status, allowed.result.reason + allowed.stderr).toBe('OK');
       expect(allowed.stdout).toMatch(/banner/);
     });
@@ -201,7 +259,8 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
     // network rules, refuses it (EINVAL, as listen); Landlock's TCP bind right (ABI 4, no port
     // allowed) stands behind it. The sandboxee cannot take a host port.
     it.skipIf(!existsSync('/usr/bin/python3'))('its own sockets cannot bind a TCP port', async () => {
-      const py = 'import socket\ns=socket.socket()\ntry:\n  s.bind(("127.0.0.1", 0)); print("bound")\nexcept OSError as e:\n  print("errno", e.errno)';
+      const py =
+        'import socket\ns=socket.socket()\ntry:\n  s.bind(("127.0.0.1", 0)); print("bound")\nexcept OSError as e:\n  print("errno", e.errno)';
       const r = await simRun({ isolation: 'landlock', argv: ['/usr/bin/python3', '-c', py] });
       expect(r.result.status, r.result.reason + r.stderr).toBe('OK');
       expect(r.stdout.trim()).toBe('errno 22');
@@ -222,17 +281,31 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
       const marker = (n: number) => `${400 + n}.${process.pid}${Date.now() % 100000}`;
       const escape = (m: string) => `setsid sh -c "setsid sleep ${m} & sleep ${m} &" ; (sleep ${m} &) ; sleep ${m} & `;
       const m1 = marker(1);
-      const timeout = await simRun({ isolation: 'landlock', cgroup, walltime: 1, argv: ['/bin/sh', '-c', `${escape(m1)} sleep ${m1}`] });
+      const timeout = await simRun({
+        isolation: 'landlock',
+        cgroup,
+        walltime: 1,
+        argv: ['/bin/sh', '-c', `${escape(m1)} sleep ${m1}`],
+      });
       expect(timeout.result.status).toBe('TIMEOUT');
       expect(processesWith(m1)).toEqual([]);
 
       const m2 = marker(2);
-      const killed = await simRun({ isolation: 'landlock', cgroup, killAfterMs: 500, argv: ['/bin/sh', '-c', `${escape(m2)} sleep ${m2}`] });
+      const killed = await simRun({
+        isolation: 'landlock',
+        cgroup,
+        killAfterMs: 500,
+        argv: ['/bin/sh', '-c', `${escape(m2)} sleep ${m2}`],
+      });
       expect(killed.result.status).toBe('EXTERNAL_KILL');
       expect(processesWith(m2)).toEqual([]);
 
       const m3 = marker(3);
-      const exited = await simRun({ isolation: 'landlock', cgroup, argv: ['/bin/sh', '-c', `${escape(m3)} echo started`] });
+      const exited = await simRun({
+        isolation: 'landlock',
+        cgroup,
+        argv: ['/bin/sh', '-c', `${escape(m3)} echo started`],
+      });
       expect(exited.result.status).toBe('OK');
       expect(exited.stdout).toBe('started\n');
       expect(processesWith(m3)).toEqual([]);
@@ -241,8 +314,14 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
 
   it('the executor dying leaves no survivors either (no cgroup: the init alone)', async () => {
     const m = `${410}.${process.pid}${Date.now() % 100000}`;
-    const spec = { isolation: 'landlock', cgroup: 'off', argv: ['/bin/sh', '-c', `setsid sh -c "setsid sleep ${m} & sleep ${m} &" ; (sleep ${m} &) ; sleep ${m}`] };
-    const child = spawn(testcase('container_sim'), [process.execPath, fixture, JSON.stringify(spec)], { stdio: 'ignore' });
+    const spec = {
+      isolation: 'landlock',
+      cgroup: 'off',
+      argv: ['/bin/sh', '-c', `setsid sh -c "setsid sleep ${m} & sleep ${m} &" ; (sleep ${m} &) ; sleep ${m}`],
+    };
+    const child = spawn(testcase('container_sim'), [process.execPath, fixture, JSON.stringify(spec)], {
+      stdio: 'ignore',
+    });
     const sleeping = () => processesWith(m).filter((p) => p !== child.pid); // the executor's argv names the marker too
     try {
       // The shell (its argv names the marker) and its four sleeps.
@@ -271,7 +350,10 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
 
 describe.skipIf(abi < 6)('isolation: landlock on an ordinary host', () => {
   it('runs without the simulator too, and the Result says so', async () => {
-    const { result, stdout } = await runCaptured(['/bin/sh', '-c', 'echo hi > "$TMPDIR/f" && cat "$TMPDIR/f" && cat /proc/self/uid_map'], { executor: { isolation: 'landlock' } });
+    const { result, stdout } = await runCaptured(
+      ['/bin/sh', '-c', 'echo hi > "$TMPDIR/f" && cat "$TMPDIR/f" && cat /proc/self/uid_map'],
+      { executor: { isolation: 'landlock' } },
+    );
     expect(result.status, result.reason).toBe('OK');
     expect(result.isolation).toBe('landlock');
     // The host's own user namespace: the identity map of the initial namespace.
@@ -286,7 +368,11 @@ describe.skipIf(abi < 6)('isolation: landlock on an ordinary host', () => {
     const fds = openFdCount();
     const dirs = scratch();
     const m = `${420}.${process.pid}${Date.now() % 100000}`;
-    const runs = await Promise.all(Array.from({ length: 8 }, () => runCaptured(['/bin/sh', '-c', `(sleep ${m} &); echo ok`], { executor: { isolation: 'landlock' } })));
+    const runs = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        runCaptured(['/bin/sh', '-c', `(sleep ${m} &); echo ok`], { executor: { isolation: 'landlock' } }),
+      ),
+    );
     for (const r of runs) expect(r.result.status, r.result.reason).toBe('OK');
     expect(runs.map((r) => r.stdout)).toEqual(Array(8).fill('ok\n'));
     expect(processesWith(m)).toEqual([]);
@@ -297,7 +383,11 @@ describe.skipIf(abi < 6)('isolation: landlock on an ordinary host', () => {
 
   it('sandbox-me-here works in it too: the program installs the policy, a violation is reported', async () => {
     const bin = testcase('client_me_here');
-    const b = new PolicyBuilder().allowWrite().allowExit().allowSystemMalloc().allowSyscalls(['read', 'fstat', 'newfstatat', 'rt_sigprocmask']);
+    const b = new PolicyBuilder()
+      .allowWrite()
+      .allowExit()
+      .allowSystemMalloc()
+      .allowSyscalls(['read', 'fstat', 'newfstatat', 'rt_sigprocmask']);
     const policy = b.addFile(bin).addLibrariesForBinary(bin).build();
     const executor = { enableSandboxBeforeExec: false, isolation: 'landlock', env: { PATH: '/usr/bin:/bin' } } as const;
     const ok = await runCaptured([bin, 'print'], { policy, executor });
@@ -310,23 +400,40 @@ describe.skipIf(abi < 6)('isolation: landlock on an ordinary host', () => {
   });
 
   it('refuses what it cannot honour without a mount namespace, with a clear error', async () => {
-    const remap = await runCaptured(['/bin/true'], { executor: { isolation: 'landlock' }, policy: isolationPolicy((b) => b.addDirectoryAt('/usr', '/elsewhere')) });
+    const remap = await runCaptured(['/bin/true'], {
+      executor: { isolation: 'landlock' },
+      policy: isolationPolicy((b) => b.addDirectoryAt('/usr', '/elsewhere')),
+    });
     expect(remap.result.status).toBe('SETUP_ERROR');
     expect(remap.result.reason).toMatch(/no mount namespace: \/usr cannot appear at \/elsewhere/);
-    const tmpfs = await runCaptured(['/bin/true'], { executor: { isolation: 'landlock' }, policy: isolationPolicy((b) => b.addTmpfs('/scratch')) });
+    const tmpfs = await runCaptured(['/bin/true'], {
+      executor: { isolation: 'landlock' },
+      policy: isolationPolicy((b) => b.addTmpfs('/scratch')),
+    });
     expect(tmpfs.result.status).toBe('SETUP_ERROR');
     expect(tmpfs.result.reason).toMatch(/cannot mount a tmpfs at \/scratch/);
   });
 
   it('rejects bad options and flags', () => {
-    expect(() => new Executor('/bin/true', ['/bin/true'], { isolation: 'chroot' as never })).toThrow(/isolation must be 'namespaces' or 'landlock'/);
-    expect(() => new Executor('/bin/true', ['/bin/true'], { isolation: 'landlock', landlock: 'off' })).toThrow(/cannot be combined with landlock: 'off'/);
+    expect(() => new Executor('/bin/true', ['/bin/true'], { isolation: 'chroot' as never })).toThrow(
+      /isolation must be 'namespaces' or 'landlock'/,
+    );
+    expect(() => new Executor('/bin/true', ['/bin/true'], { isolation: 'landlock', landlock: 'off' })).toThrow(
+      /cannot be combined with landlock: 'off'/,
+    );
     expect(() => new Executor('/bin/true', ['/bin/true'], { sandboxUser: { uid: 0, gid: 0 } })).toThrow(/never root/);
-    const sbx = (args: string[]) => spawnSync(process.execPath, [sbxBin, ...args], { encoding: 'utf8', timeout: 30_000 });
+    const sbx = (args: string[]) =>
+      spawnSync(process.execPath, [sbxBin, ...args], { encoding: 'utf8', timeout: 30_000 });
     for (const [args, msg] of [
       [['--isolation', 'chroot'], /--isolation must be namespaces or landlock/],
-      [['--isolation', 'landlock', '--mount', '/usr:/x'], /--mount \/usr:\/x: --isolation landlock has no mount namespace/],
-      [['--isolation', 'landlock', '--tmpfs', '/scratch'], /--tmpfs \/scratch: --isolation landlock cannot mount a tmpfs/],
+      [
+        ['--isolation', 'landlock', '--mount', '/usr:/x'],
+        /--mount \/usr:\/x: --isolation landlock has no mount namespace/,
+      ],
+      [
+        ['--isolation', 'landlock', '--tmpfs', '/scratch'],
+        /--tmpfs \/scratch: --isolation landlock cannot mount a tmpfs/,
+      ],
       [['--isolation', 'landlock', '--landlock', 'off'], /cannot be combined with --landlock off/],
       [['--sandbox-user', 'nobody'], /--sandbox-user expects UID\[:GID\]/],
     ] as const) {
@@ -337,7 +444,9 @@ describe.skipIf(abi < 6)('isolation: landlock on an ordinary host', () => {
   });
 
   it.skipIf(!root)('runs as the configured sandboxUser when the executor is root', async () => {
-    const { result, stdout } = await runCaptured(['/bin/sh', '-c', 'id -u; id -g'], { executor: { isolation: 'landlock', sandboxUser: { uid: 12345, gid: 23456 } } });
+    const { result, stdout } = await runCaptured(['/bin/sh', '-c', 'id -u; id -g'], {
+      executor: { isolation: 'landlock', sandboxUser: { uid: 12345, gid: 23456 } },
+    });
     expect(result.status, result.reason).toBe('OK');
     expect(stdout.split('\n').slice(0, 2)).toEqual(['12345', '23456']);
   });

@@ -7,7 +7,19 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LearnError, LEARN_BASE_SET, PolicyBuilder, Sandbox, Executor, learnPolicy, learnPolicyFile, loadPolicyFile, verifyPolicyFile, type Policy, type PolicyFile } from '@sbx/executor';
+import {
+  LearnError,
+  LEARN_BASE_SET,
+  PolicyBuilder,
+  Sandbox,
+  Executor,
+  learnPolicy,
+  learnPolicyFile,
+  loadPolicyFile,
+  verifyPolicyFile,
+  type Policy,
+  type PolicyFile,
+} from '@sbx/executor';
 import { defaultPolicy } from '../packages/executor/src/cli/default-policy.js';
 import { encodeLearnTable } from '../packages/executor/src/learn/table.js';
 import { openFdCount, repoRoot, testcase } from './helpers.js';
@@ -53,7 +65,13 @@ describe('learnPolicy() and verify', () => {
 
     expect(openFdCount()).toBeLessThanOrEqual(fdsBefore);
     const learned = (await learnPolicy(opts)).build();
-    const dflt = defaultPolicy('/bin/ls', { allow: [], errno: [], mounts: [], tmpfs: [], network: { mode: 'none', allow: [], deny: [], dns: [], unix: [] } });
+    const dflt = defaultPolicy('/bin/ls', {
+      allow: [],
+      errno: [],
+      mounts: [],
+      tmpfs: [],
+      network: { mode: 'none', allow: [], deny: [], dns: [], unix: [] },
+    });
     expect(allowedCount(learned)).toBeLessThan(allowedCount(dflt));
     expect(allowedCount(learned)).toBeGreaterThanOrEqual(LEARN_BASE_SET.length);
   });
@@ -64,7 +82,10 @@ describe('learnPolicy() and verify', () => {
     b.addFile('/etc/ld.so.cache');
     const sandbox = new Sandbox(new Executor('/bin/ls', ['ls', '/'], quiet), b.build());
     const events: string[] = [];
-    sandbox.learning = { table: (filter) => encodeLearnTable(filter, 'x86_64', 3), onEvent: (e) => events.push(e.type) };
+    sandbox.learning = {
+      table: (filter) => encodeLearnTable(filter, 'x86_64', 3),
+      onEvent: (e) => events.push(e.type),
+    };
     const r = await sandbox.run();
     expect(events).toEqual(['learn', 'learn', 'learn', 'learn_limit']);
     expect(r.status).not.toBe('OK');
@@ -90,7 +111,10 @@ describe('learnPolicy() and verify', () => {
 
     // The same program doing something new under the learned (enforcing) policy.
     const policy = loadPolicyFile(report.doc).build();
-    const r = await new Sandbox(new Executor(process.execPath, ['node', '/data/script.js', 'socket'], quiet), policy).run();
+    const r = await new Sandbox(
+      new Executor(process.execPath, ['node', '/data/script.js', 'socket'], quiet),
+      policy,
+    ).run();
     expect(r.status).toBe('VIOLATION');
     expect(r.violation?.syscall).toBe('socket');
   });
@@ -103,8 +127,15 @@ describe('learnPolicy() and verify', () => {
     server.on('connection', () => connections++);
     try {
       const { defaultView } = await import('../packages/executor/src/learn/view.js');
-      const base = defaultView(testcase('net_client'), { network: { mode: 'rules', allow: [['127.0.0.1', port]], deny: [], dns: [], unix: [] } });
-      const opts = { path: testcase('net_client'), argv: ['net_client', 'tcp', '127.0.0.1', String(port)], ...quiet, base: base as PolicyFile };
+      const base = defaultView(testcase('net_client'), {
+        network: { mode: 'rules', allow: [['127.0.0.1', port]], deny: [], dns: [], unix: [] },
+      });
+      const opts = {
+        path: testcase('net_client'),
+        argv: ['net_client', 'tcp', '127.0.0.1', String(port)],
+        ...quiet,
+        base: base as PolicyFile,
+      };
       const report = await learnPolicyFile(opts);
       expect(report.results[0]!.toString()).toMatch(/^OK, exit code 0/);
       expect(report.doc.network).toEqual({ mode: 'rules', allow: [`127.0.0.1:${port}`] });
@@ -118,7 +149,11 @@ describe('learnPolicy() and verify', () => {
   });
 
   it('learning keeps the always-on denials: a new user namespace ends the run as a violation', async () => {
-    const err = await learnPolicyFile({ path: '/usr/bin/unshare', argv: ['unshare', '--user', '/bin/true'], ...quiet }).catch((e: unknown) => e);
+    const err = await learnPolicyFile({
+      path: '/usr/bin/unshare',
+      argv: ['unshare', '--user', '/bin/true'],
+      ...quiet,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LearnError);
     expect((err as LearnError).code).toBe('RUN_FAILED');
     expect((err as LearnError).result?.status).toBe('VIOLATION');
@@ -127,9 +162,15 @@ describe('learnPolicy() and verify', () => {
 
   it('learnPolicy() rejects bad options with a clear error', async () => {
     await expect(learnPolicyFile({ path: '/bin/true', runs: 0 })).rejects.toThrow(/runs must be an integer 1\.\.1000/);
-    await expect(learnPolicyFile({ path: '/bin/true', enableSandboxBeforeExec: false })).rejects.toThrow(/sandbox-before-exec/);
-    await expect(learnPolicyFile({ path: '/bin/true', base: { allow: ['wirte'] } })).rejects.toThrow(/unknown syscall "wirte"/);
-    await expect(learnPolicyFile({ path: '/bin/true', monitor: 'kill', ...quiet })).rejects.toThrow(/learning needs the seccomp monitor/);
+    await expect(learnPolicyFile({ path: '/bin/true', enableSandboxBeforeExec: false })).rejects.toThrow(
+      /sandbox-before-exec/,
+    );
+    await expect(learnPolicyFile({ path: '/bin/true', base: { allow: ['wirte'] } })).rejects.toThrow(
+      /unknown syscall "wirte"/,
+    );
+    await expect(learnPolicyFile({ path: '/bin/true', monitor: 'kill', ...quiet })).rejects.toThrow(
+      /learning needs the seccomp monitor/,
+    );
   });
 });
 
@@ -171,7 +212,9 @@ describe('sbx learn', () => {
     const docA = JSON.parse(readFileSync(a, 'utf8')) as PolicyFile;
     const docB = JSON.parse(readFileSync(b, 'utf8')) as PolicyFile;
     for (const n of docA.allow ?? []) expect(docB.allow).toContain(n);
-    expect(docB.allow!.length + Object.keys(docB.allowWhen ?? {}).length).toBeGreaterThan(docA.allow!.length + Object.keys(docA.allowWhen ?? {}).length);
+    expect(docB.allow!.length + Object.keys(docB.allowWhen ?? {}).length).toBeGreaterThan(
+      docA.allow!.length + Object.keys(docA.allowWhen ?? {}).length,
+    );
     expect(sbx(['run', '--policy', b, '--', '/bin/true']).code).toBe(0);
     expect(sbx(['run', '--policy', b, '--', '/bin/ls', '/']).code).toBe(0);
     // a program that needs more than the file gives is still a violation under it
@@ -189,7 +232,8 @@ describe('sbx learn', () => {
     for (const n of doc.allow ?? []) expect(allowedLine.split(' ')).toContain(n);
     for (const n of Object.keys(doc.allowWhen ?? {})) expect(conditionalLine.split(' ')).toContain(n);
     const presetNames = { exit: ['exit', 'exit_group'], futex: ['futex'] } as Record<string, string[]>;
-    for (const p of doc.presets ?? []) for (const n of presetNames[p] ?? []) expect(allowedLine.split(' ')).toContain(n);
+    for (const p of doc.presets ?? [])
+      for (const n of presetNames[p] ?? []) expect(allowedLine.split(' ')).toContain(n);
   });
 
   it('bad usage exits 2 and says what is wrong', () => {
@@ -197,7 +241,9 @@ describe('sbx learn', () => {
     expect(sbx(['learn', '--runs', 'x', '--', '/bin/true']).stderr).toMatch(/--runs expects a non-negative integer/);
     expect(sbx(['learn', '--runs', '0', '--', '/bin/true']).stderr).toMatch(/--runs must be 1\.\.1000/);
     expect(sbx(['learn', '--merge', join(dir, 'missing.json'), '--', '/bin/true'])).toMatchObject({ code: 2 });
-    expect(sbx(['learn', '--merge', join(dir, 'static.json'), '--mount', '/usr', '--', '/bin/true']).stderr).toMatch(/do not go with --merge/);
+    expect(sbx(['learn', '--merge', join(dir, 'static.json'), '--mount', '/usr', '--', '/bin/true']).stderr).toMatch(
+      /do not go with --merge/,
+    );
     expect(sbx(['learn', '--bogus', '--', '/bin/true']).code).toBe(2);
     expect(sbx(['learn', '--help']).stdout).toMatch(/Usage: sbx learn/);
   });
@@ -209,8 +255,16 @@ describe('sbx policy check: each kind of bad file', () => {
     ['bad CIDR', { network: { mode: 'rules', allow: ['10.0.0.0/33'] } }, /10\.0\.0\.0\/33/],
     ['bad errno name', { errno: { uname: 'EPERMM' } }, /unknown errno name "EPERMM" \(did you mean EPERM/],
     ['unknown key', { allow: ['read'], preset: ['exit'] }, /unknown key "preset" at \//],
-    ['unknown key in allowWhen', { allowWhen: { ioctl: [{ arg1: [1], argX: [2] }] } }, /unknown key "argX" at \/allowWhen\/ioctl\/0/],
-    ['bad argument value', { allowWhen: { ioctl: [{ arg1: ['TCGETS'] }] } }, /\/allowWhen\/ioctl\/0\/arg1\/0: must match pattern/],
+    [
+      'unknown key in allowWhen',
+      { allowWhen: { ioctl: [{ arg1: [1], argX: [2] }] } },
+      /unknown key "argX" at \/allowWhen\/ioctl\/0/,
+    ],
+    [
+      'bad argument value',
+      { allowWhen: { ioctl: [{ arg1: ['TCGETS'] }] } },
+      /\/allowWhen\/ioctl\/0\/arg1\/0: must match pattern/,
+    ],
     ['unknown syscall in allowWhen', { allowWhen: { iocl: [{ arg1: [1] }] } }, /unknown syscall "iocl"/],
     ['always-denied syscall in allowWhen', { allowWhen: { ptrace: [{ arg0: [0] }] } }, /ptrace: it is always denied/],
   ];
@@ -231,10 +285,17 @@ describe("the monitor's filter interpreter (native learn.cc)", () => {
     const { evaluate, compilePolicy } = await import('@sbx/executor/bpf');
     const { syscallName } = await import('@sbx/executor');
     const b = loadPolicyFile({
-      allowWhen: { ioctl: [{ arg1: ['0x5401'] }], socket: [{ arg0: [1], arg1: [1] }], openat: [{ arg2: { onlyFlags: '0x80000' } }] },
+      allowWhen: {
+        ioctl: [{ arg1: ['0x5401'] }],
+        socket: [{ arg0: [1], arg1: [1] }],
+        openat: [{ arg2: { onlyFlags: '0x80000' } }],
+      },
       errno: { uname: 'EPERM' },
     });
-    const policy = b.allowSyscalls([...LEARN_BASE_SET]).defaultAction('notify').build();
+    const policy = b
+      .allowSyscalls([...LEARN_BASE_SET])
+      .defaultAction('notify')
+      .build();
     const program = compilePolicy(policy, { monitor: true }).program;
     const table = encodeLearnTable(program, 'x86_64');
     const argSets: bigint[][] = [

@@ -37,12 +37,16 @@ describe('native parts lookup', () => {
   });
 
   it("the fast path's addon name is binding-options.cjs's (what pkg-prebuilds and the install script use)", () => {
-    const options = createRequire(join(repoRoot, 'packages', 'client', 'package.json'))('./binding-options.cjs') as { name: string };
+    const options = createRequire(join(repoRoot, 'packages', 'client', 'package.json'))('./binding-options.cjs') as {
+      name: string;
+    };
     expect(ADDON_NAME).toBe(options.name);
   });
 
   it('names an executable that is not there, and where it looked', () => {
-    expect(() => nativeExecutablePath('forkserver/sbx-nothing')).toThrow(/sbx-nothing was not found at .*build\/forkserver\/sbx-nothing \(next to the addon/);
+    expect(() => nativeExecutablePath('forkserver/sbx-nothing')).toThrow(
+      /sbx-nothing was not found at .*build\/forkserver\/sbx-nothing \(next to the addon/,
+    );
   });
 
   it('SBX_FORKSERVER_PATH overrides the packaged forkserver', () => {
@@ -58,11 +62,20 @@ describe('native parts lookup', () => {
   });
 
   it('an addon that does not load is one error naming the path and how to get the addon', () => {
-    const script = "import('@sbx/client/internal').then((m) => m.native()).catch((e) => { console.error(e.message); process.exit(3); })";
-    const r = spawnSync(process.execPath, ['-e', script], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, SBX_NATIVE_PATH: '/nonexistent/sbx_native.node' } });
+    const script =
+      "import('@sbx/client/internal').then((m) => m.native()).catch((e) => { console.error(e.message); process.exit(3); })";
+    const r = spawnSync(process.execPath, ['-e', script], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      env: { ...process.env, SBX_NATIVE_PATH: '/nonexistent/sbx_native.node' },
+    });
     expect(r.status).toBe(3);
-    expect(r.stderr).toContain('sbx: cannot load the native addon sbx_native.node from /nonexistent/sbx_native.node: Cannot find module');
+    expect(r.stderr).toContain(
+      'sbx: cannot load the native addon sbx_native.node from /nonexistent/sbx_native.node: Cannot find module',
+    );
     // the exact command that builds it, for installs that ran no install script (npm 11, pnpm 10)
-    expect(r.stderr).toMatch(/\n  npm_config_build_from_source=true node \/\S+\/packages\/client\/scripts\/install\.mjs\n/);
+    expect(r.stderr).toMatch(
+      /\n {2}npm_config_build_from_source=true node \/\S+\/packages\/client\/scripts\/install\.mjs\n/,
+    );
   });
 });

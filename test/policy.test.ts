@@ -9,14 +9,22 @@ import { ALWAYS_DENIED_PROBES, runCaptured, testcase } from './helpers.js';
 
 /** The violations testcase's own needs, plus `extra`; everything else is a violation. */
 function probePolicy(extra?: (b: PolicyBuilder) => void) {
-  const b = new PolicyBuilder().allowDynamicStartup().allowSystemMalloc().allowWrite().allowExit().allowSyscalls(['getrandom', 'set_robust_list', 'rseq', 'brk']);
+  const b = new PolicyBuilder()
+    .allowDynamicStartup()
+    .allowSystemMalloc()
+    .allowWrite()
+    .allowExit()
+    .allowSyscalls(['getrandom', 'set_robust_list', 'rseq', 'brk']);
   b.addLibrariesForBinary(testcase('violations'));
   extra?.(b);
   return b.build();
 }
 
 async function probe(name: string, extra?: (b: PolicyBuilder) => void) {
-  return runCaptured([testcase('violations'), name], { policy: probePolicy(extra), executor: { limits: { walltime: 10 } } });
+  return runCaptured([testcase('violations'), name], {
+    policy: probePolicy(extra),
+    executor: { limits: { walltime: 10 } },
+  });
 }
 
 describe('always-on denials are violations reported with the syscall name', () => {
@@ -118,20 +126,35 @@ describe('argument rules', () => {
 
 describe('threads and presets', () => {
   it('a violation from a second thread is caught', async () => {
-    const { result } = await probe('thread-ptrace', (b) => b.allowSyscalls(['clone', 'mprotect', 'madvise', 'munmap', 'rt_sigprocmask', 'futex', 'set_robust_list', 'rseq']));
+    const { result } = await probe('thread-ptrace', (b) =>
+      b.allowSyscalls(['clone', 'mprotect', 'madvise', 'munmap', 'rt_sigprocmask', 'futex', 'set_robust_list', 'rseq']),
+    );
     expect(result.status).toBe('VIOLATION');
     expect(result.violation?.syscall).toBe('ptrace');
   });
 
   it('a static binary runs under allowStaticStartup', async () => {
-    const policy = new PolicyBuilder().allowStaticStartup().allowWrite().allowExit().allowStat().allowSyscalls(['brk']).build();
+    const policy = new PolicyBuilder()
+      .allowStaticStartup()
+      .allowWrite()
+      .allowExit()
+      .allowStat()
+      .allowSyscalls(['brk'])
+      .build();
     const { result, stdout } = await runCaptured([testcase('static_hello')], { policy });
     expect(result.status, result.toString()).toBe('OK');
     expect(stdout).toBe('hello from a static binary\n');
   });
 
   it('a dynamic binary runs under allowDynamicStartup with its libraries', async () => {
-    const policy = new PolicyBuilder().allowDynamicStartup().allowSystemMalloc().allowWrite().allowExit().allowSyscalls(['getrandom', 'rseq', 'set_robust_list']).addLibrariesForBinary('/bin/echo').build();
+    const policy = new PolicyBuilder()
+      .allowDynamicStartup()
+      .allowSystemMalloc()
+      .allowWrite()
+      .allowExit()
+      .allowSyscalls(['getrandom', 'rseq', 'set_robust_list'])
+      .addLibrariesForBinary('/bin/echo')
+      .build();
     const { result, stdout } = await runCaptured(['/bin/echo', 'dynamic'], { policy });
     expect(result.status, result.toString()).toBe('OK');
     expect(stdout).toBe('dynamic\n');
@@ -139,7 +162,14 @@ describe('threads and presets', () => {
 
   it('a violation kills the whole tree, not just the caller', async () => {
     const probeBin = testcase('violations');
-    const policy = new PolicyBuilder().defaultAction('allow').addDirectory('/usr').addDirectory('/bin').addDirectory('/lib').addDirectory('/lib64').addFile(probeBin).build();
+    const policy = new PolicyBuilder()
+      .defaultAction('allow')
+      .addDirectory('/usr')
+      .addDirectory('/bin')
+      .addDirectory('/lib')
+      .addDirectory('/lib64')
+      .addFile(probeBin)
+      .build();
     const t0 = performance.now();
     const { result } = await runCaptured(['/bin/sh', '-c', `sleep 30 & ${probeBin} ptrace; sleep 30`], { policy });
     expect(result.status, result.toString()).toBe('VIOLATION');
@@ -161,7 +191,10 @@ describe('without a monitor (KILL_PROCESS)', () => {
   });
 
   it('an allowed program runs normally', async () => {
-    const { result, stdout } = await runCaptured([testcase('violations'), 'none'], { policy: probePolicy(), executor: { monitor: 'kill' } });
+    const { result, stdout } = await runCaptured([testcase('violations'), 'none'], {
+      policy: probePolicy(),
+      executor: { monitor: 'kill' },
+    });
     expect(result.status).toBe('OK');
     expect(stdout).toBe('none: ok\n');
   });

@@ -4,7 +4,17 @@
 // `pnpm test:pooled`.)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  statSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Executor, setSpawnPool, spawnPoolStats, SpawnPoolError, autoPoolSize, sandboxIdRange } from '@sbx/executor';
@@ -55,7 +65,7 @@ async function readySlots(n: number): Promise<void> {
 const PROBE = [
   'echo pid=$$ uid=$(id -u) gid=$(id -g)',
   // the outside ids are each sandbox's own (a root executor leases one per sandbox): not compared
-  'awk \'{print $1, $3}\' /proc/self/uid_map /proc/self/gid_map',
+  "awk '{print $1, $3}' /proc/self/uid_map /proc/self/gid_map",
   'cat /proc/sys/kernel/hostname',
   'ls /',
   // The pids the shell sees while no child of its own is alive: its glob is expanded in-process,
@@ -87,8 +97,15 @@ describe('spawn pool', () => {
         await new Sandbox(new Executor('/bin/true', ['true'], { stdio: 'ignore' }), new PolicyBuilder().build()).run();
         console.log('ran');
       } catch (e) { console.log(e.name + ': ' + e.message); }`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, env: { ...process.env, SBX_SPAWN_POOL: 'lots' }, encoding: 'utf8', timeout: 20_000 });
-    expect(r.stdout).toMatch(/SpawnPoolError: SBX_SPAWN_POOL: pool size must be an integer 0\.\.64 or 'auto', got "lots"/);
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: repoRoot,
+      env: { ...process.env, SBX_SPAWN_POOL: 'lots' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(r.stdout).toMatch(
+      /SpawnPoolError: SBX_SPAWN_POOL: pool size must be an integer 0\.\.64 or 'auto', got "lots"/,
+    );
   });
 
   it('a pooled sandbox gives the same results as an on-demand one', async () => {
@@ -162,7 +179,9 @@ describe('spawn pool', () => {
     expect([s1.hits, s1.misses, s1.recycled]).toEqual([s0.hits, s0.misses, s0.recycled]);
     expect((await sh('cat /proc/sys/kernel/hostname', a)).stdout).toBe('usual\n');
     expect((await spawnPoolStats()).hits).toBe(s0.hits + 1);
-    expect(() => new Executor('/bin/true', ['true'], { spawnPool: 'yes' as never })).toThrow(/spawnPool must be a boolean, got "yes"/);
+    expect(() => new Executor('/bin/true', ['true'], { spawnPool: 'yes' as never })).toThrow(
+      /spawnPool must be a boolean, got "yes"/,
+    );
   });
 
   it('a host path replaced after the slots were prepared is seen as it is now', async () => {
@@ -222,7 +241,8 @@ describe('spawn pool', () => {
       const opts = { policy: isolationPolicy((b) => b.addFile(join(dir, 'f'))) };
       const first = await sh('true', opts);
       expect(first.result.status).toBe('SETUP_ERROR');
-      const settled = (x: { failures: number; ready: number; preparing: number }) => x.failures > 0 && x.ready + x.preparing === 0;
+      const settled = (x: { failures: number; ready: number; preparing: number }) =>
+        x.failures > 0 && x.ready + x.preparing === 0;
       for (let i = 0; i < 200 && !settled(await spawnPoolStats()); i++) await tick(10);
       const stats = await spawnPoolStats();
       expect(stats.failures, JSON.stringify(stats)).toBeGreaterThan(0);
@@ -289,7 +309,9 @@ describe('spawn pool', () => {
     expect(readdirSync(`/proc/${fs}/fd`).length).toBeLessThanOrEqual(fsFdsBefore);
     expect(childrenOf(fs).length).toBeLessThanOrEqual(4); // the slots, nothing else
     expect(statusField(fs, 'VmRSS')).toBeLessThanOrEqual(rssMid + 1024); // KiB: no growth per request
-    console.log(`pool soak: ${n} requests, ${s1.hits - s0.hits} hits, forkserver fds ${fsFdsBefore} -> ${readdirSync(`/proc/${fs}/fd`).length}, VmRSS ${rssMid} -> ${statusField(fs, 'VmRSS')} KiB`);
+    console.log(
+      `pool soak: ${n} requests, ${s1.hits - s0.hits} hits, forkserver fds ${fsFdsBefore} -> ${readdirSync(`/proc/${fs}/fd`).length}, VmRSS ${rssMid} -> ${statusField(fs, 'VmRSS')} KiB`,
+    );
   }, 600_000);
 
   it('killing the executor leaves no slot alive', async () => {
@@ -303,7 +325,10 @@ describe('spawn pool', () => {
       for (let i = 0; i < 400 && (await spawnPoolStats()).ready < 3; i++) await new Promise((r) => setTimeout(r, 25));
       console.log('ready ' + (await spawnPoolStats()).ready);
       setInterval(() => {}, 1000);`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const [line] = (await once(child.stdout!, 'data')) as [Buffer];
     expect(line.toString()).toMatch(/ready 3/);
     const fs = forkserverPid(child.pid!);
@@ -311,7 +336,8 @@ describe('spawn pool', () => {
     expect(slots.length).toBe(3);
     child.kill('SIGKILL');
     await once(child, 'exit');
-    const alive = () => [fs, ...slots].filter((p) => comm(p) !== null && ['sbx-slot', 'sbx-forkserver'].includes(comm(p)!));
+    const alive = () =>
+      [fs, ...slots].filter((p) => comm(p) !== null && ['sbx-slot', 'sbx-forkserver'].includes(comm(p)!));
     for (let i = 0; i < 100 && alive().length > 0; i++) await tick(30);
     expect(alive()).toEqual([]);
   });

@@ -23,20 +23,29 @@ let failed = 0;
 for (const major of majors) {
   const line = findLine(major);
   if (!line) {
-    console.error(`node-lines: node ${major} is not in ${nodeLinesDir()}: run \`node native/node-lines.mjs install ${major}\`, then \`pnpm run build\` (its fork binding)`);
+    console.error(
+      `node-lines: node ${major} is not in ${nodeLinesDir()}: run \`node native/node-lines.mjs install ${major}\`, then \`pnpm run build\` (its fork binding)`,
+    );
     failed++;
     continue;
   }
   const binding = join(root, 'packages', 'client', 'build', 'Release', `sbx_fork-node-v${line.abi}.node`);
   if (!existsSync(binding)) {
-    console.error(`node-lines: no fork binding for node ${line.version} (${binding}): run \`pnpm run build\` with node ${major} in ${nodeLinesDir()}`);
+    console.error(
+      `node-lines: no fork binding for node ${line.version} (${binding}): run \`pnpm run build\` with node ${major} in ${nodeLinesDir()}`,
+    );
     failed++;
     continue;
   }
   console.log(`\n=== node ${line.version} (NODE_MODULE_VERSION ${line.abi}): ${SUITES.join(' ')}`);
   const t0 = performance.now();
-  const r = spawnSync(line.node, [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run', ...SUITES, ...extra], { cwd: root, stdio: 'inherit' });
-  console.log(`=== node ${line.version}: ${r.status === 0 ? 'passed' : 'FAILED'} in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  const r = spawnSync(line.node, [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run', ...SUITES, ...extra], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+  console.log(
+    `=== node ${line.version}: ${r.status === 0 ? 'passed' : 'FAILED'} in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+  );
   if (r.status !== 0) failed++;
 }
 process.exit(failed ? 1 : 0);

@@ -18,14 +18,37 @@ if (probe.error) {
 const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');
 const r = spawnSync(
   'setpriv',
-  ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, vitest, 'run', '--configLoader', 'runner', 'test/'],
+  [
+    '--reuid=65534',
+    '--regid=65534',
+    '--clear-groups',
+    '--',
+    process.execPath,
+    vitest,
+    'run',
+    '--configLoader',
+    'runner',
+    'test/',
+  ],
   { cwd: root, stdio: 'inherit', env: { ...process.env, HOME: '/tmp', SBX_TEST_UNPRIVILEGED: '1' } },
 );
 if (r.status !== 0) process.exit(r.status ?? 1);
 // The isolation suites once more with the spawn pool on (vitest.pooled.config.ts), as nobody.
 const pooled = spawnSync(
   'setpriv',
-  ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, vitest, 'run', '--configLoader', 'runner', '-c', 'vitest.pooled.config.ts'],
+  [
+    '--reuid=65534',
+    '--regid=65534',
+    '--clear-groups',
+    '--',
+    process.execPath,
+    vitest,
+    'run',
+    '--configLoader',
+    'runner',
+    '-c',
+    'vitest.pooled.config.ts',
+  ],
   { cwd: root, stdio: 'inherit', env: { ...process.env, HOME: '/tmp', SBX_TEST_UNPRIVILEGED: '1' } },
 );
 process.exit(pooled.status ?? 1);

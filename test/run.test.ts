@@ -6,7 +6,17 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import {
-  Executor, ExecutorError, PolicyBuilder, PolicyError, Result, RunError, Sandbox, SbxError, errorToJSON, run, violationFromJSON,
+  Executor,
+  ExecutorError,
+  PolicyBuilder,
+  PolicyError,
+  Result,
+  RunError,
+  Sandbox,
+  SbxError,
+  errorToJSON,
+  run,
+  violationFromJSON,
 } from '@sbx/executor';
 import { KILL } from '@sbx/executor/bpf';
 import { isolationPolicy } from './helpers.js';
@@ -19,7 +29,9 @@ const py = { policy: isolationPolicy() };
 
 describe('run()', () => {
   it('captures stdout and stderr, feeds input, and resolves with the Result', async () => {
-    const { stdout, stderr, result } = await run('/bin/sh', ['-c', 'tr a-z A-Z; echo err >&2; exit 3'], { input: 'hello\n' });
+    const { stdout, stderr, result } = await run('/bin/sh', ['-c', 'tr a-z A-Z; echo err >&2; exit 3'], {
+      input: 'hello\n',
+    });
     expect(stdout).toBe('HELLO\n');
     expect(stderr).toBe('err\n');
     expect(result.status).toBe('OK');
@@ -33,13 +45,20 @@ describe('run()', () => {
   });
 
   it('runs python with env and cwd', async () => {
-    const { stdout, result } = await run(PY, ['-c', 'import os; print(6*7, os.environ["X"], os.getcwd())'], { ...py, env: { X: 'y', PATH: '/usr/bin:/bin' }, cwd: '/tmp' });
+    const { stdout, result } = await run(PY, ['-c', 'import os; print(6*7, os.environ["X"], os.getcwd())'], {
+      ...py,
+      env: { X: 'y', PATH: '/usr/bin:/bin' },
+      cwd: '/tmp',
+    });
     expect(result.status).toBe('OK');
     expect(stdout).toBe('42 y /tmp\n');
   });
 
   it('takes input from a Readable and returns Buffers with encoding: buffer', async () => {
-    const { stdout, result } = await run('/bin/cat', [], { input: Readable.from([Buffer.from([0, 1]), Buffer.from([255])]), encoding: 'buffer' });
+    const { stdout, result } = await run('/bin/cat', [], {
+      input: Readable.from([Buffer.from([0, 1]), Buffer.from([255])]),
+      encoding: 'buffer',
+    });
     expect(result.status).toBe('OK');
     expect(Buffer.isBuffer(stdout)).toBe(true);
     expect([...stdout]).toEqual([0, 1, 255]);
@@ -113,7 +132,9 @@ describe('run()', () => {
     expect(() => run('/bin/true', [], { nope: 1 } as never)).toThrow(/unknown option "nope"/);
     expect(() => run('/bin/true', [], { timeout: 1000, limits: { walltime: 1 } })).toThrow(/not both/);
     expect(() => run('/bin/true', [], { maxBuffer: 0 })).toThrow(/maxBuffer/);
-    expect(() => run('/bin/true', [], { policy: isolationPolicy(), view: { mounts: ['/etc'] } })).toThrow(/view shapes the default policy/);
+    expect(() => run('/bin/true', [], { policy: isolationPolicy(), view: { mounts: ['/etc'] } })).toThrow(
+      /view shapes the default policy/,
+    );
     try {
       run('/bin/true', [], { encoding: 'nope' as never });
     } catch (e) {
@@ -122,7 +143,9 @@ describe('run()', () => {
   });
 
   it('view binds host paths into the default policy', async () => {
-    const { stdout, result } = await run('/bin/cat', ['/etc/hostname-view'], { view: { mounts: [{ outside: '/etc/os-release', inside: '/etc/hostname-view' }] } });
+    const { stdout, result } = await run('/bin/cat', ['/etc/hostname-view'], {
+      view: { mounts: [{ outside: '/etc/os-release', inside: '/etc/hostname-view' }] },
+    });
     expect(result.status).toBe('OK');
     expect(stdout).toMatch(/NAME=/);
   });
@@ -175,16 +198,28 @@ describe('accounting of the whole tree in every status', () => {
   }
 
   it('every process of the tree is counted', async () => {
-    const { stdout, result } = await run('/bin/sh', ['-c', `${PY} -c '${BUSY_REPORTING}' & ${PY} -c '${BUSY_REPORTING}'`], { ...py, timeout: 1000, executor: { cgroup: 'off' } });
+    const { stdout, result } = await run(
+      '/bin/sh',
+      ['-c', `${PY} -c '${BUSY_REPORTING}' & ${PY} -c '${BUSY_REPORTING}'`],
+      { ...py, timeout: 1000, executor: { cgroup: 'off' } },
+    );
     expect(result.status).toBe('TIMEOUT');
     expect(result.accounting).toBe('rusage');
-    expect(new Set(stdout.trim().split('\n').map((l) => l.split(' ')[0])).size).toBe(2);
+    expect(
+      new Set(
+        stdout
+          .trim()
+          .split('\n')
+          .map((l) => l.split(' ')[0]),
+      ).size,
+    ).toBe(2);
     expect(cpu(result)).toBeGreaterThanOrEqual(printedCpuMs(stdout));
   });
 
   it('VIOLATION reports the cpu spent before it', async () => {
     const policy = isolationPolicy((b) => b.addPolicyOnSyscall('kill', [KILL]));
-    const prog = 'import time, os\nwhile time.process_time() < 0.3: pass\nprint(os.getpid(), time.process_time(), flush=True)\nos.kill(1, 0)';
+    const prog =
+      'import time, os\nwhile time.process_time() < 0.3: pass\nprint(os.getpid(), time.process_time(), flush=True)\nos.kill(1, 0)';
     const { stdout, result } = await run(PY, ['-c', prog], { policy, timeout: 30_000, executor: { cgroup: 'off' } });
     expect(result.status).toBe('VIOLATION');
     expect(result.violation!.syscall).toBe('kill');
@@ -194,7 +229,10 @@ describe('accounting of the whole tree in every status', () => {
 
 describe('the init', () => {
   it('SIGTERM to the init from inside the sandbox is ignored (only the executor ends the tree)', async () => {
-    const { stdout, result } = await run('/bin/sh', ['-c', 'kill -TERM 1; sleep 0.3; echo alive'], { ...py, timeout: 20_000 });
+    const { stdout, result } = await run('/bin/sh', ['-c', 'kill -TERM 1; sleep 0.3; echo alive'], {
+      ...py,
+      timeout: 20_000,
+    });
     expect(result.status).toBe('OK');
     expect(stdout).toBe('alive\n');
   });
@@ -299,7 +337,10 @@ describe('small API points', () => {
   });
 
   it('inherit and ignore have no streams', () => {
-    const s = new Sandbox(new Executor('/bin/true', ['true'], { stdio: ['ignore', 'inherit', 'pipe'] }), isolationPolicy());
+    const s = new Sandbox(
+      new Executor('/bin/true', ['true'], { stdio: ['ignore', 'inherit', 'pipe'] }),
+      isolationPolicy(),
+    );
     expect(s.stdin).toBeNull();
     expect(s.stdout).toBeNull();
     expect(s.stderr).not.toBeNull();

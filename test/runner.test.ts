@@ -57,7 +57,11 @@ describe('examples/code-runner', () => {
   const post = (body: unknown) => fetch(`${base}/run`, { method: 'POST', body: JSON.stringify(body) });
 
   it('runs python, node and sh snippets, with input', async () => {
-    for (const [lang, code, want] of [['python', 'print(6*7)', '42\n'], ['node', 'console.log(6*7)', '42\n'], ['sh', 'read x; echo $((x*2))', '42\n']] as const) {
+    for (const [lang, code, want] of [
+      ['python', 'print(6*7)', '42\n'],
+      ['node', 'console.log(6*7)', '42\n'],
+      ['sh', 'read x; echo $((x*2))', '42\n'],
+    ] as const) {
       const r = await post({ lang, code, input: '21\n' });
       expect(r.status).toBe(200);
       const body = await r.json();

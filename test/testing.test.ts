@@ -3,7 +3,14 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PolicyBuilder, type Violation } from '@sbx/executor';
-import { SandboxTestError, describeResult, expectNoViolation, runSandboxed, sbxMatchers, suggestPolicyLine } from '@sbx/executor/testing';
+import {
+  SandboxTestError,
+  describeResult,
+  expectNoViolation,
+  runSandboxed,
+  sbxMatchers,
+  suggestPolicyLine,
+} from '@sbx/executor/testing';
 import '@sbx/executor/testing/vitest';
 import { isolationPolicy, testcase } from './helpers.js';
 
@@ -16,7 +23,15 @@ function tightPolicy(lines: string[] = []) {
 }
 
 function violation(fields: Partial<Violation>): Violation {
-  return { kind: 'syscall', syscall: 'openat', nr: 257, arch: 'x86_64', args: [0n, 0n, 0n, 0n, 0n, 0n], pid: 1, ...fields };
+  return {
+    kind: 'syscall',
+    syscall: 'openat',
+    nr: 257,
+    arch: 'x86_64',
+    args: [0n, 0n, 0n, 0n, 0n, 0n],
+    pid: 1,
+    ...fields,
+  };
 }
 
 describe('runSandboxed() and the matchers', () => {
@@ -70,14 +85,20 @@ describe('runSandboxed() and the matchers', () => {
   });
 
   it('the matchers name a value that is not a Result', async () => {
-    expect(() => sbxMatchers.toRunWithoutViolation(Promise.resolve())).toThrow(/expected a sbx Result \(await the run first\), got object/);
+    expect(() => sbxMatchers.toRunWithoutViolation(Promise.resolve())).toThrow(
+      /expected a sbx Result \(await the run first\), got object/,
+    );
     await expect(runSandboxed([], isolationPolicy())).rejects.toThrow(/argv must be a non-empty array/);
   });
 });
 
 describe('suggestPolicyLine()', () => {
   it('spells network rules the way the builder and policy files do', () => {
-    expect(suggestPolicyLine(violation({ kind: 'network', syscall: 'connect', address: '10.1.2.3:443', rule: 'no allow rule matches' }))).toMatchObject({
+    expect(
+      suggestPolicyLine(
+        violation({ kind: 'network', syscall: 'connect', address: '10.1.2.3:443', rule: 'no allow rule matches' }),
+      ),
+    ).toMatchObject({
       builder: '.allowIPv4("10.1.2.3/32", 443)',
       policyFile: '"network": { "mode": "rules", "allow": ["10.1.2.3/32:443"] }',
     });
@@ -85,8 +106,14 @@ describe('suggestPolicyLine()', () => {
       builder: '.allowIPv6("::1/128", 80)',
       policyFile: '"network": { "mode": "rules", "allow": ["[::1/128]:80"] }',
     });
-    expect(suggestPolicyLine(violation({ kind: 'network', syscall: 'connect', address: 'unix:/run/x.sock' })).builder).toBe('.allowUnixSocket("/run/x.sock")');
-    expect(suggestPolicyLine(violation({ kind: 'network', syscall: 'connect', address: '10.0.0.1:80', rule: 'denied by deny 10.0.0.0/8' }))).toEqual({
+    expect(
+      suggestPolicyLine(violation({ kind: 'network', syscall: 'connect', address: 'unix:/run/x.sock' })).builder,
+    ).toBe('.allowUnixSocket("/run/x.sock")');
+    expect(
+      suggestPolicyLine(
+        violation({ kind: 'network', syscall: 'connect', address: '10.0.0.1:80', rule: 'denied by deny 10.0.0.0/8' }),
+      ),
+    ).toEqual({
       note: 'the destination is denied by deny 10.0.0.0/8: a deny rule wins over every allow, remove or narrow it',
     });
   });
@@ -100,9 +127,15 @@ describe('suggestPolicyLine()', () => {
   });
 
   it('foreign ABIs, clone with namespace flags and unnamed numbers', () => {
-    expect(suggestPolicyLine(violation({ kind: 'arch', arch: 'i386', syscall: 'unknown(11)', nr: 11 })).builder).toBeUndefined();
+    expect(
+      suggestPolicyLine(violation({ kind: 'arch', arch: 'i386', syscall: 'unknown(11)', nr: 11 })).builder,
+    ).toBeUndefined();
     const CLONE_NEWUSER = 0x10000000n;
-    expect(suggestPolicyLine(violation({ syscall: 'unshare', nr: 272, args: [CLONE_NEWUSER, 0n, 0n, 0n, 0n, 0n] })).note).toMatch(/always denied/);
-    expect(suggestPolicyLine(violation({ syscall: 'unknown(999)', nr: 999 }))).toMatchObject({ builder: '.allowSyscall(999)' });
+    expect(
+      suggestPolicyLine(violation({ syscall: 'unshare', nr: 272, args: [CLONE_NEWUSER, 0n, 0n, 0n, 0n, 0n] })).note,
+    ).toMatch(/always denied/);
+    expect(suggestPolicyLine(violation({ syscall: 'unknown(999)', nr: 999 }))).toMatchObject({
+      builder: '.allowSyscall(999)',
+    });
   });
 });

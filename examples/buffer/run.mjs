@@ -21,10 +21,20 @@ const NODE_STARTUP = ['capget', 'epoll_create1', 'pipe2', 'eventfd2', 'clone', '
 // addon). What it may do: the runtime's usual calls, plus Comms and mapping what it receives.
 const b = new PolicyBuilder().addFile(argv[0]).addLibrariesForBinary(argv[0]);
 if (useC) {
-  b.allowDynamicStartup().allowSystemMalloc().allowMmap().allowRead().allowWrite().allowExit()
+  b.allowDynamicStartup()
+    .allowSystemMalloc()
+    .allowMmap()
+    .allowRead()
+    .allowWrite()
+    .allowExit()
     .allowSyscalls(['recvmsg', 'sendmsg', 'fcntl', 'fstat', 'fstatfs', 'newfstatat', 'munmap', 'close']);
 } else {
-  b.allowDynamicStartup().allowNodeRuntime().allowSyscalls(NODE_STARTUP).addDirectory(root).addDirectory('/proc').addFile('/dev/null', { writable: true });
+  b.allowDynamicStartup()
+    .allowNodeRuntime()
+    .allowSyscalls(NODE_STARTUP)
+    .addDirectory(root)
+    .addDirectory('/proc')
+    .addFile('/dev/null', { writable: true });
 }
 const policy = b.build();
 
@@ -48,10 +58,12 @@ try {
 }
 
 let bad = 0;
-for (let i = 0; i < words.length; i++) if (words[i] !== (~i >>> 0)) bad++;
+for (let i = 0; i < words.length; i++) if (words[i] !== ~i >>> 0) bad++;
 buf.close();
 comms.close();
 const r = await result;
-console.log(`runner: 64 MiB inverted in place by the ${useC ? 'C' : 'Node'} sandboxee in ${ms.toFixed(1)} ms; ${bad} wrong words`);
+console.log(
+  `runner: 64 MiB inverted in place by the ${useC ? 'C' : 'Node'} sandboxee in ${ms.toFixed(1)} ms; ${bad} wrong words`,
+);
 console.log(`runner: ${r.toString()}`);
 process.exitCode = bad === 0 && r.status === 'OK' ? 0 : 1;

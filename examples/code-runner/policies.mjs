@@ -8,18 +8,82 @@ import { PolicyBuilder } from '@sbx/executor';
 const SYSTEM = ['/usr', '/bin', '/lib', '/lib64'];
 const ETC = ['/etc/ld.so.cache', '/etc/localtime', '/etc/passwd', '/etc/group'];
 const CLI = [
-  'getdents64', 'ioctl', 'readlink', 'readlinkat', 'getcwd', 'chdir', 'uname', 'sysinfo', 'getrlimit', 'prlimit64', 'getrusage',
-  'dup', 'dup2', 'dup3', 'pipe', 'pipe2', 'fcntl', 'poll', 'ppoll', 'select', 'pselect6', 'lseek', 'umask',
-  'rt_sigaction', 'rt_sigprocmask', 'rt_sigreturn', 'sigaltstack', 'kill', 'tgkill',
-  'clone', 'fork', 'vfork', 'execve', 'wait4', 'getpid', 'getppid', 'gettid', 'getuid', 'geteuid', 'getgid', 'getegid',
-  'getpgrp', 'setpgid', 'getrandom', 'set_robust_list', 'rseq', 'sched_getaffinity', 'sched_yield', 'madvise', 'mremap', 'prctl',
-  'unlink', 'unlinkat', 'mkdir', 'mkdirat', 'rename', 'fstatfs', 'statfs', 'memfd_create', 'ftruncate',
+  'getdents64',
+  'ioctl',
+  'readlink',
+  'readlinkat',
+  'getcwd',
+  'chdir',
+  'uname',
+  'sysinfo',
+  'getrlimit',
+  'prlimit64',
+  'getrusage',
+  'dup',
+  'dup2',
+  'dup3',
+  'pipe',
+  'pipe2',
+  'fcntl',
+  'poll',
+  'ppoll',
+  'select',
+  'pselect6',
+  'lseek',
+  'umask',
+  'rt_sigaction',
+  'rt_sigprocmask',
+  'rt_sigreturn',
+  'sigaltstack',
+  'kill',
+  'tgkill',
+  'clone',
+  'fork',
+  'vfork',
+  'execve',
+  'wait4',
+  'getpid',
+  'getppid',
+  'gettid',
+  'getuid',
+  'geteuid',
+  'getgid',
+  'getegid',
+  'getpgrp',
+  'setpgid',
+  'getrandom',
+  'set_robust_list',
+  'rseq',
+  'sched_getaffinity',
+  'sched_yield',
+  'madvise',
+  'mremap',
+  'prctl',
+  'unlink',
+  'unlinkat',
+  'mkdir',
+  'mkdirat',
+  'rename',
+  'fstatfs',
+  'statfs',
+  'memfd_create',
+  'ftruncate',
 ];
 
 function base() {
   const b = new PolicyBuilder()
-    .allowDynamicStartup().allowSystemMalloc().allowRead().allowWrite().allowOpen().allowStat().allowAccess()
-    .allowExit().allowTime().allowSleep().allowFutex().allowSyscalls(CLI)
+    .allowDynamicStartup()
+    .allowSystemMalloc()
+    .allowRead()
+    .allowWrite()
+    .allowOpen()
+    .allowStat()
+    .allowAccess()
+    .allowExit()
+    .allowTime()
+    .allowSleep()
+    .allowFutex()
+    .allowSyscalls(CLI)
     // python asks for a unix socket at start-up (to find its user's locale); no network here
     .blockSyscallWithErrno('socket', 'EACCES')
     // glibc falls back to clone when clone3 says ENOSYS (clone3 is always denied otherwise)

@@ -15,7 +15,15 @@ import { commands, policies } from './policies.mjs';
 const MAX_BODY = 64 * 1024;
 
 /** Starts the service; resolves to the listening http.Server. */
-export async function startServer({ port = 8080, host = '127.0.0.1', concurrency = 4, queue = 4 * concurrency, pool = 0, timeout = 2000, spawnPool = true } = {}) {
+export async function startServer({
+  port = 8080,
+  host = '127.0.0.1',
+  concurrency = 4,
+  queue = 4 * concurrency,
+  pool = 0,
+  timeout = 2000,
+  spawnPool = true,
+} = {}) {
   // A warm spawn pool for the usual layout makes each sandbox start faster (0: off).
   if (pool > 0) setSpawnPool({ size: pool });
   const runner = new Runner({ concurrency, maxQueue: queue });
@@ -25,7 +33,8 @@ export async function startServer({ port = 8080, host = '127.0.0.1', concurrency
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (req.method === 'GET' && req.url === '/health') return reply(200, { active: runner.active, queued: runner.queued });
+    if (req.method === 'GET' && req.url === '/health')
+      return reply(200, { active: runner.active, queued: runner.queued });
     if (req.method !== 'POST' || req.url !== '/run') return reply(404, { error: 'POST /run' });
 
     let job;
@@ -35,8 +44,10 @@ export async function startServer({ port = 8080, host = '127.0.0.1', concurrency
       return reply(err.code === 'TOO_LARGE' ? 413 : 400, { error: err.message });
     }
     const command = commands[job?.lang];
-    if (!command || typeof job.code !== 'string') return reply(400, { error: `lang must be one of ${Object.keys(commands).join(', ')}, code a string` });
-    if (job.input !== undefined && typeof job.input !== 'string') return reply(400, { error: 'input must be a string' });
+    if (!command || typeof job.code !== 'string')
+      return reply(400, { error: `lang must be one of ${Object.keys(commands).join(', ')}, code a string` });
+    if (job.input !== undefined && typeof job.input !== 'string')
+      return reply(400, { error: 'input must be a string' });
 
     // The client going away (closed connection) ends its sandbox, queued or running.
     const ac = new AbortController();
@@ -73,7 +84,8 @@ function readBody(req) {
     req.on('data', (d) => {
       size += d.length;
       // Past the cap the rest is read and dropped (not kept), so that the 413 reaches the client.
-      if (size > MAX_BODY) reject(Object.assign(new Error(`body larger than ${MAX_BODY} bytes`), { code: 'TOO_LARGE' }));
+      if (size > MAX_BODY)
+        reject(Object.assign(new Error(`body larger than ${MAX_BODY} bytes`), { code: 'TOO_LARGE' }));
       else chunks.push(d);
     });
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
@@ -82,8 +94,20 @@ function readBody(req) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { port: { type: 'string', default: '8080' }, concurrency: { type: 'string', default: '4' }, queue: { type: 'string' }, pool: { type: 'string', default: '0' } } });
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string', default: '8080' },
+      concurrency: { type: 'string', default: '4' },
+      queue: { type: 'string' },
+      pool: { type: 'string', default: '0' },
+    },
+  });
   const concurrency = Number(values.concurrency);
-  const server = await startServer({ port: Number(values.port), concurrency, queue: values.queue ? Number(values.queue) : 4 * concurrency, pool: Number(values.pool) });
+  const server = await startServer({
+    port: Number(values.port),
+    concurrency,
+    queue: values.queue ? Number(values.queue) : 4 * concurrency,
+    pool: Number(values.pool),
+  });
   console.log(`code-runner listening on http://127.0.0.1:${server.address().port} (concurrency ${concurrency})`);
 }

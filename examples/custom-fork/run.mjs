@@ -12,14 +12,20 @@ const binary = useC ? join(root, 'native', 'build', 'testcases', 'c_forkserver')
 // What the forkserver sees (every child sees the same) and what a child may do once it called
 // sandboxMeHere(): the Node runtime on what it has, no new files.
 const b = new PolicyBuilder().addFile(binary).addLibrariesForBinary(binary).addDirectory('/proc');
-if (useC) b.allowStaticStartup().allowExit().allowRead().allowWrite().allowSyscalls(['getpid', 'close', 'sendmsg', 'recvmsg']);
-else b.allowNodeRuntime({ openFiles: false, threads: true }).addDirectory(root).addFile('/dev/null', { writable: true });
+if (useC)
+  b.allowStaticStartup().allowExit().allowRead().allowWrite().allowSyscalls(['getpid', 'close', 'sendmsg', 'recvmsg']);
+else
+  b.allowNodeRuntime({ openFiles: false, threads: true }).addDirectory(root).addFile('/dev/null', { writable: true });
 const policy = b.build();
 
-const argv = useC ? undefined : [process.execPath, '--single-threaded', '--v8-pool-size=1', join(import.meta.dirname, 'server.mjs')];
+const argv = useC
+  ? undefined
+  : [process.execPath, '--single-threaded', '--v8-pool-size=1', join(import.meta.dirname, 'server.mjs')];
 const server = await startForkServer(binary, argv, { policy, cwd: useC ? '/' : root, env: { PATH: '/usr/bin:/bin' } });
 try {
-  const docs = useC ? ['hello', 'from a forked child', 'violate'] : ['# Title\nsome <b>text</b>', 'second & last', 'now steal /etc/passwd'];
+  const docs = useC
+    ? ['hello', 'from a forked child', 'violate']
+    : ['# Title\nsome <b>text</b>', 'second & last', 'now steal /etc/passwd'];
   for (const doc of docs) {
     const executor = new Executor(server, { limits: { walltime: 5 } });
     const comms = executor.ipc.comms;

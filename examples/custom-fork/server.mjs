@@ -5,7 +5,12 @@
 import { Client, ForkingClient, SyncComms } from '@sbx/client';
 
 // ---- the warm state (built once, shared by every child) ----
-const escapes = new Map([['&', '&amp;'], ['<', '&lt;'], ['>', '&gt;'], ['"', '&quot;']]);
+const escapes = new Map([
+  ['&', '&amp;'],
+  ['<', '&lt;'],
+  ['>', '&gt;'],
+  ['"', '&quot;'],
+]);
 const escape = (s) => s.replace(/[&<>"]/g, (c) => escapes.get(c));
 function render(doc) {
   return doc

@@ -8,7 +8,9 @@ const quiet = { stdio: ['ignore', 'ignore', 'inherit'] };
 const md5sum = { path: '/usr/bin/md5sum', argv: ['md5sum', '/etc/passwd'], ...quiet };
 
 const { doc, facts } = await learnPolicyFile(md5sum);
-console.log(`learned: ${facts.syscalls.length} syscalls seen; allow ${doc.allow.length} names, argument rules on ${Object.keys(doc.allowWhen ?? {}).join(', ')}`);
+console.log(
+  `learned: ${facts.syscalls.length} syscalls seen; allow ${doc.allow.length} names, argument rules on ${Object.keys(doc.allowWhen ?? {}).join(', ')}`,
+);
 console.log(`verify:  ${await verifyPolicyFile(doc, md5sum)}`);
 
 // The same policy, another program: ls lists a directory, which md5sum never did.

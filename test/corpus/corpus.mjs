@@ -41,12 +41,36 @@ export function commandFor(e, mode) {
   if (mode === 'bwrap') return ['bwrap', [...bwrapView(nodeDir), '--', ...argv]];
   // none: the host as it is, but a private /tmp (the corpus writes there) in a mount namespace.
   const priv = process.getuid() === 0 ? [] : ['-r'];
-  return ['unshare', [...priv, '-m', '--propagation', 'private', '--', '/bin/sh', '-c', 'mount -t tmpfs tmpfs /tmp && mkdir -p /dev/shm && exec "$0" "$@"', ...argv]];
+  return [
+    'unshare',
+    [
+      ...priv,
+      '-m',
+      '--propagation',
+      'private',
+      '--',
+      '/bin/sh',
+      '-c',
+      'mount -t tmpfs tmpfs /tmp && mkdir -p /dev/shm && exec "$0" "$@"',
+      ...argv,
+    ],
+  ];
 }
 
 /** bubblewrap with a view like sbx's: read-only system dirs, a few /etc files, /proc, /dev, tmpfs /tmp. */
 function bwrapView(nodeDir) {
-  const a = ['--unshare-all', '--die-with-parent', '--new-session', '--hostname', 'sandbox', '--uid', '1000', '--gid', '1000', '--clearenv'];
+  const a = [
+    '--unshare-all',
+    '--die-with-parent',
+    '--new-session',
+    '--hostname',
+    'sandbox',
+    '--uid',
+    '1000',
+    '--gid',
+    '1000',
+    '--clearenv',
+  ];
   for (const d of ['/usr', '/bin', '/sbin', '/lib', '/lib64']) {
     const st = lstatSync(d, { throwIfNoEntry: false });
     if (!st) continue;
@@ -54,10 +78,29 @@ function bwrapView(nodeDir) {
     if (st.isSymbolicLink()) a.push('--symlink', readlinkSync(d), d);
     else a.push('--ro-bind', d, d);
   }
-  for (const f of ['/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/localtime', '/etc/nsswitch.conf', '/etc/passwd', '/etc/group', '/etc/hosts']) if (existsSync(f)) a.push('--ro-bind', f, f);
+  for (const f of [
+    '/etc/ld.so.cache',
+    '/etc/ld.so.conf',
+    '/etc/localtime',
+    '/etc/nsswitch.conf',
+    '/etc/passwd',
+    '/etc/group',
+    '/etc/hosts',
+  ])
+    if (existsSync(f)) a.push('--ro-bind', f, f);
   if (nodeDir) a.push('--ro-bind', nodeDir, nodeDir);
   a.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--chdir', '/');
-  a.push('--setenv', 'PATH', nodeDir ? `${nodeDir}:${SANDBOX_PATH}` : SANDBOX_PATH, '--setenv', 'HOME', '/tmp', '--setenv', 'USER', 'sandbox');
+  a.push(
+    '--setenv',
+    'PATH',
+    nodeDir ? `${nodeDir}:${SANDBOX_PATH}` : SANDBOX_PATH,
+    '--setenv',
+    'HOME',
+    '/tmp',
+    '--setenv',
+    'USER',
+    'sandbox',
+  );
   return a;
 }
 
@@ -66,7 +109,10 @@ export function runEntry(e, mode = 'sbx', { timeoutMs = 60_000 } = {}) {
   const [file, args] = commandFor(e, mode);
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: mode === 'none' ? { PATH: SANDBOX_PATH, HOME: '/tmp', USER: 'sandbox' } : process.env });
+    const child = spawn(file, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: mode === 'none' ? { PATH: SANDBOX_PATH, HOME: '/tmp', USER: 'sandbox' } : process.env,
+    });
     const out = [];
     const err = [];
     child.stdout.on('data', (d) => out.push(d));
@@ -82,16 +128,30 @@ export function runEntry(e, mode = 'sbx', { timeoutMs = 60_000 } = {}) {
       const stdout = cut >= 0 ? all.slice(0, cut) : all;
       const checkStdout = cut >= 0 ? all.slice(cut + CHECK_MARK.length) : undefined;
       const stderr = Buffer.concat(err).toString();
-      resolve({ entry: e, code: code ?? signal, stdout, checkStdout, stderr, ms, ...verdict(e, code, stdout, checkStdout) });
+      resolve({
+        entry: e,
+        code: code ?? signal,
+        stdout,
+        checkStdout,
+        stderr,
+        ms,
+        ...verdict(e, code, stdout, checkStdout),
+      });
     });
   });
 }
 
 function verdict(e, code, stdout, checkStdout) {
   if (code !== 0) return { ok: false, why: `exit ${code}` };
-  if (e.stdout !== undefined && stdout !== e.stdout) return { ok: false, why: `stdout ${JSON.stringify(stdout)}, expected ${JSON.stringify(e.stdout)}` };
-  if (e.stdoutMatch !== undefined && !new RegExp(e.stdoutMatch).test(stdout)) return { ok: false, why: `stdout ${JSON.stringify(stdout)} does not match /${e.stdoutMatch}/` };
-  if (e.check && checkStdout !== e.checkStdout) return { ok: false, why: `check ${JSON.stringify(e.check)} printed ${JSON.stringify(checkStdout)}, expected ${JSON.stringify(e.checkStdout)}` };
+  if (e.stdout !== undefined && stdout !== e.stdout)
+    return { ok: false, why: `stdout ${JSON.stringify(stdout)}, expected ${JSON.stringify(e.stdout)}` };
+  if (e.stdoutMatch !== undefined && !new RegExp(e.stdoutMatch).test(stdout))
+    return { ok: false, why: `stdout ${JSON.stringify(stdout)} does not match /${e.stdoutMatch}/` };
+  if (e.check && checkStdout !== e.checkStdout)
+    return {
+      ok: false,
+      why: `check ${JSON.stringify(e.check)} printed ${JSON.stringify(checkStdout)}, expected ${JSON.stringify(e.checkStdout)}`,
+    };
   return { ok: true, why: '' };
 }
 

@@ -20,7 +20,11 @@ interface Held {
 
 /** Runs `escape_probe NAME` until it says "held" (the counter is full and stays so). */
 async function holding(name: string, executor: ExecutorOptions = {}): Promise<Held> {
-  const ex = new Executor(probePath(), [probePath(), name], { stdio: ['ignore', 'pipe', 'ignore'], ...executor, limits: { walltime: 30, ...executor.limits } });
+  const ex = new Executor(probePath(), [probePath(), name], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+    ...executor,
+    limits: { walltime: 30, ...executor.limits },
+  });
   const sandbox = new Sandbox(ex, policy);
   const result = sandbox.run();
   await sandbox.runAsync();
@@ -50,7 +54,7 @@ function onHost(name: string): string {
 }
 
 describe('per-user counters (issue 18 items 4, 5)', () => {
-  it('queued signals: a sandbox stops at its own RLIMIT_SIGPENDING, and a host process of the executor\'s uid can still timer_create and sigqueue', async () => {
+  it("queued signals: a sandbox stops at its own RLIMIT_SIGPENDING, and a host process of the executor's uid can still timer_create and sigqueue", async () => {
     const held = await holding('sigqueue-fill');
     try {
       const [, n, err] = /^sigqueue-fill: (\d+) (\w+)$/.exec(held.report)!;
@@ -68,7 +72,7 @@ describe('per-user counters (issue 18 items 4, 5)', () => {
     expect(held.report).toMatch(/^sigqueue-fill: (\d|10) EAGAIN$/);
   });
 
-  it('inotify instances: a sandbox stops at its user namespace\'s max_inotify_instances, and a host process of the executor\'s uid can still inotify_init1', async () => {
+  it("inotify instances: a sandbox stops at its user namespace's max_inotify_instances, and a host process of the executor's uid can still inotify_init1", async () => {
     const held = await holding('inotify-fill');
     try {
       const [, n, err] = /^inotify-fill: (\d+) (\w+)$/.exec(held.report)!;
@@ -81,38 +85,51 @@ describe('per-user counters (issue 18 items 4, 5)', () => {
   });
 
   it('limits.userNamespace overrides one /proc/sys/user limit and keeps the other defaults', async () => {
-    const { result, stdout } = await runCaptured(['/bin/sh', '-c', 'cat /proc/sys/user/max_inotify_instances /proc/sys/user/max_user_namespaces /proc/sys/user/max_inotify_watches'], {
-      executor: { limits: { userNamespace: { max_inotify_instances: 5 } } },
-    });
+    const { result, stdout } = await runCaptured(
+      [
+        '/bin/sh',
+        '-c',
+        'cat /proc/sys/user/max_inotify_instances /proc/sys/user/max_user_namespaces /proc/sys/user/max_inotify_watches',
+      ],
+      {
+        executor: { limits: { userNamespace: { max_inotify_instances: 5 } } },
+      },
+    );
     expect(result.status, result.toString()).toBe('OK');
     expect(stdout).toBe('5\n0\n8192\n');
   });
 
-  it.skipIf(!asRoot)('fds in flight: a sandbox holding more than RLIMIT_NOFILE fds in unix sockets does not stop the next sandbox (each has its own host uid)', async () => {
-    const held = await holding('inflight-fill');
-    try {
-      expect(held.report).toMatch(/^inflight-fill: \d+ ETOOMANYREFS$/);
-      for (let i = 0; i < 3; i++) {
-        const { result } = await runCaptured(['/bin/true']);
-        expect(result.status, result.toString()).toBe('OK');
+  it.skipIf(!asRoot)(
+    'fds in flight: a sandbox holding more than RLIMIT_NOFILE fds in unix sockets does not stop the next sandbox (each has its own host uid)',
+    async () => {
+      const held = await holding('inflight-fill');
+      try {
+        expect(held.report).toMatch(/^inflight-fill: \d+ ETOOMANYREFS$/);
+        for (let i = 0; i < 3; i++) {
+          const { result } = await runCaptured(['/bin/true']);
+          expect(result.status, result.toString()).toBe('OK');
+        }
+      } finally {
+        await held.end();
       }
-    } finally {
-      await held.end();
-    }
-  });
+    },
+  );
 
-  it.skipIf(!asRoot)('when sandboxes share a host uid and a counter runs out, the setup error names the counter', async () => {
-    // An explicit sandboxUser (root), or an unprivileged executor (its own uid): one uid for all.
-    const shared: ExecutorOptions = asRoot ? { sandboxUser: { uid: 54321, gid: 54321 } } : {};
-    const held = await holding('inflight-fill', shared);
-    try {
-      expect(held.report).toMatch(/^inflight-fill: \d+ ETOOMANYREFS$/);
-      const { result } = await runCaptured(['/bin/true'], { executor: shared });
-      expect(result.status, result.toString()).toBe('SETUP_ERROR');
-      expect(result.reason).toMatch(/Too many references/);
-      expect(result.reason).toMatch(/fds in flight in unix sockets of host uid \d+ .*RLIMIT_NOFILE/);
-    } finally {
-      await held.end();
-    }
-  });
+  it.skipIf(!asRoot)(
+    'when sandboxes share a host uid and a counter runs out, the setup error names the counter',
+    async () => {
+      // An explicit sandboxUser (root), or an unprivileged executor (its own uid): one uid for all.
+      const shared: ExecutorOptions = asRoot ? { sandboxUser: { uid: 54321, gid: 54321 } } : {};
+      const held = await holding('inflight-fill', shared);
+      try {
+        expect(held.report).toMatch(/^inflight-fill: \d+ ETOOMANYREFS$/);
+        const { result } = await runCaptured(['/bin/true'], { executor: shared });
+        expect(result.status, result.toString()).toBe('SETUP_ERROR');
+        expect(result.reason).toMatch(/Too many references/);
+        expect(result.reason).toMatch(/fds in flight in unix sockets of host uid \d+ .*RLIMIT_NOFILE/);
+      } finally {
+        await held.end();
+      }
+    },
+  );
 });

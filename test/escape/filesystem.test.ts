@@ -2,7 +2,17 @@
 // capability that would let the kernel accept one anyway, no path leads above its root, kernel
 // tunables in /proc/sys and /sys refuse writes, and symlinks cannot move a mount onto the host.
 // policy.test.ts covers mount(2) itself; executor.test.ts covers plain ro binds and hidden files.
-import { existsSync, mkdirSync, mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  chmodSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -75,7 +85,13 @@ describe('no way above the root', () => {
 
 describe('/proc/sys, /proc/self and /sys refuse writes', () => {
   it('kernel tunables in /proc/sys: EACCES, and they keep their values', async () => {
-    const paths = ['/proc/sys/kernel/core_pattern', '/proc/sys/kernel/hostname', '/proc/sys/vm/drop_caches', '/proc/sys/user/max_user_namespaces', '/proc/sys/net/ipv4/ip_forward'];
+    const paths = [
+      '/proc/sys/kernel/core_pattern',
+      '/proc/sys/kernel/hostname',
+      '/proc/sys/vm/drop_caches',
+      '/proc/sys/user/max_user_namespaces',
+      '/proc/sys/net/ipv4/ip_forward',
+    ];
     const before = readFileSync('/proc/sys/kernel/core_pattern', 'utf8');
     const { stdout, result } = await sh(paths.map((p) => `${'$P'} write ${p}`).join('; '), {
       policy: escapePolicy(),
@@ -98,12 +114,20 @@ describe('/proc/sys, /proc/self and /sys refuse writes', () => {
     const absent = await sh('ls /sys 2>&1; echo $?');
     expect(absent.stdout).toMatch(/No such file or directory\n2\n$/);
 
-    const candidates = ['/sys/kernel/mm/transparent_hugepage/enabled', '/sys/fs/cgroup/cpu/release_agent', '/sys/fs/cgroup/memory/release_agent', '/sys/fs/cgroup/cgroup.subtree_control'];
+    const candidates = [
+      '/sys/kernel/mm/transparent_hugepage/enabled',
+      '/sys/fs/cgroup/cpu/release_agent',
+      '/sys/fs/cgroup/memory/release_agent',
+      '/sys/fs/cgroup/cgroup.subtree_control',
+    ];
     const present = candidates.filter((p) => existsSync(p));
-    const { stdout, result } = await sh(`for f in ${present.join(' ')}; do "$P" write $f; done; touch /sys/sbx-escape 2>&1; mkdir /sys/fs/cgroup/sbx-escape 2>&1; true`, {
-      policy: escapePolicy((b) => b.addDirectory('/sys')),
-      executor: { env: { P: probePath() } },
-    });
+    const { stdout, result } = await sh(
+      `for f in ${present.join(' ')}; do "$P" write $f; done; touch /sys/sbx-escape 2>&1; mkdir /sys/fs/cgroup/sbx-escape 2>&1; true`,
+      {
+        policy: escapePolicy((b) => b.addDirectory('/sys')),
+        executor: { env: { P: probePath() } },
+      },
+    );
     expect(result.status).toBe('OK');
     const out = stdout.trim().split('\n');
     // Permission (host root owns them) is checked before the read-only mount: EACCES.
@@ -117,21 +141,30 @@ describe('symlinked mount sources and targets', () => {
   it('an identity bind of a host symlink is recreated as a symlink inside: it shows the sandbox view, not the host directory', async () => {
     const link = join(scratch, 'etc-link');
     symlinkSync('/etc', link);
-    const { stdout, result } = await sh(`readlink ${link}; ls ${link}/`, { policy: escapePolicy((b) => b.addDirectory(link)) });
+    const { stdout, result } = await sh(`readlink ${link}; ls ${link}/`, {
+      policy: escapePolicy((b) => b.addDirectory(link)),
+    });
     expect(result.status).toBe('OK');
     // The sandbox's /etc holds only what isolationPolicy binds.
-    expect(stdout.trim().split('\n')).toEqual(['/etc', ...['group', 'ld.so.cache', 'passwd'].filter((f) => existsSync(`/etc/${f}`))]);
+    expect(stdout.trim().split('\n')).toEqual([
+      '/etc',
+      ...['group', 'ld.so.cache', 'passwd'].filter((f) => existsSync(`/etc/${f}`)),
+    ]);
   });
 
   it('a bind at another path follows the link on the host, and the target keeps its host permissions', async () => {
     const link = join(scratch, 'root-link');
     symlinkSync('/root', link);
-    const { stdout, result } = await sh('ls /data 2>&1; cat /data/.profile 2>&1; true', { policy: escapePolicy((b) => b.addDirectoryAt(link, '/data')) });
+    const { stdout, result } = await sh('ls /data 2>&1; cat /data/.profile 2>&1; true', {
+      policy: escapePolicy((b) => b.addDirectoryAt(link, '/data')),
+    });
     expect(result.status).toBe('OK');
     // /root is 0700 host root; the sandboxee is host nobody (root executor) or the executor's own
     // unprivileged uid: either way not root.
     if (statSync('/root').mode & 0o007) return;
-    expect(stdout).toMatch(/^ls: cannot open directory '\/data': Permission denied\ncat: \/data\/.profile: Permission denied\n$/);
+    expect(stdout).toMatch(
+      /^ls: cannot open directory '\/data': Permission denied\ncat: \/data\/.profile: Permission denied\n$/,
+    );
   });
 
   it('a symlink planted in a writable host directory cannot lead a mount target onto the host (openat2 RESOLVE_IN_ROOT)', async () => {
@@ -142,10 +175,14 @@ describe('symlinked mount sources and targets', () => {
     chmodSync(victim, 0o777);
     chmodSync(shared, 0o777);
     symlinkSync(victim, join(shared, 'evil')); // absolute: outside the sandbox's root
-    const policy = escapePolicy((b) => b.addDirectoryAt(shared, '/data', { writable: true }).addTmpfs('/data/evil/sub'));
+    const policy = escapePolicy((b) =>
+      b.addDirectoryAt(shared, '/data', { writable: true }).addTmpfs('/data/evil/sub'),
+    );
     const { result } = await runCaptured(['/bin/true'], { policy });
     expect(result.status).toBe('SETUP_ERROR');
-    expect(result.reason).toMatch(/mount: openat2\(\/data\/evil, O_DIRECTORY, RESOLVE_IN_ROOT\): No such file or directory/);
+    expect(result.reason).toMatch(
+      /mount: openat2\(\/data\/evil, O_DIRECTORY, RESOLVE_IN_ROOT\): No such file or directory/,
+    );
     expect(readdirSync(victim)).toEqual([]); // nothing created or mounted on the host
   });
 

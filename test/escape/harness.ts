@@ -23,10 +23,18 @@ export function escapePolicy(extra?: (b: PolicyBuilder) => void) {
 /** Runs `escape_probe NAME ARGS...` in a sandbox (walltime 10 s unless said otherwise). */
 export function probe(
   args: string[],
-  options: { policy?: ReturnType<typeof escapePolicy>; executor?: ExecutorOptions; before?: NonNullable<Parameters<typeof runCaptured>[1]>['before'] } = {},
+  options: {
+    policy?: ReturnType<typeof escapePolicy>;
+    executor?: ExecutorOptions;
+    before?: NonNullable<Parameters<typeof runCaptured>[1]>['before'];
+  } = {},
 ): Promise<Captured> {
   const executor: ExecutorOptions = { ...options.executor, limits: { walltime: 10, ...options.executor?.limits } };
-  return runCaptured([probePath(), ...args], { policy: options.policy ?? escapePolicy(), executor, before: options.before });
+  return runCaptured([probePath(), ...args], {
+    policy: options.policy ?? escapePolicy(),
+    executor,
+    before: options.before,
+  });
 }
 
 /** stdout as lines (without the trailing empty one). */

@@ -14,7 +14,9 @@ executorStaysUnharmed();
 
 describe('the sandbox init (pid 1) is out of reach', () => {
   it('pid 1 is sbx-init, and it is not dumpable: owned by the (unmapped) host root', async () => {
-    const { stdout } = await sh('cat /proc/1/comm; stat -c %u /proc/1/environ; grep -E "^(Seccomp|NoNewPrivs|CapEff):" /proc/1/status');
+    const { stdout } = await sh(
+      'cat /proc/1/comm; stat -c %u /proc/1/environ; grep -E "^(Seccomp|NoNewPrivs|CapEff):" /proc/1/status',
+    );
     const out = stdout.trim().split('\n');
     expect(out[0]).toBe('sbx-init');
     expect(out[1]).toBe('65534'); // non-dumpable: /proc/1/* belongs to global root, shown as the overflow uid
@@ -42,7 +44,9 @@ describe('the sandbox init (pid 1) is out of reach', () => {
     // The forkserver (and so init) inherited this worker's environment, VITEST* included.
     const marker = Object.keys(process.env).find((k) => k.startsWith('VITEST'));
     expect(marker).toBeDefined();
-    const { stdout } = await sh('cat /proc/1/environ 2>/dev/null | tr "\\0" "\\n"; cat /proc/*/environ 2>/dev/null | tr "\\0" "\\n"; echo end');
+    const { stdout } = await sh(
+      'cat /proc/1/environ 2>/dev/null | tr "\\0" "\\n"; cat /proc/*/environ 2>/dev/null | tr "\\0" "\\n"; echo end',
+    );
     expect(stdout).not.toContain(marker!);
     expect(stdout.trim().endsWith('end')).toBe(true);
   });

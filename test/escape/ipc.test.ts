@@ -22,36 +22,77 @@ const abi = (() => {
 
 /** The ids in /proc/sysvipc/{shm,msg} (the host's IPC namespace: this process's). */
 function hostIds(kind: 'shm' | 'msg'): string[] {
-  return readFileSync(`/proc/sysvipc/${kind}`, 'utf8').split('\n').slice(1).filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/)[1]!);
+  return readFileSync(`/proc/sysvipc/${kind}`, 'utf8')
+    .split('\n')
+    .slice(1)
+    .filter((l) => l.trim() !== '')
+    .map((l) => l.trim().split(/\s+/)[1]!);
 }
 const hostObjects = (kind: 'shm' | 'msg') => hostIds(kind).length;
 
 function runProbe(isolation: string, kind: 'shm' | 'msg', extra: string[] = []): string {
-  const r = spawnSync(process.execPath, [join(repoRoot, 'packages', 'executor', 'bin', 'sbx.js'), 'run', '--isolation', isolation, ...extra, '--', probePath(), 'sysv-fill', kind, '5000'], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    [
+      join(repoRoot, 'packages', 'executor', 'bin', 'sbx.js'),
+      'run',
+      '--isolation',
+      isolation,
+      ...extra,
+      '--',
+      probePath(),
+      'sysv-fill',
+      kind,
+      '5000',
+    ],
+    {
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
   expect(r.status, r.stderr).toBe(0);
   return r.stdout.trim();
 }
 
 describe('host IPC objects', () => {
   for (const kind of ['shm', 'msg'] as const) {
-    it.skipIf(abi < 6)(`sbx run --isolation landlock: creating a SysV ${kind} object of the host is EPERM, and the host's count is unchanged after the run`, () => {
-      const before = hostObjects(kind);
-      expect(runProbe('landlock', kind)).toBe(`sysv-fill ${kind}: 0 EPERM`);
-      expect(hostObjects(kind)).toBe(before);
-    });
+    it.skipIf(abi < 6)(
+      `sbx run --isolation landlock: creating a SysV ${kind} object of the host is EPERM, and the host's count is unchanged after the run`,
+      () => {
+        const before = hostObjects(kind);
+        expect(runProbe('landlock', kind)).toBe(`sysv-fill ${kind}: 0 EPERM`);
+        expect(hostObjects(kind)).toBe(before);
+      },
+    );
   }
 
-  it.skipIf(abi < 6)('sbx run --isolation landlock --allow shmget: the caller may opt in (and gets host objects)', () => {
-    const before = new Set(hostIds('shm'));
-    const r = spawnSync(process.execPath, [join(repoRoot, 'packages', 'executor', 'bin', 'sbx.js'), 'run', '--isolation', 'landlock', '--allow', 'shmget', '--', probePath(), 'sysv-fill', 'shm', '2'], { encoding: 'utf8', timeout: 60_000 });
-    const made = hostIds('shm').filter((id) => !before.has(id));
-    for (const id of made) spawnSync('ipcrm', ['-m', id]); // what the probe made outlives it: remove it
-    expect(made.length).toBe(2);
-    expect(r.stdout.trim()).toBe('sysv-fill shm: 2 none');
-  });
+  it.skipIf(abi < 6)(
+    'sbx run --isolation landlock --allow shmget: the caller may opt in (and gets host objects)',
+    () => {
+      const before = new Set(hostIds('shm'));
+      const r = spawnSync(
+        process.execPath,
+        [
+          join(repoRoot, 'packages', 'executor', 'bin', 'sbx.js'),
+          'run',
+          '--isolation',
+          'landlock',
+          '--allow',
+          'shmget',
+          '--',
+          probePath(),
+          'sysv-fill',
+          'shm',
+          '2',
+        ],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
+      const made = hostIds('shm').filter((id) => !before.has(id));
+      for (const id of made) spawnSync('ipcrm', ['-m', id]); // what the probe made outlives it: remove it
+      expect(made.length).toBe(2);
+      expect(r.stdout.trim()).toBe('sysv-fill shm: 2 none');
+    },
+  );
 
   it('sbx run (namespaces): the sandbox creates SysV objects in its own IPC namespace, none is left on the host', () => {
     const before = hostObjects('shm');

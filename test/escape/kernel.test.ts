@@ -28,7 +28,9 @@ describe('the rest of the denied families', () => {
   });
 
   it('no /dev/userfaultfd (userfaultfd without the syscall), no /dev/tty, no /dev/kmsg inside', async () => {
-    const { stdout } = await sh('for d in /dev/userfaultfd /dev/tty /dev/kmsg /dev/mem /dev/ptmx; do test -e $d && echo "present $d"; done; echo checked');
+    const { stdout } = await sh(
+      'for d in /dev/userfaultfd /dev/tty /dev/kmsg /dev/mem /dev/ptmx; do test -e $d && echo "present $d"; done; echo checked',
+    );
     expect(stdout).toBe('checked\n');
   });
 });

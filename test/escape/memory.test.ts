@@ -20,12 +20,27 @@ describe('memory past RLIMIT_AS', () => {
   });
 
   it('an explicit rlimitFsize is kept', async () => {
-    const c = await probe(['memfd-fill', '48'], { executor: { limits: { rlimitAs: 64 * MiB, rlimitFsize: 32 * MiB } } });
+    const c = await probe(['memfd-fill', '48'], {
+      executor: { limits: { rlimitAs: 64 * MiB, rlimitFsize: 32 * MiB } },
+    });
     expect(lines(c)).toEqual(['memfd_create: calling', 'memfd-fill: 32 MiB EFBIG']);
   });
 
   it('sbx run --rlimit-as 64M: a memfd under the default policy stops at 64 MiB, not at the 256 MiB asked for', () => {
-    const r = spawnSync(process.execPath, [join(repoRoot, 'packages', 'executor', 'bin', 'sbx.js'), 'run', '--rlimit-as', '64M', '--', probePath(), 'memfd-fill', '256'], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(repoRoot, 'packages', 'executor', 'bin', 'sbx.js'),
+        'run',
+        '--rlimit-as',
+        '64M',
+        '--',
+        probePath(),
+        'memfd-fill',
+        '256',
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     expect(r.stdout).toBe('memfd_create: calling\nmemfd-fill: 64 MiB EFBIG\n');
   });
 });

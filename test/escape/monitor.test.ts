@@ -26,7 +26,10 @@ function rulesPolicy(port: number) {
 }
 
 function run(args: Array<string | number>, port: number) {
-  return runCaptured([probe(), ...args.map(String)], { policy: rulesPolicy(port), executor: { limits: { walltime: 10 } } });
+  return runCaptured([probe(), ...args.map(String)], {
+    policy: rulesPolicy(port),
+    executor: { limits: { walltime: 10 } },
+  });
 }
 
 async function udpListener(host: string, port = 0): Promise<{ socket: UdpSocket; port: number; received: string[] }> {
@@ -95,10 +98,18 @@ describe('a policy learned with --net', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sbx-learn-net-'));
     try {
       const file = join(dir, 'getent.json');
-      const learn = spawnSync(process.execPath, [sbx, 'learn', '-o', file, '--net', 'allow=127.0.0.1:53', '--', '/usr/bin/getent', 'ahostsv4', 'localhost'], { encoding: 'utf8', timeout: 60_000 });
+      const learn = spawnSync(
+        process.execPath,
+        [sbx, 'learn', '-o', file, '--net', 'allow=127.0.0.1:53', '--', '/usr/bin/getent', 'ahostsv4', 'localhost'],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
       expect(learn.status, learn.stderr).toBe(0);
       expect(learn.stderr).toMatch(/run 1\/1: OK, exit code 0/);
-      const run = spawnSync(process.execPath, [sbx, 'run', '--policy', file, '--net', 'allow=127.0.0.1:53', '--', '/usr/bin/getent', 'ahostsv4', 'localhost'], { encoding: 'utf8', timeout: 60_000 });
+      const run = spawnSync(
+        process.execPath,
+        [sbx, 'run', '--policy', file, '--net', 'allow=127.0.0.1:53', '--', '/usr/bin/getent', 'ahostsv4', 'localhost'],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
       expect(run.status, run.stderr).toBe(0);
       expect(run.stdout).toMatch(/^127\.0\.0\.1\s+STREAM localhost/m);
     } finally {
@@ -125,17 +136,20 @@ describe('control messages: the monitor passes SCM_RIGHTS only', () => {
     expect(allowed.received.length).toBe(before);
   });
 
-  it.skipIf(native().landlockAbi() < 6)('landlock isolation (every socket is the host\'s): SO_MARK is refused the same way', async () => {
-    const before = allowed.received.length;
-    const c = await runCaptured([probe(), 'cmsg', '127.0.0.1', String(allowed.port), 'mark'], {
-      policy: rulesPolicy(allowed.port),
-      executor: { isolation: 'landlock', limits: { walltime: 10 } },
-    });
-    expect(c.result.status, c.result.toString()).toBe('OK');
-    expect(lines(c)).toEqual(['cmsg-mark: errno EPERM']);
-    await settle();
-    expect(allowed.received.length).toBe(before);
-  });
+  it.skipIf(native().landlockAbi() < 6)(
+    "landlock isolation (every socket is the host's): SO_MARK is refused the same way",
+    async () => {
+      const before = allowed.received.length;
+      const c = await runCaptured([probe(), 'cmsg', '127.0.0.1', String(allowed.port), 'mark'], {
+        policy: rulesPolicy(allowed.port),
+        executor: { isolation: 'landlock', limits: { walltime: 10 } },
+      });
+      expect(c.result.status, c.result.toString()).toBe('OK');
+      expect(lines(c)).toEqual(['cmsg-mark: errno EPERM']);
+      await settle();
+      expect(allowed.received.length).toBe(before);
+    },
+  );
 
   it('an IP_RETOPTS loose source route through a non-allowed first hop (127.0.0.9) is refused; nothing reaches that hop', async () => {
     const hop = await udpListener('127.0.0.9', allowed.port);
@@ -167,11 +181,14 @@ describe('socket options on a socket of the host the monitor put in place', () =
 });
 
 describe("socket ioctls on a socket of the host the monitor put in the sandbox's hands", () => {
-  it.skipIf(!existsSync('/sys/class/net/eth0') && !asRoot)('SIOCGIFCONF on it is refused: the host interfaces stay out of sight', async () => {
-    const c = await run(['ifconf', '127.0.0.1', allowed.port], allowed.port);
-    expect(c.result.status, c.result.toString()).toBe('OK');
-    expect(lines(c)).toEqual(['connect: ok', 'ifconf: errno EPERM']);
-  });
+  it.skipIf(!existsSync('/sys/class/net/eth0') && !asRoot)(
+    'SIOCGIFCONF on it is refused: the host interfaces stay out of sight',
+    async () => {
+      const c = await run(['ifconf', '127.0.0.1', allowed.port], allowed.port);
+      expect(c.result.status, c.result.toString()).toBe('OK');
+      expect(lines(c)).toEqual(['connect: ok', 'ifconf: errno EPERM']);
+    },
+  );
 });
 
 describe("the monitor's own privileges", () => {
@@ -182,7 +199,7 @@ describe("the monitor's own privileges", () => {
       try {
         const comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
         const st = readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
-        const cap = (k: string) => BigInt('0x' + new RegExp(`^${k}:\\s+([0-9a-f]+)$`, 'm').exec(st)![1]);
+        const cap = (k: string) => BigInt(`0x${new RegExp(`^${k}:\\s+([0-9a-f]+)$`, 'm').exec(st)![1]}`);
         out.set(comm, { prm: cap('CapPrm'), eff: cap('CapEff'), inh: cap('CapInh') });
       } catch {
         // a thread that ended meanwhile
@@ -219,7 +236,9 @@ describe("the monitor's own privileges", () => {
     // which gives it every capability there; the port check is the monitor's own.
     const c = await run(['bind-low', 80, 'unspec'], allowed.port);
     expect(lines(c)).toEqual(['bind-low: errno EACCES']);
-    const own = await runCaptured([probe(), 'bind-low', '80', 'unspec'], { policy: isolationPolicy((b) => b.addFile(probe())) });
+    const own = await runCaptured([probe(), 'bind-low', '80', 'unspec'], {
+      policy: isolationPolicy((b) => b.addFile(probe())),
+    });
     expect(lines(own)).toEqual(['bind-low: errno EACCES']);
   });
 });

@@ -32,11 +32,19 @@ function niceOf(pid: number): number {
 
 describe.skipIf(abi < 6)('landlock isolation with a shared uid: scheduling of processes outside', () => {
   it('sbx run: renice, taskset and chrt of a same-uid process outside are refused; its nice stays 0', () => {
-    const canary = asRoot ? spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'sleep', '30'], { stdio: 'ignore' }) : spawn('sleep', ['30'], { stdio: 'ignore' });
+    const canary = asRoot
+      ? spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'sleep', '30'], {
+          stdio: 'ignore',
+        })
+      : spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
       spawnSync('sleep', ['0.3']);
       const pid = canary.pid!;
-      const run = (cmd: string[]) => spawnSync(process.execPath, [sbx, 'run', '--isolation', 'landlock', ...shared, '--', ...cmd], { encoding: 'utf8', timeout: 30_000 });
+      const run = (cmd: string[]) =>
+        spawnSync(process.execPath, [sbx, 'run', '--isolation', 'landlock', ...shared, '--', ...cmd], {
+          encoding: 'utf8',
+          timeout: 30_000,
+        });
       const renice = run(['/usr/bin/renice', '-n', '19', '-p', String(pid)]);
       expect(renice.stderr).toMatch(/Operation not permitted/);
       expect(niceOf(pid)).toBe(0); // old code: 19
@@ -56,7 +64,24 @@ describe.skipIf(abi < 6)('landlock isolation with a shared uid: scheduling of pr
   });
 
   it('sbx run: nice on itself still works (setpriority(PRIO_PROCESS, 0))', () => {
-    const r = spawnSync(process.execPath, [sbx, 'run', '--isolation', 'landlock', ...shared, '--', '/usr/bin/nice', '-n', '5', '/bin/sh', '-c', 'cut -d" " -f19 /proc/self/stat'], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(
+      process.execPath,
+      [
+        sbx,
+        'run',
+        '--isolation',
+        'landlock',
+        ...shared,
+        '--',
+        '/usr/bin/nice',
+        '-n',
+        '5',
+        '/bin/sh',
+        '-c',
+        'cut -d" " -f19 /proc/self/stat',
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
     expect(r.stdout.trim(), r.stderr).toBe('5');
   });
 });

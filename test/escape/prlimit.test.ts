@@ -34,30 +34,48 @@ describe('prlimit64', () => {
     expect(lines(c)).toEqual(['prlimit: calling']);
   });
 
-  it.skipIf(landlockAbi < 6)('landlock isolation: a host process of the same uid keeps its limits; the call is a violation', async () => {
-    const victim = spawn('/bin/sleep', ['300'], { stdio: 'ignore', ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
-    try {
-      await new Promise((r) => setTimeout(r, 50));
-      const before = nofile(victim.pid!);
-      const c = await runCaptured([probe(), 'prlimit', String(victim.pid)], { policy: policy(), executor: { isolation: 'landlock' } });
-      expect(c.result.status, c.result.toString()).toBe('VIOLATION');
-      expect(c.result.violation?.syscall).toBe('prlimit64');
-      expect(nofile(victim.pid!)).toBe(before);
-      expect(before).not.toBe('64 64');
-    } finally {
-      victim.kill('SIGKILL');
-    }
-  });
+  it.skipIf(landlockAbi < 6)(
+    'landlock isolation: a host process of the same uid keeps its limits; the call is a violation',
+    async () => {
+      const victim = spawn('/bin/sleep', ['300'], { stdio: 'ignore', ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
+      try {
+        await new Promise((r) => setTimeout(r, 50));
+        const before = nofile(victim.pid!);
+        const c = await runCaptured([probe(), 'prlimit', String(victim.pid)], {
+          policy: policy(),
+          executor: { isolation: 'landlock' },
+        });
+        expect(c.result.status, c.result.toString()).toBe('VIOLATION');
+        expect(c.result.violation?.syscall).toBe('prlimit64');
+        expect(nofile(victim.pid!)).toBe(before);
+        expect(before).not.toBe('64 64');
+      } finally {
+        victim.kill('SIGKILL');
+      }
+    },
+  );
 
   it("the default sbx run policy: the shell's ulimit and python's resource.setrlimit still work (glibc passes pid 0)", () => {
     const sbx = `${repoRoot}/packages/executor/bin/sbx.js`;
-    const sh = spawnSync(process.execPath, [sbx, 'run', '--', '/bin/sh', '-c', 'ulimit -n 64 && ulimit -n'], { encoding: 'utf8', timeout: 60_000 });
+    const sh = spawnSync(process.execPath, [sbx, 'run', '--', '/bin/sh', '-c', 'ulimit -n 64 && ulimit -n'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(sh.status, sh.stderr).toBe(0);
     expect(sh.stdout).toBe('64\n');
     if (!existsSync('/usr/bin/python3')) return;
     const py = spawnSync(
       process.execPath,
-      [sbx, 'run', '--errno', 'socket=EACCES', '--', '/usr/bin/python3', '-c', 'import resource as r; r.setrlimit(r.RLIMIT_NOFILE, (64, 64)); print(r.getrlimit(r.RLIMIT_NOFILE)[0])'],
+      [
+        sbx,
+        'run',
+        '--errno',
+        'socket=EACCES',
+        '--',
+        '/usr/bin/python3',
+        '-c',
+        'import resource as r; r.setrlimit(r.RLIMIT_NOFILE, (64, 64)); print(r.getrlimit(r.RLIMIT_NOFILE)[0])',
+      ],
       { encoding: 'utf8', timeout: 60_000 },
     );
     expect(py.status, py.stderr).toBe(0);

@@ -74,7 +74,10 @@ describe('fds of the executor', () => {
     const wrapper = join(scratch, 'forkserver-wrapper.sh');
     const seen = join(scratch, 'wrapper-fds');
     // The forkserver starts with an empty environment: the real path is written into the script.
-    writeFileSync(wrapper, `#!/bin/sh\nexec 7<"${join(scratch, 'secret')}" 8<"${scratch}"\nls /proc/$$/fd > "${seen}"\nexec "${forkserverPath()}" "$@"\n`);
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\nexec 7<"${join(scratch, 'secret')}" 8<"${scratch}"\nls /proc/$$/fd > "${seen}"\nexec "${forkserverPath()}" "$@"\n`,
+    );
     chmodSync(wrapper, 0o755);
     const script = `
       import { existsSync } from 'node:fs';
@@ -144,7 +147,10 @@ describe('exhaustion stays inside the limits', () => {
     mkdirSync(dir);
     chmodSync(dir, 0o777);
     // /cores, not under a path the policy binds more things below (their mountpoints would be made in it).
-    const c = await probe(['core'], { policy: escapePolicy((b) => b.addDirectoryAt(dir, '/cores', { writable: true })), executor: { cwd: '/cores' } });
+    const c = await probe(['core'], {
+      policy: escapePolicy((b) => b.addDirectoryAt(dir, '/cores', { writable: true })),
+      executor: { cwd: '/cores' },
+    });
     expect(c.result.status).toBe('SIGNALED');
     expect(['SIGABRT', 'SIGIOT']).toContain(c.result.signal); // the same signal, 6
     expect(lines(c)).toEqual(['RLIMIT_CORE: 0 0', 'raise RLIMIT_CORE: errno EPERM', 'dumpable: 1']);

@@ -32,7 +32,8 @@ let serial = 0;
 const marker = () => `${420 + (serial++ % 50)}.${process.pid}${Date.now() % 100000}`;
 /** A shell that leaves four sleeps behind, two of them in new sessions after a double fork, then
  *  sleeps itself (or runs `then`). */
-const tree = (m: string, then = `sleep ${m}`) => `setsid sh -c "setsid sleep ${m} & sleep ${m} &" ; (sleep ${m} &) ; sleep ${m} & ${then}`;
+const tree = (m: string, then = `sleep ${m}`) =>
+  `setsid sh -c "setsid sleep ${m} & sleep ${m} &" ; (sleep ${m} &) ; sleep ${m} & ${then}`;
 
 /** True as soon as cond() is (it is not asked again: a count may pass by on its way up). */
 async function until(cond: () => boolean, ms = 10000): Promise<boolean> {
@@ -63,8 +64,17 @@ function state(pid: number): string {
 }
 
 /** Starts the tree, waits for all of it, sabotages its init (sandbox.pid: the forkserver's child). */
-async function startSabotaged(m: string, sabotage: (init: number) => void | Promise<void>, options: ExecutorOptions, then?: string) {
-  const ex = new Executor('/bin/sh', ['/bin/sh', '-c', tree(m, then)], { stdio: 'ignore', ...options, limits: { walltime: 60, ...options.limits } });
+async function startSabotaged(
+  m: string,
+  sabotage: (init: number) => void | Promise<void>,
+  options: ExecutorOptions,
+  then?: string,
+) {
+  const ex = new Executor('/bin/sh', ['/bin/sh', '-c', tree(m, then)], {
+    stdio: 'ignore',
+    ...options,
+    limits: { walltime: 60, ...options.limits },
+  });
   const sandbox = new Sandbox(ex, policy());
   const result = sandbox.run();
   await sandbox.runAsync();
@@ -83,8 +93,13 @@ const stop = async (init: number) => {
 /** What the issue's sandboxee did to its init: RLIMIT_NOFILE 0, so that it can open no pidfd. Done
  *  as the init's own uid (what a same-uid process may do; this host's root lacks CAP_SYS_RESOURCE). */
 const starve = (init: number) => {
-  const [uid, gid] = ['Uid', 'Gid'].map((k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${init}/status`, 'utf8'))![1]));
-  const r = spawnSync('prlimit', ['--pid', String(init), '--nofile=0:0'], { encoding: 'utf8', ...(asRoot ? { uid, gid } : {}) });
+  const [uid, gid] = ['Uid', 'Gid'].map((k) =>
+    Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${init}/status`, 'utf8'))![1]),
+  );
+  const r = spawnSync('prlimit', ['--pid', String(init), '--nofile=0:0'], {
+    encoding: 'utf8',
+    ...(asRoot ? { uid, gid } : {}),
+  });
   expect(r.status, r.stderr).toBe(0);
   expect(readFileSync(`/proc/${init}/limits`, 'utf8')).toMatch(/^Max open files\s+0\s+0\s/m);
 };
@@ -97,7 +112,11 @@ async function expectTreeGone(m: string, result: Result, status: string): Promis
 
 const modes: Array<{ name: string; options: ExecutorOptions; run: boolean }> = [
   { name: 'landlock isolation, no cgroup', options: { isolation: 'landlock', cgroup: 'off' }, run: landlockIsolation },
-  { name: 'landlock isolation, cgroup where one can be made', options: { isolation: 'landlock', cgroup: 'auto' }, run: landlockIsolation },
+  {
+    name: 'landlock isolation, cgroup where one can be made',
+    options: { isolation: 'landlock', cgroup: 'auto' },
+    run: landlockIsolation,
+  },
   { name: 'namespaces', options: {}, run: true },
 ];
 
@@ -116,15 +135,18 @@ describe.each(modes)('an init that does not cooperate ($name)', ({ options, run 
   });
 
   // A pid namespace's init dies with SIGKILL whatever its limits: landlock isolation only.
-  it.runIf(run && options.isolation === 'landlock')('RLIMIT_NOFILE 0 (it can open no pidfd): the walltime and kill() end the whole tree', async () => {
-    const m1 = marker();
-    const timed = await startSabotaged(m1, starve, { ...options, limits: { walltime: 1.5 } });
-    await expectTreeGone(m1, await timed.result, 'TIMEOUT');
-    const m2 = marker();
-    const killed = await startSabotaged(m2, starve, options);
-    killed.sandbox.kill();
-    await expectTreeGone(m2, await killed.result, 'EXTERNAL_KILL');
-  });
+  it.runIf(run && options.isolation === 'landlock')(
+    'RLIMIT_NOFILE 0 (it can open no pidfd): the walltime and kill() end the whole tree',
+    async () => {
+      const m1 = marker();
+      const timed = await startSabotaged(m1, starve, { ...options, limits: { walltime: 1.5 } });
+      await expectTreeGone(m1, await timed.result, 'TIMEOUT');
+      const m2 = marker();
+      const killed = await startSabotaged(m2, starve, options);
+      killed.sandbox.kill();
+      await expectTreeGone(m2, await killed.result, 'EXTERNAL_KILL');
+    },
+  );
 
   it.runIf(run)('stopped: a violation ends the whole tree', async () => {
     const m = marker();
@@ -135,7 +157,7 @@ describe.each(modes)('an init that does not cooperate ($name)', ({ options, run 
     await expectTreeGone(m, r, 'VIOLATION');
   });
 
-  it.runIf(run)('stopped: the executor\'s death ends the whole tree', async () => {
+  it.runIf(run)("stopped: the executor's death ends the whole tree", async () => {
     const m = marker();
     const script = `
       import { Executor, PolicyBuilder, Sandbox } from '@sbx/executor';
@@ -149,7 +171,10 @@ describe.each(modes)('an init that does not cooperate ($name)', ({ options, run 
       await s.runAsync();
       console.log(s.pid);
       setInterval(() => {}, 1000);`;
-    const executor = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+    const executor = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     try {
       let out = '';
       executor.stdout!.on('data', (d) => (out += d));
@@ -165,31 +190,39 @@ describe.each(modes)('an init that does not cooperate ($name)', ({ options, run 
   });
 });
 
-describe('the init is out of the sandboxee\'s reach', () => {
+describe("the init is out of the sandboxee's reach", () => {
   // A root executor's landlock init keeps root's uid with CAP_KILL alone; the sandboxee runs as a
   // leased uid: signals (and prlimit, ptrace) on the init need what it does not have. (prlimit64 on
   // another pid is also an always-on seccomp denial: test/escape/prlimit.test.ts.) (An
   // unprivileged executor has one uid for both: there, the seccomp denial of prlimit64 on other
   // pids, and the escalation above, are what hold.)
-  it.runIf(landlockIsolation && asRoot)('a signal to its init from inside is refused; the init keeps only CAP_KILL', async () => {
-    const ex = new Executor('/bin/sh', ['/bin/sh', '-c', 'kill -STOP $PPID 2>&1; echo init=$PPID; sleep 3'], { stdio: ['ignore', 'pipe', 'ignore'], isolation: 'landlock', cgroup: 'off', limits: { walltime: 20 } });
-    const sandbox = new Sandbox(ex, policy());
-    const result = sandbox.run();
-    await sandbox.runAsync();
-    let out = '';
-    sandbox.stdout!.on('data', (d) => (out += d));
-    expect(await until(() => /init=\d+/.test(out))).toBe(true);
-    const init = sandbox.pid;
-    expect(out).toContain(`init=${init}`);
-    const status = readFileSync(`/proc/${init}/status`, 'utf8');
-    expect(status).toMatch(/^CapEff:\s+0000000000000020$/m); // CAP_KILL (bit 5) only
-    expect(status).toMatch(/^CapBnd:\s+0000000000000000$/m);
-    expect(readFileSync(`/proc/${init}/limits`, 'utf8')).not.toMatch(/^Max open files\s+0\s/m);
-    const r = await result;
-    // Refused by the kernel (EPERM): the init was never stopped.
-    expect(r.status).toBe('OK');
-    expect(out).toMatch(/Operation not permitted/);
-    expect(status).not.toMatch(/^State:\s+T/m);
-    expect(readdirSync('/proc').includes(String(init))).toBe(false);
-  });
+  it.runIf(landlockIsolation && asRoot)(
+    'a signal to its init from inside is refused; the init keeps only CAP_KILL',
+    async () => {
+      const ex = new Executor('/bin/sh', ['/bin/sh', '-c', 'kill -STOP $PPID 2>&1; echo init=$PPID; sleep 3'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+        isolation: 'landlock',
+        cgroup: 'off',
+        limits: { walltime: 20 },
+      });
+      const sandbox = new Sandbox(ex, policy());
+      const result = sandbox.run();
+      await sandbox.runAsync();
+      let out = '';
+      sandbox.stdout!.on('data', (d) => (out += d));
+      expect(await until(() => /init=\d+/.test(out))).toBe(true);
+      const init = sandbox.pid;
+      expect(out).toContain(`init=${init}`);
+      const status = readFileSync(`/proc/${init}/status`, 'utf8');
+      expect(status).toMatch(/^CapEff:\s+0000000000000020$/m); // CAP_KILL (bit 5) only
+      expect(status).toMatch(/^CapBnd:\s+0000000000000000$/m);
+      expect(readFileSync(`/proc/${init}/limits`, 'utf8')).not.toMatch(/^Max open files\s+0\s/m);
+      const r = await result;
+      // Refused by the kernel (EPERM): the init was never stopped.
+      expect(r.status).toBe('OK');
+      expect(out).toMatch(/Operation not permitted/);
+      expect(status).not.toMatch(/^State:\s+T/m);
+      expect(readdirSync('/proc').includes(String(init))).toBe(false);
+    },
+  );
 });

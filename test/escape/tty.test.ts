@@ -63,7 +63,9 @@ describe('TIOCSTI / TIOCLINUX on a real pty', () => {
   it('control: outside a sandbox, the probe does push a byte into the pty (high bits ignored by the kernel)', async () => {
     const pty = await openPty();
     try {
-      const child = spawn(probePath(), ['pty-tiocsti-high', '3', 'ctty'], { stdio: ['ignore', 'pipe', 'inherit', pty.slave] });
+      const child = spawn(probePath(), ['pty-tiocsti-high', '3', 'ctty'], {
+        stdio: ['ignore', 'pipe', 'inherit', pty.slave],
+      });
       let out = '';
       child.stdout!.on('data', (d) => (out += d));
       await once(child, 'exit');
@@ -136,7 +138,9 @@ describe("ioctls that break the caller's terminal", () => {
     const pty = await openPty();
     try {
       expect(await ldisc(pty)).toBe('ldisc: 0');
-      const child = spawn(probePath(), ['pty-ioctl', 'tiocsetd', '3'], { stdio: ['ignore', 'pipe', 'inherit', pty.slave] });
+      const child = spawn(probePath(), ['pty-ioctl', 'tiocsetd', '3'], {
+        stdio: ['ignore', 'pipe', 'inherit', pty.slave],
+      });
       let out = '';
       child.stdout!.on('data', (d) => (out += d));
       await once(child, 'exit');
@@ -183,33 +187,51 @@ describe('sbx run on a terminal left in a bad state', () => {
     ['its line discipline set to N_NULL', ['pty-ioctl', 'tiocsetd', '3']],
     ['hung up (TIOCVHANGUP)', ['pty-ioctl', 'tiocvhangup', '3']],
   ] as const) {
-    it.skipIf(what.startsWith('hung') && !asRoot)(`${what} meanwhile: sbx exits with the sandboxee's code, no SIGABRT`, async () => {
-      const pty = await openPty();
-      const dir = mkdtempSync(join(tmpdir(), 'sbx-tty-'));
-      chmodSync(dir, 0o755); // the sandboxee is another uid
-      try {
-        const script = 'echo ready; while [ ! -e /go/go ]; do sleep 0.02; done; exit 7';
-        const sbx = spawn(process.execPath, [join(repoRoot, 'packages/executor/bin/sbx.js'), 'run', '--walltime', '30', '--mount', `${dir}:/go:rw`, '--', '/bin/sh', '-c', script], {
-          stdio: [pty.slave, pty.slave, pty.slave],
-          detached: true,
-        });
-        const exited = once(sbx, 'exit');
-        let seen = '';
-        for (let i = 0; i < 1000 && !seen.includes('ready'); i++) {
-          const got = readMaster(pty.master);
-          if (got === 'EAGAIN') await new Promise((r) => setTimeout(r, 20));
-          else seen += got;
+    it.skipIf(what.startsWith('hung') && !asRoot)(
+      `${what} meanwhile: sbx exits with the sandboxee's code, no SIGABRT`,
+      async () => {
+        const pty = await openPty();
+        const dir = mkdtempSync(join(tmpdir(), 'sbx-tty-'));
+        chmodSync(dir, 0o755); // the sandboxee is another uid
+        try {
+          const script = 'echo ready; while [ ! -e /go/go ]; do sleep 0.02; done; exit 7';
+          const sbx = spawn(
+            process.execPath,
+            [
+              join(repoRoot, 'packages/executor/bin/sbx.js'),
+              'run',
+              '--walltime',
+              '30',
+              '--mount',
+              `${dir}:/go:rw`,
+              '--',
+              '/bin/sh',
+              '-c',
+              script,
+            ],
+            {
+              stdio: [pty.slave, pty.slave, pty.slave],
+              detached: true,
+            },
+          );
+          const exited = once(sbx, 'exit');
+          let seen = '';
+          for (let i = 0; i < 1000 && !seen.includes('ready'); i++) {
+            const got = readMaster(pty.master);
+            if (got === 'EAGAIN') await new Promise((r) => setTimeout(r, 20));
+            else seen += got;
+          }
+          expect(seen).toContain('ready');
+          expect(await onHost(pty, [...args])).toMatch(/: ok\n$/);
+          writeFileSync(join(dir, 'go'), '');
+          const [code, signal] = await exited;
+          expect({ code, signal }).toEqual({ code: 7, signal: null });
+          if (what.startsWith('its line')) expect((await onHost(pty, ['pty-getd', '3'])).trim()).toBe('ldisc: 0'); // sbx put N_TTY back
+        } finally {
+          pty.close();
+          rmSync(dir, { recursive: true, force: true });
         }
-        expect(seen).toContain('ready');
-        expect(await onHost(pty, [...args])).toMatch(/: ok\n$/);
-        writeFileSync(join(dir, 'go'), '');
-        const [code, signal] = await exited;
-        expect({ code, signal }).toEqual({ code: 7, signal: null });
-        if (what.startsWith('its line')) expect((await onHost(pty, ['pty-getd', '3'])).trim()).toBe('ldisc: 0'); // sbx put N_TTY back
-      } finally {
-        pty.close();
-        rmSync(dir, { recursive: true, force: true });
-      }
-    });
+      },
+    );
   }
 });

@@ -16,7 +16,19 @@
 // Prints tarball sizes and install times; exits 1 on the first failure.
 // Usage: node test/pack/run.mjs [--keep] [--only prebuilt|no-toolchain|source|broken-prebuild|ignore-scripts]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { LINE_ABI, NODE_LINES, cachedLine, nodeLinesDir, runningMajor } from '../../native/node-lines.mjs';
@@ -42,7 +54,9 @@ function run(cmd, args, { cwd, env = process.env, expectFail = false } = {}) {
   const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
   if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`);
   if ((r.status !== 0) !== expectFail) {
-    throw new Error(`${cmd} ${args.join(' ')} in ${cwd} ${expectFail ? 'succeeded but should have failed' : `exited with ${r.status}`}:\n${out}`);
+    throw new Error(
+      `${cmd} ${args.join(' ')} in ${cwd} ${expectFail ? 'succeeded but should have failed' : `exited with ${r.status}`}:\n${out}`,
+    );
   }
   return { out, ms, status: r.status };
 }
@@ -62,7 +76,8 @@ function check(name, fn) {
 function pathWithoutToolchain() {
   const dir = join(work, 'no-toolchain-bin');
   mkdirSync(dir);
-  const toolchain = /^(cc|c\+\+|cpp|gcc|g\+\+|clang|clang\+\+|cmake|ctest|cpack|make|gmake|ninja|ld|ld\.\w+|as|x86_64-linux-gnu-.+)(-[\d.]+)?$/;
+  const toolchain =
+    /^(cc|c\+\+|cpp|gcc|g\+\+|clang|clang\+\+|cmake|ctest|cpack|make|gmake|ninja|ld|ld\.\w+|as|x86_64-linux-gnu-.+)(-[\d.]+)?$/;
   for (const p of (process.env.PATH ?? '').split(delimiter)) {
     if (!p || !existsSync(p)) continue;
     for (const name of readdirSync(p)) {
@@ -74,7 +89,10 @@ function pathWithoutToolchain() {
       }
     }
   }
-  const hidden = spawnSync('sh', ['-c', 'command -v cc || command -v gcc || command -v cmake || command -v make'], { env: { PATH: dir }, encoding: 'utf8' });
+  const hidden = spawnSync('sh', ['-c', 'command -v cc || command -v gcc || command -v cmake || command -v make'], {
+    env: { PATH: dir },
+    encoding: 'utf8',
+  });
   if (hidden.stdout.trim()) throw new Error(`the toolchain is still on the reduced PATH: ${hidden.stdout}`);
   return dir;
 }
@@ -95,10 +113,26 @@ function install(name, clientTgz, executorTgz, env, expectFail = false, extraFla
   const dir = join(work, name);
   mkdirSync(dir);
   cpSync(consumerDir, dir, { recursive: true });
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `sbx-pack-${name}`, private: true, type: 'module' }, null, 2));
+  writeFileSync(
+    join(dir, 'package.json'),
+    JSON.stringify({ name: `sbx-pack-${name}`, private: true, type: 'module' }, null, 2),
+  );
   // Both tarballs in one install: the executor's dependency on @sbx/client@0.1.0 is satisfied by
   // the client tarball at the top level, without a registry lookup.
-  const r = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', ...extraFlags, clientTgz, executorTgz], { cwd: dir, env, expectFail });
+  const r = run(
+    'npm',
+    [
+      'install',
+      '--no-audit',
+      '--no-fund',
+      '--prefer-offline',
+      '--foreground-scripts',
+      ...extraFlags,
+      clientTgz,
+      executorTgz,
+    ],
+    { cwd: dir, env, expectFail },
+  );
   return { dir, ms: r.ms, out: r.out };
 }
 
@@ -107,12 +141,14 @@ function consumers(dir, env) {
   forkConsumer(dir, env, process.execPath, process.versions.node);
   check('ESM consumer: /bin/echo in a sandbox', () => {
     const out = node('esm.mjs');
-    if (!out.includes('echo from the esm consumer') || !out.includes('esm consumer: OK, exit code 0')) throw new Error(out);
+    if (!out.includes('echo from the esm consumer') || !out.includes('esm consumer: OK, exit code 0'))
+      throw new Error(out);
   });
   check('TypeScript consumer compiled with tsc --strict', () => {
     run('npx', ['tsc', '-p', '.'], { cwd: dir, env });
     const out = node('out/consumer.js');
-    if (!out.includes('echo from the typescript consumer') || !out.includes('ts consumer: OK, exit code 0')) throw new Error(out);
+    if (!out.includes('echo from the typescript consumer') || !out.includes('ts consumer: OK, exit code 0'))
+      throw new Error(out);
   });
   check('npx sbx run -- /bin/echo', () => {
     const out = run('npx', ['sbx', 'run', '--', '/bin/echo', 'echo from npx sbx'], { cwd: dir, env }).out;
@@ -164,9 +200,16 @@ function otherLines(dir, env) {
 /** What is on disk in the installed @sbx/client, and which files the loader picks. */
 function nativeFiles(dir, env) {
   const pkg = join(dir, 'node_modules', '@sbx', 'client');
-  const script = "import('@sbx/client/internal').then((m) => console.log(JSON.stringify([m.nativeAddonPath(), m.nativeExecutablePath('forkserver/sbx-forkserver')])))";
+  const script =
+    "import('@sbx/client/internal').then((m) => console.log(JSON.stringify([m.nativeAddonPath(), m.nativeExecutablePath('forkserver/sbx-forkserver')])))";
   const [addon, forkserver] = JSON.parse(run(process.execPath, ['-e', script], { cwd: dir, env }).out);
-  return { pkg, prebuilds: existsSync(join(pkg, 'prebuilds')), build: existsSync(join(pkg, 'build', 'Release', 'sbx_native.node')), addon, forkserver };
+  return {
+    pkg,
+    prebuilds: existsSync(join(pkg, 'prebuilds')),
+    build: existsSync(join(pkg, 'build', 'Release', 'sbx_native.node')),
+    addon,
+    forkserver,
+  };
 }
 
 try {
@@ -175,14 +218,17 @@ try {
   // (a native build, the staged sources and the prebuilds).
   run('pnpm', ['run', 'build'], { cwd: repo });
   const packs = join(work, 'tarballs');
-  for (const p of ['client', 'executor']) run('pnpm', ['pack', '--pack-destination', packs], { cwd: join(repo, 'packages', p) });
+  for (const p of ['client', 'executor'])
+    run('pnpm', ['pack', '--pack-destination', packs], { cwd: join(repo, 'packages', p) });
   const clientTgz = join(packs, 'sbx-client-0.1.0.tgz');
   const executorTgz = join(packs, 'sbx-executor-0.1.0.tgz');
   for (const t of [clientTgz, executorTgz]) {
     const files = execFileSync('tar', ['tzf', t], { encoding: 'utf8' }).trim().split('\n');
     results.push(`${t.split('/').pop()}: ${(statSync(t).size / 1024).toFixed(0)} KiB packed, ${files.length} files`);
     check(`${t.split('/').pop()} holds no tests, sources of other packages or build directories`, () => {
-      const bad = files.filter((f) => /(\.test\.|\/tests?\/|\/bench\/|\/fuzz\/|\/testcases\/|^package\/build\/|^package\/src\/|tsbuildinfo)/.test(f));
+      const bad = files.filter((f) =>
+        /(\.test\.|\/tests?\/|\/bench\/|\/fuzz\/|\/testcases\/|^package\/build\/|^package\/src\/|tsbuildinfo)/.test(f),
+      );
       if (bad.length) throw new Error(bad.join('\n'));
     });
     if (t === clientTgz) {
@@ -193,15 +239,27 @@ try {
         return NODE_LINES.map((m) => `Node ${m}: v${LINE_ABI[m]}`).join(', ');
       });
     }
-    check(`publint ${t.split('/').pop()}`, () => void run('pnpm', ['exec', 'publint', 'run', t, '--strict'], { cwd: repo }));
+    check(
+      `publint ${t.split('/').pop()}`,
+      () => void run('pnpm', ['exec', 'publint', 'run', t, '--strict'], { cwd: repo }),
+    );
     // ESM-only packages (Node >= 20): the CommonJS and node10 resolutions are not targets.
-    check(`attw ${t.split('/').pop()}`, () => void run('pnpm', ['exec', 'attw', t, '--profile', 'esm-only'], { cwd: repo }));
+    check(
+      `attw ${t.split('/').pop()}`,
+      () => void run('pnpm', ['exec', 'attw', t, '--profile', 'esm-only'], { cwd: repo }),
+    );
   }
   check('the prebuilds need no glibc above 2.28 (check-glibc)', () => {
     const dir = join(work, 'client-unpacked');
     mkdirSync(dir);
     run('tar', ['xzf', clientTgz, '-C', dir]);
-    return run(process.execPath, [join(repo, 'test', 'check-glibc.mjs'), join(dir, 'package', 'prebuilds')], { cwd: repo }).out.trim().split('\n').map((l) => l.replace(/^check-glibc: ok\s+\S*\//, '')).join('; ');
+    return run(process.execPath, [join(repo, 'test', 'check-glibc.mjs'), join(dir, 'package', 'prebuilds')], {
+      cwd: repo,
+    })
+      .out.trim()
+      .split('\n')
+      .map((l) => l.replace(/^check-glibc: ok\s+\S*\//, ''))
+      .join('; ');
   });
   check('every shipped source map carries its sources (stack traces point at shipped files)', () => {
     let maps = 0;
@@ -209,12 +267,20 @@ try {
       const dir = join(work, `maps-${t.split('/').pop()}`);
       mkdirSync(dir);
       run('tar', ['xzf', t, '-C', dir]);
-      const walk = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
+      const walk = (d) =>
+        readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+          e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)],
+        );
       for (const f of walk(dir)) {
         if (f.endsWith('.d.ts.map')) throw new Error(`${f}: a declaration map points at sources that do not ship`);
         if (!f.endsWith('.js.map')) continue;
         const m = JSON.parse(readFileSync(f, 'utf8'));
-        if (!Array.isArray(m.sourcesContent) || m.sourcesContent.length !== m.sources.length || m.sourcesContent.some((c) => typeof c !== 'string')) throw new Error(`${f}: no sourcesContent`);
+        if (
+          !Array.isArray(m.sourcesContent) ||
+          m.sourcesContent.length !== m.sources.length ||
+          m.sourcesContent.some((c) => typeof c !== 'string')
+        )
+          throw new Error(`${f}: no sourcesContent`);
         maps++;
       }
     }
@@ -230,9 +296,19 @@ try {
     check('the prebuilds are used (no source build)', () => {
       const f = nativeFiles(dir, noToolchain);
       const from = join(f.pkg, 'prebuilds', 'sbx_native-linux-x64');
-      if (!f.prebuilds || f.build || f.addon !== join(from, 'node-napi-v8.node') || f.forkserver !== join(from, 'sbx-forkserver')) throw new Error(JSON.stringify(f));
+      if (
+        !f.prebuilds ||
+        f.build ||
+        f.addon !== join(from, 'node-napi-v8.node') ||
+        f.forkserver !== join(from, 'sbx-forkserver')
+      )
+        throw new Error(JSON.stringify(f));
     });
-    run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', 'typescript@~5.9.3', '@types/node@^20.19.0'], { cwd: dir, env: noToolchain });
+    run(
+      'npm',
+      ['install', '--no-audit', '--no-fund', '--prefer-offline', 'typescript@~5.9.3', '@types/node@^20.19.0'],
+      { cwd: dir, env: noToolchain },
+    );
     consumers(dir, noToolchain);
     otherLines(dir, noToolchain);
   }
@@ -243,8 +319,16 @@ try {
     log('install 2: no prebuilds and no toolchain');
     const { out } = install('no-toolchain', clientSrcTgz, executorTgz, noToolchain, true);
     check('one message names the missing tools', () => {
-      const line = out.split('\n').find((l) => l.includes('@sbx/client: no prebuilt native parts in this package match linux-x64'));
-      if (!line || !/needs cmake \(3\.18 or later\), a C compiler .*, a C\+\+17 compiler .*, make \(or ninja\): not found on PATH/.test(line)) throw new Error(out);
+      const line = out
+        .split('\n')
+        .find((l) => l.includes('@sbx/client: no prebuilt native parts in this package match linux-x64'));
+      if (
+        !line ||
+        !/needs cmake \(3\.18 or later\), a C compiler .*, a C\+\+17 compiler .*, make \(or ninja\): not found on PATH/.test(
+          line,
+        )
+      )
+        throw new Error(out);
       return line.trim();
     });
   }
@@ -256,20 +340,36 @@ try {
     check('the native parts were built from source', () => {
       const f = nativeFiles(dir, process.env);
       const from = join(f.pkg, 'build');
-      if (f.prebuilds || !f.build || f.addon !== join(from, 'Release', 'sbx_native.node') || f.forkserver !== join(from, 'forkserver', 'sbx-forkserver')) throw new Error(JSON.stringify(f));
+      if (
+        f.prebuilds ||
+        !f.build ||
+        f.addon !== join(from, 'Release', 'sbx_native.node') ||
+        f.forkserver !== join(from, 'forkserver', 'sbx-forkserver')
+      )
+        throw new Error(JSON.stringify(f));
     });
-    run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', 'typescript@~5.9.3', '@types/node@^20.19.0'], { cwd: dir });
+    run(
+      'npm',
+      ['install', '--no-audit', '--no-fund', '--prefer-offline', 'typescript@~5.9.3', '@types/node@^20.19.0'],
+      { cwd: dir },
+    );
     consumers(dir, process.env);
   }
 
   if (!only || only === 'broken-prebuild') {
     log('install 4: a prebuild that does not load here (as on an older glibc) falls back to a source build');
-    const broken = repacked(clientTgz, 'broken', (p) => writeFileSync(join(p, 'prebuilds', 'sbx_native-linux-x64', 'node-napi-v8.node'), 'not an ELF file'));
+    const broken = repacked(clientTgz, 'broken', (p) =>
+      writeFileSync(join(p, 'prebuilds', 'sbx_native-linux-x64', 'node-napi-v8.node'), 'not an ELF file'),
+    );
     const { dir, out } = install('broken-prebuild', broken, executorTgz, process.env);
     check('the install says why and builds from source', () => {
       const line = out.split('\n').find((l) => l.includes('@sbx/client: the prebuilt addon does not load here'));
       const f = nativeFiles(dir, process.env);
-      if (!line || !line.includes('building them from source') || f.addon !== join(f.pkg, 'build', 'Release', 'sbx_native.node')) throw new Error(`${out}\n${JSON.stringify(f)}`);
+      if (
+        !line?.includes('building them from source') ||
+        f.addon !== join(f.pkg, 'build', 'Release', 'sbx_native.node')
+      )
+        throw new Error(`${out}\n${JSON.stringify(f)}`);
       return line.trim();
     });
     check('npx sbx run -- /bin/echo on the fallback build', () => {
@@ -279,7 +379,9 @@ try {
   }
 
   if (!only || only === 'ignore-scripts') {
-    log('install 5: --ignore-scripts (npm 11 runs no dependency install script unless allowed): the prebuilds work as they are');
+    log(
+      'install 5: --ignore-scripts (npm 11 runs no dependency install script unless allowed): the prebuilds work as they are',
+    );
     const { dir } = install('ignore-scripts', clientTgz, executorTgz, noToolchain, false, ['--ignore-scripts']);
     check('ESM consumer on the prebuilds, no install script run', () => {
       const out = run(process.execPath, ['esm.mjs'], { cwd: dir, env: noToolchain }).out;

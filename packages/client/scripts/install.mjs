@@ -29,8 +29,13 @@ function prebuildProblem(addon) {
     const exe = join(dirname(addon), basename(e));
     if (!existsSync(exe)) return `the prebuild has no ${basename(e)}`;
     // A usage error is fine; the dynamic loader failing (exit 127) or exec failing is not.
-    const r = spawnSync(exe, ['--sbx-install-check'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'ignore', 'pipe'] });
-    if (r.error || r.status === 127 || r.signal) return `the prebuilt ${basename(e)} does not run here (${r.error?.message ?? (r.stderr.trim().split('\n')[0] || r.signal)})`;
+    const r = spawnSync(exe, ['--sbx-install-check'], {
+      encoding: 'utf8',
+      timeout: 10_000,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    if (r.error || r.status === 127 || r.signal)
+      return `the prebuilt ${basename(e)} does not run here (${r.error?.message ?? (r.stderr.trim().split('\n')[0] || r.signal)})`;
   }
   return undefined;
 }
@@ -75,17 +80,37 @@ if (!onPath('ninja') && !onPath('make')) missing.push('make (or ninja)');
 const musl = existsSync('/etc/alpine-release') ? ' (musl)' : '';
 const why = fromSource
   ? 'a source build was asked for (build_from_source)'
-  : problem ? problem : `no prebuilt native parts in this package match ${process.platform}-${process.arch}${musl} (sbx ships them for linux-x64 with glibc)`;
+  : problem
+    ? problem
+    : `no prebuilt native parts in this package match ${process.platform}-${process.arch}${musl} (sbx ships them for linux-x64 with glibc)`;
 if (missing.length > 0) {
-  fail(`${why}, and building them from source needs ${missing.join(', ')}: not found on PATH. Install ${missing.length > 1 ? 'them' : 'it'} and run \`npm rebuild @sbx/client\`.`);
+  fail(
+    `${why}, and building them from source needs ${missing.join(', ')}: not found on PATH. Install ${missing.length > 1 ? 'them' : 'it'} and run \`npm rebuild @sbx/client\`.`,
+  );
 }
 
 console.error(`@sbx/client: ${why}; building them from source with cmake-js (under a minute)...`);
 const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-const r = spawnSync(process.execPath, [cmakeJs, 'build', '--directory', join(pkg, 'native'), '--out', join(pkg, 'build'),
-  '--parallel', String(availableParallelism()), '--log-level', 'warn', '--CDSBX_BUILD_TESTS=OFF'], { stdio: 'inherit', cwd: pkg });
+const r = spawnSync(
+  process.execPath,
+  [
+    cmakeJs,
+    'build',
+    '--directory',
+    join(pkg, 'native'),
+    '--out',
+    join(pkg, 'build'),
+    '--parallel',
+    String(availableParallelism()),
+    '--log-level',
+    'warn',
+    '--CDSBX_BUILD_TESTS=OFF',
+  ],
+  { stdio: 'inherit', cwd: pkg },
+);
 if (r.error) fail(`cannot run cmake-js: ${r.error.message}`);
-if (r.status !== 0) fail(`the source build failed (cmake-js exit code ${r.status}); the compiler output above says why.`);
+if (r.status !== 0)
+  fail(`the source build failed (cmake-js exit code ${r.status}); the compiler output above says why.`);
 for (const e of options.executables) {
   if (!existsSync(join(pkg, 'build', e))) fail(`the source build did not produce build/${e}`);
 }

@@ -24,7 +24,9 @@ const staged = [join(pkg, 'native'), join(pkg, 'prebuilds')];
 function run(cmd, args) {
   const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: pkg });
   if (r.error || r.status !== 0) {
-    console.error(`@sbx/client prepack: ${cmd} ${args.join(' ')} failed: ${r.error?.message ?? `exit code ${r.status}`}`);
+    console.error(
+      `@sbx/client prepack: ${cmd} ${args.join(' ')} failed: ${r.error?.message ?? `exit code ${r.status}`}`,
+    );
     process.exit(1);
   }
 }
@@ -48,9 +50,18 @@ cpSync(repoNative, join(pkg, 'native'), {
 for (const major of NODE_LINES) if (major !== runningMajor) installLine(major);
 run(process.execPath, [join(repoNative, 'build.mjs')]);
 const build = join(repoNative, 'build');
-run(process.execPath, [join(dirname(require.resolve('pkg-prebuilds/package.json')), 'bin', 'copy.mjs'),
-  '--baseDir', relative(pkg, join(build, 'Release')), '--source', `${options.name}.node`, '--name', options.name,
-  '--napi_version', String(Math.max(...options.napi_versions)), '--strip']);
+run(process.execPath, [
+  join(dirname(require.resolve('pkg-prebuilds/package.json')), 'bin', 'copy.mjs'),
+  '--baseDir',
+  relative(pkg, join(build, 'Release')),
+  '--source',
+  `${options.name}.node`,
+  '--name',
+  options.name,
+  '--napi_version',
+  String(Math.max(...options.napi_versions)),
+  '--strip',
+]);
 const addon = require('pkg-prebuilds').resolve(pkg, options, true, true);
 for (const e of options.executables) {
   const dest = join(dirname(addon), basename(e));
@@ -64,4 +75,6 @@ for (const f of forkBindings) {
   cpSync(join(build, 'Release', f), dest); // fails when the build lacks one: every supported line ships
   run('strip', ['--strip-unneeded', dest]);
 }
-console.error(`@sbx/client prepack: staged native/ and ${addon.slice(pkg.length + 1)} (+ ${[...options.executables.map((e) => basename(e)), ...forkBindings].join(', ')})`);
+console.error(
+  `@sbx/client prepack: staged native/ and ${addon.slice(pkg.length + 1)} (+ ${[...options.executables.map((e) => basename(e)), ...forkBindings].join(', ')})`,
+);

@@ -49,7 +49,8 @@ export class SharedBuffer {
 
   /** A new zero-filled buffer of `size` bytes (sparse: pages exist once touched). */
   static create(size: number): SharedBuffer {
-    if (!Number.isSafeInteger(size) || size < 0) throw new TypeError(`SharedBuffer.create: size must be a non-negative safe integer, got ${size}`);
+    if (!Number.isSafeInteger(size) || size < 0)
+      throw new TypeError(`SharedBuffer.create: size must be a non-negative safe integer, got ${size}`);
     return new SharedBuffer(call(() => native().bufferCreate(size), 'create'));
   }
 
@@ -60,7 +61,8 @@ export class SharedBuffer {
    * success the buffer owns `fd`; on failure the caller still does.
    */
   static fromFd(fd: number, options: FromFdOptions = {}): SharedBuffer {
-    if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`SharedBuffer.fromFd: fd must be a non-negative integer, got ${fd}`);
+    if (!Number.isInteger(fd) || fd < 0)
+      throw new TypeError(`SharedBuffer.fromFd: fd must be a non-negative integer, got ${fd}`);
     const expected = options.expectedSize ?? -1;
     if (expected !== -1 && (!Number.isSafeInteger(expected) || expected < 0)) {
       throw new TypeError(`SharedBuffer.fromFd: expectedSize must be a non-negative safe integer, got ${expected}`);
@@ -116,9 +118,15 @@ export function acceptAnnounced(announced: bigint, fd: number, options: RecvBuff
   if (announced > BigInt(Number.MAX_SAFE_INTEGER)) {
     refusal = new BufferError('TOO_LARGE', `recvBuffer: the peer announced ${announced} bytes`);
   } else if (options.maxSize !== undefined && announced > BigInt(options.maxSize)) {
-    refusal = new BufferError('TOO_LARGE', `recvBuffer: the peer announced ${announced} bytes, above maxSize ${options.maxSize}`);
+    refusal = new BufferError(
+      'TOO_LARGE',
+      `recvBuffer: the peer announced ${announced} bytes, above maxSize ${options.maxSize}`,
+    );
   } else if (options.expectedSize !== undefined && announced !== BigInt(options.expectedSize)) {
-    refusal = new BufferError('WRONG_SIZE', `recvBuffer: the peer announced ${announced} bytes, expected ${options.expectedSize}`);
+    refusal = new BufferError(
+      'WRONG_SIZE',
+      `recvBuffer: the peer announced ${announced} bytes, expected ${options.expectedSize}`,
+    );
   }
   if (!refusal) {
     try {

@@ -75,12 +75,15 @@ export class Client {
    */
   static sandboxMeHere(options: SandboxMeHereOptions = {}): void {
     // Validate arguments
-    if (options === null || typeof options !== 'object') throw new TypeError('Client.sandboxMeHere(options): options must be an object');
+    if (options === null || typeof options !== 'object')
+      throw new TypeError('Client.sandboxMeHere(options): options must be an object');
     for (const k of Object.keys(options)) {
-      if (k !== 'fd' && k !== 'assumeNoTsync') throw new TypeError(`Client.sandboxMeHere(): unknown option "${k}" (known: fd, assumeNoTsync)`);
+      if (k !== 'fd' && k !== 'assumeNoTsync')
+        throw new TypeError(`Client.sandboxMeHere(): unknown option "${k}" (known: fd, assumeNoTsync)`);
     }
     const fd = options.fd ?? defaultClientFd();
-    if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw new TypeError(`Client.sandboxMeHere(): fd must be a file descriptor number, got ${String(fd)}`);
+    if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff)
+      throw new TypeError(`Client.sandboxMeHere(): fd must be a file descriptor number, got ${String(fd)}`);
     if (options.assumeNoTsync !== undefined && typeof options.assumeNoTsync !== 'boolean') {
       throw new TypeError('Client.sandboxMeHere(): assumeNoTsync must be a boolean');
     }
@@ -129,7 +132,8 @@ export class Client {
 
 /** libsbx_client's documented errors as ClientError codes. */
 function fromNative(e: NativeErrnoError & { filterInstalled?: boolean }): ClientError {
-  if (!e || typeof e.code !== 'string') return new ClientError('IO', `Client.sandboxMeHere(): ${String(e)}`, { cause: e });
+  if (!e || typeof e.code !== 'string')
+    return new ClientError('IO', `Client.sandboxMeHere(): ${String(e)}`, { cause: e });
   const codes: Record<string, ClientErrorCode> = {
     EBADF: 'NOT_IN_SANDBOX',
     ENOTSOCK: 'NOT_IN_SANDBOX',

@@ -22,7 +22,12 @@ export function loadCodec(): void {
   msgpack();
 }
 
-export function encodeHeader(tag: number, length: number, into: Buffer = Buffer.allocUnsafe(HEADER_SIZE), at = 0): Buffer {
+export function encodeHeader(
+  tag: number,
+  length: number,
+  into: Buffer = Buffer.allocUnsafe(HEADER_SIZE),
+  at = 0,
+): Buffer {
   into.writeUInt32LE(tag, at);
   into.writeBigUInt64LE(BigInt(length), at + 4);
   return into;
@@ -31,7 +36,9 @@ export function encodeHeader(tag: number, length: number, into: Buffer = Buffer.
 /** Validates a tag given by a caller: user tags and built-in tags are fine, 0 is not. */
 export function checkTag(tag: number): void {
   if (!Number.isInteger(tag) || tag <= 0 || tag > 0xffffffff) {
-    throw new TypeError(`Comms tag must be an integer in 1..0xffffffff (user tags up to 0x${USER_TAG_MAX.toString(16)}), got ${tag}`);
+    throw new TypeError(
+      `Comms tag must be an integer in 1..0xffffffff (user tags up to 0x${USER_TAG_MAX.toString(16)}), got ${tag}`,
+    );
   }
 }
 
@@ -49,7 +56,8 @@ const intRange: Record<IntKind, [number, number, number]> = {
 
 export function encodeInt(kind: IntKind, v: number): Buffer {
   const [min, max, size] = intRange[kind];
-  if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`send${kind}: ${v} is not an integer in ${min}..${max}`);
+  if (!Number.isInteger(v) || v < min || v > max)
+    throw new RangeError(`send${kind}: ${v} is not an integer in ${min}..${max}`);
   const b = Buffer.allocUnsafe(size);
   if (kind.startsWith('U')) b.writeUIntLE(v, 0, size);
   else b.writeIntLE(v, 0, size);
@@ -105,7 +113,9 @@ export function decodeString(payload: Buffer): string {
   try {
     return utf8.decode(payload);
   } catch (cause) {
-    throw new CommsError('BAD_UTF8', `recvString: the String payload (${payload.length} bytes) is not valid UTF-8`, { cause });
+    throw new CommsError('BAD_UTF8', `recvString: the String payload (${payload.length} bytes) is not valid UTF-8`, {
+      cause,
+    });
   }
 }
 
@@ -120,11 +130,19 @@ export function encodeMessage(value: unknown): Buffer {
 
 export function decodeMessage(payload: Buffer): unknown {
   const problem = msgpackProblem(payload);
-  if (problem) throw new CommsError('BAD_MSGPACK', `recvMessage: the Msgpack payload (${payload.length} bytes) is not plain msgpack: ${problem}`);
+  if (problem)
+    throw new CommsError(
+      'BAD_MSGPACK',
+      `recvMessage: the Msgpack payload (${payload.length} bytes) is not plain msgpack: ${problem}`,
+    );
   try {
     return msgpack().unpack(payload);
   } catch (cause) {
-    throw new CommsError('BAD_MSGPACK', `recvMessage: the Msgpack payload (${payload.length} bytes) does not decode: ${(cause as Error).message}`, { cause });
+    throw new CommsError(
+      'BAD_MSGPACK',
+      `recvMessage: the Msgpack payload (${payload.length} bytes) does not decode: ${(cause as Error).message}`,
+      { cause },
+    );
   }
 }
 

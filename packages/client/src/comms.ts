@@ -66,7 +66,8 @@ export class Comms {
   constructor(fd: number, options: CommsOptions = {}) {
     if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`Comms: fd must be a non-negative integer, got ${fd}`);
     const max = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
-    if (!Number.isSafeInteger(max) || max < 0 || max > 2 ** 32) throw new TypeError(`Comms: maxMessageSize must be an integer in 0..2^32, got ${max}`);
+    if (!Number.isSafeInteger(max) || max < 0 || max > 2 ** 32)
+      throw new TypeError(`Comms: maxMessageSize must be an integer in 0..2^32, got ${max}`);
     this.limits = queueLimits(options);
     this.fd = fd;
     this.maxMessageSize = max;
@@ -148,31 +149,79 @@ export class Comms {
 
   // ---- typed values ----
 
-  sendBool(v: boolean) { return this.sendTLV(Tag.Bool, codec.encodeBool(v)); }
-  async recvBool() { return codec.decodeBool(await this.payload(Tag.Bool)); }
-  sendInt8(v: number) { return this.sendTLV(Tag.Int8, codec.encodeInt('Int8', v)); }
-  async recvInt8() { return codec.decodeInt('Int8', await this.payload(Tag.Int8)); }
-  sendUint8(v: number) { return this.sendTLV(Tag.Uint8, codec.encodeInt('Uint8', v)); }
-  async recvUint8() { return codec.decodeInt('Uint8', await this.payload(Tag.Uint8)); }
-  sendInt16(v: number) { return this.sendTLV(Tag.Int16, codec.encodeInt('Int16', v)); }
-  async recvInt16() { return codec.decodeInt('Int16', await this.payload(Tag.Int16)); }
-  sendUint16(v: number) { return this.sendTLV(Tag.Uint16, codec.encodeInt('Uint16', v)); }
-  async recvUint16() { return codec.decodeInt('Uint16', await this.payload(Tag.Uint16)); }
-  sendInt32(v: number) { return this.sendTLV(Tag.Int32, codec.encodeInt('Int32', v)); }
-  async recvInt32() { return codec.decodeInt('Int32', await this.payload(Tag.Int32)); }
-  sendUint32(v: number) { return this.sendTLV(Tag.Uint32, codec.encodeInt('Uint32', v)); }
-  async recvUint32() { return codec.decodeInt('Uint32', await this.payload(Tag.Uint32)); }
-  sendInt64(v: bigint | number) { return this.sendTLV(Tag.Int64, codec.encodeBig('Int64', v)); }
-  async recvInt64() { return codec.decodeBig('Int64', await this.payload(Tag.Int64)); }
-  sendUint64(v: bigint | number) { return this.sendTLV(Tag.Uint64, codec.encodeBig('Uint64', v)); }
-  async recvUint64() { return codec.decodeBig('Uint64', await this.payload(Tag.Uint64)); }
-  sendString(s: string) { return this.sendTLV(Tag.String, codec.encodeString(s)); }
-  async recvString() { return codec.decodeString(await this.payload(Tag.String)); }
-  sendBytes(b: Uint8Array) { return this.sendTLV(Tag.Bytes, codec.toBuffer(b, 'sendBytes')); }
-  recvBytes(): Promise<Buffer> { return this.payload(Tag.Bytes); }
+  sendBool(v: boolean) {
+    return this.sendTLV(Tag.Bool, codec.encodeBool(v));
+  }
+  async recvBool() {
+    return codec.decodeBool(await this.payload(Tag.Bool));
+  }
+  sendInt8(v: number) {
+    return this.sendTLV(Tag.Int8, codec.encodeInt('Int8', v));
+  }
+  async recvInt8() {
+    return codec.decodeInt('Int8', await this.payload(Tag.Int8));
+  }
+  sendUint8(v: number) {
+    return this.sendTLV(Tag.Uint8, codec.encodeInt('Uint8', v));
+  }
+  async recvUint8() {
+    return codec.decodeInt('Uint8', await this.payload(Tag.Uint8));
+  }
+  sendInt16(v: number) {
+    return this.sendTLV(Tag.Int16, codec.encodeInt('Int16', v));
+  }
+  async recvInt16() {
+    return codec.decodeInt('Int16', await this.payload(Tag.Int16));
+  }
+  sendUint16(v: number) {
+    return this.sendTLV(Tag.Uint16, codec.encodeInt('Uint16', v));
+  }
+  async recvUint16() {
+    return codec.decodeInt('Uint16', await this.payload(Tag.Uint16));
+  }
+  sendInt32(v: number) {
+    return this.sendTLV(Tag.Int32, codec.encodeInt('Int32', v));
+  }
+  async recvInt32() {
+    return codec.decodeInt('Int32', await this.payload(Tag.Int32));
+  }
+  sendUint32(v: number) {
+    return this.sendTLV(Tag.Uint32, codec.encodeInt('Uint32', v));
+  }
+  async recvUint32() {
+    return codec.decodeInt('Uint32', await this.payload(Tag.Uint32));
+  }
+  sendInt64(v: bigint | number) {
+    return this.sendTLV(Tag.Int64, codec.encodeBig('Int64', v));
+  }
+  async recvInt64() {
+    return codec.decodeBig('Int64', await this.payload(Tag.Int64));
+  }
+  sendUint64(v: bigint | number) {
+    return this.sendTLV(Tag.Uint64, codec.encodeBig('Uint64', v));
+  }
+  async recvUint64() {
+    return codec.decodeBig('Uint64', await this.payload(Tag.Uint64));
+  }
+  sendString(s: string) {
+    return this.sendTLV(Tag.String, codec.encodeString(s));
+  }
+  async recvString() {
+    return codec.decodeString(await this.payload(Tag.String));
+  }
+  sendBytes(b: Uint8Array) {
+    return this.sendTLV(Tag.Bytes, codec.toBuffer(b, 'sendBytes'));
+  }
+  recvBytes(): Promise<Buffer> {
+    return this.payload(Tag.Bytes);
+  }
   /** A structured value, msgpack-encoded (msgpackr, plain msgpack without extensions). */
-  sendMessage(value: unknown) { return this.sendTLV(Tag.Msgpack, codec.encodeMessage(value)); }
-  async recvMessage<T = unknown>(): Promise<T> { return codec.decodeMessage(await this.payload(Tag.Msgpack)) as T; }
+  sendMessage(value: unknown) {
+    return this.sendTLV(Tag.Msgpack, codec.encodeMessage(value));
+  }
+  async recvMessage<T = unknown>(): Promise<T> {
+    return codec.decodeMessage(await this.payload(Tag.Msgpack)) as T;
+  }
 
   /** Sends `fd` (borrowed: the caller may close it once the promise resolves). */
   sendFd(fd: number): Promise<void> {
@@ -209,10 +258,13 @@ export class Comms {
     await this.payload(Tag.Barrier);
   }
 
-  sendVersion() { return this.sendTLV(Tag.Version, codec.encodeInt('Uint32', PROTOCOL_VERSION)); }
+  sendVersion() {
+    return this.sendTLV(Tag.Version, codec.encodeInt('Uint32', PROTOCOL_VERSION));
+  }
   async recvVersion(): Promise<number> {
     const v = codec.decodeInt('Uint32', await this.payload(Tag.Version));
-    if (v !== PROTOCOL_VERSION) throw new CommsError('IO', `Comms: the peer speaks protocol version ${v}, this side ${PROTOCOL_VERSION}`);
+    if (v !== PROTOCOL_VERSION)
+      throw new CommsError('IO', `Comms: the peer speaks protocol version ${v}, this side ${PROTOCOL_VERSION}`);
     return v;
   }
 
@@ -316,7 +368,8 @@ export class Comms {
         for (let i = from; i < out.length; i++) read.add(out[i]!);
         // MSG_CTRUNC: the kernel dropped (and released) the fds that did not fit; those that did
         // went to the decoder, which closes them on the failure below.
-        if (r.ctrunc) throw new CommsError('UNEXPECTED_FD', 'Comms: the peer sent more fds in one message than can be received');
+        if (r.ctrunc)
+          throw new CommsError('UNEXPECTED_FD', 'Comms: the peer sent more fds in one message than can be received');
         if (r.bytes === 0) {
           r.fds.forEach(closeQuietly);
           this.decoder.end();
@@ -374,10 +427,12 @@ export class Comms {
 function ioError(err: unknown, call: string): CommsError {
   const e = err as NativeErrnoError;
   if (e && (e.code === 'EPIPE' || e.code === 'ECONNRESET')) {
-    return new CommsError('PEER_CLOSED', `Comms: the peer closed the channel (${call}: ${e.code})`, { cause: err, errno: e.errno });
+    return new CommsError('PEER_CLOSED', `Comms: the peer closed the channel (${call}: ${e.code})`, {
+      cause: err,
+      errno: e.errno,
+    });
   }
   return new CommsError('IO', `Comms: ${e?.message ?? String(err)}`, { cause: err, errno: e?.errno });
 }
-
 
 export { tagName };

@@ -106,7 +106,12 @@ function validStream(r: Rng, max: number): { sent: Sent[]; segments: Segment[] }
  * and the error (a CommsError, or anything else the decoder threw) if one ended the stream.
  * `end` also reports the end of the stream to the decoder (as Comms does on EOF).
  */
-function deliver(r: Rng, d: Decoder, segments: Segment[], end: boolean): { out: Message[]; error: unknown; fedFds: number[] } {
+function deliver(
+  r: Rng,
+  d: Decoder,
+  segments: Segment[],
+  end: boolean,
+): { out: Message[]; error: unknown; fedFds: number[] } {
   const starts: number[] = [];
   let total = 0;
   for (const s of segments) {
@@ -121,7 +126,9 @@ function deliver(r: Rng, d: Decoder, segments: Segment[], end: boolean): { out: 
   try {
     while (pos < total) {
       const direct = d.directTarget();
-      const want = direct ? Math.min(direct.length, r.chance(0.5) ? direct.length : 1 + r.int(direct.length)) : r.pick([1, 2, 3, 5, 11, 12, 13, 24, 100, 4096, 65536, 1 << 20]);
+      const want = direct
+        ? Math.min(direct.length, r.chance(0.5) ? direct.length : 1 + r.int(direct.length))
+        : r.pick([1, 2, 3, 5, 11, 12, 13, 24, 100, 4096, 65536, 1 << 20]);
       let stop = Math.min(pos + want, total);
       let fds: number[] = [];
       // The first fd-carrying segment this read touches (and whose fds are still in the socket):
@@ -250,7 +257,15 @@ function mutate(r: Rng, segments: Segment[], max: number): void {
         break;
       case 1: // announce another length (near the limit, huge, or off by a little)
         if (s.bytes.length >= HEADER_SIZE) {
-          const len = r.pick([BigInt(max), BigInt(max) + 1n, 0n, 1n, 0xffffffffn, 0xffffffffffffffffn, BigInt(s.bytes.length - HEADER_SIZE + r.int(5) - 2)]);
+          const len = r.pick([
+            BigInt(max),
+            BigInt(max) + 1n,
+            0n,
+            1n,
+            0xffffffffn,
+            0xffffffffffffffffn,
+            BigInt(s.bytes.length - HEADER_SIZE + r.int(5) - 2),
+          ]);
           s.bytes.writeBigUInt64LE(len < 0n ? 0n : len, 4);
         }
         break;
@@ -267,7 +282,12 @@ function mutate(r: Rng, segments: Segment[], max: number): void {
         if (s.bytes.length > 1) {
           const at = 1 + r.int(s.bytes.length - 1);
           const first = r.chance(0.5);
-          segments.splice(i, 1, { bytes: s.bytes.subarray(0, at), fds: first ? s.fds : [] }, { bytes: s.bytes.subarray(at), fds: first ? [] : s.fds });
+          segments.splice(
+            i,
+            1,
+            { bytes: s.bytes.subarray(0, at), fds: first ? s.fds : [] },
+            { bytes: s.bytes.subarray(at), fds: first ? [] : s.fds },
+          );
         }
         break;
       case 6: // merge with the next segment

@@ -91,7 +91,10 @@ export class Decoder {
   end(): never {
     const err = this.atBoundary
       ? new CommsError('PEER_CLOSED', 'Comms: the peer closed the channel')
-      : new CommsError('TRUNCATED', `Comms: the peer closed the channel inside a ${tagName(this.tag || this.header.readUInt32LE(0))} message (${this.payload ? `${this.payloadFill} of ${this.payload.length} payload bytes` : `${this.headerFill} of ${HEADER_SIZE} header bytes`} received)`);
+      : new CommsError(
+          'TRUNCATED',
+          `Comms: the peer closed the channel inside a ${tagName(this.tag || this.header.readUInt32LE(0))} message (${this.payload ? `${this.payloadFill} of ${this.payload.length} payload bytes` : `${this.headerFill} of ${HEADER_SIZE} header bytes`} received)`,
+        );
     this.fail(err);
   }
 
@@ -107,7 +110,8 @@ export class Decoder {
     if (fds.length === 0) return;
     if (this.pending) {
       // Legitimate only while the header the pending batch arrived in is still incomplete.
-      const insideItsHeader = !this.next && this.payload === null && this.headerFill > 0 && this.pending.end > this.pos - this.headerFill;
+      const insideItsHeader =
+        !this.next && this.payload === null && this.headerFill > 0 && this.pending.end > this.pos - this.headerFill;
       if (!insideItsHeader) {
         fds.forEach(this.closeFd);
         this.fail(new CommsError('UNEXPECTED_FD', 'Comms: fds arrived where no Fd message can claim them'));
@@ -125,7 +129,10 @@ export class Decoder {
     this.headerFill = 0;
     if (tag === 0) this.fail(new CommsError('IO', 'Comms: a message with tag 0 (invalid) arrived'));
     if (tag === Tag.Fd) {
-      if (len !== 0n) this.fail(new CommsError('UNEXPECTED_FD', `Comms: an Fd message must be empty, this one announces ${len} bytes`));
+      if (len !== 0n)
+        this.fail(
+          new CommsError('UNEXPECTED_FD', `Comms: an Fd message must be empty, this one announces ${len} bytes`),
+        );
       const batch = this.pending;
       if (!batch || batch.end <= start || batch.end > this.pos) {
         this.fail(new CommsError('MISSING_FD', 'Comms: an Fd message arrived without its fd'));
@@ -134,14 +141,24 @@ export class Decoder {
       this.next = null;
       if (batch.fds.length !== 1) {
         batch.fds.forEach(this.closeFd);
-        this.fail(new CommsError('UNEXPECTED_FD', `Comms: an Fd message carried ${batch.fds.length} fds (exactly 1 is allowed)`));
+        this.fail(
+          new CommsError(
+            'UNEXPECTED_FD',
+            `Comms: an Fd message carried ${batch.fds.length} fds (exactly 1 is allowed)`,
+          ),
+        );
       }
       out.push({ tag, data: Buffer.alloc(0), fd: batch.fds[0]! });
       return;
     }
     this.checkStrayFds();
     if (len > BigInt(this.maxMessageSize)) {
-      this.fail(new CommsError('MESSAGE_TOO_LARGE', `Comms: a ${tagName(tag)} message announces ${len} bytes, above the limit of ${this.maxMessageSize} (maxMessageSize)`));
+      this.fail(
+        new CommsError(
+          'MESSAGE_TOO_LARGE',
+          `Comms: a ${tagName(tag)} message announces ${len} bytes, above the limit of ${this.maxMessageSize} (maxMessageSize)`,
+        ),
+      );
     }
     this.tag = tag;
     this.payload = Buffer.allocUnsafe(Number(len));
@@ -160,7 +177,12 @@ export class Decoder {
   /** fds whose read ended at or before the current position and no Fd header claimed them. */
   private checkStrayFds(): void {
     if (this.pending && this.pending.end <= this.pos) {
-      this.fail(new CommsError('UNEXPECTED_FD', `Comms: ${this.pending.fds.length} fd(s) arrived with a ${tagName(this.tag || this.header.readUInt32LE(0))} message, which carries none`));
+      this.fail(
+        new CommsError(
+          'UNEXPECTED_FD',
+          `Comms: ${this.pending.fds.length} fd(s) arrived with a ${tagName(this.tag || this.header.readUInt32LE(0))} message, which carries none`,
+        ),
+      );
     }
   }
 

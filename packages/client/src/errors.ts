@@ -78,7 +78,11 @@ export class ClientError extends SbxError {
   /** True when the filter is on although the call failed: forbidden calls then fail with ENOSYS
    *  instead of being reported, and the process should exit. */
   readonly filterInstalled: boolean;
-  constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown; errno?: number; filterInstalled?: boolean }) {
+  constructor(
+    code: ClientErrorCode,
+    message: string,
+    options?: { cause?: unknown; errno?: number; filterInstalled?: boolean },
+  ) {
     super(code, message, options);
     if (options?.errno !== undefined) this.errno = options.errno;
     this.filterInstalled = options?.filterInstalled ?? false;

@@ -55,7 +55,10 @@ export class ForkingClient {
     const built = forkNative().forkingV8Built();
     const running = process.versions.v8.split('.').slice(0, 2).join('.');
     if (built !== running) {
-      throw new ForkError('NODE_BUILD', `sbx's fork binding for NODE_MODULE_VERSION ${process.versions.modules} was built against V8 ${built}, this node (${process.version}) runs V8 ${running}: rebuild it with this node (npm rebuild @sbx/client --build-from-source; in the sbx repository pnpm run build:native)`);
+      throw new ForkError(
+        'NODE_BUILD',
+        `sbx's fork binding for NODE_MODULE_VERSION ${process.versions.modules} was built against V8 ${built}, this node (${process.version}) runs V8 ${running}: rebuild it with this node (npm rebuild @sbx/client --build-from-source; in the sbx repository pnpm run build:native)`,
+      );
     }
   }
 
@@ -71,7 +74,10 @@ export class ForkingClient {
     const start = performance.now();
     while (activeRequests() > 0) {
       if (performance.now() - start > timeoutMs) {
-        throw new ForkError('BUSY', `ForkingClient.ready(): ${activeRequests()} request(s) still in flight after ${timeoutMs} ms: finish them (await them) before forking`);
+        throw new ForkError(
+          'BUSY',
+          `ForkingClient.ready(): ${activeRequests()} request(s) still in flight after ${timeoutMs} ms: finish them (await them) before forking`,
+        );
       }
       await new Promise((r) => setTimeout(r, 1));
     }
@@ -85,7 +91,8 @@ export class ForkingClient {
    * next waitAndFork().
    */
   static setSpares(n: number): void {
-    if (!Number.isInteger(n) || n < 0 || n > MAX_SPARES) throw new TypeError(`ForkingClient.setSpares(n): n must be an integer 0..${MAX_SPARES}, got ${String(n)}`);
+    if (!Number.isInteger(n) || n < 0 || n > MAX_SPARES)
+      throw new TypeError(`ForkingClient.setSpares(n): n must be an integer 0..${MAX_SPARES}, got ${String(n)}`);
     if (inChild) throw new ForkError('NOT_FORKSERVER', 'ForkingClient.setSpares() in a forked child');
     spares = n;
     if (opened) forkNative().forkingSetSpares(n);
@@ -113,7 +120,11 @@ export class ForkingClient {
    * the channel: exit), NOT_FORKSERVER (called in a child), PROTOCOL, IO.
    */
   static waitAndFork(): number {
-    if (inChild) throw new ForkError('NOT_FORKSERVER', 'ForkingClient.waitAndFork() in a forked child: only the forkserver serves fork requests');
+    if (inChild)
+      throw new ForkError(
+        'NOT_FORKSERVER',
+        'ForkingClient.waitAndFork() in a forked child: only the forkserver serves fork requests',
+      );
     if (!opened) {
       ForkingClient.check();
       Client.prepare(); // the child's sandboxMeHere() then finds everything loaded
@@ -133,7 +144,10 @@ export class ForkingClient {
         throw fromNative(err as NativeErrnoError);
       }
       if (info.workers !== 1) {
-        throw new ForkError('NODE_FLAGS', `a Node forkserver must run with --v8-pool-size=1 (this node has ${info.workers} V8 platform workers)`);
+        throw new ForkError(
+          'NODE_FLAGS',
+          `a Node forkserver must run with --v8-pool-size=1 (this node has ${info.workers} V8 platform workers)`,
+        );
       }
       opened = true;
       if (spares) forkNative().forkingSetSpares(spares);
@@ -227,7 +241,12 @@ function activeRequests(): number {
 function becomeChild(): void {
   inChild = true;
   const n = forkNative();
-  Object.defineProperty(process, 'pid', { value: n.forkGetpid(), configurable: true, enumerable: true, writable: false });
+  Object.defineProperty(process, 'pid', {
+    value: n.forkGetpid(),
+    configurable: true,
+    enumerable: true,
+    writable: false,
+  });
 
   // Every exit through _exit(): Node's teardown would join platform threads the child lacks.
   const exitCodeOf = (fallback: unknown): number => {
@@ -236,7 +255,8 @@ function becomeChild(): void {
     if (typeof c === 'string' && /^\d+$/.test(c)) return Number(c);
     return typeof fallback === 'number' ? fallback : 0;
   };
-  (process as unknown as { reallyExit: (code?: number) => never }).reallyExit = (code?: number) => n.forkExit(exitCodeOf(code));
+  (process as unknown as { reallyExit: (code?: number) => never }).reallyExit = (code?: number) =>
+    n.forkExit(exitCodeOf(code));
   const emit = process.emit;
   process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
     const r = (emit as (e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
@@ -254,7 +274,8 @@ function becomeChild(): void {
   const handles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles?.() ?? [];
   for (const h of handles) {
     // stdio stays (and process.stdin is not touched: its getter would start reading fd 0)
-    const fd = (h as { fd?: unknown; _handle?: { fd?: unknown } })?.fd ?? (h as { _handle?: { fd?: unknown } })?._handle?.fd;
+    const fd =
+      (h as { fd?: unknown; _handle?: { fd?: unknown } })?.fd ?? (h as { _handle?: { fd?: unknown } })?._handle?.fd;
     if ((h as { _isStdio?: boolean })?._isStdio || fd === 0 || fd === 1 || fd === 2) continue;
     const name = (h as { constructor?: { name?: string } })?.constructor?.name;
     if (name === 'Timeout') clearTimeout(h as NodeJS.Timeout);
@@ -266,7 +287,10 @@ function becomeChild(): void {
   const wt = workerThreads();
   wt.Worker = class Worker {
     constructor() {
-      throw new ForkError('UNSUPPORTED_IN_CHILD', 'worker_threads.Worker cannot run in a forked child (it has no V8 platform workers to end it): start Workers in a sandbox of their own, or compute in the child itself');
+      throw new ForkError(
+        'UNSUPPORTED_IN_CHILD',
+        'worker_threads.Worker cannot run in a forked child (it has no V8 platform workers to end it): start Workers in a sandbox of their own, or compute in the child itself',
+      );
     }
   };
   syncBuiltinESMExports();

@@ -77,7 +77,8 @@ export function queueLimits(options: Partial<QueueLimits>): QueueLimits {
   for (const key of Object.keys(DEFAULT_QUEUE_LIMITS) as (keyof QueueLimits)[]) {
     const v = options[key];
     if (v === undefined) continue;
-    if (!Number.isSafeInteger(v) || v < 1) throw new TypeError(`Comms: ${key} must be a positive integer, got ${String(v)}`);
+    if (!Number.isSafeInteger(v) || v < 1)
+      throw new TypeError(`Comms: ${key} must be a positive integer, got ${String(v)}`);
     limits[key] = v;
   }
   return limits;

@@ -3,8 +3,25 @@ export { Comms, type CommsOptions } from './comms.js';
 export { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './inbox.js';
 export { SyncComms, defaultCommsFd, type SyncCommsOptions } from './sync-comms.js';
 export type { Message } from './decoder.js';
-export { Tag, tagName, DEFAULT_COMMS_FD, DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE, USER_TAG_MAX, PROTOCOL_VERSION } from './tags.js';
-export { SbxError, errorToJSON, CommsError, type CommsErrorCode, ClientError, type ClientErrorCode, BufferError, type BufferErrorCode } from './errors.js';
+export {
+  Tag,
+  tagName,
+  DEFAULT_COMMS_FD,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  HEADER_SIZE,
+  USER_TAG_MAX,
+  PROTOCOL_VERSION,
+} from './tags.js';
+export {
+  SbxError,
+  errorToJSON,
+  CommsError,
+  type CommsErrorCode,
+  ClientError,
+  type ClientErrorCode,
+  BufferError,
+  type BufferErrorCode,
+} from './errors.js';
 export { SharedBuffer, SharedBuffer as Buffer, type FromFdOptions, type RecvBufferOptions } from './buffer.js';
 export {
   Client,

@@ -26,16 +26,24 @@ export function msgpackProblem(b: Uint8Array): string | null {
     const t = b[i++]!;
     need--;
     let ok = true;
-    if (t <= 0x7f || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) continue; // ints, nil, bools
-    else if (t <= 0x8f) need += 2 * (t & 0x0f); // fixmap
-    else if (t <= 0x9f) need += t & 0x0f; // fixarray
-    else if (t <= 0xbf) ok = skip(t & 0x1f); // fixstr
-    else if (t === 0xc4 || t === 0xd9) ok = skip(uint(1)); // bin8, str8
+    if (t <= 0x7f || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3)
+      continue; // ints, nil, bools
+    else if (t <= 0x8f)
+      need += 2 * (t & 0x0f); // fixmap
+    else if (t <= 0x9f)
+      need += t & 0x0f; // fixarray
+    else if (t <= 0xbf)
+      ok = skip(t & 0x1f); // fixstr
+    else if (t === 0xc4 || t === 0xd9)
+      ok = skip(uint(1)); // bin8, str8
     else if (t === 0xc5 || t === 0xda) ok = skip(uint(2));
     else if (t === 0xc6 || t === 0xdb) ok = skip(uint(4));
-    else if (t === 0xca) ok = skip(4); // float32
-    else if (t === 0xcb) ok = skip(8); // float64
-    else if (t >= 0xcc && t <= 0xd3) ok = skip(1 << ((t - 0xcc) & 3)); // (u)int 8..64
+    else if (t === 0xca)
+      ok = skip(4); // float32
+    else if (t === 0xcb)
+      ok = skip(8); // float64
+    else if (t >= 0xcc && t <= 0xd3)
+      ok = skip(1 << ((t - 0xcc) & 3)); // (u)int 8..64
     else if (t === 0xdc || t === 0xde) {
       const n = uint(2);
       ok = n >= 0;
@@ -67,7 +75,8 @@ export function msgpackProblem(b: Uint8Array): string | null {
 function extension(b: Uint8Array, i: number, len: number, at: number): string | null {
   if (i + 1 + len > b.length) return `it ends inside a value (at byte ${at} of ${b.length})`;
   const type = (b[i]! << 24) >> 24;
-  if (type !== -1) return `extension type ${type} at offset ${at} is not allowed (plain msgpack: only the timestamp, type -1)`;
+  if (type !== -1)
+    return `extension type ${type} at offset ${at} is not allowed (plain msgpack: only the timestamp, type -1)`;
   if (len !== 4 && len !== 8 && len !== 12) return `a timestamp at offset ${at} has ${len} bytes (4, 8 or 12)`;
   return null;
 }

@@ -17,7 +17,12 @@ interface BindingOptions {
   napi_versions: number[];
 }
 
-type ResolveBinding = (basePath: string, options: BindingOptions, verifyPrebuild: boolean, throwOnMissing: boolean) => string | null;
+type ResolveBinding = (
+  basePath: string,
+  options: BindingOptions,
+  verifyPrebuild: boolean,
+  throwOnMissing: boolean,
+) => string | null;
 
 let root: string | undefined;
 
@@ -37,7 +42,8 @@ function nearbyClientPackage(): string | undefined {
   const pkg = fileURLToPath(new URL('..', import.meta.url));
   for (const dir of [pkg, join(pkg, 'node_modules', '@sbx', 'client')]) {
     try {
-      if ((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name === '@sbx/client') return realpathSync(dir);
+      if ((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name === '@sbx/client')
+        return realpathSync(dir);
     } catch {
       // not there: the next place, then resolve()
     }
@@ -113,8 +119,10 @@ export function nativeExecutablePath(buildPath: string): string {
   const buildDir = join(clientPackageRoot(), 'build') + sep;
   const path = addon.startsWith(buildDir) ? join(buildDir, buildPath) : join(dirname(addon), basename(buildPath));
   if (!existsSync(path)) {
-    throw new NativeLoadError(`sbx: ${basename(buildPath)} was not found at ${path} (next to the addon ${addon}). ` +
-      'Reinstall @sbx/client, or rebuild with `npm rebuild @sbx/client --build-from-source`.');
+    throw new NativeLoadError(
+      `sbx: ${basename(buildPath)} was not found at ${path} (next to the addon ${addon}). ` +
+        'Reinstall @sbx/client, or rebuild with `npm rebuild @sbx/client --build-from-source`.',
+    );
   }
   return path;
 }

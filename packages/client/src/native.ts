@@ -36,7 +36,15 @@ export interface NativeBinding {
   monitorStart(cb: (event: MonitorEvent) => void): void;
   /** execFd -1: sandbox-me-here mode, no magic exec is expected (every notification is a violation). */
   /** killSignal: SIGKILL (default) or SIGTERM (landlock isolation's subreaper init). learnTable: learning mode (executor learn/table.ts): default-action calls CONTINUE, new facts are reported. */
-  monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number, networkTable?: Buffer, killSignal?: number, learnTable?: Buffer): void;
+  monitorWatch(
+    id: number,
+    listenerFd: number,
+    pidfd: number,
+    execFd: number,
+    networkTable?: Buffer,
+    killSignal?: number,
+    learnTable?: Buffer,
+  ): void;
   monitorUnwatch(id: number): void;
   /** The monitor's network decision for an IP sockaddr (tests: against decideNetwork()). */
   netDecide(table: Buffer, sockaddr: Buffer): { allowed: boolean; rule: number; address: string } | null;
@@ -158,17 +166,20 @@ export function forkNative(): ForkBinding {
       'NODE_UNSUPPORTED',
       `custom-fork mode has no fork binding for Node ${process.version} (NODE_MODULE_VERSION ${abi}): ${basename(path)} is not in ${dirname(path)}` +
         ` (there are bindings for ${have.length ? have.join(', ') : 'no Node'}). Run the forkserver with a supported Node line (20, 22 or 24),` +
-        ' or build the binding for this Node from source: `npm rebuild @sbx/client --build-from-source` (needs cmake, a C++ compiler and this Node\'s headers, include/node).',
+        " or build the binding for this Node from source: `npm rebuild @sbx/client --build-from-source` (needs cmake, a C++ compiler and this Node's headers, include/node).",
     );
   }
   try {
     forkBinding = createRequire(import.meta.url)(path) as ForkBinding;
   } catch (err) {
-    throw new ForkError('NODE_UNSUPPORTED', `custom-fork mode: the fork binding ${path} for Node ${process.version} does not load: ${(err as Error).message}`, { cause: err });
+    throw new ForkError(
+      'NODE_UNSUPPORTED',
+      `custom-fork mode: the fork binding ${path} for Node ${process.version} does not load: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   return forkBinding;
 }
-
 
 /** Closes an fd this process owns; a negative fd or one already closed is not an error. */
 export function closeQuietly(fd: number): void {

@@ -47,30 +47,78 @@ export class SyncComms {
     return { tag: m.tag, data: m.data };
   }
 
-  sendBool(v: boolean) { this.sendTLV(Tag.Bool, codec.encodeBool(v)); }
-  recvBool() { return codec.decodeBool(this.payload(Tag.Bool)); }
-  sendInt8(v: number) { this.sendTLV(Tag.Int8, codec.encodeInt('Int8', v)); }
-  recvInt8() { return codec.decodeInt('Int8', this.payload(Tag.Int8)); }
-  sendUint8(v: number) { this.sendTLV(Tag.Uint8, codec.encodeInt('Uint8', v)); }
-  recvUint8() { return codec.decodeInt('Uint8', this.payload(Tag.Uint8)); }
-  sendInt16(v: number) { this.sendTLV(Tag.Int16, codec.encodeInt('Int16', v)); }
-  recvInt16() { return codec.decodeInt('Int16', this.payload(Tag.Int16)); }
-  sendUint16(v: number) { this.sendTLV(Tag.Uint16, codec.encodeInt('Uint16', v)); }
-  recvUint16() { return codec.decodeInt('Uint16', this.payload(Tag.Uint16)); }
-  sendInt32(v: number) { this.sendTLV(Tag.Int32, codec.encodeInt('Int32', v)); }
-  recvInt32() { return codec.decodeInt('Int32', this.payload(Tag.Int32)); }
-  sendUint32(v: number) { this.sendTLV(Tag.Uint32, codec.encodeInt('Uint32', v)); }
-  recvUint32() { return codec.decodeInt('Uint32', this.payload(Tag.Uint32)); }
-  sendInt64(v: bigint | number) { this.sendTLV(Tag.Int64, codec.encodeBig('Int64', v)); }
-  recvInt64() { return codec.decodeBig('Int64', this.payload(Tag.Int64)); }
-  sendUint64(v: bigint | number) { this.sendTLV(Tag.Uint64, codec.encodeBig('Uint64', v)); }
-  recvUint64() { return codec.decodeBig('Uint64', this.payload(Tag.Uint64)); }
-  sendString(s: string) { this.sendTLV(Tag.String, codec.encodeString(s)); }
-  recvString() { return codec.decodeString(this.payload(Tag.String)); }
-  sendBytes(b: Uint8Array) { this.sendTLV(Tag.Bytes, codec.toBuffer(b, 'sendBytes')); }
-  recvBytes(): Buffer { return this.payload(Tag.Bytes); }
-  sendMessage(value: unknown) { this.sendTLV(Tag.Msgpack, codec.encodeMessage(value)); }
-  recvMessage<T = unknown>(): T { return codec.decodeMessage(this.payload(Tag.Msgpack)) as T; }
+  sendBool(v: boolean) {
+    this.sendTLV(Tag.Bool, codec.encodeBool(v));
+  }
+  recvBool() {
+    return codec.decodeBool(this.payload(Tag.Bool));
+  }
+  sendInt8(v: number) {
+    this.sendTLV(Tag.Int8, codec.encodeInt('Int8', v));
+  }
+  recvInt8() {
+    return codec.decodeInt('Int8', this.payload(Tag.Int8));
+  }
+  sendUint8(v: number) {
+    this.sendTLV(Tag.Uint8, codec.encodeInt('Uint8', v));
+  }
+  recvUint8() {
+    return codec.decodeInt('Uint8', this.payload(Tag.Uint8));
+  }
+  sendInt16(v: number) {
+    this.sendTLV(Tag.Int16, codec.encodeInt('Int16', v));
+  }
+  recvInt16() {
+    return codec.decodeInt('Int16', this.payload(Tag.Int16));
+  }
+  sendUint16(v: number) {
+    this.sendTLV(Tag.Uint16, codec.encodeInt('Uint16', v));
+  }
+  recvUint16() {
+    return codec.decodeInt('Uint16', this.payload(Tag.Uint16));
+  }
+  sendInt32(v: number) {
+    this.sendTLV(Tag.Int32, codec.encodeInt('Int32', v));
+  }
+  recvInt32() {
+    return codec.decodeInt('Int32', this.payload(Tag.Int32));
+  }
+  sendUint32(v: number) {
+    this.sendTLV(Tag.Uint32, codec.encodeInt('Uint32', v));
+  }
+  recvUint32() {
+    return codec.decodeInt('Uint32', this.payload(Tag.Uint32));
+  }
+  sendInt64(v: bigint | number) {
+    this.sendTLV(Tag.Int64, codec.encodeBig('Int64', v));
+  }
+  recvInt64() {
+    return codec.decodeBig('Int64', this.payload(Tag.Int64));
+  }
+  sendUint64(v: bigint | number) {
+    this.sendTLV(Tag.Uint64, codec.encodeBig('Uint64', v));
+  }
+  recvUint64() {
+    return codec.decodeBig('Uint64', this.payload(Tag.Uint64));
+  }
+  sendString(s: string) {
+    this.sendTLV(Tag.String, codec.encodeString(s));
+  }
+  recvString() {
+    return codec.decodeString(this.payload(Tag.String));
+  }
+  sendBytes(b: Uint8Array) {
+    this.sendTLV(Tag.Bytes, codec.toBuffer(b, 'sendBytes'));
+  }
+  recvBytes(): Buffer {
+    return this.payload(Tag.Bytes);
+  }
+  sendMessage(value: unknown) {
+    this.sendTLV(Tag.Msgpack, codec.encodeMessage(value));
+  }
+  recvMessage<T = unknown>(): T {
+    return codec.decodeMessage(this.payload(Tag.Msgpack)) as T;
+  }
 
   /** Sends `fd` (borrowed). */
   sendFd(fd: number): void {
@@ -105,10 +153,13 @@ export class SyncComms {
     this.payload(Tag.Barrier);
   }
 
-  sendVersion() { this.sendTLV(Tag.Version, codec.encodeInt('Uint32', PROTOCOL_VERSION)); }
+  sendVersion() {
+    this.sendTLV(Tag.Version, codec.encodeInt('Uint32', PROTOCOL_VERSION));
+  }
   recvVersion(): number {
     const v = codec.decodeInt('Uint32', this.payload(Tag.Version));
-    if (v !== PROTOCOL_VERSION) throw new CommsError('IO', `Comms: the peer speaks protocol version ${v}, this side ${PROTOCOL_VERSION}`);
+    if (v !== PROTOCOL_VERSION)
+      throw new CommsError('IO', `Comms: the peer speaks protocol version ${v}, this side ${PROTOCOL_VERSION}`);
     return v;
   }
 
@@ -148,7 +199,7 @@ function fromNative(e: NativeErrnoError): CommsError {
     code = 'TRUNCATED';
     message = `Comms: the stream is broken (${e.message}): the peer closed inside a message or sent a misplaced fd`;
   }
-  if (e.code === 'EMSGSIZE' && e.lastTag) message = `Comms: a ${tagName(e.lastTag)} message is above the limit (maxMessageSize)`;
+  if (e.code === 'EMSGSIZE' && e.lastTag)
+    message = `Comms: a ${tagName(e.lastTag)} message is above the limit (maxMessageSize)`;
   return new CommsError(code, message, { cause: e, errno: e.errno });
 }
-

@@ -117,7 +117,6 @@ function preprocess(text, predefined) {
     } else if (/^#\s*endif\b/.test(line)) {
       if (!stack.pop()) throw new Error('#endif without #if');
     } else if (!active()) {
-      continue;
     } else if ((m = /^#\s*define\s+(\w+)(?:\s+(.*))?$/.exec(line))) {
       macros.set(m[1], (m[2] ?? '').trim());
       order.push(m[1]);
@@ -149,7 +148,8 @@ function addNewer(table, arch) {
     const have = table.get(name);
     if (have !== undefined && have !== nr) throw new Error(`${arch}: header says ${name} = ${have}, list says ${nr}`);
     const other = byNr.get(nr);
-    if (other !== undefined && other !== name) throw new Error(`${arch}: header has ${other} at ${nr}, list says ${name}`);
+    if (other !== undefined && other !== name)
+      throw new Error(`${arch}: header has ${other} at ${nr}, list says ${name}`);
     table.set(name, nr);
   }
 }
@@ -199,10 +199,23 @@ addNewer(i386, 'i386');
 
 // Sanity checks on facts everybody knows, so a broken parse cannot slip through.
 const expect = [
-  [x64, 'read', 0], [x64, 'execveat', 322], [x64, 'clone3', 435], [x64, 'futex_waitv', 449],
-  [a64, 'io_setup', 0], [a64, 'fcntl', 25], [a64, 'newfstatat', 79], [a64, 'fstat', 80], [a64, 'lseek', 62],
-  [a64, 'mmap', 222], [a64, 'execveat', 281], [a64, 'clone3', 435], [a64, 'renameat', 38], [a64, 'getrlimit', 163],
-  [i386, 'exit', 1], [i386, 'socketcall', 102], [i386, 'execveat', 358],
+  [x64, 'read', 0],
+  [x64, 'execveat', 322],
+  [x64, 'clone3', 435],
+  [x64, 'futex_waitv', 449],
+  [a64, 'io_setup', 0],
+  [a64, 'fcntl', 25],
+  [a64, 'newfstatat', 79],
+  [a64, 'fstat', 80],
+  [a64, 'lseek', 62],
+  [a64, 'mmap', 222],
+  [a64, 'execveat', 281],
+  [a64, 'clone3', 435],
+  [a64, 'renameat', 38],
+  [a64, 'getrlimit', 163],
+  [i386, 'exit', 1],
+  [i386, 'socketcall', 102],
+  [i386, 'execveat', 358],
 ];
 for (const [t, n, nr] of expect) if (t.get(n) !== nr) throw new Error(`sanity: ${n} should be ${nr}, got ${t.get(n)}`);
 for (const n of ['open', 'stat', 'fcntl64', 'mmap2', 'sync_file_range2', 'arch_specific_syscall', 'syscalls'])
@@ -210,7 +223,10 @@ for (const n of ['open', 'stat', 'fcntl64', 'mmap2', 'sync_file_range2', 'arch_s
 
 const outputs = [
   ['syscalls-x86_64.ts', emitTable('x86_64', x64, '<asm/unistd_64.h>', 'SYSCALLS_X86_64', 'AUDIT_ARCH_X86_64')],
-  ['syscalls-aarch64.ts', emitTable('aarch64', a64, '<asm-generic/unistd.h>', 'SYSCALLS_AARCH64', 'AUDIT_ARCH_AARCH64')],
+  [
+    'syscalls-aarch64.ts',
+    emitTable('aarch64', a64, '<asm-generic/unistd.h>', 'SYSCALLS_AARCH64', 'AUDIT_ARCH_AARCH64'),
+  ],
   ['syscalls-i386.ts', emitTable('i386', i386, '<asm/unistd_32.h>', 'SYSCALLS_I386', 'AUDIT_ARCH_I386')],
   ['errnos.ts', errnoTable()],
 ];

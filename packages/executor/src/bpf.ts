@@ -26,7 +26,13 @@ export { interpretRule, modelVerdict } from './policy/model.js';
 export type { ModelVerdict } from './policy/model.js';
 export { ALWAYS_DENIED, SBX_EXEC_FD_TARGET, SBX_EXEC_MAGIC } from './policy/denials.js';
 export type { ArgCondition, Denial } from './policy/denials.js';
-export { decideNetwork, encodeNetworkTable, normalizeDestination, parseIpAddress, NET_SYSCALL_BITS } from './policy/network.js';
+export {
+  decideNetwork,
+  encodeNetworkTable,
+  normalizeDestination,
+  parseIpAddress,
+  NET_SYSCALL_BITS,
+} from './policy/network.js';
 export type { NetworkDecision, NetworkDestination } from './policy/network.js';
 export { readElf, resolveLibraries } from './policy/elf.js';
 export type { ElfInfo, ResolveOptions, ResolvedLibraries } from './policy/elf.js';

@@ -89,7 +89,13 @@ export function hostChecks(): Check[] {
   } catch {
     pidfd = false;
   }
-  checks.push({ name: 'pidfd', ok: pidfd, required: true, detail: 'pidfd_open/pidfd_send_signal/pidfd_getfd', fix: 'Linux 5.6 or newer' });
+  checks.push({
+    name: 'pidfd',
+    ok: pidfd,
+    required: true,
+    detail: 'pidfd_open/pidfd_send_signal/pidfd_getfd',
+    fix: 'Linux 5.6 or newer',
+  });
 
   const cg = cgroupV2Status();
   checks.push({ name: 'cgroup v2 (delegated, writable)', ok: cg.ok, required: false, detail: cg.detail, fix: cg.fix });
@@ -127,7 +133,9 @@ export function hostChecks(): Check[] {
     name: 'isolation: namespaces',
     ok: nsOk,
     required: false,
-    detail: nsOk ? 'user, mount, pid, net, ipc, uts and cgroup namespaces can be created (the default)' : `unavailable: ${probe.namespaces}`,
+    detail: nsOk
+      ? 'user, mount, pid, net, ipc, uts and cgroup namespaces can be created (the default)'
+      : `unavailable: ${probe.namespaces}`,
     fix: 'allow user namespaces (see "user namespaces" above), or run with isolation: \'landlock\' (sbx run --isolation landlock)',
   });
   const llOk = probe.landlockAbi >= LANDLOCK_ISOLATION_MIN_ABI;
@@ -135,7 +143,9 @@ export function hostChecks(): Check[] {
     name: 'isolation: landlock',
     ok: llOk,
     required: false,
-    detail: llOk ? `available (Landlock ABI ${probe.landlockAbi}): isolation: 'landlock' / sbx run --isolation landlock` : `needs Landlock ABI ${LANDLOCK_ISOLATION_MIN_ABI}, this kernel offers ${probe.landlockAbi || 'none'}`,
+    detail: llOk
+      ? `available (Landlock ABI ${probe.landlockAbi}): isolation: 'landlock' / sbx run --isolation landlock`
+      : `needs Landlock ABI ${LANDLOCK_ISOLATION_MIN_ABI}, this kernel offers ${probe.landlockAbi || 'none'}`,
     fix: `Linux 6.12+ with landlock in the lsm= boot parameter`,
   });
   const modes = [nsOk && 'namespaces', llOk && 'landlock'].filter(Boolean);
@@ -143,7 +153,9 @@ export function hostChecks(): Check[] {
     name: 'isolation modes',
     ok: modes.length > 0,
     required: true,
-    detail: modes.length ? `this host supports: ${modes.join(', ')}` : 'neither namespaces nor Landlock isolation is available',
+    detail: modes.length
+      ? `this host supports: ${modes.join(', ')}`
+      : 'neither namespaces nor Landlock isolation is available',
     fix: 'allow user namespaces, or use Linux 6.12+ with Landlock',
   });
   return checks;
@@ -152,7 +164,8 @@ export function hostChecks(): Check[] {
 /** `sbx-forkserver --probe`: "namespaces ok" or the failing call, and the Landlock ABI. */
 function probeIsolation(): { namespaces: string; landlockAbi: number } {
   const r = spawnSync(forkserverPath(), ['--probe'], { encoding: 'utf8', timeout: 10_000 });
-  if (r.error || r.status !== 0) return { namespaces: `the forkserver probe failed: ${r.error?.message ?? r.stderr.trim()}`, landlockAbi: 0 };
+  if (r.error || r.status !== 0)
+    return { namespaces: `the forkserver probe failed: ${r.error?.message ?? r.stderr.trim()}`, landlockAbi: 0 };
   const ns = /^namespaces (.*)$/m.exec(r.stdout)?.[1] ?? 'no answer from the probe';
   const abi = Number(/^landlock (\d+)$/m.exec(r.stdout)?.[1] ?? 0);
   return { namespaces: ns, landlockAbi: abi };
@@ -161,7 +174,12 @@ function probeIsolation(): { namespaces: string; landlockAbi: number } {
 function cgroupV2Status(): { ok: boolean; detail: string; fix?: string } {
   const mounts = readTrim('/proc/self/mountinfo') ?? '';
   const line = mounts.split('\n').find((l) => l.includes(' - cgroup2 '));
-  if (!line) return { ok: false, detail: 'no cgroup2 mount', fix: 'mount cgroup2 (systemd.unified_cgroup_hierarchy=1); without it sbx kills trees through the pid namespace only' };
+  if (!line)
+    return {
+      ok: false,
+      detail: 'no cgroup2 mount',
+      fix: 'mount cgroup2 (systemd.unified_cgroup_hierarchy=1); without it sbx kills trees through the pid namespace only',
+    };
   const mountPoint = line.split(' ')[4]!;
   const self = (readTrim('/proc/self/cgroup') ?? '').split('\n').find((l) => l.startsWith('0::'));
   const dir = join(mountPoint, self ? self.slice(3) : '');
@@ -178,12 +196,19 @@ function cgroupV2Status(): { ok: boolean; detail: string; fix?: string } {
   return {
     ok: writable,
     detail: `${dir}: ${writable ? 'writable, cgroup.kill works' : 'not writable'}; controllers: ${controllers || 'none'}`,
-    ...(writable ? {} : { fix: 'delegate a cgroup v2 subtree to this user (systemd: Delegate=yes); without it sbx kills trees through the pid namespace only' }),
+    ...(writable
+      ? {}
+      : {
+          fix: 'delegate a cgroup v2 subtree to this user (systemd: Delegate=yes); without it sbx kills trees through the pid namespace only',
+        }),
   };
 }
 
 export function formatChecks(checks: Check[]): string {
   return checks
-    .map((c) => `${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'}  ${c.name}: ${c.detail}${!c.ok && c.fix ? `\n      fix: ${c.fix}` : ''}`)
+    .map(
+      (c) =>
+        `${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'}  ${c.name}: ${c.detail}${!c.ok && c.fix ? `\n      fix: ${c.fix}` : ''}`,
+    )
     .join('\n');
 }

@@ -8,11 +8,20 @@ import { IsolationError } from './isolation/isolation.js';
 
 /** Every error class either package exports, by name. */
 function errorClasses(mod: Record<string, unknown>): Array<[string, Function]> {
-  return Object.entries(mod).filter(([name, v]) => typeof v === 'function' && /Error$/.test(name)) as Array<[string, Function]>;
+  return Object.entries(mod).filter(([name, v]) => typeof v === 'function' && /Error$/.test(name)) as Array<
+    [string, Function]
+  >;
 }
 
 describe('one error base', () => {
-  const all = [...errorClasses(client), ...errorClasses(executor), ...errorClasses(testing), ['UsageError', UsageError], ['SandboxSetupError', SandboxSetupError], ['IsolationError', IsolationError]] as Array<[string, Function]>;
+  const all = [
+    ...errorClasses(client),
+    ...errorClasses(executor),
+    ...errorClasses(testing),
+    ['UsageError', UsageError],
+    ['SandboxSetupError', SandboxSetupError],
+    ['IsolationError', IsolationError],
+  ] as Array<[string, Function]>;
 
   it('every exported error class extends SbxError', () => {
     expect(all.length).toBeGreaterThanOrEqual(15);

@@ -4,7 +4,13 @@ import { ALLOW, compilePolicy, type CompiledPolicy } from '@sbx/executor/bpf';
 import { expectNoViolation, suggestPolicyLine, type PolicySuggestion } from '@sbx/executor/testing';
 import { SyncComms, type Message } from '@sbx/client';
 
-const policy = new PolicyBuilder().allowDynamicStartup().allowWrite().allowExit().allowSyscall('ioctl').addLibrariesForBinary('/bin/echo').build();
+const policy = new PolicyBuilder()
+  .allowDynamicStartup()
+  .allowWrite()
+  .allowExit()
+  .allowSyscall('ioctl')
+  .addLibrariesForBinary('/bin/echo')
+  .build();
 const executor = new Executor('/bin/echo', ['echo', 'echo from the typescript consumer'], { limits: { walltime: 10 } });
 const result: Result = expectNoViolation(await new Sandbox(executor, policy).run());
 const violation: Violation | undefined = result.violation;

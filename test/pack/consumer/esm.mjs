@@ -8,6 +8,9 @@ const policy = new PolicyBuilder()
   .allowSyscall('ioctl')
   .addLibrariesForBinary('/bin/echo')
   .build();
-const result = await new Sandbox(new Executor('/bin/echo', ['echo', 'echo from the esm consumer'], { limits: { walltime: 10 } }), policy).run();
+const result = await new Sandbox(
+  new Executor('/bin/echo', ['echo', 'echo from the esm consumer'], { limits: { walltime: 10 } }),
+  policy,
+).run();
 console.log(`esm consumer: ${result.toString()}`);
 process.exitCode = result.status === 'OK' && result.exitCode === 0 ? 0 : 1;

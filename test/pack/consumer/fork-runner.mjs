@@ -12,11 +12,15 @@ const policy = new PolicyBuilder()
   .addDirectory('/proc')
   .addFile('/dev/null', { writable: true })
   .build();
-const server = await Executor.startForkServer(process.execPath, [process.execPath, '--single-threaded', '--v8-pool-size=1', `${dir}/fork-server.mjs`], {
-  policy,
-  cwd: dir,
-  env: { PATH: '/usr/bin:/bin' },
-});
+const server = await Executor.startForkServer(
+  process.execPath,
+  [process.execPath, '--single-threaded', '--v8-pool-size=1', `${dir}/fork-server.mjs`],
+  {
+    policy,
+    cwd: dir,
+    env: { PATH: '/usr/bin:/bin' },
+  },
+);
 const pids = new Set();
 let ok = 0;
 try {
@@ -30,8 +34,13 @@ try {
     const result = await running;
     if (i < 3 && reply.square === i * i && result.status === 'OK') ok++;
     if (i < 3) pids.add(reply.pid);
-    if (i === 3) console.log(`fork consumer: node ${process.version}, ${ok} children OK from ${pids.size} pids; the last: ${result.toString()}`);
-    if (i === 3) process.exitCode = ok === 3 && pids.size === 3 && result.status === 'VIOLATION' && result.violation?.syscall === 'openat' ? 0 : 1;
+    if (i === 3)
+      console.log(
+        `fork consumer: node ${process.version}, ${ok} children OK from ${pids.size} pids; the last: ${result.toString()}`,
+      );
+    if (i === 3)
+      process.exitCode =
+        ok === 3 && pids.size === 3 && result.status === 'VIOLATION' && result.violation?.syscall === 'openat' ? 0 : 1;
   }
 } finally {
   await server.close();

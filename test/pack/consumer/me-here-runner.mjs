@@ -23,4 +23,10 @@ const reply = await comms.recvMessage();
 comms.close();
 const result = await running;
 console.log(`me-here consumer: reply ${JSON.stringify(reply)}; ${result.toString()}`);
-process.exitCode = reply.echo === 'ping' && reply.sandboxed === true && result.status === 'VIOLATION' && result.violation?.syscall === 'openat' ? 0 : 1;
+process.exitCode =
+  reply.echo === 'ping' &&
+  reply.sandboxed === true &&
+  result.status === 'VIOLATION' &&
+  result.violation?.syscall === 'openat'
+    ? 0
+    : 1;

@@ -57,11 +57,14 @@ export function defaultPolicy(binary: string | null, o: RunPolicyOptions, view: 
   // queues and POSIX message queues are host objects, bounded host-wide (kernel.shmmni 4096,
   // msgmni 32000, fs.mqueue.queues_max 256), reachable by key or name, and they outlive the
   // sandbox. Creating or opening one is EPERM unless --allow names the call.
-  if (view.isolation === 'landlock') for (const name of LANDLOCK_HOST_IPC) if (!o.allow.includes(name) && !o.errno.some(([n]) => n === name)) b.blockSyscallWithErrno(name, 'EPERM');
+  if (view.isolation === 'landlock')
+    for (const name of LANDLOCK_HOST_IPC)
+      if (!o.allow.includes(name) && !o.errno.some(([n]) => n === name)) b.blockSyscallWithErrno(name, 'EPERM');
   // It also shares the host's pid namespace, and its uid may be shared with processes outside
   // (an unprivileged executor, an explicit --sandbox-user): scheduling calls act on itself only.
   if (view.isolation === 'landlock') {
-    for (const [name, rule] of schedulingSelfRules()) if (!o.allow.includes(name) && !o.errno.some(([n]) => n === name)) b.addPolicyOnSyscall(name, rule);
+    for (const [name, rule] of schedulingSelfRules())
+      if (!o.allow.includes(name) && !o.errno.some(([n]) => n === name)) b.addPolicyOnSyscall(name, rule);
   }
   b.allowCommandLine();
   const ownTmp = o.tmpfs.some((t) => t.inside === '/tmp');
@@ -120,7 +123,12 @@ function addMounts(b: PolicyBuilder, mounts: RunPolicyOptions['mounts']): void {
  * first rule on a syscall wins), --mount, --tmpfs and --net add to it. `pf` is the policy-file
  * module, which the caller imports only when --policy is given (ajv costs ~20 ms to load).
  */
-export function filePolicy(binary: string | null, o: RunPolicyOptions, pf: typeof PolicyFileModule, view: RunViewOptions = {}): Policy {
+export function filePolicy(
+  binary: string | null,
+  o: RunPolicyOptions,
+  pf: typeof PolicyFileModule,
+  view: RunViewOptions = {},
+): Policy {
   const { readPolicyFile, applyPolicyFile } = pf;
   const { doc, prefix } = readPolicyFile(o.policyFile!);
   const b = new PolicyBuilder();
@@ -128,13 +136,22 @@ export function filePolicy(binary: string | null, o: RunPolicyOptions, pf: typeo
   for (const name of o.allow) b.allowSyscall(name);
   // A file with the standard view takes the run's resolv.conf (--net dns=) through the view.
   const standard = doc.view === 'standard';
-  const problems = applyPolicyFile(doc, b, prefix, { ...view, ...(standard && o.network.resolvConf ? { resolvConf: o.network.resolvConf } : {}) });
+  const problems = applyPolicyFile(doc, b, prefix, {
+    ...view,
+    ...(standard && o.network.resolvConf ? { resolvConf: o.network.resolvConf } : {}),
+  });
   if (problems.length) throw new PolicyError('INVALID_POLICY', problems);
   for (const t of o.tmpfs) b.addTmpfs(t.inside, { sizeBytes: t.sizeBytes });
   addMounts(b, o.mounts);
   const dirs = (doc.directories ?? []).map((d) => d.inside ?? d.path);
   const viewDirs = doc.view === 'standard' ? [...SYSTEM_DIRS] : [];
-  if (binary !== null && doc.librariesFor === undefined && !isScript(binary) && ![...dirs, ...viewDirs].some((d) => binary.startsWith(d.endsWith('/') ? d : `${d}/`))) b.addLibrariesForBinary(binary);
+  if (
+    binary !== null &&
+    doc.librariesFor === undefined &&
+    !isScript(binary) &&
+    ![...dirs, ...viewDirs].some((d) => binary.startsWith(d.endsWith('/') ? d : `${d}/`))
+  )
+    b.addLibrariesForBinary(binary);
   if (o.network.resolvConf && !standard) b.addFileAt(o.network.resolvConf, '/etc/resolv.conf');
   addNetwork(b, o.network);
   return b.build();
@@ -145,8 +162,8 @@ function addNetwork(b: PolicyBuilder, net: RunNetwork): void {
   if (net.mode !== 'none') b.allowNetworkClient();
   if (net.mode === 'host') b.allowUnrestrictedNetworking();
   const family = (cidr: string): 4 | 6 => (cidr.includes(':') ? 6 : 4);
-  for (const [cidr, port] of net.allow) (family(cidr) === 4 ? b.allowIPv4(cidr, port) : b.allowIPv6(cidr, port));
-  for (const [cidr, port] of net.deny) (family(cidr) === 4 ? b.denyIPv4(cidr, port) : b.denyIPv6(cidr, port));
+  for (const [cidr, port] of net.allow) family(cidr) === 4 ? b.allowIPv4(cidr, port) : b.allowIPv6(cidr, port);
+  for (const [cidr, port] of net.deny) family(cidr) === 4 ? b.denyIPv4(cidr, port) : b.denyIPv6(cidr, port);
   if (net.dns.length) b.allowDns(net.dns);
   for (const p of net.unix) b.allowUnixSocket(p);
 }

@@ -3,9 +3,15 @@ import { parseArgs } from 'node:util';
 import { formatChecks, hostChecks } from '../doctor.js';
 
 export async function doctor(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
   if (values.help) {
-    console.log('Usage: sbx doctor [--json]\nReports what this host allows sandboxes to use, with a fix for each missing piece.\nExit code 1 when a required piece is missing.');
+    console.log(
+      'Usage: sbx doctor [--json]\nReports what this host allows sandboxes to use, with a fix for each missing piece.\nExit code 1 when a required piece is missing.',
+    );
     return 0;
   }
   const checks = hostChecks();

@@ -10,7 +10,21 @@ import { PolicyError } from '../policy/errors.js';
 import { formatPolicyFile } from '../learn/format.js';
 import type { PolicyFile } from '../policy-file/policy-file.js';
 import { ExitCode } from './exit-codes.js';
-import { SANDBOX_OPTIONS, UsageError, checkLandlockFlag, executorFor, exitCodeFor, parseAllow, parseEnv, parseErrno, parseInteger, parseLimits, parseMount, parseNet, parseTmpfs } from './run.js';
+import {
+  SANDBOX_OPTIONS,
+  UsageError,
+  checkLandlockFlag,
+  executorFor,
+  exitCodeFor,
+  parseAllow,
+  parseEnv,
+  parseErrno,
+  parseInteger,
+  parseLimits,
+  parseMount,
+  parseNet,
+  parseTmpfs,
+} from './run.js';
 import { guardTerminal } from './terminal-guard.js';
 
 export const LEARN_HELP = `Usage: sbx learn [options] -- CMD [ARGS...]
@@ -74,7 +88,10 @@ export async function learn(argv: string[]): Promise<number> {
   const runs = values.runs === undefined ? 1 : parseInteger('--runs', values.runs);
   if (runs < 1 || runs > 1000) throw new UsageError(`--runs must be 1..1000, got ${values.runs}`);
   const viewFlags = (values.mount?.length ?? 0) + (values.tmpfs?.length ?? 0) + (values.net?.length ?? 0);
-  if (values.merge !== undefined && viewFlags > 0) throw new UsageError('--mount, --tmpfs and --net do not go with --merge (the merged file holds the view and network)');
+  if (values.merge !== undefined && viewFlags > 0)
+    throw new UsageError(
+      '--mount, --tmpfs and --net do not go with --merge (the merged file holds the view and network)',
+    );
   const [cmd, ...args] = positionals as [string, ...string[]];
 
   if (values['verify-any-exit'] && !values.verify) throw new UsageError('--verify-any-exit goes with --verify');
@@ -85,7 +102,13 @@ export async function learn(argv: string[]): Promise<number> {
   let binary: string;
   let runArgv: string[];
   try {
-    const viewOnly = defaultPolicy(null, { allow: [], errno: [], mounts: (values.mount ?? []).map(parseMount), tmpfs: (values.tmpfs ?? []).map(parseTmpfs), network: parseNet([]) });
+    const viewOnly = defaultPolicy(null, {
+      allow: [],
+      errno: [],
+      mounts: (values.mount ?? []).map(parseMount),
+      tmpfs: (values.tmpfs ?? []).map(parseTmpfs),
+      network: parseNet([]),
+    });
     const ex = executorFor(cmd, args, { env }, viewOnly);
     binary = ex.path;
     runArgv = [...ex.argv];
@@ -98,8 +121,15 @@ export async function learn(argv: string[]): Promise<number> {
   if (values.merge !== undefined) base = values.merge;
   else {
     const net = parseNet(values.net ?? []);
-    if (net.dns.length) throw new UsageError('--net dns= is not supported by sbx learn (the generated resolv.conf would not outlive the run); use allow= rules');
-    base = defaultView(binary, { mounts: (values.mount ?? []).map(parseMount), tmpfs: (values.tmpfs ?? []).map(parseTmpfs), network: net });
+    if (net.dns.length)
+      throw new UsageError(
+        '--net dns= is not supported by sbx learn (the generated resolv.conf would not outlive the run); use allow= rules',
+      );
+    base = defaultView(binary, {
+      mounts: (values.mount ?? []).map(parseMount),
+      tmpfs: (values.tmpfs ?? []).map(parseTmpfs),
+      network: net,
+    });
   }
   // --allow and --errno: written into the policy (and in force while learning).
   const allow = parseAllow(values);
@@ -170,7 +200,9 @@ export async function learn(argv: string[]): Promise<number> {
   }
   if (verified.status === 'OK') {
     const learned = report.results.map((r) => r.exitCode).join(', ');
-    say(`verify: FAILED: the program exited ${verified.exitCode} under the learned policy (the learning run${runs > 1 ? 's' : ''} exited ${learned}); --verify-any-exit accepts any exit code`);
+    say(
+      `verify: FAILED: the program exited ${verified.exitCode} under the learned policy (the learning run${runs > 1 ? 's' : ''} exited ${learned}); --verify-any-exit accepts any exit code`,
+    );
     return 1;
   }
   say(`verify: ${verified.status}: ${verified.reason}`);
@@ -183,7 +215,10 @@ async function readStdin(): Promise<Buffer> {
   let size = 0;
   for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_STDIN) throw new UsageError(`stdin is larger than ${MAX_STDIN / 2 ** 20} MiB; sbx learn keeps it in memory to give every run the same input`);
+    if (size > MAX_STDIN)
+      throw new UsageError(
+        `stdin is larger than ${MAX_STDIN / 2 ** 20} MiB; sbx learn keeps it in memory to give every run the same input`,
+      );
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);

@@ -44,7 +44,12 @@ export async function main(argv: string[]): Promise<void> {
     }
   } catch (err) {
     const e = err as Error & { code?: string };
-    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' || e.code === 'USAGE') {
+    if (
+      e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ||
+      e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' ||
+      e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' ||
+      e.code === 'USAGE'
+    ) {
       console.error(`sbx ${command}: ${e.message}\nTry: sbx ${command} --help`);
       process.exitCode = ExitCode.USAGE;
     } else {

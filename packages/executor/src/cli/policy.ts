@@ -44,14 +44,19 @@ export async function policy(argv: string[]): Promise<number> {
     return 0;
   }
   const [sub, file, ...extra] = positionals;
-  if (sub !== 'check' && sub !== 'explain') throw new UsageError(sub === undefined ? 'expected check or explain' : `unknown subcommand "${sub}" (expected check or explain)`);
+  if (sub !== 'check' && sub !== 'explain')
+    throw new UsageError(
+      sub === undefined ? 'expected check or explain' : `unknown subcommand "${sub}" (expected check or explain)`,
+    );
   if (file === undefined) throw new UsageError(`sbx policy ${sub} needs a FILE`);
   if (extra.length) throw new UsageError(`unexpected argument "${extra[0]}"`);
   if (values.json && sub !== 'explain') throw new UsageError('--json goes with explain');
 
   const p = load(file);
   if (Array.isArray(p)) {
-    console.error(`sbx policy ${sub}: ${p.length} problem${p.length === 1 ? '' : 's'}:\n${p.map((s) => `  - ${s}`).join('\n')}`);
+    console.error(
+      `sbx policy ${sub}: ${p.length} problem${p.length === 1 ? '' : 's'}:\n${p.map((s) => `  - ${s}`).join('\n')}`,
+    );
     return ExitCode.USAGE;
   }
   const rules = [...p.rules, ...p.overridable];
@@ -63,29 +68,66 @@ export async function policy(argv: string[]): Promise<number> {
   }
 
   const compiled = compilePolicy(p);
-  const lines = disassemble(compiled.program, { arch: p.arch }).split('\n').filter((l) => l.length > 0);
-  const allowed = effective.filter((r) => r.kind === 'allow').map(ruleName).sort();
+  const lines = disassemble(compiled.program, { arch: p.arch })
+    .split('\n')
+    .filter((l) => l.length > 0);
+  const allowed = effective
+    .filter((r) => r.kind === 'allow')
+    .map(ruleName)
+    .sort();
   const errno: Record<string, string> = {};
   for (const r of effective) if (r.kind === 'errno') errno[ruleName(r)] = errnoName(r.errno) ?? String(r.errno);
-  const conditional = effective.filter((r) => r.kind === 'bpf').map(ruleName).sort();
-  const def = typeof p.defaultAction === 'string' ? p.defaultAction : `errno ${errnoName(p.defaultAction.errno) ?? p.defaultAction.errno}`;
+  const conditional = effective
+    .filter((r) => r.kind === 'bpf')
+    .map(ruleName)
+    .sort();
+  const def =
+    typeof p.defaultAction === 'string'
+      ? p.defaultAction
+      : `errno ${errnoName(p.defaultAction.errno) ?? p.defaultAction.errno}`;
   if (values.json) {
-    console.log(JSON.stringify({ instructions: lines.map((l) => l.trim()), allowed, errno, conditional, default: def, mounts: p.mounts, network: p.network }, null, 2));
+    console.log(
+      JSON.stringify(
+        {
+          instructions: lines.map((l) => l.trim()),
+          allowed,
+          errno,
+          conditional,
+          default: def,
+          mounts: p.mounts,
+          network: p.network,
+        },
+        null,
+        2,
+      ),
+    );
     return 0;
   }
   const out: string[] = [];
   out.push(`# ${file}: ${compiled.length} instructions (${p.arch})`, ...lines, '');
   out.push(`allowed (${allowed.length}): ${allowed.join(' ') || '(none)'}`);
-  if (Object.keys(errno).length) out.push(`errno (${Object.keys(errno).length}): ${Object.entries(errno).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  if (Object.keys(errno).length)
+    out.push(
+      `errno (${Object.keys(errno).length}): ${Object.entries(errno)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
+    );
   if (conditional.length) out.push(`allowed with argument checks (${conditional.length}): ${conditional.join(' ')}`);
   out.push(`every other syscall: ${def === 'kill' ? 'kill (a violation)' : def}`);
   out.push(`mounts (${p.mounts.length}):`);
   for (const m of p.mounts) {
-    out.push(m.kind === 'tmpfs' ? `  ${m.inside}  tmpfs${m.sizeBytes ? ` ${m.sizeBytes} bytes` : ''}` : `  ${m.inside}  <- ${m.outside} (${m.kind}, ${m.writable ? 'rw' : 'ro'})`);
+    out.push(
+      m.kind === 'tmpfs'
+        ? `  ${m.inside}  tmpfs${m.sizeBytes ? ` ${m.sizeBytes} bytes` : ''}`
+        : `  ${m.inside}  <- ${m.outside} (${m.kind}, ${m.writable ? 'rw' : 'ro'})`,
+    );
   }
   const net = p.network;
   out.push(`network: ${net.mode === 'none' ? 'none' : net.mode === 'unrestricted' ? 'host (unrestricted)' : 'rules'}`);
-  for (const r of net.rules) out.push(`  ${r.action ?? 'allow'} ${r.family === 6 ? `[${r.address}/${r.prefix}]` : `${r.address}/${r.prefix}`}${r.port ? `:${r.port}` : ''}`);
+  for (const r of net.rules)
+    out.push(
+      `  ${r.action ?? 'allow'} ${r.family === 6 ? `[${r.address}/${r.prefix}]` : `${r.address}/${r.prefix}`}${r.port ? `:${r.port}` : ''}`,
+    );
   for (const u of net.unixSockets ?? []) out.push(`  unix ${u}`);
   console.log(out.join('\n'));
   return 0;

@@ -13,7 +13,14 @@ import { setSpawnPool } from '../forkserver/spawn-pool.js';
 import { PolicyError } from '../policy/errors.js';
 import type { Result } from '../sandbox/result.js';
 import { ExitCode } from './exit-codes.js';
-import { defaultPolicy, filePolicy, needsLibraries, type RunNetwork, type RunPolicyOptions, type RunViewOptions } from './default-policy.js';
+import {
+  defaultPolicy,
+  filePolicy,
+  needsLibraries,
+  type RunNetwork,
+  type RunPolicyOptions,
+  type RunViewOptions,
+} from './default-policy.js';
 import { DEFAULT_SANDBOX_PATH, standardEnvironment } from '../view/standard-view.js';
 import type { Policy } from '../policy/policy.js';
 import { parseIpAddress, splitCidrPort } from '../policy/network.js';
@@ -116,7 +123,9 @@ const options = {
 } as const;
 
 /** What SANDBOX_OPTIONS hold once parsed. */
-type SandboxValues = { [K in keyof typeof SANDBOX_OPTIONS]?: (typeof SANDBOX_OPTIONS)[K] extends { multiple: true } ? string[] : string };
+type SandboxValues = {
+  [K in keyof typeof SANDBOX_OPTIONS]?: (typeof SANDBOX_OPTIONS)[K] extends { multiple: true } ? string[] : string;
+};
 
 /** --landlock auto|off. */
 export function checkLandlockFlag(values: SandboxValues): void {
@@ -131,16 +140,23 @@ export function parseLimits(values: SandboxValues): LimitsOptions {
   if (values.walltime !== undefined) limits.walltime = parseNumber('--walltime', values.walltime);
   if (values['rlimit-as'] !== undefined) limits.rlimitAs = parseBytes('--rlimit-as', values['rlimit-as']);
   if (values['rlimit-fsize'] !== undefined) limits.rlimitFsize = parseBytes('--rlimit-fsize', values['rlimit-fsize']);
-  if (values['rlimit-nofile'] !== undefined) limits.rlimitNofile = parseInteger('--rlimit-nofile', values['rlimit-nofile']);
+  if (values['rlimit-nofile'] !== undefined)
+    limits.rlimitNofile = parseInteger('--rlimit-nofile', values['rlimit-nofile']);
   if (values['rlimit-cpu'] !== undefined) limits.rlimitCpu = parseInteger('--rlimit-cpu', values['rlimit-cpu']);
-  limits.rlimitNproc = values['rlimit-nproc'] !== undefined ? parseInteger('--rlimit-nproc', values['rlimit-nproc']) : DEFAULT_RUN_NPROC;
-  if (limits.rlimitNproc === 0) throw new UsageError('--rlimit-nproc must be at least 1 (the program itself is a process)');
+  limits.rlimitNproc =
+    values['rlimit-nproc'] !== undefined ? parseInteger('--rlimit-nproc', values['rlimit-nproc']) : DEFAULT_RUN_NPROC;
+  if (limits.rlimitNproc === 0)
+    throw new UsageError('--rlimit-nproc must be at least 1 (the program itself is a process)');
   return limits;
 }
 
 /** --env K=V over the default PATH (and, with namespaces isolation, the standard view's HOME and USER). */
-export function parseEnv(values: SandboxValues, isolation: 'namespaces' | 'landlock' = 'namespaces'): Record<string, string> {
-  const env: Record<string, string> = isolation === 'namespaces' ? standardEnvironment() : { PATH: DEFAULT_SANDBOX_PATH };
+export function parseEnv(
+  values: SandboxValues,
+  isolation: 'namespaces' | 'landlock' = 'namespaces',
+): Record<string, string> {
+  const env: Record<string, string> =
+    isolation === 'namespaces' ? standardEnvironment() : { PATH: DEFAULT_SANDBOX_PATH };
   for (const kv of values.env ?? []) {
     const eq = kv.indexOf('=');
     if (eq <= 0) throw new UsageError(`--env expects K=V, got "${kv}"`);
@@ -151,7 +167,10 @@ export function parseEnv(values: SandboxValues, isolation: 'namespaces' | 'landl
 
 /** --allow A,B (repeatable). */
 export function parseAllow(values: SandboxValues): string[] {
-  return (values.allow ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+  return (values.allow ?? [])
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** --errno SYSCALL=ERRNO (repeatable). */
@@ -181,7 +200,8 @@ export async function run(argv: string[]): Promise<number> {
   if (values.isolation !== undefined && values.isolation !== 'namespaces' && values.isolation !== 'landlock') {
     throw new UsageError(`--isolation must be namespaces or landlock, got ${JSON.stringify(values.isolation)}`);
   }
-  if (values.isolation === 'landlock' && values.landlock === 'off') throw new UsageError('--isolation landlock cannot be combined with --landlock off');
+  if (values.isolation === 'landlock' && values.landlock === 'off')
+    throw new UsageError('--isolation landlock cannot be combined with --landlock off');
   const [cmd, ...args] = positionals as [string, ...string[]];
 
   const limits = parseLimits(values);
@@ -202,7 +222,11 @@ export async function run(argv: string[]): Promise<number> {
     resolvDir = mkdtempSync(join(tmpdir(), 'sbx-resolv-'));
     chmodSync(resolvDir, 0o755); // the sandbox's mount setup runs as its own (mapped) uid
     policyOptions.network.resolvConf = join(resolvDir, 'resolv.conf');
-    writeFileSync(policyOptions.network.resolvConf, policyOptions.network.dns.map((ip) => `nameserver ${ip}\n`).join(''), { mode: 0o644 });
+    writeFileSync(
+      policyOptions.network.resolvConf,
+      policyOptions.network.dns.map((ip) => `nameserver ${ip}\n`).join(''),
+      { mode: 0o644 },
+    );
   }
   try {
     return await runWith(cmd, args, env, limits, policyOptions, values);
@@ -217,17 +241,27 @@ async function runWith(
   env: Record<string, string>,
   limits: LimitsOptions,
   policyOptions: RunPolicyOptions,
-  values: { cwd?: string; 'result-json'?: string; quiet?: boolean; landlock?: string; isolation?: string; 'sandbox-user'?: string },
+  values: {
+    cwd?: string;
+    'result-json'?: string;
+    quiet?: boolean;
+    landlock?: string;
+    isolation?: string;
+    'sandbox-user'?: string;
+  },
 ): Promise<number> {
   const landlock = values.landlock === 'off' ? 'off' : 'auto';
   const isolation = values.isolation === 'landlock' ? 'landlock' : 'namespaces';
   // The forkserver starts while the policy is built.
   ForkServer.shared();
-  const policyFileModule = policyOptions.policyFile !== undefined ? await import('../policy-file/policy-file.js') : undefined;
+  const policyFileModule =
+    policyOptions.policyFile !== undefined ? await import('../policy-file/policy-file.js') : undefined;
   const view: RunViewOptions = { isolation };
   const build = (binary: string | null): Policy => {
     try {
-      return policyFileModule ? filePolicy(binary, policyOptions, policyFileModule, view) : defaultPolicy(binary, policyOptions, view);
+      return policyFileModule
+        ? filePolicy(binary, policyOptions, policyFileModule, view)
+        : defaultPolicy(binary, policyOptions, view);
     } catch (err) {
       // Every problem here comes from the flags (--allow, --errno, --mount, --policy...): a usage error.
       if (err instanceof PolicyError) throw new UsageError(err.message);
@@ -239,7 +273,14 @@ async function runWith(
   let executor: Executor;
   try {
     const sandboxUser = values['sandbox-user'] !== undefined ? parseSandboxUser(values['sandbox-user']) : undefined;
-    const options = { env, cwd: values.cwd ?? '/', limits, landlock, isolation, ...(sandboxUser ? { sandboxUser } : {}) } as const;
+    const options = {
+      env,
+      cwd: values.cwd ?? '/',
+      limits,
+      landlock,
+      isolation,
+      ...(sandboxUser ? { sandboxUser } : {}),
+    } as const;
     executor = executorFor(cmd, args, options, policy);
   } catch (err) {
     const e = err as Error & { code?: string };
@@ -274,7 +315,7 @@ async function runWith(
     process.off('SIGHUP', onSignal);
   }
 
-  if (values['result-json']) writeFileSync(values['result-json'], JSON.stringify(result.toJSON(), null, 2) + '\n');
+  if (values['result-json']) writeFileSync(values['result-json'], `${JSON.stringify(result.toJSON(), null, 2)}\n`);
   if (result.status !== 'OK' && !values.quiet) console.error(`sbx: ${result.toString()}`);
   return exitCodeFor(result);
 }
@@ -335,30 +376,42 @@ export function parseInteger(flag: string, s: string): number {
 
 export function parseNumber(flag: string, s: string): number {
   const v = Number(s);
-  if (s.trim() === '' || !Number.isFinite(v) || v < 0) throw new UsageError(`${flag} expects a non-negative number of seconds, got "${s}"`);
+  if (s.trim() === '' || !Number.isFinite(v) || v < 0)
+    throw new UsageError(`${flag} expects a non-negative number of seconds, got "${s}"`);
   return v;
 }
 
 export function parseMount(s: string): { outside: string; inside: string; writable: boolean } {
   const parts = s.split(':');
   let writable = false;
-  if (parts.length > 1 && (parts[parts.length - 1] === 'rw' || parts[parts.length - 1] === 'ro')) writable = parts.pop() === 'rw';
+  if (parts.length > 1 && (parts[parts.length - 1] === 'rw' || parts[parts.length - 1] === 'ro'))
+    writable = parts.pop() === 'rw';
   if (parts.length > 2 || !parts[0]) throw new UsageError(`--mount expects SRC[:DST][:rw], got "${s}"`);
   const outside = parts[0];
   const inside = parts[1] ?? outside;
-  if (!outside.startsWith('/') || !inside.startsWith('/')) throw new UsageError(`--mount paths must be absolute, got "${s}"`);
+  if (!outside.startsWith('/') || !inside.startsWith('/'))
+    throw new UsageError(`--mount paths must be absolute, got "${s}"`);
   return { outside, inside, writable };
 }
 
 /** Landlock isolation has no mount namespace: what the flags ask must exist at its own path. */
 function checkLandlockFlags(o: RunPolicyOptions): void {
   for (const m of o.mounts) {
-    if (m.outside !== m.inside) throw new UsageError(`--mount ${m.outside}:${m.inside}: --isolation landlock has no mount namespace, so a path cannot appear elsewhere; use --mount ${m.outside} to allow it at its own path`);
+    if (m.outside !== m.inside)
+      throw new UsageError(
+        `--mount ${m.outside}:${m.inside}: --isolation landlock has no mount namespace, so a path cannot appear elsewhere; use --mount ${m.outside} to allow it at its own path`,
+      );
   }
   for (const t of o.tmpfs) {
-    if (t.inside !== '/tmp') throw new UsageError(`--tmpfs ${t.inside}: --isolation landlock cannot mount a tmpfs; only /tmp is provided (a private scratch directory, passed as TMPDIR); use --mount DIR:rw for a writable host directory`);
+    if (t.inside !== '/tmp')
+      throw new UsageError(
+        `--tmpfs ${t.inside}: --isolation landlock cannot mount a tmpfs; only /tmp is provided (a private scratch directory, passed as TMPDIR); use --mount DIR:rw for a writable host directory`,
+      );
   }
-  if (o.network.dns.length) throw new UsageError(`--net dns=: --isolation landlock cannot put a resolv.conf at /etc/resolv.conf (no mount namespace); the host's /etc/resolv.conf is what the program reads`);
+  if (o.network.dns.length)
+    throw new UsageError(
+      `--net dns=: --isolation landlock cannot put a resolv.conf at /etc/resolv.conf (no mount namespace); the host's /etc/resolv.conf is what the program reads`,
+    );
 }
 
 function parseSandboxUser(s: string): { uid: number; gid: number } {
@@ -370,7 +423,7 @@ function parseSandboxUser(s: string): { uid: number; gid: number } {
 
 export function parseTmpfs(s: string): { inside: string; sizeBytes: number } {
   const [inside, size] = s.split(':');
-  if (!inside || !inside.startsWith('/')) throw new UsageError(`--tmpfs expects an absolute DST[:SIZE], got "${s}"`);
+  if (!inside?.startsWith('/')) throw new UsageError(`--tmpfs expects an absolute DST[:SIZE], got "${s}"`);
   return { inside, sizeBytes: size ? parseBytes('--tmpfs', size) : 64 * 2 ** 20 };
 }
 
@@ -388,7 +441,10 @@ export function parseNet(list: string[]): RunNetwork {
       if (!parseIpAddress(value)) throw new UsageError(`--net ${n}: "${value}" is not an IP address`);
       net.dns.push(value);
     } else if (key === 'unix' && value) net.unix.push(value);
-    else throw new UsageError(`--net expects none or host, or rules: allow=CIDR[:PORT], deny=CIDR[:PORT], dns=IP, unix=PATH; got "${n}"`);
+    else
+      throw new UsageError(
+        `--net expects none or host, or rules: allow=CIDR[:PORT], deny=CIDR[:PORT], dns=IP, unix=PATH; got "${n}"`,
+      );
   }
   const rules = net.allow.length + net.deny.length + net.dns.length + net.unix.length > 0;
   if (rules && plain) throw new UsageError(`--net ${plain} cannot be combined with allow=/deny=/dns=/unix= rules`);

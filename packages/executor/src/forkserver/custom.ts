@@ -8,7 +8,7 @@
 // EXITED when the forkserver reaped it. The forkserver is as untrusted as its children: every
 // reply is checked, and one that breaks the protocol ends the forkserver (and its children).
 import { readFileSync } from 'node:fs';
-import { Comms, CommsError, SbxError, Tag, type Message } from '@sbx/client';
+import { type Comms, CommsError, SbxError, Tag, type Message } from '@sbx/client';
 import { closeQuietly } from '@sbx/client/internal';
 import type { Policy } from '../policy/policy.js';
 import type { Result } from '../sandbox/result.js';
@@ -63,7 +63,10 @@ export function pidOfPidfd(pidfd: number): number {
 function exitedLie(id: bigint, pidfd: number): ForkServerHandleError | null {
   const pid = pidOfPidfd(pidfd);
   if (pid <= 0) return null;
-  return new ForkServerHandleError('PROTOCOL', `the forkserver reported the end of child ${id} while it still runs (host pid ${pid}; its pidfd says so): the forkserver was ended`);
+  return new ForkServerHandleError(
+    'PROTOCOL',
+    `the forkserver reported the end of child ${id} while it still runs (host pid ${pid}; its pidfd says so): the forkserver was ended`,
+  );
 }
 
 function parentOf(pid: number): number {
@@ -89,7 +92,10 @@ export class ForkServerHandle {
   private readonly initPid: number;
   private readonly kill: () => void;
   private readonly pending = new Map<bigint, Pending>();
-  private readonly exitWaiters = new Map<bigint, { resolve: (e: Exited) => void; reject: (e: Error) => void; pidfd: number }>();
+  private readonly exitWaiters = new Map<
+    bigint,
+    { resolve: (e: Exited) => void; reject: (e: Error) => void; pidfd: number }
+  >();
   private readonly early = new Map<bigint, Exited>();
   private awaitingPidfd: { id: bigint; nsPid: number } | null = null;
   private nextId = 1n;
@@ -99,7 +105,14 @@ export class ForkServerHandle {
   private readonly forkTimeoutMs: number;
 
   /** @internal built by startForkServer() */
-  constructor(comms: Comms, initPid: number, policy: Policy, result: Promise<Result>, kill: () => void, forkTimeoutMs = DEFAULT_FORK_TIMEOUT_MS) {
+  constructor(
+    comms: Comms,
+    initPid: number,
+    policy: Policy,
+    result: Promise<Result>,
+    kill: () => void,
+    forkTimeoutMs = DEFAULT_FORK_TIMEOUT_MS,
+  ) {
     this.comms = comms;
     this.inFlight = new InFlight(comms);
     this.initPid = initPid;
@@ -108,7 +121,10 @@ export class ForkServerHandle {
     this.forkTimeoutMs = forkTimeoutMs;
     this.result = result;
     comms.unref();
-    comms.onMessage((m) => this.onMessage(m), (e) => this.die(e));
+    comms.onMessage(
+      (m) => this.onMessage(m),
+      (e) => this.die(e),
+    );
     result.then(
       (r) => this.die(new ForkServerHandleError('FORKSERVER_DIED', `the forkserver ended: ${r.toString()}`)),
       (e) => this.die(e as Error),
@@ -134,7 +150,8 @@ export class ForkServerHandle {
   /** @internal Asks for a child with `fds` (target number → executor fd, borrowed). */
   async fork(fds: Array<{ target: number; fd: number }>): Promise<Forked> {
     if (this.dead) throw this.dead;
-    if (fds.length > FORK_MAX_FDS) throw new TypeError(`custom-fork mode: at most ${FORK_MAX_FDS} fds per child, got ${fds.length}`);
+    if (fds.length > FORK_MAX_FDS)
+      throw new TypeError(`custom-fork mode: at most ${FORK_MAX_FDS} fds per child, got ${fds.length}`);
     const id = this.nextId++;
     const payload = Buffer.alloc(12 + 4 * fds.length);
     payload.writeBigUInt64LE(id, 0);
@@ -143,13 +160,23 @@ export class ForkServerHandle {
     this.inFlight.hold();
     const forked = new Promise<Forked>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.die(new ForkServerHandleError('TIMEOUT', `the forkserver did not answer fork request ${id} within ${this.forkTimeoutMs} ms (it hangs: killed)`));
+        this.die(
+          new ForkServerHandleError(
+            'TIMEOUT',
+            `the forkserver did not answer fork request ${id} within ${this.forkTimeoutMs} ms (it hangs: killed)`,
+          ),
+        );
       }, this.forkTimeoutMs);
       this.pending.set(id, { resolve, reject, timer });
     });
     forked.catch(() => {});
     const send = this.sendChain.then(async () => {
-      await sendRequest(this.comms, ForkTag.Request, payload, fds.map((f) => f.fd));
+      await sendRequest(
+        this.comms,
+        ForkTag.Request,
+        payload,
+        fds.map((f) => f.fd),
+      );
     });
     this.sendChain = send.catch(() => {});
     try {
@@ -160,7 +187,9 @@ export class ForkServerHandle {
       if (p) clearTimeout(p.timer);
       this.pending.delete(id);
       this.inFlight.release();
-      throw err instanceof CommsError ? new ForkServerHandleError('FORKSERVER_DIED', `lost the forkserver: ${err.message}`) : err;
+      throw err instanceof CommsError
+        ? new ForkServerHandleError('FORKSERVER_DIED', `lost the forkserver: ${err.message}`)
+        : err;
     }
   }
 
@@ -186,7 +215,8 @@ export class ForkServerHandle {
 
   private settle(id: bigint): Pending | undefined {
     const p = this.pending.get(id);
-    if (!p) throw new ForkServerHandleError('PROTOCOL', `the forkserver answered fork request ${id}, which is not pending`);
+    if (!p)
+      throw new ForkServerHandleError('PROTOCOL', `the forkserver answered fork request ${id}, which is not pending`);
     this.pending.delete(id);
     clearTimeout(p.timer);
     this.inFlight.release();
@@ -200,7 +230,10 @@ export class ForkServerHandle {
         this.awaitingPidfd = null;
         if (m.tag !== Tag.Fd) {
           if (m.fd >= 0) closeQuietly(m.fd);
-          throw new ForkServerHandleError('PROTOCOL', `the forkserver sent no pidfd after FORKED (got tag 0x${m.tag.toString(16)})`);
+          throw new ForkServerHandleError(
+            'PROTOCOL',
+            `the forkserver sent no pidfd after FORKED (got tag 0x${m.tag.toString(16)})`,
+          );
         }
         const pid = pidOfPidfd(m.fd);
         // The child must be the forkserver's own: its parent is the forkserver, whose parent is
@@ -208,7 +241,10 @@ export class ForkServerHandle {
         const parent = pid > 0 ? parentOf(pid) : -1;
         if (pid <= 0 || parent <= 0 || parent === this.initPid || parentOf(parent) !== this.initPid) {
           closeQuietly(m.fd);
-          throw new ForkServerHandleError('PROTOCOL', `the forkserver's reply to fork request ${id} carries no pidfd of a child of the forkserver (pid ${pid}, parent ${parent})`);
+          throw new ForkServerHandleError(
+            'PROTOCOL',
+            `the forkserver's reply to fork request ${id} carries no pidfd of a child of the forkserver (pid ${pid}, parent ${parent})`,
+          );
         }
         this.settle(id)?.resolve({ id, pid, nsPid, pidfd: m.fd });
         return;
@@ -222,13 +258,22 @@ export class ForkServerHandle {
         const id = d.readBigUInt64LE(0);
         const err = d.readInt32LE(8);
         const nsPid = d.readUInt32LE(12);
-        if (!this.pending.has(id)) throw new ForkServerHandleError('PROTOCOL', `the forkserver answered fork request ${id}, which is not pending`);
+        if (!this.pending.has(id))
+          throw new ForkServerHandleError(
+            'PROTOCOL',
+            `the forkserver answered fork request ${id}, which is not pending`,
+          );
         if (err === 0) {
           this.awaitingPidfd = { id, nsPid };
           return;
         }
-        const message = d.subarray(16).toString('utf8').replace(/[^\x20-\x7e]/g, '?');
-        this.settle(id)?.reject(new ForkServerHandleError('FORK_FAILED', `the forkserver could not fork: ${message || `errno ${-err}`}`));
+        const message = d
+          .subarray(16)
+          .toString('utf8')
+          .replace(/[^\x20-\x7e]/g, '?');
+        this.settle(id)?.reject(
+          new ForkServerHandleError('FORK_FAILED', `the forkserver could not fork: ${message || `errno ${-err}`}`),
+        );
         return;
       }
       if (m.tag === ForkTag.Exited && d.length === EXITED_SIZE) {
@@ -239,12 +284,18 @@ export class ForkServerHandle {
           if (lie) throw lie;
           this.exitWaiters.delete(id);
           w.resolve(e);
-        }
-        else if (id < this.nextId && this.early.size < 4096) this.early.set(id, e);
-        else throw new ForkServerHandleError('PROTOCOL', `the forkserver reported the end of child ${id}, which it was never asked for`);
+        } else if (id < this.nextId && this.early.size < 4096) this.early.set(id, e);
+        else
+          throw new ForkServerHandleError(
+            'PROTOCOL',
+            `the forkserver reported the end of child ${id}, which it was never asked for`,
+          );
         return;
       }
-      throw new ForkServerHandleError('PROTOCOL', `unexpected message from the forkserver (tag 0x${m.tag.toString(16)}, ${d.length} bytes)`);
+      throw new ForkServerHandleError(
+        'PROTOCOL',
+        `unexpected message from the forkserver (tag 0x${m.tag.toString(16)}, ${d.length} bytes)`,
+      );
     } catch (err) {
       this.die(err as Error);
     }
@@ -252,7 +303,10 @@ export class ForkServerHandle {
 
   private die(err: Error): void {
     if (this.dead) return;
-    this.dead = err instanceof CommsError ? new ForkServerHandleError('FORKSERVER_DIED', `lost the forkserver: ${err.message}`) : err;
+    this.dead =
+      err instanceof CommsError
+        ? new ForkServerHandleError('FORKSERVER_DIED', `lost the forkserver: ${err.message}`)
+        : err;
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
       p.reject(this.dead);

@@ -76,7 +76,10 @@ export class ForkServer {
     this.comms = new Comms(ours, { maxMessageSize: 1 << 20 });
     this.inFlight = new InFlight(this.comms);
     this.comms.unref();
-    this.comms.onMessage((m) => this.onMessage(m), (e) => this.die(e));
+    this.comms.onMessage(
+      (m) => this.onMessage(m),
+      (e) => this.die(e),
+    );
     if (size > 0) this.setPool(size);
   }
 
@@ -183,8 +186,11 @@ export class ForkServer {
       if (this.awaitingPidfd) {
         const { id, pid, cgroup, uid } = this.awaitingPidfd;
         this.awaitingPidfd = null;
-        if (m.tag !== Tag.Fd) throw new ForkServerError('PROTOCOL', 'sbx: the forkserver sent no pidfd after a spawn reply');
-        this.pending.get(id)?.resolve({ pid, pidfd: m.fd, ...(cgroup ? { cgroup } : {}), ...(uid !== undefined ? { uid } : {}) });
+        if (m.tag !== Tag.Fd)
+          throw new ForkServerError('PROTOCOL', 'sbx: the forkserver sent no pidfd after a spawn reply');
+        this.pending
+          .get(id)
+          ?.resolve({ pid, pidfd: m.fd, ...(cgroup ? { cgroup } : {}), ...(uid !== undefined ? { uid } : {}) });
         this.pending.delete(id);
         return;
       }
@@ -205,7 +211,12 @@ export class ForkServer {
         const p = this.pending.get(id);
         this.pending.delete(id);
         this.inFlight.release();
-        p?.reject(new ForkServerError('SPAWN_FAILED', message || `the forkserver could not start the sandboxee (errno ${-err})`));
+        p?.reject(
+          new ForkServerError(
+            'SPAWN_FAILED',
+            message || `the forkserver could not start the sandboxee (errno ${-err})`,
+          ),
+        );
         return;
       }
       if (m.tag === FsTag.PoolStats && d.length >= 48) {
@@ -222,7 +233,10 @@ export class ForkServer {
         else this.early.set(id, e);
         return;
       }
-      throw new ForkServerError('PROTOCOL', `sbx: unexpected message from the forkserver (tag 0x${m.tag.toString(16)}, ${d.length} bytes)`);
+      throw new ForkServerError(
+        'PROTOCOL',
+        `sbx: unexpected message from the forkserver (tag 0x${m.tag.toString(16)}, ${d.length} bytes)`,
+      );
     } catch (err) {
       this.die(err as Error);
     }
@@ -230,7 +244,10 @@ export class ForkServer {
 
   private die(err: Error): void {
     if (this.dead) return;
-    this.dead = err instanceof CommsError ? new ForkServerError('FORKSERVER_DIED', `sbx: lost the forkserver: ${err.message}`) : err;
+    this.dead =
+      err instanceof CommsError
+        ? new ForkServerError('FORKSERVER_DIED', `sbx: lost the forkserver: ${err.message}`)
+        : err;
     for (const p of this.pending.values()) p.reject(this.dead);
     this.pending.clear();
     for (const w of this.statsWaiters.splice(0)) w.reject(this.dead);

@@ -46,14 +46,19 @@ export function autoPoolSize(): number {
 function resolveSize(size: unknown, where: string): number {
   if (size === 'auto') return autoPoolSize();
   if (typeof size === 'number' && Number.isInteger(size) && size >= 0 && size <= POOL_SIZE_MAX) return size;
-  throw new SpawnPoolError(`${where}: pool size must be an integer 0..${POOL_SIZE_MAX} or 'auto', got ${JSON.stringify(size)}`);
+  throw new SpawnPoolError(
+    `${where}: pool size must be an integer 0..${POOL_SIZE_MAX} or 'auto', got ${JSON.stringify(size)}`,
+  );
 }
 
 /** Default: SBX_SPAWN_POOL (a size or 'auto'), else off. */
 function fromEnv(): number {
   const v = process.env.SBX_SPAWN_POOL;
   if (v === undefined || v === '') return 0;
-  if (v !== 'auto' && !/^\d+$/.test(v)) throw new SpawnPoolError(`SBX_SPAWN_POOL: pool size must be an integer 0..${POOL_SIZE_MAX} or 'auto', got ${JSON.stringify(v)}`);
+  if (v !== 'auto' && !/^\d+$/.test(v))
+    throw new SpawnPoolError(
+      `SBX_SPAWN_POOL: pool size must be an integer 0..${POOL_SIZE_MAX} or 'auto', got ${JSON.stringify(v)}`,
+    );
   return resolveSize(v === 'auto' ? 'auto' : Number(v), 'SBX_SPAWN_POOL');
 }
 

@@ -49,9 +49,18 @@ export const Op = {
 
 /** A file of /proc/sys/user that `limits.userNamespace` sets inside the sandbox's user namespace. */
 export type UserLimitName =
-  | 'max_user_namespaces' | 'max_pid_namespaces' | 'max_uts_namespaces' | 'max_ipc_namespaces'
-  | 'max_net_namespaces' | 'max_mnt_namespaces' | 'max_cgroup_namespaces' | 'max_time_namespaces'
-  | 'max_inotify_instances' | 'max_inotify_watches' | 'max_fanotify_groups' | 'max_fanotify_marks';
+  | 'max_user_namespaces'
+  | 'max_pid_namespaces'
+  | 'max_uts_namespaces'
+  | 'max_ipc_namespaces'
+  | 'max_net_namespaces'
+  | 'max_mnt_namespaces'
+  | 'max_cgroup_namespaces'
+  | 'max_time_namespaces'
+  | 'max_inotify_instances'
+  | 'max_inotify_watches'
+  | 'max_fanotify_groups'
+  | 'max_fanotify_marks';
 
 /** SBX_OP_USER_LIMIT indexes (protocol.h): the files of /proc/sys/user, by name. */
 export const UserLimitIndex: Readonly<Record<UserLimitName, number>> = {

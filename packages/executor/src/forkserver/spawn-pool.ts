@@ -3,7 +3,13 @@
 // pivot_root) for the layout of the last request; a request with that layout only applies what
 // varies and execs. A one-shot process gains nothing: the pool pays off in a long-lived one.
 import { ForkServer } from './global.js';
-import { configurePoolSize, poolSize, SpawnPoolError, type SpawnPoolOptions, type SpawnPoolStats } from './pool-settings.js';
+import {
+  configurePoolSize,
+  poolSize,
+  SpawnPoolError,
+  type SpawnPoolOptions,
+  type SpawnPoolStats,
+} from './pool-settings.js';
 
 export { autoPoolSize, SpawnPoolError, type SpawnPoolOptions, type SpawnPoolStats } from './pool-settings.js';
 
@@ -19,7 +25,17 @@ export function setSpawnPool(options: SpawnPoolOptions): void {
   ForkServer.running()?.setPool(size);
 }
 
-const OFF: SpawnPoolStats = { size: 0, ready: 0, preparing: 0, hits: 0, misses: 0, recycled: 0, prepared: 0, failures: 0, lastError: '' };
+const OFF: SpawnPoolStats = {
+  size: 0,
+  ready: 0,
+  preparing: 0,
+  hits: 0,
+  misses: 0,
+  recycled: 0,
+  prepared: 0,
+  failures: 0,
+  lastError: '',
+};
 
 /** The pool's counters, from the forkserver (all zero, with `size` as configured, before it has started). */
 export async function spawnPoolStats(): Promise<SpawnPoolStats> {

@@ -14,16 +14,33 @@ export type { ForkServerOptions } from '../sandbox/executor.js';
  * Executor(handle)` then forks sandboxees from it. Closing the handle, or this process's death,
  * ends it and all its children.
  */
-export async function startForkServer(path: string, argv: readonly string[] | undefined, options: ForkServerOptions): Promise<ForkServerHandle> {
-  if (options === null || typeof options !== 'object') throw new TypeError('Executor.startForkServer(path, argv, options): options must be an object with a policy');
+export async function startForkServer(
+  path: string,
+  argv: readonly string[] | undefined,
+  options: ForkServerOptions,
+): Promise<ForkServerHandle> {
+  if (options === null || typeof options !== 'object')
+    throw new TypeError('Executor.startForkServer(path, argv, options): options must be an object with a policy');
   const { policy, forkTimeoutMs, ...rest } = options;
-  if (forkTimeoutMs !== undefined && (!Number.isFinite(forkTimeoutMs) || forkTimeoutMs <= 0)) throw new TypeError(`Executor.startForkServer(): forkTimeoutMs must be a positive number, got ${String(forkTimeoutMs)}`);
-  if ('enableSandboxBeforeExec' in rest) throw new TypeError('Executor.startForkServer(): enableSandboxBeforeExec does not apply (a forkserver runs without the policy filter; its children call sandboxMeHere)');
+  if (forkTimeoutMs !== undefined && (!Number.isFinite(forkTimeoutMs) || forkTimeoutMs <= 0))
+    throw new TypeError(
+      `Executor.startForkServer(): forkTimeoutMs must be a positive number, got ${String(forkTimeoutMs)}`,
+    );
+  if ('enableSandboxBeforeExec' in rest)
+    throw new TypeError(
+      'Executor.startForkServer(): enableSandboxBeforeExec does not apply (a forkserver runs without the policy filter; its children call sandboxMeHere)',
+    );
   if (rest.isolation !== undefined && rest.isolation !== 'namespaces') {
-    throw new TypeError(`Executor.startForkServer(): isolation ${JSON.stringify(rest.isolation)} is not supported for a forkserver (its children are walled off by namespaces and their own Landlock domains); use isolation: 'namespaces'`);
+    throw new TypeError(
+      `Executor.startForkServer(): isolation ${JSON.stringify(rest.isolation)} is not supported for a forkserver (its children are walled off by namespaces and their own Landlock domains); use isolation: 'namespaces'`,
+    );
   }
   const limits = rest.limits ?? {};
-  const ex = new Executor(path, argv, { ...rest, limits: 'walltime' in limits ? limits : { ...limits, walltime: 0 }, enableSandboxBeforeExec: false });
+  const ex = new Executor(path, argv, {
+    ...rest,
+    limits: 'walltime' in limits ? limits : { ...limits, walltime: 0 },
+    enableSandboxBeforeExec: false,
+  });
   ex.ipc.setCommsOptions({ maxMessageSize: MAX_REPLY });
   const comms = ex.ipc.comms;
   const sandbox = new Sandbox(ex, policy);

@@ -28,7 +28,8 @@ describe('namespacesUnavailable', () => {
       'mount: open_tree(/root/secret, OPEN_TREE_CLONE | AT_RECURSIVE): Permission denied',
       'mount: openat2(/srv/x, O_DIRECTORY, RESOLVE_IN_ROOT): Permission denied',
       'exec: execveat(/usr/bin/true): Permission denied',
-    ]) expect(namespacesUnavailable(m), m).toBeNull();
+    ])
+      expect(namespacesUnavailable(m), m).toBeNull();
   });
 });
 
@@ -47,7 +48,13 @@ describe('hostLandlockRules', () => {
     expect(at('/usr') & FsAccess.WRITE_FILE).toBe(0);
     expect(at('/srv/data') & FsAccess.MAKE_REG).toBeTruthy();
     expect(at('/proc')).toBe(FsAccess.READ_FILE | FsAccess.READ_DIR);
-    expect(rules.filter((r) => r.path.startsWith('/dev/')).map((r) => r.path)).toEqual(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom']);
+    expect(rules.filter((r) => r.path.startsWith('/dev/')).map((r) => r.path)).toEqual([
+      '/dev/null',
+      '/dev/zero',
+      '/dev/full',
+      '/dev/random',
+      '/dev/urandom',
+    ]);
     expect(at('/dev/null') & FsAccess.READ_DIR).toBe(0);
     expect(at('/tmp/sbx-tmp-x') & FsAccess.REMOVE_FILE).toBeTruthy();
   });

@@ -61,11 +61,14 @@ export class IsolationError extends SbxError {
 
 /** Appends the namespaces, identity and filesystem ops of the executor's isolation. */
 export function addIsolationOps(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[]): IsolationSetup {
-  return ex.isolation === 'landlock' ? addLandlockIsolation(ops, ex, policy, fsEntries) : addNamespacesIsolation(ops, ex, policy, fsEntries);
+  return ex.isolation === 'landlock'
+    ? addLandlockIsolation(ops, ex, policy, fsEntries)
+    : addNamespacesIsolation(ops, ex, policy, fsEntries);
 }
 
 function addNamespacesIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[]): IsolationSetup {
-  let ns = CloneFlag.NEWUSER | CloneFlag.NEWNS | CloneFlag.NEWPID | CloneFlag.NEWIPC | CloneFlag.NEWUTS | CloneFlag.NEWCGROUP;
+  let ns =
+    CloneFlag.NEWUSER | CloneFlag.NEWNS | CloneFlag.NEWPID | CloneFlag.NEWIPC | CloneFlag.NEWUTS | CloneFlag.NEWCGROUP;
   if (!sharesHostNetwork(policy)) ns |= CloneFlag.NEWNET;
   const ids = hostIdsFor(ex);
   try {
@@ -76,7 +79,14 @@ function addNamespacesIsolation(ops: OpList, ex: Executor, policy: Policy, fsEnt
   }
 }
 
-function namespacesOps(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[], ns: number, ids: ReturnType<typeof hostIdsFor>): IsolationSetup {
+function namespacesOps(
+  ops: OpList,
+  ex: Executor,
+  policy: Policy,
+  fsEntries: FsEntry[],
+  ns: number,
+  ids: ReturnType<typeof hostIdsFor>,
+): IsolationSetup {
   ops.u32(Op.Namespaces, ns);
   ops.str(Op.Hostname, ex.hostname);
   ops.words(Op.IdMap, [SANDBOX_ID, ids.uid, SANDBOX_ID, ids.gid]);
@@ -91,7 +101,16 @@ function namespacesOps(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsE
   }
   // SIGTERM: the pid namespace's init kills and reaps the tree itself, so its rusage counts
   // (native/forkserver/init.c); a SIGKILL follows if it is not gone after a grace period.
-  return { landlockAbi: abi, policy, env: {}, treeSignal: 15, escalate: true, hostIds: { uid: ids.uid, gid: ids.gid }, lease: ids.lease, cleanup: () => ids.lease?.release() };
+  return {
+    landlockAbi: abi,
+    policy,
+    env: {},
+    treeSignal: 15,
+    escalate: true,
+    hostIds: { uid: ids.uid, gid: ids.gid },
+    lease: ids.lease,
+    cleanup: () => ids.lease?.release(),
+  };
 }
 
 function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[]): IsolationSetup {
@@ -115,18 +134,25 @@ function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntri
     const entries = fsEntries.map((e): FsEntry => {
       switch (e.type) {
         case 'bind':
-          if (e.outside !== e.inside) throw new MountError(`isolation 'landlock' has no mount namespace: ${e.outside} cannot appear at ${e.inside}; allow it at its own path instead (addDirectory('${e.outside}') / addFile, or sbx run --mount ${e.outside})`);
+          if (e.outside !== e.inside)
+            throw new MountError(
+              `isolation 'landlock' has no mount namespace: ${e.outside} cannot appear at ${e.inside}; allow it at its own path instead (addDirectory('${e.outside}') / addFile, or sbx run --mount ${e.outside})`,
+            );
           return e;
         case 'proc':
         case 'dev': {
           const own = `/${e.type}`;
-          if (e.inside !== own) throw new MountError(`isolation 'landlock' has no mount namespace: ${own} cannot appear at ${e.inside}`);
+          if (e.inside !== own)
+            throw new MountError(`isolation 'landlock' has no mount namespace: ${own} cannot appear at ${e.inside}`);
           return e;
         }
         case 'tmpfs': {
           // No tmpfs without a mount namespace: a private, empty directory of the host instead,
           // removed after the run. Only /tmp has a conventional way to be found there: TMPDIR.
-          if (e.inside !== '/tmp') throw new MountError(`isolation 'landlock' has no mount namespace: cannot mount a tmpfs at ${e.inside}; allow a host directory there with addDirectory('${e.inside}', { writable: true }) instead`);
+          if (e.inside !== '/tmp')
+            throw new MountError(
+              `isolation 'landlock' has no mount namespace: cannot mount a tmpfs at ${e.inside}; allow a host directory there with addDirectory('${e.inside}', { writable: true }) instead`,
+            );
           const dir = mkdtempSync(join(tmpdir(), 'sbx-tmp-'));
           scratch.push(dir);
           if (root) chownSync(dir, uid, gid);
@@ -142,8 +168,19 @@ function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntri
     addLandlockOps(ops, entries, { restrictTcp: !hostNetwork });
     // No network namespace: "no network" becomes network rules that allow nothing, so that every
     // connect (and send with an address, and listen) is decided by the monitor.
-    const effective = policy.network.mode === 'none' ? new Policy({ ...policyData(policy), network: { mode: 'rules', rules: [] } }) : policy;
-    return { landlockAbi: abi, policy: effective, env, treeSignal: 15, hostIds: { uid, gid }, lease: ids.lease, cleanup };
+    const effective =
+      policy.network.mode === 'none'
+        ? new Policy({ ...policyData(policy), network: { mode: 'rules', rules: [] } })
+        : policy;
+    return {
+      landlockAbi: abi,
+      policy: effective,
+      env,
+      treeSignal: 15,
+      hostIds: { uid, gid },
+      lease: ids.lease,
+      cleanup,
+    };
   } catch (err) {
     cleanup();
     throw err;
@@ -151,7 +188,15 @@ function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntri
 }
 
 function policyData(p: Policy) {
-  return { arch: p.arch, rules: p.rules, overridable: p.overridable, defaultAction: p.defaultAction, mounts: p.mounts, network: p.network, presets: p.presets };
+  return {
+    arch: p.arch,
+    rules: p.rules,
+    overridable: p.overridable,
+    defaultAction: p.defaultAction,
+    mounts: p.mounts,
+    network: p.network,
+    presets: p.presets,
+  };
 }
 
 /**
@@ -159,11 +204,17 @@ function policyData(p: Policy) {
  * profile, restricted user namespaces): the message with what to do instead; null otherwise.
  */
 export function namespacesUnavailable(message: string): string | null {
-  const clone = /\bclone3?\((?:[A-Z_|]*\bCLONE_NEW[A-Z]+)[A-Z_|]*\): (Operation not permitted|Permission denied|No space left on device|Function not implemented)/.test(message);
+  const clone =
+    /\bclone3?\((?:[A-Z_|]*\bCLONE_NEW[A-Z]+)[A-Z_|]*\): (Operation not permitted|Permission denied|No space left on device|Function not implemented)/.test(
+      message,
+    );
   // A path the sandbox binds that the caller may not read (open_tree, openat2 of a source or a
   // target) is the policy's problem, not the host's: it keeps its own message.
   const pathLookup = /^mount: (open_tree|openat2|f?stat)\(/.test(message);
-  const step = (!pathLookup && /^(ids|mount|network|hostname|user namespace): .*(Operation not permitted|Permission denied)/.test(message)) || /^user namespace: /.test(message);
+  const step =
+    (!pathLookup &&
+      /^(ids|mount|network|hostname|user namespace): .*(Operation not permitted|Permission denied)/.test(message)) ||
+    /^user namespace: /.test(message);
   if (!clone && !step) return null;
   return (
     `namespaces are not available on this host: ${message}. ` +

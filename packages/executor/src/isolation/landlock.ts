@@ -64,7 +64,9 @@ function entryRules(e: FsEntry, host: boolean): LandlockRule[] {
     case 'proc':
       return [{ path, access: READ }];
     case 'dev':
-      return host ? MINIMAL_DEV.map((d) => ({ path: posix.join(path, d), access: DEVICE })) : [{ path, access: DEVICE | A.READ_DIR }];
+      return host
+        ? MINIMAL_DEV.map((d) => ({ path: posix.join(path, d), access: DEVICE }))
+        : [{ path, access: DEVICE | A.READ_DIR }];
     case 'tmpfs':
       return [{ path, access: READ_WRITE }];
     case 'bind':

@@ -40,7 +40,8 @@ export function addMountOps(ops: OpList, entries: readonly FsEntry[]): void {
       identityBinds.push({ path: e.inside, writable: e.writable });
     }
   }
-  const covered = (path: string, writable: boolean) => identityBinds.some((p) => isUnder(path, p.path) && p.writable === writable);
+  const covered = (path: string, writable: boolean) =>
+    identityBinds.some((p) => isUnder(path, p.path) && p.writable === writable);
 
   for (const e of normalized) {
     switch (e.type) {
@@ -128,7 +129,8 @@ function normalizeEntry(e: FsEntry): FsEntry {
 }
 
 function checkPath(what: string, p: string): string {
-  if (typeof p !== 'string' || !isAbsolute(p)) throw new MountError(`mount ${what} path must be absolute, got ${JSON.stringify(p)}`);
+  if (typeof p !== 'string' || !isAbsolute(p))
+    throw new MountError(`mount ${what} path must be absolute, got ${JSON.stringify(p)}`);
   if (p.includes('\0')) throw new MountError(`mount ${what} path contains a NUL byte`);
   const n = normalize(p);
   return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
@@ -139,5 +141,5 @@ function depth(p: string): number {
 }
 
 function isUnder(p: string, parent: string): boolean {
-  return parent === '/' || p.startsWith(parent + '/');
+  return parent === '/' || p.startsWith(`${parent}/`);
 }

@@ -31,13 +31,24 @@ describe('the learning filter', () => {
   });
 
   it('keeps the always-on denials as violations (never a learning notification)', () => {
-    for (const [name, args] of [['ptrace', []], ['bpf', []], ['clone', [CLONE_NEW_ANY]], ['unshare', [0x10000000]], ['ioctl', [0, TIOCSTI]], ['mount', []]] as const) {
+    for (const [name, args] of [
+      ['ptrace', []],
+      ['bpf', []],
+      ['clone', [CLONE_NEW_ANY]],
+      ['unshare', [0x10000000]],
+      ['ioctl', [0, TIOCSTI]],
+      ['mount', []],
+    ] as const) {
       const r = ret(name, [...args]);
       expect(r, name).not.toBe(LEARN_RET);
       expect(r, name).not.toBe(SECCOMP_RET_ALLOW);
     }
     // model and program agree on the learning verdicts
-    for (const [name, args] of [['getcwd', []], ['clone', [CLONE_NEW_ANY]], ['ioctl', [0, 0x5401]]] as const) {
+    for (const [name, args] of [
+      ['getcwd', []],
+      ['clone', [CLONE_NEW_ANY]],
+      ['ioctl', [0, 0x5401]],
+    ] as const) {
       expect(modelVerdict(policy, data(name, [...args]), { monitor: true }).ret).toBe(ret(name, [...args]));
     }
   });
@@ -63,7 +74,10 @@ describe('allowWhen argument rules', () => {
     allowWhen: {
       ioctl: [{ arg1: ['0x5401', 21523] }],
       openat: [{ arg2: { onlyFlags: '0x80800' } }],
-      socket: [{ arg0: [1], arg1: [1, 0x80001] }, { arg0: [2], arg1: [2] }],
+      socket: [
+        { arg0: [1], arg1: [1, 0x80001] },
+        { arg0: [2], arg1: [2] },
+      ],
     },
   }).build();
   const program = compilePolicy(policy).program;
@@ -115,14 +129,18 @@ describe('synthesis', () => {
     const { doc, problems } = synthesize(f, { errno: { uname: 'EPERM' }, files: [{ path: '/etc/passwd' }] });
     expect(problems).toEqual([expect.stringMatching(/syscall number 999 has no name/)]);
     expect(doc.allow).toContain('getcwd');
-    for (const n of BASE_SET.filter((n) => !['exit', 'exit_group', 'futex', 'getpid', 'gettid'].includes(n))) expect(doc.allow).toContain(n);
+    for (const n of BASE_SET.filter((n) => !['exit', 'exit_group', 'futex', 'getpid', 'gettid'].includes(n)))
+      expect(doc.allow).toContain(n);
     // every get-pids syscall was allowed (getpid, gettid in the base set, getppid seen): the preset
     expect(doc.presets).toEqual(expect.arrayContaining(['exit', 'futex', 'get-pids']));
     expect(doc.allow).not.toContain('getppid');
     expect(doc.allowWhen).toEqual({
       ioctl: [{ arg1: ['0x5401', '0x5413'] }],
       openat: [{ arg2: { onlyFlags: '0x80800' } }],
-      socket: [{ arg0: [1], arg1: [1, 0x80001] }, { arg0: [2], arg1: [2] }],
+      socket: [
+        { arg0: [1], arg1: [1, 0x80001] },
+        { arg0: [2], arg1: [2] },
+      ],
     });
     expect(doc.errno).toEqual({ uname: 'EPERM' });
     expect(doc.files).toEqual([{ path: '/etc/passwd' }]);
@@ -135,8 +153,15 @@ describe('synthesis', () => {
       [{ arg1: ['0x5401'] }, { arg0: [1], arg1: [1] }],
       [{ arg1: ['0x5413'] }, { arg0: [1], arg1: [1] }, { arg0: [2], arg1: [2] }, { arg1: { onlyFlags: 1 } }],
     );
-    expect(merged).toEqual([{ arg1: ['0x5401', '0x5413'] }, { arg0: [1], arg1: [1] }, { arg0: [2], arg1: [2] }, { arg1: { onlyFlags: 1 } }]);
-    expect(mergeAlternatives([{ arg2: { onlyFlags: '0x800' } }], [{ arg2: { onlyFlags: '0x80000' } }])).toEqual([{ arg2: { onlyFlags: '0x80800' } }]);
+    expect(merged).toEqual([
+      { arg1: ['0x5401', '0x5413'] },
+      { arg0: [1], arg1: [1] },
+      { arg0: [2], arg1: [2] },
+      { arg1: { onlyFlags: 1 } },
+    ]);
+    expect(mergeAlternatives([{ arg2: { onlyFlags: '0x800' } }], [{ arg2: { onlyFlags: '0x80000' } }])).toEqual([
+      { arg2: { onlyFlags: '0x80800' } },
+    ]);
   });
 
   it('facts from several runs merge', () => {

@@ -68,7 +68,10 @@ const EXECUTOR_KEYS = ['env', 'cwd', 'limits', 'stdio', 'hostname', 'cgroup', 'm
 function executorOptions(o: LearnOptions): ExecutorOptions {
   const out: Record<string, unknown> = {};
   for (const k of EXECUTOR_KEYS) if (o[k] !== undefined) out[k] = o[k];
-  if (o.enableSandboxBeforeExec === false) throw new TypeError('learnPolicy: learning runs in sandbox-before-exec mode (enableSandboxBeforeExec must not be false)');
+  if (o.enableSandboxBeforeExec === false)
+    throw new TypeError(
+      'learnPolicy: learning runs in sandbox-before-exec mode (enableSandboxBeforeExec must not be false)',
+    );
   return out as ExecutorOptions;
 }
 
@@ -92,7 +95,8 @@ function builderFor(doc: PolicyFile, binary: string): PolicyBuilder {
   const problems = applyPolicyFile(doc, b);
   if (problems.length) throw new PolicyError('INVALID_POLICY', problems);
   const dirs = (doc.directories ?? []).map((d) => d.inside ?? d.path);
-  if (doc.librariesFor === undefined && !dirs.some((d) => binary.startsWith(d.endsWith('/') ? d : `${d}/`))) b.addLibrariesForBinary(binary);
+  if (doc.librariesFor === undefined && !dirs.some((d) => binary.startsWith(d.endsWith('/') ? d : `${d}/`)))
+    b.addLibrariesForBinary(binary);
   return b;
 }
 
@@ -113,7 +117,8 @@ export function enforcingPolicy(doc: PolicyFile, binary: string): Policy {
 
 function checkRuns(runs: unknown): number {
   if (runs === undefined) return 1;
-  if (typeof runs !== 'number' || !Number.isInteger(runs) || runs < 1 || runs > 1000) throw new TypeError(`learnPolicy: runs must be an integer 1..1000, got ${String(runs)}`);
+  if (typeof runs !== 'number' || !Number.isInteger(runs) || runs < 1 || runs > 1000)
+    throw new TypeError(`learnPolicy: runs must be an integer 1..1000, got ${String(runs)}`);
   return runs;
 }
 
@@ -131,7 +136,12 @@ async function learnOnce(o: LearnOptions, policy: Policy, facts: LearnedFacts): 
   };
   o.onSandbox?.(sandbox);
   const result = await sandbox.run();
-  if (overflow) throw new LearnError('TOO_MANY_FACTS', `the program produced more than ${MAX_FACTS} distinct syscall facts; learning stopped it`, result);
+  if (overflow)
+    throw new LearnError(
+      'TOO_MANY_FACTS',
+      `the program produced more than ${MAX_FACTS} distinct syscall facts; learning stopped it`,
+      result,
+    );
   if (result.status !== 'OK') {
     const why =
       result.status === 'VIOLATION'
@@ -144,8 +154,10 @@ async function learnOnce(o: LearnOptions, policy: Policy, facts: LearnedFacts): 
 
 /** Learns a policy file from `runs` runs of the program (see LearnOptions). */
 export async function learnPolicyFile(options: LearnOptions): Promise<LearnReport> {
-  if (options === null || typeof options !== 'object') throw new TypeError('learnPolicy(options): options must be an object');
-  if (typeof options.path !== 'string' || options.path === '') throw new TypeError('learnPolicy: options.path must be a non-empty string');
+  if (options === null || typeof options !== 'object')
+    throw new TypeError('learnPolicy(options): options must be an object');
+  if (typeof options.path !== 'string' || options.path === '')
+    throw new TypeError('learnPolicy: options.path must be a non-empty string');
   const runs = checkRuns(options.runs);
   const binary = new Executor(options.path, options.argv ?? [options.path], executorOptions(options)).path;
   const base = baseDoc(options, binary);
@@ -153,7 +165,11 @@ export async function learnPolicyFile(options: LearnOptions): Promise<LearnRepor
   try {
     policy = learningPolicy(base, binary);
   } catch (err) {
-    if (err instanceof PolicyError) throw new LearnError('BAD_BASE', `the base policy${typeof options.base === 'string' ? ` ${options.base}` : ''}: ${err.message}`);
+    if (err instanceof PolicyError)
+      throw new LearnError(
+        'BAD_BASE',
+        `the base policy${typeof options.base === 'string' ? ` ${options.base}` : ''}: ${err.message}`,
+      );
     throw err;
   }
   const facts = new LearnedFacts(policy.arch);

@@ -40,10 +40,12 @@ function alternativesOf(name: string, tuples: number[][]): ArgAlternative[] {
     if (!s) byFirst.set(t[0]!, (s = new Set()));
     s.add(t[1]!);
   }
-  return [...byFirst.keys()].sort((a, b) => a - b).map((first) => ({
-    [key(i)]: [fmt(i, first)],
-    [key(j)]: [...byFirst.get(first)!].sort((a, b) => a - b).map((v) => fmt(j, v)),
-  }));
+  return [...byFirst.keys()]
+    .sort((a, b) => a - b)
+    .map((first) => ({
+      [key(i)]: [fmt(i, first)],
+      [key(j)]: [...byFirst.get(first)!].sort((a, b) => a - b).map((v) => fmt(j, v)),
+    }));
 }
 
 function sameTest(a: ArgTest, b: ArgTest): boolean {
@@ -63,7 +65,8 @@ function unionTest(a: ArgTest, b: ArgTest): ArgTest | undefined {
     const all = [...new Set([...a, ...b].map((v) => parseArgValue(v)!))].sort((x, y) => x - y);
     return all.map((v) => (asHex ? hex(v) : v));
   }
-  if (!Array.isArray(a) && !Array.isArray(b)) return { onlyFlags: hex((parseArgValue(a.onlyFlags)! | parseArgValue(b.onlyFlags)!) >>> 0) };
+  if (!Array.isArray(a) && !Array.isArray(b))
+    return { onlyFlags: hex((parseArgValue(a.onlyFlags)! | parseArgValue(b.onlyFlags)!) >>> 0) };
   return undefined;
 }
 
@@ -109,7 +112,8 @@ export function synthesize(facts: LearnedFacts, base: PolicyFile = {}): Synthesi
       problems.push(`syscall number ${nr} has no name in sbx's ${arch} table; it is not in the policy`);
       continue;
     }
-    if (ARG_FACTS[name]) allowWhen[name] = mergeAlternatives(allowWhen[name] ?? [], alternativesOf(name, facts.valuesOf(nr)));
+    if (ARG_FACTS[name])
+      allowWhen[name] = mergeAlternatives(allowWhen[name] ?? [], alternativesOf(name, facts.valuesOf(nr)));
     else allow.add(name);
   }
   // Presets every one of whose syscalls is allowed anyway replace those names.
@@ -124,7 +128,8 @@ export function synthesize(facts: LearnedFacts, base: PolicyFile = {}): Synthesi
   if (base.$schema) doc.$schema = base.$schema;
   if (presets.size) doc.presets = [...presets];
   doc.allow = [...allow].sort();
-  if (Object.keys(allowWhen).length) doc.allowWhen = Object.fromEntries(Object.entries(allowWhen).sort(([a], [b]) => (a < b ? -1 : 1)));
+  if (Object.keys(allowWhen).length)
+    doc.allowWhen = Object.fromEntries(Object.entries(allowWhen).sort(([a], [b]) => (a < b ? -1 : 1)));
   for (const k of ['errno', 'default', 'view', 'files', 'directories', 'tmpfs', 'librariesFor', 'network'] as const) {
     if (base[k] !== undefined) (doc as Record<string, unknown>)[k] = base[k];
   }

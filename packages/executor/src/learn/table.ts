@@ -11,7 +11,8 @@ import { ARG_FACTS, MAX_FACTS } from './facts.js';
 export const LEARN_RET = (SECCOMP_RET_USER_NOTIF | NOTIFY_DATA.DEFAULT) >>> 0;
 
 export function encodeLearnTable(filter: Uint8Array, arch: Arch, maxFacts = MAX_FACTS): Buffer {
-  if (filter.length === 0 || filter.length % 8 !== 0) throw new TypeError('encodeLearnTable: the filter is a whole number of 8-byte instructions');
+  if (filter.length === 0 || filter.length % 8 !== 0)
+    throw new TypeError('encodeLearnTable: the filter is a whole number of 8-byte instructions');
   const masks: number[] = [];
   for (const [name, spec] of Object.entries(ARG_FACTS)) {
     const nr = syscallNumber(arch, name);

@@ -22,7 +22,11 @@ export function defaultView(binary: string, o: ViewOptions = {}): PolicyFile {
   const tmpfs: NonNullable<PolicyFile['tmpfs']> = [];
   for (const t of o.tmpfs ?? []) tmpfs.push({ path: t.inside, size: t.sizeBytes });
   for (const m of o.mounts ?? []) {
-    const bind: PolicyFileBind = { path: m.outside, ...(m.inside !== m.outside ? { inside: m.inside } : {}), ...(m.writable ? { writable: true } : {}) };
+    const bind: PolicyFileBind = {
+      path: m.outside,
+      ...(m.inside !== m.outside ? { inside: m.inside } : {}),
+      ...(m.writable ? { writable: true } : {}),
+    };
     const dir = lstatSync(m.outside, { throwIfNoEntry: false })?.isDirectory() ?? true;
     (dir ? directories : files).push(bind);
   }
@@ -35,7 +39,8 @@ export function defaultView(binary: string, o: ViewOptions = {}): PolicyFile {
   const net = o.network;
   if (net && net.mode === 'host') doc.network = { mode: 'host' };
   else if (net && net.mode === 'rules') {
-    const fmt = ([cidr, port]: [string, number]): string => (port ? (cidr.includes(':') ? `[${cidr}]:${port}` : `${cidr}:${port}`) : cidr);
+    const fmt = ([cidr, port]: [string, number]): string =>
+      port ? (cidr.includes(':') ? `[${cidr}]:${port}` : `${cidr}:${port}`) : cidr;
     doc.network = { mode: 'rules' };
     if (net.allow.length) doc.network.allow = net.allow.map(fmt);
     if (net.deny.length) doc.network.deny = net.deny.map(fmt);

@@ -18,7 +18,23 @@ import { syscallNumber } from '../policy/syscalls.js';
 import { loadPolicyFile } from './policy-file.js';
 import { rng, type Rng } from '../../../../test/prng.js';
 
-const SYSCALLS = ['read', 'write', 'openat', 'close', 'fstat', 'lseek', 'getpid', 'uname', 'sysinfo', 'getcwd', 'nanosleep', 'getrandom', 'dup', 'pipe2', 'getuid'];
+const SYSCALLS = [
+  'read',
+  'write',
+  'openat',
+  'close',
+  'fstat',
+  'lseek',
+  'getpid',
+  'uname',
+  'sysinfo',
+  'getcwd',
+  'nanosleep',
+  'getrandom',
+  'dup',
+  'pipe2',
+  'getuid',
+];
 const ERRNOS = ['EPERM', 'EACCES', 'ENOSYS', 'EINVAL', 5, 13];
 const PRESETS = ['dynamic-startup', 'static-startup', 'system-malloc', 'exit', 'time', 'sleep', 'futex', 'get-ids'];
 const AUDIT_ARCH_X86_64 = 0xc000003e;
@@ -37,7 +53,24 @@ function validFile(r: Rng) {
   return { doc, allow, errno: (doc.errno ?? {}) as Record<string, string | number> };
 }
 
-const JSON_VALUES: unknown[] = [null, true, 0, -1, 1.5, 2 ** 40, '', 'x', 'read', '/rel/path', 'relative', '10.0.0.1/8', [], [1], {}, { a: 1 }];
+const JSON_VALUES: unknown[] = [
+  null,
+  true,
+  0,
+  -1,
+  1.5,
+  2 ** 40,
+  '',
+  'x',
+  'read',
+  '/rel/path',
+  'relative',
+  '10.0.0.1/8',
+  [],
+  [1],
+  {},
+  { a: 1 },
+];
 
 function mutate(r: Rng, value: unknown, depth = 0): unknown {
   if (depth > 4 || r.chance(0.15)) return r.pick(JSON_VALUES);
@@ -108,7 +141,8 @@ describe('policy files, property tests', () => {
       try {
         compilePolicy(loadPolicyFile(source).build(), { monitor: true, cache: false });
       } catch (err) {
-        if (!(err instanceof PolicyError)) throw new Error(`seed ${seed}: ${JSON.stringify(doc)}: not a PolicyError: ${String(err)}`);
+        if (!(err instanceof PolicyError))
+          throw new Error(`seed ${seed}: ${JSON.stringify(doc)}: not a PolicyError: ${String(err)}`);
         expect(err.problems.length, `seed ${seed}`).toBeGreaterThan(0);
         for (const p of err.problems) expect(typeof p === 'string' && p.length > 0, `seed ${seed}`).toBe(true);
         failed++;

@@ -46,8 +46,17 @@ describe('loadPolicyFile', () => {
       default: { errno: 'ENOSYS' },
       files: [{ path: '/etc/passwd' }, { path: '/etc/group', inside: '/g', writable: false }],
       directories: [{ path: '/usr', inside: '/usr' }],
-      tmpfs: [{ path: '/tmp', size: '1M' }, { path: '/scratch', size: 4096 }],
-      network: { mode: 'rules', allow: ['10.0.0.0/8:443', '[2001:db8::/32]:80'], deny: ['10.1.0.0/16'], dns: ['1.1.1.1'], unix: ['/run/x.sock'] },
+      tmpfs: [
+        { path: '/tmp', size: '1M' },
+        { path: '/scratch', size: 4096 },
+      ],
+      network: {
+        mode: 'rules',
+        allow: ['10.0.0.0/8:443', '[2001:db8::/32]:80'],
+        deny: ['10.1.0.0/16'],
+        dns: ['1.1.1.1'],
+        unix: ['/run/x.sock'],
+      },
     });
     const b = loadPolicyFile(p, { arch: 'x86_64' });
     expect(b).toBeInstanceOf(PolicyBuilder);
@@ -80,7 +89,12 @@ describe('loadPolicyFile', () => {
   });
 
   it('a wrong type names the JSON pointer', () => {
-    const p = file({ allow: ['read', 'write', 'exit', 3], tmpfs: [{ path: '/tmp', size: '1Q' }], presets: ['reed'], default: 'deny' });
+    const p = file({
+      allow: ['read', 'write', 'exit', 3],
+      tmpfs: [{ path: '/tmp', size: '1Q' }],
+      presets: ['reed'],
+      default: 'deny',
+    });
     expect(problems(p)).toEqual(
       expect.arrayContaining([
         `${p}: /allow/3: must be string`,
@@ -95,24 +109,36 @@ describe('loadPolicyFile', () => {
 
   it('an unknown syscall comes from the builder, with suggestions', () => {
     const p = file({ allow: ['wirte'] });
-    expect(problems(p)).toEqual([`${p}: allowSyscall: unknown syscall "wirte" on x86_64 (did you mean write, listen, pipe?)`]);
+    expect(problems(p)).toEqual([
+      `${p}: allowSyscall: unknown syscall "wirte" on x86_64 (did you mean write, listen, pipe?)`,
+    ]);
   });
 
   it('a bad CIDR or port', () => {
     const p = file({ network: { mode: 'rules', allow: ['10.0.0.0/33', '1.2.3.4:99999'] } });
-    expect(problems(p)).toEqual([`${p}: allowIPv4("10.0.0.0/33"): the prefix length must be 0..32`, `${p}: network: the port of "1.2.3.4:99999" must be 0..65535`]);
-    expect(problems({ network: { mode: 'none', allow: ['10.0.0.0/8'] } })).toEqual(['network: mode "none" takes no allow/deny/dns/unix lists (use mode "rules")']);
+    expect(problems(p)).toEqual([
+      `${p}: allowIPv4("10.0.0.0/33"): the prefix length must be 0..32`,
+      `${p}: network: the port of "1.2.3.4:99999" must be 0..65535`,
+    ]);
+    expect(problems({ network: { mode: 'none', allow: ['10.0.0.0/8'] } })).toEqual([
+      'network: mode "none" takes no allow/deny/dns/unix lists (use mode "rules")',
+    ]);
   });
 
   it('a bad errno name', () => {
     const p = file({ errno: { uname: 'EPRM' } });
-    expect(problems(p)).toEqual([`${p}: blockSyscallWithErrno: unknown errno name "EPRM" (did you mean EPERM, EDOM, EIDRM?)`]);
+    expect(problems(p)).toEqual([
+      `${p}: blockSyscallWithErrno: unknown errno name "EPRM" (did you mean EPERM, EDOM, EIDRM?)`,
+    ]);
     expect(problems({ errno: { uname: 'eperm' } })).toEqual(['/errno/uname: must match pattern "^E[A-Z0-9]+$"']);
   });
 
   it('a relative path', () => {
     const p = file({ files: [{ path: 'etc/passwd' }], tmpfs: [{ path: 'tmp' }] });
-    expect(problems(p)).toEqual([`${p}: addFile: the path "etc/passwd" must be absolute`, `${p}: addTmpfs: the inside path "tmp" must be absolute`]);
+    expect(problems(p)).toEqual([
+      `${p}: addFile: the path "etc/passwd" must be absolute`,
+      `${p}: addTmpfs: the inside path "tmp" must be absolute`,
+    ]);
   });
 
   it('a missing file and bad JSON', () => {

@@ -50,7 +50,9 @@ function validate(doc: unknown): readonly ErrorObject[] {
   if (!validator) {
     // Loaded on first use: ajv is ~35 ms of start-up that only policy files need.
     const { Ajv } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
-    validator = new Ajv({ allErrors: true, strict: true, strictTypes: false, allowUnionTypes: true }).compile(POLICY_FILE_SCHEMA);
+    validator = new Ajv({ allErrors: true, strict: true, strictTypes: false, allowUnionTypes: true }).compile(
+      POLICY_FILE_SCHEMA,
+    );
   }
   return validator(doc) ? [] : (validator.errors ?? []);
 }
@@ -81,7 +83,10 @@ export function readPolicyFile(source: string | object): { doc: PolicyFile; pref
     try {
       text = readFileSync(source, 'utf8');
     } catch (e) {
-      throw new PolicyError('INVALID_POLICY', `${prefix}cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new PolicyError(
+        'INVALID_POLICY',
+        `${prefix}cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
     }
     try {
       doc = JSON.parse(text);
@@ -91,8 +96,18 @@ export function readPolicyFile(source: string | object): { doc: PolicyFile; pref
   } else if (source === null || typeof source !== 'object') {
     throw new TypeError('loadPolicyFile(source): source must be a path or an object');
   }
-  const problems = [...new Set(validate(doc).map(formatError).filter((m): m is string => m !== undefined))];
-  if (problems.length) throw new PolicyError('INVALID_POLICY', problems.map((p) => prefix + p));
+  const problems = [
+    ...new Set(
+      validate(doc)
+        .map(formatError)
+        .filter((m): m is string => m !== undefined),
+    ),
+  ];
+  if (problems.length)
+    throw new PolicyError(
+      'INVALID_POLICY',
+      problems.map((p) => prefix + p),
+    );
   return { doc: doc as PolicyFile, prefix };
 }
 
@@ -131,7 +146,12 @@ function parseCidrPort(v: string): [string, number] | string {
  * Applies a validated policy file to a builder; the problems it adds are prefixed. `view` adds
  * options to a `view: "standard"` (isolation, hostname, resolvConf).
  */
-export function applyPolicyFile(doc: PolicyFile, b: PolicyBuilder, prefix = '', view: StandardViewOptions = {}): string[] {
+export function applyPolicyFile(
+  doc: PolicyFile,
+  b: PolicyBuilder,
+  prefix = '',
+  view: StandardViewOptions = {},
+): string[] {
   const before = b.problems.length;
   const own: string[] = [];
   // The file's own rules first: the first rule on a syscall wins, so an errno beats a preset.
@@ -144,7 +164,11 @@ export function applyPolicyFile(doc: PolicyFile, b: PolicyBuilder, prefix = '', 
   }
   for (const p of doc.presets ?? []) PRESETS[p](b);
   if (doc.default !== undefined) b.defaultAction(doc.default);
-  if (doc.view === 'standard') b.addStandardView({ ...view, ...((doc.tmpfs ?? []).some((t) => t.path === '/tmp') ? { tmp: false as const } : {}) });
+  if (doc.view === 'standard')
+    b.addStandardView({
+      ...view,
+      ...((doc.tmpfs ?? []).some((t) => t.path === '/tmp') ? { tmp: false as const } : {}),
+    });
   for (const f of doc.files ?? []) {
     if (f.inside === undefined) b.addFile(f.path, { writable: f.writable ?? false });
     else b.addFileAt(f.path, f.inside, { writable: f.writable ?? false });
@@ -167,10 +191,15 @@ export function applyPolicyFile(doc: PolicyFile, b: PolicyBuilder, prefix = '', 
   const net = doc.network;
   if (net) {
     const rules = (net.allow?.length ?? 0) + (net.deny?.length ?? 0) + (net.dns?.length ?? 0) + (net.unix?.length ?? 0);
-    if (net.mode !== 'rules' && rules > 0) own.push(`network: mode "${net.mode}" takes no allow/deny/dns/unix lists (use mode "rules")`);
-    else if (net.mode === 'rules' && rules === 0) own.push('network: mode "rules" needs at least one allow, dns or unix entry');
+    if (net.mode !== 'rules' && rules > 0)
+      own.push(`network: mode "${net.mode}" takes no allow/deny/dns/unix lists (use mode "rules")`);
+    else if (net.mode === 'rules' && rules === 0)
+      own.push('network: mode "rules" needs at least one allow, dns or unix entry');
     if (net.mode === 'host') b.allowUnrestrictedNetworking();
-    for (const [list, deny] of [[net.allow ?? [], false], [net.deny ?? [], true]] as const) {
+    for (const [list, deny] of [
+      [net.allow ?? [], false],
+      [net.deny ?? [], true],
+    ] as const) {
       for (const v of list) {
         const r = parseCidrPort(v);
         if (typeof r === 'string') {
@@ -179,8 +208,8 @@ export function applyPolicyFile(doc: PolicyFile, b: PolicyBuilder, prefix = '', 
         }
         const [cidr, port] = r;
         const v6 = cidr.includes(':');
-        if (deny) (v6 ? b.denyIPv6(cidr, port) : b.denyIPv4(cidr, port));
-        else (v6 ? b.allowIPv6(cidr, port) : b.allowIPv4(cidr, port));
+        if (deny) v6 ? b.denyIPv6(cidr, port) : b.denyIPv4(cidr, port);
+        else v6 ? b.allowIPv6(cidr, port) : b.allowIPv4(cidr, port);
       }
     }
     if (net.dns?.length) b.allowDns(net.dns);

@@ -60,7 +60,8 @@ export const PRESET_NAMES = [
 export const POLICY_FILE_SCHEMA = {
   $schema: 'http://json-schema.org/draft-07/schema#',
   title: 'sbx policy file',
-  description: 'A sandbox policy: syscall rules, the filesystem view and the network. See docs/policy-guide.md, "Policy files".',
+  description:
+    'A sandbox policy: syscall rules, the filesystem view and the network. See docs/policy-guide.md, "Policy files".',
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -101,7 +102,8 @@ export const POLICY_FILE_SCHEMA = {
     },
     view: {
       enum: ['standard'],
-      description: 'standard: the file view sbx run gives a program (PolicyBuilder.addStandardView: system directories, the /etc files programs read, generated passwd/group, /dev, /proc, a tmpfs /tmp unless tmpfs lists one).',
+      description:
+        'standard: the file view sbx run gives a program (PolicyBuilder.addStandardView: system directories, the /etc files programs read, generated passwd/group, /dev, /proc, a tmpfs /tmp unless tmpfs lists one).',
     },
     files: { type: 'array', description: 'Host files bound into the sandbox.', items: bind },
     directories: { type: 'array', description: 'Host directories bound into the sandbox.', items: bind },
@@ -133,11 +135,26 @@ export const POLICY_FILE_SCHEMA = {
       additionalProperties: false,
       required: ['mode'],
       properties: {
-        mode: { enum: ['none', 'host', 'rules'], description: 'none: no network (default); host: the host network; rules: the lists below.' },
-        allow: { type: 'array', items: { type: 'string' }, description: 'CIDR[:PORT]: "10.0.0.0/8:443", "[2001:db8::/32]:443".' },
+        mode: {
+          enum: ['none', 'host', 'rules'],
+          description: 'none: no network (default); host: the host network; rules: the lists below.',
+        },
+        allow: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'CIDR[:PORT]: "10.0.0.0/8:443", "[2001:db8::/32]:443".',
+        },
         deny: { type: 'array', items: { type: 'string' }, description: 'CIDR[:PORT]; a deny wins over every allow.' },
-        dns: { type: 'array', items: { type: 'string' }, description: 'Resolver addresses reachable on port 53 even in denied networks.' },
-        unix: { type: 'array', items: { type: 'string' }, description: 'Unix socket paths the sandboxee may connect to.' },
+        dns: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'Resolver addresses reachable on port 53 even in denied networks.',
+        },
+        unix: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'Unix socket paths the sandboxee may connect to.',
+        },
       },
     },
   },

@@ -36,17 +36,22 @@ export function hex(v: number): string {
  * The BPF rule for a list of alternatives (PolicyBuilder.addPolicyOnSyscall), or the problems
  * that make it invalid, each prefixed with `where`.
  */
-export function argRule(alternatives: readonly ArgAlternative[], where: string): { rule: BpfInsn[] } | { problems: string[] } {
+export function argRule(
+  alternatives: readonly ArgAlternative[],
+  where: string,
+): { rule: BpfInsn[] } | { problems: string[] } {
   const problems: string[] = [];
   const out: BpfInsn[] = [];
-  if (!Array.isArray(alternatives) || alternatives.length === 0) return { problems: [`${where}: needs at least one alternative`] };
+  if (!Array.isArray(alternatives) || alternatives.length === 0)
+    return { problems: [`${where}: needs at least one alternative`] };
   alternatives.forEach((alt, j) => {
     const next = j === alternatives.length - 1 ? 'end' : `alt${j + 1}`;
     if (j > 0) out.push(LABEL(`alt${j}`));
     const keys = ARG_KEYS.filter((k) => alt[k] !== undefined);
     const unknown = Object.keys(alt).filter((k) => !(ARG_KEYS as readonly string[]).includes(k));
     for (const k of unknown) problems.push(`${where}[${j}]: unknown key "${k}" (arguments are arg0..arg5)`);
-    if (keys.length === 0 && unknown.length === 0) problems.push(`${where}[${j}]: an alternative names at least one argument`);
+    if (keys.length === 0 && unknown.length === 0)
+      problems.push(`${where}[${j}]: an alternative names at least one argument`);
     for (const k of keys) {
       const i = Number(k.slice(3));
       const test = alt[k]!;
@@ -55,7 +60,10 @@ export function argRule(alternatives: readonly ArgAlternative[], where: string):
         if (test.length === 0) problems.push(`${where}[${j}].${k}: the list of values is empty`);
         const values = test.map((v) => {
           const n = parseArgValue(v);
-          if (n === undefined) problems.push(`${where}[${j}].${k}: ${JSON.stringify(v)} is not a 32-bit value (a number, "0x..." or decimal)`);
+          if (n === undefined)
+            problems.push(
+              `${where}[${j}].${k}: ${JSON.stringify(v)} is not a 32-bit value (a number, "0x..." or decimal)`,
+            );
           return n ?? 0;
         });
         const ok = `ok${j}.${i}`;
@@ -63,7 +71,8 @@ export function argRule(alternatives: readonly ArgAlternative[], where: string):
         out.push(LABEL(ok));
       } else {
         const mask = parseArgValue(test.onlyFlags);
-        if (mask === undefined) problems.push(`${where}[${j}].${k}.onlyFlags: ${JSON.stringify(test.onlyFlags)} is not a 32-bit value`);
+        if (mask === undefined)
+          problems.push(`${where}[${j}].${k}.onlyFlags: ${JSON.stringify(test.onlyFlags)} is not a 32-bit value`);
         const outside = ~(mask ?? 0) >>> 0;
         if (outside !== 0) out.push(JSET(outside, next));
       }

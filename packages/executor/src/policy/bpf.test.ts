@@ -42,7 +42,10 @@ import { interpretRule } from './model.js';
 
 describe('sock_filter encoding', () => {
   it('writes u16 code, u8 jt, u8 jf, u32 k little-endian', () => {
-    const bytes = encodeProgram([bpfJump(BPF_JMP | BPF_JEQ | BPF_K, 0xc000003e, 1, 2), bpfStmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)]);
+    const bytes = encodeProgram([
+      bpfJump(BPF_JMP | BPF_JEQ | BPF_K, 0xc000003e, 1, 2),
+      bpfStmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    ]);
     expect([...bytes]).toEqual([0x15, 0, 1, 2, 0x3e, 0, 0, 0xc0, 0x06, 0, 0, 0, 0, 0, 0xff, 0x7f]);
     expect(decodeProgram(bytes)).toEqual([
       { code: 0x15, jt: 1, jf: 2, k: 0xc000003e },
@@ -73,7 +76,12 @@ describe('assemble()', () => {
 
   it('inserts ja trampolines for relaxable jumps beyond 255', () => {
     const filler: AsmItem[] = Array.from({ length: 300 }, () => ret(0));
-    const items: AsmItem[] = [{ code: BPF_JMP | BPF_JEQ | BPF_K, k: 7, t: 'far', f: null, relax: true }, ...filler, { label: 'far' }, ret(SECCOMP_RET_ALLOW)];
+    const items: AsmItem[] = [
+      { code: BPF_JMP | BPF_JEQ | BPF_K, k: 7, t: 'far', f: null, relax: true },
+      ...filler,
+      { label: 'far' },
+      ret(SECCOMP_RET_ALLOW),
+    ];
     const out = assemble(items);
     expect(out).toHaveLength(303);
     expect(out[0]).toMatchObject({ jt: 0, jf: 1 });
@@ -83,8 +91,15 @@ describe('assemble()', () => {
   });
 
   it('refuses a non-relaxable jump beyond 255 with a clear message', () => {
-    const items: AsmItem[] = [{ code: BPF_JMP | BPF_JEQ | BPF_K, k: 7, t: 'far', where: 'rule on write item 1' }, ...Array.from({ length: 256 }, () => ret(0)), { label: 'far' }, ret(0)];
-    expect(() => assemble(items)).toThrow(/rule on write item 1: the true branch to "far" spans 256 instructions; a cBPF conditional jump reaches at most 255/);
+    const items: AsmItem[] = [
+      { code: BPF_JMP | BPF_JEQ | BPF_K, k: 7, t: 'far', where: 'rule on write item 1' },
+      ...Array.from({ length: 256 }, () => ret(0)),
+      { label: 'far' },
+      ret(0),
+    ];
+    expect(() => assemble(items)).toThrow(
+      /rule on write item 1: the true branch to "far" spans 256 instructions; a cBPF conditional jump reaches at most 255/,
+    );
   });
 
   it('refuses unknown, duplicate and backward labels', () => {
@@ -117,7 +132,18 @@ describe('rule helpers', () => {
     return evaluate(prog, { nr: 1, arch: 0, args }).ret;
   }
 
-  const values = [0n, 1n, 2n, 0xffffffffn, 0x100000000n, 0x100000001n, 0x1ffffffffn, 0xfffffffffffffffen, 0xffffffffffffffffn, 0x8000000000000000n];
+  const values = [
+    0n,
+    1n,
+    2n,
+    0xffffffffn,
+    0x100000000n,
+    0x100000001n,
+    0x1ffffffffn,
+    0xfffffffffffffffen,
+    0xffffffffffffffffn,
+    0x8000000000000000n,
+  ];
 
   it('64-bit compares (ARG) agree with bigint semantics for every pair of interesting values', () => {
     for (const op of [JEQ, JNE, JGT, JGE, JLT, JLE, JSET]) {
@@ -125,12 +151,20 @@ describe('rule helpers', () => {
         const rule = [ARG(2), op(k, 'yes', 'no'), LABEL('yes'), ALLOW, LABEL('no'), ERRNO(1)];
         for (const v of values) {
           const args = [0n, 0n, v];
-          expect(runExpanded(rule, args), `${op.name} ${v} vs ${k}`).toBe(interpretRule(rule, { nr: 1, arch: 0, args }, false));
+          expect(runExpanded(rule, args), `${op.name} ${v} vs ${k}`).toBe(
+            interpretRule(rule, { nr: 1, arch: 0, args }, false),
+          );
         }
       }
     }
     // Spot-check the model itself.
-    expect(interpretRule([ARG(0), JGT(0xffffffffn, 'y'), ERRNO(1), LABEL('y'), ALLOW], { nr: 0, arch: 0, args: [0x100000000n] }, false)).toBe(SECCOMP_RET_ALLOW);
+    expect(
+      interpretRule(
+        [ARG(0), JGT(0xffffffffn, 'y'), ERRNO(1), LABEL('y'), ALLOW],
+        { nr: 0, arch: 0, args: [0x100000000n] },
+        false,
+      ),
+    ).toBe(SECCOMP_RET_ALLOW);
   });
 
   it('32-bit compares (ARG_32) ignore the high half, as the kernel does for int arguments', () => {

@@ -110,7 +110,14 @@ export const CLONE_NEWPID = 0x20000000;
 export const CLONE_NEWNET = 0x40000000;
 /** Every CLONE_NEW* flag. */
 export const CLONE_NEW_ANY =
-  CLONE_NEWTIME | CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
+  CLONE_NEWTIME |
+  CLONE_NEWNS |
+  CLONE_NEWCGROUP |
+  CLONE_NEWUTS |
+  CLONE_NEWIPC |
+  CLONE_NEWUSER |
+  CLONE_NEWPID |
+  CLONE_NEWNET;
 
 // ---- struct sock_filter ----
 
@@ -196,7 +203,13 @@ export type BpfInsn =
   | { readonly kind: 'ja'; readonly target: JumpTarget }
   | { readonly kind: 'label'; readonly name: string }
   | { readonly kind: 'ret'; readonly action: RuleAction }
-  | { readonly kind: 'raw'; readonly code: number; readonly k: number; readonly jt: JumpTarget; readonly jf: JumpTarget };
+  | {
+      readonly kind: 'raw';
+      readonly code: number;
+      readonly k: number;
+      readonly jt: JumpTarget;
+      readonly jf: JumpTarget;
+    };
 
 function checkArgIndex(i: unknown, fn: string): number {
   if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i > 5) {
@@ -277,7 +290,8 @@ export function JA(target: JumpTarget): BpfInsn {
 export const JUMP = JA;
 /** Marks a jump target. Labels are local to one rule. */
 export function LABEL(name: string): BpfInsn {
-  if (typeof name !== 'string' || name.length === 0) throw new TypeError('LABEL(name): name must be a non-empty string');
+  if (typeof name !== 'string' || name.length === 0)
+    throw new TypeError('LABEL(name): name must be a non-empty string');
   return { kind: 'label', name };
 }
 /** A raw instruction; jt/jf follow JumpTarget rules for jumps and are ignored otherwise. */
@@ -299,7 +313,8 @@ export const LOG: BpfInsn = Object.freeze({ kind: 'ret', action: Object.freeze({
 export const TRAP: BpfInsn = Object.freeze({ kind: 'ret', action: Object.freeze({ type: 'trap', data: 0 }) });
 /** Fails the syscall with -e (an errno value 1..4095). */
 export function ERRNO(e: number): BpfInsn {
-  if (!Number.isInteger(e) || e < 0 || e > 4095) throw new TypeError(`ERRNO(e): e must be an integer 0..4095, got ${e}`);
+  if (!Number.isInteger(e) || e < 0 || e > 4095)
+    throw new TypeError(`ERRNO(e): e must be an integer 0..4095, got ${e}`);
   return { kind: 'ret', action: { type: 'errno', errno: e } };
 }
 /** SECCOMP_RET_TRACE with 16 bits of data (only useful under ptrace). */
@@ -351,8 +366,13 @@ export function assemble(items: readonly AsmItem[]): SockFilter[] {
 
   const targetPos = (name: string, from: number, where: string | undefined): number => {
     const idx = labels.get(name);
-    if (idx === undefined) throw new PolicyError('INVALID_RULE', `${where ?? 'program'}: jump to unknown label "${name}"`);
-    if (idx <= from) throw new PolicyError('INVALID_RULE', `${where ?? 'program'}: jump backwards to label "${name}" (cBPF jumps only go forward)`);
+    if (idx === undefined)
+      throw new PolicyError('INVALID_RULE', `${where ?? 'program'}: jump to unknown label "${name}"`);
+    if (idx <= from)
+      throw new PolicyError(
+        'INVALID_RULE',
+        `${where ?? 'program'}: jump backwards to label "${name}" (cBPF jumps only go forward)`,
+      );
     return pos[idx]!;
   };
 
@@ -452,7 +472,8 @@ export function checkRule(items: readonly BpfInsn[]): string[] {
     if (it.kind === 'raw' && (it.code & 0x07) === BPF_JMP && (it.code & 0xf0) === BPF_JA) targets.splice(0, 2, it.k);
     for (const t of targets) {
       if (typeof t === 'number') {
-        if (i + 1 + t > items.length) problems.push(`item ${i} jumps ${t} items ahead, past the end of the rule (${items.length} items)`);
+        if (i + 1 + t > items.length)
+          problems.push(`item ${i} jumps ${t} items ahead, past the end of the rule (${items.length} items)`);
       } else {
         const at = labelAt.get(t);
         if (at === undefined) problems.push(`item ${i} jumps to unknown label "${t}"`);
@@ -461,13 +482,23 @@ export function checkRule(items: readonly BpfInsn[]): string[] {
     }
     if (it.kind === 'load') width = it.width;
     if (it.kind === 'cmp' && width === 32 && it.value > 0xffffffffn) {
-      problems.push(`item ${i} compares a 32-bit value with ${it.value}, which needs 64 bits (use ARG(i) instead of ARG_32(i))`);
+      problems.push(
+        `item ${i} compares a 32-bit value with ${it.value}, which needs 64 bits (use ARG(i) instead of ARG_32(i))`,
+      );
     }
-    if (it.kind === 'raw' && !isKnownOpcode(it.code)) problems.push(`item ${i} has an opcode seccomp does not accept (0x${it.code.toString(16)})`);
+    if (it.kind === 'raw' && !isKnownOpcode(it.code))
+      problems.push(`item ${i} has an opcode seccomp does not accept (0x${it.code.toString(16)})`);
     if (it.kind === 'raw' && it.code === (BPF_LD | BPF_W | BPF_ABS) && (it.k % 4 !== 0 || it.k >= SECCOMP_DATA_SIZE)) {
       problems.push(`item ${i} loads seccomp_data offset ${it.k}, which is not an aligned offset below 64`);
     }
-    if (it.kind === 'raw' && (it.code === (BPF_LD | BPF_MEM) || it.code === (BPF_LDX | BPF_MEM) || it.code === BPF_ST || it.code === BPF_STX) && it.k >= BPF_MEMWORDS) {
+    if (
+      it.kind === 'raw' &&
+      (it.code === (BPF_LD | BPF_MEM) ||
+        it.code === (BPF_LDX | BPF_MEM) ||
+        it.code === BPF_ST ||
+        it.code === BPF_STX) &&
+      it.k >= BPF_MEMWORDS
+    ) {
       problems.push(`item ${i} uses scratch slot M[${it.k}]; there are 16`);
     }
   });
@@ -515,9 +546,14 @@ const LD_ABS = BPF_LD | BPF_W | BPF_ABS;
  */
 export function expandRule(items: readonly BpfInsn[], ctx: ExpandContext): AsmItem[] {
   const problems = checkRule(items);
-  if (problems.length) throw new PolicyError('INVALID_RULE', problems.map((p) => `${ctx.where}: ${p}`));
+  if (problems.length)
+    throw new PolicyError(
+      'INVALID_RULE',
+      problems.map((p) => `${ctx.where}: ${p}`),
+    );
   const itemLabel = (i: number): string => (i >= items.length ? ctx.fallthrough : `${ctx.scope}#${i}`);
-  const resolve = (t: JumpTarget, i: number): string => (typeof t === 'number' ? itemLabel(i + 1 + t) : `${ctx.scope}:${t}`);
+  const resolve = (t: JumpTarget, i: number): string =>
+    typeof t === 'number' ? itemLabel(i + 1 + t) : `${ctx.scope}:${t}`;
   const out: AsmItem[] = [];
   let load: { field: 'nr' | 'arch' | 'arg'; index: number; width: 32 | 64 } = { field: 'nr', index: 0, width: 32 };
   const where = (i: number): string => `${ctx.where} item ${i}`;
@@ -556,7 +592,10 @@ export function expandRule(items: readonly BpfInsn[], ctx: ExpandContext): AsmIt
       case 'cmp': {
         const T = resolve(it.jt, i);
         const F = resolve(it.jf, i);
-        const code = BPF_JMP | BPF_K | (it.op === 'jeq' ? BPF_JEQ : it.op === 'jgt' ? BPF_JGT : it.op === 'jge' ? BPF_JGE : BPF_JSET);
+        const code =
+          BPF_JMP |
+          BPF_K |
+          (it.op === 'jeq' ? BPF_JEQ : it.op === 'jgt' ? BPF_JGT : it.op === 'jge' ? BPF_JGE : BPF_JSET);
         if (load.width === 32) {
           out.push({ code, k: Number(it.value), t: T, f: F, where: w });
           break;
@@ -565,11 +604,23 @@ export function expandRule(items: readonly BpfInsn[], ctx: ExpandContext): AsmIt
         const hi = Number(it.value >> 32n);
         const ldLo = { code: LD_ABS, k: argLo(load.index), where: w };
         const ldHi = { code: LD_ABS, k: argHi(load.index), where: w };
-        const J = (op: number, k: number, t: string | null, f: string | null): AsmInsn => ({ code: BPF_JMP | BPF_K | op, k, t, f, where: w });
+        const J = (op: number, k: number, t: string | null, f: string | null): AsmInsn => ({
+          code: BPF_JMP | BPF_K | op,
+          k,
+          t,
+          f,
+          where: w,
+        });
         if (it.op === 'jeq') {
           out.push(ldHi, J(BPF_JEQ, hi, null, F), ldLo, J(BPF_JEQ, lo, T, F));
         } else if (it.op === 'jgt' || it.op === 'jge') {
-          out.push(ldHi, J(BPF_JGT, hi, T, null), J(BPF_JEQ, hi, null, F), ldLo, J(it.op === 'jgt' ? BPF_JGT : BPF_JGE, lo, T, F));
+          out.push(
+            ldHi,
+            J(BPF_JGT, hi, T, null),
+            J(BPF_JEQ, hi, null, F),
+            ldLo,
+            J(it.op === 'jgt' ? BPF_JGT : BPF_JGE, lo, T, F),
+          );
         } else if (hi === 0) {
           out.push(ldLo, J(BPF_JSET, lo, T, F));
         } else if (lo === 0) {

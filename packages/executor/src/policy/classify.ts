@@ -32,7 +32,8 @@ export function abiOf(data: SeccompData): { abi: Classification['abi']; nr: numb
   const arch = data.arch >>> 0;
   const nr = data.nr >>> 0;
   if (arch === AUDIT_ARCH_X86_64) {
-    if (nr & X32_SYSCALL_BIT) return { abi: 'x32', nr, name: syscallName('x86_64', (nr & ~X32_SYSCALL_BIT) >>> 0) ?? null };
+    if (nr & X32_SYSCALL_BIT)
+      return { abi: 'x32', nr, name: syscallName('x86_64', (nr & ~X32_SYSCALL_BIT) >>> 0) ?? null };
     return { abi: 'x86_64', nr, name: syscallName('x86_64', nr) ?? null };
   }
   if (arch === AUDIT_ARCH_I386) return { abi: 'i386', nr, name: syscallName('i386', nr) ?? null };

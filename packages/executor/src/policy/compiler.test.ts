@@ -36,8 +36,12 @@ const DENIED = new Set(ALWAYS_DENIED.filter((d) => !d.when).map((d) => d.name));
 const ALLOWABLE = [...SYSCALL_TABLES.x86_64.byName.keys()].filter((s) => !DENIED.has(s));
 const nr = (name: string): number => syscallNumber('x86_64', name)!;
 const x64 = (): PolicyBuilder => new PolicyBuilder({ arch: 'x86_64' });
-const run = (p: ReturnType<typeof compilePolicy>, name: string | number, args: Array<number | bigint> = [], arch = X64) =>
-  evaluate(p.insns, { arch, nr: typeof name === 'number' ? name : nr(name), args });
+const run = (
+  p: ReturnType<typeof compilePolicy>,
+  name: string | number,
+  args: Array<number | bigint> = [],
+  arch = X64,
+) => evaluate(p.insns, { arch, nr: typeof name === 'number' ? name : nr(name), args });
 
 describe('compilePolicy() layout', () => {
   const policy = x64().allowDynamicStartup().allowWrite().allowExit().build();
@@ -62,15 +66,28 @@ describe('compilePolicy() layout', () => {
       expect(v.action).toBe('USER_NOTIF');
       expect(v.data).toBe(NOTIFY_DATA.ARCH_VIOLATION);
     }
-    expect(classify(m.insns, { arch: X64, nr: 0x40000001 })).toMatchObject({ kind: 'violation', violation: 'arch', abi: 'x32', syscall: 'write' });
-    expect(classify(m.insns, { arch: AUDIT_ARCH_I386, nr: 102 })).toMatchObject({ kind: 'violation', abi: 'i386', syscall: 'socketcall' });
+    expect(classify(m.insns, { arch: X64, nr: 0x40000001 })).toMatchObject({
+      kind: 'violation',
+      violation: 'arch',
+      abi: 'x32',
+      syscall: 'write',
+    });
+    expect(classify(m.insns, { arch: AUDIT_ARCH_I386, nr: 102 })).toMatchObject({
+      kind: 'violation',
+      abi: 'i386',
+      syscall: 'socketcall',
+    });
   });
 
   it('kills a disallowed syscall, or notifies under a monitor', () => {
     expect(run(compilePolicy(policy), 'socket').ret).toBe(SECCOMP_RET_KILL_PROCESS);
     const m = compilePolicy(policy, { monitor: true });
     expect(run(m, 'socket').ret).toBe((SECCOMP_RET_USER_NOTIF | NOTIFY_DATA.SYSCALL_VIOLATION) >>> 0);
-    expect(classify(m.insns, { arch: X64, nr: nr('socket') })).toMatchObject({ kind: 'violation', violation: 'syscall', syscall: 'socket' });
+    expect(classify(m.insns, { arch: X64, nr: nr('socket') })).toMatchObject({
+      kind: 'violation',
+      violation: 'syscall',
+      syscall: 'socket',
+    });
   });
 
   it('lets exactly the forkserver exec through: USER_NOTIF with a monitor, ALLOW without', () => {
@@ -82,13 +99,25 @@ describe('compilePolicy() layout', () => {
     expect(run(m, 'execveat', [1021, 0, 0, 0, 0x1000, SBX_EXEC_MAGIC]).data).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
     expect(run(m, 'execveat', [1022, 0, 0, 0, 0, SBX_EXEC_MAGIC]).data).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
     expect(run(m, 'execve').data).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
-    expect(run(compilePolicy(policy, { monitor: true, execFd: 7 }), 'execveat', [7, 0, 0, 0, 0x1000, SBX_EXEC_MAGIC]).data).toBe(NOTIFY_DATA.EXEC);
+    expect(
+      run(compilePolicy(policy, { monitor: true, execFd: 7 }), 'execveat', [7, 0, 0, 0, 0x1000, SBX_EXEC_MAGIC]).data,
+    ).toBe(NOTIFY_DATA.EXEC);
     expect(run(compilePolicy(policy, { execPrologue: false }), 'execveat', exec).action).toBe('KILL_PROCESS');
   });
 
   it('keeps argument-free allows unconditional so the kernel action cache covers them', () => {
     const c = compilePolicy(x64().allowNodeRuntime().build());
-    for (const name of ['read', 'write', 'futex', 'epoll_pwait', 'mmap', 'mprotect', 'clock_gettime', 'getrandom', 'exit_group']) {
+    for (const name of [
+      'read',
+      'write',
+      'futex',
+      'epoll_pwait',
+      'mmap',
+      'mprotect',
+      'clock_gettime',
+      'getrandom',
+      'exit_group',
+    ]) {
       expect(isConstAllow(c.insns, X64, nr(name)), name).toBe(true);
     }
     // fcntl has an argument rule; ioctl is allowed but its TIOCSTI check reads an argument.
@@ -119,15 +148,42 @@ describe('always-on denials', () => {
 
   it('answers clone3 and io_uring with ENOSYS and kills ptrace, bpf, keyctl, mount...', () => {
     const c = compilePolicy(base().defaultAction('allow').build());
-    for (const n of ['clone3', 'io_uring_setup', 'io_uring_enter', 'io_uring_register']) expect(run(c, n)).toMatchObject({ action: 'ERRNO', data: 38 });
-    for (const n of ['ptrace', 'bpf', 'keyctl', 'add_key', 'request_key', 'perf_event_open', 'userfaultfd', 'open_by_handle_at', 'kexec_load', 'kexec_file_load', 'init_module', 'finit_module', 'delete_module', 'mount', 'umount2', 'pivot_root', 'move_mount', 'open_tree', 'fsopen', 'fsmount', 'fsconfig', 'fspick', 'mount_setattr']) {
+    for (const n of ['clone3', 'io_uring_setup', 'io_uring_enter', 'io_uring_register'])
+      expect(run(c, n)).toMatchObject({ action: 'ERRNO', data: 38 });
+    for (const n of [
+      'ptrace',
+      'bpf',
+      'keyctl',
+      'add_key',
+      'request_key',
+      'perf_event_open',
+      'userfaultfd',
+      'open_by_handle_at',
+      'kexec_load',
+      'kexec_file_load',
+      'init_module',
+      'finit_module',
+      'delete_module',
+      'mount',
+      'umount2',
+      'pivot_root',
+      'move_mount',
+      'open_tree',
+      'fsopen',
+      'fsmount',
+      'fsconfig',
+      'fspick',
+      'mount_setattr',
+    ]) {
       expect(run(c, n).action, n).toBe('KILL_PROCESS');
     }
     expect(run(c, 'socket').action).toBe('ALLOW');
   });
 
   it('lets blockSyscallWithErrno turn an always-denied syscall into an errno', () => {
-    const c = compilePolicy(base().blockSyscallWithErrno('ptrace', 'EPERM').blockSyscallWithErrno('clone3', 'EPERM').build());
+    const c = compilePolicy(
+      base().blockSyscallWithErrno('ptrace', 'EPERM').blockSyscallWithErrno('clone3', 'EPERM').build(),
+    );
     expect(run(c, 'ptrace')).toMatchObject({ action: 'ERRNO', data: 1 });
     expect(run(c, 'clone3')).toMatchObject({ action: 'ERRNO', data: 1 });
     expect(run(c, 'bpf').action).toBe('KILL_PROCESS');
@@ -180,8 +236,36 @@ describe('dispatch', () => {
 describe('limits and errors', () => {
   it('refuses a program over 4096 instructions with a clear message', () => {
     const b = x64();
-    const big = (base: number) => [ARG_32(0), ...Array.from({ length: 200 }, (_, i) => JEQ(base + i, 'ok')), KILL, LABEL('ok'), ALLOW];
-    const list = ['read', 'write', 'openat', 'close', 'fstat', 'lseek', 'mmap', 'mprotect', 'munmap', 'brk', 'pread64', 'pwrite64', 'readv', 'writev', 'access', 'pipe', 'select', 'sched_yield', 'mremap', 'msync', 'mincore'];
+    const big = (base: number) => [
+      ARG_32(0),
+      ...Array.from({ length: 200 }, (_, i) => JEQ(base + i, 'ok')),
+      KILL,
+      LABEL('ok'),
+      ALLOW,
+    ];
+    const list = [
+      'read',
+      'write',
+      'openat',
+      'close',
+      'fstat',
+      'lseek',
+      'mmap',
+      'mprotect',
+      'munmap',
+      'brk',
+      'pread64',
+      'pwrite64',
+      'readv',
+      'writev',
+      'access',
+      'pipe',
+      'select',
+      'sched_yield',
+      'mremap',
+      'msync',
+      'mincore',
+    ];
     list.forEach((name, i) => b.addPolicyOnSyscall(name, big(i * 1000)));
     const policy = b.build();
     let err: unknown;
@@ -196,9 +280,19 @@ describe('limits and errors', () => {
   });
 
   it('reports a user rule whose conditional jump cannot reach its target', () => {
-    const far = [ARG_32(0), JEQ(1, 'far'), ...Array.from({ length: 300 }, (_, i) => JEQ(i + 5, 'x')), LABEL('x'), ALLOW, LABEL('far'), KILL];
+    const far = [
+      ARG_32(0),
+      JEQ(1, 'far'),
+      ...Array.from({ length: 300 }, (_, i) => JEQ(i + 5, 'x')),
+      LABEL('x'),
+      ALLOW,
+      LABEL('far'),
+      KILL,
+    ];
     const policy = x64().addPolicyOnSyscall('write', far).build();
-    expect(() => compilePolicy(policy)).toThrow(/spans 3\d\d instructions; a cBPF conditional jump reaches at most 255/);
+    expect(() => compilePolicy(policy)).toThrow(
+      /spans 3\d\d instructions; a cBPF conditional jump reaches at most 255/,
+    );
     try {
       compilePolicy(policy);
     } catch (e) {
@@ -236,7 +330,11 @@ describe('compile cache', () => {
 
 describe('arch-specific loads', () => {
   it('loads argument halves at the documented seccomp_data offsets', () => {
-    const c = compilePolicy(x64().addPolicyOnSyscall('write', [ARG_32(3), JEQ(9, 'ok'), KILL, LABEL('ok'), ALLOW]).build());
+    const c = compilePolicy(
+      x64()
+        .addPolicyOnSyscall('write', [ARG_32(3), JEQ(9, 'ok'), KILL, LABEL('ok'), ALLOW])
+        .build(),
+    );
     expect(c.insns.some((i) => i.code === (BPF_LD | BPF_W | BPF_ABS) && i.k === argLo(3))).toBe(true);
     expect(argLo(3)).toBe(40);
   });
@@ -254,7 +352,8 @@ describe('sandbox-me-here client rule (clientChannelFd, clientListenerFd)', () =
       expect(run(c, name, [1020]).action, name).toBe('ALLOW');
       // The kernel reads the fd as an int: only the low 32 bits count.
       expect(run(c, name, [0xdead000003fcn]).action, name).toBe('ALLOW');
-      for (const fd of [0, 1, 5, 1019, 1021, 1023, -1]) expect(run(c, name, [fd]).data, `${name}(${fd})`).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
+      for (const fd of [0, 1, 5, 1019, 1021, 1023, -1])
+        expect(run(c, name, [fd]).data, `${name}(${fd})`).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
     }
     // sendto with a destination is not the handshake's: whatever socket sits at 1020 may not use it.
     expect(run(c, 'sendto', [1020, 0x1000, 16, 0, 0x7ffc0000n, 16]).data).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
@@ -265,12 +364,19 @@ describe('sandbox-me-here client rule (clientChannelFd, clientListenerFd)', () =
     for (const name of ['sendmsg', 'recvmsg', 'recvfrom', 'sendmmsg', 'recvmmsg', 'ioctl', 'dup2', 'shutdown']) {
       expect(run(c, name, [1020]).data, name).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
     }
-    expect(classify(c.insns, { arch: X64, nr: nr('read'), args: [1021] })).toMatchObject({ kind: 'violation', syscall: 'read' });
+    expect(classify(c.insns, { arch: X64, nr: nr('read'), args: [1021] })).toMatchObject({
+      kind: 'violation',
+      syscall: 'read',
+    });
   });
 
   it('openFiles: false: statx with AT_EMPTY_PATH is ENOSYS whatever the path (no stat by path), without it a violation', () => {
     const c = compilePolicy(x64().allowNodeRuntime({ openFiles: false }).build());
-    for (const [dirfd, path] of [[17, 0x7ffc1000], [-100, 0x7ffc1000], [3, 0]]) {
+    for (const [dirfd, path] of [
+      [17, 0x7ffc1000],
+      [-100, 0x7ffc1000],
+      [3, 0],
+    ]) {
       for (const flags of [AT_EMPTY_PATH, AT_EMPTY_PATH | 0x100]) {
         expect(run(c, 'statx', [dirfd, path, flags, 0xfff, 0x7ffc2000]).ret).toBe((SECCOMP_RET_ERRNO | 38) >>> 0);
       }
@@ -278,14 +384,23 @@ describe('sandbox-me-here client rule (clientChannelFd, clientListenerFd)', () =
     }
     expect(run(c, 'fstat', [17, 0x7ffc2000]).ret).toBe(SECCOMP_RET_ALLOW);
     // An explicit statx rule takes over (the ENOSYS rule is only a fall-back).
-    expect(run(compilePolicy(x64().allowNodeRuntime({ openFiles: false }).allowStat().build()), 'statx', [17, 0, AT_EMPTY_PATH]).ret).toBe(SECCOMP_RET_ALLOW);
+    expect(
+      run(compilePolicy(x64().allowNodeRuntime({ openFiles: false }).allowStat().build()), 'statx', [
+        17,
+        0,
+        AT_EMPTY_PATH,
+      ]).ret,
+    ).toBe(SECCOMP_RET_ALLOW);
   });
 
   it('agrees with the policy model on every fd pattern', () => {
     const policies = [
       strict(),
       x64().allowNodeRuntime({ openFiles: false }).build(),
-      x64().addPolicyOnSyscall('sendto', [ARG_32(0), JEQ(1023, 'ok'), KILL, LABEL('ok'), ALLOW]).blockSyscallWithErrno('read', 'EPERM').build(),
+      x64()
+        .addPolicyOnSyscall('sendto', [ARG_32(0), JEQ(1023, 'ok'), KILL, LABEL('ok'), ALLOW])
+        .blockSyscallWithErrno('read', 'EPERM')
+        .build(),
       x64().allowNodeRuntime({ openFiles: false }).allowNetworkClient().allowIPv4('127.0.0.1', 53).build(),
       x64().allowExit().defaultAction('allow').build(),
     ];
@@ -298,7 +413,9 @@ describe('sandbox-me-here client rule (clientChannelFd, clientListenerFd)', () =
           for (const fd of fds) {
             for (const addr of [0n, 0x7ffc0000n]) {
               const data = { arch: X64, nr: n, args: [fd, 7n, 0n, 0n, addr, 0n] };
-              expect(evaluate(c.insns, data).ret, `nr ${n} fd ${fd} arg4 ${addr}`).toBe(modelVerdict(p, data, opts).ret);
+              expect(evaluate(c.insns, data).ret, `nr ${n} fd ${fd} arg4 ${addr}`).toBe(
+                modelVerdict(p, data, opts).ret,
+              );
               checked++;
             }
           }
@@ -307,11 +424,16 @@ describe('sandbox-me-here client rule (clientChannelFd, clientListenerFd)', () =
     }
     expect(checked).toBeGreaterThan(30_000);
     expect(modelVerdict(strict(), { arch: X64, nr: nr('read'), args: [1020] }, CLIENT).by).toBe('client');
-    expect(modelVerdict(strict(), { arch: X64, nr: nr('sendto'), args: [1020, 0, 0, 0, 0x1000, 16] }, CLIENT).by).toBe('default');
+    expect(modelVerdict(strict(), { arch: X64, nr: nr('sendto'), args: [1020, 0, 0, 0, 0x1000, 16] }, CLIENT).by).toBe(
+      'default',
+    );
   });
 
   it('does not weaken the policy: its rules still decide other fds, an unconditional allow stays argument-free', () => {
-    const p = x64().addPolicyOnSyscall('sendto', [ARG_32(0), JEQ(1023, 'ok'), KILL, LABEL('ok'), ALLOW]).blockSyscallWithErrno('read', 'EPERM').build();
+    const p = x64()
+      .addPolicyOnSyscall('sendto', [ARG_32(0), JEQ(1023, 'ok'), KILL, LABEL('ok'), ALLOW])
+      .blockSyscallWithErrno('read', 'EPERM')
+      .build();
     const c = compilePolicy(p, CLIENT);
     expect(run(c, 'sendto', [1023]).action).toBe('ALLOW');
     expect(run(c, 'sendto', [1022]).data).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
@@ -323,7 +445,9 @@ describe('sandbox-me-here client rule (clientChannelFd, clientListenerFd)', () =
 
   it('changes nothing when unset (-1) and rejects bad values', () => {
     const p = strict();
-    expect(compilePolicy(p, { clientChannelFd: -1, clientListenerFd: -1, cache: false }).insns).toEqual(compilePolicy(p, { cache: false }).insns);
+    expect(compilePolicy(p, { clientChannelFd: -1, clientListenerFd: -1, cache: false }).insns).toEqual(
+      compilePolicy(p, { cache: false }).insns,
+    );
     expect(compilePolicy(p, CLIENT).insns).not.toEqual(compilePolicy(p, { ...CLIENT, clientChannelFd: 1019 }).insns);
     expect(() => compilePolicy(p, { clientChannelFd: -2 })).toThrow(TypeError);
     expect(() => compilePolicy(p, { clientListenerFd: 1.5 })).toThrow(TypeError);

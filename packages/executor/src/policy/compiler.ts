@@ -134,16 +134,29 @@ export const NATIVE_AUDIT_ARCH: Readonly<Record<Arch, number>> = Object.freeze({
 });
 
 export function resolveCompileOptions(options: CompileOptions = {}): ResolvedCompileOptions {
-  if (options === null || typeof options !== 'object') throw new TypeError('compilePolicy(policy, options): options must be an object');
-  const { monitor = false, execPrologue = true, execFd = SBX_EXEC_FD_TARGET, dispatch = 'binary', cache = true } = options;
+  if (options === null || typeof options !== 'object')
+    throw new TypeError('compilePolicy(policy, options): options must be an object');
+  const {
+    monitor = false,
+    execPrologue = true,
+    execFd = SBX_EXEC_FD_TARGET,
+    dispatch = 'binary',
+    cache = true,
+  } = options;
   const { clientChannelFd = -1, clientListenerFd = -1 } = options;
   if (typeof monitor !== 'boolean') throw new TypeError('options.monitor must be a boolean');
   if (typeof execPrologue !== 'boolean') throw new TypeError('options.execPrologue must be a boolean');
-  if (!Number.isInteger(execFd) || execFd < 0 || execFd > 0x7fffffff) throw new TypeError('options.execFd must be a file descriptor number');
-  if (dispatch !== 'binary' && dispatch !== 'linear') throw new TypeError(`options.dispatch must be 'binary' or 'linear', got ${String(dispatch)}`);
+  if (!Number.isInteger(execFd) || execFd < 0 || execFd > 0x7fffffff)
+    throw new TypeError('options.execFd must be a file descriptor number');
+  if (dispatch !== 'binary' && dispatch !== 'linear')
+    throw new TypeError(`options.dispatch must be 'binary' or 'linear', got ${String(dispatch)}`);
   if (typeof cache !== 'boolean') throw new TypeError('options.cache must be a boolean');
-  for (const [name, fd] of [['clientChannelFd', clientChannelFd], ['clientListenerFd', clientListenerFd]] as const) {
-    if (!Number.isInteger(fd) || fd < -1 || fd > 0x7fffffff) throw new TypeError(`options.${name} must be a file descriptor number or -1`);
+  for (const [name, fd] of [
+    ['clientChannelFd', clientChannelFd],
+    ['clientListenerFd', clientListenerFd],
+  ] as const) {
+    if (!Number.isInteger(fd) || fd < -1 || fd > 0x7fffffff)
+      throw new TypeError(`options.${name} must be a file descriptor number or -1`);
   }
   return { monitor, execPrologue, execFd, dispatch, cache, clientChannelFd, clientListenerFd };
 }
@@ -253,7 +266,7 @@ function clientFdStep(what: string, fd: number, nullArg?: number): Step {
     kind: 'code',
     key: `client:${what}:${fd}:${nullArg ?? ''}`,
     needsNr: false,
-    emit: (scope, fallthrough) => [
+    emit: (_scope, fallthrough) => [
       { code: LD_ABS, k: argLo(0), where: `client ${what} rule` },
       { code: JEQ_K, k: fd, f: fallthrough, relax: true },
       ...(nullArg === undefined
@@ -277,7 +290,10 @@ export interface ClientStep {
 }
 
 /** The client handshake's steps by syscall number (see CompileOptions.clientChannelFd). */
-export function clientSyscalls(arch: Arch, opt: Pick<ResolvedCompileOptions, 'clientChannelFd' | 'clientListenerFd'>): Map<number, ClientStep> {
+export function clientSyscalls(
+  arch: Arch,
+  opt: Pick<ResolvedCompileOptions, 'clientChannelFd' | 'clientListenerFd'>,
+): Map<number, ClientStep> {
   const out = new Map<number, ClientStep>();
   const add = (name: string, step: ClientStep): void => {
     const nr = syscallNumber(arch, name);
@@ -445,7 +461,16 @@ export function networkDecidedBits(policy: Policy): number {
   const dflt = defaultRet(policy.defaultAction, true);
   /** The policy's own verdict on a number: a return value, or undefined when it depends on arguments. */
   const verdictOf = (nr: number): number | undefined => {
-    const steps = [...ruleSteps(policy.rules.filter((r) => r.nr === nr), true), ...ruleSteps(policy.overridable.filter((r) => r.nr === nr), true)];
+    const steps = [
+      ...ruleSteps(
+        policy.rules.filter((r) => r.nr === nr),
+        true,
+      ),
+      ...ruleSteps(
+        policy.overridable.filter((r) => r.nr === nr),
+        true,
+      ),
+    ];
     const first = steps[0];
     return first === undefined ? dflt : first.kind === 'ret' ? first.ret : undefined;
   };
@@ -476,7 +501,8 @@ function ruleSteps(rules: readonly SyscallRule[], monitor: boolean): Step[] {
       key: `user:${stableStringify(r.rule)}`,
       // Only a rule that compares before it loads anything reads the syscall number from A.
       needsNr: first?.kind !== 'load',
-      emit: (scope, fallthrough) => expandRule(r.rule, { where, scope, fallthrough, ret: (a) => actionRet(a, monitor) }),
+      emit: (scope, fallthrough) =>
+        expandRule(r.rule, { where, scope, fallthrough, ret: (a) => actionRet(a, monitor) }),
     };
   });
 }
@@ -504,7 +530,13 @@ function buildLeaves(policy: Policy, opt: ResolvedCompileOptions): Map<number, L
   const execNr = opt.execPrologue ? syscallNumber(arch, 'execveat') : undefined;
   const clientByNr = clientSyscalls(arch, opt);
   const netByNr = networkSyscalls(policy);
-  const nrs = new Set<number>([...userByNr.keys(), ...overByNr.keys(), ...deniedByNr.keys(), ...clientByNr.keys(), ...netByNr.keys()]);
+  const nrs = new Set<number>([
+    ...userByNr.keys(),
+    ...overByNr.keys(),
+    ...deniedByNr.keys(),
+    ...clientByNr.keys(),
+    ...netByNr.keys(),
+  ]);
   if (execNr !== undefined) nrs.add(execNr);
 
   const dflt = defaultRet(policy.defaultAction, opt.monitor);
@@ -524,9 +556,11 @@ function buildLeaves(policy: Policy, opt: ResolvedCompileOptions): Map<number, L
     if (socketIoctlRefused(policy, nr) && !redundant(SOCKET_IOCTL_RET, steps)) steps.unshift(socketIoctlStep());
     // The client's handshake rule goes before the policy's rules and after any denial.
     const client = clientByNr.get(nr);
-    if (client && !redundant(SECCOMP_RET_ALLOW, steps)) steps.unshift(clientFdStep(client.what, client.fd, client.nullArg));
+    if (client && !redundant(SECCOMP_RET_ALLOW, steps))
+      steps.unshift(clientFdStep(client.what, client.fd, client.nullArg));
     // MSG_FASTOPEN would connect without connect(): refused first, whatever the fd.
-    if (net?.flagsArg !== undefined && !redundant(NETWORK_FASTOPEN_RET, steps)) steps.unshift(fastopenStep(net, net.flagsArg));
+    if (net?.flagsArg !== undefined && !redundant(NETWORK_FASTOPEN_RET, steps))
+      steps.unshift(fastopenStep(net, net.flagsArg));
     const denial = deniedByNr.get(nr);
     if (denial) {
       const first = user[0];
@@ -539,7 +573,8 @@ function buildLeaves(policy: Policy, opt: ResolvedCompileOptions): Map<number, L
       if (!denial.when) steps = [{ kind: 'ret', ret: verdict }];
       else if (!redundant(verdict, steps)) steps.unshift(denialStep(denial, verdict));
     }
-    if (nr === execNr && !redundant(execRet(opt.monitor), steps)) steps.unshift(execStep(opt.execFd, execRet(opt.monitor)));
+    if (nr === execNr && !redundant(execRet(opt.monitor), steps))
+      steps.unshift(execStep(opt.execFd, execRet(opt.monitor)));
     // Everything after the first unconditional return is dead.
     const cut = steps.findIndex((s) => s.kind === 'ret');
     if (cut >= 0) steps.length = cut + 1;
@@ -588,7 +623,10 @@ function buildSegments(leaves: Map<number, Leaf>, dflt: number, x32Ret: number |
 
 // ---- emission ----
 
-function compileUncached(policy: Policy, opt: ResolvedCompileOptions): { insns: SockFilter[]; stats: Omit<CompileStats, 'millis'> } {
+function compileUncached(
+  policy: Policy,
+  opt: ResolvedCompileOptions,
+): { insns: SockFilter[]; stats: Omit<CompileStats, 'millis'> } {
   const arch = policy.arch;
   const dflt = defaultRet(policy.defaultAction, opt.monitor);
   const archViolation = violationRet(opt.monitor, NOTIFY_DATA.ARCH_VIOLATION);
@@ -718,7 +756,12 @@ const CACHE_MAX = 256;
  * Throws PolicyError: PROGRAM_TOO_LONG, INVALID_RULE, JUMP_OUT_OF_RANGE.
  */
 export function compilePolicy(policy: Policy, options: CompileOptions = {}): CompiledPolicy {
-  if (!policy || typeof policy !== 'object' || !Array.isArray((policy as Policy).rules) || typeof (policy as Policy).key !== 'string') {
+  if (
+    !policy ||
+    typeof policy !== 'object' ||
+    !Array.isArray((policy as Policy).rules) ||
+    typeof (policy as Policy).key !== 'string'
+  ) {
     throw new TypeError('compilePolicy(policy, options): policy must be a Policy (from PolicyBuilder.build())');
   }
   const opt = resolveCompileOptions(options);

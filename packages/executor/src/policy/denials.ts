@@ -43,9 +43,18 @@ const ENOSYS = 38;
  * The terminal ioctls that are a violation on any fd (the caller's terminal may be the sandboxee's
  * stdio). Terminal modes (TCSETS*), window size and the like stay the policy's to allow.
  */
-export const TTY_IOCTLS_DENIED: readonly number[] = Object.freeze([TIOCSTI, TIOCLINUX, TIOCSCTTY, TIOCSETD, TIOCVHANGUP, TIOCEXCL, TIOCCONS]);
+export const TTY_IOCTLS_DENIED: readonly number[] = Object.freeze([
+  TIOCSTI,
+  TIOCLINUX,
+  TIOCSCTTY,
+  TIOCSETD,
+  TIOCVHANGUP,
+  TIOCEXCL,
+  TIOCCONS,
+]);
 
-const unconditional = (names: string[], why: string): Denial[] => names.map((name) => ({ name, verdict: 'violation', why }));
+const unconditional = (names: string[], why: string): Denial[] =>
+  names.map((name) => ({ name, verdict: 'violation', why }));
 
 /**
  * In order of the checks. A user blockSyscallWithErrno() on one of these names (as its first rule
@@ -66,8 +75,16 @@ export const ALWAYS_DENIED: readonly Denial[] = Object.freeze([
     when: { arg: 0, test: 'any-bit', values: [CLONE_NEW_ANY] },
     why: 'a new namespace (user namespaces above all) enlarges the kernel surface and can undo mounts',
   },
-  { name: 'clone3', verdict: { errno: ENOSYS }, why: 'its flags are in memory a filter cannot read; ENOSYS makes libc fall back to clone' },
-  { name: 'io_uring_setup', verdict: { errno: ENOSYS }, why: 'io_uring performs I/O no seccomp rule sees; ENOSYS makes libuv fall back to epoll and threads' },
+  {
+    name: 'clone3',
+    verdict: { errno: ENOSYS },
+    why: 'its flags are in memory a filter cannot read; ENOSYS makes libc fall back to clone',
+  },
+  {
+    name: 'io_uring_setup',
+    verdict: { errno: ENOSYS },
+    why: 'io_uring performs I/O no seccomp rule sees; ENOSYS makes libuv fall back to epoll and threads',
+  },
   { name: 'io_uring_enter', verdict: { errno: ENOSYS }, why: 'io_uring performs I/O no seccomp rule sees' },
   { name: 'io_uring_register', verdict: { errno: ENOSYS }, why: 'io_uring performs I/O no seccomp rule sees' },
   {
@@ -83,7 +100,19 @@ export const ALWAYS_DENIED: readonly Denial[] = Object.freeze([
   ...unconditional(['kexec_load', 'kexec_file_load'], 'loads a new kernel'),
   ...unconditional(['init_module', 'finit_module', 'delete_module'], 'kernel module loading'),
   ...unconditional(
-    ['mount', 'umount2', 'pivot_root', 'move_mount', 'open_tree', 'open_tree_attr', 'fsopen', 'fsmount', 'fsconfig', 'fspick', 'mount_setattr'],
+    [
+      'mount',
+      'umount2',
+      'pivot_root',
+      'move_mount',
+      'open_tree',
+      'open_tree_attr',
+      'fsopen',
+      'fsmount',
+      'fsconfig',
+      'fspick',
+      'mount_setattr',
+    ],
     'the mount tree is final once the filter is on',
   ),
   {

@@ -40,7 +40,9 @@ describe('disassemble()', () => {
 
   it('uses the aarch64 table when asked', () => {
     const p = new PolicyBuilder({ arch: 'aarch64' }).allowSyscall('openat').build();
-    expect(disassemble(compilePolicy(p, { dispatch: 'linear' }).insns, { arch: 'aarch64' })).toMatch(/jeq #0x38 \(openat\)/);
+    expect(disassemble(compilePolicy(p, { dispatch: 'linear' }).insns, { arch: 'aarch64' })).toMatch(
+      /jeq #0x38 \(openat\)/,
+    );
   });
 });
 

@@ -57,7 +57,7 @@ export function describeRet(ret: number): string {
     case 'USER_NOTIF':
       return v.data ? `USER_NOTIF(${NOTIFY_NAMES.get(v.data) ?? v.data})` : 'USER_NOTIF';
     case 'KILL_PROCESS':
-      return (ret >>> 0) === 0x80000000 ? 'KILL_PROCESS' : `KILL_PROCESS(0x${(ret >>> 0).toString(16)})`;
+      return ret >>> 0 === 0x80000000 ? 'KILL_PROCESS' : `KILL_PROCESS(0x${(ret >>> 0).toString(16)})`;
     default:
       return v.data ? `${v.action}(${v.data})` : v.action;
   }
@@ -131,9 +131,10 @@ export function disassemble(program: Uint8Array | readonly SockFilter[], options
       const op = ops[(code & 0xf0) >> 4] ?? `alu?${code}`;
       text = op === 'neg' ? 'neg' : `${op} ${code & BPF_X ? 'x' : `#${kHex}`}`;
     } else if (cls === BPF_JMP && (code & 0xf0) === BPF_JA) {
-      text = `ja +${k}`.padEnd(34) + `; -> ${pc + 1 + k}`;
+      text = `${`ja +${k}`.padEnd(34)}; -> ${pc + 1 + k}`;
     } else if (cls === BPF_JMP) {
-      const op = { [BPF_JEQ]: 'jeq', [BPF_JGT]: 'jgt', [BPF_JGE]: 'jge', [BPF_JSET]: 'jset' }[code & 0xf0] ?? `jmp?${code}`;
+      const op =
+        { [BPF_JEQ]: 'jeq', [BPF_JGT]: 'jgt', [BPF_JGE]: 'jge', [BPF_JSET]: 'jset' }[code & 0xf0] ?? `jmp?${code}`;
       let operand = code & BPF_X ? 'x' : `#${kHex}`;
       const a = holds[pc];
       if (!(code & BPF_X) && a === 'nr' && (code & 0xf0) !== BPF_JSET) {
@@ -142,7 +143,7 @@ export function disassemble(program: Uint8Array | readonly SockFilter[], options
       } else if (!(code & BPF_X) && a === 'arch' && ARCH_NAMES.has(k >>> 0)) {
         operand += ` (${ARCH_NAMES.get(k >>> 0)})`;
       }
-      text = `${op} ${operand}, +${jt}, +${jf}`.padEnd(34) + `; -> ${pc + 1 + jt} / ${pc + 1 + jf}`;
+      text = `${`${op} ${operand}, +${jt}, +${jf}`.padEnd(34)}; -> ${pc + 1 + jt} / ${pc + 1 + jf}`;
     } else if (cls === BPF_RET) {
       text = code === (BPF_RET | BPF_A) ? 'ret a' : `ret ${describeRet(k)}`;
     } else if (code === (BPF_MISC | BPF_TXA)) text = 'txa';
@@ -150,5 +151,5 @@ export function disassemble(program: Uint8Array | readonly SockFilter[], options
     else text = `.insn 0x${code.toString(16)}, ${jt}, ${jf}, ${kHex}`;
     lines.push(`${at}: ${text}`);
   });
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

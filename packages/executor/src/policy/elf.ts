@@ -50,7 +50,8 @@ export function readElf(path: string): ElfInfo {
   try {
     const size = statSync(path).size;
     const read = (off: number, len: number): DataView => {
-      if (off < 0 || len < 0 || off + len > size) throw new ElfError(`${path}: truncated ELF (read of ${len} bytes at ${off}, file has ${size})`);
+      if (off < 0 || len < 0 || off + len > size)
+        throw new ElfError(`${path}: truncated ELF (read of ${len} bytes at ${off}, file has ${size})`);
       const buf = Buffer.alloc(len);
       let got = 0;
       while (got < len) {
@@ -141,7 +142,11 @@ export function readElf(path: string): ElfInfo {
   }
 }
 
-const TRIPLES: Record<number, string> = { [EM_X86_64]: 'x86_64-linux-gnu', [EM_AARCH64]: 'aarch64-linux-gnu', [EM_386]: 'i386-linux-gnu' };
+const TRIPLES: Record<number, string> = {
+  [EM_X86_64]: 'x86_64-linux-gnu',
+  [EM_AARCH64]: 'aarch64-linux-gnu',
+  [EM_386]: 'i386-linux-gnu',
+};
 
 /** The loader's default directories for a machine, after the ld.so.conf directories. */
 export function defaultLibraryDirs(machine: number, is64: boolean): string[] {
@@ -183,7 +188,12 @@ function globSimple(pattern: string): string[] {
   const dir = dirname(pattern);
   const base = pattern.slice(dir.length + 1);
   if (!base.includes('*')) return existsSync(pattern) ? [pattern] : [];
-  const re = new RegExp(`^${base.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  const re = new RegExp(
+    `^${base
+      .split('*')
+      .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
   try {
     return readdirSync(dir)
       .filter((f) => re.test(f))
@@ -280,7 +290,10 @@ export function resolveLibraries(binary: string, options: ResolveOptions = {}): 
       }
       loaded.set(name, found.path);
       libs.push(found.path);
-      queue.push({ elf: found.elf, chainRpath: elf === root || elf.runpath.length === 0 ? [...ownRpath, ...chainRpath] : [] });
+      queue.push({
+        elf: found.elf,
+        chainRpath: elf === root || elf.runpath.length === 0 ? [...ownRpath, ...chainRpath] : [],
+      });
     }
   }
   const files: string[] = [];

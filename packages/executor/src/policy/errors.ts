@@ -17,7 +17,9 @@ export class PolicyError extends SbxError {
   constructor(code: PolicyErrorCode, problems: string[] | string, options?: { cause?: unknown }) {
     const list = typeof problems === 'string' ? [problems] : problems;
     const message =
-      list.length === 1 ? list[0]! : `${list.length} problems in the policy:\n${list.map((p) => `  - ${p}`).join('\n')}`;
+      list.length === 1
+        ? list[0]!
+        : `${list.length} problems in the policy:\n${list.map((p) => `  - ${p}`).join('\n')}`;
     super(code, message, options);
     this.problems = list;
   }

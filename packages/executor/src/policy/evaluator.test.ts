@@ -63,8 +63,19 @@ describe('evaluate()', () => {
   });
 
   it('reads 64-bit arguments as two little-endian halves and the instruction pointer', () => {
-    const prog = [LD(20), J(BPF_JMP | BPF_JEQ | BPF_K, 0x12345678, 0, 3), LD(16), J(BPF_JMP | BPF_JEQ | BPF_K, 0x9abcdef0, 0, 1), RET(SECCOMP_RET_ALLOW), LD(12), S(BPF_RET | BPF_A, 0)];
-    expect(evaluate(prog, { nr: 0, arch: 0, args: [0x123456789abcdef0n] })).toMatchObject({ action: 'ALLOW', readArgs: true });
+    const prog = [
+      LD(20),
+      J(BPF_JMP | BPF_JEQ | BPF_K, 0x12345678, 0, 3),
+      LD(16),
+      J(BPF_JMP | BPF_JEQ | BPF_K, 0x9abcdef0, 0, 1),
+      RET(SECCOMP_RET_ALLOW),
+      LD(12),
+      S(BPF_RET | BPF_A, 0),
+    ];
+    expect(evaluate(prog, { nr: 0, arch: 0, args: [0x123456789abcdef0n] })).toMatchObject({
+      action: 'ALLOW',
+      readArgs: true,
+    });
     expect(evaluate(prog, { nr: 0, arch: 0, args: [0x9abcdef0n], ip: 0x7fff000000000000n }).ret).toBe(0x7fff0000);
     expect(evaluate(prog, { nr: 0, arch: 0, args: [-1n] }).ret).toBe(0);
   });
@@ -96,7 +107,12 @@ describe('evaluate()', () => {
   });
 
   it('returns 0 (kill) on division by a zero X, as the kernel does', () => {
-    const prog = [S(BPF_LD | BPF_IMM, 6), S(BPF_LDX | BPF_IMM, 0), S(BPF_ALU | BPF_DIV | BPF_X, 0), RET(SECCOMP_RET_ALLOW)];
+    const prog = [
+      S(BPF_LD | BPF_IMM, 6),
+      S(BPF_LDX | BPF_IMM, 0),
+      S(BPF_ALU | BPF_DIV | BPF_X, 0),
+      RET(SECCOMP_RET_ALLOW),
+    ];
     expect(evaluate(prog, { nr: 0, arch: 0 }).action).toBe('KILL_THREAD');
   });
 
@@ -110,7 +126,15 @@ describe('evaluate()', () => {
 describe('validateProgram()', () => {
   it('lists what the kernel would refuse', () => {
     expect(validateProgram([])).toEqual(['the program is empty']);
-    expect(validateProgram([LD(64), S(BPF_ALU | BPF_DIV | BPF_K, 0), J(BPF_JMP | BPF_JEQ | BPF_K, 0, 5, 0), S(BPF_ST, 16), LD(0)])).toEqual([
+    expect(
+      validateProgram([
+        LD(64),
+        S(BPF_ALU | BPF_DIV | BPF_K, 0),
+        J(BPF_JMP | BPF_JEQ | BPF_K, 0, 5, 0),
+        S(BPF_ST, 16),
+        LD(0),
+      ]),
+    ).toEqual([
       'insn 0: load of seccomp_data offset 64 (must be 4-aligned and below 64)',
       'insn 1: division by the constant 0',
       'insn 2: jump past the end (jt 5, jf 0)',
@@ -137,7 +161,15 @@ describe('decodeRet()', () => {
 
 describe('isConstAllow()', () => {
   it('is true only when ALLOW is reached without reading arguments', () => {
-    const prog = [LD(0), J(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 1), RET(SECCOMP_RET_ALLOW), LD(16), J(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1), RET(SECCOMP_RET_ALLOW), RET(0)];
+    const prog = [
+      LD(0),
+      J(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 1),
+      RET(SECCOMP_RET_ALLOW),
+      LD(16),
+      J(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+      RET(SECCOMP_RET_ALLOW),
+      RET(0),
+    ];
     expect(isConstAllow(prog, 0, 1)).toBe(true);
     expect(isConstAllow(prog, 0, 2)).toBe(false);
   });

@@ -64,7 +64,15 @@ export interface SeccompData {
   readonly args?: ReadonlyArray<bigint | number>;
 }
 
-export type SeccompAction = 'KILL_PROCESS' | 'KILL_THREAD' | 'TRAP' | 'ERRNO' | 'USER_NOTIF' | 'TRACE' | 'LOG' | 'ALLOW';
+export type SeccompAction =
+  | 'KILL_PROCESS'
+  | 'KILL_THREAD'
+  | 'TRAP'
+  | 'ERRNO'
+  | 'USER_NOTIF'
+  | 'TRACE'
+  | 'LOG'
+  | 'ALLOW';
 
 export interface Verdict {
   /** The raw 32-bit return value. */
@@ -122,7 +130,8 @@ export function decodeRet(ret: number): Verdict {
 export function validateProgram(insns: readonly SockFilter[]): string[] {
   const problems: string[] = [];
   if (insns.length === 0) problems.push('the program is empty');
-  if (insns.length > BPF_MAXINSNS) problems.push(`the program has ${insns.length} instructions; the limit is ${BPF_MAXINSNS}`);
+  if (insns.length > BPF_MAXINSNS)
+    problems.push(`the program has ${insns.length} instructions; the limit is ${BPF_MAXINSNS}`);
   insns.forEach((insn, pc) => {
     if (!isKnownOpcode(insn.code)) {
       problems.push(`insn ${pc}: opcode 0x${insn.code.toString(16)} is not allowed in seccomp filters`);
@@ -132,10 +141,18 @@ export function validateProgram(insns: readonly SockFilter[]): string[] {
     if (insn.code === (BPF_LD | BPF_W | BPF_ABS) && (insn.k % 4 !== 0 || insn.k >= SECCOMP_DATA_SIZE)) {
       problems.push(`insn ${pc}: load of seccomp_data offset ${insn.k} (must be 4-aligned and below 64)`);
     }
-    if ((insn.code === (BPF_LD | BPF_MEM) || insn.code === (BPF_LDX | BPF_MEM) || cls === BPF_ST || cls === BPF_STX) && insn.k >= BPF_MEMWORDS) {
+    if (
+      (insn.code === (BPF_LD | BPF_MEM) || insn.code === (BPF_LDX | BPF_MEM) || cls === BPF_ST || cls === BPF_STX) &&
+      insn.k >= BPF_MEMWORDS
+    ) {
       problems.push(`insn ${pc}: scratch slot ${insn.k} out of range`);
     }
-    if (cls === BPF_ALU && (insn.code & 0x08) === 0 && ((insn.code & 0xf0) === BPF_DIV || (insn.code & 0xf0) === BPF_MOD) && insn.k === 0) {
+    if (
+      cls === BPF_ALU &&
+      (insn.code & 0x08) === 0 &&
+      ((insn.code & 0xf0) === BPF_DIV || (insn.code & 0xf0) === BPF_MOD) &&
+      insn.k === 0
+    ) {
       problems.push(`insn ${pc}: division by the constant 0`);
     }
     if (cls === BPF_JMP) {
@@ -229,7 +246,7 @@ export function evaluate(program: Uint8Array | readonly SockFilter[], data: Secc
             break;
           case BPF_MOD:
             if (src === 0) return { ...decodeRet(0), steps, readArgs };
-            A = A % src >>> 0;
+            A = (A % src) >>> 0;
             break;
           case BPF_OR:
             A = (A | src) >>> 0;

@@ -7,7 +7,10 @@ import { SYSCALL_TABLES } from './syscalls.js';
 const IO_URING = ['io_uring_setup', 'io_uring_enter', 'io_uring_register'];
 
 describe('ioUringDenialProgram (the Node forkserver runs under it from its exec)', () => {
-  for (const [arch, auditArch] of [['x86_64', AUDIT_ARCH_X86_64], ['aarch64', AUDIT_ARCH_AARCH64]] as const) {
+  for (const [arch, auditArch] of [
+    ['x86_64', AUDIT_ARCH_X86_64],
+    ['aarch64', AUDIT_ARCH_AARCH64],
+  ] as const) {
     it(`${arch}: io_uring_* get ENOSYS, every other syscall is allowed`, () => {
       const insns = ioUringDenialInsns(arch);
       expect(validateProgram(insns)).toEqual([]);
@@ -23,7 +26,11 @@ describe('ioUringDenialProgram (the Node forkserver runs under it from its exec)
   it('x86_64: the x32 and i386 forms of io_uring are denied too, and nothing needs an argument', () => {
     const insns = ioUringDenialInsns('x86_64');
     for (const nr of [425, 426, 427]) {
-      expect(evaluate(insns, { arch: AUDIT_ARCH_X86_64, nr: nr | X32_SYSCALL_BIT })).toMatchObject({ action: 'ERRNO', data: 38, readArgs: false });
+      expect(evaluate(insns, { arch: AUDIT_ARCH_X86_64, nr: nr | X32_SYSCALL_BIT })).toMatchObject({
+        action: 'ERRNO',
+        data: 38,
+        readArgs: false,
+      });
       expect(evaluate(insns, { arch: AUDIT_ARCH_I386, nr })).toMatchObject({ action: 'ERRNO', data: 38 });
     }
     expect(evaluate(insns, { arch: AUDIT_ARCH_X86_64, nr: 424 }).action).toBe('ALLOW');

@@ -8,7 +8,24 @@
  * children still need seccomp's NEW_LISTENER and Landlock for their own walls, which their own
  * filters (sandboxMeHere) then stack on this one.
  */
-import { BPF_ABS, BPF_ALU, BPF_AND, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, SECCOMP_DATA_NR, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, X32_SYSCALL_BIT, bpfJump, bpfStmt, encodeProgram } from './bpf.js';
+import {
+  BPF_ABS,
+  BPF_ALU,
+  BPF_AND,
+  BPF_JEQ,
+  BPF_JMP,
+  BPF_K,
+  BPF_LD,
+  BPF_RET,
+  BPF_W,
+  SECCOMP_DATA_NR,
+  SECCOMP_RET_ALLOW,
+  SECCOMP_RET_ERRNO,
+  X32_SYSCALL_BIT,
+  bpfJump,
+  bpfStmt,
+  encodeProgram,
+} from './bpf.js';
 import type { SockFilter } from './bpf.js';
 import { ALWAYS_DENIED } from './denials.js';
 import { syscallNumber } from './syscalls.js';
@@ -25,7 +42,8 @@ export function ioUringDenialInsns(arch: Arch): SockFilter[] {
   const denials = IO_URING.map((name) => {
     const d = ALWAYS_DENIED.find((x) => x.name === name);
     const nr = syscallNumber(arch, name);
-    if (!d || d.verdict === 'violation' || nr === undefined) throw new Error(`io_uring denial: no errno denial of ${name} on ${arch}`);
+    if (!d || d.verdict === 'violation' || nr === undefined)
+      throw new Error(`io_uring denial: no errno denial of ${name} on ${arch}`);
     return { nr, errno: d.verdict.errno };
   });
   const errno = denials[0]!.errno;

@@ -81,7 +81,23 @@ import type { Arch } from './syscalls.js';
 import { rng, type Rng } from '../../../../test/prng.js';
 
 const M64 = 0xffffffffffffffffn;
-const EDGES: bigint[] = [0n, 1n, 2n, 0x7fn, 0x80n, 0xffn, 0x1000n, 0x7fffffffn, 0x80000000n, 0xffffffffn, 0x100000000n, 0x100000001n, 0x7fffffffffffffffn, 0x8000000000000000n, M64];
+const EDGES: bigint[] = [
+  0n,
+  1n,
+  2n,
+  0x7fn,
+  0x80n,
+  0xffn,
+  0x1000n,
+  0x7fffffffn,
+  0x80000000n,
+  0xffffffffn,
+  0x100000000n,
+  0x100000001n,
+  0x7fffffffffffffffn,
+  0x8000000000000000n,
+  M64,
+];
 
 /** A constant for a rule, 32 or 64 bits wide; it is remembered so that arguments can hit its edges. */
 function constant(r: Rng, wide: boolean, seen: bigint[]): bigint {
@@ -114,24 +130,34 @@ function randomRule(r: Rng, seen: bigint[]): BpfInsn[] {
       if (load === 0) items.push(ARG_32(r.int(6)));
       else if (load === 1) items.push(LOAD_SYSCALL_NR);
       else if (load === 2) items.push(LOAD_ARCH);
-      else if (load === 3) items.push(RAW(BPF_LD | BPF_W | BPF_ABS, r.pick([8, 12, 16 + 8 * r.int(6), 20 + 8 * r.int(6)]))); // ip halves, arg halves
+      else if (load === 3)
+        items.push(RAW(BPF_LD | BPF_W | BPF_ABS, r.pick([8, 12, 16 + 8 * r.int(6), 20 + 8 * r.int(6)]))); // ip halves, arg halves
       else if (load === 4) items.push(RAW(BPF_LD | BPF_W | BPF_LEN, 0));
       else items.push(ARG_32(r.int(6)));
       const alu = r.int(8);
       if (alu === 1) items.push(AND(Number(constant(r, false, seen))));
       else if (alu === 2) {
         const op = r.pick([BPF_ADD, BPF_SUB, BPF_MUL, BPF_OR, BPF_XOR, BPF_LSH, BPF_RSH, BPF_DIV, BPF_MOD]);
-        const k = op === BPF_LSH || op === BPF_RSH ? r.int(32) : op === BPF_DIV || op === BPF_MOD ? 1 + r.int(1000) : r.u32();
+        const k =
+          op === BPF_LSH || op === BPF_RSH ? r.int(32) : op === BPF_DIV || op === BPF_MOD ? 1 + r.int(1000) : r.u32();
         items.push(RAW(BPF_ALU | op | BPF_K, k));
       } else if (alu === 3) items.push(RAW(BPF_ALU | BPF_NEG, 0));
       else if (alu === 4) {
         // through the scratch memory and X, and back
         const slot = r.int(16);
-        items.push(RAW(BPF_ST, slot), RAW(BPF_MISC | BPF_TAX, 0), RAW(BPF_LD | BPF_IMM, r.u32()), RAW(BPF_LD | BPF_MEM, slot));
+        items.push(
+          RAW(BPF_ST, slot),
+          RAW(BPF_MISC | BPF_TAX, 0),
+          RAW(BPF_LD | BPF_IMM, r.u32()),
+          RAW(BPF_LD | BPF_MEM, slot),
+        );
         if (r.chance(0.5)) items.push(RAW(BPF_MISC | BPF_TXA, 0));
       } else if (alu === 5) {
         // an ALU op with X as the operand
-        items.push(RAW(BPF_LDX | BPF_IMM, r.u32()), RAW(BPF_ALU | r.pick([BPF_ADD, BPF_OR, BPF_XOR, BPF_SUB]) | BPF_X, 0));
+        items.push(
+          RAW(BPF_LDX | BPF_IMM, r.u32()),
+          RAW(BPF_ALU | r.pick([BPF_ADD, BPF_OR, BPF_XOR, BPF_SUB]) | BPF_X, 0),
+        );
       }
       const v = constant(r, false, seen);
       const how = r.int(4);
@@ -174,7 +200,9 @@ function randomPolicy(seed: number): Generated {
   const argDependent = new Set<number>();
   const table = SYSCALL_TABLES[arch].byName;
   // A few syscalls get several rules each (fall-through chains), the rest one.
-  const hot = Array.from({ length: 1 + r.int(4) }, () => r.pick([...names, ...CONDITIONAL.filter((n) => table.has(n))]));
+  const hot = Array.from({ length: 1 + r.int(4) }, () =>
+    r.pick([...names, ...CONDITIONAL.filter((n) => table.has(n))]),
+  );
   const count = 3 + r.int(40);
   for (let i = 0; i < count; i++) {
     const name = r.chance(0.4) ? r.pick(hot) : r.pick(names);
@@ -192,7 +220,9 @@ function randomPolicy(seed: number): Generated {
     }
   }
   const d = r.int(6);
-  b.defaultAction(d === 0 ? 'allow' : d === 1 ? 'log' : d === 2 ? 'notify' : d === 3 ? { errno: 1 + r.int(4000) } : 'kill');
+  b.defaultAction(
+    d === 0 ? 'allow' : d === 1 ? 'log' : d === 2 ? 'notify' : d === 3 ? { errno: 1 + r.int(4000) } : 'kill',
+  );
   const policy = b.build();
   for (const rule of [...policy.rules, ...policy.overridable]) if (rule.kind === 'bpf') argDependent.add(rule.nr);
   for (const name of CONDITIONAL) {
@@ -227,7 +257,11 @@ function argVectors(r: Rng, constants: readonly bigint[], count: number): bigint
   const out: bigint[][] = [[0n, 0n, 0n, 0n, 0n, 0n]];
   for (let n = 0; n < count; n++) out.push(Array.from({ length: 6 }, () => (r.chance(0.8) ? r.pick(pool) : r.u64())));
   // the forkserver's exec, and near misses of it
-  out.push([1022n, 0n, 0n, 0n, 0x1000n, BigInt(SBX_EXEC_MAGIC)], [1022n, 0n, 0n, 0n, 0x1000n, BigInt(SBX_EXEC_MAGIC) + 1n], [1020n, 0n, 0n, 0n, 0n, 0n]);
+  out.push(
+    [1022n, 0n, 0n, 0n, 0x1000n, BigInt(SBX_EXEC_MAGIC)],
+    [1022n, 0n, 0n, 0n, 0x1000n, BigInt(SBX_EXEC_MAGIC) + 1n],
+    [1020n, 0n, 0n, 0n, 0n, 0n],
+  );
   return out;
 }
 
@@ -256,9 +290,11 @@ describe('policy model vs compiled program, random policies (property)', () => {
       };
       for (let nr = 0; nr <= 470; nr++) {
         const dependent = argDependent.has(nr);
-        for (const args of dependent ? vectors : vectors.slice(0, 2)) check(native, nr, args, dependent && r.chance(0.5) ? r.u64() : 0n);
+        for (const args of dependent ? vectors : vectors.slice(0, 2))
+          check(native, nr, args, dependent && r.chance(0.5) ? r.u64() : 0n);
       }
-      for (const nr of [X32_SYSCALL_BIT, X32_SYSCALL_BIT + 39, 0x7fffffff, 0xffffffff, 1000 + r.int(100000)]) check(native, nr, vectors[0]!, 0n);
+      for (const nr of [X32_SYSCALL_BIT, X32_SYSCALL_BIT + 39, 0x7fffffff, 0xffffffff, 1000 + r.int(100000)])
+        check(native, nr, vectors[0]!, 0n);
       for (const nr of [0, 20, 59, 101]) check(AUDIT_ARCH_I386, nr, vectors[0]!, 0n);
     }
     expect(checked).toBeGreaterThan(100_000);

@@ -35,7 +35,24 @@ import { SYSCALL_TABLES } from './syscalls.js';
 import type { Arch } from './syscalls.js';
 import { random as rng } from '../../../../test/prng.js';
 
-const VALUES: bigint[] = [0n, 1n, 2n, 3n, 8n, 0x1000n, 0x5412n, 0x541cn, 0xffffffffn, 0x100000000n, 0x100000001n, 0x7e020080n, 0x80n, 0xffffffffffffffffn, 0x5b78ec00n, 1022n];
+const VALUES: bigint[] = [
+  0n,
+  1n,
+  2n,
+  3n,
+  8n,
+  0x1000n,
+  0x5412n,
+  0x541cn,
+  0xffffffffn,
+  0x100000000n,
+  0x100000001n,
+  0x7e020080n,
+  0x80n,
+  0xffffffffffffffffn,
+  0x5b78ec00n,
+  1022n,
+];
 
 /** Argument patterns: zeros, each arg set to each interesting value, and random mixes. */
 function argPatterns(seed: number): bigint[][] {
@@ -82,7 +99,36 @@ function randomPolicy(seed: number, n: number, arch: Arch = 'x86_64'): Policy {
   const r = rng(seed);
   const names = [...SYSCALL_TABLES[arch].byName.keys()];
   const b = new PolicyBuilder({ arch });
-  const denied = new Set(['ptrace', 'bpf', 'clone3', 'io_uring_setup', 'io_uring_enter', 'io_uring_register', 'keyctl', 'add_key', 'request_key', 'perf_event_open', 'userfaultfd', 'open_by_handle_at', 'kexec_load', 'kexec_file_load', 'init_module', 'finit_module', 'delete_module', 'mount', 'umount2', 'pivot_root', 'move_mount', 'open_tree', 'open_tree_attr', 'fsopen', 'fsmount', 'fsconfig', 'fspick', 'mount_setattr']);
+  const denied = new Set([
+    'ptrace',
+    'bpf',
+    'clone3',
+    'io_uring_setup',
+    'io_uring_enter',
+    'io_uring_register',
+    'keyctl',
+    'add_key',
+    'request_key',
+    'perf_event_open',
+    'userfaultfd',
+    'open_by_handle_at',
+    'kexec_load',
+    'kexec_file_load',
+    'init_module',
+    'finit_module',
+    'delete_module',
+    'mount',
+    'umount2',
+    'pivot_root',
+    'move_mount',
+    'open_tree',
+    'open_tree_attr',
+    'fsopen',
+    'fsmount',
+    'fsconfig',
+    'fspick',
+    'mount_setattr',
+  ]);
   for (let i = 0; i < n; i++) {
     const name = names[Math.floor(r() * names.length)]!;
     const k = r();
@@ -117,13 +163,27 @@ function checkAgreement(policy: Policy, options: CompileOptions, seed = 1): numb
     checked++;
   };
   // Numbers whose verdict can depend on arguments get every pattern; the others a few.
-  const argDependent = new Set<number>([...policy.rules, ...policy.overridable].filter((r) => r.kind === 'bpf').map((r) => r.nr));
+  const argDependent = new Set<number>(
+    [...policy.rules, ...policy.overridable].filter((r) => r.kind === 'bpf').map((r) => r.nr),
+  );
   for (const name of ['clone', 'unshare', 'seccomp', 'ioctl', 'execveat']) {
     const nr = SYSCALL_TABLES[policy.arch].byName.get(name);
     if (nr !== undefined) argDependent.add(nr);
   }
-  for (let nr = 0; nr <= 480; nr++) for (const args of argDependent.has(nr) ? patterns : patterns.slice(0, 6)) check(native, nr, args);
-  for (const nr of [500, 1000, 4095, 0x3fffffff, X32_SYSCALL_BIT, X32_SYSCALL_BIT + 1, X32_SYSCALL_BIT + 59, 0x7fffffff, 0x80000000, 0xffffffff]) {
+  for (let nr = 0; nr <= 480; nr++)
+    for (const args of argDependent.has(nr) ? patterns : patterns.slice(0, 6)) check(native, nr, args);
+  for (const nr of [
+    500,
+    1000,
+    4095,
+    0x3fffffff,
+    X32_SYSCALL_BIT,
+    X32_SYSCALL_BIT + 1,
+    X32_SYSCALL_BIT + 59,
+    0x7fffffff,
+    0x80000000,
+    0xffffffff,
+  ]) {
     for (const args of patterns.slice(0, 8)) check(native, nr, args);
   }
   for (const arch of [AUDIT_ARCH_I386, AUDIT_ARCH_ARM, AUDIT_ARCH_X86_64, AUDIT_ARCH_AARCH64, 0, 0xffffffff]) {
@@ -144,8 +204,14 @@ const OPTIONS: CompileOptions[] = [
 describe('policy model vs compiled program', () => {
   const policies: Array<[string, () => Policy]> = [
     ['allowNodeRuntime', () => new PolicyBuilder({ arch: 'x86_64' }).allowNodeRuntime().build()],
-    ['allowNodeRuntime with threads', () => new PolicyBuilder({ arch: 'x86_64' }).allowNodeRuntime({ threads: true }).build()],
-    ['dynamic startup + write + exit', () => new PolicyBuilder({ arch: 'x86_64' }).allowDynamicStartup().allowWrite().allowExit().build()],
+    [
+      'allowNodeRuntime with threads',
+      () => new PolicyBuilder({ arch: 'x86_64' }).allowNodeRuntime({ threads: true }).build(),
+    ],
+    [
+      'dynamic startup + write + exit',
+      () => new PolicyBuilder({ arch: 'x86_64' }).allowDynamicStartup().allowWrite().allowExit().build(),
+    ],
     [
       'write only to fd 1, exit',
       () =>
@@ -161,7 +227,16 @@ describe('policy model vs compiled program', () => {
           .addPolicyOnSyscall('mmap', [ARG(2), JSET(4, 'noexec'), ALLOW, LABEL('noexec'), ERRNO(13)])
           .addPolicyOnSyscall('read', [ARG(0), JGT(0xffffffffn, 'big', 'end'), LABEL('big'), KILL, LABEL('end')])
           .addPolicyOnSyscall('read', [ARG(0), JGE(3, 'x'), ALLOW, LABEL('x'), ERRNO(9)])
-          .addPolicyOnSyscall('write', [ARG(1), JSET(0x100000000n, 'k'), JA(1), LABEL('k'), KILL, ARG_32(0), JNE(2, 1), ALLOW])
+          .addPolicyOnSyscall('write', [
+            ARG(1),
+            JSET(0x100000000n, 'k'),
+            JA(1),
+            LABEL('k'),
+            KILL,
+            ARG_32(0),
+            JNE(2, 1),
+            ALLOW,
+          ])
           .allowSyscall('read')
           .build(),
     ],
@@ -178,14 +253,28 @@ describe('policy model vs compiled program', () => {
           .blockSyscallsWithErrno(['mkdir', 'mkdirat'], 'EROFS')
           .build(),
     ],
-    ['default allow', () => new PolicyBuilder({ arch: 'x86_64' }).allowRead().blockSyscallWithErrno('write', 'EBADF').defaultAction('allow').build()],
+    [
+      'default allow',
+      () =>
+        new PolicyBuilder({ arch: 'x86_64' })
+          .allowRead()
+          .blockSyscallWithErrno('write', 'EBADF')
+          .defaultAction('allow')
+          .build(),
+    ],
     ['default log', () => new PolicyBuilder({ arch: 'x86_64' }).allowNodeRuntime().defaultAction('log').build()],
-    ['default errno', () => new PolicyBuilder({ arch: 'x86_64' }).allowExit().defaultAction({ errno: 'ENOSYS' }).build()],
+    [
+      'default errno',
+      () => new PolicyBuilder({ arch: 'x86_64' }).allowExit().defaultAction({ errno: 'ENOSYS' }).build(),
+    ],
     ['default notify', () => new PolicyBuilder({ arch: 'x86_64' }).allowExit().defaultAction('notify').build()],
     ['150-rule random policy (seed 7)', () => randomPolicy(7, 150)],
     ['150-rule random policy (seed 8)', () => randomPolicy(8, 150)],
     ['60-rule random policy (seed 9)', () => randomPolicy(9, 60)],
-    ['aarch64 dynamic startup', () => new PolicyBuilder({ arch: 'aarch64' }).allowDynamicStartup().allowNodeRuntime().build()],
+    [
+      'aarch64 dynamic startup',
+      () => new PolicyBuilder({ arch: 'aarch64' }).allowDynamicStartup().allowNodeRuntime().build(),
+    ],
     ['aarch64 random (seed 10)', () => randomPolicy(10, 150, 'aarch64')],
   ];
   for (const [name, make] of policies) {

@@ -108,7 +108,8 @@ export function interpretRule(rule: readonly BpfInsn[], data: SeccompData, monit
   let sel: { index: number; width: 32 | 64; field: string } = { index: 0, width: 32, field: 'nr' };
   let i = 0;
   const needA = (): number => {
-    if (A === undefined) throw new Error('model: the rule reads the accumulator after a 64-bit compare, which has no defined value');
+    if (A === undefined)
+      throw new Error('model: the rule reads the accumulator after a 64-bit compare, which has no defined value');
     return A;
   };
   while (i < rule.length) {
@@ -119,7 +120,8 @@ export function interpretRule(rule: readonly BpfInsn[], data: SeccompData, monit
         break;
       case 'load':
         sel = { index: it.index, width: it.width, field: it.field };
-        if (it.width === 32) A = it.field === 'nr' ? data.nr >>> 0 : it.field === 'arch' ? data.arch >>> 0 : arg32(data, it.index);
+        if (it.width === 32)
+          A = it.field === 'nr' ? data.nr >>> 0 : it.field === 'arch' ? data.arch >>> 0 : arg32(data, it.index);
         i++;
         break;
       case 'ret':
@@ -131,7 +133,14 @@ export function interpretRule(rule: readonly BpfInsn[], data: SeccompData, monit
         let c: boolean;
         if (sel.width === 64) {
           const v = arg64(data, sel.index);
-          c = it.op === 'jeq' ? v === it.value : it.op === 'jgt' ? v > it.value : it.op === 'jge' ? v >= it.value : (v & it.value) !== 0n;
+          c =
+            it.op === 'jeq'
+              ? v === it.value
+              : it.op === 'jgt'
+                ? v > it.value
+                : it.op === 'jge'
+                  ? v >= it.value
+                  : (v & it.value) !== 0n;
           A = undefined;
         } else {
           const a = needA();
@@ -153,7 +162,16 @@ export function interpretRule(rule: readonly BpfInsn[], data: SeccompData, monit
           const a = needA();
           const src = code & BPF_X ? X : k >>> 0;
           const op = code & 0xf0;
-          const c = op === BPF_JEQ ? a === src : op === BPF_JGT ? a > src : op === BPF_JGE ? a >= src : op === BPF_JSET ? (a & src) >>> 0 !== 0 : false;
+          const c =
+            op === BPF_JEQ
+              ? a === src
+              : op === BPF_JGT
+                ? a > src
+                : op === BPF_JGE
+                  ? a >= src
+                  : op === BPF_JSET
+                    ? (a & src) >>> 0 !== 0
+                    : false;
           i = go(c ? it.jt : it.jf, i);
           break;
         }
@@ -174,18 +192,33 @@ export function interpretRule(rule: readonly BpfInsn[], data: SeccompData, monit
           const op = code & 0xf0;
           if ((op === BPF_DIV || op === BPF_MOD) && s === 0) return 0;
           A =
-            op === BPF_ADD ? (a + s) >>> 0
-            : op === BPF_SUB ? (a - s) >>> 0
-            : op === BPF_MUL ? Math.imul(a, s) >>> 0
-            : op === BPF_DIV ? Math.floor(a / s) >>> 0
-            : op === BPF_MOD ? a % s >>> 0
-            : op === BPF_OR ? (a | s) >>> 0
-            : op === BPF_AND ? (a & s) >>> 0
-            : op === BPF_XOR ? (a ^ s) >>> 0
-            : op === BPF_LSH ? (s >= 32 ? 0 : (a << s) >>> 0)
-            : op === BPF_RSH ? (s >= 32 ? 0 : a >>> s)
-            : op === BPF_NEG ? -a >>> 0
-            : a;
+            op === BPF_ADD
+              ? (a + s) >>> 0
+              : op === BPF_SUB
+                ? (a - s) >>> 0
+                : op === BPF_MUL
+                  ? Math.imul(a, s) >>> 0
+                  : op === BPF_DIV
+                    ? Math.floor(a / s) >>> 0
+                    : op === BPF_MOD
+                      ? (a % s) >>> 0
+                      : op === BPF_OR
+                        ? (a | s) >>> 0
+                        : op === BPF_AND
+                          ? (a & s) >>> 0
+                          : op === BPF_XOR
+                            ? (a ^ s) >>> 0
+                            : op === BPF_LSH
+                              ? s >= 32
+                                ? 0
+                                : (a << s) >>> 0
+                              : op === BPF_RSH
+                                ? s >= 32
+                                  ? 0
+                                  : a >>> s
+                                : op === BPF_NEG
+                                  ? -a >>> 0
+                                  : a;
         }
         i++;
         break;
@@ -203,8 +236,10 @@ function verdict(ret: number, by: ModelVerdict['by'], rule?: SyscallRule): Model
 export function modelVerdict(policy: Policy, data: SeccompData, options: CompileOptions = {}): ModelVerdict {
   const opt = resolveCompileOptions(options);
   const nr = data.nr >>> 0;
-  if (data.arch >>> 0 !== NATIVE_AUDIT_ARCH[policy.arch]) return verdict(violationRet(opt.monitor, NOTIFY_DATA.ARCH_VIOLATION), 'arch');
-  if (policy.arch === 'x86_64' && nr >= X32_SYSCALL_BIT) return verdict(violationRet(opt.monitor, NOTIFY_DATA.ARCH_VIOLATION), 'x32');
+  if (data.arch >>> 0 !== NATIVE_AUDIT_ARCH[policy.arch])
+    return verdict(violationRet(opt.monitor, NOTIFY_DATA.ARCH_VIOLATION), 'arch');
+  if (policy.arch === 'x86_64' && nr >= X32_SYSCALL_BIT)
+    return verdict(violationRet(opt.monitor, NOTIFY_DATA.ARCH_VIOLATION), 'x32');
 
   if (
     opt.execPrologue &&
@@ -227,7 +262,10 @@ export function modelVerdict(policy: Policy, data: SeccompData, options: Compile
   if (denial && (!denial.when || holds(denial.when, data))) {
     const first = user[0];
     if (first?.kind === 'errno') return verdict((SECCOMP_RET_ERRNO | first.errno) >>> 0, 'denial');
-    const ret = denial.verdict === 'violation' ? violationRet(opt.monitor, NOTIFY_DATA.SYSCALL_VIOLATION) : (SECCOMP_RET_ERRNO | denial.verdict.errno) >>> 0;
+    const ret =
+      denial.verdict === 'violation'
+        ? violationRet(opt.monitor, NOTIFY_DATA.SYSCALL_VIOLATION)
+        : (SECCOMP_RET_ERRNO | denial.verdict.errno) >>> 0;
     return verdict(ret, 'denial');
   }
 
@@ -239,13 +277,20 @@ export function modelVerdict(policy: Policy, data: SeccompData, options: Compile
 
   // Network rules: MSG_FASTOPEN on a send is refused before anything else.
   const net = networkSyscalls(policy).get(nr);
-  if (net?.flagsArg !== undefined && (arg32(data, net.flagsArg) & MSG_FASTOPEN) !== 0) return verdict(NETWORK_FASTOPEN_RET, 'network');
+  if (net?.flagsArg !== undefined && (arg32(data, net.flagsArg) & MSG_FASTOPEN) !== 0)
+    return verdict(NETWORK_FASTOPEN_RET, 'network');
 
   // Sandbox-me-here: the handshake fd may carry read and sendto without an address, the listener's number close().
   const isCall = (name: string): boolean => syscallNumber(policy.arch, name) === nr;
   const fd0 = arg32(data, 0);
-  if (opt.clientChannelFd >= 0 && fd0 === opt.clientChannelFd && (isCall('read') || (isCall('sendto') && arg64(data, 4) === 0n))) return verdict(SECCOMP_RET_ALLOW, 'client');
-  if (opt.clientListenerFd >= 0 && fd0 === opt.clientListenerFd && isCall('close')) return verdict(SECCOMP_RET_ALLOW, 'client');
+  if (
+    opt.clientChannelFd >= 0 &&
+    fd0 === opt.clientChannelFd &&
+    (isCall('read') || (isCall('sendto') && arg64(data, 4) === 0n))
+  )
+    return verdict(SECCOMP_RET_ALLOW, 'client');
+  if (opt.clientListenerFd >= 0 && fd0 === opt.clientListenerFd && isCall('close'))
+    return verdict(SECCOMP_RET_ALLOW, 'client');
 
   const run = (rules: readonly SyscallRule[], by: 'rule' | 'overridable'): ModelVerdict | undefined => {
     for (const r of rules) {
@@ -258,10 +303,17 @@ export function modelVerdict(policy: Policy, data: SeccompData, options: Compile
   };
   const v =
     run(user, 'rule') ??
-    run(policy.overridable.filter((r) => r.nr === nr), 'overridable') ??
+    run(
+      policy.overridable.filter((r) => r.nr === nr),
+      'overridable',
+    ) ??
     verdict(defaultRet(policy.defaultAction, opt.monitor), 'default');
   // Network rules: a call the policy runs goes to the monitor (sendto only with an address).
-  if (net && (v.ret === SECCOMP_RET_ALLOW || v.ret === SECCOMP_RET_LOG) && (net.addrArg === undefined || arg64(data, net.addrArg) !== 0n)) {
+  if (
+    net &&
+    (v.ret === SECCOMP_RET_ALLOW || v.ret === SECCOMP_RET_LOG) &&
+    (net.addrArg === undefined || arg64(data, net.addrArg) !== 0n)
+  ) {
     return verdict(networkRet(opt.monitor), 'network');
   }
   return v;

@@ -2,7 +2,17 @@
 // the reference decision (precedence dns > deny > allow, normalization), the monitor's table, and
 // the filter: which calls go to the monitor, checked against the policy model on every number.
 import { describe, expect, it } from 'vitest';
-import { ALLOW, ARG_32, AUDIT_ARCH_X86_64, JEQ, KILL, LABEL, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF } from './bpf.js';
+import {
+  ALLOW,
+  ARG_32,
+  AUDIT_ARCH_X86_64,
+  JEQ,
+  KILL,
+  LABEL,
+  SECCOMP_RET_ALLOW,
+  SECCOMP_RET_ERRNO,
+  SECCOMP_RET_USER_NOTIF,
+} from './bpf.js';
 import { classify } from './classify.js';
 import { NOTIFY_DATA, compilePolicy, networkDecidedBits } from './compiler.js';
 import { PolicyError } from './errors.js';
@@ -82,8 +92,12 @@ describe('PolicyBuilder network rules', () => {
     expect(problems).toMatch(/not canonical/);
     expect(problems).toMatch(/longer than 107 bytes/);
     expect(problems).toMatch(/unknown errno name "ENOPE"/);
-    expect(problemsOf(() => x64().allowUnrestrictedNetworking().allowDns(['1.1.1.1']).build())[0]).toMatch(/would have no effect/);
-    expect(problemsOf(() => x64().denyIPv4('10.0.0.0/8').allowUnrestrictedNetworking().build())[0]).toMatch(/use one or the other/);
+    expect(problemsOf(() => x64().allowUnrestrictedNetworking().allowDns(['1.1.1.1']).build())[0]).toMatch(
+      /would have no effect/,
+    );
+    expect(problemsOf(() => x64().denyIPv4('10.0.0.0/8').allowUnrestrictedNetworking().build())[0]).toMatch(
+      /use one or the other/,
+    );
     expect(() => x64().networkDenyAction('kill' as never)).toThrow(TypeError);
     expect(() => x64().allowDns('1.1.1.1' as never)).toThrow(TypeError);
   });
@@ -91,7 +105,8 @@ describe('PolicyBuilder network rules', () => {
   it('allowNetworkClient allows the client calls and socket() for unix, IPv4 and IPv6 only', () => {
     const p = x64().allowNetworkClient().build();
     const prog = compilePolicy(p, { monitor: true });
-    const socket = (domain: number) => evaluate(prog.program, { nr: nr('socket'), arch: AUDIT_ARCH_X86_64, args: [domain, 1, 0] });
+    const socket = (domain: number) =>
+      evaluate(prog.program, { nr: nr('socket'), arch: AUDIT_ARCH_X86_64, args: [domain, 1, 0] });
     expect(socket(2).action).toBe('ALLOW');
     expect(socket(10).action).toBe('ALLOW');
     expect(socket(1).action).toBe('ALLOW');
@@ -102,22 +117,40 @@ describe('PolicyBuilder network rules', () => {
   });
 
   it('round-trips through the policy file and checks its network part', () => {
-    const p = x64().allowIPv4('10.0.0.0/8', 443).denyIPv4('10.1.0.0/16').allowDns(['10.0.0.2']).allowUnixSocket('/run/a.sock').networkDenyAction({ errno: 13 }).build();
+    const p = x64()
+      .allowIPv4('10.0.0.0/8', 443)
+      .denyIPv4('10.1.0.0/16')
+      .allowDns(['10.0.0.2'])
+      .allowUnixSocket('/run/a.sock')
+      .networkDenyAction({ errno: 13 })
+      .build();
     const q = Policy.fromJSON(JSON.parse(JSON.stringify(p)));
     expect(q.network).toEqual(p.network);
-    const bad = (network: unknown) => problemsOf(() => Policy.fromJSON({ ...(p.toJSON() as object), network })).join('\n');
+    const bad = (network: unknown) =>
+      problemsOf(() => Policy.fromJSON({ ...(p.toJSON() as object), network })).join('\n');
     expect(bad({ mode: 'sideways', rules: [] })).toMatch(/network.mode must be/);
-    expect(bad({ mode: 'rules', rules: [{ family: 4, address: '10.0.0.1', prefix: 8, port: 0 }] })).toMatch(/host bits are set/);
-    expect(bad({ mode: 'rules', rules: [{ family: 4, address: '10.0.0.0', prefix: 8, port: 0, action: 'maybe' }] })).toMatch(/action must be "deny" or "dns"/);
-    expect(bad({ mode: 'rules', rules: [{ family: 4, address: '10.0.0.0', prefix: 8, port: 80, action: 'dns' }] })).toMatch(/a dns rule is one address/);
-    expect(bad({ mode: 'none', rules: [{ family: 4, address: '10.0.0.0', prefix: 8, port: 0 }] })).toMatch(/rules need mode "rules"/);
+    expect(bad({ mode: 'rules', rules: [{ family: 4, address: '10.0.0.1', prefix: 8, port: 0 }] })).toMatch(
+      /host bits are set/,
+    );
+    expect(
+      bad({ mode: 'rules', rules: [{ family: 4, address: '10.0.0.0', prefix: 8, port: 0, action: 'maybe' }] }),
+    ).toMatch(/action must be "deny" or "dns"/);
+    expect(
+      bad({ mode: 'rules', rules: [{ family: 4, address: '10.0.0.0', prefix: 8, port: 80, action: 'dns' }] }),
+    ).toMatch(/a dns rule is one address/);
+    expect(bad({ mode: 'none', rules: [{ family: 4, address: '10.0.0.0', prefix: 8, port: 0 }] })).toMatch(
+      /rules need mode "rules"/,
+    );
     expect(bad({ mode: 'rules', rules: [], unixSockets: ['x'] })).toMatch(/must be absolute/);
     expect(bad({ mode: 'rules', rules: [], onDeny: { errno: 0 } })).toMatch(/onDeny must be/);
-    expect(Policy.fromJSON({ ...(p.toJSON() as object), network: undefined }).network).toEqual({ mode: 'none', rules: [] });
+    expect(Policy.fromJSON({ ...(p.toJSON() as object), network: undefined }).network).toEqual({
+      mode: 'none',
+      rules: [],
+    });
   });
 });
 
-describe('decideNetwork (the monitor\'s precedence, in TypeScript)', () => {
+describe("decideNetwork (the monitor's precedence, in TypeScript)", () => {
   const p = x64()
     .allowIPv4('0.0.0.0/0', 443)
     .allowIPv4('192.168.1.0/24')
@@ -154,9 +187,14 @@ describe('decideNetwork (the monitor\'s precedence, in TypeScript)', () => {
   });
 });
 
-describe('the monitor\'s rule table', () => {
+describe("the monitor's rule table", () => {
   it('has the documented layout', () => {
-    const net = x64().allowIPv4('10.0.0.0/8', 443).denyIPv6('fc00::/7').allowUnixSocket('/run/a.sock').networkDenyAction({ errno: 13 }).build().network;
+    const net = x64()
+      .allowIPv4('10.0.0.0/8', 443)
+      .denyIPv6('fc00::/7')
+      .allowUnixSocket('/run/a.sock')
+      .networkDenyAction({ errno: 13 })
+      .build().network;
     const b = encodeNetworkTable(net, NET_SYSCALL_BITS.connect | NET_SYSCALL_BITS.sendto);
     expect(b.readUInt32LE(0)).toBe(NET_TABLE_MAGIC);
     expect(b.readUInt32LE(4)).toBe(1);
@@ -177,9 +215,14 @@ describe('the filter under network rules', () => {
   const rules = (b: PolicyBuilder) => b.allowIPv4('127.0.0.1', 8080);
 
   it('sends the calls the policy runs to the monitor, and only those', () => {
-    const p = rules(x64().allowSyscalls(['connect', 'sendto', 'sendmsg', 'listen', 'bind']).blockSyscallWithErrno('sendmmsg', 'EPERM')).build();
+    const p = rules(
+      x64()
+        .allowSyscalls(['connect', 'sendto', 'sendmsg', 'listen', 'bind'])
+        .blockSyscallWithErrno('sendmmsg', 'EPERM'),
+    ).build();
     const prog = compilePolicy(p, { monitor: true }).program;
-    const run = (name: string, args: Array<number | bigint> = []) => evaluate(prog, { nr: nr(name), arch: AUDIT_ARCH_X86_64, args });
+    const run = (name: string, args: Array<number | bigint> = []) =>
+      evaluate(prog, { nr: nr(name), arch: AUDIT_ARCH_X86_64, args });
     expect(run('connect').ret).toBe(NET_NOTIFY);
     expect(run('listen').ret).toBe(NET_NOTIFY);
     expect(run('bind').ret).toBe(NET_NOTIFY);
@@ -190,22 +233,37 @@ describe('the filter under network rules', () => {
     expect(run('sendto', [3, 0, 4, 0, 0x7f0000000000n, 16]).ret).toBe(NET_NOTIFY); // high half only
     expect(run('sendto', [3, 0, 4, MSG_FASTOPEN, 0, 0]).ret).toBe((SECCOMP_RET_ERRNO | 95) >>> 0);
     expect(run('sendmsg', [3, 0, MSG_FASTOPEN | 0x40n]).ret).toBe((SECCOMP_RET_ERRNO | 95) >>> 0);
-    expect(networkDecidedBits(p)).toBe(NET_SYSCALL_BITS.connect | NET_SYSCALL_BITS.sendto | NET_SYSCALL_BITS.sendmsg | NET_SYSCALL_BITS.listen | NET_SYSCALL_BITS.bind);
+    expect(networkDecidedBits(p)).toBe(
+      NET_SYSCALL_BITS.connect |
+        NET_SYSCALL_BITS.sendto |
+        NET_SYSCALL_BITS.sendmsg |
+        NET_SYSCALL_BITS.listen |
+        NET_SYSCALL_BITS.bind,
+    );
     expect(classify(prog, { nr: nr('connect'), arch: AUDIT_ARCH_X86_64 }).kind).toBe('network');
     // A call the policy does not allow stays a violation, and the monitor is told so.
     const q = rules(x64().allowSyscall('sendto')).build();
-    expect(evaluate(compilePolicy(q, { monitor: true }).program, { nr: nr('connect'), arch: AUDIT_ARCH_X86_64 }).data).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
+    expect(
+      evaluate(compilePolicy(q, { monitor: true }).program, { nr: nr('connect'), arch: AUDIT_ARCH_X86_64 }).data,
+    ).toBe(NOTIFY_DATA.SYSCALL_VIOLATION);
     expect(networkDecidedBits(q)).toBe(NET_SYSCALL_BITS.sendto);
     // Without a monitor nothing can decide: EACCES.
-    expect(evaluate(compilePolicy(p).program, { nr: nr('connect'), arch: AUDIT_ARCH_X86_64 })).toMatchObject({ action: 'ERRNO', data: 13 });
+    expect(evaluate(compilePolicy(p).program, { nr: nr('connect'), arch: AUDIT_ARCH_X86_64 })).toMatchObject({
+      action: 'ERRNO',
+      data: 13,
+    });
   });
 
   it('the same syscall rules compile differently with and without network rules (cache key)', () => {
     const a = x64().allowSyscall('connect').build();
     const b = rules(x64().allowSyscall('connect')).build();
     expect(a.key).toBe(b.key);
-    expect(evaluate(compilePolicy(a, { monitor: true }).program, { nr: nr('connect'), arch: AUDIT_ARCH_X86_64 }).action).toBe('ALLOW');
-    expect(evaluate(compilePolicy(b, { monitor: true }).program, { nr: nr('connect'), arch: AUDIT_ARCH_X86_64 }).ret).toBe(NET_NOTIFY);
+    expect(
+      evaluate(compilePolicy(a, { monitor: true }).program, { nr: nr('connect'), arch: AUDIT_ARCH_X86_64 }).action,
+    ).toBe('ALLOW');
+    expect(
+      evaluate(compilePolicy(b, { monitor: true }).program, { nr: nr('connect'), arch: AUDIT_ARCH_X86_64 }).ret,
+    ).toBe(NET_NOTIFY);
   });
 
   it('refuses an argument rule on a network call (the monitor could not tell its verdicts apart)', () => {
@@ -228,7 +286,11 @@ describe('the filter under network rules', () => {
       [1020n, 0x1000n, 0n, 0n, 0n, 0n],
     ];
     for (const p of policies) {
-      for (const options of [{ monitor: true }, { monitor: false }, { monitor: true, execPrologue: false, clientChannelFd: 1020 }]) {
+      for (const options of [
+        { monitor: true },
+        { monitor: false },
+        { monitor: true, execPrologue: false, clientChannelFd: 1020 },
+      ]) {
         const prog = compilePolicy(p, options).program;
         for (const n of SYSCALL_TABLES.x86_64.byNumber.keys()) {
           for (const args of argSets) {

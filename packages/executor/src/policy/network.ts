@@ -57,7 +57,7 @@ function parseV6(s: string): number[] | null {
     const v4 = parseV4(maybeV4);
     if (!v4) return null;
     tail.push(...v4);
-    text = text.slice(0, lastColon + 1) + '0:0';
+    text = `${text.slice(0, lastColon + 1)}0:0`;
   }
   const [head, rest] = text.split('::') as [string, string | undefined];
   const groups = (p: string): number[] => (p ? p.split(':').map((g) => parseInt(g, 16)) : []);
@@ -115,7 +115,8 @@ export function splitCidrPort(v: string): [cidr: string, port: string] {
   const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(v);
   if (bracket) return [bracket[1]!, bracket[2] ?? ''];
   // One colon: IPv4 with a port. More: an IPv6 address without one (brackets give it a port).
-  if (v.includes(':') && v.indexOf(':') === v.lastIndexOf(':')) return [v.slice(0, v.indexOf(':')), v.slice(v.indexOf(':') + 1)];
+  if (v.includes(':') && v.indexOf(':') === v.lastIndexOf(':'))
+    return [v.slice(0, v.indexOf(':')), v.slice(v.indexOf(':') + 1)];
   return [v, ''];
 }
 
@@ -134,7 +135,13 @@ export function parseIpAddress(text: string): { family: 4 | 6; address: string }
  * such as 10.0.0.1/8 usually means something else than 10.0.0.0/8). `method` names the caller in
  * the problem text (default allowIPv4/allowIPv6).
  */
-export function parseNetworkRule(family: 4 | 6, cidr: string, port: number, action?: 'deny', method?: string): NetworkRule | string {
+export function parseNetworkRule(
+  family: 4 | 6,
+  cidr: string,
+  port: number,
+  action?: 'deny',
+  method?: string,
+): NetworkRule | string {
   const what = `${method ?? `${action === 'deny' ? 'deny' : 'allow'}IPv${family}`}("${cidr}"${port ? `, ${port}` : ''})`;
   if (!Number.isInteger(port) || port < 0 || port > 65535) return `${what}: port must be 0..65535 (0 = any port)`;
   const slash = cidr.indexOf('/');
@@ -165,16 +172,19 @@ export function parseNetworkRule(family: 4 | 6, cidr: string, port: number, acti
 /** The DNS exception for one resolver: port 53 (UDP and TCP) to exactly that address. */
 export function dnsRule(resolver: string): NetworkRule | string {
   const ip = typeof resolver === 'string' ? parseIpAddress(resolver) : null;
-  if (!ip) return `allowDns: "${String(resolver)}" is not an IP address (name resolvers by address: a name would need a resolver itself)`;
+  if (!ip)
+    return `allowDns: "${String(resolver)}" is not an IP address (name resolvers by address: a name would need a resolver itself)`;
   return { family: ip.family, address: ip.address, prefix: ip.family === 4 ? 32 : 128, port: 53, action: 'dns' };
 }
 
 /** A unix socket path allowUnixSocket() accepts: absolute, canonical, no NUL, fits sun_path. */
 export function checkUnixSocketPath(path: string): string | null {
   const what = `allowUnixSocket("${path}")`;
-  if (path.includes('\0')) return `${what}: the path contains a NUL byte (abstract sockets cannot be allowed: they live in the sandbox's own network namespace)`;
+  if (path.includes('\0'))
+    return `${what}: the path contains a NUL byte (abstract sockets cannot be allowed: they live in the sandbox's own network namespace)`;
   if (!path.startsWith('/')) return `${what}: the path must be absolute`;
-  if (posix.normalize(path) !== path || (path.length > 1 && path.endsWith('/'))) return `${what}: the path is not canonical (write "${posix.normalize(path).replace(/(.)\/$/, '$1')}")`;
+  if (posix.normalize(path) !== path || (path.length > 1 && path.endsWith('/')))
+    return `${what}: the path is not canonical (write "${posix.normalize(path).replace(/(.)\/$/, '$1')}")`;
   if (Buffer.byteLength(path) > 107) return `${what}: the path is longer than 107 bytes (sun_path)`;
   return null;
 }
@@ -194,32 +204,38 @@ export function parseNetworkPolicy(v: unknown, problems: string[]): NetworkPolic
     return { mode: 'none', rules: [] };
   }
   const mode = o['mode'];
-  if (mode !== 'none' && mode !== 'unrestricted' && mode !== 'rules') problems.push(`network.mode must be "none", "unrestricted" or "rules", got ${JSON.stringify(mode)}`);
+  if (mode !== 'none' && mode !== 'unrestricted' && mode !== 'rules')
+    problems.push(`network.mode must be "none", "unrestricted" or "rules", got ${JSON.stringify(mode)}`);
   const rules: NetworkRule[] = [];
   if (!Array.isArray(o['rules'])) problems.push('network.rules must be an array');
   else {
     (o['rules'] as Array<Record<string, unknown>>).forEach((r, i) => {
       const at = `network.rules[${i}]`;
-      if (!r || typeof r !== 'object') return void problems.push(`${at} must be an object { family, address, prefix, port }`);
+      if (!r || typeof r !== 'object')
+        return void problems.push(`${at} must be an object { family, address, prefix, port }`);
       const { family, address, prefix, port, action } = r;
       if (family !== 4 && family !== 6) return void problems.push(`${at}.family must be 4 or 6`);
       if (typeof address !== 'string' || typeof prefix !== 'number' || typeof port !== 'number') {
         return void problems.push(`${at} needs address (string), prefix (number) and port (number)`);
       }
-      if (action !== undefined && action !== 'deny' && action !== 'dns') return void problems.push(`${at}.action must be "deny" or "dns" when present`);
+      if (action !== undefined && action !== 'deny' && action !== 'dns')
+        return void problems.push(`${at}.action must be "deny" or "dns" when present`);
       const parsed = parseNetworkRule(family, `${address}/${prefix}`, port, action === 'deny' ? 'deny' : undefined, at);
       if (typeof parsed === 'string') return void problems.push(parsed);
-      if (action === 'dns' && (port !== 53 || prefix !== (family === 4 ? 32 : 128))) return void problems.push(`${at}: a dns rule is one address (/${family === 4 ? 32 : 128}) and port 53`);
+      if (action === 'dns' && (port !== 53 || prefix !== (family === 4 ? 32 : 128)))
+        return void problems.push(`${at}: a dns rule is one address (/${family === 4 ? 32 : 128}) and port 53`);
       rules.push(action === 'dns' ? { ...parsed, action: 'dns' } : parsed);
     });
   }
-  const out: { mode: NetworkPolicy['mode']; rules: NetworkRule[]; unixSockets?: string[]; onDeny?: NetworkDenyAction } = {
-    mode: mode === 'unrestricted' || mode === 'rules' ? mode : 'none',
-    rules,
-  };
+  const out: { mode: NetworkPolicy['mode']; rules: NetworkRule[]; unixSockets?: string[]; onDeny?: NetworkDenyAction } =
+    {
+      mode: mode === 'unrestricted' || mode === 'rules' ? mode : 'none',
+      rules,
+    };
   if (o['unixSockets'] !== undefined) {
     const u = o['unixSockets'];
-    if (!Array.isArray(u) || u.some((p) => typeof p !== 'string')) problems.push('network.unixSockets must be an array of paths');
+    if (!Array.isArray(u) || u.some((p) => typeof p !== 'string'))
+      problems.push('network.unixSockets must be an array of paths');
     else {
       for (const p of u as string[]) {
         const bad = checkUnixSocketPath(p);
@@ -231,10 +247,19 @@ export function parseNetworkPolicy(v: unknown, problems: string[]): NetworkPolic
   if (o['onDeny'] !== undefined) {
     const d = o['onDeny'] as { errno?: unknown } | string;
     if (d === 'violation') out.onDeny = 'violation';
-    else if (d && typeof d === 'object' && typeof d.errno === 'number' && Number.isInteger(d.errno) && d.errno >= 1 && d.errno <= 4095) out.onDeny = { errno: d.errno };
+    else if (
+      d &&
+      typeof d === 'object' &&
+      typeof d.errno === 'number' &&
+      Number.isInteger(d.errno) &&
+      d.errno >= 1 &&
+      d.errno <= 4095
+    )
+      out.onDeny = { errno: d.errno };
     else problems.push(`network.onDeny must be "violation" or { errno: 1..4095 }, got ${JSON.stringify(d)}`);
   }
-  if (out.mode !== 'rules' && (rules.length || out.unixSockets?.length)) problems.push(`network.mode is "${out.mode}" but rules are listed (rules need mode "rules")`);
+  if (out.mode !== 'rules' && (rules.length || out.unixSockets?.length))
+    problems.push(`network.mode is "${out.mode}" but rules are listed (rules need mode "rules")`);
   return out;
 }
 
@@ -357,9 +382,22 @@ export function encodeNetworkTable(network: NetworkPolicy, syscallBits: number):
  * accept: a client does not serve.
  */
 export const NETWORK_CLIENT_SYSCALLS = [
-  'connect', 'getsockopt', 'setsockopt', 'getsockname', 'getpeername',
-  'sendto', 'recvfrom', 'sendmsg', 'recvmsg', 'sendmmsg', 'recvmmsg', 'shutdown',
-  'poll', 'ppoll', 'select', 'pselect6',
+  'connect',
+  'getsockopt',
+  'setsockopt',
+  'getsockname',
+  'getpeername',
+  'sendto',
+  'recvfrom',
+  'sendmsg',
+  'recvmsg',
+  'sendmmsg',
+  'recvmmsg',
+  'shutdown',
+  'poll',
+  'ppoll',
+  'select',
+  'pselect6',
 ] as const;
 
 const AF_UNIX = 1;
@@ -369,5 +407,13 @@ const EAFNOSUPPORT = 97;
 
 /** socket(domain, ...): AF_UNIX, AF_INET and AF_INET6; other families fail with EAFNOSUPPORT. */
 export function socketDomainRule(): BpfInsn[] {
-  return [ARG_32(0), JEQ(AF_UNIX, 'ok'), JEQ(AF_INET, 'ok'), JEQ(AF_INET6, 'ok'), ERRNO(EAFNOSUPPORT), LABEL('ok'), ALLOW];
+  return [
+    ARG_32(0),
+    JEQ(AF_UNIX, 'ok'),
+    JEQ(AF_INET, 'ok'),
+    JEQ(AF_INET6, 'ok'),
+    ERRNO(EAFNOSUPPORT),
+    LABEL('ok'),
+    ALLOW,
+  ];
 }

@@ -41,7 +41,8 @@ function randomRules(seed: number, count: number): OracleRules {
   const lines: string[] = ['default kill'];
   const b = new PolicyBuilder({ arch: 'x86_64' });
   // sbx answers these with ENOSYS whatever the rules; tell libseccomp the same.
-  for (const n of ['clone3', 'io_uring_setup', 'io_uring_enter', 'io_uring_register']) lines.push(`errno ${SYSCALL_TABLES.x86_64.byName.get(n)} 38`);
+  for (const n of ['clone3', 'io_uring_setup', 'io_uring_enter', 'io_uring_register'])
+    lines.push(`errno ${SYSCALL_TABLES.x86_64.byName.get(n)} 38`);
   const used = new Set<number>();
   const argValues = new Map<number, bigint[]>();
   const values = [0n, 1n, 5n, 0xffffffffn, 0x100000000n, 0xdeadbeef00000001n, 0xffffffffffffffffn];
@@ -73,7 +74,7 @@ function randomRules(seed: number, count: number): OracleRules {
       argValues.set(nr, vs);
     }
   }
-  return { text: lines.join('\n') + '\n', builder: b, argValues };
+  return { text: `${lines.join('\n')}\n`, builder: b, argValues };
 }
 
 function runOracle(text: string): SockFilter[] {
@@ -99,7 +100,9 @@ describe.skipIf(!oracle)('libseccomp oracle', () => {
         const a = evaluate(ours, { arch, nr, args });
         const b = evaluate(theirs, { arch, nr, args });
         if (a.ret !== b.ret) {
-          throw new Error(`nr ${nr} arch 0x${arch.toString(16)} args [${args.join(', ')}]: sbx ${a.action}(${a.data}), libseccomp ${b.action}(${b.data})`);
+          throw new Error(
+            `nr ${nr} arch 0x${arch.toString(16)} args [${args.join(', ')}]: sbx ${a.action}(${a.data}), libseccomp ${b.action}(${b.data})`,
+          );
         }
         compared++;
       };
@@ -118,7 +121,8 @@ describe.skipIf(!oracle)('libseccomp oracle', () => {
         }
         cmp(AUDIT_ARCH_I386, nr, [0n, 0n, 0n, 0n, 0n, 0n]);
       }
-      for (const nr of [0x40000000, 0x40000001, 0x7fffffff, 0xffffffff]) cmp(AUDIT_ARCH_X86_64, nr, [0n, 0n, 0n, 0n, 0n, 0n]);
+      for (const nr of [0x40000000, 0x40000001, 0x7fffffff, 0xffffffff])
+        cmp(AUDIT_ARCH_X86_64, nr, [0n, 0n, 0n, 0n, 0n, 0n]);
       expect(compared).toBeGreaterThan(900);
     });
   }

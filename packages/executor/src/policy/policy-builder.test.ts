@@ -40,7 +40,7 @@ describe('PolicyBuilder#build() errors', () => {
         .addFile('relative/path')
         .build(),
     );
-    expect(problems, problems.join("\n")).toHaveLength(5);
+    expect(problems, problems.join('\n')).toHaveLength(5);
     expect(problems.join('\n')).toMatch(/no_such_call/);
     expect(problems.join('\n')).toMatch(/unknown errno name "EPREM" \(did you mean EPERM/);
     expect(problems.join('\n')).toMatch(/"300.1.1.1" is not an IPv4 address/);
@@ -49,24 +49,42 @@ describe('PolicyBuilder#build() errors', () => {
   });
 
   it('says when a syscall belongs to the other architecture', () => {
-    expect(problemsOf(() => new PolicyBuilder({ arch: 'aarch64' }).allowSyscall('open').build())[0]).toMatch(/"open" does not exist on aarch64 \(it is a x86_64 syscall\)/);
+    expect(problemsOf(() => new PolicyBuilder({ arch: 'aarch64' }).allowSyscall('open').build())[0]).toMatch(
+      /"open" does not exist on aarch64 \(it is a x86_64 syscall\)/,
+    );
   });
 
   it('refuses to allow an always-denied syscall', () => {
-    expect(problemsOf(() => x64().allowSyscall('ptrace').build())[0]).toMatch(/ptrace is always denied; blockSyscallWithErrno/);
+    expect(problemsOf(() => x64().allowSyscall('ptrace').build())[0]).toMatch(
+      /ptrace is always denied; blockSyscallWithErrno/,
+    );
     expect(problemsOf(() => x64().addPolicyOnSyscall('bpf', [ALLOW]).build())[0]).toMatch(/cannot add a rule for bpf/);
     expect(() => x64().allowSyscall('ioctl').allowSyscall('clone').build()).not.toThrow();
   });
 
   it('reports malformed raw rules', () => {
-    const p = problemsOf(() => x64().addPolicyOnSyscall('write', [ARG_32(0), JEQ(1, 'nowhere'), ALLOW]).build());
+    const p = problemsOf(() =>
+      x64()
+        .addPolicyOnSyscall('write', [ARG_32(0), JEQ(1, 'nowhere'), ALLOW])
+        .build(),
+    );
     expect(p[0]).toMatch(/jumps to unknown label "nowhere"/);
-    const q = problemsOf(() => x64().addPolicyOnSyscall('write', [ARG_32(0), JEQ(0x100000000n, 'x'), LABEL('x'), ALLOW]).build());
+    const q = problemsOf(() =>
+      x64()
+        .addPolicyOnSyscall('write', [ARG_32(0), JEQ(0x100000000n, 'x'), LABEL('x'), ALLOW])
+        .build(),
+    );
     expect(q[0]).toMatch(/needs 64 bits \(use ARG\(i\)/);
-    const r = problemsOf(() => x64().addPolicyOnSyscall('write', [LABEL('a'), JEQ(1, 'a'), ALLOW]).build());
+    const r = problemsOf(() =>
+      x64()
+        .addPolicyOnSyscall('write', [LABEL('a'), JEQ(1, 'a'), ALLOW])
+        .build(),
+    );
     expect(r[0]).toMatch(/jumps backwards/);
     // Empty lists are harmless: they add nothing (issue 20).
-    expect(() => x64().addPolicyOnSyscalls([], [ALLOW]).allowSyscalls([]).blockSyscallsWithErrno([], 'EPERM').build()).not.toThrow();
+    expect(() =>
+      x64().addPolicyOnSyscalls([], [ALLOW]).allowSyscalls([]).blockSyscallsWithErrno([], 'EPERM').build(),
+    ).not.toThrow();
   });
 
   it('throws TypeError for wrong argument types', () => {
@@ -91,7 +109,12 @@ describe('PolicyBuilder#build() errors', () => {
 
 describe('PolicyBuilder rules', () => {
   it('keeps rules in call order; the first allow/block of a number wins (Sandbox2)', () => {
-    const p = x64().allowRead().blockSyscallWithErrno('read', 'EIO').blockSyscallWithErrno('uname', 1).allowSyscall('uname').build();
+    const p = x64()
+      .allowRead()
+      .blockSyscallWithErrno('read', 'EIO')
+      .blockSyscallWithErrno('uname', 1)
+      .allowSyscall('uname')
+      .build();
     const read = p.rules.filter((r) => r.name === 'read');
     expect(read).toEqual([{ kind: 'allow', nr: 0, name: 'read' }]);
     expect(p.rules.filter((r) => r.name === 'uname')).toEqual([{ kind: 'errno', nr: 63, name: 'uname', errno: 1 }]);
@@ -109,20 +132,40 @@ describe('PolicyBuilder rules', () => {
     const a = x64().allowStat().allowStat().build();
     expect(a.rules.map((r) => r.name)).toEqual(['stat', 'fstat', 'lstat', 'newfstatat', 'statx', 'statfs', 'fstatfs']);
     const b = new PolicyBuilder({ arch: 'aarch64' }).allowStat().allowOpen().build();
-    expect(b.rules.map((r) => r.name)).toEqual(['fstat', 'newfstatat', 'statx', 'statfs', 'fstatfs', 'openat', 'openat2']);
+    expect(b.rules.map((r) => r.name)).toEqual([
+      'fstat',
+      'newfstatat',
+      'statx',
+      'statfs',
+      'fstatfs',
+      'openat',
+      'openat2',
+    ]);
   });
 
   it('allowNodeRuntime includes the 25 syscalls research Q3 found plus the documented extras', () => {
     const p = x64().allowNodeRuntime().build();
     const names = new Set(p.rules.map((r) => r.name));
-    for (const n of 'read write pread64 close fstat fcntl ioctl mmap munmap mprotect madvise brk futex epoll_pwait epoll_ctl getpid rt_sigprocmask rt_sigaction sched_yield exit exit_group openat newfstatat statx getdents64'.split(' ')) {
+    for (const n of 'read write pread64 close fstat fcntl ioctl mmap munmap mprotect madvise brk futex epoll_pwait epoll_ctl getpid rt_sigprocmask rt_sigaction sched_yield exit exit_group openat newfstatat statx getdents64'.split(
+      ' ',
+    )) {
       expect(names.has(n), n).toBe(true);
     }
     for (const n of ['epoll_wait', 'rt_sigreturn', 'getrandom', 'clock_gettime']) expect(names.has(n), n).toBe(true);
     expect(names.has('clone')).toBe(false);
     expect(names.has('socket')).toBe(false);
-    expect(x64().allowNodeRuntime({ threads: true }).build().rules.some((r) => r.name === 'clone')).toBe(true);
-    expect(x64().allowNodeRuntime({ openFiles: false }).build().rules.some((r) => r.name === 'openat')).toBe(false);
+    expect(
+      x64()
+        .allowNodeRuntime({ threads: true })
+        .build()
+        .rules.some((r) => r.name === 'clone'),
+    ).toBe(true);
+    expect(
+      x64()
+        .allowNodeRuntime({ openFiles: false })
+        .build()
+        .rules.some((r) => r.name === 'openat'),
+    ).toBe(false);
   });
 
   it('allowSafeFcntl allows only the safe commands', () => {
@@ -145,11 +188,17 @@ describe('PolicyBuilder rules', () => {
     expect(e(syscallNumber('x86_64', 'arch_prctl')!, [0x3001])).toMatchObject({ action: 'ERRNO', data: 22 });
     // A user rule overrides the overridable one.
     const d = compilePolicy(x64().allowStaticStartup().allowSyscall('readlink').build());
-    expect(evaluate(d.insns, { arch: AUDIT_ARCH_X86_64, nr: syscallNumber('x86_64', 'readlink')! }).action).toBe('ALLOW');
+    expect(evaluate(d.insns, { arch: AUDIT_ARCH_X86_64, nr: syscallNumber('x86_64', 'readlink')! }).action).toBe(
+      'ALLOW',
+    );
   });
 
   it('runs raw rules: write only to fd 1', () => {
-    const c = compilePolicy(x64().addPolicyOnSyscall('write', [ARG_32(0), JEQ(1, 'ok'), KILL, LABEL('ok'), ALLOW]).build());
+    const c = compilePolicy(
+      x64()
+        .addPolicyOnSyscall('write', [ARG_32(0), JEQ(1, 'ok'), KILL, LABEL('ok'), ALLOW])
+        .build(),
+    );
     expect(evaluate(c.insns, { arch: AUDIT_ARCH_X86_64, nr: 1, args: [1] }).action).toBe('ALLOW');
     expect(evaluate(c.insns, { arch: AUDIT_ARCH_X86_64, nr: 1, args: [2] }).action).toBe('KILL_PROCESS');
   });
@@ -157,7 +206,10 @@ describe('PolicyBuilder rules', () => {
 
 describe('Policy', () => {
   it('is immutable', () => {
-    const p = x64().allowExit().addTmpfs('/tmp', { sizeBytes: 1 << 20 }).build();
+    const p = x64()
+      .allowExit()
+      .addTmpfs('/tmp', { sizeBytes: 1 << 20 })
+      .build();
     expect(Object.isFrozen(p.rules)).toBe(true);
     expect(Object.isFrozen(p.rules[0])).toBe(true);
     expect(Object.isFrozen(p.mounts)).toBe(true);
@@ -170,7 +222,12 @@ describe('Policy', () => {
     const p = x64()
       .allowNodeRuntime()
       .addPolicyOnSyscall('write', [ARG_32(0), JEQ(1, 'ok'), KILL, LABEL('ok'), ALLOW])
-      .addPolicyOnSyscall('mmap', [{ kind: 'load', field: 'arg', index: 2, width: 64 }, JEQ(0xffffffff00000000n, 'x'), LABEL('x'), ALLOW])
+      .addPolicyOnSyscall('mmap', [
+        { kind: 'load', field: 'arg', index: 2, width: 64 },
+        JEQ(0xffffffff00000000n, 'x'),
+        LABEL('x'),
+        ALLOW,
+      ])
       .blockSyscallWithErrno('uname', 'EPERM')
       .allowIPv4('10.0.0.0/8', 443)
       .build();
@@ -192,11 +249,13 @@ describe('PolicyBuilder filesystem and network data', () => {
       .addDirectoryAt(dir, '/data', { writable: true })
       .addTmpfs('/tmp', { sizeBytes: 4096 })
       .build();
-    expect(p.mounts).toEqual([
-      { kind: 'dir', outside: dir, inside: '/data', writable: true },
-      { kind: 'tmpfs', inside: '/tmp', sizeBytes: 4096 },
-      { kind: 'file', outside: join(dir, 'f'), inside: join(dir, 'f'), writable: false },
-    ].sort((a, b) => (a.inside < b.inside ? -1 : 1)));
+    expect(p.mounts).toEqual(
+      [
+        { kind: 'dir', outside: dir, inside: '/data', writable: true },
+        { kind: 'tmpfs', inside: '/tmp', sizeBytes: 4096 },
+        { kind: 'file', outside: join(dir, 'f'), inside: join(dir, 'f'), writable: false },
+      ].sort((a, b) => (a.inside < b.inside ? -1 : 1)),
+    );
     const problems = problemsOf(() =>
       x64()
         .addFile(dir)
@@ -242,8 +301,12 @@ describe('PolicyBuilder filesystem and network data', () => {
     });
     expect(x64().allowUnrestrictedNetworking().build().network.mode).toBe('unrestricted');
     expect(x64().build().network.mode).toBe('none');
-    expect(problemsOf(() => x64().allowIPv4('10.0.0.1/8').build())[0]).toMatch(/host bits are set; the network is 10.0.0.0\/8/);
+    expect(problemsOf(() => x64().allowIPv4('10.0.0.1/8').build())[0]).toMatch(
+      /host bits are set; the network is 10.0.0.0\/8/,
+    );
     expect(problemsOf(() => x64().allowIPv4('10.0.0.0/8', 70000).build())[0]).toMatch(/port must be 0..65535/);
-    expect(problemsOf(() => x64().allowUnrestrictedNetworking().allowIPv4('10.0.0.0/8').build())[0]).toMatch(/would have no effect/);
+    expect(problemsOf(() => x64().allowUnrestrictedNetworking().allowIPv4('10.0.0.0/8').build())[0]).toMatch(
+      /would have no effect/,
+    );
   });
 });

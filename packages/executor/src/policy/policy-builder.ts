@@ -18,7 +18,13 @@ import { ALWAYS_DENIED } from './denials.js';
 import { ERRNO_TABLE } from './errnos.js';
 import { resolveLibraries } from './elf.js';
 import { PolicyError } from './errors.js';
-import { NETWORK_CLIENT_SYSCALLS, checkUnixSocketPath, dnsRule, parseNetworkRule, socketDomainRule } from './network.js';
+import {
+  NETWORK_CLIENT_SYSCALLS,
+  checkUnixSocketPath,
+  dnsRule,
+  parseNetworkRule,
+  socketDomainRule,
+} from './network.js';
 import { Policy } from './policy.js';
 import type { BindMount, DefaultAction, Mount, NetworkDenyAction, NetworkRule, SyscallRule } from './policy.js';
 import * as P from './presets.js';
@@ -79,14 +85,22 @@ export class PolicyBuilder {
   readonly #presets = new Set<string>();
   readonly #mounts = new Map<string, Mount>();
   #defaultAction: DefaultAction = 'kill';
-  #network: { mode: 'none' | 'unrestricted' | 'rules'; rules: NetworkRule[]; unixSockets: string[]; onDeny?: NetworkDenyAction } = { mode: 'none', rules: [], unixSockets: [] };
+  #network: {
+    mode: 'none' | 'unrestricted' | 'rules';
+    rules: NetworkRule[];
+    unixSockets: string[];
+    onDeny?: NetworkDenyAction;
+  } = { mode: 'none', rules: [], unixSockets: [] };
   #built = false;
 
   constructor(options: PolicyBuilderOptions = {}) {
-    if (options === null || typeof options !== 'object') throw new TypeError('new PolicyBuilder(options): options must be an object');
+    if (options === null || typeof options !== 'object')
+      throw new TypeError('new PolicyBuilder(options): options must be an object');
     const arch = options.arch ?? hostArch();
     if (arch !== 'x86_64' && arch !== 'aarch64') {
-      throw new TypeError(`new PolicyBuilder({ arch }): arch must be 'x86_64' or 'aarch64'${options.arch === undefined ? ` (the host is ${process.arch})` : `, got ${describe(arch)}`}`);
+      throw new TypeError(
+        `new PolicyBuilder({ arch }): arch must be 'x86_64' or 'aarch64'${options.arch === undefined ? ` (the host is ${process.arch})` : `, got ${describe(arch)}`}`,
+      );
     }
     this.#arch = arch;
   }
@@ -101,14 +115,18 @@ export class PolicyBuilder {
   /** Resolves a name or number; records a problem and returns undefined when it is unknown. */
   #resolve(ref: SyscallRef, method: string): { nr: number; name: string | null } | undefined {
     if (typeof ref === 'number') {
-      if (!Number.isInteger(ref) || ref < 0) throw new TypeError(`${method}: a syscall number must be a non-negative integer, got ${ref}`);
+      if (!Number.isInteger(ref) || ref < 0)
+        throw new TypeError(`${method}: a syscall number must be a non-negative integer, got ${ref}`);
       if (ref >= 0x40000000) {
-        this.#problems.push(`${method}(${ref}): syscall numbers are below 0x40000000 (x32 and larger numbers are always arch violations)`);
+        this.#problems.push(
+          `${method}(${ref}): syscall numbers are below 0x40000000 (x32 and larger numbers are always arch violations)`,
+        );
         return undefined;
       }
       return { nr: ref, name: SYSCALL_TABLES[this.#arch].byNumber.get(ref) ?? null };
     }
-    if (typeof ref !== 'string') throw new TypeError(`${method}: a syscall is a name or a number, got ${describe(ref)}`);
+    if (typeof ref !== 'string')
+      throw new TypeError(`${method}: a syscall is a name or a number, got ${describe(ref)}`);
     const nr = syscallNumber(this.#arch, ref);
     if (nr !== undefined) return { nr, name: ref };
     const other = (['x86_64', 'aarch64'] as const).find((a) => a !== this.#arch && syscallNumber(a, ref) !== undefined);
@@ -116,13 +134,16 @@ export class PolicyBuilder {
       this.#problems.push(`${method}: syscall "${ref}" does not exist on ${this.#arch} (it is a ${other} syscall)`);
     } else {
       const near = suggestNames(ref, SYSCALL_TABLES[this.#arch].byName.keys());
-      this.#problems.push(`${method}: unknown syscall "${ref}" on ${this.#arch}${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}`);
+      this.#problems.push(
+        `${method}: unknown syscall "${ref}" on ${this.#arch}${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}`,
+      );
     }
     return undefined;
   }
 
   #list(refs: unknown, method: string): SyscallRef[] {
-    if (!Array.isArray(refs)) throw new TypeError(`${method}: expected an array of syscall names or numbers, got ${describe(refs)}`);
+    if (!Array.isArray(refs))
+      throw new TypeError(`${method}: expected an array of syscall names or numbers, got ${describe(refs)}`);
     // An empty list adds nothing: harmless, so that lists built from configuration need no guard.
     return refs as SyscallRef[];
   }
@@ -135,11 +156,14 @@ export class PolicyBuilder {
       }
       return e;
     }
-    if (typeof e !== 'string') throw new TypeError(`${method}: errno is a number or a name such as 'EPERM', got ${describe(e)}`);
+    if (typeof e !== 'string')
+      throw new TypeError(`${method}: errno is a number or a name such as 'EPERM', got ${describe(e)}`);
     const v = errnoNumber(e);
     if (v === undefined) {
       const near = suggestNames(e.toUpperCase(), ERRNO_NAMES);
-      this.#problems.push(`${method}: unknown errno name "${e}"${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}`);
+      this.#problems.push(
+        `${method}: unknown errno name "${e}"${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}`,
+      );
     }
     return v;
   }
@@ -149,7 +173,9 @@ export class PolicyBuilder {
     const r = this.#resolve(ref, method);
     if (!r) return;
     if (r.name && UNCONDITIONALLY_DENIED.has(r.name)) {
-      this.#problems.push(`${method}: ${r.name} is always denied; blockSyscallWithErrno('${r.name}', ...) is the only way to change its outcome`);
+      this.#problems.push(
+        `${method}: ${r.name} is always denied; blockSyscallWithErrno('${r.name}', ...) is the only way to change its outcome`,
+      );
       return;
     }
     if (this.#decided.has(r.nr)) return;
@@ -162,7 +188,9 @@ export class PolicyBuilder {
     const r = this.#resolve(ref, method);
     if (!r) return;
     if (r.name && UNCONDITIONALLY_DENIED.has(r.name)) {
-      this.#problems.push(`${method}: cannot add a rule for ${r.name}: it is always denied (blockSyscallWithErrno can turn it into an errno)`);
+      this.#problems.push(
+        `${method}: cannot add a rule for ${r.name}: it is always denied (blockSyscallWithErrno can turn it into an errno)`,
+      );
       return;
     }
     this.#rules.push({ kind: 'bpf', nr: r.nr, name: r.name, rule });
@@ -176,10 +204,15 @@ export class PolicyBuilder {
   }
 
   #checkRule(rule: unknown, method: string): readonly BpfInsn[] | undefined {
-    if (!Array.isArray(rule)) throw new TypeError(`${method}: the rule is an array of BPF items (ARG_32, JEQ, ALLOW, ...), got ${describe(rule)}`);
+    if (!Array.isArray(rule))
+      throw new TypeError(
+        `${method}: the rule is an array of BPF items (ARG_32, JEQ, ALLOW, ...), got ${describe(rule)}`,
+      );
     rule.forEach((it, i) => {
       if (!it || typeof it !== 'object' || typeof (it as { kind?: unknown }).kind !== 'string') {
-        throw new TypeError(`${method}: rule item ${i} is not a BPF item (build items with ARG_32, JEQ, ALLOW, ...), got ${describe(it)}`);
+        throw new TypeError(
+          `${method}: rule item ${i} is not a BPF item (build items with ARG_32, JEQ, ALLOW, ...), got ${describe(it)}`,
+        );
       }
     });
     const problems = checkRule(rule as BpfInsn[]);
@@ -268,7 +301,9 @@ export class PolicyBuilder {
       const e = this.#errno(action.errno, 'defaultAction');
       if (e !== undefined) this.#defaultAction = { errno: e };
     } else {
-      throw new TypeError(`defaultAction(action): action must be 'kill', 'allow', 'log', 'notify' or { errno }, got ${describe(action)}`);
+      throw new TypeError(
+        `defaultAction(action): action must be 'kill', 'allow', 'log', 'notify' or { errno }, got ${describe(action)}`,
+      );
     }
     return this;
   }
@@ -348,7 +383,8 @@ export class PolicyBuilder {
     for (const n of P.STATIC_STARTUP) this.#addAllow(n, 'allowStaticStartup', true);
     this.#addRule('prlimit64', P.prlimitGetOnlyRule(), 'allowStaticStartup', true);
     this.#addRule('arch_prctl', P.archPrctlSetFsRule(), 'allowStaticStartup', true);
-    for (const [name, rule] of P.STARTUP_OVERRIDABLE) if (!this.#overridableDecided.has(syscallNumber(this.#arch, name) ?? -1)) this.#addOverridable(name, rule);
+    for (const [name, rule] of P.STARTUP_OVERRIDABLE)
+      if (!this.#overridableDecided.has(syscallNumber(this.#arch, name) ?? -1)) this.#addOverridable(name, rule);
     return this;
   }
 
@@ -372,7 +408,8 @@ export class PolicyBuilder {
    * Groups and reasons: presets.ts NODE_RUNTIME and docs/policy-guide.md.
    */
   allowNodeRuntime(options: NodeRuntimeOptions = {}): this {
-    if (options === null || typeof options !== 'object') throw new TypeError('allowNodeRuntime(options): options must be an object');
+    if (options === null || typeof options !== 'object')
+      throw new TypeError('allowNodeRuntime(options): options must be an object');
     const { threads = false, openFiles = true } = options;
     const key = `allowNodeRuntime${threads ? '+threads' : ''}${openFiles ? '' : '-files'}`;
     if (!this.#preset(key)) return this;
@@ -406,7 +443,8 @@ export class PolicyBuilder {
   allowCommandLine(): this {
     if (!this.#preset('allowCommandLine')) return this;
     this.allowDynamicStartup().allowSystemMalloc();
-    for (const names of Object.values(CL.COMMAND_LINE_FAMILIES)) for (const n of names) this.#addAllow(n, 'allowCommandLine', true);
+    for (const names of Object.values(CL.COMMAND_LINE_FAMILIES))
+      for (const n of names) this.#addAllow(n, 'allowCommandLine', true);
     this.#addRule('socket', CL.commandLineSocketRule(), 'allowCommandLine', true);
     this.#addRule('personality', CL.personalityRule(), 'allowCommandLine', true);
     this.#addRule('prlimit64', CL.prlimitSelfRule(), 'allowCommandLine', true);
@@ -437,8 +475,16 @@ export class PolicyBuilder {
     return p;
   }
 
-  #bind(method: string, outside: unknown, inside: unknown, kind: 'file' | 'dir', opts: unknown, quietIfPresent = false): this {
-    if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw new TypeError(`${method}: options must be an object`);
+  #bind(
+    method: string,
+    outside: unknown,
+    inside: unknown,
+    kind: 'file' | 'dir',
+    opts: unknown,
+    quietIfPresent = false,
+  ): this {
+    if (opts !== undefined && (opts === null || typeof opts !== 'object'))
+      throw new TypeError(`${method}: options must be an object`);
     const writable = (opts as BindOptions | undefined)?.writable ?? false;
     if (typeof writable !== 'boolean') throw new TypeError(`${method}: options.writable must be a boolean`);
     const same = outside === inside;
@@ -472,7 +518,9 @@ export class PolicyBuilder {
         return this;
       }
       if (!quietIfPresent) {
-        this.#problems.push(`${method}: "${ins}" is already mounted (${prev.kind === 'tmpfs' ? 'a tmpfs' : `from "${prev.outside}"`})`);
+        this.#problems.push(
+          `${method}: "${ins}" is already mounted (${prev.kind === 'tmpfs' ? 'a tmpfs' : `from "${prev.outside}"`})`,
+        );
       }
       return this;
     }
@@ -498,7 +546,8 @@ export class PolicyBuilder {
   }
   /** Mounts an empty tmpfs at `inside`. */
   addTmpfs(inside: string, options: TmpfsOptions = {}): this {
-    if (options === null || typeof options !== 'object') throw new TypeError('addTmpfs(inside, options): options must be an object');
+    if (options === null || typeof options !== 'object')
+      throw new TypeError('addTmpfs(inside, options): options must be an object');
     const size = options.sizeBytes ?? 0;
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
       throw new TypeError(`addTmpfs: options.sizeBytes must be a non-negative integer, got ${describe(size)}`);
@@ -538,9 +587,11 @@ export class PolicyBuilder {
   addLibrariesForBinary(path: string, options: LibrariesOptions = {}): this {
     const p = this.#path(path, 'addLibrariesForBinary', 'the binary path');
     if (!p) return this;
-    if (options === null || typeof options !== 'object') throw new TypeError('addLibrariesForBinary(path, options): options must be an object');
+    if (options === null || typeof options !== 'object')
+      throw new TypeError('addLibrariesForBinary(path, options): options must be an object');
     const ld = options.ldLibraryPath ?? [];
-    if (!Array.isArray(ld) || ld.some((d) => typeof d !== 'string')) throw new TypeError('addLibrariesForBinary: options.ldLibraryPath must be an array of strings');
+    if (!Array.isArray(ld) || ld.some((d) => typeof d !== 'string'))
+      throw new TypeError('addLibrariesForBinary: options.ldLibraryPath must be an array of strings');
     let res;
     try {
       res = resolveLibraries(p, { ldLibraryPath: ld });
@@ -561,7 +612,10 @@ export class PolicyBuilder {
    * reaches. Not recommended; prefer rules. Excludes every rule method below.
    */
   allowUnrestrictedNetworking(): this {
-    if (this.#network.mode === 'rules') this.#problems.push('allowUnrestrictedNetworking: network rules (allowIPv4/allowIPv6/denyIPv4/denyIPv6/allowDns/allowUnixSocket) were added; use one or the other');
+    if (this.#network.mode === 'rules')
+      this.#problems.push(
+        'allowUnrestrictedNetworking: network rules (allowIPv4/allowIPv6/denyIPv4/denyIPv6/allowDns/allowUnixSocket) were added; use one or the other',
+      );
     this.#network = { mode: 'unrestricted', rules: [], unixSockets: [] };
     return this;
   }
@@ -577,14 +631,21 @@ export class PolicyBuilder {
   }
 
   #addNetRule(r: NetworkRule): void {
-    const same = (x: NetworkRule): boolean => x.family === r.family && x.address === r.address && x.prefix === r.prefix && x.port === r.port && x.action === r.action;
+    const same = (x: NetworkRule): boolean =>
+      x.family === r.family &&
+      x.address === r.address &&
+      x.prefix === r.prefix &&
+      x.port === r.port &&
+      x.action === r.action;
     if (!this.#network.rules.some(same)) this.#network.rules.push(r);
   }
 
   #ipRule(family: 4 | 6, cidr: unknown, port: unknown, deny: boolean): this {
     const method = `${deny ? 'deny' : 'allow'}IPv${family}`;
-    if (typeof cidr !== 'string') throw new TypeError(`${method}(cidr, port): cidr must be a string such as "10.0.0.0/8", got ${describe(cidr)}`);
-    if (port !== undefined && typeof port !== 'number') throw new TypeError(`${method}(cidr, port): port must be a number, got ${describe(port)}`);
+    if (typeof cidr !== 'string')
+      throw new TypeError(`${method}(cidr, port): cidr must be a string such as "10.0.0.0/8", got ${describe(cidr)}`);
+    if (port !== undefined && typeof port !== 'number')
+      throw new TypeError(`${method}(cidr, port): port must be a number, got ${describe(port)}`);
     if (!this.#rulesMode(method)) return this;
     const r = parseNetworkRule(family, cidr, port ?? 0, deny ? 'deny' : undefined);
     if (typeof r === 'string') {
@@ -623,7 +684,10 @@ export class PolicyBuilder {
    * binds a generated one).
    */
   allowDns(resolvers: readonly string[]): this {
-    if (!Array.isArray(resolvers)) throw new TypeError(`allowDns(resolvers): resolvers must be an array of IP addresses, got ${describe(resolvers)}`);
+    if (!Array.isArray(resolvers))
+      throw new TypeError(
+        `allowDns(resolvers): resolvers must be an array of IP addresses, got ${describe(resolvers)}`,
+      );
     if (resolvers.length === 0) this.#problems.push('allowDns: the list of resolvers is empty');
     if (!this.#rulesMode('allowDns')) return this;
     for (const ip of resolvers) {
@@ -641,7 +705,8 @@ export class PolicyBuilder {
    * SO_PEERCRED sees the executor). Without network rules unix sockets are governed by the mounts.
    */
   allowUnixSocket(path: string): this {
-    if (typeof path !== 'string') throw new TypeError(`allowUnixSocket(path): path must be a string, got ${describe(path)}`);
+    if (typeof path !== 'string')
+      throw new TypeError(`allowUnixSocket(path): path must be a string, got ${describe(path)}`);
     const bad = checkUnixSocketPath(path);
     if (bad) {
       this.#problems.push(bad);
@@ -664,7 +729,9 @@ export class PolicyBuilder {
       const e = this.#errno(action.errno, 'networkDenyAction');
       if (e !== undefined) this.#network.onDeny = { errno: e };
     } else {
-      throw new TypeError(`networkDenyAction(action): action must be 'violation' or { errno }, got ${describe(action)}`);
+      throw new TypeError(
+        `networkDenyAction(action): action must be 'violation' or { errno }, got ${describe(action)}`,
+      );
     }
     return this;
   }
@@ -694,7 +761,8 @@ export class PolicyBuilder {
    * A builder builds once (PolicyError 'ALREADY_BUILT' after that).
    */
   build(): Policy {
-    if (this.#built) throw new PolicyError('ALREADY_BUILT', 'build(): this PolicyBuilder was already built; make a new one');
+    if (this.#built)
+      throw new PolicyError('ALREADY_BUILT', 'build(): this PolicyBuilder was already built; make a new one');
     if (this.#problems.length) throw new PolicyError('INVALID_POLICY', this.#problems);
     this.#built = true;
     const mounts = [...this.#mounts.values()].sort((a, b) => (a.inside < b.inside ? -1 : a.inside > b.inside ? 1 : 0));

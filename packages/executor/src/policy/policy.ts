@@ -66,7 +66,9 @@ export function stableStringify(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
   const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+  const keys = Object.keys(obj)
+    .filter((k) => obj[k] !== undefined)
+    .sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify(obj[k])}`).join(',')}}`;
 }
 
@@ -99,7 +101,12 @@ export class Policy implements PolicyData {
   get key(): string {
     let k = keys.get(this);
     if (k === undefined) {
-      k = stableStringify({ arch: this.arch, rules: this.rules, overridable: this.overridable, defaultAction: this.defaultAction });
+      k = stableStringify({
+        arch: this.arch,
+        rules: this.rules,
+        overridable: this.overridable,
+        defaultAction: this.defaultAction,
+      });
       keys.set(this, k);
     }
     return k;
@@ -129,15 +136,19 @@ export class Policy implements PolicyData {
     const o = json as Record<string, unknown> | null;
     if (!o || typeof o !== 'object') throw new PolicyError('INVALID_POLICY', 'a policy is a JSON object');
     const arch = o['arch'];
-    if (arch !== 'x86_64' && arch !== 'aarch64') problems.push(`arch must be "x86_64" or "aarch64", got ${JSON.stringify(arch)}`);
+    if (arch !== 'x86_64' && arch !== 'aarch64')
+      problems.push(`arch must be "x86_64" or "aarch64", got ${JSON.stringify(arch)}`);
     const rules = parseRules(o['rules'], 'rules', problems);
     const overridable = parseRules(o['overridable'] ?? [], 'overridable', problems);
     const da = o['defaultAction'];
     let defaultAction: DefaultAction = 'kill';
     if (da === 'kill' || da === 'allow' || da === 'log' || da === 'notify') defaultAction = da;
-    else if (da && typeof da === 'object' && isErrno((da as { errno?: unknown }).errno)) defaultAction = { errno: (da as { errno: number }).errno };
+    else if (da && typeof da === 'object' && isErrno((da as { errno?: unknown }).errno))
+      defaultAction = { errno: (da as { errno: number }).errno };
     else problems.push(`defaultAction must be kill, allow, log, notify or {errno}, got ${JSON.stringify(da)}`);
-    const mounts = Array.isArray(o['mounts']) ? (o['mounts'] as Mount[]) : (problems.push('mounts must be an array'), []);
+    const mounts = Array.isArray(o['mounts'])
+      ? (o['mounts'] as Mount[])
+      : (problems.push('mounts must be an array'), []);
     const network = parseNetworkPolicy(o['network'], problems);
     const presets = Array.isArray(o['presets']) ? (o['presets'] as string[]) : [];
     if (problems.length) throw new PolicyError('INVALID_POLICY', problems);

@@ -112,7 +112,20 @@ export const NODE_RUNTIME = {
   /** crypto.randomBytes and V8's hash seeds. */
   random: ['getrandom'],
   /** Opening and inspecting files that the mount view shows (readFile, stat, readdir, realpath). */
-  files: ['openat', 'newfstatat', 'statx', 'getdents64', 'readlinkat', 'readlink', 'faccessat', 'faccessat2', 'access', 'stat', 'lstat', 'getcwd'],
+  files: [
+    'openat',
+    'newfstatat',
+    'statx',
+    'getdents64',
+    'readlinkat',
+    'readlink',
+    'faccessat',
+    'faccessat2',
+    'access',
+    'stat',
+    'lstat',
+    'getcwd',
+  ],
   /** process.* and os.* queries that ask the kernel. */
   processInfo: ['getuid', 'geteuid', 'getgid', 'getegid', 'getrusage', 'uname', 'sched_getaffinity'],
   /** Messages on sockets that are already connected (the comms channel); no socket(), no connect(). */
@@ -142,4 +155,13 @@ export function statxEmptyPathEnosysRule(): BpfInsn[] {
  * reads its resource limits (prlimit64 reading only, policy-builder.ts) and names itself (prctl
  * PR_SET_NAME).
  */
-export const NODE_THREADS = ['clone', 'set_robust_list', 'rseq', 'sched_getaffinity', 'epoll_create1', 'eventfd2', 'pipe2', 'capget'] as const;
+export const NODE_THREADS = [
+  'clone',
+  'set_robust_list',
+  'rseq',
+  'sched_getaffinity',
+  'epoll_create1',
+  'eventfd2',
+  'pipe2',
+  'capget',
+] as const;

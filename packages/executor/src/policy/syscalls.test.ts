@@ -25,13 +25,16 @@ describe('syscall tables', () => {
 
   it('map names and numbers both ways', () => {
     for (const t of Object.values(SYSCALL_TABLES)) {
-      for (const [name, nr] of t.byName) expect(t.byName.get(t.byNumber.get(nr)!)).toBe(nr);
+      for (const [_name, nr] of t.byName) expect(t.byName.get(t.byNumber.get(nr)!)).toBe(nr);
       expect(t.byName.size).toBeGreaterThan(300);
     }
   });
 
   it('are up to date with the generator', () => {
-    if (!existsSync('/usr/include/x86_64-linux-gnu/asm/unistd_64.h') || !existsSync('/usr/include/asm-generic/unistd.h')) {
+    if (
+      !existsSync('/usr/include/x86_64-linux-gnu/asm/unistd_64.h') ||
+      !existsSync('/usr/include/asm-generic/unistd.h')
+    ) {
       console.warn('skipped: kernel UAPI headers are not installed (linux-libc-dev)');
       return;
     }

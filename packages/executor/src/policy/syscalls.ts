@@ -33,7 +33,11 @@ function makeTable(arch: TableArch, rows: ReadonlyArray<readonly [string, number
   return Object.freeze({ arch, byName, byNumber, maxNr });
 }
 
-const ROWS: Readonly<Record<TableArch, ReadonlyArray<readonly [string, number]>>> = { x86_64: SYSCALLS_X86_64, aarch64: SYSCALLS_AARCH64, i386: SYSCALLS_I386 };
+const ROWS: Readonly<Record<TableArch, ReadonlyArray<readonly [string, number]>>> = {
+  x86_64: SYSCALLS_X86_64,
+  aarch64: SYSCALLS_AARCH64,
+  i386: SYSCALLS_I386,
+};
 const built: Partial<Record<TableArch, SyscallTable>> = {};
 /** A table is built the first time it is asked for: most processes only ever need the host's. */
 function table(arch: TableArch): SyscallTable {
@@ -108,5 +112,8 @@ export function suggestNames(name: string, known: Iterable<string>, max = 3): st
   }
   scored.sort((x, y) => x[1] - y[1] || (x[0] < y[0] ? -1 : 1));
   const limit = Math.max(2, Math.ceil(name.length / 2));
-  return scored.filter(([, d]) => d <= limit).slice(0, max).map(([k]) => k);
+  return scored
+    .filter(([, d]) => d <= limit)
+    .slice(0, max)
+    .map(([k]) => k);
 }

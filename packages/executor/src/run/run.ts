@@ -71,7 +71,19 @@ export interface RunOutput<T extends string | Buffer = string | Buffer> {
 /** run()'s promise, with the Sandbox it runs (for kill() and live streams). */
 export type RunPromise<T extends string | Buffer> = Promise<RunOutput<T>> & { readonly sandbox: Sandbox };
 
-const KNOWN = new Set(['input', 'timeout', 'signal', 'maxBuffer', 'encoding', 'env', 'cwd', 'policy', 'view', 'limits', 'executor']);
+const KNOWN = new Set([
+  'input',
+  'timeout',
+  'signal',
+  'maxBuffer',
+  'encoding',
+  'env',
+  'cwd',
+  'policy',
+  'view',
+  'limits',
+  'executor',
+]);
 
 /**
  * Runs `file` with `args` in a sandbox and resolves to { stdout, stderr, result } once it and
@@ -81,7 +93,11 @@ const KNOWN = new Set(['input', 'timeout', 'signal', 'maxBuffer', 'encoding', 'e
  *
  *   const { stdout, result } = await run('python3', ['-c', 'print(6*7)'], { timeout: 2000 });
  */
-export function run(file: string, args?: readonly string[], options?: RunOptions & { encoding: 'buffer' }): RunPromise<Buffer>;
+export function run(
+  file: string,
+  args?: readonly string[],
+  options?: RunOptions & { encoding: 'buffer' },
+): RunPromise<Buffer>;
 export function run(file: string, args?: readonly string[], options?: RunOptions): RunPromise<string>;
 export function run(file: string, args: readonly string[] = [], options: RunOptions = {}): RunPromise<string | Buffer> {
   const sandbox = prepare(file, args, options);
@@ -91,28 +107,48 @@ export function run(file: string, args: readonly string[] = [], options: RunOpti
 }
 
 function prepare(file: string, args: readonly string[], o: RunOptions): Sandbox {
-  if (o === null || typeof o !== 'object') throw new RunError('BAD_OPTION', 'run(file, args, options): options must be an object');
-  for (const k of Object.keys(o)) if (!KNOWN.has(k)) throw new RunError('BAD_OPTION', `run: unknown option "${k}" (known: ${[...KNOWN].join(', ')})`);
+  if (o === null || typeof o !== 'object')
+    throw new RunError('BAD_OPTION', 'run(file, args, options): options must be an object');
+  for (const k of Object.keys(o))
+    if (!KNOWN.has(k)) throw new RunError('BAD_OPTION', `run: unknown option "${k}" (known: ${[...KNOWN].join(', ')})`);
   if (!Array.isArray(args)) throw new RunError('BAD_OPTION', 'run(file, args): args must be an array of strings');
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new RunError('BAD_OPTION', 'run: signal must be an AbortSignal');
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
+    throw new RunError('BAD_OPTION', 'run: signal must be an AbortSignal');
   o.signal?.throwIfAborted();
   const maxBuffer = o.maxBuffer ?? DEFAULT_MAX_BUFFER;
-  if (typeof maxBuffer !== 'number' || !(maxBuffer > 0)) throw new RunError('BAD_OPTION', `run: maxBuffer must be a number of bytes > 0 (or Infinity), got ${String(o.maxBuffer)}`);
+  if (typeof maxBuffer !== 'number' || !(maxBuffer > 0))
+    throw new RunError(
+      'BAD_OPTION',
+      `run: maxBuffer must be a number of bytes > 0 (or Infinity), got ${String(o.maxBuffer)}`,
+    );
   const enc = o.encoding ?? 'utf8';
-  if (enc !== 'buffer' && !Buffer.isEncoding(enc)) throw new RunError('BAD_OPTION', `run: encoding must be a Buffer encoding or 'buffer', got ${JSON.stringify(enc)}`);
+  if (enc !== 'buffer' && !Buffer.isEncoding(enc))
+    throw new RunError('BAD_OPTION', `run: encoding must be a Buffer encoding or 'buffer', got ${JSON.stringify(enc)}`);
   const input = o.input;
-  if (input !== undefined && typeof input !== 'string' && !(input instanceof Uint8Array) && !(input instanceof Readable)) {
+  if (
+    input !== undefined &&
+    typeof input !== 'string' &&
+    !(input instanceof Uint8Array) &&
+    !(input instanceof Readable)
+  ) {
     throw new RunError('BAD_OPTION', 'run: input must be a string, a Buffer/Uint8Array or a Readable');
   }
   const limits: LimitsOptions = { ...(o.limits ?? {}) };
   if (o.timeout !== undefined) {
-    if (typeof o.timeout !== 'number' || !Number.isFinite(o.timeout) || o.timeout < 0) throw new RunError('BAD_OPTION', `run: timeout must be a number of milliseconds >= 0, got ${String(o.timeout)}`);
-    if (o.limits?.walltime !== undefined) throw new RunError('BAD_OPTION', 'run: give timeout (ms) or limits.walltime (s), not both');
+    if (typeof o.timeout !== 'number' || !Number.isFinite(o.timeout) || o.timeout < 0)
+      throw new RunError('BAD_OPTION', `run: timeout must be a number of milliseconds >= 0, got ${String(o.timeout)}`);
+    if (o.limits?.walltime !== undefined)
+      throw new RunError('BAD_OPTION', 'run: give timeout (ms) or limits.walltime (s), not both');
     limits.walltime = o.timeout / 1000;
   }
   let policy = o.policy;
-  if (policy !== undefined && !(policy instanceof Policy)) throw new RunError('BAD_OPTION', 'run: policy must be a Policy (from PolicyBuilder.build())');
-  if (policy && o.view) throw new RunError('BAD_OPTION', 'run: view shapes the default policy; with your own policy, add the mounts to it (PolicyBuilder.addDirectoryAt, addTmpfs)');
+  if (policy !== undefined && !(policy instanceof Policy))
+    throw new RunError('BAD_OPTION', 'run: policy must be a Policy (from PolicyBuilder.build())');
+  if (policy && o.view)
+    throw new RunError(
+      'BAD_OPTION',
+      'run: view shapes the default policy; with your own policy, add the mounts to it (PolicyBuilder.addDirectoryAt, addTmpfs)',
+    );
   const executor = new Executor(file, [file, ...args], {
     ...(o.executor ?? {}),
     ...(o.env !== undefined ? { env: o.env } : {}),
@@ -120,21 +156,46 @@ function prepare(file: string, args: readonly string[], o: RunOptions): Sandbox 
     limits: new Limits(limits),
     stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
-  policy ??= defaultPolicy(executor.path, { allow: [], errno: [], ...viewOf(o.view), network: { mode: 'none', allow: [], deny: [], dns: [], unix: [] } satisfies RunNetwork });
+  policy ??= defaultPolicy(executor.path, {
+    allow: [],
+    errno: [],
+    ...viewOf(o.view),
+    network: { mode: 'none', allow: [], deny: [], dns: [], unix: [] } satisfies RunNetwork,
+  });
   return new Sandbox(executor, policy);
 }
 
-function viewOf(view: RunView | undefined): { mounts: Array<{ outside: string; inside: string; writable: boolean }>; tmpfs: Array<{ inside: string; sizeBytes: number }> } {
+function viewOf(view: RunView | undefined): {
+  mounts: Array<{ outside: string; inside: string; writable: boolean }>;
+  tmpfs: Array<{ inside: string; sizeBytes: number }>;
+} {
   if (view === undefined) return { mounts: [], tmpfs: [] };
-  if (view === null || typeof view !== 'object') throw new RunError('BAD_OPTION', 'run: view must be an object { mounts?, tmpfs? }');
-  for (const k of Object.keys(view)) if (k !== 'mounts' && k !== 'tmpfs') throw new RunError('BAD_OPTION', `run: unknown view option "${k}" (known: mounts, tmpfs)`);
+  if (view === null || typeof view !== 'object')
+    throw new RunError('BAD_OPTION', 'run: view must be an object { mounts?, tmpfs? }');
+  for (const k of Object.keys(view))
+    if (k !== 'mounts' && k !== 'tmpfs')
+      throw new RunError('BAD_OPTION', `run: unknown view option "${k}" (known: mounts, tmpfs)`);
   const mounts = (view.mounts ?? []).map((m) => {
     const e = typeof m === 'string' ? { outside: m } : m;
-    if (e === null || typeof e !== 'object' || typeof e.outside !== 'string' || !e.outside.startsWith('/')) throw new RunError('BAD_OPTION', `run: view.mounts entries must be absolute paths or { outside, inside?, writable? }, got ${JSON.stringify(m)}`);
+    if (e === null || typeof e !== 'object' || typeof e.outside !== 'string' || !e.outside.startsWith('/'))
+      throw new RunError(
+        'BAD_OPTION',
+        `run: view.mounts entries must be absolute paths or { outside, inside?, writable? }, got ${JSON.stringify(m)}`,
+      );
     return { outside: e.outside, inside: e.inside ?? e.outside, writable: e.writable ?? false };
   });
   const tmpfs = (view.tmpfs ?? []).map((t) => {
-    if (t === null || typeof t !== 'object' || typeof t.inside !== 'string' || !Number.isSafeInteger(t.sizeBytes) || t.sizeBytes <= 0) throw new RunError('BAD_OPTION', `run: view.tmpfs entries must be { inside, sizeBytes }, got ${JSON.stringify(t)}`);
+    if (
+      t === null ||
+      typeof t !== 'object' ||
+      typeof t.inside !== 'string' ||
+      !Number.isSafeInteger(t.sizeBytes) ||
+      t.sizeBytes <= 0
+    )
+      throw new RunError(
+        'BAD_OPTION',
+        `run: view.tmpfs entries must be { inside, sizeBytes }, got ${JSON.stringify(t)}`,
+      );
     return { inside: t.inside, sizeBytes: t.sizeBytes };
   });
   return { mounts, tmpfs };
@@ -165,14 +226,20 @@ async function capture(sandbox: Sandbox, o: RunOptions): Promise<RunOutput> {
   };
   const out = collect(sandbox.stdout!, 'stdout');
   const err = collect(sandbox.stderr!, 'stderr');
-  const onAbort = () => sandbox.endWith('EXTERNAL_KILL', `aborted${o.signal?.reason !== undefined ? `: ${reasonText(o.signal.reason)}` : ''}`);
+  const onAbort = () =>
+    sandbox.endWith(
+      'EXTERNAL_KILL',
+      `aborted${o.signal?.reason !== undefined ? `: ${reasonText(o.signal.reason)}` : ''}`,
+    );
   o.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     feed(sandbox, o.input);
     const result = await sandbox.run();
     const [stdout, stderr] = await Promise.all([out, err]);
     const enc = o.encoding ?? 'utf8';
-    return enc === 'buffer' ? { stdout, stderr, result } : { stdout: stdout.toString(enc), stderr: stderr.toString(enc), result };
+    return enc === 'buffer'
+      ? { stdout, stderr, result }
+      : { stdout: stdout.toString(enc), stderr: stderr.toString(enc), result };
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
   }

@@ -28,12 +28,23 @@ export class Runner {
   readonly #limit: LimitFunction;
 
   constructor(options: RunnerOptions = {}) {
-    if (options === null || typeof options !== 'object') throw new RunnerError('BAD_OPTION', 'Runner: options must be an object');
-    for (const k of Object.keys(options)) if (k !== 'concurrency' && k !== 'maxQueue') throw new RunnerError('BAD_OPTION', `Runner: unknown option "${k}" (known: concurrency, maxQueue)`);
+    if (options === null || typeof options !== 'object')
+      throw new RunnerError('BAD_OPTION', 'Runner: options must be an object');
+    for (const k of Object.keys(options))
+      if (k !== 'concurrency' && k !== 'maxQueue')
+        throw new RunnerError('BAD_OPTION', `Runner: unknown option "${k}" (known: concurrency, maxQueue)`);
     const concurrency = options.concurrency ?? 4;
-    if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new RunnerError('BAD_OPTION', `Runner: concurrency must be an integer >= 1, got ${String(options.concurrency)}`);
+    if (!Number.isSafeInteger(concurrency) || concurrency < 1)
+      throw new RunnerError(
+        'BAD_OPTION',
+        `Runner: concurrency must be an integer >= 1, got ${String(options.concurrency)}`,
+      );
     const maxQueue = options.maxQueue ?? 4 * concurrency;
-    if (!(Number.isSafeInteger(maxQueue) || maxQueue === Infinity) || maxQueue < 0) throw new RunnerError('BAD_OPTION', `Runner: maxQueue must be an integer >= 0 (or Infinity), got ${String(options.maxQueue)}`);
+    if (!(Number.isSafeInteger(maxQueue) || maxQueue === Infinity) || maxQueue < 0)
+      throw new RunnerError(
+        'BAD_OPTION',
+        `Runner: maxQueue must be an integer >= 0 (or Infinity), got ${String(options.maxQueue)}`,
+      );
     this.concurrency = concurrency;
     this.maxQueue = maxQueue;
     this.#limit = pLimit(concurrency);
@@ -54,11 +65,21 @@ export class Runner {
    * runs already wait; a run whose `signal` aborts while it waits rejects with the abort reason
    * and never starts.
    */
-  run(file: string, args?: readonly string[], options?: RunOptions & { encoding: 'buffer' }): Promise<RunOutput<Buffer>>;
+  run(
+    file: string,
+    args?: readonly string[],
+    options?: RunOptions & { encoding: 'buffer' },
+  ): Promise<RunOutput<Buffer>>;
   run(file: string, args?: readonly string[], options?: RunOptions): Promise<RunOutput<string>>;
   run(file: string, args: readonly string[] = [], options: RunOptions = {}): Promise<RunOutput> {
     const full = this.#limit.activeCount >= this.concurrency && this.#limit.pendingCount >= this.maxQueue;
-    if (full) return Promise.reject(new RunnerError('QUEUE_FULL', `Runner: ${this.#limit.activeCount} sandboxes running and ${this.#limit.pendingCount} waiting (maxQueue ${this.maxQueue})`));
+    if (full)
+      return Promise.reject(
+        new RunnerError(
+          'QUEUE_FULL',
+          `Runner: ${this.#limit.activeCount} sandboxes running and ${this.#limit.pendingCount} waiting (maxQueue ${this.maxQueue})`,
+        ),
+      );
     return this.#limit(() => {
       options.signal?.throwIfAborted();
       return run(file, args, options);

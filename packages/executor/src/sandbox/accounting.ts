@@ -49,6 +49,12 @@ export function treeUsage(
       accounting: 'cgroup',
     };
   }
-  if (rusage) return { cpuUserMs: rusage.utimeUs / 1000, cpuSystemMs: rusage.stimeUs / 1000, maxRssKiB: rusage.maxRssKiB, accounting: 'rusage' };
+  if (rusage)
+    return {
+      cpuUserMs: rusage.utimeUs / 1000,
+      cpuSystemMs: rusage.stimeUs / 1000,
+      maxRssKiB: rusage.maxRssKiB,
+      accounting: 'rusage',
+    };
   return { cpuUserMs: 0, cpuSystemMs: 0, maxRssKiB: 0, accounting: 'none' };
 }

@@ -6,7 +6,16 @@
 //   (the listener's fd number; taken with pidfd_getfd from the process the executor started) →
 //   the monitor watches it → GO.
 // docs/wire-protocol.md has the byte layout. A sandboxee that never calls it just runs.
-import { Comms, CommsError, ClientTag, CLIENT_HELLO_SIZE, CLIENT_NO_FD, CLIENT_PROTOCOL_VERSION, DEFAULT_CLIENT_FD, Tag, tagName } from '@sbx/client';
+import {
+  Comms,
+  CommsError,
+  ClientTag,
+  CLIENT_HELLO_SIZE,
+  CLIENT_NO_FD,
+  CLIENT_PROTOCOL_VERSION,
+  DEFAULT_CLIENT_FD,
+  tagName,
+} from '@sbx/client';
 import { closeQuietly, native } from '@sbx/client/internal';
 import { compilePolicy } from '../policy/compiler.js';
 import type { Policy } from '../policy/policy.js';
@@ -83,7 +92,11 @@ function programOf(program: Uint8Array): Buffer {
  * rejects: failures after POLICY go to hooks.fail (the sandbox dies); before it the sandboxee
  * gets an ERROR and stays unfiltered, so its own code decides.
  */
-export async function serveClientHandshake(prepared: PreparedClientHandshake, policy: Policy, hooks: ClientHandshakeHooks): Promise<void> {
+export async function serveClientHandshake(
+  prepared: PreparedClientHandshake,
+  policy: Policy,
+  hooks: ClientHandshakeHooks,
+): Promise<void> {
   const channel = prepared.channel;
   let policySent = false;
   // A HELLO means the sandboxee asked to be sandboxed: from then on, unless GO went out, the
@@ -131,7 +144,9 @@ export async function serveClientHandshake(prepared: PreparedClientHandshake, po
     const m = await channel.recvAny();
     if (m.fd >= 0) closeQuietly(m.fd);
     if (m.tag !== ClientTag.Installed || m.data.length !== 4 || m.fd >= 0) {
-      hooks.fail(`sandboxMeHere handshake: expected INSTALLED (the listener's fd number, 4 bytes), got ${tagName(m.tag)} of ${m.data.length} bytes${m.fd >= 0 ? ' with an fd' : ''}`);
+      hooks.fail(
+        `sandboxMeHere handshake: expected INSTALLED (the listener's fd number, 4 bytes), got ${tagName(m.tag)} of ${m.data.length} bytes${m.fd >= 0 ? ' with an fd' : ''}`,
+      );
       return;
     }
     const n = m.data.readUInt32LE(0);
@@ -140,7 +155,9 @@ export async function serveClientHandshake(prepared: PreparedClientHandshake, po
       if (n > 0x7fffffff) throw new Error(`${n} is no fd number`);
       listener = await hooks.take(n);
     } catch (err) {
-      hooks.fail(`sandboxMeHere handshake: cannot take the seccomp listener (fd ${n} of the sandboxee): ${(err as Error).message}`);
+      hooks.fail(
+        `sandboxMeHere handshake: cannot take the seccomp listener (fd ${n} of the sandboxee): ${(err as Error).message}`,
+      );
       return;
     }
     try {
@@ -160,7 +177,9 @@ export async function serveClientHandshake(prepared: PreparedClientHandshake, po
     // the policy nothing is on; after it the monitor (if it got the listener) has the rest.
     const closed = err instanceof CommsError && (err.code === 'PEER_CLOSED' || err.code === 'CLOSED');
     if (policySent && helloReceived && !watched && closed) {
-      hooks.fail('sandboxMeHere handshake: the sandboxee asked for its policy but never installed it (it closed the handshake channel before INSTALLED): it ran unfiltered');
+      hooks.fail(
+        'sandboxMeHere handshake: the sandboxee asked for its policy but never installed it (it closed the handshake channel before INSTALLED): it ran unfiltered',
+      );
     } else if (policySent && !closed) hooks.fail(`sandboxMeHere handshake: ${(err as Error).message}`);
   } finally {
     channel.close();
@@ -170,4 +189,3 @@ export async function serveClientHandshake(prepared: PreparedClientHandshake, po
 async function refuse(channel: Comms, reason: string): Promise<void> {
   await channel.sendTLV(ClientTag.Error, Buffer.from(reason, 'utf8')).catch(() => {});
 }
-

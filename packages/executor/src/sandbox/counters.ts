@@ -4,7 +4,7 @@
 
 /** `message` with the counter named, when its error is one of those; else `message` unchanged. */
 export function nameExhaustedCounter(message: string, hostUid: number | null): string {
-  const who = hostUid === null ? 'the sandbox\'s host uid' : `host uid ${hostUid}`;
+  const who = hostUid === null ? "the sandbox's host uid" : `host uid ${hostUid}`;
   if (/Too many references/.test(message)) {
     return `${message} (fds in flight in unix sockets of ${who} exceed the sender's RLIMIT_NOFILE: a count the kernel keeps per host user, shared by every process of that uid)`;
   }

@@ -93,14 +93,16 @@ export interface ForkServerOptions extends Omit<ExecutorOptions, 'enableSandboxB
   forkTimeoutMs?: number;
 }
 
-type StartForkServer = (path: string, argv: readonly string[] | undefined, options: ForkServerOptions) => Promise<ForkServerHandle>;
+type StartForkServer = (
+  path: string,
+  argv: readonly string[] | undefined,
+  options: ForkServerOptions,
+) => Promise<ForkServerHandle>;
 let startForkServerImpl: StartForkServer | null = null;
 /** @internal start-fork-server.ts hands its startForkServer() to the deprecated static alias. */
 export function provideStartForkServer(fn: StartForkServer): void {
   startForkServerImpl = fn;
 }
-
-
 
 export class Executor {
   /** Absolute host path of the binary (resolved through PATH when given a bare name). */
@@ -131,22 +133,37 @@ export class Executor {
    * @deprecated use the free function `startForkServer()` (same arguments); this alias stays for
    * existing callers.
    */
-  static startForkServer(path: string, argv: readonly string[] | undefined, options: ForkServerOptions): Promise<ForkServerHandle> {
-    if (!startForkServerImpl) return Promise.reject(new ExecutorError('NOT_LOADED', 'sbx: startForkServer is not loaded (import @sbx/executor)'));
+  static startForkServer(
+    path: string,
+    argv: readonly string[] | undefined,
+    options: ForkServerOptions,
+  ): Promise<ForkServerHandle> {
+    if (!startForkServerImpl)
+      return Promise.reject(
+        new ExecutorError('NOT_LOADED', 'sbx: startForkServer is not loaded (import @sbx/executor)'),
+      );
     return startForkServerImpl(path, argv, options);
   }
 
   /** Exec mode: `new Executor(path, argv, options)`. Custom-fork mode: `new Executor(forkServer, { limits })`. */
   constructor(forkServer: ForkServerHandle, options?: Pick<ExecutorOptions, 'limits'>);
   constructor(path: string, argv?: readonly string[], options?: ExecutorOptions);
-  constructor(pathOrServer: string | ForkServerHandle, argvOrOptions?: readonly string[] | Pick<ExecutorOptions, 'limits'>, execOptions: ExecutorOptions = {}) {
+  constructor(
+    pathOrServer: string | ForkServerHandle,
+    argvOrOptions?: readonly string[] | Pick<ExecutorOptions, 'limits'>,
+    execOptions: ExecutorOptions = {},
+  ) {
     if (pathOrServer instanceof ForkServerHandle) {
       // Custom-fork mode: the child inherits the forkserver's program, environment, namespaces and
       // rlimits; it always sandboxes itself (sandboxMeHere), and the walltime is the executor's.
       const options = (argvOrOptions ?? {}) as ExecutorOptions;
-      if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new TypeError('Executor(forkServer, options): options must be an object');
+      if (options === null || typeof options !== 'object' || Array.isArray(options))
+        throw new TypeError('Executor(forkServer, options): options must be an object');
       for (const k of Object.keys(options)) {
-        if (k !== 'limits') throw new TypeError(`Executor(forkServer): option "${k}" does not apply in custom-fork mode (the child inherits it from the forkserver); known: limits (walltime)`);
+        if (k !== 'limits')
+          throw new TypeError(
+            `Executor(forkServer): option "${k}" does not apply in custom-fork mode (the child inherits it from the forkserver); known: limits (walltime)`,
+          );
       }
       this.forkServer = pathOrServer;
       this.path = '(forked)';
@@ -174,16 +191,33 @@ export class Executor {
       throw new TypeError('Executor: argv must be an array of strings');
     }
     if (options === null || typeof options !== 'object') throw new TypeError('Executor: options must be an object');
-    const known = new Set(['env', 'cwd', 'enableSandboxBeforeExec', 'limits', 'stdio', 'hostname', 'cgroup', 'monitor', 'landlock', 'isolation', 'sandboxUser', 'spawnPool', 'resolveInView']);
-    for (const k of Object.keys(options)) if (!known.has(k)) throw new TypeError(`Executor: unknown option "${k}" (known: ${[...known].join(', ')})`);
+    const known = new Set([
+      'env',
+      'cwd',
+      'enableSandboxBeforeExec',
+      'limits',
+      'stdio',
+      'hostname',
+      'cgroup',
+      'monitor',
+      'landlock',
+      'isolation',
+      'sandboxUser',
+      'spawnPool',
+      'resolveInView',
+    ]);
+    for (const k of Object.keys(options))
+      if (!known.has(k)) throw new TypeError(`Executor: unknown option "${k}" (known: ${[...known].join(', ')})`);
 
     // Interpret
     this.env = Object.freeze(checkEnv(options.env ?? { PATH: DEFAULT_PATH }));
     const cwd = options.cwd ?? '/';
-    if (typeof cwd !== 'string' || !isAbsolute(cwd)) throw new TypeError(`Executor: cwd must be an absolute path inside the sandbox, got ${JSON.stringify(cwd)}`);
+    if (typeof cwd !== 'string' || !isAbsolute(cwd))
+      throw new TypeError(`Executor: cwd must be an absolute path inside the sandbox, got ${JSON.stringify(cwd)}`);
     this.cwd = cwd;
     const view = options.resolveInView;
-    if (view !== undefined && (view === null || typeof view !== 'object' || !Array.isArray(view.mounts))) throw new TypeError('Executor: resolveInView must be a Policy (or an object with its mounts)');
+    if (view !== undefined && (view === null || typeof view !== 'object' || !Array.isArray(view.mounts)))
+      throw new TypeError('Executor: resolveInView must be a Policy (or an object with its mounts)');
     if (view) {
       const r = inView(path, argv ?? [path], view.mounts, this.env.PATH ?? DEFAULT_PATH, cwd);
       this.path = r.path;
@@ -201,30 +235,44 @@ export class Executor {
     }
     this.hostname = hostname;
     const cgroup = options.cgroup ?? 'auto';
-    if (cgroup !== 'auto' && cgroup !== 'required' && cgroup !== 'off') throw new TypeError(`Executor: cgroup must be 'auto', 'required' or 'off', got ${JSON.stringify(cgroup)}`);
+    if (cgroup !== 'auto' && cgroup !== 'required' && cgroup !== 'off')
+      throw new TypeError(`Executor: cgroup must be 'auto', 'required' or 'off', got ${JSON.stringify(cgroup)}`);
     this.cgroup = cgroup;
     if (cgroup === 'off' && (this.limits.memory !== null || this.limits.pids !== null)) {
-      throw new TypeError(`Executor: limits.memory and limits.pids are cgroup limits: they cannot be combined with cgroup: 'off'`);
+      throw new TypeError(
+        `Executor: limits.memory and limits.pids are cgroup limits: they cannot be combined with cgroup: 'off'`,
+      );
     }
     const monitorMode = options.monitor ?? 'unotify';
-    if (monitorMode !== 'unotify' && monitorMode !== 'kill') throw new TypeError(`Executor: monitor must be 'unotify' or 'kill', got ${JSON.stringify(monitorMode)}`);
+    if (monitorMode !== 'unotify' && monitorMode !== 'kill')
+      throw new TypeError(`Executor: monitor must be 'unotify' or 'kill', got ${JSON.stringify(monitorMode)}`);
     this.monitor = monitorMode;
     const landlock = options.landlock ?? 'auto';
-    if (landlock !== 'auto' && landlock !== 'off') throw new TypeError(`Executor: landlock must be 'auto' or 'off', got ${JSON.stringify(landlock)}`);
+    if (landlock !== 'auto' && landlock !== 'off')
+      throw new TypeError(`Executor: landlock must be 'auto' or 'off', got ${JSON.stringify(landlock)}`);
     this.landlock = landlock;
     const isolation = options.isolation ?? 'namespaces';
-    if (isolation !== 'namespaces' && isolation !== 'landlock') throw new TypeError(`Executor: isolation must be 'namespaces' or 'landlock', got ${JSON.stringify(isolation)}`);
-    if (isolation === 'landlock' && landlock === 'off') throw new TypeError(`Executor: isolation 'landlock' needs Landlock: it cannot be combined with landlock: 'off'`);
+    if (isolation !== 'namespaces' && isolation !== 'landlock')
+      throw new TypeError(`Executor: isolation must be 'namespaces' or 'landlock', got ${JSON.stringify(isolation)}`);
+    if (isolation === 'landlock' && landlock === 'off')
+      throw new TypeError(`Executor: isolation 'landlock' needs Landlock: it cannot be combined with landlock: 'off'`);
     this.isolation = isolation;
     this.sandboxUser = Object.freeze(checkSandboxUser(options.sandboxUser ?? { uid: NOBODY_ID, gid: NOBODY_ID }));
     this.sandboxUserGiven = options.sandboxUser !== undefined;
     const spawnPool = options.spawnPool ?? true;
-    if (typeof spawnPool !== 'boolean') throw new TypeError(`Executor: spawnPool must be a boolean, got ${JSON.stringify(spawnPool)}`);
+    if (typeof spawnPool !== 'boolean')
+      throw new TypeError(`Executor: spawnPool must be a boolean, got ${JSON.stringify(spawnPool)}`);
     this.spawnPool = spawnPool;
   }
 }
 
-function inView(path: string, argv: readonly string[], mounts: readonly Mount[], pathEnv: string, cwd: string): { path: string; argv: string[] } {
+function inView(
+  path: string,
+  argv: readonly string[],
+  mounts: readonly Mount[],
+  pathEnv: string,
+  cwd: string,
+): { path: string; argv: string[] } {
   try {
     return resolveCommandInView(path, argv, mounts, pathEnv, cwd);
   } catch (err) {
@@ -246,7 +294,11 @@ export function resolveBinary(path: string): string {
         break;
       }
     }
-    if (!full) throw new ExecutorError('BINARY_NOT_FOUND', `Executor: "${path}" was not found in PATH (${process.env.PATH ?? DEFAULT_PATH})`);
+    if (!full)
+      throw new ExecutorError(
+        'BINARY_NOT_FOUND',
+        `Executor: "${path}" was not found in PATH (${process.env.PATH ?? DEFAULT_PATH})`,
+      );
   }
   let st;
   try {
@@ -259,11 +311,12 @@ export function resolveBinary(path: string): string {
   return full;
 }
 
-
 function checkSandboxUser(u: { uid: number; gid: number }): { uid: number; gid: number } {
   const id = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v > 0 && v < 0xffffffff;
   if (u === null || typeof u !== 'object' || !id(u.uid) || !id(u.gid)) {
-    throw new TypeError(`Executor: sandboxUser must be { uid, gid } with ids from 1 to 4294967294 (never root), got ${JSON.stringify(u)}`);
+    throw new TypeError(
+      `Executor: sandboxUser must be { uid, gid } with ids from 1 to 4294967294 (never root), got ${JSON.stringify(u)}`,
+    );
   }
   return { uid: u.uid, gid: u.gid };
 }
@@ -273,7 +326,8 @@ function checkEnv(env: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) {
     if (typeof v !== 'string') throw new TypeError(`Executor: env.${k} must be a string`);
-    if (k === '' || k.includes('=') || k.includes('\0') || v.includes('\0')) throw new TypeError(`Executor: bad environment variable ${JSON.stringify(k)}`);
+    if (k === '' || k.includes('=') || k.includes('\0') || v.includes('\0'))
+      throw new TypeError(`Executor: bad environment variable ${JSON.stringify(k)}`);
     out[k] = v;
   }
   return out;

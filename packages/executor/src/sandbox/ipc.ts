@@ -55,7 +55,8 @@ export class Ipc {
 
   /** Options (e.g. maxMessageSize) for the Comms channel; set before first use of `comms`. */
   setCommsOptions(options: CommsOptions): this {
-    if (this.commsChannel) throw new ExecutorError('IPC_IN_USE', 'ipc.setCommsOptions() must come before the first use of ipc.comms');
+    if (this.commsChannel)
+      throw new ExecutorError('IPC_IN_USE', 'ipc.setCommsOptions() must come before the first use of ipc.comms');
     this.commsOptions = options;
     return this;
   }
@@ -82,10 +83,15 @@ export class Ipc {
 
   private claim(sandboxeeFd: number): void {
     checkFd('sandboxee fd', sandboxeeFd);
-    if (sandboxeeFd > 1023 && sandboxeeFd !== DEFAULT_COMMS_FD) throw new RangeError(`sandboxee fd ${sandboxeeFd} is above 1023`);
+    if (sandboxeeFd > 1023 && sandboxeeFd !== DEFAULT_COMMS_FD)
+      throw new RangeError(`sandboxee fd ${sandboxeeFd} is above 1023`);
     const reserved = RESERVED.get(sandboxeeFd);
-    if (reserved) throw new RangeError(`sandboxee fd ${sandboxeeFd} is reserved by sbx: it is ${reserved} (1020, 1021 and 1022 are sbx's)`);
-    if (this.mappings.has(sandboxeeFd)) throw new ExecutorError('FD_ALREADY_MAPPED', `sandboxee fd ${sandboxeeFd} is already mapped`);
+    if (reserved)
+      throw new RangeError(
+        `sandboxee fd ${sandboxeeFd} is reserved by sbx: it is ${reserved} (1020, 1021 and 1022 are sbx's)`,
+      );
+    if (this.mappings.has(sandboxeeFd))
+      throw new ExecutorError('FD_ALREADY_MAPPED', `sandboxee fd ${sandboxeeFd} is already mapped`);
   }
 }
 

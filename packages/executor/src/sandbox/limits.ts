@@ -52,7 +52,17 @@ export interface LimitsOptions {
 }
 
 /** Linux RLIMIT_* numbers. */
-export const RLIMIT = { CPU: 0, FSIZE: 1, CORE: 4, NPROC: 6, NOFILE: 7, MEMLOCK: 8, AS: 9, SIGPENDING: 11, MSGQUEUE: 12 } as const;
+export const RLIMIT = {
+  CPU: 0,
+  FSIZE: 1,
+  CORE: 4,
+  NPROC: 6,
+  NOFILE: 7,
+  MEMLOCK: 8,
+  AS: 9,
+  SIGPENDING: 11,
+  MSGQUEUE: 12,
+} as const;
 
 /** The /proc/sys/user defaults of a sandbox's user namespace. */
 export const DEFAULT_USER_NAMESPACE_LIMITS: Readonly<Record<UserLimitName, number>> = Object.freeze({
@@ -100,16 +110,22 @@ export class Limits {
       } else if (key === 'memory' || key === 'pids') {
         const v = toRlimit(key, value);
         if (v === INFINITY) continue;
-        if (v === 0n || (key === 'memory' && v < 1n << 20n)) throw new TypeError(`limits.${key} must be at least ${key === 'memory' ? '1 MiB (in bytes)' : '1'}, got ${String(value)}`);
+        if (v === 0n || (key === 'memory' && v < 1n << 20n))
+          throw new TypeError(
+            `limits.${key} must be at least ${key === 'memory' ? '1 MiB (in bytes)' : '1'}, got ${String(value)}`,
+          );
         this[key] = v;
       } else if (key in RLIMIT_KEYS) {
         (this as unknown as Record<string, bigint>)[key] = toRlimit(key, value);
       } else {
-        throw new TypeError(`limits: unknown option "${key}" (known: ${[...Object.keys(RLIMIT_KEYS), 'userNamespace', 'walltime', 'memory', 'pids'].join(', ')})`);
+        throw new TypeError(
+          `limits: unknown option "${key}" (known: ${[...Object.keys(RLIMIT_KEYS), 'userNamespace', 'walltime', 'memory', 'pids'].join(', ')})`,
+        );
       }
     }
     // A memory bound also bounds each memfd and tmpfs file, unless a file size was given.
-    if (options.rlimitAs !== undefined && options.rlimitFsize === undefined && this.rlimitAs < this.rlimitFsize) this.rlimitFsize = this.rlimitAs;
+    if (options.rlimitAs !== undefined && options.rlimitFsize === undefined && this.rlimitAs < this.rlimitFsize)
+      this.rlimitFsize = this.rlimitAs;
   }
 
   /** [resource, soft, hard] triples (soft = hard) for the forkserver. */
@@ -133,13 +149,28 @@ export class Limits {
   }
 }
 
-const RLIMIT_KEYS = { rlimitAs: 1, rlimitCpu: 1, rlimitFsize: 1, rlimitNofile: 1, rlimitNproc: 1, rlimitCore: 1, rlimitSigpending: 1, rlimitMsgqueue: 1, rlimitMemlock: 1 };
+const RLIMIT_KEYS = {
+  rlimitAs: 1,
+  rlimitCpu: 1,
+  rlimitFsize: 1,
+  rlimitNofile: 1,
+  rlimitNproc: 1,
+  rlimitCore: 1,
+  rlimitSigpending: 1,
+  rlimitMsgqueue: 1,
+  rlimitMemlock: 1,
+};
 
 function checkUserNamespace(v: unknown): Partial<Record<UserLimitName, number>> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TypeError(`limits.userNamespace must be an object of /proc/sys/user names to numbers, got ${String(v)}`);
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new TypeError(`limits.userNamespace must be an object of /proc/sys/user names to numbers, got ${String(v)}`);
   for (const [k, n] of Object.entries(v)) {
-    if (!(k in UserLimitIndex)) throw new TypeError(`limits.userNamespace: unknown limit "${k}" (known: ${Object.keys(UserLimitIndex).join(', ')})`);
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > 0x7fffffff) throw new TypeError(`limits.userNamespace.${k} must be an integer 0..2147483647, got ${String(n)}`);
+    if (!(k in UserLimitIndex))
+      throw new TypeError(
+        `limits.userNamespace: unknown limit "${k}" (known: ${Object.keys(UserLimitIndex).join(', ')})`,
+      );
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > 0x7fffffff)
+      throw new TypeError(`limits.userNamespace.${k} must be an integer 0..2147483647, got ${String(n)}`);
   }
   return v as Partial<Record<UserLimitName, number>>;
 }

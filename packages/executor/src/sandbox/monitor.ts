@@ -14,7 +14,15 @@ let nextId = 1;
  * namespace's init), or SIGTERM (15, landlock isolation's subreaper init, which kills the tree).
  * learnTable: learning mode (learn/table.ts encodeLearnTable), if any.
  */
-export function watch(listenerFd: number, pidfd: number, execFd: number, handler: Handler, networkTable?: Buffer, killSignal = 9, learnTable?: Buffer): number {
+export function watch(
+  listenerFd: number,
+  pidfd: number,
+  execFd: number,
+  handler: Handler,
+  networkTable?: Buffer,
+  killSignal = 9,
+  learnTable?: Buffer,
+): number {
   const n = native();
   if (!started) {
     n.monitorStart((e) => handlers.get(e.id)?.(e));

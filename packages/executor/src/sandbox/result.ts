@@ -6,8 +6,25 @@ import { constants } from 'node:os';
  * How a sandboxee ended. OUTPUT_LIMIT: run() ended it because its stdout or stderr passed
  * `maxBuffer` (run.ts); EXTERNAL_KILL: Sandbox.kill(), or run()'s AbortSignal.
  */
-export type Status = 'OK' | 'VIOLATION' | 'SIGNALED' | 'TIMEOUT' | 'EXTERNAL_KILL' | 'OUTPUT_LIMIT' | 'SETUP_ERROR' | 'INTERNAL_ERROR';
-const STATUSES: readonly Status[] = ['OK', 'VIOLATION', 'SIGNALED', 'TIMEOUT', 'EXTERNAL_KILL', 'OUTPUT_LIMIT', 'SETUP_ERROR', 'INTERNAL_ERROR'];
+export type Status =
+  | 'OK'
+  | 'VIOLATION'
+  | 'SIGNALED'
+  | 'TIMEOUT'
+  | 'EXTERNAL_KILL'
+  | 'OUTPUT_LIMIT'
+  | 'SETUP_ERROR'
+  | 'INTERNAL_ERROR';
+const STATUSES: readonly Status[] = [
+  'OK',
+  'VIOLATION',
+  'SIGNALED',
+  'TIMEOUT',
+  'EXTERNAL_KILL',
+  'OUTPUT_LIMIT',
+  'SETUP_ERROR',
+  'INTERNAL_ERROR',
+];
 /** Where a Result's cpu and memory figures come from: the sandbox's cgroup (the whole tree,
  *  every process that ever ran in it), or wait4() rusage of the sandbox's init, which reaps and
  *  sums the whole tree before it exits ('none': nothing ran). */
@@ -56,7 +73,8 @@ export interface ResultFields {
 
 // The first name of each number wins: SIGABRT rather than its alias SIGIOT.
 const signalNames = new Map<number, NodeJS.Signals>();
-for (const [name, n] of Object.entries(constants.signals)) if (!signalNames.has(n)) signalNames.set(n, name as NodeJS.Signals);
+for (const [name, n] of Object.entries(constants.signals))
+  if (!signalNames.has(n)) signalNames.set(n, name as NodeJS.Signals);
 
 export function signalName(n: number): NodeJS.Signals | number {
   return signalNames.get(n) ?? n;
@@ -103,10 +121,16 @@ export class Result implements ResultFields {
     if (this.violation) {
       const v = this.violation;
       const args = v.args.map((a) => `0x${a.toString(16)}`).join(', ');
-      parts.push(`${v.kind} violation: [${v.arch}] ${v.syscall} (${v.nr})(${args})${v.address ? ` to ${v.address}` : ''}${v.rule ? ` (${v.rule})` : ''} by pid ${v.pid}`);
+      parts.push(
+        `${v.kind} violation: [${v.arch}] ${v.syscall} (${v.nr})(${args})${v.address ? ` to ${v.address}` : ''}${v.rule ? ` (${v.rule})` : ''} by pid ${v.pid}`,
+      );
     } else if (this.status !== 'OK' && this.reason) parts.push(this.reason);
     if (this.status === 'SIGNALED') parts.push(`signal ${this.signal}`);
-    parts.push(`walltime ${this.walltimeMs.toFixed(1)} ms`, `cpu ${(this.cpuUserMs + this.cpuSystemMs).toFixed(1)} ms`, `max rss ${this.maxRssKiB} KiB`);
+    parts.push(
+      `walltime ${this.walltimeMs.toFixed(1)} ms`,
+      `cpu ${(this.cpuUserMs + this.cpuSystemMs).toFixed(1)} ms`,
+      `max rss ${this.maxRssKiB} KiB`,
+    );
     return parts.join(', ');
   }
 
@@ -135,7 +159,8 @@ export class Result implements ResultFields {
     const o = json as Partial<Record<keyof ResultJSON, unknown>>;
     if (o === null || typeof o !== 'object') throw new TypeError('Result.fromJSON: expected an object');
     const num = (k: keyof ResultJSON, v: unknown = o[k]) => {
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`Result.fromJSON: ${k} must be a number, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'number' || !Number.isFinite(v))
+        throw new TypeError(`Result.fromJSON: ${k} must be a number, got ${JSON.stringify(v)}`);
       return v;
     };
     const opt = <T>(k: keyof ResultJSON, ok: (v: unknown) => v is T): T | undefined => {
@@ -144,7 +169,10 @@ export class Result implements ResultFields {
       if (!ok(v)) throw new TypeError(`Result.fromJSON: bad ${k}: ${JSON.stringify(v)}`);
       return v;
     };
-    if (!STATUSES.includes(o.status as Status)) throw new TypeError(`Result.fromJSON: status must be one of ${STATUSES.join(', ')}, got ${JSON.stringify(o.status)}`);
+    if (!STATUSES.includes(o.status as Status))
+      throw new TypeError(
+        `Result.fromJSON: status must be one of ${STATUSES.join(', ')}, got ${JSON.stringify(o.status)}`,
+      );
     if (typeof o.reason !== 'string') throw new TypeError('Result.fromJSON: reason must be a string');
     const isInt = (v: unknown): v is number => Number.isInteger(v);
     const violation = o.violation === null || o.violation === undefined ? undefined : violationFromJSON(o.violation);
@@ -192,11 +220,16 @@ export function violationToJSON(v: Violation): ViolationJSON {
 export function violationFromJSON(json: unknown): Violation {
   const v = json as Record<string, unknown>;
   if (v === null || typeof v !== 'object') throw new TypeError('violationFromJSON: expected an object');
-  if (!Array.isArray(v.args) || v.args.some((a) => !(typeof a === 'string' && /^\d+$/.test(a)) && !Number.isSafeInteger(a))) {
+  if (
+    !Array.isArray(v.args) ||
+    v.args.some((a) => !(typeof a === 'string' && /^\d+$/.test(a)) && !Number.isSafeInteger(a))
+  ) {
     throw new TypeError(`violationFromJSON: args must be decimal strings, got ${JSON.stringify(v.args)}`);
   }
-  for (const k of ['kind', 'syscall', 'arch'] as const) if (typeof v[k] !== 'string') throw new TypeError(`violationFromJSON: ${k} must be a string`);
-  for (const k of ['nr', 'pid'] as const) if (!Number.isInteger(v[k])) throw new TypeError(`violationFromJSON: ${k} must be an integer`);
+  for (const k of ['kind', 'syscall', 'arch'] as const)
+    if (typeof v[k] !== 'string') throw new TypeError(`violationFromJSON: ${k} must be a string`);
+  for (const k of ['nr', 'pid'] as const)
+    if (!Number.isInteger(v[k])) throw new TypeError(`violationFromJSON: ${k} must be an integer`);
   const out = { ...v, args: (v.args as Array<string | number>).map((a) => BigInt(a)) } as unknown as Violation;
   return jsonSafeViolation(out);
 }

@@ -28,7 +28,10 @@ export interface SandboxIdRange {
 /** Default: 65,536 ids from 1,880,000,000: above systemd's dynamic users (61,184-65,519) and
  *  systemd-nspawn's automatic container ranges (524,288-1,879,048,191), and the usual /etc/subuid
  *  ranges (from 100,000), below 2^31 (tools that read a uid as signed). */
-export const DEFAULT_SANDBOX_ID_RANGE: Readonly<SandboxIdRange> = Object.freeze({ first: 1_880_000_000, count: 65_536 });
+export const DEFAULT_SANDBOX_ID_RANGE: Readonly<SandboxIdRange> = Object.freeze({
+  first: 1_880_000_000,
+  count: 65_536,
+});
 const LOCK_DIR = '/run/sbx/ids';
 
 let range: SandboxIdRange | null = { ...DEFAULT_SANDBOX_ID_RANGE };
@@ -50,8 +53,18 @@ export function setSandboxIdRange(r: SandboxIdRange | 'off'): void {
     range = null;
     return;
   }
-  if (r === null || typeof r !== 'object' || !Number.isSafeInteger(r.first) || !Number.isSafeInteger(r.count) || r.first < 1 || r.count < 1 || r.first + r.count > 0xffffffff) {
-    throw new SandboxIdsError(`setSandboxIdRange: expected { first, count } with 1 <= first and first + count <= 4294967295 (ids 0 and 4294967295 are never leased), or 'off'; got ${JSON.stringify(r)}`);
+  if (
+    r === null ||
+    typeof r !== 'object' ||
+    !Number.isSafeInteger(r.first) ||
+    !Number.isSafeInteger(r.count) ||
+    r.first < 1 ||
+    r.count < 1 ||
+    r.first + r.count > 0xffffffff
+  ) {
+    throw new SandboxIdsError(
+      `setSandboxIdRange: expected { first, count } with 1 <= first and first + count <= 4294967295 (ids 0 and 4294967295 are never leased), or 'off'; got ${JSON.stringify(r)}`,
+    );
   }
   range = { first: r.first, count: r.count };
 }

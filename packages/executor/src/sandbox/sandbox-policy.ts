@@ -4,7 +4,7 @@ import { statSync } from 'node:fs';
 import type { FsEntry } from '../isolation/mounts.js';
 import { compilePolicy, networkDecidedBits } from '../policy/compiler.js';
 import { encodeNetworkTable, formatNetworkRule } from '../policy/network.js';
-import { Policy } from '../policy/policy.js';
+import type { Policy } from '../policy/policy.js';
 
 export interface FilterOptions {
   /** Violations return USER_NOTIF (the monitor reports them) instead of KILL_PROCESS. */
@@ -24,7 +24,13 @@ export function filesystemOf(policy: Policy): FsEntry[] {
     if (m.kind === 'tmpfs') return { type: 'tmpfs', inside: m.inside, sizeBytes: m.sizeBytes };
     if (m.kind === 'dir' && m.outside === '/proc') return { type: 'proc', inside: m.inside };
     if (m.kind === 'dir' && m.outside === '/dev') return { type: 'dev', inside: m.inside };
-    return { type: 'bind', outside: m.outside, inside: m.inside, writable: m.writable, dev: m.kind === 'file' && isCharDevice(m.outside) };
+    return {
+      type: 'bind',
+      outside: m.outside,
+      inside: m.inside,
+      writable: m.writable,
+      dev: m.kind === 'file' && isCharDevice(m.outside),
+    };
   });
 }
 

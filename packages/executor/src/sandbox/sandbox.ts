@@ -19,7 +19,12 @@ import { addIsolationOps, IsolationError, namespacesUnavailable, type IsolationS
 import { Result, signalName, type Status, type Violation, type Arch } from './result.js';
 import { compileFilter, filesystemOf, networkDenialReason, networkTable } from './sandbox-policy.js';
 import { Policy } from '../policy/policy.js';
-import { CLIENT_FD, prepareClientHandshake, serveClientHandshake, type PreparedClientHandshake } from './client-handshake.js';
+import {
+  CLIENT_FD,
+  prepareClientHandshake,
+  serveClientHandshake,
+  type PreparedClientHandshake,
+} from './client-handshake.js';
 import { syscallName } from '../policy/syscalls.js';
 import { nameExhaustedCounter } from './counters.js';
 import { SandboxIdsError } from './sandbox-ids.js';
@@ -93,7 +98,8 @@ export class Sandbox {
 
   constructor(executor: Executor, policy: Policy) {
     if (!(executor instanceof Executor)) throw new TypeError('Sandbox: the first argument must be an Executor');
-    if (!(policy instanceof Policy)) throw new TypeError('Sandbox: the second argument must be a Policy (from PolicyBuilder.build())');
+    if (!(policy instanceof Policy))
+      throw new TypeError('Sandbox: the second argument must be a Policy (from PolicyBuilder.build())');
     this.executor = executor;
     this.policy = policy;
     const [i, o, e] = executor.stdio;
@@ -106,7 +112,8 @@ export class Sandbox {
   private endUnconnectedStreams(): void {
     for (const [i, stream] of [this.stdin, this.stdout, this.stderr].entries()) {
       if (!stream || this.connectedStdio[i]) continue;
-      if (i === 0) (stream as PassThrough).resume().end(); // nothing will read what was written
+      if (i === 0)
+        (stream as PassThrough).resume().end(); // nothing will read what was written
       else (stream as PassThrough).end();
     }
   }
@@ -120,7 +127,11 @@ export class Sandbox {
   /** Starts the sandboxee and resolves once it was cloned (setup goes on; awaitResult() tells how it ended). */
   runAsync(): Promise<void> {
     if (!this.started) {
-      if (this.executor.started) throw new ExecutorError('ALREADY_STARTED', 'Sandbox: this Executor was already started (an Executor runs once)');
+      if (this.executor.started)
+        throw new ExecutorError(
+          'ALREADY_STARTED',
+          'Sandbox: this Executor was already started (an Executor runs once)',
+        );
       this.executor.started = true;
       this.startTime = performance.now();
       this.started = this.start();
@@ -130,7 +141,13 @@ export class Sandbox {
           this.endUnconnectedStreams();
           void this.cgroup?.remove();
           this.isolation?.cleanup();
-          if (err instanceof MountError || err instanceof SandboxSetupError || err instanceof IsolationError || err instanceof SandboxIdsError || (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')) {
+          if (
+            err instanceof MountError ||
+            err instanceof SandboxSetupError ||
+            err instanceof IsolationError ||
+            err instanceof SandboxIdsError ||
+            (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')
+          ) {
             // Never a silent fallback: a host without namespaces is named, with the mode that works.
             const message = nameExhaustedCounter(err.message, this.isolation?.hostIds.uid ?? null);
             this.setupError = (this.executor.isolation === 'namespaces' && namespacesUnavailable(message)) || message;
@@ -146,7 +163,8 @@ export class Sandbox {
 
   /** The Result, once the sandboxee and all its processes are gone. */
   awaitResult(): Promise<Result> {
-    if (!this.result) return Promise.reject(new ExecutorError('NOT_STARTED', 'Sandbox: awaitResult() before runAsync()'));
+    if (!this.result)
+      return Promise.reject(new ExecutorError('NOT_STARTED', 'Sandbox: awaitResult() before runAsync()'));
     return this.result;
   }
 
@@ -237,7 +255,9 @@ export class Sandbox {
         // RLIMIT_AS bounds the address space; memfd and tmpfs pages need the memory controller.
         if (this.cgroup && ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
         else if (ex.cgroup === 'required') {
-          throw new SandboxSetupError(`no writable cgroup v2 here (cgroup: 'required'): run where a delegated cgroup v2 subtree is writable, or use cgroup: 'auto'; see sbx doctor`);
+          throw new SandboxSetupError(
+            `no writable cgroup v2 here (cgroup: 'required'): run where a delegated cgroup v2 subtree is writable, or use cgroup: 'auto'; see sbx doctor`,
+          );
         }
       }
 
@@ -276,7 +296,10 @@ export class Sandbox {
           // Without user notification (old kernel, or monitor: 'kill') violations are KILL_PROCESS:
           // the target dies of SIGSYS and the Result says what is known.
           this.monitored = ex.monitor === 'unotify' && userNotifAvailable();
-          if (this.learning && !this.monitored) throw new SandboxSetupError('learning needs the seccomp monitor (user notification, Linux 5.5+; not with monitor: \'kill\')');
+          if (this.learning && !this.monitored)
+            throw new SandboxSetupError(
+              "learning needs the seccomp monitor (user notification, Linux 5.5+; not with monitor: 'kill')",
+            );
           const filter = compileFilter(policy, { monitor: this.monitored, execFd: EXEC_FD_TARGET });
           ops.raw(Op.Seccomp, filter);
           this.learnTable = this.learning?.table(filter);
@@ -366,18 +389,22 @@ export class Sandbox {
     // The forkserver reports the wait status. If it dies first, its sandbox takes the child along:
     // make sure (SIGKILL through our pidfd) and report that once the child is gone.
     this.exitPromise = server.waitExit(forked.id, forked.pidfd).catch(async (err: unknown) => {
-      if (err instanceof ForkServerHandleError && err.code === 'PROTOCOL') this.setupError ??= `custom-fork mode: ${err.message}`;
+      if (err instanceof ForkServerHandleError && err.code === 'PROTOCOL')
+        this.setupError ??= `custom-fork mode: ${err.message}`;
       this.signalTree();
       await pidfdExited(this.pidfd);
       return { pid: forked.nsPid, status: 9, utimeUs: 0, stimeUs: 0, maxRssKiB: 0, timedOut: false };
     });
     if (ex.limits.walltime > 0) {
-      this.forkWalltime = setTimeout(() => {
-        // A child that ended just now (its EXITED still on the way) did not time out.
-        if (pidOfPidfd(this.pidfd) <= 0) return;
-        this.timedOut = true;
-        this.signalTree();
-      }, Math.max(1, Math.round(ex.limits.walltime * 1000)));
+      this.forkWalltime = setTimeout(
+        () => {
+          // A child that ended just now (its EXITED still on the way) did not time out.
+          if (pidOfPidfd(this.pidfd) <= 0) return;
+          this.timedOut = true;
+          this.signalTree();
+        },
+        Math.max(1, Math.round(ex.limits.walltime * 1000)),
+      );
     }
     this.setupDone = serveClientHandshake(client, this.policy, {
       take: async (n) => this.takeListenerOf(this.pidfd, n),
@@ -403,7 +430,15 @@ export class Sandbox {
   /** Hands the sandbox's seccomp listener to the monitor thread: the one place the monitor is wired. */
   private watchListener(listener: number, policy: Policy, execFd = -1, treeSignal?: number, learnTable?: Buffer): void {
     this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-    this.monitorId = monitor.watch(listener, this.pidfd, execFd, (e) => this.onMonitor(e), networkTable(policy), treeSignal, learnTable);
+    this.monitorId = monitor.watch(
+      listener,
+      this.pidfd,
+      execFd,
+      (e) => this.onMonitor(e),
+      networkTable(policy),
+      treeSignal,
+      learnTable,
+    );
   }
 
   /** A setup failure reported by the client handshake: recorded, and the sandbox ends. */
@@ -427,7 +462,14 @@ export class Sandbox {
           this.onTargetPidfd();
         } else if (m.tag === Tag.Uint32 && m.data.length === 4 && this.monitorId === 0) {
           const listener = await this.takeListener(m.data.readUInt32LE(0), setup);
-          if (listener >= 0) this.watchListener(listener, this.isolation?.policy ?? this.policy, EXEC_FD_TARGET, this.isolation?.treeSignal, this.learnTable);
+          if (listener >= 0)
+            this.watchListener(
+              listener,
+              this.isolation?.policy ?? this.policy,
+              EXEC_FD_TARGET,
+              this.isolation?.treeSignal,
+              this.learnTable,
+            );
         } else {
           if (m.fd >= 0) closeQuietly(m.fd);
           this.setupError = `unexpected setup message (tag 0x${m.tag.toString(16)})`;
@@ -463,7 +505,9 @@ export class Sandbox {
     }
     if (target !== 'anon_inode:seccomp notify') {
       closeQuietly(fd);
-      throw new Error(`fd ${n} of the sandboxee is ${target || 'unknown'}, not a seccomp listener: sandboxMeHere() must be called by the process the executor started, not by a child of it`);
+      throw new Error(
+        `fd ${n} of the sandboxee is ${target || 'unknown'}, not a seccomp listener: sandboxMeHere() must be called by the process the executor started, not by a child of it`,
+      );
     }
     return fd;
   }
@@ -482,7 +526,8 @@ export class Sandbox {
       } catch (err) {
         const code = (err as { code?: string }).code;
         if (code !== 'EBADF') {
-          this.setupError ??= `pidfd_getfd(sandboxee, ${n}) for the seccomp listener: ${(err as Error).message}` +
+          this.setupError ??=
+            `pidfd_getfd(sandboxee, ${n}) for the seccomp listener: ${(err as Error).message}` +
             (code === 'EPERM' ? ' (the host forbids it: check kernel.yama.ptrace_scope <= 1)' : '');
           this.signalTree();
           return -1;
@@ -503,13 +548,21 @@ export class Sandbox {
       this.learning?.onEvent(e);
     } else if (e.type === 'exec_failed') {
       const name = errnoName(e.errno);
-      const hint = name === 'ENOENT' ? ' (the binary or its ELF interpreter is missing inside the sandbox: add its libraries to the policy, e.g. addLibrariesForBinary)' : '';
+      const hint =
+        name === 'ENOENT'
+          ? ' (the binary or its ELF interpreter is missing inside the sandbox: add its libraries to the policy, e.g. addLibrariesForBinary)'
+          : '';
       this.setupError = `execveat(${this.executor.path}): ${name}${hint}`;
     } else if (e.type === 'violation' && !this.violation) {
       this.violation = describeViolation(e);
       this.escalateLater(); // the monitor sent the tree signal
       // Network rules: a denied destination (netproxy.cc), named with the rule that denied it.
-      if (e.address !== undefined) Object.assign(this.violation, { kind: 'network', address: e.address, rule: networkDenialReason(this.isolation?.policy ?? this.policy, e.netRule, e.netReason) });
+      if (e.address !== undefined)
+        Object.assign(this.violation, {
+          kind: 'network',
+          address: e.address,
+          rule: networkDenialReason(this.isolation?.policy ?? this.policy, e.netRule, e.netReason),
+        });
     } else if (e.type === 'closed') {
       monitor.unwatch(this.monitorId);
       this.monitorId = 0;
@@ -585,12 +638,21 @@ export class Sandbox {
     } else if (signaled && sig === SIGSYS && !this.monitored && this.executor.enableSandboxBeforeExec) {
       // KILL_PROCESS with no monitor to ask: a violation of an unknown syscall.
       status = 'VIOLATION';
-      extra.violation = { kind: 'syscall', syscall: 'unknown (SIGSYS, no monitor)', nr: -1, arch: 'unknown', args: [], pid: this.hostPid };
+      extra.violation = {
+        kind: 'syscall',
+        syscall: 'unknown (SIGSYS, no monitor)',
+        nr: -1,
+        arch: 'unknown',
+        args: [],
+        pid: this.hostPid,
+      };
       reason = 'syscall violation: killed by SIGSYS (no seccomp monitor: the syscall is not known)';
     } else if (signaled) {
       status = 'SIGNALED';
       extra.signal = signalName(sig);
-      reason = this.oom ? `killed by the kernel's OOM killer: limits.memory (${this.executor.limits.memory} bytes) reached` : `terminated by ${extra.signal}`;
+      reason = this.oom
+        ? `killed by the kernel's OOM killer: limits.memory (${this.executor.limits.memory} bytes) reached`
+        : `terminated by ${extra.signal}`;
     } else {
       status = 'OK';
       extra.exitCode = (st >> 8) & 0xff;
@@ -680,4 +742,3 @@ function errnoName(errno: number): string {
     return `errno ${errno}`;
   }
 }
-

@@ -12,7 +12,9 @@ export interface MatcherResult {
 
 function asResult(received: unknown, matcher: string): Result {
   if (!(received instanceof Result)) {
-    throw new TypeError(`${matcher}: expected a sbx Result (await the run first), got ${received === null ? 'null' : typeof received}`);
+    throw new TypeError(
+      `${matcher}: expected a sbx Result (await the run first), got ${received === null ? 'null' : typeof received}`,
+    );
   }
   return received;
 }
@@ -24,7 +26,10 @@ export const sbxMatchers = {
     const pass = result.status === 'OK';
     return {
       pass,
-      message: () => (pass ? `expected the sandboxed run to be stopped, but it ran cleanly: ${result.toString()}` : describeResult(result)),
+      message: () =>
+        pass
+          ? `expected the sandboxed run to be stopped, but it ran cleanly: ${result.toString()}`
+          : describeResult(result),
     };
   },
 
@@ -36,7 +41,10 @@ export const sbxMatchers = {
     const wanted = syscall === undefined ? 'a violation' : `a violation of ${syscall}`;
     return {
       pass,
-      message: () => (pass ? `expected no ${wanted}, but:\n${describeResult(result)}` : `expected ${wanted}, but:\n${describeResult(result)}`),
+      message: () =>
+        pass
+          ? `expected no ${wanted}, but:\n${describeResult(result)}`
+          : `expected ${wanted}, but:\n${describeResult(result)}`,
       actual: got ?? result.status,
       expected: syscall ?? 'VIOLATION',
     };

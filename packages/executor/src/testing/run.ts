@@ -14,11 +14,21 @@ export const DEFAULT_TEST_WALLTIME = 30;
  * Runs argv[0] (with argv) in a real sandbox under `policy` and resolves to its Result.
  * Options are the Executor's; stdio defaults to 'ignore' and the wall time to 30 s.
  */
-export async function runSandboxed(argv: readonly string[], policy: Policy, options: ExecutorOptions = {}): Promise<Result> {
+export async function runSandboxed(
+  argv: readonly string[],
+  policy: Policy,
+  options: ExecutorOptions = {},
+): Promise<Result> {
   if (!Array.isArray(argv) || argv.length === 0 || typeof argv[0] !== 'string') {
-    throw new TypeError('runSandboxed(argv, policy): argv must be a non-empty array of strings (argv[0] is the program)');
+    throw new TypeError(
+      'runSandboxed(argv, policy): argv must be a non-empty array of strings (argv[0] is the program)',
+    );
   }
-  const executor = new Executor(argv[0], argv, { stdio: 'ignore', ...options, limits: options.limits ?? { walltime: DEFAULT_TEST_WALLTIME } });
+  const executor = new Executor(argv[0], argv, {
+    stdio: 'ignore',
+    ...options,
+    limits: options.limits ?? { walltime: DEFAULT_TEST_WALLTIME },
+  });
   return new Sandbox(executor, policy).run();
 }
 
@@ -28,7 +38,9 @@ export function describeResult(result: Result): string {
   const v = result.violation;
   if (!v) return `sandbox result: ${result.toString()}`;
   const args = v.args.map((a) => `0x${a.toString(16)}`).join(', ');
-  const lines = [`sandbox violation: ${v.syscall}(${args}) [${v.arch}, nr ${v.nr}]${v.address ? ` to ${v.address}` : ''} by pid ${v.pid}`];
+  const lines = [
+    `sandbox violation: ${v.syscall}(${args}) [${v.arch}, nr ${v.nr}]${v.address ? ` to ${v.address}` : ''} by pid ${v.pid}`,
+  ];
   const s = suggestPolicyLine(v);
   if (s.builder) lines.push(`  allow it with:   ${s.builder}`);
   if (s.policyFile) lines.push(`  in a policy file: ${s.policyFile}`);

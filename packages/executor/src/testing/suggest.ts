@@ -33,15 +33,22 @@ function parseAddress(address: string): { family: 4 | 6; cidr: string; port?: nu
 
 function networkSuggestion(v: Violation): PolicySuggestion {
   const address = v.address ?? '';
-  if (v.rule?.startsWith('denied by')) return { note: `the destination is ${v.rule}: a deny rule wins over every allow, remove or narrow it` };
+  if (v.rule?.startsWith('denied by'))
+    return { note: `the destination is ${v.rule}: a deny rule wins over every allow, remove or narrow it` };
   if (address.startsWith('unix:')) {
     const path = address.slice('unix:'.length);
-    return { builder: `.allowUnixSocket(${JSON.stringify(path)})`, policyFile: `"network": { "mode": "rules", "unix": [${JSON.stringify(path)}] }` };
+    return {
+      builder: `.allowUnixSocket(${JSON.stringify(path)})`,
+      policyFile: `"network": { "mode": "rules", "unix": [${JSON.stringify(path)}] }`,
+    };
   }
   const a = parseAddress(address);
   if (!a) return { note: `no allow rule covers ${address || 'this destination'}${v.rule ? ` (${v.rule})` : ''}` };
   const port = a.port !== undefined ? `, ${a.port}` : '';
-  const fileEntry = a.family === 6 ? `[${a.cidr}]${a.port !== undefined ? `:${a.port}` : ''}` : `${a.cidr}${a.port !== undefined ? `:${a.port}` : ''}`;
+  const fileEntry =
+    a.family === 6
+      ? `[${a.cidr}]${a.port !== undefined ? `:${a.port}` : ''}`
+      : `${a.cidr}${a.port !== undefined ? `:${a.port}` : ''}`;
   return {
     builder: `.allowIPv${a.family}(${JSON.stringify(a.cidr)}${port})`,
     policyFile: `"network": { "mode": "rules", "allow": [${JSON.stringify(fileEntry)}] }`,
@@ -52,13 +59,21 @@ function networkSuggestion(v: Violation): PolicySuggestion {
 export function suggestPolicyLine(v: Violation): PolicySuggestion {
   if (v.kind === 'network') return networkSuggestion(v);
   if (v.kind === 'arch') {
-    return { note: `a ${v.arch} syscall: sbx denies every syscall ABI but the policy's own (${v.syscall}); build the program for the host architecture` };
+    return {
+      note: `a ${v.arch} syscall: sbx denies every syscall ABI but the policy's own (${v.syscall}); build the program for the host architecture`,
+    };
   }
   const denial = alwaysDenied(v);
   if (denial) return { note: `${v.syscall} is always denied by sbx here (${denial.why}); no policy line allows it` };
-  if (v.nr < 0) return { note: 'the sandboxee was killed by SIGSYS without a monitor (monitor: \'kill\'): run with the default monitor to learn the syscall' };
+  if (v.nr < 0)
+    return {
+      note: "the sandboxee was killed by SIGSYS without a monitor (monitor: 'kill'): run with the default monitor to learn the syscall",
+    };
   if (v.syscall.startsWith('unknown(')) {
-    return { builder: `.allowSyscall(${v.nr})`, note: `syscall ${v.nr} has no name in the ${v.arch} table: policy files cannot name it` };
+    return {
+      builder: `.allowSyscall(${v.nr})`,
+      note: `syscall ${v.nr} has no name in the ${v.arch} table: policy files cannot name it`,
+    };
   }
   return {
     builder: `.allowSyscall('${v.syscall}')`,

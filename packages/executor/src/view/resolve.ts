@@ -1,7 +1,16 @@
 // resolve.ts: finds a command as the sandbox will see it: a path inside the view, or a bare name
 // looked up in the sandbox's PATH, mapped back to the host file the forkserver opens. Symlinks
 // are followed inside the view (an absolute link target names a path of the view, not of the host).
-import { accessSync, closeSync, constants as fsc, lstatSync, openSync, readSync, readlinkSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants as fsc,
+  lstatSync,
+  openSync,
+  readSync,
+  readlinkSync,
+  statSync,
+} from 'node:fs';
 import { posix } from 'node:path';
 import type { Mount } from '../policy/policy.js';
 import { SbxError } from '@sbx/client';
@@ -20,7 +29,8 @@ export class ViewLookupError extends SbxError {
 export function hostPathOf(inside: string, mounts: readonly Mount[]): string | null {
   let best: Mount | null = null;
   for (const m of mounts) {
-    const covers = m.inside === inside || (m.kind !== 'file' && (m.inside === '/' || inside.startsWith(`${m.inside}/`)));
+    const covers =
+      m.inside === inside || (m.kind !== 'file' && (m.inside === '/' || inside.startsWith(`${m.inside}/`)));
     if (covers && (!best || m.inside.length > best.inside.length)) best = m;
   }
   if (!best || best.kind === 'tmpfs') return null;
@@ -81,13 +91,21 @@ export function isExecutableFile(p: string): boolean {
 }
 
 /** Where `cmd` is in the view: its path inside and the host file behind it. */
-export function locateInView(cmd: string, mounts: readonly Mount[], pathEnv: string, cwd = '/'): { inside: string; host: string } {
-  if (typeof cmd !== 'string' || cmd === '' || cmd.includes('\0')) throw new TypeError(`resolveInView: the command must be a non-empty string, got ${JSON.stringify(cmd)}`);
+export function locateInView(
+  cmd: string,
+  mounts: readonly Mount[],
+  pathEnv: string,
+  cwd = '/',
+): { inside: string; host: string } {
+  if (typeof cmd !== 'string' || cmd === '' || cmd.includes('\0'))
+    throw new TypeError(`resolveInView: the command must be a non-empty string, got ${JSON.stringify(cmd)}`);
   if (cmd.includes('/')) {
     const inside = posix.resolve(cwd, cmd);
     const host = resolveInside(inside, mounts);
-    if (host === null || !statSync(host, { throwIfNoEntry: false })) throw new ViewLookupError(`${inside} does not exist in the sandbox's view`);
-    if (!isExecutableFile(host)) throw new ViewLookupError(`${inside} in the sandbox's view is not an executable file (host ${host})`);
+    if (host === null || !statSync(host, { throwIfNoEntry: false }))
+      throw new ViewLookupError(`${inside} does not exist in the sandbox's view`);
+    if (!isExecutableFile(host))
+      throw new ViewLookupError(`${inside} in the sandbox's view is not an executable file (host ${host})`);
     return { inside, host };
   }
   for (const dir of pathEnv.split(':')) {
@@ -127,7 +145,11 @@ export function readShebang(host: string): { interpreter: string; arg?: string }
   }
   const text = buf.subarray(0, n).toString('latin1');
   if (!text.startsWith('#!')) return null;
-  const line = text.slice(2).split('\n')[0]!.replace(/^[ \t]+/, '').replace(/[ \t]+$/, '');
+  const line = text
+    .slice(2)
+    .split('\n')[0]!
+    .replace(/^[ \t]+/, '')
+    .replace(/[ \t]+$/, '');
   const m = /^(\S+)(?:[ \t]+(.*))?$/.exec(line);
   if (!m) return null;
   return m[2] ? { interpreter: m[1]!, arg: m[2] } : { interpreter: m[1]! };
@@ -138,14 +160,22 @@ export function readShebang(host: string): { interpreter: string; arg?: string }
  * interpreter (found in the view) with the script's path inside as an argument, so the script
  * runs even though the forkserver execs by fd (the kernel cannot hand a script's fd path on).
  */
-export function resolveCommandInView(cmd: string, argv: readonly string[], mounts: readonly Mount[], pathEnv: string, cwd = '/'): { path: string; argv: string[] } {
+export function resolveCommandInView(
+  cmd: string,
+  argv: readonly string[],
+  mounts: readonly Mount[],
+  pathEnv: string,
+  cwd = '/',
+): { path: string; argv: string[] } {
   let { inside, host } = locateInView(cmd, mounts, pathEnv, cwd);
   let args = [...argv];
   for (let depth = 0; ; depth++) {
     const sb = readShebang(host);
     if (!sb) return { path: host, argv: args };
-    if (depth === MAX_INTERPRETERS) throw new ViewLookupError(`${inside}: more than ${MAX_INTERPRETERS} nested #! interpreters`);
-    if (!sb.interpreter.startsWith('/')) throw new ViewLookupError(`${inside}: the #! interpreter "${sb.interpreter}" is not an absolute path`);
+    if (depth === MAX_INTERPRETERS)
+      throw new ViewLookupError(`${inside}: more than ${MAX_INTERPRETERS} nested #! interpreters`);
+    if (!sb.interpreter.startsWith('/'))
+      throw new ViewLookupError(`${inside}: the #! interpreter "${sb.interpreter}" is not an absolute path`);
     args = [sb.interpreter, ...(sb.arg !== undefined ? [sb.arg] : []), inside, ...args.slice(1)];
     ({ inside, host } = locateInView(sb.interpreter, mounts, pathEnv, cwd));
   }

@@ -3,7 +3,15 @@
 // read (never the whole /etc: no shadow, no keys), generated identity files, a minimal /dev with
 // a /dev/shm, the sandbox's own /proc and a tmpfs /tmp that is also the sandbox user's home.
 import { existsSync } from 'node:fs';
-import { SANDBOX_HOME, SANDBOX_USER, generatedFile, groupText, hostsText, nsswitchText, passwdText } from './identity.js';
+import {
+  SANDBOX_HOME,
+  SANDBOX_USER,
+  generatedFile,
+  groupText,
+  hostsText,
+  nsswitchText,
+  passwdText,
+} from './identity.js';
 
 /** System directories bound read-only (those that exist; merged-/usr links stay links). */
 export const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/lib32', '/libx32'] as const;
@@ -13,8 +21,19 @@ export const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/lib32',
  * (identity.ts) in namespaces isolation.
  */
 export const ETC_FILES = [
-  '/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/localtime', '/etc/timezone', '/etc/host.conf', '/etc/resolv.conf',
-  '/etc/os-release', '/etc/protocols', '/etc/services', '/etc/gai.conf', '/etc/mime.types', '/etc/magic', '/etc/magic.mime',
+  '/etc/ld.so.cache',
+  '/etc/ld.so.conf',
+  '/etc/localtime',
+  '/etc/timezone',
+  '/etc/host.conf',
+  '/etc/resolv.conf',
+  '/etc/os-release',
+  '/etc/protocols',
+  '/etc/services',
+  '/etc/gai.conf',
+  '/etc/mime.types',
+  '/etc/magic',
+  '/etc/magic.mime',
   '/etc/ssl/openssl.cnf',
 ] as const;
 /** Host /etc directories: the alternatives links (awk, editor, ...) and the public CA certificates. */
@@ -51,11 +70,18 @@ export interface ViewBuilder {
 export function addStandardView(b: ViewBuilder, o: StandardViewOptions = {}): void {
   if (o === null || typeof o !== 'object') throw new TypeError('addStandardView(options): options must be an object');
   const isolation = o.isolation ?? 'namespaces';
-  if (isolation !== 'namespaces' && isolation !== 'landlock') throw new TypeError(`addStandardView: isolation must be 'namespaces' or 'landlock', got ${JSON.stringify(isolation)}`);
+  if (isolation !== 'namespaces' && isolation !== 'landlock')
+    throw new TypeError(
+      `addStandardView: isolation must be 'namespaces' or 'landlock', got ${JSON.stringify(isolation)}`,
+    );
   const tmp = o.tmp ?? STANDARD_TMP_BYTES;
-  if (tmp !== false && (typeof tmp !== 'number' || !Number.isSafeInteger(tmp) || tmp < 0)) throw new TypeError(`addStandardView: tmp must be a size in bytes or false, got ${String(tmp)}`);
+  if (tmp !== false && (typeof tmp !== 'number' || !Number.isSafeInteger(tmp) || tmp < 0))
+    throw new TypeError(`addStandardView: tmp must be a size in bytes or false, got ${String(tmp)}`);
   const hostname = o.hostname ?? 'sandbox';
-  if (typeof hostname !== 'string' || !/^[A-Za-z0-9.-]{1,64}$/.test(hostname)) throw new TypeError(`addStandardView: hostname must be 1..64 letters, digits, dots or dashes, got ${JSON.stringify(hostname)}`);
+  if (typeof hostname !== 'string' || !/^[A-Za-z0-9.-]{1,64}$/.test(hostname))
+    throw new TypeError(
+      `addStandardView: hostname must be 1..64 letters, digits, dots or dashes, got ${JSON.stringify(hostname)}`,
+    );
 
   // A merged-/usr link (/bin -> usr/bin) is bound like a directory; the mount planner turns an
   // identity bind of a host symlink into the same symlink inside.
