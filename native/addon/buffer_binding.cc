@@ -20,7 +20,9 @@ namespace sbx {
 
 static const int64_t kMaxCharge = 1 << 20;
 
-static int64_t Charge(size_t size) { return (int64_t)size < kMaxCharge ? (int64_t)size : kMaxCharge; }
+static int64_t Charge(size_t size) {
+  return (int64_t)size < kMaxCharge ? (int64_t)size : kMaxCharge;
+}
 
 struct Mapping {
   sbx_buffer buf;
@@ -76,7 +78,8 @@ static uint64_t ArgSize(const Napi::CallbackInfo &info, size_t i, const char *us
   if (info.Length() <= i || !info[i].IsNumber()) ThrowUsage(info.Env(), usage);
   double d = info[i].As<Napi::Number>().DoubleValue();
   if (d == -1) return SBX_BUFFER_ANY_SIZE;
-  if (!(d >= 0 && d <= 9007199254740991.0) || d != (double)(uint64_t)d) ThrowUsage(info.Env(), usage);
+  if (!(d >= 0 && d <= 9007199254740991.0) || d != (double)(uint64_t)d)
+    ThrowUsage(info.Env(), usage);
   return (uint64_t)d;
 }
 
@@ -106,7 +109,8 @@ static Napi::Value BufferFromFd(const Napi::CallbackInfo &info) {
 // bufferClose(memory): unmaps, closes the fd and detaches the ArrayBuffer. Idempotent.
 static Napi::Value BufferClose(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsArrayBuffer()) ThrowUsage(env, "bufferClose(memory: ArrayBuffer)");
+  if (info.Length() < 1 || !info[0].IsArrayBuffer())
+    ThrowUsage(env, "bufferClose(memory: ArrayBuffer)");
   void *data = nullptr;
   if (napi_unwrap(env, info[0], &data) != napi_ok || !data)
     throw Napi::TypeError::New(env, "bufferClose: not a shared buffer's ArrayBuffer");
@@ -114,7 +118,8 @@ static Napi::Value BufferClose(const Napi::CallbackInfo &info) {
   if (!m->closed) {
     // Detach first: from here on JS sees a zero-length buffer, never the unmapped range.
     if (napi_detach_arraybuffer(env, info[0]) != napi_ok)
-      throw Napi::Error::New(env, "bufferClose: the ArrayBuffer cannot be detached; the mapping stays");
+      throw Napi::Error::New(env,
+                             "bufferClose: the ArrayBuffer cannot be detached; the mapping stays");
     Release(env, m);
   }
   return env.Undefined();

@@ -34,7 +34,7 @@ class CaplessThread {
   const std::function<void()> *job_ = nullptr;
   bool done_ = false;
   bool stop_ = false;
-  bool ready_ = false;   // the thread finished dropping (or failed to drop) its capabilities
+  bool ready_ = false;    // the thread finished dropping (or failed to drop) its capabilities
   bool capless_ = false;  // it runs with no capabilities
 };
 

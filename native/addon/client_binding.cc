@@ -35,8 +35,11 @@ static Napi::Value ClientSandboxMeHere(const Napi::CallbackInfo &info) {
 // keeps both: asking for them once here is enough. Found by name (the node binary exports them);
 // absent on Node 20 and 22, where nothing is needed. Returns whether they were found.
 static Napi::Value ClientWarmRuntime(const Napi::CallbackInfo &info) {
-  void *cpus = dlsym(RTLD_DEFAULT, "_ZN4absl13base_internal7NumCPUsEv");              // absl::base_internal::NumCPUs()
-  void *freq = dlsym(RTLD_DEFAULT, "_ZN4absl13base_internal19NominalCPUFrequencyEv");  // absl::base_internal::NominalCPUFrequency()
+  void *cpus =
+      dlsym(RTLD_DEFAULT, "_ZN4absl13base_internal7NumCPUsEv");  // absl::base_internal::NumCPUs()
+  void *freq = dlsym(
+      RTLD_DEFAULT,
+      "_ZN4absl13base_internal19NominalCPUFrequencyEv");  // absl::base_internal::NominalCPUFrequency()
   if (cpus) reinterpret_cast<int (*)()>(cpus)();
   if (freq) reinterpret_cast<double (*)()>(freq)();
   return Napi::Boolean::New(info.Env(), cpus != nullptr && freq != nullptr);
@@ -61,11 +64,15 @@ static Napi::Value ClientThreadCount(const Napi::CallbackInfo &info) {
 }
 
 void InitClientBinding(Napi::Env env, Napi::Object exports) {
-  exports.Set("clientSandboxMeHere", Napi::Function::New(env, ClientSandboxMeHere, "clientSandboxMeHere"));
+  exports.Set("clientSandboxMeHere",
+              Napi::Function::New(env, ClientSandboxMeHere, "clientSandboxMeHere"));
   exports.Set("clientState", Napi::Function::New(env, ClientState, "clientState"));
-  exports.Set("clientWarmRuntime", Napi::Function::New(env, ClientWarmRuntime, "clientWarmRuntime"));
-  exports.Set("clientKernelSupport", Napi::Function::New(env, ClientKernelSupport, "clientKernelSupport"));
-  exports.Set("clientThreadCount", Napi::Function::New(env, ClientThreadCount, "clientThreadCount"));
+  exports.Set("clientWarmRuntime",
+              Napi::Function::New(env, ClientWarmRuntime, "clientWarmRuntime"));
+  exports.Set("clientKernelSupport",
+              Napi::Function::New(env, ClientKernelSupport, "clientKernelSupport"));
+  exports.Set("clientThreadCount",
+              Napi::Function::New(env, ClientThreadCount, "clientThreadCount"));
 }
 
 }  // namespace sbx

@@ -6,6 +6,8 @@ namespace sbx {
 
 // errno names by hand: strerrorname_np would need glibc 2.32 (prebuilds run on 2.28+). Every
 // Linux errno, named as glibc's strerrorname_np names them.
+// clang-format off
+// (a table, one errno per cell), one errno per cell
 #define SBX_ERRNO_NAMES(X) \
   X(EPERM) X(ENOENT) X(ESRCH) X(EINTR) X(EIO) X(ENXIO) X(E2BIG) X(ENOEXEC) X(EBADF) X(ECHILD) \
   X(EAGAIN) X(ENOMEM) X(EACCES) X(EFAULT) X(ENOTBLK) X(EBUSY) X(EEXIST) X(EXDEV) X(ENODEV) \
@@ -24,11 +26,11 @@ namespace sbx {
   X(EINPROGRESS) X(ESTALE) X(EUCLEAN) X(ENOTNAM) X(ENAVAIL) X(EISNAM) X(EREMOTEIO) X(EDQUOT) \
   X(ENOMEDIUM) X(EMEDIUMTYPE) X(ECANCELED) X(ENOKEY) X(EKEYEXPIRED) X(EKEYREVOKED) \
   X(EKEYREJECTED) X(EOWNERDEAD) X(ENOTRECOVERABLE) X(ERFKILL) X(EHWPOISON)
+// clang-format on
 
 static const char *ErrnoName(int err) {
 #define SBX_ERRNO_CASE(e) \
-  case e:                 \
-    return #e;
+  case e: return #e;
   switch (err) { SBX_ERRNO_NAMES(SBX_ERRNO_CASE) }
 #undef SBX_ERRNO_CASE
   return "EUNKNOWN";

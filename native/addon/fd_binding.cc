@@ -86,8 +86,10 @@ static Napi::Value RecvMsg(const Napi::CallbackInfo &info) {
   do {
     n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) n = -1;
-  else if (n < 0) ThrowErrno(env, errno, "recvmsg");
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    n = -1;
+  else if (n < 0)
+    ThrowErrno(env, errno, "recvmsg");
 
   Napi::Array fds = Napi::Array::New(env);
   if (n >= 0) {
@@ -111,7 +113,9 @@ static Napi::Value RecvMsg(const Napi::CallbackInfo &info) {
 // sendmsg(fd, buf, offset, length, passFds) -> bytes written, or -1 on EAGAIN. passFds (a number,
 // -1 for none, or an array of up to 253) are sent borrowed with SCM_RIGHTS on the first byte.
 static Napi::Value SendMsg(const Napi::CallbackInfo &info) {
-  const char *usage = "sendmsg(fd: number, buf: Buffer, offset: number, length: number, passFds: number | number[])";
+  const char *usage =
+      "sendmsg(fd: number, buf: Buffer, offset: number, length: number, passFds: number | "
+      "number[])";
   Napi::Env env = info.Env();
   int fd = ArgInt(info, 0, usage);
   Napi::Buffer<uint8_t> buf = ArgBuffer(info, 1, usage);

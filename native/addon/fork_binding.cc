@@ -51,8 +51,8 @@ node::MultiIsolatePlatform *g_platform = nullptr;
 // ---- parking the V8 platform workers ----
 std::mutex g_park_mu;
 std::condition_variable g_park_cv;
-int g_parked = 0;        // park tasks inside Run()
-uint64_t g_park_gen = 0; // bumped to let the parked ones go
+int g_parked = 0;         // park tasks inside Run()
+uint64_t g_park_gen = 0;  // bumped to let the parked ones go
 bool g_parked_now = false;
 
 class ParkTask : public v8::Task {
@@ -145,7 +145,8 @@ int BusyThreads() {
       if (r <= 0) continue;
       line[r] = 0;
       long nr = strtol(line, nullptr, 10);
-      bool waiting = line[0] != 'r' && (nr == SYS_futex || nr == SYS_epoll_wait || nr == SYS_epoll_pwait || nr == 441 /* epoll_pwait2 */);
+      bool waiting = line[0] != 'r' && (nr == SYS_futex || nr == SYS_epoll_wait ||
+                                        nr == SYS_epoll_pwait || nr == 441 /* epoll_pwait2 */);
       if (!waiting) busy++;
     }
   }
@@ -181,9 +182,14 @@ int Prepare(void *, char *err, size_t errlen) {
   g_parked_now = true;
   {
     std::unique_lock<std::mutex> lock(g_park_mu);
-    bool ok = g_park_cv.wait_until(lock, std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int>(kParkTimeoutMs)), [workers] { return g_parked == workers; });
+    bool ok = g_park_cv.wait_until(lock,
+                                   std::chrono::system_clock::now() +
+                                       std::chrono::milliseconds(static_cast<int>(kParkTimeoutMs)),
+                                   [workers] { return g_parked == workers; });
     if (!ok) {
-      snprintf(err, errlen, "the V8 platform workers stayed busy for %.0f ms (%d of %d parked): not forking now", kParkTimeoutMs, g_parked, workers);
+      snprintf(err, errlen,
+               "the V8 platform workers stayed busy for %.0f ms (%d of %d parked): not forking now",
+               kParkTimeoutMs, g_parked, workers);
       lock.unlock();
       ReleaseWorkers();
       return -EBUSY;
@@ -196,8 +202,15 @@ int Prepare(void *, char *err, size_t errlen) {
     int busy = reqs == 0 ? BusyThreads() : 0;
     if (reqs == 0 && busy == 0) return 0;
     if (NowMs() - start > kQuiesceTimeoutMs) {
-      if (reqs) snprintf(err, errlen, "the forkserver has %u libuv request(s) in flight (fs, dns, crypto, writes...): wait for them before waitAndFork()", reqs);
-      else snprintf(err, errlen, "%d thread(s) of the forkserver stayed busy for %.0f ms: not forking now", busy, kQuiesceTimeoutMs);
+      if (reqs)
+        snprintf(err, errlen,
+                 "the forkserver has %u libuv request(s) in flight (fs, dns, crypto, writes...): "
+                 "wait for them before waitAndFork()",
+                 reqs);
+      else
+        snprintf(err, errlen,
+                 "%d thread(s) of the forkserver stayed busy for %.0f ms: not forking now", busy,
+                 kQuiesceTimeoutMs);
       ReleaseWorkers();
       return -EBUSY;
     }
@@ -213,7 +226,10 @@ void Child(void *) {
   uv_loop_fork(g_loop);
   // One kick on a fresh async handle: the loop rescans, delivering what completed before fork.
   auto *kick = new uv_async_t;
-  uv_async_init(g_loop, kick, [](uv_async_t *h) { uv_close(reinterpret_cast<uv_handle_t *>(h), [](uv_handle_t *hh) { delete reinterpret_cast<uv_async_t *>(hh); }); });
+  uv_async_init(g_loop, kick, [](uv_async_t *h) {
+    uv_close(reinterpret_cast<uv_handle_t *>(h),
+             [](uv_handle_t *hh) { delete reinterpret_cast<uv_async_t *>(hh); });
+  });
   uv_async_send(kick);
 }
 
@@ -234,8 +250,8 @@ struct NaturalExit {
 NaturalExit *g_natural = nullptr;
 
 bool LoopIdle(uv_loop_t *loop) {
-  return loop->active_handles <= 1 && loop->active_reqs.count == 0 && loop->pending_queue.next == &loop->pending_queue &&
-         loop->closing_handles == nullptr;
+  return loop->active_handles <= 1 && loop->active_reqs.count == 0 &&
+         loop->pending_queue.next == &loop->pending_queue && loop->closing_handles == nullptr;
 }
 
 void OnPrepare(uv_prepare_t *h) {
@@ -270,7 +286,8 @@ static Napi::Value ForkingOpen(const Napi::CallbackInfo &info) {
   if (g_fc) ThrowErrno(env, EALREADY, "forkingOpen");
   napi_get_uv_event_loop(env, &g_loop);
   v8::Isolate *isolate = v8::Isolate::GetCurrent();
-  g_platform = node::GetMultiIsolatePlatform(node::GetCurrentEnvironment(isolate->GetCurrentContext()));
+  g_platform =
+      node::GetMultiIsolatePlatform(node::GetCurrentEnvironment(isolate->GetCurrentContext()));
   if (!g_platform) ThrowErrno(env, ENOTSUP, "node::GetMultiIsolatePlatform");
   char err[256] = "";
   int rc = sbx_forking_client_open(&g_fc, fd, err, sizeof err);
@@ -287,7 +304,8 @@ static Napi::Value ForkingOpen(const Napi::CallbackInfo &info) {
 // forkingV8Built() -> "major.minor" of the V8 headers this addon was compiled against: the
 // platform calls above are C++ virtual calls whose layout changes between V8 versions.
 static Napi::Value ForkingV8Built(const Napi::CallbackInfo &info) {
-  return Napi::String::New(info.Env(), std::to_string(V8_MAJOR_VERSION) + "." + std::to_string(V8_MINOR_VERSION));
+  return Napi::String::New(
+      info.Env(), std::to_string(V8_MAJOR_VERSION) + "." + std::to_string(V8_MINOR_VERSION));
 }
 
 // forkingWaitAndFork() -> pid in the forkserver, 0 in the child. Throws an errno Error
@@ -344,7 +362,8 @@ static Napi::Value ForkExit(const Napi::CallbackInfo &info) {
 // forkNaturalExit(fn(state)): in a forked child, watch for the loop going idle (see above).
 static Napi::Value ForkNaturalExit(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsFunction()) ThrowUsage(env, "forkNaturalExit(fn: (state: number) => void)");
+  if (info.Length() < 1 || !info[0].IsFunction())
+    ThrowUsage(env, "forkNaturalExit(fn: (state: number) => void)");
   if (g_natural) ThrowErrno(env, EALREADY, "forkNaturalExit");
   auto *ne = new NaturalExit;
   ne->env = env;
@@ -373,25 +392,32 @@ static Napi::Value ForkingIoUringDenied(const Napi::CallbackInfo &info) {
 }
 
 // forkGetpid(): the real pid (process.pid is the forkserver's in a child until fixed).
-static Napi::Value ForkGetpid(const Napi::CallbackInfo &info) { return Napi::Number::New(info.Env(), getpid()); }
+static Napi::Value ForkGetpid(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), getpid());
+}
 
 Napi::Object InitForkBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("forkGetpid", Napi::Function::New(env, ForkGetpid, "forkGetpid"));
   exports.Set("forkingOpen", Napi::Function::New(env, ForkingOpen, "forkingOpen"));
   exports.Set("forkingV8Built", Napi::Function::New(env, ForkingV8Built, "forkingV8Built"));
-  exports.Set("forkingWaitAndFork", Napi::Function::New(env, ForkingWaitAndFork, "forkingWaitAndFork"));
+  exports.Set("forkingWaitAndFork",
+              Napi::Function::New(env, ForkingWaitAndFork, "forkingWaitAndFork"));
   exports.Set("forkingSetSpares", Napi::Function::New(env, ForkingSetSpares, "forkingSetSpares"));
-  exports.Set("forkingRecycleSpares", Napi::Function::New(env, ForkingRecycleSpares, "forkingRecycleSpares"));
+  exports.Set("forkingRecycleSpares",
+              Napi::Function::New(env, ForkingRecycleSpares, "forkingRecycleSpares"));
   exports.Set("forkingStats", Napi::Function::New(env, ForkingStats, "forkingStats"));
   exports.Set("forkExit", Napi::Function::New(env, ForkExit, "forkExit"));
   exports.Set("forkNaturalExit", Napi::Function::New(env, ForkNaturalExit, "forkNaturalExit"));
-  exports.Set("forkingIoUringDenied", Napi::Function::New(env, ForkingIoUringDenied, "forkingIoUringDenied"));
+  exports.Set("forkingIoUringDenied",
+              Napi::Function::New(env, ForkingIoUringDenied, "forkingIoUringDenied"));
   exports.Set("nodeModuleVersion", Napi::Number::New(env, NODE_MODULE_VERSION));
   return exports;
 }
 
 }  // namespace sbx
 
-static Napi::Object Init(Napi::Env env, Napi::Object exports) { return sbx::InitForkBinding(env, exports); }
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  return sbx::InitForkBinding(env, exports);
+}
 
 NODE_API_MODULE(sbx_fork, Init)

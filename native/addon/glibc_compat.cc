@@ -15,5 +15,7 @@ __attribute__((visibility("hidden"))) char __libc_single_threaded = 0;
 
 // glibc 2.33 made fstat a real symbol (before, an inline over __fxstat): the raw syscall, same
 // contract (-1 and errno on failure).
-__attribute__((visibility("hidden"))) int fstat(int fd, struct stat *st) { return static_cast<int>(syscall(SYS_fstat, fd, st)); }
+__attribute__((visibility("hidden"))) int fstat(int fd, struct stat *st) {
+  return static_cast<int>(syscall(SYS_fstat, fd, st));
+}
 }

@@ -27,8 +27,9 @@ __asm__(".symver dlsym,dlsym@" SBX_GLIBC_BASE);
 /* GCC 12's libstdc++ gave condition_variable::wait a new version (GLIBCXX_3.4.30); the original
  * (3.4.11, in every libstdc++ since GCC 4.4) is the same function. */
 #ifdef __cplusplus
-__asm__(".symver _ZNSt18condition_variable4waitERSt11unique_lockISt5mutexE,"
-        "_ZNSt18condition_variable4waitERSt11unique_lockISt5mutexE@GLIBCXX_3.4.11");
+__asm__(
+    ".symver _ZNSt18condition_variable4waitERSt11unique_lockISt5mutexE,"
+    "_ZNSt18condition_variable4waitERSt11unique_lockISt5mutexE@GLIBCXX_3.4.11");
 #endif
 
 #endif

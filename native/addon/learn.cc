@@ -46,7 +46,8 @@ bool ParseLearnConfig(const uint8_t *data, size_t len, LearnConfig *out, std::st
   return true;
 }
 
-uint32_t RunSeccompProgram(const std::vector<struct sock_filter> &prog, const struct seccomp_data &d) {
+uint32_t RunSeccompProgram(const std::vector<struct sock_filter> &prog,
+                           const struct seccomp_data &d) {
   const uint32_t bad = SECCOMP_RET_KILL_PROCESS;
   uint32_t A = 0, X = 0, M[BPF_MEMWORDS] = {0};
   unsigned char raw[sizeof d];
@@ -65,10 +66,22 @@ uint32_t RunSeccompProgram(const std::vector<struct sock_filter> &prog, const st
       case BPF_LDX | BPF_W | BPF_LEN: X = sizeof raw; break;
       case BPF_LD | BPF_IMM: A = k; break;
       case BPF_LDX | BPF_IMM: X = k; break;
-      case BPF_LD | BPF_MEM: if (k >= BPF_MEMWORDS) return bad; A = M[k]; break;
-      case BPF_LDX | BPF_MEM: if (k >= BPF_MEMWORDS) return bad; X = M[k]; break;
-      case BPF_ST: if (k >= BPF_MEMWORDS) return bad; M[k] = A; break;
-      case BPF_STX: if (k >= BPF_MEMWORDS) return bad; M[k] = X; break;
+      case BPF_LD | BPF_MEM:
+        if (k >= BPF_MEMWORDS) return bad;
+        A = M[k];
+        break;
+      case BPF_LDX | BPF_MEM:
+        if (k >= BPF_MEMWORDS) return bad;
+        X = M[k];
+        break;
+      case BPF_ST:
+        if (k >= BPF_MEMWORDS) return bad;
+        M[k] = A;
+        break;
+      case BPF_STX:
+        if (k >= BPF_MEMWORDS) return bad;
+        M[k] = X;
+        break;
       case BPF_MISC | BPF_TAX: X = A; break;
       case BPF_MISC | BPF_TXA: A = X; break;
       case BPF_RET | BPF_K: return k;
@@ -85,8 +98,14 @@ uint32_t RunSeccompProgram(const std::vector<struct sock_filter> &prog, const st
             case BPF_ADD: A += src; break;
             case BPF_SUB: A -= src; break;
             case BPF_MUL: A *= src; break;
-            case BPF_DIV: if (src == 0) return 0; A /= src; break;
-            case BPF_MOD: if (src == 0) return 0; A %= src; break;
+            case BPF_DIV:
+              if (src == 0) return 0;
+              A /= src;
+              break;
+            case BPF_MOD:
+              if (src == 0) return 0;
+              A %= src;
+              break;
             case BPF_AND: A &= src; break;
             case BPF_OR: A |= src; break;
             case BPF_XOR: A ^= src; break;

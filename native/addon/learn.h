@@ -21,7 +21,7 @@ struct LearnConfig {
   std::vector<struct sock_filter> program;  // the sandbox's own filter
   uint32_t learn_ret = 0;                   // its return value that means "learn this call"
   uint32_t max_facts = 0;                   // distinct facts one sandbox may record
-  std::vector<uint8_t> arg_masks;           // per syscall number: bit i = record arg i (low 32 bits)
+  std::vector<uint8_t> arg_masks;  // per syscall number: bit i = record arg i (low 32 bits)
 };
 
 // One distinct (syscall, recorded arguments) pair; arguments not recorded are 0.
@@ -36,7 +36,8 @@ bool ParseLearnConfig(const uint8_t *data, size_t len, LearnConfig *out, std::st
 
 // Runs a classic-BPF seccomp program on one seccomp_data, as the kernel does. A malformed
 // program (it came from our own compiler, so this does not happen) returns KILL_PROCESS.
-uint32_t RunSeccompProgram(const std::vector<struct sock_filter> &prog, const struct seccomp_data &d);
+uint32_t RunSeccompProgram(const std::vector<struct sock_filter> &prog,
+                           const struct seccomp_data &d);
 
 // The fact a learning notification records under this configuration.
 LearnFact LearnFactOf(const LearnConfig &cfg, const struct seccomp_data &d);

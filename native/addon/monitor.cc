@@ -83,9 +83,10 @@ struct Entry {
   bool exec_expected = true;  // false in sandbox-me-here mode: no exec comes, all is a violation
   bool exec_seen = false;
   bool killed = false;
-  int kill_signal = SIGKILL;  // what ends the sandbox's tree through pidfd (SIGTERM: a subreaper init)
-  std::shared_ptr<NetProxy> net;  // network rules (null: none)
-  size_t pending = 0;             // its network calls waiting in pending_
+  int kill_signal =
+      SIGKILL;  // what ends the sandbox's tree through pidfd (SIGTERM: a subreaper init)
+  std::shared_ptr<NetProxy> net;       // network rules (null: none)
+  size_t pending = 0;                  // its network calls waiting in pending_
   std::shared_ptr<LearnConfig> learn;  // learning mode (null: off)
   std::set<LearnFact> facts;           // learning: the facts reported so far
 };
@@ -99,7 +100,8 @@ struct Pending {
 // Builds the JS object of a report.
 napi_value ToObject(Napi::Env env, const Event &data) {
   Napi::Object o = Napi::Object::New(env);
-  static const char *names[] = {"exec", "exec_failed", "violation", "closed", "learn", "learn_limit"};
+  static const char *names[] = {"exec",   "exec_failed", "violation",
+                                "closed", "learn",       "learn_limit"};
   o.Set("type", names[static_cast<int>(data.type)]);
   o.Set("id", data.id);
   o.Set("pid", data.pid);
@@ -140,7 +142,8 @@ class Monitor {
   void Stop() {
     stop_ = true;
     uint64_t one = 1;
-    if (write(wake_, &one, sizeof one) < 0) { /* the thread also stops on the next event */ }
+    if (write(wake_, &one, sizeof one) < 0) { /* the thread also stops on the next event */
+    }
     pthread_join(thread_, nullptr);
     actor_.Stop();
     std::lock_guard<std::mutex> lock(mu_);
@@ -156,15 +159,17 @@ class Monitor {
   // net: the sandbox's network rules (netproxy.h), or null.
   // kill_signal: what a violation sends the init (SIGTERM for a subreaper init). learn: learning
   // mode (learn.h), or null.
-  void Watch(Napi::Env env, uint32_t id, int listener, int pidfd, int exec_fd, std::shared_ptr<NetProxy> net,
-             int kill_signal, std::shared_ptr<LearnConfig> learn) {
+  void Watch(Napi::Env env, uint32_t id, int listener, int pidfd, int exec_fd,
+             std::shared_ptr<NetProxy> net, int kill_signal, std::shared_ptr<LearnConfig> learn) {
     // Only a seccomp listener knows this ioctl; for an id no notification has it says ENOENT.
     // (In sandbox-me-here mode the sandboxee sends the fd: make sure it is one.)
     uint64_t no_such_id = 0;
     if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &no_such_id) == 0 || errno != ENOENT) {
       int err = errno == ENOENT ? EINVAL : errno;
       close(listener);
-      ThrowErrno(env, err, "monitorWatch: the fd is not a seccomp listener (ioctl SECCOMP_IOCTL_NOTIF_ID_VALID)");
+      ThrowErrno(
+          env, err,
+          "monitorWatch: the fd is not a seccomp listener (ioctl SECCOMP_IOCTL_NOTIF_ID_VALID)");
     }
     Entry e;
     e.listener = listener;
@@ -213,7 +218,9 @@ class Monitor {
     // isolation as root); inside a sandbox's user namespace, which the executor's uid owns,
     // nothing is needed. docs/security.md "The monitor's privileges".
     static const int keep[] = {CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH};
-    if (KeepOnlyCapabilities(keep, 3) != 0) { /* a thread that cannot shed capabilities keeps them */ }
+    if (KeepOnlyCapabilities(keep, 3) !=
+        0) { /* a thread that cannot shed capabilities keeps them */
+    }
     static_cast<Monitor *>(self)->Loop();
     return nullptr;
   }
@@ -230,7 +237,8 @@ class Monitor {
       for (int i = 0; i < n && !stop_; i++) {
         if (evs[i].data.u64 == kWakeKey) {
           uint64_t v;
-          if (read(wake_, &v, sizeof v) < 0) { /* nothing to drain */ }
+          if (read(wake_, &v, sizeof v) < 0) { /* nothing to drain */
+          }
           continue;
         }
         if (evs[i].data.u64 & kPendingBit) {
@@ -263,7 +271,8 @@ class Monitor {
     alignas(8) unsigned char req_buf[256], resp_buf[256];
     memset(req_buf, 0, sizeof req_buf);
     memset(resp_buf, 0, sizeof resp_buf);
-    if (sizes_.seccomp_notif > sizeof req_buf || sizes_.seccomp_notif_resp > sizeof resp_buf) return;
+    if (sizes_.seccomp_notif > sizeof req_buf || sizes_.seccomp_notif_resp > sizeof resp_buf)
+      return;
     struct seccomp_notif *req = reinterpret_cast<struct seccomp_notif *>(req_buf);
     struct seccomp_notif_resp *resp = reinterpret_cast<struct seccomp_notif_resp *>(resp_buf);
     if (ioctl(e.listener, SECCOMP_IOCTL_NOTIF_RECV, req) != 0) return;  // ENOENT: caller died
@@ -281,7 +290,8 @@ class Monitor {
 
     // Network rules: the calls the policy runs are decided and carried out by netproxy.cc; only
     // a denied destination goes on below, as a network violation.
-    if (!is_exec && e.net && !e.killed && d.arch == kNativeAuditArch && (e.net->config().syscalls & NetBitOf(d.nr))) {
+    if (!is_exec && e.net && !e.killed && d.arch == kNativeAuditArch &&
+        (e.net->config().syscalls & NetBitOf(d.nr))) {
       std::unique_ptr<NetPending> wait;
       NetOutcome o = e.net->Handle(e.listener, *req, &ev->denial, &wait);
       if (o == NetOutcome::kPending) AddPending(id, e, std::move(wait));
@@ -463,8 +473,8 @@ class Monitor {
   std::map<uint32_t, Entry> entries_;
   std::map<uint64_t, Pending> pending_;
   uint64_t next_pending_ = 0;
-  struct seccomp_notif_sizes sizes_ = {sizeof(struct seccomp_notif), sizeof(struct seccomp_notif_resp),
-                                       sizeof(struct seccomp_data)};
+  struct seccomp_notif_sizes sizes_ = {
+      sizeof(struct seccomp_notif), sizeof(struct seccomp_notif_resp), sizeof(struct seccomp_data)};
   Napi::ThreadSafeFunction tsfn_;
   CaplessThread actor_;  // carries out the network rules' socket calls and fd injections
 
@@ -496,11 +506,13 @@ Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
   const char *usage = "monitorWatch(id: number, listenerFd: number, pidfd: number, execFd: number)";
   if (!g_monitor) ThrowUsage(info.Env(), "monitorWatch() before monitorStart()");
   uint32_t id = ArgUint32(info, 0, usage);
-  int listener = ArgInt(info, 1, usage), pidfd = ArgInt(info, 2, usage), exec_fd = ArgInt(info, 3, usage);
+  int listener = ArgInt(info, 1, usage), pidfd = ArgInt(info, 2, usage),
+      exec_fd = ArgInt(info, 3, usage);
   // Optional 5th argument: the network rule table (network.ts encodeNetworkTable).
   std::shared_ptr<NetProxy> net;
   if (info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNull()) {
-    Napi::Buffer<uint8_t> table = ArgBuffer(info, 4, "monitorWatch(id, listenerFd, pidfd, execFd, networkTable?: Buffer)");
+    Napi::Buffer<uint8_t> table =
+        ArgBuffer(info, 4, "monitorWatch(id, listenerFd, pidfd, execFd, networkTable?: Buffer)");
     NetConfig cfg;
     std::string err;
     uint64_t cookie = HostNetnsCookie();
@@ -510,13 +522,16 @@ Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
     }
     if (cookie == 0) {
       close(listener);
-      ThrowErrno(info.Env(), ENOPROTOOPT, "getsockopt(SO_NETNS_COOKIE): network rules need Linux 5.14 or later");
+      ThrowErrno(info.Env(), ENOPROTOOPT,
+                 "getsockopt(SO_NETNS_COOKIE): network rules need Linux 5.14 or later");
     }
     net = std::make_shared<NetProxy>(std::move(cfg), cookie, g_monitor->actor());
   }
   int kill_signal = SIGKILL;
   if (info.Length() > 5 && !info[5].IsUndefined()) {
-    kill_signal = ArgInt(info, 5, "monitorWatch(id, listenerFd, pidfd, execFd, networkTable?, killSignal?: SIGKILL | SIGTERM)");
+    kill_signal = ArgInt(info, 5,
+                         "monitorWatch(id, listenerFd, pidfd, execFd, networkTable?, killSignal?: "
+                         "SIGKILL | SIGTERM)");
     if (kill_signal != SIGKILL && kill_signal != SIGTERM) {
       close(listener);
       ThrowUsage(info.Env(), "monitorWatch: killSignal must be 9 (SIGKILL) or 15 (SIGTERM)");
@@ -525,7 +540,10 @@ Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
   // Optional 6th argument: learning mode (learn/table.ts encodeLearnTable).
   std::shared_ptr<LearnConfig> learn;
   if (info.Length() > 6 && !info[6].IsUndefined() && !info[6].IsNull()) {
-    Napi::Buffer<uint8_t> table = ArgBuffer(info, 6, "monitorWatch(id, listenerFd, pidfd, execFd, networkTable?: Buffer, killSignal?: number, learnTable?: Buffer)");
+    Napi::Buffer<uint8_t> table =
+        ArgBuffer(info, 6,
+                  "monitorWatch(id, listenerFd, pidfd, execFd, networkTable?: Buffer, killSignal?: "
+                  "number, learnTable?: Buffer)");
     learn = std::make_shared<LearnConfig>();
     std::string err;
     if (!ParseLearnConfig(table.Data(), table.Length(), learn.get(), &err)) {
@@ -533,7 +551,8 @@ Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
       ThrowUsage(info.Env(), err.c_str());
     }
   }
-  g_monitor->Watch(info.Env(), id, listener, pidfd, exec_fd, std::move(net), kill_signal, std::move(learn));
+  g_monitor->Watch(info.Env(), id, listener, pidfd, exec_fd, std::move(net), kill_signal,
+                   std::move(learn));
   return info.Env().Undefined();
 }
 
@@ -544,7 +563,8 @@ Napi::Value NetDecide(const Napi::CallbackInfo &info) {
   Napi::Buffer<uint8_t> table = ArgBuffer(info, 0, usage), sa = ArgBuffer(info, 1, usage);
   NetConfig cfg;
   std::string err;
-  if (!ParseNetConfig(table.Data(), table.Length(), &cfg, &err)) ThrowUsage(info.Env(), err.c_str());
+  if (!ParseNetConfig(table.Data(), table.Length(), &cfg, &err))
+    ThrowUsage(info.Env(), err.c_str());
   if (sa.Length() < 2 || sa.Length() > 128) return info.Env().Null();
   NetProxy proxy(std::move(cfg), 0);
   bool allowed = false;
@@ -565,7 +585,8 @@ Napi::Value LearnRun(const Napi::CallbackInfo &info) {
   Napi::Buffer<uint8_t> table = ArgBuffer(info, 0, usage), raw = ArgBuffer(info, 1, usage);
   LearnConfig cfg;
   std::string err;
-  if (!ParseLearnConfig(table.Data(), table.Length(), &cfg, &err)) ThrowUsage(info.Env(), err.c_str());
+  if (!ParseLearnConfig(table.Data(), table.Length(), &cfg, &err))
+    ThrowUsage(info.Env(), err.c_str());
   struct seccomp_data d;
   if (raw.Length() != sizeof d) ThrowUsage(info.Env(), usage);
   memcpy(&d, raw.Data(), sizeof d);

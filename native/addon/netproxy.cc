@@ -58,8 +58,8 @@ constexpr unsigned kMaxMmsg = 1024;      // UIO_MAXIOV, sendmmsg's own cap
 constexpr uint32_t kMagic = 0x4e584253;  // "SBXN"
 constexpr uint32_t kVersion = 1;
 // SendOne's answers that are not a result.
-constexpr int64_t kGone = INT64_MIN;          // the caller left the call: nothing to answer
-constexpr int64_t kDenied = INT64_MIN + 1;    // a denied destination (Call::denial has it)
+constexpr int64_t kGone = INT64_MIN;            // the caller left the call: nothing to answer
+constexpr int64_t kDenied = INT64_MIN + 1;      // a denied destination (Call::denial has it)
 constexpr int64_t kWouldBlock = INT64_MIN + 2;  // a blocking socket is full (Call::wait_fd)
 
 struct Fd {
@@ -88,10 +88,14 @@ struct Fd {
   }
 };
 
-uint32_t Le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+uint32_t Le32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 uint16_t Le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
-bool IdValid(int listener, uint64_t id) { return ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0; }
+bool IdValid(int listener, uint64_t id) {
+  return ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
 
 // Answers a notification: ret >= 0 is the call's return value, ret < 0 is -errno.
 void Reply(int listener, uint64_t id, int64_t ret) {
@@ -100,10 +104,13 @@ void Reply(int listener, uint64_t id, int64_t ret) {
   memset(buf, 0, sizeof buf);
   auto *r = reinterpret_cast<struct seccomp_notif_resp *>(buf);
   r->id = id;
-  if (ret < 0) r->error = (int32_t)ret;
-  else r->val = ret;
+  if (ret < 0)
+    r->error = (int32_t)ret;
+  else
+    r->val = ret;
   // ENOENT: the caller is gone (killed, or a signal interrupted the call): nothing to do.
-  if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, r) != 0) { /* see above */ }
+  if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, r) != 0) { /* see above */
+  }
 }
 
 int PidfdOpen(pid_t pid, unsigned flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
@@ -181,7 +188,8 @@ void CopyOptions(int from, int to, int domain, bool stream) {
   auto copy_int = [&](int level, int name, bool always) {
     v = 0;
     l = sizeof v;
-    if (getsockopt(from, level, name, &v, &l) == 0 && (always || v != 0)) setsockopt(to, level, name, &v, sizeof v);
+    if (getsockopt(from, level, name, &v, &l) == 0 && (always || v != 0))
+      setsockopt(to, level, name, &v, sizeof v);
   };
   copy_int(SOL_SOCKET, SO_KEEPALIVE, false);
   if (stream) copy_int(IPPROTO_TCP, TCP_NODELAY, false);
@@ -189,11 +197,13 @@ void CopyOptions(int from, int to, int domain, bool stream) {
   for (int name : {SO_RCVTIMEO, SO_SNDTIMEO}) {
     struct timeval tv = {0, 0};
     l = sizeof tv;
-    if (getsockopt(from, SOL_SOCKET, name, &tv, &l) == 0 && (tv.tv_sec || tv.tv_usec)) setsockopt(to, SOL_SOCKET, name, &tv, sizeof tv);
+    if (getsockopt(from, SOL_SOCKET, name, &tv, &l) == 0 && (tv.tv_sec || tv.tv_usec))
+      setsockopt(to, SOL_SOCKET, name, &tv, sizeof tv);
   }
   struct linger lg = {0, 0};
   l = sizeof lg;
-  if (getsockopt(from, SOL_SOCKET, SO_LINGER, &lg, &l) == 0 && lg.l_onoff) setsockopt(to, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  if (getsockopt(from, SOL_SOCKET, SO_LINGER, &lg, &l) == 0 && lg.l_onoff)
+    setsockopt(to, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 }
 
 bool PrefixMatch(const uint8_t *net, const uint8_t *addr, unsigned prefix) {
@@ -268,7 +278,8 @@ namespace {
 int64_t SendTimeoutDeadline(int fd) {
   struct timeval tv = {0, 0};
   socklen_t l = sizeof tv;
-  if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &l) != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0)) return 0;
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &l) != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0))
+    return 0;
   return NetNowNs() + (int64_t)tv.tv_sec * 1000000000 + (int64_t)tv.tv_usec * 1000;
 }
 }  // namespace
@@ -365,15 +376,19 @@ int64_t NetProxy::Act(const std::function<int64_t()> &fn) {
   return r;
 }
 
-int64_t NetProxy::Inject(int listener, uint64_t id, int fd, uint32_t target, bool cloexec, bool nonblock) {
-  return Act([&]() -> int64_t { return InjectFd(listener, id, fd, target, cloexec, nonblock) ? 0 : -errno; });
+int64_t NetProxy::Inject(int listener, uint64_t id, int fd, uint32_t target, bool cloexec,
+                         bool nonblock) {
+  return Act([&]() -> int64_t {
+    return InjectFd(listener, id, fd, target, cloexec, nonblock) ? 0 : -errno;
+  });
 }
 
 // Creates a socket of the host's namespace for the caller's socket `from` (its options copied),
 // connected to addr, on the capability-free thread. *fd gets the socket (-1 when none was made);
 // returns 0 or -errno of connect (-EINPROGRESS: non-blocking, under way) or of socket.
-static int64_t HostSocket(const std::function<int64_t(const std::function<int64_t()> &)> &act, int from, int domain, int type, int protocol,
-                          bool stream, const struct sockaddr *addr, socklen_t len, int *fd) {
+static int64_t HostSocket(const std::function<int64_t(const std::function<int64_t()> &)> &act,
+                          int from, int domain, int type, int protocol, bool stream,
+                          const struct sockaddr *addr, socklen_t len, int *fd) {
   int made = -1;
   int64_t r = act([&]() -> int64_t {
     int s = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
@@ -428,14 +443,15 @@ struct NetProxy::Call {
   NetDenial *denial;
   std::unique_ptr<NetPending> *pending;
   pid_t tid = 0;
-  int task = -1;        // pidfd of the caller (thread or process; owned by the task cache)
-  uint32_t fdnum = 0;   // the caller's fd (arg 0)
-  Fd sock;              // our copy of that socket (or, once replaced, the socket put there)
+  int task = -1;       // pidfd of the caller (thread or process; owned by the task cache)
+  uint32_t fdnum = 0;  // the caller's fd (arg 0)
+  Fd sock;             // our copy of that socket (or, once replaced, the socket put there)
   int domain = 0, type = 0, protocol = 0;
   bool nonblock = false;
-  bool host = false;    // in the executor's network namespace
-  Fd wait_fd;           // kWouldBlock: the socket to wait on
-  Call(int l, const struct seccomp_notif &r, NetDenial *d, std::unique_ptr<NetPending> *p) : listener(l), req(r), denial(d), pending(p) {}
+  bool host = false;  // in the executor's network namespace
+  Fd wait_fd;         // kWouldBlock: the socket to wait on
+  Call(int l, const struct seccomp_notif &r, NetDenial *d, std::unique_ptr<NetPending> *p)
+      : listener(l), req(r), denial(d), pending(p) {}
   NetOutcome Answer(int64_t ret) {
     Reply(listener, req.id, ret);
     return NetOutcome::kAnswered;
@@ -467,7 +483,8 @@ bool NetProxy::UnixAllowed(const std::string &path) const {
   return std::find(cfg_.unix_paths.begin(), cfg_.unix_paths.end(), path) != cfg_.unix_paths.end();
 }
 
-int NetProxy::DecideIp(const uint8_t *sa, size_t len, bool *allowed, char *display, size_t display_len) const {
+int NetProxy::DecideIp(const uint8_t *sa, size_t len, bool *allowed, char *display,
+                       size_t display_len) const {
   uint16_t fam;
   memcpy(&fam, sa, sizeof fam);
   uint8_t addr[16] = {0};
@@ -505,13 +522,17 @@ int NetProxy::DecideIp(const uint8_t *sa, size_t len, bool *allowed, char *displ
   }
   size_t n = family == 4 ? 4 : 16;
   if (std::all_of(addr, addr + n, [](uint8_t b) { return b == 0; })) {
-    if (family == 4) addr[0] = 127, addr[3] = 1;
-    else addr[15] = 1;
+    if (family == 4)
+      addr[0] = 127, addr[3] = 1;
+    else
+      addr[15] = 1;
   }
   int dns = -1, deny = -1, allow = -1;
   for (size_t i = 0; i < cfg_.rules.size(); i++) {
     const NetRule &r = cfg_.rules[i];
-    if (r.family != family || (r.port != 0 && r.port != port) || !PrefixMatch(r.addr, addr, r.prefix)) continue;
+    if (r.family != family || (r.port != 0 && r.port != port) ||
+        !PrefixMatch(r.addr, addr, r.prefix))
+      continue;
     int &slot = r.action == 2 ? dns : r.action == 1 ? deny : allow;
     if (slot < 0) slot = (int)i;
   }
@@ -521,7 +542,8 @@ int NetProxy::DecideIp(const uint8_t *sa, size_t len, bool *allowed, char *displ
   return allow;
 }
 
-NetOutcome NetProxy::Handle(int listener, const struct seccomp_notif &req, NetDenial *denial, std::unique_ptr<NetPending> *pending) {
+NetOutcome NetProxy::Handle(int listener, const struct seccomp_notif &req, NetDenial *denial,
+                            std::unique_ptr<NetPending> *pending) {
   Call c(listener, req, denial, pending);
   c.tid = (pid_t)req.pid;
   c.task = TaskPidfd(c.tid, false);
@@ -538,7 +560,8 @@ NetOutcome NetProxy::Handle(int listener, const struct seccomp_notif &req, NetDe
   if (f < 0) return c.Answer(-errno);
   c.sock.reset(f);
   socklen_t l = sizeof(int);
-  if (getsockopt(f, SOL_SOCKET, SO_DOMAIN, &c.domain, &l) != 0) return c.Answer(-errno);  // ENOTSOCK
+  if (getsockopt(f, SOL_SOCKET, SO_DOMAIN, &c.domain, &l) != 0)
+    return c.Answer(-errno);  // ENOTSOCK
   l = sizeof(int);
   getsockopt(f, SOL_SOCKET, SO_TYPE, &c.type, &l);
   l = sizeof(int);
@@ -565,9 +588,11 @@ NetOutcome NetProxy::Handle(int listener, const struct seccomp_notif &req, NetDe
   }
 }
 
-NetOutcome NetProxy::Resume(int listener, NetPending &p, NetDenial *denial, std::unique_ptr<NetPending> *pending) {
+NetOutcome NetProxy::Resume(int listener, NetPending &p, NetDenial *denial,
+                            std::unique_ptr<NetPending> *pending) {
   const auto &req = *reinterpret_cast<const struct seccomp_notif *>(p.req);
-  if (p.kind == NetPending::Kind::kRetry) return Handle(listener, req, denial, pending);  // read and decide again
+  if (p.kind == NetPending::Kind::kRetry)
+    return Handle(listener, req, denial, pending);  // read and decide again
   int err = 0;
   socklen_t l = sizeof err;
   if (getsockopt(p.wait_fd, SOL_SOCKET, SO_ERROR, &err, &l) != 0) err = errno;
@@ -620,7 +645,8 @@ NetOutcome NetProxy::Bind(Call &c) {
   if (len < 0) return answered;
   uint16_t fam;
   memcpy(&fam, sa, sizeof fam);
-  if (fam == AF_UNIX && c.domain == AF_UNIX && (size_t)len > offsetof(struct sockaddr_un, sun_path) &&
+  if (fam == AF_UNIX && c.domain == AF_UNIX &&
+      (size_t)len > offsetof(struct sockaddr_un, sun_path) &&
       sa[offsetof(struct sockaddr_un, sun_path)] != '\0') {
     // A path is looked up in the caller's filesystem view, which the monitor does not share, and
     // letting the kernel run the call (CONTINUE) would re-read the fd and the address after the
@@ -630,7 +656,8 @@ NetOutcome NetProxy::Bind(Call &c) {
     ParseUnix(sa, (size_t)len, &path, &abstract);
     char shown[160];
     UnixDisplay(path, abstract, shown, sizeof shown);
-    return Deny(c, shown, -2, "binding a unix socket to a path is not supported under network rules");
+    return Deny(c, shown, -2,
+                "binding a unix socket to a path is not supported under network rules");
   }
   // The sandbox's own socket (its namespace): bound here, on the object that was checked, with
   // the address copied once. An abstract or unnamed unix address, netlink and IP all name
@@ -639,13 +666,17 @@ NetOutcome NetProxy::Bind(Call &c) {
   // it bind a port below 1024 there; the sandboxee, with no capabilities, cannot: EACCES, as the
   // kernel tells it.
   // AF_UNSPEC too: an IPv4 socket's bind takes AF_UNSPEC with INADDR_ANY as AF_INET.
-  if ((fam == AF_INET || fam == AF_INET6 || fam == AF_UNSPEC) && (size_t)len >= sizeof(struct sockaddr_in)) {
+  if ((fam == AF_INET || fam == AF_INET6 || fam == AF_UNSPEC) &&
+      (size_t)len >= sizeof(struct sockaddr_in)) {
     uint16_t port_be;
     memcpy(&port_be, sa + offsetof(struct sockaddr_in, sin_port), sizeof port_be);
     uint16_t port = ntohs(port_be);
     if (port != 0 && port < 1024) return c.Answer(-EACCES);
   }
-  return c.Answer(Act([&]() -> int64_t { return bind(c.sock.fd, reinterpret_cast<struct sockaddr *>(sa), (socklen_t)len) == 0 ? 0 : -errno; }));
+  return c.Answer(Act([&]() -> int64_t {
+    return bind(c.sock.fd, reinterpret_cast<struct sockaddr *>(sa), (socklen_t)len) == 0 ? 0
+                                                                                         : -errno;
+  }));
 }
 
 NetOutcome NetProxy::Connect(Call &c) {
@@ -658,7 +689,11 @@ NetOutcome NetProxy::Connect(Call &c) {
   if (fam == AF_UNSPEC) {
     // Dissolving an association: fine in the sandbox's own namespace; a host socket stays as it is.
     if (c.host) return c.Answer(-EINVAL);
-    return c.Answer(Act([&]() -> int64_t { return connect(c.sock.fd, reinterpret_cast<struct sockaddr *>(sa), (socklen_t)len) == 0 ? 0 : -errno; }));
+    return c.Answer(Act([&]() -> int64_t {
+      return connect(c.sock.fd, reinterpret_cast<struct sockaddr *>(sa), (socklen_t)len) == 0
+                 ? 0
+                 : -errno;
+    }));
   }
   if (fam == AF_INET || fam == AF_INET6) return ConnectIp(c, sa, (size_t)len);
   if (fam == AF_UNIX) return ConnectUnix(c, sa, (size_t)len);
@@ -676,7 +711,8 @@ NetOutcome NetProxy::ConnectIp(Call &c, const uint8_t *sa, size_t len) {
   bool stream = c.type == SOCK_STREAM && (c.protocol == 0 || c.protocol == IPPROTO_TCP);
   bool dgram = c.type == SOCK_DGRAM && (c.protocol == 0 || c.protocol == IPPROTO_UDP);
   uint16_t port_be;
-  memcpy(&port_be, sa + offsetof(struct sockaddr_in, sin_port), sizeof port_be); /* same offset in sockaddr_in6 */
+  memcpy(&port_be, sa + offsetof(struct sockaddr_in, sin_port),
+         sizeof port_be); /* same offset in sockaddr_in6 */
   if (!allowed && dgram && port_be == 0) {
     // getaddrinfo() orders its answers by connecting a UDP socket to each with port 0 (source
     // address selection, RFC 6724) and carries on when that fails. Nothing is sent by such a
@@ -686,11 +722,14 @@ NetOutcome NetProxy::ConnectIp(Call &c, const uint8_t *sa, size_t len) {
     return c.Answer(-ENETUNREACH);
   }
   if (!allowed) return Deny(c, shown, rule, nullptr);
-  if (!stream && !dgram) return Deny(c, shown, -2, "only TCP and UDP sockets reach out under network rules");
+  if (!stream && !dgram)
+    return Deny(c, shown, -2, "only TCP and UDP sockets reach out under network rules");
   const auto *addr = reinterpret_cast<const struct sockaddr *>(sa);
   if (c.host) {
     // A socket the monitor handed in before: UDP re-connects at once; TCP says where it is.
-    if (dgram) return c.Answer(Act([&]() -> int64_t { return connect(c.sock.fd, addr, (socklen_t)len) == 0 ? 0 : -errno; }));
+    if (dgram)
+      return c.Answer(Act(
+          [&]() -> int64_t { return connect(c.sock.fd, addr, (socklen_t)len) == 0 ? 0 : -errno; }));
     struct tcp_info ti;
     memset(&ti, 0, sizeof ti);
     socklen_t tl = sizeof ti;
@@ -701,7 +740,8 @@ NetOutcome NetProxy::ConnectIp(Call &c, const uint8_t *sa, size_t len) {
   }
   int made = -1;
   auto act = [this](const std::function<int64_t()> &fn) { return Act(fn); };
-  int64_t r = HostSocket(act, c.sock.fd, c.domain, c.type, c.protocol, stream, addr, (socklen_t)len, &made);
+  int64_t r =
+      HostSocket(act, c.sock.fd, c.domain, c.type, c.protocol, stream, addr, (socklen_t)len, &made);
   Fd h(made);
   int err = (int)-r;
   if (h.fd < 0 || (err != 0 && err != EINPROGRESS)) return c.Answer(r);
@@ -735,7 +775,8 @@ NetOutcome NetProxy::ConnectIp(Call &c, const uint8_t *sa, size_t len) {
 }
 
 NetOutcome NetProxy::ConnectUnix(Call &c, const uint8_t *sa, size_t len) {
-  if (c.domain != AF_UNIX) return c.Answer(c.domain == AF_INET || c.domain == AF_INET6 ? -EAFNOSUPPORT : -EINVAL);
+  if (c.domain != AF_UNIX)
+    return c.Answer(c.domain == AF_INET || c.domain == AF_INET6 ? -EAFNOSUPPORT : -EINVAL);
   if (len <= offsetof(struct sockaddr_un, sun_path)) return c.Answer(-EINVAL);
   std::string path;
   bool abstract = false;
@@ -756,9 +797,11 @@ NetOutcome NetProxy::ConnectUnix(Call &c, const uint8_t *sa, size_t len) {
     // isolation) every socket of the sandboxee is in the host's, so ask the socket itself.
     struct sockaddr_storage peer;
     socklen_t pl = sizeof peer;
-    if (getpeername(c.sock.fd, reinterpret_cast<struct sockaddr *>(&peer), &pl) == 0) return c.Answer(-EISCONN);
+    if (getpeername(c.sock.fd, reinterpret_cast<struct sockaddr *>(&peer), &pl) == 0)
+      return c.Answer(-EISCONN);
   }
-  if (c.type != SOCK_STREAM && c.type != SOCK_DGRAM && c.type != SOCK_SEQPACKET) return c.Answer(-EINVAL);
+  if (c.type != SOCK_STREAM && c.type != SOCK_DGRAM && c.type != SOCK_SEQPACKET)
+    return c.Answer(-EINVAL);
   int o = ResolveInRoot(c.listener, c.req.id, c.tid, path);
   if (o == -ESRCH) return NetOutcome::kAnswered;
   if (o < 0) return c.Answer(o);
@@ -768,7 +811,8 @@ NetOutcome NetProxy::ConnectUnix(Call &c, const uint8_t *sa, size_t len) {
   // A unix connect completes at once (or says EAGAIN: the listener's backlog is full).
   int made = -1;
   auto act = [this](const std::function<int64_t()> &fn) { return Act(fn); };
-  int64_t r = HostSocket(act, -1, AF_UNIX, c.type, 0, false, reinterpret_cast<struct sockaddr *>(&u), ul, &made);
+  int64_t r = HostSocket(act, -1, AF_UNIX, c.type, 0, false,
+                         reinterpret_cast<struct sockaddr *>(&u), ul, &made);
   Fd h(made);
   if (r != 0) return c.Answer(r < 0 ? r : -EINVAL);
   int64_t ir = Inject(c.listener, c.req.id, h.fd, c.fdnum, Cloexec(c.tid, c.fdnum), c.nonblock);
@@ -813,7 +857,8 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
   // Ancillary data.
   if (a.controllen > kMaxControl) return -ENOBUFS;
   std::vector<uint8_t> control(a.control ? a.controllen : 0);
-  if (!control.empty() && !ReadMem(c.tid, a.control, control.data(), control.size())) return -EFAULT;
+  if (!control.empty() && !ReadMem(c.tid, a.control, control.data(), control.size()))
+    return -EFAULT;
   if (!c.Valid()) return kGone;
 
   // Where it goes.
@@ -845,17 +890,20 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
       bool dgram = c.type == SOCK_DGRAM && (c.protocol == 0 || c.protocol == IPPROTO_UDP);
       if (!allowed || !dgram) {
         c.denial->rule = allowed ? -2 : rule;
-        snprintf(c.denial->reason, sizeof c.denial->reason, "%s", allowed ? "only TCP and UDP sockets reach out under network rules" : "");
+        snprintf(c.denial->reason, sizeof c.denial->reason, "%s",
+                 allowed ? "only TCP and UDP sockets reach out under network rules" : "");
         return kDenied;
       }
       if (!c.host) {
         // The sandbox's own UDP socket: replaced by one of the host, connected to this peer.
         int made = -1;
         auto act = [this](const std::function<int64_t()> &fn) { return Act(fn); };
-        int64_t r = HostSocket(act, c.sock.fd, c.domain, c.type, c.protocol, false, reinterpret_cast<struct sockaddr *>(sa), (socklen_t)salen, &made);
+        int64_t r = HostSocket(act, c.sock.fd, c.domain, c.type, c.protocol, false,
+                               reinterpret_cast<struct sockaddr *>(sa), (socklen_t)salen, &made);
         Fd h(made);
         if (r != 0) return r < 0 ? r : -EINVAL;
-        int64_t ir = Inject(c.listener, c.req.id, h.fd, c.fdnum, Cloexec(c.tid, c.fdnum), c.nonblock);
+        int64_t ir =
+            Inject(c.listener, c.req.id, h.fd, c.fdnum, Cloexec(c.tid, c.fdnum), c.nonblock);
         if (ir < 0) return ir == -ENOENT ? kGone : ir;
         c.sock = std::move(h);
         c.host = true;
@@ -876,7 +924,9 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
         if (o == -ENOENT) return -ENOENT;
         if (o >= 0) close(o);
       }
-      snprintf(c.denial->reason, sizeof c.denial->reason, "%s", abstract ? "abstract unix sockets are denied under network rules" : "a unix socket path no allowUnixSocket() names");
+      snprintf(c.denial->reason, sizeof c.denial->reason, "%s",
+               abstract ? "abstract unix sockets are denied under network rules"
+                        : "a unix socket path no allowUnixSocket() names");
       return kDenied;
     }
     int o = ResolveInRoot(c.listener, c.req.id, c.tid, path);
@@ -888,7 +938,8 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
   } else if (a.name_given) {
     snprintf(c.denial->address, sizeof c.denial->address, "family %u", fam);
     c.denial->rule = -2;
-    snprintf(c.denial->reason, sizeof c.denial->reason, "an address family network rules do not cover");
+    snprintf(c.denial->reason, sizeof c.denial->reason,
+             "an address family network rules do not cover");
     return kDenied;
   }
 
@@ -901,7 +952,8 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
     cm.msg_controllen = control.size();
     const uint8_t *end = control.data() + control.size();
     for (struct cmsghdr *h = CMSG_FIRSTHDR(&cm); h; h = CMSG_NXTHDR(&cm, h)) {
-      if (h->cmsg_len < CMSG_LEN(0) || reinterpret_cast<uint8_t *>(h) + h->cmsg_len > end) return -EINVAL;
+      if (h->cmsg_len < CMSG_LEN(0) || reinterpret_cast<uint8_t *>(h) + h->cmsg_len > end)
+        return -EINVAL;
       // An allowlist: fds (SCM_RIGHTS) only. Anything else asks the kernel for something on the
       // sender's credentials (SO_MARK, IP_RETOPTS source routes, SCM_CREDENTIALS, ...), and the
       // sender would be the monitor, not the caller: EPERM, what the kernel tells the caller.
@@ -931,7 +983,8 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
   mh.msg_control = control.empty() ? nullptr : control.data();
   mh.msg_controllen = control.size();
   // The caller's flags, allowlisted (MSG_FASTOPEN never gets here: the filter answers it).
-  int flags = (a.flags & (MSG_OOB | MSG_EOR | MSG_MORE | MSG_CONFIRM)) | MSG_DONTWAIT | MSG_NOSIGNAL;
+  int flags =
+      (a.flags & (MSG_OOB | MSG_EOR | MSG_MORE | MSG_CONFIRM)) | MSG_DONTWAIT | MSG_NOSIGNAL;
   int64_t r = Act([&]() -> int64_t {
     ssize_t n = sendmsg(target, &mh, flags);
     return n >= 0 ? n : -errno;
@@ -943,7 +996,8 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
     if (c.wait_fd.fd >= 0) return kWouldBlock;
   }
   // The kernel signals the sender on EPIPE unless MSG_NOSIGNAL: the sender is the caller.
-  if (err == EPIPE && !(a.flags & MSG_NOSIGNAL)) syscall(SYS_pidfd_send_signal, c.task, SIGPIPE, nullptr, 0);
+  if (err == EPIPE && !(a.flags & MSG_NOSIGNAL))
+    syscall(SYS_pidfd_send_signal, c.task, SIGPIPE, nullptr, 0);
   return -err;
 }
 
@@ -970,7 +1024,8 @@ NetOutcome NetProxy::Send(Call &c) {
   };
   uint32_t bit = NetBitOf(d.nr);
   if (bit == kNetSendto) {
-    struct iovec iov = {reinterpret_cast<void *>(static_cast<uintptr_t>(d.args[1])), (size_t)d.args[2]};
+    struct iovec iov = {reinterpret_cast<void *>(static_cast<uintptr_t>(d.args[1])),
+                        (size_t)d.args[2]};
     SendArgs a;
     a.name_given = d.args[4] != 0;
     a.name = d.args[4];
@@ -985,14 +1040,17 @@ NetOutcome NetProxy::Send(Call &c) {
   unsigned count = many ? std::min((unsigned)(uint32_t)d.args[2], kMaxMmsg) : 1;
   int flags = (int)(many ? d.args[3] : d.args[2]);
   int64_t done = 0;
-  size_t bytes = 0;  // one sendmmsg moves at most 4 x kMaxData through the monitor (the rest: a short count)
+  size_t bytes =
+      0;  // one sendmmsg moves at most 4 x kMaxData through the monitor (the rest: a short count)
   for (unsigned i = 0; i < count && bytes < 4 * kMaxData; i++) {
     uint64_t at = d.args[1] + (uint64_t)i * sizeof(struct mmsghdr);
     struct msghdr m;
-    if (!ReadMem(c.tid, at, &m, sizeof m)) return finish(c.Valid() ? (done ? done : -EFAULT) : kGone, 0);
+    if (!ReadMem(c.tid, at, &m, sizeof m))
+      return finish(c.Valid() ? (done ? done : -EFAULT) : kGone, 0);
     if (m.msg_iovlen > kMaxIov) return finish(done ? done : -EMSGSIZE, 0);
     std::vector<struct iovec> iov(m.msg_iovlen);
-    if (!iov.empty() && !ReadMem(c.tid, reinterpret_cast<uintptr_t>(m.msg_iov), iov.data(), iov.size() * sizeof(struct iovec))) {
+    if (!iov.empty() && !ReadMem(c.tid, reinterpret_cast<uintptr_t>(m.msg_iov), iov.data(),
+                                 iov.size() * sizeof(struct iovec))) {
       return finish(c.Valid() ? (done ? done : -EFAULT) : kGone, 0);
     }
     SendArgs a;
@@ -1012,7 +1070,8 @@ NetOutcome NetProxy::Send(Call &c) {
     if (!many) return c.Answer(r);
     bytes += (size_t)r;
     unsigned len = (unsigned)r;
-    if (!WriteMem(c.tid, at + offsetof(struct mmsghdr, msg_len), &len, sizeof len)) return c.Answer(done ? done : -EFAULT);
+    if (!WriteMem(c.tid, at + offsetof(struct mmsghdr, msg_len), &len, sizeof len))
+      return c.Answer(done ? done : -EFAULT);
     done++;
   }
   return c.Answer(done);

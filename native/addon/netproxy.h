@@ -15,7 +15,14 @@
 namespace sbx {
 
 // Bits of the syscalls the monitor decides (packages/executor/src/policy/network.ts NET_SYSCALL_BITS).
-enum NetBit : uint32_t { kNetConnect = 1, kNetSendto = 2, kNetSendmsg = 4, kNetSendmmsg = 8, kNetListen = 16, kNetBind = 32 };
+enum NetBit : uint32_t {
+  kNetConnect = 1,
+  kNetSendto = 2,
+  kNetSendmsg = 4,
+  kNetSendmmsg = 8,
+  kNetListen = 16,
+  kNetBind = 32
+};
 // Also in the syscall mask: the policy lets the sandboxee exec (execve/execveat), so a socket put in
 // place keeps the close-on-exec flag of the fd it replaces (read from /proc; skipped otherwise).
 constexpr uint32_t kNetExecAllowed = 1u << 31;
@@ -24,8 +31,8 @@ struct NetRule {
   uint8_t action;  // 0 allow, 1 deny, 2 dns exception
   uint8_t family;  // 4 or 6
   uint8_t prefix;
-  uint8_t proto;   // 0 any
-  uint16_t port;   // 0 any
+  uint8_t proto;  // 0 any
+  uint16_t port;  // 0 any
   uint8_t addr[16];
 };
 
@@ -44,16 +51,17 @@ uint32_t NetBitOf(int nr);
 
 // A denied call, for the violation report.
 struct NetDenial {
-  char address[160] = {0};  // "10.1.2.3:443", "[::1]:80", "unix:/run/x.sock", "unix:@name", "family 40"
-  int rule = -1;            // the deciding rule's index; -1: no allow rule matched; -2: see reason
-  char reason[96] = {0};    // set when rule is -2 (an unsupported socket type, a unix path...)
+  char address[160] = {
+      0};         // "10.1.2.3:443", "[::1]:80", "unix:/run/x.sock", "unix:@name", "family 40"
+  int rule = -1;  // the deciding rule's index; -1: no allow rule matched; -2: see reason
+  char reason[96] = {0};  // set when rule is -2 (an unsupported socket type, a unix path...)
 };
 
 // A call waiting until a socket of the monitor is writable (a blocking connect, a blocking send).
 struct NetPending {
   enum class Kind { kConnect, kRetry } kind = Kind::kRetry;
   alignas(8) unsigned char req[sizeof(struct seccomp_notif)] = {0};  // the notification
-  int wait_fd = -1;  // owned: polled for EPOLLOUT
+  int wait_fd = -1;                                                  // owned: polled for EPOLLOUT
   // kConnect: where the connected socket goes.
   uint32_t target_fd = 0;
   bool cloexec = false;
@@ -78,15 +86,18 @@ class NetProxy {
   NetProxy(NetConfig config, uint64_t host_netns_cookie, CaplessThread *actor = nullptr);
   const NetConfig &config() const { return cfg_; }
   // Decides and carries out one notified network call.
-  NetOutcome Handle(int listener, const struct seccomp_notif &req, NetDenial *denial, std::unique_ptr<NetPending> *pending);
+  NetOutcome Handle(int listener, const struct seccomp_notif &req, NetDenial *denial,
+                    std::unique_ptr<NetPending> *pending);
   // A pending call's socket became writable: finish it (kPending again with a new *pending).
-  NetOutcome Resume(int listener, NetPending &p, NetDenial *denial, std::unique_ptr<NetPending> *pending);
+  NetOutcome Resume(int listener, NetPending &p, NetDenial *denial,
+                    std::unique_ptr<NetPending> *pending);
   // A pending call's deadline passed: answer as the kernel does when SO_SNDTIMEO runs out (a
   // connect says EINPROGRESS and goes on in the background; a send says EAGAIN).
   void Expire(int listener, NetPending &p);
   // The rule index deciding an AF_INET/AF_INET6 sockaddr (-1: none matched), -3 when it is too
   // short to be one. *display gets "1.2.3.4:80" / "[::1]:80".
-  int DecideIp(const uint8_t *sa, size_t len, bool *allowed, char *display, size_t display_len) const;
+  int DecideIp(const uint8_t *sa, size_t len, bool *allowed, char *display,
+               size_t display_len) const;
 
  private:
   struct Call;

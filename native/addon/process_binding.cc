@@ -26,7 +26,8 @@ static Napi::Value PidfdOpen(const Napi::CallbackInfo &info) {
 static Napi::Value PidfdSendSignal(const Napi::CallbackInfo &info) {
   const char *usage = "pidfdSendSignal(pidfd: number, signal: number)";
   int pidfd = ArgInt(info, 0, usage), sig = ArgInt(info, 1, usage);
-  if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0) return Napi::Boolean::New(info.Env(), true);
+  if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0)
+    return Napi::Boolean::New(info.Env(), true);
   if (errno == ESRCH) return Napi::Boolean::New(info.Env(), false);
   ThrowErrno(info.Env(), errno, "pidfd_send_signal");
 }
@@ -119,7 +120,8 @@ void InitProcessBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("spawnForkserver", Napi::Function::New(env, SpawnForkserver, "spawnForkserver"));
   exports.Set("reapPidfd", Napi::Function::New(env, ReapPidfd, "reapPidfd"));
   exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbi, "landlockAbi"));
-  exports.Set("seccompActionAvailable", Napi::Function::New(env, SeccompActionAvailable, "seccompActionAvailable"));
+  exports.Set("seccompActionAvailable",
+              Napi::Function::New(env, SeccompActionAvailable, "seccompActionAvailable"));
   exports.Set("pidfdGetfd", Napi::Function::New(env, PidfdGetfd, "pidfdGetfd"));
 }
 

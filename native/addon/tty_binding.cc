@@ -24,7 +24,8 @@ Napi::Value TtyState(const Napi::CallbackInfo &info) {
   if (tcgetattr(fd, &t) != 0) ThrowErrno(info.Env(), errno, "tcgetattr");
   if (ioctl(fd, TIOCGETD, &ldisc) != 0) ThrowErrno(info.Env(), errno, "ioctl(TIOCGETD)");
   Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("termios", Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<uint8_t *>(&t), sizeof t));
+  o.Set("termios",
+        Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<uint8_t *>(&t), sizeof t));
   o.Set("ldisc", ldisc);
   return o;
 }
@@ -44,8 +45,10 @@ Napi::Value TtyRestore(const Napi::CallbackInfo &info) {
   sigaddset(&ttou, SIGTTOU);
   pthread_sigmask(SIG_BLOCK, &ttou, &old);
   int err = 0, now = -1;
-  if (ioctl(fd, TIOCGETD, &now) != 0) err = errno;
-  else if (now != ldisc && ioctl(fd, TIOCSETD, &ldisc) != 0) err = errno;
+  if (ioctl(fd, TIOCGETD, &now) != 0)
+    err = errno;
+  else if (now != ldisc && ioctl(fd, TIOCSETD, &ldisc) != 0)
+    err = errno;
   if (!err) {
     int r;
     do r = tcsetattr(fd, TCSANOW, &t);

@@ -10,7 +10,8 @@ namespace sbx {
 class Watcher : public Napi::ObjectWrap<Watcher> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
-    Napi::Function ctor = DefineClass(env, "Watcher",
+    Napi::Function ctor = DefineClass(
+        env, "Watcher",
         {InstanceMethod("start", &Watcher::Start), InstanceMethod("stop", &Watcher::Stop),
          InstanceMethod("ref", &Watcher::Ref), InstanceMethod("unref", &Watcher::Unref),
          InstanceMethod("close", &Watcher::Close)});
@@ -22,7 +23,8 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
     int fd = ArgInt(info, 0, usage);
     if (info.Length() < 2 || !info[1].IsFunction()) ThrowUsage(info.Env(), usage);
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
-    if (napi_async_init(info.Env(), nullptr, Napi::String::New(info.Env(), "sbx.Watcher"), &async_context_) != napi_ok)
+    if (napi_async_init(info.Env(), nullptr, Napi::String::New(info.Env(), "sbx.Watcher"),
+                        &async_context_) != napi_ok)
       ThrowUsage(info.Env(), usage);
     uv_loop_t *loop = nullptr;
     if (napi_get_uv_event_loop(info.Env(), &loop) != napi_ok) ThrowUsage(info.Env(), usage);
@@ -54,7 +56,8 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
     // I/O callbacks do. A throw becomes an uncaught exception; during teardown it is dropped.
     napi_value argv[2] = {Napi::Boolean::New(env, readable), Napi::Boolean::New(env, writable)};
     napi_value result;
-    napi_status st = napi_make_callback(env, self->async_context_, env.Global(), self->callback_.Value(), 2, argv, &result);
+    napi_status st = napi_make_callback(env, self->async_context_, env.Global(),
+                                        self->callback_.Value(), 2, argv, &result);
     if (st == napi_pending_exception) {
       napi_value err;
       if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);

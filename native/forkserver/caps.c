@@ -42,7 +42,8 @@ int caps_drop_in_child(struct child_ctx *ctx) {
   struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
   if (caps_drop_bounding_in_child(ctx) < 0) return -1;
   memset(data, 0, sizeof data);
-  if (syscall(SYS_capset, &hdr, data) < 0) return child_fail(ctx, "capset", errno, "all zero", NULL);
+  if (syscall(SYS_capset, &hdr, data) < 0)
+    return child_fail(ctx, "capset", errno, "all zero", NULL);
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return child_fail(ctx, "prctl", errno, "PR_SET_NO_NEW_PRIVS, 1", NULL);
   return 0;

@@ -19,14 +19,14 @@
 
 struct child_ctx {
   const struct sbx_request *req;
-  const int *fds;        /* received fds, one per req->fd_ops entry (forkserver numbers) */
-  int *scratch;          /* req->fd_count + 8 ints for the fd shuffle (allocated before clone) */
-  int exec_fd;           /* O_PATH fd of the binary */
-  int release_fd;        /* read end of the release pipe: one byte = maps written, go */
-  int forkserver_pidfd;  /* the forkserver's pidfd of itself: readable once it has died */
-  int devnull_fd;        /* the forkserver's /dev/null, for stdio the request does not map */
-  bool may_setgroups;    /* the gid_map was written without "deny": drop supplementary groups */
-  int init_pid;          /* REAPER: the target's init (its parent), once split */
+  const int *fds;       /* received fds, one per req->fd_ops entry (forkserver numbers) */
+  int *scratch;         /* req->fd_count + 8 ints for the fd shuffle (allocated before clone) */
+  int exec_fd;          /* O_PATH fd of the binary */
+  int release_fd;       /* read end of the release pipe: one byte = maps written, go */
+  int forkserver_pidfd; /* the forkserver's pidfd of itself: readable once it has died */
+  int devnull_fd;       /* the forkserver's /dev/null, for stdio the request does not map */
+  bool may_setgroups;   /* the gid_map was written without "deny": drop supplementary groups */
+  int init_pid;         /* REAPER: the target's init (its parent), once split */
 
   /* state of the run */
   int setup_fd;          /* where the setup socket is now; -1 without one */
@@ -60,17 +60,19 @@ int uts_set_hostname_in_child(struct child_ctx *ctx); /* uts.c */
 int net_lo_up_in_child(struct child_ctx *ctx);        /* net.c: lo up in a new netns */
 int userns_set_ids_in_child(struct child_ctx *ctx);   /* userns.c: setgroups/setresgid/setresuid */
 int userns_limits_apply_in_child(struct child_ctx *ctx); /* userns_limits.c: /proc/sys/user/max_* */
-int fds_arrange_in_child(struct child_ctx *ctx);      /* fds.c: mapped fds in place, rest closed */
-int rlimits_apply_in_child(struct child_ctx *ctx);    /* rlimits.c */
-int caps_drop_in_child(struct child_ctx *ctx);        /* caps.c: no caps, NO_NEW_PRIVS */
+int fds_arrange_in_child(struct child_ctx *ctx);   /* fds.c: mapped fds in place, rest closed */
+int rlimits_apply_in_child(struct child_ctx *ctx); /* rlimits.c */
+int caps_drop_in_child(struct child_ctx *ctx);     /* caps.c: no caps, NO_NEW_PRIVS */
 int caps_drop_bounding_in_child(struct child_ctx *ctx); /* caps.c: bounding and ambient sets only */
-int init_split_in_child(struct child_ctx *ctx);       /* init.c: pid 1 stays as init, pid 2 goes on */
-int reaper_split_in_child(struct child_ctx *ctx);     /* reaper.c: a subreaper init, the target goes on */
-int reaper_tie_target_in_child(struct child_ctx *ctx); /* reaper.c: target: PDEATHSIG on its init again */
+int init_split_in_child(struct child_ctx *ctx); /* init.c: pid 1 stays as init, pid 2 goes on */
+int reaper_split_in_child(
+    struct child_ctx *ctx); /* reaper.c: a subreaper init, the target goes on */
+int reaper_tie_target_in_child(
+    struct child_ctx *ctx); /* reaper.c: target: PDEATHSIG on its init again */
 /* init.c: the target sends its own pidfd on the setup socket (the listener is taken from it). */
 int init_send_target_pidfd(struct child_ctx *ctx);
-int landlock_apply_in_child(struct child_ctx *ctx);   /* landlock.c: ruleset + scopes */
-int seccomp_install_in_child(struct child_ctx *ctx);  /* seccomp.c: filter + listener number */
+int landlock_apply_in_child(struct child_ctx *ctx);  /* landlock.c: ruleset + scopes */
+int seccomp_install_in_child(struct child_ctx *ctx); /* seccomp.c: filter + listener number */
 
 /* landlock.c, in the forkserver at start: the kernel's Landlock ABI (0: none). */
 int landlock_probe(void);

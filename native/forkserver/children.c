@@ -36,10 +36,11 @@ static uint64_t now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-void children_add(struct fs_children *c, uint64_t request_id, pid_t pid, int pidfd, uint64_t walltime_ms,
-                  int kill_signal, const char *cgroup) {
-  c->v[c->n++] = (struct fs_child){request_id, pid, pidfd, walltime_ms ? now_ms() + walltime_ms : 0, false, kill_signal,
-                                   0, cgroup != NULL ? strdup(cgroup) : NULL};
+void children_add(struct fs_children *c, uint64_t request_id, pid_t pid, int pidfd,
+                  uint64_t walltime_ms, int kill_signal, const char *cgroup) {
+  c->v[c->n++] =
+      (struct fs_child){request_id, pid,         pidfd, walltime_ms ? now_ms() + walltime_ms : 0,
+                        false,      kill_signal, 0,     cgroup != NULL ? strdup(cgroup) : NULL};
 }
 
 /* cgroup.kill: every process in the sandbox's cgroup, wherever it was reparented. */
@@ -175,8 +176,7 @@ void children_kill_all(struct fs_children *c, const struct fs_pool *pool) {
       if (r < 0 || si.si_pid != 0) break; /* reaped (or not ours any more) */
       if (c->v[i].escalate_ms == 0 || now_ms() >= c->v[i].escalate_ms) {
         escalate(&c->v[i]);
-        while (waitid(P_PIDFD, (id_t)c->v[i].pidfd, &si, WEXITED) < 0 && errno == EINTR) {
-        }
+        while (waitid(P_PIDFD, (id_t)c->v[i].pidfd, &si, WEXITED) < 0 && errno == EINTR) {}
         break;
       }
       usleep(5000);

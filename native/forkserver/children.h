@@ -24,9 +24,10 @@ struct fs_child {
   int pidfd;            /* owned; closed when the child is reaped */
   uint64_t deadline_ms; /* CLOCK_MONOTONIC ms of its walltime; 0: none (or already killed) */
   bool timed_out;       /* killed at its walltime */
-  int kill_signal;      /* SIGKILL, or SIGTERM for a subreaper init (SBX_OP_REAPER): it kills the tree */
-  uint64_t escalate_ms; /* SIGTERM was sent: SIGKILL (and cgroup.kill) at this time; 0: none pending */
-  char *cgroup;         /* owned: the sandbox's cgroup directory, or NULL */
+  int kill_signal; /* SIGKILL, or SIGTERM for a subreaper init (SBX_OP_REAPER): it kills the tree */
+  uint64_t
+      escalate_ms; /* SIGTERM was sent: SIGKILL (and cgroup.kill) at this time; 0: none pending */
+  char *cgroup;    /* owned: the sandbox's cgroup directory, or NULL */
 };
 
 /* How long a subreaper init has to end its tree after SIGTERM. */
@@ -41,8 +42,8 @@ struct fs_children {
 int children_reserve(struct fs_children *c);
 /* Adds an entry (room reserved before). Takes ownership of pidfd. walltime_ms 0: no limit.
  * kill_signal: what ends it with its tree (walltime, shutdown). */
-void children_add(struct fs_children *c, uint64_t request_id, pid_t pid, int pidfd, uint64_t walltime_ms,
-                  int kill_signal, const char *cgroup);
+void children_add(struct fs_children *c, uint64_t request_id, pid_t pid, int pidfd,
+                  uint64_t walltime_ms, int kill_signal, const char *cgroup);
 /* Ends the children whose walltime has passed (their kill_signal), escalates to SIGKILL where the
  * grace has passed; returns the poll() timeout (ms) until the next deadline, or -1 when none. */
 int children_enforce_walltime(struct fs_children *c);

@@ -88,7 +88,8 @@ int fds_arrange_in_child(struct child_ctx *ctx) {
   unsigned next = 0;
   for (size_t i = 0; i < n; i++) {
     unsigned k = (unsigned)kept[i];
-    if (k > next && close_range(next, k - 1, 0) < 0) return child_fail(ctx, "close_range", errno, NULL);
+    if (k > next && close_range(next, k - 1, 0) < 0)
+      return child_fail(ctx, "close_range", errno, NULL);
     next = k + 1;
   }
   if (close_range(next, ~0U, 0) < 0) return child_fail(ctx, "close_range", errno, NULL);

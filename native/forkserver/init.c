@@ -122,7 +122,8 @@ int init_split_in_child(struct child_ctx *ctx) {
    * (which dies with the forkserver). */
   sigset_t none;
   sigemptyset(&none);
-  if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) return child_fail(ctx, "sigprocmask", errno, "SIG_SETMASK, {}", NULL);
+  if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+    return child_fail(ctx, "sigprocmask", errno, "SIG_SETMASK, {}", NULL);
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
     return child_fail(ctx, "prctl", errno, "PR_SET_PDEATHSIG, SIGKILL", NULL);
   if (getppid() != 1) _exit(127); /* init is already gone */

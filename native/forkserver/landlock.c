@@ -21,18 +21,18 @@
 #include "child.h"
 #include "protocol.h"
 
-#define LL_SYS_CREATE_RULESET 444
-#define LL_SYS_ADD_RULE 445
-#define LL_SYS_RESTRICT_SELF 446
+#define LL_SYS_CREATE_RULESET     444
+#define LL_SYS_ADD_RULE           445
+#define LL_SYS_RESTRICT_SELF      446
 #define LL_CREATE_RULESET_VERSION 1u
-#define LL_RULE_PATH_BENEATH 1
+#define LL_RULE_PATH_BENEATH      1
 
-#define LL_FS_EXECUTE (1ull << 0)
+#define LL_FS_EXECUTE    (1ull << 0)
 #define LL_FS_WRITE_FILE (1ull << 1)
-#define LL_FS_READ_FILE (1ull << 2)
-#define LL_FS_REFER (1ull << 13)    /* ABI 2 */
-#define LL_FS_TRUNCATE (1ull << 14) /* ABI 3 */
-#define LL_FS_IOCTL_DEV (1ull << 15) /* ABI 5 */
+#define LL_FS_READ_FILE  (1ull << 2)
+#define LL_FS_REFER      (1ull << 13) /* ABI 2 */
+#define LL_FS_TRUNCATE   (1ull << 14) /* ABI 3 */
+#define LL_FS_IOCTL_DEV  (1ull << 15) /* ABI 5 */
 /* The rights that make sense on a file (the others are EINVAL on a non-directory). */
 #define LL_FS_FILE_RIGHTS \
   (LL_FS_EXECUTE | LL_FS_WRITE_FILE | LL_FS_READ_FILE | LL_FS_TRUNCATE | LL_FS_IOCTL_DEV)

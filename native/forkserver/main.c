@@ -76,7 +76,8 @@ static void init(struct fs_server *srv, int *sigfd) {
    * loop (setup_signals blocks it for the signalfd): the executor's death is an orderly shutdown
    * that ends every tree even where a sandbox's init does not cooperate (children.h). */
   pid_t ppid = getppid();
-  if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0) die("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+  if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0)
+    die("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
   if (getppid() != ppid) exit(1);
   srv->executor_pid = ppid;
 
@@ -106,7 +107,8 @@ static void init(struct fs_server *srv, int *sigfd) {
   *sigfd = setup_signals();
   sbx_comms_init(&srv->comms, SBX_FS_COMMS_FD);
   srv->self_pidfd = pidfd_open(getpid(), 0);
-  if (srv->self_pidfd < 0) die("pidfd_open(self): %s (Hint: Linux >= 5.3 is needed)", strerror(errno));
+  if (srv->self_pidfd < 0)
+    die("pidfd_open(self): %s (Hint: Linux >= 5.3 is needed)", strerror(errno));
   srv->devnull_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (srv->devnull_fd < 0) die("open(/dev/null): %s", strerror(errno));
   srv->may_setgroups = userns_parent_may_setgroups();
@@ -123,8 +125,9 @@ __attribute__((noreturn)) static void shutdown_and_exit(struct fs_server *srv, i
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "--probe") == 0) return probe_main();
   if (argc > 1) {
-    fprintf(stderr, "usage: %s [--probe]\n(started by @sbx/executor with its comms socket on fd %d; "
-                    "protocol: native/forkserver/protocol.h)\n",
+    fprintf(stderr,
+            "usage: %s [--probe]\n(started by @sbx/executor with its comms socket on fd %d; "
+            "protocol: native/forkserver/protocol.h)\n",
             argv[0], SBX_FS_COMMS_FD);
     return 2;
   }
@@ -160,7 +163,8 @@ int main(int argc, char **argv) {
       ssize_t got;
       while ((got = read(sigfd, si, sizeof si)) > 0)
         for (size_t i = 0; i < (size_t)got / sizeof si[0]; i++) term |= si[i].ssi_signo == SIGTERM;
-      if (term) shutdown_and_exit(&srv, 0); /* the executor died (PDEATHSIG), or we were asked to stop */
+      if (term)
+        shutdown_and_exit(&srv, 0); /* the executor died (PDEATHSIG), or we were asked to stop */
       bool sweep = false;
       int r = children_reap(&srv.children, &srv.comms, &srv.pool, &sweep);
       if (sweep) children_sweep(&srv.children, &srv.pool);
@@ -183,10 +187,16 @@ int main(int argc, char **argv) {
       if (tag == SBX_FS_POOL) {
         /* u32 size, optionally followed by the sandbox id range and list (pool_configure). */
         const uint8_t *d = data;
-        uint32_t size = len >= 4 ? d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24 : UINT32_MAX;
+        uint32_t size =
+            len >= 4 ? d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24
+                     : UINT32_MAX;
         if (size > SBX_POOL_POLL_MAX || (len != 4 && len < 12))
-          fprintf(stderr, "sbx-forkserver: ignoring a POOL message (want a u32 size <= %d, then optionally ids)\n", SBX_POOL_POLL_MAX);
-        else if (len == 4) pool_set_size(&srv.pool, size);
+          fprintf(stderr,
+                  "sbx-forkserver: ignoring a POOL message (want a u32 size <= %d, then optionally "
+                  "ids)\n",
+                  SBX_POOL_POLL_MAX);
+        else if (len == 4)
+          pool_set_size(&srv.pool, size);
         else if ((r = pool_configure(&srv.pool, d, (size_t)len)) < 0)
           fprintf(stderr, "sbx-forkserver: ignoring a POOL message: %s\n", strerror(-r));
         free(data);

@@ -46,8 +46,8 @@ static const char *const dev_links[][2] = {
 };
 
 struct mnt_state {
-  int root;  /* the new root tmpfs (mount fd, attached) */
-  int dev;   /* the DEV op's tmpfs, sealed read-only at the end; -1 if none */
+  int root; /* the new root tmpfs (mount fd, attached) */
+  int dev;  /* the DEV op's tmpfs, sealed read-only at the end; -1 if none */
 };
 
 /* An O_PATH fd of path, resolved as if root were "/" (symlinks cannot leave it). */
@@ -106,7 +106,8 @@ static int make_dirs(struct child_ctx *ctx, int root, const char *path, mode_t l
 }
 
 /* Splits absolute path into its parent directory and its last component ("/a/b/" -> "/a", "b"). */
-static void split_last(const char *path, char parent[SBX_REQ_PATH_MAX], char name[SBX_REQ_PATH_MAX]) {
+static void split_last(const char *path, char parent[SBX_REQ_PATH_MAX],
+                       char name[SBX_REQ_PATH_MAX]) {
   size_t len = strlen(path);
   while (len > 1 && path[len - 1] == '/') len--;
   size_t slash = len;
@@ -168,7 +169,8 @@ static int new_fs(struct child_ctx *ctx, const char *type, mode_t mode, uint64_t
   /* One inode per 4 KiB of a sized tmpfs (at least 256): without it a tiny tmpfs still allows
    * millions of empty files, each costing kernel memory outside the size limit. */
   uint64_t inodes = size / 4096 < 256 ? 256 : size / 4096;
-  if (size != 0 && fsconfig(fs, FSCONFIG_SET_STRING, "nr_inodes", child_utoa(num, inodes, 10), 0) < 0) {
+  if (size != 0 &&
+      fsconfig(fs, FSCONFIG_SET_STRING, "nr_inodes", child_utoa(num, inodes, 10), 0) < 0) {
     int err = errno;
     close(fs);
     return child_fail(ctx, "fsconfig", err, type, ", nr_inodes=", num, NULL);
@@ -267,7 +269,8 @@ static int op_dev(struct child_ctx *ctx, struct mnt_state *st, const struct sbx_
     r = move_mount(tree, "", mnt, dev_nodes[i], MOVE_MOUNT_F_EMPTY_PATH);
     err = errno;
     close(tree);
-    if (r < 0) return child_fail(ctx, "move_mount", err, host, " -> ", op->dst, "/", dev_nodes[i], NULL);
+    if (r < 0)
+      return child_fail(ctx, "move_mount", err, host, " -> ", op->dst, "/", dev_nodes[i], NULL);
   }
   for (size_t i = 0; i < sizeof dev_links / sizeof dev_links[0]; i++)
     if (symlinkat(dev_links[i][1], mnt, dev_links[i][0]) < 0)
@@ -317,13 +320,13 @@ static int build_tree(struct child_ctx *ctx, struct mnt_state *st) {
     const struct sbx_mount_op *op = &req->mounts[i];
     int r;
     switch (op->op) {
-    case SBX_OP_BIND: r = op_bind(ctx, st, op); break;
-    case SBX_OP_TMPFS: r = op_tmpfs(ctx, st, op); break;
-    case SBX_OP_PROC: r = op_proc(ctx, st, op); break;
-    case SBX_OP_DEV: r = op_dev(ctx, st, op); break;
-    case SBX_OP_MKDIR: r = op_mkdir(ctx, st, op); break;
-    case SBX_OP_SYMLINK: r = op_symlink(ctx, st, op); break;
-    default: r = child_fail(ctx, "mount op", EINVAL, NULL); break; /* the parser prevents it */
+      case SBX_OP_BIND: r = op_bind(ctx, st, op); break;
+      case SBX_OP_TMPFS: r = op_tmpfs(ctx, st, op); break;
+      case SBX_OP_PROC: r = op_proc(ctx, st, op); break;
+      case SBX_OP_DEV: r = op_dev(ctx, st, op); break;
+      case SBX_OP_MKDIR: r = op_mkdir(ctx, st, op); break;
+      case SBX_OP_SYMLINK: r = op_symlink(ctx, st, op); break;
+      default: r = child_fail(ctx, "mount op", EINVAL, NULL); break; /* the parser prevents it */
     }
     if (r < 0) return -1;
   }

@@ -53,12 +53,17 @@ static int join_cgroup_path(const char *dir, pid_t pid) {
 /* What child_run_frozen reads: these ops are what a slot has already applied. */
 static bool op_is_frozen(uint32_t op) {
   switch (op) {
-  case SBX_OP_NAMESPACES: case SBX_OP_HOSTNAME: case SBX_OP_ID_MAP:
-  case SBX_OP_BIND: case SBX_OP_TMPFS: case SBX_OP_PROC: case SBX_OP_DEV: case SBX_OP_MKDIR:
-  case SBX_OP_SYMLINK: case SBX_OP_USER_LIMIT:
-    return true;
-  default:
-    return false;
+    case SBX_OP_NAMESPACES:
+    case SBX_OP_HOSTNAME:
+    case SBX_OP_ID_MAP:
+    case SBX_OP_BIND:
+    case SBX_OP_TMPFS:
+    case SBX_OP_PROC:
+    case SBX_OP_DEV:
+    case SBX_OP_MKDIR:
+    case SBX_OP_SYMLINK:
+    case SBX_OP_USER_LIMIT: return true;
+    default: return false;
   }
 }
 
@@ -69,7 +74,8 @@ static bool in_range(const struct fs_pool *pool, uint32_t uid) {
 /* The frozen ops of a (validated) op list, copied in order into a new allocation with `extra`
  * bytes to spare at the end. An ID_MAP to a uid of the executor's range is keyed without its
  * outside ids: a slot brings its own (pool.h). */
-static uint8_t *frozen_key(const struct fs_pool *pool, const uint8_t *buf, size_t len, size_t extra, size_t *out_len) {
+static uint8_t *frozen_key(const struct fs_pool *pool, const uint8_t *buf, size_t len, size_t extra,
+                           size_t *out_len) {
   uint8_t *key = malloc(len + extra);
   if (key == NULL) return NULL;
   size_t off = 0, k = 0;
@@ -168,8 +174,7 @@ static void kill_slot(struct fs_pool *pool, struct fs_slot *s) {
   pidfd_send_signal(s->pidfd, SIGKILL, NULL, 0);
   /* Reaped here, or by children_reap (wait4(-1) skips pids it does not know) if that was first. */
   siginfo_t si;
-  while (waitid(P_PIDFD, (id_t)s->pidfd, &si, WEXITED) < 0 && errno == EINTR) {
-  }
+  while (waitid(P_PIDFD, (id_t)s->pidfd, &si, WEXITED) < 0 && errno == EINTR) {}
   close(s->pidfd);
   if (s->sock >= 0) close(s->sock);
   if (s->cgroup != NULL) {
@@ -264,7 +269,8 @@ bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struc
   if (pool->size > 0) pool->misses++; /* undone below on a hit */
   size_t key_len;
   char *cg_parent = parent_dir(req->cgroup);
-  uint8_t *key = cg_parent != NULL ? frozen_key(pool, buf, len, strlen(cg_parent) + 1, &key_len) : NULL;
+  uint8_t *key =
+      cg_parent != NULL ? frozen_key(pool, buf, len, strlen(cg_parent) + 1, &key_len) : NULL;
   if (key == NULL) {
     free(cg_parent);
     return false;
@@ -304,7 +310,8 @@ bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struc
   if (pool->cgroup_parent == NULL) free(cg_parent);
   pool->broken = false;
   char err[256];
-  if (parse_template(key, key_len - (pool->cgroup_parent ? strlen(pool->cgroup_parent) : 0) - 1, &pool->tmpl, err, sizeof err) < 0) {
+  if (parse_template(key, key_len - (pool->cgroup_parent ? strlen(pool->cgroup_parent) : 0) - 1,
+                     &pool->tmpl, err, sizeof err) < 0) {
     snprintf(pool->last_error, sizeof pool->last_error, "template: %.200s", err);
     pool->failures++;
     pool->broken = true;
@@ -315,8 +322,8 @@ bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struc
   return false;
 }
 
-int pool_hand_over(struct fs_pool *pool, struct fs_slot *slot, const uint8_t *buf, size_t len, const int *fds,
-                   size_t nfds, int exec_fd) {
+int pool_hand_over(struct fs_pool *pool, struct fs_slot *slot, const uint8_t *buf, size_t len,
+                   const int *fds, size_t nfds, int exec_fd) {
   sbx_comms c;
   sbx_comms_init(&c, slot->sock);
   int r = sbx_comms_send_tlv(&c, SBX_FS_SPAWN, buf, len);
@@ -442,7 +449,8 @@ void pool_refill_one(struct fs_server *srv) {
   int cgroup_fd = -1;
   if (pool->cgroup_parent != NULL) {
     char name[64];
-    snprintf(name, sizeof name, "/sbx-%d-p%llu", (int)srv->executor_pid, (unsigned long long)++pool->cgroup_serial);
+    snprintf(name, sizeof name, "/sbx-%d-p%llu", (int)srv->executor_pid,
+             (unsigned long long)++pool->cgroup_serial);
     cgroup = malloc(strlen(pool->cgroup_parent) + strlen(name) + 1);
     if (cgroup != NULL) {
       strcpy(cgroup, pool->cgroup_parent);
@@ -472,7 +480,8 @@ void pool_refill_one(struct fs_server *srv) {
   };
   bool in_cgroup;
   const char *call;
-  pid_t pid = spawn_clone(&args, uid != SBX_OWNER_SELF ? uid : userns_owner_for(&pool->tmpl), &in_cgroup, &call);
+  pid_t pid = spawn_clone(&args, uid != SBX_OWNER_SELF ? uid : userns_owner_for(&pool->tmpl),
+                          &in_cgroup, &call);
   if (pid == 0) {
     close(release[1]);
     close(s[0]);
@@ -490,7 +499,8 @@ void pool_refill_one(struct fs_server *srv) {
     free(cgroup);
     return;
   }
-  struct fs_slot slot = {.pid = pid, .pidfd = pidfd, .sock = s[0], .ready = false, .cgroup = cgroup, .uid = uid};
+  struct fs_slot slot = {
+      .pid = pid, .pidfd = pidfd, .sock = s[0], .ready = false, .cgroup = cgroup, .uid = uid};
   if (uid != SBX_OWNER_SELF) take_id(pool, uid, pid);
   /* The legacy clone cannot start it in the cgroup: move it now, still off the request path. */
   if (cgroup != NULL && !in_cgroup && join_cgroup_path(cgroup, pid) < 0) {
@@ -501,9 +511,10 @@ void pool_refill_one(struct fs_server *srv) {
   }
   char msg[200];
   if ((pool->tmpl.namespaces & CLONE_NEWUSER) &&
-      userns_write_maps(pid, pool->tmpl.inside_uid, uid != SBX_OWNER_SELF ? uid : pool->tmpl.outside_uid,
-                        pool->tmpl.inside_gid, uid != SBX_OWNER_SELF ? uid : pool->tmpl.outside_gid,
-                        srv->may_setgroups, msg, sizeof msg) < 0) {
+      userns_write_maps(pid, pool->tmpl.inside_uid,
+                        uid != SBX_OWNER_SELF ? uid : pool->tmpl.outside_uid, pool->tmpl.inside_gid,
+                        uid != SBX_OWNER_SELF ? uid : pool->tmpl.outside_gid, srv->may_setgroups,
+                        msg, sizeof msg) < 0) {
     snprintf(pool->last_error, sizeof pool->last_error, "%s", msg);
     pool->failures++;
     pool->broken = true;
@@ -522,7 +533,9 @@ void pool_refill_one(struct fs_server *srv) {
   pool->prepared++;
 }
 
-int pool_mounts_fd(const struct fs_pool *pool) { return pool->key != NULL && pool->mounts_fd > 0 ? pool->mounts_fd : -1; }
+int pool_mounts_fd(const struct fs_pool *pool) {
+  return pool->key != NULL && pool->mounts_fd > 0 ? pool->mounts_fd : -1;
+}
 
 void pool_mounts_changed(struct fs_pool *pool) {
   /* The poll that reported the change has re-armed the watch (proc_mounts' event count). */
@@ -555,7 +568,8 @@ void pool_handle_events(struct fs_pool *pool, const struct pollfd *p, size_t cou
     }
     /* A failure report, or the slot died (killed from outside, or its frozen setup failed). */
     if (r == 0 && tag == SBX_TAG_STRING) {
-      snprintf(pool->last_error, sizeof pool->last_error, "slot: %.*s", (int)len, (const char *)data);
+      snprintf(pool->last_error, sizeof pool->last_error, "slot: %.*s", (int)len,
+               (const char *)data);
       pool->broken = true; /* this layout fails in a slot: on demand reports it to each request */
     } else if (!s->ready) {
       snprintf(pool->last_error, sizeof pool->last_error, "slot: died during its setup");

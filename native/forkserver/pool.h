@@ -41,9 +41,9 @@ struct fs_server;
 
 struct fs_slot {
   pid_t pid;
-  int pidfd;  /* owned until the slot is handed out */
-  int sock;   /* forkserver's end of the slot's socket */
-  bool ready; /* the slot said SBX_FS_SLOT_READY */
+  int pidfd;    /* owned until the slot is handed out */
+  int sock;     /* forkserver's end of the slot's socket */
+  bool ready;   /* the slot said SBX_FS_SLOT_READY */
   char *cgroup; /* its own cgroup (created with it, removed when it is killed unused), or NULL */
   uint32_t uid; /* its host uid when it took one from the pool's id list, else SBX_OWNER_SELF */
 };
@@ -62,13 +62,13 @@ struct fs_bind_id {
 };
 
 struct fs_pool {
-  uint32_t size;           /* slots wanted; 0 = no pool */
+  uint32_t size;            /* slots wanted; 0 = no pool */
   struct fs_bind_id *binds; /* one per BIND op of the template, in op order */
   size_t nbinds;
-  int mounts_fd;           /* /proc/self/mountinfo: POLLPRI when the host's mount table changes */
-  uint8_t *key;            /* frozen ops of the template, then "cgroup parent" (below); NULL: none yet */
-  char *cgroup_parent;     /* the template's cgroups were made in this directory; NULL: none */
-  uint64_t cgroup_serial;  /* names the slots' cgroups */
+  int mounts_fd; /* /proc/self/mountinfo: POLLPRI when the host's mount table changes */
+  uint8_t *key;  /* frozen ops of the template, then "cgroup parent" (below); NULL: none yet */
+  char *cgroup_parent;    /* the template's cgroups were made in this directory; NULL: none */
+  uint64_t cgroup_serial; /* names the slots' cgroups */
   size_t key_len;
   struct sbx_request tmpl; /* the key parsed (with placeholders for the required ops) */
   bool broken;             /* a slot of this template failed: no refill until it changes */
@@ -101,8 +101,8 @@ bool pool_take(struct fs_pool *pool, const uint8_t *buf, size_t len, const struc
 
 /* Hands the request to a slot taken with pool_take: the op list, the request's fds in order,
  * then exec_fd. Closes the slot's socket. 0, or -errno (the slot is then killed and reaped). */
-int pool_hand_over(struct fs_pool *pool, struct fs_slot *slot, const uint8_t *buf, size_t len, const int *fds,
-                   size_t nfds, int exec_fd);
+int pool_hand_over(struct fs_pool *pool, struct fs_slot *slot, const uint8_t *buf, size_t len,
+                   const int *fds, size_t nfds, int exec_fd);
 
 /* True when a slot should be prepared now (pool on, template known, not full, not broken). */
 bool pool_wants_refill(const struct fs_pool *pool);

@@ -29,16 +29,20 @@ int probe_main(void) {
     _exit(0);
   }
   if (pid < 0) {
-    printf("namespaces clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWIPC|"
-           "CLONE_NEWUTS|CLONE_NEWCGROUP): %s\n", strerror(errno));
+    printf(
+        "namespaces clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWIPC|"
+        "CLONE_NEWUTS|CLONE_NEWCGROUP): %s\n",
+        strerror(errno));
   } else {
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) printf("namespaces ok\n");
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      printf("namespaces ok\n");
     else if (WIFEXITED(status))
-      printf("namespaces mount(/, MS_REC|MS_PRIVATE) in a new user namespace: %s\n", strerror(WEXITSTATUS(status)));
-    else printf("namespaces probe child killed by signal %d\n", WTERMSIG(status));
+      printf("namespaces mount(/, MS_REC|MS_PRIVATE) in a new user namespace: %s\n",
+             strerror(WEXITSTATUS(status)));
+    else
+      printf("namespaces probe child killed by signal %d\n", WTERMSIG(status));
   }
   printf("landlock %d\n", landlock_probe());
   return 0;

@@ -43,9 +43,9 @@
 #define SBX_FS_COMMS_FD 3
 
 /* Message tags (user range). */
-#define SBX_FS_SPAWN 0x00005301u
+#define SBX_FS_SPAWN   0x00005301u
 #define SBX_FS_SPAWNED 0x00005302u
-#define SBX_FS_EXITED 0x00005303u
+#define SBX_FS_EXITED  0x00005303u
 /* On the setup socket, from the sandbox's init (pid 1): i32 raw wait status of the target. */
 #define SBX_INIT_STATUS 0x00005304u
 /* Spawn pool (pool.h). Executor -> forkserver: u32 size (0 = off). */
@@ -59,7 +59,7 @@
 
 /* fd numbers used in the child between clone and exec (above any mapped fd but 1023). */
 #define SBX_SETUP_FD_TARGET 1021
-#define SBX_EXEC_FD_TARGET 1022
+#define SBX_EXEC_FD_TARGET  1022
 
 /* execveat(SBX_EXEC_FD_TARGET, "", argv, envp, AT_EMPTY_PATH) carries this in its unused 6th
  * argument. The filter prologue returns USER_NOTIF for it (ALLOW when there is no monitor); the
@@ -69,40 +69,41 @@
 
 enum sbx_op {
   SBX_OP_INVALID = 0,
-  SBX_OP_REQUEST_ID = 1,  /* u64, required */
-  SBX_OP_EXEC_PATH = 2,   /* string: host path of the binary, opened O_PATH before clone; required */
-  SBX_OP_ARG = 3,         /* string, repeated, at least one: argv in order (argv[0] included) */
-  SBX_OP_ENV = 4,         /* string "K=V", repeated: the whole environment */
-  SBX_OP_CWD = 5,         /* string: directory inside the sandbox (default "/") */
-  SBX_OP_NAMESPACES = 6,  /* u32: CLONE_NEW* flags; 0 = none (landlock mode, later) */
-  SBX_OP_HOSTNAME = 7,    /* string (only with CLONE_NEWUTS) */
-  SBX_OP_ID_MAP = 8,      /* u32 inside_uid | u32 outside_uid | u32 inside_gid | u32 outside_gid */
-  SBX_OP_BIND = 9,        /* u32 flags (SBX_BIND_*) | u32 src_len | src | dst   (src on host, dst inside) */
-  SBX_OP_TMPFS = 10,      /* u64 size_bytes (0 = kernel default) | u32 mode | dst */
-  SBX_OP_PROC = 11,       /* dst (usually "/proc"); mounted before the old root is detached */
-  SBX_OP_DEV = 12,        /* dst, once: a tmpfs with null, zero, full, random, urandom (host binds),
+  SBX_OP_REQUEST_ID = 1, /* u64, required */
+  SBX_OP_EXEC_PATH = 2,  /* string: host path of the binary, opened O_PATH before clone; required */
+  SBX_OP_ARG = 3,        /* string, repeated, at least one: argv in order (argv[0] included) */
+  SBX_OP_ENV = 4,        /* string "K=V", repeated: the whole environment */
+  SBX_OP_CWD = 5,        /* string: directory inside the sandbox (default "/") */
+  SBX_OP_NAMESPACES = 6, /* u32: CLONE_NEW* flags; 0 = none (landlock mode, later) */
+  SBX_OP_HOSTNAME = 7,   /* string (only with CLONE_NEWUTS) */
+  SBX_OP_ID_MAP = 8,     /* u32 inside_uid | u32 outside_uid | u32 inside_gid | u32 outside_gid */
+  SBX_OP_BIND =
+      9, /* u32 flags (SBX_BIND_*) | u32 src_len | src | dst   (src on host, dst inside) */
+  SBX_OP_TMPFS = 10,   /* u64 size_bytes (0 = kernel default) | u32 mode | dst */
+  SBX_OP_PROC = 11,    /* dst (usually "/proc"); mounted before the old root is detached */
+  SBX_OP_DEV = 12,     /* dst, once: a tmpfs with null, zero, full, random, urandom (host binds),
                              fd/stdin/stdout/stderr symlinks; no tty, pts or shm */
-  SBX_OP_MKDIR = 13,      /* u32 mode | path inside */
-  SBX_OP_SYMLINK = 14,    /* u32 target_len | target | linkpath inside */
-  SBX_OP_RLIMIT = 15,     /* u32 resource (RLIMIT_*) | u64 soft | u64 hard (RLIM_INFINITY = ~0) */
-  SBX_OP_SECCOMP = 16,    /* struct sock_filter[] (8 bytes each), installed right before exec */
+  SBX_OP_MKDIR = 13,   /* u32 mode | path inside */
+  SBX_OP_SYMLINK = 14, /* u32 target_len | target | linkpath inside */
+  SBX_OP_RLIMIT = 15,  /* u32 resource (RLIMIT_*) | u64 soft | u64 hard (RLIM_INFINITY = ~0) */
+  SBX_OP_SECCOMP = 16, /* struct sock_filter[] (8 bytes each), installed right before exec */
   SBX_OP_SECCOMP_FLAGS = 17, /* u32: SBX_SECCOMP_* */
-  SBX_OP_FD = 18,         /* u32 target fd in the child; consumes the next fd */
-  SBX_OP_SETUP_SOCKET = 19, /* consumes the next fd: the setup socket (above) */
-  SBX_OP_CGROUP = 20,     /* string: a cgroup v2 directory to start the child in (CLONE_INTO_CGROUP) */
-  SBX_OP_LANDLOCK = 21,   /* repeated; u32 kind (SBX_LANDLOCK_*) | kind's payload (below) */
-  SBX_OP_WALLTIME = 22,   /* u64 milliseconds from the clone; the forkserver SIGKILLs the child then
+  SBX_OP_FD = 18,            /* u32 target fd in the child; consumes the next fd */
+  SBX_OP_SETUP_SOCKET = 19,  /* consumes the next fd: the setup socket (above) */
+  SBX_OP_CGROUP = 20, /* string: a cgroup v2 directory to start the child in (CLONE_INTO_CGROUP) */
+  SBX_OP_LANDLOCK = 21, /* repeated; u32 kind (SBX_LANDLOCK_*) | kind's payload (below) */
+  SBX_OP_WALLTIME = 22, /* u64 milliseconds from the clone; the forkserver SIGKILLs the child then
                              (it keeps time even when the executor's event loop is busy); SIGTERM with
                              SBX_OP_REAPER (below) */
-  SBX_OP_HOST_IDS = 23,   /* u32 uid | u32 gid: without CLONE_NEWUSER, become these host ids (bounding
+  SBX_OP_HOST_IDS = 23, /* u32 uid | u32 gid: without CLONE_NEWUSER, become these host ids (bounding
                              set, ambient set and supplementary groups dropped first). Landlock
                              isolation run by a root executor */
-  SBX_OP_REAPER = 24,     /* empty; without CLONE_NEWPID: the sandbox's init (the forkserver's child)
+  SBX_OP_REAPER = 24,   /* empty; without CLONE_NEWPID: the sandbox's init (the forkserver's child)
                              forks the target and stays as a child subreaper outside the Landlock
                              domain; when the target ends, or on SIGTERM (walltime, kill, PDEATHSIG of
                              the forkserver), it SIGKILLs and reaps every descendant, sends
                              SBX_INIT_STATUS and exits. Tree kill without a pid namespace */
-  SBX_OP_NO_POOL = 25,    /* empty; served on demand, and the spawn pool (pool.h) neither serves it
+  SBX_OP_NO_POOL = 25,  /* empty; served on demand, and the spawn pool (pool.h) neither serves it
                              nor takes its layout as the template */
   SBX_OP_USER_LIMIT = 26, /* repeated, with CLONE_NEWUSER: u32 index (SBX_USER_LIMIT_*) | u64 value.
                              Written to /proc/sys/user/<name> inside the sandbox's user namespace
@@ -128,8 +129,8 @@ enum sbx_user_limit {
   SBX_USER_LIMIT_MAX
 };
 
-#define SBX_BIND_RW 1u       /* default is read-only */
-#define SBX_BIND_DEV 2u      /* allow device nodes (default nodev) */
+#define SBX_BIND_RW       1u /* default is read-only */
+#define SBX_BIND_DEV      2u /* allow device nodes (default nodev) */
 #define SBX_BIND_OPTIONAL 4u /* a missing source is skipped instead of failing */
 
 /* SBX_OP_LANDLOCK kinds. A Landlock ruleset, applied after the mount tree, ids and caps (NO_NEW_PRIVS),
@@ -144,7 +145,7 @@ enum sbx_user_limit {
  *     a non-directory gets only the file rights of allowed_access.
  *   The binary (the exec fd) always gets READ_FILE | EXECUTE. */
 #define SBX_LANDLOCK_CONFIG 1u
-#define SBX_LANDLOCK_PATH 2u
+#define SBX_LANDLOCK_PATH   2u
 
 #define SBX_SECCOMP_LISTENER 1u /* install with SECCOMP_FILTER_FLAG_NEW_LISTENER */
 

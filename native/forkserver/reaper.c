@@ -185,7 +185,8 @@ static int keep_only_cap_kill(void) {
   return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
-__attribute__((noreturn)) static void run_reaper(struct child_ctx *ctx, pid_t target, pid_t forkserver) {
+__attribute__((noreturn)) static void run_reaper(struct child_ctx *ctx, pid_t target,
+                                                 pid_t forkserver) {
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) _exit(127);
   if (keep_only_cap_kill() < 0) {
     kill(target, SIGKILL); /* no init with more power than it needs: the sandbox ends here */
@@ -234,7 +235,8 @@ int reaper_split_in_child(struct child_ctx *ctx) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGCHLD);
-  if (sigprocmask(SIG_BLOCK, &set, &old) < 0) return child_fail(ctx, "sigprocmask", errno, "SIG_BLOCK, {SIGTERM, SIGCHLD}", NULL);
+  if (sigprocmask(SIG_BLOCK, &set, &old) < 0)
+    return child_fail(ctx, "sigprocmask", errno, "SIG_BLOCK, {SIGTERM, SIGCHLD}", NULL);
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
     return child_fail(ctx, "prctl", errno, "PR_SET_CHILD_SUBREAPER, 1", NULL);
   pid_t init = getpid();
@@ -243,7 +245,8 @@ int reaper_split_in_child(struct child_ctx *ctx) {
   if (target > 0) run_reaper(ctx, target, forkserver);
   /* The target: not a subreaper (fork does not inherit it), its mask as before, tied to init. */
   ctx->init_pid = init;
-  if (sigprocmask(SIG_SETMASK, &old, NULL) < 0) return child_fail(ctx, "sigprocmask", errno, "SIG_SETMASK", NULL);
+  if (sigprocmask(SIG_SETMASK, &old, NULL) < 0)
+    return child_fail(ctx, "sigprocmask", errno, "SIG_SETMASK", NULL);
   if (reaper_tie_target_in_child(ctx) < 0) return -1;
   if (ctx->setup_fd >= 0) return init_send_target_pidfd(ctx);
   return 0;

@@ -20,28 +20,41 @@
 #include "le.h"
 
 #define HEADER_SIZE 12u
-#define FD_OPS_MAX 1024u /* far above any real sandbox; keeps the duplicate check cheap */
+#define FD_OPS_MAX  1024u /* far above any real sandbox; keeps the duplicate check cheap */
 
 /* The namespaces a request may ask for. */
-#define ALLOWED_NAMESPACES                                                                    \
-  ((uint32_t)(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |    \
+#define ALLOWED_NAMESPACES                                                               \
+  ((uint32_t)(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | \
               CLONE_NEWUTS | CLONE_NEWCGROUP))
 
 static const char *const op_names[SBX_OP_MAX] = {
-    [SBX_OP_INVALID] = "INVALID",       [SBX_OP_REQUEST_ID] = "REQUEST_ID",
-    [SBX_OP_EXEC_PATH] = "EXEC_PATH",   [SBX_OP_ARG] = "ARG",
-    [SBX_OP_ENV] = "ENV",               [SBX_OP_CWD] = "CWD",
-    [SBX_OP_NAMESPACES] = "NAMESPACES", [SBX_OP_HOSTNAME] = "HOSTNAME",
-    [SBX_OP_ID_MAP] = "ID_MAP",         [SBX_OP_BIND] = "BIND",
-    [SBX_OP_TMPFS] = "TMPFS",           [SBX_OP_PROC] = "PROC",
-    [SBX_OP_DEV] = "DEV",               [SBX_OP_MKDIR] = "MKDIR",
-    [SBX_OP_SYMLINK] = "SYMLINK",       [SBX_OP_RLIMIT] = "RLIMIT",
-    [SBX_OP_SECCOMP] = "SECCOMP",       [SBX_OP_SECCOMP_FLAGS] = "SECCOMP_FLAGS",
-    [SBX_OP_FD] = "FD",                 [SBX_OP_SETUP_SOCKET] = "SETUP_SOCKET",
-    [SBX_OP_CGROUP] = "CGROUP",         [SBX_OP_LANDLOCK] = "LANDLOCK",
-    [SBX_OP_WALLTIME] = "WALLTIME",     [SBX_OP_HOST_IDS] = "HOST_IDS",
+    [SBX_OP_INVALID] = "INVALID",
+    [SBX_OP_REQUEST_ID] = "REQUEST_ID",
+    [SBX_OP_EXEC_PATH] = "EXEC_PATH",
+    [SBX_OP_ARG] = "ARG",
+    [SBX_OP_ENV] = "ENV",
+    [SBX_OP_CWD] = "CWD",
+    [SBX_OP_NAMESPACES] = "NAMESPACES",
+    [SBX_OP_HOSTNAME] = "HOSTNAME",
+    [SBX_OP_ID_MAP] = "ID_MAP",
+    [SBX_OP_BIND] = "BIND",
+    [SBX_OP_TMPFS] = "TMPFS",
+    [SBX_OP_PROC] = "PROC",
+    [SBX_OP_DEV] = "DEV",
+    [SBX_OP_MKDIR] = "MKDIR",
+    [SBX_OP_SYMLINK] = "SYMLINK",
+    [SBX_OP_RLIMIT] = "RLIMIT",
+    [SBX_OP_SECCOMP] = "SECCOMP",
+    [SBX_OP_SECCOMP_FLAGS] = "SECCOMP_FLAGS",
+    [SBX_OP_FD] = "FD",
+    [SBX_OP_SETUP_SOCKET] = "SETUP_SOCKET",
+    [SBX_OP_CGROUP] = "CGROUP",
+    [SBX_OP_LANDLOCK] = "LANDLOCK",
+    [SBX_OP_WALLTIME] = "WALLTIME",
+    [SBX_OP_HOST_IDS] = "HOST_IDS",
     [SBX_OP_REAPER] = "REAPER",
-    [SBX_OP_NO_POOL] = "NO_POOL",       [SBX_OP_USER_LIMIT] = "USER_LIMIT",
+    [SBX_OP_NO_POOL] = "NO_POOL",
+    [SBX_OP_USER_LIMIT] = "USER_LIMIT",
 };
 
 const char *sbx_op_name(uint32_t op) {
@@ -52,24 +65,22 @@ const char *sbx_op_name(uint32_t op) {
 /* Ops that may appear at most once. */
 static bool op_is_single(uint32_t op) {
   switch (op) {
-  case SBX_OP_REQUEST_ID:
-  case SBX_OP_EXEC_PATH:
-  case SBX_OP_CWD:
-  case SBX_OP_NAMESPACES:
-  case SBX_OP_HOSTNAME:
-  case SBX_OP_ID_MAP:
-  case SBX_OP_DEV:
-  case SBX_OP_SECCOMP:
-  case SBX_OP_SECCOMP_FLAGS:
-  case SBX_OP_SETUP_SOCKET:
-  case SBX_OP_CGROUP:
-  case SBX_OP_WALLTIME:
-  case SBX_OP_HOST_IDS:
-  case SBX_OP_REAPER:
-  case SBX_OP_NO_POOL:
-    return true;
-  default:
-    return false;
+    case SBX_OP_REQUEST_ID:
+    case SBX_OP_EXEC_PATH:
+    case SBX_OP_CWD:
+    case SBX_OP_NAMESPACES:
+    case SBX_OP_HOSTNAME:
+    case SBX_OP_ID_MAP:
+    case SBX_OP_DEV:
+    case SBX_OP_SECCOMP:
+    case SBX_OP_SECCOMP_FLAGS:
+    case SBX_OP_SETUP_SOCKET:
+    case SBX_OP_CGROUP:
+    case SBX_OP_WALLTIME:
+    case SBX_OP_HOST_IDS:
+    case SBX_OP_REAPER:
+    case SBX_OP_NO_POOL: return true;
+    default: return false;
   }
 }
 
@@ -88,14 +99,14 @@ struct parser {
   /* counts from the first pass; cursors in the second */
   size_t nargs, nenv, nmounts, nrlimits, nfd_ops, str_bytes, filter_len;
   char *str_cursor;
-  uint64_t seen;        /* bit per single op already seen */
-  uint32_t rlimit_seen; /* bit per RLIMIT_* resource */
+  uint64_t seen;            /* bit per single op already seen */
+  uint32_t rlimit_seen;     /* bit per RLIMIT_* resource */
   uint32_t user_limit_seen; /* bit per SBX_USER_LIMIT_* index */
   size_t nlandlock_paths;
   bool landlock_config;         /* a LANDLOCK CONFIG op was seen */
   uint64_t landlock_fs;         /* its handled fs rights */
   uint64_t landlock_path_union; /* every right a PATH rule grants */
-  uint32_t namespaces;  /* values the cross-op checks need */
+  uint32_t namespaces;          /* values the cross-op checks need */
   uint32_t seccomp_flags;
 };
 
@@ -179,7 +190,8 @@ static int need_len(struct parser *p, size_t have, size_t want) {
 }
 
 static int need_min(struct parser *p, size_t have, size_t min) {
-  if (have < min) return fail(p, "payload is %zu bytes, shorter than the %zu-byte minimum", have, min);
+  if (have < min)
+    return fail(p, "payload is %zu bytes, shorter than the %zu-byte minimum", have, min);
   return 0;
 }
 
@@ -187,49 +199,49 @@ static int parse_mount_op(struct parser *p, const uint8_t *d, size_t n) {
   struct sbx_mount_op m = {.op = p->op};
   int r;
   switch (p->op) {
-  case SBX_OP_BIND: {
-    if ((r = need_min(p, n, 8)) < 0) return r;
-    m.flags = rd_u32(d);
-    uint32_t src_len = rd_u32(d + 4);
-    if (m.flags & ~(SBX_BIND_RW | SBX_BIND_DEV | SBX_BIND_OPTIONAL))
-      return fail(p, "unknown flags 0x%x", (unsigned)m.flags);
-    if (src_len > n - 8)
-      return fail(p, "source length %u exceeds the %zu bytes left", (unsigned)src_len, n - 8);
-    if ((r = take_host_path(p, d + 8, src_len, "source", &m.src)) < 0) return r;
-    if ((r = take_inside_path(p, d + 8 + src_len, n - 8 - src_len, "destination", &m.dst)) < 0)
-      return r;
-    break;
-  }
-  case SBX_OP_TMPFS:
-    if ((r = need_min(p, n, 12)) < 0) return r;
-    m.size = rd_u64(d);
-    m.flags = rd_u32(d + 8);
-    if (m.flags > 07777) return fail(p, "mode 0%o has bits outside 07777", (unsigned)m.flags);
-    if ((r = take_inside_path(p, d + 12, n - 12, "destination", &m.dst)) < 0) return r;
-    break;
-  case SBX_OP_PROC:
-  case SBX_OP_DEV:
-    if ((r = take_inside_path(p, d, n, "destination", &m.dst)) < 0) return r;
-    break;
-  case SBX_OP_MKDIR:
-    if ((r = need_min(p, n, 4)) < 0) return r;
-    m.flags = rd_u32(d);
-    if (m.flags > 07777) return fail(p, "mode 0%o has bits outside 07777", (unsigned)m.flags);
-    if ((r = take_inside_path(p, d + 4, n - 4, "path", &m.dst)) < 0) return r;
-    break;
-  case SBX_OP_SYMLINK: {
-    if ((r = need_min(p, n, 4)) < 0) return r;
-    uint32_t target_len = rd_u32(d);
-    if (target_len > n - 4)
-      return fail(p, "target length %u exceeds the %zu bytes left", (unsigned)target_len, n - 4);
-    if (target_len == 0) return fail(p, "target is empty");
-    if ((r = take_string(p, d + 4, target_len, SBX_REQ_PATH_MAX, "target", &m.src)) < 0) return r;
-    if ((r = take_inside_path(p, d + 4 + target_len, n - 4 - target_len, "link path", &m.dst)) < 0)
-      return r;
-    break;
-  }
-  default:
-    return fail(p, "not a mount op"); /* unreachable */
+    case SBX_OP_BIND: {
+      if ((r = need_min(p, n, 8)) < 0) return r;
+      m.flags = rd_u32(d);
+      uint32_t src_len = rd_u32(d + 4);
+      if (m.flags & ~(SBX_BIND_RW | SBX_BIND_DEV | SBX_BIND_OPTIONAL))
+        return fail(p, "unknown flags 0x%x", (unsigned)m.flags);
+      if (src_len > n - 8)
+        return fail(p, "source length %u exceeds the %zu bytes left", (unsigned)src_len, n - 8);
+      if ((r = take_host_path(p, d + 8, src_len, "source", &m.src)) < 0) return r;
+      if ((r = take_inside_path(p, d + 8 + src_len, n - 8 - src_len, "destination", &m.dst)) < 0)
+        return r;
+      break;
+    }
+    case SBX_OP_TMPFS:
+      if ((r = need_min(p, n, 12)) < 0) return r;
+      m.size = rd_u64(d);
+      m.flags = rd_u32(d + 8);
+      if (m.flags > 07777) return fail(p, "mode 0%o has bits outside 07777", (unsigned)m.flags);
+      if ((r = take_inside_path(p, d + 12, n - 12, "destination", &m.dst)) < 0) return r;
+      break;
+    case SBX_OP_PROC:
+    case SBX_OP_DEV:
+      if ((r = take_inside_path(p, d, n, "destination", &m.dst)) < 0) return r;
+      break;
+    case SBX_OP_MKDIR:
+      if ((r = need_min(p, n, 4)) < 0) return r;
+      m.flags = rd_u32(d);
+      if (m.flags > 07777) return fail(p, "mode 0%o has bits outside 07777", (unsigned)m.flags);
+      if ((r = take_inside_path(p, d + 4, n - 4, "path", &m.dst)) < 0) return r;
+      break;
+    case SBX_OP_SYMLINK: {
+      if ((r = need_min(p, n, 4)) < 0) return r;
+      uint32_t target_len = rd_u32(d);
+      if (target_len > n - 4)
+        return fail(p, "target length %u exceeds the %zu bytes left", (unsigned)target_len, n - 4);
+      if (target_len == 0) return fail(p, "target is empty");
+      if ((r = take_string(p, d + 4, target_len, SBX_REQ_PATH_MAX, "target", &m.src)) < 0) return r;
+      if ((r = take_inside_path(p, d + 4 + target_len, n - 4 - target_len, "link path", &m.dst)) <
+          0)
+        return r;
+      break;
+    }
+    default: return fail(p, "not a mount op"); /* unreachable */
   }
   if (p->fill) p->out->mounts[p->nmounts] = m;
   p->nmounts++;
@@ -237,8 +249,8 @@ static int parse_mount_op(struct parser *p, const uint8_t *d, size_t n) {
 }
 
 /* Landlock ABI 7's rights: 16 fs bits, 2 net bits, 2 scopes (unknown bits are EINVAL there too). */
-#define LANDLOCK_FS_KNOWN 0xffffull
-#define LANDLOCK_NET_KNOWN 0x3ull
+#define LANDLOCK_FS_KNOWN    0xffffull
+#define LANDLOCK_NET_KNOWN   0x3ull
 #define LANDLOCK_SCOPE_KNOWN 0x3ull
 
 /* A path a rule names: absolute, "/" allowed, no ".." (it is only opened, never created). */
@@ -266,9 +278,12 @@ static int parse_landlock(struct parser *p, const uint8_t *d, size_t n) {
     if (p->landlock_config) return fail(p, "CONFIG may appear only once");
     p->landlock_config = true;
     uint64_t fs = rd_u64(d + 4), net = rd_u64(d + 12), scoped = rd_u64(d + 20);
-    if (fs & ~LANDLOCK_FS_KNOWN) return fail(p, "unknown fs rights 0x%llx", (unsigned long long)(fs & ~LANDLOCK_FS_KNOWN));
-    if (net & ~LANDLOCK_NET_KNOWN) return fail(p, "unknown net rights 0x%llx", (unsigned long long)(net & ~LANDLOCK_NET_KNOWN));
-    if (scoped & ~LANDLOCK_SCOPE_KNOWN) return fail(p, "unknown scopes 0x%llx", (unsigned long long)(scoped & ~LANDLOCK_SCOPE_KNOWN));
+    if (fs & ~LANDLOCK_FS_KNOWN)
+      return fail(p, "unknown fs rights 0x%llx", (unsigned long long)(fs & ~LANDLOCK_FS_KNOWN));
+    if (net & ~LANDLOCK_NET_KNOWN)
+      return fail(p, "unknown net rights 0x%llx", (unsigned long long)(net & ~LANDLOCK_NET_KNOWN));
+    if (scoped & ~LANDLOCK_SCOPE_KNOWN)
+      return fail(p, "unknown scopes 0x%llx", (unsigned long long)(scoped & ~LANDLOCK_SCOPE_KNOWN));
     p->landlock_fs = fs;
     if (p->fill) {
       o->has_landlock = true;
@@ -282,13 +297,16 @@ static int parse_landlock(struct parser *p, const uint8_t *d, size_t n) {
     if ((r = need_min(p, n, 12)) < 0) return r;
     uint64_t access = rd_u64(d + 4);
     if (access == 0) return fail(p, "PATH rule grants no right");
-    if (access & ~LANDLOCK_FS_KNOWN) return fail(p, "unknown fs rights 0x%llx", (unsigned long long)(access & ~LANDLOCK_FS_KNOWN));
+    if (access & ~LANDLOCK_FS_KNOWN)
+      return fail(p, "unknown fs rights 0x%llx", (unsigned long long)(access & ~LANDLOCK_FS_KNOWN));
     if (p->nlandlock_paths >= SBX_REQ_LANDLOCK_PATHS_MAX)
       return fail(p, "more than %d PATH rules", SBX_REQ_LANDLOCK_PATHS_MAX);
     const char *s;
     if ((r = take_rule_path(p, d + 12, n - 12, &s)) < 0) return r;
     p->landlock_path_union |= access;
-    if (p->fill) o->landlock_paths[p->nlandlock_paths] = (struct sbx_landlock_path){.access = access, .path = s};
+    if (p->fill)
+      o->landlock_paths[p->nlandlock_paths] =
+          (struct sbx_landlock_path){.access = access, .path = s};
     p->nlandlock_paths++;
     return 0;
   }
@@ -307,169 +325,172 @@ static int parse_op(struct parser *p, const uint8_t *d, size_t n) {
   }
 
   switch (p->op) {
-  case SBX_OP_REQUEST_ID:
-    if ((r = need_len(p, n, 8)) < 0) return r;
-    if (p->fill) o->request_id = rd_u64(d);
-    return 0;
-  case SBX_OP_EXEC_PATH:
-    if ((r = take_host_path(p, d, n, "path", &s)) < 0) return r;
-    if (p->fill) o->exec_path = s;
-    return 0;
-  case SBX_OP_ARG:
-    if ((r = take_string(p, d, n, 0, "argument", &s)) < 0) return r;
-    if (p->fill) o->argv[p->nargs] = (char *)s;
-    p->nargs++;
-    return 0;
-  case SBX_OP_ENV: {
-    const uint8_t *eq = memchr(d, '=', n);
-    if (eq == NULL || eq == d) return fail(p, "\"%.*s\" is not KEY=VALUE", (int)(n < 200 ? n : 200), d);
-    if ((r = take_string(p, d, n, 0, "variable", &s)) < 0) return r;
-    if (p->fill) o->envp[p->nenv] = (char *)s;
-    p->nenv++;
-    return 0;
-  }
-  case SBX_OP_CWD:
-    if ((r = take_host_path(p, d, n, "directory", &s)) < 0) return r;
-    if (p->fill) o->cwd = s;
-    return 0;
-  case SBX_OP_NAMESPACES: {
-    if ((r = need_len(p, n, 4)) < 0) return r;
-    uint32_t ns = rd_u32(d);
-    if (ns & ~ALLOWED_NAMESPACES)
-      return fail(p, "flags 0x%x are not CLONE_NEW* namespaces this forkserver creates",
-                  (unsigned)(ns & ~ALLOWED_NAMESPACES));
-    p->namespaces = ns;
-    if (p->fill) o->namespaces = ns;
-    return 0;
-  }
-  case SBX_OP_HOSTNAME:
-    if (n == 0) return fail(p, "hostname is empty");
-    if ((r = take_string(p, d, n, SBX_REQ_HOSTNAME_MAX + 1, "hostname", &s)) < 0) return r;
-    if (p->fill) o->hostname = s;
-    return 0;
-  case SBX_OP_ID_MAP:
-    if ((r = need_len(p, n, 16)) < 0) return r;
-    for (int i = 0; i < 4; i++)
-      if (rd_u32(d + 4 * i) == UINT32_MAX) return fail(p, "id 4294967295 is not a valid id");
-    if (p->fill) {
-      o->has_id_map = true;
-      o->inside_uid = rd_u32(d);
-      o->outside_uid = rd_u32(d + 4);
-      o->inside_gid = rd_u32(d + 8);
-      o->outside_gid = rd_u32(d + 12);
+    case SBX_OP_REQUEST_ID:
+      if ((r = need_len(p, n, 8)) < 0) return r;
+      if (p->fill) o->request_id = rd_u64(d);
+      return 0;
+    case SBX_OP_EXEC_PATH:
+      if ((r = take_host_path(p, d, n, "path", &s)) < 0) return r;
+      if (p->fill) o->exec_path = s;
+      return 0;
+    case SBX_OP_ARG:
+      if ((r = take_string(p, d, n, 0, "argument", &s)) < 0) return r;
+      if (p->fill) o->argv[p->nargs] = (char *)s;
+      p->nargs++;
+      return 0;
+    case SBX_OP_ENV: {
+      const uint8_t *eq = memchr(d, '=', n);
+      if (eq == NULL || eq == d)
+        return fail(p, "\"%.*s\" is not KEY=VALUE", (int)(n < 200 ? n : 200), d);
+      if ((r = take_string(p, d, n, 0, "variable", &s)) < 0) return r;
+      if (p->fill) o->envp[p->nenv] = (char *)s;
+      p->nenv++;
+      return 0;
     }
-    return 0;
-  case SBX_OP_BIND:
-  case SBX_OP_TMPFS:
-  case SBX_OP_PROC:
-  case SBX_OP_DEV:
-  case SBX_OP_MKDIR:
-  case SBX_OP_SYMLINK:
-    return parse_mount_op(p, d, n);
-  case SBX_OP_RLIMIT: {
-    if ((r = need_len(p, n, 20)) < 0) return r;
-    uint32_t res = rd_u32(d);
-    uint64_t soft = rd_u64(d + 4), hard = rd_u64(d + 12);
-    if (res >= RLIMIT_NLIMITS) return fail(p, "resource %u is not an RLIMIT_*", (unsigned)res);
-    if (p->rlimit_seen & (1u << res)) return fail(p, "resource %u is given twice", (unsigned)res);
-    p->rlimit_seen |= 1u << res;
-    if (soft > hard)
-      return fail(p, "soft limit %llu is above the hard limit %llu", (unsigned long long)soft,
-                  (unsigned long long)hard);
-    if (p->fill) o->rlimits[p->nrlimits] = (struct sbx_rlimit_op){res, soft, hard};
-    p->nrlimits++;
-    return 0;
-  }
-  case SBX_OP_SECCOMP:
-    if (n == 0 || n % 8 != 0)
-      return fail(p, "payload is %zu bytes, not a non-empty multiple of 8 (struct sock_filter)", n);
-    if (n / 8 > SBX_REQ_FILTER_MAX)
-      return fail(p, "%zu instructions exceed BPF_MAXINSNS (%d)", n / 8, SBX_REQ_FILTER_MAX);
-    p->filter_len = n / 8;
-    if (p->fill) {
-      for (size_t i = 0; i < n / 8; i++) {
-        const uint8_t *q = d + 8 * i;
-        o->filter[i].code = (uint16_t)(q[0] | q[1] << 8);
-        o->filter[i].jt = q[2];
-        o->filter[i].jf = q[3];
-        o->filter[i].k = rd_u32(q + 4);
+    case SBX_OP_CWD:
+      if ((r = take_host_path(p, d, n, "directory", &s)) < 0) return r;
+      if (p->fill) o->cwd = s;
+      return 0;
+    case SBX_OP_NAMESPACES: {
+      if ((r = need_len(p, n, 4)) < 0) return r;
+      uint32_t ns = rd_u32(d);
+      if (ns & ~ALLOWED_NAMESPACES)
+        return fail(p, "flags 0x%x are not CLONE_NEW* namespaces this forkserver creates",
+                    (unsigned)(ns & ~ALLOWED_NAMESPACES));
+      p->namespaces = ns;
+      if (p->fill) o->namespaces = ns;
+      return 0;
+    }
+    case SBX_OP_HOSTNAME:
+      if (n == 0) return fail(p, "hostname is empty");
+      if ((r = take_string(p, d, n, SBX_REQ_HOSTNAME_MAX + 1, "hostname", &s)) < 0) return r;
+      if (p->fill) o->hostname = s;
+      return 0;
+    case SBX_OP_ID_MAP:
+      if ((r = need_len(p, n, 16)) < 0) return r;
+      for (int i = 0; i < 4; i++)
+        if (rd_u32(d + 4 * i) == UINT32_MAX) return fail(p, "id 4294967295 is not a valid id");
+      if (p->fill) {
+        o->has_id_map = true;
+        o->inside_uid = rd_u32(d);
+        o->outside_uid = rd_u32(d + 4);
+        o->inside_gid = rd_u32(d + 8);
+        o->outside_gid = rd_u32(d + 12);
       }
-      o->filter_len = n / 8;
+      return 0;
+    case SBX_OP_BIND:
+    case SBX_OP_TMPFS:
+    case SBX_OP_PROC:
+    case SBX_OP_DEV:
+    case SBX_OP_MKDIR:
+    case SBX_OP_SYMLINK: return parse_mount_op(p, d, n);
+    case SBX_OP_RLIMIT: {
+      if ((r = need_len(p, n, 20)) < 0) return r;
+      uint32_t res = rd_u32(d);
+      uint64_t soft = rd_u64(d + 4), hard = rd_u64(d + 12);
+      if (res >= RLIMIT_NLIMITS) return fail(p, "resource %u is not an RLIMIT_*", (unsigned)res);
+      if (p->rlimit_seen & (1u << res)) return fail(p, "resource %u is given twice", (unsigned)res);
+      p->rlimit_seen |= 1u << res;
+      if (soft > hard)
+        return fail(p, "soft limit %llu is above the hard limit %llu", (unsigned long long)soft,
+                    (unsigned long long)hard);
+      if (p->fill) o->rlimits[p->nrlimits] = (struct sbx_rlimit_op){res, soft, hard};
+      p->nrlimits++;
+      return 0;
     }
-    return 0;
-  case SBX_OP_SECCOMP_FLAGS: {
-    if ((r = need_len(p, n, 4)) < 0) return r;
-    uint32_t f = rd_u32(d);
-    if (f & ~SBX_SECCOMP_LISTENER) return fail(p, "unknown flags 0x%x", (unsigned)f);
-    p->seccomp_flags = f;
-    if (p->fill) o->seccomp_flags = f;
-    return 0;
-  }
-  case SBX_OP_FD: {
-    if ((r = need_len(p, n, 4)) < 0) return r;
-    uint32_t t = rd_u32(d);
-    if (t >= SBX_REQ_FD_TARGET_MAX)
-      return fail(p, "target fd %u is above the limit %d", (unsigned)t, SBX_REQ_FD_TARGET_MAX - 1);
-    if (t == SBX_SETUP_FD_TARGET || t == SBX_EXEC_FD_TARGET)
-      return fail(p, "target fd %u is reserved for the setup socket and the exec fd", (unsigned)t);
-    if (p->nfd_ops >= FD_OPS_MAX) return fail(p, "more than %u fd ops", FD_OPS_MAX);
-    if (p->fill) { /* duplicates: only the second pass has the array to look in */
-      for (size_t i = 0; i < p->nfd_ops; i++)
-        if (o->fd_ops[i].target == (int)t) return fail(p, "target fd %u is given twice", (unsigned)t);
-      o->fd_ops[p->nfd_ops].target = (int)t;
+    case SBX_OP_SECCOMP:
+      if (n == 0 || n % 8 != 0)
+        return fail(p, "payload is %zu bytes, not a non-empty multiple of 8 (struct sock_filter)",
+                    n);
+      if (n / 8 > SBX_REQ_FILTER_MAX)
+        return fail(p, "%zu instructions exceed BPF_MAXINSNS (%d)", n / 8, SBX_REQ_FILTER_MAX);
+      p->filter_len = n / 8;
+      if (p->fill) {
+        for (size_t i = 0; i < n / 8; i++) {
+          const uint8_t *q = d + 8 * i;
+          o->filter[i].code = (uint16_t)(q[0] | q[1] << 8);
+          o->filter[i].jt = q[2];
+          o->filter[i].jf = q[3];
+          o->filter[i].k = rd_u32(q + 4);
+        }
+        o->filter_len = n / 8;
+      }
+      return 0;
+    case SBX_OP_SECCOMP_FLAGS: {
+      if ((r = need_len(p, n, 4)) < 0) return r;
+      uint32_t f = rd_u32(d);
+      if (f & ~SBX_SECCOMP_LISTENER) return fail(p, "unknown flags 0x%x", (unsigned)f);
+      p->seccomp_flags = f;
+      if (p->fill) o->seccomp_flags = f;
+      return 0;
     }
-    p->nfd_ops++;
-    return 0;
-  }
-  case SBX_OP_SETUP_SOCKET:
-    if ((r = need_len(p, n, 0)) < 0) return r;
-    if (p->fill) o->fd_ops[p->nfd_ops].target = SBX_FD_OP_SETUP_SOCKET;
-    p->nfd_ops++;
-    return 0;
-  case SBX_OP_CGROUP:
-    if ((r = take_host_path(p, d, n, "cgroup directory", &s)) < 0) return r;
-    if (p->fill) o->cgroup = s;
-    return 0;
-  case SBX_OP_WALLTIME:
-    if ((r = need_len(p, n, 8)) < 0) return r;
-    if (p->fill) o->walltime_ms = rd_u64(d);
-    return 0;
-  case SBX_OP_LANDLOCK:
-    return parse_landlock(p, d, n);
-  case SBX_OP_HOST_IDS:
-    if ((r = need_len(p, n, 8)) < 0) return r;
-    for (int i = 0; i < 2; i++)
-      if (rd_u32(d + 4 * i) == UINT32_MAX) return fail(p, "id 4294967295 is not a valid id");
-    if (p->fill) {
-      o->has_host_ids = true;
-      o->host_uid = rd_u32(d);
-      o->host_gid = rd_u32(d + 4);
+    case SBX_OP_FD: {
+      if ((r = need_len(p, n, 4)) < 0) return r;
+      uint32_t t = rd_u32(d);
+      if (t >= SBX_REQ_FD_TARGET_MAX)
+        return fail(p, "target fd %u is above the limit %d", (unsigned)t,
+                    SBX_REQ_FD_TARGET_MAX - 1);
+      if (t == SBX_SETUP_FD_TARGET || t == SBX_EXEC_FD_TARGET)
+        return fail(p, "target fd %u is reserved for the setup socket and the exec fd",
+                    (unsigned)t);
+      if (p->nfd_ops >= FD_OPS_MAX) return fail(p, "more than %u fd ops", FD_OPS_MAX);
+      if (p->fill) { /* duplicates: only the second pass has the array to look in */
+        for (size_t i = 0; i < p->nfd_ops; i++)
+          if (o->fd_ops[i].target == (int)t)
+            return fail(p, "target fd %u is given twice", (unsigned)t);
+        o->fd_ops[p->nfd_ops].target = (int)t;
+      }
+      p->nfd_ops++;
+      return 0;
     }
-    return 0;
-  case SBX_OP_REAPER:
-    if ((r = need_len(p, n, 0)) < 0) return r;
-    if (p->fill) o->reaper = true;
-    return 0;
-  case SBX_OP_NO_POOL:
-    if ((r = need_len(p, n, 0)) < 0) return r;
-    if (p->fill) o->no_pool = true;
-    return 0;
-  case SBX_OP_USER_LIMIT: {
-    if ((r = need_len(p, n, 12)) < 0) return r;
-    uint32_t i = rd_u32(d);
-    if (i >= SBX_USER_LIMIT_MAX) return fail(p, "index %u is not an SBX_USER_LIMIT_*", (unsigned)i);
-    if (p->user_limit_seen & (1u << i)) return fail(p, "index %u is given twice", (unsigned)i);
-    p->user_limit_seen |= 1u << i;
-    uint64_t v = rd_u64(d + 4);
-    if (v > INT32_MAX) return fail(p, "value %llu is above INT_MAX", (unsigned long long)v);
-    if (p->fill) {
-      o->user_limit_set |= 1u << i;
-      o->user_limits[i] = (uint32_t)v;
+    case SBX_OP_SETUP_SOCKET:
+      if ((r = need_len(p, n, 0)) < 0) return r;
+      if (p->fill) o->fd_ops[p->nfd_ops].target = SBX_FD_OP_SETUP_SOCKET;
+      p->nfd_ops++;
+      return 0;
+    case SBX_OP_CGROUP:
+      if ((r = take_host_path(p, d, n, "cgroup directory", &s)) < 0) return r;
+      if (p->fill) o->cgroup = s;
+      return 0;
+    case SBX_OP_WALLTIME:
+      if ((r = need_len(p, n, 8)) < 0) return r;
+      if (p->fill) o->walltime_ms = rd_u64(d);
+      return 0;
+    case SBX_OP_LANDLOCK: return parse_landlock(p, d, n);
+    case SBX_OP_HOST_IDS:
+      if ((r = need_len(p, n, 8)) < 0) return r;
+      for (int i = 0; i < 2; i++)
+        if (rd_u32(d + 4 * i) == UINT32_MAX) return fail(p, "id 4294967295 is not a valid id");
+      if (p->fill) {
+        o->has_host_ids = true;
+        o->host_uid = rd_u32(d);
+        o->host_gid = rd_u32(d + 4);
+      }
+      return 0;
+    case SBX_OP_REAPER:
+      if ((r = need_len(p, n, 0)) < 0) return r;
+      if (p->fill) o->reaper = true;
+      return 0;
+    case SBX_OP_NO_POOL:
+      if ((r = need_len(p, n, 0)) < 0) return r;
+      if (p->fill) o->no_pool = true;
+      return 0;
+    case SBX_OP_USER_LIMIT: {
+      if ((r = need_len(p, n, 12)) < 0) return r;
+      uint32_t i = rd_u32(d);
+      if (i >= SBX_USER_LIMIT_MAX)
+        return fail(p, "index %u is not an SBX_USER_LIMIT_*", (unsigned)i);
+      if (p->user_limit_seen & (1u << i)) return fail(p, "index %u is given twice", (unsigned)i);
+      p->user_limit_seen |= 1u << i;
+      uint64_t v = rd_u64(d + 4);
+      if (v > INT32_MAX) return fail(p, "value %llu is above INT_MAX", (unsigned long long)v);
+      if (p->fill) {
+        o->user_limit_set |= 1u << i;
+        o->user_limits[i] = (uint32_t)v;
+      }
+      return 0;
     }
-    return 0;
-  }
-  default:
-    return fail(p, "unknown op");
+    default: return fail(p, "unknown op");
   }
 }
 
@@ -513,19 +534,26 @@ static int check_request(struct parser *p) {
   if (!SEEN(SBX_OP_ID_MAP) && (p->namespaces & CLONE_NEWUSER))
     return fail_request(p, "CLONE_NEWUSER in op NAMESPACES needs op ID_MAP");
   if (p->nmounts > 0 && !(p->namespaces & CLONE_NEWNS))
-    return fail_request(p, "mount ops (BIND, TMPFS, PROC, DEV, MKDIR, SYMLINK) need CLONE_NEWNS "
-                           "in op NAMESPACES");
+    return fail_request(p,
+                        "mount ops (BIND, TMPFS, PROC, DEV, MKDIR, SYMLINK) need CLONE_NEWNS "
+                        "in op NAMESPACES");
   if (SEEN(SBX_OP_SECCOMP_FLAGS) && !SEEN(SBX_OP_SECCOMP))
     return fail_request(p, "op SECCOMP_FLAGS without op SECCOMP");
   if ((p->seccomp_flags & SBX_SECCOMP_LISTENER) && !SEEN(SBX_OP_SETUP_SOCKET))
-    return fail_request(p, "SBX_SECCOMP_LISTENER in op SECCOMP_FLAGS needs op SETUP_SOCKET (the "
-                           "listener fd number travels on it)");
+    return fail_request(p,
+                        "SBX_SECCOMP_LISTENER in op SECCOMP_FLAGS needs op SETUP_SOCKET (the "
+                        "listener fd number travels on it)");
   if (SEEN(SBX_OP_HOST_IDS) && (p->namespaces & CLONE_NEWUSER))
-    return fail_request(p, "op HOST_IDS cannot be combined with CLONE_NEWUSER (op ID_MAP sets the ids there)");
+    return fail_request(
+        p, "op HOST_IDS cannot be combined with CLONE_NEWUSER (op ID_MAP sets the ids there)");
   if (p->user_limit_seen != 0 && !(p->namespaces & CLONE_NEWUSER))
-    return fail_request(p, "op USER_LIMIT needs CLONE_NEWUSER in op NAMESPACES (the limits are the sandbox's user namespace's)");
+    return fail_request(p,
+                        "op USER_LIMIT needs CLONE_NEWUSER in op NAMESPACES (the limits are the "
+                        "sandbox's user namespace's)");
   if (SEEN(SBX_OP_REAPER) && (p->namespaces & CLONE_NEWPID))
-    return fail_request(p, "op REAPER cannot be combined with CLONE_NEWPID (the namespace's init kills the tree there)");
+    return fail_request(p,
+                        "op REAPER cannot be combined with CLONE_NEWPID (the namespace's init "
+                        "kills the tree there)");
   if (p->nlandlock_paths > 0 && !p->landlock_config)
     return fail_request(p, "LANDLOCK PATH rules without a LANDLOCK CONFIG");
   if (p->landlock_path_union & ~p->landlock_fs)

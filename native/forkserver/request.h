@@ -16,17 +16,17 @@
 #include <linux/filter.h>
 
 /* Limits of the parser (the kernel would refuse larger values anyway). */
-#define SBX_REQ_PATH_MAX 4096     /* a path, including its terminator */
-#define SBX_REQ_HOSTNAME_MAX 64   /* HOST_NAME_MAX */
-#define SBX_REQ_FILTER_MAX 4096   /* BPF_MAXINSNS */
-#define SBX_REQ_FD_TARGET_MAX (1 << 20) /* fs.nr_open's default: targets are 0 .. 2^20-1 */
-#define SBX_REQ_LANDLOCK_PATHS_MAX 1024 /* LANDLOCK PATH rules in one request */
+#define SBX_REQ_PATH_MAX           4096      /* a path, including its terminator */
+#define SBX_REQ_HOSTNAME_MAX       64        /* HOST_NAME_MAX */
+#define SBX_REQ_FILTER_MAX         4096      /* BPF_MAXINSNS */
+#define SBX_REQ_FD_TARGET_MAX      (1 << 20) /* fs.nr_open's default: targets are 0 .. 2^20-1 */
+#define SBX_REQ_LANDLOCK_PATHS_MAX 1024      /* LANDLOCK PATH rules in one request */
 
 /* A mount-tree op, kept in op order (the child runs them in this order). */
 struct sbx_mount_op {
-  uint32_t op;    /* SBX_OP_BIND, _TMPFS, _PROC, _DEV, _MKDIR or _SYMLINK */
-  uint32_t flags; /* BIND: SBX_BIND_*; TMPFS, MKDIR: the mode */
-  uint64_t size;  /* TMPFS: bytes, 0 = kernel default */
+  uint32_t op;     /* SBX_OP_BIND, _TMPFS, _PROC, _DEV, _MKDIR or _SYMLINK */
+  uint32_t flags;  /* BIND: SBX_BIND_*; TMPFS, MKDIR: the mode */
+  uint64_t size;   /* TMPFS: bytes, 0 = kernel default */
   const char *src; /* BIND: host path; SYMLINK: the link's target; else NULL */
   const char *dst; /* path inside the sandbox (absolute, no "..") */
 };
@@ -73,14 +73,14 @@ struct sbx_request {
   struct sock_filter *filter; /* NULL when absent */
   size_t filter_len;          /* in instructions */
   uint32_t seccomp_flags;
-  struct sbx_fd_op *fd_ops; /* fd_count entries */
-  const char *cgroup;       /* NULL when absent */
-  uint64_t walltime_ms;     /* 0: none */
-  bool has_landlock;        /* a LANDLOCK CONFIG op was given */
+  struct sbx_fd_op *fd_ops;                            /* fd_count entries */
+  const char *cgroup;                                  /* NULL when absent */
+  uint64_t walltime_ms;                                /* 0: none */
+  bool has_landlock;                                   /* a LANDLOCK CONFIG op was given */
   uint64_t landlock_fs, landlock_net, landlock_scoped; /* handled fs / net rights, scopes */
   struct sbx_landlock_path *landlock_paths;
   size_t nlandlock_paths;
-  bool has_host_ids;        /* SBX_OP_HOST_IDS: become host_uid/host_gid (no user namespace) */
+  bool has_host_ids; /* SBX_OP_HOST_IDS: become host_uid/host_gid (no user namespace) */
   uint32_t host_uid, host_gid;
   bool reaper;              /* SBX_OP_REAPER: a subreaper init kills the tree (no pid namespace) */
   bool no_pool;             /* SBX_OP_NO_POOL: on demand, and the spawn pool is left as it is */

@@ -35,7 +35,8 @@ struct fs_clone_args {
  * args->cgroup; *call: the syscall's name for messages. userns_owner: with CLONE_NEWUSER, the host
  * uid the new user namespace belongs to (userns.h: userns_clone_as_owner); SBX_OWNER_SELF: ours. */
 #define SBX_OWNER_SELF UINT32_MAX
-pid_t spawn_clone(const struct fs_clone_args *args, uint32_t userns_owner, bool *in_cgroup, const char **call);
+pid_t spawn_clone(const struct fs_clone_args *args, uint32_t userns_owner, bool *in_cgroup,
+                  const char **call);
 
 /* Handles one SBX_FS_SPAWN payload: parse, receive the announced fds, clone, reply SPAWNED.
  * Returns 0 when the request is answered (success or error reply), or a negative comms error

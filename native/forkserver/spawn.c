@@ -55,10 +55,14 @@ static void clone_flags_text(uint64_t flags, char *buf, size_t len) {
     uint64_t flag;
     const char *name;
   } names[] = {
-      {CLONE_PIDFD, "CLONE_PIDFD"},         {CLONE_NEWUSER, "CLONE_NEWUSER"},
-      {CLONE_NEWNS, "CLONE_NEWNS"},         {CLONE_NEWPID, "CLONE_NEWPID"},
-      {CLONE_NEWNET, "CLONE_NEWNET"},       {CLONE_NEWIPC, "CLONE_NEWIPC"},
-      {CLONE_NEWUTS, "CLONE_NEWUTS"},       {CLONE_NEWCGROUP, "CLONE_NEWCGROUP"},
+      {CLONE_PIDFD, "CLONE_PIDFD"},
+      {CLONE_NEWUSER, "CLONE_NEWUSER"},
+      {CLONE_NEWNS, "CLONE_NEWNS"},
+      {CLONE_NEWPID, "CLONE_NEWPID"},
+      {CLONE_NEWNET, "CLONE_NEWNET"},
+      {CLONE_NEWIPC, "CLONE_NEWIPC"},
+      {CLONE_NEWUTS, "CLONE_NEWUTS"},
+      {CLONE_NEWCGROUP, "CLONE_NEWCGROUP"},
       {CLONE_INTO_CGROUP, "CLONE_INTO_CGROUP"},
   };
   size_t pos = 0;
@@ -77,7 +81,8 @@ static const char *clone_hint(int err, uint64_t flags) {
     return " (Hint: the host refuses user namespaces to this process: check sysctl "
            "kernel.unprivileged_userns_clone, AppArmor's restrict_unprivileged_userns, or a "
            "container seccomp profile)";
-  if (err == ENOSPC) return " (Hint: a namespace limit is reached: sysctl user.max_user_namespaces)";
+  if (err == ENOSPC)
+    return " (Hint: a namespace limit is reached: sysctl user.max_user_namespaces)";
   return "";
 }
 
@@ -97,13 +102,15 @@ static pid_t clone_now(const struct fs_clone_args *args, bool *in_cgroup, const 
   }
   *in_cgroup = false;
   *call = "clone";
-  unsigned long flags = (unsigned long)(args->flags & ~CLONE_INTO_CGROUP) | (unsigned long)args->exit_signal;
+  unsigned long flags =
+      (unsigned long)(args->flags & ~CLONE_INTO_CGROUP) | (unsigned long)args->exit_signal;
   return (pid_t)syscall(SYS_clone, flags, 0UL, (unsigned long)args->pidfd, 0UL, 0UL);
 }
 
 /* The child starts with SIGTERM blocked (init.c: a pid namespace's init would otherwise drop one
  * that comes before it waits for it); the forkserver's own mask is restored right after. */
-static pid_t clone_blocking_term(const struct fs_clone_args *args, bool *in_cgroup, const char **call) {
+static pid_t clone_blocking_term(const struct fs_clone_args *args, bool *in_cgroup,
+                                 const char **call) {
   sigset_t term, old;
   sigemptyset(&term);
   sigaddset(&term, SIGTERM);
@@ -117,8 +124,10 @@ static pid_t clone_blocking_term(const struct fs_clone_args *args, bool *in_cgro
   return pid;
 }
 
-pid_t spawn_clone(const struct fs_clone_args *args, uint32_t userns_owner, bool *in_cgroup, const char **call) {
-  if (!(args->flags & CLONE_NEWUSER) || userns_owner == SBX_OWNER_SELF) return clone_blocking_term(args, in_cgroup, call);
+pid_t spawn_clone(const struct fs_clone_args *args, uint32_t userns_owner, bool *in_cgroup,
+                  const char **call) {
+  if (!(args->flags & CLONE_NEWUSER) || userns_owner == SBX_OWNER_SELF)
+    return clone_blocking_term(args, in_cgroup, call);
   int r = userns_owner_enter(userns_owner);
   if (r < 0) {
     *in_cgroup = false;
@@ -166,8 +175,7 @@ static int drain_fds(struct fs_server *srv, size_t count) {
 static void abandon_child(int pidfd) {
   pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
   siginfo_t si;
-  while (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 && errno == EINTR) {
-  }
+  while (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 && errno == EINTR) {}
 }
 
 int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
@@ -236,7 +244,8 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
       /* The slot has a host uid and runs in a cgroup of its own (pool.h): the executor takes
        * those. "uid=N" first, "cgroup=PATH" last (a path may hold spaces). */
       size_t m = 0;
-      if (slot.uid != SBX_OWNER_SELF) m = (size_t)snprintf(msg, sizeof msg, "uid=%u", (unsigned)slot.uid);
+      if (slot.uid != SBX_OWNER_SELF)
+        m = (size_t)snprintf(msg, sizeof msg, "uid=%u", (unsigned)slot.uid);
       if (slot.cgroup != NULL && m < sizeof msg)
         snprintf(msg + m, sizeof msg - m, "%scgroup=%s", m ? " " : "", slot.cgroup);
       cgroup = slot.cgroup;

@@ -84,8 +84,8 @@ int userns_write_maps(pid_t pid, uint32_t inside_uid, uint32_t outside_uid, uint
 
 int userns_write_maps_from_parent(pid_t pid, const struct sbx_request *req, bool may_setgroups,
                                   char *err, size_t errlen) {
-  return userns_write_maps(pid, req->inside_uid, req->outside_uid, req->inside_gid, req->outside_gid,
-                           may_setgroups, err, errlen);
+  return userns_write_maps(pid, req->inside_uid, req->outside_uid, req->inside_gid,
+                           req->outside_gid, may_setgroups, err, errlen);
 }
 
 /* Child: become the inside ids. Raw syscalls: glibc's set*id wrappers broadcast to a thread
@@ -103,7 +103,8 @@ int userns_set_ids_in_child(struct child_ctx *ctx) {
     /* No user namespace (Landlock isolation run by root): the bounding set goes first, while
      * CAP_SETPCAP is still held (the uid change clears the other sets, never this one). */
     if (caps_drop_bounding_in_child(ctx) < 0) return -1;
-    if (syscall(SYS_setgroups, 0, NULL) < 0) return child_fail(ctx, "setgroups", errno, "0, NULL", NULL);
+    if (syscall(SYS_setgroups, 0, NULL) < 0)
+      return child_fail(ctx, "setgroups", errno, "0, NULL", NULL);
     gid = req->host_gid;
     uid = req->host_uid;
   } else {

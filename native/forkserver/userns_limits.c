@@ -49,7 +49,8 @@ int userns_limits_apply_in_child(struct child_ctx *ctx) {
     ssize_t n = write(fd, num, strlen(num));
     int e = errno;
     close(fd);
-    if (n != (ssize_t)strlen(num)) return child_fail(ctx, "write", n < 0 ? e : EIO, path, ", ", num, NULL);
+    if (n != (ssize_t)strlen(num))
+      return child_fail(ctx, "write", n < 0 ? e : EIO, path, ", ", num, NULL);
   }
   return 0;
 }

@@ -98,69 +98,68 @@ static int recv_one(sbx_comms *c, unsigned mode, unsigned step, uint64_t max) {
   int rc;
   if (mode == 7) mode = step % 7; /* rotate through all of them */
   switch (mode) {
-  case 0:
-    rc = sbx_comms_recv_any(c, &tag, &data, &len, &fd);
-    if (rc == 0) check((tag == SBX_TAG_FD) == (fd >= 0), "an fd exactly for Fd messages");
-    break;
-  case 1:
-    rc = sbx_comms_recv_tlv(c, &tag, &data, &len);
-    break;
-  case 2: {
-    char *s = NULL;
-    size_t slen = 0;
-    rc = sbx_comms_recv_string(c, &s, &slen);
-    if (rc == 0) check(s != NULL && s[slen] == '\0', "string terminated");
-    data = s;
-    len = slen;
-    break;
-  }
-  case 3: { /* the typed receivers, one after another */
-    union {
-      bool b;
-      int8_t i8;
-      uint8_t u8;
-      int16_t i16;
-      uint16_t u16;
-      int32_t i32;
-      uint32_t u32;
-      int64_t i64;
-      uint64_t u64;
-    } v;
-    size_t blen = 0;
-    switch (step % 12) {
-    case 0: rc = sbx_comms_recv_bool(c, &v.b); break;
-    case 1: rc = sbx_comms_recv_int8(c, &v.i8); break;
-    case 2: rc = sbx_comms_recv_uint8(c, &v.u8); break;
-    case 3: rc = sbx_comms_recv_int16(c, &v.i16); break;
-    case 4: rc = sbx_comms_recv_uint16(c, &v.u16); break;
-    case 5: rc = sbx_comms_recv_int32(c, &v.i32); break;
-    case 6: rc = sbx_comms_recv_uint32(c, &v.u32); break;
-    case 7: rc = sbx_comms_recv_int64(c, &v.i64); break;
-    case 8: rc = sbx_comms_recv_uint64(c, &v.u64); break;
-    case 9: rc = sbx_comms_recv_version(c, &v.u32); break;
-    case 10: rc = sbx_comms_recv_bytes(c, &data, &blen); break;
-    default: rc = sbx_comms_recv_msgpack(c, &data, &blen); break;
+    case 0:
+      rc = sbx_comms_recv_any(c, &tag, &data, &len, &fd);
+      if (rc == 0) check((tag == SBX_TAG_FD) == (fd >= 0), "an fd exactly for Fd messages");
+      break;
+    case 1: rc = sbx_comms_recv_tlv(c, &tag, &data, &len); break;
+    case 2: {
+      char *s = NULL;
+      size_t slen = 0;
+      rc = sbx_comms_recv_string(c, &s, &slen);
+      if (rc == 0) check(s != NULL && s[slen] == '\0', "string terminated");
+      data = s;
+      len = slen;
+      break;
     }
-    len = blen;
-    break;
+    case 3: { /* the typed receivers, one after another */
+      union {
+        bool b;
+        int8_t i8;
+        uint8_t u8;
+        int16_t i16;
+        uint16_t u16;
+        int32_t i32;
+        uint32_t u32;
+        int64_t i64;
+        uint64_t u64;
+      } v;
+      size_t blen = 0;
+      switch (step % 12) {
+        case 0: rc = sbx_comms_recv_bool(c, &v.b); break;
+        case 1: rc = sbx_comms_recv_int8(c, &v.i8); break;
+        case 2: rc = sbx_comms_recv_uint8(c, &v.u8); break;
+        case 3: rc = sbx_comms_recv_int16(c, &v.i16); break;
+        case 4: rc = sbx_comms_recv_uint16(c, &v.u16); break;
+        case 5: rc = sbx_comms_recv_int32(c, &v.i32); break;
+        case 6: rc = sbx_comms_recv_uint32(c, &v.u32); break;
+        case 7: rc = sbx_comms_recv_int64(c, &v.i64); break;
+        case 8: rc = sbx_comms_recv_uint64(c, &v.u64); break;
+        case 9: rc = sbx_comms_recv_version(c, &v.u32); break;
+        case 10: rc = sbx_comms_recv_bytes(c, &data, &blen); break;
+        default: rc = sbx_comms_recv_msgpack(c, &data, &blen); break;
+      }
+      len = blen;
+      break;
+    }
+    case 4:
+      rc = sbx_comms_recv_fd(c, &fd);
+      if (rc == 0)
+        check(fd >= 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC), "a received fd has FD_CLOEXEC");
+      break;
+    case 5: rc = sbx_comms_recv_expect(c, SBX_TAG_BYTES, &data, &len); break;
+    default: {
+      unsigned char buf[64];
+      rc = sbx_comms_recv_tlv_into(c, &tag, buf, sizeof buf, &len);
+      if (rc == 0) check(len <= sizeof buf, "recv_tlv_into within its buffer");
+      len = 0;
+      break;
+    }
   }
-  case 4:
-    rc = sbx_comms_recv_fd(c, &fd);
-    if (rc == 0) check(fd >= 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC), "a received fd has FD_CLOEXEC");
-    break;
-  case 5:
-    rc = sbx_comms_recv_expect(c, SBX_TAG_BYTES, &data, &len);
-    break;
-  default: {
-    unsigned char buf[64];
-    rc = sbx_comms_recv_tlv_into(c, &tag, buf, sizeof buf, &len);
-    if (rc == 0) check(len <= sizeof buf, "recv_tlv_into within its buffer");
-    len = 0;
-    break;
-  }
-  }
-  if (rc == 0) check(len <= max, "payload within max_message_size");
-  else check(data == NULL && fd < 0, "no data and no fd on failure");
+  if (rc == 0)
+    check(len <= max, "payload within max_message_size");
+  else
+    check(data == NULL && fd < 0, "no data and no fd on failure");
   free(data);
   if (fd >= 0) close(fd);
   return rc;

@@ -55,22 +55,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check(req.argc >= 1 && req.argv != NULL && req.argv[req.argc] == NULL, "argv");
   for (size_t i = 0; i < req.argc; i++) (void)strlen(req.argv[i]);
   check(req.envp != NULL && req.envp[req.envc] == NULL, "envp");
-  for (size_t i = 0; i < req.envc; i++) check(strchr(req.envp[i], '=') != NULL && req.envp[i][0] != '=', "env K=V");
+  for (size_t i = 0; i < req.envc; i++)
+    check(strchr(req.envp[i], '=') != NULL && req.envp[i][0] != '=', "env K=V");
   check(req.cwd != NULL && req.cwd[0] == '/', "cwd absolute");
-  if (req.hostname) check(strlen(req.hostname) >= 1 && strlen(req.hostname) <= SBX_REQ_HOSTNAME_MAX, "hostname length");
+  if (req.hostname)
+    check(strlen(req.hostname) >= 1 && strlen(req.hostname) <= SBX_REQ_HOSTNAME_MAX,
+          "hostname length");
   for (size_t i = 0; i < req.nmounts; i++) {
     const struct sbx_mount_op *m = &req.mounts[i];
     check_inside_path(m->dst);
     if (m->op == SBX_OP_BIND) check(m->src != NULL && m->src[0] == '/', "bind source absolute");
     if (m->op == SBX_OP_SYMLINK) check(m->src != NULL && m->src[0] != '\0', "symlink target");
   }
-  for (size_t i = 0; i < req.nrlimits; i++) check(req.rlimits[i].soft <= req.rlimits[i].hard, "rlimit soft <= hard");
-  if (req.filter) check(req.filter_len >= 1 && req.filter_len <= SBX_REQ_FILTER_MAX, "filter length");
-  else check(req.filter_len == 0, "no filter, no length");
+  for (size_t i = 0; i < req.nrlimits; i++)
+    check(req.rlimits[i].soft <= req.rlimits[i].hard, "rlimit soft <= hard");
+  if (req.filter)
+    check(req.filter_len >= 1 && req.filter_len <= SBX_REQ_FILTER_MAX, "filter length");
+  else
+    check(req.filter_len == 0, "no filter, no length");
   for (size_t i = 0; i < req.fd_count; i++) {
     int t = req.fd_ops[i].target;
     check(t == SBX_FD_OP_SETUP_SOCKET || (t >= 0 && t < SBX_REQ_FD_TARGET_MAX), "fd target range");
-    for (size_t j = 0; j < i; j++) check(t == SBX_FD_OP_SETUP_SOCKET || req.fd_ops[j].target != t, "no duplicate fd target");
+    for (size_t j = 0; j < i; j++)
+      check(t == SBX_FD_OP_SETUP_SOCKET || req.fd_ops[j].target != t, "no duplicate fd target");
   }
   if (req.cgroup) check(req.cgroup[0] == '/', "cgroup absolute");
   check(req.has_request_id, "request id present");

@@ -150,7 +150,8 @@ int main(int argc, char **argv) {
   sbx_comms_init(&c, fd);
   const char *mode = argv[1];
   if (!strcmp(mode, "transform")) return run_transform(&c);
-  if (!strcmp(mode, "create") && argc == 3) return run_create(&c, (size_t)strtoull(argv[2], NULL, 10));
+  if (!strcmp(mode, "create") && argc == 3)
+    return run_create(&c, (size_t)strtoull(argv[2], NULL, 10));
   if (!strcmp(mode, "truncate-after-send")) return run_truncate_after_send(&c);
   if (!strcmp(mode, "truncate-received")) return run_truncate_received(&c);
   if (!strcmp(mode, "send-file") && argc == 3) return run_send_file(&c, argv[2]);

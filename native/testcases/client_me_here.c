@@ -41,14 +41,18 @@ static void *waiter(void *arg) {
 }
 
 static void report(const char *what, long r) {
-  if (r < 0) printf("%s: errno %s\n", what, strerrorname_np(errno));
-  else printf("%s: %ld\n", what, r);
+  if (r < 0)
+    printf("%s: errno %s\n", what, strerrorname_np(errno));
+  else
+    printf("%s: %ld\n", what, r);
 }
 
 /* The handshake's own rules (read, sendto without an address on fd 1020) must not become a way
  * around the network rules for whatever socket sits at that number later. */
 static int udp_at_handshake(int port, int denied) {
-  struct sockaddr_in ok = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in ok = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   struct sockaddr_in no = ok;
   no.sin_port = htons((uint16_t)denied);
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -125,7 +129,8 @@ int main(int argc, char **argv) {
     struct rlimit lim;
     printf("prlimit 0: %ld\n", (long)syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &lim));
     printf("prlimit parent: calling\n");
-    printf("prlimit parent: %ld\n", (long)syscall(SYS_prlimit64, getppid(), RLIMIT_NOFILE, NULL, &lim));
+    printf("prlimit parent: %ld\n",
+           (long)syscall(SYS_prlimit64, getppid(), RLIMIT_NOFILE, NULL, &lim));
   } else if (strcmp(mode, "twice") == 0) {
     rc = sbx_client_sandbox_me_here(err, sizeof err);
     printf("second: %s: %s\n", strerrorname_np(-rc), err);

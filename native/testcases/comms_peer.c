@@ -45,10 +45,8 @@ static int run_echo(sbx_comms *c) {
     uint64_t len;
     int fd;
     int rc = sbx_comms_recv_any(c, &tag, &data, &len, &fd);
-    if (rc == -EPIPE)
-      return 0;
-    if (rc < 0)
-      return fail("echo: recv", rc);
+    if (rc == -EPIPE) return 0;
+    if (rc < 0) return fail("echo: recv", rc);
     if (fd >= 0) {
       rc = sbx_comms_send_fd(c, fd);
       close(fd);
@@ -56,8 +54,7 @@ static int run_echo(sbx_comms *c) {
       rc = sbx_comms_send_tlv(c, tag, data, len);
       free(data);
     }
-    if (rc < 0)
-      return fail("echo: send", rc);
+    if (rc < 0) return fail("echo: send", rc);
   }
 }
 
@@ -66,8 +63,7 @@ static int run_pipe_write(sbx_comms *c) {
   int fd;
   ssize_t n;
   int rc = sbx_comms_recv_fd(c, &fd);
-  if (rc < 0)
-    return fail("pipe-write: recv_fd", rc);
+  if (rc < 0) return fail("pipe-write: recv_fd", rc);
   n = write(fd, msg, sizeof msg - 1);
   close(fd);
   if (n != (ssize_t)(sizeof msg - 1)) {
@@ -109,19 +105,16 @@ static int run_bench_sink(sbx_comms *c, unsigned long n, unsigned long size) {
   void *buf = malloc(size > 0 ? size : 1);
   unsigned long i;
   int rc = 0;
-  if (buf == NULL)
-    return fail("bench-sink: malloc", -ENOMEM);
+  if (buf == NULL) return fail("bench-sink: malloc", -ENOMEM);
   sbx_comms_set_max_message_size(c, size);
   for (i = 0; i < n && rc == 0; i++) {
     uint32_t tag;
     uint64_t len;
     rc = sbx_comms_recv_tlv_into(c, &tag, buf, size, &len);
-    if (rc == 0 && (tag != SBX_TAG_BYTES || len != size))
-      rc = -EBADMSG;
+    if (rc == 0 && (tag != SBX_TAG_BYTES || len != size)) rc = -EBADMSG;
   }
   free(buf);
-  if (rc < 0)
-    return fail("bench-sink: recv", rc);
+  if (rc < 0) return fail("bench-sink: recv", rc);
   rc = sbx_comms_send_uint32(c, (uint32_t)n);
   return rc < 0 ? fail("bench-sink: send ack", rc) : 0;
 }
@@ -131,18 +124,17 @@ static int run_bench_pingpong(sbx_comms *c, unsigned long n) {
   for (i = 0; i < n; i++) {
     uint32_t v;
     int rc = sbx_comms_recv_uint32(c, &v);
-    if (rc < 0)
-      return fail("bench-pingpong: recv", rc);
+    if (rc < 0) return fail("bench-pingpong: recv", rc);
     rc = sbx_comms_send_uint32(c, v + 1);
-    if (rc < 0)
-      return fail("bench-pingpong: send", rc);
+    if (rc < 0) return fail("bench-pingpong: send", rc);
   }
   return 0;
 }
 
 static int usage(void) {
-  fprintf(stderr, "Usage: comms_peer echo | pipe-write | types | bench-sink N SIZE | "
-                  "bench-pingpong N\n");
+  fprintf(stderr,
+          "Usage: comms_peer echo | pipe-write | types | bench-sink N SIZE | "
+          "bench-pingpong N\n");
   return 2;
 }
 
@@ -150,18 +142,13 @@ int main(int argc, char **argv) {
   sbx_comms c;
   unsigned long n, size;
   int fd;
-  if (argc < 2)
-    return usage();
+  if (argc < 2) return usage();
   fd = sbx_comms_default_fd();
-  if (fd < 0)
-    return fail("comms fd ($" SBX_COMMS_FD_ENV " or 1023)", fd);
+  if (fd < 0) return fail("comms fd ($" SBX_COMMS_FD_ENV " or 1023)", fd);
   sbx_comms_init(&c, fd);
-  if (strcmp(argv[1], "echo") == 0 && argc == 2)
-    return run_echo(&c);
-  if (strcmp(argv[1], "pipe-write") == 0 && argc == 2)
-    return run_pipe_write(&c);
-  if (strcmp(argv[1], "types") == 0 && argc == 2)
-    return run_types(&c);
+  if (strcmp(argv[1], "echo") == 0 && argc == 2) return run_echo(&c);
+  if (strcmp(argv[1], "pipe-write") == 0 && argc == 2) return run_pipe_write(&c);
+  if (strcmp(argv[1], "types") == 0 && argc == 2) return run_types(&c);
   if (strcmp(argv[1], "bench-sink") == 0 && argc == 4 && parse_count(argv[2], &n) == 0 &&
       parse_count(argv[3], &size) == 0)
     return run_bench_sink(&c, n, size);

@@ -24,7 +24,7 @@
 #define CLONE_NEW_ANY 0x7E020080u
 
 #define LOAD_NR BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))
-#define RET(v) BPF_STMT(BPF_RET | BPF_K, (v))
+#define RET(v)  BPF_STMT(BPF_RET | BPF_K, (v))
 
 int main(int argc, char **argv) {
   if (argc < 2) {

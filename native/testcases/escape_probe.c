@@ -142,7 +142,8 @@ static int init_inject(void) {
       0xb8, 0xe7, 0x00, 0x00, 0x00, /* out: mov eax, 231 (exit_group) */
       0x0f, 0x05,                   /* syscall */
   };
-  if (pwrite(mem, code, sizeof code, (off_t)pc) != (ssize_t)sizeof code) return report("init-inject write", -1);
+  if (pwrite(mem, code, sizeof code, (off_t)pc) != (ssize_t)sizeof code)
+    return report("init-inject write", -1);
   printf("init-inject: wrote %zu bytes at 0x%lx\n", sizeof code, pc);
   fflush(stdout);
   /* Wake pid 1: an orphan reparented to it exits. */
@@ -187,7 +188,8 @@ static int dotdot(void) {
   struct stat a, b;
   fstat(root, &a);
   fstat(up, &b);
-  printf("openat(/, ../../../..) is /: %s\n", a.st_dev == b.st_dev && a.st_ino == b.st_ino ? "yes" : "no");
+  printf("openat(/, ../../../..) is /: %s\n",
+         a.st_dev == b.st_dev && a.st_ino == b.st_ino ? "yes" : "no");
   fflush(stdout);
   return 0;
 }
@@ -278,7 +280,8 @@ __attribute__((noreturn)) static void fork_bomb(void) {
 static int core(void) {
   struct rlimit rl;
   getrlimit(RLIMIT_CORE, &rl);
-  printf("RLIMIT_CORE: %llu %llu\n", (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+  printf("RLIMIT_CORE: %llu %llu\n", (unsigned long long)rl.rlim_cur,
+         (unsigned long long)rl.rlim_max);
   struct rlimit up = {RLIM_INFINITY, RLIM_INFINITY};
   report("raise RLIMIT_CORE", setrlimit(RLIMIT_CORE, &up));
   printf("dumpable: %d\n", prctl(PR_GET_DUMPABLE));
@@ -372,7 +375,8 @@ static int inflight_fill(void) {
   memset(cbuf, 0, sizeof cbuf);
   char byte = 'x';
   struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  struct msghdr mh = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
   struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
   cm->cmsg_level = SOL_SOCKET;
   cm->cmsg_type = SCM_RIGHTS;
@@ -453,17 +457,34 @@ int main(int argc, char **argv) {
   /* ttys: argv[2] is the fd of a pty slave */
   int ctty = argc > 3 && !strcmp(argv[3], "ctty");
   if (!strcmp(w, "pty-tiocsti")) return pty_tiocsti(w, arg_int(argc, argv, 2), 0, ctty);
-  if (!strcmp(w, "pty-tiocsti-high")) return pty_tiocsti(w, arg_int(argc, argv, 2), 0xffffffff00000000UL, ctty);
+  if (!strcmp(w, "pty-tiocsti-high"))
+    return pty_tiocsti(w, arg_int(argc, argv, 2), 0xffffffff00000000UL, ctty);
   /* pty-ioctl NAME FD: one terminal ioctl that takes, breaks or hangs up the terminal */
   if (!strcmp(w, "pty-ioctl") && argc > 3) {
     const char *n = argv[2];
     int fd = arg_int(argc, argv, 3);
     int ldisc = 27; /* N_NULL */
-    if (!strcmp(n, "tiocsetd")) { calling(n); return report(n, ioctl(fd, TIOCSETD, &ldisc)); }
-    if (!strcmp(n, "tiocsctty")) { setsid(); calling(n); return report(n, ioctl(fd, TIOCSCTTY, 0)); }
-    if (!strcmp(n, "tiocvhangup")) { calling(n); return report(n, ioctl(fd, TIOCVHANGUP, 0)); }
-    if (!strcmp(n, "tiocexcl")) { calling(n); return report(n, ioctl(fd, TIOCEXCL, 0)); }
-    if (!strcmp(n, "tioccons")) { calling(n); return report(n, ioctl(fd, TIOCCONS, 0)); }
+    if (!strcmp(n, "tiocsetd")) {
+      calling(n);
+      return report(n, ioctl(fd, TIOCSETD, &ldisc));
+    }
+    if (!strcmp(n, "tiocsctty")) {
+      setsid();
+      calling(n);
+      return report(n, ioctl(fd, TIOCSCTTY, 0));
+    }
+    if (!strcmp(n, "tiocvhangup")) {
+      calling(n);
+      return report(n, ioctl(fd, TIOCVHANGUP, 0));
+    }
+    if (!strcmp(n, "tiocexcl")) {
+      calling(n);
+      return report(n, ioctl(fd, TIOCEXCL, 0));
+    }
+    if (!strcmp(n, "tioccons")) {
+      calling(n);
+      return report(n, ioctl(fd, TIOCCONS, 0));
+    }
     return usage();
   }
   /* pty-getd FD: the line discipline of the terminal */
@@ -545,8 +566,10 @@ int main(int argc, char **argv) {
     calling(w);
     return report(w, syscall(SYS_request_key, "user", "sbx", NULL, 0));
   }
-  if (!strcmp(w, "io_uring_enter")) return report(w, syscall(SYS_io_uring_enter, 0, 1, 0, 0, NULL, 0));
-  if (!strcmp(w, "io_uring_register")) return report(w, syscall(SYS_io_uring_register, 0, 0, NULL, 0));
+  if (!strcmp(w, "io_uring_enter"))
+    return report(w, syscall(SYS_io_uring_enter, 0, 1, 0, 0, NULL, 0));
+  if (!strcmp(w, "io_uring_register"))
+    return report(w, syscall(SYS_io_uring_register, 0, 0, NULL, 0));
 
   /* /proc and /sys: argv[2] a path, written with "1" */
   if (!strcmp(w, "write")) {

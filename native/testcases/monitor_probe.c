@@ -58,13 +58,17 @@ static const char *errname(int e) {
 }
 
 static int report(const char *name, long rc) {
-  if (rc < 0) printf("%s: errno %s\n", name, errname(errno));
-  else printf("%s: ok\n", name);
+  if (rc < 0)
+    printf("%s: errno %s\n", name, errname(errno));
+  else
+    printf("%s: ok\n", name);
   return 0;
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: monitor_probe netlink-newlink|netlink-audit|netlink-route|cmsg|ifconf|prlimit ...\n");
+  fprintf(
+      stderr,
+      "usage: monitor_probe netlink-newlink|netlink-audit|netlink-route|cmsg|ifconf|prlimit ...\n");
   return 2;
 }
 
@@ -113,8 +117,10 @@ static int netlink_exchange(const char *name, int proto, struct nlmsghdr *h, int
   struct nlmsghdr *rh = (struct nlmsghdr *)buf;
   if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) && rh->nlmsg_type == NLMSG_ERROR) {
     struct nlmsgerr *e = NLMSG_DATA(rh);
-    if (e->error == 0) printf("%s: ack ok\n", name);
-    else printf("%s: ack errno %s\n", name, errname(-e->error));
+    if (e->error == 0)
+      printf("%s: ack ok\n", name);
+    else
+      printf("%s: ack errno %s\n", name, errname(-e->error));
   } else {
     printf("%s: reply %u\n", name, n >= (ssize_t)sizeof *rh ? rh->nlmsg_type : 0u);
   }
@@ -225,8 +231,10 @@ static int cmsg_send(const char *host, int port, const char *kind, const char *h
     return usage();
   }
   ssize_t r = sendmsg(s, &m, 0);
-  if (r < 0) printf("cmsg-%s: errno %s\n", kind, errname(errno));
-  else printf("cmsg-%s: sent %zd\n", kind, r);
+  if (r < 0)
+    printf("cmsg-%s: errno %s\n", kind, errname(errno));
+  else
+    printf("cmsg-%s: sent %zd\n", kind, r);
   return 0;
 }
 
@@ -299,13 +307,16 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2) return usage();
   const char *w = argv[1];
-  if (!strcmp(w, "netlink-newlink") && argc > 3) return netlink_newlink(argv[2], !strcmp(argv[3], "addressed"));
+  if (!strcmp(w, "netlink-newlink") && argc > 3)
+    return netlink_newlink(argv[2], !strcmp(argv[3], "addressed"));
   if (!strcmp(w, "netlink-audit")) return netlink_audit();
   if (!strcmp(w, "netlink-route")) return netlink_route();
-  if (!strcmp(w, "cmsg") && argc > 4) return cmsg_send(argv[2], atoi(argv[3]), argv[4], argc > 5 ? argv[5] : NULL);
+  if (!strcmp(w, "cmsg") && argc > 4)
+    return cmsg_send(argv[2], atoi(argv[3]), argv[4], argc > 5 ? argv[5] : NULL);
   if (!strcmp(w, "ifconf") && argc > 3) return ifconf(argv[2], atoi(argv[3]));
   if (!strcmp(w, "ipoptions") && argc > 4) return ipoptions(argv[2], atoi(argv[3]), argv[4]);
-  if (!strcmp(w, "bind-low") && argc > 2) return bind_low(atoi(argv[2]), argc > 3 && !strcmp(argv[3], "unspec"));
+  if (!strcmp(w, "bind-low") && argc > 2)
+    return bind_low(atoi(argv[2]), argc > 3 && !strcmp(argv[3], "unspec"));
   if (!strcmp(w, "prlimit") && argc > 2) return prlimit_probe(atoi(argv[2]));
   return usage();
 }

@@ -202,8 +202,10 @@ static int race(const char *host, int good, int bad, int n) {
     if (s < 0) return fail("socket");
     if (connect(s, (struct sockaddr *)&race_addr, len) == 0) {
       char c;
-      if (read(s, &c, 1) == 1 && c == 'G') ok++;
-      else failed++;
+      if (read(s, &c, 1) == 1 && c == 'G')
+        ok++;
+      else
+        failed++;
     } else {
       failed++;
     }
@@ -279,7 +281,8 @@ static int scm(void) {
   } u;
   memset(&u, 0, sizeof u);
   struct iovec iov = {"x", 1};
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+  struct msghdr m = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
   struct cmsghdr *c = CMSG_FIRSTHDR(&m);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
@@ -290,7 +293,8 @@ static int scm(void) {
   char x;
   struct iovec riov = {&x, 1};
   memset(&u, 0, sizeof u);
-  struct msghdr r = {.msg_iov = &riov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+  struct msghdr r = {
+      .msg_iov = &riov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
   if (recvmsg(sv[1], &r, MSG_CMSG_CLOEXEC) != 1) return fail("recvmsg");
   c = CMSG_FIRSTHDR(&r);
   if (!c || c->cmsg_type != SCM_RIGHTS) {
@@ -308,8 +312,10 @@ static int scm(void) {
 }
 
 static void report(const char *what, long r) {
-  if (r < 0) printf("%s: %s errno %s\n", mode, what, strerrorname_np(errno));
-  else printf("%s: %s %ld\n", mode, what, r);
+  if (r < 0)
+    printf("%s: %s errno %s\n", mode, what, strerrorname_np(errno));
+  else
+    printf("%s: %s %ld\n", mode, what, r);
 }
 
 static int bad(const char *host, int port) {
@@ -374,7 +380,8 @@ static int bind_probe(const char *host, int port) {
   int err = 0;
   socklen_t el = sizeof err;
   getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &el);
-  printf("%s: connect %s, socket of the host %d\n", mode, err ? strerrorname_np(err) : "ok", in_host_netns(s));
+  printf("%s: connect %s, socket of the host %d\n", mode, err ? strerrorname_np(err) : "ok",
+         in_host_netns(s));
   report("host", bind(s, (struct sockaddr *)&lo, sizeof lo));
   fflush(stdout); /* the path bind below is a violation: the sandbox ends there */
   struct sockaddr_un un = {.sun_family = AF_UNIX};
@@ -391,7 +398,8 @@ static int serve(const char *host, int port, int backlog, int delay_ms) {
   int s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (s < 0 || bind(s, (struct sockaddr *)&ss, len) != 0 || listen(s, backlog) != 0) return fail("listen");
+  if (s < 0 || bind(s, (struct sockaddr *)&ss, len) != 0 || listen(s, backlog) != 0)
+    return fail("listen");
   len = sizeof ss;
   getsockname(s, (struct sockaddr *)&ss, &len);
   printf("%u\n", ntohs(((struct sockaddr_in *)&ss)->sin_port));
@@ -400,7 +408,8 @@ static int serve(const char *host, int port, int backlog, int delay_ms) {
   for (;;) {
     int c = accept4(s, NULL, NULL, SOCK_CLOEXEC);
     if (c < 0) continue;
-    if (write(c, "x", 1) != 1) { /* the client went away */ }
+    if (write(c, "x", 1) != 1) { /* the client went away */
+    }
     close(c);
   }
 }

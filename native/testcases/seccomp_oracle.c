@@ -43,7 +43,7 @@ int main(void) {
   int have_default = 0;
   /* Rules are kept as text until the default is known (seccomp_init needs it first). */
   size_t cap = 64, n = 0;
-  char (*lines)[512] = malloc(cap * sizeof *lines);
+  char(*lines)[512] = malloc(cap * sizeof *lines);
   int *lineno = malloc(cap * sizeof *lineno);
   if (!lines || !lineno) return 1;
   int ln = 0;
@@ -57,13 +57,16 @@ int main(void) {
     if (strcmp(w0, "default") == 0) {
       if (have_default) continue;
       have_default = 1;
-      if (strcmp(w1, "kill") == 0) def = SCMP_ACT_KILL_PROCESS;
-      else if (strcmp(w1, "allow") == 0) def = SCMP_ACT_ALLOW;
+      if (strcmp(w1, "kill") == 0)
+        def = SCMP_ACT_KILL_PROCESS;
+      else if (strcmp(w1, "allow") == 0)
+        def = SCMP_ACT_ALLOW;
       else if (strcmp(w1, "errno") == 0 && words == 3) {
         uint64_t e;
         if (parse_u64(w2, &e) != 0 || e > 4095) return fail_input(ln, "bad errno");
         def = SCMP_ACT_ERRNO((uint16_t)e);
-      } else return fail_input(ln, "default is kill, allow or errno E");
+      } else
+        return fail_input(ln, "default is kill, allow or errno E");
       continue;
     }
     if (n == cap) {
@@ -93,15 +96,18 @@ int main(void) {
     char w0[32] = "", w1[64] = "", w2[64] = "", w3[64] = "";
     int words = sscanf(lines[i], "%31s %63s %63s %63s", w0, w1, w2, w3);
     uint64_t nr, a, b;
-    if (words < 2 || parse_u64(w1, &nr) != 0 || nr > 0x3fffffff) return fail_input(lineno[i], "expected a rule and a syscall number");
+    if (words < 2 || parse_u64(w1, &nr) != 0 || nr > 0x3fffffff)
+      return fail_input(lineno[i], "expected a rule and a syscall number");
     if (strcmp(w0, "allow") == 0 && words == 2) {
       rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, (int)nr, 0);
     } else if (strcmp(w0, "errno") == 0 && words == 3) {
       if (parse_u64(w2, &a) != 0 || a > 4095) return fail_input(lineno[i], "bad errno");
       rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO((uint16_t)a), (int)nr, 0);
     } else if (strcmp(w0, "arg-eq") == 0 && words == 4) {
-      if (parse_u64(w2, &a) != 0 || a > 5 || parse_u64(w3, &b) != 0) return fail_input(lineno[i], "arg-eq NR IDX VALUE");
-      rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, (int)nr, 1, SCMP_CMP((unsigned int)a, SCMP_CMP_EQ, (scmp_datum_t)b));
+      if (parse_u64(w2, &a) != 0 || a > 5 || parse_u64(w3, &b) != 0)
+        return fail_input(lineno[i], "arg-eq NR IDX VALUE");
+      rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, (int)nr, 1,
+                            SCMP_CMP((unsigned int)a, SCMP_CMP_EQ, (scmp_datum_t)b));
     } else {
       return fail_input(lineno[i], "unknown rule (allow, errno, arg-eq)");
     }

@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_INSNS 4096
+#define MAX_INSNS  4096
 #define MAX_ROUNDS 64
 
 static struct sock_filter insns[MAX_INSNS];
@@ -57,7 +57,9 @@ static long read_filter(const char *path) {
     exit(2);
   }
   if (bytes == 0 || bytes % sizeof insns[0] != 0) {
-    fprintf(stderr, "syscall_loop: %s: %zu bytes is not a whole number of 8-byte sock_filter records\n", path, bytes);
+    fprintf(stderr,
+            "syscall_loop: %s: %zu bytes is not a whole number of 8-byte sock_filter records\n",
+            path, bytes);
     exit(2);
   }
   return (long)(bytes / sizeof insns[0]);
@@ -110,7 +112,8 @@ int main(int argc, char **argv) {
     n = read_filter(path);
     struct sock_fprog prog = {(unsigned short)n, insns};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("prctl(PR_SET_NO_NEW_PRIVS)");
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) die("seccomp(SECCOMP_SET_MODE_FILTER)");
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+      die("seccomp(SECCOMP_SET_MODE_FILTER)");
   }
 
   /* Both calls must succeed under the filter (a wrong verdict would be a kill or an errno). */
@@ -118,7 +121,9 @@ int main(int argc, char **argv) {
   long prio = syscall(SYS_getpriority, 0, 0);
   if (prio < 0 || syscall(SYS_getppid) <= 0) {
     char msg[128];
-    int len = snprintf(msg, sizeof msg, "syscall_loop: getpriority/getppid failed under the filter (errno %d)\n", errno);
+    int len =
+        snprintf(msg, sizeof msg,
+                 "syscall_loop: getpriority/getppid failed under the filter (errno %d)\n", errno);
     if (len > 0) (void)!write(2, msg, (size_t)len);
     return 3;
   }
@@ -135,10 +140,11 @@ int main(int argc, char **argv) {
 
   double ppid_med = median(ppid, rounds), prio_med = median(prio_ns, rounds);
   char out[320];
-  int len = snprintf(out, sizeof out,
-                     "{\"insns\":%ld,\"calls\":%ld,\"rounds\":%d,\"getppid_ns\":%.2f,\"getpriority_ns\":%.2f,"
-                     "\"getppid_median_ns\":%.2f,\"getpriority_median_ns\":%.2f}\n",
-                     n, calls, rounds, ppid[0], prio_ns[0], ppid_med, prio_med);
+  int len = snprintf(
+      out, sizeof out,
+      "{\"insns\":%ld,\"calls\":%ld,\"rounds\":%d,\"getppid_ns\":%.2f,\"getpriority_ns\":%.2f,"
+      "\"getppid_median_ns\":%.2f,\"getpriority_median_ns\":%.2f}\n",
+      n, calls, rounds, ppid[0], prio_ns[0], ppid_med, prio_med);
   if (len <= 0 || write(1, out, (size_t)len) != len) return 2;
   return 0;
 }

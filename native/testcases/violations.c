@@ -57,7 +57,8 @@ int main(int argc, char **argv) {
   if (!strcmp(w, "bpf")) return report(w, syscall(SYS_bpf, 0, NULL, 0));
   if (!strcmp(w, "unshare-user")) return report(w, unshare(CLONE_NEWUSER));
   if (!strcmp(w, "unshare-net")) return report(w, unshare(CLONE_NEWNET));
-  if (!strcmp(w, "clone-newuser")) return report(w, syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0));
+  if (!strcmp(w, "clone-newuser"))
+    return report(w, syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0));
   if (!strcmp(w, "clone3")) {
     uint64_t args[11] = {0};
     args[4] = SIGCHLD; /* exit_signal */
@@ -74,7 +75,8 @@ int main(int argc, char **argv) {
     return report(w, syscall(SYS_perf_event_open, &a, 0, -1, -1, 0));
   }
   if (!strcmp(w, "userfaultfd")) return report(w, syscall(SYS_userfaultfd, 0));
-  if (!strcmp(w, "open_by_handle_at")) return report(w, syscall(SYS_open_by_handle_at, AT_FDCWD, NULL, 0));
+  if (!strcmp(w, "open_by_handle_at"))
+    return report(w, syscall(SYS_open_by_handle_at, AT_FDCWD, NULL, 0));
   if (!strcmp(w, "mount")) return report(w, mount("none", "/tmp", "tmpfs", 0, NULL));
   if (!strcmp(w, "umount")) return report(w, umount2("/usr", MNT_DETACH));
   if (!strcmp(w, "tiocsti")) {
@@ -93,7 +95,8 @@ int main(int argc, char **argv) {
   if (!strcmp(w, "seccomp-listener")) {
     struct sock_filter allow = BPF_STMT(0x06 /* BPF_RET|BPF_K */, SECCOMP_RET_ALLOW);
     struct sock_fprog prog = {1, &allow};
-    return report(w, syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog));
+    return report(
+        w, syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog));
   }
   if (!strcmp(w, "int80")) return report(w, int80_getpid());
   if (!strcmp(w, "x32")) return report(w, syscall(0x40000000 | 39 /* getpid */));

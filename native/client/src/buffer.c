@@ -23,12 +23,12 @@
 #define MFD_ALLOW_SEALING 0x0002U
 #endif
 #ifndef F_ADD_SEALS
-#define F_ADD_SEALS 1033
-#define F_GET_SEALS 1034
-#define F_SEAL_SEAL 0x0001
+#define F_ADD_SEALS   1033
+#define F_GET_SEALS   1034
+#define F_SEAL_SEAL   0x0001
 #define F_SEAL_SHRINK 0x0002
-#define F_SEAL_GROW 0x0004
-#define F_SEAL_WRITE 0x0008
+#define F_SEAL_GROW   0x0004
+#define F_SEAL_WRITE  0x0008
 #endif
 
 #define SIZE_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
@@ -140,14 +140,14 @@ int sbx_buffer_recv(sbx_comms *c, sbx_buffer *buf, uint64_t expected_size) {
 
 const char *sbx_buffer_strerror(int err) {
   switch (err) {
-  case 0: return "success";
-  case -EINVAL: return "invalid argument";
-  case -EMEDIUMTYPE: return "not a memfd (a regular file, pipe, socket or other fd was given)";
-  case -ERANGE: return "the buffer has the wrong size";
-  case -EPERM: return "the memfd cannot be sealed against resizing (F_SEAL_SEAL is set)";
-  case -EACCES: return "the memfd cannot be mapped writable (write-sealed or read-only)";
-  case -ENOMEM: return "out of address space for the mapping";
-  case -ENOSYS: return "memfd_create is not available (Linux < 3.17)";
-  default: return sbx_comms_strerror(err);
+    case 0: return "success";
+    case -EINVAL: return "invalid argument";
+    case -EMEDIUMTYPE: return "not a memfd (a regular file, pipe, socket or other fd was given)";
+    case -ERANGE: return "the buffer has the wrong size";
+    case -EPERM: return "the memfd cannot be sealed against resizing (F_SEAL_SEAL is set)";
+    case -EACCES: return "the memfd cannot be mapped writable (write-sealed or read-only)";
+    case -ENOMEM: return "out of address space for the mapping";
+    case -ENOSYS: return "memfd_create is not available (Linux < 3.17)";
+    default: return sbx_comms_strerror(err);
   }
 }

@@ -117,8 +117,9 @@ static int recv_go(int fd, const struct errbuf *e) {
     return fail(e, -ECANCELED, "the executor refused: %s", (const char *)g_buf);
   }
   if (tag != SBX_CLIENT_TAG_GO || len != 0)
-    return fail(e, -EPROTO, "%s: the executor sent %s (0x%08x, %llu bytes) where the protocol wants GO",
-                what, sbx_comms_tag_name(tag), tag, (unsigned long long)len);
+    return fail(e, -EPROTO,
+                "%s: the executor sent %s (0x%08x, %llu bytes) where the protocol wants GO", what,
+                sbx_comms_tag_name(tag), tag, (unsigned long long)len);
   return 0;
 }
 
@@ -149,7 +150,8 @@ static int check_channel(int fd, const struct errbuf *e) {
                 "sandbox-me-here mode (enableSandboxBeforeExec: false)",
                 fd, SBX_CLIENT_FD_ENV);
   if (!S_ISSOCK(st.st_mode) || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
-      type != SOCK_STREAM || (len = sizeof domain, getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len)) < 0 ||
+      type != SOCK_STREAM ||
+      (len = sizeof domain, getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len)) < 0 ||
       domain != AF_UNIX)
     return fail(e, -ENOTSOCK,
                 "fd %d (%s) is not a unix stream socket: this process was not started by an sbx "
@@ -238,8 +240,10 @@ static int handshake(int fd, unsigned flags, const struct errbuf *e, bool *filte
     return comms_fail(e, rc, "sending HELLO");
   if ((rc = recv_reply(&c, SBX_CLIENT_TAG_POLICY, &len, e, "receiving the policy")) < 0) return rc;
   if (len == 0 || len % sizeof(struct sock_filter) != 0)
-    return fail(e, -EPROTO, "the executor sent a policy of %llu bytes (not a whole number of "
-                "8-byte instructions)", (unsigned long long)len);
+    return fail(e, -EPROTO,
+                "the executor sent a policy of %llu bytes (not a whole number of "
+                "8-byte instructions)",
+                (unsigned long long)len);
 
   prog.len = (unsigned short)(len / sizeof(struct sock_filter));
   prog.filter = (struct sock_filter *)(void *)g_buf;
@@ -263,15 +267,20 @@ int sbx_client_sandbox_me_here_fd(int fd, unsigned flags, char *err, size_t errl
   if (!__atomic_compare_exchange_n(&g_state, &expected, STATE_BUSY, false, __ATOMIC_ACQ_REL,
                                    __ATOMIC_ACQUIRE)) {
     if (expected == STATE_SANDBOXED)
-      return fail(&e, -EALREADY, "this process is already sandboxed (sandboxMeHere() succeeded "
+      return fail(&e, -EALREADY,
+                  "this process is already sandboxed (sandboxMeHere() succeeded "
                   "earlier)");
     if (expected == STATE_FILTERED)
-      return fail(&e, -EALREADY, "an earlier sandboxMeHere() installed the filter and then "
+      return fail(&e, -EALREADY,
+                  "an earlier sandboxMeHere() installed the filter and then "
                   "failed; the process cannot be sandboxed again and should exit");
     return fail(&e, -EALREADY, "another thread is in sandboxMeHere() right now");
   }
   rc = handshake(fd, flags, &e, &filtered);
-  __atomic_store_n(&g_state, rc == 0 ? STATE_SANDBOXED : filtered ? STATE_FILTERED : STATE_IDLE,
+  __atomic_store_n(&g_state,
+                   rc == 0    ? STATE_SANDBOXED
+                   : filtered ? STATE_FILTERED
+                              : STATE_IDLE,
                    __ATOMIC_RELEASE);
   return rc;
 }
@@ -310,12 +319,14 @@ const char *sbx_client_strerror(int err) {
   switch (err) {
     case 0: return "success";
     case -EBADF: return "not started in sandbox-me-here mode (no handshake fd)";
-    case -ENOTSOCK: return "not started in sandbox-me-here mode (the handshake fd is no unix stream socket)";
+    case -ENOTSOCK:
+      return "not started in sandbox-me-here mode (the handshake fd is no unix stream socket)";
     case -EALREADY: return "already sandboxed";
     case -EOPNOTSUPP: return "several threads and no TSYNC with a listener in this kernel";
     case -ESRCH: return "a thread could not be synchronised";
     case -ENOSYS: return "the kernel lacks seccomp user notification";
-    case -EPIPE: case -ECONNRESET: return "the executor closed the handshake channel";
+    case -EPIPE:
+    case -ECONNRESET: return "the executor closed the handshake channel";
     case -ECANCELED: return "the executor refused";
     case -EPROTO: return "the executor broke the handshake protocol";
     case -EINVAL: return "the kernel rejected the policy";

@@ -39,10 +39,10 @@
 #endif
 #ifndef SYS_landlock_create_ruleset
 #define SYS_landlock_create_ruleset 444
-#define SYS_landlock_restrict_self 446
+#define SYS_landlock_restrict_self  446
 #endif
 #ifndef PR_CAP_AMBIENT
-#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT           47
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
 #endif
 
@@ -52,16 +52,24 @@ struct ll_ruleset_attr {
   uint64_t handled_access_net;
   uint64_t scoped;
 };
-#define LL_CREATE_RULESET_VERSION 1u
-#define LL_ACCESS_FS_MAKE_BLOCK (1ull << 11)
+#define LL_CREATE_RULESET_VERSION     1u
+#define LL_ACCESS_FS_MAKE_BLOCK       (1ull << 11)
 #define LL_SCOPE_ABSTRACT_UNIX_SOCKET 1ull
-#define LL_SCOPE_SIGNAL 2ull
+#define LL_SCOPE_SIGNAL               2ull
 
 /* How long the channel must be quiet before a spare is forked. */
 #define SPARE_QUIET_MS 10
 
 /* What the child reports over the sync pipe when its setup failed. */
-enum child_step { STEP_FDS = 1, STEP_PDEATHSIG, STEP_SETSID, STEP_NO_NEW_PRIVS, STEP_CAPS, STEP_DUMPABLE, STEP_LANDLOCK };
+enum child_step {
+  STEP_FDS = 1,
+  STEP_PDEATHSIG,
+  STEP_SETSID,
+  STEP_NO_NEW_PRIVS,
+  STEP_CAPS,
+  STEP_DUMPABLE,
+  STEP_LANDLOCK
+};
 static const char *step_name(int step) {
   switch (step) {
     case STEP_FDS: return "placing the request's fds";
@@ -107,15 +115,20 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) {
   return rc;
 }
 
-
 int sbx_forking_client_open(sbx_forking_client **out, int comms_fd, char *err, size_t errlen) {
   if (out == NULL) return fail(err, errlen, -EINVAL, "out is NULL");
   *out = NULL;
   int fd = comms_fd >= 0 ? comms_fd : sbx_comms_default_fd();
   if (fd < 0) return fail(err, errlen, -EBADF, "$SBX_COMMS_FD is not an fd number");
   struct stat st;
-  if (fstat(fd, &st) < 0) return fail(err, errlen, -EBADF, "fd %d is not open: this program was not started by Executor.startForkServer()", fd);
-  if (!S_ISSOCK(st.st_mode)) return fail(err, errlen, -ENOTSOCK, "fd %d is not a socket: this program was not started by Executor.startForkServer()", fd);
+  if (fstat(fd, &st) < 0)
+    return fail(err, errlen, -EBADF,
+                "fd %d is not open: this program was not started by Executor.startForkServer()",
+                fd);
+  if (!S_ISSOCK(st.st_mode))
+    return fail(err, errlen, -ENOTSOCK,
+                "fd %d is not a socket: this program was not started by Executor.startForkServer()",
+                fd);
   sbx_forking_client *fc = calloc(1, sizeof *fc);
   if (fc == NULL) return fail(err, errlen, -ENOMEM, "out of memory");
   fc->cap = 16;
@@ -133,7 +146,9 @@ int sbx_forking_client_open(sbx_forking_client **out, int comms_fd, char *err, s
   return 0;
 }
 
-unsigned sbx_forking_client_children(const sbx_forking_client *fc) { return fc ? fc->nchildren : 0; }
+unsigned sbx_forking_client_children(const sbx_forking_client *fc) {
+  return fc ? fc->nchildren : 0;
+}
 
 void sbx_forking_client_free(sbx_forking_client *fc) {
   if (fc == NULL) return;
@@ -192,7 +207,7 @@ static int reap(sbx_forking_client *fc, unsigned i) {
     fc->nspares--;
     return 0;
   }
-  if (c.id == 0) return 0; /* a spare that failed its assignment */
+  if (c.id == 0) return 0;    /* a spare that failed its assignment */
   if (r < 0) status = 0x7f00; /* lost: reported as "exit 127" rather than never */
   unsigned char buf[SBX_FORK_EXITED_SIZE];
   put_u64(buf, c.id);
@@ -237,7 +252,8 @@ static int child_isolate(sbx_forking_client *fc, pid_t parent) {
     if (fc->children[i].sock >= 0) close(fc->children[i].sock);
   }
   fc->nchildren = fc->nspares = 0;
-  close(fc->comms.fd); /* the forkserver's channel is never a child's (a target may reuse the number) */
+  close(fc->comms
+            .fd); /* the forkserver's channel is never a child's (a target may reuse the number) */
   fc->comms.fd = -1;
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) return STEP_PDEATHSIG << 16 | errno;
   if (getppid() != parent) return STEP_PDEATHSIG << 16 | ESRCH; /* the forkserver already died */
@@ -306,7 +322,8 @@ static struct child *find_child(sbx_forking_client *fc, pid_t pid) {
 }
 
 /* FORKED for child `pid` (in the table) and its pidfd. Returns pid or the channel's error. */
-static pid_t reply_forked(sbx_forking_client *fc, uint64_t id, pid_t pid, char *err, size_t errlen) {
+static pid_t reply_forked(sbx_forking_client *fc, uint64_t id, pid_t pid, char *err,
+                          size_t errlen) {
   struct child *c = find_child(fc, pid);
   unsigned char buf[16];
   put_u64(buf, id);
@@ -315,13 +332,15 @@ static pid_t reply_forked(sbx_forking_client *fc, uint64_t id, pid_t pid, char *
   int rc;
   if ((rc = sbx_comms_send_tlv(&fc->comms, SBX_FORK_TAG_FORKED, buf, sizeof buf)) < 0 ||
       (rc = sbx_comms_send_fd(&fc->comms, c->pidfd)) < 0)
-    return fail(err, errlen, rc == -ECONNRESET ? -EPIPE : rc, "replying to fork request %llu: %s", (unsigned long long)id, sbx_comms_strerror(rc));
+    return fail(err, errlen, rc == -ECONNRESET ? -EPIPE : rc, "replying to fork request %llu: %s",
+                (unsigned long long)id, sbx_comms_strerror(rc));
   return pid;
 }
 
 /* Hands the request's fds to a waiting spare. Returns its pid, or 0 when there is none (a
  * spare that cannot take them is killed and left to be reaped). */
-static pid_t assign_spare(sbx_forking_client *fc, uint64_t id, const int *fds, const uint32_t *targets, unsigned n) {
+static pid_t assign_spare(sbx_forking_client *fc, uint64_t id, const int *fds,
+                          const uint32_t *targets, unsigned n) {
   for (unsigned i = 0; i < fc->nchildren; i++) {
     struct child *c = &fc->children[i];
     if (c->sock < 0) continue;
@@ -367,7 +386,8 @@ static void spare_wait(int sock) {
     char buf[CMSG_SPACE(sizeof(int) * SBX_FORK_MAX_FDS)];
     struct cmsghdr align;
   } u;
-  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+  struct msghdr mh = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
   ssize_t r;
   do r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
   while (r < 0 && errno == EINTR);
@@ -377,17 +397,20 @@ static void spare_wait(int sock) {
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
     if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
     unsigned k = (unsigned)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-    for (unsigned j = 0; j < k && got < SBX_FORK_MAX_FDS; j++) memcpy(&fds[got++], CMSG_DATA(cm) + j * sizeof(int), sizeof(int));
+    for (unsigned j = 0; j < k && got < SBX_FORK_MAX_FDS; j++)
+      memcpy(&fds[got++], CMSG_DATA(cm) + j * sizeof(int), sizeof(int));
   }
   close(sock);
-  if (got != a.n || (mh.msg_flags & MSG_CTRUNC) || child_place_fds(fds, a.targets, a.n) != 0) _exit(SBX_FORK_SETUP_FAILED);
+  if (got != a.n || (mh.msg_flags & MSG_CTRUNC) || child_place_fds(fds, a.targets, a.n) != 0)
+    _exit(SBX_FORK_SETUP_FAILED);
 }
 
 /* Forks one spare. Returns 1 in the forkserver (made or not), 0 in the spare once assigned. */
 static int fork_spare(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks) {
   char msg[256];
   if (grow(fc) < 0) return fc->spare_failed = 1;
-  if (hooks && hooks->prepare && hooks->prepare(hooks->arg, msg, sizeof msg) < 0) return fc->spare_failed = 1;
+  if (hooks && hooks->prepare && hooks->prepare(hooks->arg, msg, sizeof msg) < 0)
+    return fc->spare_failed = 1;
   int sync[2], sv[2];
   if (pipe2(sync, O_CLOEXEC) < 0) {
     if (hooks && hooks->parent) hooks->parent(hooks->arg);
@@ -428,7 +451,8 @@ static int fork_spare(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks
     }
     return fc->spare_failed = 1;
   }
-  fc->children[fc->nchildren++] = (struct child){.pid = pid, .pidfd = pidfd, .id = 0, .sock = sv[0]};
+  fc->children[fc->nchildren++] =
+      (struct child){.pid = pid, .pidfd = pidfd, .id = 0, .sock = sv[0]};
   fc->nspares++;
   return 1;
 }
@@ -457,20 +481,23 @@ int sbx_forking_client_set_spares(sbx_forking_client *fc, unsigned n) {
 }
 
 /* One request: returns the child's pid (parent), 0 (child), 1 (answered with an error), <0. */
-static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks, char *err, size_t errlen) {
+static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks, char *err,
+                           size_t errlen) {
   uint32_t tag;
   void *data = NULL;
   uint64_t len = 0;
   int rc = sbx_comms_recv_tlv(&fc->comms, &tag, &data, &len);
   if (rc < 0) {
-    if (rc == -EPIPE || rc == -ECONNRESET) return fail(err, errlen, -EPIPE, "the executor closed the channel");
+    if (rc == -EPIPE || rc == -ECONNRESET)
+      return fail(err, errlen, -EPIPE, "the executor closed the channel");
     return fail(err, errlen, rc, "receiving a fork request: %s", sbx_comms_strerror(rc));
   }
   const unsigned char *p = data;
   uint32_t n = len >= 12 ? get_u32(p + 8) : 0;
   if (tag != SBX_FORK_TAG_REQUEST || len < 12 || n > SBX_FORK_MAX_FDS || len != 12 + 4ull * n) {
     free(data);
-    return fail(err, errlen, -EPROTO, "expected a fork REQUEST, got %s of %llu bytes", sbx_comms_tag_name(tag), (unsigned long long)len);
+    return fail(err, errlen, -EPROTO, "expected a fork REQUEST, got %s of %llu bytes",
+                sbx_comms_tag_name(tag), (unsigned long long)len);
   }
   uint64_t id = get_u64(p);
   uint32_t targets[SBX_FORK_MAX_FDS];
@@ -486,8 +513,10 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
     rc = sbx_comms_recv_fd(&fc->comms, &fds[i]);
     if (rc < 0) {
       close_fds(fds, n);
-      if (rc == -EPIPE || rc == -ECONNRESET) return fail(err, errlen, -EPIPE, "the executor closed the channel");
-      return fail(err, errlen, -EPROTO, "fork request %llu: fd %u of %u: %s", (unsigned long long)id, i + 1, n, sbx_comms_strerror(rc));
+      if (rc == -EPIPE || rc == -ECONNRESET)
+        return fail(err, errlen, -EPIPE, "the executor closed the channel");
+      return fail(err, errlen, -EPROTO, "fork request %llu: fd %u of %u: %s",
+                  (unsigned long long)id, i + 1, n, sbx_comms_strerror(rc));
     }
   }
   if (bad) {
@@ -497,7 +526,8 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   }
   if ((rc = grow(fc)) < 0) {
     close_fds(fds, n);
-    rc = reply_error(fc, id, rc, rc == -EAGAIN ? "the forkserver has too many children alive" : "out of memory");
+    rc = reply_error(
+        fc, id, rc, rc == -EAGAIN ? "the forkserver has too many children alive" : "out of memory");
     return rc < 0 ? rc : 1;
   }
 
@@ -553,7 +583,10 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
     if (got != (int)sizeof code || code == 0) kill(pid, SIGKILL);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
     snprintf(msg, sizeof msg, "the forked child's setup failed: %s: %s",
-             got != (int)sizeof code ? "it died before reporting" : code != 0 ? step_name(code >> 16) : "pidfd_open()", strerror(e));
+             got != (int)sizeof code ? "it died before reporting"
+             : code != 0             ? step_name(code >> 16)
+                                     : "pidfd_open()",
+             strerror(e));
     rc = reply_error(fc, id, -e, msg);
     return rc < 0 ? rc : 1;
   }
@@ -561,8 +594,10 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   return reply_forked(fc, id, pid, err, errlen);
 }
 
-pid_t sbx_forking_client_wait_and_fork(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks, char *err, size_t errlen) {
-  if (fc == NULL || fc->comms.fd < 0) return fail(err, errlen, -EINVAL, "not an open forking client");
+pid_t sbx_forking_client_wait_and_fork(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks,
+                                       char *err, size_t errlen) {
+  if (fc == NULL || fc->comms.fd < 0)
+    return fail(err, errlen, -EINVAL, "not an open forking client");
   for (;;) {
     /* Spares are made once the channel has been quiet for a moment: a request is served first,
      * and the child just handed out is not slowed down by the next fork on a small machine. */
@@ -572,7 +607,8 @@ pid_t sbx_forking_client_wait_and_fork(sbx_forking_client *fc, const struct sbx_
       if (fork_spare(fc, hooks) == 0) return 0;
     }
     fc->pfds[0] = (struct pollfd){.fd = fc->comms.fd, .events = POLLIN};
-    for (unsigned i = 0; i < fc->nchildren; i++) fc->pfds[i + 1] = (struct pollfd){.fd = fc->children[i].pidfd, .events = POLLIN};
+    for (unsigned i = 0; i < fc->nchildren; i++)
+      fc->pfds[i + 1] = (struct pollfd){.fd = fc->children[i].pidfd, .events = POLLIN};
     unsigned npfds = fc->nchildren + 1;
     if (poll(fc->pfds, npfds, -1) < 0) {
       if (errno == EINTR) continue;
@@ -582,7 +618,9 @@ pid_t sbx_forking_client_wait_and_fork(sbx_forking_client *fc, const struct sbx_
     for (unsigned i = npfds - 1; i >= 1; i--) {
       if (fc->pfds[i].revents == 0) continue;
       int rc = reap(fc, i - 1);
-      if (rc < 0) return fail(err, errlen, rc == -ECONNRESET ? -EPIPE : rc, "reporting an ended child: %s", sbx_comms_strerror(rc));
+      if (rc < 0)
+        return fail(err, errlen, rc == -ECONNRESET ? -EPIPE : rc, "reporting an ended child: %s",
+                    sbx_comms_strerror(rc));
     }
     if (fc->pfds[0].revents == 0) continue;
     pid_t pid = serve_request(fc, hooks, err, errlen);

@@ -29,15 +29,15 @@
 #include "check.h"
 
 /* CHECK_RC with the client's error names and its last message. */
-#define CHECK_RC(expr, want)                                                                     \
-  do {                                                                                           \
-    int check_rc_ = (expr);                                                                      \
-    if (check_rc_ != (want)) {                                                                   \
-      fprintf(stderr, "%s:%d: %s returned %d (%s), want %d (%s); message: %s\n", __FILE__,       \
-              __LINE__, #expr, check_rc_, sbx_client_strerror(check_rc_), (int)(want),           \
-              sbx_client_strerror(want), msg);                                                   \
-      return 1;                                                                                  \
-    }                                                                                            \
+#define CHECK_RC(expr, want)                                                               \
+  do {                                                                                     \
+    int check_rc_ = (expr);                                                                \
+    if (check_rc_ != (want)) {                                                             \
+      fprintf(stderr, "%s:%d: %s returned %d (%s), want %d (%s); message: %s\n", __FILE__, \
+              __LINE__, #expr, check_rc_, sbx_client_strerror(check_rc_), (int)(want),     \
+              sbx_client_strerror(want), msg);                                             \
+      return 1;                                                                            \
+    }                                                                                      \
   } while (0)
 
 static char msg[512];
@@ -263,7 +263,8 @@ static int threads_without_tsync_child(int fd) {
   char b = 'w';
   CHECK(pipe(wake_pipe) == 0 && pipe(done_pipe) == 0);
   CHECK(pthread_create(&t, NULL, second_thread, NULL) == 0);
-  CHECK_RC(sbx_client_sandbox_me_here_fd(fd, SBX_CLIENT_ASSUME_NO_TSYNC, msg, sizeof msg), -EOPNOTSUPP);
+  CHECK_RC(sbx_client_sandbox_me_here_fd(fd, SBX_CLIENT_ASSUME_NO_TSYNC, msg, sizeof msg),
+           -EOPNOTSUPP);
   CHECK(strstr(msg, "2 threads") != NULL && strstr(msg, "TSYNC_ESRCH") != NULL);
   CHECK(!sbx_client_filter_installed());
   CHECK(write(wake_pipe[1], &b, 1) == 1);
@@ -410,11 +411,11 @@ int main(void) {
   size_t total = sizeof pairs / sizeof pairs[0] + 2;
   printf("1..%zu\n", total);
   signal(SIGPIPE, SIG_IGN);
-#define REPORT(ok, name)                                                                         \
-  do {                                                                                           \
-    n++;                                                                                         \
-    printf("%s %d - %s\n", (ok) ? "ok" : "not ok", n, name);                                     \
-    if (!(ok)) failed++;                                                                         \
+#define REPORT(ok, name)                                     \
+  do {                                                       \
+    n++;                                                     \
+    printf("%s %d - %s\n", (ok) ? "ok" : "not ok", n, name); \
+    if (!(ok)) failed++;                                     \
   } while (0)
   REPORT(probes() == 0, "kernel probes and thread count");
   REPORT(not_in_sandbox() == 0, "outside a sandbox: EBADF / ENOTSOCK, naming SBX_CLIENT_FD");

@@ -32,9 +32,9 @@ static void child_probe(void) {
   int forkserver_comms_open = fcntl(5, F_GETFD) >= 0; /* the forkserver's channel is fd 5 */
   errno = 0;
   int kill_parent = kill(getppid(), 0) == 0 ? 0 : errno;
-  snprintf(line, sizeof line, "pid=%d dumpable=%d nnp=%d fs_comms=%d kill_parent=%d cloexec=%d", (int)getpid(),
-           prctl(PR_GET_DUMPABLE), prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), forkserver_comms_open, kill_parent,
-           fcntl(PROBE_FD, F_GETFD));
+  snprintf(line, sizeof line, "pid=%d dumpable=%d nnp=%d fs_comms=%d kill_parent=%d cloexec=%d",
+           (int)getpid(), prctl(PR_GET_DUMPABLE), prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0),
+           forkserver_comms_open, kill_parent, fcntl(PROBE_FD, F_GETFD));
   sbx_comms_send_string(&c, line);
   uint32_t code = 0;
   sbx_comms_recv_uint32(&c, &code);
@@ -61,7 +61,8 @@ static void run_forkserver(int fd) {
   }
 }
 
-static int send_request(sbx_comms *c, uint64_t id, const uint32_t *targets, const int *fds, unsigned n) {
+static int send_request(sbx_comms *c, uint64_t id, const uint32_t *targets, const int *fds,
+                        unsigned n) {
   unsigned char buf[12 + 4 * 16];
   put_u64(buf, id);
   put_u32(buf + 8, n);
@@ -76,7 +77,8 @@ static int recv_forked(sbx_comms *c, uint64_t want_id, pid_t *pid, int *pidfd) {
   uint32_t tag;
   void *data;
   uint64_t len;
-  if (sbx_comms_recv_tlv(c, &tag, &data, &len) < 0 || tag != SBX_FORK_TAG_FORKED || len < 16) return -999;
+  if (sbx_comms_recv_tlv(c, &tag, &data, &len) < 0 || tag != SBX_FORK_TAG_FORKED || len < 16)
+    return -999;
   int32_t e = (int32_t)get_u32((unsigned char *)data + 8);
   *pid = (pid_t)get_u32((unsigned char *)data + 12);
   uint64_t id = get_u64(data);
@@ -107,7 +109,8 @@ static int twenty_rounds(sbx_comms *exec) {
     size_t len;
     CHECK(sbx_comms_recv_string(&pc, &line, &len) == 0);
     char want[128];
-    snprintf(want, sizeof want, "pid=%d dumpable=0 nnp=1 fs_comms=0 kill_parent=%d cloexec=0", (int)pid, landlock_abi() >= 6 ? EPERM : 0);
+    snprintf(want, sizeof want, "pid=%d dumpable=0 nnp=1 fs_comms=0 kill_parent=%d cloexec=0",
+             (int)pid, landlock_abi() >= 6 ? EPERM : 0);
     if (strcmp(line, want) != 0) fprintf(stderr, "child said \"%s\", want \"%s\"\n", line, want);
     CHECK(strcmp(line, want) == 0);
     free(line);
@@ -154,7 +157,10 @@ int main(void) {
   int test = 0;
   printf("1..5\n");
   if (forks_round_trip(3) != 0) return 1;
-  printf("ok %d - 20 forks from 3 spares: fds in place, isolation on, exits reported, spares gone at EOF\n", ++test);
+  printf(
+      "ok %d - 20 forks from 3 spares: fds in place, isolation on, exits reported, spares gone at "
+      "EOF\n",
+      ++test);
   g_spares = 0;
   int pair[2];
   CHECK(sbx_comms_socketpair(pair) == 0);

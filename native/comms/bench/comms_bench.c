@@ -20,7 +20,7 @@
 
 #include "sbx/comms.h"
 
-#define REPS 7
+#define REPS      7
 #define TARGET_NS 100000000.0 /* ~100 ms per repetition */
 
 /* What the parent asks of the child, sent as a Uint32 before each repetition. */
@@ -36,10 +36,8 @@ static int write_all(int fd, const void *buf, size_t len) {
   size_t done = 0;
   while (done < len) {
     ssize_t n = write(fd, (const char *)buf + done, len - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return -1;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
     done += (size_t)n;
   }
   return 0;
@@ -49,10 +47,8 @@ static int read_all(int fd, void *buf, size_t len) {
   size_t done = 0;
   while (done < len) {
     ssize_t n = read(fd, (char *)buf + done, len - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return -1;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
     done += (size_t)n;
   }
   return 0;
@@ -63,48 +59,40 @@ static int read_all(int fd, void *buf, size_t len) {
 static int child_job(sbx_comms *c, uint32_t job, uint64_t count, uint64_t size, char *buf) {
   uint64_t i;
   switch (job) {
-  case JOB_RAW_SINK:
-    for (i = 0; i < count; i++)
-      if (read_all(c->fd, buf, size) < 0)
-        return -1;
-    return write_all(c->fd, "k", 1);
-  case JOB_COMMS_SINK:
-    for (i = 0; i < count; i++) {
-      void *data;
-      size_t n;
-      if (sbx_comms_recv_bytes(c, &data, &n) < 0 || n != size)
-        return -1;
-      free(data);
-    }
-    return sbx_comms_send_uint8(c, 1);
-  case JOB_RAW_PONG:
-    for (i = 0; i < count; i++)
-      if (read_all(c->fd, buf, 4) < 0 || write_all(c->fd, buf, 4) < 0)
-        return -1;
-    return 0;
-  case JOB_COMMS_PONG:
-    for (i = 0; i < count; i++) {
-      uint32_t v;
-      if (sbx_comms_recv_uint32(c, &v) < 0 || sbx_comms_send_uint32(c, v + 1) < 0)
-        return -1;
-    }
-    return 0;
-  default:
-    return -1;
+    case JOB_RAW_SINK:
+      for (i = 0; i < count; i++)
+        if (read_all(c->fd, buf, size) < 0) return -1;
+      return write_all(c->fd, "k", 1);
+    case JOB_COMMS_SINK:
+      for (i = 0; i < count; i++) {
+        void *data;
+        size_t n;
+        if (sbx_comms_recv_bytes(c, &data, &n) < 0 || n != size) return -1;
+        free(data);
+      }
+      return sbx_comms_send_uint8(c, 1);
+    case JOB_RAW_PONG:
+      for (i = 0; i < count; i++)
+        if (read_all(c->fd, buf, 4) < 0 || write_all(c->fd, buf, 4) < 0) return -1;
+      return 0;
+    case JOB_COMMS_PONG:
+      for (i = 0; i < count; i++) {
+        uint32_t v;
+        if (sbx_comms_recv_uint32(c, &v) < 0 || sbx_comms_send_uint32(c, v + 1) < 0) return -1;
+      }
+      return 0;
+    default: return -1;
   }
 }
 
 static int child_main(sbx_comms *c) {
   char *buf = malloc(1 << 20);
-  if (buf == NULL)
-    return 1;
+  if (buf == NULL) return 1;
   for (;;) {
     uint32_t job;
     uint64_t count, size;
-    if (sbx_comms_recv_uint32(c, &job) < 0)
-      return 1;
-    if (job == JOB_EXIT)
-      return 0;
+    if (sbx_comms_recv_uint32(c, &job) < 0) return 1;
+    if (job == JOB_EXIT) return 0;
     if (sbx_comms_recv_uint64(c, &count) < 0 || sbx_comms_recv_uint64(c, &size) < 0 ||
         size > (1 << 20) || child_job(c, job, count, size, buf) < 0)
       return 1;
@@ -123,33 +111,28 @@ static double run_job(sbx_comms *c, uint32_t job, uint64_t count, uint64_t size,
     return -1;
   t0 = now_ns();
   switch (job) {
-  case JOB_RAW_SINK:
-    for (i = 0; i < count; i++)
-      if (write_all(c->fd, buf, size) < 0)
-        return -1;
-    if (read_all(c->fd, &ack, 1) < 0)
-      return -1;
-    break;
-  case JOB_COMMS_SINK:
-    for (i = 0; i < count; i++)
-      if (sbx_comms_send_bytes(c, buf, size) < 0)
-        return -1;
-    if (sbx_comms_recv_uint8(c, &ack8) < 0)
-      return -1;
-    break;
-  case JOB_RAW_PONG:
-    for (i = 0; i < count; i++)
-      if (write_all(c->fd, buf, 4) < 0 || read_all(c->fd, buf, 4) < 0)
-        return -1;
-    break;
-  case JOB_COMMS_PONG:
-    for (i = 0; i < count; i++) {
-      uint32_t v;
-      if (sbx_comms_send_uint32(c, (uint32_t)i) < 0 || sbx_comms_recv_uint32(c, &v) < 0 ||
-          v != (uint32_t)i + 1)
-        return -1;
-    }
-    break;
+    case JOB_RAW_SINK:
+      for (i = 0; i < count; i++)
+        if (write_all(c->fd, buf, size) < 0) return -1;
+      if (read_all(c->fd, &ack, 1) < 0) return -1;
+      break;
+    case JOB_COMMS_SINK:
+      for (i = 0; i < count; i++)
+        if (sbx_comms_send_bytes(c, buf, size) < 0) return -1;
+      if (sbx_comms_recv_uint8(c, &ack8) < 0) return -1;
+      break;
+    case JOB_RAW_PONG:
+      for (i = 0; i < count; i++)
+        if (write_all(c->fd, buf, 4) < 0 || read_all(c->fd, buf, 4) < 0) return -1;
+      break;
+    case JOB_COMMS_PONG:
+      for (i = 0; i < count; i++) {
+        uint32_t v;
+        if (sbx_comms_send_uint32(c, (uint32_t)i) < 0 || sbx_comms_recv_uint32(c, &v) < 0 ||
+            v != (uint32_t)i + 1)
+          return -1;
+      }
+      break;
   }
   return now_ns() - t0;
 }
@@ -167,17 +150,14 @@ static double measure(sbx_comms *c, uint32_t job, uint64_t size, char *buf) {
   /* Calibrate: grow the count until one run takes a tenth of the target, then scale. */
   for (;;) {
     t = run_job(c, job, count, size, buf);
-    if (t < 0)
-      return -1;
-    if (t >= TARGET_NS / 10)
-      break;
+    if (t < 0) return -1;
+    if (t >= TARGET_NS / 10) break;
     count *= 4;
   }
   count = (uint64_t)((double)count * TARGET_NS / t) + 1;
   for (r = 0; r < REPS; r++) {
     t = run_job(c, job, count, size, buf);
-    if (t < 0)
-      return -1;
+    if (t < 0) return -1;
     per[r] = t / (double)count;
   }
   qsort(per, REPS, sizeof per[0], cmp_double);
@@ -212,8 +192,7 @@ int main(void) {
   close(fds[1]);
   sbx_comms_init(&c, fds[0]);
   buf = calloc(1, 1 << 20);
-  if (buf == NULL)
-    return 1;
+  if (buf == NULL) return 1;
 
   raw1m = mbps(measure(&c, JOB_RAW_SINK, 1 << 20, buf), 1 << 20);
   comms1m = mbps(measure(&c, JOB_COMMS_SINK, 1 << 20, buf), 1 << 20);
@@ -224,13 +203,14 @@ int main(void) {
 
   sbx_comms_send_uint32(&c, JOB_EXIT);
   free(buf);
-  if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-      raw1m < 0 || comms1m < 0 || raw64k < 0 || comms64k < 0 || rawrtt < 0 || commsrtt < 0) {
+  if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || raw1m < 0 ||
+      comms1m < 0 || raw64k < 0 || comms64k < 0 || rawrtt < 0 || commsrtt < 0) {
     fprintf(stderr, "comms_bench: a measurement failed\n");
     return 1;
   }
-  printf("{\"raw_tput_1m_MBps\":%.1f,\"comms_tput_1m_MBps\":%.1f,\"raw_tput_64k_MBps\":%.1f,"
-         "\"comms_tput_64k_MBps\":%.1f,\"raw_rtt_us\":%.2f,\"comms_rtt_us\":%.2f}\n",
-         raw1m, comms1m, raw64k, comms64k, rawrtt, commsrtt);
+  printf(
+      "{\"raw_tput_1m_MBps\":%.1f,\"comms_tput_1m_MBps\":%.1f,\"raw_tput_64k_MBps\":%.1f,"
+      "\"comms_tput_64k_MBps\":%.1f,\"raw_rtt_us\":%.2f,\"comms_rtt_us\":%.2f}\n",
+      raw1m, comms1m, raw64k, comms64k, rawrtt, commsrtt);
   return 0;
 }

@@ -20,37 +20,32 @@
 
 static void put_le(unsigned char *p, uint64_t v, size_t n) {
   size_t i;
-  for (i = 0; i < n; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
+  for (i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 
 static uint64_t get_le(const unsigned char *p, size_t n) {
   uint64_t v = 0;
   size_t i;
-  for (i = 0; i < n; i++)
-    v |= (uint64_t)p[i] << (8 * i);
+  for (i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
   return v;
 }
 
 /* ---- Channel setup ---- */
 
 void sbx_comms_init(sbx_comms *c, int fd) {
-  if (c == NULL)
-    return;
+  if (c == NULL) return;
   c->fd = fd;
   c->max_message_size = SBX_COMMS_DEFAULT_MAX_MESSAGE_SIZE;
   c->last_tag = SBX_TAG_INVALID;
 }
 
 void sbx_comms_set_max_message_size(sbx_comms *c, uint64_t max) {
-  if (c != NULL)
-    c->max_message_size = max;
+  if (c != NULL) c->max_message_size = max;
 }
 
 int sbx_comms_close(sbx_comms *c) {
   int fd;
-  if (c == NULL || c->fd < 0)
-    return -EINVAL;
+  if (c == NULL || c->fd < 0) return -EINVAL;
   fd = c->fd;
   c->fd = -1;
   /* No retry on EINTR: on Linux the fd is gone either way. */
@@ -65,21 +60,16 @@ int sbx_comms_default_fd(void) {
     char *end;
     errno = 0;
     fd = strtol(env, &end, 10);
-    if (errno != 0 || *end != '\0' || env[0] < '0' || env[0] > '9' || fd > INT_MAX)
-      return -EINVAL;
+    if (errno != 0 || *end != '\0' || env[0] < '0' || env[0] > '9' || fd > INT_MAX) return -EINVAL;
   }
-  if (fcntl((int)fd, F_GETFD) < 0)
-    return -EBADF;
-  if (fstat((int)fd, &st) < 0)
-    return -errno;
-  if (!S_ISSOCK(st.st_mode))
-    return -ENOTSOCK;
+  if (fcntl((int)fd, F_GETFD) < 0) return -EBADF;
+  if (fstat((int)fd, &st) < 0) return -errno;
+  if (!S_ISSOCK(st.st_mode)) return -ENOTSOCK;
   return (int)fd;
 }
 
 int sbx_comms_socketpair(int fds[2]) {
-  if (fds == NULL)
-    return -EINVAL;
+  if (fds == NULL) return -EINVAL;
   return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0 ? -errno : 0;
 }
 
@@ -88,16 +78,11 @@ uint32_t sbx_comms_last_tag(const sbx_comms *c) { return c != NULL ? c->last_tag
 int sbx_comms_peer_creds(sbx_comms *c, pid_t *pid, uid_t *uid, gid_t *gid) {
   struct ucred cred;
   socklen_t len = sizeof cred;
-  if (c == NULL || c->fd < 0)
-    return -EINVAL;
-  if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-    return -errno;
-  if (pid != NULL)
-    *pid = cred.pid;
-  if (uid != NULL)
-    *uid = cred.uid;
-  if (gid != NULL)
-    *gid = cred.gid;
+  if (c == NULL || c->fd < 0) return -EINVAL;
+  if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -errno;
+  if (pid != NULL) *pid = cred.pid;
+  if (uid != NULL) *uid = cred.uid;
+  if (gid != NULL) *gid = cred.gid;
   return 0;
 }
 
@@ -105,10 +90,8 @@ int sbx_comms_peer_creds(sbx_comms *c, pid_t *pid, uid_t *uid, gid_t *gid) {
 
 static int send_message(sbx_comms *c, uint32_t tag, const void *data, uint64_t len, int pass_fd) {
   unsigned char head[SBX_COMMS_HEADER_SIZE];
-  if (c == NULL || c->fd < 0 || tag == SBX_TAG_INVALID || (data == NULL && len > 0))
-    return -EINVAL;
-  if (len > SIZE_MAX)
-    return -EMSGSIZE; /* 32-bit hosts only */
+  if (c == NULL || c->fd < 0 || tag == SBX_TAG_INVALID || (data == NULL && len > 0)) return -EINVAL;
+  if (len > SIZE_MAX) return -EMSGSIZE; /* 32-bit hosts only */
   put_le(head, tag, 4);
   put_le(head + 4, len, 8);
   return sbx_write_msg(c->fd, head, sizeof head, data, (size_t)len, pass_fd);
@@ -139,10 +122,10 @@ typedef enum {
 typedef struct {
   uint32_t want; /* expected tag; SBX_TAG_INVALID accepts any */
   body_mode mode;
-  void *buf;     /* INTO, EXACT */
-  uint64_t cap;  /* INTO, EXACT */
-  size_t extra;  /* ALLOC */
-  int *fd_out;   /* NULL: an Fd message is not accepted here (-EBADMSG, fd closed) */
+  void *buf;    /* INTO, EXACT */
+  uint64_t cap; /* INTO, EXACT */
+  size_t extra; /* ALLOC */
+  int *fd_out;  /* NULL: an Fd message is not accepted here (-EBADMSG, fd closed) */
 } recv_request;
 
 typedef struct {
@@ -159,12 +142,10 @@ static int recv_message(sbx_comms *c, const recv_request *rq, recv_result *out) 
   void *data = NULL;
   int rc;
 
-  if (c == NULL || c->fd < 0)
-    return -EINVAL;
+  if (c == NULL || c->fd < 0) return -EINVAL;
   sbx_rx_fds_init(&rx);
   rc = sbx_read_exact(c->fd, head, sizeof head, &rx, true);
-  if (rc < 0)
-    goto fail;
+  if (rc < 0) goto fail;
   tag = (uint32_t)get_le(head, 4);
   len = get_le(head + 4, 8);
   c->last_tag = tag;
@@ -197,37 +178,32 @@ static int recv_message(sbx_comms *c, const recv_request *rq, recv_result *out) 
   if ((rq->want != SBX_TAG_INVALID && tag != rq->want) ||
       (rq->mode == BODY_EXACT && len != rq->cap)) {
     rc = sbx_read_drain(c->fd, len, &rx);
-    if (rc == 0)
-      rc = rx.count > 0 || rx.truncated ? -EPROTO : -EBADMSG;
+    if (rc == 0) rc = rx.count > 0 || rx.truncated ? -EPROTO : -EBADMSG;
     goto fail;
   }
 
   switch (rq->mode) {
-  case BODY_ALLOC:
-    if (len + rq->extra > 0) {
-      data = malloc((size_t)len + rq->extra);
-      if (data == NULL) {
-        rc = -ENOMEM;
+    case BODY_ALLOC:
+      if (len + rq->extra > 0) {
+        data = malloc((size_t)len + rq->extra);
+        if (data == NULL) {
+          rc = -ENOMEM;
+          goto fail;
+        }
+      }
+      rc = sbx_read_exact(c->fd, data, (size_t)len, &rx, false);
+      break;
+    case BODY_INTO:
+      if (len > rq->cap) {
+        rc = -EMSGSIZE;
         goto fail;
       }
-    }
-    rc = sbx_read_exact(c->fd, data, (size_t)len, &rx, false);
-    break;
-  case BODY_INTO:
-    if (len > rq->cap) {
-      rc = -EMSGSIZE;
-      goto fail;
-    }
-    rc = sbx_read_exact(c->fd, rq->buf, (size_t)len, &rx, false);
-    break;
-  case BODY_EXACT:
-    rc = sbx_read_exact(c->fd, rq->buf, (size_t)len, &rx, false);
-    break;
+      rc = sbx_read_exact(c->fd, rq->buf, (size_t)len, &rx, false);
+      break;
+    case BODY_EXACT: rc = sbx_read_exact(c->fd, rq->buf, (size_t)len, &rx, false); break;
   }
-  if (rc == 0 && (rx.count > 0 || rx.truncated))
-    rc = -EPROTO; /* an fd rode on the payload */
-  if (rc < 0)
-    goto fail;
+  if (rc == 0 && (rx.count > 0 || rx.truncated)) rc = -EPROTO; /* an fd rode on the payload */
+  if (rc < 0) goto fail;
   out->tag = tag;
   out->len = len;
   out->data = data;
@@ -250,57 +226,47 @@ static int recv_alloc(sbx_comms *c, uint32_t want, size_t extra, int *fd_out, ui
   rq.extra = extra;
   rq.fd_out = fd_out;
   rc = recv_message(c, &rq, &res);
-  if (rc < 0)
-    return rc;
-  if (tag != NULL)
-    *tag = res.tag;
+  if (rc < 0) return rc;
+  if (tag != NULL) *tag = res.tag;
   *data = res.data;
-  if (len != NULL)
-    *len = res.len;
+  if (len != NULL) *len = res.len;
   return 0;
 }
 
 int sbx_comms_recv_tlv(sbx_comms *c, uint32_t *tag, void **data, uint64_t *len) {
-  if (data == NULL || tag == NULL || len == NULL)
-    return -EINVAL;
+  if (data == NULL || tag == NULL || len == NULL) return -EINVAL;
   *data = NULL;
   return recv_alloc(c, SBX_TAG_INVALID, 0, NULL, tag, data, len);
 }
 
 int sbx_comms_recv_any(sbx_comms *c, uint32_t *tag, void **data, uint64_t *len, int *fd) {
   int rc;
-  if (data == NULL || tag == NULL || len == NULL || fd == NULL)
-    return -EINVAL;
+  if (data == NULL || tag == NULL || len == NULL || fd == NULL) return -EINVAL;
   *data = NULL;
   *fd = -1;
   rc = recv_alloc(c, SBX_TAG_INVALID, 0, fd, tag, data, len);
-  if (rc < 0)
-    *fd = -1;
+  if (rc < 0) *fd = -1;
   return rc;
 }
 
-int sbx_comms_recv_tlv_into(sbx_comms *c, uint32_t *tag, void *buf, uint64_t cap,
-                            uint64_t *len) {
+int sbx_comms_recv_tlv_into(sbx_comms *c, uint32_t *tag, void *buf, uint64_t cap, uint64_t *len) {
   recv_request rq;
   recv_result res;
   int rc;
-  if (tag == NULL || len == NULL || (buf == NULL && cap > 0))
-    return -EINVAL;
+  if (tag == NULL || len == NULL || (buf == NULL && cap > 0)) return -EINVAL;
   memset(&rq, 0, sizeof rq);
   rq.mode = BODY_INTO;
   rq.buf = buf;
   rq.cap = cap;
   rc = recv_message(c, &rq, &res);
-  if (rc < 0)
-    return rc;
+  if (rc < 0) return rc;
   *tag = res.tag;
   *len = res.len;
   return 0;
 }
 
 int sbx_comms_recv_expect(sbx_comms *c, uint32_t tag, void **data, uint64_t *len) {
-  if (data == NULL || len == NULL || tag == SBX_TAG_INVALID || tag == SBX_TAG_FD)
-    return -EINVAL;
+  if (data == NULL || len == NULL || tag == SBX_TAG_INVALID || tag == SBX_TAG_FD) return -EINVAL;
   *data = NULL;
   return recv_alloc(c, tag, 0, NULL, NULL, data, len);
 }
@@ -318,16 +284,14 @@ static int recv_scalar(sbx_comms *c, uint32_t tag, uint64_t *v, size_t size) {
   recv_request rq;
   recv_result res;
   int rc;
-  if (v == NULL)
-    return -EINVAL;
+  if (v == NULL) return -EINVAL;
   memset(&rq, 0, sizeof rq);
   rq.want = tag;
   rq.mode = BODY_EXACT;
   rq.buf = p;
   rq.cap = size;
   rc = recv_message(c, &rq, &res);
-  if (rc < 0)
-    return rc;
+  if (rc < 0) return rc;
   *v = get_le(p, size);
   return 0;
 }
@@ -337,35 +301,30 @@ int sbx_comms_send_bool(sbx_comms *c, bool v) { return send_scalar(c, SBX_TAG_BO
 int sbx_comms_recv_bool(sbx_comms *c, bool *v) {
   uint64_t raw;
   int rc;
-  if (v == NULL)
-    return -EINVAL;
+  if (v == NULL) return -EINVAL;
   rc = recv_scalar(c, SBX_TAG_BOOL, &raw, 1);
-  if (rc < 0)
-    return rc;
-  if (raw > 1)
-    return -EBADMSG;
+  if (rc < 0) return rc;
+  if (raw > 1) return -EBADMSG;
   *v = raw == 1;
   return 0;
 }
 
 /* Signed values travel as their two's complement bit pattern; the casts through the unsigned
  * type of the same width keep the conversion well-defined in C99. */
-#define SBX_SCALAR(name, type, utype, tag)                                                        \
-  int sbx_comms_send_##name(sbx_comms *c, type v) {                                              \
-    return send_scalar(c, tag, (uint64_t)(utype)v, sizeof(type));                                \
-  }                                                                                              \
-  int sbx_comms_recv_##name(sbx_comms *c, type *v) {                                             \
-    uint64_t raw;                                                                                \
-    utype u;                                                                                     \
-    int rc;                                                                                      \
-    if (v == NULL)                                                                               \
-      return -EINVAL;                                                                            \
-    rc = recv_scalar(c, tag, &raw, sizeof(type));                                                \
-    if (rc < 0)                                                                                  \
-      return rc;                                                                                 \
-    u = (utype)raw;                                                                              \
-    memcpy(v, &u, sizeof u);                                                                     \
-    return 0;                                                                                    \
+#define SBX_SCALAR(name, type, utype, tag)                        \
+  int sbx_comms_send_##name(sbx_comms *c, type v) {               \
+    return send_scalar(c, tag, (uint64_t)(utype)v, sizeof(type)); \
+  }                                                               \
+  int sbx_comms_recv_##name(sbx_comms *c, type *v) {              \
+    uint64_t raw;                                                 \
+    utype u;                                                      \
+    int rc;                                                       \
+    if (v == NULL) return -EINVAL;                                \
+    rc = recv_scalar(c, tag, &raw, sizeof(type));                 \
+    if (rc < 0) return rc;                                        \
+    u = (utype)raw;                                               \
+    memcpy(v, &u, sizeof u);                                      \
+    return 0;                                                     \
   }
 
 SBX_SCALAR(int8, int8_t, uint8_t, SBX_TAG_INT8)
@@ -380,8 +339,7 @@ SBX_SCALAR(uint64, uint64_t, uint64_t, SBX_TAG_UINT64)
 /* ---- Strings, bytes, msgpack ---- */
 
 int sbx_comms_send_string(sbx_comms *c, const char *s) {
-  if (s == NULL)
-    return -EINVAL;
+  if (s == NULL) return -EINVAL;
   return send_message(c, SBX_TAG_STRING, s, strlen(s), -1);
 }
 
@@ -389,28 +347,23 @@ int sbx_comms_recv_string(sbx_comms *c, char **s, size_t *len) {
   void *data;
   uint64_t n;
   int rc;
-  if (s == NULL)
-    return -EINVAL;
+  if (s == NULL) return -EINVAL;
   *s = NULL;
   rc = recv_alloc(c, SBX_TAG_STRING, 1, NULL, NULL, &data, &n);
-  if (rc < 0)
-    return rc;
+  if (rc < 0) return rc;
   ((char *)data)[n] = '\0'; /* extra = 1: data is never NULL here */
   *s = data;
-  if (len != NULL)
-    *len = (size_t)n;
+  if (len != NULL) *len = (size_t)n;
   return 0;
 }
 
 static int recv_blob(sbx_comms *c, uint32_t tag, void **data, size_t *len) {
   uint64_t n;
   int rc;
-  if (data == NULL || len == NULL)
-    return -EINVAL;
+  if (data == NULL || len == NULL) return -EINVAL;
   *data = NULL;
   rc = recv_alloc(c, tag, 0, NULL, NULL, data, &n);
-  if (rc < 0)
-    return rc;
+  if (rc < 0) return rc;
   *len = (size_t)n;
   return 0;
 }
@@ -434,8 +387,7 @@ int sbx_comms_recv_msgpack(sbx_comms *c, void **data, size_t *len) {
 /* ---- fds ---- */
 
 int sbx_comms_send_fd(sbx_comms *c, int fd) {
-  if (fd < 0)
-    return -EINVAL;
+  if (fd < 0) return -EINVAL;
   return send_message(c, SBX_TAG_FD, NULL, 0, fd);
 }
 
@@ -444,15 +396,13 @@ int sbx_comms_recv_fd(sbx_comms *c, int *fd) {
   recv_result res;
   int got = -1;
   int rc;
-  if (fd == NULL)
-    return -EINVAL;
+  if (fd == NULL) return -EINVAL;
   memset(&rq, 0, sizeof rq);
   rq.want = SBX_TAG_FD;
   rq.mode = BODY_ALLOC; /* only reached for a mismatched tag, whose payload is drained */
   rq.fd_out = &got;
   rc = recv_message(c, &rq, &res);
-  if (rc < 0)
-    return rc;
+  if (rc < 0) return rc;
   *fd = got;
   return 0;
 }
@@ -464,8 +414,7 @@ int sbx_comms_barrier(sbx_comms *c) {
   recv_request rq;
   recv_result res;
   int rc = send_message(c, SBX_TAG_BARRIER, NULL, 0, -1);
-  if (rc < 0)
-    return rc;
+  if (rc < 0) return rc;
   memset(&rq, 0, sizeof rq);
   rq.want = SBX_TAG_BARRIER;
   rq.mode = BODY_EXACT;
@@ -481,9 +430,7 @@ int sbx_comms_send_version(sbx_comms *c) {
 int sbx_comms_recv_version(sbx_comms *c, uint32_t *peer_version) {
   uint64_t v;
   int rc = recv_scalar(c, SBX_TAG_VERSION, &v, 4);
-  if (rc < 0)
-    return rc;
-  if (peer_version != NULL)
-    *peer_version = (uint32_t)v;
+  if (rc < 0) return rc;
+  if (peer_version != NULL) *peer_version = (uint32_t)v;
   return v == SBX_COMMS_PROTOCOL_VERSION ? 0 : -EPROTONOSUPPORT;
 }

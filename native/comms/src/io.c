@@ -36,8 +36,7 @@ void sbx_rx_fds_close(sbx_rx_fds *rx) {
 /* Takes every SCM_RIGHTS fd out of `m`: keeps the first of the message, closes the others. */
 static void collect_fds(const struct msghdr *m, sbx_rx_fds *rx) {
   struct cmsghdr *cm;
-  if (m->msg_flags & MSG_CTRUNC)
-    rx->truncated = true;
+  if (m->msg_flags & MSG_CTRUNC) rx->truncated = true;
   for (cm = CMSG_FIRSTHDR(m); cm != NULL; cm = CMSG_NXTHDR((struct msghdr *)m, cm)) {
     size_t n, i;
     if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
@@ -72,13 +71,11 @@ int sbx_read_exact(int fd, void *buf, size_t len, sbx_rx_fds *rx, bool at_bounda
     m.msg_controllen = sizeof control.buf;
     n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
     if (n < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       return -errno;
     }
     collect_fds(&m, rx);
-    if (n == 0)
-      return (at_boundary && got == 0) ? -EPIPE : -EPROTO;
+    if (n == 0) return (at_boundary && got == 0) ? -EPIPE : -EPROTO;
     got += (size_t)n;
   }
   return 0;
@@ -89,8 +86,7 @@ int sbx_read_drain(int fd, uint64_t len, sbx_rx_fds *rx) {
   while (len > 0) {
     size_t step = len < sizeof sink ? (size_t)len : sizeof sink;
     int rc = sbx_read_exact(fd, sink, step, rx, false);
-    if (rc < 0)
-      return rc;
+    if (rc < 0) return rc;
     len -= step;
   }
   return 0;
@@ -129,8 +125,7 @@ int sbx_write_msg(int fd, const void *head, size_t head_len, const void *data, s
     ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
     size_t done;
     if (n < 0) {
-      if (errno == EINTR)
-        continue; /* nothing was sent, the fd included: send it again */
+      if (errno == EINTR) continue; /* nothing was sent, the fd included: send it again */
       return -errno;
     }
     /* The fd went with the first bytes; later partial writes must not send it again. */

@@ -17,13 +17,12 @@ void *__real_malloc(size_t n);
 void *__wrap_malloc(size_t n);
 static size_t largest_malloc;
 void *__wrap_malloc(size_t n) {
-  if (n > largest_malloc)
-    largest_malloc = n;
+  if (n > largest_malloc) largest_malloc = n;
   return __real_malloc(n);
 }
 
 /* Parent side helpers: the receive under test must leave the fd count where it was. */
-#define FDS_BEFORE() int fds_before_ = count_fds()
+#define FDS_BEFORE()    int fds_before_ = count_fds()
 #define CHECK_NO_LEAK() CHECK(count_fds() == fds_before_)
 
 static int open_pipe_pair(int p[2]) { return pipe(p); }
@@ -65,8 +64,8 @@ static int trunc_fd_child(sbx_comms *c) {
   char half[10];
   CHECK(open_pipe_pair(p) == 0);
   memset(half, 'y', sizeof half);
-  return raw_send(c->fd, SBX_TAG_FD, 0, NULL, 0, p, 1) || raw_send(c->fd, SBX_TAG_STRING, 40,
-                                                                    half, sizeof half, p, 2);
+  return raw_send(c->fd, SBX_TAG_FD, 0, NULL, 0, p, 1) ||
+         raw_send(c->fd, SBX_TAG_STRING, 40, half, sizeof half, p, 2);
 }
 
 static int trunc_fd_parent(sbx_comms *c) {
@@ -112,8 +111,8 @@ static int wrong_tag_parent(sbx_comms *c) {
   CHECK(sbx_comms_last_tag(c) == SBX_TAG_UINT64);
   CHECK_RC(sbx_comms_recv_uint32(c, &v), -EBADMSG); /* right tag, 3 bytes */
   CHECK(sbx_comms_last_tag(c) == SBX_TAG_UINT32);
-  CHECK_RC(sbx_comms_recv_bool(c, &b), -EBADMSG);    /* a Bool of 2 */
-  CHECK_RC(sbx_comms_barrier(c), -EBADMSG);           /* a Barrier with a payload */
+  CHECK_RC(sbx_comms_recv_bool(c, &b), -EBADMSG);               /* a Bool of 2 */
+  CHECK_RC(sbx_comms_barrier(c), -EBADMSG);                     /* a Barrier with a payload */
   CHECK_RC(sbx_comms_recv_tlv(c, &tag, &data, &len), -EBADMSG); /* Fd needs recv_any */
   CHECK(sbx_comms_last_tag(c) == SBX_TAG_FD);
   CHECK_OK(sbx_comms_recv_uint32(c, &v));
@@ -190,8 +189,7 @@ static int two_fds_parent(sbx_comms *c) {
 
 static int many_fds_child(sbx_comms *c) {
   int fds[20], i;
-  for (i = 0; i < 20; i++)
-    fds[i] = open("/dev/null", O_RDONLY);
+  for (i = 0; i < 20; i++) fds[i] = open("/dev/null", O_RDONLY);
   return raw_send(c->fd, SBX_TAG_FD, 0, NULL, 0, fds, 20); /* more than recvmsg has room for */
 }
 
@@ -201,8 +199,7 @@ static int partial_many_fds_child(sbx_comms *c) {
   int fds[20], i;
   char half[50];
   memset(half, 'x', sizeof half);
-  for (i = 0; i < 20; i++)
-    fds[i] = open("/dev/null", O_RDONLY);
+  for (i = 0; i < 20; i++) fds[i] = open("/dev/null", O_RDONLY);
   return raw_send(c->fd, SBX_TAG_BYTES, 100, half, sizeof half, fds, 20);
 }
 
@@ -273,8 +270,7 @@ int main(void) {
       {"wrong tag or size: -EBADMSG with last_tag, payload consumed", wrong_tag_parent,
        wrong_tag_child},
       {"a 2^62-byte length: -EMSGSIZE without allocating", huge_parent, huge_child},
-      {"a length above a lowered cap: -EMSGSIZE without allocating", capped_parent,
-       capped_child},
+      {"a length above a lowered cap: -EMSGSIZE without allocating", capped_parent, capped_child},
       {"recv_tlv_into a smaller buffer: -EMSGSIZE", into_parent, into_child},
       {"two fds on one Fd message: -EPROTO, both closed", two_fds_parent, two_fds_child},
       {"twenty fds on one Fd message: -EPROTO, none leaked", two_fds_parent, many_fds_child},

@@ -78,8 +78,7 @@ static int close_parent(sbx_comms *c) {
   CHECK_OK(sbx_comms_recv_uint8(c, &v));
   CHECK_RC(sbx_comms_recv_uint8(c, &v), -EPIPE);
   /* The first sends may still land in the dead socket's buffer on some kernels. */
-  for (i = 0, rc = 0; i < 16 && rc == 0; i++)
-    rc = sbx_comms_send_uint8(c, 1);
+  for (i = 0, rc = 0; i < 16 && rc == 0; i++) rc = sbx_comms_send_uint8(c, 1);
   CHECK_RC(rc, -EPIPE);
   return 0;
 }

@@ -86,8 +86,7 @@ static int many_parent(sbx_comms *c) {
 static int many_child(sbx_comms *c) {
   int i, fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   CHECK(fd >= 0);
-  for (i = 0; i < MANY; i++)
-    CHECK_OK(sbx_comms_send_fd(c, fd));
+  for (i = 0; i < MANY; i++) CHECK_OK(sbx_comms_send_fd(c, fd));
   close(fd);
   return 0;
 }

@@ -15,10 +15,8 @@ static const unsigned char msgpack_map[] = {0x81, 0xa1, 0x61, 0x01}; /* {"a": 1}
 static char *big_string(void) {
   char *s = malloc(BIG + 1);
   size_t i;
-  if (s == NULL)
-    return NULL;
-  for (i = 0; i < BIG; i++)
-    s[i] = (char)('a' + i % 26);
+  if (s == NULL) return NULL;
+  for (i = 0; i < BIG; i++) s[i] = (char)('a' + i % 26);
   s[BIG] = '\0';
   return s;
 }
@@ -26,8 +24,7 @@ static char *big_string(void) {
 static unsigned char *big_bytes(void) {
   unsigned char *b = malloc(BIG);
   size_t i;
-  if (b == NULL)
-    return NULL;
+  if (b == NULL) return NULL;
   for (i = 0; i < BIG; i++)
     b[i] = (unsigned char)(i * 7 + (i >> 8)); /* every byte value, NULs included */
   return b;
@@ -165,14 +162,12 @@ static int recv_all(sbx_comms *c) {
 }
 
 static int child(sbx_comms *c) {
-  if (send_all(c) != 0)
-    return 1;
+  if (send_all(c) != 0) return 1;
   return recv_all(c);
 }
 
 static int parent(sbx_comms *c) {
-  if (recv_all(c) != 0)
-    return 1;
+  if (recv_all(c) != 0) return 1;
   return send_all(c);
 }
 

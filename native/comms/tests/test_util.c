@@ -74,13 +74,10 @@ int wait_for_eof(sbx_comms *c) {
     uint64_t len;
     int fd;
     int rc = sbx_comms_recv_any(c, &tag, &data, &len, &fd);
-    if (rc == -EPIPE)
-      return 0;
-    if (rc < 0)
-      return rc;
+    if (rc == -EPIPE) return 0;
+    if (rc < 0) return rc;
     free(data);
-    if (fd >= 0)
-      close(fd);
+    if (fd >= 0) close(fd);
   }
 }
 
@@ -88,11 +85,9 @@ int count_fds(void) {
   DIR *d = opendir("/proc/self/fd");
   struct dirent *e;
   int n = 0;
-  if (d == NULL)
-    return -1;
+  if (d == NULL) return -1;
   while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.')
-      n++;
+    if (e->d_name[0] != '.') n++;
   closedir(d);
   return n - 1; /* the directory's own fd */
 }
@@ -105,8 +100,7 @@ int raw_write(int fd, const void *data, size_t len, const int *fds, size_t nfds)
 
   memset(&m, 0, sizeof m);
   memset(control, 0, sizeof control);
-  if (nfds > 64)
-    return -EINVAL;
+  if (nfds > 64) return -EINVAL;
   if (nfds > 0) {
     struct cmsghdr *cm;
     m.msg_control = control;
@@ -124,8 +118,7 @@ int raw_write(int fd, const void *data, size_t len, const int *fds, size_t nfds)
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
     n = sendmsg(fd, &m, MSG_NOSIGNAL);
-    if (n < 0)
-      return -errno;
+    if (n < 0) return -errno;
     done += (size_t)n;
     m.msg_control = NULL;
     m.msg_controllen = 0;
@@ -138,14 +131,10 @@ int raw_send(int fd, uint32_t tag, uint64_t announced, const void *payload, size
   unsigned char *buf = malloc(12 + payload_len);
   size_t i;
   int rc;
-  if (buf == NULL)
-    return -ENOMEM;
-  for (i = 0; i < 4; i++)
-    buf[i] = (unsigned char)(tag >> (8 * i));
-  for (i = 0; i < 8; i++)
-    buf[4 + i] = (unsigned char)(announced >> (8 * i));
-  if (payload_len > 0)
-    memcpy(buf + 12, payload, payload_len);
+  if (buf == NULL) return -ENOMEM;
+  for (i = 0; i < 4; i++) buf[i] = (unsigned char)(tag >> (8 * i));
+  for (i = 0; i < 8; i++) buf[4 + i] = (unsigned char)(announced >> (8 * i));
+  if (payload_len > 0) memcpy(buf + 12, payload, payload_len);
   rc = raw_write(fd, buf, 12 + payload_len, fds, nfds);
   free(buf);
   return rc;

@@ -12,23 +12,23 @@
 #include "sbx/comms.h"
 
 /* Fails the current function (returns 1) when `cond` is false, naming the line. */
-#define CHECK(cond)                                                                              \
-  do {                                                                                           \
-    if (!(cond)) {                                                                               \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                   \
-      return 1;                                                                                  \
-    }                                                                                            \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      return 1;                                                                \
+    }                                                                          \
   } while (0)
 
 /* Fails unless `expr` returns `want`; prints both as Comms error names. */
-#define CHECK_RC(expr, want)                                                                     \
-  do {                                                                                           \
-    int check_rc_ = (expr);                                                                      \
-    if (check_rc_ != (want)) {                                                                   \
-      fprintf(stderr, "%s:%d: %s returned %d (%s), want %d (%s)\n", __FILE__, __LINE__, #expr,   \
-              check_rc_, sbx_comms_strerror(check_rc_), (int)(want), sbx_comms_strerror(want));  \
-      return 1;                                                                                  \
-    }                                                                                            \
+#define CHECK_RC(expr, want)                                                                    \
+  do {                                                                                          \
+    int check_rc_ = (expr);                                                                     \
+    if (check_rc_ != (want)) {                                                                  \
+      fprintf(stderr, "%s:%d: %s returned %d (%s), want %d (%s)\n", __FILE__, __LINE__, #expr,  \
+              check_rc_, sbx_comms_strerror(check_rc_), (int)(want), sbx_comms_strerror(want)); \
+      return 1;                                                                                 \
+    }                                                                                           \
   } while (0)
 
 #define CHECK_OK(expr) CHECK_RC(expr, 0)

@@ -138,10 +138,11 @@ int main(int argc, char **argv) {
   sbx_comms_close(&c);
   int st;
   waitpid(fs, &st, 0);
-  printf("{\"spawn_true_p50_us\":%.0f,\"spawn_true_p90_us\":%.0f,"
-         "\"spawn_true_nonet_p50_us\":%.0f,\"spawn_true_nonet_p90_us\":%.0f,"
-         "\"fork_exec_true_p50_us\":%.0f,\"fork_exec_true_p90_us\":%.0f,\"n\":%d,\"uid\":%u}\n",
-         pct(a, n, 0.5), pct(a, n, 0.9), pct(b, n, 0.5), pct(b, n, 0.9), pct(f, n, 0.5),
-         pct(f, n, 0.9), n, (unsigned)getuid());
+  printf(
+      "{\"spawn_true_p50_us\":%.0f,\"spawn_true_p90_us\":%.0f,"
+      "\"spawn_true_nonet_p50_us\":%.0f,\"spawn_true_nonet_p90_us\":%.0f,"
+      "\"fork_exec_true_p50_us\":%.0f,\"fork_exec_true_p90_us\":%.0f,\"n\":%d,\"uid\":%u}\n",
+      pct(a, n, 0.5), pct(a, n, 0.9), pct(b, n, 0.5), pct(b, n, 0.9), pct(f, n, 0.5),
+      pct(f, n, 0.9), n, (unsigned)getuid());
   return 0;
 }

@@ -108,8 +108,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (argc >= 2 && strcmp(argv[1], "status") == 0) {
-    static const char *const keys[] = {"CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs",
-                                       "SigBlk", "SigIgn"};
+    static const char *const keys[] = {"CapPrm",     "CapEff", "CapBnd", "CapAmb",
+                                       "NoNewPrivs", "SigBlk", "SigIgn"};
     FILE *f = fopen("/proc/self/status", "r");
     if (f == NULL) return print_errno(errno);
     char line[256];

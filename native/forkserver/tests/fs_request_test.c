@@ -18,14 +18,14 @@
 
 static int failures;
 
-#define EXPECT(cond, ...)                                                                         \
-  do {                                                                                            \
-    if (!(cond)) {                                                                                \
-      failures++;                                                                                 \
-      fprintf(stderr, "%s:%d: %s: ", __FILE__, __LINE__, #cond);                                  \
-      fprintf(stderr, __VA_ARGS__);                                                               \
-      fputc('\n', stderr);                                                                        \
-    }                                                                                             \
+#define EXPECT(cond, ...)                                        \
+  do {                                                           \
+    if (!(cond)) {                                               \
+      failures++;                                                \
+      fprintf(stderr, "%s:%d: %s: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                              \
+      fputc('\n', stderr);                                       \
+    }                                                            \
   } while (0)
 
 static void base(struct oplist *o) {
@@ -214,7 +214,8 @@ static void a_truncated(struct oplist *o) { ol_raw(o, SBX_OP_ARG, "abc", 3), o->
 static void a_header(struct oplist *o) { ol_raw(o, SBX_OP_ARG, NULL, 0), o->len -= 3; }
 static void a_long_host(struct oplist *o) {
   ol_u32(o, SBX_OP_NAMESPACES, CLONE_NEWUTS);
-  ol_str(o, SBX_OP_HOSTNAME, "0123456789012345678901234567890123456789012345678901234567890123456789");
+  ol_str(o, SBX_OP_HOSTNAME,
+         "0123456789012345678901234567890123456789012345678901234567890123456789");
 }
 static void a_nothing(struct oplist *o) { (void)o; }
 static void a_only_id(struct oplist *o) { ol_u64(o, SBX_OP_REQUEST_ID, 5); }
@@ -250,8 +251,8 @@ static void test_landlock_isolation_request(void) {
   int rc = sbx_request_parse(o.buf, o.len, &r, err, sizeof err);
   EXPECT(rc == 0, "isolation: rc %d: %s", rc, err);
   if (rc == 0) {
-    EXPECT(r.has_host_ids && r.host_uid == 65534 && r.host_gid == 65533 && r.reaper && !r.has_id_map &&
-               r.namespaces == 0,
+    EXPECT(r.has_host_ids && r.host_uid == 65534 && r.host_gid == 65533 && r.reaper &&
+               !r.has_id_map && r.namespaces == 0,
            "host ids / reaper");
   }
   sbx_request_free(&r);
@@ -269,8 +270,9 @@ static void test_landlock_request(void) {
   int rc = sbx_request_parse(o.buf, o.len, &r, err, sizeof err);
   EXPECT(rc == 0, "landlock: rc %d: %s", rc, err);
   if (rc == 0) {
-    EXPECT(r.has_landlock && r.landlock_fs == 0xffff && r.landlock_net == 3 && r.landlock_scoped == 3,
-           "landlock config");
+    EXPECT(
+        r.has_landlock && r.landlock_fs == 0xffff && r.landlock_net == 3 && r.landlock_scoped == 3,
+        "landlock config");
     EXPECT(r.nlandlock_paths == 2 && r.landlock_paths[0].access == 5 &&
                strcmp(r.landlock_paths[0].path, "/usr") == 0 && r.landlock_paths[1].access == 8 &&
                strcmp(r.landlock_paths[1].path, "/") == 0,
@@ -283,15 +285,18 @@ static void test_landlock_request(void) {
 static void test_refusals(void) {
   refuse("unknown op", a_unknown, true, "unknown (op 99 at offset");
   refuse("op 0", a_zero_op, true, "INVALID (op 0");
-  refuse("duplicate single op", a_dup_path, true, "EXEC_PATH (op 2 at offset 61): may appear only once");
+  refuse("duplicate single op", a_dup_path, true,
+         "EXEC_PATH (op 2 at offset 61): may appear only once");
   refuse("NUL in a string", a_nul, true, "ARG (op 3 at offset 61): argument contains a NUL byte");
-  refuse("short payload", a_short_ns, true, "NAMESPACES (op 6 at offset 61): payload is 2 bytes, expected 4");
+  refuse("short payload", a_short_ns, true,
+         "NAMESPACES (op 6 at offset 61): payload is 2 bytes, expected 4");
   refuse("oversized payload", a_long_ns, true, "payload is 5 bytes, expected 4");
   refuse("non-namespace clone flag", a_bad_ns, true, "flags 0x100");
   refuse("hostname without uts", a_host_no_uts, true, "HOSTNAME needs CLONE_NEWUTS");
   refuse("userns without map", a_userns_no_map, true, "needs op ID_MAP");
   refuse("mount without mount ns", a_mount_no_ns, true, "need CLONE_NEWNS");
-  refuse("dot-dot", a_dotdot, true, "TMPFS (op 10 at offset 77): destination \"/tmp/../../etc\" contains a \"..\"");
+  refuse("dot-dot", a_dotdot, true,
+         "TMPFS (op 10 at offset 77): destination \"/tmp/../../etc\" contains a \"..\"");
   refuse("root as destination", a_root_dst, true, "must not be \"/\"");
   refuse("relative source", a_relative_src, true, "source \"usr\" is not absolute");
   refuse("bind source length", a_bind_srclen, true, "source length 200 exceeds");
@@ -317,16 +322,21 @@ static void test_refusals(void) {
   refuse("landlock net bits", a_ll_net_bits, true, "unknown net rights 0x4");
   refuse("landlock scope bits", a_ll_scope_bits, true, "unknown scopes 0x4");
   refuse("landlock path without config", a_ll_no_config, true, "without a LANDLOCK CONFIG");
-  refuse("landlock unhandled right", a_ll_unhandled, true, "rights 0x2 that CONFIG does not handle");
+  refuse("landlock unhandled right", a_ll_unhandled, true,
+         "rights 0x2 that CONFIG does not handle");
   refuse("landlock rule without rights", a_ll_no_access, true, "grants no right");
   refuse("landlock relative path", a_ll_relative, true, "is not absolute");
   refuse("landlock dot-dot", a_ll_dotdot, true, "contains a \"..\"");
   refuse("landlock empty path", a_ll_empty, true, "path is empty");
-  refuse("host ids length", a_host_ids_len, true, "HOST_IDS (op 23 at offset 61): payload is 4 bytes, expected 8");
+  refuse("host ids length", a_host_ids_len, true,
+         "HOST_IDS (op 23 at offset 61): payload is 4 bytes, expected 8");
   refuse("host ids value", a_host_ids_bad, true, "id 4294967295 is not a valid id");
-  refuse("host ids with a user namespace", a_host_ids_userns, true, "HOST_IDS cannot be combined with CLONE_NEWUSER");
-  refuse("reaper payload", a_reaper_payload, true, "REAPER (op 24 at offset 61): payload is 4 bytes, expected 0");
-  refuse("reaper with a pid namespace", a_reaper_pidns, true, "REAPER cannot be combined with CLONE_NEWPID");
+  refuse("host ids with a user namespace", a_host_ids_userns, true,
+         "HOST_IDS cannot be combined with CLONE_NEWUSER");
+  refuse("reaper payload", a_reaper_payload, true,
+         "REAPER (op 24 at offset 61): payload is 4 bytes, expected 0");
+  refuse("reaper with a pid namespace", a_reaper_pidns, true,
+         "REAPER cannot be combined with CLONE_NEWPID");
   refuse("env without key", a_env, true, "is not KEY=VALUE");
   refuse("truncated payload", a_truncated, true, "length 3 exceeds the 2 bytes left");
   refuse("truncated header", a_header, true, "truncated op header at offset 61");
@@ -368,9 +378,12 @@ static void test_mutations(void) {
     int times = 1 + rand() % 4;
     for (int t = 0; t < times; t++) {
       size_t at = (size_t)rand() % n;
-      if (kind == 0) m[at] ^= (uint8_t)(1u << (rand() % 8));
-      else if (kind == 1) m[at] = (uint8_t)rand();
-      else if (kind == 2) n = at;
+      if (kind == 0)
+        m[at] ^= (uint8_t)(1u << (rand() % 8));
+      else if (kind == 1)
+        m[at] = (uint8_t)rand();
+      else if (kind == 2)
+        n = at;
       else if (n + 1 < o.len + 64) { /* insert a byte */
         memmove(m + at + 1, m + at, n - at);
         m[at] = (uint8_t)rand();

@@ -39,8 +39,8 @@
 #include "protocol.h"
 #include "request.h"
 
-#define ALL_NAMESPACES                                                                            \
-  (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |   \
+#define ALL_NAMESPACES                                                                       \
+  (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | \
    CLONE_NEWCGROUP)
 #define TIMEOUT_MS 10000
 
@@ -48,14 +48,14 @@ static const char *g_forkserver, *g_probe;
 static uint32_t g_outside_uid, g_outside_gid;
 static uint64_t g_next_id = 1;
 
-#define CHECK(cond, ...)                                                                          \
-  do {                                                                                            \
-    if (!(cond)) {                                                                                \
-      fprintf(stderr, "#   %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
-      fprintf(stderr, __VA_ARGS__);                                                               \
-      fputc('\n', stderr);                                                                        \
-      return -1;                                                                                  \
-    }                                                                                             \
+#define CHECK(cond, ...)                                                           \
+  do {                                                                             \
+    if (!(cond)) {                                                                 \
+      fprintf(stderr, "#   %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                                \
+      fputc('\n', stderr);                                                         \
+      return -1;                                                                   \
+    }                                                                              \
   } while (0)
 
 /* ---- the forkserver process ---- */
@@ -164,18 +164,18 @@ static int fs_recv(struct fs *fs, struct reply *r) {
 /* ---- one sandboxee ---- */
 
 enum {
-  JOB_NO_LIB64 = 1,   /* leave out the /lib64 symlink: the ELF interpreter is missing */
-  JOB_BARE = 2,       /* no namespaces, no mounts */
-  JOB_NO_SETUP = 4,   /* no setup socket */
-  JOB_NO_PIDNS = 8,   /* all namespaces but the pid namespace (host pids are visible) */
+  JOB_NO_LIB64 = 1, /* leave out the /lib64 symlink: the ELF interpreter is missing */
+  JOB_BARE = 2,     /* no namespaces, no mounts */
+  JOB_NO_SETUP = 4, /* no setup socket */
+  JOB_NO_PIDNS = 8, /* all namespaces but the pid namespace (host pids are visible) */
 };
 
 struct job {
   const char *path;
   const char *argv[12];
   unsigned flags;
-  struct oplist *extra;  /* ops appended after the standard ones (before the fd ops) */
-  const int *extra_fds;  /* fds for the FD ops in `extra`, in order */
+  struct oplist *extra; /* ops appended after the standard ones (before the fd ops) */
+  const int *extra_fds; /* fds for the FD ops in `extra`, in order */
   size_t nextra_fds;
 };
 
@@ -243,7 +243,8 @@ static int run_start(struct fs *fs, const struct job *job, struct run *run) {
 
   int e = sbx_comms_send_tlv(&fs->c, SBX_FS_SPAWN, o.buf, o.len);
   ol_free(&o);
-  for (size_t i = 0; e == 0 && i < job->nextra_fds; i++) e = sbx_comms_send_fd(&fs->c, job->extra_fds[i]);
+  for (size_t i = 0; e == 0 && i < job->nextra_fds; i++)
+    e = sbx_comms_send_fd(&fs->c, job->extra_fds[i]);
   if (e == 0) e = sbx_comms_send_fd(&fs->c, out[1]);
   if (e == 0) e = sbx_comms_send_fd(&fs->c, 2);
   if (e == 0 && !(job->flags & JOB_NO_SETUP)) e = sbx_comms_send_fd(&fs->c, setup[1]);
@@ -312,7 +313,9 @@ static int run_job(struct fs *fs, const struct job *job, struct run *run) {
   return 0;
 }
 
-static bool exited_with(int status, int code) { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
+static bool exited_with(int status, int code) {
+  return WIFEXITED(status) && WEXITSTATUS(status) == code;
+}
 
 /* The probe's one-line answer for `probe ARGS...`. */
 static int probe(struct fs *fs, struct run *run, const char *a1, const char *a2) {
@@ -342,7 +345,8 @@ static int t_walltime(struct fs *fs) {
   struct oplist extra;
   ol_init(&extra);
   ol_u64(&extra, SBX_OP_WALLTIME, 200);
-  struct job job = {.path = "/bin/sh", .argv = {"sh", "-c", "sleep 20 & sleep 21", NULL}, .extra = &extra};
+  struct job job = {
+      .path = "/bin/sh", .argv = {"sh", "-c", "sleep 20 & sleep 21", NULL}, .extra = &extra};
   struct run run;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -351,7 +355,8 @@ static int t_walltime(struct fs *fs) {
   ol_free(&extra);
   if (r < 0) return -1;
   long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-  CHECK((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 128 + SIGKILL) || (WIFSIGNALED(run.status) && WTERMSIG(run.status) == SIGKILL),
+  CHECK((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 128 + SIGKILL) ||
+            (WIFSIGNALED(run.status) && WTERMSIG(run.status) == SIGKILL),
         "status 0x%x", run.status);
   CHECK(run.exited_flags & SBX_EXITED_WALLTIME, "flags 0x%x", run.exited_flags);
   CHECK(ms >= 150 && ms < 5000, "took %ld ms", ms);
@@ -443,8 +448,8 @@ static int t_rw_bind_reaches_host(struct fs *fs) {
   struct oplist extra;
   ol_init(&extra);
   ol_bind(&extra, SBX_BIND_RW, dir, "/work/out");
-  struct job job = {.path = g_probe, .argv = {"fs_probe", "write", "/work/out/file", NULL},
-                    .extra = &extra};
+  struct job job = {
+      .path = g_probe, .argv = {"fs_probe", "write", "/work/out/file", NULL}, .extra = &extra};
   struct run run;
   int r = run_job(fs, &job, &run);
   ol_free(&extra);
@@ -484,7 +489,8 @@ static int t_missing_binary(struct fs *fs) {
   close(run.out_fd);
   close(run.setup_fd);
   CHECK(run.spawned.err == -ENOENT, "err %d \"%s\"", run.spawned.err, run.spawned.msg);
-  CHECK(strcmp(run.spawned.msg, "open(/nonexistent/sbx-no-such-binary): No such file or directory") == 0,
+  CHECK(strcmp(run.spawned.msg,
+               "open(/nonexistent/sbx-no-such-binary): No such file or directory") == 0,
         "message \"%s\"", run.spawned.msg);
   return 0;
 }
@@ -605,8 +611,11 @@ static int t_fds_are_mapped(struct fs *fs) {
   ol_u32(&extra, SBX_OP_FD, 5);
   ol_u32(&extra, SBX_OP_FD, 1023);
   int fds[2] = {p1[1], p2[1]};
-  struct job job = {.path = g_probe, .argv = {"fs_probe", "fds", NULL}, .extra = &extra,
-                    .extra_fds = fds, .nextra_fds = 2};
+  struct job job = {.path = g_probe,
+                    .argv = {"fs_probe", "fds", NULL},
+                    .extra = &extra,
+                    .extra_fds = fds,
+                    .nextra_fds = 2};
   struct run run;
   int r = run_job(fs, &job, &run);
   ol_free(&extra);
@@ -649,7 +658,8 @@ static int take_listener(struct run *run, int *listener) {
   /* The target is pid 2 under the sandbox's init: it sends its own pidfd before n. */
   int target_pidfd = -1;
   int e = sbx_comms_recv_fd(&sc, &target_pidfd);
-  CHECK(e == 0, "recv target pidfd: %s (last tag 0x%x)", sbx_comms_strerror(e), (unsigned)sbx_comms_last_tag(&sc));
+  CHECK(e == 0, "recv target pidfd: %s (last tag 0x%x)", sbx_comms_strerror(e),
+        (unsigned)sbx_comms_last_tag(&sc));
   uint32_t n;
   e = sbx_comms_recv_uint32(&sc, &n);
   CHECK(e == 0, "recv listener number: %s (last tag 0x%x)", sbx_comms_strerror(e),
@@ -676,8 +686,8 @@ static int t_seccomp_listener_handoff(struct fs *fs) {
   struct oplist extra;
   ol_init(&extra);
   magic_filter(&extra);
-  struct job job = {.path = "/usr/bin/echo", .argv = {"echo", "hello", "seccomp", NULL},
-                    .extra = &extra};
+  struct job job = {
+      .path = "/usr/bin/echo", .argv = {"echo", "hello", "seccomp", NULL}, .extra = &extra};
   struct run run;
   int r = run_start(fs, &job, &run);
   ol_free(&extra);
@@ -704,8 +714,8 @@ static int t_seccomp_exec_failure_goes_to_monitor(struct fs *fs) {
   struct oplist extra;
   ol_init(&extra);
   magic_filter(&extra);
-  struct job job = {.path = "/usr/bin/true", .argv = {"true", NULL}, .extra = &extra,
-                    .flags = JOB_NO_LIB64};
+  struct job job = {
+      .path = "/usr/bin/true", .argv = {"true", NULL}, .extra = &extra, .flags = JOB_NO_LIB64};
   struct run run;
   int r = run_start(fs, &job, &run);
   ol_free(&extra);
@@ -969,8 +979,8 @@ static int t_mkdir_symlink_in_root(struct fs *fs) {
     if (with_etc) ol_mkdir(&extra, 0755, "/etc");
     ol_symlink(&extra, "/etc", "/evil");
     ol_mkdir(&extra, 0755, inside);
-    struct job job = {.path = g_probe, .argv = {"fs_probe", "stat", host_path, NULL},
-                      .extra = &extra};
+    struct job job = {
+        .path = g_probe, .argv = {"fs_probe", "stat", host_path, NULL}, .extra = &extra};
     int r = run_job(fs, &job, &run);
     bool escaped = stat(host_path, &st) == 0;
     if (escaped) rmdir(host_path);
@@ -999,9 +1009,9 @@ static int t_mkdir_symlink_in_root(struct fs *fs) {
 
 /* ---- Landlock (SBX_OP_LANDLOCK) ---- */
 
-#define LL_READ (1u << 2 | 1u << 3)      /* READ_FILE | READ_DIR */
-#define LL_EXEC (1u << 0)                /* EXECUTE */
-#define LL_DEV (1u << 1 | 1u << 2 | 1u << 3 | 1u << 14 | 1u << 15)
+#define LL_READ (1u << 2 | 1u << 3) /* READ_FILE | READ_DIR */
+#define LL_EXEC (1u << 0)           /* EXECUTE */
+#define LL_DEV  (1u << 1 | 1u << 2 | 1u << 3 | 1u << 14 | 1u << 15)
 
 static void ol_landlock_config(struct oplist *o, uint64_t fs, uint64_t net, uint64_t scoped) {
   uint8_t b[28];
@@ -1045,13 +1055,15 @@ static int probe_ll(struct fs *fs, struct run *run, bool landlock, unsigned flag
   struct oplist extra;
   ol_init(&extra);
   if (landlock) landlock_ops(&extra);
-  struct job job = {.path = g_probe, .argv = {"fs_probe", a1, a2, NULL}, .flags = flags,
+  struct job job = {.path = g_probe,
+                    .argv = {"fs_probe", a1, a2, NULL},
+                    .flags = flags,
                     .extra = landlock ? &extra : NULL};
   int r = run_job(fs, &job, run);
   ol_free(&extra);
   if (r < 0) return -1;
-  CHECK(exited_with(run->status, 0), "probe %s %s: status 0x%x, setup \"%s\"", a1, a2,
-        run->status, run->setup_msg);
+  CHECK(exited_with(run->status, 0), "probe %s %s: status 0x%x, setup \"%s\"", a1, a2, run->status,
+        run->setup_msg);
   return 0;
 }
 
@@ -1071,7 +1083,8 @@ static int t_landlock_fs(struct fs *fs) {
   if (probe_ll(fs, &run, true, 0, "write", "/dev/null") < 0) return -1;
   CHECK(strcmp(run.out, "ok") == 0, "Landlock: write /dev/null: \"%s\"", run.out);
   if (probe_ll(fs, &run, true, 0, "write", "/usr/x") < 0) return -1;
-  CHECK(strcmp(run.out, "EROFS") == 0 || strcmp(run.out, "EACCES") == 0, "write /usr/x: \"%s\"", run.out);
+  CHECK(strcmp(run.out, "EROFS") == 0 || strcmp(run.out, "EACCES") == 0, "write /usr/x: \"%s\"",
+        run.out);
   return 0;
 }
 
@@ -1082,8 +1095,9 @@ static int t_landlock_signal_scope(struct fs *fs) {
   pid_t sentinel = fork();
   CHECK(sentinel >= 0, "fork: %s", strerror(errno));
   if (sentinel == 0) {
-    if (getuid() == 0 && (setgroups(0, NULL) < 0 || setresgid(g_outside_gid, g_outside_gid, g_outside_gid) < 0 ||
-                          setresuid(g_outside_uid, g_outside_uid, g_outside_uid) < 0))
+    if (getuid() == 0 &&
+        (setgroups(0, NULL) < 0 || setresgid(g_outside_gid, g_outside_gid, g_outside_gid) < 0 ||
+         setresuid(g_outside_uid, g_outside_uid, g_outside_uid) < 0))
       _exit(1);
     for (;;) pause();
   }
@@ -1113,8 +1127,8 @@ static int ll_file_probe(struct fs *fs, struct run *run, const char *a1, const c
   int r = run_job(fs, &job, run);
   ol_free(&extra);
   if (r < 0) return -1;
-  CHECK(exited_with(run->status, 0), "probe %s %s: status 0x%x, setup \"%s\"", a1, a2,
-        run->status, run->setup_msg);
+  CHECK(exited_with(run->status, 0), "probe %s %s: status 0x%x, setup \"%s\"", a1, a2, run->status,
+        run->setup_msg);
   return 0;
 }
 

@@ -63,9 +63,9 @@ extern "C" {
 /* One mapped buffer. The struct lives where the caller wants (no allocation); fields are
  * read-only for the caller. An empty (size 0) buffer has data NULL and a valid fd. */
 typedef struct sbx_buffer {
-  int fd;       /* the memfd, owned by the buffer (FD_CLOEXEC); -1 once closed */
-  void *data;   /* the shared mapping, size bytes; NULL when size is 0 or closed */
-  size_t size;  /* in bytes */
+  int fd;      /* the memfd, owned by the buffer (FD_CLOEXEC); -1 once closed */
+  void *data;  /* the shared mapping, size bytes; NULL when size is 0 or closed */
+  size_t size; /* in bytes */
 } sbx_buffer;
 
 /* A new sealed memfd of `size` bytes (zero-filled, sparse: pages are allocated on first touch),

@@ -44,25 +44,26 @@ extern "C" {
 #endif
 
 /* The handshake socket of a sandboxee unless $SBX_CLIENT_FD names another. */
-#define SBX_CLIENT_FD 1020
-#define SBX_CLIENT_FD_ENV "SBX_CLIENT_FD"
+#define SBX_CLIENT_FD               1020
+#define SBX_CLIENT_FD_ENV           "SBX_CLIENT_FD"
 #define SBX_CLIENT_PROTOCOL_VERSION 2u
 
 /* Handshake tags: Comms user tags next to the forkserver's 0x5301..0x5304. */
-#define SBX_CLIENT_TAG_HELLO 0x00005310u  /* client -> executor: 4 x u32 (below) */
+#define SBX_CLIENT_TAG_HELLO  0x00005310u /* client -> executor: 4 x u32 (below) */
 #define SBX_CLIENT_TAG_POLICY 0x00005311u /* executor -> client: struct sock_filter[] */
-#define SBX_CLIENT_TAG_GO 0x00005312u     /* executor -> client: empty; the monitor watches */
-#define SBX_CLIENT_TAG_ERROR 0x00005313u  /* executor -> client: UTF-8 reason; the end */
-#define SBX_CLIENT_TAG_INSTALLED 0x00005314u /* client -> executor: u32 listener fd number, taken
+#define SBX_CLIENT_TAG_GO     0x00005312u /* executor -> client: empty; the monitor watches */
+#define SBX_CLIENT_TAG_ERROR  0x00005313u /* executor -> client: UTF-8 reason; the end */
+#define SBX_CLIENT_TAG_INSTALLED \
+  0x00005314u /* client -> executor: u32 listener fd number, taken
                                                 with pidfd_getfd() (the client keeps it until GO) */
 /* After POLICY the client installs the filter and sends INSTALLED; the executor answers GO. */
 
 /* HELLO payload: u32 version | u32 threads | u32 flags | u32 listener_fd, little-endian.
  * threads is counted only without TSYNC (it is then 1), else SBX_CLIENT_NO_FD; listener_fd is
  * the number the listener will most likely get (the lowest free fd), for the close() rule. */
-#define SBX_CLIENT_HELLO_SIZE 16u
-#define SBX_CLIENT_HELLO_TSYNC 0x1u /* flags: the filter goes on all threads (TSYNC) */
-#define SBX_CLIENT_NO_FD 0xffffffffu /* threads or listener_fd unknown */
+#define SBX_CLIENT_HELLO_SIZE  16u
+#define SBX_CLIENT_HELLO_TSYNC 0x1u        /* flags: the filter goes on all threads (TSYNC) */
+#define SBX_CLIENT_NO_FD       0xffffffffu /* threads or listener_fd unknown */
 /* Largest POLICY payload: BPF_MAXINSNS instructions of 8 bytes. */
 #define SBX_CLIENT_MAX_POLICY_BYTES (4096u * 8u)
 
@@ -70,7 +71,7 @@ extern "C" {
 #define SBX_CLIENT_ASSUME_NO_TSYNC 0x1u /* act as on a kernel without TSYNC_ESRCH (tests) */
 
 /* bits of sbx_client_kernel_support() */
-#define SBX_CLIENT_KERNEL_LISTENER 0x1u       /* SECCOMP_FILTER_FLAG_NEW_LISTENER (Linux 5.0) */
+#define SBX_CLIENT_KERNEL_LISTENER       0x1u /* SECCOMP_FILTER_FLAG_NEW_LISTENER (Linux 5.0) */
 #define SBX_CLIENT_KERNEL_TSYNC_LISTENER 0x2u /* TSYNC | NEW_LISTENER | TSYNC_ESRCH (Linux 5.7) */
 
 /*

@@ -43,8 +43,8 @@ extern "C" {
 
 /* Fork protocol tags (Comms user tags, next to the handshake's 0x5310..0x5313). */
 #define SBX_FORK_TAG_REQUEST 0x00005320u /* executor -> forkserver */
-#define SBX_FORK_TAG_FORKED 0x00005321u  /* forkserver -> executor, then an Fd (pidfd) on success */
-#define SBX_FORK_TAG_EXITED 0x00005322u  /* forkserver -> executor: a child was reaped */
+#define SBX_FORK_TAG_FORKED  0x00005321u /* forkserver -> executor, then an Fd (pidfd) on success */
+#define SBX_FORK_TAG_EXITED  0x00005322u /* forkserver -> executor: a child was reaped */
 
 /* REQUEST: u64 request_id | u32 nfds | nfds x u32 target fd; then nfds SBX_TAG_FD messages. */
 #define SBX_FORK_MAX_FDS 16u

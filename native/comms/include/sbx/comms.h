@@ -66,7 +66,7 @@ enum sbx_tag {
 #define SBX_COMMS_HEADER_SIZE 12u
 /* The sandboxee's comms fd unless the environment variable SBX_COMMS_FD names another. */
 #define SBX_COMMS_DEFAULT_FD 1023
-#define SBX_COMMS_FD_ENV "SBX_COMMS_FD"
+#define SBX_COMMS_FD_ENV     "SBX_COMMS_FD"
 /* Default cap on an incoming message's length: 64 MiB. */
 #define SBX_COMMS_DEFAULT_MAX_MESSAGE_SIZE ((uint64_t)64 << 20)
 /* Protocol version sent by sbx_comms_send_version(). */
