@@ -115,7 +115,7 @@ export function buildRequest(ex: Executor, policy: Policy, opts: RequestOptions)
 
     // fds: stdio, the IPC mappings, the setup socket
     const stdioFds = opts.stdio.connect(closeAfterSpawn);
-    stdioFds.forEach((fd, i) => ops.fd(i, fd));
+    for (const [i, fd] of stdioFds.entries()) ops.fd(i, fd);
     for (const m of ex.ipc.list()) ops.fd(m.sandboxee, m.local);
     const [setupOurs, setupTheirs] = native().socketpair(false, false);
     closeAfterSpawn.push(setupTheirs);

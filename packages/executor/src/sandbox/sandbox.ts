@@ -15,8 +15,8 @@ import type { Readable, Writable } from 'node:stream';
 import { getSystemErrorName } from 'node:util';
 import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
 import { Executor, ExecutorError } from './executor.js';
-import { ForkServerHandleError, pidOfPidfd } from '../forkserver/custom.js';
-import { EXEC_FD_TARGET } from '../forkserver/protocol.js';
+import { ForkServerHandleError, pidOfPidfd, type Forked } from '../forkserver/custom.js';
+import { EXEC_FD_TARGET, type SetupFailure } from '../forkserver/protocol.js';
 import { ForkServer, ForkServerError, type Exited } from '../forkserver/global.js';
 import * as monitor from './monitor.js';
 import type { SandboxCgroup } from './cgroup.js';
@@ -253,8 +253,8 @@ export class Sandbox {
   /** Step 3: the child's reports until exec; the listener's number leads to wireMonitor. */
   private readSetupChannel(req: SpawnRequest): void {
     this.setupDone = readSetupChannel(req.setup, {
-      failed: (message) => {
-        this.setupError = this.describeSetupFailure(message);
+      failed: (failure) => {
+        this.setupError = this.describeSetupFailure(failure);
       },
       initStatus: (status) => {
         this.targetStatus = status;
@@ -344,14 +344,17 @@ export class Sandbox {
     this.stdio.endUnconnected();
     void this.cgroup?.remove();
     this.isolation?.cleanup();
+    if (err instanceof ForkServerError && err.code === 'SPAWN_FAILED') {
+      this.setupError = err.failure ? this.describeSetupFailure(err.failure) : err.message;
+      return this.toResult(null);
+    }
     if (
       err instanceof MountError ||
       err instanceof SandboxSetupError ||
       err instanceof IsolationError ||
-      err instanceof SandboxIdsError ||
-      (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')
+      err instanceof SandboxIdsError
     ) {
-      this.setupError = this.describeSetupFailure(err.message);
+      this.setupError = err.message;
       return this.toResult(null);
     }
     throw err;
@@ -387,7 +390,7 @@ export class Sandbox {
     const client = prepareClientHandshake(this.policy);
     const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
     fds.push({ target: CLIENT_FD, fd: client.theirs });
-    let forked;
+    let forked: Forked;
     try {
       forked = await server.fork(fds);
     } catch (err) {
@@ -432,9 +435,9 @@ export class Sandbox {
 
   /** A setup failure's message for the Result: the exhausted kernel counter named, and a host
    *  without namespaces named with the isolation mode that works (never a silent fallback). */
-  private describeSetupFailure(message: string): string {
-    const named = nameExhaustedCounter(message, this.isolation?.hostIds.uid ?? null);
-    return (this.executor.isolation === 'namespaces' && namespacesUnavailable(named)) || named;
+  private describeSetupFailure(failure: SetupFailure): string {
+    const named = nameExhaustedCounter(failure, this.isolation?.hostIds.uid ?? null);
+    return (this.executor.isolation === 'namespaces' && namespacesUnavailable(failure, named)) || named;
   }
 
   /** The setup went wrong on this side: recorded, and the sandbox ends. */

@@ -2,14 +2,14 @@
 // the child (and, with a pid namespace or a reaper, the sandbox's init) reports on it
 // (native/forkserver/protocol.h): a failed step, the target's pidfd, the fd number its seccomp
 // listener will get, and at the end the target's wait status. EOF: every holder is gone.
-import { Comms, CommsError, Tag } from '@sbx/client';
+import { type Comms, CommsError, Tag } from '@sbx/client';
 import { closeQuietly, native } from '@sbx/client/internal';
-import { FsTag } from '../forkserver/protocol.js';
+import { decodeSetupFailure, FsTag, SETUP_FAILED_HEADER, type SetupFailure } from '../forkserver/protocol.js';
 
 /** What the Sandbox does with each report. */
 export interface SetupReports {
-  /** A setup step failed (the child then exits): the forkserver's message. */
-  failed(message: string): void;
+  /** A setup step failed (the child then exits): which, with its errno. */
+  failed(failure: SetupFailure): void;
   /** The target's own pidfd (it runs as pid 2 under the sandbox's init); once. */
   targetPidfd(fd: number): void;
   /** The child's seccomp listener will be its fd `n` (awaited before the next report is read); once. */
@@ -27,7 +27,7 @@ export async function readSetupChannel(setup: Comms, on: SetupReports): Promise<
   try {
     for (;;) {
       const m = await setup.recvAny();
-      if (m.tag === Tag.String) on.failed(m.data.toString('utf8'));
+      if (m.tag === FsTag.SetupFailed && m.data.length >= SETUP_FAILED_HEADER) on.failed(decodeSetupFailure(m.data));
       else if (m.tag === FsTag.InitStatus && m.data.length === 4) on.initStatus(m.data.readInt32LE(0));
       else if (m.tag === Tag.Fd && on.expects('targetPidfd')) on.targetPidfd(m.fd);
       else if (m.tag === Tag.Uint32 && m.data.length === 4 && on.expects('listener'))
