@@ -128,6 +128,23 @@ __attribute__((noreturn)) static void report_and_exit(struct child_ctx *ctx) {
 static void run(struct child_ctx *ctx, uint32_t step, int (*fn)(struct child_ctx *)) {
   ctx->step = step;
   if (fn(ctx) < 0) report_and_exit(ctx);
+  if (ctx->req->trace) fs_trace_mark(&ctx->trace, step);
+}
+
+/* With SBX_OP_TRACE: the marks so far, on the setup socket, while writing to it is still sure to
+ * be allowed (before the filter). A failure to send loses the trace, not the sandbox. */
+static void send_trace(struct child_ctx *ctx) {
+  if (!ctx->req->trace || ctx->setup_fd < 0) return;
+  uint8_t buf[SBX_TRACE_MAX * SBX_TRACE_ENTRY_SIZE];
+  for (uint32_t i = 0; i < ctx->trace.n; i++) {
+    uint8_t *p = buf + i * SBX_TRACE_ENTRY_SIZE;
+    put_u32(p, ctx->trace.e[i].step);
+    put_u32(p + 4, 0);
+    put_u64(p + 8, ctx->trace.e[i].ns);
+  }
+  sbx_comms c;
+  sbx_comms_init(&c, ctx->setup_fd);
+  (void)sbx_comms_send_tlv(&c, SBX_SETUP_TRACE, buf, ctx->trace.n * SBX_TRACE_ENTRY_SIZE);
 }
 
 /* The forkserver writes one byte once the uid/gid maps are written. PDEATHSIG goes on first, so
@@ -244,6 +261,7 @@ void child_run_request(struct child_ctx *ctx) {
     run(ctx, SBX_STEP_PDEATHSIG, reaper_tie_target_in_child); /* the id switch cleared it */
     run(ctx, SBX_STEP_CAPABILITIES, caps_drop_in_child);
     if (req->has_landlock) run(ctx, SBX_STEP_LANDLOCK, landlock_apply_in_child);
+    send_trace(ctx);
     if (req->filter != NULL) run(ctx, SBX_STEP_SECCOMP, seccomp_install_in_child);
     exec_target(ctx);
   }
@@ -257,6 +275,7 @@ void child_run_request(struct child_ctx *ctx) {
     /* With a pid namespace the target must not be its init (init.c says why). */
     if (ns & CLONE_NEWPID) run(ctx, SBX_STEP_INIT, init_split_in_child);
   }
+  send_trace(ctx);
   if (req->filter != NULL) run(ctx, SBX_STEP_SECCOMP, seccomp_install_in_child);
   exec_target(ctx);
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "request.h"
+#include "trace.h"
 
 #define SBX_CHILD_ERROR_MAX (2 * SBX_REQ_PATH_MAX + 64)
 
@@ -36,6 +37,7 @@ struct child_ctx {
   uint32_t step;         /* the running step (enum sbx_step), for the report */
   uint32_t fail_flags;   /* SBX_FAILURE_* of the recorded failure */
   int fail_errno;        /* errno of the recorded failure */
+  struct fs_trace trace; /* with req->trace: the end of each step so far (the forkserver's first) */
   char error[SBX_CHILD_ERROR_MAX];
 };
 

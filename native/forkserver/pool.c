@@ -380,6 +380,8 @@ __attribute__((noreturn)) static void slot_main(struct fs_server *srv, int sock,
   if (fds == NULL || scratch == NULL) _exit(127);
   for (size_t i = 0; i <= req.fd_count; i++)
     if (sbx_comms_recv_fd(&c, &fds[i]) < 0) _exit(127);
+  struct fs_trace trace = {.n = 0};
+  if (req.trace) fs_trace_mark(&trace, SBX_STEP_POOL); /* the slot has its request */
   close(sock);
   if (dumpable >= 0) (void)prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
   int setup_fd = sbx_request_setup_fd(&req, fds);
@@ -393,6 +395,7 @@ __attribute__((noreturn)) static void slot_main(struct fs_server *srv, int sock,
       .may_setgroups = srv->may_setgroups,
       .setup_fd = setup_fd,
       .listener_fd = -1,
+      .trace = trace,
   };
   child_run_request(&run);
 }

@@ -63,6 +63,14 @@
 /* Child -> executor on the setup socket (a slot: -> forkserver on its socket): a step failed. */
 #define SBX_SETUP_FAILED        0x00005308u
 #define SBX_SETUP_FAILED_HEADER 12u /* u32 step | i32 errno | u32 flags, then the message */
+/* Child -> executor on the setup socket, with SBX_OP_TRACE, right before the seccomp step (or the
+ * exec without a filter): n entries of u32 step (enum sbx_step) | u32 0 | u64 CLOCK_MONOTONIC ns
+ * at the end of that step, in order. Forkserver steps before the clone (REQUEST, OPEN_EXEC, CGROUP)
+ * are recorded by the forkserver and carried by the child; CLONE is the child's first moment, POOL
+ * the moment a spawn-pool slot received its request. */
+#define SBX_SETUP_TRACE      0x00005309u
+#define SBX_TRACE_ENTRY_SIZE 16u
+#define SBX_TRACE_MAX        32u
 
 /* The steps from a request to execveat, as failure reports name them. Their kind is decided from
  * these numbers and the errno, never from the message text. Append only (the executor mirrors
@@ -151,6 +159,9 @@ enum sbx_op {
                              Written to /proc/sys/user/<name> inside the sandbox's user namespace
                              (userns_limits.c) before the mount tree: the per-user-namespace counters
                              (inotify, fanotify, namespaces) the sandbox may use at all */
+  SBX_OP_TRACE = 27,      /* empty: record a CLOCK_MONOTONIC timestamp at the end of each step and
+                             send them (SBX_SETUP_TRACE) before the filter goes on. Without it no
+                             clock is read */
   SBX_OP_MAX
 };
 

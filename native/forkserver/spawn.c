@@ -81,6 +81,8 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
   bool pooled = false;
   char *cgroup = NULL; /* the sandbox's cgroup, for the children table (its tree kill) */
   char pooled_msg[1024] = "";
+  struct fs_trace trace = {
+      .n = 0}; /* with req.trace: the forkserver's steps, carried by the child */
 
   if (fds == NULL || scratch == NULL || children_reserve(&srv->children) < 0) {
     err = fs_fail(&f, SBX_STEP_NONE, ENOMEM, "out of memory");
@@ -101,6 +103,7 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
       goto out;
     }
   }
+  if (req.trace) fs_trace_mark(&trace, SBX_STEP_REQUEST);
 
   exec_fd = open(req.exec_path, O_PATH | O_CLOEXEC);
   if (exec_fd < 0) {
@@ -108,6 +111,7 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
     f.flags |= SBX_FAILURE_PATH;
     goto out;
   }
+  if (req.trace) fs_trace_mark(&trace, SBX_STEP_OPEN_EXEC);
   if (req.cgroup != NULL) {
     cgroup_fd = open(req.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (cgroup_fd < 0) {
@@ -115,6 +119,7 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
       goto out;
     }
   }
+  if (req.trace && req.cgroup != NULL) fs_trace_mark(&trace, SBX_STEP_CGROUP);
   /* A slot prepared for exactly this layout: it gets the request and its fds, and execs. */
   struct fs_slot slot;
   if (pool_take(&srv->pool, buf, len, &req, &slot)) {
@@ -162,6 +167,10 @@ int spawn_handle(struct fs_server *srv, const uint8_t *buf, size_t len) {
         .setup_fd = setup_fd,
         .listener_fd = -1,
     };
+    if (req.trace) {
+      ctx.trace = trace;
+      fs_trace_mark(&ctx.trace, SBX_STEP_CLONE);
+    }
     child_run(&ctx);
   }
   if (pid < 0) {

@@ -149,15 +149,18 @@ export class ForkServer {
     this.die(new ForkServerError('FORKSERVER_DIED', `sbx: the forkserver exited (${how})`));
   }
 
-  /** Sends a spawn request (the op list and its fds, which stay the caller's). */
-  async spawn(ops: OpList): Promise<{ id: bigint; spawned: Spawned }> {
+  /** Sends a spawn request (the op list and its fds, which stay the caller's). `mark`: the trace's
+   *  'op list' (serialized) and 'request write' (sent) stages. */
+  async spawn(ops: OpList, mark?: (stage: string) => void): Promise<{ id: bigint; spawned: Spawned }> {
     if (this.dead) throw this.dead;
     const id = this.nextId++;
     const payload = Buffer.concat([new OpList().u64(Op.RequestId, id).toBuffer(), ops.toBuffer()]);
+    mark?.('op list');
     this.inFlight.hold();
     try {
       const spawned = new Promise<Spawned>((resolve, reject) => this.pending.set(id, { resolve, reject }));
       await sendRequest(this.comms, FsTag.Spawn, payload, ops.fds);
+      mark?.('request write');
       return { id, spawned: await spawned };
     } catch (err) {
       this.pending.delete(id);

@@ -12,6 +12,7 @@ export const FsTag = {
   PoolStats: 0x00005306,
   SlotReady: 0x00005307,
   SetupFailed: 0x00005308,
+  SetupTrace: 0x00005309,
 } as const;
 
 /**
@@ -72,6 +73,45 @@ export function decodeSetupFailure(d: Buffer): SetupFailure {
     message: d.subarray(SETUP_FAILED_HEADER).toString('utf8'),
   };
 }
+/** A step's name as failure messages and the trace print it (sbx_step_name in child.c). */
+export const SETUP_STEP_NAMES: Readonly<Record<number, string>> = {
+  [SetupStep.Request]: 'request',
+  [SetupStep.OpenExec]: 'open',
+  [SetupStep.Cgroup]: 'cgroup',
+  [SetupStep.Clone]: 'clone',
+  [SetupStep.IdMap]: 'user namespace',
+  [SetupStep.Release]: 'release',
+  [SetupStep.Setsid]: 'setsid',
+  [SetupStep.Ids]: 'ids',
+  [SetupStep.Pdeathsig]: 'pdeathsig',
+  [SetupStep.UserLimits]: 'user namespace limits',
+  [SetupStep.Mount]: 'mount',
+  [SetupStep.Hostname]: 'hostname',
+  [SetupStep.Network]: 'network',
+  [SetupStep.Cwd]: 'cwd',
+  [SetupStep.Fds]: 'fds',
+  [SetupStep.Signals]: 'signals',
+  [SetupStep.Init]: 'init',
+  [SetupStep.Rlimits]: 'rlimits',
+  [SetupStep.Capabilities]: 'capabilities',
+  [SetupStep.Landlock]: 'landlock',
+  [SetupStep.Seccomp]: 'seccomp',
+  [SetupStep.Exec]: 'exec',
+  [SetupStep.Pool]: 'pool',
+};
+
+/** SETUP_TRACE entries: u32 step | u32 0 | u64 CLOCK_MONOTONIC ns at the step's end. */
+export const TRACE_ENTRY_SIZE = 16;
+
+/** Decodes a SETUP_TRACE payload; null when it is not a whole number of entries. */
+export function decodeTrace(d: Buffer): { step: number; ns: bigint }[] | null {
+  if (d.length % TRACE_ENTRY_SIZE !== 0) return null;
+  const out: { step: number; ns: bigint }[] = [];
+  for (let off = 0; off < d.length; off += TRACE_ENTRY_SIZE)
+    out.push({ step: d.readUInt32LE(off), ns: d.readBigUInt64LE(off + 8) });
+  return out;
+}
+
 /** The forkserver watches at most this many slots (SBX_POOL_POLL_MAX). */
 export const POOL_SIZE_MAX = 64;
 export const SETUP_FD_TARGET = 1021;
@@ -105,6 +145,7 @@ export const Op = {
   Reaper: 24,
   NoPool: 25,
   UserLimit: 26,
+  Trace: 27,
 } as const;
 
 /** A file of /proc/sys/user that `limits.userNamespace` sets inside the sandbox's user namespace. */

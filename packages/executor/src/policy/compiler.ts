@@ -118,6 +118,8 @@ export interface CompiledPolicy {
   readonly program: Uint8Array;
   readonly length: number;
   readonly stats: CompileStats;
+  /** The program came from the compile cache (no compile ran). */
+  readonly cached: boolean;
 }
 
 const LD_ABS = BPF_LD | BPF_W | BPF_ABS;
@@ -767,6 +769,7 @@ export function compilePolicy(policy: Policy, options: CompileOptions = {}): Com
   const opt = resolveCompileOptions(options);
   const key = `${opt.monitor ? 1 : 0}${opt.execPrologue ? 1 : 0}${opt.dispatch[0]}${opt.execFd}/${opt.clientChannelFd}/${opt.clientListenerFd}${policy.network.mode === 'rules' ? 'N' : ''}:${policy.key}`;
   let hit = opt.cache ? cache.get(key) : undefined;
+  const cached = hit !== undefined;
   if (!hit) {
     const t0 = performance.now();
     const { insns, stats } = compileUncached(policy, opt);
@@ -790,6 +793,7 @@ export function compilePolicy(policy: Policy, options: CompileOptions = {}): Com
     program: hit.bytes.slice(),
     length: hit.insns.length,
     stats: hit.stats,
+    cached,
   });
 }
 

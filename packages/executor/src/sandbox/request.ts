@@ -135,10 +135,11 @@ export function buildRequest(ex: Executor, policy: Policy, opts: RequestOptions)
         throw new SandboxSetupError(
           "learning needs the seccomp monitor (user notification, Linux 5.5+; not with monitor: 'kill')",
         );
-      const filter = compileFilter(isoPolicy, { monitor: monitored, execFd: EXEC_FD_TARGET });
+      const { filter, cached } = compileFilter(isoPolicy, { monitor: monitored, execFd: EXEC_FD_TARGET });
       ops.raw(Op.Seccomp, filter);
       learnTable = opts.learnTable?.(filter);
       if (monitored) ops.u32(Op.SeccompFlags, SeccompFlag.Listener);
+      mark('policy compile', cached ? 'cached' : 'compiled');
     } else {
       if (opts.learnTable) throw new SandboxSetupError('learning runs in sandbox-before-exec mode only');
       client = prepareClientHandshake(isoPolicy);
@@ -148,8 +149,10 @@ export function buildRequest(ex: Executor, policy: Policy, opts: RequestOptions)
       // start and would fail once sandboxMeHere() denies them; with io_uring_setup failing it
       // uses epoll. A forkserver so has no ring that fork() would share with its children.
       ops.raw(Op.Seccomp, Buffer.from(ioUringDenialProgram(isoPolicy.arch)));
+      mark('policy compile', 'handshake');
     }
-    mark('policy compile');
+    // The trace: the forkserver and the child mark each step (zero cost without the op).
+    if (ex.trace) ops.raw(Op.Trace, Buffer.alloc(0));
     return {
       ops,
       closeAfterSpawn,

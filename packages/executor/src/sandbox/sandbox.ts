@@ -36,6 +36,7 @@ import { ListenerError, readSetupChannel, takeListener } from './setup-channel.j
 import { resultOf } from './result-of.js';
 import { SandboxStdio } from './stdio.js';
 import { describeViolation } from './violation.js';
+import { Timeline, type TimelineStage } from './timeline.js';
 
 export { SandboxSetupError } from './request.js';
 
@@ -107,6 +108,8 @@ export class Sandbox {
   private setupDone: Promise<void> | null = null;
   private escalation: NodeJS.Timeout | null = null;
   private forkWalltime: NodeJS.Timeout | null = null;
+  /** Executor option trace: the marks of every stage (null: not asked, nothing is recorded). */
+  private trace: Timeline | null = null;
 
   constructor(executor: Executor, policy: Policy) {
     if (!(executor instanceof Executor)) throw new TypeError('Sandbox: the first argument must be an Executor');
@@ -141,6 +144,20 @@ export class Sandbox {
     return this.cgroup?.path ?? null;
   }
 
+  /**
+   * With the Executor option `trace: true`: every stage from runAsync() to the Result so far, in
+   * time order, with µs timestamps (the forkserver's and the child's setup steps included);
+   * complete once awaitResult() has resolved. null without the option.
+   */
+  get timeline(): TimelineStage[] | null {
+    return this.trace?.stages() ?? null;
+  }
+
+  /** Marks the end of a stage on the timeline (when tracing): the named points of the steps. */
+  private mark(stage: string, detail?: string): void {
+    this.trace?.mark(stage, detail);
+  }
+
   /** Starts the sandboxee and resolves once it was cloned (setup goes on; awaitResult() tells how it ended). */
   runAsync(): Promise<void> {
     if (!this.started) {
@@ -151,6 +168,7 @@ export class Sandbox {
         );
       this.executor.started = true;
       this.startTime = performance.now();
+      if (this.executor.trace) this.trace = new Timeline();
       this.started = this.executor.forkServer ? this.forkChild() : this.start();
       this.result = this.started.then(
         () => this.finish(),
@@ -208,6 +226,7 @@ export class Sandbox {
     const req = buildRequest(this.executor, this.policy, {
       stdio: this.stdio,
       learnTable: this.learning ? (filter) => this.learning!.table(filter) : null,
+      ...(this.trace ? { mark: (stage: string, detail?: string) => this.mark(stage, detail) } : {}),
     });
     this.isolation = req.isolation;
     this.appliedLandlockAbi = req.isolation.landlockAbi;
@@ -224,7 +243,7 @@ export class Sandbox {
     let spawned: Awaited<ReturnType<ForkServer['spawn']>>;
     try {
       fs = ForkServer.shared(); // throws on a bad SBX_SPAWN_POOL: the setup channel is closed below
-      spawned = await fs.spawn(req.ops);
+      spawned = await fs.spawn(req.ops, this.trace ? (stage) => this.mark(stage) : undefined);
     } catch (err) {
       req.setup.close();
       req.client?.channel.close();
@@ -234,6 +253,7 @@ export class Sandbox {
     }
     this.pidfd = spawned.spawned.pidfd;
     this.hostPid = spawned.spawned.pid;
+    this.mark('spawned');
     if (this.killedAs) this.signalTree(); // kill() (or an abort) came while it was being spawned
     if (spawned.spawned.cgroup && this.cgroup) {
       this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
@@ -259,6 +279,7 @@ export class Sandbox {
       initStatus: (status) => {
         this.targetStatus = status;
       },
+      trace: (entries) => this.trace?.addNative(entries),
       expects: (report) => (report === 'targetPidfd' ? this.targetPidfd < 0 : this.monitorId === 0),
       targetPidfd: (fd) => {
         this.targetPidfd = fd;
@@ -274,8 +295,9 @@ export class Sandbox {
           if (!(err instanceof ListenerError)) throw err;
           return this.breakSetup(err.message, false);
         }
-        if (listener >= 0)
-          this.wireMonitor(listener, req.policy, EXEC_FD_TARGET, req.isolation.treeSignal, this.learnTable);
+        if (listener < 0) return;
+        this.mark('seccomp listener taken');
+        this.wireMonitor(listener, req.policy, EXEC_FD_TARGET, req.isolation.treeSignal, this.learnTable);
       },
       broken: (reason, overrides) => this.breakSetup(reason, overrides),
     }).finally(() => this.onTargetPidfd());
@@ -307,11 +329,13 @@ export class Sandbox {
       treeSignal,
       learnTable,
     );
+    this.mark('monitor registration');
   }
 
   /** Step 5: the forkserver reaped the sandbox; the setup and the monitor have said all. */
   private async waitForEnd(): Promise<Exited> {
     const exited = await this.exitPromise!;
+    this.mark('exit report');
     await this.setupDone;
     // The monitor's reports come on their own path; its 'closed' comes after all of them, once
     // every filtered task is gone. Bounded, so that a lost report can never hang a run.
@@ -362,6 +386,7 @@ export class Sandbox {
 
   /** Step 6: the facts recorded → the Result (result-of.ts). */
   private toResult(exited: Exited | null, internal?: Error): Result {
+    this.mark('result');
     return resultOf({
       walltimeMs: performance.now() - this.startTime,
       exited,
@@ -475,6 +500,8 @@ export class Sandbox {
   private onMonitor(e: MonitorEvent): void {
     if (e.type === 'learn' || e.type === 'learn_limit') {
       this.learning?.onEvent(e);
+    } else if (e.type === 'exec') {
+      this.mark('exec', 'the monitor let it through');
     } else if (e.type === 'exec_failed') {
       const name = errnoName(e.errno);
       const hint =

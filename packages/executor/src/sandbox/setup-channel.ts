@@ -4,7 +4,13 @@
 // listener will get, and at the end the target's wait status. EOF: every holder is gone.
 import { type Comms, CommsError, Tag } from '@sbx/client';
 import { closeQuietly, native } from '@sbx/client/internal';
-import { decodeSetupFailure, FsTag, SETUP_FAILED_HEADER, type SetupFailure } from '../forkserver/protocol.js';
+import {
+  decodeSetupFailure,
+  decodeTrace,
+  FsTag,
+  SETUP_FAILED_HEADER,
+  type SetupFailure,
+} from '../forkserver/protocol.js';
 
 /** What the Sandbox does with each report. */
 export interface SetupReports {
@@ -16,6 +22,8 @@ export interface SetupReports {
   listener(n: number): Promise<void>;
   /** Whether a pidfd / a listener report is still expected (a second one is a protocol error). */
   expects(report: 'targetPidfd' | 'listener'): boolean;
+  /** The trace (SETUP_TRACE): the end of each step so far, CLOCK_MONOTONIC ns. */
+  trace(entries: { step: number; ns: bigint }[]): void;
   /** The target ended with this raw wait status (sent by the sandbox's init). */
   initStatus(status: number): void;
   /** The channel broke, or carried something it must not: the sandbox must end. */
@@ -29,6 +37,7 @@ export async function readSetupChannel(setup: Comms, on: SetupReports): Promise<
       const m = await setup.recvAny();
       if (m.tag === FsTag.SetupFailed && m.data.length >= SETUP_FAILED_HEADER) on.failed(decodeSetupFailure(m.data));
       else if (m.tag === FsTag.InitStatus && m.data.length === 4) on.initStatus(m.data.readInt32LE(0));
+      else if (m.tag === FsTag.SetupTrace && decodeTrace(m.data)) on.trace(decodeTrace(m.data)!);
       else if (m.tag === Tag.Fd && on.expects('targetPidfd')) on.targetPidfd(m.fd);
       else if (m.tag === Tag.Uint32 && m.data.length === 4 && on.expects('listener'))
         await on.listener(m.data.readUInt32LE(0));
