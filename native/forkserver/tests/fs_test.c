@@ -192,6 +192,9 @@ struct run {
   char setup_msg[2048];
   uint32_t setup_step, setup_flags; /* SBX_SETUP_FAILED: enum sbx_step, SBX_FAILURE_* */
   int setup_errno;
+  uint32_t trace_n; /* SBX_SETUP_TRACE entries (0: none came) */
+  uint32_t trace_step[SBX_TRACE_MAX];
+  uint64_t trace_ns[SBX_TRACE_MAX];
   bool got_setup_uint32;
   uint32_t setup_uint32;
   int status;
@@ -293,6 +296,12 @@ static int run_finish(struct fs *fs, struct run *run) {
       run->setup_step = rd_u32(data);
       run->setup_errno = (int)rd_u32((const uint8_t *)data + 4);
       run->setup_flags = rd_u32((const uint8_t *)data + 8);
+    } else if (tag == SBX_SETUP_TRACE && len % SBX_TRACE_ENTRY_SIZE == 0) {
+      for (uint64_t off = 0; off < len && run->trace_n < SBX_TRACE_MAX;
+           off += SBX_TRACE_ENTRY_SIZE) {
+        run->trace_step[run->trace_n] = rd_u32((const uint8_t *)data + off);
+        run->trace_ns[run->trace_n++] = rd_u64((const uint8_t *)data + off + 8);
+      }
     } else if (tag == SBX_TAG_UINT32 && len == 4) {
       run->got_setup_uint32 = true;
       run->setup_uint32 = rd_u32(data);
@@ -618,6 +627,36 @@ static int t_exec_failure_is_reported(struct fs *fs) {
         "setup message \"%s\"", run.setup_msg);
   CHECK(run.setup_step == SBX_STEP_EXEC && run.setup_errno == ENOENT && run.setup_flags == 0,
         "step %u errno %d flags %u", run.setup_step, run.setup_errno, run.setup_flags);
+  return 0;
+}
+
+/* With the TRACE op the child sends its marks: the forkserver's steps first, then the child's in
+ * order, on one monotonic clock. Without it, nothing. */
+static int t_trace_only_when_asked(struct fs *fs) {
+  struct job job = {.path = "/usr/bin/true", .argv = {"true", NULL}};
+  struct run run;
+  if (run_job(fs, &job, &run) < 0) return -1;
+  CHECK(exited_with(run.status, 0) && run.trace_n == 0, "untraced: status 0x%x, %u marks",
+        run.status, run.trace_n);
+  struct oplist extra;
+  ol_init(&extra);
+  ol_raw(&extra, SBX_OP_TRACE, NULL, 0);
+  job.extra = &extra;
+  int r = run_job(fs, &job, &run);
+  ol_free(&extra);
+  if (r < 0) return -1;
+  CHECK(exited_with(run.status, 0), "traced: status 0x%x \"%s\"", run.status, run.setup_msg);
+  CHECK(run.trace_n >= 8, "%u marks", run.trace_n);
+  CHECK(run.trace_step[0] == SBX_STEP_REQUEST && run.trace_step[1] == SBX_STEP_OPEN_EXEC,
+        "first marks %u %u", run.trace_step[0], run.trace_step[1]);
+  bool clone = false, mount = false, caps = false;
+  for (uint32_t i = 0; i < run.trace_n; i++) {
+    CHECK(i == 0 || run.trace_ns[i] >= run.trace_ns[i - 1], "mark %u goes back in time", i);
+    clone |= run.trace_step[i] == SBX_STEP_CLONE || run.trace_step[i] == SBX_STEP_POOL;
+    mount |= run.trace_step[i] == SBX_STEP_MOUNT;
+    caps |= run.trace_step[i] == SBX_STEP_CAPABILITIES;
+  }
+  CHECK(clone && mount && caps, "clone %d mount %d capabilities %d", clone, mount, caps);
   return 0;
 }
 
@@ -1184,6 +1223,7 @@ static const struct test_case cases[] = {
     {"invalid requests get -EINVAL naming the op, serving goes on", t_invalid_requests},
     {"setup failure is reported on the setup socket", t_setup_failure_is_reported},
     {"exec failure is reported on the setup socket", t_exec_failure_is_reported},
+    {"the child sends its step marks only when the request asks (TRACE)", t_trace_only_when_asked},
     {"fds are mapped, the rest closed", t_fds_are_mapped},
     {"no namespaces", t_no_namespaces},
     {"seccomp listener hand-off and magic execveat", t_seccomp_listener_handoff},
