@@ -266,7 +266,9 @@ describe('limits and errors', () => {
       'msync',
       'mincore',
     ];
-    list.forEach((name, i) => b.addPolicyOnSyscall(name, big(i * 1000)));
+    list.forEach((name, i) => {
+      b.addPolicyOnSyscall(name, big(i * 1000));
+    });
     const policy = b.build();
     let err: unknown;
     try {
