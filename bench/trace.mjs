@@ -56,7 +56,9 @@ export async function traceBench(runs = 200) {
   for (let i = 0; i < WARMUP + runs; i++) {
     const a = await once(p, { trace: true, spawnPool: false });
     const b = await once(p, { trace: false, spawnPool: false });
-    if (i >= WARMUP) traced.push(a.ms), plain.push(b.ms);
+    if (i < WARMUP) continue;
+    traced.push(a.ms);
+    plain.push(b.ms);
   }
   return [
     {
