@@ -85,7 +85,7 @@ describe.skipIf(abi < 6)('landlock isolation with a shared uid: scheduling of pr
     expect(r.stdout.trim(), r.stderr).toBe('5');
   });
 
-  it("an always-on denial: a policy allowing everything still reaches the caller only (renice -p PID / -u UID, taskset, chrt are EPERM; nice on itself works)", async () => {
+  it('an always-on denial: a policy allowing everything still reaches the caller only (renice -p PID / -u UID, taskset, chrt are EPERM; nice on itself works)', async () => {
     const canary = asRoot
       ? spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'sleep', '30'], {
           stdio: 'ignore',
