@@ -21,12 +21,17 @@
  *   monitor_probe unix-hold PATH      connects to PATH, prints "unix-hold: connected", then waits.
  *   monitor_probe scm-many N          sendmsg on a socketpair with N fds in one SCM_RIGHTS cmsg:
  *                                     N-1 copies of fd 0, then fd 1000 (not open).
+ *   monitor_probe unix-scan PATH      connects to PATH, then looks in /proc for threads of its uid
+ *       outside its own process (the monitor's acting thread has the sandbox's uid); for each one
+ *       prints what signal 0, /proc/<tid>/mem, and setpriority on it say.
  *   monitor_probe peercred-server PATH MODE   (outside a sandbox) listens on the unix path PATH,
  *       chmod MODE (octal), prints "listening"; answers each peer "uid=U gid=G" (SO_PEERCRED).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
@@ -374,6 +379,51 @@ static int scm_many(int n) {
   return report("scm-many", sendmsg(sv[0], &m, 0));
 }
 
+static int unix_scan(const char *path) {
+  if (unix_connect("unix-scan", path) < 0) return 0;
+  int found = 0;
+  DIR *procs = opendir("/proc");
+  if (!procs) return report("opendir", -1);
+  for (struct dirent *p; (p = readdir(procs)) != NULL;) {
+    int pid = atoi(p->d_name);
+    if (pid <= 0 || pid == getpid()) continue;
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", pid);
+    DIR *tasks = opendir(dir);
+    if (!tasks) continue;
+    for (struct dirent *t; (t = readdir(tasks)) != NULL;) {
+      int tid = atoi(t->d_name);
+      if (tid <= 0) continue;
+      char st[96], buf[4096];
+      snprintf(st, sizeof st, "/proc/%d/task/%d/status", pid, tid);
+      FILE *f = fopen(st, "re");
+      if (!f) continue;
+      size_t n = fread(buf, 1, sizeof buf - 1, f);
+      fclose(f);
+      buf[n] = 0;
+      const char *u = strstr(buf, "\nUid:");
+      if (!u || (uid_t)strtoul(u + 5, NULL, 10) != getuid()) continue;
+      found++;
+      long sig = syscall(SYS_tgkill, pid, tid, 0);
+      int sig_err = errno;
+      char mem[96];
+      snprintf(mem, sizeof mem, "/proc/%d/task/%d/mem", pid, tid);
+      int fd = open(mem, O_RDONLY | O_CLOEXEC);
+      int mem_err = errno;
+      if (fd >= 0) close(fd);
+      long pr = setpriority(PRIO_PROCESS, (id_t)tid, 19);
+      int pr_err = errno;
+      printf("unix-scan: thread signal %s mem %s setpriority %s\n",
+             sig == 0 ? "ok" : errname(sig_err), fd >= 0 ? "ok" : errname(mem_err),
+             pr == 0 ? "ok" : errname(pr_err));
+    }
+    closedir(tasks);
+  }
+  closedir(procs);
+  printf("unix-scan: %d found\n", found);
+  return 0;
+}
+
 static int peercred_server(const char *path, const char *mode) {
   struct sockaddr_un u;
   memset(&u, 0, sizeof u);
@@ -418,6 +468,7 @@ int main(int argc, char **argv) {
   if (!strcmp(w, "prlimit") && argc > 2) return prlimit_probe(atoi(argv[2]));
   if (!strcmp(w, "unix-peer") && argc > 2) return unix_peer(argv[2]);
   if (!strcmp(w, "unix-hold") && argc > 2) return unix_hold(argv[2]);
+  if (!strcmp(w, "unix-scan") && argc > 2) return unix_scan(argv[2]);
   if (!strcmp(w, "scm-many") && argc > 2) return scm_many(atoi(argv[2]));
   if (!strcmp(w, "peercred-server") && argc > 3) return peercred_server(argv[2], argv[3]);
   return usage();

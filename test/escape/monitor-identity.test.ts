@@ -10,12 +10,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Executor, Sandbox } from '@sbx/executor';
+import { native } from '@sbx/client/internal';
 import { isolationPolicy, runCaptured, testcase } from '../helpers.js';
 import { asRoot, executorStaysUnharmed, lines } from './harness.js';
 
 executorStaysUnharmed();
 
 const probe = () => testcase('monitor_probe');
+const landlockAbi = () => {
+  try {
+    return native().landlockAbi();
+  } catch {
+    return 0;
+  }
+};
 
 let dir: string;
 const servers: ChildProcess[] = [];
@@ -142,6 +150,23 @@ describe("the monitor acts as the sandbox's host uid", () => {
     expect(actingThreads().filter((t) => t.uid === `${sandbox.hostUid}`)).toEqual([]);
   });
 });
+
+describe.skipIf(!asRoot || landlockAbi() < 6)(
+  "landlock isolation: the acting thread shares the sandbox's uid on the host",
+  () => {
+    it('the sandboxee cannot signal it, open its memory or renice it', async () => {
+      const path = await peercredServer('scan.sock', '777');
+      const c = await runCaptured([probe(), 'unix-scan', path], {
+        policy: policy([path]),
+        executor: { isolation: 'landlock', limits: { walltime: 10 } },
+      });
+      expect(c.result.status, c.result.toString()).toBe('OK');
+      const found = lines(c).filter((l) => l.startsWith('unix-scan: thread '));
+      expect(found.length, c.stdout).toBeGreaterThanOrEqual(1); // the acting thread, seen in /proc
+      for (const l of found) expect(l).toMatch(/^unix-scan: thread signal EPERM mem E(ACCES|PERM) setpriority EPERM$/);
+    });
+  },
+);
 
 describe('fds passed through the monitor', () => {
   it('more than 253 fds in one message: EINVAL before any fd is taken (as the kernel, which checks the count first)', async () => {
