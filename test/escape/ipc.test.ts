@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { native } from '@sbx/client/internal';
 import { sandboxIdRange, setSandboxIdRange } from '@sbx/executor';
-import { isolationPolicy, repoRoot, runCaptured } from '../helpers.js';
+import { repoRoot, runCaptured } from '../helpers.js';
 import { asRoot, escapePolicy, probePath } from './harness.js';
 
 const abi = (() => {
