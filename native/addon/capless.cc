@@ -29,10 +29,10 @@ bool EffectiveId(const char *status, const char *key, unsigned long *out) {
   return true;
 }
 
-std::vector<gid_t> Sorted(std::vector<gid_t> v) {
-  std::sort(v.begin(), v.end());
-  v.erase(std::unique(v.begin(), v.end()), v.end());
-  return v;
+// Sorts g[0..n) and drops duplicates; the new count.
+int SortUnique(gid_t *g, int n) {
+  std::sort(g, g + n);
+  return (int)(std::unique(g, g + n) - g);
 }
 
 // Makes capability `cap` of the calling thread's permitted set effective. 0 or -errno.
@@ -63,17 +63,19 @@ bool ReadTaskIdentity(pid_t tid, TaskIdentity *out) {
   if (!EffectiveId(buf, "\nUid:", &uid) || !EffectiveId(buf, "\nGid:", &gid)) return false;
   out->uid = (uid_t)uid;
   out->gid = (gid_t)gid;
-  out->groups.clear();
+  out->ngroups = 0;
   const char *g = strstr(buf, "\nGroups:");
   if (!g) return false;
   g += 8;
   for (;;) {
     while (*g == ' ' || *g == '\t') g++;
     if (*g < '0' || *g > '9') break;
+    if (out->ngroups == TaskIdentity::kMaxGroups) return false;
     char *end = nullptr;
-    out->groups.push_back((gid_t)strtoul(g, &end, 10));
+    out->groups[out->ngroups++] = (gid_t)strtoul(g, &end, 10);
     g = end;
   }
+  out->ngroups = SortUnique(out->groups, out->ngroups);
   return true;
 }
 
@@ -143,17 +145,16 @@ bool CaplessThread::TakeOn() {
   gid_t gr, ge, gs;
   if (syscall(SYS_getresuid, &r, &e, &s) != 0 || syscall(SYS_getresgid, &gr, &ge, &gs) != 0)
     return false;
-  int n = (int)syscall(SYS_getgroups, 0, nullptr);
-  if (n < 0) return false;
-  std::vector<gid_t> mine((size_t)n);
-  if (n > 0 && syscall(SYS_getgroups, n, mine.data()) != n) return false;
-  std::vector<gid_t> want = Sorted(as_.groups);
+  gid_t mine[TaskIdentity::kMaxGroups];
+  int n = (int)syscall(SYS_getgroups, TaskIdentity::kMaxGroups, mine);
+  bool same_groups =
+      n >= 0 && (n = SortUnique(mine, n)) == as_.ngroups && std::equal(mine, mine + n, as_.groups);
   bool same_ids = r == as_.uid && e == as_.uid && s == as_.uid && gr == as_.gid && ge == as_.gid &&
                   gs == as_.gid;
-  if (same_ids && Sorted(mine) == want) return true;
+  if (same_ids && same_groups) return true;
   // The creating thread (the monitor) holds CAP_SETUID/CAP_SETGID in its permitted set only.
   if (RaiseEffective(CAP_SETGID) != 0 || RaiseEffective(CAP_SETUID) != 0) return false;
-  if (syscall(SYS_setgroups, want.size(), want.data()) != 0) return false;
+  if (syscall(SYS_setgroups, (size_t)as_.ngroups, as_.groups) != 0) return false;
   if (syscall(SYS_setresgid, as_.gid, as_.gid, as_.gid) != 0) return false;
   if (syscall(SYS_setresuid, as_.uid, as_.uid, as_.uid) != 0) return false;
   return true;

@@ -13,16 +13,17 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
-#include <vector>
 
 namespace sbx {
 
 // A task's host credentials as the monitor takes them on: effective uid and gid, supplementary
 // groups.
 struct TaskIdentity {
+  static constexpr int kMaxGroups = 64;  // a sandboxee has none or a few; more: not taken on
   uid_t uid = 0;
   gid_t gid = 0;
-  std::vector<gid_t> groups;
+  int ngroups = 0;
+  gid_t groups[kMaxGroups] = {};  // sorted, no duplicates
 };
 
 // The effective uid/gid and groups of task `tid` as this process's user namespace sees them

@@ -80,8 +80,8 @@ int RemoveMqueuesOf(uid_t uid) {
   std::vector<std::string> names;
   for (struct dirent *e; (e = readdir(d)) != nullptr;) {
     if (e->d_name[0] == '.') continue;
-    struct stat st;
-    if (fstatat(mnt, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_uid == uid)
+    struct statx st;  // statx: in glibc since 2.28 (fstatat's symbol is 2.33's)
+    if (statx(mnt, e->d_name, AT_SYMLINK_NOFOLLOW, STATX_UID, &st) == 0 && st.stx_uid == uid)
       names.push_back(e->d_name);
   }
   int removed = 0;
