@@ -13,6 +13,7 @@ import { addMountOps, MountError, type FsEntry } from './mounts.js';
 import { Policy } from '../policy/policy.js';
 import { sharesHostNetwork } from '../sandbox/sandbox-policy.js';
 import { SbxError } from '@sbx/client';
+import { native } from '@sbx/client/internal';
 import { leaseSandboxIds, sandboxIdRange, type SandboxIds } from '../sandbox/sandbox-ids.js';
 import { SANDBOX_ID } from '../view/identity.js';
 
@@ -128,8 +129,13 @@ function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntri
   const ids = hostIdsFor(ex);
   const { uid, gid } = ids;
   const scratch: string[] = [];
+  // The host's IPC namespace is shared: a leased uid's SysV and POSIX IPC objects would outlive
+  // its sandbox and be the next holder's. Removed when the lease ends, and when it begins (a
+  // holder that died could not).
+  if (ids.lease) removeIpcObjectsOf(uid);
   const cleanup = () => {
     for (const d of scratch.splice(0)) rmSync(d, { recursive: true, force: true });
+    if (ids.lease?.held) removeIpcObjectsOf(uid);
     ids.lease?.release();
   };
   const env: Record<string, string> = {};
@@ -189,6 +195,11 @@ function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntri
     cleanup();
     throw err;
   }
+}
+
+/** Removes the host IPC objects (SysV, POSIX message queues) a leased uid owns or created. */
+function removeIpcObjectsOf(uid: number): void {
+  native().ipcRemoveOwnedBy(uid);
 }
 
 function policyData(p: Policy) {

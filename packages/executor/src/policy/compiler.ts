@@ -227,15 +227,21 @@ function denialStep(d: Denial, verdict: number): Step {
     needsNr: false,
     emit: (scope, fallthrough) => {
       const hit = `${scope}:hit`;
-      const items: AsmItem[] = [{ code: LD_ABS, k: argLo(when.arg), where: `always-on ${d.name} rule` }];
-      if (when.test === 'any-bit') {
-        items.push({ code: JSET_K, k: when.values[0]!, t: hit, f: fallthrough, relax: true });
-      } else {
-        when.values.forEach((v, i) => {
-          const last = i === when.values.length - 1;
-          items.push({ code: JEQ_K, k: v, t: hit, f: last ? fallthrough : null, relax: true });
-        });
-      }
+      const items: AsmItem[] = [];
+      // Each condition jumps to hit when it holds; the last one falls through otherwise.
+      const conditions = d.orWhen ? [when, d.orWhen] : [when];
+      conditions.forEach((c, ci) => {
+        const miss = ci === conditions.length - 1 ? fallthrough : null;
+        items.push({ code: LD_ABS, k: argLo(c.arg), where: `always-on ${d.name} rule` });
+        if (c.test === 'any-bit') {
+          items.push({ code: JSET_K, k: c.values[0]!, t: hit, f: miss, relax: true });
+        } else {
+          c.values.forEach((v, i) => {
+            const last = i === c.values.length - 1;
+            items.push({ code: JEQ_K, k: v, t: hit, f: last ? miss : null, relax: true });
+          });
+        }
+      });
       items.push({ label: hit }, { code: RET_K, k: verdict });
       return items;
     },
