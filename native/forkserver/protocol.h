@@ -56,6 +56,9 @@
 #define SBX_FS_POOL_STATS 0x00005306u
 /* Slot -> forkserver on the slot's own socket: empty, the frozen setup is done. */
 #define SBX_FS_SLOT_READY 0x00005307u
+/* Executor -> forkserver: u64 request_id | u64 milliseconds. A running sandbox's walltime is
+ * reset to that long from now (0: none); an unknown or already reaped request is ignored. */
+#define SBX_FS_SET_WALLTIME 0x00005308u
 
 /* fd numbers used in the child between clone and exec (above any mapped fd but 1023). */
 #define SBX_SETUP_FD_TARGET 1021

@@ -12,6 +12,12 @@ export type { UserLimitName } from './forkserver/protocol.js';
 export { Ipc, type FdMapping } from './sandbox/ipc.js';
 export { Sandbox } from './sandbox/sandbox.js';
 export {
+  DEFAULT_SYSCALL_TIMEOUT_MS,
+  type HookedSyscall,
+  type SandboxNotify,
+  type SyscallAnswer,
+} from './sandbox/notify-hooks.js';
+export {
   Result,
   violationFromJSON,
   violationToJSON,

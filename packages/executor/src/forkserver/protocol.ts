@@ -11,6 +11,7 @@ export const FsTag = {
   Pool: 0x00005305,
   PoolStats: 0x00005306,
   SlotReady: 0x00005307,
+  SetWalltime: 0x00005308,
 } as const;
 /** The forkserver watches at most this many slots (SBX_POOL_POLL_MAX). */
 export const POOL_SIZE_MAX = 64;

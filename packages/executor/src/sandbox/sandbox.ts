@@ -29,6 +29,8 @@ import { syscallName } from '../policy/syscalls.js';
 import { nameExhaustedCounter } from './counters.js';
 import { SandboxIdsError } from './sandbox-ids.js';
 import { ioUringDenialProgram } from '../policy/io-uring-filter.js';
+import { checkNotify, NotifyHooks, type SandboxNotify } from './notify-hooks.js';
+import { LongLived } from './long-lived.js';
 
 const AUDIT_ARCH = { x86_64: 0xc000003e, i386: 0x40000003, aarch64: 0xc00000b7 } as const;
 const X32_BIT = 0x40000000;
@@ -96,7 +98,11 @@ export class Sandbox {
   private finished = false;
   private startTime = 0;
 
-  constructor(executor: Executor, policy: Policy) {
+  /**
+   * notify: Sandbox2's Notify: run-time decisions on the syscalls the policy's notifySyscall()
+   * rules send (onSyscall), and the started / signal / finished events (notify-hooks.ts).
+   */
+  constructor(executor: Executor, policy: Policy, notify?: SandboxNotify) {
     if (!(executor instanceof Executor)) throw new TypeError('Sandbox: the first argument must be an Executor');
     if (!(policy instanceof Policy))
       throw new TypeError('Sandbox: the second argument must be a Policy (from PolicyBuilder.build())');
@@ -106,7 +112,26 @@ export class Sandbox {
     this.stdin = i === 'pipe' ? new PassThrough() : null;
     this.stdout = o === 'pipe' ? new PassThrough() : null;
     this.stderr = e === 'pipe' ? new PassThrough() : null;
+    if (notify !== undefined)
+      this.hooks = new NotifyHooks(checkNotify(notify), {
+        monitorId: () => this.monitorId,
+        describe: describeViolation,
+        killed: (v) => {
+          this.violation ??= v;
+          this.escalateLater(); // the monitor sent the tree signal
+        },
+        fail: (reason) => {
+          this.hookFailure ??= reason;
+          this.signalTree();
+        },
+      });
   }
+  private hooks: NotifyHooks | null = null;
+  private hookTable: Buffer | undefined;
+  /** A notify handler failed (threw, answered nonsense, too late): the Result is INTERNAL_ERROR. */
+  private hookFailure: string | null = null;
+  /** awaitResult(timeoutMs), isTerminated(), setWalltimeLimit() (long-lived.ts). */
+  private readonly longLived = new LongLived();
 
   /** Ends the stdio streams no pipe was connected to (the sandboxee never started). */
   private endUnconnectedStreams(): void {
@@ -156,17 +181,59 @@ export class Sandbox {
           throw err;
         },
       );
+      this.result = this.longLived.track(this.result, (r) => this.hooks?.finished(r, r.signal ?? null));
       this.started.catch(() => {});
     }
     return this.started;
   }
 
-  /** The Result, once the sandboxee and all its processes are gone. */
-  awaitResult(): Promise<Result> {
+  /**
+   * The Result, once the sandboxee and all its processes are gone. With `timeoutMs`, waits at
+   * most that long and resolves to undefined when the sandbox still runs (it is not killed:
+   * Sandbox2's AwaitResultWithTimeout for long-lived sandboxes).
+   */
+  awaitResult(): Promise<Result>;
+  awaitResult(timeoutMs: number): Promise<Result | undefined>;
+  awaitResult(timeoutMs?: number): Promise<Result | undefined> {
     if (!this.result)
       return Promise.reject(new ExecutorError('NOT_STARTED', 'Sandbox: awaitResult() before runAsync()'));
-    return this.result;
+    if (timeoutMs === undefined) return this.result;
+    return this.longLived.awaitWithTimeout(this.result, timeoutMs);
   }
+
+  /** True once the sandbox has ended and its Result is known (Sandbox2's IsTerminated). */
+  isTerminated(): boolean {
+    return this.longLived.terminated;
+  }
+
+  /**
+   * Sets a running sandbox's wall-time limit to `ms` from now (0: none), replacing the
+   * Executor's; at the new deadline the sandbox ends with TIMEOUT. Before runAsync() it throws
+   * NOT_STARTED; after the end it does nothing.
+   */
+  setWalltimeLimit(ms: number): void {
+    if (!this.started)
+      throw new ExecutorError('NOT_STARTED', 'Sandbox: setWalltimeLimit() before runAsync() (use Executor limits)');
+    this.longLived.setWalltime(ms, {
+      finished: this.finished,
+      apply: (limitMs) => this.applyWalltime(limitMs),
+    });
+  }
+
+  /** Sends the walltime to whoever keeps it: the forkserver, or this process in custom-fork mode. */
+  private applyWalltime(ms: number): boolean {
+    if (this.executor.forkServer) {
+      if (this.pidfd < 0) return false;
+      if (this.forkWalltime) clearTimeout(this.forkWalltime);
+      this.forkWalltime = null;
+      if (ms > 0) this.forkWalltime = setTimeout(() => this.forkWalltimeExpired(), ms);
+      return true;
+    }
+    if (this.spawnId === null) return false;
+    ForkServer.shared().setWalltime(this.spawnId, ms);
+    return true;
+  }
+  private spawnId: bigint | null = null;
 
   /** runAsync() + awaitResult(). */
   async run(): Promise<Result> {
@@ -302,10 +369,18 @@ export class Sandbox {
             );
           const filter = compileFilter(policy, { monitor: this.monitored, execFd: EXEC_FD_TARGET });
           ops.raw(Op.Seccomp, filter);
+          const refusal = NotifyHooks.refusal(policy, this.hooks?.notify ?? null, {
+            beforeExec: true,
+            monitored: this.monitored,
+          });
+          if (refusal) throw new SandboxSetupError(refusal);
+          this.hookTable = this.hooks?.table(policy, filter);
           this.learnTable = this.learning?.table(filter);
           if (this.monitored) ops.u32(Op.SeccompFlags, SeccompFlag.Listener);
         } else {
           if (this.learning) throw new SandboxSetupError('learning runs in sandbox-before-exec mode only');
+          const refusal = NotifyHooks.refusal(policy, this.hooks?.notify ?? null, { beforeExec: false, monitored: true });
+          if (refusal) throw new SandboxSetupError(refusal);
           client = prepareClientHandshake(policy);
           closeAfterSpawn.push(client.theirs);
           ops.fd(CLIENT_FD, client.theirs);
@@ -342,6 +417,8 @@ export class Sandbox {
         iso.lease = null;
         iso.hostIds = { uid: spawned.spawned.uid, gid: spawned.spawned.uid };
       }
+      this.spawnId = spawned.id;
+      this.longLived.spawned();
       this.exitPromise = fs.waitExit(spawned.id);
       this.exitPromise.catch(() => {});
       this.setupDone = this.readSetup(setup);
@@ -369,6 +446,8 @@ export class Sandbox {
   private async startForked(): Promise<void> {
     const ex = this.executor;
     const server = ex.forkServer!;
+    const refusal = NotifyHooks.refusal(this.policy, this.hooks?.notify ?? null, { beforeExec: false, monitored: true });
+    if (refusal) throw new SandboxSetupError(refusal);
     const client = prepareClientHandshake(this.policy);
     const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
     fds.push({ target: CLIENT_FD, fd: client.theirs });
@@ -385,6 +464,7 @@ export class Sandbox {
     this.pidfd = forked.pidfd;
     this.hostPid = forked.pid;
     this.monitored = true;
+    this.longLived.spawned();
     if (this.killedAs) this.signalTree(); // kill() came while it was being forked
     // The forkserver reports the wait status. If it dies first, its sandbox takes the child along:
     // make sure (SIGKILL through our pidfd) and report that once the child is gone.
@@ -395,22 +475,23 @@ export class Sandbox {
       await pidfdExited(this.pidfd);
       return { pid: forked.nsPid, status: 9, utimeUs: 0, stimeUs: 0, maxRssKiB: 0, timedOut: false };
     });
-    if (ex.limits.walltime > 0) {
+    if (ex.limits.walltime > 0 && !this.longLived.walltimeOverridden)
       this.forkWalltime = setTimeout(
-        () => {
-          // A child that ended just now (its EXITED still on the way) did not time out.
-          if (pidOfPidfd(this.pidfd) <= 0) return;
-          this.timedOut = true;
-          this.signalTree();
-        },
+        () => this.forkWalltimeExpired(),
         Math.max(1, Math.round(ex.limits.walltime * 1000)),
       );
-    }
     this.setupDone = serveClientHandshake(client, this.policy, {
       take: async (n) => this.takeListenerOf(this.pidfd, n),
       watch: (listener) => this.watchListener(listener, this.policy),
       fail: (reason) => this.failSetup(reason),
     });
+  }
+
+  private forkWalltimeExpired(): void {
+    // A child that ended just now (its EXITED still on the way) did not time out.
+    if (this.pidfd < 0 || pidOfPidfd(this.pidfd) <= 0) return;
+    this.timedOut = true;
+    this.signalTree();
   }
 
   private exitPromise: Promise<Exited> | null = null;
@@ -438,7 +519,9 @@ export class Sandbox {
       networkTable(policy),
       treeSignal,
       learnTable,
+      this.hookTable,
     );
+    if (execFd === -1) this.hooks?.started(this.hostPid); // sandboxMeHere() is done: it runs
   }
 
   /** A setup failure reported by the client handshake: recorded, and the sandbox ends. */
@@ -546,6 +629,10 @@ export class Sandbox {
   private onMonitor(e: MonitorEvent): void {
     if (e.type === 'learn' || e.type === 'learn_limit') {
       this.learning?.onEvent(e);
+    } else if (e.type === 'hook' || e.type === 'hook_timeout') {
+      this.hooks?.onMonitorEvent(e);
+    } else if (e.type === 'exec') {
+      this.hooks?.started(e.pid);
     } else if (e.type === 'exec_failed') {
       const name = errnoName(e.errno);
       const hint =
@@ -625,6 +712,9 @@ export class Sandbox {
     } else if (this.killedAs ? this.setupErrorAtKill : this.setupError) {
       status = 'SETUP_ERROR';
       reason = (this.killedAs ? this.setupErrorAtKill : this.setupError)!;
+    } else if (this.hookFailure) {
+      status = 'INTERNAL_ERROR';
+      reason = this.hookFailure;
     } else if (this.violation) {
       status = 'VIOLATION';
       extra.violation = this.violation;
@@ -632,7 +722,7 @@ export class Sandbox {
       reason = `${v.kind} violation: ${v.syscall}${v.address ? ` to ${v.address}` : ''}${v.rule ? ` (${v.rule})` : ''}`;
     } else if (this.timedOut) {
       status = 'TIMEOUT';
-      reason = `walltime limit of ${this.executor.limits.walltime} s exceeded`;
+      reason = `walltime limit of ${this.longLived.walltimeSeconds ?? this.executor.limits.walltime} s exceeded`;
     } else if (this.killedAs) {
       ({ status, reason } = this.killedAs);
     } else if (signaled && sig === SIGSYS && !this.monitored && this.executor.enableSandboxBeforeExec) {
