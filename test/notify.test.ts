@@ -226,13 +226,17 @@ describe('notify hooks: a handler that fails never hangs the sandbox', () => {
     const probe = testcase('hook_probe');
     const executor = new Executor(probe, [probe, 'call', '7'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let release!: () => void;
-    const sandbox = new Sandbox(executor, isolationPolicy((b) => b.notifySyscall('getpid')), {
-      onSyscall: () =>
-        new Promise<SyscallAnswer>((resolve) => {
-          release = () => resolve('allow');
-          sandbox.kill();
-        }),
-    });
+    const sandbox = new Sandbox(
+      executor,
+      isolationPolicy((b) => b.notifySyscall('getpid')),
+      {
+        onSyscall: () =>
+          new Promise<SyscallAnswer>((resolve) => {
+            release = () => resolve('allow');
+            sandbox.kill();
+          }),
+      },
+    );
     const result = await sandbox.run();
     release();
     expect(result.status).toBe('EXTERNAL_KILL');
@@ -243,13 +247,19 @@ describe('notify hooks: misuse is named', () => {
   it('a hooked policy without onSyscall is a SETUP_ERROR', async () => {
     const r = await runProbe(['call', '7'], undefined);
     expect(r.result.status).toBe('SETUP_ERROR');
-    expect(r.result.reason).toContain('the policy sends getpid to a notify handler (notifySyscall), but the Sandbox has none');
+    expect(r.result.reason).toContain(
+      'the policy sends getpid to a notify handler (notifySyscall), but the Sandbox has none',
+    );
   });
 
   it("monitor: 'kill' cannot run hooks", async () => {
     const probe = testcase('hook_probe');
     const executor = new Executor(probe, [probe, 'call', '7'], { monitor: 'kill' });
-    const result = await new Sandbox(executor, isolationPolicy((b) => b.notifySyscall('getpid')), answer('allow')).run();
+    const result = await new Sandbox(
+      executor,
+      isolationPolicy((b) => b.notifySyscall('getpid')),
+      answer('allow'),
+    ).run();
     expect(result.status).toBe('SETUP_ERROR');
     expect(result.reason).toContain('notify hooks need the seccomp monitor');
   });

@@ -64,7 +64,16 @@ const uint64_t kPendingBit = 1ULL << 40;
 // Waiting network calls one sandbox may have at once; more are answered EAGAIN.
 const size_t kMaxPendingPerSandbox = 256;
 
-enum class EventType { kExec, kExecFailed, kViolation, kClosed, kLearn, kLearnLimit, kHook, kHookTimeout };
+enum class EventType {
+  kExec,
+  kExecFailed,
+  kViolation,
+  kClosed,
+  kLearn,
+  kLearnLimit,
+  kHook,
+  kHookTimeout
+};
 
 struct Event {
   EventType type;
@@ -106,9 +115,8 @@ struct Pending {
 // Builds the JS object of a report.
 napi_value ToObject(Napi::Env env, const Event &data) {
   Napi::Object o = Napi::Object::New(env);
-  static const char *names[] = {"exec",   "exec_failed", "violation",
-                                "closed", "learn",       "learn_limit",
-                                "hook",   "hook_timeout"};
+  static const char *names[] = {"exec",  "exec_failed", "violation", "closed",
+                                "learn", "learn_limit", "hook",      "hook_timeout"};
   o.Set("type", names[static_cast<int>(data.type)]);
   o.Set("id", data.id);
   o.Set("pid", data.pid);

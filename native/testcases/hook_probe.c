@@ -26,9 +26,7 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static long hooked_getpid(long tag) {
-  return syscall(SYS_getpid, tag, 0, 0, 0, 0, 0);
-}
+static long hooked_getpid(long tag) { return syscall(SYS_getpid, tag, 0, 0, 0, 0, 0); }
 
 static void *thread_main(void *arg) {
   long tag = (long)(intptr_t)arg;

@@ -99,9 +99,7 @@ function returnsUserNotif(rule: SyscallRule): boolean {
 
 /** The names of the syscalls a policy sends to a notify handler (empty: none). */
 export function hookedSyscalls(policy: Policy): string[] {
-  const names = [...policy.rules, ...policy.overridable]
-    .filter(returnsUserNotif)
-    .map((r) => r.name ?? String(r.nr));
+  const names = [...policy.rules, ...policy.overridable].filter(returnsUserNotif).map((r) => r.name ?? String(r.nr));
   return [...new Set(names)];
 }
 

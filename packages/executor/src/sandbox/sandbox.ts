@@ -379,7 +379,10 @@ export class Sandbox {
           if (this.monitored) ops.u32(Op.SeccompFlags, SeccompFlag.Listener);
         } else {
           if (this.learning) throw new SandboxSetupError('learning runs in sandbox-before-exec mode only');
-          const refusal = NotifyHooks.refusal(policy, this.hooks?.notify ?? null, { beforeExec: false, monitored: true });
+          const refusal = NotifyHooks.refusal(policy, this.hooks?.notify ?? null, {
+            beforeExec: false,
+            monitored: true,
+          });
           if (refusal) throw new SandboxSetupError(refusal);
           client = prepareClientHandshake(policy);
           closeAfterSpawn.push(client.theirs);
@@ -446,7 +449,10 @@ export class Sandbox {
   private async startForked(): Promise<void> {
     const ex = this.executor;
     const server = ex.forkServer!;
-    const refusal = NotifyHooks.refusal(this.policy, this.hooks?.notify ?? null, { beforeExec: false, monitored: true });
+    const refusal = NotifyHooks.refusal(this.policy, this.hooks?.notify ?? null, {
+      beforeExec: false,
+      monitored: true,
+    });
     if (refusal) throw new SandboxSetupError(refusal);
     const client = prepareClientHandshake(this.policy);
     const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
