@@ -3,11 +3,13 @@
 // conditions route only matching calls; a handler that throws, answers nonsense or is too slow
 // ends the sandbox with a Result that says so; started / signal / finished events.
 import { describe, expect, it } from 'vitest';
+import { native } from '@sbx/client/internal';
 import {
   Executor,
   PolicyBuilder,
   Sandbox,
   loadPolicyFile,
+  type ExecutorOptions,
   type HookedSyscall,
   type Result,
   type SandboxNotify,
@@ -30,7 +32,11 @@ interface Run {
 async function runProbe(
   args: string[],
   notify: SandboxNotify | undefined,
-  opts: { when?: Parameters<PolicyBuilder['notifySyscall']>[1]; policy?: ReturnType<typeof isolationPolicy> } = {},
+  opts: {
+    when?: Parameters<PolicyBuilder['notifySyscall']>[1];
+    policy?: ReturnType<typeof isolationPolicy>;
+    executor?: ExecutorOptions;
+  } = {},
 ): Promise<Run> {
   const calls: HookedSyscall[] = [];
   const policy = opts.policy ?? isolationPolicy((b) => b.notifySyscall('getpid', opts.when));
@@ -46,7 +52,7 @@ async function runProbe(
       : {}),
   };
   const probe = testcase('hook_probe');
-  const executor = new Executor(probe, [probe, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const executor = new Executor(probe, [probe, ...args], { ...opts.executor, stdio: ['ignore', 'pipe', 'pipe'] });
   const sandbox = wrapped ? new Sandbox(executor, policy, wrapped) : new Sandbox(executor, policy);
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -123,6 +129,24 @@ describe('notify hooks: the handler decides a hooked syscall', () => {
     expect(r.result.status).toBe('OK');
     expect(r.stdout).toBe('threads: 8 ok\ndone\n');
     expect(new Set(r.calls.map((c) => c.pid)).size).toBe(8);
+  });
+});
+
+describe.skipIf(native().landlockAbi() < 6)("notify hooks under isolation: 'landlock'", () => {
+  it('allow, errno and kill work the same (the subreaper init ends the tree on kill)', async () => {
+    const executor = { isolation: 'landlock' as const };
+    const r = await runProbe(
+      ['call', '1', '2'],
+      {
+        onSyscall: (c) => (c.args[0] === 1n ? 'allow' : { errno: 'EPERM' }),
+      },
+      { executor },
+    );
+    expect(r.result.status).toBe('OK');
+    expect(r.stdout).toBe(`getpid(1): ok\ngetpid(2): errno ${EPERM}\ndone\n`);
+    const k = await runProbe(['call', '1'], answer('kill'), { executor });
+    expect(k.result.status).toBe('VIOLATION');
+    expect(k.result.violation).toMatchObject({ kind: 'hook', syscall: 'getpid' });
   });
 });
 
