@@ -15,6 +15,7 @@ const sections = [
   ['cli', async () => (await import('./cli.mjs')).cliBench()],
   ['client', async () => (await import('./client.mjs')).clientBench()],
   ['network', async () => (await import('./network.mjs')).networkBench()],
+  ['notify', async () => (await import('./notify.mjs')).notifyBench()],
   ['buffer', async () => (await import('./buffer.mjs')).bufferBench()],
   ['fork', async () => (await import('./fork.mjs')).forkBenchLines()],
   ['learn', async () => (await import('./learn.mjs')).learnBench()],

@@ -106,6 +106,9 @@ enum sbx_step {
 /* Failure flags. PATH: a path the request names could not be looked up or used (a bind source or
  * target, a Landlock path, the cwd): the request's problem, not the host refusing the step. */
 #define SBX_FAILURE_PATH 1u
+/* Executor -> forkserver: u64 request_id | u64 milliseconds. A running sandbox's walltime is
+ * reset to that long from now (0: none); an unknown or already reaped request is ignored. */
+#define SBX_FS_SET_WALLTIME 0x0000530Au
 
 /* fd numbers used in the child between clone and exec (above any mapped fd but 1023). */
 #define SBX_SETUP_FD_TARGET 1021

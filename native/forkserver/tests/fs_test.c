@@ -381,6 +381,33 @@ static int t_walltime(struct fs *fs) {
   return 0;
 }
 
+static void put_u64_le(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* SBX_FS_SET_WALLTIME gives a running sandbox without a walltime a deadline from now; a
+ * malformed one, or one for an unknown request, changes nothing. */
+static int t_set_walltime(struct fs *fs) {
+  struct job job = {.path = "/bin/sh", .argv = {"sh", "-c", "sleep 20", NULL}};
+  struct run run;
+  if (run_start(fs, &job, &run) < 0) return -1;
+  CHECK(run.spawned.err == 0, "spawn failed: %d %s", run.spawned.err, run.spawned.msg);
+  uint8_t msg[16];
+  put_u64_le(msg, run.id + 1000); /* no such request */
+  put_u64_le(msg + 8, 1);
+  CHECK(sbx_comms_send_tlv(&fs->c, SBX_FS_SET_WALLTIME, msg, sizeof msg) == 0, "send");
+  CHECK(sbx_comms_send_tlv(&fs->c, SBX_FS_SET_WALLTIME, msg, 15) == 0, "send short");
+  put_u64_le(msg, run.id);
+  put_u64_le(msg + 8, 100);
+  CHECK(sbx_comms_send_tlv(&fs->c, SBX_FS_SET_WALLTIME, msg, sizeof msg) == 0, "send");
+  if (run_finish(fs, &run) < 0) return -1;
+  CHECK(run.exited_flags & SBX_EXITED_WALLTIME, "flags 0x%x", run.exited_flags);
+  CHECK((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 128 + SIGKILL) ||
+            (WIFSIGNALED(run.status) && WTERMSIG(run.status) == SIGKILL),
+        "status 0x%x", run.status);
+  return 0;
+}
+
 static int t_false_exits_1(struct fs *fs) {
   struct job job = {.path = "/usr/bin/false", .argv = {"false", NULL}};
   struct run run;
@@ -1219,6 +1246,7 @@ static const struct test_case cases[] = {
     {"rw bind writes reach the host", t_rw_bind_reaches_host},
     {"RLIMIT_FSIZE gives SIGXFSZ", t_rlimit_fsize},
     {"walltime kills the whole sandbox and is flagged", t_walltime},
+    {"SET_WALLTIME gives a running sandbox a deadline", t_set_walltime},
     {"missing binary is a SPAWNED error", t_missing_binary},
     {"invalid requests get -EINVAL naming the op, serving goes on", t_invalid_requests},
     {"setup failure is reported on the setup socket", t_setup_failure_is_reported},

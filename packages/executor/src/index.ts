@@ -13,6 +13,12 @@ export { Ipc, type FdMapping } from './sandbox/ipc.js';
 export { Sandbox } from './sandbox/sandbox.js';
 export { formatTimeline, type TimelineStage } from './sandbox/timeline.js';
 export {
+  DEFAULT_SYSCALL_TIMEOUT_MS,
+  type HookedSyscall,
+  type SandboxNotify,
+  type SyscallAnswer,
+} from './sandbox/notify-hooks.js';
+export {
   Result,
   violationFromJSON,
   violationToJSON,

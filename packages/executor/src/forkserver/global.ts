@@ -171,6 +171,16 @@ export class ForkServer {
     }
   }
 
+  /** SBX_FS_SET_WALLTIME: request `id`'s walltime becomes `ms` from now (0: none). Kept by the
+   *  forkserver like the first one, so it holds while this event loop is busy. */
+  setWalltime(id: bigint, ms: number): void {
+    if (this.dead) return;
+    const b = Buffer.alloc(16);
+    b.writeBigUInt64LE(id, 0);
+    b.writeBigUInt64LE(BigInt(Math.max(0, Math.round(ms))), 8);
+    this.comms.sendTLV(FsTag.SetWalltime, b).catch((e: Error) => this.die(e));
+  }
+
   /** Resolves when the forkserver has reaped the sandboxee of request `id`. */
   waitExit(id: bigint): Promise<Exited> {
     const early = this.early.get(id);

@@ -13,6 +13,7 @@ export const FsTag = {
   SlotReady: 0x00005307,
   SetupFailed: 0x00005308,
   SetupTrace: 0x00005309,
+  SetWalltime: 0x0000530a,
 } as const;
 
 /**

@@ -331,7 +331,7 @@ export interface NetworkSyscall {
   readonly addrArg?: number;
 }
 
-const NETWORK_SYSCALLS: readonly NetworkSyscall[] = Object.freeze([
+export const NETWORK_SYSCALLS: readonly NetworkSyscall[] = Object.freeze([
   { name: 'connect', bit: 1 },
   { name: 'sendto', bit: 2, flagsArg: 3, addrArg: 4 },
   { name: 'sendmsg', bit: 4, flagsArg: 2 },

@@ -15,6 +15,7 @@ import { applyCgroupLimits, missingForLimits } from './cgroup-limits.js';
 import { addIsolationOps, type IsolationSetup } from '../isolation/isolation.js';
 import { compileFilter, filesystemOf } from './sandbox-policy.js';
 import { CLIENT_FD, prepareClientHandshake, type PreparedClientHandshake } from './client-handshake.js';
+import { NotifyHooks } from './notify-hooks.js';
 import { ioUringDenialProgram } from '../policy/io-uring-filter.js';
 import type { SandboxStdio } from './stdio.js';
 
@@ -50,12 +51,16 @@ export interface SpawnRequest {
   monitored: boolean;
   /** Learning mode: the monitor's learn table for the filter. */
   learnTable: Buffer | undefined;
+  /** The monitor's notify-hook table for the filter (notify-hooks.ts), if any. */
+  hookTable: Buffer | undefined;
 }
 
 export interface RequestOptions {
   stdio: SandboxStdio;
   /** Learning mode (learn/): the monitor's learn table for a compiled filter. */
   learnTable?: ((filter: Buffer) => Buffer) | null;
+  /** Notify hooks (Sandbox2's Notify), if the Sandbox was given any. */
+  hooks?: NotifyHooks | null;
   /** Trace marks (timeline.ts), one per stage of the building. */
   mark?: (stage: string, detail?: string) => void;
 }
@@ -127,6 +132,8 @@ export function buildRequest(ex: Executor, policy: Policy, opts: RequestOptions)
     // sandboxee's Client.sandboxMeHere() on the handshake socket (client-handshake.ts)
     let monitored = false;
     let learnTable: Buffer | undefined;
+    let hookTable: Buffer | undefined;
+    const notify = opts.hooks?.notify ?? null;
     if (ex.enableSandboxBeforeExec) {
       // Without user notification (old kernel, or monitor: 'kill') violations are KILL_PROCESS:
       // the target dies of SIGSYS and the Result says what is known.
@@ -138,10 +145,15 @@ export function buildRequest(ex: Executor, policy: Policy, opts: RequestOptions)
       const { filter, cached } = compileFilter(isoPolicy, { monitor: monitored, execFd: EXEC_FD_TARGET });
       ops.raw(Op.Seccomp, filter);
       learnTable = opts.learnTable?.(filter);
+      const refusal = NotifyHooks.refusal(isoPolicy, notify, { beforeExec: true, monitored });
+      if (refusal) throw new SandboxSetupError(refusal);
+      hookTable = opts.hooks?.table(isoPolicy, filter);
       if (monitored) ops.u32(Op.SeccompFlags, SeccompFlag.Listener);
       mark('policy compile', cached ? 'cached' : 'compiled');
     } else {
       if (opts.learnTable) throw new SandboxSetupError('learning runs in sandbox-before-exec mode only');
+      const refusal = NotifyHooks.refusal(isoPolicy, notify, { beforeExec: false, monitored: true });
+      if (refusal) throw new SandboxSetupError(refusal);
       client = prepareClientHandshake(isoPolicy);
       closeAfterSpawn.push(client.theirs);
       ops.fd(CLIENT_FD, client.theirs);
@@ -163,6 +175,7 @@ export function buildRequest(ex: Executor, policy: Policy, opts: RequestOptions)
       policy: isoPolicy,
       monitored,
       learnTable,
+      hookTable,
     };
   } catch (err) {
     // Nothing was started: undo what was made for the request.

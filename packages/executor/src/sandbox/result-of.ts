@@ -1,6 +1,6 @@
 // result-of.ts: the last step of a sandbox's life, a pure function. What the Sandbox recorded
 // while the sandboxee ran (the facts) decides its Result, in one order of precedence: an SDK
-// failure, a setup failure, a violation, the walltime, a kill from this side, a signal, an exit.
+// failure, a setup failure, a notify handler's failure, a violation, the walltime, a kill from this side, a signal, an exit.
 import { treeUsage, type cgroupUsage } from './accounting.js';
 import { Result, signalName, type Status, type Violation } from './result.js';
 import type { Exited } from '../forkserver/link.js';
@@ -24,6 +24,8 @@ export interface SandboxFacts {
   internal: Error | null;
   /** The first setup failure recorded (a message for the Result). */
   setupError: string | null;
+  /** A notify handler failed (threw, answered nonsense, too late): INTERNAL_ERROR. */
+  hookFailure?: string | null;
   /** This side ended the sandbox (kill(), run()'s abort or output cap): how, and the setup error
    *  recorded at that moment (a later one is a consequence of the kill). */
   killedAs: { status: 'EXTERNAL_KILL' | 'OUTPUT_LIMIT'; reason: string; setupErrorAtKill: string | null } | null;
@@ -63,6 +65,9 @@ export function resultOf(f: SandboxFacts): Result {
   } else if (setupError) {
     status = 'SETUP_ERROR';
     reason = setupError;
+  } else if (f.hookFailure) {
+    status = 'INTERNAL_ERROR';
+    reason = f.hookFailure;
   } else if (f.violation) {
     status = 'VIOLATION';
     extra.violation = f.violation;

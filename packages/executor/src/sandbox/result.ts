@@ -29,7 +29,8 @@ const STATUSES: readonly Status[] = [
  *  every process that ever ran in it), or wait4() rusage of the sandbox's init, which reaps and
  *  sums the whole tree before it exits ('none': nothing ran). */
 export type Accounting = 'cgroup' | 'rusage' | 'none';
-export type ViolationKind = 'syscall' | 'arch' | 'network';
+/** hook: the notify handler answered 'kill' (notify-hooks.ts). */
+export type ViolationKind = 'syscall' | 'arch' | 'network' | 'hook';
 export type Arch = 'x86_64' | 'i386' | 'x32' | 'aarch64' | 'unknown';
 
 export interface Violation {

@@ -37,6 +37,8 @@ import { resultOf } from './result-of.js';
 import { SandboxStdio } from './stdio.js';
 import { describeViolation } from './violation.js';
 import { Timeline, type TimelineStage } from './timeline.js';
+import { checkNotify, NotifyHooks, type SandboxNotify } from './notify-hooks.js';
+import { LongLived } from './long-lived.js';
 
 export { SandboxSetupError } from './request.js';
 
@@ -110,8 +112,21 @@ export class Sandbox {
   private forkWalltime: NodeJS.Timeout | null = null;
   /** Executor option trace: the marks of every stage (null: not asked, nothing is recorded). */
   private trace: Timeline | null = null;
+  /** Notify hooks (notify-hooks.ts), when the Sandbox was given any. */
+  private hooks: NotifyHooks | null = null;
+  private hookTable: Buffer | undefined;
+  /** A notify handler failed (threw, answered nonsense, too late): the Result is INTERNAL_ERROR. */
+  private hookFailure: string | null = null;
+  /** awaitResult(timeoutMs), isTerminated(), setWalltimeLimit() (long-lived.ts). */
+  private readonly longLived = new LongLived();
+  /** The global forkserver's request id (setWalltimeLimit). */
+  private spawnId: bigint | null = null;
 
-  constructor(executor: Executor, policy: Policy) {
+  /**
+   * notify: Sandbox2's Notify: run-time decisions on the syscalls the policy's notifySyscall()
+   * rules send (onSyscall), and the started / signal / finished events (notify-hooks.ts).
+   */
+  constructor(executor: Executor, policy: Policy, notify?: SandboxNotify) {
     if (!(executor instanceof Executor)) throw new TypeError('Sandbox: the first argument must be an Executor');
     if (!(policy instanceof Policy))
       throw new TypeError('Sandbox: the second argument must be a Policy (from PolicyBuilder.build())');
@@ -121,6 +136,19 @@ export class Sandbox {
     this.stdin = this.stdio.stdin;
     this.stdout = this.stdio.stdout;
     this.stderr = this.stdio.stderr;
+    if (notify !== undefined)
+      this.hooks = new NotifyHooks(checkNotify(notify), {
+        monitorId: () => this.monitorId,
+        describe: describeViolation,
+        killed: (v) => {
+          this.violation ??= v;
+          this.escalateLater(); // the monitor sent the tree signal
+        },
+        fail: (reason) => {
+          this.hookFailure ??= reason;
+          this.signalTree();
+        },
+      });
   }
 
   /** The sandboxee's pid in the host's view (0 before it started). */
@@ -174,16 +202,57 @@ export class Sandbox {
         () => this.finish(),
         (err) => this.failedToStart(err),
       );
+      this.result = this.longLived.track(this.result, (r) => this.hooks?.finished(r, r.signal ?? null));
       this.started.catch(() => {});
     }
     return this.started;
   }
 
-  /** The Result, once the sandboxee and all its processes are gone. */
-  awaitResult(): Promise<Result> {
+  /**
+   * The Result, once the sandboxee and all its processes are gone. With `timeoutMs`, waits at
+   * most that long and resolves to undefined when the sandbox still runs (it is not killed:
+   * Sandbox2's AwaitResultWithTimeout for long-lived sandboxes).
+   */
+  awaitResult(): Promise<Result>;
+  awaitResult(timeoutMs: number): Promise<Result | undefined>;
+  awaitResult(timeoutMs?: number): Promise<Result | undefined> {
     if (!this.result)
       return Promise.reject(new ExecutorError('NOT_STARTED', 'Sandbox: awaitResult() before runAsync()'));
-    return this.result;
+    if (timeoutMs === undefined) return this.result;
+    return this.longLived.awaitWithTimeout(this.result, timeoutMs);
+  }
+
+  /** True once the sandbox has ended and its Result is known (Sandbox2's IsTerminated). */
+  isTerminated(): boolean {
+    return this.longLived.terminated;
+  }
+
+  /**
+   * Sets a running sandbox's wall-time limit to `ms` from now (0: none), replacing the
+   * Executor's; at the new deadline the sandbox ends with TIMEOUT. Before runAsync() it throws
+   * NOT_STARTED; after the end it does nothing.
+   */
+  setWalltimeLimit(ms: number): void {
+    if (!this.started)
+      throw new ExecutorError('NOT_STARTED', 'Sandbox: setWalltimeLimit() before runAsync() (use Executor limits)');
+    this.longLived.setWalltime(ms, {
+      finished: this.finished,
+      apply: (limitMs) => this.applyWalltime(limitMs),
+    });
+  }
+
+  /** Sends the walltime to whoever keeps it: the forkserver, or this process in custom-fork mode. */
+  private applyWalltime(ms: number): boolean {
+    if (this.executor.forkServer) {
+      if (this.pidfd < 0) return false;
+      if (this.forkWalltime) clearTimeout(this.forkWalltime);
+      this.forkWalltime = null;
+      if (ms > 0) this.forkWalltime = setTimeout(() => this.forkWalltimeExpired(), ms);
+      return true;
+    }
+    if (this.spawnId === null) return false;
+    ForkServer.shared().setWalltime(this.spawnId, ms);
+    return true;
   }
 
   /** runAsync() + awaitResult(). */
@@ -226,6 +295,7 @@ export class Sandbox {
     const req = buildRequest(this.executor, this.policy, {
       stdio: this.stdio,
       learnTable: this.learning ? (filter) => this.learning!.table(filter) : null,
+      hooks: this.hooks,
       ...(this.trace ? { mark: (stage: string, detail?: string) => this.mark(stage, detail) } : {}),
     });
     this.isolation = req.isolation;
@@ -233,6 +303,7 @@ export class Sandbox {
     this.cgroup = req.cgroup;
     this.monitored = req.monitored;
     this.learnTable = req.learnTable;
+    this.hookTable = req.hookTable;
     return req;
   }
 
@@ -266,6 +337,8 @@ export class Sandbox {
       iso.lease = null;
       iso.hostIds = { uid: spawned.spawned.uid, gid: spawned.spawned.uid };
     }
+    this.spawnId = spawned.id;
+    this.longLived.spawned();
     this.exitPromise = fs.waitExit(spawned.id);
     this.exitPromise.catch(() => {});
   }
@@ -328,8 +401,10 @@ export class Sandbox {
       networkTable(policy),
       treeSignal,
       learnTable,
+      this.hookTable,
     );
     this.mark('monitor registration');
+    if (execFd === -1) this.hooks?.started(this.hostPid); // sandboxMeHere() is done: it runs
   }
 
   /** Step 5: the forkserver reaped the sandbox; the setup and the monitor have said all. */
@@ -396,13 +471,14 @@ export class Sandbox {
       isolation: this.executor.isolation,
       internal: internal ?? null,
       setupError: this.setupError,
+      hookFailure: this.hookFailure,
       killedAs: this.killedAs && { ...this.killedAs, setupErrorAtKill: this.setupErrorAtKill },
       violation: this.violation,
       timedOut: this.timedOut,
       monitored: this.monitored,
       beforeExec: this.executor.enableSandboxBeforeExec,
       oom: this.oom,
-      walltimeLimitS: this.executor.limits.walltime,
+      walltimeLimitS: this.longLived.walltimeSeconds ?? this.executor.limits.walltime,
       memoryLimitBytes: this.executor.limits.memory,
     });
   }
@@ -412,6 +488,11 @@ export class Sandbox {
   private async forkChild(): Promise<void> {
     const ex = this.executor;
     const server = ex.forkServer!;
+    const refusal = NotifyHooks.refusal(this.policy, this.hooks?.notify ?? null, {
+      beforeExec: false,
+      monitored: true,
+    });
+    if (refusal) throw new SandboxSetupError(refusal);
     const client = prepareClientHandshake(this.policy);
     const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
     fds.push({ target: CLIENT_FD, fd: client.theirs });
@@ -428,6 +509,7 @@ export class Sandbox {
     this.pidfd = forked.pidfd;
     this.hostPid = forked.pid;
     this.monitored = true;
+    this.longLived.spawned();
     if (this.killedAs) this.signalTree(); // kill() came while it was being forked
     // The forkserver reports the wait status. If it dies first, its sandbox takes the child along:
     // make sure (SIGKILL through our pidfd) and report that once the child is gone.
@@ -438,22 +520,23 @@ export class Sandbox {
       await pidfdExited(this.pidfd);
       return { pid: forked.nsPid, status: 9, utimeUs: 0, stimeUs: 0, maxRssKiB: 0, timedOut: false };
     });
-    if (ex.limits.walltime > 0) {
+    if (ex.limits.walltime > 0 && !this.longLived.walltimeOverridden)
       this.forkWalltime = setTimeout(
-        () => {
-          // A child that ended just now (its EXITED still on the way) did not time out.
-          if (pidOfPidfd(this.pidfd) <= 0) return;
-          this.timedOut = true;
-          this.signalTree();
-        },
+        () => this.forkWalltimeExpired(),
         Math.max(1, Math.round(ex.limits.walltime * 1000)),
       );
-    }
     this.setupDone = serveClientHandshake(client, this.policy, {
       take: async (n) => this.takeListenerOf(this.pidfd, n),
       watch: (listener) => this.wireMonitor(listener, this.policy),
       fail: (reason) => this.failSetup(reason),
     });
+  }
+
+  private forkWalltimeExpired(): void {
+    // A child that ended just now (its EXITED still on the way) did not time out.
+    if (this.pidfd < 0 || pidOfPidfd(this.pidfd) <= 0) return;
+    this.timedOut = true;
+    this.signalTree();
   }
 
   // ==== what the steps share ====
@@ -500,8 +583,11 @@ export class Sandbox {
   private onMonitor(e: MonitorEvent): void {
     if (e.type === 'learn' || e.type === 'learn_limit') {
       this.learning?.onEvent(e);
+    } else if (e.type === 'hook' || e.type === 'hook_timeout') {
+      this.hooks?.onMonitorEvent(e);
     } else if (e.type === 'exec') {
       this.mark('exec', 'the monitor let it through');
+      this.hooks?.started(e.pid);
     } else if (e.type === 'exec_failed') {
       const name = errnoName(e.errno);
       const hint =
