@@ -29,6 +29,7 @@ import { syscallName } from '../policy/syscalls.js';
 import { nameExhaustedCounter } from './counters.js';
 import { SandboxIdsError } from './sandbox-ids.js';
 import { ioUringDenialProgram } from '../policy/io-uring-filter.js';
+import { collectStackTrace, type StackTrace } from './stack-trace.js';
 
 const AUDIT_ARCH = { x86_64: 0xc000003e, i386: 0x40000003, aarch64: 0xc00000b7 } as const;
 const X32_BIT = 0x40000000;
@@ -185,8 +186,51 @@ export class Sandbox {
     this.killedAs = { status, reason };
     // A setup that fails from here on fails because of this kill: the Result says the kill.
     this.setupErrorAtKill = this.setupError;
-    this.signalTree();
+    if (status === 'EXTERNAL_KILL' && this.executor.stackTraces.onKill) void this.endAfterTrace('kill');
+    else this.signalTree();
   }
+
+  /**
+   * The stack of a thread of the running sandboxee (default: its target program's main thread),
+   * symbolized, with its registers. The thread is stopped meanwhile and resumes afterwards.
+   * Rejects with ExecutorError STACK_TRACE saying why when none can be taken.
+   */
+  async stackTrace(tid?: number): Promise<StackTrace> {
+    const out = await this.traceOf('request', tid, false);
+    if (!out.ok) throw new ExecutorError('STACK_TRACE', `Sandbox.stackTrace(): ${out.error}`);
+    return out.trace;
+  }
+
+  private async traceOf(trigger: StackTrace['trigger'], tid: number | undefined, stopProcess: boolean) {
+    const o = this.executor.stackTraces;
+    if (this.finished || this.pidfd < 0) return { ok: false as const, error: 'the sandbox is not running' };
+    if (this.executor.isolation !== 'namespaces')
+      return { ok: false as const, error: 'stack traces need namespaces isolation' };
+    const target = tid ?? (this.targetPidfd >= 0 ? pidOfPidfd(this.targetPidfd) : this.hostPid);
+    const sandboxPid = this.hostPid;
+    return collectStackTrace({ tid: target, sandboxPid, trigger, stopProcess, timeoutMs: o.timeoutMs, maxFrames: o.maxFrames });
+  }
+
+  /** Takes the Result's stack trace (bounded by stackTraces.timeoutMs), then ends the tree. */
+  private async endAfterTrace(trigger: StackTrace['trigger'], tid?: number): Promise<void> {
+    if (this.traceTaken) return this.signalTree();
+    this.traceTaken = true;
+    // Whatever the unwinder does, the tree ends: this timer is the backstop for a stuck spawn.
+    const backstop = setTimeout(() => this.signalTree(), this.executor.stackTraces.timeoutMs + 500);
+    try {
+      const out = await this.traceOf(trigger, tid, true);
+      if (out.ok) this.trace = out.trace;
+      else this.traceError = out.error;
+    } finally {
+      clearTimeout(backstop);
+      this.signalTree();
+    }
+  }
+  private traceTaken = false;
+  private trace: StackTrace | null = null;
+  private traceError: string | null = null;
+  /** The executor's walltime timer (stack on timeout): the forkserver's fires later, as a backstop. */
+  private walltimeTimer: NodeJS.Timeout | null = null;
 
   private signalTree(): void {
     // SIGTERM for both inits, which kill and reap the tree before they exit (so that its rusage
@@ -276,7 +320,11 @@ export class Sandbox {
 
       // Limits. The walltime is kept by the forkserver: it fires even when this event loop is busy.
       for (const [res, v] of ex.limits.rlimits()) ops.rlimit(res, v, v);
-      if (ex.limits.walltime > 0) ops.u64(Op.Walltime, BigInt(Math.max(1, Math.round(ex.limits.walltime * 1000))));
+      // With a stack on timeout, this process's own timer takes the trace at the limit and ends the
+      // tree; the forkserver's fires the unwinder's time budget later, should that timer be late.
+      const traceOnTimeout = ex.stackTraces.onTimeout && ex.isolation === 'namespaces' && ex.limits.walltime > 0;
+      const walltimeMs = ex.limits.walltime * 1000 + (traceOnTimeout ? ex.stackTraces.timeoutMs + 500 : 0);
+      if (ex.limits.walltime > 0) ops.u64(Op.Walltime, BigInt(Math.max(1, Math.round(walltimeMs))));
       if (!ex.spawnPool || cgroupLimited) ops.raw(Op.NoPool, Buffer.alloc(0));
 
       // fds: stdio, the IPC mappings, the setup socket
@@ -332,6 +380,14 @@ export class Sandbox {
       this.pidfd = spawned.spawned.pidfd;
       this.hostPid = spawned.spawned.pid;
       if (this.killedAs) this.signalTree(); // kill() (or an abort) came while it was being spawned
+      if (traceOnTimeout) {
+        this.walltimeTimer = setTimeout(() => {
+          if (this.finished || this.violation || this.killedAs) return;
+          this.timedOut = true;
+          void this.endAfterTrace('timeout');
+        }, ex.limits.walltime * 1000);
+        this.walltimeTimer.unref();
+      }
       if (spawned.spawned.cgroup && this.cgroup) {
         this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
         if (ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
@@ -436,9 +492,15 @@ export class Sandbox {
       execFd,
       (e) => this.onMonitor(e),
       networkTable(policy),
-      treeSignal,
+      this.holdsViolations() ? 0 : treeSignal,
       learnTable,
     );
+  }
+
+  /** Whether the monitor leaves a violation's tree alone, so that the violating thread's stack can
+   *  be taken first (endAfterTrace ends it). */
+  private holdsViolations(): boolean {
+    return this.executor.stackTraces.onViolation && this.executor.isolation === 'namespaces' && !this.learning;
   }
 
   /** A setup failure reported by the client handshake: recorded, and the sandbox ends. */
@@ -553,9 +615,11 @@ export class Sandbox {
           ? ' (the binary or its ELF interpreter is missing inside the sandbox: add its libraries to the policy, e.g. addLibrariesForBinary)'
           : '';
       this.setupError = `execveat(${this.executor.path}): ${name}${hint}`;
+      if (this.holdsViolations()) this.signalTree(); // the monitor left the tree alone
     } else if (e.type === 'violation' && !this.violation) {
       this.violation = describeViolation(e);
-      this.escalateLater(); // the monitor sent the tree signal
+      if (this.holdsViolations()) void this.endAfterTrace('violation', e.pid);
+      else this.escalateLater(); // the monitor sent the tree signal
       // Network rules: a denied destination (netproxy.cc), named with the rule that denied it.
       if (e.address !== undefined)
         Object.assign(this.violation, {
@@ -596,6 +660,7 @@ export class Sandbox {
   private cleanup(): void {
     this.finished = true;
     if (this.forkWalltime) clearTimeout(this.forkWalltime);
+    if (this.walltimeTimer) clearTimeout(this.walltimeTimer);
     if (this.escalation) clearTimeout(this.escalation);
     if (this.monitorId) monitor.unwatch(this.monitorId);
     this.monitorId = 0;
@@ -611,6 +676,8 @@ export class Sandbox {
       ...treeUsage(this.usage, exited),
       ...(this.hostPid ? { pid: this.hostPid } : {}),
       isolation: this.executor.isolation,
+      ...(this.trace ? { stackTrace: this.trace } : {}),
+      ...(this.traceError !== null ? { stackTraceError: this.traceError } : {}),
     };
     // The init's report of the target is exact; without one (no pid namespace), the forkserver's.
     const st = this.targetStatus ?? exited?.status ?? 0;
