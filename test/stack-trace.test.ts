@@ -1,7 +1,7 @@
 // Stack traces (issue #22 item 2): a symbolized native stack, registers and program name in the
 // Result on violation, timeout and kill, on demand for a running sandbox, taken by the confined
 // sbx-unwind; opt-out; hostile targets give no stack and no hang.
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -35,13 +35,18 @@ async function sleeping(options: ConstructorParameters<typeof Executor>[2] = {})
   throw new Error('stack_probe did not reach nanosleep');
 }
 
+/** The first child of `pid` (the target under the sandbox's init), found through /proc. */
 function childOf(pid: number): number | undefined {
-  try {
-    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-    return kids.length ? Number(kids[0]) : undefined;
-  } catch {
-    return undefined;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) return Number(name);
+    } catch {
+      // gone meanwhile
+    }
   }
+  return undefined;
 }
 
 describe('stack traces', () => {
