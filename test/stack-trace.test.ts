@@ -23,13 +23,13 @@ function run(mode: string, options: ConstructorParameters<typeof Executor>[2] = 
   return { sandbox, result: sandbox.run() };
 }
 
-/** Runs until the sandboxee sleeps in deep_sleep (its main thread is in nanosleep). */
+/** Runs until the sandboxee sleeps in deep_sleep (its main thread is in nanosleep or clock_nanosleep). */
 async function sleeping(options: ConstructorParameters<typeof Executor>[2] = {}) {
   const r = run('sleep', options);
   await r.sandbox.runAsync();
   for (let i = 0; i < 500; i++) {
     const target = childOf(r.sandbox.pid);
-    if (target && readFileSync(`/proc/${target}/syscall`, 'utf8').startsWith('35 ')) return { ...r, target };
+    if (target && /^(35|230) /.test(readFileSync(`/proc/${target}/syscall`, 'utf8'))) return { ...r, target };
     await new Promise((res) => setTimeout(res, 10));
   }
   throw new Error('stack_probe did not reach nanosleep');
