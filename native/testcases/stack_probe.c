@@ -2,6 +2,8 @@
 // (test/stack-trace.test.ts). main -> outer_frame -> middle_frame -> deep_<mode>:
 //   violate: calls ptrace(), which every sbx policy denies (a violation three frames deep);
 //   sleep:   sleeps forever in nanosleep (for timeout, kill and on-demand traces);
+//   loop:    points its frame pointer at a frame that names itself as its caller, then calls
+//            ptrace(): a hostile stack that never ends (x86_64; elsewhere as violate);
 //   exit:    exits at once (for a trace asked of a process that is ending).
 #define _GNU_SOURCE
 #include <string.h>
@@ -11,6 +13,20 @@
 
 __attribute__((noinline)) static void deep_violation(void) {
   syscall(SYS_ptrace, 0, 0, 0, 0);
+}
+
+__attribute__((noinline)) static void deep_loop(void) {
+#if defined(__x86_64__)
+  static unsigned long frame[2];
+  frame[0] = (unsigned long)frame;  // saved frame pointer: this very frame
+  frame[1] = (unsigned long)&deep_loop + 8;  // return address: inside deep_loop again
+  // The call never returns (a violation): the frame pointer need not be restored.
+  __asm__ volatile("mov %0, %%rbp\n\tmov $101, %%eax\n\txor %%edi, %%edi\n\tsyscall"
+                   :
+                   : "r"(frame)
+                   : "rax", "rdi", "rcx", "r11", "memory");
+#endif
+  deep_violation();
 }
 
 __attribute__((noinline)) static void deep_sleep(void) {
@@ -23,6 +39,7 @@ __attribute__((noinline)) static void deep_sleep(void) {
 __attribute__((noinline)) static void middle_frame(const char *mode) {
   if (strcmp(mode, "violate") == 0) deep_violation();
   if (strcmp(mode, "sleep") == 0) deep_sleep();
+  if (strcmp(mode, "loop") == 0) deep_loop();
 }
 
 __attribute__((noinline)) static void outer_frame(const char *mode) {

@@ -222,6 +222,15 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_A
   return fd;
 }
 
+// Symbols and unwind data come from the mapped files themselves (.symtab/.dynsym, .eh_frame).
+// No separate debuginfo: libdw's standard lookup would dlopen libdebuginfod from the sandbox's
+// view, which the policy forbids anyway (no PROT_EXEC mapping after the filter).
+static int no_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+                        const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
+                        char **debuginfo_file_name) {
+  return -1;
+}
+
 static pid_t next_thread(Dwfl *dwfl, void *arg, void **thread_argp) {
   if (*thread_argp) return 0;
   *thread_argp = arg;
@@ -318,7 +327,7 @@ int main(int argc, char **argv) {
 
   static const Dwfl_Callbacks callbacks = {
       .find_elf = find_elf,
-      .find_debuginfo = dwfl_standard_find_debuginfo,
+      .find_debuginfo = no_debuginfo,
   };
   static const Dwfl_Thread_Callbacks thread_callbacks = {
       .next_thread = next_thread,
