@@ -179,7 +179,7 @@ describe('stack traces', () => {
     // The executor itself, claimed to be in the sandbox: the namespace check refuses it.
     const out = await collectStackTrace({
       tid: process.pid,
-      sandboxPid: s.sandbox.pid,
+      sandboxPid: s.target,
       trigger: 'request',
       stopProcess: false,
       timeoutMs: 2000,
@@ -194,7 +194,7 @@ describe('stack traces', () => {
     const secret = join(work, 'host-secret');
     writeFileSync(secret, 'host only\n', { mode: 0o644 });
     const s = await sleeping();
-    const base = { sandboxPid: s.sandbox.pid, trigger: 'request' as const, stopProcess: false, timeoutMs: 3000, maxFrames: 8 };
+    const base = { sandboxPid: s.target, trigger: 'request' as const, stopProcess: false, timeoutMs: 3000, maxFrames: 8 };
     const denied = await collectStackTrace({ ...base, tid: s.target, probePath: secret });
     expect(denied.probe).toBe('ENOENT');
     // Control: a file of the sandbox's view opens (the probe itself works).

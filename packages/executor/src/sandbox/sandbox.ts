@@ -206,8 +206,10 @@ export class Sandbox {
     if (this.finished || this.pidfd < 0) return { ok: false as const, error: 'the sandbox is not running' };
     if (this.executor.isolation !== 'namespaces')
       return { ok: false as const, error: 'stack traces need namespaces isolation' };
-    const target = tid ?? (this.targetPidfd >= 0 ? pidOfPidfd(this.targetPidfd) : this.hostPid);
-    const sandboxPid = this.hostPid;
+    // The target names the sandbox's user namespace: the init is not dumpable, so an unprivileged
+    // executor may not look at its /proc/<pid>/ns.
+    const sandboxPid = this.targetPidfd >= 0 ? pidOfPidfd(this.targetPidfd) : this.hostPid;
+    const target = tid ?? sandboxPid;
     return collectStackTrace({ tid: target, sandboxPid, trigger, stopProcess, timeoutMs: o.timeoutMs, maxFrames: o.maxFrames });
   }
 

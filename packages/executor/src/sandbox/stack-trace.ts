@@ -85,7 +85,7 @@ export function resolveStackTraceOptions(o: StackTraceOptions | boolean | undefi
 export interface CollectRequest {
   /** The thread to unwind (host pid view). */
   tid: number;
-  /** Host pid of a process in the sandbox's user namespace (its init), alive during the call. */
+  /** Host pid of a process in the sandbox's user namespace (its target), alive during the call. */
   sandboxPid: number;
   trigger: StackTrace['trigger'];
   /** SIGSTOP the thread's process first (it is ended afterwards anyway). */
