@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Executor, Sandbox, type Result } from '@sbx/executor';
-import { collectStackTrace, formatStackTrace } from '../packages/executor/src/sandbox/stack-trace.js';
+import { formatStackTrace } from '@sbx/executor';
+import { collectStackTrace } from '../packages/executor/src/sandbox/stack-trace.js';
 import { isolationPolicy, testcase } from './helpers.js';
 
 const probe = testcase('stack_probe');
@@ -194,7 +195,13 @@ describe('stack traces', () => {
     const secret = join(work, 'host-secret');
     writeFileSync(secret, 'host only\n', { mode: 0o644 });
     const s = await sleeping();
-    const base = { sandboxPid: s.target, trigger: 'request' as const, stopProcess: false, timeoutMs: 3000, maxFrames: 8 };
+    const base = {
+      sandboxPid: s.target,
+      trigger: 'request' as const,
+      stopProcess: false,
+      timeoutMs: 3000,
+      maxFrames: 8,
+    };
     const denied = await collectStackTrace({ ...base, tid: s.target, probePath: secret });
     expect(denied.probe).toBe('ENOENT');
     // Control: a file of the sandbox's view opens (the probe itself works).

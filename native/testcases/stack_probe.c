@@ -11,14 +11,12 @@
 #include <time.h>
 #include <unistd.h>
 
-__attribute__((noinline)) static void deep_violation(void) {
-  syscall(SYS_ptrace, 0, 0, 0, 0);
-}
+__attribute__((noinline)) static void deep_violation(void) { syscall(SYS_ptrace, 0, 0, 0, 0); }
 
 __attribute__((noinline)) static void deep_loop(void) {
 #if defined(__x86_64__)
   static unsigned long frame[2];
-  frame[0] = (unsigned long)frame;  // saved frame pointer: this very frame
+  frame[0] = (unsigned long)frame;           // saved frame pointer: this very frame
   frame[1] = (unsigned long)&deep_loop + 8;  // return address: inside deep_loop again
   // The call never returns (a violation): the frame pointer need not be restored.
   __asm__ volatile("mov %0, %%rbp\n\tmov $101, %%eax\n\txor %%edi, %%edi\n\tsyscall"

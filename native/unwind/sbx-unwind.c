@@ -108,7 +108,8 @@ static void pin_target(struct target *t, dev_t ns_dev, ino_t ns_ino) {
   if (t->procfd < 0) fail("open %s: %s", path, strerror(errno));
   snprintf(path, sizeof path, "task/%d", (int)t->tid);
   struct stat st;
-  if (fstatat(t->procfd, path, &st, 0) != 0) fail("thread %d is not in process %d", t->tid, t->tgid);
+  if (fstatat(t->procfd, path, &st, 0) != 0)
+    fail("thread %d is not in process %d", t->tid, t->tgid);
   if (fstatat(t->procfd, "ns/user", &st, 0) != 0) fail("stat ns/user: %s", strerror(errno));
   if (st.st_dev != ns_dev || st.st_ino != ns_ino)
     fail("process %d is not in the sandbox's user namespace", (int)t->tgid);
@@ -119,13 +120,16 @@ static void pin_target(struct target *t, dev_t ns_dev, ino_t ns_ino) {
   if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) != 0) fail("process %d is gone", t->tgid);
 
   // 2. The target's namespaces and identity, and nothing more.
-  if (setns(pidfd, CLONE_NEWUSER | CLONE_NEWNS) != 0) fail("setns into the sandbox: %s", strerror(errno));
+  if (setns(pidfd, CLONE_NEWUSER | CLONE_NEWNS) != 0)
+    fail("setns into the sandbox: %s", strerror(errno));
   long uid = read_status_field(t->procfd, "status", "Uid:");
   long gid = read_status_field(t->procfd, "status", "Gid:");
   if (uid < 0 || gid < 0) fail("cannot read the target's uid/gid");
   if (setgroups(0, NULL) != 0 && getgroups(0, NULL) != 0) fail("setgroups: %s", strerror(errno));
-  if (setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) != 0) fail("setresgid(%ld): %s", gid, strerror(errno));
-  if (setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) != 0) fail("setresuid(%ld): %s", uid, strerror(errno));
+  if (setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) != 0)
+    fail("setresgid(%ld): %s", gid, strerror(errno));
+  if (setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) != 0)
+    fail("setresuid(%ld): %s", uid, strerror(errno));
   struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2];
   memset(data, 0, sizeof data);
@@ -150,7 +154,8 @@ static void pin_target(struct target *t, dev_t ns_dev, ino_t ns_ino) {
 }
 
 static void stop_thread(struct target *t) {
-  if (ptrace(PTRACE_SEIZE, t->tid, 0, 0) != 0) fail("PTRACE_SEIZE(%d): %s", t->tid, strerror(errno));
+  if (ptrace(PTRACE_SEIZE, t->tid, 0, 0) != 0)
+    fail("PTRACE_SEIZE(%d): %s", t->tid, strerror(errno));
   if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) != 0) fail("PTRACE_INTERRUPT: %s", strerror(errno));
   int status;
   for (;;) {
@@ -217,7 +222,7 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_A
                     char **file_name, Elf **elfp) {
   if (!name || name[0] != '/') return -1;
   int fd = g_exe[0] && strcmp(name, g_exe) == 0 ? openat(g_procfd, "exe", O_RDONLY | O_CLOEXEC)
-                                                  : open(name, O_RDONLY | O_CLOEXEC);
+                                                : open(name, O_RDONLY | O_CLOEXEC);
   if (fd >= 0) *file_name = strdup(name);
   return fd;
 }

@@ -12,6 +12,13 @@ export type { UserLimitName } from './forkserver/protocol.js';
 export { Ipc, type FdMapping } from './sandbox/ipc.js';
 export { Sandbox } from './sandbox/sandbox.js';
 export {
+  formatStackTrace,
+  type StackTrace,
+  type StackFrame,
+  type StackTraceOptions,
+  type ResolvedStackTraceOptions,
+} from './sandbox/stack-trace.js';
+export {
   Result,
   violationFromJSON,
   violationToJSON,

@@ -210,7 +210,14 @@ export class Sandbox {
     // executor may not look at its /proc/<pid>/ns.
     const sandboxPid = this.targetPidfd >= 0 ? pidOfPidfd(this.targetPidfd) : this.hostPid;
     const target = tid ?? sandboxPid;
-    return collectStackTrace({ tid: target, sandboxPid, trigger, stopProcess, timeoutMs: o.timeoutMs, maxFrames: o.maxFrames });
+    return collectStackTrace({
+      tid: target,
+      sandboxPid,
+      trigger,
+      stopProcess,
+      timeoutMs: o.timeoutMs,
+      maxFrames: o.maxFrames,
+    });
   }
 
   /** Takes the Result's stack trace (bounded by stackTraces.timeoutMs), then ends the tree. */

@@ -136,7 +136,11 @@ export function collectStackTrace(req: CollectRequest): Promise<CollectOutcome> 
   });
 }
 
-function parseOutput(req: CollectRequest, stdout: string, err: (Error & { signal?: string | null; killed?: boolean }) | null): CollectOutcome {
+function parseOutput(
+  req: CollectRequest,
+  stdout: string,
+  err: (Error & { signal?: string | null; killed?: boolean }) | null,
+): CollectOutcome {
   const registers: Record<string, string> = {};
   const frames: StackFrame[] = [];
   let comm: string | undefined;
@@ -205,7 +209,8 @@ const PROT_EXEC = 0x4;
 export function unwinderFilter(tid: number): Buffer {
   const b = new PolicyBuilder();
   // open() exists on x86_64 only (its flags are arg 1).
-  if (process.arch === 'x64') b.addPolicyOnSyscall('open', [ARG_32(1), JSET(O_WRITE_OR_CREATE, 'deny'), ALLOW, LABEL('deny')]);
+  if (process.arch === 'x64')
+    b.addPolicyOnSyscall('open', [ARG_32(1), JSET(O_WRITE_OR_CREATE, 'deny'), ALLOW, LABEL('deny')]);
   const policy = b
     .allowRead()
     .allowStat()
