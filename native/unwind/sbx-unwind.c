@@ -59,7 +59,7 @@ struct target {
   Dwarf_Word pc;
 };
 
-static void fail(const char *fmt, ...) {
+__attribute__((format(printf, 1, 2))) static void fail(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fputs("error\t", stdout);
