@@ -3,10 +3,10 @@
 // sbx-unwind; opt-out; hostile targets give no stack and no hang.
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Executor, Sandbox, type Result } from '@sbx/executor';
-import { formatStackTrace } from '@sbx/executor';
+import { Executor, Sandbox, formatStackTrace, type Result } from '@sbx/executor';
+import { KILL } from '@sbx/executor/bpf';
 import { collectStackTrace } from '../packages/executor/src/sandbox/stack-trace.js';
 import { isolationPolicy, testcase } from './helpers.js';
 
@@ -103,6 +103,37 @@ describe('stack traces', () => {
     expect(again.frames.length).toBe(t.frames.length);
     s.sandbox.kill();
     expect((await s.result).status).toBe('EXTERNAL_KILL');
+  });
+
+  it('Node sandboxees: JS frames are named from the perf map (--perf-basic-prof)', async () => {
+    const app = mkdtempSync(join(work, 'js-'));
+    // The sandbox's (leased) uid must reach the bound directory.
+    chmodSync(work, 0o755);
+    chmodSync(app, 0o755);
+    writeFileSync(
+      join(app, 'app.js'),
+      [
+        'function deepJsViolation() { return process.ppid; }',
+        'function middleJs() { return deepJsViolation() + 1; }',
+        'function outerJs() { return middleJs() + 1; }',
+        'outerJs();',
+      ].join('\n'),
+    );
+    const policy = isolationPolicy((b) => {
+      if (!process.execPath.startsWith('/usr/')) b.addDirectory(dirname(process.execPath));
+      b.addDirectoryAt(app, '/app');
+      b.addPolicyOnSyscall('getppid', [KILL]); // process.ppid: a violation from JS
+    });
+    const argv = ['node', '--perf-basic-prof', '--interpreted-frames-native-stack', '/app/app.js'];
+    const result = await new Sandbox(new Executor(process.execPath, argv, { stdio: 'ignore' }), policy).run();
+    expect(result.status).toBe('VIOLATION');
+    expect(result.violation?.syscall).toBe('getppid');
+    const names = symbols(result);
+    // Native frames (libc, Node's C++) down to the JS ones, named as V8 lists them.
+    expect(names[0]).toMatch(/getppid/);
+    const js = names.filter((n) => n.startsWith('JS:')).map((n) => n.split(' ')[0]!.replace(/^JS:[~*^]?/, ''));
+    expect(js.slice(0, 3)).toEqual(['deepJsViolation', 'middleJs', 'outerJs']);
+    expect(result.stackTrace!.frames.find((f) => f.symbol?.includes('deepJsViolation'))?.module).toBe('[jit]');
   });
 
   it('opt-out: stackTraces false (or per trigger) gives none', async () => {

@@ -186,7 +186,9 @@ export class Sandbox {
     this.killedAs = { status, reason };
     // A setup that fails from here on fails because of this kill: the Result says the kill.
     this.setupErrorAtKill = this.setupError;
-    if (status === 'EXTERNAL_KILL' && this.executor.stackTraces.onKill) void this.endAfterTrace('kill');
+    const ex = this.executor;
+    if (status === 'EXTERNAL_KILL' && ex.stackTraces.onKill && ex.isolation === 'namespaces' && this.pidfd >= 0)
+      void this.endAfterTrace('kill');
     else this.signalTree();
   }
 

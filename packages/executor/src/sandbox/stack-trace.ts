@@ -26,7 +26,8 @@ export interface StackTraceOptions {
 export interface StackFrame {
   /** The frame's program counter (a return address above frame 0), hex. */
   pc: string;
-  /** The ELF file the pc lies in, as the sandboxee sees it. */
+  /** The ELF file the pc lies in, as the sandboxee sees it; '[jit]' for JIT code named from the
+   *  sandboxee's perf map (Node with --perf-basic-prof). */
   module?: string;
   /** The symbol containing the pc (as in the ELF symbol table: C++ names are not demangled). */
   symbol?: string;
@@ -148,6 +149,7 @@ function parseOutput(
   let error: string | undefined;
   let incomplete: string | undefined;
   let probe: string | undefined;
+  const jit: Array<[number, string]> = [];
   for (const line of stdout.split('\n')) {
     const f = line.split('\t');
     if (f[0] === 'reg' && f.length === 3) registers[f[1]!] = f[2]!;
@@ -164,6 +166,12 @@ function parseOutput(
     else if (f[0] === 'error') error = f.slice(1).join('\t');
     else if (f[0] === 'end') incomplete = f.slice(1).join('\t');
     else if (f[0] === 'probe') probe = f[1];
+    else if (f[0] === 'jit' && f.length >= 3) jit.push([Number(f[1]), f.slice(2).join('\t')]);
+  }
+  // JIT code (Node run with --perf-basic-prof): named from the sandboxee's perf map.
+  for (const [i, name] of jit) {
+    const frame = frames[i];
+    if (frame && !frame.symbol) Object.assign(frame, { module: '[jit]', symbol: name, offset: 0 });
   }
   const extra = probe !== undefined ? { probe } : {};
   if (err && !error) {
