@@ -99,6 +99,7 @@ describe('stack traces', () => {
     // Still alive and sleeping after the unwinder detached.
     await new Promise((res) => setTimeout(res, 50));
     expect(readFileSync(`/proc/${s.target}/stat`, 'utf8').split(') ')[1]![0]).toMatch(/[SR]/);
+    await expect(s.sandbox.stackTrace(-1)).rejects.toThrow(/tid must be a positive integer/);
     const again = await s.sandbox.stackTrace();
     expect(again.frames.length).toBe(t.frames.length);
     s.sandbox.kill();

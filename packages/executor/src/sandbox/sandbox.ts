@@ -198,6 +198,8 @@ export class Sandbox {
    * Rejects with ExecutorError STACK_TRACE saying why when none can be taken.
    */
   async stackTrace(tid?: number): Promise<StackTrace> {
+    if (tid !== undefined && !(Number.isInteger(tid) && tid > 0))
+      throw new TypeError(`Sandbox.stackTrace(tid): tid must be a positive integer, got ${String(tid)}`);
     const out = await this.traceOf('request', tid, false);
     if (!out.ok) throw new ExecutorError('STACK_TRACE', `Sandbox.stackTrace(): ${out.error}`);
     return out.trace;
