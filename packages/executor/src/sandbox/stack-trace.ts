@@ -55,6 +55,15 @@ export interface StackTrace {
   incomplete?: string;
 }
 
+/** Whether a sandbox of this executor takes a stack at its walltime limit (namespaces only). */
+export function traceOnTimeout(ex: {
+  stackTraces: ResolvedStackTraceOptions;
+  isolation: string;
+  limits: { walltime: number };
+}): boolean {
+  return ex.stackTraces.onTimeout && ex.isolation === 'namespaces' && ex.limits.walltime > 0;
+}
+
 /** The resolved Executor option: false when no trace is collected at all. */
 export type ResolvedStackTraceOptions = Required<StackTraceOptions>;
 
