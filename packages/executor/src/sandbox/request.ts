@@ -3,6 +3,7 @@
 // limits, the fds and the setup socket, and the seccomp program. Everything made on the host for
 // the request (cgroup, pipes, sockets, scratch directories) is in the returned SpawnRequest, or
 // undone when building fails.
+import { traceOnTimeout } from './stack-trace.js';
 import { Comms } from '@sbx/client';
 import { closeQuietly, native } from '@sbx/client/internal';
 import { SbxError } from '@sbx/client';
@@ -115,7 +116,10 @@ export function buildRequest(ex: Executor, policy: Policy, opts: RequestOptions)
 
     // Limits. The walltime is kept by the forkserver: it fires even when this event loop is busy.
     for (const [res, v] of ex.limits.rlimits()) ops.rlimit(res, v, v);
-    if (ex.limits.walltime > 0) ops.u64(Op.Walltime, BigInt(Math.max(1, Math.round(ex.limits.walltime * 1000))));
+    // With a stack on timeout (stack-trace.ts), the Sandbox's own timer takes the trace at the limit
+    // and ends the tree; the forkserver's fires the unwinder's time budget later, should it be late.
+    const walltimeMs = ex.limits.walltime * 1000 + (traceOnTimeout(ex) ? ex.stackTraces.timeoutMs + 500 : 0);
+    if (ex.limits.walltime > 0) ops.u64(Op.Walltime, BigInt(Math.max(1, Math.round(walltimeMs))));
     if (!ex.spawnPool || cgroupLimited) ops.raw(Op.NoPool, Buffer.alloc(0));
 
     // fds: stdio, the IPC mappings, the setup socket

@@ -4,6 +4,7 @@
 import { treeUsage, type cgroupUsage } from './accounting.js';
 import { Result, signalName, type Status, type Violation } from './result.js';
 import type { Exited } from '../forkserver/link.js';
+import type { StackTrace } from './stack-trace.js';
 
 const SIGSYS = 31;
 
@@ -40,6 +41,9 @@ export interface SandboxFacts {
   oom: boolean;
   /** The limits the reasons quote. */
   walltimeLimitS: number;
+  /** The stack trace taken before the tree was ended (stack-trace.ts), or why none could be. */
+  stackTrace?: StackTrace | null;
+  stackTraceError?: string | null;
   memoryLimitBytes: bigint | number | null;
 }
 
@@ -101,5 +105,9 @@ export function resultOf(f: SandboxFacts): Result {
     extra.exitCode = (st >> 8) & 0xff;
   }
   if (signaled && status !== 'OK') extra.signal ??= signalName(sig);
-  return new Result({ status, reason, ...base, ...extra });
+  const stack = {
+    ...(f.stackTrace ? { stackTrace: f.stackTrace } : {}),
+    ...(f.stackTraceError ? { stackTraceError: f.stackTraceError } : {}),
+  };
+  return new Result({ status, reason, ...base, ...extra, ...stack });
 }

@@ -36,6 +36,7 @@ import { ListenerError, readSetupChannel, takeListener } from './setup-channel.j
 import { resultOf } from './result-of.js';
 import { SandboxStdio } from './stdio.js';
 import { describeViolation } from './violation.js';
+import { collectStackTrace, traceOnTimeout, type StackTrace } from './stack-trace.js';
 import { Timeline, type TimelineStage } from './timeline.js';
 import { checkNotify, NotifyHooks, type SandboxNotify } from './notify-hooks.js';
 import { LongLived } from './long-lived.js';
@@ -272,7 +273,69 @@ export class Sandbox {
     this.killedAs = { status, reason };
     // A setup that fails from here on fails because of this kill: the Result says the kill.
     this.setupErrorAtKill = this.setupError;
-    this.signalTree();
+    const ex = this.executor;
+    if (status === 'EXTERNAL_KILL' && ex.stackTraces.onKill && ex.isolation === 'namespaces' && this.pidfd >= 0)
+      void this.endAfterTrace('kill');
+    else this.signalTree();
+  }
+
+  /**
+   * The stack of a thread of the running sandboxee (default: its target program's main thread),
+   * symbolized, with its registers. The thread is stopped meanwhile and resumes afterwards.
+   * Rejects with ExecutorError STACK_TRACE saying why when none can be taken.
+   */
+  async stackTrace(tid?: number): Promise<StackTrace> {
+    if (tid !== undefined && !(Number.isInteger(tid) && tid > 0))
+      throw new TypeError(`Sandbox.stackTrace(tid): tid must be a positive integer, got ${String(tid)}`);
+    const out = await this.stackOf('request', tid, false);
+    if (!out.ok) throw new ExecutorError('STACK_TRACE', `Sandbox.stackTrace(): ${out.error}`);
+    return out.trace;
+  }
+
+  private async stackOf(trigger: StackTrace['trigger'], tid: number | undefined, stopProcess: boolean) {
+    const o = this.executor.stackTraces;
+    if (this.finished || this.pidfd < 0) return { ok: false as const, error: 'the sandbox is not running' };
+    if (this.executor.isolation !== 'namespaces')
+      return { ok: false as const, error: 'stack traces need namespaces isolation' };
+    // The target names the sandbox's user namespace: the init is not dumpable, so an unprivileged
+    // executor may not look at its /proc/<pid>/ns.
+    const sandboxPid = this.targetPidfd >= 0 ? pidOfPidfd(this.targetPidfd) : this.hostPid;
+    const target = tid ?? sandboxPid;
+    return collectStackTrace({
+      tid: target,
+      sandboxPid,
+      trigger,
+      stopProcess,
+      timeoutMs: o.timeoutMs,
+      maxFrames: o.maxFrames,
+    });
+  }
+
+  /** Takes the Result's stack trace (bounded by stackTraces.timeoutMs), then ends the tree. */
+  private async endAfterTrace(trigger: StackTrace['trigger'], tid?: number): Promise<void> {
+    if (this.stackTaken) return this.signalTree();
+    this.stackTaken = true;
+    // Whatever the unwinder does, the tree ends: this timer is the backstop for a stuck spawn.
+    const backstop = setTimeout(() => this.signalTree(), this.executor.stackTraces.timeoutMs + 500);
+    try {
+      const out = await this.stackOf(trigger, tid, true);
+      if (out.ok) this.stack = out.trace;
+      else this.stackError = out.error;
+    } finally {
+      clearTimeout(backstop);
+      this.signalTree();
+    }
+  }
+  private stackTaken = false;
+  private stack: StackTrace | null = null;
+  private stackError: string | null = null;
+  /** The executor's walltime timer (stack on timeout): the forkserver's fires later, as a backstop. */
+  private walltimeTimer: NodeJS.Timeout | null = null;
+
+  /** Whether the monitor leaves a violation's tree alone, so that the violating thread's stack can
+   *  be taken first (endAfterTrace ends it). */
+  private holdsViolations(): boolean {
+    return this.executor.stackTraces.onViolation && this.executor.isolation === 'namespaces' && !this.learning;
   }
 
   // ==== the steps, in order ====
@@ -326,6 +389,14 @@ export class Sandbox {
     this.hostPid = spawned.spawned.pid;
     this.mark('spawned');
     if (this.killedAs) this.signalTree(); // kill() (or an abort) came while it was being spawned
+    if (traceOnTimeout(ex)) {
+      this.walltimeTimer = setTimeout(() => {
+        if (this.finished || this.violation || this.killedAs) return;
+        this.timedOut = true;
+        void this.endAfterTrace('timeout');
+      }, ex.limits.walltime * 1000);
+      this.walltimeTimer.unref();
+    }
     if (spawned.spawned.cgroup && this.cgroup) {
       this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
       if (ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
@@ -399,7 +470,7 @@ export class Sandbox {
       execFd,
       (e) => this.onMonitor(e),
       networkTable(policy),
-      treeSignal,
+      this.holdsViolations() ? 0 : treeSignal,
       learnTable,
       this.hookTable,
     );
@@ -480,6 +551,8 @@ export class Sandbox {
       oom: this.oom,
       walltimeLimitS: this.longLived.walltimeSeconds ?? this.executor.limits.walltime,
       memoryLimitBytes: this.executor.limits.memory,
+      stackTrace: this.stack,
+      stackTraceError: this.stackError,
     });
   }
 
@@ -595,9 +668,11 @@ export class Sandbox {
           ? ' (the binary or its ELF interpreter is missing inside the sandbox: add its libraries to the policy, e.g. addLibrariesForBinary)'
           : '';
       this.setupError = `execveat(${this.executor.path}): ${name}${hint}`;
+      if (this.holdsViolations()) this.signalTree(); // the monitor left the tree alone
     } else if (e.type === 'violation' && !this.violation) {
       this.violation = describeViolation(e);
-      this.escalateLater(); // the monitor sent the tree signal
+      if (this.holdsViolations()) void this.endAfterTrace('violation', e.pid);
+      else this.escalateLater(); // the monitor sent the tree signal
       // Network rules: a denied destination (netproxy.cc), named with the rule that denied it.
       if (e.address !== undefined)
         Object.assign(this.violation, {
@@ -639,6 +714,7 @@ export class Sandbox {
   private release(): void {
     this.finished = true;
     if (this.forkWalltime) clearTimeout(this.forkWalltime);
+    if (this.walltimeTimer) clearTimeout(this.walltimeTimer);
     if (this.escalation) clearTimeout(this.escalation);
     if (this.monitorId) monitor.unwatch(this.monitorId);
     this.monitorId = 0;
