@@ -252,7 +252,15 @@ export class Sandbox {
       return true;
     }
     if (this.spawnId === null) return false;
-    ForkServer.shared().setWalltime(this.spawnId, ms);
+    const ex = this.executor;
+    const stackFirst = traceOnTimeout({
+      stackTraces: ex.stackTraces,
+      isolation: ex.isolation,
+      limits: { walltime: ms },
+    });
+    this.startStackWalltimeTimer(stackFirst ? ms : 0);
+    const backstop = stackFirst ? this.executor.stackTraces.timeoutMs + 500 : 0;
+    ForkServer.shared().setWalltime(this.spawnId, ms === 0 ? 0 : ms + backstop);
     return true;
   }
 
@@ -329,6 +337,20 @@ export class Sandbox {
   private stackTaken = false;
   private stack: StackTrace | null = null;
   private stackError: string | null = null;
+  /** With a stack on timeout, this side keeps the walltime (ms from now; the forkserver's, later
+   *  by the unwinder's time, is the backstop). Replaces the timer that ran. */
+  private startStackWalltimeTimer(ms: number): void {
+    if (this.walltimeTimer) clearTimeout(this.walltimeTimer);
+    this.walltimeTimer = null;
+    if (ms <= 0) return;
+    this.walltimeTimer = setTimeout(() => {
+      if (this.finished || this.violation || this.killedAs) return;
+      this.timedOut = true;
+      void this.endAfterTrace('timeout');
+    }, ms);
+    this.walltimeTimer.unref();
+  }
+
   /** The executor's walltime timer (stack on timeout): the forkserver's fires later, as a backstop. */
   private walltimeTimer: NodeJS.Timeout | null = null;
 
@@ -389,14 +411,8 @@ export class Sandbox {
     this.hostPid = spawned.spawned.pid;
     this.mark('spawned');
     if (this.killedAs) this.signalTree(); // kill() (or an abort) came while it was being spawned
-    if (traceOnTimeout(ex)) {
-      this.walltimeTimer = setTimeout(() => {
-        if (this.finished || this.violation || this.killedAs) return;
-        this.timedOut = true;
-        void this.endAfterTrace('timeout');
-      }, ex.limits.walltime * 1000);
-      this.walltimeTimer.unref();
-    }
+    if (traceOnTimeout(ex) && !this.longLived.walltimeOverridden)
+      this.startStackWalltimeTimer(ex.limits.walltime * 1000);
     if (spawned.spawned.cgroup && this.cgroup) {
       this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
       if (ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
