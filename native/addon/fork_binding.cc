@@ -39,6 +39,7 @@ extern "C" {
 
 #include <napi.h>
 
+#include "../client/src/trace.h"
 #include "errors.h"
 
 namespace sbx {
@@ -391,6 +392,19 @@ static Napi::Value ForkingIoUringDenied(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), r < 0 && (e == ENOSYS || e == EPERM));
 }
 
+// forkingChildTrace() -> in the child of a traced request, its stages so far (trace.h's wire
+// encoding, for Client's trace to carry on), else null.
+static Napi::Value ForkingChildTrace(const Napi::CallbackInfo &info) {
+  if (!sbx_trace_enabled()) return info.Env().Null();
+  uint32_t stages[SBX_TRACE_MAX];
+  uint64_t ns[SBX_TRACE_MAX];
+  unsigned n = sbx_trace_get(stages, ns, SBX_TRACE_MAX);
+  if (n > SBX_TRACE_MAX) n = SBX_TRACE_MAX;
+  unsigned char buf[8 + SBX_TRACE_MAX * SBX_TRACE_RECORD_SIZE];
+  size_t len = sbx_trace_encode(buf, sizeof buf, stages, ns, n);
+  return Napi::Buffer<unsigned char>::Copy(info.Env(), buf, len);
+}
+
 // forkGetpid(): the real pid (process.pid is the forkserver's in a child until fixed).
 static Napi::Value ForkGetpid(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), getpid());
@@ -398,6 +412,8 @@ static Napi::Value ForkGetpid(const Napi::CallbackInfo &info) {
 
 Napi::Object InitForkBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("forkGetpid", Napi::Function::New(env, ForkGetpid, "forkGetpid"));
+  exports.Set("forkingChildTrace",
+              Napi::Function::New(env, ForkingChildTrace, "forkingChildTrace"));
   exports.Set("forkingOpen", Napi::Function::New(env, ForkingOpen, "forkingOpen"));
   exports.Set("forkingV8Built", Napi::Function::New(env, ForkingV8Built, "forkingV8Built"));
   exports.Set("forkingWaitAndFork",

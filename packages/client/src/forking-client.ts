@@ -15,7 +15,7 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { ForkError } from './errors.js';
-import { forkNative, type NativeErrnoError } from './native.js';
+import { forkNative, native, type NativeErrnoError } from './native.js';
 import { Client } from './client.js';
 import { defaultCommsFd } from './sync-comms.js';
 
@@ -294,7 +294,18 @@ function becomeChild(): void {
     }
   };
   syncBuiltinESMExports();
+
+  // A traced request: what the fork binding saw goes on with sandboxMeHere()'s own stages.
+  const trace = n.forkingChildTrace();
+  if (trace) {
+    const c = native();
+    c.clientTraceStart(trace);
+    c.clientTraceMark(TRACE_CHILD_JS);
+  }
 }
+
+/** native/client/src/trace.h SBX_TRACE_CHILD_JS: back in JS, the child's fix-ups done. */
+const TRACE_CHILD_JS = 21;
 
 function fromNative(e: NativeErrnoError): ForkError {
   if (!e || typeof e.code !== 'string') return new ForkError('IO', `ForkingClient: ${String(e)}`, { cause: e });

@@ -57,6 +57,10 @@ export interface NativeBinding {
   clientWarmRuntime(): boolean;
   clientKernelSupport(): number;
   clientThreadCount(): number;
+  /** This process is the child of a traced fork request: the fork binding's stages so far. */
+  clientTraceStart(stages: Buffer): void;
+  /** Records a stage of a traced request now (no-op otherwise). */
+  clientTraceMark(stage: number): void;
   /** libsbx_client sbx/buffer.h: the ArrayBuffer owns the mapping and the fd (released at GC
    *  unless bufferClose() released them first). expectedSize -1: any. */
   bufferCreate(size: number): { fd: number; size: number; memory: ArrayBuffer };
@@ -77,6 +81,8 @@ export interface ForkBinding {
   forkExit(code: number): never;
   forkNaturalExit(fn: (state: number) => void): void;
   forkGetpid(): number;
+  /** In the child of a traced request: its stages so far (u32 count | u32 0 | records), else null. */
+  forkingChildTrace(): Buffer | null;
   /** The NODE_MODULE_VERSION it was built for. */
   nodeModuleVersion: number;
 }

@@ -26,6 +26,7 @@ import {
   type PreparedClientHandshake,
 } from './client-handshake.js';
 import { syscallName } from '../policy/syscalls.js';
+import { ForkTrace } from '../forkserver/fork-trace.js';
 import { nameExhaustedCounter } from './counters.js';
 import { SandboxIdsError } from './sandbox-ids.js';
 import { ioUringDenialProgram } from '../policy/io-uring-filter.js';
@@ -366,15 +367,20 @@ export class Sandbox {
   // ---- custom-fork mode (forkserver/custom.ts): a child of the user's forkserver instead of an exec ----
   private forkWalltime: NodeJS.Timeout | null = null;
 
+  /** Custom-fork mode with `trace: true`: where the request's time went (fork-trace.ts). */
+  forkTrace: ForkTrace | null = null;
+
   private async startForked(): Promise<void> {
     const ex = this.executor;
     const server = ex.forkServer!;
+    const trace = (this.forkTrace = ex.forkTrace ? new ForkTrace() : null);
+    if (trace && ex.ipc.hasComms()) ex.ipc.comms.onNextMessage(() => trace.mark('first Comms reply'));
     const client = prepareClientHandshake(this.policy);
     const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
     fds.push({ target: CLIENT_FD, fd: client.theirs });
     let forked;
     try {
-      forked = await server.fork(fds);
+      forked = await server.fork(fds, trace);
     } catch (err) {
       client.channel.close();
       throw new SandboxSetupError(`custom-fork mode: ${(err as Error).message}`);
@@ -410,6 +416,7 @@ export class Sandbox {
       take: async (n) => this.takeListenerOf(this.pidfd, n),
       watch: (listener) => this.watchListener(listener, this.policy),
       fail: (reason) => this.failSetup(reason),
+      ...(trace ? { trace } : {}),
     });
   }
 
