@@ -93,8 +93,8 @@ static void send_trace(int fd) {
   uint64_t ns[SBX_TRACE_MAX];
   unsigned n = sbx_trace_get(stages, ns, SBX_TRACE_MAX);
   if (n > SBX_TRACE_MAX) n = SBX_TRACE_MAX;
-  size_t len = sbx_trace_encode(g_buf + SBX_COMMS_HEADER_SIZE,
-                                sizeof g_buf - SBX_COMMS_HEADER_SIZE, stages, ns, n);
+  size_t len = sbx_trace_encode(g_buf + SBX_COMMS_HEADER_SIZE, sizeof g_buf - SBX_COMMS_HEADER_SIZE,
+                                stages, ns, n);
   put_u32(g_buf, SBX_CLIENT_TAG_TRACE);
   put_u64(g_buf + 4, len);
   size_t off = 0, total = SBX_COMMS_HEADER_SIZE + len;

@@ -338,8 +338,8 @@ static void fs_mark(struct fs_trace *t, uint32_t stage) {
   }
 }
 
-static pid_t reply_forked(sbx_forking_client *fc, uint64_t id, pid_t pid,
-                          const struct fs_trace *t, char *err, size_t errlen) {
+static pid_t reply_forked(sbx_forking_client *fc, uint64_t id, pid_t pid, const struct fs_trace *t,
+                          char *err, size_t errlen) {
   struct child *c = find_child(fc, pid);
   unsigned char buf[16 + 8 + 4 * SBX_TRACE_RECORD_SIZE];
   size_t len = 16;

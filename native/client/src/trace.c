@@ -26,9 +26,7 @@ void sbx_trace_start(void) {
   g_n = 0;
 }
 
-int sbx_trace_enabled(void) {
-  return g_on;
-}
+int sbx_trace_enabled(void) { return g_on; }
 
 void sbx_trace_mark_at(uint32_t stage, uint64_t ns) {
   if (!g_on || g_n >= SBX_TRACE_MAX) return;
