@@ -51,9 +51,9 @@ export function startServer(pol, heapMb, spares = 0) {
   );
 }
 
-export async function forkOnce(server, pol, job = { kind: 'ping' }) {
+export async function forkOnce(server, pol, job = { kind: 'ping' }, trace = false) {
   const t0 = performance.now();
-  const ex = new Executor(server, { limits: { walltime: 30 } });
+  const ex = new Executor(server, { limits: { walltime: 30 }, trace });
   const comms = ex.ipc.comms;
   const sandbox = new Sandbox(ex, pol);
   await sandbox.runAsync();
@@ -64,7 +64,7 @@ export async function forkOnce(server, pol, job = { kind: 'ping' }) {
   comms.close();
   if (!reply.ok || result.status !== 'OK')
     throw new Error(`fork bench: a child failed: ${result.toString()} ${JSON.stringify(reply)}`);
-  return { ms, reply, result };
+  return { ms, reply, result, trace: sandbox.forkTrace };
 }
 
 async function coldOnce() {
@@ -171,6 +171,32 @@ export async function forkBench() {
 }
 
 /**
+ * Per-stage medians of traced requests (Executor(forkServer, { trace: true })): µs from the
+ * request to each stage, for a forkserver of `heapMb` with `spares`. Stages done ahead in a spare
+ * come out negative. `node bench/fork.mjs --trace [runs]` prints both modes as tables.
+ */
+export async function forkTraceTable(heapMb, spares, runs = 40) {
+  const pol = policy();
+  const server = await startServer(pol, heapMb, spares);
+  const at = new Map();
+  try {
+    for (let i = 0; i < WARMUP; i++) await forkOnce(server, pol);
+    for (let i = 0; i < runs; i++) {
+      if (spares) await new Promise((r) => setTimeout(r, 30)); // the spare is there again
+      const { trace } = await forkOnce(server, pol, { kind: 'ping' }, true);
+      for (const s of trace.stages) {
+        const k = `${s.process}: ${s.stage}`;
+        if (!at.has(k)) at.set(k, []);
+        at.get(k).push(s.us);
+      }
+    }
+  } finally {
+    await server.close();
+  }
+  return [...at].map(([stage, us]) => ({ stage, us: pct(us, 0.5) })).sort((a, b) => a.us - b.us);
+}
+
+/**
  * forkBench() under this node and under the other Node lines in SBX_BENCH_FORK_LINES (default
  * "24"; the npm builds in the node-lines cache), each figure named by its line.
  */
@@ -203,4 +229,17 @@ export async function forkBenchLines() {
 
 if (process.argv[1] === import.meta.filename && process.argv.includes('--json')) {
   process.stdout.write(JSON.stringify(await forkBench()));
+}
+if (process.argv[1] === import.meta.filename && process.argv.includes('--trace')) {
+  const runs = Number(process.argv[process.argv.indexOf('--trace') + 1]) || 40;
+  for (const spares of [0, 2]) {
+    console.log(
+      `\n${spares ? `${spares} spares` : 'fork on request'}, ~50 MB heap: µs from the request (p50 of ${runs})`,
+    );
+    let prev = 0;
+    for (const { stage, us } of await forkTraceTable(50, spares, runs)) {
+      console.log(`| ${stage} | ${us.toFixed(0)} | ${us < 0 ? 'ahead' : (us - prev).toFixed(0)} |`);
+      if (us >= 0) prev = us;
+    }
+  }
 }

@@ -63,10 +63,10 @@ const EXECUTOR = [
   'GO sent',
   'first Comms reply',
 ];
+// HELLO goes before the policy is received, or (the policy waiting already) with INSTALLED
 const CHILD_HANDSHAKE = [
   'back in JS',
   'sandboxMeHere() called',
-  'HELLO sent',
   'policy received',
   'NO_NEW_PRIVS',
   'filter installed (TSYNC)',
@@ -95,6 +95,7 @@ function expectCausal(stages: ForkTraceStage[], before: [string, string], after:
 }
 
 function expectHandshakeCausality(t: ForkTraceStage[]): void {
+  expectOrdered(t, 'child', ['sandboxMeHere() called', 'HELLO sent', 'INSTALLED sent']);
   expectCausal(t, ['executor', 'request'], ['forkserver', 'request received']);
   expectCausal(t, ['child', 'sandboxMeHere() called'], ['executor', 'HELLO received']);
   expectCausal(t, ['child', 'filter installed (TSYNC)'], ['executor', 'INSTALLED received']);

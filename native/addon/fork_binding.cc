@@ -47,6 +47,10 @@ namespace {
 
 sbx_forking_client *g_fc = nullptr;
 uv_loop_t *g_loop = nullptr;
+// JS to run in a new child right after the runtime repair, before it waits for its request (a
+// spare) or returns (on request): the child's fix-ups then cost a spare's request nothing.
+napi_env g_env = nullptr;
+napi_ref g_on_child = nullptr;
 node::MultiIsolatePlatform *g_platform = nullptr;
 
 // ---- parking the V8 platform workers ----
@@ -232,6 +236,17 @@ void Child(void *) {
              [](uv_handle_t *hh) { delete reinterpret_cast<uv_async_t *>(hh); });
   });
   uv_async_send(kick);
+  // The JS callback catches its own errors (forking-client.ts): nothing may unwind through C.
+  if (g_on_child != nullptr) {
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(g_env, &scope) == napi_ok) {
+      napi_value fn, global, result;
+      if (napi_get_reference_value(g_env, g_on_child, &fn) == napi_ok && fn != nullptr &&
+          napi_get_global(g_env, &global) == napi_ok)
+        napi_call_function(g_env, global, fn, 0, nullptr, &result);
+      napi_close_handle_scope(g_env, scope);
+    }
+  }
 }
 
 const sbx_fork_hooks g_hooks = {Prepare, Parent, Child, nullptr};
@@ -280,11 +295,16 @@ void OnPrepare(uv_prepare_t *h) {
 
 }  // namespace
 
-// forkingOpen(commsFd) -> { workers, v8Built, v8Running }: takes the channel (-1: default).
+// forkingOpen(commsFd, onChild?) -> { workers }: takes the channel (-1: default); onChild runs
+// in every new child after the runtime repair (before a spare waits for its request).
 static Napi::Value ForkingOpen(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  int fd = ArgInt(info, 0, "forkingOpen(commsFd: number)");
+  int fd = ArgInt(info, 0, "forkingOpen(commsFd: number, onChild?: () => void)");
   if (g_fc) ThrowErrno(env, EALREADY, "forkingOpen");
+  if (info.Length() > 1 && info[1].IsFunction() && g_on_child == nullptr) {
+    g_env = env;
+    napi_create_reference(env, info[1], 1, &g_on_child);
+  }
   napi_get_uv_event_loop(env, &g_loop);
   v8::Isolate *isolate = v8::Isolate::GetCurrent();
   g_platform =

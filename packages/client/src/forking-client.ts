@@ -139,7 +139,7 @@ export class ForkingClient {
       checkNoIoUring();
       let info;
       try {
-        info = forkNative().forkingOpen(defaultCommsFd());
+        info = forkNative().forkingOpen(defaultCommsFd(), childFixUps);
       } catch (err) {
         throw fromNative(err as NativeErrnoError);
       }
@@ -158,7 +158,11 @@ export class ForkingClient {
     } catch (err) {
       throw fromNative(err as NativeErrnoError);
     }
-    if (pid === 0) becomeChild();
+    if (pid === 0) {
+      if (!inChild) becomeChild(); // a binding without the callback
+      if (childFixUpError) throw childFixUpError;
+      traceChild();
+    }
     return pid;
   }
 
@@ -237,6 +241,27 @@ function activeRequests(): number {
   return (process as unknown as { _getActiveRequests?: () => unknown[] })._getActiveRequests?.().length ?? 0;
 }
 
+let childFixUpError: unknown = null;
+/** Run by the fork binding in every new child, inside waitAndFork(): for a spare, ahead of its
+ *  request. Its errors wait for waitAndFork() to return (nothing may unwind through C). */
+function childFixUps(): void {
+  try {
+    becomeChild();
+  } catch (err) {
+    childFixUpError = err;
+  }
+}
+
+/** A traced request: what the fork binding saw goes on with sandboxMeHere()'s own stages. */
+function traceChild(): void {
+  const trace = forkNative().forkingChildTrace();
+  if (trace) {
+    const c = native();
+    c.clientTraceStart(trace);
+    c.clientTraceMark(TRACE_CHILD_JS);
+  }
+}
+
 /** The child's side of the fork: everything before the user's code runs again. */
 function becomeChild(): void {
   inChild = true;
@@ -294,14 +319,6 @@ function becomeChild(): void {
     }
   };
   syncBuiltinESMExports();
-
-  // A traced request: what the fork binding saw goes on with sandboxMeHere()'s own stages.
-  const trace = n.forkingChildTrace();
-  if (trace) {
-    const c = native();
-    c.clientTraceStart(trace);
-    c.clientTraceMark(TRACE_CHILD_JS);
-  }
 }
 
 /** native/client/src/trace.h SBX_TRACE_CHILD_JS: back in JS, the child's fix-ups done. */

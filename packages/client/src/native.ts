@@ -70,7 +70,8 @@ export interface NativeBinding {
 
 /** What sbx_fork-node-v<ABI>.node (fork_binding.cc, custom-fork mode) exports. Internal. */
 export interface ForkBinding {
-  forkingOpen(commsFd: number): { workers: number };
+  /** `onChild` runs in every new child after the runtime repair (a spare: before its request). */
+  forkingOpen(commsFd: number, onChild?: () => void): { workers: number };
   forkingV8Built(): string;
   forkingWaitAndFork(): number;
   forkingStats(): { children: number };
