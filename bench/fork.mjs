@@ -19,7 +19,7 @@ import { closeQuietly } from '@sbx/client/internal';
 import { findLine } from '../native/node-lines.mjs';
 
 const repo = join(import.meta.dirname, '..');
-const RUNS = 150;
+const RUNS = Number(process.env.SBX_BENCH_FORK_RUNS) || 150;
 const WARMUP = 10;
 /** Quiet before a request to a forkserver with spares: time to fork the spares again. */
 const SPARE_GAP_MS = 40;

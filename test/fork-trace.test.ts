@@ -116,7 +116,12 @@ describe('custom-fork mode: the trace of one request (fork on request)', () => {
   it('names every stage of the executor, the forkserver and the child, in order', async () => {
     const t = await tracedPing(server, policy);
     expectOrdered(t, 'executor', EXECUTOR);
-    expectOrdered(t, 'forkserver', ['request received', 'fork() returned', 'child isolated (reported)']);
+    expectOrdered(t, 'forkserver', [
+      'request received',
+      'runtime prepared (DOFORK, workers parked)',
+      'fork() returned',
+      'child isolated (reported)',
+    ]);
     expectOrdered(t, 'child', [
       'fork() returned',
       'isolated (setsid, caps, NO_NEW_PRIVS, Landlock)',

@@ -324,15 +324,15 @@ static struct child *find_child(sbx_forking_client *fc, pid_t pid) {
 }
 
 /* FORKED for child `pid` (in the table) and its pidfd. Returns pid or the channel's error. */
-/* The forkserver's stages of a traced request (at most 4). */
+/* The forkserver's stages of a traced request (at most 5). */
 struct fs_trace {
   unsigned n;
-  uint32_t stage[4];
-  uint64_t ns[4];
+  uint32_t stage[5];
+  uint64_t ns[5];
 };
 
 static void fs_mark(struct fs_trace *t, uint32_t stage) {
-  if (t != NULL && t->n < 4) {
+  if (t != NULL && t->n < 5) {
     t->stage[t->n] = stage;
     t->ns[t->n++] = sbx_trace_now();
   }
@@ -341,7 +341,7 @@ static void fs_mark(struct fs_trace *t, uint32_t stage) {
 static pid_t reply_forked(sbx_forking_client *fc, uint64_t id, pid_t pid, const struct fs_trace *t,
                           char *err, size_t errlen) {
   struct child *c = find_child(fc, pid);
-  unsigned char buf[16 + 8 + 4 * SBX_TRACE_RECORD_SIZE];
+  unsigned char buf[16 + 8 + 5 * SBX_TRACE_RECORD_SIZE];
   size_t len = 16;
   put_u64(buf, id);
   put_u32(buf + 8, 0);
@@ -583,6 +583,7 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
     rc = reply_error(fc, id, rc, msg[0] ? msg : "the forkserver's runtime refused to fork");
     return rc < 0 ? rc : 1;
   }
+  if (hooks && hooks->prepare) fs_mark(t, SBX_TRACE_FS_PREPARED);
   int sync[2];
   if (pipe2(sync, O_CLOEXEC) < 0) {
     int e = errno;

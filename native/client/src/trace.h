@@ -21,6 +21,7 @@ enum sbx_trace_stage {
   SBX_TRACE_FS_ASSIGNED,    /* the fds sent to a waiting spare */
   SBX_TRACE_FS_FORKED,      /* fork() returned in the forkserver */
   SBX_TRACE_FS_CHILD_READY, /* the child reported its isolation done */
+  SBX_TRACE_FS_PREPARED,    /* the runtime's prepare hook done (Node: DOFORK, workers parked) */
   /* child (in TRACE) */
   SBX_TRACE_CHILD_FORKED = 16, /* fork() returned 0 (for a spare: ahead of the request) */
   SBX_TRACE_CHILD_ISOLATED,    /* setsid, capabilities, NO_NEW_PRIVS, Landlock domain */

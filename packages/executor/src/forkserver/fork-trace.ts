@@ -37,6 +37,7 @@ export const WIRE_STAGES: Readonly<Record<number, { process: ForkTraceProcess; s
   2: { process: 'forkserver', stage: 'spare assigned' },
   3: { process: 'forkserver', stage: 'fork() returned' },
   4: { process: 'forkserver', stage: 'child isolated (reported)' },
+  5: { process: 'forkserver', stage: 'runtime prepared (DOFORK, workers parked)' },
   16: { process: 'child', stage: 'fork() returned' },
   17: { process: 'child', stage: 'isolated (setsid, caps, NO_NEW_PRIVS, Landlock)' },
   18: { process: 'child', stage: 'runtime repaired (uv_loop_fork)' },
