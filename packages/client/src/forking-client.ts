@@ -18,6 +18,7 @@ import { ForkError } from './errors.js';
 import { forkNative, native, type NativeErrnoError } from './native.js';
 import { Client } from './client.js';
 import { defaultCommsFd } from './sync-comms.js';
+import { warmCodec } from './codec.js';
 
 /** The node flags a forkserver needs, and why (checked by waitAndFork()). */
 export const FORKSERVER_NODE_FLAGS = ['--single-threaded', '--v8-pool-size=1'] as const;
@@ -128,6 +129,7 @@ export class ForkingClient {
     if (!opened) {
       ForkingClient.check();
       Client.prepare(); // the child's sandboxMeHere() then finds everything loaded
+      warmCodec(); // and its first Comms message compiled
       workerThreads();
       const inFlight = activeRequests();
       if (inFlight > 0) {
