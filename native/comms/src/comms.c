@@ -122,11 +122,11 @@ typedef enum {
 typedef struct {
   uint32_t want; /* expected tag; SBX_TAG_INVALID accepts any */
   body_mode mode;
-  void *buf;    /* INTO, EXACT */
-  uint64_t cap; /* INTO, EXACT */
-  size_t extra; /* ALLOC */
+  void *buf;                            /* INTO, EXACT */
+  uint64_t cap;                         /* INTO, EXACT */
+  size_t extra;                         /* ALLOC */
   const sbx_comms_allocator *allocator; /* ALLOC: NULL is malloc/free */
-  int *fd_out;  /* NULL: an Fd message is not accepted here (-EBADMSG, fd closed) */
+  int *fd_out; /* NULL: an Fd message is not accepted here (-EBADMSG, fd closed) */
 } recv_request;
 
 typedef struct {
@@ -256,8 +256,8 @@ int sbx_comms_recv_any(sbx_comms *c, uint32_t *tag, void **data, uint64_t *len, 
   return rc;
 }
 
-int sbx_comms_recv_any_into(sbx_comms *c, const sbx_comms_allocator *a, uint32_t *tag,
-                            void **data, uint64_t *len, int *fd) {
+int sbx_comms_recv_any_into(sbx_comms *c, const sbx_comms_allocator *a, uint32_t *tag, void **data,
+                            uint64_t *len, int *fd) {
   int rc;
   if (a == NULL || a->alloc == NULL || data == NULL || tag == NULL || len == NULL || fd == NULL)
     return -EINVAL;
