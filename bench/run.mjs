@@ -10,6 +10,7 @@ const only = process.argv.slice(2);
 const sections = [
   ['comms', commsBench],
   ['spawn', async () => (await import('./spawn.mjs')).spawnBench()],
+  ['trace', async () => (await import('./trace.mjs')).traceBench()],
   ['syscall', async () => (await import('./syscall.mjs')).syscallBench()],
   ['cli', async () => (await import('./cli.mjs')).cliBench()],
   ['client', async () => (await import('./client.mjs')).clientBench()],

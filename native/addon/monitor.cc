@@ -151,7 +151,6 @@ class Monitor {
     if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) == 0) sizes_ = sizes;
     tsfn_ = Napi::ThreadSafeFunction::New(env, callback, "sbx.monitor", 0, 1);
     tsfn_.Unref(env);
-    if (!actor_.Start()) ThrowErrno(env, errno, "pthread_create(sbx-capless)");
     if (pthread_create(&thread_, nullptr, &Monitor::ThreadMain, this) != 0)
       ThrowErrno(env, errno, "pthread_create(monitor)");
   }
@@ -162,7 +161,6 @@ class Monitor {
     if (write(wake_, &one, sizeof one) < 0) { /* the thread also stops on the next event */
     }
     pthread_join(thread_, nullptr);
-    actor_.Stop();
     std::lock_guard<std::mutex> lock(mu_);
     for (auto &kv : entries_) CloseEntry(kv.second);
     entries_.clear();
@@ -258,13 +256,17 @@ class Monitor {
   static void *ThreadMain(void *self) {
     prctl(PR_SET_NAME, "sbx-monitor", 0, 0, 0);
     // This thread reads sandboxees (pidfd_getfd, process_vm_readv, /proc/<pid>/root and fdinfo),
-    // kills them and answers their notifications; it carries out nothing for them (that is
-    // actor_'s, with no capabilities). Of the executor's capabilities it keeps what reading and
+    // kills them and answers their notifications; it carries out nothing for them (that is each
+    // sandbox's own acting thread's, capless.h: the sandbox's host ids, no capabilities). Of the executor's capabilities it keeps what reading and
     // killing a sandbox of another uid without a user namespace of ours needs (landlock
     // isolation as root); inside a sandbox's user namespace, which the executor's uid owns,
     // nothing is needed. docs/security.md "The monitor's privileges".
+    // CAP_SETUID/CAP_SETGID stay in its permitted set only, never effective here: the acting
+    // thread of each sandbox (capless.h), which it creates, raises them once to take on the
+    // sandbox's ids, and thereby loses every capability.
     static const int keep[] = {CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH};
-    if (KeepOnlyCapabilities(keep, 3) !=
+    static const int keep_permitted[] = {CAP_SETUID, CAP_SETGID};
+    if (KeepOnlyCapabilities(keep, 3, keep_permitted, 2) !=
         0) { /* a thread that cannot shed capabilities keeps them */
     }
     static_cast<Monitor *>(self)->Loop();
@@ -573,10 +575,6 @@ class Monitor {
   struct seccomp_notif_sizes sizes_ = {
       sizeof(struct seccomp_notif), sizeof(struct seccomp_notif_resp), sizeof(struct seccomp_data)};
   Napi::ThreadSafeFunction tsfn_;
-  CaplessThread actor_;  // carries out the network rules' socket calls and fd injections
-
- public:
-  CaplessThread *actor() { return &actor_; }
 };
 
 Monitor *g_monitor = nullptr;
@@ -622,7 +620,7 @@ Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
       ThrowErrno(info.Env(), ENOPROTOOPT,
                  "getsockopt(SO_NETNS_COOKIE): network rules need Linux 5.14 or later");
     }
-    net = std::make_shared<NetProxy>(std::move(cfg), cookie, g_monitor->actor());
+    net = std::make_shared<NetProxy>(std::move(cfg), cookie, true);
   }
   int kill_signal = SIGKILL;
   if (info.Length() > 5 && !info[5].IsUndefined()) {

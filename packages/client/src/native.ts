@@ -29,6 +29,9 @@ export interface NativeBinding {
   ttyRestore(fd: number, termios: Buffer, ldisc: number): number;
   /** Puts /dev/null in place of fd: 0 or an errno. */
   ttyDetach(fd: number): number;
+  /** Removes the host IPC objects `uid` owns or created: counts per kind (mqueue: -errno when they
+   *  could not be listed). */
+  ipcRemoveOwnedBy(uid: number): { shm: number; msg: number; sem: number; mqueue: number };
   seccompActionAvailable(action: number): boolean;
   commsSend(fd: number, tag: number, data: Buffer): void;
   commsSendFd(fd: number, passFd: number): void;

@@ -11,6 +11,7 @@ export { Limits, INFINITY, type LimitsOptions } from './sandbox/limits.js';
 export type { UserLimitName } from './forkserver/protocol.js';
 export { Ipc, type FdMapping } from './sandbox/ipc.js';
 export { Sandbox } from './sandbox/sandbox.js';
+export { formatTimeline, type TimelineStage } from './sandbox/timeline.js';
 export {
   DEFAULT_SYSCALL_TIMEOUT_MS,
   type HookedSyscall,

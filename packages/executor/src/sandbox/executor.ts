@@ -67,6 +67,12 @@ export interface ExecutorOptions {
    */
   spawnPool?: boolean;
   /**
+   * Record a timeline of this sandbox: µs timestamps of every stage from runAsync() to the Result,
+   * the forkserver's and the child's setup steps included (Sandbox.timeline; `sbx run --trace`).
+   * Default false: then no clock is read for it anywhere.
+   */
+  trace?: boolean;
+  /**
    * Look the program up in this file view (a Policy, or anything with its `mounts`) instead of on
    * the host: a path as the sandbox sees it (`/app/bin/tool` under addDirectoryAt('/opt/app',
    * '/app')), a bare name through `env.PATH` inside the view, symlinks followed inside the view.
@@ -123,6 +129,8 @@ export class Executor {
   /** @internal sandboxUser was given: a root executor then uses it instead of leasing ids (sandbox-ids.ts). */
   readonly sandboxUserGiven: boolean = false;
   readonly spawnPool: boolean = true;
+  /** See ExecutorOptions.trace. */
+  readonly trace: boolean = false;
   /** @internal set when a Sandbox starts it: an executor runs once. */
   started = false;
   /** Custom-fork mode: the forkserver that forks this sandboxee (null: exec mode). */
@@ -205,6 +213,7 @@ export class Executor {
       'sandboxUser',
       'spawnPool',
       'resolveInView',
+      'trace',
     ]);
     for (const k of Object.keys(options))
       if (!known.has(k)) throw new TypeError(`Executor: unknown option "${k}" (known: ${[...known].join(', ')})`);
@@ -263,6 +272,10 @@ export class Executor {
     if (typeof spawnPool !== 'boolean')
       throw new TypeError(`Executor: spawnPool must be a boolean, got ${JSON.stringify(spawnPool)}`);
     this.spawnPool = spawnPool;
+    const trace = options.trace ?? false;
+    if (typeof trace !== 'boolean')
+      throw new TypeError(`Executor: trace must be a boolean, got ${JSON.stringify(trace)}`);
+    this.trace = trace;
   }
 }
 
