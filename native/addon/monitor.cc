@@ -627,9 +627,11 @@ Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
     kill_signal = ArgInt(info, 5,
                          "monitorWatch(id, listenerFd, pidfd, execFd, networkTable?, killSignal?: "
                          "SIGKILL | SIGTERM)");
-    if (kill_signal != SIGKILL && kill_signal != SIGTERM) {
+    // 0: the monitor signals nothing (pidfd_send_signal of 0 only probes); the executor ends
+    // the tree itself once it has the violating thread's stack (sandbox/stack-trace.ts).
+    if (kill_signal != SIGKILL && kill_signal != SIGTERM && kill_signal != 0) {
       close(listener);
-      ThrowUsage(info.Env(), "monitorWatch: killSignal must be 9 (SIGKILL) or 15 (SIGTERM)");
+      ThrowUsage(info.Env(), "monitorWatch: killSignal must be 9 (SIGKILL), 15 (SIGTERM) or 0");
     }
   }
   // Optional 6th argument: learning mode (learn/table.ts encodeLearnTable).

@@ -19,6 +19,13 @@ export {
   type SyscallAnswer,
 } from './sandbox/notify-hooks.js';
 export {
+  formatStackTrace,
+  type StackTrace,
+  type StackFrame,
+  type StackTraceOptions,
+  type ResolvedStackTraceOptions,
+} from './sandbox/stack-trace.js';
+export {
   Result,
   violationFromJSON,
   violationToJSON,

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { Executor, type ExecutorOptions } from '../sandbox/executor.js';
 import type { LimitsOptions } from '../sandbox/limits.js';
 import { Sandbox } from '../sandbox/sandbox.js';
+import { formatStackTrace } from '../sandbox/stack-trace.js';
 import { formatTimeline } from '../sandbox/timeline.js';
 import { ForkServer } from '../forkserver/global.js';
 import { setSpawnPool } from '../forkserver/spawn-pool.js';
@@ -322,7 +323,10 @@ async function runWith(
 
   if (values.trace) process.stderr.write(`sbx: trace\n${formatTimeline(sandbox.timeline ?? [])}\n`);
   if (values['result-json']) writeFileSync(values['result-json'], `${JSON.stringify(result.toJSON(), null, 2)}\n`);
-  if (result.status !== 'OK' && !values.quiet) console.error(`sbx: ${result.toString()}`);
+  if (result.status !== 'OK' && !values.quiet) {
+    console.error(`sbx: ${result.toString()}`);
+    if (result.stackTrace) console.error(formatStackTrace(result.stackTrace));
+  }
   return exitCodeFor(result);
 }
 

@@ -1,5 +1,6 @@
 // executor.ts: what to run and with which limits and fds (Sandbox2's Executor). The policy says
 // what the sandboxee may do; Sandbox puts the two together.
+import { resolveStackTraceOptions, type ResolvedStackTraceOptions, type StackTraceOptions } from './stack-trace.js';
 import { type Stats, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Ipc } from './ipc.js';
@@ -82,6 +83,12 @@ export interface ExecutorOptions {
    * Default: the host path (Sandbox2's semantics: a bare name searches this process's PATH).
    */
   resolveInView?: { readonly mounts: readonly Mount[] };
+  /**
+   * Symbolized native stack traces in the Result (Result.stackTrace): of the violating thread
+   * on a violation, of the target on timeout and on Sandbox.kill(). Default true (all three);
+   * false turns them off; an object picks (StackTraceOptions). Namespaces isolation only.
+   */
+  stackTraces?: boolean | StackTraceOptions;
 }
 
 export type Isolation = 'namespaces' | 'landlock';
@@ -126,6 +133,7 @@ export class Executor {
   readonly landlock: 'auto' | 'off';
   readonly isolation: Isolation;
   readonly sandboxUser: { readonly uid: number; readonly gid: number };
+  readonly stackTraces: ResolvedStackTraceOptions = resolveStackTraceOptions(undefined);
   /** @internal sandboxUser was given: a root executor then uses it instead of leasing ids (sandbox-ids.ts). */
   readonly sandboxUserGiven: boolean = false;
   readonly spawnPool: boolean = true;
@@ -200,6 +208,7 @@ export class Executor {
     }
     if (options === null || typeof options !== 'object') throw new TypeError('Executor: options must be an object');
     const known = new Set([
+      'stackTraces',
       'env',
       'cwd',
       'enableSandboxBeforeExec',
@@ -236,6 +245,7 @@ export class Executor {
       this.argv = Object.freeze([...(argv ?? [path])]);
     }
     this.enableSandboxBeforeExec = options.enableSandboxBeforeExec ?? true;
+    this.stackTraces = resolveStackTraceOptions(options.stackTraces);
     this.limits = options.limits instanceof Limits ? options.limits : new Limits(options.limits);
     this.stdio = normalizeStdio(options.stdio ?? 'inherit');
     const hostname = options.hostname ?? 'sandbox';

@@ -3,6 +3,7 @@
 // limits, the fds and the setup socket, and the seccomp program. Everything made on the host for
 // the request (cgroup, pipes, sockets, scratch directories) is in the returned SpawnRequest, or
 // undone when building fails.
+import { traceOnTimeout } from './stack-trace.js';
 import { Comms } from '@sbx/client';
 import { closeQuietly, native } from '@sbx/client/internal';
 import { SbxError } from '@sbx/client';
@@ -15,6 +16,7 @@ import { applyCgroupLimits, missingForLimits } from './cgroup-limits.js';
 import { addIsolationOps, type IsolationSetup } from '../isolation/isolation.js';
 import { compileFilter, filesystemOf } from './sandbox-policy.js';
 import { CLIENT_FD, prepareClientHandshake, type PreparedClientHandshake } from './client-handshake.js';
+import { NotifyHooks } from './notify-hooks.js';
 import { ioUringDenialProgram } from '../policy/io-uring-filter.js';
 import type { SandboxStdio } from './stdio.js';
 
@@ -50,7 +52,7 @@ export interface SpawnRequest {
   monitored: boolean;
   /** Learning mode: the monitor's learn table for the filter. */
   learnTable: Buffer | undefined;
-  /** Notify hooks: the monitor's hook table for the filter (notify-hooks.ts). */
+  /** The monitor's notify-hook table for the filter (notify-hooks.ts), if any. */
   hookTable: Buffer | undefined;
 }
 
@@ -58,9 +60,8 @@ export interface RequestOptions {
   stdio: SandboxStdio;
   /** Learning mode (learn/): the monitor's learn table for a compiled filter. */
   learnTable?: ((filter: Buffer) => Buffer) | null;
-  /** Notify hooks: checks the compiled policy can run its hooks (throws SandboxSetupError) and
-   *  gives the monitor's hook table for the filter, if any. */
-  hookTable?: ((policy: Policy, filter: Buffer, monitored: boolean) => Buffer | undefined) | null;
+  /** Notify hooks (Sandbox2's Notify), if the Sandbox was given any. */
+  hooks?: NotifyHooks | null;
   /** Trace marks (timeline.ts), one per stage of the building. */
   mark?: (stage: string, detail?: string) => void;
 }
@@ -115,7 +116,10 @@ export function buildRequest(ex: Executor, policy: Policy, opts: RequestOptions)
 
     // Limits. The walltime is kept by the forkserver: it fires even when this event loop is busy.
     for (const [res, v] of ex.limits.rlimits()) ops.rlimit(res, v, v);
-    if (ex.limits.walltime > 0) ops.u64(Op.Walltime, BigInt(Math.max(1, Math.round(ex.limits.walltime * 1000))));
+    // With a stack on timeout (stack-trace.ts), the Sandbox's own timer takes the trace at the limit
+    // and ends the tree; the forkserver's fires the unwinder's time budget later, should it be late.
+    const walltimeMs = ex.limits.walltime * 1000 + (traceOnTimeout(ex) ? ex.stackTraces.timeoutMs + 500 : 0);
+    if (ex.limits.walltime > 0) ops.u64(Op.Walltime, BigInt(Math.max(1, Math.round(walltimeMs))));
     if (!ex.spawnPool || cgroupLimited) ops.raw(Op.NoPool, Buffer.alloc(0));
 
     // fds: stdio, the IPC mappings, the setup socket
@@ -133,6 +137,7 @@ export function buildRequest(ex: Executor, policy: Policy, opts: RequestOptions)
     let monitored = false;
     let learnTable: Buffer | undefined;
     let hookTable: Buffer | undefined;
+    const notify = opts.hooks?.notify ?? null;
     if (ex.enableSandboxBeforeExec) {
       // Without user notification (old kernel, or monitor: 'kill') violations are KILL_PROCESS:
       // the target dies of SIGSYS and the Result says what is known.
@@ -144,11 +149,15 @@ export function buildRequest(ex: Executor, policy: Policy, opts: RequestOptions)
       const { filter, cached } = compileFilter(isoPolicy, { monitor: monitored, execFd: EXEC_FD_TARGET });
       ops.raw(Op.Seccomp, filter);
       learnTable = opts.learnTable?.(filter);
-      hookTable = opts.hookTable?.(isoPolicy, filter, monitored);
+      const refusal = NotifyHooks.refusal(isoPolicy, notify, { beforeExec: true, monitored });
+      if (refusal) throw new SandboxSetupError(refusal);
+      hookTable = opts.hooks?.table(isoPolicy, filter);
       if (monitored) ops.u32(Op.SeccompFlags, SeccompFlag.Listener);
       mark('policy compile', cached ? 'cached' : 'compiled');
     } else {
       if (opts.learnTable) throw new SandboxSetupError('learning runs in sandbox-before-exec mode only');
+      const refusal = NotifyHooks.refusal(isoPolicy, notify, { beforeExec: false, monitored: true });
+      if (refusal) throw new SandboxSetupError(refusal);
       client = prepareClientHandshake(isoPolicy);
       closeAfterSpawn.push(client.theirs);
       ops.fd(CLIENT_FD, client.theirs);

@@ -1,9 +1,10 @@
 // result-of.ts: the last step of a sandbox's life, a pure function. What the Sandbox recorded
 // while the sandboxee ran (the facts) decides its Result, in one order of precedence: an SDK
-// failure, a setup failure, a violation, the walltime, a kill from this side, a signal, an exit.
+// failure, a setup failure, a notify handler's failure, a violation, the walltime, a kill from this side, a signal, an exit.
 import { treeUsage, type cgroupUsage } from './accounting.js';
 import { Result, signalName, type Status, type Violation } from './result.js';
 import type { Exited } from '../forkserver/link.js';
+import type { StackTrace } from './stack-trace.js';
 
 const SIGSYS = 31;
 
@@ -24,12 +25,12 @@ export interface SandboxFacts {
   internal: Error | null;
   /** The first setup failure recorded (a message for the Result). */
   setupError: string | null;
+  /** A notify handler failed (threw, answered nonsense, too late): INTERNAL_ERROR. */
+  hookFailure?: string | null;
   /** This side ended the sandbox (kill(), run()'s abort or output cap): how, and the setup error
    *  recorded at that moment (a later one is a consequence of the kill). */
   killedAs: { status: 'EXTERNAL_KILL' | 'OUTPUT_LIMIT'; reason: string; setupErrorAtKill: string | null } | null;
   violation: Violation | null;
-  /** A notify handler failed (threw, answered nonsense, too late): INTERNAL_ERROR with this reason. */
-  hookFailure?: string | null;
   /** The walltime limit ended it (the forkserver's flag, or custom-fork mode's timer). */
   timedOut: boolean;
   /** Violations reached the seccomp monitor (false: KILL_PROCESS, a SIGSYS with nothing known). */
@@ -40,6 +41,9 @@ export interface SandboxFacts {
   oom: boolean;
   /** The limits the reasons quote. */
   walltimeLimitS: number;
+  /** The stack trace taken before the tree was ended (stack-trace.ts), or why none could be. */
+  stackTrace?: StackTrace | null;
+  stackTraceError?: string | null;
   memoryLimitBytes: bigint | number | null;
 }
 
@@ -101,5 +105,9 @@ export function resultOf(f: SandboxFacts): Result {
     extra.exitCode = (st >> 8) & 0xff;
   }
   if (signaled && status !== 'OK') extra.signal ??= signalName(sig);
-  return new Result({ status, reason, ...base, ...extra });
+  const stack = {
+    ...(f.stackTrace ? { stackTrace: f.stackTrace } : {}),
+    ...(f.stackTraceError ? { stackTraceError: f.stackTraceError } : {}),
+  };
+  return new Result({ status, reason, ...base, ...extra, ...stack });
 }

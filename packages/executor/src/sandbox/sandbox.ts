@@ -36,6 +36,7 @@ import { ListenerError, readSetupChannel, takeListener } from './setup-channel.j
 import { resultOf } from './result-of.js';
 import { SandboxStdio } from './stdio.js';
 import { describeViolation } from './violation.js';
+import { collectStackTrace, traceOnTimeout, type StackTrace } from './stack-trace.js';
 import { Timeline, type TimelineStage } from './timeline.js';
 import { checkNotify, NotifyHooks, type SandboxNotify } from './notify-hooks.js';
 import { LongLived } from './long-lived.js';
@@ -112,6 +113,15 @@ export class Sandbox {
   private forkWalltime: NodeJS.Timeout | null = null;
   /** Executor option trace: the marks of every stage (null: not asked, nothing is recorded). */
   private trace: Timeline | null = null;
+  /** Notify hooks (notify-hooks.ts), when the Sandbox was given any. */
+  private hooks: NotifyHooks | null = null;
+  private hookTable: Buffer | undefined;
+  /** A notify handler failed (threw, answered nonsense, too late): the Result is INTERNAL_ERROR. */
+  private hookFailure: string | null = null;
+  /** awaitResult(timeoutMs), isTerminated(), setWalltimeLimit() (long-lived.ts). */
+  private readonly longLived = new LongLived();
+  /** The global forkserver's request id (setWalltimeLimit). */
+  private spawnId: bigint | null = null;
 
   /**
    * notify: Sandbox2's Notify: run-time decisions on the syscalls the policy's notifySyscall()
@@ -141,13 +151,6 @@ export class Sandbox {
         },
       });
   }
-  private hooks: NotifyHooks | null = null;
-  private hookTable: Buffer | undefined;
-  /** A notify handler failed (threw, answered nonsense, too late): the Result is INTERNAL_ERROR. */
-  private hookFailure: string | null = null;
-  /** awaitResult(timeoutMs), isTerminated(), setWalltimeLimit() (long-lived.ts). */
-  private readonly longLived = new LongLived();
-  private spawnId: bigint | null = null;
 
   /** The sandboxee's pid in the host's view (0 before it started). */
   get pid(): number {
@@ -249,21 +252,16 @@ export class Sandbox {
       return true;
     }
     if (this.spawnId === null) return false;
-    ForkServer.shared().setWalltime(this.spawnId, ms);
+    const ex = this.executor;
+    const stackFirst = traceOnTimeout({
+      stackTraces: ex.stackTraces,
+      isolation: ex.isolation,
+      limits: { walltime: ms },
+    });
+    this.startStackWalltimeTimer(stackFirst ? ms : 0);
+    const backstop = stackFirst ? this.executor.stackTraces.timeoutMs + 500 : 0;
+    ForkServer.shared().setWalltime(this.spawnId, ms === 0 ? 0 : ms + backstop);
     return true;
-  }
-
-  private forkWalltimeExpired(): void {
-    // A child that ended just now (its EXITED still on the way) did not time out.
-    if (this.pidfd < 0 || pidOfPidfd(this.pidfd) <= 0) return;
-    this.timedOut = true;
-    this.signalTree();
-  }
-
-  /** Throws the SETUP_ERROR that says why this sandbox cannot run the policy's notify hooks. */
-  private hooksRefused(policy: Policy, beforeExec: boolean, monitored: boolean): void {
-    const refusal = NotifyHooks.refusal(policy, this.hooks?.notify ?? null, { beforeExec, monitored });
-    if (refusal) throw new SandboxSetupError(refusal);
   }
 
   /** runAsync() + awaitResult(). */
@@ -283,7 +281,83 @@ export class Sandbox {
     this.killedAs = { status, reason };
     // A setup that fails from here on fails because of this kill: the Result says the kill.
     this.setupErrorAtKill = this.setupError;
-    this.signalTree();
+    const ex = this.executor;
+    if (status === 'EXTERNAL_KILL' && ex.stackTraces.onKill && ex.isolation === 'namespaces' && this.pidfd >= 0)
+      void this.endAfterTrace('kill');
+    else this.signalTree();
+  }
+
+  /**
+   * The stack of a thread of the running sandboxee (default: its target program's main thread),
+   * symbolized, with its registers. The thread is stopped meanwhile and resumes afterwards.
+   * Rejects with ExecutorError STACK_TRACE saying why when none can be taken.
+   */
+  async stackTrace(tid?: number): Promise<StackTrace> {
+    if (tid !== undefined && !(Number.isInteger(tid) && tid > 0))
+      throw new TypeError(`Sandbox.stackTrace(tid): tid must be a positive integer, got ${String(tid)}`);
+    const out = await this.stackOf('request', tid, false);
+    if (!out.ok) throw new ExecutorError('STACK_TRACE', `Sandbox.stackTrace(): ${out.error}`);
+    return out.trace;
+  }
+
+  private async stackOf(trigger: StackTrace['trigger'], tid: number | undefined, stopProcess: boolean) {
+    const o = this.executor.stackTraces;
+    if (this.finished || this.pidfd < 0) return { ok: false as const, error: 'the sandbox is not running' };
+    if (this.executor.isolation !== 'namespaces')
+      return { ok: false as const, error: 'stack traces need namespaces isolation' };
+    // The target names the sandbox's user namespace: the init is not dumpable, so an unprivileged
+    // executor may not look at its /proc/<pid>/ns.
+    const sandboxPid = this.targetPidfd >= 0 ? pidOfPidfd(this.targetPidfd) : this.hostPid;
+    const target = tid ?? sandboxPid;
+    return collectStackTrace({
+      tid: target,
+      sandboxPid,
+      trigger,
+      stopProcess,
+      timeoutMs: o.timeoutMs,
+      maxFrames: o.maxFrames,
+    });
+  }
+
+  /** Takes the Result's stack trace (bounded by stackTraces.timeoutMs), then ends the tree. */
+  private async endAfterTrace(trigger: StackTrace['trigger'], tid?: number): Promise<void> {
+    if (this.stackTaken) return this.signalTree();
+    this.stackTaken = true;
+    // Whatever the unwinder does, the tree ends: this timer is the backstop for a stuck spawn.
+    const backstop = setTimeout(() => this.signalTree(), this.executor.stackTraces.timeoutMs + 500);
+    try {
+      const out = await this.stackOf(trigger, tid, true);
+      if (out.ok) this.stack = out.trace;
+      else this.stackError = out.error;
+    } finally {
+      clearTimeout(backstop);
+      this.signalTree();
+    }
+  }
+  private stackTaken = false;
+  private stack: StackTrace | null = null;
+  private stackError: string | null = null;
+  /** With a stack on timeout, this side keeps the walltime (ms from now; the forkserver's, later
+   *  by the unwinder's time, is the backstop). Replaces the timer that ran. */
+  private startStackWalltimeTimer(ms: number): void {
+    if (this.walltimeTimer) clearTimeout(this.walltimeTimer);
+    this.walltimeTimer = null;
+    if (ms <= 0) return;
+    this.walltimeTimer = setTimeout(() => {
+      if (this.finished || this.violation || this.killedAs) return;
+      this.timedOut = true;
+      void this.endAfterTrace('timeout');
+    }, ms);
+    this.walltimeTimer.unref();
+  }
+
+  /** The executor's walltime timer (stack on timeout): the forkserver's fires later, as a backstop. */
+  private walltimeTimer: NodeJS.Timeout | null = null;
+
+  /** Whether the monitor leaves a violation's tree alone, so that the violating thread's stack can
+   *  be taken first (endAfterTrace ends it). */
+  private holdsViolations(): boolean {
+    return this.executor.stackTraces.onViolation && this.executor.isolation === 'namespaces' && !this.learning;
   }
 
   // ==== the steps, in order ====
@@ -292,7 +366,6 @@ export class Sandbox {
   private async start(): Promise<void> {
     const ex = this.executor;
     try {
-      this.hooksRefused(this.policy, ex.enableSandboxBeforeExec, true);
       const req = this.buildRequest();
       await this.sendRequest(req);
       this.readSetupChannel(req);
@@ -307,10 +380,7 @@ export class Sandbox {
     const req = buildRequest(this.executor, this.policy, {
       stdio: this.stdio,
       learnTable: this.learning ? (filter) => this.learning!.table(filter) : null,
-      hookTable: (policy, filter, monitored) => {
-        this.hooksRefused(policy, true, monitored);
-        return this.hooks?.table(policy, filter);
-      },
+      hooks: this.hooks,
       ...(this.trace ? { mark: (stage: string, detail?: string) => this.mark(stage, detail) } : {}),
     });
     this.isolation = req.isolation;
@@ -341,6 +411,8 @@ export class Sandbox {
     this.hostPid = spawned.spawned.pid;
     this.mark('spawned');
     if (this.killedAs) this.signalTree(); // kill() (or an abort) came while it was being spawned
+    if (traceOnTimeout(ex) && !this.longLived.walltimeOverridden)
+      this.startStackWalltimeTimer(ex.limits.walltime * 1000);
     if (spawned.spawned.cgroup && this.cgroup) {
       this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
       if (ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
@@ -414,7 +486,7 @@ export class Sandbox {
       execFd,
       (e) => this.onMonitor(e),
       networkTable(policy),
-      treeSignal,
+      this.holdsViolations() ? 0 : treeSignal,
       learnTable,
       this.hookTable,
     );
@@ -486,15 +558,17 @@ export class Sandbox {
       isolation: this.executor.isolation,
       internal: internal ?? null,
       setupError: this.setupError,
+      hookFailure: this.hookFailure,
       killedAs: this.killedAs && { ...this.killedAs, setupErrorAtKill: this.setupErrorAtKill },
       violation: this.violation,
-      hookFailure: this.hookFailure,
       timedOut: this.timedOut,
       monitored: this.monitored,
       beforeExec: this.executor.enableSandboxBeforeExec,
       oom: this.oom,
       walltimeLimitS: this.longLived.walltimeSeconds ?? this.executor.limits.walltime,
       memoryLimitBytes: this.executor.limits.memory,
+      stackTrace: this.stack,
+      stackTraceError: this.stackError,
     });
   }
 
@@ -503,12 +577,11 @@ export class Sandbox {
   private async forkChild(): Promise<void> {
     const ex = this.executor;
     const server = ex.forkServer!;
-    try {
-      this.hooksRefused(this.policy, false, true);
-    } catch (err) {
-      ex.ipc.releaseOwned();
-      throw err;
-    }
+    const refusal = NotifyHooks.refusal(this.policy, this.hooks?.notify ?? null, {
+      beforeExec: false,
+      monitored: true,
+    });
+    if (refusal) throw new SandboxSetupError(refusal);
     const client = prepareClientHandshake(this.policy);
     const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
     fds.push({ target: CLIENT_FD, fd: client.theirs });
@@ -546,6 +619,13 @@ export class Sandbox {
       watch: (listener) => this.wireMonitor(listener, this.policy),
       fail: (reason) => this.failSetup(reason),
     });
+  }
+
+  private forkWalltimeExpired(): void {
+    // A child that ended just now (its EXITED still on the way) did not time out.
+    if (this.pidfd < 0 || pidOfPidfd(this.pidfd) <= 0) return;
+    this.timedOut = true;
+    this.signalTree();
   }
 
   // ==== what the steps share ====
@@ -604,9 +684,11 @@ export class Sandbox {
           ? ' (the binary or its ELF interpreter is missing inside the sandbox: add its libraries to the policy, e.g. addLibrariesForBinary)'
           : '';
       this.setupError = `execveat(${this.executor.path}): ${name}${hint}`;
+      if (this.holdsViolations()) this.signalTree(); // the monitor left the tree alone
     } else if (e.type === 'violation' && !this.violation) {
       this.violation = describeViolation(e);
-      this.escalateLater(); // the monitor sent the tree signal
+      if (this.holdsViolations()) void this.endAfterTrace('violation', e.pid);
+      else this.escalateLater(); // the monitor sent the tree signal
       // Network rules: a denied destination (netproxy.cc), named with the rule that denied it.
       if (e.address !== undefined)
         Object.assign(this.violation, {
@@ -648,6 +730,7 @@ export class Sandbox {
   private release(): void {
     this.finished = true;
     if (this.forkWalltime) clearTimeout(this.forkWalltime);
+    if (this.walltimeTimer) clearTimeout(this.walltimeTimer);
     if (this.escalation) clearTimeout(this.escalation);
     if (this.monitorId) monitor.unwatch(this.monitorId);
     this.monitorId = 0;
