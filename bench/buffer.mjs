@@ -19,7 +19,7 @@ import { Comms, SharedBuffer } from '@sbx/client';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
-const SIZES = [4 * KiB, 64 * KiB, MiB, 16 * MiB, 256 * MiB, GiB];
+const SIZES = [4 * KiB, 16 * KiB, 64 * KiB, MiB, 16 * MiB, 256 * MiB, GiB];
 const MAX = 2 ** 31;
 
 function peer() {
@@ -107,7 +107,7 @@ export async function bufferBench() {
         value: b.ms * 1000,
         peer: 'Comms Bytes',
         peerValue: bytesMs * 1000,
-        goal: size >= 64 * KiB ? '< 1× (64 KiB up)' : '',
+        goal: size >= 16 * KiB ? '< 1× (16 KiB up)' : '',
       });
     }
     const last = records[records.length - 1];

@@ -102,7 +102,7 @@ export async function cliBench() {
       value: median(sbx),
       peer: '`node -e 0`',
       peerValue: median(node),
-      goal: '<= 1.6×',
+      goal: '<= 1.5×',
     },
   ];
 }

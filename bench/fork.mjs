@@ -19,8 +19,11 @@ import { closeQuietly } from '@sbx/client/internal';
 import { findLine } from '../native/node-lines.mjs';
 
 const repo = join(import.meta.dirname, '..');
-const RUNS = 150;
+const RUNS = Number(process.env.SBX_BENCH_FORK_RUNS) || 150;
 const WARMUP = 10;
+/** Quiet before a request to a forkserver with spares: time to fork the spares again. */
+const SPARE_GAP_MS = 40;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function policy() {
   const b = new PolicyBuilder().allowNodeRuntime({ threads: true, openFiles: true }).allowSyscalls(['getppid']);
@@ -51,9 +54,9 @@ export function startServer(pol, heapMb, spares = 0) {
   );
 }
 
-export async function forkOnce(server, pol, job = { kind: 'ping' }) {
+export async function forkOnce(server, pol, job = { kind: 'ping' }, trace = false) {
   const t0 = performance.now();
-  const ex = new Executor(server, { limits: { walltime: 30 } });
+  const ex = new Executor(server, { limits: { walltime: 30 }, trace });
   const comms = ex.ipc.comms;
   const sandbox = new Sandbox(ex, pol);
   await sandbox.runAsync();
@@ -64,7 +67,7 @@ export async function forkOnce(server, pol, job = { kind: 'ping' }) {
   comms.close();
   if (!reply.ok || result.status !== 'OK')
     throw new Error(`fork bench: a child failed: ${result.toString()} ${JSON.stringify(reply)}`);
-  return { ms, reply, result };
+  return { ms, reply, result, trace: sandbox.forkTrace };
 }
 
 async function coldOnce() {
@@ -124,8 +127,14 @@ export async function forkBench() {
       const fork = [];
       const bare = [];
       for (let i = 0; i < RUNS; i++) {
+        // With spares, requests come SPARE_GAP_MS apart: the figure is a request that finds a
+        // spare waiting (the forkserver forks them after 10 ms of quiet), not a back-to-back stream.
+        if (spares) await sleep(SPARE_GAP_MS);
         fork.push((await forkOnce(server, pol)).ms);
-        if (spares && heapMb === 50) bare.push((await forkOnce(server, pol, { kind: 'ping', sandbox: false })).ms);
+        if (spares && heapMb === 50) {
+          await sleep(SPARE_GAP_MS);
+          bare.push((await forkOnce(server, pol, { kind: 'ping', sandbox: false })).ms);
+        }
         if (i % 3 === 0) cold.push(await coldOnce());
       }
       const name = `${spares ? `${spares} spares` : 'fork on request'} → sandboxed child answers on Comms, forkserver RSS ${rss.toFixed(0)} MB`;
@@ -136,7 +145,7 @@ export async function forkBench() {
         value: pct(fork, 0.5),
         peer: coldName,
         peerValue: pct(cold, 0.5),
-        goal: heapMb === 50 ? '<= 0.025× (40× faster)' : undefined,
+        goal: heapMb !== 50 ? undefined : spares ? '<= 0.025× (40× faster)' : '<= 0.05× (20× faster)',
       });
       out.push({
         name: `${name}, p99`,
@@ -168,6 +177,32 @@ export async function forkBench() {
     }
   }
   return out;
+}
+
+/**
+ * Per-stage medians of traced requests (Executor(forkServer, { trace: true })): µs from the
+ * request to each stage, for a forkserver of `heapMb` with `spares`. Stages done ahead in a spare
+ * come out negative. `node bench/fork.mjs --trace [runs]` prints both modes as tables.
+ */
+export async function forkTraceTable(heapMb, spares, runs = 40) {
+  const pol = policy();
+  const server = await startServer(pol, heapMb, spares);
+  const at = new Map();
+  try {
+    for (let i = 0; i < WARMUP; i++) await forkOnce(server, pol);
+    for (let i = 0; i < runs; i++) {
+      if (spares) await sleep(SPARE_GAP_MS); // the spares are there again
+      const { trace } = await forkOnce(server, pol, { kind: 'ping' }, true);
+      for (const s of trace.stages) {
+        const k = `${s.process}: ${s.stage}`;
+        if (!at.has(k)) at.set(k, []);
+        at.get(k).push(s.us);
+      }
+    }
+  } finally {
+    await server.close();
+  }
+  return [...at].map(([stage, us]) => ({ stage, us: pct(us, 0.5) })).sort((a, b) => a.us - b.us);
 }
 
 /**
@@ -203,4 +238,17 @@ export async function forkBenchLines() {
 
 if (process.argv[1] === import.meta.filename && process.argv.includes('--json')) {
   process.stdout.write(JSON.stringify(await forkBench()));
+}
+if (process.argv[1] === import.meta.filename && process.argv.includes('--trace')) {
+  const runs = Number(process.argv[process.argv.indexOf('--trace') + 1]) || 40;
+  for (const spares of [0, 2]) {
+    console.log(
+      `\n${spares ? `${spares} spares` : 'fork on request'}, ~50 MB heap: µs from the request (p50 of ${runs})`,
+    );
+    let prev = 0;
+    for (const { stage, us } of await forkTraceTable(50, spares, runs)) {
+      console.log(`| ${stage} | ${us.toFixed(0)} | ${us < 0 ? 'ahead' : (us - prev).toFixed(0)} |`);
+      if (us >= 0) prev = us;
+    }
+  }
 }

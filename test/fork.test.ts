@@ -136,7 +136,7 @@ describe('custom-fork mode: a Node forkserver', () => {
 
   it('no io_uring ring in the forkserver or its children: it runs under the io_uring denial from its exec, and libuv uses epoll', async () => {
     const c = await forkChild(server, policy);
-    await c.comms.sendMessage({ kind: 'ping' });
+    await c.comms.sendMessage({ kind: 'ping', rings: true });
     // counted in the child right after fork(), before its own filter: the forkserver's fd table
     expect(await c.comms.recvMessage()).toMatchObject({ ok: true, inheritedRings: 0 });
     expect((await c.result).status).toBe('OK');

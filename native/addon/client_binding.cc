@@ -6,6 +6,8 @@
 
 #include <sbx/client.h>
 
+#include "../client/src/le.h"
+#include "../client/src/trace.h"
 #include "bindings.h"
 #include "errors.h"
 
@@ -63,7 +65,35 @@ static Napi::Value ClientThreadCount(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), sbx_client_thread_count());
 }
 
+// clientTraceStart(buf): this process is the child of a traced fork request; `buf` holds the
+// stages the fork binding saw (trace.h's encoding), sandboxMeHere() adds its own and sends them.
+static Napi::Value ClientTraceStart(const Napi::CallbackInfo &info) {
+  if (info.Length() < 1 || !info[0].IsBuffer()) {
+    Napi::TypeError::New(info.Env(), "clientTraceStart(buf)").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  auto buf = info[0].As<Napi::Buffer<unsigned char>>();
+  const unsigned char *p = buf.Data();
+  size_t len = buf.Length();
+  sbx_trace_start();
+  unsigned n = len >= 8 ? get_u32(p) : 0;
+  for (unsigned i = 0; i < n && 8 + (i + 1) * SBX_TRACE_RECORD_SIZE <= len; i++) {
+    const unsigned char *r = p + 8 + i * SBX_TRACE_RECORD_SIZE;
+    sbx_trace_mark_at(get_u32(r), get_u64(r + 8));
+  }
+  return info.Env().Undefined();
+}
+
+// clientTraceMark(stage): records a stage of a traced request now (no-op when not traced).
+static Napi::Value ClientTraceMark(const Napi::CallbackInfo &info) {
+  if (info.Length() >= 1 && info[0].IsNumber())
+    sbx_trace_mark(info[0].As<Napi::Number>().Uint32Value());
+  return info.Env().Undefined();
+}
+
 void InitClientBinding(Napi::Env env, Napi::Object exports) {
+  exports.Set("clientTraceStart", Napi::Function::New(env, ClientTraceStart, "clientTraceStart"));
+  exports.Set("clientTraceMark", Napi::Function::New(env, ClientTraceMark, "clientTraceMark"));
   exports.Set("clientSandboxMeHere",
               Napi::Function::New(env, ClientSandboxMeHere, "clientSandboxMeHere"));
   exports.Set("clientState", Napi::Function::New(env, ClientState, "clientState"));

@@ -2,7 +2,7 @@
 // (the one C implementation of the wire format). Errors carry the library's -errno as .errno and
 // the tag that arrived as .lastTag.
 #include <errno.h>
-#include <stdlib.h>
+#include <stdint.h>
 
 #include <sbx/comms.h>
 
@@ -40,6 +40,26 @@ static Napi::Value CommsSendFd(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// The payload is read straight into a Buffer that V8 owns (no malloc, no copy): the allocator
+// callback runs once the header has told the length. napi_* calls only, since a C++ exception
+// must not cross libsbx_comms.
+struct RecvTarget {
+  napi_env env;
+  napi_value buffer;
+};
+
+static void *AllocPayload(void *ctx, uint64_t len) {
+  RecvTarget *t = static_cast<RecvTarget *>(ctx);
+  void *data = nullptr;
+  if (len > SIZE_MAX || napi_create_buffer(t->env, (size_t)len, &data, &t->buffer) != napi_ok) {
+    t->buffer = nullptr;
+    return nullptr;
+  }
+  return data;
+}
+
+static void DropPayload(void *ctx, void *) { static_cast<RecvTarget *>(ctx)->buffer = nullptr; }
+
 // commsRecv(fd, maxMessageSize) -> { tag, data: Buffer, fd: number (-1 unless an Fd message) }
 static Napi::Value CommsRecv(const Napi::CallbackInfo &info) {
   const char *usage = "commsRecv(fd: number, maxMessageSize: number)";
@@ -48,19 +68,22 @@ static Napi::Value CommsRecv(const Napi::CallbackInfo &info) {
   sbx_comms_init(&c, ArgInt(info, 0, usage));
   if (info.Length() < 2 || !info[1].IsNumber()) ThrowUsage(env, usage);
   c.max_message_size = (uint64_t)info[1].As<Napi::Number>().Int64Value();
+  RecvTarget target = {env, nullptr};
+  sbx_comms_allocator allocator = {AllocPayload, DropPayload, &target};
   uint32_t tag = 0;
   void *data = nullptr;
   uint64_t len = 0;
   int fd = -1;
-  int rc = sbx_comms_recv_any(&c, &tag, &data, &len, &fd);
-  if (rc < 0) ThrowComms(env, rc, c, "sbx_comms_recv");
+  int rc = sbx_comms_recv_any_into(&c, &allocator, &tag, &data, &len, &fd);
+  if (rc < 0) {
+    // A failed allocation may have left a pending JS exception; ours names the call instead.
+    if (env.IsExceptionPending()) env.GetAndClearPendingException();
+    ThrowComms(env, rc, c, "sbx_comms_recv");
+  }
   Napi::Object out = Napi::Object::New(env);
   out.Set("tag", Napi::Number::New(env, tag));
-  // Copy into a V8-owned Buffer and free at once: an external buffer would hide the memory
-  // from V8's GC accounting, and fresh (never recycled) pages cost more than the copy.
-  Napi::Buffer<uint8_t> copy = Napi::Buffer<uint8_t>::Copy(env, static_cast<uint8_t *>(data), len);
-  free(data);
-  out.Set("data", copy);
+  out.Set("data", target.buffer != nullptr ? Napi::Value(env, target.buffer)
+                                           : Napi::Buffer<uint8_t>::New(env, 0));
   out.Set("fd", Napi::Number::New(env, fd));
   return out;
 }

@@ -39,6 +39,7 @@ extern "C" {
 
 #include <napi.h>
 
+#include "../client/src/trace.h"
 #include "errors.h"
 
 namespace sbx {
@@ -46,6 +47,10 @@ namespace {
 
 sbx_forking_client *g_fc = nullptr;
 uv_loop_t *g_loop = nullptr;
+// JS to run in a new child right after the runtime repair, before it waits for its request (a
+// spare) or returns (on request): the child's fix-ups then cost a spare's request nothing.
+napi_env g_env = nullptr;
+napi_ref g_on_child = nullptr;
 node::MultiIsolatePlatform *g_platform = nullptr;
 
 // ---- parking the V8 platform workers ----
@@ -231,6 +236,17 @@ void Child(void *) {
              [](uv_handle_t *hh) { delete reinterpret_cast<uv_async_t *>(hh); });
   });
   uv_async_send(kick);
+  // The JS callback catches its own errors (forking-client.ts): nothing may unwind through C.
+  if (g_on_child != nullptr) {
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(g_env, &scope) == napi_ok) {
+      napi_value fn, global, result;
+      if (napi_get_reference_value(g_env, g_on_child, &fn) == napi_ok && fn != nullptr &&
+          napi_get_global(g_env, &global) == napi_ok)
+        napi_call_function(g_env, global, fn, 0, nullptr, &result);
+      napi_close_handle_scope(g_env, scope);
+    }
+  }
 }
 
 const sbx_fork_hooks g_hooks = {Prepare, Parent, Child, nullptr};
@@ -279,11 +295,16 @@ void OnPrepare(uv_prepare_t *h) {
 
 }  // namespace
 
-// forkingOpen(commsFd) -> { workers, v8Built, v8Running }: takes the channel (-1: default).
+// forkingOpen(commsFd, onChild?) -> { workers }: takes the channel (-1: default); onChild runs
+// in every new child after the runtime repair (before a spare waits for its request).
 static Napi::Value ForkingOpen(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  int fd = ArgInt(info, 0, "forkingOpen(commsFd: number)");
+  int fd = ArgInt(info, 0, "forkingOpen(commsFd: number, onChild?: () => void)");
   if (g_fc) ThrowErrno(env, EALREADY, "forkingOpen");
+  if (info.Length() > 1 && info[1].IsFunction() && g_on_child == nullptr) {
+    g_env = env;
+    napi_create_reference(env, info[1], 1, &g_on_child);
+  }
   napi_get_uv_event_loop(env, &g_loop);
   v8::Isolate *isolate = v8::Isolate::GetCurrent();
   g_platform =
@@ -391,6 +412,19 @@ static Napi::Value ForkingIoUringDenied(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), r < 0 && (e == ENOSYS || e == EPERM));
 }
 
+// forkingChildTrace() -> in the child of a traced request, its stages so far (trace.h's wire
+// encoding, for Client's trace to carry on), else null.
+static Napi::Value ForkingChildTrace(const Napi::CallbackInfo &info) {
+  if (!sbx_trace_enabled()) return info.Env().Null();
+  uint32_t stages[SBX_TRACE_MAX];
+  uint64_t ns[SBX_TRACE_MAX];
+  unsigned n = sbx_trace_get(stages, ns, SBX_TRACE_MAX);
+  if (n > SBX_TRACE_MAX) n = SBX_TRACE_MAX;
+  unsigned char buf[8 + SBX_TRACE_MAX * SBX_TRACE_RECORD_SIZE];
+  size_t len = sbx_trace_encode(buf, sizeof buf, stages, ns, n);
+  return Napi::Buffer<unsigned char>::Copy(info.Env(), buf, len);
+}
+
 // forkGetpid(): the real pid (process.pid is the forkserver's in a child until fixed).
 static Napi::Value ForkGetpid(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), getpid());
@@ -398,6 +432,8 @@ static Napi::Value ForkGetpid(const Napi::CallbackInfo &info) {
 
 Napi::Object InitForkBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("forkGetpid", Napi::Function::New(env, ForkGetpid, "forkGetpid"));
+  exports.Set("forkingChildTrace",
+              Napi::Function::New(env, ForkingChildTrace, "forkingChildTrace"));
   exports.Set("forkingOpen", Napi::Function::New(env, ForkingOpen, "forkingOpen"));
   exports.Set("forkingV8Built", Napi::Function::New(env, ForkingV8Built, "forkingV8Built"));
   exports.Set("forkingWaitAndFork",

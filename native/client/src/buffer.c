@@ -90,10 +90,12 @@ int sbx_buffer_from_fd(int fd, uint64_t expected_size, sbx_buffer *buf) {
   struct statfs sfs;
   if (fstatfs(fd, &sfs) != 0) return -errno;
   if ((unsigned long)sfs.f_type != (unsigned long)TMPFS_MAGIC) return -EMEDIUMTYPE;
-  /* Seal before reading the size: afterwards it cannot change. */
-  if ((seals & SIZE_SEALS) != SIZE_SEALS && fcntl(fd, F_ADD_SEALS, SIZE_SEALS) != 0)
-    return errno == EPERM ? -EPERM : -errno;
-  if (fstat(fd, &st) != 0) return -errno;
+  /* The size counts once sealed: already sealed (as sbx_buffer_create leaves it), the fstat
+   * above read the final size; sealed here, it is read again. */
+  if ((seals & SIZE_SEALS) != SIZE_SEALS) {
+    if (fcntl(fd, F_ADD_SEALS, SIZE_SEALS) != 0) return errno == EPERM ? -EPERM : -errno;
+    if (fstat(fd, &st) != 0) return -errno;
+  }
   uint64_t size = (uint64_t)st.st_size;
   if (expected_size != SBX_BUFFER_ANY_SIZE && size != expected_size) return -ERANGE;
   if (size > (uint64_t)SIZE_MAX) return -ENOMEM;

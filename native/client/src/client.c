@@ -30,6 +30,7 @@
 #include <sbx/comms.h>
 
 #include "client_internal.h"
+#include "trace.h"
 #include "sbx/client.h"
 #include "le.h"
 
@@ -66,22 +67,63 @@ static int comms_fail(const struct errbuf *e, int rc, const char *what) {
   return fail(e, rc, "%s: %s", what, sbx_comms_strerror(rc));
 }
 
-/* After the install: INSTALLED (the listener's number) with sendto() and no address, the one
- * write the filter lets through on the handshake fd (MSG_NOSIGNAL: a gone executor is EPIPE,
- * not a signal). */
-static int send_installed(int fd, int listener, const struct errbuf *e) {
-  unsigned char msg[SBX_COMMS_HEADER_SIZE + 4];
-  size_t off = 0;
-  put_u32(msg, SBX_CLIENT_TAG_INSTALLED);
-  put_u64(msg + 4, 4);
-  put_u32(msg + SBX_COMMS_HEADER_SIZE, (uint32_t)listener);
-  while (off < sizeof msg) {
-    ssize_t n = sendto(fd, msg + off, sizeof msg - off, MSG_NOSIGNAL, NULL, 0);
+/* After the install: INSTALLED (the listener's number), after HELLO when `hello` is given (the
+ * policy came before it: one write, so the executor wakes once for both), with sendto() and no
+ * address, the one write the filter lets through on the handshake fd (MSG_NOSIGNAL: a gone
+ * executor is EPIPE, not a signal). */
+static int send_installed(int fd, const unsigned char *hello, int listener,
+                          const struct errbuf *e) {
+  unsigned char msg[2 * SBX_COMMS_HEADER_SIZE + SBX_CLIENT_HELLO_SIZE + 4], *p = msg;
+  size_t off = 0, total;
+  if (hello != NULL) {
+    put_u32(p, SBX_CLIENT_TAG_HELLO);
+    put_u64(p + 4, SBX_CLIENT_HELLO_SIZE);
+    memcpy(p + SBX_COMMS_HEADER_SIZE, hello, SBX_CLIENT_HELLO_SIZE);
+    p += SBX_COMMS_HEADER_SIZE + SBX_CLIENT_HELLO_SIZE;
+  }
+  put_u32(p, SBX_CLIENT_TAG_INSTALLED);
+  put_u64(p + 4, 4);
+  put_u32(p + SBX_COMMS_HEADER_SIZE, (uint32_t)listener);
+  total = (size_t)(p - msg) + SBX_COMMS_HEADER_SIZE + 4;
+  while (off < total) {
+    ssize_t n = sendto(fd, msg + off, total - off, MSG_NOSIGNAL, NULL, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return comms_fail(e, -errno, "telling the executor where the listener is");
     off += (size_t)n;
   }
   return 0;
+}
+
+/* True when the executor's POLICY is already waiting on the channel (it sends it before HELLO
+ * when the program does not depend on HELLO): the client can then install first and send HELLO
+ * with INSTALLED. */
+static bool policy_waiting(int fd) {
+  unsigned char h[SBX_COMMS_HEADER_SIZE];
+  ssize_t n;
+  do n = recv(fd, h, sizeof h, MSG_PEEK | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  return n == (ssize_t)sizeof h && get_u32(h) == SBX_CLIENT_TAG_POLICY;
+}
+
+/* A traced request: the child's timestamps to the executor, after GO (sendto without an
+ * address, as INSTALLED; best effort: the trace is a diagnosis, the sandbox does not depend on
+ * it). Uses g_buf, which the BUSY state still guards. */
+static void send_trace(int fd) {
+  uint32_t stages[SBX_TRACE_MAX];
+  uint64_t ns[SBX_TRACE_MAX];
+  unsigned n = sbx_trace_get(stages, ns, SBX_TRACE_MAX);
+  if (n > SBX_TRACE_MAX) n = SBX_TRACE_MAX;
+  size_t len = sbx_trace_encode(g_buf + SBX_COMMS_HEADER_SIZE, sizeof g_buf - SBX_COMMS_HEADER_SIZE,
+                                stages, ns, n);
+  put_u32(g_buf, SBX_CLIENT_TAG_TRACE);
+  put_u64(g_buf + 4, len);
+  size_t off = 0, total = SBX_COMMS_HEADER_SIZE + len;
+  while (off < total) {
+    ssize_t w = sendto(fd, g_buf + off, total - off, MSG_NOSIGNAL, NULL, 0);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    off += (size_t)w;
+  }
 }
 
 /* read() until `len` bytes came: 0, -EPIPE at end of stream, or -errno. */
@@ -178,6 +220,7 @@ static int install(const struct sock_fprog *prog, bool tsync, const struct errbu
   quiet_malloc();
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return fail(e, -errno, "prctl(PR_SET_NO_NEW_PRIVS, 1): %s", strerror(errno));
+  sbx_trace_mark(SBX_TRACE_CHILD_NNP);
   fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, prog);
   if (fd >= 0) return (int)fd;
   switch (errno) {
@@ -204,7 +247,9 @@ static int handshake(int fd, unsigned flags, const struct errbuf *e, bool *filte
   int threads, hint, listener, rc;
   bool tsync;
   struct sock_fprog prog;
+  bool early;
 
+  sbx_trace_mark(SBX_TRACE_CHILD_ME_HERE);
   if ((rc = check_channel(fd, e)) < 0) return rc;
   support = sbx_client_kernel_support();
   if (flags & SBX_CLIENT_ASSUME_NO_TSYNC) support &= ~SBX_CLIENT_KERNEL_TSYNC_LISTENER;
@@ -236,9 +281,14 @@ static int handshake(int fd, unsigned flags, const struct errbuf *e, bool *filte
   put_u32(hello + 4, threads < 0 ? SBX_CLIENT_NO_FD : (uint32_t)threads);
   put_u32(hello + 8, tsync ? SBX_CLIENT_HELLO_TSYNC : 0);
   put_u32(hello + 12, hint < 0 ? SBX_CLIENT_NO_FD : (uint32_t)hint);
-  if ((rc = sbx_comms_send_tlv(&c, SBX_CLIENT_TAG_HELLO, hello, sizeof hello)) < 0)
-    return comms_fail(e, rc, "sending HELLO");
+  early = policy_waiting(fd);
+  if (!early) {
+    if ((rc = sbx_comms_send_tlv(&c, SBX_CLIENT_TAG_HELLO, hello, sizeof hello)) < 0)
+      return comms_fail(e, rc, "sending HELLO");
+    sbx_trace_mark(SBX_TRACE_CHILD_HELLO);
+  }
   if ((rc = recv_reply(&c, SBX_CLIENT_TAG_POLICY, &len, e, "receiving the policy")) < 0) return rc;
+  sbx_trace_mark(SBX_TRACE_CHILD_POLICY);
   if (len == 0 || len % sizeof(struct sock_filter) != 0)
     return fail(e, -EPROTO,
                 "the executor sent a policy of %llu bytes (not a whole number of "
@@ -250,12 +300,19 @@ static int handshake(int fd, unsigned flags, const struct errbuf *e, bool *filte
   listener = install(&prog, tsync, e);
   if (listener < 0) return listener;
   *filtered = true;
+  sbx_trace_mark(SBX_TRACE_CHILD_FILTER);
 
   /* From here on: only sendto (no address) and read on fd, and close(listener). The listener
    * stays open until the executor has taken its copy (GO, or an end). */
-  rc = send_installed(fd, listener, e);
+  rc = send_installed(fd, early ? hello : NULL, listener, e);
+  if (rc == 0 && early) sbx_trace_mark(SBX_TRACE_CHILD_HELLO);
+  if (rc == 0) sbx_trace_mark(SBX_TRACE_CHILD_INSTALLED);
   if (rc == 0) rc = recv_go(fd, e);
   close(listener);
+  if (rc == 0 && sbx_trace_enabled()) {
+    sbx_trace_mark(SBX_TRACE_CHILD_GO);
+    send_trace(fd);
+  }
   return rc;
 }
 

@@ -30,6 +30,7 @@
 
 #include "sbx/forking_client.h"
 #include "le.h"
+#include "trace.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -93,6 +94,7 @@ struct child {
 /* A spare's assignment: u32 n | n x u32 target, with the n fds as SCM_RIGHTS. */
 struct assignment {
   uint32_t n;
+  uint32_t flags; /* SBX_FORK_REQUEST_TRACE */
   uint32_t targets[SBX_FORK_MAX_FDS];
 };
 
@@ -322,15 +324,31 @@ static struct child *find_child(sbx_forking_client *fc, pid_t pid) {
 }
 
 /* FORKED for child `pid` (in the table) and its pidfd. Returns pid or the channel's error. */
-static pid_t reply_forked(sbx_forking_client *fc, uint64_t id, pid_t pid, char *err,
-                          size_t errlen) {
+/* The forkserver's stages of a traced request (at most 5). */
+struct fs_trace {
+  unsigned n;
+  uint32_t stage[5];
+  uint64_t ns[5];
+};
+
+static void fs_mark(struct fs_trace *t, uint32_t stage) {
+  if (t != NULL && t->n < 5) {
+    t->stage[t->n] = stage;
+    t->ns[t->n++] = sbx_trace_now();
+  }
+}
+
+static pid_t reply_forked(sbx_forking_client *fc, uint64_t id, pid_t pid, const struct fs_trace *t,
+                          char *err, size_t errlen) {
   struct child *c = find_child(fc, pid);
-  unsigned char buf[16];
+  unsigned char buf[16 + 8 + 5 * SBX_TRACE_RECORD_SIZE];
+  size_t len = 16;
   put_u64(buf, id);
   put_u32(buf + 8, 0);
   put_u32(buf + 12, (uint32_t)pid);
+  if (t != NULL) len += sbx_trace_encode(buf + 16, sizeof buf - 16, t->stage, t->ns, t->n);
   int rc;
-  if ((rc = sbx_comms_send_tlv(&fc->comms, SBX_FORK_TAG_FORKED, buf, sizeof buf)) < 0 ||
+  if ((rc = sbx_comms_send_tlv(&fc->comms, SBX_FORK_TAG_FORKED, buf, len)) < 0 ||
       (rc = sbx_comms_send_fd(&fc->comms, c->pidfd)) < 0)
     return fail(err, errlen, rc == -ECONNRESET ? -EPIPE : rc, "replying to fork request %llu: %s",
                 (unsigned long long)id, sbx_comms_strerror(rc));
@@ -340,11 +358,11 @@ static pid_t reply_forked(sbx_forking_client *fc, uint64_t id, pid_t pid, char *
 /* Hands the request's fds to a waiting spare. Returns its pid, or 0 when there is none (a
  * spare that cannot take them is killed and left to be reaped). */
 static pid_t assign_spare(sbx_forking_client *fc, uint64_t id, const int *fds,
-                          const uint32_t *targets, unsigned n) {
+                          const uint32_t *targets, unsigned n, uint32_t flags) {
   for (unsigned i = 0; i < fc->nchildren; i++) {
     struct child *c = &fc->children[i];
     if (c->sock < 0) continue;
-    struct assignment a = {.n = n};
+    struct assignment a = {.n = n, .flags = flags};
     memcpy(a.targets, targets, n * sizeof *targets);
     struct iovec iov = {.iov_base = &a, .iov_len = sizeof a};
     union {
@@ -378,6 +396,9 @@ static pid_t assign_spare(sbx_forking_client *fc, uint64_t id, const int *fds,
   return 0;
 }
 
+/* A spare's stages done ahead of its request, kept for a traced assignment. */
+static uint64_t g_spare_forked, g_spare_isolated, g_spare_runtime;
+
 /* In a spare child: waits for its assignment and puts the fds in place. */
 static void spare_wait(int sock) {
   struct assignment a;
@@ -392,6 +413,14 @@ static void spare_wait(int sock) {
   do r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
   while (r < 0 && errno == EINTR);
   if (r != (ssize_t)sizeof a) _exit(0); /* the forkserver went away: nothing to do */
+  if (a.flags & SBX_FORK_REQUEST_TRACE) {
+    uint64_t now = sbx_trace_now();
+    sbx_trace_start();
+    sbx_trace_mark_at(SBX_TRACE_CHILD_FORKED, g_spare_forked);
+    sbx_trace_mark_at(SBX_TRACE_CHILD_ISOLATED, g_spare_isolated);
+    if (g_spare_runtime) sbx_trace_mark_at(SBX_TRACE_CHILD_RUNTIME, g_spare_runtime);
+    sbx_trace_mark_at(SBX_TRACE_CHILD_ASSIGNED, now);
+  }
   int fds[SBX_FORK_MAX_FDS];
   unsigned got = 0;
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
@@ -403,6 +432,7 @@ static void spare_wait(int sock) {
   close(sock);
   if (got != a.n || (mh.msg_flags & MSG_CTRUNC) || child_place_fds(fds, a.targets, a.n) != 0)
     _exit(SBX_FORK_SETUP_FAILED);
+  sbx_trace_mark(SBX_TRACE_CHILD_FDS);
 }
 
 /* Forks one spare. Returns 1 in the forkserver (made or not), 0 in the spare once assigned. */
@@ -425,14 +455,19 @@ static int fork_spare(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    g_spare_forked = sbx_trace_now();
     close(sync[0]);
     close(sv[0]);
     int code = child_isolate(fc, parent);
+    g_spare_isolated = sbx_trace_now();
     ssize_t w = write(sync[1], &code, sizeof code);
     (void)w;
     if (code != 0) _exit(SBX_FORK_SETUP_FAILED);
     close(sync[1]);
-    if (hooks && hooks->child) hooks->child(hooks->arg);
+    if (hooks && hooks->child) {
+      hooks->child(hooks->arg);
+      g_spare_runtime = sbx_trace_now();
+    }
     spare_wait(sv[1]);
     return 0;
   }
@@ -493,8 +528,10 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
     return fail(err, errlen, rc, "receiving a fork request: %s", sbx_comms_strerror(rc));
   }
   const unsigned char *p = data;
-  uint32_t n = len >= 12 ? get_u32(p + 8) : 0;
-  if (tag != SBX_FORK_TAG_REQUEST || len < 12 || n > SBX_FORK_MAX_FDS || len != 12 + 4ull * n) {
+  uint32_t word = len >= 12 ? get_u32(p + 8) : 0;
+  uint32_t n = word & 0xffffu, flags = word & ~0xffffu;
+  if (tag != SBX_FORK_TAG_REQUEST || len < 12 || n > SBX_FORK_MAX_FDS || len != 12 + 4ull * n ||
+      (flags & ~SBX_FORK_REQUEST_TRACE) != 0) {
     free(data);
     return fail(err, errlen, -EPROTO, "expected a fork REQUEST, got %s of %llu bytes",
                 sbx_comms_tag_name(tag), (unsigned long long)len);
@@ -519,6 +556,8 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
                   (unsigned long long)id, i + 1, n, sbx_comms_strerror(rc));
     }
   }
+  struct fs_trace trace = {.n = 0}, *t = (flags & SBX_FORK_REQUEST_TRACE) ? &trace : NULL;
+  fs_mark(t, SBX_TRACE_FS_REQUEST);
   if (bad) {
     close_fds(fds, n);
     rc = reply_error(fc, id, -EINVAL, "fork request: target fds must be distinct numbers 0..1023");
@@ -531,10 +570,11 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
     return rc < 0 ? rc : 1;
   }
 
-  pid_t spare = assign_spare(fc, id, fds, targets, n);
+  pid_t spare = assign_spare(fc, id, fds, targets, n, flags);
   if (spare > 0) {
+    fs_mark(t, SBX_TRACE_FS_ASSIGNED);
     close_fds(fds, n);
-    return reply_forked(fc, id, spare, err, errlen);
+    return reply_forked(fc, id, spare, t, err, errlen);
   }
 
   char msg[256] = "";
@@ -543,6 +583,7 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
     rc = reply_error(fc, id, rc, msg[0] ? msg : "the forkserver's runtime refused to fork");
     return rc < 0 ? rc : 1;
   }
+  if (hooks && hooks->prepare) fs_mark(t, SBX_TRACE_FS_PREPARED);
   int sync[2];
   if (pipe2(sync, O_CLOEXEC) < 0) {
     int e = errno;
@@ -554,17 +595,29 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    if (t != NULL) {
+      sbx_trace_start();
+      sbx_trace_mark(SBX_TRACE_CHILD_FORKED);
+    }
     close(sync[0]);
     int code = child_isolate(fc, parent);
-    if (code == 0) code = child_place_fds(fds, targets, n);
+    if (code == 0) {
+      sbx_trace_mark(SBX_TRACE_CHILD_ISOLATED);
+      code = child_place_fds(fds, targets, n);
+    }
     ssize_t w = write(sync[1], &code, sizeof code);
     (void)w;
     if (code != 0) _exit(SBX_FORK_SETUP_FAILED);
+    sbx_trace_mark(SBX_TRACE_CHILD_FDS);
     close(sync[1]);
-    if (hooks && hooks->child) hooks->child(hooks->arg);
+    if (hooks && hooks->child) {
+      hooks->child(hooks->arg);
+      sbx_trace_mark(SBX_TRACE_CHILD_RUNTIME);
+    }
     return 0;
   }
   int fork_errno = errno;
+  fs_mark(t, SBX_TRACE_FS_FORKED);
   if (hooks && hooks->parent) hooks->parent(hooks->arg);
   close(sync[1]);
   close_fds(fds, n);
@@ -576,6 +629,7 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   int code = -1;
   int got = read_full(sync[0], &code, sizeof code);
   close(sync[0]);
+  fs_mark(t, SBX_TRACE_FS_CHILD_READY);
   int pidfd = -1;
   if (got == (int)sizeof code && code == 0) pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (pidfd < 0) {
@@ -591,7 +645,7 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
     return rc < 0 ? rc : 1;
   }
   fc->children[fc->nchildren++] = (struct child){.pid = pid, .pidfd = pidfd, .id = id, .sock = -1};
-  return reply_forked(fc, id, pid, err, errlen);
+  return reply_forked(fc, id, pid, t, err, errlen);
 }
 
 pid_t sbx_forking_client_wait_and_fork(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks,

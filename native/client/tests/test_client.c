@@ -250,6 +250,41 @@ static int single_child(int fd) {
   return 0;
 }
 
+/* The policy sent before HELLO (as the executor does when it does not depend on HELLO): the
+ * client installs first, then sends HELLO and INSTALLED in one write, so HELLO finds the filter
+ * on and INSTALLED right behind it. */
+static int early_parent(int fd) {
+  sbx_comms c;
+  uint32_t hello[4];
+  int listener;
+  unsigned char peek[SBX_COMMS_HEADER_SIZE];
+  char path[64], status[4096];
+  sbx_comms_init(&c, fd);
+  CHECK(sbx_comms_send_tlv(&c, SBX_CLIENT_TAG_POLICY, notify_getppid, sizeof notify_getppid) == 0);
+  if (recv_hello(&c, hello)) return 1;
+  CHECK(recv(fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT) == (ssize_t)sizeof peek);
+  CHECK(get_u32(peek) == SBX_CLIENT_TAG_INSTALLED);
+  snprintf(path, sizeof path, "/proc/%d/status", (int)g_child);
+  FILE *f = fopen(path, "r");
+  CHECK(f != NULL);
+  size_t n = fread(status, 1, sizeof status - 1, f);
+  fclose(f);
+  status[n] = '\0';
+  CHECK(strstr(status, "\nSeccomp:\t2") != NULL);
+  CHECK(take_listener(&c, &listener) == 0);
+  CHECK(is_listener(listener));
+  CHECK(sbx_comms_send_tlv(&c, SBX_CLIENT_TAG_GO, NULL, 0) == 0);
+  if (serve_notifications(listener, 1)) return 1;
+  close(listener);
+  return 0;
+}
+
+static int early_child(int fd) {
+  CHECK_RC(sbx_client_sandbox_me_here_fd(fd, 0, msg, sizeof msg), 0);
+  CHECK(syscall(SYS_getppid) == kSpoofed);
+  return 0;
+}
+
 static int idle_parent(int fd) {
   sbx_comms c;
   sbx_comms_init(&c, fd);
@@ -400,6 +435,8 @@ int main(void) {
   static const struct pair_case pairs[] = {
       {"sandboxes every thread and hands the listener to the executor", full_parent, full_child},
       {"one thread without TSYNC gets the filter on the caller", single_parent, single_child},
+      {"a policy sent before HELLO: installed first, HELLO with INSTALLED", early_parent,
+       early_child},
       {"refuses several threads without TSYNC", idle_parent, threads_without_tsync_child},
       {"reports the executor's ERROR", refuse_parent, refuse_child},
       {"executor gone before the policy: EPIPE", gone_before_policy_parent, gone_child},

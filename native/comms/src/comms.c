@@ -122,10 +122,11 @@ typedef enum {
 typedef struct {
   uint32_t want; /* expected tag; SBX_TAG_INVALID accepts any */
   body_mode mode;
-  void *buf;    /* INTO, EXACT */
-  uint64_t cap; /* INTO, EXACT */
-  size_t extra; /* ALLOC */
-  int *fd_out;  /* NULL: an Fd message is not accepted here (-EBADMSG, fd closed) */
+  void *buf;                            /* INTO, EXACT */
+  uint64_t cap;                         /* INTO, EXACT */
+  size_t extra;                         /* ALLOC */
+  const sbx_comms_allocator *allocator; /* ALLOC: NULL is malloc/free */
+  int *fd_out; /* NULL: an Fd message is not accepted here (-EBADMSG, fd closed) */
 } recv_request;
 
 typedef struct {
@@ -185,7 +186,8 @@ static int recv_message(sbx_comms *c, const recv_request *rq, recv_result *out) 
   switch (rq->mode) {
     case BODY_ALLOC:
       if (len + rq->extra > 0) {
-        data = malloc((size_t)len + rq->extra);
+        data = rq->allocator != NULL ? rq->allocator->alloc(rq->allocator->ctx, len + rq->extra)
+                                     : malloc((size_t)len + rq->extra);
         if (data == NULL) {
           rc = -ENOMEM;
           goto fail;
@@ -210,13 +212,17 @@ static int recv_message(sbx_comms *c, const recv_request *rq, recv_result *out) 
   return 0;
 
 fail:
-  free(data);
+  if (data != NULL && rq->allocator != NULL) {
+    if (rq->allocator->release != NULL) rq->allocator->release(rq->allocator->ctx, data);
+  } else {
+    free(data);
+  }
   sbx_rx_fds_close(&rx);
   return rc;
 }
 
-static int recv_alloc(sbx_comms *c, uint32_t want, size_t extra, int *fd_out, uint32_t *tag,
-                      void **data, uint64_t *len) {
+static int recv_alloc(sbx_comms *c, uint32_t want, size_t extra, const sbx_comms_allocator *a,
+                      int *fd_out, uint32_t *tag, void **data, uint64_t *len) {
   recv_request rq;
   recv_result res;
   int rc;
@@ -224,6 +230,7 @@ static int recv_alloc(sbx_comms *c, uint32_t want, size_t extra, int *fd_out, ui
   rq.want = want;
   rq.mode = BODY_ALLOC;
   rq.extra = extra;
+  rq.allocator = a;
   rq.fd_out = fd_out;
   rc = recv_message(c, &rq, &res);
   if (rc < 0) return rc;
@@ -236,7 +243,7 @@ static int recv_alloc(sbx_comms *c, uint32_t want, size_t extra, int *fd_out, ui
 int sbx_comms_recv_tlv(sbx_comms *c, uint32_t *tag, void **data, uint64_t *len) {
   if (data == NULL || tag == NULL || len == NULL) return -EINVAL;
   *data = NULL;
-  return recv_alloc(c, SBX_TAG_INVALID, 0, NULL, tag, data, len);
+  return recv_alloc(c, SBX_TAG_INVALID, 0, NULL, NULL, tag, data, len);
 }
 
 int sbx_comms_recv_any(sbx_comms *c, uint32_t *tag, void **data, uint64_t *len, int *fd) {
@@ -244,7 +251,19 @@ int sbx_comms_recv_any(sbx_comms *c, uint32_t *tag, void **data, uint64_t *len, 
   if (data == NULL || tag == NULL || len == NULL || fd == NULL) return -EINVAL;
   *data = NULL;
   *fd = -1;
-  rc = recv_alloc(c, SBX_TAG_INVALID, 0, fd, tag, data, len);
+  rc = recv_alloc(c, SBX_TAG_INVALID, 0, NULL, fd, tag, data, len);
+  if (rc < 0) *fd = -1;
+  return rc;
+}
+
+int sbx_comms_recv_any_into(sbx_comms *c, const sbx_comms_allocator *a, uint32_t *tag, void **data,
+                            uint64_t *len, int *fd) {
+  int rc;
+  if (a == NULL || a->alloc == NULL || data == NULL || tag == NULL || len == NULL || fd == NULL)
+    return -EINVAL;
+  *data = NULL;
+  *fd = -1;
+  rc = recv_alloc(c, SBX_TAG_INVALID, 0, a, fd, tag, data, len);
   if (rc < 0) *fd = -1;
   return rc;
 }
@@ -268,7 +287,7 @@ int sbx_comms_recv_tlv_into(sbx_comms *c, uint32_t *tag, void *buf, uint64_t cap
 int sbx_comms_recv_expect(sbx_comms *c, uint32_t tag, void **data, uint64_t *len) {
   if (data == NULL || len == NULL || tag == SBX_TAG_INVALID || tag == SBX_TAG_FD) return -EINVAL;
   *data = NULL;
-  return recv_alloc(c, tag, 0, NULL, NULL, data, len);
+  return recv_alloc(c, tag, 0, NULL, NULL, NULL, data, len);
 }
 
 /* ---- Scalars ---- */
@@ -349,7 +368,7 @@ int sbx_comms_recv_string(sbx_comms *c, char **s, size_t *len) {
   int rc;
   if (s == NULL) return -EINVAL;
   *s = NULL;
-  rc = recv_alloc(c, SBX_TAG_STRING, 1, NULL, NULL, &data, &n);
+  rc = recv_alloc(c, SBX_TAG_STRING, 1, NULL, NULL, NULL, &data, &n);
   if (rc < 0) return rc;
   ((char *)data)[n] = '\0'; /* extra = 1: data is never NULL here */
   *s = data;
@@ -362,7 +381,7 @@ static int recv_blob(sbx_comms *c, uint32_t tag, void **data, size_t *len) {
   int rc;
   if (data == NULL || len == NULL) return -EINVAL;
   *data = NULL;
-  rc = recv_alloc(c, tag, 0, NULL, NULL, data, &n);
+  rc = recv_alloc(c, tag, 0, NULL, NULL, NULL, data, &n);
   if (rc < 0) return rc;
   *len = (size_t)n;
   return 0;

@@ -2,6 +2,7 @@
  * test_fds.c: fds cross the channel usable, with FD_CLOEXEC, and none leaks on the way.
  */
 #define _GNU_SOURCE /* O_CLOEXEC */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,65 @@ static int any_child(sbx_comms *c) {
   return 0;
 }
 
+/* recv_any_into: payloads land in the caller's memory (asked for once the length is known), an
+ * Fd message asks for none, and a payload cut short by the peer's exit is handed back. */
+typedef struct {
+  char block[64];
+  int allocs, releases;
+  uint64_t asked;
+} arena;
+
+static void *arena_alloc(void *ctx, uint64_t len) {
+  arena *a = ctx;
+  a->allocs++;
+  a->asked = len;
+  return len <= sizeof a->block ? a->block : NULL;
+}
+
+static void arena_release(void *ctx, void *p) {
+  arena *a = ctx;
+  if (p == a->block) a->releases++;
+}
+
+static int into_parent(sbx_comms *c) {
+  int p[2];
+  CHECK(pipe(p) == 0);
+  CHECK_OK(sbx_comms_send_string(c, "payload"));
+  CHECK_OK(sbx_comms_send_fd(c, p[0]));
+  CHECK_OK(sbx_comms_send_bytes(c, "", 0));
+  CHECK_OK(sbx_comms_send_bytes(c, "0123456789", 10));
+  close(p[0]);
+  close(p[1]);
+  CHECK_OK(sbx_comms_barrier(c));
+  /* A header announcing 32 bytes, then 3 and the end of the stream. */
+  CHECK(raw_send(c->fd, SBX_TAG_BYTES, 32, "abc", 3, NULL, 0) == 0);
+  return 0;
+}
+
+static int into_child(sbx_comms *c) {
+  arena a = {{0}, 0, 0, 0};
+  sbx_comms_allocator al = {arena_alloc, arena_release, &a};
+  uint32_t tag;
+  void *data;
+  uint64_t len;
+  int fd;
+  CHECK_OK(sbx_comms_recv_any_into(c, &al, &tag, &data, &len, &fd));
+  CHECK(tag == SBX_TAG_STRING && len == 7 && data == a.block && fd == -1);
+  CHECK(memcmp(a.block, "payload", 7) == 0 && a.allocs == 1 && a.asked == 7);
+  CHECK_OK(sbx_comms_recv_any_into(c, &al, &tag, &data, &len, &fd));
+  CHECK(tag == SBX_TAG_FD && len == 0 && data == NULL && fd >= 0 && a.allocs == 1);
+  close(fd);
+  CHECK_OK(sbx_comms_recv_any_into(c, &al, &tag, &data, &len, &fd));
+  CHECK(tag == SBX_TAG_BYTES && len == 0 && data == NULL && a.allocs == 1); /* nothing to hold */
+  CHECK_OK(sbx_comms_recv_any_into(c, &al, &tag, &data, &len, &fd));
+  CHECK(tag == SBX_TAG_BYTES && len == 10 && memcmp(data, "0123456789", 10) == 0);
+  CHECK_OK(sbx_comms_barrier(c));
+  CHECK_RC(sbx_comms_recv_any_into(c, &al, &tag, &data, &len, &fd), -EPROTO);
+  CHECK(a.asked == 32 && a.releases == 1 && data == NULL && fd == -1);
+  CHECK_RC(sbx_comms_recv_any_into(c, NULL, &tag, &data, &len, &fd), -EINVAL);
+  return 0;
+}
+
 /* Many fds in a row, each closed by the receiver: the count of open fds does not grow. */
 static int many_parent(sbx_comms *c) {
   int i, before = count_fds();
@@ -95,6 +155,8 @@ int main(void) {
   static const test_case cases[] = {
       {"a pipe fd arrives usable and with FD_CLOEXEC", pipe_parent, pipe_child},
       {"recv_any returns the fd of an Fd message and -1 otherwise", any_parent, any_child},
+      {"recv_any_into reads payloads into the caller's memory and hands back a cut one",
+       into_parent, into_child},
       {"200 fds received and closed leave the fd count unchanged", many_parent, many_child},
   };
   return run_cases(cases, sizeof cases / sizeof cases[0]);

@@ -57,6 +57,8 @@ export function defaultClientFd(): number {
   return fd;
 }
 
+let prepared = false;
+
 /** The sandboxee side of sandbox-me-here mode. All members are static: a process is sandboxed once. */
 export class Client {
   private constructor() {}
@@ -107,10 +109,12 @@ export class Client {
    * work (several milliseconds the first time) out of the sandboxing call. Idempotent.
    */
   static prepare(): void {
+    if (prepared) return; // a forked child finds it done by its forkserver
     void process.stdout;
     void process.stderr;
     loadCodec();
     native().clientWarmRuntime();
+    prepared = true;
   }
 
   /** True once sandboxMeHere() succeeded in this process (asks no system call). */

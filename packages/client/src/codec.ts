@@ -22,6 +22,15 @@ export function loadCodec(): void {
   msgpack();
 }
 
+/**
+ * Runs the Msgpack encode and decode paths once, so that V8 has compiled them: a forkserver does
+ * it before it forks, and no child compiles them again for its first message.
+ */
+export function warmCodec(): void {
+  const sample = { kind: 'warm', n: 1, x: 1.5, ok: true, none: null, list: [1, 'two'], bytes: Buffer.alloc(1) };
+  decodeMessage(encodeMessage(sample));
+}
+
 export function encodeHeader(
   tag: number,
   length: number,

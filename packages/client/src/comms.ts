@@ -298,7 +298,18 @@ export class Comms {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
+  /** @internal Calls `fn` once, when the next message arrives (a fork trace's first reply). */
+  onNextMessage(fn: () => void): void {
+    this.nextMessageHook = fn;
+  }
+  private nextMessageHook: (() => void) | null = null;
+
   private deliver(m: Message): void {
+    if (this.nextMessageHook) {
+      const fn = this.nextMessageHook;
+      this.nextMessageHook = null;
+      fn();
+    }
     if (this.disposed) {
       // close() ran (e.g. from a handler of an earlier message of the same read): nobody takes it.
       if (m.fd >= 0) closeQuietly(m.fd);

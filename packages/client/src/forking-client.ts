@@ -15,9 +15,10 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { ForkError } from './errors.js';
-import { type ForkBinding, forkNative, type NativeErrnoError } from './native.js';
+import { type ForkBinding, forkNative, native, type NativeErrnoError } from './native.js';
 import { Client } from './client.js';
 import { defaultCommsFd } from './sync-comms.js';
+import { warmCodec } from './codec.js';
 
 /** The node flags a forkserver needs, and why (checked by waitAndFork()). */
 export const FORKSERVER_NODE_FLAGS = ['--single-threaded', '--v8-pool-size=1'] as const;
@@ -128,6 +129,7 @@ export class ForkingClient {
     if (!opened) {
       ForkingClient.check();
       Client.prepare(); // the child's sandboxMeHere() then finds everything loaded
+      warmCodec(); // and its first Comms message compiled
       workerThreads();
       const inFlight = activeRequests();
       if (inFlight > 0) {
@@ -139,7 +141,7 @@ export class ForkingClient {
       checkNoIoUring();
       let info: ReturnType<ForkBinding['forkingOpen']>;
       try {
-        info = forkNative().forkingOpen(defaultCommsFd());
+        info = forkNative().forkingOpen(defaultCommsFd(), childFixUps);
       } catch (err) {
         throw fromNative(err as NativeErrnoError);
       }
@@ -158,7 +160,11 @@ export class ForkingClient {
     } catch (err) {
       throw fromNative(err as NativeErrnoError);
     }
-    if (pid === 0) becomeChild();
+    if (pid === 0) {
+      if (!inChild) becomeChild(); // a binding without the callback
+      if (childFixUpError) throw childFixUpError;
+      traceChild();
+    }
     return pid;
   }
 
@@ -237,6 +243,27 @@ function activeRequests(): number {
   return (process as unknown as { _getActiveRequests?: () => unknown[] })._getActiveRequests?.().length ?? 0;
 }
 
+let childFixUpError: unknown = null;
+/** Run by the fork binding in every new child, inside waitAndFork(): for a spare, ahead of its
+ *  request. Its errors wait for waitAndFork() to return (nothing may unwind through C). */
+function childFixUps(): void {
+  try {
+    becomeChild();
+  } catch (err) {
+    childFixUpError = err;
+  }
+}
+
+/** A traced request: what the fork binding saw goes on with sandboxMeHere()'s own stages. */
+function traceChild(): void {
+  const trace = forkNative().forkingChildTrace();
+  if (trace) {
+    const c = native();
+    c.clientTraceStart(trace);
+    c.clientTraceMark(TRACE_CHILD_JS);
+  }
+}
+
 /** The child's side of the fork: everything before the user's code runs again. */
 function becomeChild(): void {
   inChild = true;
@@ -295,6 +322,9 @@ function becomeChild(): void {
   };
   syncBuiltinESMExports();
 }
+
+/** native/client/src/trace.h SBX_TRACE_CHILD_JS: back in JS, the child's fix-ups done. */
+const TRACE_CHILD_JS = 21;
 
 function fromNative(e: NativeErrnoError): ForkError {
   if (!e || typeof e.code !== 'string') return new ForkError('IO', `ForkingClient: ${String(e)}`, { cause: e });

@@ -63,6 +63,10 @@ export interface NativeBinding {
   clientWarmRuntime(): boolean;
   clientKernelSupport(): number;
   clientThreadCount(): number;
+  /** This process is the child of a traced fork request: the fork binding's stages so far. */
+  clientTraceStart(stages: Buffer): void;
+  /** Records a stage of a traced request now (no-op otherwise). */
+  clientTraceMark(stage: number): void;
   /** libsbx_client sbx/buffer.h: the ArrayBuffer owns the mapping and the fd (released at GC
    *  unless bufferClose() released them first). expectedSize -1: any. */
   bufferCreate(size: number): { fd: number; size: number; memory: ArrayBuffer };
@@ -72,7 +76,8 @@ export interface NativeBinding {
 
 /** What sbx_fork-node-v<ABI>.node (fork_binding.cc, custom-fork mode) exports. Internal. */
 export interface ForkBinding {
-  forkingOpen(commsFd: number): { workers: number };
+  /** `onChild` runs in every new child after the runtime repair (a spare: before its request). */
+  forkingOpen(commsFd: number, onChild?: () => void): { workers: number };
   forkingV8Built(): string;
   forkingWaitAndFork(): number;
   forkingStats(): { children: number };
@@ -83,6 +88,8 @@ export interface ForkBinding {
   forkExit(code: number): never;
   forkNaturalExit(fn: (state: number) => void): void;
   forkGetpid(): number;
+  /** In the child of a traced request: its stages so far (u32 count | u32 0 | records), else null. */
+  forkingChildTrace(): Buffer | null;
   /** The NODE_MODULE_VERSION it was built for. */
   nodeModuleVersion: number;
 }

@@ -4,6 +4,7 @@ export {
   ExecutorError,
   DEFAULT_PATH,
   type ExecutorOptions,
+  type ForkExecutorOptions,
   type StdioOption,
   type Isolation,
 } from './sandbox/executor.js';
@@ -89,6 +90,7 @@ export {
   type LoadPolicyFileOptions,
 } from './policy-file/policy-file.js';
 export { ForkServerHandle, ForkServerHandleError, type ForkServerHandleErrorCode } from './forkserver/custom.js';
+export { ForkTrace, type ForkTraceStage, type ForkTraceProcess } from './forkserver/fork-trace.js';
 export { startForkServer, type ForkServerOptions } from './forkserver/start-fork-server.js';
 export {
   learnPolicy,

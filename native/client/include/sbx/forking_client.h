@@ -46,9 +46,15 @@ extern "C" {
 #define SBX_FORK_TAG_FORKED  0x00005321u /* forkserver -> executor, then an Fd (pidfd) on success */
 #define SBX_FORK_TAG_EXITED  0x00005322u /* forkserver -> executor: a child was reaped */
 
-/* REQUEST: u64 request_id | u32 nfds | nfds x u32 target fd; then nfds SBX_TAG_FD messages. */
+/* REQUEST: u64 request_id | u32 nfds (low 16 bits) and flags (high 16) | nfds x u32 target fd;
+ * then nfds SBX_TAG_FD messages. */
 #define SBX_FORK_MAX_FDS 16u
-/* FORKED: u64 request_id | i32 err (0 or -errno) | u32 pid (forkserver's view) | UTF-8 message */
+/* REQUEST flag: trace this request (FORKED carries the forkserver's timestamps, the child sends
+ * its own after GO; docs/wire-protocol.md). */
+#define SBX_FORK_REQUEST_TRACE 0x10000u
+/* FORKED: u64 request_id | i32 err (0 or -errno) | u32 pid (forkserver's view) | UTF-8 message;
+ * on success of a traced request, instead of the message: u32 count | u32 0 | count x
+ * (u32 stage | u32 0 | u64 CLOCK_MONOTONIC ns). */
 /* EXITED: u64 request_id | u32 pid | i32 wait_status | u64 utime_us | u64 stime_us | u64 maxrss_kib */
 #define SBX_FORK_EXITED_SIZE 40u
 /* Children alive at once; a request beyond that gets FORKED err = -EAGAIN. */

@@ -111,6 +111,18 @@ SBX_API int sbx_comms_recv_tlv(sbx_comms *c, uint32_t *tag, void **data, uint64_
  * (an Fd message has no payload: *data NULL, *len 0). For relays that forward whatever
  * arrives. */
 SBX_API int sbx_comms_recv_any(sbx_comms *c, uint32_t *tag, void **data, uint64_t *len, int *fd);
+/* Memory for a payload of a length known only once its header is read: recv_any_into() asks
+ * alloc(ctx, len) for room (len > 0; NULL means -ENOMEM) and reads the payload straight into it,
+ * so a binding can receive into memory its runtime owns without a copy. When the receive fails
+ * after alloc, release(ctx, p) is called (release may be NULL). */
+typedef struct sbx_comms_allocator {
+  void *(*alloc)(void *ctx, uint64_t len);
+  void (*release)(void *ctx, void *p);
+  void *ctx;
+} sbx_comms_allocator;
+/* recv_any with the payload in memory from `a`: *data is alloc's pointer (NULL when *len is 0). */
+SBX_API int sbx_comms_recv_any_into(sbx_comms *c, const sbx_comms_allocator *a, uint32_t *tag,
+                                    void **data, uint64_t *len, int *fd);
 /* recv into a caller buffer: -EMSGSIZE when the message is longer than `cap` (the channel is
  * then broken: the payload was not consumed). An Fd message is -EBADMSG as for recv_tlv. */
 SBX_API int sbx_comms_recv_tlv_into(sbx_comms *c, uint32_t *tag, void *buf, uint64_t cap,

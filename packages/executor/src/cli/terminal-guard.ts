@@ -4,7 +4,6 @@
 // by its owner meanwhile, say). Node resets its stdio terminals when it exits and aborts (SIGABRT)
 // when that fails, so sbx puts the terminal back right after the run, and when that fails it puts
 // /dev/null in the fd's place: Node then skips it and sbx exits with the sandbox's code.
-import { isatty } from 'node:tty';
 import { native } from '@sbx/client/internal';
 
 export interface TerminalGuard {
@@ -16,11 +15,12 @@ export interface TerminalGuard {
 export function guardTerminal(): TerminalGuard {
   const saved: Array<{ fd: number; termios: Buffer; ldisc: number }> = [];
   for (const fd of [0, 1, 2]) {
-    if (!isatty(fd)) continue;
+    // ttyState fails with ENOTTY on anything but a terminal (no node:tty: loading it loads net
+    // and the streams, a tenth of the CLI's start).
     try {
       saved.push({ fd, ...native().ttyState(fd) });
     } catch {
-      // Not resettable to begin with: left to Node, as without sbx.
+      // Not a terminal, or not resettable to begin with: left to Node, as without sbx.
     }
   }
   return {

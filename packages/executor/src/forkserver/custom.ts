@@ -13,10 +13,13 @@ import { closeQuietly } from '@sbx/client/internal';
 import type { Policy } from '../policy/policy.js';
 import type { Result } from '../sandbox/result.js';
 import { decodeExited, EXITED_SIZE, InFlight, sendRequest, type Exited } from './link.js';
+import type { ForkTrace } from './fork-trace.js';
 
 /** Fork protocol tags; mirrors native/client/include/sbx/forking_client.h (keep them equal). */
 export const ForkTag = { Request: 0x00005320, Forked: 0x00005321, Exited: 0x00005322 } as const;
 export const FORK_MAX_FDS = 16;
+/** REQUEST flag (high half of the fd count word): trace this request. */
+export const FORK_REQUEST_TRACE = 0x10000;
 /** Replies are small: FORKED carries at most a 512-byte message. */
 export const MAX_REPLY = 1024;
 /** How long a fork request may take before the forkserver is considered hung. */
@@ -46,6 +49,7 @@ interface Pending {
   resolve: (f: Forked) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
+  trace: ForkTrace | null;
 }
 
 /** The host pid a pidfd refers to (-1 when it is no pidfd or the process is gone). */
@@ -147,15 +151,16 @@ export class ForkServerHandle {
     return this.result;
   }
 
-  /** @internal Asks for a child with `fds` (target number → executor fd, borrowed). */
-  async fork(fds: Array<{ target: number; fd: number }>): Promise<Forked> {
+  /** @internal Asks for a child with `fds` (target number → executor fd, borrowed); `trace`
+   *  gets the request's stamps (the forkserver's, from FORKED). */
+  async fork(fds: Array<{ target: number; fd: number }>, trace: ForkTrace | null = null): Promise<Forked> {
     if (this.dead) throw this.dead;
     if (fds.length > FORK_MAX_FDS)
       throw new TypeError(`custom-fork mode: at most ${FORK_MAX_FDS} fds per child, got ${fds.length}`);
     const id = this.nextId++;
     const payload = Buffer.alloc(12 + 4 * fds.length);
     payload.writeBigUInt64LE(id, 0);
-    payload.writeUInt32LE(fds.length, 8);
+    payload.writeUInt32LE(fds.length | (trace ? FORK_REQUEST_TRACE : 0), 8);
     fds.forEach((f, i) => {
       payload.writeUInt32LE(f.target, 12 + 4 * i);
     });
@@ -169,7 +174,7 @@ export class ForkServerHandle {
           ),
         );
       }, this.forkTimeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, timer, trace });
     });
     forked.catch(() => {});
     const send = this.sendChain.then(async () => {
@@ -183,6 +188,7 @@ export class ForkServerHandle {
     this.sendChain = send.catch(() => {});
     try {
       await send;
+      trace?.mark('request sent');
       return await forked;
     } catch (err) {
       const p = this.pending.get(id);
@@ -248,7 +254,9 @@ export class ForkServerHandle {
             `the forkserver's reply to fork request ${id} carries no pidfd of a child of the forkserver (pid ${pid}, parent ${parent})`,
           );
         }
-        this.settle(id)?.resolve({ id, pid, nsPid, pidfd: m.fd });
+        const p = this.settle(id);
+        p?.trace?.mark('pidfd checked');
+        p?.resolve({ id, pid, nsPid, pidfd: m.fd });
         return;
       }
       if (m.fd >= 0) {
@@ -266,6 +274,15 @@ export class ForkServerHandle {
             `the forkserver answered fork request ${id}, which is not pending`,
           );
         if (err === 0) {
+          const trace = this.pending.get(id)?.trace;
+          if (trace) {
+            trace.mark('FORKED received');
+            if (d.length > 16 && !trace.addRecords('forkserver', d.subarray(16)))
+              throw new ForkServerHandleError(
+                'PROTOCOL',
+                `the forkserver's FORKED for request ${id} carries ${d.length - 16} bytes that are no trace`,
+              );
+          }
           this.awaitingPidfd = { id, nsPid };
           return;
         }

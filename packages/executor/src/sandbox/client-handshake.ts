@@ -19,9 +19,11 @@ import {
 import { closeQuietly, native } from '@sbx/client/internal';
 import { type CompiledPolicy, compilePolicy } from '../policy/compiler.js';
 import type { Policy } from '../policy/policy.js';
+import { TRACE_TAG, type ForkTrace } from '../forkserver/fork-trace.js';
 
-/** Largest message the sandboxee may send here (HELLO is 16 bytes; an Fd message is empty). */
-const MAX_MESSAGE = 64;
+/** Largest message the sandboxee may send here (HELLO is 16 bytes, an Fd message is empty, a
+ *  traced child's TRACE at most 8 + 24 × 16). */
+const MAX_MESSAGE = 512;
 
 export interface ClientHandshakeHooks {
   /**
@@ -33,6 +35,8 @@ export interface ClientHandshakeHooks {
   watch(listenerFd: number): void;
   /** Something went wrong after the policy was sent: record the reason and kill the sandbox. */
   fail(reason: string): void;
+  /** A traced request (custom-fork mode): the handshake's stages, then the child's TRACE after GO. */
+  trace?: ForkTrace;
 }
 
 /** What a pending handshake needs before the spawn: the channel and the sandboxee's end. */
@@ -111,6 +115,7 @@ export async function serveClientHandshake(
 
     // HELLO
     const hello = await channel.recvAny();
+    hooks.trace?.mark('HELLO received');
     if (hello.fd >= 0) closeQuietly(hello.fd);
     let problem: string | null = null;
     if (hello.tag !== ClientTag.Hello || hello.data.length !== CLIENT_HELLO_SIZE) {
@@ -142,6 +147,7 @@ export async function serveClientHandshake(
 
     // INSTALLED: where the listener is
     const m = await channel.recvAny();
+    hooks.trace?.mark('INSTALLED received');
     if (m.fd >= 0) closeQuietly(m.fd);
     if (m.tag !== ClientTag.Installed || m.data.length !== 4 || m.fd >= 0) {
       hooks.fail(
@@ -154,6 +160,7 @@ export async function serveClientHandshake(
     try {
       if (n > 0x7fffffff) throw new Error(`${n} is no fd number`);
       listener = await hooks.take(n);
+      hooks.trace?.mark('listener taken');
     } catch (err) {
       hooks.fail(
         `sandboxMeHere handshake: cannot take the seccomp listener (fd ${n} of the sandboxee): ${(err as Error).message}`,
@@ -164,6 +171,7 @@ export async function serveClientHandshake(
       // The monitor checks that it is a seccomp listener (and takes it either way).
       hooks.watch(listener);
       watched = true;
+      hooks.trace?.mark('monitor watching');
     } catch (err) {
       hooks.fail(`sandboxMeHere handshake: the monitor cannot watch the listener: ${(err as Error).message}`);
       await channel.sendTLV(ClientTag.Error, Buffer.from('the monitor cannot watch the listener')).catch(() => {});
@@ -172,6 +180,14 @@ export async function serveClientHandshake(
 
     // GO
     await channel.sendTLV(ClientTag.Go);
+    if (hooks.trace) {
+      hooks.trace.mark('GO sent');
+      // The child's own stamps follow GO (libsbx_client, when its request was traced). A child
+      // that ends first, or sends something else, leaves the trace without them.
+      const t = await channel.recvAny().catch(() => null);
+      if (t?.fd !== undefined && t.fd >= 0) closeQuietly(t.fd);
+      if (t && t.tag === TRACE_TAG && t.fd < 0) hooks.trace.addRecords('child', t.data);
+    }
   } catch (err) {
     // The sandboxee closed the channel: it exited (or its client failed and it went on). Before
     // the policy nothing is on; after it the monitor (if it got the listener) has the rest.

@@ -14,6 +14,14 @@ export { ExecutorError } from './executor-error.js';
 
 export type StdioOption = 'inherit' | 'ignore' | 'pipe';
 
+/** Options of a custom-fork mode Executor (`new Executor(forkServer, options)`). */
+export interface ForkExecutorOptions {
+  /** Only the walltime applies: the child inherits the rest from the forkserver. */
+  limits?: LimitsOptions | Limits;
+  /** Stamp every stage of the request, in the executor, the forkserver and the child (Sandbox.forkTrace). */
+  trace?: boolean;
+}
+
 export interface ExecutorOptions {
   /** The sandboxee's whole environment (default: PATH only). Nothing is inherited implicitly. */
   env?: Record<string, string>;
@@ -143,6 +151,8 @@ export class Executor {
   started = false;
   /** Custom-fork mode: the forkserver that forks this sandboxee (null: exec mode). */
   readonly forkServer: ForkServerHandle | null = null;
+  /** Custom-fork mode: trace the request (Sandbox.forkTrace). */
+  readonly forkTrace: boolean = false;
 
   /**
    * Custom-fork mode: starts `path` as a forkserver in a sandbox of its own.
@@ -161,26 +171,32 @@ export class Executor {
     return startForkServerImpl(path, argv, options);
   }
 
-  /** Exec mode: `new Executor(path, argv, options)`. Custom-fork mode: `new Executor(forkServer, { limits })`. */
-  constructor(forkServer: ForkServerHandle, options?: Pick<ExecutorOptions, 'limits'>);
+  /**
+   * Exec mode: `new Executor(path, argv, options)`. Custom-fork mode: `new Executor(forkServer,
+   * { limits, trace })`; `trace: true` stamps every stage of the request (Sandbox.forkTrace).
+   */
+  constructor(forkServer: ForkServerHandle, options?: ForkExecutorOptions);
   constructor(path: string, argv?: readonly string[], options?: ExecutorOptions);
   constructor(
     pathOrServer: string | ForkServerHandle,
-    argvOrOptions?: readonly string[] | Pick<ExecutorOptions, 'limits'>,
+    argvOrOptions?: readonly string[] | ForkExecutorOptions,
     execOptions: ExecutorOptions = {},
   ) {
     if (pathOrServer instanceof ForkServerHandle) {
       // Custom-fork mode: the child inherits the forkserver's program, environment, namespaces and
       // rlimits; it always sandboxes itself (sandboxMeHere), and the walltime is the executor's.
-      const options = (argvOrOptions ?? {}) as ExecutorOptions;
+      const options = (argvOrOptions ?? {}) as ForkExecutorOptions;
       if (options === null || typeof options !== 'object' || Array.isArray(options))
         throw new TypeError('Executor(forkServer, options): options must be an object');
       for (const k of Object.keys(options)) {
-        if (k !== 'limits')
+        if (k !== 'limits' && k !== 'trace')
           throw new TypeError(
-            `Executor(forkServer): option "${k}" does not apply in custom-fork mode (the child inherits it from the forkserver); known: limits (walltime)`,
+            `Executor(forkServer): option "${k}" does not apply in custom-fork mode (the child inherits it from the forkserver); known: limits (walltime), trace`,
           );
       }
+      if (options.trace !== undefined && typeof options.trace !== 'boolean')
+        throw new TypeError(`Executor(forkServer): trace must be a boolean, got ${typeof options.trace}`);
+      this.forkTrace = options.trace ?? false;
       this.forkServer = pathOrServer;
       this.path = '(forked)';
       this.argv = Object.freeze([]);

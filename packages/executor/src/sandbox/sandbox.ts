@@ -40,6 +40,7 @@ import { collectStackTrace, traceOnTimeout, type StackTrace } from './stack-trac
 import { Timeline, type TimelineStage } from './timeline.js';
 import { checkNotify, NotifyHooks, type SandboxNotify } from './notify-hooks.js';
 import { LongLived } from './long-lived.js';
+import { ForkTrace } from '../forkserver/fork-trace.js';
 
 export { SandboxSetupError } from './request.js';
 
@@ -574,9 +575,14 @@ export class Sandbox {
 
   // ==== custom-fork mode (forkserver/custom.ts): a child of the user's forkserver instead of steps 1–3 ====
 
+  /** Custom-fork mode with `trace: true`: where the request's time went (fork-trace.ts). */
+  forkTrace: ForkTrace | null = null;
+
   private async forkChild(): Promise<void> {
     const ex = this.executor;
     const server = ex.forkServer!;
+    const trace = (this.forkTrace = ex.forkTrace ? new ForkTrace() : null);
+    if (trace && ex.ipc.hasComms()) ex.ipc.comms.onNextMessage(() => trace.mark('first Comms reply'));
     const refusal = NotifyHooks.refusal(this.policy, this.hooks?.notify ?? null, {
       beforeExec: false,
       monitored: true,
@@ -587,7 +593,7 @@ export class Sandbox {
     fds.push({ target: CLIENT_FD, fd: client.theirs });
     let forked: Forked;
     try {
-      forked = await server.fork(fds);
+      forked = await server.fork(fds, trace);
     } catch (err) {
       client.channel.close();
       throw new SandboxSetupError(`custom-fork mode: ${(err as Error).message}`);
@@ -618,6 +624,7 @@ export class Sandbox {
       take: async (n) => this.takeListenerOf(this.pidfd, n),
       watch: (listener) => this.wireMonitor(listener, this.policy),
       fail: (reason) => this.failSetup(reason),
+      ...(trace ? { trace } : {}),
     });
   }
 
