@@ -275,7 +275,7 @@ export class Sandbox {
       }
 
       // Limits. The walltime is kept by the forkserver: it fires even when this event loop is busy.
-      for (const [res, v] of ex.limits.rlimits()) ops.rlimit(res, v, v);
+      for (const [res, soft, hard] of ex.limits.rlimits()) ops.rlimit(res, soft, hard);
       if (ex.limits.walltime > 0) ops.u64(Op.Walltime, BigInt(Math.max(1, Math.round(ex.limits.walltime * 1000))));
       if (!ex.spawnPool || cgroupLimited) ops.raw(Op.NoPool, Buffer.alloc(0));
 
