@@ -1,6 +1,6 @@
 // executor.ts: what to run and with which limits and fds (Sandbox2's Executor). The policy says
 // what the sandboxee may do; Sandbox puts the two together.
-import { type Stats, statSync } from 'node:fs';
+import { type Stats, fstatSync, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Ipc } from './ipc.js';
 import { Limits, type LimitsOptions } from './limits.js';
@@ -143,6 +143,39 @@ export class Executor {
         new ExecutorError('NOT_LOADED', 'sbx: startForkServer is not loaded (import @sbx/executor)'),
       );
     return startForkServerImpl(path, argv, options);
+  }
+
+  /**
+   * Exec mode from an open fd of the program (Sandbox2's Executor(exec_fd, ...)): a file that has
+   * no path (a memfd with a program written into it, a file since deleted or replaced) or that
+   * was opened before the executor dropped access to its path. The fd stays the caller's and must
+   * stay open until the sandbox has started (`await sandbox.runAsync()`); the forkserver opens the
+   * same file through /proc/<this pid>/fd/<fd>. argv is required (argv[0] names the program).
+   */
+  static fromFd(fd: number, argv: readonly string[], options: ExecutorOptions = {}): Executor {
+    if (!Number.isInteger(fd) || fd < 0)
+      throw new TypeError(`Executor.fromFd(fd, argv): fd must be a non-negative integer, got ${String(fd)}`);
+    if (!Array.isArray(argv) || argv.length === 0)
+      throw new TypeError('Executor.fromFd(fd, argv): argv must be a non-empty array (argv[0] names the program)');
+    if (options !== null && typeof options === 'object' && options.resolveInView !== undefined)
+      throw new TypeError('Executor.fromFd: resolveInView does not apply to a program given by fd');
+    let st: Stats;
+    try {
+      st = fstatSync(fd);
+    } catch (e) {
+      throw new ExecutorError(
+        'BINARY_NOT_FOUND',
+        `Executor.fromFd: fd ${fd} is not open (${(e as NodeJS.ErrnoException).code})`,
+      );
+    }
+    if (!st.isFile())
+      throw new ExecutorError('BINARY_NOT_EXECUTABLE', `Executor.fromFd: fd ${fd} is not a regular file`);
+    if ((st.mode & 0o111) === 0)
+      throw new ExecutorError(
+        'BINARY_NOT_EXECUTABLE',
+        `Executor.fromFd: fd ${fd} is not executable (mode ${(st.mode & 0o777).toString(8)})`,
+      );
+    return new Executor(`/proc/${process.pid}/fd/${fd}`, argv, options);
   }
 
   /** Exec mode: `new Executor(path, argv, options)`. Custom-fork mode: `new Executor(forkServer, { limits })`. */
