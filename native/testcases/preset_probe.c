@@ -161,12 +161,18 @@ int main(int argc, char **argv) {
   const char *w = argv[1];
   long arg = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
   struct rlimit rl;
-  if (!strcmp(w, "none")) report(w, 0);
-  else if (!strcmp(w, "files")) return files();
-  else if (!strcmp(w, "events")) return events();
-  else if (!strcmp(w, "processes")) return processes();
-  else if (!strcmp(w, "signals")) return signals();
-  else if (!strcmp(w, "timers")) return timers();
+  if (!strcmp(w, "none"))
+    report(w, 0);
+  else if (!strcmp(w, "files"))
+    return files();
+  else if (!strcmp(w, "events"))
+    return events();
+  else if (!strcmp(w, "processes"))
+    return processes();
+  else if (!strcmp(w, "signals"))
+    return signals();
+  else if (!strcmp(w, "timers"))
+    return timers();
   else if (!strcmp(w, "dup")) {
     report("dup", dup(1));
     report("dup2", dup2(1, 10));
@@ -174,14 +180,16 @@ int main(int argc, char **argv) {
   } else if (!strcmp(w, "pipe")) {
     int p[2];
     report("pipe2", pipe2(p, O_CLOEXEC));
-  } else if (!strcmp(w, "kill-pid")) report(w, kill((pid_t)arg, SIGKILL));
+  } else if (!strcmp(w, "kill-pid"))
+    report(w, kill((pid_t)arg, SIGKILL));
   else if (!strcmp(w, "tcgets")) {
     struct termios t;
     report(w, ioctl(0, TCGETS, &t));
   } else if (!strcmp(w, "tiocgwinsz")) {
     struct winsize ws;
     report(w, ioctl(0, TIOCGWINSZ, &ws));
-  } else if (!strcmp(w, "getrlimit")) report(w, getrlimit(RLIMIT_NOFILE, &rl));
+  } else if (!strcmp(w, "getrlimit"))
+    report(w, getrlimit(RLIMIT_NOFILE, &rl));
   else if (!strcmp(w, "setrlimit-self")) {
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = 64;
@@ -207,15 +215,18 @@ int main(int argc, char **argv) {
   } else if (!strcmp(w, "getrandom")) {
     char b[8];
     report(w, getrandom(b, sizeof b, (unsigned)arg));
-  } else if (!strcmp(w, "prctl-name")) report(w, prctl(PR_SET_NAME, "probe", 0, 0, 0));
-  else if (!strcmp(w, "prctl-dumpable")) report(w, prctl(PR_SET_DUMPABLE, 1, 0, 0, 0));
+  } else if (!strcmp(w, "prctl-name"))
+    report(w, prctl(PR_SET_NAME, "probe", 0, 0, 0));
+  else if (!strcmp(w, "prctl-dumpable"))
+    report(w, prctl(PR_SET_DUMPABLE, 1, 0, 0, 0));
   else if (!strcmp(w, "prctl-vma")) {
     void *p = anon_page(PROT_READ | PROT_WRITE);
     report(w, prctl(PR_SET_VMA, arg, (unsigned long)p, 4096, (unsigned long)"probe"));
   } else if (!strcmp(w, "mprotect")) {
     void *p = anon_page(PROT_READ | PROT_WRITE);
     report(w, mprotect(p, 4096, (int)arg));
-  } else if (!strcmp(w, "mmap")) report(w, anon_page((int)arg) ? 0 : -1);
+  } else if (!strcmp(w, "mmap"))
+    report(w, anon_page((int)arg) ? 0 : -1);
   else if (!strcmp(w, "mlock")) {
     void *p = anon_page(PROT_READ | PROT_WRITE);
     report("mlock", mlock(p, 4096));
@@ -223,8 +234,10 @@ int main(int argc, char **argv) {
   } else if (!strcmp(w, "madvise")) {
     void *p = anon_page(PROT_READ | PROT_WRITE);
     report(w, madvise(p, 4096, (int)arg));
-  } else if (!strcmp(w, "futex")) report(w, futex_op((int)arg));
-  else if (!strcmp(w, "membarrier")) report(w, syscall(SYS_membarrier, (int)arg, 0, -1));
+  } else if (!strcmp(w, "futex"))
+    report(w, futex_op((int)arg));
+  else if (!strcmp(w, "membarrier"))
+    report(w, syscall(SYS_membarrier, (int)arg, 0, -1));
   else if (!strcmp(w, "getcpu")) {
     unsigned cpu;
     report(w, syscall(SYS_getcpu, &cpu, NULL, NULL));

@@ -34,5 +34,6 @@ export {
   CLIENT_HELLO_TSYNC,
   CLIENT_NO_FD,
 } from './client.js';
+export { FD_MAPPINGS_ENV, getMappedFd, hasMappedFd, mappedFds } from './named-fds.js';
 export { ForkingClient, FORKSERVER_NODE_FLAGS, MAX_SPARES } from './forking-client.js';
 export { ForkError, type ForkErrorCode, NativeLoadError } from './errors.js';

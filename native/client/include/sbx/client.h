@@ -123,6 +123,16 @@ SBX_CLIENT_API unsigned sbx_client_kernel_support(void);
 /* A static description of an error code returned by sbx_client_sandbox_me_here(). */
 SBX_CLIENT_API const char *sbx_client_strerror(int err);
 
+/* Named fds (Sandbox2's Client::GetMappedFD / HasMappedFD): the executor maps a fd under a name
+ * (ipc.mapFd(fd, 'name')) and passes the names in $SBX_FD_MAPPINGS, `name=fd` pairs joined by
+ * commas. The fd mapped under `name`; -ENOENT when none is; -EINVAL when `name` is NULL or empty,
+ * or the table is malformed. Reads the environment only (no system call); not thread-safe against
+ * setenv. */
+SBX_CLIENT_API int sbx_client_get_mapped_fd(const char *name);
+
+/* True when a fd is mapped under `name` (sbx_client_get_mapped_fd() returns one). */
+SBX_CLIENT_API bool sbx_client_has_mapped_fd(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

@@ -246,7 +246,7 @@ export class Sandbox {
       const iso = (this.isolation = addIsolationOps(ops, ex, this.policy, filesystemOf(this.policy)));
       this.appliedLandlockAbi = iso.landlockAbi;
       policy = iso.policy;
-      for (const [k, v] of Object.entries({ ...ex.env, ...iso.env })) ops.str(Op.Env, `${k}=${v}`);
+      for (const [k, v] of Object.entries({ ...ex.env, ...iso.env, ...ex.ipc.env() })) ops.str(Op.Env, `${k}=${v}`);
 
       // A cgroup of its own where the host allows one: the whole tree dies with cgroup.kill.
       if (ex.cgroup !== 'off') {
@@ -371,6 +371,13 @@ export class Sandbox {
   private async startForked(): Promise<void> {
     const ex = this.executor;
     const server = ex.forkServer!;
+    if (ex.ipc.namedFds.size) {
+      // The child's environment is the forkserver's: there is no way to pass it the names.
+      ex.ipc.releaseOwned();
+      throw new SandboxSetupError(
+        'custom-fork mode: named fds (ipc.mapFd(fd, name)) need exec mode; map them by number',
+      );
+    }
     const client = prepareClientHandshake(this.policy);
     const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
     fds.push({ target: CLIENT_FD, fd: client.theirs });
