@@ -10,9 +10,42 @@
 #include <unistd.h>
 
 #include <sbx/client.h>
+#include <sbx/comms.h>
+
+/* "log": records through sbx_client_log; "log-bad-tag", "log-garbage": what a hostile sandboxee
+ * could write on the log channel instead. */
+static int log_mode(const char *mode) {
+  int fd = sbx_client_get_mapped_fd("sbx.log");
+  if (!strcmp(mode, "log")) {
+    printf("info: %d\n", sbx_client_log(SBX_LOG_INFO, "hello %s %d", "from C", 42));
+    printf("warn: %d\n", sbx_client_log(SBX_LOG_WARN, "careful"));
+    printf("error: %d\n", sbx_client_log(SBX_LOG_ERROR, "%s", "broken"));
+    printf("debug: %d\n", sbx_client_log(SBX_LOG_DEBUG, "details"));
+    printf("bad level: %d\n", sbx_client_log(9, "x"));
+    return 0;
+  }
+  if (fd < 0) {
+    printf("no log fd: %d\n", fd);
+    return 0;
+  }
+  sbx_comms c;
+  sbx_comms_init(&c, fd);
+  if (!strcmp(mode, "log-bad-tag")) {
+    printf("sent: %d\n", sbx_comms_send_tlv(&c, 7, "\1hi", 3));
+  } else if (!strcmp(mode, "log-garbage")) {
+    static const unsigned char junk[12] = {0x10, 0x53, 0,    0,    0xff, 0xff,
+                                           0xff, 0xff, 0xff, 0xff, 0,    0};
+    printf("sent: %zd\n", write(fd, junk, sizeof junk)); /* a header announcing ~2^48 bytes */
+  }
+  /* After a protocol error the executor closed its end: further records fail. */
+  sbx_client_log(SBX_LOG_INFO, "after");
+  printf("after: %d\n", sbx_client_log(SBX_LOG_INFO, "after"));
+  return 0;
+}
 
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc > 1 && !strncmp(argv[1], "log", 3)) return log_mode(argv[1]);
   for (int i = 1; i < argc; i++) {
     const char *name = argv[i];
     int fd = sbx_client_get_mapped_fd(name);

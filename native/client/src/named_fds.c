@@ -11,8 +11,8 @@
 #include <sbx/client.h>
 
 #define FD_MAPPINGS_ENV "SBX_FD_MAPPINGS"
-#define FD_NAME_MAX 64
-#define FD_NUMBER_MAX 9999999 /* 7 digits, as the executor writes them */
+#define FD_NAME_MAX     64
+#define FD_NUMBER_MAX   9999999 /* 7 digits, as the executor writes them */
 
 static bool name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||

@@ -33,8 +33,8 @@ static int lookups(void) {
 
 static int malformed(void) {
   static const char *const bad[] = {
-      "data",      "data=",          "=3",       "data=3,",         "data=3,,x=4", "da ta=3",
-      "data=-1",   "data=12345678",  "data=3x",  "data=3;x=4",      ",data=3",
+      "data",    "data=",         "=3",      "data=3,",    "data=3,,x=4", "da ta=3",
+      "data=-1", "data=12345678", "data=3x", "data=3;x=4", ",data=3",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     setenv("SBX_FD_MAPPINGS", bad[i], 1);

@@ -5,6 +5,7 @@
 // seccomp listener to the executor's monitor. The work is done by libsbx_client (native/client),
 // the same code C programs call; this file validates, prepares Node and types the errors.
 import { getMappedFd, hasMappedFd } from './named-fds.js';
+import { sendLogsToSupervisor } from './logs.js';
 import { loadCodec } from './codec.js';
 import { ClientError, type ClientErrorCode } from './errors.js';
 import { native, type NativeErrnoError } from './native.js';
@@ -70,6 +71,11 @@ export class Client {
   /** Whether the executor mapped a fd under `name` (Sandbox2's Client::HasMappedFD). */
   static hasMappedFd(name: string): boolean {
     return hasMappedFd(name);
+  }
+
+  /** console.* to the executor's `logs` handler (Sandbox2's SendLogsToSupervisor); see logs.ts. */
+  static sendLogsToSupervisor(): () => void {
+    return sendLogsToSupervisor();
   }
 
   /**

@@ -35,5 +35,15 @@ export {
   CLIENT_NO_FD,
 } from './client.js';
 export { FD_MAPPINGS_ENV, getMappedFd, hasMappedFd, mappedFds } from './named-fds.js';
+export {
+  LOG_FD_NAME,
+  LOG_LEVELS,
+  LOG_TAG,
+  MAX_LOG_MESSAGE_BYTES,
+  type LogLevel,
+  encodeLogRecord,
+  logToSupervisor,
+  sendLogsToSupervisor,
+} from './logs.js';
 export { ForkingClient, FORKSERVER_NODE_FLAGS, MAX_SPARES } from './forking-client.js';
 export { ForkError, type ForkErrorCode, NativeLoadError } from './errors.js';

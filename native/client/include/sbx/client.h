@@ -133,6 +133,19 @@ SBX_CLIENT_API int sbx_client_get_mapped_fd(const char *name);
 /* True when a fd is mapped under `name` (sbx_client_get_mapped_fd() returns one). */
 SBX_CLIENT_API bool sbx_client_has_mapped_fd(const char *name);
 
+/* Log levels of sbx_client_log(), in wire order. */
+enum { SBX_LOG_DEBUG = 0, SBX_LOG_INFO = 1, SBX_LOG_WARN = 2, SBX_LOG_ERROR = 3 };
+/* Longest message sent, in bytes; longer ones are cut. */
+#define SBX_LOG_MAX_MESSAGE 16384
+
+/* Sends one log line to the executor's `logs` handler (Sandbox2's SendLogsToSupervisor), printf
+ * style, over the channel the executor mapped as "sbx.log". Safe from several threads (one record
+ * never interleaves with another). 0, or -ENOENT when the executor did not ask for logs, -EINVAL
+ * for an unknown level or a NULL fmt, -EPIPE when the executor closed the channel, or the failing
+ * send's -errno. */
+SBX_CLIENT_API int sbx_client_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 #ifdef __cplusplus
 }
 #endif

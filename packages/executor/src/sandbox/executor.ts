@@ -8,6 +8,7 @@ import { ForkServerHandle } from '../forkserver/custom.js';
 import type { Mount, Policy } from '../policy/policy.js';
 import { isExecutableFile, resolveCommandInView } from '../view/resolve.js';
 import { ExecutorError } from './executor-error.js';
+import { LogChannel, type LogHandler } from './log-channel.js';
 
 export { ExecutorError } from './executor-error.js';
 
@@ -76,6 +77,13 @@ export interface ExecutorOptions {
    * Default: the host path (Sandbox2's semantics: a bare name searches this process's PATH).
    */
   resolveInView?: { readonly mounts: readonly Mount[] };
+  /**
+   * Receives the sandboxee's log records (Sandbox2's LogServer): a Node sandboxee that called
+   * sendLogsToSupervisor() (@sbx/client) sends its console output here, a C one what it passes
+   * to sbx_client_log(). One Comms channel, mapped as the named fd "sbx.log"; nothing else of the
+   * sandboxee changes. `executor.logsDrained` resolves once every record was delivered.
+   */
+  logs?: LogHandler;
 }
 
 export type Isolation = 'namespaces' | 'landlock';
@@ -127,6 +135,15 @@ export class Executor {
   started = false;
   /** Custom-fork mode: the forkserver that forks this sandboxee (null: exec mode). */
   readonly forkServer: ForkServerHandle | null = null;
+  readonly #logChannel: LogChannel | null = null;
+
+  /**
+   * With the `logs` option: resolves once the sandboxee's side of the log channel closed (every
+   * record delivered; await it after run()). Without: resolved.
+   */
+  get logsDrained(): Promise<void> {
+    return this.#logChannel?.drained ?? Promise.resolve();
+  }
 
   /**
    * Custom-fork mode: starts `path` as a forkserver in a sandbox of its own.
@@ -238,6 +255,7 @@ export class Executor {
       'sandboxUser',
       'spawnPool',
       'resolveInView',
+      'logs',
     ]);
     for (const k of Object.keys(options))
       if (!known.has(k)) throw new TypeError(`Executor: unknown option "${k}" (known: ${[...known].join(', ')})`);
@@ -296,6 +314,11 @@ export class Executor {
     if (typeof spawnPool !== 'boolean')
       throw new TypeError(`Executor: spawnPool must be a boolean, got ${JSON.stringify(spawnPool)}`);
     this.spawnPool = spawnPool;
+    if (options.logs !== undefined) {
+      if (typeof options.logs !== 'function')
+        throw new TypeError(`Executor: logs must be a function (record) => void, got ${typeof options.logs}`);
+      this.#logChannel = new LogChannel(this.ipc, options.logs);
+    }
   }
 }
 
