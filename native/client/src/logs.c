@@ -12,7 +12,7 @@
 #include <sbx/client.h>
 #include <sbx/comms.h>
 
-#define SBX_LOG_TAG 0x5310u
+#define SBX_LOG_TAG     0x5310u
 #define SBX_LOG_FD_NAME "sbx.log"
 
 /* One record goes out in one send, but two threads' sends must not interleave on the stream. */
