@@ -57,7 +57,7 @@ function runPlain(
   fd3?: number,
 ): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'inherit'];
+    const stdio: Array<'ignore' | 'pipe' | 'inherit' | number> = ['ignore', 'pipe', 'inherit'];
     if (fd3 !== undefined) stdio.push(fd3);
     const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, env: { ...ENV, ...env }, stdio });
     let stdout = '';

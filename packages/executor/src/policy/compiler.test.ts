@@ -374,7 +374,7 @@ describe('sandbox-me-here client rule (clientChannelFd, clientListenerFd)', () =
 
   it('openFiles: false: statx with AT_EMPTY_PATH is ENOSYS whatever the path (no stat by path), without it a violation', () => {
     const c = compilePolicy(x64().allowNodeRuntime({ openFiles: false }).build());
-    for (const [dirfd, path] of [
+    for (const [dirfd, path] of <Array<[number, number]>>[
       [17, 0x7ffc1000],
       [-100, 0x7ffc1000],
       [3, 0],
