@@ -2,7 +2,7 @@
 // per family, the allowed calls reach the kernel, and a call outside the preset (or with an
 // argument the preset refuses) is a violation naming that syscall.
 import { describe, expect, it } from 'vitest';
-import { Limits, PolicyBuilder, type LimitsOptions } from '@sbx/executor';
+import { Limits, PolicyBuilder, loadPolicyFile, type LimitsOptions } from '@sbx/executor';
 import { ALLOW, ARG, ARG_32, JEQ, JNE, LABEL } from '@sbx/executor/bpf';
 import { runCaptured, testcase } from './helpers.js';
 
@@ -336,6 +336,18 @@ describe('builder checks', () => {
     expect(() => new PolicyBuilder().addFile('/nonexistent/file').build()).toThrow(/ENOENT/);
     // A bad path is still a problem.
     expect(() => new PolicyBuilder().addFileIfExists('relative').build()).toThrow(/must be absolute/);
+  });
+
+  it('policy files name the presets in kebab-case and get the same rules', () => {
+    const fromFile = loadPolicyFile({ presets: ['dup', 'get-random', 'mprotect-without-exec', 'set-rlimit'] }).build();
+    const fromBuilder = new PolicyBuilder()
+      .allowDup()
+      .allowGetRandom()
+      .allowMprotectWithoutExec()
+      .allowSetRlimit()
+      .build();
+    expect(fromFile.rules).toEqual(fromBuilder.rules);
+    expect(() => loadPolicyFile({ presets: ['futex-op'] })).toThrow(/must be one of/);
   });
 
   it('addPolicyOnMmap is addPolicyOnSyscall on mmap', () => {
