@@ -86,7 +86,11 @@ describe('Comms.connect and CommsListener', () => {
     server.close(); // net_client's exchange then ends with EOF
     const { result } = await run;
     listener.close();
-    expect(result.status).toBe('OK');
+    // Closing may beat net_client's "ping": it then dies of SIGPIPE, which is fine here.
+    if (result.status !== 'OK') {
+      expect(result.status).toBe('SIGNALED');
+      expect([13, 'SIGPIPE']).toContain(result.signal);
+    }
     expect(cred.pid).toBeGreaterThan(0);
     expect(cred.pid).not.toBe(process.pid);
     if (process.getuid!() === 0) expect(cred.uid).not.toBe(0);
