@@ -12,6 +12,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   sbx::InitBufferBinding(env, exports);
   sbx::InitTtyBinding(env, exports);
   sbx::InitUnixBinding(env, exports);
+  sbx::InitIpcBinding(env, exports);
   return exports;
 }
 
