@@ -31,7 +31,8 @@ static const char *kConnectUsage = "unixConnect(name: string, abstract: boolean)
 static const char *kListenUsage = "unixListen(name: string, abstract: boolean, backlog: number)";
 
 static std::string ArgName(const Napi::CallbackInfo &info, const char *usage) {
-  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsBoolean()) ThrowUsage(info.Env(), usage);
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsBoolean())
+    ThrowUsage(info.Env(), usage);
   return info[0].As<Napi::String>().Utf8Value();
 }
 

@@ -569,7 +569,9 @@ export class Sandbox {
     if (ex.ipc.namedFds.size) {
       // The child's environment is the forkserver's: there is no way to pass it the names.
       ex.ipc.releaseOwned();
-      throw new SandboxSetupError('custom-fork mode: named fds (ipc.mapFd(fd, name)) need exec mode; map them by number');
+      throw new SandboxSetupError(
+        'custom-fork mode: named fds (ipc.mapFd(fd, name)) need exec mode; map them by number',
+      );
     }
     const client = prepareClientHandshake(this.policy);
     const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
