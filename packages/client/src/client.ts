@@ -4,6 +4,8 @@
 // receives the policy on the handshake socket (fd 1020), installs it on every thread and hands the
 // seccomp listener to the executor's monitor. The work is done by libsbx_client (native/client),
 // the same code C programs call; this file validates, prepares Node and types the errors.
+import { getMappedFd, hasMappedFd } from './named-fds.js';
+import { sendLogsToSupervisor } from './logs.js';
 import { loadCodec } from './codec.js';
 import { ClientError, type ClientErrorCode } from './errors.js';
 import { native, type NativeErrnoError } from './native.js';
@@ -62,6 +64,21 @@ let prepared = false;
 /** The sandboxee side of sandbox-me-here mode. All members are static: a process is sandboxed once. */
 export class Client {
   private constructor() {}
+
+  /** The fd the executor mapped under `name` (Sandbox2's Client::GetMappedFD); ClientError NOT_MAPPED otherwise. */
+  static getMappedFd(name: string): number {
+    return getMappedFd(name);
+  }
+
+  /** Whether the executor mapped a fd under `name` (Sandbox2's Client::HasMappedFD). */
+  static hasMappedFd(name: string): boolean {
+    return hasMappedFd(name);
+  }
+
+  /** console.* to the executor's `logs` handler (Sandbox2's SendLogsToSupervisor); see logs.ts. */
+  static sendLogsToSupervisor(): () => void {
+    return sendLogsToSupervisor();
+  }
 
   /**
    * Sandboxes this process: receives the policy from the executor, sets NO_NEW_PRIVS, installs

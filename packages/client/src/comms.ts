@@ -7,6 +7,7 @@ import { CommsError } from './errors.js';
 import { Inbox, QueueCount, queueLimits, type QueueLimits } from './inbox.js';
 import { closeQuietly, native, type NativeErrnoError, type NativeWatcher } from './native.js';
 import { DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE, PROTOCOL_VERSION, Tag, tagName } from './tags.js';
+import { type Status, decodeStatus, encodeStatus } from './status.js';
 
 export interface CommsOptions extends Partial<QueueLimits> {
   /** Incoming messages above this many bytes are refused (MESSAGE_TOO_LARGE). Default 64 MiB. */
@@ -89,6 +90,22 @@ export class Comms {
     this.watcher.start(true, false);
   }
 
+  /**
+   * Connects to a listening unix socket (Sandbox2's Comms(socket_name)): a path, or
+   * { abstract: name } for the abstract namespace. Never waits: a listener whose backlog is full
+   * fails with CommsError IO (EAGAIN), like one that is not there (ENOENT / ECONNREFUSED).
+   */
+  static connect(address: UnixAddress, options?: CommsOptions): Comms {
+    const { name, abstract } = unixAddress(address, 'Comms.connect');
+    let fd: number;
+    try {
+      fd = native().unixConnect(name, abstract);
+    } catch (e) {
+      throw addressError(`Comms.connect(${describeAddress(address)})`, e);
+    }
+    return new Comms(fd, options);
+  }
+
   /** A connected pair: [ours, theirs fd]. `theirs` is a plain blocking fd to hand to a peer. */
   static pair(options?: CommsOptions): [Comms, number] {
     const [a, b] = native().socketpair(false, false);
@@ -128,6 +145,25 @@ export class Comms {
     // The header's promise settles with the payload's; only the payload's is returned.
     this.enqueue(codec.encodeHeader(tag, payload.length), -1).catch(() => {});
     return this.enqueue(payload, -1);
+  }
+
+  /**
+   * Sends a request and returns the reply (Sandbox2's send-then-receive pairs): the next message,
+   * of `replyTag` when given (TAG_MISMATCH otherwise).
+   */
+  async exchangeTLV(tag: number, data: Uint8Array, replyTag?: number): Promise<{ tag: number; data: Buffer }> {
+    await this.sendTLV(tag, data);
+    return this.recvTLV(replyTag);
+  }
+
+  /** Who the peer is (SO_PEERCRED): its pid, uid and gid when it connected or made the pair, as this side's namespaces see them. */
+  peerCredentials(): { pid: number; uid: number; gid: number } {
+    if (this.closed) throw new CommsError('CLOSED', 'Comms.peerCredentials: the channel is closed');
+    try {
+      return native().peerCred(this.fd);
+    } catch (e) {
+      throw addressError('Comms.peerCredentials', e);
+    }
   }
 
   /** The next message, whatever its tag; an Fd message carries its fd (the caller owns it), others fd -1. */
@@ -224,6 +260,15 @@ export class Comms {
   }
 
   /** Sends `fd` (borrowed: the caller may close it once the promise resolves). */
+  /** A status (Sandbox2's SendStatus): { code: 'OK' | 'NOT_FOUND' | ..., message }. */
+  sendStatus(status: Status): Promise<void> {
+    return this.sendTLV(Tag.Status, encodeStatus(status));
+  }
+  /** The next message as a Status (BAD_SIZE when truncated or of an unknown code, BAD_UTF8). */
+  async recvStatus(): Promise<Status> {
+    return decodeStatus(await this.payload(Tag.Status));
+  }
+
   sendFd(fd: number): Promise<void> {
     if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`sendFd: fd must be a non-negative integer, got ${fd}`);
     return this.enqueue(codec.encodeHeader(Tag.Fd, 0), fd);
@@ -450,3 +495,41 @@ function ioError(err: unknown, call: string): CommsError {
 }
 
 export { tagName };
+
+/** A unix socket address: a filesystem path, or a name in the abstract namespace. */
+export type UnixAddress = string | { readonly path: string } | { readonly abstract: string };
+
+/** sun_path holds 108 bytes: a path and its NUL, or a NUL and an abstract name. */
+const SUN_PATH_MAX = 107;
+
+/** @internal The address as the native side takes it, after the checks that name what is wrong. */
+export function unixAddress(address: UnixAddress, method: string): { name: string; abstract: boolean } {
+  let name: unknown;
+  let abstract = false;
+  if (typeof address === 'string') name = address;
+  else if (address && typeof address === 'object' && 'abstract' in address) {
+    name = address.abstract;
+    abstract = true;
+  } else if (address && typeof address === 'object' && 'path' in address) name = address.path;
+  else throw new TypeError(`${method}: the address is a path or { abstract: name }, got ${String(address)}`);
+  if (typeof name !== 'string' || name.length === 0)
+    throw new TypeError(`${method}: the ${abstract ? 'abstract name' : 'path'} must be a non-empty string`);
+  if (name.includes('\0'))
+    throw new TypeError(`${method}: the ${abstract ? 'abstract name' : 'path'} contains a NUL byte`);
+  if (Buffer.byteLength(name) > SUN_PATH_MAX)
+    throw new TypeError(
+      `${method}: the ${abstract ? 'abstract name' : 'path'} is ${Buffer.byteLength(name)} bytes; a unix socket address holds ${SUN_PATH_MAX}`,
+    );
+  return { name, abstract };
+}
+
+/** @internal */
+export function describeAddress(address: UnixAddress): string {
+  return JSON.stringify(address);
+}
+
+/** @internal A native errno failure as CommsError IO. */
+export function addressError(what: string, e: unknown): CommsError {
+  const err = e as NativeErrnoError;
+  return new CommsError('IO', `${what}: ${err.code ?? ''} ${err.message}`.trim(), { cause: e, errno: err.errno });
+}

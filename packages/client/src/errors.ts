@@ -69,7 +69,8 @@ export type ClientErrorCode =
   | 'UNSUPPORTED_KERNEL' // no seccomp user notification (Linux < 5.0)
   | 'POLICY_REJECTED' // the executor refused (its reason is in the message) or the kernel rejected the program
   | 'PROTOCOL' // the executor sent something the handshake does not allow
-  | 'IO'; // a system call failed (errno in `errno`)
+  | 'IO' // a system call failed (errno in `errno`)
+  | 'NOT_MAPPED'; // getMappedFd(name): the executor mapped no fd under that name
 
 /** A sandboxMeHere() failure. `filterInstalled` tells whether the filter went on anyway. */
 export class ClientError extends SbxError {

@@ -33,6 +33,14 @@ export interface NativeBinding {
    *  could not be listed). */
   ipcRemoveOwnedBy(uid: number): { shm: number; msg: number; sem: number; mqueue: number };
   seccompActionAvailable(action: number): boolean;
+  /** A connected non-blocking unix stream socket (EAGAIN when the listener's backlog is full). */
+  unixConnect(name: string, abstract: boolean): number;
+  /** A listening non-blocking unix stream socket. */
+  unixListen(name: string, abstract: boolean, backlog: number): number;
+  /** A pending connection's fd, or -1 when there is none. */
+  unixAccept(fd: number): number;
+  /** SO_PEERCRED: who the peer was when it connected (or made the socketpair). */
+  peerCred(fd: number): { pid: number; uid: number; gid: number };
   commsSend(fd: number, tag: number, data: Buffer): void;
   commsSendFd(fd: number, passFd: number): void;
   commsRecv(fd: number, maxMessageSize: number): { tag: number; data: Buffer; fd: number };

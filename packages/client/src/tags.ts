@@ -14,6 +14,7 @@ export const Tag = {
   Proto2: 0x80000102,
   Barrier: 0x80000103,
   Version: 0x80000104,
+  Status: 0x80000105,
   Msgpack: 0x80000180,
   Fd: 0x80000201,
   Creds: 0x80000202,

@@ -8,9 +8,10 @@ export {
   type StdioOption,
   type Isolation,
 } from './sandbox/executor.js';
-export { Limits, INFINITY, type LimitsOptions } from './sandbox/limits.js';
+export { Limits, INFINITY, type LimitsOptions, type RlimitKey, type RlimitValue } from './sandbox/limits.js';
 export type { UserLimitName } from './forkserver/protocol.js';
 export { Ipc, type FdMapping } from './sandbox/ipc.js';
+export type { LogHandler, LogRecord } from './sandbox/log-channel.js';
 export { Sandbox } from './sandbox/sandbox.js';
 export { formatTimeline, type TimelineStage } from './sandbox/timeline.js';
 export {

@@ -123,6 +123,29 @@ SBX_CLIENT_API unsigned sbx_client_kernel_support(void);
 /* A static description of an error code returned by sbx_client_sandbox_me_here(). */
 SBX_CLIENT_API const char *sbx_client_strerror(int err);
 
+/* Named fds (Sandbox2's Client::GetMappedFD / HasMappedFD): the executor maps a fd under a name
+ * (ipc.mapFd(fd, 'name')) and passes the names in $SBX_FD_MAPPINGS, `name=fd` pairs joined by
+ * commas. The fd mapped under `name`; -ENOENT when none is; -EINVAL when `name` is NULL or empty,
+ * or the table is malformed. Reads the environment only (no system call); not thread-safe against
+ * setenv. */
+SBX_CLIENT_API int sbx_client_get_mapped_fd(const char *name);
+
+/* True when a fd is mapped under `name` (sbx_client_get_mapped_fd() returns one). */
+SBX_CLIENT_API bool sbx_client_has_mapped_fd(const char *name);
+
+/* Log levels of sbx_client_log(), in wire order. */
+enum { SBX_LOG_DEBUG = 0, SBX_LOG_INFO = 1, SBX_LOG_WARN = 2, SBX_LOG_ERROR = 3 };
+/* Longest message sent, in bytes; longer ones are cut. */
+#define SBX_LOG_MAX_MESSAGE 16384
+
+/* Sends one log line to the executor's `logs` handler (Sandbox2's SendLogsToSupervisor), printf
+ * style, over the channel the executor mapped as "sbx.log". Safe from several threads (one record
+ * never interleaves with another). 0, or -ENOENT when the executor did not ask for logs, -EINVAL
+ * for an unknown level or a NULL fmt, -EPIPE when the executor closed the channel, or the failing
+ * send's -errno. */
+SBX_CLIENT_API int sbx_client_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 #ifdef __cplusplus
 }
 #endif

@@ -58,6 +58,7 @@ enum sbx_tag {
   SBX_TAG_PROTO2 = 0x80000102u, /* Sandbox2's; reserved, unused by sbx */
   SBX_TAG_BARRIER = 0x80000103u,
   SBX_TAG_VERSION = 0x80000104u,
+  SBX_TAG_STATUS = 0x80000105u,  /* u32 code (absl::StatusCode numbering) | UTF-8 message */
   SBX_TAG_MSGPACK = 0x80000180u, /* sbx's own: a msgpack-encoded structured message */
   SBX_TAG_FD = 0x80000201u,
   SBX_TAG_CREDS = 0x80000202u, /* reserved: credentials are read with SO_PEERCRED */

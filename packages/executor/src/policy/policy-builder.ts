@@ -30,6 +30,7 @@ import {
 import { Policy } from './policy.js';
 import type { BindMount, DefaultAction, Mount, NetworkDenyAction, NetworkRule, SyscallRule } from './policy.js';
 import * as P from './presets.js';
+import * as S2 from './presets-sandbox2.js';
 import * as CL from './command-line.js';
 import { addStandardView, type StandardViewOptions } from '../view/standard-view.js';
 import { SYSCALL_TABLES, errnoNumber, hostArch, suggestNames, syscallNumber } from './syscalls.js';
@@ -410,6 +411,211 @@ export class PolicyBuilder {
     return this;
   }
 
+  #applyPreset(spec: S2.PresetSpec): this {
+    if (!this.#preset(spec.method)) return this;
+    for (const n of spec.allow) this.#addAllow(n, spec.method, true);
+    for (const [n, rule] of spec.rules ?? []) this.#addRule(n, rule, spec.method, true);
+    return this;
+  }
+
+  // Sandbox2's remaining Allow* helpers (presets-sandbox2.ts; docs/policy-guide.md maps each one).
+  // Files and fds: the calls only; which files exist is the mount view's business.
+
+  /** dup, dup2, dup3. */
+  allowDup(): this {
+    return this.#applyPreset(S2.DUP);
+  }
+  /** pipe, pipe2. */
+  allowPipe(): this {
+    return this.#applyPreset(S2.PIPE);
+  }
+  /** chmod, fchmod, fchmodat, fchmodat2. */
+  allowChmod(): this {
+    return this.#applyPreset(S2.CHMOD);
+  }
+  /** chown, lchown, fchown, fchownat (only to ids mapped in the sandbox's user namespace). */
+  allowChown(): this {
+    return this.#applyPreset(S2.CHOWN);
+  }
+  /** getdents, getdents64. */
+  allowReaddir(): this {
+    return this.#applyPreset(S2.READDIR);
+  }
+  /** readlink, readlinkat. */
+  allowReadlink(): this {
+    return this.#applyPreset(S2.READLINK);
+  }
+  /** link, linkat. */
+  allowLink(): this {
+    return this.#applyPreset(S2.LINK);
+  }
+  /** symlink, symlinkat. */
+  allowSymlink(): this {
+    return this.#applyPreset(S2.SYMLINK);
+  }
+  /** mkdir, mkdirat. */
+  allowMkdir(): this {
+    return this.#applyPreset(S2.MKDIR);
+  }
+  /** utime, utimes, futimesat, utimensat. */
+  allowUtime(): this {
+    return this.#applyPreset(S2.UTIME);
+  }
+  /** rmdir, unlink, unlinkat. */
+  allowUnlink(): this {
+    return this.#applyPreset(S2.UNLINK);
+  }
+  /** rename, renameat, renameat2. */
+  allowRename(): this {
+    return this.#applyPreset(S2.RENAME);
+  }
+  /** ioctl(fd, TCGETS) only (isatty); other ioctl requests fall through. */
+  allowTCGETS(): this {
+    return this.#applyPreset(S2.TCGETS_PRESET);
+  }
+  /** epoll_create, epoll_create1, epoll_ctl. */
+  allowEpoll(): this {
+    return this.#applyPreset(S2.EPOLL);
+  }
+  /** epoll_wait, epoll_pwait, epoll_pwait2. */
+  allowEpollWait(): this {
+    return this.#applyPreset(S2.EPOLL_WAIT);
+  }
+  /** select, pselect6. */
+  allowSelect(): this {
+    return this.#applyPreset(S2.SELECT);
+  }
+  /** poll, ppoll. */
+  allowPoll(): this {
+    return this.#applyPreset(S2.POLL);
+  }
+  /** eventfd, eventfd2. */
+  allowEventFd(): this {
+    return this.#applyPreset(S2.EVENTFD);
+  }
+  /** inotify_init, inotify_init1, inotify_add_watch, inotify_rm_watch, close. */
+  allowInotify(): this {
+    return this.#applyPreset(S2.INOTIFY);
+  }
+
+  // Processes, signals, limits.
+
+  /** fork, vfork, clone (clone with namespace flags stays a violation; clone3 answers ENOSYS). */
+  allowFork(): this {
+    return this.#applyPreset(S2.FORK);
+  }
+  /** wait4, waitid. */
+  allowWait(): this {
+    return this.#applyPreset(S2.WAIT);
+  }
+  /** kill, tgkill, tkill: signals reach only the sandbox's own processes (pid namespace or Landlock's signal scope). */
+  allowKill(): this {
+    return this.#applyPreset(S2.KILL_PRESET);
+  }
+  /** rt_sigaction, rt_sigreturn, rt_sigprocmask, restart_syscall, sigaltstack (and the old 32-bit forms). */
+  allowHandleSignals(): this {
+    return this.#applyPreset(S2.HANDLE_SIGNALS);
+  }
+  /** getpgid, getpgrp. */
+  allowGetPGIDs(): this {
+    return this.#applyPreset(S2.GET_PGIDS);
+  }
+  /** getrlimit, and prlimit64 reading only (new_limit NULL). */
+  allowGetRlimit(): this {
+    return this.#applyPreset(S2.GET_RLIMIT);
+  }
+  /** setrlimit, and prlimit64 on the caller itself only (pid 0); another pid falls through. */
+  allowSetRlimit(): this {
+    return this.#applyPreset(S2.SET_RLIMIT);
+  }
+  /** prctl(PR_SET_NAME) only. */
+  allowPrctlSetName(): this {
+    return this.#applyPreset(S2.PRCTL_SET_NAME);
+  }
+  /** prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME) only. */
+  allowPrctlSetVma(): this {
+    return this.#applyPreset(S2.PRCTL_SET_VMA);
+  }
+
+  // Time and randomness.
+
+  /** alarm, setitimer, getitimer. */
+  allowAlarm(): this {
+    return this.#applyPreset(S2.ALARM);
+  }
+  /** timer_create, timer_delete, timer_settime, timer_gettime, timer_getoverrun. */
+  allowPosixTimers(): this {
+    return this.#applyPreset(S2.POSIX_TIMERS);
+  }
+  /** getrandom with flags 0 or GRND_NONBLOCK. */
+  allowGetRandom(): this {
+    return this.#applyPreset(S2.GET_RANDOM);
+  }
+
+  // Memory. First rule wins: an earlier unconditional mprotect or mmap (allowDynamicStartup)
+  // makes a later *WithoutExec check moot, as in Sandbox2.
+
+  /** mprotect, pkey_mprotect with any protection (Sandbox2's AllowMprotect(MapExec)). */
+  allowMprotect(): this {
+    return this.#applyPreset(S2.MPROTECT);
+  }
+  /** mprotect, pkey_mprotect without PROT_EXEC. */
+  allowMprotectWithoutExec(): this {
+    return this.#applyPreset(S2.MPROTECT_NO_EXEC);
+  }
+  /** mmap without PROT_EXEC. */
+  allowMmapWithoutExec(): this {
+    return this.#applyPreset(S2.MMAP_NO_EXEC);
+  }
+  /** mlock, munlock, mlock2 (bounded by RLIMIT_MEMLOCK). */
+  allowMlock(): this {
+    return this.#applyPreset(S2.MLOCK);
+  }
+  /** madvise(MADV_WIPEONFORK) (and advice -1, a probe that fails with EINVAL). */
+  allowWipeOnFork(): this {
+    return this.#applyPreset(S2.WIPE_ON_FORK);
+  }
+  /**
+   * rseq, getcpu, private membarrier commands, futex WAIT and WAKE, prctl(PR_SET_VMA);
+   * { slowFences: true } adds sched_getaffinity and sched_setaffinity.
+   */
+  allowRestartableSequences(options: { readonly slowFences?: boolean } = {}): this {
+    if (options === null || typeof options !== 'object')
+      throw new TypeError('allowRestartableSequences(options): options must be an object');
+    const slow = options.slowFences ?? false;
+    if (typeof slow !== 'boolean')
+      throw new TypeError(`allowRestartableSequences: options.slowFences must be a boolean, got ${describe(slow)}`);
+    return this.#applyPreset(S2.restartableSequences(slow));
+  }
+
+  /**
+   * futex with one operation: a number or a name ('FUTEX_WAIT', 'FUTEX_WAKE', ...), with or
+   * without FUTEX_PRIVATE_FLAG / FUTEX_CLOCK_REALTIME. Other operations fall through.
+   */
+  allowFutexOp(op: number | string): this {
+    const method = `allowFutexOp(${describe(op)})`;
+    let nr: number | undefined;
+    if (typeof op === 'string') nr = S2.FUTEX_OPS[op.toUpperCase()];
+    else if (typeof op === 'number') nr = Object.values(S2.FUTEX_OPS).includes(op) ? op : undefined;
+    else throw new TypeError(`allowFutexOp(op): op is a number or a name such as 'FUTEX_WAKE', got ${describe(op)}`);
+    if (nr === undefined) {
+      this.#problems.push(
+        `${method}: not a futex operation (known: ${Object.entries(S2.FUTEX_OPS)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ')}; pass the operation without FUTEX_PRIVATE_FLAG)`,
+      );
+      return this;
+    }
+    if (this.#preset(`allowFutexOp(${nr})`)) this.#addRule('futex', S2.futexOpRule(nr), 'allowFutexOp', true);
+    return this;
+  }
+
+  /** addPolicyOnSyscall on mmap (and mmap2 where the architecture has it). */
+  addPolicyOnMmap(rule: readonly BpfInsn[]): this {
+    const names = ['mmap', 'mmap2'].filter((n) => syscallNumber(this.#arch, n) !== undefined);
+    return this.addPolicyOnSyscalls(names, rule);
+  }
+
   /**
    * What a static glibc binary does before main: brk, set_tid_address, set_robust_list, rseq,
    * futex, rt_sigaction, rt_sigprocmask, sigaltstack, uname, getrlimit, mprotect, getrandom,
@@ -520,6 +726,7 @@ export class PolicyBuilder {
     kind: 'file' | 'dir',
     opts: unknown,
     quietIfPresent = false,
+    ifExists = false,
   ): this {
     if (opts !== undefined && (opts === null || typeof opts !== 'object'))
       throw new TypeError(`${method}: options must be an object`);
@@ -537,9 +744,12 @@ export class PolicyBuilder {
     try {
       st = statSync(out);
     } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (ifExists && (code === 'ENOENT' || code === 'ENOTDIR')) return this;
       this.#problems.push(`${method}: stat("${out}"): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       return this;
     }
+    if (ifExists && (kind === 'file') === st.isDirectory()) return this;
     if (kind === 'file' && st.isDirectory()) {
       this.#problems.push(`${method}: "${out}" is a directory (use addDirectory)`);
       return this;
@@ -573,6 +783,14 @@ export class PolicyBuilder {
   /** Makes the host file `outside` visible at `inside`. */
   addFileAt(outside: string, inside: string, options?: BindOptions): this {
     return this.#bind('addFileAt', outside, inside, 'file', options);
+  }
+  /** addFile, except that a path that does not exist, or is not a file, is skipped (Sandbox2's AddFileIfExists). */
+  addFileIfExists(path: string, options?: BindOptions): this {
+    return this.#bind('addFileIfExists', path, path, 'file', options, false, true);
+  }
+  /** addDirectory, except that a path that does not exist, or is not a directory, is skipped. */
+  addDirectoryIfExists(path: string, options?: BindOptions): this {
+    return this.#bind('addDirectoryIfExists', path, path, 'dir', options, false, true);
   }
   /** Makes a host directory visible at the same path, read-only unless { writable: true }. */
   addDirectory(path: string, options?: BindOptions): this {

@@ -1,7 +1,7 @@
 // executor.ts: what to run and with which limits and fds (Sandbox2's Executor). The policy says
 // what the sandboxee may do; Sandbox puts the two together.
 import { resolveStackTraceOptions, type ResolvedStackTraceOptions, type StackTraceOptions } from './stack-trace.js';
-import { type Stats, statSync } from 'node:fs';
+import { type Stats, fstatSync, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Ipc } from './ipc.js';
 import { Limits, type LimitsOptions } from './limits.js';
@@ -9,6 +9,7 @@ import { ForkServerHandle } from '../forkserver/custom.js';
 import type { Mount, Policy } from '../policy/policy.js';
 import { isExecutableFile, resolveCommandInView } from '../view/resolve.js';
 import { ExecutorError } from './executor-error.js';
+import { LogChannel, type LogHandler } from './log-channel.js';
 
 export { ExecutorError } from './executor-error.js';
 
@@ -92,6 +93,13 @@ export interface ExecutorOptions {
    */
   resolveInView?: { readonly mounts: readonly Mount[] };
   /**
+   * Receives the sandboxee's log records (Sandbox2's LogServer): a Node sandboxee that called
+   * sendLogsToSupervisor() (@sbx/client) sends its console output here, a C one what it passes
+   * to sbx_client_log(). One Comms channel, mapped as the named fd "sbx.log"; nothing else of the
+   * sandboxee changes. `executor.logsDrained` resolves once every record was delivered.
+   */
+  logs?: LogHandler;
+  /**
    * Symbolized native stack traces in the Result (Result.stackTrace): of the violating thread
    * on a violation, of the target on timeout and on Sandbox.kill(). Default true (all three);
    * false turns them off; an object picks (StackTraceOptions). Namespaces isolation only.
@@ -153,6 +161,15 @@ export class Executor {
   readonly forkServer: ForkServerHandle | null = null;
   /** Custom-fork mode: trace the request (Sandbox.forkTrace). */
   readonly forkTrace: boolean = false;
+  readonly #logChannel: LogChannel | null = null;
+
+  /**
+   * With the `logs` option: resolves once the sandboxee's side of the log channel closed (every
+   * record delivered; await it after run()). Without: resolved.
+   */
+  get logsDrained(): Promise<void> {
+    return this.#logChannel?.drained ?? Promise.resolve();
+  }
 
   /**
    * Custom-fork mode: starts `path` as a forkserver in a sandbox of its own.
@@ -169,6 +186,39 @@ export class Executor {
         new ExecutorError('NOT_LOADED', 'sbx: startForkServer is not loaded (import @sbx/executor)'),
       );
     return startForkServerImpl(path, argv, options);
+  }
+
+  /**
+   * Exec mode from an open fd of the program (Sandbox2's Executor(exec_fd, ...)): a file that has
+   * no path (a memfd with a program written into it, a file since deleted or replaced) or that
+   * was opened before the executor dropped access to its path. The fd stays the caller's and must
+   * stay open until the sandbox has started (`await sandbox.runAsync()`); the forkserver opens the
+   * same file through /proc/<this pid>/fd/<fd>. argv is required (argv[0] names the program).
+   */
+  static fromFd(fd: number, argv: readonly string[], options: ExecutorOptions = {}): Executor {
+    if (!Number.isInteger(fd) || fd < 0)
+      throw new TypeError(`Executor.fromFd(fd, argv): fd must be a non-negative integer, got ${String(fd)}`);
+    if (!Array.isArray(argv) || argv.length === 0)
+      throw new TypeError('Executor.fromFd(fd, argv): argv must be a non-empty array (argv[0] names the program)');
+    if (options !== null && typeof options === 'object' && options.resolveInView !== undefined)
+      throw new TypeError('Executor.fromFd: resolveInView does not apply to a program given by fd');
+    let st: Stats;
+    try {
+      st = fstatSync(fd);
+    } catch (e) {
+      throw new ExecutorError(
+        'BINARY_NOT_FOUND',
+        `Executor.fromFd: fd ${fd} is not open (${(e as NodeJS.ErrnoException).code})`,
+      );
+    }
+    if (!st.isFile())
+      throw new ExecutorError('BINARY_NOT_EXECUTABLE', `Executor.fromFd: fd ${fd} is not a regular file`);
+    if ((st.mode & 0o111) === 0)
+      throw new ExecutorError(
+        'BINARY_NOT_EXECUTABLE',
+        `Executor.fromFd: fd ${fd} is not executable (mode ${(st.mode & 0o777).toString(8)})`,
+      );
+    return new Executor(`/proc/${process.pid}/fd/${fd}`, argv, options);
   }
 
   /**
@@ -238,6 +288,7 @@ export class Executor {
       'sandboxUser',
       'spawnPool',
       'resolveInView',
+      'logs',
       'trace',
     ]);
     for (const k of Object.keys(options))
@@ -298,6 +349,11 @@ export class Executor {
     if (typeof spawnPool !== 'boolean')
       throw new TypeError(`Executor: spawnPool must be a boolean, got ${JSON.stringify(spawnPool)}`);
     this.spawnPool = spawnPool;
+    if (options.logs !== undefined) {
+      if (typeof options.logs !== 'function')
+        throw new TypeError(`Executor: logs must be a function (record) => void, got ${typeof options.logs}`);
+      this.#logChannel = new LogChannel(this.ipc, options.logs);
+    }
     const trace = options.trace ?? false;
     if (typeof trace !== 'boolean')
       throw new TypeError(`Executor: trace must be a boolean, got ${JSON.stringify(trace)}`);

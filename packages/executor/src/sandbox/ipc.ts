@@ -1,9 +1,14 @@
 // ipc.ts: the fds a sandboxee gets (Sandbox2's IPC): mapped fds, socketpairs whose far end it
 // receives, and the Comms channel at fd 1023.
-import { Comms, DEFAULT_CLIENT_FD, DEFAULT_COMMS_FD, type CommsOptions } from '@sbx/client';
+import { Comms, DEFAULT_CLIENT_FD, DEFAULT_COMMS_FD, FD_MAPPINGS_ENV, type CommsOptions } from '@sbx/client';
 import { closeQuietly, native } from '@sbx/client/internal';
 import { ExecutorError } from './executor-error.js';
 import { EXEC_FD_TARGET, SETUP_FD_TARGET } from '../forkserver/protocol.js';
+
+/** A fd name: what the sandboxee asks getMappedFd() for. */
+const FD_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+/** Named fds get numbers counting down from here (below sbx's 1020..1023), out of the way of numbered ones. */
+const FIRST_NAMED_FD = 1019;
 
 export interface FdMapping {
   /** The executor's fd (borrowed until the sandbox starts: the forkserver gets a copy). */
@@ -25,21 +30,59 @@ export class Ipc {
   private readonly mappings = new Map<number, FdMapping>();
   private commsChannel: Comms | null = null;
   private commsOptions: CommsOptions = {};
+  private readonly names = new Map<string, number>();
 
-  /** The sandboxee gets a copy of `localFd` as `sandboxeeFd`. `localFd` stays the caller's. */
-  mapFd(localFd: number, sandboxeeFd: number): this {
+  /**
+   * The sandboxee gets a copy of `localFd` as `sandboxeeFd`, or under a name (Sandbox2's
+   * MapFd(local, name)): a free fd number it looks up with getMappedFd(name) (@sbx/client, or
+   * sbx_client_get_mapped_fd in C). `localFd` stays the caller's.
+   */
+  mapFd(localFd: number, sandboxeeFdOrName: number | string): this {
     checkFd('mapFd: localFd', localFd);
-    this.claim(sandboxeeFd);
-    this.mappings.set(sandboxeeFd, { local: localFd, sandboxee: sandboxeeFd, owned: false });
+    const target = this.target(sandboxeeFdOrName, 'mapFd');
+    this.mappings.set(target, { local: localFd, sandboxee: target, owned: false });
     return this;
   }
 
-  /** Makes a socketpair: the sandboxee gets one end as `sandboxeeFd`; returns the executor's end (the caller owns it). */
-  receiveFd(sandboxeeFd: number): number {
-    this.claim(sandboxeeFd);
+  /**
+   * Makes a socketpair: the sandboxee gets one end as `sandboxeeFd` (or under a name, as mapFd);
+   * returns the executor's end (the caller owns it).
+   */
+  receiveFd(sandboxeeFdOrName: number | string): number {
+    const target = this.target(sandboxeeFdOrName, 'receiveFd');
     const [ours, theirs] = native().socketpair(false, false);
-    this.mappings.set(sandboxeeFd, { local: theirs, sandboxee: sandboxeeFd, owned: true });
+    this.mappings.set(target, { local: theirs, sandboxee: target, owned: true });
     return ours;
+  }
+
+  /** The named fds: name -> fd number inside the sandboxee. */
+  get namedFds(): ReadonlyMap<string, number> {
+    return new Map(this.names);
+  }
+
+  /** @internal What the sandboxee's environment gets: the name table, when there are names. */
+  env(): Record<string, string> {
+    if (this.names.size === 0) return {};
+    return { [FD_MAPPINGS_ENV]: [...this.names].map(([n, fd]) => `${n}=${fd}`).join(',') };
+  }
+
+  private target(fdOrName: number | string, method: string): number {
+    if (typeof fdOrName !== 'string') {
+      this.claim(fdOrName);
+      return fdOrName;
+    }
+    if (!FD_NAME.test(fdOrName))
+      throw new TypeError(
+        `${method}: a fd name is 1..64 characters of A-Z a-z 0-9 _ . -, got ${JSON.stringify(fdOrName)}`,
+      );
+    if (this.names.has(fdOrName))
+      throw new ExecutorError('FD_ALREADY_MAPPED', `${method}: the name "${fdOrName}" is already mapped`);
+    let fd = FIRST_NAMED_FD;
+    while (this.mappings.has(fd) || RESERVED.has(fd)) fd--;
+    if (fd < 3) throw new ExecutorError('FD_ALREADY_MAPPED', `${method}: no free fd number left for "${fdOrName}"`);
+    this.claim(fd);
+    this.names.set(fdOrName, fd);
+    return fd;
   }
 
   /** The executor's end of the sandboxee's Comms channel (the sandboxee's end is fd 1023). */

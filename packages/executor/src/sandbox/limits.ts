@@ -7,28 +7,46 @@ import { UserLimitIndex, type UserLimitName } from '../forkserver/protocol.js';
 /** RLIM_INFINITY as a bigint. */
 export const INFINITY = 0xffffffffffffffffn;
 
+/**
+ * One resource limit: a number (soft = hard, as Sandbox2's u64 setters) or { soft, hard } (its
+ * rlimit64 form): the sandboxee may raise the soft value up to the hard one itself, never beyond.
+ */
+export type RlimitValue = number | bigint | { readonly soft: number | bigint; readonly hard: number | bigint };
+
+/** The LimitsOptions keys that are resource limits. */
+export type RlimitKey =
+  | 'rlimitAs'
+  | 'rlimitCpu'
+  | 'rlimitFsize'
+  | 'rlimitNofile'
+  | 'rlimitNproc'
+  | 'rlimitCore'
+  | 'rlimitSigpending'
+  | 'rlimitMsgqueue'
+  | 'rlimitMemlock';
+
 export interface LimitsOptions {
   /** RLIMIT_AS in bytes (default: unlimited). */
-  rlimitAs?: number | bigint;
+  rlimitAs?: RlimitValue;
   /** RLIMIT_CPU in seconds (default 1024). */
-  rlimitCpu?: number | bigint;
+  rlimitCpu?: RlimitValue;
   /** RLIMIT_FSIZE in bytes (default 8 GiB; rlimitAs when that is given, since a file in a memfd or
    *  a tmpfs is memory that RLIMIT_AS does not count). */
-  rlimitFsize?: number | bigint;
+  rlimitFsize?: RlimitValue;
   /** RLIMIT_NOFILE (default 1024). */
-  rlimitNofile?: number | bigint;
+  rlimitNofile?: RlimitValue;
   /** RLIMIT_NPROC (default: unlimited). Since Linux 5.14 it counts the processes of the sandbox's
    *  own user namespace, so it bounds a fork bomb without touching the host uid's other processes. */
-  rlimitNproc?: number | bigint;
+  rlimitNproc?: RlimitValue;
   /** RLIMIT_CORE in bytes (default 0: no core files). */
-  rlimitCore?: number | bigint;
+  rlimitCore?: RlimitValue;
   /** RLIMIT_SIGPENDING: signals queued at once by the whole sandbox (default 256). Queued signals
    *  are charged to the uid that owns the sandbox's user namespace as well. */
-  rlimitSigpending?: number | bigint;
+  rlimitSigpending?: RlimitValue;
   /** RLIMIT_MSGQUEUE in bytes of POSIX message queues (default 128 KiB: one queue of the default size). */
-  rlimitMsgqueue?: number | bigint;
+  rlimitMsgqueue?: RlimitValue;
   /** RLIMIT_MEMLOCK in bytes (default 64 KiB). */
-  rlimitMemlock?: number | bigint;
+  rlimitMemlock?: RlimitValue;
   /**
    * /proc/sys/user limits written inside the sandbox's user namespace (namespaces mode), merged
    * over the defaults: namespaces 0 (the filter denies creating them anyway; mount namespaces 8, for
@@ -90,6 +108,8 @@ export class Limits {
   rlimitSigpending: bigint = 256n;
   rlimitMsgqueue: bigint = 128n << 10n;
   rlimitMemlock: bigint = 64n << 10n;
+  /** Soft limits below their hard limit (the rlimitX fields above are the hard ones). */
+  readonly soft: Partial<Record<RlimitKey, bigint>> = {};
   userNamespace: Record<UserLimitName, number> = { ...DEFAULT_USER_NAMESPACE_LIMITS };
   walltime = 120;
   /** cgroup memory.max in bytes (null: no cgroup limit). */
@@ -116,7 +136,9 @@ export class Limits {
           );
         this[key] = v;
       } else if (key in RLIMIT_KEYS) {
-        (this as unknown as Record<string, bigint>)[key] = toRlimit(key, value);
+        const { soft, hard } = toSoftHard(key, value);
+        (this as unknown as Record<string, bigint>)[key] = hard;
+        if (soft !== hard) this.soft[key as RlimitKey] = soft;
       } else {
         throw new TypeError(
           `limits: unknown option "${key}" (known: ${[...Object.keys(RLIMIT_KEYS), 'userNamespace', 'walltime', 'memory', 'pids'].join(', ')})`,
@@ -124,23 +146,26 @@ export class Limits {
       }
     }
     // A memory bound also bounds each memfd and tmpfs file, unless a file size was given.
-    if (options.rlimitAs !== undefined && options.rlimitFsize === undefined && this.rlimitAs < this.rlimitFsize)
+    if (options.rlimitAs !== undefined && options.rlimitFsize === undefined && this.rlimitAs < this.rlimitFsize) {
       this.rlimitFsize = this.rlimitAs;
+      if (this.soft.rlimitAs !== undefined) this.soft.rlimitFsize = this.soft.rlimitAs;
+    }
   }
 
-  /** [resource, soft, hard] triples (soft = hard) for the forkserver. */
-  rlimits(): Array<[number, bigint]> {
-    return [
-      [RLIMIT.AS, this.rlimitAs],
-      [RLIMIT.CPU, this.rlimitCpu],
-      [RLIMIT.FSIZE, this.rlimitFsize],
-      [RLIMIT.NOFILE, this.rlimitNofile],
-      [RLIMIT.NPROC, this.rlimitNproc],
-      [RLIMIT.CORE, this.rlimitCore],
-      [RLIMIT.SIGPENDING, this.rlimitSigpending],
-      [RLIMIT.MSGQUEUE, this.rlimitMsgqueue],
-      [RLIMIT.MEMLOCK, this.rlimitMemlock],
+  /** [resource, soft, hard] triples for the forkserver. */
+  rlimits(): Array<[number, bigint, bigint]> {
+    const pairs: Array<[number, RlimitKey]> = [
+      [RLIMIT.AS, 'rlimitAs'],
+      [RLIMIT.CPU, 'rlimitCpu'],
+      [RLIMIT.FSIZE, 'rlimitFsize'],
+      [RLIMIT.NOFILE, 'rlimitNofile'],
+      [RLIMIT.NPROC, 'rlimitNproc'],
+      [RLIMIT.CORE, 'rlimitCore'],
+      [RLIMIT.SIGPENDING, 'rlimitSigpending'],
+      [RLIMIT.MSGQUEUE, 'rlimitMsgqueue'],
+      [RLIMIT.MEMLOCK, 'rlimitMemlock'],
     ];
+    return pairs.map(([res, key]) => [res, this.soft[key] ?? this[key], this[key]]);
   }
 
   /** [SBX_USER_LIMIT_* index, value] pairs for the forkserver (namespaces mode). */
@@ -173,6 +198,22 @@ function checkUserNamespace(v: unknown): Partial<Record<UserLimitName, number>> 
       throw new TypeError(`limits.userNamespace.${k} must be an integer 0..2147483647, got ${String(n)}`);
   }
   return v as Partial<Record<UserLimitName, number>>;
+}
+
+function toSoftHard(key: string, v: unknown): { soft: bigint; hard: bigint } {
+  if (v !== null && typeof v === 'object') {
+    const { soft, hard } = v as { soft?: unknown; hard?: unknown };
+    if (soft === undefined || hard === undefined)
+      throw new TypeError(
+        `limits.${key} must be a number or { soft, hard }, got an object without ${soft === undefined ? 'soft' : 'hard'}`,
+      );
+    const s = toRlimit(`${key}.soft`, soft);
+    const h = toRlimit(`${key}.hard`, hard);
+    if (s > h) throw new TypeError(`limits.${key}: soft (${s}) is above hard (${h})`);
+    return { soft: s, hard: h };
+  }
+  const n = toRlimit(key, v);
+  return { soft: n, hard: n };
 }
 
 function toRlimit(key: string, v: unknown): bigint {

@@ -84,7 +84,7 @@ export function buildRequest(ex: Executor, policy: Policy, opts: RequestOptions)
     // Namespaces (or none), identity, the filesystem view (isolation.ts)
     isolation = addIsolationOps(ops, ex, policy, filesystemOf(policy));
     const isoPolicy = isolation.policy;
-    for (const [k, v] of Object.entries({ ...ex.env, ...isolation.env })) ops.str(Op.Env, `${k}=${v}`);
+    for (const [k, v] of Object.entries({ ...ex.env, ...isolation.env, ...ex.ipc.env() })) ops.str(Op.Env, `${k}=${v}`);
     mark('isolation ops');
 
     // A cgroup of its own where the host allows one: the whole tree dies with cgroup.kill.
@@ -115,7 +115,7 @@ export function buildRequest(ex: Executor, policy: Policy, opts: RequestOptions)
     mark('cgroup', cgroup ? 'created' : 'none');
 
     // Limits. The walltime is kept by the forkserver: it fires even when this event loop is busy.
-    for (const [res, v] of ex.limits.rlimits()) ops.rlimit(res, v, v);
+    for (const [res, soft, hard] of ex.limits.rlimits()) ops.rlimit(res, soft, hard);
     // With a stack on timeout (stack-trace.ts), the Sandbox's own timer takes the trace at the limit
     // and ends the tree; the forkserver's fires the unwinder's time budget later, should it be late.
     const walltimeMs = ex.limits.walltime * 1000 + (traceOnTimeout(ex) ? ex.stackTraces.timeoutMs + 500 : 0);

@@ -588,6 +588,13 @@ export class Sandbox {
       monitored: true,
     });
     if (refusal) throw new SandboxSetupError(refusal);
+    if (ex.ipc.namedFds.size) {
+      // The child's environment is the forkserver's: there is no way to pass it the names.
+      ex.ipc.releaseOwned();
+      throw new SandboxSetupError(
+        'custom-fork mode: named fds (ipc.mapFd(fd, name)) need exec mode; map them by number',
+      );
+    }
     const client = prepareClientHandshake(this.policy);
     const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
     fds.push({ target: CLIENT_FD, fd: client.theirs });
