@@ -15,7 +15,7 @@ import { isolationPolicy, openFdCount, processesWith, repoRoot, runCaptured, tes
 
 const abi = (() => {
   const v = native().landlockAbi();
-  return Math.max(v , 0);
+  return Math.max(v, 0);
 })();
 const root = process.getuid!() === 0;
 /** Whether `uid` is what the sandboxee runs as: one leased from the sandbox id range when the

@@ -10,7 +10,7 @@ import { isolationPolicy, repoRoot, runCaptured, sh } from './helpers.js';
 
 const abi = (() => {
   const v = native().landlockAbi();
-  return Math.max(v , 0);
+  return Math.max(v, 0);
 })();
 
 describe.skipIf(abi < 1)('Landlock in namespaces mode', () => {

@@ -4,7 +4,15 @@ import { Socket } from 'node:net';
 import { type Comms, CommsError, SharedBuffer } from '@sbx/client';
 import { Executor, type ForkServerHandle, type Policy, type Result, Sandbox } from '@sbx/executor';
 import { endedError, ModuleError } from './errors.js';
-import { type CallReply, type CallRequest, extractBuffers, restoreBuffers } from './wire.js';
+import {
+  type Attachment,
+  type CallReply,
+  type CallRequest,
+  extractBuffers,
+  kindsOf,
+  PassFd,
+  restoreBuffers,
+} from './wire.js';
 
 export interface ChildOptions {
   timeoutMs: number;
@@ -72,12 +80,9 @@ export class ModuleChild {
   /** One call: its value, or a ModuleError. `describe` asks for the module's exports instead. */
   async call(fn: string, args: unknown[], describe = false): Promise<unknown> {
     if (this.#closed || this.#ended) throw new ModuleError('CLOSED', `${fn}(): the child is gone`, { fn });
-    const out: Array<Uint8Array | SharedBuffer> = [];
-    const req: CallRequest = {
-      fn,
-      args: extractBuffers(args, this.#options.threshold, out) as unknown[],
-      buffers: out.length,
-    };
+    const out: Attachment[] = [];
+    const sent = extractBuffers(args, this.#options.threshold, out) as unknown[];
+    const req: CallRequest = { fn, args: sent, buffers: out.length, kinds: kindsOf(out) };
     if (describe) req.describe = true;
 
     let timedOut = false;
@@ -88,9 +93,11 @@ export class ModuleChild {
     });
     try {
       // A channel that breaks means the child is ending: its Result says why.
+      let broken: CommsError | null = null;
       const answer = this.#exchange(fn, req, out).catch((err: unknown) => {
-        if (err instanceof CommsError) return 'broken' as const;
-        throw err;
+        if (!(err instanceof CommsError)) throw err;
+        broken = err;
+        return 'broken' as const;
       });
       const first = await Promise.race([answer, ended, timeout]);
       if (first === 'timeout') {
@@ -99,9 +106,14 @@ export class ModuleChild {
       } else if (first !== 'ended' && first !== 'broken') {
         return first.value;
       }
-      // The child ended (or was killed) before its reply: say why.
+      // The child ended (or was killed) before its reply: say why. A channel that broke while
+      // the child lives on (it wrote garbage on it) is the child's fault: it is killed.
+      if (first === 'broken' && !this.#ended) {
+        const gone = await Promise.race([ended, delay(1000)]);
+        if (gone !== 'ended') throw this.#protocol(fn, (broken as CommsError | null)?.message ?? 'the channel broke');
+      }
       const result = await this.#result;
-      await Promise.race([this.#stderrDone, new Promise((r) => setTimeout(r, 50))]);
+      await Promise.race([this.#stderrDone, delay(50)]);
       throw endedError(fn, result, this.#stderr, timedOut, this.#options.timeoutMs);
     } finally {
       clearTimeout(timer);
@@ -109,7 +121,7 @@ export class ModuleChild {
   }
 
   /** Sends the request and its buffers; receives the reply and its buffers (copied out). */
-  async #exchange(fn: string, req: CallRequest, out: Array<Uint8Array | SharedBuffer>): Promise<{ value: unknown }> {
+  async #exchange(fn: string, req: CallRequest, out: Attachment[]): Promise<{ value: unknown }> {
     try {
       await this.#comms.sendMessage(req);
     } catch (err) {
@@ -123,7 +135,8 @@ export class ModuleChild {
       throw err;
     }
     for (const b of out) {
-      if (b instanceof SharedBuffer) await this.#comms.sendBuffer(b);
+      if (b instanceof PassFd) await this.#comms.sendFd(b.fd);
+      else if (b instanceof SharedBuffer) await this.#comms.sendBuffer(b);
       else {
         const sb = SharedBuffer.create(b.byteLength);
         try {
@@ -188,4 +201,8 @@ export class ModuleChild {
     t.unref();
     this.#result.finally(() => clearTimeout(t)).catch(() => {});
   }
+}
+
+function delay(ms: number): Promise<'delay'> {
+  return new Promise((r) => setTimeout(() => r('delay'), ms));
 }

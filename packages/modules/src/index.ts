@@ -8,4 +8,4 @@ export {
   type ModuleApi,
 } from './sandboxed-module.js';
 export { ModuleError, type ModuleErrorCode } from './errors.js';
-export { DEFAULT_BUFFER_THRESHOLD } from './wire.js';
+export { DEFAULT_BUFFER_THRESHOLD, PassFd } from './wire.js';

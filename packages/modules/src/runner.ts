@@ -4,11 +4,14 @@
 // (the policy the executor serves it) and then answers calls on its Comms channel until the
 // executor closes it: one call in 'call' mode, any number in 'session' mode.
 import { Client, CommsError, ForkingClient, SharedBuffer, SyncComms } from '@sbx/client';
+import { closeSync } from 'node:fs';
 import {
+  type Attachment,
   type CallReply,
   type CallRequest,
   errorInfo,
   extractBuffers,
+  PassFd,
   type RemoteErrorInfo,
   restoreBuffers,
 } from './wire.js';
@@ -59,10 +62,23 @@ for (;;) {
     throw err;
   }
   const buffers: SharedBuffer[] = [];
+  const fds: number[] = [];
+  const attached: Array<Buffer | number> = [];
   let reply: CallReply;
-  let out: Array<Uint8Array | SharedBuffer> = [];
+  let out: Attachment[] = [];
   try {
-    for (let i = 0; i < req.buffers; i++) buffers.push(comms.recvBuffer());
+    const kinds = String(req.kinds ?? '');
+    for (let i = 0; i < req.buffers; i++) {
+      if (kinds[i] === 'f') {
+        const fd = comms.recvFd();
+        fds.push(fd);
+        attached.push(fd);
+      } else {
+        const b = comms.recvBuffer();
+        buffers.push(b);
+        attached.push(Buffer.from(b.arrayBuffer, 0, b.size));
+      }
+    }
     if (importError) reply = { ok: false, error: importError };
     else if (req.describe) reply = { ok: true, value: [...functions.keys()], buffers: 0 };
     else {
@@ -71,8 +87,7 @@ for (;;) {
         throw Object.assign(new TypeError(`the module has no exported function "${req.fn}"`), {
           code: 'NO_SUCH_FUNCTION',
         });
-      const views = buffers.map((b) => Buffer.from(b.arrayBuffer, 0, b.size));
-      const args = restoreBuffers(req.args, views) as unknown[];
+      const args = restoreBuffers(req.args, attached) as unknown[];
       const value = await fn(...args);
       out = [];
       reply = { ok: true, value: extractBuffers(value, threshold, out), buffers: out.length };
@@ -83,9 +98,10 @@ for (;;) {
   }
   send(reply, out);
   for (const b of buffers) b.close();
+  for (const fd of fds) closeSync(fd); // an fd is the call's: a module that keeps it dup()s it
 }
 
-function send(reply: CallReply, out: Array<Uint8Array | SharedBuffer>): void {
+function send(reply: CallReply, out: Attachment[]): void {
   try {
     comms.sendMessage(reply);
   } catch (err) {
@@ -95,6 +111,7 @@ function send(reply: CallReply, out: Array<Uint8Array | SharedBuffer>): void {
     return;
   }
   for (const bytes of out) {
+    if (bytes instanceof PassFd) throw new Error('unreachable: a reply never carries fds');
     if (bytes instanceof SharedBuffer) {
       comms.sendBuffer(bytes);
       continue;

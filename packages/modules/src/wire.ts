@@ -1,9 +1,10 @@
 // wire.ts: what a call looks like on the child's Comms channel (fd 1023), for both sides.
-// A request is one msgpack message { fn, args, buffers } followed by `buffers` shared buffers;
-// a reply is { ok: true, value, buffers } followed by its buffers, or { ok: false, error }.
-// Byte arrays at or above a threshold leave the msgpack value: each is replaced by a marker
-// { [BUFFER_MARK]: index, kind } and travels as a sealed memfd (Comms sendBuffer), mapped by
-// the peer instead of copied through the socket. docs/modules.md has the layout.
+// A request is one msgpack message { fn, args, buffers, kinds } followed by `buffers`
+// attachments (kinds[i]: 'b' a shared buffer, 'f' an fd); a reply is { ok: true, value, buffers }
+// followed by its shared buffers, or { ok: false, error }. Byte arrays at or above a threshold
+// leave the msgpack value: each is replaced by a marker { [BUFFER_MARK]: index, kind } and
+// travels as a sealed memfd (Comms sendBuffer), mapped by the peer instead of copied through the
+// socket; a PassFd argument travels as the fd itself (SCM_RIGHTS). docs/modules.md has the layout.
 import { SharedBuffer } from '@sbx/client';
 
 /** The key of a buffer marker. A NUL first keeps it apart from any identifier a module uses. */
@@ -20,8 +21,23 @@ export interface CallRequest {
   fn: string;
   args: unknown[];
   buffers: number;
+  /** One letter per attachment: 'b' shared buffer, 'f' fd. */
+  kinds: string;
   describe?: boolean;
 }
+
+/** An argument that passes an fd: the child receives its own copy, open for the call's duration. */
+export class PassFd {
+  readonly fd: number;
+  constructor(fd: number) {
+    if (!Number.isInteger(fd) || fd < 0)
+      throw new TypeError(`PassFd: fd must be a non-negative integer, got ${String(fd)}`);
+    this.fd = fd;
+  }
+}
+
+/** What travels next to a message, in the order of the markers' indexes. */
+export type Attachment = Uint8Array | SharedBuffer | PassFd;
 
 /** An error thrown in the child, as it travels. */
 export interface RemoteErrorInfo {
@@ -33,8 +49,13 @@ export interface RemoteErrorInfo {
 
 export type CallReply = { ok: true; value: unknown; buffers: number } | { ok: false; error: RemoteErrorInfo };
 
-/** Buffer → 'buffer', any other Uint8Array → 'u8': the receiver gives back the same kind. */
-type Kind = 'buffer' | 'u8';
+/** Buffer → 'buffer', any other Uint8Array → 'u8' (the receiver gives back the same kind); 'fd'. */
+type Kind = 'buffer' | 'u8' | 'fd';
+
+/** The kinds letters of a list of attachments. */
+export function kindsOf(out: readonly Attachment[]): string {
+  return out.map((a) => (a instanceof PassFd ? 'f' : 'b')).join('');
+}
 
 /**
  * Replaces every Uint8Array of `threshold` bytes or more found in `value` (itself, or inside
@@ -42,12 +63,11 @@ type Kind = 'buffer' | 'u8';
  * A SharedBuffer is always sent as itself (no copy). Everything else is left for msgpack.
  * Returns the value to encode.
  */
-export function extractBuffers(
-  value: unknown,
-  threshold: number,
-  out: Array<Uint8Array | SharedBuffer>,
-  depth = 0,
-): unknown {
+export function extractBuffers(value: unknown, threshold: number, out: Attachment[], depth = 0): unknown {
+  if (value instanceof PassFd) {
+    out.push(value);
+    return { [BUFFER_MARK]: out.length - 1, kind: 'fd' };
+  }
   if (value instanceof SharedBuffer) {
     out.push(value); // sent as it is: no copy
     return { [BUFFER_MARK]: out.length - 1, kind: 'buffer' };
@@ -91,7 +111,7 @@ function markerOf(value: unknown): { index: unknown; kind: unknown } | null {
  */
 export function restoreBuffers(
   value: unknown,
-  buffers: readonly Uint8Array[],
+  buffers: readonly (Uint8Array | number)[],
   depth = 0,
   used = new Set<number>(),
 ): unknown {
@@ -103,7 +123,13 @@ export function restoreBuffers(
     if (used.has(i)) throw new TypeError(`buffer marker names buffer ${i} twice`);
     used.add(i);
     const b = buffers[i]!;
-    return (m.kind as Kind) === 'u8' ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : b;
+    const kind = m.kind as Kind;
+    if ((kind === 'fd') !== (typeof b === 'number'))
+      throw new TypeError(
+        `buffer marker ${i} says ${String(kind)}, but ${typeof b === 'number' ? 'an fd' : 'a buffer'} came`,
+      );
+    if (typeof b === 'number') return b;
+    return kind === 'u8' ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : b;
   }
   if (depth >= MAX_DEPTH || value === null || typeof value !== 'object' || value instanceof Uint8Array) return value;
   if (Array.isArray(value)) {
