@@ -160,6 +160,13 @@ describe('sandboxedModule, native code', () => {
       expect(abort.code).toBe('CRASHED');
       expect(abort.signal).toBe('SIGABRT');
       expect(await m.call('ok')).toBe('alive');
+      // code injected into native code (a decoder exploit) calls libc directly: stopped as well
+      const read = await failure(m.call('nativeRead', '/etc/passwd'));
+      expect(read.code).toBe('VIOLATION');
+      expect(read.violation?.syscall).toMatch(/^open/);
+      const socket = await failure(m.call('nativeSocket'));
+      expect(socket.code).toBe('VIOLATION');
+      expect(socket.violation?.syscall).toBe('socket');
     } finally {
       await m.close();
     }
@@ -205,6 +212,9 @@ describe('sandboxedModule, bad input', () => {
     expect(e.code).toBe('IMPORT_FAILED');
     expect(e.message).toContain('this module refuses to load');
     expect(e.remoteName).toBe('SyntaxError');
+    const cjs = await failure(sandboxedModule(join(fixtures, 'import-fails.cjs')));
+    expect(cjs.code).toBe('IMPORT_FAILED');
+    expect(cjs.message).toContain('cjs refuses');
     expect(openFdCount()).toBe(fds);
   });
 });

@@ -24,11 +24,21 @@ const threshold = Number(thresholdArg);
 // failure is not fatal here: each child reports it, so the caller gets the module's own error.
 let exportsOf: Record<string, unknown> = {};
 let importError: RemoteErrorInfo | null = null;
+let thrown: unknown = null;
+// Node 20 reports a CommonJS module that throws under import() a second time, as an unhandled
+// rejection of the same error: that one is not fatal either.
+const sameError = (reason: unknown): void => {
+  if (reason !== thrown) throw reason;
+};
+process.on('unhandledRejection', sameError);
 try {
   exportsOf = (await import(String(moduleUrl))) as Record<string, unknown>;
 } catch (err) {
+  thrown = err;
   importError = { ...errorInfo(err), code: 'IMPORT_FAILED' };
 }
+await new Promise((r) => setImmediate(r));
+process.off('unhandledRejection', sameError);
 
 /** The module's callable exports: named function exports, else the functions of its default export. */
 function functionsOf(mod: Record<string, unknown>): Map<string, (...args: unknown[]) => unknown> {

@@ -26,6 +26,9 @@ export interface SandboxedModuleOptions {
   /** Adds to the default policy: files or directories to see, syscalls, network rules. The
    *  default lets a child run JavaScript and native code on what it was given, and nothing else. */
   policy?: (b: PolicyBuilder) => void;
+  /** Native addons (.node files: paths, or specifiers resolved from `from`) whose shared
+   *  libraries outside the module's directories must be in view, e.g. sharp's `sharp.node`. */
+  addons?: string[];
   /** Children forked ahead of calls (default 2, at most 64). */
   spares?: number;
   /** Per call, in ms (default 30 000): a call still running then is killed with its child. */
@@ -84,9 +87,14 @@ export async function sandboxedModule<T = Record<string, AnyFunction>>(
   if ('walltime' in limits)
     throw new TypeError('sandboxedModule(): limits.walltime does not apply (use timeoutMs, per call)');
 
-  const file = resolveModule(specifier, options.from ?? process.cwd());
+  const from = options.from ?? process.cwd();
+  const file = resolveModule(specifier, from);
+  if (options.addons !== undefined && !Array.isArray(options.addons))
+    throw new TypeError('sandboxedModule(): addons must be an array of paths or specifiers');
+  const addons = (options.addons ?? []).map((a) => resolveModule(a, from));
   const node = options.node ?? process.execPath;
-  const policy = modulePolicy(node, viewDirectories([...runnerFiles(runnerPath), file]), options.policy);
+  const view = viewDirectories([...runnerFiles(runnerPath), file, ...addons]);
+  const policy = modulePolicy(node, view, addons, options.policy);
   const argv = [
     node,
     '--single-threaded',

@@ -73,17 +73,20 @@ export function runnerFiles(runner: string): string[] {
 /**
  * The forkserver's view and the children's policy: node and its libraries, /proc, the given
  * directories read-only; the Node runtime on open fds only (no file opens, no sockets), threads
- * (libuv's threadpool, which native addons use), and shared buffers (memfd + seals). `extend`
- * adds to it (files, syscalls, network rules).
+ * (libuv's threadpool, which native addons use), and shared buffers (memfd + seals); the
+ * shared libraries `addons` (native addons, .node files) need. `extend` adds to it (files,
+ * syscalls, network rules).
  */
 export function modulePolicy(
   node: string,
   directories: readonly string[],
+  addons: readonly string[],
   extend?: (b: PolicyBuilder) => void,
 ): Policy {
   const b = new PolicyBuilder().allowNodeRuntime({ openFiles: false, threads: true });
   b.addFile(node).addLibrariesForBinary(node).addDirectory('/proc').addFile('/dev/null', { writable: true });
   for (const d of directories) b.addDirectory(d);
+  for (const a of addons) b.addLibrariesForBinary(a);
   // Shared buffers: a memfd made, sized and sealed; a received one checked (fstatfs) and sealed.
   b.allowSyscalls(['memfd_create', 'ftruncate', 'fstatfs']);
   b.addPolicyOnSyscall('fcntl', ruleOf([{ arg1: [F_ADD_SEALS, F_GET_SEALS] }]));
