@@ -88,7 +88,14 @@ export async function modulesBench() {
       ...(goal ? { goal } : {}),
     });
     return [
-      rec("'call' mode (fresh sandboxed child per call)", t.call, 0.5, 'fresh node per call', t.fresh, '<= 2 ms, <= 0.033× (30× faster)'),
+      rec(
+        "'call' mode (fresh sandboxed child per call)",
+        t.call,
+        0.5,
+        'fresh node per call',
+        t.fresh,
+        '<= 2 ms, <= 0.033× (30× faster)',
+      ),
       rec("'call' mode (fresh sandboxed child per call)", t.call, 0.99, 'fresh node per call', t.fresh),
       rec("'session' mode round trip", t.session, 0.5, 'worker_threads round trip', t.worker, '<= 0.1 ms'),
       rec("'session' mode round trip", t.session, 0.99, 'worker_threads round trip', t.worker),

@@ -122,8 +122,8 @@ describe('example: sharp thumbnails (native addon, libvips)', () => {
           `<image xlink:href="file:///etc/passwd" width="32" height="32"/>` +
           `<image href="http://127.0.0.1:${l.port}/x.png" width="32" height="32"/></svg>`,
       );
-      // librsvg opens files as it renders any SVG (its own data and the references): the policy
-      // allows no open at all, so the call ends there, before anything is read.
+      // librsvg opens files of its own the first time it renders (locale data, the CPU count):
+      // the policy allows no open at all, so the call ends at the first one.
       const e = await failure(m.api.thumbnail(svg));
       expect(e.code).toBe('VIOLATION');
       expect(e.violation?.syscall).toBe('openat');

@@ -197,6 +197,24 @@ describe("sandboxedModule, 'session' mode", () => {
   });
 });
 
+describe("sandboxedModule, 'session' mode failures", () => {
+  it('a timeout or a forged message ends the session child; the next call gets a new one', async () => {
+    const m = await sandboxedModule<Sample>(sample, { mode: 'session', timeoutMs: 1500, spares: 1 });
+    try {
+      expect([await m.api.bump(), await m.api.bump()]).toEqual([1, 2]);
+      expect((await failure(m.call('spin'))).code).toBe('TIMEOUT');
+      expect(await m.api.bump()).toBe(1);
+      expect((await failure(m.call('forge'))).code).toBe('PROTOCOL');
+      expect(await m.api.bump()).toBe(1);
+      // an error the function threw keeps the child (and its state)
+      expect((await failure(m.call('fail', 'x'))).code).toBe('THROWN');
+      expect(await m.api.bump()).toBe(2);
+    } finally {
+      await m.close();
+    }
+  });
+});
+
 describe('sandboxedModule, bad input', () => {
   it('names what is wrong in options and specifiers, and an import that fails', async () => {
     await expect(sandboxedModule(sample, { mode: 'batch' as never })).rejects.toThrow(

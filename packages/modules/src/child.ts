@@ -72,14 +72,30 @@ export class ModuleChild {
     return new ModuleChild(sandbox, comms, options, stderr);
   }
 
-  /** True once the child is gone. */
+  /** True once the child is gone, or is being killed after a failed call. */
   get ended(): boolean {
-    return this.#ended;
+    return this.#ended || this.#failed;
   }
+  #failed = false;
 
   /** One call: its value, or a ModuleError. `describe` asks for the module's exports instead. */
   async call(fn: string, args: unknown[], describe = false): Promise<unknown> {
-    if (this.#closed || this.#ended) throw new ModuleError('CLOSED', `${fn}(): the child is gone`, { fn });
+    if (this.#closed || this.ended) throw new ModuleError('CLOSED', `${fn}(): the child is gone`, { fn });
+    try {
+      return await this.#call(fn, args, describe);
+    } catch (err) {
+      // After anything but an answer (an error reply, or an argument that was never sent), the
+      // child is not used again: it is gone, or it is killed now.
+      const code = err instanceof ModuleError ? err.code : '';
+      if (!['THROWN', 'NO_SUCH_FUNCTION', 'BAD_RESULT', 'BAD_ARGUMENT'].includes(code)) {
+        this.#failed = true;
+        if (!this.#ended) this.#sandbox.kill();
+      }
+      throw err;
+    }
+  }
+
+  async #call(fn: string, args: unknown[], describe: boolean): Promise<unknown> {
     const out: Attachment[] = [];
     const sent = extractBuffers(args, this.#options.threshold, out) as unknown[];
     const req: CallRequest = { fn, args: sent, buffers: out.length, kinds: kindsOf(out) };
