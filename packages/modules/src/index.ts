@@ -6,6 +6,7 @@ export {
   type SandboxedModuleOptions,
   type ModuleMode,
   type ModuleApi,
+  type AnyFunction,
 } from './sandboxed-module.js';
 export { ModuleError, type ModuleErrorCode } from './errors.js';
-export { DEFAULT_BUFFER_THRESHOLD, PassFd } from './wire.js';
+export { DEFAULT_BUFFER_THRESHOLD, PassFd, type RemoteErrorInfo } from './wire.js';

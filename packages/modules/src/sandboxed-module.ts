@@ -46,7 +46,8 @@ export interface SandboxedModuleOptions {
   node?: string;
 }
 
-type AnyFunction = (...args: never[]) => unknown;
+/** Any function a module may export. */
+export type AnyFunction = (...args: never[]) => unknown;
 /** The module's functions, each returning a Promise of its (awaited) result. */
 export type ModuleApi<T> = {
   [K in keyof T as T[K] extends AnyFunction ? K : never]: T[K] extends (...args: infer A) => infer R
