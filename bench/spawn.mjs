@@ -204,12 +204,12 @@ export async function spawnBench() {
   const bwrap = hasBwrap();
   const landlock = await runSbx(policy, 'landlock', false).then(
     () => true,
-    (err) => (
+    (err) => {
       process.stderr.write(
         `bench spawn: isolation 'landlock' does not run here (${err.message}): its rows are skipped\n`,
-      ),
-      false
-    ),
+      );
+      return false;
+    },
   );
   const kinds = {
     sbx: () => runOnDemand(policy),
@@ -241,7 +241,10 @@ export async function spawnBench() {
 
   // The forkserver's floor (a layout of its own: the pool follows it for this block).
   const floorKinds = {
-    fsPool: async () => (await poolFull(), runFloor(false)),
+    fsPool: async () => {
+      await poolFull();
+      return runFloor(false);
+    },
     fsDemand: () => runFloor(true),
     cp: runCp,
   };

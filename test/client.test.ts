@@ -25,13 +25,17 @@ function nodePolicy(opts: { threads?: boolean; openFiles?: boolean } = {}): Poli
   return b.build();
 }
 
+/** One JSON line the fixture printed: each mode prints its own shape, which the tests read by property. */
+// biome-ignore lint/suspicious/noExplicitAny: the fixture's output shapes vary by mode; the expectations check them
+type JsonLine = any;
+
 /** Runs the Node fixture in a sandbox-me-here sandbox; returns the Result and its JSON lines. */
 async function runNode(
   mode: string,
   policy: Policy,
   args: string[] = [],
   nodeFlags: string[] = [],
-): Promise<Captured & { lines: any[] }> {
+): Promise<Captured & { lines: JsonLine[] }> {
   const c = await runCaptured([process.execPath, ...nodeFlags, fixture, mode, ...args], {
     policy,
     executor: { enableSandboxBeforeExec: false, cwd: repoRoot, env: ENV },
@@ -39,7 +43,7 @@ async function runNode(
   return { ...c, lines: jsonLines(c.stdout) };
 }
 
-function jsonLines(out: string): any[] {
+function jsonLines(out: string): JsonLine[] {
   return out
     .split('\n')
     .filter((l) => l.startsWith('{'))
@@ -53,7 +57,7 @@ function runPlain(
   fd3?: number,
 ): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'inherit'];
+    const stdio: Array<'ignore' | 'pipe' | 'inherit' | number> = ['ignore', 'pipe', 'inherit'];
     if (fd3 !== undefined) stdio.push(fd3);
     const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, env: { ...ENV, ...env }, stdio });
     let stdout = '';
@@ -248,7 +252,7 @@ describe('Client.sandboxMeHere() refusals', () => {
    * to fd 3): it starts, as every sandbox-me-here sandboxee, under the io_uring denial, without
    * which libuv (Node 22 and later) would hold rings that the played policy then breaks.
    */
-  async function againstFakeExecutor(act: (c: Comms, hello: Buffer) => Promise<void>): Promise<any> {
+  async function againstFakeExecutor(act: (c: Comms, hello: Buffer) => Promise<void>): Promise<JsonLine> {
     const [ours, theirs] = native().socketpair(false, false);
     const comms = new Comms(ours, { maxMessageSize: 1024 });
     const done = runCaptured([process.execPath, fixture, 'alone'], {

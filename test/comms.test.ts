@@ -430,7 +430,7 @@ describe('Comms bounds what it holds for a peer (backpressure) and never leaks a
     const h = hostile();
     const fds = Array.from({ length: 40 }, () => openSync('/dev/null', 'r'));
     h.write(Buffer.concat([hdr(Tag.Bytes, 100n), Buffer.alloc(50)]), fds);
-    fds.forEach((fd) => closeSync(fd));
+    for (const fd of fds) closeSync(fd);
     await expectCommsError(h.comms.recvBytes(), 'UNEXPECTED_FD');
     await tick();
     expect(openFdCount()).toBeLessThanOrEqual(before + 2); // the two socket ends, no received fd

@@ -279,13 +279,14 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
   for (const cgroup of ['auto', 'off'] as const) {
     it(`walltime, kill() and the target's exit leave no survivors, even after double fork + setsid (cgroup: ${cgroup})`, async () => {
       const marker = (n: number) => `${400 + n}.${process.pid}${Date.now() % 100000}`;
-      const escape = (m: string) => `setsid sh -c "setsid sleep ${m} & sleep ${m} &" ; (sleep ${m} &) ; sleep ${m} & `;
+      const escapees = (m: string) =>
+        `setsid sh -c "setsid sleep ${m} & sleep ${m} &" ; (sleep ${m} &) ; sleep ${m} & `;
       const m1 = marker(1);
       const timeout = await simRun({
         isolation: 'landlock',
         cgroup,
         walltime: 1,
-        argv: ['/bin/sh', '-c', `${escape(m1)} sleep ${m1}`],
+        argv: ['/bin/sh', '-c', `${escapees(m1)} sleep ${m1}`],
       });
       expect(timeout.result.status).toBe('TIMEOUT');
       expect(processesWith(m1)).toEqual([]);
@@ -295,7 +296,7 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
         isolation: 'landlock',
         cgroup,
         killAfterMs: 500,
-        argv: ['/bin/sh', '-c', `${escape(m2)} sleep ${m2}`],
+        argv: ['/bin/sh', '-c', `${escapees(m2)} sleep ${m2}`],
       });
       expect(killed.result.status).toBe('EXTERNAL_KILL');
       expect(processesWith(m2)).toEqual([]);
@@ -304,7 +305,7 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
       const exited = await simRun({
         isolation: 'landlock',
         cgroup,
-        argv: ['/bin/sh', '-c', `${escape(m3)} echo started`],
+        argv: ['/bin/sh', '-c', `${escapees(m3)} echo started`],
       });
       expect(exited.result.status).toBe('OK');
       expect(exited.stdout).toBe('started\n');

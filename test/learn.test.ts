@@ -312,7 +312,9 @@ describe("the monitor's filter interpreter (native learn.cc)", () => {
           raw.writeInt32LE(nr, 0);
           raw.writeUInt32LE(arch, 4);
           raw.writeBigUInt64LE(0x401000n, 8);
-          args.forEach((a, i) => raw.writeBigUInt64LE(a, 16 + 8 * i));
+          args.forEach((a, i) => {
+            raw.writeBigUInt64LE(a, 16 + 8 * i);
+          });
           const got = native().learnRun(table, raw);
           const want = evaluate(program, { nr, arch, ip: 0x401000n, args }).ret;
           expect(got.ret >>> 0, `${syscallName('x86_64', nr)} ${args}`).toBe(want);

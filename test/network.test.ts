@@ -278,7 +278,10 @@ describe("the monitor's decision", () => {
             const groups = [...head, ...new Array<string>(8 - head.length - tail.length).fill('0'), ...tail].map((g) =>
               parseInt(g || '0', 16),
             );
-            groups.forEach((g, i) => ((bytes[2 * i] = g >> 8), (bytes[2 * i + 1] = g & 0xff)));
+            for (const [i, g] of groups.entries()) {
+              bytes[2 * i] = g >> 8;
+              bytes[2 * i + 1] = g & 0xff;
+            }
             if (rnd(2)) bytes[15] = rnd(256);
           }
           sa = Buffer.alloc(28);
@@ -353,7 +356,13 @@ describe('blocking connects that take time', () => {
     const filler = connect(port, '127.0.0.1');
     filler.on('error', () => {});
     await once(filler, 'connect');
-    return { port, close: () => (filler.destroy(), child.kill('SIGKILL')) };
+    return {
+      port,
+      close: () => {
+        filler.destroy();
+        return child.kill('SIGKILL');
+      },
+    };
   }
 
   it('wait in the kernel, not in the monitor: another sandbox connects meanwhile; the connect completes', async () => {
@@ -361,9 +370,10 @@ describe('blocking connects that take time', () => {
     try {
       const t0 = performance.now();
       let slowMs = 0;
-      const slow = runClient(['tcp', '127.0.0.1', held.port], (b) => b.allowIPv4('127.0.0.1')).then(
-        (r) => ((slowMs = performance.now() - t0), r),
-      );
+      const slow = runClient(['tcp', '127.0.0.1', held.port], (b) => b.allowIPv4('127.0.0.1')).then((r) => {
+        slowMs = performance.now() - t0;
+        return r;
+      });
       await new Promise((r) => setTimeout(r, 100)); // the slow one is parked by now
       const fast = await runClient(['tcp', '127.0.0.1', pong.port], (b) => b.allowIPv4('127.0.0.1'));
       const fastMs = performance.now() - t0;

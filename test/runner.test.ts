@@ -55,6 +55,12 @@ describe('examples/code-runner', () => {
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
   const post = (body: unknown) => fetch(`${base}/run`, { method: 'POST', body: JSON.stringify(body) });
+  /** The service's JSON answer (examples/code-runner). */
+  interface Reply {
+    result: { status: string; cpuUserMs: number; cpuSystemMs: number; violation: { syscall: string; args: unknown[] } };
+    stdout: string;
+  }
+  const reply = async (r: Response) => (await r.json()) as Reply;
 
   it('runs python, node and sh snippets, with input', async () => {
     for (const [lang, code, want] of [
@@ -64,17 +70,17 @@ describe('examples/code-runner', () => {
     ] as const) {
       const r = await post({ lang, code, input: '21\n' });
       expect(r.status).toBe(200);
-      const body = await r.json();
+      const body = await reply(r);
       expect(body.result.status, `${lang}: ${JSON.stringify(body)}`).toBe('OK');
       expect(body.stdout).toBe(want);
     }
   });
 
   it('bounds time, output and the queue, and answers bad requests', async () => {
-    const slow = await (await post({ lang: 'python', code: 'while True: pass' })).json();
+    const slow = await reply(await post({ lang: 'python', code: 'while True: pass' }));
     expect(slow.result.status).toBe('TIMEOUT');
     expect(slow.result.cpuUserMs + slow.result.cpuSystemMs).toBeGreaterThan(0);
-    const loud = await (await post({ lang: 'sh', code: 'yes' })).json();
+    const loud = await reply(await post({ lang: 'sh', code: 'yes' }));
     expect(loud.result.status).toBe('OUTPUT_LIMIT');
     expect(loud.stdout.length).toBe(64 * 1024);
     const bad = await post({ lang: 'ruby', code: '' });
@@ -90,7 +96,7 @@ describe('examples/code-runner', () => {
   });
 
   it('a violation comes back as JSON (bigint arguments as strings)', async () => {
-    const r = await (await post({ lang: 'python', code: 'import os\nos.setuid(0)' })).json();
+    const r = await reply(await post({ lang: 'python', code: 'import os\nos.setuid(0)' }));
     expect(r.result.status).toBe('VIOLATION');
     expect(r.result.violation.syscall).toBe('setuid');
     expect(r.result.violation.args.every((a: unknown) => typeof a === 'string')).toBe(true);

@@ -11,11 +11,13 @@ const escapes = new Map([
   ['>', '&gt;'],
   ['"', '&quot;'],
 ]);
-const escape = (s) => s.replace(/[&<>"]/g, (c) => escapes.get(c));
+const escapeHtml = (s) => s.replace(/[&<>"]/g, (c) => escapes.get(c));
 function render(doc) {
   return doc
     .split('\n')
-    .map((line) => (line.startsWith('# ') ? `<h1>${escape(line.slice(2))}</h1>` : line ? `<p>${escape(line)}</p>` : ''))
+    .map((line) =>
+      line.startsWith('# ') ? `<h1>${escapeHtml(line.slice(2))}</h1>` : line ? `<p>${escapeHtml(line)}</p>` : '',
+    )
     .join('');
 }
 render('# warm-up\nso the renderer is compiled before any child exists');

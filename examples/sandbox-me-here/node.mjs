@@ -41,10 +41,12 @@ function summarize(value) {
     counts.depth = Math.max(counts.depth, depth);
     if (Array.isArray(v)) {
       counts.arrays++;
-      v.forEach((x) => walk(x, depth + 1));
+      v.forEach((x) => {
+        walk(x, depth + 1);
+      });
     } else if (v && typeof v === 'object') {
       counts.objects++;
-      Object.values(v).forEach((x) => walk(x, depth + 1));
+      for (const x of Object.values(v)) walk(x, depth + 1);
     } else if (typeof v === 'string') counts.strings++;
     else if (typeof v === 'number') counts.numbers++;
     else counts.other++;

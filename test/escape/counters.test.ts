@@ -3,7 +3,7 @@
 // and the next sandbox must not notice. Every fill lasts only until the test kills the sandbox.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { Executor, Sandbox, type ExecutorOptions } from '@sbx/executor';
+import { Executor, Sandbox, type ExecutorOptions, type LimitsOptions } from '@sbx/executor';
 import { runCaptured } from '../helpers.js';
 import { asRoot, escapePolicy, executorStaysUnharmed, probePath } from './harness.js';
 
@@ -23,7 +23,7 @@ async function holding(name: string, executor: ExecutorOptions = {}): Promise<He
   const ex = new Executor(probePath(), [probePath(), name], {
     stdio: ['ignore', 'pipe', 'ignore'],
     ...executor,
-    limits: { walltime: 30, ...executor.limits },
+    limits: { walltime: 30, ...(executor.limits as LimitsOptions | undefined) },
   });
   const sandbox = new Sandbox(ex, policy);
   const result = sandbox.run();

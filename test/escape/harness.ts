@@ -3,7 +3,7 @@
 // executor (this vitest worker) is unharmed: no fd left behind, and a new sandbox still runs.
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect } from 'vitest';
-import type { PolicyBuilder, ExecutorOptions } from '@sbx/executor';
+import type { PolicyBuilder, ExecutorOptions, LimitsOptions } from '@sbx/executor';
 import { isolationPolicy, openFdCount, runCaptured, testcase, tick, type Captured } from '../helpers.js';
 
 export const asRoot = process.getuid?.() === 0;
@@ -29,7 +29,10 @@ export function probe(
     before?: NonNullable<Parameters<typeof runCaptured>[1]>['before'];
   } = {},
 ): Promise<Captured> {
-  const executor: ExecutorOptions = { ...options.executor, limits: { walltime: 10, ...options.executor?.limits } };
+  const executor: ExecutorOptions = {
+    ...options.executor,
+    limits: { walltime: 10, ...(options.executor?.limits as LimitsOptions | undefined) },
+  };
   return runCaptured([probePath(), ...args], {
     policy: options.policy ?? escapePolicy(),
     executor,

@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { native } from '@sbx/client/internal';
-import { Executor, PolicyBuilder, Sandbox, type ExecutorOptions, type Result } from '@sbx/executor';
+import { Executor, PolicyBuilder, Sandbox, type ExecutorOptions, type LimitsOptions, type Result } from '@sbx/executor';
 import { processesWith, repoRoot } from '../helpers.js';
 import { asRoot, executorStaysUnharmed, probePath } from './harness.js';
 
@@ -73,7 +73,7 @@ async function startSabotaged(
   const ex = new Executor('/bin/sh', ['/bin/sh', '-c', tree(m, then)], {
     stdio: 'ignore',
     ...options,
-    limits: { walltime: 60, ...options.limits },
+    limits: { walltime: 60, ...(options.limits as LimitsOptions | undefined) },
   });
   const sandbox = new Sandbox(ex, policy());
   const result = sandbox.run();

@@ -304,7 +304,10 @@ export class Comms {
       if (m.fd >= 0) closeQuietly(m.fd);
       return;
     }
-    if (this.handler) return this.handler(m);
+    if (this.handler) {
+      this.handler(m);
+      return;
+    }
     const w = this.waiters.shift();
     if (w) w.resolve(m);
     else this.inbox.push(m);
@@ -356,7 +359,7 @@ export class Comms {
       while (budget > 0 && (this.handler !== null || !this.inbox.count.reaches(this.limits, read))) {
         const direct = this.decoder.directTarget();
         const from = out.length;
-        let r;
+        let r: ReturnType<typeof n.recvmsg>;
         if (direct) {
           r = n.recvmsg(this.fd, direct.buf, direct.offset, direct.length);
           if (r.bytes > 0) this.decoder.feedDirect(r.bytes, r.fds, out);

@@ -15,7 +15,7 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { ForkError } from './errors.js';
-import { forkNative, type NativeErrnoError } from './native.js';
+import { type ForkBinding, forkNative, type NativeErrnoError } from './native.js';
 import { Client } from './client.js';
 import { defaultCommsFd } from './sync-comms.js';
 
@@ -137,7 +137,7 @@ export class ForkingClient {
         );
       }
       checkNoIoUring();
-      let info;
+      let info: ReturnType<ForkBinding['forkingOpen']>;
       try {
         info = forkNative().forkingOpen(defaultCommsFd());
       } catch (err) {

@@ -6,10 +6,13 @@ import { UsageError } from './cli/run.js';
 import { SandboxSetupError } from './sandbox/sandbox.js';
 import { IsolationError } from './isolation/isolation.js';
 
+/** Any class, abstract or not, whatever its constructor's parameters. */
+type AnyClass = abstract new (...args: never[]) => unknown;
+
 /** Every error class either package exports, by name. */
-function errorClasses(mod: Record<string, unknown>): Array<[string, Function]> {
+function errorClasses(mod: Record<string, unknown>): Array<[string, AnyClass]> {
   return Object.entries(mod).filter(([name, v]) => typeof v === 'function' && /Error$/.test(name)) as Array<
-    [string, Function]
+    [string, AnyClass]
   >;
 }
 
@@ -21,7 +24,7 @@ describe('one error base', () => {
     ['UsageError', UsageError],
     ['SandboxSetupError', SandboxSetupError],
     ['IsolationError', IsolationError],
-  ] as Array<[string, Function]>;
+  ] as Array<[string, AnyClass]>;
 
   it('every exported error class extends SbxError', () => {
     expect(all.length).toBeGreaterThanOrEqual(15);

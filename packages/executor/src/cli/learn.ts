@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { LearnError, learnPolicyFile, verifyPolicyFile } from '../learn/learn.js';
-import type { LearnOptions } from '../learn/learn.js';
+import type { LearnOptions, LearnReport } from '../learn/learn.js';
 import { defaultView, withoutView } from '../learn/view.js';
 import { defaultPolicy } from './default-policy.js';
 import { PolicyError } from '../policy/errors.js';
@@ -167,7 +167,7 @@ export async function learn(argv: string[]): Promise<number> {
       }
     });
 
-  let report;
+  let report: LearnReport;
   const terminal = guardTerminal(); // the runs have the caller's terminal as stdio (cli/terminal-guard.ts)
   try {
     report = await learnPolicyFile(learnOptions);
@@ -182,7 +182,9 @@ export async function learn(argv: string[]): Promise<number> {
     terminal.restore();
   }
   for (const p of report.problems) say(`warning: ${p}`);
-  report.results.forEach((r, i) => say(`run ${i + 1}/${runs}: ${r.toString()}`));
+  report.results.forEach((r, i) => {
+    say(`run ${i + 1}/${runs}: ${r.toString()}`);
+  });
   const allowed = (report.doc.allow?.length ?? 0) + Object.keys(report.doc.allowWhen ?? {}).length;
   const text = formatPolicyFile(values['without-view'] ? withoutView(report.doc) : report.doc);
   if (toStdout) process.stdout.write(text);

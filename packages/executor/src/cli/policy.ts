@@ -61,7 +61,11 @@ export async function policy(argv: string[]): Promise<number> {
   }
   const rules = [...p.rules, ...p.overridable];
   const seen = new Set<number>();
-  const effective = rules.filter((r) => (seen.has(r.nr) ? false : (seen.add(r.nr), true)));
+  const effective = rules.filter((r) => {
+    if (seen.has(r.nr)) return false;
+    seen.add(r.nr);
+    return true;
+  });
   if (sub === 'check') {
     console.log(`ok: ${effective.length} syscall rules, ${p.mounts.length} mounts`);
     return 0;

@@ -156,7 +156,9 @@ export class ForkServerHandle {
     const payload = Buffer.alloc(12 + 4 * fds.length);
     payload.writeBigUInt64LE(id, 0);
     payload.writeUInt32LE(fds.length, 8);
-    fds.forEach((f, i) => payload.writeUInt32LE(f.target, 12 + 4 * i));
+    fds.forEach((f, i) => {
+      payload.writeUInt32LE(f.target, 12 + 4 * i);
+    });
     this.inFlight.hold();
     const forked = new Promise<Forked>((resolve, reject) => {
       const timer = setTimeout(() => {

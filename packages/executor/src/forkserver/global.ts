@@ -59,7 +59,7 @@ export class ForkServer {
     const size = poolSize(); // a bad SBX_SPAWN_POOL throws here, before anything is started
     const n = native();
     const [ours, theirs] = n.socketpair(false, false);
-    let started;
+    let started: ReturnType<typeof n.spawnForkserver>;
     try {
       started = n.spawnForkserver(forkserverPath(), theirs);
     } catch (err) {
@@ -109,7 +109,9 @@ export class ForkServer {
     b.writeUInt32LE(size, 0);
     b.writeUInt32LE(range.first, 4);
     b.writeUInt32LE(range.count, 8);
-    this.poolIds.forEach((ids, i) => b.writeUInt32LE(ids.uid, 12 + 4 * i));
+    this.poolIds.forEach((ids, i) => {
+      b.writeUInt32LE(ids.uid, 12 + 4 * i);
+    });
     this.comms.sendTLV(FsTag.Pool, b).catch((e: Error) => this.die(e));
   }
 

@@ -133,7 +133,9 @@ export class OpList {
   /** u32 words followed by string fields: "u32 len | s1 | s2" style payloads. */
   words(op: number, words: number[], ...tail: Buffer[]): this {
     const head = Buffer.allocUnsafe(4 * words.length);
-    words.forEach((w, i) => head.writeUInt32LE(w >>> 0, 4 * i));
+    words.forEach((w, i) => {
+      head.writeUInt32LE(w >>> 0, 4 * i);
+    });
     return this.push(op, Buffer.concat([head, ...tail]));
   }
 

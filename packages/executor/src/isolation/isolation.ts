@@ -131,6 +131,7 @@ function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntri
   };
   const env: Record<string, string> = {};
   try {
+    // biome-ignore lint/suspicious/useIterableCallbackReturn: the switch covers every FsEntry type and each case returns or throws (tsc checks it)
     const entries = fsEntries.map((e): FsEntry => {
       switch (e.type) {
         case 'bind':

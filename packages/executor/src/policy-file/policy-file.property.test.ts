@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PolicyError } from '../policy/errors.js';
-import { compilePolicy } from '../policy/compiler.js';
+import { type CompiledPolicy, compilePolicy } from '../policy/compiler.js';
 import { evaluate } from '../policy/evaluator.js';
 import { syscallNumber } from '../policy/syscalls.js';
 import { loadPolicyFile } from './policy-file.js';
@@ -114,7 +114,7 @@ describe('policy files, property tests', () => {
     for (let seed = 1; seed <= 150; seed++) {
       const r = rng(seed);
       const { doc, allow, errno } = validFile(r);
-      let program;
+      let program: CompiledPolicy['program'];
       try {
         program = compilePolicy(loadPolicyFile(doc).build(), { monitor: false, cache: false }).program;
       } catch (err) {

@@ -31,6 +31,7 @@ const argTest = {
   type: ['array', 'object'],
   description: 'The values the argument may have (its low 32 bits), or {"onlyFlags": MASK}: no bit outside MASK set.',
   if: { type: 'array' },
+  // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then/else keyword, not a thenable
   then: { minItems: 1, items: argValue },
   else: { additionalProperties: false, required: ['onlyFlags'], properties: { onlyFlags: argValue } },
 } as const;
@@ -97,6 +98,7 @@ export const POLICY_FILE_SCHEMA = {
       description: 'What every other syscall gets: "kill" (default; a violation), "allow", "log", or {"errno": ...}.',
       type: ['string', 'object'],
       if: { type: 'string' },
+      // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then/else keyword, not a thenable
       then: { enum: ['kill', 'allow', 'log'] },
       else: { additionalProperties: false, required: ['errno'], properties: { errno } },
     },

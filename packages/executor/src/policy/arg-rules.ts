@@ -67,7 +67,9 @@ export function argRule(
           return n ?? 0;
         });
         const ok = `ok${j}.${i}`;
-        values.forEach((v, n) => out.push(n === values.length - 1 ? JEQ(v, ok, next) : JEQ(v, ok)));
+        values.forEach((v, n) => {
+          out.push(n === values.length - 1 ? JEQ(v, ok, next) : JEQ(v, ok));
+        });
         out.push(LABEL(ok));
       } else {
         const mask = parseArgValue(test.onlyFlags);

@@ -266,7 +266,9 @@ describe('limits and errors', () => {
       'msync',
       'mincore',
     ];
-    list.forEach((name, i) => b.addPolicyOnSyscall(name, big(i * 1000)));
+    list.forEach((name, i) => {
+      b.addPolicyOnSyscall(name, big(i * 1000));
+    });
     const policy = b.build();
     let err: unknown;
     try {
@@ -372,7 +374,7 @@ describe('sandbox-me-here client rule (clientChannelFd, clientListenerFd)', () =
 
   it('openFiles: false: statx with AT_EMPTY_PATH is ENOSYS whatever the path (no stat by path), without it a violation', () => {
     const c = compilePolicy(x64().allowNodeRuntime({ openFiles: false }).build());
-    for (const [dirfd, path] of [
+    for (const [dirfd, path] of <Array<[number, number]>>[
       [17, 0x7ffc1000],
       [-100, 0x7ffc1000],
       [3, 0],

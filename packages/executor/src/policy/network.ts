@@ -195,6 +195,23 @@ export function formatNetworkRule(r: NetworkRule): string {
   return `${r.action ?? 'allow'} ${net}${r.port ? ` port ${r.port}` : ''}`;
 }
 
+/** One member of a policy file's `network.rules` (at: where it is, for the problem): the rule, or its problem. */
+function parseNetworkRuleObject(r: Record<string, unknown>, at: string): NetworkRule | string {
+  if (!r || typeof r !== 'object') return `${at} must be an object { family, address, prefix, port }`;
+  const { family, address, prefix, port, action } = r;
+  if (family !== 4 && family !== 6) return `${at}.family must be 4 or 6`;
+  if (typeof address !== 'string' || typeof prefix !== 'number' || typeof port !== 'number') {
+    return `${at} needs address (string), prefix (number) and port (number)`;
+  }
+  if (action !== undefined && action !== 'deny' && action !== 'dns')
+    return `${at}.action must be "deny" or "dns" when present`;
+  const parsed = parseNetworkRule(family, `${address}/${prefix}`, port, action === 'deny' ? 'deny' : undefined, at);
+  if (typeof parsed === 'string') return parsed;
+  if (action === 'dns' && (port !== 53 || prefix !== (family === 4 ? 32 : 128)))
+    return `${at}: a dns rule is one address (/${family === 4 ? 32 : 128}) and port 53`;
+  return action === 'dns' ? { ...parsed, action: 'dns' } : parsed;
+}
+
 /** Validates the `network` member of a policy file (Policy.fromJSON); problems are appended. */
 export function parseNetworkPolicy(v: unknown, problems: string[]): NetworkPolicy {
   if (v === undefined || v === null) return { mode: 'none', rules: [] };
@@ -210,21 +227,9 @@ export function parseNetworkPolicy(v: unknown, problems: string[]): NetworkPolic
   if (!Array.isArray(o['rules'])) problems.push('network.rules must be an array');
   else {
     (o['rules'] as Array<Record<string, unknown>>).forEach((r, i) => {
-      const at = `network.rules[${i}]`;
-      if (!r || typeof r !== 'object')
-        return void problems.push(`${at} must be an object { family, address, prefix, port }`);
-      const { family, address, prefix, port, action } = r;
-      if (family !== 4 && family !== 6) return void problems.push(`${at}.family must be 4 or 6`);
-      if (typeof address !== 'string' || typeof prefix !== 'number' || typeof port !== 'number') {
-        return void problems.push(`${at} needs address (string), prefix (number) and port (number)`);
-      }
-      if (action !== undefined && action !== 'deny' && action !== 'dns')
-        return void problems.push(`${at}.action must be "deny" or "dns" when present`);
-      const parsed = parseNetworkRule(family, `${address}/${prefix}`, port, action === 'deny' ? 'deny' : undefined, at);
-      if (typeof parsed === 'string') return void problems.push(parsed);
-      if (action === 'dns' && (port !== 53 || prefix !== (family === 4 ? 32 : 128)))
-        return void problems.push(`${at}: a dns rule is one address (/${family === 4 ? 32 : 128}) and port 53`);
-      rules.push(action === 'dns' ? { ...parsed, action: 'dns' } : parsed);
+      const rule = parseNetworkRuleObject(r, `network.rules[${i}]`);
+      if (typeof rule === 'string') problems.push(rule);
+      else rules.push(rule);
     });
   }
   const out: { mode: NetworkPolicy['mode']; rules: NetworkRule[]; unixSockets?: string[]; onDeny?: NetworkDenyAction } =

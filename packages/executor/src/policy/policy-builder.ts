@@ -10,13 +10,13 @@
  *     .addPolicyOnSyscall('ioctl', [ARG_32(1), JEQ(TCGETS, 'ok'), KILL, LABEL('ok'), ALLOW])
  *     .build();
  */
-import { statSync } from 'node:fs';
+import { type Stats, statSync } from 'node:fs';
 import { isAbsolute, posix } from 'node:path';
 import { checkRule } from './bpf.js';
 import type { BpfInsn } from './bpf.js';
 import { ALWAYS_DENIED } from './denials.js';
 import { ERRNO_TABLE } from './errnos.js';
-import { resolveLibraries } from './elf.js';
+import { type ResolvedLibraries, resolveLibraries } from './elf.js';
 import { PolicyError } from './errors.js';
 import {
   NETWORK_CLIENT_SYSCALLS,
@@ -495,7 +495,7 @@ export class PolicyBuilder {
       this.#problems.push(`${method}: "${out}" names the executor's own process; mount the whole /proc inside instead`);
       return this;
     }
-    let st;
+    let st: Stats;
     try {
       st = statSync(out);
     } catch (e) {
@@ -592,7 +592,7 @@ export class PolicyBuilder {
     const ld = options.ldLibraryPath ?? [];
     if (!Array.isArray(ld) || ld.some((d) => typeof d !== 'string'))
       throw new TypeError('addLibrariesForBinary: options.ldLibraryPath must be an array of strings');
-    let res;
+    let res: ResolvedLibraries;
     try {
       res = resolveLibraries(p, { ldLibraryPath: ld });
     } catch (e) {

@@ -146,9 +146,9 @@ export class Policy implements PolicyData {
     else if (da && typeof da === 'object' && isErrno((da as { errno?: unknown }).errno))
       defaultAction = { errno: (da as { errno: number }).errno };
     else problems.push(`defaultAction must be kill, allow, log, notify or {errno}, got ${JSON.stringify(da)}`);
-    const mounts = Array.isArray(o['mounts'])
-      ? (o['mounts'] as Mount[])
-      : (problems.push('mounts must be an array'), []);
+    let mounts: Mount[] = [];
+    if (Array.isArray(o['mounts'])) mounts = o['mounts'] as Mount[];
+    else problems.push('mounts must be an array');
     const network = parseNetworkPolicy(o['network'], problems);
     const presets = Array.isArray(o['presets']) ? (o['presets'] as string[]) : [];
     if (problems.length) throw new PolicyError('INVALID_POLICY', problems);

@@ -17,7 +17,7 @@ import {
   tagName,
 } from '@sbx/client';
 import { closeQuietly, native } from '@sbx/client/internal';
-import { compilePolicy } from '../policy/compiler.js';
+import { type CompiledPolicy, compilePolicy } from '../policy/compiler.js';
 import type { Policy } from '../policy/policy.js';
 
 /** Largest message the sandboxee may send here (HELLO is 16 bytes; an Fd message is empty). */
@@ -130,7 +130,7 @@ export async function serveClientHandshake(
     if (!policySent) {
       const hint = hello.data.readUInt32LE(12);
       const listenerFd = hint === CLIENT_NO_FD || hint > 0x7fffffff ? -1 : hint;
-      let compiled;
+      let compiled: CompiledPolicy;
       try {
         compiled = compilePolicy(policy, clientCompileOptions(listenerFd));
       } catch (err) {

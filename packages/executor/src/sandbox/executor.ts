@@ -1,6 +1,6 @@
 // executor.ts: what to run and with which limits and fds (Sandbox2's Executor). The policy says
 // what the sandboxee may do; Sandbox puts the two together.
-import { statSync } from 'node:fs';
+import { type Stats, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Ipc } from './ipc.js';
 import { Limits, type LimitsOptions } from './limits.js';
@@ -300,7 +300,7 @@ export function resolveBinary(path: string): string {
         `Executor: "${path}" was not found in PATH (${process.env.PATH ?? DEFAULT_PATH})`,
       );
   }
-  let st;
+  let st: Stats;
   try {
     st = statSync(full);
   } catch {

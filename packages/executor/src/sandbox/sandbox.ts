@@ -6,7 +6,7 @@ import { getSystemErrorName } from 'node:util';
 import { Comms, CommsError, SbxError, Tag } from '@sbx/client';
 import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
 import { Executor, ExecutorError } from './executor.js';
-import { ForkServerHandleError, pidOfPidfd } from '../forkserver/custom.js';
+import { type Forked, ForkServerHandleError, pidOfPidfd } from '../forkserver/custom.js';
 import { EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from '../forkserver/protocol.js';
 import { ForkServer, ForkServerError, type Exited } from '../forkserver/global.js';
 import * as monitor from './monitor.js';
@@ -281,7 +281,9 @@ export class Sandbox {
 
       // fds: stdio, the IPC mappings, the setup socket
       const stdioFds = this.prepareStdio(closeAfterSpawn);
-      stdioFds.forEach((fd, i) => ops.fd(i, fd));
+      stdioFds.forEach((fd, i) => {
+        ops.fd(i, fd);
+      });
       for (const m of ex.ipc.list()) ops.fd(m.sandboxee, m.local);
       const [setupOurs, setupTheirs] = n.socketpair(false, false);
       closeAfterSpawn.push(setupTheirs);
@@ -320,7 +322,7 @@ export class Sandbox {
       }
 
       let fs: ForkServer;
-      let spawned;
+      let spawned: Awaited<ReturnType<ForkServer['spawn']>>;
       try {
         fs = ForkServer.shared(); // throws on a bad SBX_SPAWN_POOL: the setup channel is closed below
         spawned = await fs.spawn(ops);
@@ -372,7 +374,7 @@ export class Sandbox {
     const client = prepareClientHandshake(this.policy);
     const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
     fds.push({ target: CLIENT_FD, fd: client.theirs });
-    let forked;
+    let forked: Forked;
     try {
       forked = await server.fork(fds);
     } catch (err) {

@@ -14,6 +14,6 @@ interface SbxMatchers<R = unknown> {
 }
 
 declare module 'vitest' {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any, @typescript-eslint/no-empty-object-type
+  // biome-ignore lint/suspicious/noExplicitAny: declaration merging needs vitest's own `Matchers<T = any>` parameter list
   interface Matchers<T = any> extends SbxMatchers<T> {}
 }
