@@ -10,7 +10,6 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModuleError, type SandboxedModule, sandboxedModule } from '@sbx/modules';
 import { repoRoot } from './helpers.js';
-// @ts-expect-error: a plain .mjs example without types
 import { libzView, sharpAddon } from '../examples/sandboxed-modules/policies.mjs';
 
 const from = join(repoRoot, 'examples', 'sandboxed-modules');
