@@ -53,6 +53,19 @@ describe("sandboxedModule, 'call' mode", () => {
     expect(pids.size).toBe(3);
   });
 
+  it('leaves no fd behind once its children are gone', async () => {
+    await m.api.add(0, 0);
+    const before = openFdCount();
+    for (let i = 0; i < 8; i++) await m.api.sum(Buffer.alloc(100_000, 1));
+    await failure(m.call('readSecret', '/etc/passwd'));
+    let now = openFdCount();
+    for (let i = 0; i < 100 && now > before; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      now = openFdCount();
+    }
+    expect(now).toBeLessThanOrEqual(before);
+  });
+
   it('sends large byte arrays as shared memory both ways, keeping Buffer and Uint8Array apart', async () => {
     const big = Buffer.alloc(1 << 20, 3);
     expect(await m.api.sum(big)).toEqual({ s: (3 * (1 << 20)) % 65521, length: 1 << 20, isBuffer: true });
