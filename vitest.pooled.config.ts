@@ -13,6 +13,8 @@ export default defineConfig({
       'test/landlock-isolation.test.ts',
       'test/network.test.ts',
       'test/run.test.ts',
+      'test/notify.test.ts',
+      'test/long-lived.test.ts',
     ],
     // These run the CLI in child processes (each its own executor and pool): nothing to hit here.
     exclude: ['test/escape/ipc.test.ts', 'test/escape/priority.test.ts'],

@@ -10,10 +10,12 @@ const only = process.argv.slice(2);
 const sections = [
   ['comms', commsBench],
   ['spawn', async () => (await import('./spawn.mjs')).spawnBench()],
+  ['trace', async () => (await import('./trace.mjs')).traceBench()],
   ['syscall', async () => (await import('./syscall.mjs')).syscallBench()],
   ['cli', async () => (await import('./cli.mjs')).cliBench()],
   ['client', async () => (await import('./client.mjs')).clientBench()],
   ['network', async () => (await import('./network.mjs')).networkBench()],
+  ['notify', async () => (await import('./notify.mjs')).notifyBench()],
   ['buffer', async () => (await import('./buffer.mjs')).bufferBench()],
   ['fork', async () => (await import('./fork.mjs')).forkBenchLines()],
   ['learn', async () => (await import('./learn.mjs')).learnBench()],

@@ -214,6 +214,24 @@ describe('custom-fork mode: a Node forkserver', () => {
     expect((await d.result).status).toBe('OK');
   });
 
+  it('setWalltimeLimit() gives a running child without a walltime one (TIMEOUT); 0 removes one', async () => {
+    const c = await forkChild(server, policy, 0);
+    await c.comms.sendMessage({ kind: 'ping', exit: 'wait' });
+    await c.comms.recvMessage();
+    expect(await c.sandbox.awaitResult(50)).toBeUndefined();
+    c.sandbox.setWalltimeLimit(100);
+    const r = await c.result;
+    expect(r.status).toBe('TIMEOUT');
+    expect(r.reason).toBe('walltime limit of 0.1 s exceeded');
+    const d = await forkChild(server, policy, 0.3);
+    d.sandbox.setWalltimeLimit(0);
+    await d.comms.sendMessage({ kind: 'ping', exit: 'wait' });
+    await d.comms.recvMessage();
+    expect(await d.sandbox.awaitResult(600)).toBeUndefined(); // past the Executor's 0.3 s
+    d.sandbox.kill();
+    expect((await d.result).status).toBe('EXTERNAL_KILL');
+  });
+
   it('Worker threads fail at once in a child with UNSUPPORTED_IN_CHILD; async WebAssembly works', async () => {
     const c = await forkChild(server, nodePolicy());
     await c.comms.sendMessage({ kind: 'probe', worker: true, wasm: true });

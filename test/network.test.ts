@@ -519,6 +519,8 @@ describe('unix sockets under network rules', () => {
     server = createServer((s) => s.once('data', () => s.end('unix-pong')));
     server.listen(path);
     await once(server, 'listening');
+    // The monitor connects as the sandbox's own uid: the socket must let others in.
+    chmodSync(path, 0o777);
   });
   afterAll(() => {
     server.close();

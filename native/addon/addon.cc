@@ -11,6 +11,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   sbx::InitClientBinding(env, exports);
   sbx::InitBufferBinding(env, exports);
   sbx::InitTtyBinding(env, exports);
+  sbx::InitIpcBinding(env, exports);
   return exports;
 }
 

@@ -11,4 +11,5 @@ void InitMonitor(Napi::Env env, Napi::Object exports);
 void InitClientBinding(Napi::Env env, Napi::Object exports);
 void InitBufferBinding(Napi::Env env, Napi::Object exports);
 void InitTtyBinding(Napi::Env env, Napi::Object exports);
+void InitIpcBinding(Napi::Env env, Napi::Object exports);
 }  // namespace sbx

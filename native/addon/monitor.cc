@@ -5,6 +5,8 @@
 //   - a second such execveat: the first failed; arg 3 holds -errno (reported as exec_failed);
 //   - in learning mode (learn.h), a call the filter sent here for its default action: CONTINUE,
 //     and the (syscall, chosen register args) fact is reported to JS the first time it is seen;
+//   - with notify hooks (hooks.h), a call a notifySyscall() rule sent here: reported to JS and
+//     answered when JS replies (monitorHookReply) or, at the hook timeout, the sandbox is killed;
 //   - anything else: a violation: the sandbox's init is SIGKILLed through its pidfd (the whole
 //     pid namespace dies with it), the call is never answered (so it never returns), and the
 //     syscall is reported to JS.
@@ -35,6 +37,7 @@
 #include "bindings.h"
 #include "capless.h"
 #include "errors.h"
+#include "hooks.h"
 #include "learn.h"
 #include "netproxy.h"
 #include "protocol.h"
@@ -61,7 +64,16 @@ const uint64_t kPendingBit = 1ULL << 40;
 // Waiting network calls one sandbox may have at once; more are answered EAGAIN.
 const size_t kMaxPendingPerSandbox = 256;
 
-enum class EventType { kExec, kExecFailed, kViolation, kClosed, kLearn, kLearnLimit };
+enum class EventType {
+  kExec,
+  kExecFailed,
+  kViolation,
+  kClosed,
+  kLearn,
+  kLearnLimit,
+  kHook,
+  kHookTimeout
+};
 
 struct Event {
   EventType type;
@@ -74,6 +86,7 @@ struct Event {
   int err = 0;
   bool network = false;  // a destination the network rules deny (netproxy.cc)
   NetDenial denial = NetDenial();
+  uint64_t notif = 0;  // kHook, kHookTimeout: the notification id the reply names
 };
 
 struct Entry {
@@ -89,6 +102,8 @@ struct Entry {
   size_t pending = 0;                  // its network calls waiting in pending_
   std::shared_ptr<LearnConfig> learn;  // learning mode (null: off)
   std::set<LearnFact> facts;           // learning: the facts reported so far
+  std::shared_ptr<HookConfig> hook;    // notify hooks (null: none)
+  HookWaits hook_waits;                // hooked calls waiting for JS's answer
 };
 
 // A network call waiting for a socket to become writable (netproxy.h).
@@ -100,8 +115,8 @@ struct Pending {
 // Builds the JS object of a report.
 napi_value ToObject(Napi::Env env, const Event &data) {
   Napi::Object o = Napi::Object::New(env);
-  static const char *names[] = {"exec",   "exec_failed", "violation",
-                                "closed", "learn",       "learn_limit"};
+  static const char *names[] = {"exec",  "exec_failed", "violation", "closed",
+                                "learn", "learn_limit", "hook",      "hook_timeout"};
   o.Set("type", names[static_cast<int>(data.type)]);
   o.Set("id", data.id);
   o.Set("pid", data.pid);
@@ -112,6 +127,8 @@ napi_value ToObject(Napi::Env env, const Event &data) {
   for (uint32_t i = 0; i < 6; i++) args.Set(i, Napi::BigInt::New(env, data.args[i]));
   o.Set("args", args);
   o.Set("errno", data.err);
+  if (data.type == EventType::kHook || data.type == EventType::kHookTimeout)
+    o.Set("notif", Napi::BigInt::New(env, data.notif));
   if (data.network) {
     o.Set("address", data.denial.address);
     o.Set("netRule", data.denial.rule);
@@ -134,7 +151,6 @@ class Monitor {
     if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) == 0) sizes_ = sizes;
     tsfn_ = Napi::ThreadSafeFunction::New(env, callback, "sbx.monitor", 0, 1);
     tsfn_.Unref(env);
-    if (!actor_.Start()) ThrowErrno(env, errno, "pthread_create(sbx-capless)");
     if (pthread_create(&thread_, nullptr, &Monitor::ThreadMain, this) != 0)
       ThrowErrno(env, errno, "pthread_create(monitor)");
   }
@@ -145,7 +161,6 @@ class Monitor {
     if (write(wake_, &one, sizeof one) < 0) { /* the thread also stops on the next event */
     }
     pthread_join(thread_, nullptr);
-    actor_.Stop();
     std::lock_guard<std::mutex> lock(mu_);
     for (auto &kv : entries_) CloseEntry(kv.second);
     entries_.clear();
@@ -160,7 +175,8 @@ class Monitor {
   // kill_signal: what a violation sends the init (SIGTERM for a subreaper init). learn: learning
   // mode (learn.h), or null.
   void Watch(Napi::Env env, uint32_t id, int listener, int pidfd, int exec_fd,
-             std::shared_ptr<NetProxy> net, int kill_signal, std::shared_ptr<LearnConfig> learn) {
+             std::shared_ptr<NetProxy> net, int kill_signal, std::shared_ptr<LearnConfig> learn,
+             std::shared_ptr<HookConfig> hook) {
     // Only a seccomp listener knows this ioctl; for an id no notification has it says ENOENT.
     // (In sandbox-me-here mode the sandboxee sends the fd: make sure it is one.)
     uint64_t no_such_id = 0;
@@ -179,6 +195,7 @@ class Monitor {
     e.net = std::move(net);
     e.kill_signal = kill_signal;
     e.learn = std::move(learn);
+    e.hook = std::move(hook);
     if (e.pidfd < 0) {
       close(listener);
       ThrowErrno(env, errno, "fcntl(pidfd, F_DUPFD_CLOEXEC)");
@@ -208,17 +225,48 @@ class Monitor {
     DropPending(id);
   }
 
+  // JS's answer to a hooked call: action 0 CONTINUE, 1 fail with -err, 2 kill the sandbox (the
+  // call is never answered). False when that call no longer waits (answered, timed out, the
+  // sandbox killed or gone); ENOENT from the kernel (the caller died meanwhile) is not an error.
+  bool HookReply(uint32_t id, uint64_t notif, int action, int err) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return false;
+    Entry &e = it->second;
+    if (e.killed || !e.hook_waits.Take(notif)) return false;
+    if (action == 2) {
+      syscall(SYS_pidfd_send_signal, e.pidfd, e.kill_signal, nullptr, 0);
+      e.killed = true;
+      e.hook_waits.Clear();
+      return true;
+    }
+    alignas(8) unsigned char resp_buf[256];
+    memset(resp_buf, 0, sizeof resp_buf);
+    struct seccomp_notif_resp *resp = reinterpret_cast<struct seccomp_notif_resp *>(resp_buf);
+    resp->id = notif;
+    if (action == 0)
+      resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    else
+      resp->error = -err;
+    ioctl(e.listener, SECCOMP_IOCTL_NOTIF_SEND, resp);
+    return true;
+  }
+
  private:
   static void *ThreadMain(void *self) {
     prctl(PR_SET_NAME, "sbx-monitor", 0, 0, 0);
     // This thread reads sandboxees (pidfd_getfd, process_vm_readv, /proc/<pid>/root and fdinfo),
-    // kills them and answers their notifications; it carries out nothing for them (that is
-    // actor_'s, with no capabilities). Of the executor's capabilities it keeps what reading and
+    // kills them and answers their notifications; it carries out nothing for them (that is each
+    // sandbox's own acting thread's, capless.h: the sandbox's host ids, no capabilities). Of the executor's capabilities it keeps what reading and
     // killing a sandbox of another uid without a user namespace of ours needs (landlock
     // isolation as root); inside a sandbox's user namespace, which the executor's uid owns,
     // nothing is needed. docs/security.md "The monitor's privileges".
+    // CAP_SETUID/CAP_SETGID stay in its permitted set only, never effective here: the acting
+    // thread of each sandbox (capless.h), which it creates, raises them once to take on the
+    // sandbox's ids, and thereby loses every capability.
     static const int keep[] = {CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH};
-    if (KeepOnlyCapabilities(keep, 3) !=
+    static const int keep_permitted[] = {CAP_SETUID, CAP_SETGID};
+    if (KeepOnlyCapabilities(keep, 3, keep_permitted, 2) !=
         0) { /* a thread that cannot shed capabilities keeps them */
     }
     static_cast<Monitor *>(self)->Loop();
@@ -228,8 +276,9 @@ class Monitor {
   void Loop() {
     struct epoll_event evs[16];
     while (!stop_) {
-      int n = epoll_wait(epoll_, evs, 16, PendingTimeoutMs());
+      int n = epoll_wait(epoll_, evs, 16, NextTimeoutMs());
       ExpirePending();
+      ExpireHooks();
       if (n < 0) {
         if (errno == EINTR) continue;
         return;
@@ -287,6 +336,17 @@ class Monitor {
     ev->arch = d.arch;
     ev->ip = d.instruction_pointer;
     for (int i = 0; i < 6; i++) ev->args[i] = d.args[i];
+
+    // Notify hooks: a call a notifySyscall() rule sent here waits, parked, for JS's answer.
+    if (!is_exec && e.hook && !e.killed && d.arch == kNativeAuditArch &&
+        RunSeccompProgram(e.hook->program, d) == e.hook->hook_ret) {
+      e.hook_waits.Add(req->id,
+                       HookWait{NetNowNs() + (int64_t)e.hook->timeout_ms * 1000000, req->pid, d});
+      ev->type = EventType::kHook;
+      ev->notif = req->id;
+      Post(ev);
+      return;
+    }
 
     // Network rules: the calls the policy runs are decided and carried out by netproxy.cc; only
     // a denied destination goes on below, as a network violation.
@@ -411,6 +471,45 @@ class Monitor {
     return ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
   }
 
+  // The epoll timeout: the first deadline of a waiting network call or hooked call (-1: none).
+  int NextTimeoutMs() {
+    int net = PendingTimeoutMs();
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t first = 0;
+    for (auto &kv : entries_) {
+      int64_t d = kv.second.hook_waits.First();
+      if (d && (!first || d < first)) first = d;
+    }
+    if (!first) return net;
+    int64_t ms = (first - NetNowNs() + 999999) / 1000000;
+    int hook = ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
+    return net < 0 || hook < net ? hook : net;
+  }
+
+  // A handler that did not answer in time: the sandbox is killed (the call stays unanswered, as a
+  // violation's), and JS is told which call it was.
+  void ExpireHooks() {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t now = NetNowNs();
+    for (auto &kv : entries_) {
+      Entry &e = kv.second;
+      uint64_t notif = 0;
+      const HookWait *w = e.killed ? nullptr : e.hook_waits.Expired(now, &notif);
+      if (!w) continue;
+      Event *ev = new Event{EventType::kHookTimeout, kv.first};
+      ev->notif = notif;
+      ev->pid = w->pid;
+      ev->nr = w->data.nr;
+      ev->arch = w->data.arch;
+      ev->ip = w->data.instruction_pointer;
+      for (int i = 0; i < 6; i++) ev->args[i] = w->data.args[i];
+      syscall(SYS_pidfd_send_signal, e.pidfd, e.kill_signal, nullptr, 0);
+      e.killed = true;
+      e.hook_waits.Clear();
+      Post(ev);
+    }
+  }
+
   // Answers the waiting network calls whose deadline passed (their SO_SNDTIMEO ran out).
   void ExpirePending() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -476,10 +575,6 @@ class Monitor {
   struct seccomp_notif_sizes sizes_ = {
       sizeof(struct seccomp_notif), sizeof(struct seccomp_notif_resp), sizeof(struct seccomp_data)};
   Napi::ThreadSafeFunction tsfn_;
-  CaplessThread actor_;  // carries out the network rules' socket calls and fd injections
-
- public:
-  CaplessThread *actor() { return &actor_; }
 };
 
 Monitor *g_monitor = nullptr;
@@ -525,16 +620,18 @@ Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
       ThrowErrno(info.Env(), ENOPROTOOPT,
                  "getsockopt(SO_NETNS_COOKIE): network rules need Linux 5.14 or later");
     }
-    net = std::make_shared<NetProxy>(std::move(cfg), cookie, g_monitor->actor());
+    net = std::make_shared<NetProxy>(std::move(cfg), cookie, true);
   }
   int kill_signal = SIGKILL;
   if (info.Length() > 5 && !info[5].IsUndefined()) {
     kill_signal = ArgInt(info, 5,
                          "monitorWatch(id, listenerFd, pidfd, execFd, networkTable?, killSignal?: "
                          "SIGKILL | SIGTERM)");
-    if (kill_signal != SIGKILL && kill_signal != SIGTERM) {
+    // 0: the monitor signals nothing (pidfd_send_signal of 0 only probes); the executor ends
+    // the tree itself once it has the violating thread's stack (sandbox/stack-trace.ts).
+    if (kill_signal != SIGKILL && kill_signal != SIGTERM && kill_signal != 0) {
       close(listener);
-      ThrowUsage(info.Env(), "monitorWatch: killSignal must be 9 (SIGKILL) or 15 (SIGTERM)");
+      ThrowUsage(info.Env(), "monitorWatch: killSignal must be 9 (SIGKILL), 15 (SIGTERM) or 0");
     }
   }
   // Optional 6th argument: learning mode (learn/table.ts encodeLearnTable).
@@ -551,8 +648,22 @@ Napi::Value MonitorWatch(const Napi::CallbackInfo &info) {
       ThrowUsage(info.Env(), err.c_str());
     }
   }
+  // Optional 8th argument: notify hooks (sandbox/notify-hooks.ts encodeHookTable).
+  std::shared_ptr<HookConfig> hook;
+  if (info.Length() > 7 && !info[7].IsUndefined() && !info[7].IsNull()) {
+    Napi::Buffer<uint8_t> table = ArgBuffer(info, 7,
+                                            "monitorWatch(id, listenerFd, pidfd, execFd, "
+                                            "networkTable?, killSignal?, learnTable?, hookTable?: "
+                                            "Buffer)");
+    hook = std::make_shared<HookConfig>();
+    std::string err;
+    if (!ParseHookConfig(table.Data(), table.Length(), hook.get(), &err)) {
+      close(listener);
+      ThrowUsage(info.Env(), err.c_str());
+    }
+  }
   g_monitor->Watch(info.Env(), id, listener, pidfd, exec_fd, std::move(net), kill_signal,
-                   std::move(learn));
+                   std::move(learn), std::move(hook));
   return info.Env().Undefined();
 }
 
@@ -600,6 +711,22 @@ Napi::Value LearnRun(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// monitorHookReply(id, notif: bigint, action: 0 allow | 1 errno | 2 kill, errno): JS's answer to a
+// 'hook' report; false when the call no longer waits.
+Napi::Value MonitorHookReply(const Napi::CallbackInfo &info) {
+  const char *usage =
+      "monitorHookReply(id: number, notif: bigint, action: 0 | 1 | 2, errno: number (1..4095))";
+  uint32_t id = ArgUint32(info, 0, usage);
+  if (info.Length() < 4 || !info[1].IsBigInt()) ThrowUsage(info.Env(), usage);
+  bool lossless = false;
+  uint64_t notif = info[1].As<Napi::BigInt>().Uint64Value(&lossless);
+  uint32_t action = ArgUint32(info, 2, usage), err = ArgUint32(info, 3, usage);
+  if (!lossless || action > 2 || (action == 1 && (err < 1 || err > 4095)))
+    ThrowUsage(info.Env(), usage);
+  if (!g_monitor) return Napi::Boolean::New(info.Env(), false);
+  return Napi::Boolean::New(info.Env(), g_monitor->HookReply(id, notif, (int)action, (int)err));
+}
+
 Napi::Value MonitorUnwatch(const Napi::CallbackInfo &info) {
   if (g_monitor) g_monitor->Unwatch(ArgUint32(info, 0, "monitorUnwatch(id: number)"));
   return info.Env().Undefined();
@@ -611,6 +738,7 @@ void InitMonitor(Napi::Env env, Napi::Object exports) {
   exports.Set("monitorStart", Napi::Function::New(env, MonitorStart, "monitorStart"));
   exports.Set("monitorWatch", Napi::Function::New(env, MonitorWatch, "monitorWatch"));
   exports.Set("monitorUnwatch", Napi::Function::New(env, MonitorUnwatch, "monitorUnwatch"));
+  exports.Set("monitorHookReply", Napi::Function::New(env, MonitorHookReply, "monitorHookReply"));
   exports.Set("netDecide", Napi::Function::New(env, NetDecide, "netDecide"));
   exports.Set("learnRun", Napi::Function::New(env, LearnRun, "learnRun"));
 }

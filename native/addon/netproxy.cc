@@ -55,6 +55,7 @@ constexpr size_t kMaxData = 256 * 1024;  // bytes one emulated send carries (str
 constexpr size_t kMaxControl = 8192;     // ancillary data of one message
 constexpr size_t kMaxIov = 1024;         // UIO_MAXIOV
 constexpr unsigned kMaxMmsg = 1024;      // UIO_MAXIOV, sendmmsg's own cap
+constexpr size_t kScmMaxFd = 253;        // SCM_MAX_FD: the most fds one message carries
 constexpr uint32_t kMagic = 0x4e584253;  // "SBXN"
 constexpr uint32_t kVersion = 1;
 // SendOne's answers that are not a result.
@@ -236,23 +237,29 @@ void UnixDisplay(const std::string &path, bool abstract, char *out, size_t n) {
   snprintf(out, n, "%s", s.c_str());
 }
 
-// The socket at `path` as the caller sees it (its root; symlinks stay inside): an O_PATH fd.
-int ResolveInRoot(int listener, uint64_t id, pid_t tid, const std::string &path) {
+// The socket at `path` as the caller sees it (its root; symlinks stay inside): an O_PATH fd. The
+// monitor opens the caller's root (that needs ptrace access to it); the walk from there runs on
+// `act`, the sandbox's own identity without capabilities, so a directory the sandboxee cannot
+// search hides what is in it from the monitor's answer too (EACCES, as the sandboxee would get).
+int ResolveInRoot(int listener, uint64_t id, pid_t tid, const std::string &path,
+                  const std::function<int64_t(const std::function<int64_t()> &)> &act) {
   char rp[64];
   snprintf(rp, sizeof rp, "/proc/%d/root", (int)tid);
   Fd root(open(rp, O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (root.fd < 0) return -errno;
   if (!IdValid(listener, id)) return -ESRCH;  // the pid may name another task now
-  struct open_how how;
-  memset(&how, 0, sizeof how);
-  how.flags = O_PATH | O_CLOEXEC;
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  Fd obj((int)syscall(SYS_openat2, root.fd, path.c_str(), &how, sizeof how));
-  if (obj.fd < 0) return -errno;
-  struct stat st;
-  if (fstat(obj.fd, &st) != 0) return -errno;
-  if (!S_ISSOCK(st.st_mode)) return -ECONNREFUSED;  // what connect() says for a non-socket
-  return obj.release();
+  return (int)act([&]() -> int64_t {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    Fd obj((int)syscall(SYS_openat2, root.fd, path.c_str(), &how, sizeof how));
+    if (obj.fd < 0) return -errno;
+    struct stat st;
+    if (fstat(obj.fd, &st) != 0) return -errno;
+    if (!S_ISSOCK(st.st_mode)) return -ECONNREFUSED;  // what connect() says for a non-socket
+    return obj.release();
+  });
 }
 
 // A sockaddr_un naming an O_PATH fd of this process (the kernel follows the magic link).
@@ -367,8 +374,21 @@ uint64_t HostNetnsCookie() {
   return cookie;
 }
 
-NetProxy::NetProxy(NetConfig config, uint64_t host_netns_cookie, CaplessThread *actor)
-    : cfg_(std::move(config)), host_cookie_(host_netns_cookie), actor_(actor) {}
+NetProxy::NetProxy(NetConfig config, uint64_t host_netns_cookie, bool acts)
+    : cfg_(std::move(config)), host_cookie_(host_netns_cookie), acts_(acts) {}
+
+bool NetProxy::StartActor(int listener, uint64_t id, pid_t tid) {
+  if (actor_ || !acts_) return true;
+  // The caller waits in its call (checked after the read), so tid still names it: its ids are the
+  // sandbox's (a sandboxee has no capability to change them).
+  TaskIdentity as;
+  if (!ReadTaskIdentity(tid, &as)) return IdValid(listener, id) ? true : false;
+  if (!IdValid(listener, id)) return false;
+  auto t = std::make_unique<CaplessThread>();
+  if (!t->Start(&as)) return true;  // no thread: every action is refused (EPERM)
+  actor_ = std::move(t);
+  return true;
+}
 
 int64_t NetProxy::Act(const std::function<int64_t()> &fn) {
   int64_t r = -EPERM;
@@ -459,6 +479,11 @@ struct NetProxy::Call {
   bool Valid() const { return IdValid(listener, req.id); }
 };
 
+int NetProxy::Resolve(Call &c, const std::string &path) {
+  return ResolveInRoot(c.listener, c.req.id, c.tid, path,
+                       [this](const std::function<int64_t()> &fn) { return Act(fn); });
+}
+
 // Arguments of one message to send (remote pointers are the caller's).
 struct NetProxy::SendArgs {
   bool name_given = false;
@@ -548,6 +573,7 @@ NetOutcome NetProxy::Handle(int listener, const struct seccomp_notif &req, NetDe
   c.tid = (pid_t)req.pid;
   c.task = TaskPidfd(c.tid, false);
   if (c.task < 0 || !c.Valid()) return NetOutcome::kAnswered;  // the caller is gone
+  if (!StartActor(listener, req.id, c.tid)) return NetOutcome::kAnswered;
   c.fdnum = (uint32_t)req.data.args[0];  // an int: the kernel reads the low 32 bits
   if ((int)c.fdnum < 0) return c.Answer(-EBADF);
   int f = PidfdGetfd(c.task, (int)c.fdnum);
@@ -785,10 +811,11 @@ NetOutcome NetProxy::ConnectUnix(Call &c, const uint8_t *sa, size_t len) {
   UnixDisplay(path, abstract, shown, sizeof shown);
   if (abstract) return Deny(c, shown, -2, "abstract unix sockets are denied under network rules");
   if (!UnixAllowed(path)) {
-    // Nothing there in the sandbox's view (glibc probing for nscd, say): ENOENT, as without rules.
-    int o = ResolveInRoot(c.listener, c.req.id, c.tid, path);
+    // Nothing there in the sandbox's view (glibc probing for nscd, say), or nothing the sandboxee
+    // could look up itself (a directory it cannot search): that error, as without rules.
+    int o = Resolve(c, path);
     if (o == -ESRCH) return NetOutcome::kAnswered;
-    if (o == -ENOENT) return c.Answer(-ENOENT);
+    if (o < 0 && o != -ECONNREFUSED) return c.Answer(o);
     if (o >= 0) close(o);
     return Deny(c, shown, -2, "a unix socket path no allowUnixSocket() names");
   }
@@ -802,7 +829,7 @@ NetOutcome NetProxy::ConnectUnix(Call &c, const uint8_t *sa, size_t len) {
   }
   if (c.type != SOCK_STREAM && c.type != SOCK_DGRAM && c.type != SOCK_SEQPACKET)
     return c.Answer(-EINVAL);
-  int o = ResolveInRoot(c.listener, c.req.id, c.tid, path);
+  int o = Resolve(c, path);
   if (o == -ESRCH) return NetOutcome::kAnswered;
   if (o < 0) return c.Answer(o);
   Fd obj(o);
@@ -919,9 +946,9 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
     c.denial->rule = -2;
     if (abstract || !UnixAllowed(path)) {
       if (!abstract) {
-        int o = ResolveInRoot(c.listener, c.req.id, c.tid, path);
+        int o = Resolve(c, path);
         if (o == -ESRCH) return kGone;
-        if (o == -ENOENT) return -ENOENT;
+        if (o < 0 && o != -ECONNREFUSED) return o;  // as for connect (ConnectUnix)
         if (o >= 0) close(o);
       }
       snprintf(c.denial->reason, sizeof c.denial->reason, "%s",
@@ -929,7 +956,7 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
                         : "a unix socket path no allowUnixSocket() names");
       return kDenied;
     }
-    int o = ResolveInRoot(c.listener, c.req.id, c.tid, path);
+    int o = Resolve(c, path);
     if (o == -ESRCH) return kGone;
     if (o < 0) return o;
     via_obj.reset(o);
@@ -951,6 +978,8 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
     cm.msg_control = control.data();
     cm.msg_controllen = control.size();
     const uint8_t *end = control.data() + control.size();
+    // Checked before any fd is pulled: the kernel takes at most SCM_MAX_FD fds in one message.
+    size_t fds = 0;
     for (struct cmsghdr *h = CMSG_FIRSTHDR(&cm); h; h = CMSG_NXTHDR(&cm, h)) {
       if (h->cmsg_len < CMSG_LEN(0) || reinterpret_cast<uint8_t *>(h) + h->cmsg_len > end)
         return -EINVAL;
@@ -958,6 +987,10 @@ int64_t NetProxy::SendOne(Call &c, const SendArgs &a) {
       // sender's credentials (SO_MARK, IP_RETOPTS source routes, SCM_CREDENTIALS, ...), and the
       // sender would be the monitor, not the caller: EPERM, what the kernel tells the caller.
       if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) return -EPERM;
+      fds += (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      if (fds > kScmMaxFd) return -EINVAL;
+    }
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&cm); h; h = CMSG_NXTHDR(&cm, h)) {
       size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
       uint8_t *p = CMSG_DATA(h);
       for (size_t i = 0; i < n; i++) {

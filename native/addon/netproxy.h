@@ -81,9 +81,10 @@ enum class NetOutcome {
 
 class NetProxy {
  public:
-  // actor: the capability-free thread every socket operation and fd injection runs on (null:
-  // none, e.g. for DecideIp only; then every such operation is refused with EPERM).
-  NetProxy(NetConfig config, uint64_t host_netns_cookie, CaplessThread *actor = nullptr);
+  // acts: it carries out calls, on a thread of its own (capless.h) that takes on the sandbox's
+  // host uid/gid/groups from the first caller and holds no capabilities (false, e.g. for DecideIp
+  // only: every socket operation and fd injection is refused with EPERM).
+  NetProxy(NetConfig config, uint64_t host_netns_cookie, bool acts = false);
   const NetConfig &config() const { return cfg_; }
   // Decides and carries out one notified network call.
   NetOutcome Handle(int listener, const struct seccomp_notif &req, NetDenial *denial,
@@ -119,16 +120,23 @@ class NetProxy {
   // a dead one, never another task that got the same tid).
   int TaskPidfd(pid_t tid, bool fresh);
   bool Cloexec(pid_t tid, uint32_t fd) const;
-  // Runs fn (a few syscalls, returning >= 0 or -errno) on the capability-free thread; -EPERM when
-  // it cannot run there.
+  // Starts the acting thread as the identity of the caller `tid` (once). False when the caller
+  // is gone (nothing to answer).
+  bool StartActor(int listener, uint64_t id, pid_t tid);
+  // Runs fn (a few syscalls, returning >= 0 or -errno) on the acting thread; -EPERM when it
+  // cannot run there.
   int64_t Act(const std::function<int64_t()> &fn);
+  // The caller's unix socket `path`, looked up in its root by the acting thread (an O_PATH fd or
+  // -errno; -ESRCH: the caller is gone).
+  int Resolve(Call &c, const std::string &path);
   // Puts `fd` in place of the caller's fd `target` (from the capability-free thread): 0 or -errno
   // (-ENOENT: the caller is gone).
   int64_t Inject(int listener, uint64_t id, int fd, uint32_t target, bool cloexec, bool nonblock);
 
   NetConfig cfg_;
   uint64_t host_cookie_;
-  CaplessThread *actor_;
+  bool acts_;
+  std::unique_ptr<CaplessThread> actor_;
   struct CachedTask {
     pid_t tid = 0;
     int pidfd = -1;

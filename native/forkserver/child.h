@@ -12,8 +12,10 @@
 #define SBX_FORKSERVER_CHILD_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "request.h"
+#include "trace.h"
 
 #define SBX_CHILD_ERROR_MAX (2 * SBX_REQ_PATH_MAX + 64)
 
@@ -32,7 +34,10 @@ struct child_ctx {
   int setup_fd;          /* where the setup socket is now; -1 without one */
   int listener_fd;       /* the fd number seccomp's listener will get (lowest free one) */
   bool filter_installed; /* after this, only the magic execveat may report */
-  const char *step;      /* the running step, for the report */
+  uint32_t step;         /* the running step (enum sbx_step), for the report */
+  uint32_t fail_flags;   /* SBX_FAILURE_* of the recorded failure */
+  int fail_errno;        /* errno of the recorded failure */
+  struct fs_trace trace; /* with req->trace: the end of each step so far (the forkserver's first) */
   char error[SBX_CHILD_ERROR_MAX];
 };
 
@@ -44,12 +49,18 @@ __attribute__((noreturn)) void child_run(struct child_ctx *ctx);
  * has come. child_run_request never returns. */
 void child_run_frozen(struct child_ctx *ctx);
 __attribute__((noreturn)) void child_run_request(struct child_ctx *ctx);
-/* Sends ctx->error on the setup socket (if any) and _exit(127)s. */
+/* Sends the recorded failure (SBX_SETUP_FAILED) on the setup socket (if any) and _exit(127)s. */
 __attribute__((noreturn)) void child_report_and_exit(struct child_ctx *ctx);
 
-/* Records "call(arg1arg2...): strerror(err)" for the running step. The args are strings, ending
- * with NULL. Returns -1 so that steps can `return child_fail(...)`. */
+/* Records "call(arg1arg2...): strerror(err)" for the running step, with err and the step as data
+ * for the report. The args are strings, ending with NULL. Returns -1 so that steps can
+ * `return child_fail(...)`. child_fail_path: the same for a path the request names that cannot be
+ * looked up (SBX_FAILURE_PATH: the request's problem, not the host refusing the step). */
 int child_fail(struct child_ctx *ctx, const char *call, int err, ...);
+int child_fail_path(struct child_ctx *ctx, const char *call, int err, ...);
+
+/* The step's name in messages ("mount"); "setup" for an unknown one. */
+const char *sbx_step_name(uint32_t step);
 
 /* Decimal / octal text of v into buf (at least 24 bytes); returns buf. */
 char *child_utoa(char *buf, unsigned long long v, unsigned base);

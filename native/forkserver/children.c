@@ -90,6 +90,14 @@ int children_enforce_walltime(struct fs_children *c) {
   return wait > 60000 ? 60000 : (int)wait;
 }
 
+void children_set_walltime(struct fs_children *c, uint64_t request_id, uint64_t walltime_ms) {
+  for (size_t i = 0; i < c->n; i++) {
+    struct fs_child *ch = &c->v[i];
+    if (ch->request_id != request_id || ch->timed_out) continue;
+    ch->deadline_ms = walltime_ms ? now_ms() + walltime_ms : 0;
+  }
+}
+
 static uint64_t tv_us(struct timeval tv) {
   return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 }

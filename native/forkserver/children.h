@@ -47,6 +47,9 @@ void children_add(struct fs_children *c, uint64_t request_id, pid_t pid, int pid
 /* Ends the children whose walltime has passed (their kill_signal), escalates to SIGKILL where the
  * grace has passed; returns the poll() timeout (ms) until the next deadline, or -1 when none. */
 int children_enforce_walltime(struct fs_children *c);
+/* SBX_FS_SET_WALLTIME: the child of request_id gets a deadline walltime_ms from now (0: none).
+ * Nothing changes for a child already killed at its walltime, or none of that request. */
+void children_set_walltime(struct fs_children *c, uint64_t request_id, uint64_t walltime_ms);
 /* Reaps every child that has exited (WNOHANG) and sends SBX_FS_EXITED for each one we started;
  * pool_reaped() is told of every reaped pid. *sweep is set when what was reaped may have left
  * orphans (a subreaper init, or an orphan). Returns 0 or the negative comms error of a failed send. */

@@ -100,7 +100,7 @@ int landlock_apply_in_child(struct child_ctx *ctx) {
       int err = errno;
       if (err == ENOENT || err == EACCES || err == ENOTDIR || err == ELOOP) continue;
       close(ruleset);
-      return child_fail(ctx, "open", err, rule->path, ", O_PATH", NULL);
+      return child_fail_path(ctx, "open", err, rule->path, ", O_PATH", NULL);
     }
     int r = add_fd_rule(ruleset, fd, rule->access, attr.handled_access_fs);
     close(fd);

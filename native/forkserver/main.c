@@ -209,6 +209,19 @@ int main(int argc, char **argv) {
         if (r < 0) shutdown_and_exit(&srv, r == -EPIPE || r == -ECONNRESET ? 0 : 1);
         continue;
       }
+      if (tag == SBX_FS_SET_WALLTIME) {
+        if (len == 16) {
+          const uint8_t *d = data;
+          uint64_t v[2] = {0, 0};
+          for (int k = 0; k < 2; k++)
+            for (int b = 7; b >= 0; b--) v[k] = v[k] << 8 | d[8 * k + b];
+          children_set_walltime(&srv.children, v[0], v[1]);
+        } else {
+          fprintf(stderr, "sbx-forkserver: ignoring a SET_WALLTIME message (want 16 bytes)\n");
+        }
+        free(data);
+        continue;
+      }
       if (tag != SBX_FS_SPAWN) {
         fprintf(stderr, "sbx-forkserver: ignoring a message with tag 0x%x (%s)\n", (unsigned)tag,
                 sbx_comms_tag_name(tag));

@@ -92,7 +92,7 @@ static int make_dirs(struct child_ctx *ctx, int root, const char *path, mode_t l
     if (fd < 0) {
       int err = errno;
       if (cur >= 0) close(cur);
-      return child_fail(ctx, "openat2", err, buf, ", O_DIRECTORY, RESOLVE_IN_ROOT", NULL);
+      return child_fail_path(ctx, "openat2", err, buf, ", O_DIRECTORY, RESOLVE_IN_ROOT", NULL);
     }
     if (cur >= 0) close(cur);
     cur = fd;
@@ -100,7 +100,7 @@ static int make_dirs(struct child_ctx *ctx, int root, const char *path, mode_t l
   }
   if (cur < 0) { /* path was "/" (the parser refuses it for ops, but be exact) */
     cur = resolve_in_root(root, "/", O_DIRECTORY);
-    if (cur < 0) return child_fail(ctx, "openat2", errno, "/", NULL);
+    if (cur < 0) return child_fail_path(ctx, "openat2", errno, "/", NULL);
   }
   return cur;
 }
@@ -124,7 +124,8 @@ static int make_target(struct child_ctx *ctx, int root, const char *path, bool d
   if (dir) return make_dirs(ctx, root, path, 0755);
   int fd = resolve_in_root(root, path, 0);
   if (fd >= 0) return fd;
-  if (errno != ENOENT) return child_fail(ctx, "openat2", errno, path, ", RESOLVE_IN_ROOT", NULL);
+  if (errno != ENOENT)
+    return child_fail_path(ctx, "openat2", errno, path, ", RESOLVE_IN_ROOT", NULL);
   char parent[SBX_REQ_PATH_MAX], name[SBX_REQ_PATH_MAX];
   split_last(path, parent, name);
   int pfd = make_dirs(ctx, root, parent, 0755);
@@ -136,7 +137,7 @@ static int make_target(struct child_ctx *ctx, int root, const char *path, bool d
   }
   close(pfd);
   fd = resolve_in_root(root, path, 0);
-  if (fd < 0) return child_fail(ctx, "openat2", errno, path, ", RESOLVE_IN_ROOT", NULL);
+  if (fd < 0) return child_fail_path(ctx, "openat2", errno, path, ", RESOLVE_IN_ROOT", NULL);
   return fd;
 }
 
@@ -191,13 +192,14 @@ static int op_bind(struct child_ctx *ctx, struct mnt_state *st, const struct sbx
   int tree = open_tree(AT_FDCWD, op->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
   if (tree < 0) {
     if (errno == ENOENT && (op->flags & SBX_BIND_OPTIONAL)) return 0;
-    return child_fail(ctx, "open_tree", errno, op->src, ", OPEN_TREE_CLONE | AT_RECURSIVE", NULL);
+    return child_fail_path(ctx, "open_tree", errno, op->src, ", OPEN_TREE_CLONE | AT_RECURSIVE",
+                           NULL);
   }
   struct stat sb;
   if (fstat(tree, &sb) < 0) {
     int err = errno;
     close(tree);
-    return child_fail(ctx, "fstat", err, op->src, NULL);
+    return child_fail_path(ctx, "fstat", err, op->src, NULL);
   }
   struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID, .propagation = MS_PRIVATE};
   if (!(op->flags & SBX_BIND_RW)) attr.attr_set |= MOUNT_ATTR_RDONLY;
@@ -265,7 +267,7 @@ static int op_dev(struct child_ctx *ctx, struct mnt_state *st, const struct sbx_
     if (mknodat(mnt, dev_nodes[i], S_IFREG | 0666, 0) < 0)
       return child_fail(ctx, "mknod", errno, op->dst, "/", dev_nodes[i], NULL);
     int tree = open_tree(AT_FDCWD, host, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-    if (tree < 0) return child_fail(ctx, "open_tree", errno, host, ", OPEN_TREE_CLONE", NULL);
+    if (tree < 0) return child_fail_path(ctx, "open_tree", errno, host, ", OPEN_TREE_CLONE", NULL);
     r = move_mount(tree, "", mnt, dev_nodes[i], MOVE_MOUNT_F_EMPTY_PATH);
     err = errno;
     close(tree);

@@ -23,32 +23,13 @@
 #include <sbx/comms.h>
 
 #include "child.h"
+#include "clone.h"
 #include "protocol.h"
 #include "server.h"
 #include "userns.h"
 #include "le.h"
 
 #define HEADER_SIZE 12u
-#ifndef CLONE_PIDFD
-#define CLONE_PIDFD 0x00001000ULL
-#endif
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
-#endif
-
-/* Writes pid into <dir>/cgroup.procs. 0 or -1 (errno). */
-static int join_cgroup_path(const char *dir, pid_t pid) {
-  char path[4200], num[24];
-  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
-  int n = snprintf(num, sizeof num, "%d", (int)pid);
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t w = write(fd, num, (size_t)n);
-  int e = errno;
-  close(fd);
-  errno = e;
-  return w == n ? 0 : -1;
-}
 
 /* What child_run_frozen reads: these ops are what a slot has already applied. */
 static bool op_is_frozen(uint32_t op) {
@@ -171,10 +152,7 @@ void pool_reaped(struct fs_pool *pool, pid_t pid) { release_id_of(pool, pid); }
 
 static void kill_slot(struct fs_pool *pool, struct fs_slot *s) {
   release_id_of(pool, s->pid);
-  pidfd_send_signal(s->pidfd, SIGKILL, NULL, 0);
-  /* Reaped here, or by children_reap (wait4(-1) skips pids it does not know) if that was first. */
-  siginfo_t si;
-  while (waitid(P_PIDFD, (id_t)s->pidfd, &si, WEXITED) < 0 && errno == EINTR) {}
+  fs_kill_and_reap(s->pidfd);
   close(s->pidfd);
   if (s->sock >= 0) close(s->sock);
   if (s->cgroup != NULL) {
@@ -402,6 +380,8 @@ __attribute__((noreturn)) static void slot_main(struct fs_server *srv, int sock,
   if (fds == NULL || scratch == NULL) _exit(127);
   for (size_t i = 0; i <= req.fd_count; i++)
     if (sbx_comms_recv_fd(&c, &fds[i]) < 0) _exit(127);
+  struct fs_trace trace = {.n = 0};
+  if (req.trace) fs_trace_mark(&trace, SBX_STEP_POOL); /* the slot has its request */
   close(sock);
   if (dumpable >= 0) (void)prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
   int setup_fd = sbx_request_setup_fd(&req, fds);
@@ -415,12 +395,19 @@ __attribute__((noreturn)) static void slot_main(struct fs_server *srv, int sock,
       .may_setgroups = srv->may_setgroups,
       .setup_fd = setup_fd,
       .listener_fd = -1,
+      .trace = trace,
   };
   child_run_request(&run);
 }
 
 static void fail(struct fs_pool *pool, const char *what, int err) {
   snprintf(pool->last_error, sizeof pool->last_error, "%s: %s", what, strerror(err));
+  pool->failures++;
+  pool->broken = true;
+}
+
+static void fail_with(struct fs_pool *pool, const struct fs_failure *f) {
+  snprintf(pool->last_error, sizeof pool->last_error, "%.200s", f->msg);
   pool->failures++;
   pool->broken = true;
 }
@@ -434,15 +421,9 @@ void pool_refill_one(struct fs_server *srv) {
     pool->v = v;
     pool->cap = cap;
   }
-  int s[2], release[2];
+  int s[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s) < 0) {
     fail(pool, "socketpair", errno);
-    return;
-  }
-  if (pipe2(release, O_CLOEXEC) < 0) {
-    fail(pool, "pipe2", errno);
-    close(s[0]);
-    close(s[1]);
     return;
   }
   char *cgroup = NULL;
@@ -464,71 +445,50 @@ void pool_refill_one(struct fs_server *srv) {
       fail(pool, "slot cgroup", e);
       close(s[0]);
       close(s[1]);
-      close(release[0]);
-      close(release[1]);
       return;
     }
   }
   bool none;
   uint32_t uid = free_id(pool, &none); /* pool_wants_refill saw one */
-  int pidfd = -1;
-  struct fs_clone_args args = {
-      .flags = CLONE_PIDFD | pool->tmpl.namespaces | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
-      .pidfd = (uint64_t)(uintptr_t)&pidfd,
-      .exit_signal = SIGCHLD,
-      .cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,
+  const struct sbx_request *t = &pool->tmpl;
+  struct fs_clone_spec spec = {
+      .namespaces = t->namespaces,
+      .cgroup_fd = cgroup_fd,
+      .userns_owner = uid != SBX_OWNER_SELF ? uid : userns_owner_for(t),
+      .inside_uid = t->inside_uid,
+      .outside_uid = uid != SBX_OWNER_SELF ? uid : t->outside_uid,
+      .inside_gid = t->inside_gid,
+      .outside_gid = uid != SBX_OWNER_SELF ? uid : t->outside_gid,
+      .may_setgroups = srv->may_setgroups,
   };
-  bool in_cgroup;
-  const char *call;
-  pid_t pid = spawn_clone(&args, uid != SBX_OWNER_SELF ? uid : userns_owner_for(&pool->tmpl),
-                          &in_cgroup, &call);
+  struct fs_clone child;
+  struct fs_failure f;
+  pid_t pid = fs_clone(&spec, &child, &f);
   if (pid == 0) {
-    close(release[1]);
     close(s[0]);
-    slot_main(srv, s[1], release[0]);
+    slot_main(srv, s[1], child.release_fd);
   }
-  int e = errno;
   close(s[1]);
-  close(release[0]);
-  if (cgroup_fd >= 0) close(cgroup_fd);
   if (pid < 0) {
-    fail(pool, call, e);
+    fail_with(pool, &f);
     close(s[0]);
-    close(release[1]);
+    if (cgroup_fd >= 0) close(cgroup_fd);
     if (cgroup != NULL) (void)rmdir(cgroup);
     free(cgroup);
     return;
   }
   struct fs_slot slot = {
-      .pid = pid, .pidfd = pidfd, .sock = s[0], .ready = false, .cgroup = cgroup, .uid = uid};
+      .pid = pid, .pidfd = child.pidfd, .sock = s[0], .ready = false, .cgroup = cgroup, .uid = uid};
   if (uid != SBX_OWNER_SELF) take_id(pool, uid, pid);
-  /* The legacy clone cannot start it in the cgroup: move it now, still off the request path. */
-  if (cgroup != NULL && !in_cgroup && join_cgroup_path(cgroup, pid) < 0) {
-    fail(pool, "slot cgroup: write(cgroup.procs)", errno);
-    close(release[1]);
+  /* The maps, and the cgroup where the legacy clone could not start it there: off the request
+   * path, in the slot's own time. */
+  int r = fs_clone_release(&spec, &child, &f);
+  if (cgroup_fd >= 0) close(cgroup_fd);
+  if (r < 0) {
+    fail_with(pool, &f);
     kill_slot(pool, &slot);
     return;
   }
-  char msg[200];
-  if ((pool->tmpl.namespaces & CLONE_NEWUSER) &&
-      userns_write_maps(pid, pool->tmpl.inside_uid,
-                        uid != SBX_OWNER_SELF ? uid : pool->tmpl.outside_uid, pool->tmpl.inside_gid,
-                        uid != SBX_OWNER_SELF ? uid : pool->tmpl.outside_gid, srv->may_setgroups,
-                        msg, sizeof msg) < 0) {
-    snprintf(pool->last_error, sizeof pool->last_error, "%s", msg);
-    pool->failures++;
-    pool->broken = true;
-    close(release[1]);
-    kill_slot(pool, &slot);
-    return;
-  }
-  if (write(release[1], "g", 1) != 1) {
-    fail(pool, "write(release pipe)", errno);
-    close(release[1]);
-    kill_slot(pool, &slot);
-    return;
-  }
-  close(release[1]);
   pool->v[pool->n++] = slot;
   pool->prepared++;
 }
@@ -567,9 +527,9 @@ void pool_handle_events(struct fs_pool *pool, const struct pollfd *p, size_t cou
       continue;
     }
     /* A failure report, or the slot died (killed from outside, or its frozen setup failed). */
-    if (r == 0 && tag == SBX_TAG_STRING) {
-      snprintf(pool->last_error, sizeof pool->last_error, "slot: %.*s", (int)len,
-               (const char *)data);
+    if (r == 0 && tag == SBX_SETUP_FAILED && len >= SBX_SETUP_FAILED_HEADER) {
+      snprintf(pool->last_error, sizeof pool->last_error, "slot: %.*s",
+               (int)(len - SBX_SETUP_FAILED_HEADER), (const char *)data + SBX_SETUP_FAILED_HEADER);
       pool->broken = true; /* this layout fails in a slot: on demand reports it to each request */
     } else if (!s->ready) {
       snprintf(pool->last_error, sizeof pool->last_error, "slot: died during its setup");

@@ -9,8 +9,10 @@
  *   consumes an fd (SBX_OP_FD, SBX_OP_SETUP_SOCKET), in op order.
  *   SBX_FS_POOL, SBX_FS_POOL_STATS: the spawn pool (tags below; pool.h).
  * Forkserver -> executor (asynchronous; matched by request id)
- *   SBX_FS_SPAWNED: u64 request_id | i32 err (0 or -errno) | u32 pid (host view) | message bytes
- *     (UTF-8, may be empty). When err == 0 it is followed by one SBX_TAG_FD: the child's pidfd.
+ *   SBX_FS_SPAWNED: u64 request_id | i32 err (0 or -errno) | u32 pid (host view) | u32 step |
+ *     u32 failure flags | message bytes (UTF-8, may be empty). When err == 0 it is followed by one
+ *     SBX_TAG_FD: the child's pidfd. When err != 0, step (enum sbx_step) and the flags
+ *     (SBX_FAILURE_*) say which step failed and how; the message is for people only.
  *   SBX_FS_EXITED:  u64 request_id | u32 pid | i32 wait_status | u64 utime_us | u64 stime_us |
  *     u64 maxrss_kib | u32 flags (SBX_EXITED_*)   (sent when the forkserver reaps the sandboxee
  *     it started)
@@ -22,7 +24,9 @@
  *
  * Child -> executor, on the setup socket (SBX_OP_SETUP_SOCKET, kept at fd SBX_SETUP_FD_TARGET
  * until exec, CLOEXEC):
- *   SBX_TAG_STRING "step: call(args): strerror"  a setup step failed; the child then _exit()s
+ *   SBX_SETUP_FAILED  u32 step (enum sbx_step) | i32 errno (positive) | u32 flags (SBX_FAILURE_*)
+ *                     | "step: call(args): strerror" (for people): a setup step failed; the child
+ *                     then _exit()s
  *   SBX_TAG_UINT32 n   the seccomp listener will be fd n in the child (sent just before the
  *                      filter goes on). The executor takes it with pidfd_getfd() while the child
  *                      is parked in its first, notified execveat (see SBX_EXEC_MAGIC). Until the
@@ -56,6 +60,55 @@
 #define SBX_FS_POOL_STATS 0x00005306u
 /* Slot -> forkserver on the slot's own socket: empty, the frozen setup is done. */
 #define SBX_FS_SLOT_READY 0x00005307u
+/* Child -> executor on the setup socket (a slot: -> forkserver on its socket): a step failed. */
+#define SBX_SETUP_FAILED        0x00005308u
+#define SBX_SETUP_FAILED_HEADER 12u /* u32 step | i32 errno | u32 flags, then the message */
+/* Child -> executor on the setup socket, with SBX_OP_TRACE, right before the seccomp step (or the
+ * exec without a filter): n entries of u32 step (enum sbx_step) | u32 0 | u64 CLOCK_MONOTONIC ns
+ * at the end of that step, in order. Forkserver steps before the clone (REQUEST, OPEN_EXEC, CGROUP)
+ * are recorded by the forkserver and carried by the child; CLONE is the child's first moment, POOL
+ * the moment a spawn-pool slot received its request. */
+#define SBX_SETUP_TRACE      0x00005309u
+#define SBX_TRACE_ENTRY_SIZE 16u
+#define SBX_TRACE_MAX        32u
+
+/* The steps from a request to execveat, as failure reports name them. Their kind is decided from
+ * these numbers and the errno, never from the message text. Append only (the executor mirrors
+ * them in forkserver/protocol.ts). */
+enum sbx_step {
+  SBX_STEP_NONE = 0,          /* not a step (out of memory, a broken request stream) */
+  SBX_STEP_REQUEST = 1,       /* parsing the op list, receiving its fds */
+  SBX_STEP_OPEN_EXEC = 2,     /* opening the binary O_PATH (forkserver) */
+  SBX_STEP_CGROUP = 3,        /* opening or joining the sandbox's cgroup (forkserver) */
+  SBX_STEP_CLONE = 4,         /* clone3 / clone into the namespaces (forkserver) */
+  SBX_STEP_ID_MAP = 5,        /* writing the uid/gid maps from outside (forkserver) */
+  SBX_STEP_RELEASE = 6,       /* the child waits for the maps (and a pool slot for its request) */
+  SBX_STEP_SETSID = 7,        /* a new session */
+  SBX_STEP_IDS = 8,           /* setgroups / setresgid / setresuid */
+  SBX_STEP_PDEATHSIG = 9,     /* PDEATHSIG again after an id switch */
+  SBX_STEP_USER_LIMITS = 10,  /* /proc/sys/user limits in the new user namespace */
+  SBX_STEP_MOUNT = 11,        /* the mount tree and pivot_root */
+  SBX_STEP_HOSTNAME = 12,     /* sethostname */
+  SBX_STEP_NETWORK = 13,      /* lo up in the new network namespace */
+  SBX_STEP_CWD = 14,          /* chdir */
+  SBX_STEP_FDS = 15,          /* the mapped fds in place, every other one closed */
+  SBX_STEP_SIGNALS = 16,      /* the signal mask */
+  SBX_STEP_INIT = 17,         /* the sandbox's init forks the target */
+  SBX_STEP_RLIMITS = 18,      /* setrlimit */
+  SBX_STEP_CAPABILITIES = 19, /* every capability dropped, NO_NEW_PRIVS */
+  SBX_STEP_LANDLOCK = 20,     /* the Landlock ruleset */
+  SBX_STEP_SECCOMP = 21,      /* the seccomp filter (and its listener) */
+  SBX_STEP_EXEC = 22,         /* execveat */
+  SBX_STEP_POOL = 23,         /* handing the request to a spawn-pool slot (forkserver) */
+  SBX_STEP_MAX
+};
+
+/* Failure flags. PATH: a path the request names could not be looked up or used (a bind source or
+ * target, a Landlock path, the cwd): the request's problem, not the host refusing the step. */
+#define SBX_FAILURE_PATH 1u
+/* Executor -> forkserver: u64 request_id | u64 milliseconds. A running sandbox's walltime is
+ * reset to that long from now (0: none); an unknown or already reaped request is ignored. */
+#define SBX_FS_SET_WALLTIME 0x0000530Au
 
 /* fd numbers used in the child between clone and exec (above any mapped fd but 1023). */
 #define SBX_SETUP_FD_TARGET 1021
@@ -109,6 +162,9 @@ enum sbx_op {
                              Written to /proc/sys/user/<name> inside the sandbox's user namespace
                              (userns_limits.c) before the mount tree: the per-user-namespace counters
                              (inotify, fanotify, namespaces) the sandbox may use at all */
+  SBX_OP_TRACE = 27,      /* empty: record a CLOCK_MONOTONIC timestamp at the end of each step and
+                             send them (SBX_SETUP_TRACE) before the filter goes on. Without it no
+                             clock is read */
   SBX_OP_MAX
 };
 

@@ -55,6 +55,7 @@ static const char *const op_names[SBX_OP_MAX] = {
     [SBX_OP_REAPER] = "REAPER",
     [SBX_OP_NO_POOL] = "NO_POOL",
     [SBX_OP_USER_LIMIT] = "USER_LIMIT",
+    [SBX_OP_TRACE] = "TRACE",
 };
 
 const char *sbx_op_name(uint32_t op) {
@@ -79,7 +80,8 @@ static bool op_is_single(uint32_t op) {
     case SBX_OP_WALLTIME:
     case SBX_OP_HOST_IDS:
     case SBX_OP_REAPER:
-    case SBX_OP_NO_POOL: return true;
+    case SBX_OP_NO_POOL:
+    case SBX_OP_TRACE: return true;
     default: return false;
   }
 }
@@ -474,6 +476,10 @@ static int parse_op(struct parser *p, const uint8_t *d, size_t n) {
     case SBX_OP_NO_POOL:
       if ((r = need_len(p, n, 0)) < 0) return r;
       if (p->fill) o->no_pool = true;
+      return 0;
+    case SBX_OP_TRACE:
+      if ((r = need_len(p, n, 0)) < 0) return r;
+      if (p->fill) o->trace = true;
       return 0;
     case SBX_OP_USER_LIMIT: {
       if ((r = need_len(p, n, 12)) < 0) return r;

@@ -84,6 +84,7 @@ struct sbx_request {
   uint32_t host_uid, host_gid;
   bool reaper;              /* SBX_OP_REAPER: a subreaper init kills the tree (no pid namespace) */
   bool no_pool;             /* SBX_OP_NO_POOL: on demand, and the spawn pool is left as it is */
+  bool trace;               /* SBX_OP_TRACE: timestamps per step (SBX_SETUP_TRACE) */
   uint32_t user_limit_set;  /* SBX_OP_USER_LIMIT: bit per SBX_USER_LIMIT_* index given */
   uint32_t user_limits[16]; /* its value (index < SBX_USER_LIMIT_MAX) */
 

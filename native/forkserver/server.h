@@ -12,6 +12,7 @@
 #include <sbx/comms.h>
 
 #include "children.h"
+#include "clone.h"
 #include "pool.h"
 
 struct fs_server {
@@ -23,20 +24,6 @@ struct fs_server {
   struct fs_pool pool;         /* slots prepared ahead of demand (pool.h) */
   pid_t executor_pid;          /* our parent: names the pool slots' cgroups */
 };
-
-/* clone3's argument (linux/sched.h, CLONE_ARGS_SIZE_VER2), spelled out: Debian's headers may
- * predate some fields and flags. */
-struct fs_clone_args {
-  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
-      set_tid_size, cgroup;
-};
-
-/* clone3, or the legacy clone where clone3 is refused (spawn.c). *in_cgroup: the child starts in
- * args->cgroup; *call: the syscall's name for messages. userns_owner: with CLONE_NEWUSER, the host
- * uid the new user namespace belongs to (userns.h: userns_clone_as_owner); SBX_OWNER_SELF: ours. */
-#define SBX_OWNER_SELF UINT32_MAX
-pid_t spawn_clone(const struct fs_clone_args *args, uint32_t userns_owner, bool *in_cgroup,
-                  const char **call);
 
 /* Handles one SBX_FS_SPAWN payload: parse, receive the announced fds, clone, reply SPAWNED.
  * Returns 0 when the request is answered (success or error reply), or a negative comms error

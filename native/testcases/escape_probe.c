@@ -23,6 +23,7 @@
 #include <sys/inotify.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <sys/sem.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/mman.h>
@@ -413,6 +414,26 @@ static int sysv_fill(const char *kind, long max) {
   return 0;
 }
 
+/* Creates (make) or looks up (find) a SysV shm segment, message queue and semaphore set with key
+ * `key`, mode 0600, and the POSIX message queue "/sbx-probe-KEY"; prints one result per kind. */
+static int ipc_objects(int make, int key) {
+  int flags = make ? IPC_CREAT | IPC_EXCL | 0600 : 0;
+  char mq[64];
+  snprintf(mq, sizeof mq, "sbx-probe-%d", key); /* the syscall takes the name without '/' */
+  long shm = shmget((key_t)key, make ? 1 : 0, flags);
+  int shm_err = errno;
+  long msg = msgget((key_t)key, flags);
+  int msg_err = errno;
+  long sem = semget((key_t)key, make ? 1 : 0, flags);
+  int sem_err = errno;
+  long q = syscall(SYS_mq_open, mq, make ? O_CREAT | O_EXCL | O_RDWR : O_RDWR, 0600, NULL);
+  int q_err = errno;
+  printf("ipc-%s: shm %s msg %s sem %s mq %s\n", make ? "make" : "find",
+         shm >= 0 ? "ok" : errname(shm_err), msg >= 0 ? "ok" : errname(msg_err),
+         sem >= 0 ? "ok" : errname(sem_err), q >= 0 ? "ok" : errname(q_err));
+  return 0;
+}
+
 /* Writes up to `mib` MiB into one memfd (SIGXFSZ ignored: the write fails with EFBIG instead). */
 static int memfd_fill(long mib) {
   signal(SIGXFSZ, SIG_IGN);
@@ -586,6 +607,8 @@ int main(int argc, char **argv) {
   if (!strcmp(w, "inotify-fill")) return inotify_fill();
   if (!strcmp(w, "inotify-one")) return report("inotify_init1", inotify_init1(IN_CLOEXEC));
   if (!strcmp(w, "inflight-fill")) return inflight_fill();
+  if (!strcmp(w, "ipc-make")) return ipc_objects(1, arg_int(argc, argv, 2));
+  if (!strcmp(w, "ipc-find")) return ipc_objects(0, arg_int(argc, argv, 2));
   if (!strcmp(w, "sysv-fill") && argc > 3) return sysv_fill(argv[2], arg_int(argc, argv, 3));
   if (!strcmp(w, "memfd-fill")) return memfd_fill(arg_int(argc, argv, 2));
   if (!strcmp(w, "kill-all")) return kill_all();

@@ -17,10 +17,21 @@
  *   monitor_probe ipoptions HOST PORT HOP
  *       connects a UDP socket to HOST:PORT (a socket of the host is put in its place), sets an
  *       IP_OPTIONS loose source route through HOP on it, then send()s (no address: the kernel sends).
+ *   monitor_probe unix-peer PATH      connects a unix stream socket to PATH; prints what it reads.
+ *   monitor_probe unix-hold PATH      connects to PATH, prints "unix-hold: connected", then waits.
+ *   monitor_probe scm-many N          sendmsg on a socketpair with N fds in one SCM_RIGHTS cmsg:
+ *                                     N-1 copies of fd 0, then fd 1000 (not open).
+ *   monitor_probe unix-scan PATH      connects to PATH, then looks in /proc for threads of its uid
+ *       outside its own process (the monitor's acting thread has the sandbox's uid); for each one
+ *       prints what signal 0, /proc/<tid>/mem, and setpriority on it say.
+ *   monitor_probe peercred-server PATH MODE   (outside a sandbox) listens on the unix path PATH,
+ *       chmod MODE (octal), prints "listening"; answers each peer "uid=U gid=G" (SO_PEERCRED).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
@@ -30,6 +41,8 @@
 #include <netinet/ip.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
@@ -53,6 +66,8 @@ static const char *errname(int e) {
     case EEXIST: return "EEXIST";
     case ENOTTY: return "ENOTTY";
     case ESRCH: return "ESRCH";
+    case EBADF: return "EBADF";
+    case ENOTDIR: return "ENOTDIR";
     default: snprintf(buf, sizeof buf, "%d", e); return buf;
   }
 }
@@ -303,6 +318,139 @@ static int bind_low(int port, int unspec) {
   return report("bind-low", bind(s, (struct sockaddr *)&a, sizeof a));
 }
 
+/* --- unix sockets and who the peer is -------------------------------------------------------------- */
+
+static int unix_connect(const char *name, const char *path) {
+  struct sockaddr_un u;
+  memset(&u, 0, sizeof u);
+  u.sun_family = AF_UNIX;
+  snprintf(u.sun_path, sizeof u.sun_path, "%s", path);
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return report("socket", -1);
+  if (connect(s, (struct sockaddr *)&u, sizeof u) < 0) {
+    report(name, -1);
+    return -1;
+  }
+  return s;
+}
+
+static int unix_peer(const char *path) {
+  int s = unix_connect("unix-peer", path);
+  if (s < 0) return 0;
+  char buf[64];
+  ssize_t n = read(s, buf, sizeof buf - 1);
+  if (n < 0) return report("read", -1);
+  buf[n] = 0;
+  printf("unix-peer: %s\n", buf);
+  return 0;
+}
+
+static int unix_hold(const char *path) {
+  if (unix_connect("unix-hold", path) < 0) return 0;
+  printf("unix-hold: connected\n");
+  for (;;) pause();
+}
+
+static int scm_many(int n) {
+  if (n < 1 || n > 1024) return usage();
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0) return report("socketpair", -1);
+  static union {
+    char buf[CMSG_SPACE(1024 * sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  memset(&u, 0, sizeof u);
+  char byte = 'x';
+  struct iovec iov = {&byte, 1};
+  struct msghdr m;
+  memset(&m, 0, sizeof m);
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = u.buf;
+  m.msg_controllen = CMSG_SPACE(n * sizeof(int));
+  struct cmsghdr *c = (struct cmsghdr *)u.buf;
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(n * sizeof(int));
+  for (int i = 0; i < n; i++) {
+    int fd = i == n - 1 ? 1000 : 0;
+    memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof fd);
+  }
+  return report("scm-many", sendmsg(sv[0], &m, 0));
+}
+
+static int unix_scan(const char *path) {
+  if (unix_connect("unix-scan", path) < 0) return 0;
+  int found = 0;
+  DIR *procs = opendir("/proc");
+  if (!procs) return report("opendir", -1);
+  for (struct dirent *p; (p = readdir(procs)) != NULL;) {
+    int pid = atoi(p->d_name);
+    if (pid <= 0 || pid == getpid()) continue;
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", pid);
+    DIR *tasks = opendir(dir);
+    if (!tasks) continue;
+    for (struct dirent *t; (t = readdir(tasks)) != NULL;) {
+      int tid = atoi(t->d_name);
+      if (tid <= 0) continue;
+      char st[96], buf[4096];
+      snprintf(st, sizeof st, "/proc/%d/task/%d/status", pid, tid);
+      FILE *f = fopen(st, "re");
+      if (!f) continue;
+      size_t n = fread(buf, 1, sizeof buf - 1, f);
+      fclose(f);
+      buf[n] = 0;
+      const char *u = strstr(buf, "\nUid:");
+      if (!u || (uid_t)strtoul(u + 5, NULL, 10) != getuid()) continue;
+      found++;
+      long sig = syscall(SYS_tgkill, pid, tid, 0);
+      int sig_err = errno;
+      char mem[96];
+      snprintf(mem, sizeof mem, "/proc/%d/task/%d/mem", pid, tid);
+      int fd = open(mem, O_RDONLY | O_CLOEXEC);
+      int mem_err = errno;
+      if (fd >= 0) close(fd);
+      long pr = setpriority(PRIO_PROCESS, (id_t)tid, 19);
+      int pr_err = errno;
+      printf("unix-scan: thread signal %s mem %s setpriority %s\n",
+             sig == 0 ? "ok" : errname(sig_err), fd >= 0 ? "ok" : errname(mem_err),
+             pr == 0 ? "ok" : errname(pr_err));
+    }
+    closedir(tasks);
+  }
+  closedir(procs);
+  printf("unix-scan: %d found\n", found);
+  return 0;
+}
+
+static int peercred_server(const char *path, const char *mode) {
+  struct sockaddr_un u;
+  memset(&u, 0, sizeof u);
+  u.sun_family = AF_UNIX;
+  snprintf(u.sun_path, sizeof u.sun_path, "%s", path);
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  unlink(path);
+  if (s < 0 || bind(s, (struct sockaddr *)&u, sizeof u) < 0 || listen(s, 16) < 0)
+    return report("listen", -1);
+  if (chmod(path, (mode_t)strtoul(mode, NULL, 8)) < 0) return report("chmod", -1);
+  printf("listening\n");
+  for (;;) {
+    int c = accept4(s, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0) continue;
+    struct ucred cr;
+    socklen_t l = sizeof cr;
+    char out[64];
+    if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0)
+      snprintf(out, sizeof out, "uid=%u gid=%u", (unsigned)cr.uid, (unsigned)cr.gid);
+    else
+      snprintf(out, sizeof out, "peercred errno %s", errname(errno));
+    if (write(c, out, strlen(out)) < 0) { /* the peer went away */
+    }
+    close(c);
+  }
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2) return usage();
@@ -318,5 +466,10 @@ int main(int argc, char **argv) {
   if (!strcmp(w, "bind-low") && argc > 2)
     return bind_low(atoi(argv[2]), argc > 3 && !strcmp(argv[3], "unspec"));
   if (!strcmp(w, "prlimit") && argc > 2) return prlimit_probe(atoi(argv[2]));
+  if (!strcmp(w, "unix-peer") && argc > 2) return unix_peer(argv[2]);
+  if (!strcmp(w, "unix-hold") && argc > 2) return unix_hold(argv[2]);
+  if (!strcmp(w, "unix-scan") && argc > 2) return unix_scan(argv[2]);
+  if (!strcmp(w, "scm-many") && argc > 2) return scm_many(atoi(argv[2]));
+  if (!strcmp(w, "peercred-server") && argc > 3) return peercred_server(argv[2], argv[3]);
   return usage();
 }

@@ -9,8 +9,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { native } from '@sbx/client/internal';
-import { repoRoot } from '../helpers.js';
-import { probePath } from './harness.js';
+import { sandboxIdRange, setSandboxIdRange } from '@sbx/executor';
+import { repoRoot, runCaptured } from '../helpers.js';
+import { asRoot, escapePolicy, probePath } from './harness.js';
 
 const abi = (() => {
   try {
@@ -89,7 +90,9 @@ describe('host IPC objects', () => {
       );
       const made = hostIds('shm').filter((id) => !before.has(id));
       for (const id of made) spawnSync('ipcrm', ['-m', id]); // what the probe made outlives it: remove it
-      expect(made.length).toBe(2);
+      // A root executor removes a leased uid's objects when the lease ends; an unprivileged one
+      // runs every sandbox as its own uid and cannot tell whose they are.
+      expect(made.length).toBe(asRoot ? 0 : 2);
       expect(r.stdout.trim()).toBe('sysv-fill shm: 2 none');
     },
   );
@@ -100,3 +103,40 @@ describe('host IPC objects', () => {
     expect(hostObjects('shm')).toBe(before);
   });
 });
+
+describe.skipIf(abi < 6 || !asRoot)('landlock isolation: a leased uid is handed on without IPC objects', () => {
+  it("a sandbox cannot see a previous sandbox's SysV objects (same leased uid)", async () => {
+    const saved = sandboxIdRange();
+    // One id: both sandboxes get the same uid, one after the other.
+    const first = 1_990_000_000 + Math.floor(Math.random() * 1_000_000);
+    setSandboxIdRange({ first, count: 1 });
+    const key = 0x5b000000 + Math.floor(Math.random() * 0xffffff);
+    const opts = {
+      policy: escapePolicy(),
+      executor: { isolation: 'landlock' as const, limits: { walltime: 10 } },
+    };
+    try {
+      const made = await runCaptured([probePath(), 'ipc-make', String(key)], opts);
+      // POSIX message queues: Landlock refuses creating one (a file of the host's mqueue filesystem).
+      expect(made.stdout.trim(), made.stderr).toBe('ipc-make: shm ok msg ok sem ok mq EACCES');
+      const found = await runCaptured([probePath(), 'ipc-find', String(key)], opts);
+      // On old main: "ipc-find: shm ok msg ok sem ok ..." (left behind for the next holder).
+      expect(found.stdout.trim()).toMatch(/^ipc-find: shm ENOENT msg ENOENT sem ENOENT mq E[A-Z]+$/);
+      for (const kind of ['shm', 'msg', 'sem'] as const) expect(objectsOf(kind, first)).toEqual([]);
+    } finally {
+      setSandboxIdRange(saved ?? 'off');
+      native().ipcRemoveOwnedBy(first); // whatever a failing run left
+    }
+  });
+});
+
+/** Ids of /proc/sysvipc/KIND whose owner or creator is uid. */
+function objectsOf(kind: 'shm' | 'msg' | 'sem', uid: number): string[] {
+  const [head, ...rows] = readFileSync(`/proc/sysvipc/${kind}`, 'utf8').split('\n');
+  const cols = head!.trim().split(/\s+/);
+  const at = (name: string) => cols.indexOf(name);
+  return rows
+    .map((r) => r.trim().split(/\s+/))
+    .filter((c) => c.length > 1 && (c[at('uid')] === String(uid) || c[at('cuid')] === String(uid)))
+    .map((c) => c[1]!);
+}

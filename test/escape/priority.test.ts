@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { native } from '@sbx/client/internal';
-import { repoRoot } from '../helpers.js';
+import { isolationPolicy, repoRoot, runCaptured } from '../helpers.js';
 import { asRoot } from './harness.js';
 
 const abi = (() => {
@@ -83,5 +83,40 @@ describe.skipIf(abi < 6)('landlock isolation with a shared uid: scheduling of pr
       { encoding: 'utf8', timeout: 30_000 },
     );
     expect(r.stdout.trim(), r.stderr).toBe('5');
+  });
+
+  it('an always-on denial: a policy allowing everything still reaches the caller only (renice -p PID / -u UID, taskset, chrt are EPERM; nice on itself works)', async () => {
+    const canary = asRoot
+      ? spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'sleep', '30'], {
+          stdio: 'ignore',
+        })
+      : spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const pid = canary.pid!;
+      const run = (cmd: string[]) =>
+        runCaptured(cmd, {
+          policy: isolationPolicy(), // default allow: only the always-on denials stand in the way
+          executor: {
+            isolation: 'landlock',
+            ...(asRoot ? { sandboxUser: { uid, gid: uid } } : {}),
+            limits: { walltime: 10 },
+          },
+        });
+      const renice = await run(['/usr/bin/renice', '-n', '19', '-p', String(pid)]);
+      expect(renice.stderr).toMatch(/Operation not permitted/);
+      const reniceUser = await run(['/usr/bin/renice', '-n', '19', '-u', String(asRoot ? uid : process.getuid!())]);
+      expect(reniceUser.stderr).toMatch(/Operation not permitted/);
+      expect(niceOf(pid)).toBe(0); // old main: 19
+      const taskset = await run(['/usr/bin/taskset', '-p', '-c', '0', String(pid)]);
+      expect(taskset.result.exitCode).not.toBe(0);
+      const chrt = await run(['/usr/bin/chrt', '-i', '-p', '0', String(pid)]);
+      expect(chrt.result.exitCode).not.toBe(0);
+      expect(readFileSync(`/proc/${pid}/sched`, 'utf8')).toMatch(/^policy\s*:\s*0$/m); // SCHED_OTHER
+      const self = await run(['/usr/bin/nice', '-n', '5', '/bin/sh', '-c', 'cut -d" " -f19 /proc/self/stat']);
+      expect(self.stdout.trim(), self.stderr).toBe('5');
+    } finally {
+      canary.kill('SIGKILL');
+    }
   });
 });

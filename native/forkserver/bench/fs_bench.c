@@ -77,7 +77,7 @@ static double spawn_once(sbx_comms *c, uint64_t id, unsigned ns) {
                                     ((uint8_t *)data)[10] << 16 | ((uint8_t *)data)[11] << 24
                               : -1;
       if (err != 0) {
-        fprintf(stderr, "spawn failed: %.*s\n", (int)(len - 16), (char *)data + 16);
+        fprintf(stderr, "spawn failed: %.*s\n", (int)(len - 24), (char *)data + 24);
         free(data);
         return -1;
       }

@@ -109,6 +109,7 @@ struct reply {
   uint64_t id;
   int32_t err;
   uint32_t pid;
+  uint32_t step, fail_flags; /* SPAWNED errors: enum sbx_step, SBX_FAILURE_* */
   char msg[2048];
   int status;
   uint64_t utime_us, stime_us, maxrss_kib;
@@ -131,12 +132,14 @@ static int fs_recv(struct fs *fs, struct reply *r) {
     return -1;
   }
   const uint8_t *d = data;
-  if (r->tag == SBX_FS_SPAWNED && len >= 16) {
+  if (r->tag == SBX_FS_SPAWNED && len >= 24) {
     r->id = rd_u64(d);
     r->err = (int32_t)rd_u32(d + 8);
     r->pid = rd_u32(d + 12);
-    size_t n = len - 16 < sizeof r->msg - 1 ? (size_t)len - 16 : sizeof r->msg - 1;
-    memcpy(r->msg, d + 16, n);
+    r->step = rd_u32(d + 16);
+    r->fail_flags = rd_u32(d + 20);
+    size_t n = len - 24 < sizeof r->msg - 1 ? (size_t)len - 24 : sizeof r->msg - 1;
+    memcpy(r->msg, d + 24, n);
     r->msg[n] = '\0';
     if (r->err == 0 && (e = sbx_comms_recv_fd(&fs->c, &r->pidfd)) < 0) {
       fprintf(stderr, "#   recv pidfd: %s\n", sbx_comms_strerror(e));
@@ -187,6 +190,11 @@ struct run {
   int setup_fd; /* our end of the setup socket */
   char out[4096];
   char setup_msg[2048];
+  uint32_t setup_step, setup_flags; /* SBX_SETUP_FAILED: enum sbx_step, SBX_FAILURE_* */
+  int setup_errno;
+  uint32_t trace_n; /* SBX_SETUP_TRACE entries (0: none came) */
+  uint32_t trace_step[SBX_TRACE_MAX];
+  uint64_t trace_ns[SBX_TRACE_MAX];
   bool got_setup_uint32;
   uint32_t setup_uint32;
   int status;
@@ -280,10 +288,20 @@ static int run_finish(struct fs *fs, struct run *run) {
     /* The target's own pidfd comes first (an Fd message); the test has no use for it. */
     if (sbx_comms_recv_any(&sc, &tag, &data, &len, &fd) < 0) break;
     if (fd >= 0) close(fd);
-    if (tag == SBX_TAG_STRING) {
-      size_t m = len < sizeof run->setup_msg - 1 ? (size_t)len : sizeof run->setup_msg - 1;
-      memcpy(run->setup_msg, data, m);
+    if (tag == SBX_SETUP_FAILED && len >= SBX_SETUP_FAILED_HEADER) {
+      size_t text = (size_t)len - SBX_SETUP_FAILED_HEADER;
+      size_t m = text < sizeof run->setup_msg - 1 ? text : sizeof run->setup_msg - 1;
+      memcpy(run->setup_msg, (const uint8_t *)data + SBX_SETUP_FAILED_HEADER, m);
       run->setup_msg[m] = '\0';
+      run->setup_step = rd_u32(data);
+      run->setup_errno = (int)rd_u32((const uint8_t *)data + 4);
+      run->setup_flags = rd_u32((const uint8_t *)data + 8);
+    } else if (tag == SBX_SETUP_TRACE && len % SBX_TRACE_ENTRY_SIZE == 0) {
+      for (uint64_t off = 0; off < len && run->trace_n < SBX_TRACE_MAX;
+           off += SBX_TRACE_ENTRY_SIZE) {
+        run->trace_step[run->trace_n] = rd_u32((const uint8_t *)data + off);
+        run->trace_ns[run->trace_n++] = rd_u64((const uint8_t *)data + off + 8);
+      }
     } else if (tag == SBX_TAG_UINT32 && len == 4) {
       run->got_setup_uint32 = true;
       run->setup_uint32 = rd_u32(data);
@@ -360,6 +378,33 @@ static int t_walltime(struct fs *fs) {
         "status 0x%x", run.status);
   CHECK(run.exited_flags & SBX_EXITED_WALLTIME, "flags 0x%x", run.exited_flags);
   CHECK(ms >= 150 && ms < 5000, "took %ld ms", ms);
+  return 0;
+}
+
+static void put_u64_le(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* SBX_FS_SET_WALLTIME gives a running sandbox without a walltime a deadline from now; a
+ * malformed one, or one for an unknown request, changes nothing. */
+static int t_set_walltime(struct fs *fs) {
+  struct job job = {.path = "/bin/sh", .argv = {"sh", "-c", "sleep 20", NULL}};
+  struct run run;
+  if (run_start(fs, &job, &run) < 0) return -1;
+  CHECK(run.spawned.err == 0, "spawn failed: %d %s", run.spawned.err, run.spawned.msg);
+  uint8_t msg[16];
+  put_u64_le(msg, run.id + 1000); /* no such request */
+  put_u64_le(msg + 8, 1);
+  CHECK(sbx_comms_send_tlv(&fs->c, SBX_FS_SET_WALLTIME, msg, sizeof msg) == 0, "send");
+  CHECK(sbx_comms_send_tlv(&fs->c, SBX_FS_SET_WALLTIME, msg, 15) == 0, "send short");
+  put_u64_le(msg, run.id);
+  put_u64_le(msg + 8, 100);
+  CHECK(sbx_comms_send_tlv(&fs->c, SBX_FS_SET_WALLTIME, msg, sizeof msg) == 0, "send");
+  if (run_finish(fs, &run) < 0) return -1;
+  CHECK(run.exited_flags & SBX_EXITED_WALLTIME, "flags 0x%x", run.exited_flags);
+  CHECK((WIFEXITED(run.status) && WEXITSTATUS(run.status) == 128 + SIGKILL) ||
+            (WIFSIGNALED(run.status) && WTERMSIG(run.status) == SIGKILL),
+        "status 0x%x", run.status);
   return 0;
 }
 
@@ -492,6 +537,8 @@ static int t_missing_binary(struct fs *fs) {
   CHECK(strcmp(run.spawned.msg,
                "open(/nonexistent/sbx-no-such-binary): No such file or directory") == 0,
         "message \"%s\"", run.spawned.msg);
+  CHECK(run.spawned.step == SBX_STEP_OPEN_EXEC && run.spawned.fail_flags == SBX_FAILURE_PATH,
+        "step %u flags %u", run.spawned.step, run.spawned.fail_flags);
   return 0;
 }
 
@@ -503,6 +550,7 @@ static int expect_invalid(struct fs *fs, const struct oplist *o, const char *nee
   CHECK(fs_recv(fs, &r) == 0, "no reply");
   CHECK(r.tag == SBX_FS_SPAWNED && r.err == -EINVAL, "tag 0x%x err %d \"%s\"", (unsigned)r.tag,
         r.err, r.msg);
+  CHECK(r.step == SBX_STEP_REQUEST, "step %u", r.step);
   CHECK(strstr(r.msg, needle) != NULL, "message \"%s\" lacks \"%s\"", r.msg, needle);
   fprintf(stderr, "#   refused: %s\n", r.msg);
   return 0;
@@ -582,6 +630,10 @@ static int t_setup_failure_is_reported(struct fs *fs) {
   CHECK(strncmp(run.setup_msg, "mount: open_tree(/nonexistent-sbx-source", 40) == 0 &&
             strstr(run.setup_msg, "): No such file or directory") != NULL,
         "setup message \"%s\"", run.setup_msg);
+  /* the kind is data: the step, errno and the path flag */
+  CHECK(run.setup_step == SBX_STEP_MOUNT && run.setup_errno == ENOENT &&
+            run.setup_flags == SBX_FAILURE_PATH,
+        "step %u errno %d flags %u", run.setup_step, run.setup_errno, run.setup_flags);
   /* the same source marked optional is skipped */
   ol_init(&extra);
   ol_bind(&extra, SBX_BIND_OPTIONAL, "/nonexistent-sbx-source", "/x");
@@ -600,6 +652,38 @@ static int t_exec_failure_is_reported(struct fs *fs) {
   CHECK(exited_with(run.status, 127), "status 0x%x", run.status);
   CHECK(strcmp(run.setup_msg, "exec: execveat(/usr/bin/true): No such file or directory") == 0,
         "setup message \"%s\"", run.setup_msg);
+  CHECK(run.setup_step == SBX_STEP_EXEC && run.setup_errno == ENOENT && run.setup_flags == 0,
+        "step %u errno %d flags %u", run.setup_step, run.setup_errno, run.setup_flags);
+  return 0;
+}
+
+/* With the TRACE op the child sends its marks: the forkserver's steps first, then the child's in
+ * order, on one monotonic clock. Without it, nothing. */
+static int t_trace_only_when_asked(struct fs *fs) {
+  struct job job = {.path = "/usr/bin/true", .argv = {"true", NULL}};
+  struct run run;
+  if (run_job(fs, &job, &run) < 0) return -1;
+  CHECK(exited_with(run.status, 0) && run.trace_n == 0, "untraced: status 0x%x, %u marks",
+        run.status, run.trace_n);
+  struct oplist extra;
+  ol_init(&extra);
+  ol_raw(&extra, SBX_OP_TRACE, NULL, 0);
+  job.extra = &extra;
+  int r = run_job(fs, &job, &run);
+  ol_free(&extra);
+  if (r < 0) return -1;
+  CHECK(exited_with(run.status, 0), "traced: status 0x%x \"%s\"", run.status, run.setup_msg);
+  CHECK(run.trace_n >= 8, "%u marks", run.trace_n);
+  CHECK(run.trace_step[0] == SBX_STEP_REQUEST && run.trace_step[1] == SBX_STEP_OPEN_EXEC,
+        "first marks %u %u", run.trace_step[0], run.trace_step[1]);
+  bool clone = false, mount = false, caps = false;
+  for (uint32_t i = 0; i < run.trace_n; i++) {
+    CHECK(i == 0 || run.trace_ns[i] >= run.trace_ns[i - 1], "mark %u goes back in time", i);
+    clone |= run.trace_step[i] == SBX_STEP_CLONE || run.trace_step[i] == SBX_STEP_POOL;
+    mount |= run.trace_step[i] == SBX_STEP_MOUNT;
+    caps |= run.trace_step[i] == SBX_STEP_CAPABILITIES;
+  }
+  CHECK(clone && mount && caps, "clone %d mount %d capabilities %d", clone, mount, caps);
   return 0;
 }
 
@@ -887,6 +971,8 @@ static int t_invalid_filter_reported(struct fs *fs) {
   CHECK(exited_with(run.status, 127), "status 0x%x", run.status);
   CHECK(strcmp(run.setup_msg, "seccomp: seccomp(SECCOMP_SET_MODE_FILTER): Invalid argument") == 0,
         "setup message \"%s\"", run.setup_msg);
+  CHECK(run.setup_step == SBX_STEP_SECCOMP && run.setup_errno == EINVAL, "step %u errno %d",
+        run.setup_step, run.setup_errno);
   return 0;
 }
 
@@ -1160,10 +1246,12 @@ static const struct test_case cases[] = {
     {"rw bind writes reach the host", t_rw_bind_reaches_host},
     {"RLIMIT_FSIZE gives SIGXFSZ", t_rlimit_fsize},
     {"walltime kills the whole sandbox and is flagged", t_walltime},
+    {"SET_WALLTIME gives a running sandbox a deadline", t_set_walltime},
     {"missing binary is a SPAWNED error", t_missing_binary},
     {"invalid requests get -EINVAL naming the op, serving goes on", t_invalid_requests},
     {"setup failure is reported on the setup socket", t_setup_failure_is_reported},
     {"exec failure is reported on the setup socket", t_exec_failure_is_reported},
+    {"the child sends its step marks only when the request asks (TRACE)", t_trace_only_when_asked},
     {"fds are mapped, the rest closed", t_fds_are_mapped},
     {"no namespaces", t_no_namespaces},
     {"seccomp listener hand-off and magic execveat", t_seccomp_listener_handoff},

@@ -29,6 +29,9 @@ export interface NativeBinding {
   ttyRestore(fd: number, termios: Buffer, ldisc: number): number;
   /** Puts /dev/null in place of fd: 0 or an errno. */
   ttyDetach(fd: number): number;
+  /** Removes the host IPC objects `uid` owns or created: counts per kind (mqueue: -errno when they
+   *  could not be listed). */
+  ipcRemoveOwnedBy(uid: number): { shm: number; msg: number; sem: number; mqueue: number };
   seccompActionAvailable(action: number): boolean;
   commsSend(fd: number, tag: number, data: Buffer): void;
   commsSendFd(fd: number, passFd: number): void;
@@ -44,8 +47,11 @@ export interface NativeBinding {
     networkTable?: Buffer,
     killSignal?: number,
     learnTable?: Buffer,
+    hookTable?: Buffer,
   ): void;
   monitorUnwatch(id: number): void;
+  /** Answers a 'hook' report: action 0 CONTINUE, 1 fail with -errno, 2 kill the sandbox. False: the call no longer waits. */
+  monitorHookReply(id: number, notif: bigint, action: 0 | 1 | 2, errno: number): boolean;
   /** The monitor's network decision for an IP sockaddr (tests: against decideNetwork()). */
   netDecide(table: Buffer, sockaddr: Buffer): { allowed: boolean; rule: number; address: string } | null;
   /** The monitor's learning path on one seccomp_data (tests: against the TS evaluator). */
@@ -91,7 +97,8 @@ export interface NativeWatcher {
 
 export interface MonitorEvent {
   /** learn: a new (nr, args) fact of a learning run (args not recorded are 0); learn_limit: too many facts, the sandbox was killed. */
-  type: 'exec' | 'exec_failed' | 'violation' | 'closed' | 'learn' | 'learn_limit';
+  /** hook: a call a notifySyscall() rule sent to the handler, parked until monitorHookReply(); hook_timeout: no answer in time, the sandbox was killed. */
+  type: 'exec' | 'exec_failed' | 'violation' | 'closed' | 'learn' | 'learn_limit' | 'hook' | 'hook_timeout';
   id: number;
   pid: number;
   nr: number;
@@ -104,6 +111,8 @@ export interface MonitorEvent {
   /** Index of the deciding network rule; -1: no allow rule matched; -2: netReason says why. */
   netRule?: number;
   netReason?: string;
+  /** hook, hook_timeout: the notification id monitorHookReply() answers. */
+  notif?: bigint;
 }
 
 /** An error from a native call: Node-style errno facts. */

@@ -11,6 +11,20 @@ export { Limits, INFINITY, type LimitsOptions } from './sandbox/limits.js';
 export type { UserLimitName } from './forkserver/protocol.js';
 export { Ipc, type FdMapping } from './sandbox/ipc.js';
 export { Sandbox } from './sandbox/sandbox.js';
+export { formatTimeline, type TimelineStage } from './sandbox/timeline.js';
+export {
+  DEFAULT_SYSCALL_TIMEOUT_MS,
+  type HookedSyscall,
+  type SandboxNotify,
+  type SyscallAnswer,
+} from './sandbox/notify-hooks.js';
+export {
+  formatStackTrace,
+  type StackTrace,
+  type StackFrame,
+  type StackTraceOptions,
+  type ResolvedStackTraceOptions,
+} from './sandbox/stack-trace.js';
 export {
   Result,
   violationFromJSON,

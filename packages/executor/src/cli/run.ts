@@ -8,6 +8,8 @@ import { parseArgs } from 'node:util';
 import { Executor, type ExecutorOptions } from '../sandbox/executor.js';
 import type { LimitsOptions } from '../sandbox/limits.js';
 import { Sandbox } from '../sandbox/sandbox.js';
+import { formatStackTrace } from '../sandbox/stack-trace.js';
+import { formatTimeline } from '../sandbox/timeline.js';
 import { ForkServer } from '../forkserver/global.js';
 import { setSpawnPool } from '../forkserver/spawn-pool.js';
 import { PolicyError } from '../policy/errors.js';
@@ -89,6 +91,7 @@ Options:
   --sandbox-user UID[:GID]       host user the sandboxee runs as when sbx runs as root (default
                                  nobody, 65534:65534)
   --result-json FILE             write the Result as JSON to FILE
+  --trace                        print the timeline of the sandbox (every stage, µs) to stderr
   -q, --quiet                    do not print the Result line when the run is not OK
 
 Exit code: CMD's own when it exits normally; 124 timeout, 126 setup error, 137 killed,
@@ -116,6 +119,7 @@ const options = {
   ...SANDBOX_OPTIONS,
   policy: { type: 'string' },
   'result-json': { type: 'string' },
+  trace: { type: 'boolean' },
   isolation: { type: 'string' },
   'sandbox-user': { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
@@ -244,6 +248,7 @@ async function runWith(
   values: {
     cwd?: string;
     'result-json'?: string;
+    trace?: boolean;
     quiet?: boolean;
     landlock?: string;
     isolation?: string;
@@ -280,6 +285,7 @@ async function runWith(
       landlock,
       isolation,
       ...(sandboxUser ? { sandboxUser } : {}),
+      ...(values.trace ? { trace: true } : {}),
     } as const;
     executor = executorFor(cmd, args, options, policy);
   } catch (err) {
@@ -315,8 +321,12 @@ async function runWith(
     process.off('SIGHUP', onSignal);
   }
 
+  if (values.trace) process.stderr.write(`sbx: trace\n${formatTimeline(sandbox.timeline ?? [])}\n`);
   if (values['result-json']) writeFileSync(values['result-json'], `${JSON.stringify(result.toJSON(), null, 2)}\n`);
-  if (result.status !== 'OK' && !values.quiet) console.error(`sbx: ${result.toString()}`);
+  if (result.status !== 'OK' && !values.quiet) {
+    console.error(`sbx: ${result.toString()}`);
+    if (result.stackTrace) console.error(formatStackTrace(result.stackTrace));
+  }
   return exitCodeFor(result);
 }
 

@@ -2,7 +2,7 @@
 // lazily, once per process, single-threaded C. It clones every sandboxee and reaps it.
 import { Comms, CommsError, SbxError, Tag, type Message } from '@sbx/client';
 import { native, type NativeWatcher } from '@sbx/client/internal';
-import { FsTag, Op, OpList } from './protocol.js';
+import { FsTag, Op, OpList, type SetupFailure } from './protocol.js';
 import { decodeExited, EXITED_SIZE, InFlight, sendRequest, type Exited } from './link.js';
 import { decodePoolStats, poolSize, type SpawnPoolStats } from './pool-settings.js';
 import { leaseSandboxIds, sandboxIdRange, type SandboxIds } from '../sandbox/sandbox-ids.js';
@@ -20,13 +20,19 @@ export interface Spawned {
   uid?: number;
 }
 
+/** SPAWNED's fixed part, before its message. */
+const SPAWNED_SIZE = 24;
+
 interface Pending {
   resolve: (s: Spawned) => void;
   reject: (e: Error) => void;
 }
 
 /** The global forkserver failed (FORKSERVER_DIED, SPAWN_FAILED, PROTOCOL). */
-export class ForkServerError extends SbxError {}
+export class ForkServerError extends SbxError {
+  /** SPAWN_FAILED: the step that failed, its errno and flags (the kind of the failure, as data). */
+  failure?: SetupFailure;
+}
 
 export class ForkServer {
   private static instance: ForkServer | null = null;
@@ -145,21 +151,34 @@ export class ForkServer {
     this.die(new ForkServerError('FORKSERVER_DIED', `sbx: the forkserver exited (${how})`));
   }
 
-  /** Sends a spawn request (the op list and its fds, which stay the caller's). */
-  async spawn(ops: OpList): Promise<{ id: bigint; spawned: Spawned }> {
+  /** Sends a spawn request (the op list and its fds, which stay the caller's). `mark`: the trace's
+   *  'op list' (serialized) and 'request write' (sent) stages. */
+  async spawn(ops: OpList, mark?: (stage: string) => void): Promise<{ id: bigint; spawned: Spawned }> {
     if (this.dead) throw this.dead;
     const id = this.nextId++;
     const payload = Buffer.concat([new OpList().u64(Op.RequestId, id).toBuffer(), ops.toBuffer()]);
+    mark?.('op list');
     this.inFlight.hold();
     try {
       const spawned = new Promise<Spawned>((resolve, reject) => this.pending.set(id, { resolve, reject }));
       await sendRequest(this.comms, FsTag.Spawn, payload, ops.fds);
+      mark?.('request write');
       return { id, spawned: await spawned };
     } catch (err) {
       this.pending.delete(id);
       this.inFlight.release();
       throw err;
     }
+  }
+
+  /** SBX_FS_SET_WALLTIME: request `id`'s walltime becomes `ms` from now (0: none). Kept by the
+   *  forkserver like the first one, so it holds while this event loop is busy. */
+  setWalltime(id: bigint, ms: number): void {
+    if (this.dead) return;
+    const b = Buffer.alloc(16);
+    b.writeBigUInt64LE(id, 0);
+    b.writeBigUInt64LE(BigInt(Math.max(0, Math.round(ms))), 8);
+    this.comms.sendTLV(FsTag.SetWalltime, b).catch((e: Error) => this.die(e));
   }
 
   /** Resolves when the forkserver has reaped the sandboxee of request `id`. */
@@ -197,11 +216,12 @@ export class ForkServer {
         return;
       }
       const d = m.data;
-      if (m.tag === FsTag.Spawned && d.length >= 16) {
+      if (m.tag === FsTag.Spawned && d.length >= SPAWNED_SIZE) {
+        // u64 request_id | i32 err | u32 pid | u32 step | u32 flags | message (protocol.h)
         const id = d.readBigUInt64LE(0);
         const err = d.readInt32LE(8);
         const pid = d.readUInt32LE(12);
-        const message = d.subarray(16).toString('utf8');
+        const message = d.subarray(SPAWNED_SIZE).toString('utf8');
         if (err === 0) {
           // A pooled sandbox: "uid=N" (its host uid, pool.h) first, then "cgroup=PATH" (last: a path may hold spaces)
           const m1 = /^(?:uid=(\d+))? ?(?:cgroup=(.*))?$/s.exec(message);
@@ -213,12 +233,12 @@ export class ForkServer {
         const p = this.pending.get(id);
         this.pending.delete(id);
         this.inFlight.release();
-        p?.reject(
-          new ForkServerError(
-            'SPAWN_FAILED',
-            message || `the forkserver could not start the sandboxee (errno ${-err})`,
-          ),
+        const failed = new ForkServerError(
+          'SPAWN_FAILED',
+          message || `the forkserver could not start the sandboxee (errno ${-err})`,
         );
+        failed.failure = { step: d.readUInt32LE(16), errno: -err, flags: d.readUInt32LE(20), message: failed.message };
+        p?.reject(failed);
         return;
       }
       if (m.tag === FsTag.PoolStats && d.length >= 48) {

@@ -11,7 +11,108 @@ export const FsTag = {
   Pool: 0x00005305,
   PoolStats: 0x00005306,
   SlotReady: 0x00005307,
+  SetupFailed: 0x00005308,
+  SetupTrace: 0x00005309,
+  SetWalltime: 0x0000530a,
 } as const;
+
+/**
+ * The steps from a request to execveat (enum sbx_step): a failure report names its step by
+ * number, with its errno and flags, so that its kind is decided from data, never from the text.
+ */
+export const SetupStep = {
+  None: 0,
+  Request: 1,
+  OpenExec: 2,
+  Cgroup: 3,
+  Clone: 4,
+  IdMap: 5,
+  Release: 6,
+  Setsid: 7,
+  Ids: 8,
+  Pdeathsig: 9,
+  UserLimits: 10,
+  Mount: 11,
+  Hostname: 12,
+  Network: 13,
+  Cwd: 14,
+  Fds: 15,
+  Signals: 16,
+  Init: 17,
+  Rlimits: 18,
+  Capabilities: 19,
+  Landlock: 20,
+  Seccomp: 21,
+  Exec: 22,
+  Pool: 23,
+} as const;
+export type SetupStepNumber = (typeof SetupStep)[keyof typeof SetupStep];
+/** SBX_FAILURE_*: Path, a path the request names could not be looked up (not the host refusing). */
+export const FailureFlag = { Path: 1 } as const;
+
+/** A failed setup step, as the forkserver (SPAWNED) or the child (SETUP_FAILED) reports it. */
+export interface SetupFailure {
+  /** SetupStep */
+  step: number;
+  /** The positive errno of the failed call (0: none). */
+  errno: number;
+  /** FailureFlag bits. */
+  flags: number;
+  /** "step: call(args): strerror", for people. */
+  message: string;
+}
+
+/** SETUP_FAILED: u32 step | i32 errno | u32 flags | message. */
+export const SETUP_FAILED_HEADER = 12;
+
+/** Decodes a SETUP_FAILED payload (at least SETUP_FAILED_HEADER bytes). */
+export function decodeSetupFailure(d: Buffer): SetupFailure {
+  return {
+    step: d.readUInt32LE(0),
+    errno: d.readInt32LE(4),
+    flags: d.readUInt32LE(8),
+    message: d.subarray(SETUP_FAILED_HEADER).toString('utf8'),
+  };
+}
+/** A step's name as failure messages and the trace print it (sbx_step_name in child.c). */
+export const SETUP_STEP_NAMES: Readonly<Record<number, string>> = {
+  [SetupStep.Request]: 'request',
+  [SetupStep.OpenExec]: 'open',
+  [SetupStep.Cgroup]: 'cgroup',
+  [SetupStep.Clone]: 'clone',
+  [SetupStep.IdMap]: 'user namespace',
+  [SetupStep.Release]: 'release',
+  [SetupStep.Setsid]: 'setsid',
+  [SetupStep.Ids]: 'ids',
+  [SetupStep.Pdeathsig]: 'pdeathsig',
+  [SetupStep.UserLimits]: 'user namespace limits',
+  [SetupStep.Mount]: 'mount',
+  [SetupStep.Hostname]: 'hostname',
+  [SetupStep.Network]: 'network',
+  [SetupStep.Cwd]: 'cwd',
+  [SetupStep.Fds]: 'fds',
+  [SetupStep.Signals]: 'signals',
+  [SetupStep.Init]: 'init',
+  [SetupStep.Rlimits]: 'rlimits',
+  [SetupStep.Capabilities]: 'capabilities',
+  [SetupStep.Landlock]: 'landlock',
+  [SetupStep.Seccomp]: 'seccomp',
+  [SetupStep.Exec]: 'exec',
+  [SetupStep.Pool]: 'pool',
+};
+
+/** SETUP_TRACE entries: u32 step | u32 0 | u64 CLOCK_MONOTONIC ns at the step's end. */
+export const TRACE_ENTRY_SIZE = 16;
+
+/** Decodes a SETUP_TRACE payload; null when it is not a whole number of entries. */
+export function decodeTrace(d: Buffer): { step: number; ns: bigint }[] | null {
+  if (d.length % TRACE_ENTRY_SIZE !== 0) return null;
+  const out: { step: number; ns: bigint }[] = [];
+  for (let off = 0; off < d.length; off += TRACE_ENTRY_SIZE)
+    out.push({ step: d.readUInt32LE(off), ns: d.readBigUInt64LE(off + 8) });
+  return out;
+}
+
 /** The forkserver watches at most this many slots (SBX_POOL_POLL_MAX). */
 export const POOL_SIZE_MAX = 64;
 export const SETUP_FD_TARGET = 1021;
@@ -45,6 +146,7 @@ export const Op = {
   Reaper: 24,
   NoPool: 25,
   UserLimit: 26,
+  Trace: 27,
 } as const;
 
 /** A file of /proc/sys/user that `limits.userNamespace` sets inside the sandbox's user namespace. */

@@ -6,17 +6,21 @@ import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Executor } from '../sandbox/executor.js';
-import { CloneFlag, Op, type OpList } from '../forkserver/protocol.js';
+import { CloneFlag, FailureFlag, Op, SetupStep, type OpList, type SetupFailure } from '../forkserver/protocol.js';
+import { constants } from 'node:os';
 import { addLandlockOps, landlockAbi } from './landlock.js';
 import { addMountOps, MountError, type FsEntry } from './mounts.js';
 import { Policy } from '../policy/policy.js';
 import { sharesHostNetwork } from '../sandbox/sandbox-policy.js';
 import { SbxError } from '@sbx/client';
+import { native } from '@sbx/client/internal';
 import { leaseSandboxIds, sandboxIdRange, type SandboxIds } from '../sandbox/sandbox-ids.js';
 import { SANDBOX_ID } from '../view/identity.js';
 
 /** Landlock isolation needs the signal and abstract-socket scopes. */
 export const LANDLOCK_ISOLATION_MIN_ABI = 6;
+
+const { EPERM, EACCES, ENOSPC, ENOSYS } = constants.errno;
 
 /** What the chosen isolation set up, for the Sandbox. */
 export interface IsolationSetup {
@@ -125,8 +129,13 @@ function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntri
   const ids = hostIdsFor(ex);
   const { uid, gid } = ids;
   const scratch: string[] = [];
+  // The host's IPC namespace is shared: a leased uid's SysV and POSIX IPC objects would outlive
+  // its sandbox and be the next holder's. Removed when the lease ends, and when it begins (a
+  // holder that died could not).
+  if (ids.lease) removeIpcObjectsOf(uid);
   const cleanup = () => {
     for (const d of scratch.splice(0)) rmSync(d, { recursive: true, force: true });
+    if (ids.lease?.held) removeIpcObjectsOf(uid);
     ids.lease?.release();
   };
   const env: Record<string, string> = {};
@@ -188,6 +197,11 @@ function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntri
   }
 }
 
+/** Removes the host IPC objects (SysV, POSIX message queues) a leased uid owns or created. */
+function removeIpcObjectsOf(uid: number): void {
+  native().ipcRemoveOwnedBy(uid);
+}
+
 function policyData(p: Policy) {
   return {
     arch: p.arch,
@@ -200,23 +214,25 @@ function policyData(p: Policy) {
   };
 }
 
+/** The steps that, refused with EPERM or EACCES, mean the host refuses namespaces to us. */
+const NAMESPACE_STEPS: readonly number[] = [SetupStep.Ids, SetupStep.Mount, SetupStep.Network, SetupStep.Hostname];
+/** The errnos of a refused clone into new namespaces (ENOSYS: a container profile refusing both clones). */
+const CLONE_REFUSED: readonly number[] = [EPERM, EACCES, ENOSPC, ENOSYS];
+
 /**
  * A failure of namespaces mode that means the host forbids namespaces (a container's seccomp
- * profile, restricted user namespaces): the message with what to do instead; null otherwise.
+ * profile, restricted user namespaces): `message` with what to do instead; null otherwise.
+ * Decided by the failed step, its errno and flags, never by the message text. A path the sandbox
+ * binds that the caller may not read (SetupFailure flag Path) is the policy's problem, not the
+ * host's: it keeps its own message.
  */
-export function namespacesUnavailable(message: string): string | null {
-  const clone =
-    /\bclone3?\((?:[A-Z_|]*\bCLONE_NEW[A-Z]+)[A-Z_|]*\): (Operation not permitted|Permission denied|No space left on device|Function not implemented)/.test(
-      message,
-    );
-  // A path the sandbox binds that the caller may not read (open_tree, openat2 of a source or a
-  // target) is the policy's problem, not the host's: it keeps its own message.
-  const pathLookup = /^mount: (open_tree|openat2|f?stat)\(/.test(message);
-  const step =
-    (!pathLookup &&
-      /^(ids|mount|network|hostname|user namespace): .*(Operation not permitted|Permission denied)/.test(message)) ||
-    /^user namespace: /.test(message);
-  if (!clone && !step) return null;
+export function namespacesUnavailable(f: SetupFailure, message = f.message): string | null {
+  const refused = f.errno === EPERM || f.errno === EACCES;
+  const hostRefuses =
+    (f.step === SetupStep.Clone && CLONE_REFUSED.includes(f.errno)) ||
+    f.step === SetupStep.IdMap ||
+    (refused && !(f.flags & FailureFlag.Path) && NAMESPACE_STEPS.includes(f.step));
+  if (!hostRefuses) return null;
   return (
     `namespaces are not available on this host: ${message}. ` +
     `To run without namespaces use isolation: 'landlock' (sbx run --isolation landlock); sbx doctor lists the isolation modes this host supports`

@@ -29,6 +29,8 @@ export interface PolicyFile {
   allow?: string[];
   /** Syscalls allowed when their arguments match (policy/arg-rules.ts). */
   allowWhen?: Record<string, ArgAlternative[]>;
+  /** Syscalls sent to the notify handler: [] every call, else only calls matching an alternative. */
+  notify?: Record<string, ArgAlternative[]>;
   errno?: Record<string, PolicyFileErrno>;
   default?: 'kill' | 'allow' | 'log' | { errno: PolicyFileErrno };
   /** 'standard': PolicyBuilder.addStandardView() (a tmpfs /tmp unless `tmpfs` lists one). */
@@ -154,6 +156,9 @@ export function applyPolicyFile(
 ): string[] {
   const before = b.problems.length;
   const own: string[] = [];
+  // Notify hooks before anything that could decide the same syscall (the first rule wins).
+  for (const [name, alternatives] of Object.entries(doc.notify ?? {}))
+    b.notifySyscall(name, alternatives.length ? alternatives : undefined);
   // The file's own rules first: the first rule on a syscall wins, so an errno beats a preset.
   for (const [name, e] of Object.entries(doc.errno ?? {})) b.blockSyscallWithErrno(name, e);
   for (const name of doc.allow ?? []) b.allowSyscall(name);

@@ -89,6 +89,21 @@ export const POLICY_FILE_SCHEMA = {
         },
       },
     },
+    notify: {
+      type: 'object',
+      description:
+        'Syscalls sent to the Sandbox\'s notify handler (PolicyBuilder.notifySyscall), e.g. {"getpid": [], "kill": [{"arg1": ["15"]}]}: ' +
+        'an empty list sends every call, alternatives (as in allowWhen) only the matching ones. Applied before the other rules.',
+      additionalProperties: {
+        type: 'array',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          minProperties: 1,
+          properties: { arg0: argTest, arg1: argTest, arg2: argTest, arg3: argTest, arg4: argTest, arg5: argTest },
+        },
+      },
+    },
     errno: {
       type: 'object',
       description: 'Syscalls that fail with an errno instead of running, e.g. {"uname": "EPERM"}.',

@@ -34,11 +34,13 @@ export function hex(v: number): string {
 
 /**
  * The BPF rule for a list of alternatives (PolicyBuilder.addPolicyOnSyscall), or the problems
- * that make it invalid, each prefixed with `where`.
+ * that make it invalid, each prefixed with `where`. A matching call gets `action` (ALLOW; the
+ * notify hooks' USER_NOTIF).
  */
 export function argRule(
   alternatives: readonly ArgAlternative[],
   where: string,
+  action: BpfInsn = ALLOW,
 ): { rule: BpfInsn[] } | { problems: string[] } {
   const problems: string[] = [];
   const out: BpfInsn[] = [];
@@ -79,7 +81,7 @@ export function argRule(
         if (outside !== 0) out.push(JSET(outside, next));
       }
     }
-    out.push(ALLOW);
+    out.push(action);
   });
   out.push(LABEL('end'));
   return problems.length ? { problems } : { rule: out };

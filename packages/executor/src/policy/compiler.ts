@@ -118,6 +118,8 @@ export interface CompiledPolicy {
   readonly program: Uint8Array;
   readonly length: number;
   readonly stats: CompileStats;
+  /** The program came from the compile cache (no compile ran). */
+  readonly cached: boolean;
 }
 
 const LD_ABS = BPF_LD | BPF_W | BPF_ABS;
@@ -225,15 +227,21 @@ function denialStep(d: Denial, verdict: number): Step {
     needsNr: false,
     emit: (scope, fallthrough) => {
       const hit = `${scope}:hit`;
-      const items: AsmItem[] = [{ code: LD_ABS, k: argLo(when.arg), where: `always-on ${d.name} rule` }];
-      if (when.test === 'any-bit') {
-        items.push({ code: JSET_K, k: when.values[0]!, t: hit, f: fallthrough, relax: true });
-      } else {
-        when.values.forEach((v, i) => {
-          const last = i === when.values.length - 1;
-          items.push({ code: JEQ_K, k: v, t: hit, f: last ? fallthrough : null, relax: true });
-        });
-      }
+      const items: AsmItem[] = [];
+      // Each condition jumps to hit when it holds; the last one falls through otherwise.
+      const conditions = d.orWhen ? [when, d.orWhen] : [when];
+      conditions.forEach((c, ci) => {
+        const miss = ci === conditions.length - 1 ? fallthrough : null;
+        items.push({ code: LD_ABS, k: argLo(c.arg), where: `always-on ${d.name} rule` });
+        if (c.test === 'any-bit') {
+          items.push({ code: JSET_K, k: c.values[0]!, t: hit, f: miss, relax: true });
+        } else {
+          c.values.forEach((v, i) => {
+            const last = i === c.values.length - 1;
+            items.push({ code: JEQ_K, k: v, t: hit, f: last ? miss : null, relax: true });
+          });
+        }
+      });
       items.push({ label: hit }, { code: RET_K, k: verdict });
       return items;
     },
@@ -323,7 +331,7 @@ export interface NetworkSyscall {
   readonly addrArg?: number;
 }
 
-const NETWORK_SYSCALLS: readonly NetworkSyscall[] = Object.freeze([
+export const NETWORK_SYSCALLS: readonly NetworkSyscall[] = Object.freeze([
   { name: 'connect', bit: 1 },
   { name: 'sendto', bit: 2, flagsArg: 3, addrArg: 4 },
   { name: 'sendmsg', bit: 4, flagsArg: 2 },
@@ -767,6 +775,7 @@ export function compilePolicy(policy: Policy, options: CompileOptions = {}): Com
   const opt = resolveCompileOptions(options);
   const key = `${opt.monitor ? 1 : 0}${opt.execPrologue ? 1 : 0}${opt.dispatch[0]}${opt.execFd}/${opt.clientChannelFd}/${opt.clientListenerFd}${policy.network.mode === 'rules' ? 'N' : ''}:${policy.key}`;
   let hit = opt.cache ? cache.get(key) : undefined;
+  const cached = hit !== undefined;
   if (!hit) {
     const t0 = performance.now();
     const { insns, stats } = compileUncached(policy, opt);
@@ -790,6 +799,7 @@ export function compilePolicy(policy: Policy, options: CompileOptions = {}): Com
     program: hit.bytes.slice(),
     length: hit.insns.length,
     stats: hit.stats,
+    cached,
   });
 }
 

@@ -33,11 +33,15 @@ export interface Denial {
   readonly verdict: 'violation' | { readonly errno: number };
   /** Only when the condition holds; otherwise the syscall goes on to the user's rules. */
   readonly when?: ArgCondition;
+  /** With `when`: also when this one holds (either is enough). */
+  readonly orWhen?: ArgCondition;
   /** Why, one line (shown by docs and explanations). */
   readonly why: string;
 }
 
 const ENOSYS = 38;
+const EPERM = 1;
+const ANY_VALUE = 0xffffffff;
 
 /**
  * The terminal ioctls that are a violation on any fd (the caller's terminal may be the sandboxee's
@@ -129,4 +133,29 @@ export const ALWAYS_DENIED: readonly Denial[] = Object.freeze([
     when: { arg: 0, test: 'any-bit', values: [0xffffffff] },
     why: "another process's limits (pid != 0): the sandbox's init, the executor, a forkserver or a host process of the same uid",
   },
+  // Scheduling: the caller only (pid/who 0). Where the host's pid namespace is shared (landlock
+  // isolation) these reach every process of the sandboxee's uid, which Landlock's scopes do not
+  // cover: a host process of a shared uid, or the monitor's acting thread (the sandbox's uid).
+  {
+    name: 'setpriority',
+    verdict: { errno: EPERM },
+    when: { arg: 0, test: 'one-of', values: [1, 2] }, // PRIO_PGRP, PRIO_USER
+    orWhen: { arg: 1, test: 'any-bit', values: [ANY_VALUE] },
+    why: "another process's, group's or user's priority (only PRIO_PROCESS with who 0, the caller, passes)",
+  },
+  {
+    name: 'ioprio_set',
+    verdict: { errno: EPERM },
+    when: { arg: 0, test: 'one-of', values: [2, 3] }, // IOPRIO_WHO_PGRP, IOPRIO_WHO_USER
+    orWhen: { arg: 1, test: 'any-bit', values: [ANY_VALUE] },
+    why: "another process's, group's or user's I/O priority (only IOPRIO_WHO_PROCESS with who 0 passes)",
+  },
+  ...['sched_setaffinity', 'sched_setscheduler', 'sched_setparam', 'sched_setattr'].map(
+    (name): Denial => ({
+      name,
+      verdict: { errno: EPERM },
+      when: { arg: 0, test: 'any-bit', values: [ANY_VALUE] },
+      why: "another process's scheduling (pid != 0)",
+    }),
+  ),
 ] satisfies Denial[]);

@@ -259,7 +259,7 @@ export function modelVerdict(policy: Policy, data: SeccompData, options: Compile
       break;
     }
   }
-  if (denial && (!denial.when || holds(denial.when, data))) {
+  if (denial && (!denial.when || holds(denial.when, data) || (denial.orWhen && holds(denial.orWhen, data)))) {
     const first = user[0];
     if (first?.kind === 'errno') return verdict((SECCOMP_RET_ERRNO | first.errno) >>> 0, 'denial');
     const ret =

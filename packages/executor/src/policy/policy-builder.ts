@@ -12,7 +12,9 @@
  */
 import { type Stats, statSync } from 'node:fs';
 import { isAbsolute, posix } from 'node:path';
-import { checkRule } from './bpf.js';
+import { USER_NOTIF, checkRule } from './bpf.js';
+import { argRule, type ArgAlternative } from './arg-rules.js';
+import { NETWORK_SYSCALLS } from './compiler.js';
 import type { BpfInsn } from './bpf.js';
 import { ALWAYS_DENIED } from './denials.js';
 import { ERRNO_TABLE } from './errnos.js';
@@ -276,6 +278,42 @@ export class PolicyBuilder {
     const r = this.#checkRule(rule, `addPolicyOnSyscall(${describe(syscall)})`);
     if (r) this.#addRule(syscall, r, 'addPolicyOnSyscall');
     else this.#resolve(syscall, 'addPolicyOnSyscall');
+    return this;
+  }
+
+  /**
+   * Sends a syscall to the Sandbox's notify handler (`new Sandbox(executor, policy, { onSyscall })`,
+   * Sandbox2's Notify::EventSyscallTrace): the calling thread waits in the kernel while the
+   * handler answers 'allow' (the kernel runs the call), { errno } or 'kill'. `when`: argument
+   * alternatives as in policy files' allowWhen (arg0..arg5, low 32 bits); only matching calls go
+   * to the handler, the others fall through to the syscall's later rules, then the default.
+   * Call it before the rules that allow the same syscall: the first rule on a syscall wins.
+   * Pointer arguments must not be decided on (the sandboxee can change the memory they point to
+   * after the handler looked: TOCTOU); docs/policy-guide.md "Notify hooks".
+   */
+  notifySyscall(syscall: SyscallRef, when?: readonly ArgAlternative[]): this {
+    const method = `notifySyscall(${describe(syscall)})`;
+    const r = this.#resolve(syscall, method);
+    if (!r) return this;
+    if (r.name && NETWORK_SYSCALLS.some((n) => n.name === r.name)) {
+      this.#problems.push(
+        `${method}: ${r.name} cannot be hooked: network calls are decided by the network rules (allowIPv4, allowUnixSocket, ...)`,
+      );
+      return this;
+    }
+    if (this.#decided.has(r.nr)) {
+      this.#problems.push(
+        `${method}: an earlier rule already allows or blocks ${r.name ?? r.nr}, so the hook would never run: call notifySyscall before it`,
+      );
+      return this;
+    }
+    if (when === undefined) {
+      this.#addRule(syscall, [USER_NOTIF], method);
+      return this;
+    }
+    const rule = argRule(when, method, USER_NOTIF);
+    if ('problems' in rule) this.#problems.push(...rule.problems);
+    else this.#addRule(syscall, rule.rule, method);
     return this;
   }
 

@@ -9,6 +9,7 @@ import { Limits, type LimitsOptions } from '../sandbox/limits.js';
 import { Policy } from '../policy/policy.js';
 import type { Result } from '../sandbox/result.js';
 import { Sandbox } from '../sandbox/sandbox.js';
+import type { SandboxNotify } from '../sandbox/notify-hooks.js';
 import { defaultPolicy, type RunNetwork } from '../cli/default-policy.js';
 
 /** Default output cap per stream, in bytes (run()'s `maxBuffer`). */
@@ -59,6 +60,9 @@ export interface RunOptions {
   limits?: LimitsOptions;
   /** Other Executor options (isolation, cgroup, monitor, landlock, sandboxUser, hostname, spawnPool). */
   executor?: Omit<ExecutorOptions, 'env' | 'cwd' | 'limits' | 'stdio'>;
+  /** Notify hooks and events (onSyscall for the policy's notifySyscall() rules, onStarted,
+   *  onSignal, onFinished): the Sandbox's third argument. */
+  notify?: SandboxNotify;
 }
 
 export interface RunOutput<T extends string | Buffer = string | Buffer> {
@@ -83,6 +87,7 @@ const KNOWN = new Set([
   'view',
   'limits',
   'executor',
+  'notify',
 ]);
 
 /**
@@ -162,7 +167,11 @@ function prepare(file: string, args: readonly string[], o: RunOptions): Sandbox 
     ...viewOf(o.view),
     network: { mode: 'none', allow: [], deny: [], dns: [], unix: [] } satisfies RunNetwork,
   });
-  return new Sandbox(executor, policy);
+  try {
+    return o.notify === undefined ? new Sandbox(executor, policy) : new Sandbox(executor, policy, o.notify);
+  } catch (err) {
+    throw new RunError('BAD_OPTION', `run: notify: ${(err as Error).message}`);
+  }
 }
 
 function viewOf(view: RunView | undefined): {

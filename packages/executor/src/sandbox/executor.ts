@@ -1,5 +1,6 @@
 // executor.ts: what to run and with which limits and fds (Sandbox2's Executor). The policy says
 // what the sandboxee may do; Sandbox puts the two together.
+import { resolveStackTraceOptions, type ResolvedStackTraceOptions, type StackTraceOptions } from './stack-trace.js';
 import { type Stats, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Ipc } from './ipc.js';
@@ -67,6 +68,12 @@ export interface ExecutorOptions {
    */
   spawnPool?: boolean;
   /**
+   * Record a timeline of this sandbox: µs timestamps of every stage from runAsync() to the Result,
+   * the forkserver's and the child's setup steps included (Sandbox.timeline; `sbx run --trace`).
+   * Default false: then no clock is read for it anywhere.
+   */
+  trace?: boolean;
+  /**
    * Look the program up in this file view (a Policy, or anything with its `mounts`) instead of on
    * the host: a path as the sandbox sees it (`/app/bin/tool` under addDirectoryAt('/opt/app',
    * '/app')), a bare name through `env.PATH` inside the view, symlinks followed inside the view.
@@ -76,6 +83,12 @@ export interface ExecutorOptions {
    * Default: the host path (Sandbox2's semantics: a bare name searches this process's PATH).
    */
   resolveInView?: { readonly mounts: readonly Mount[] };
+  /**
+   * Symbolized native stack traces in the Result (Result.stackTrace): of the violating thread
+   * on a violation, of the target on timeout and on Sandbox.kill(). Default true (all three);
+   * false turns them off; an object picks (StackTraceOptions). Namespaces isolation only.
+   */
+  stackTraces?: boolean | StackTraceOptions;
 }
 
 export type Isolation = 'namespaces' | 'landlock';
@@ -120,9 +133,12 @@ export class Executor {
   readonly landlock: 'auto' | 'off';
   readonly isolation: Isolation;
   readonly sandboxUser: { readonly uid: number; readonly gid: number };
+  readonly stackTraces: ResolvedStackTraceOptions = resolveStackTraceOptions(undefined);
   /** @internal sandboxUser was given: a root executor then uses it instead of leasing ids (sandbox-ids.ts). */
   readonly sandboxUserGiven: boolean = false;
   readonly spawnPool: boolean = true;
+  /** See ExecutorOptions.trace. */
+  readonly trace: boolean = false;
   /** @internal set when a Sandbox starts it: an executor runs once. */
   started = false;
   /** Custom-fork mode: the forkserver that forks this sandboxee (null: exec mode). */
@@ -192,6 +208,7 @@ export class Executor {
     }
     if (options === null || typeof options !== 'object') throw new TypeError('Executor: options must be an object');
     const known = new Set([
+      'stackTraces',
       'env',
       'cwd',
       'enableSandboxBeforeExec',
@@ -205,6 +222,7 @@ export class Executor {
       'sandboxUser',
       'spawnPool',
       'resolveInView',
+      'trace',
     ]);
     for (const k of Object.keys(options))
       if (!known.has(k)) throw new TypeError(`Executor: unknown option "${k}" (known: ${[...known].join(', ')})`);
@@ -227,6 +245,7 @@ export class Executor {
       this.argv = Object.freeze([...(argv ?? [path])]);
     }
     this.enableSandboxBeforeExec = options.enableSandboxBeforeExec ?? true;
+    this.stackTraces = resolveStackTraceOptions(options.stackTraces);
     this.limits = options.limits instanceof Limits ? options.limits : new Limits(options.limits);
     this.stdio = normalizeStdio(options.stdio ?? 'inherit');
     const hostname = options.hostname ?? 'sandbox';
@@ -263,6 +282,10 @@ export class Executor {
     if (typeof spawnPool !== 'boolean')
       throw new TypeError(`Executor: spawnPool must be a boolean, got ${JSON.stringify(spawnPool)}`);
     this.spawnPool = spawnPool;
+    const trace = options.trace ?? false;
+    if (typeof trace !== 'boolean')
+      throw new TypeError(`Executor: trace must be a boolean, got ${JSON.stringify(trace)}`);
+    this.trace = trace;
   }
 }
 

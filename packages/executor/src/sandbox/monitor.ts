@@ -13,6 +13,7 @@ let nextId = 1;
  * killSignal: what the monitor sends the sandbox's init (pidfd) on a violation: SIGKILL (9, a pid
  * namespace's init), or SIGTERM (15, landlock isolation's subreaper init, which kills the tree).
  * learnTable: learning mode (learn/table.ts encodeLearnTable), if any.
+ * hookTable: notify hooks (notify-hooks.ts encodeHookTable), if any.
  */
 export function watch(
   listenerFd: number,
@@ -22,6 +23,7 @@ export function watch(
   networkTable?: Buffer,
   killSignal = 9,
   learnTable?: Buffer,
+  hookTable?: Buffer,
 ): number {
   const n = native();
   if (!started) {
@@ -31,7 +33,7 @@ export function watch(
   const id = nextId++;
   handlers.set(id, handler);
   try {
-    n.monitorWatch(id, listenerFd, pidfd, execFd, networkTable, killSignal, learnTable);
+    n.monitorWatch(id, listenerFd, pidfd, execFd, networkTable, killSignal, learnTable, hookTable);
   } catch (err) {
     handlers.delete(id);
     throw err;

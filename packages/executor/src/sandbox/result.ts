@@ -1,6 +1,7 @@
 // result.ts: what happened to a sandboxee, as a value (Sandbox2's Result). run() resolves to it;
 // it rejects only when the SDK itself fails.
 import { constants } from 'node:os';
+import type { StackTrace } from './stack-trace.js';
 
 /**
  * How a sandboxee ended. OUTPUT_LIMIT: run() ended it because its stdout or stderr passed
@@ -29,7 +30,8 @@ const STATUSES: readonly Status[] = [
  *  every process that ever ran in it), or wait4() rusage of the sandbox's init, which reaps and
  *  sums the whole tree before it exits ('none': nothing ran). */
 export type Accounting = 'cgroup' | 'rusage' | 'none';
-export type ViolationKind = 'syscall' | 'arch' | 'network';
+/** hook: the notify handler answered 'kill' (notify-hooks.ts). */
+export type ViolationKind = 'syscall' | 'arch' | 'network' | 'hook';
 export type Arch = 'x86_64' | 'i386' | 'x32' | 'aarch64' | 'unknown';
 
 export interface Violation {
@@ -69,6 +71,11 @@ export interface ResultFields {
   isolation?: 'namespaces' | 'landlock';
   /** Where cpuUserMs, cpuSystemMs and maxRssKiB come from (absent in Results made before it existed). */
   accounting?: Accounting;
+  /** The stack of the violating thread (violation) or of the target (timeout, kill), with its
+   *  registers and program name, unless turned off (Executor option `stackTraces`). */
+  stackTrace?: StackTrace;
+  /** Why a stack trace that was due is missing (the unwinder failed, timed out, ...). */
+  stackTraceError?: string;
 }
 
 // The first name of each number wins: SIGABRT rather than its alias SIGIOT.
@@ -93,6 +100,8 @@ export class Result implements ResultFields {
   readonly pid?: number;
   readonly isolation?: 'namespaces' | 'landlock';
   readonly accounting?: Accounting;
+  readonly stackTrace?: StackTrace;
+  readonly stackTraceError?: string;
 
   constructor(f: ResultFields) {
     this.status = f.status;
@@ -107,6 +116,8 @@ export class Result implements ResultFields {
     if (f.pid !== undefined) this.pid = f.pid;
     if (f.isolation !== undefined) this.isolation = f.isolation;
     if (f.accounting !== undefined) this.accounting = f.accounting;
+    if (f.stackTrace !== undefined) this.stackTrace = f.stackTrace;
+    if (f.stackTraceError !== undefined) this.stackTraceError = f.stackTraceError;
     Object.freeze(this);
   }
 
@@ -150,6 +161,8 @@ export class Result implements ResultFields {
       isolation: this.isolation ?? null,
       accounting: this.accounting ?? null,
       violation: this.violation ? violationToJSON(this.violation) : null,
+      stackTrace: this.stackTrace ?? null,
+      stackTraceError: this.stackTraceError ?? null,
     };
   }
 
@@ -189,6 +202,8 @@ export class Result implements ResultFields {
       isolation: opt('isolation', (v): v is 'namespaces' | 'landlock' => v === 'namespaces' || v === 'landlock'),
       accounting: opt('accounting', (v): v is Accounting => v === 'cgroup' || v === 'rusage' || v === 'none'),
       ...(violation ? { violation } : {}),
+      stackTrace: opt('stackTrace', isStackTrace),
+      stackTraceError: opt('stackTraceError', (v): v is string => typeof v === 'string'),
     });
   }
 }
@@ -207,6 +222,20 @@ export interface ResultJSON {
   isolation: 'namespaces' | 'landlock' | null;
   accounting: Accounting | null;
   violation: ViolationJSON | null;
+  stackTrace?: StackTrace | null;
+  stackTraceError?: string | null;
+}
+
+function isStackTrace(v: unknown): v is StackTrace {
+  const t = v as StackTrace;
+  return (
+    typeof t === 'object' &&
+    t !== null &&
+    Number.isInteger(t.tid) &&
+    Array.isArray(t.frames) &&
+    t.frames.every((f) => typeof f?.pc === 'string') &&
+    typeof t.registers === 'object'
+  );
 }
 
 /** A Violation in JSON: `args` as decimal strings. */

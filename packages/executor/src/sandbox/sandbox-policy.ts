@@ -54,9 +54,11 @@ export function networkDenialReason(policy: Policy, rule: number | undefined, re
   return reason || 'denied by the network rules';
 }
 
-export function compileFilter(policy: Policy, options: FilterOptions): Buffer {
+/** The seccomp program of a policy as SECCOMP op bytes, and whether it came from the compile cache. */
+export function compileFilter(policy: Policy, options: FilterOptions): { filter: Buffer; cached: boolean } {
   const compiled = compilePolicy(policy, { monitor: options.monitor, execFd: options.execFd });
-  return Buffer.from(compiled.program.buffer, compiled.program.byteOffset, compiled.program.byteLength);
+  const filter = Buffer.from(compiled.program.buffer, compiled.program.byteOffset, compiled.program.byteLength);
+  return { filter, cached: compiled.cached };
 }
 
 function isCharDevice(path: string): boolean {

@@ -1,58 +1,54 @@
 // sandbox.ts: runs an Executor under a policy (Sandbox2's Sandbox2 class). run() resolves to a
 // Result value; it rejects only when the SDK itself fails (bad arguments, no forkserver).
-import { openSync, readlinkSync, createReadStream, createWriteStream } from 'node:fs';
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+//
+// A sandbox's life is one ordered list of steps, each a method below, in this order:
+//   1. buildRequest      Executor + Policy → op list, cgroup, fds, setup socket (request.ts)
+//   2. sendRequest       to the global forkserver; it clones the child (forkserver/global.ts)
+//   3. readSetupChannel  the child's reports until exec (setup-channel.ts), which leads to
+//   4. wireMonitor       the seccomp listener handed to the monitor thread, once (monitor.ts)
+//   5. waitForEnd        the forkserver's EXITED, the setup and the monitor's last reports
+//   6. toResult          the recorded facts → Result, a pure function (result-of.ts)
+// Custom-fork mode (a child of a user's forkserver, forkserver/custom.ts) replaces 1–3 with
+// forkChild. A failure before anything runs skips to toResult as a SETUP_ERROR.
+import { readlinkSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
 import { getSystemErrorName } from 'node:util';
-import { Comms, CommsError, SbxError, Tag } from '@sbx/client';
 import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
 import { Executor, ExecutorError } from './executor.js';
-import { type Forked, ForkServerHandleError, pidOfPidfd } from '../forkserver/custom.js';
-import { EXEC_FD_TARGET, FsTag, Op, OpList, SeccompFlag } from '../forkserver/protocol.js';
+import { ForkServerHandleError, pidOfPidfd, type Forked } from '../forkserver/custom.js';
+import { EXEC_FD_TARGET, type SetupFailure } from '../forkserver/protocol.js';
 import { ForkServer, ForkServerError, type Exited } from '../forkserver/global.js';
 import * as monitor from './monitor.js';
-import { SandboxCgroup } from './cgroup.js';
+import type { SandboxCgroup } from './cgroup.js';
 import { INFINITY } from './limits.js';
-import { cgroupUsage, treeUsage } from './accounting.js';
-import { applyCgroupLimits, missingForLimits, oomKilled } from './cgroup-limits.js';
+import { cgroupUsage } from './accounting.js';
+import { oomKilled } from './cgroup-limits.js';
 import { MountError } from '../isolation/mounts.js';
-import { addIsolationOps, IsolationError, namespacesUnavailable, type IsolationSetup } from '../isolation/isolation.js';
-import { Result, signalName, type Status, type Violation, type Arch } from './result.js';
-import { compileFilter, filesystemOf, networkDenialReason, networkTable } from './sandbox-policy.js';
+import { IsolationError, namespacesUnavailable, type IsolationSetup } from '../isolation/isolation.js';
+import type { Result, Violation } from './result.js';
+import { networkDenialReason, networkTable } from './sandbox-policy.js';
 import { Policy } from '../policy/policy.js';
-import {
-  CLIENT_FD,
-  prepareClientHandshake,
-  serveClientHandshake,
-  type PreparedClientHandshake,
-} from './client-handshake.js';
-import { syscallName } from '../policy/syscalls.js';
+import { CLIENT_FD, prepareClientHandshake, serveClientHandshake } from './client-handshake.js';
 import { nameExhaustedCounter } from './counters.js';
 import { SandboxIdsError } from './sandbox-ids.js';
-import { ioUringDenialProgram } from '../policy/io-uring-filter.js';
+import { buildRequest, SandboxSetupError, type SpawnRequest } from './request.js';
+import { ListenerError, readSetupChannel, takeListener } from './setup-channel.js';
+import { resultOf } from './result-of.js';
+import { SandboxStdio } from './stdio.js';
+import { describeViolation } from './violation.js';
+import { collectStackTrace, traceOnTimeout, type StackTrace } from './stack-trace.js';
+import { Timeline, type TimelineStage } from './timeline.js';
+import { checkNotify, NotifyHooks, type SandboxNotify } from './notify-hooks.js';
+import { LongLived } from './long-lived.js';
 
-const AUDIT_ARCH = { x86_64: 0xc000003e, i386: 0x40000003, aarch64: 0xc00000b7 } as const;
-const X32_BIT = 0x40000000;
-const SIGSYS = 31;
-const SECCOMP_RET_USER_NOTIF = 0x7fc00000;
-let userNotif: boolean | undefined;
-/** Whether this kernel has seccomp user notification (asked once). */
-function userNotifAvailable(): boolean {
-  return (userNotif ??= native().seccompActionAvailable(SECCOMP_RET_USER_NOTIF));
-}
+export { SandboxSetupError } from './request.js';
+
 /** How long a finished sandbox waits for the monitor's last reports. */
 const MONITOR_DRAIN_MS = 2000;
 /** A subreaper init (landlock isolation) that has not ended its tree this long after SIGTERM is
  *  SIGKILLed, with its cgroup (the forkserver then kills its orphans): the forkserver's own grace
  *  (SBX_KILL_GRACE_MS, native/forkserver/children.h) plus a margin. */
 const TREE_KILL_GRACE_MS = 1200;
-
-/** A sandbox that cannot be set up before anything is started (it becomes a SETUP_ERROR Result). */
-export class SandboxSetupError extends SbxError {
-  declare readonly code: 'SETUP';
-  constructor(message: string) {
-    super('SETUP', message);
-  }
-}
 
 /**
  * @internal Learning mode (learn/learn.ts): the monitor answers the policy's default-action
@@ -78,12 +74,10 @@ export class Sandbox {
   readonly stdin: Writable | null;
   readonly stdout: Readable | null;
   readonly stderr: Readable | null;
+  private readonly stdio: SandboxStdio;
 
-  private started: Promise<void> | null = null;
-  private result: Promise<Result> | null = null;
-  private pidfd = -1;
-  private hostPid = 0;
-  private monitorId = 0;
+  // ---- what happened, recorded as it happens (the facts toResult() reads) ----
+  private startTime = 0;
   private setupError: string | null = null;
   private violation: Violation | null = null;
   private timedOut = false;
@@ -93,35 +87,104 @@ export class Sandbox {
   private usage: ReturnType<typeof cgroupUsage> = null;
   /** The kernel's OOM killer acted in the sandbox's cgroup (limits.memory reached). */
   private oom = false;
+  /** Raw wait status of the target as its init saw it. */
+  private targetStatus: number | null = null;
+  /** Violations reach the monitor (USER_NOTIF) rather than killing outright. */
+  private monitored = false;
   private finished = false;
-  private startTime = 0;
 
-  constructor(executor: Executor, policy: Policy) {
+  // ---- what the sandbox holds while it runs ----
+  private started: Promise<void> | null = null;
+  private result: Promise<Result> | null = null;
+  private pidfd = -1;
+  private hostPid = 0;
+  /** pidfd of the target (pid 2 under the sandbox's init), when it sent one. */
+  private targetPidfd = -1;
+  private monitorId = 0;
+  private monitorClosed: Promise<void> | null = null;
+  private onMonitorClosed: (() => void) | null = null;
+  private cgroup: SandboxCgroup | null = null;
+  private isolation: IsolationSetup | null = null;
+  private appliedLandlockAbi = 0;
+  private learnTable: Buffer | undefined;
+  private exitPromise: Promise<Exited> | null = null;
+  private setupDone: Promise<void> | null = null;
+  private escalation: NodeJS.Timeout | null = null;
+  private forkWalltime: NodeJS.Timeout | null = null;
+  /** Executor option trace: the marks of every stage (null: not asked, nothing is recorded). */
+  private trace: Timeline | null = null;
+  /** Notify hooks (notify-hooks.ts), when the Sandbox was given any. */
+  private hooks: NotifyHooks | null = null;
+  private hookTable: Buffer | undefined;
+  /** A notify handler failed (threw, answered nonsense, too late): the Result is INTERNAL_ERROR. */
+  private hookFailure: string | null = null;
+  /** awaitResult(timeoutMs), isTerminated(), setWalltimeLimit() (long-lived.ts). */
+  private readonly longLived = new LongLived();
+  /** The global forkserver's request id (setWalltimeLimit). */
+  private spawnId: bigint | null = null;
+
+  /**
+   * notify: Sandbox2's Notify: run-time decisions on the syscalls the policy's notifySyscall()
+   * rules send (onSyscall), and the started / signal / finished events (notify-hooks.ts).
+   */
+  constructor(executor: Executor, policy: Policy, notify?: SandboxNotify) {
     if (!(executor instanceof Executor)) throw new TypeError('Sandbox: the first argument must be an Executor');
     if (!(policy instanceof Policy))
       throw new TypeError('Sandbox: the second argument must be a Policy (from PolicyBuilder.build())');
     this.executor = executor;
     this.policy = policy;
-    const [i, o, e] = executor.stdio;
-    this.stdin = i === 'pipe' ? new PassThrough() : null;
-    this.stdout = o === 'pipe' ? new PassThrough() : null;
-    this.stderr = e === 'pipe' ? new PassThrough() : null;
+    this.stdio = new SandboxStdio(executor.stdio);
+    this.stdin = this.stdio.stdin;
+    this.stdout = this.stdio.stdout;
+    this.stderr = this.stdio.stderr;
+    if (notify !== undefined)
+      this.hooks = new NotifyHooks(checkNotify(notify), {
+        monitorId: () => this.monitorId,
+        describe: describeViolation,
+        killed: (v) => {
+          this.violation ??= v;
+          this.escalateLater(); // the monitor sent the tree signal
+        },
+        fail: (reason) => {
+          this.hookFailure ??= reason;
+          this.signalTree();
+        },
+      });
   }
-
-  /** Ends the stdio streams no pipe was connected to (the sandboxee never started). */
-  private endUnconnectedStreams(): void {
-    for (const [i, stream] of [this.stdin, this.stdout, this.stderr].entries()) {
-      if (!stream || this.connectedStdio[i]) continue;
-      if (i === 0)
-        (stream as PassThrough).resume().end(); // nothing will read what was written
-      else (stream as PassThrough).end();
-    }
-  }
-  private readonly connectedStdio = [false, false, false];
 
   /** The sandboxee's pid in the host's view (0 before it started). */
   get pid(): number {
     return this.hostPid;
+  }
+
+  /** The host uid the sandboxee runs as (0 before it started): the uid its user namespace maps
+   *  to, or landlock isolation's uid. A root executor leases one per sandbox (setSandboxIdRange). */
+  get hostUid(): number {
+    return this.isolation?.hostIds.uid ?? 0;
+  }
+
+  /** The Landlock ABI the sandboxee runs under (its fs rules and scopes), 0 when none was applied. */
+  get landlockAbi(): number {
+    return this.appliedLandlockAbi;
+  }
+
+  /** The sandbox's own cgroup v2 directory, or null (none could be created, or cgroup: 'off'). */
+  get cgroupPath(): string | null {
+    return this.cgroup?.path ?? null;
+  }
+
+  /**
+   * With the Executor option `trace: true`: every stage from runAsync() to the Result so far, in
+   * time order, with µs timestamps (the forkserver's and the child's setup steps included);
+   * complete once awaitResult() has resolved. null without the option.
+   */
+  get timeline(): TimelineStage[] | null {
+    return this.trace?.stages() ?? null;
+  }
+
+  /** Marks the end of a stage on the timeline (when tracing): the named points of the steps. */
+  private mark(stage: string, detail?: string): void {
+    this.trace?.mark(stage, detail);
   }
 
   /** Starts the sandboxee and resolves once it was cloned (setup goes on; awaitResult() tells how it ended). */
@@ -134,38 +197,71 @@ export class Sandbox {
         );
       this.executor.started = true;
       this.startTime = performance.now();
-      this.started = this.start();
+      if (this.executor.trace) this.trace = new Timeline();
+      this.started = this.executor.forkServer ? this.forkChild() : this.start();
       this.result = this.started.then(
         () => this.finish(),
-        (err) => {
-          this.endUnconnectedStreams();
-          void this.cgroup?.remove();
-          this.isolation?.cleanup();
-          if (
-            err instanceof MountError ||
-            err instanceof SandboxSetupError ||
-            err instanceof IsolationError ||
-            err instanceof SandboxIdsError ||
-            (err instanceof ForkServerError && err.code === 'SPAWN_FAILED')
-          ) {
-            // Never a silent fallback: a host without namespaces is named, with the mode that works.
-            const message = nameExhaustedCounter(err.message, this.isolation?.hostIds.uid ?? null);
-            this.setupError = (this.executor.isolation === 'namespaces' && namespacesUnavailable(message)) || message;
-            return this.makeResult(null);
-          }
-          throw err;
-        },
+        (err) => this.failedToStart(err),
       );
+      this.result = this.longLived.track(this.result, (r) => this.hooks?.finished(r, r.signal ?? null));
       this.started.catch(() => {});
     }
     return this.started;
   }
 
-  /** The Result, once the sandboxee and all its processes are gone. */
-  awaitResult(): Promise<Result> {
+  /**
+   * The Result, once the sandboxee and all its processes are gone. With `timeoutMs`, waits at
+   * most that long and resolves to undefined when the sandbox still runs (it is not killed:
+   * Sandbox2's AwaitResultWithTimeout for long-lived sandboxes).
+   */
+  awaitResult(): Promise<Result>;
+  awaitResult(timeoutMs: number): Promise<Result | undefined>;
+  awaitResult(timeoutMs?: number): Promise<Result | undefined> {
     if (!this.result)
       return Promise.reject(new ExecutorError('NOT_STARTED', 'Sandbox: awaitResult() before runAsync()'));
-    return this.result;
+    if (timeoutMs === undefined) return this.result;
+    return this.longLived.awaitWithTimeout(this.result, timeoutMs);
+  }
+
+  /** True once the sandbox has ended and its Result is known (Sandbox2's IsTerminated). */
+  isTerminated(): boolean {
+    return this.longLived.terminated;
+  }
+
+  /**
+   * Sets a running sandbox's wall-time limit to `ms` from now (0: none), replacing the
+   * Executor's; at the new deadline the sandbox ends with TIMEOUT. Before runAsync() it throws
+   * NOT_STARTED; after the end it does nothing.
+   */
+  setWalltimeLimit(ms: number): void {
+    if (!this.started)
+      throw new ExecutorError('NOT_STARTED', 'Sandbox: setWalltimeLimit() before runAsync() (use Executor limits)');
+    this.longLived.setWalltime(ms, {
+      finished: this.finished,
+      apply: (limitMs) => this.applyWalltime(limitMs),
+    });
+  }
+
+  /** Sends the walltime to whoever keeps it: the forkserver, or this process in custom-fork mode. */
+  private applyWalltime(ms: number): boolean {
+    if (this.executor.forkServer) {
+      if (this.pidfd < 0) return false;
+      if (this.forkWalltime) clearTimeout(this.forkWalltime);
+      this.forkWalltime = null;
+      if (ms > 0) this.forkWalltime = setTimeout(() => this.forkWalltimeExpired(), ms);
+      return true;
+    }
+    if (this.spawnId === null) return false;
+    const ex = this.executor;
+    const stackFirst = traceOnTimeout({
+      stackTraces: ex.stackTraces,
+      isolation: ex.isolation,
+      limits: { walltime: ms },
+    });
+    this.startStackWalltimeTimer(stackFirst ? ms : 0);
+    const backstop = stackFirst ? this.executor.stackTraces.timeoutMs + 500 : 0;
+    ForkServer.shared().setWalltime(this.spawnId, ms === 0 ? 0 : ms + backstop);
+    return true;
   }
 
   /** runAsync() + awaitResult(). */
@@ -185,7 +281,426 @@ export class Sandbox {
     this.killedAs = { status, reason };
     // A setup that fails from here on fails because of this kill: the Result says the kill.
     this.setupErrorAtKill = this.setupError;
+    const ex = this.executor;
+    if (status === 'EXTERNAL_KILL' && ex.stackTraces.onKill && ex.isolation === 'namespaces' && this.pidfd >= 0)
+      void this.endAfterTrace('kill');
+    else this.signalTree();
+  }
+
+  /**
+   * The stack of a thread of the running sandboxee (default: its target program's main thread),
+   * symbolized, with its registers. The thread is stopped meanwhile and resumes afterwards.
+   * Rejects with ExecutorError STACK_TRACE saying why when none can be taken.
+   */
+  async stackTrace(tid?: number): Promise<StackTrace> {
+    if (tid !== undefined && !(Number.isInteger(tid) && tid > 0))
+      throw new TypeError(`Sandbox.stackTrace(tid): tid must be a positive integer, got ${String(tid)}`);
+    const out = await this.stackOf('request', tid, false);
+    if (!out.ok) throw new ExecutorError('STACK_TRACE', `Sandbox.stackTrace(): ${out.error}`);
+    return out.trace;
+  }
+
+  private async stackOf(trigger: StackTrace['trigger'], tid: number | undefined, stopProcess: boolean) {
+    const o = this.executor.stackTraces;
+    if (this.finished || this.pidfd < 0) return { ok: false as const, error: 'the sandbox is not running' };
+    if (this.executor.isolation !== 'namespaces')
+      return { ok: false as const, error: 'stack traces need namespaces isolation' };
+    // The target names the sandbox's user namespace: the init is not dumpable, so an unprivileged
+    // executor may not look at its /proc/<pid>/ns.
+    const sandboxPid = this.targetPidfd >= 0 ? pidOfPidfd(this.targetPidfd) : this.hostPid;
+    const target = tid ?? sandboxPid;
+    return collectStackTrace({
+      tid: target,
+      sandboxPid,
+      trigger,
+      stopProcess,
+      timeoutMs: o.timeoutMs,
+      maxFrames: o.maxFrames,
+    });
+  }
+
+  /** Takes the Result's stack trace (bounded by stackTraces.timeoutMs), then ends the tree. */
+  private async endAfterTrace(trigger: StackTrace['trigger'], tid?: number): Promise<void> {
+    if (this.stackTaken) return this.signalTree();
+    this.stackTaken = true;
+    // Whatever the unwinder does, the tree ends: this timer is the backstop for a stuck spawn.
+    const backstop = setTimeout(() => this.signalTree(), this.executor.stackTraces.timeoutMs + 500);
+    try {
+      const out = await this.stackOf(trigger, tid, true);
+      if (out.ok) this.stack = out.trace;
+      else this.stackError = out.error;
+    } finally {
+      clearTimeout(backstop);
+      this.signalTree();
+    }
+  }
+  private stackTaken = false;
+  private stack: StackTrace | null = null;
+  private stackError: string | null = null;
+  /** With a stack on timeout, this side keeps the walltime (ms from now; the forkserver's, later
+   *  by the unwinder's time, is the backstop). Replaces the timer that ran. */
+  private startStackWalltimeTimer(ms: number): void {
+    if (this.walltimeTimer) clearTimeout(this.walltimeTimer);
+    this.walltimeTimer = null;
+    if (ms <= 0) return;
+    this.walltimeTimer = setTimeout(() => {
+      if (this.finished || this.violation || this.killedAs) return;
+      this.timedOut = true;
+      void this.endAfterTrace('timeout');
+    }, ms);
+    this.walltimeTimer.unref();
+  }
+
+  /** The executor's walltime timer (stack on timeout): the forkserver's fires later, as a backstop. */
+  private walltimeTimer: NodeJS.Timeout | null = null;
+
+  /** Whether the monitor leaves a violation's tree alone, so that the violating thread's stack can
+   *  be taken first (endAfterTrace ends it). */
+  private holdsViolations(): boolean {
+    return this.executor.stackTraces.onViolation && this.executor.isolation === 'namespaces' && !this.learning;
+  }
+
+  // ==== the steps, in order ====
+
+  /** Steps 1–3: build the request, send it, read the setup channel (which wires the monitor). */
+  private async start(): Promise<void> {
+    const ex = this.executor;
+    try {
+      const req = this.buildRequest();
+      await this.sendRequest(req);
+      this.readSetupChannel(req);
+      if (req.client) this.serveClient(req);
+    } finally {
+      ex.ipc.releaseOwned();
+    }
+  }
+
+  /** Step 1: the op list and what it needs on the host (request.ts). */
+  private buildRequest(): SpawnRequest {
+    const req = buildRequest(this.executor, this.policy, {
+      stdio: this.stdio,
+      learnTable: this.learning ? (filter) => this.learning!.table(filter) : null,
+      hooks: this.hooks,
+      ...(this.trace ? { mark: (stage: string, detail?: string) => this.mark(stage, detail) } : {}),
+    });
+    this.isolation = req.isolation;
+    this.appliedLandlockAbi = req.isolation.landlockAbi;
+    this.cgroup = req.cgroup;
+    this.monitored = req.monitored;
+    this.learnTable = req.learnTable;
+    this.hookTable = req.hookTable;
+    return req;
+  }
+
+  /** Step 2: the forkserver clones the child (or hands the request to a pool slot). */
+  private async sendRequest(req: SpawnRequest): Promise<void> {
+    const ex = this.executor;
+    let fs: ForkServer;
+    let spawned: Awaited<ReturnType<ForkServer['spawn']>>;
+    try {
+      fs = ForkServer.shared(); // throws on a bad SBX_SPAWN_POOL: the setup channel is closed below
+      spawned = await fs.spawn(req.ops, this.trace ? (stage) => this.mark(stage) : undefined);
+    } catch (err) {
+      req.setup.close();
+      req.client?.channel.close();
+      throw err;
+    } finally {
+      for (const fd of req.closeAfterSpawn) closeQuietly(fd);
+    }
+    this.pidfd = spawned.spawned.pidfd;
+    this.hostPid = spawned.spawned.pid;
+    this.mark('spawned');
+    if (this.killedAs) this.signalTree(); // kill() (or an abort) came while it was being spawned
+    if (traceOnTimeout(ex) && !this.longLived.walltimeOverridden)
+      this.startStackWalltimeTimer(ex.limits.walltime * 1000);
+    if (spawned.spawned.cgroup && this.cgroup) {
+      this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
+      if (ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
+    }
+    // A pool slot brought a uid of its own (the forkserver keeps it taken until the sandbox is reaped).
+    const iso = req.isolation;
+    if (spawned.spawned.uid !== undefined && spawned.spawned.uid !== iso.hostIds.uid) {
+      iso.lease?.release();
+      iso.lease = null;
+      iso.hostIds = { uid: spawned.spawned.uid, gid: spawned.spawned.uid };
+    }
+    this.spawnId = spawned.id;
+    this.longLived.spawned();
+    this.exitPromise = fs.waitExit(spawned.id);
+    this.exitPromise.catch(() => {});
+  }
+
+  /** Step 3: the child's reports until exec; the listener's number leads to wireMonitor. */
+  private readSetupChannel(req: SpawnRequest): void {
+    this.setupDone = readSetupChannel(req.setup, {
+      failed: (failure) => {
+        this.setupError = this.describeSetupFailure(failure);
+      },
+      initStatus: (status) => {
+        this.targetStatus = status;
+      },
+      trace: (entries) => this.trace?.addNative(entries),
+      expects: (report) => (report === 'targetPidfd' ? this.targetPidfd < 0 : this.monitorId === 0),
+      targetPidfd: (fd) => {
+        this.targetPidfd = fd;
+        this.onTargetPidfd();
+      },
+      listener: async (n) => {
+        // The target's own pidfd when it runs under the sandbox's init; else it is the init.
+        const pidfd = this.targetPidfd >= 0 ? this.targetPidfd : this.pidfd;
+        let listener: number;
+        try {
+          listener = await takeListener(pidfd, n, () => req.setup.isClosed || this.setupError !== null);
+        } catch (err) {
+          if (!(err instanceof ListenerError)) throw err;
+          return this.breakSetup(err.message, false);
+        }
+        if (listener < 0) return;
+        this.mark('seccomp listener taken');
+        this.wireMonitor(listener, req.policy, EXEC_FD_TARGET, req.isolation.treeSignal, this.learnTable);
+      },
+      broken: (reason, overrides) => this.breakSetup(reason, overrides),
+    }).finally(() => this.onTargetPidfd());
+  }
+
+  /** Sandbox-me-here mode: the sandboxee's Client.sandboxMeHere() is served its policy. */
+  private serveClient(req: SpawnRequest): void {
+    const handshake = serveClientHandshake(req.client!, req.policy, {
+      take: async (n) => {
+        // The target's pidfd arrives first on the setup socket (it is sent before exec).
+        await this.targetPidfdKnown;
+        return this.takeListenerOf(this.targetPidfd >= 0 ? this.targetPidfd : this.pidfd, n);
+      },
+      watch: (listener) => this.wireMonitor(listener, req.policy, -1, req.isolation.treeSignal),
+      fail: (reason) => this.failSetup(reason),
+    });
+    this.setupDone = Promise.all([this.setupDone, handshake]).then(() => {});
+  }
+
+  /** Step 4: hands the sandbox's seccomp listener to the monitor thread: the one place the monitor is wired. */
+  private wireMonitor(listener: number, policy: Policy, execFd = -1, treeSignal?: number, learnTable?: Buffer): void {
+    this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
+    this.monitorId = monitor.watch(
+      listener,
+      this.pidfd,
+      execFd,
+      (e) => this.onMonitor(e),
+      networkTable(policy),
+      this.holdsViolations() ? 0 : treeSignal,
+      learnTable,
+      this.hookTable,
+    );
+    this.mark('monitor registration');
+    if (execFd === -1) this.hooks?.started(this.hostPid); // sandboxMeHere() is done: it runs
+  }
+
+  /** Step 5: the forkserver reaped the sandbox; the setup and the monitor have said all. */
+  private async waitForEnd(): Promise<Exited> {
+    const exited = await this.exitPromise!;
+    this.mark('exit report');
+    await this.setupDone;
+    // The monitor's reports come on their own path; its 'closed' comes after all of them, once
+    // every filtered task is gone. Bounded, so that a lost report can never hang a run.
+    if (this.monitorClosed) await raceDelay(this.monitorClosed, MONITOR_DRAIN_MS);
+    return exited;
+  }
+
+  /** Steps 5 and 6. */
+  private async finish(): Promise<Result> {
+    let exited: Exited;
+    try {
+      exited = await this.waitForEnd();
+    } catch (err) {
+      this.release();
+      this.isolation?.cleanup();
+      return this.toResult(null, err as Error);
+    }
+    this.release();
+    // Every process of the tree is gone (its init reaped them): the cgroup's counters are final.
+    if (this.cgroup) this.usage = cgroupUsage(this.cgroup.path);
+    if (this.cgroup && this.executor.limits.memory !== null) this.oom = oomKilled(this.cgroup.path);
+    await this.cgroup?.remove();
+    this.isolation?.cleanup();
+    if (exited.timedOut) this.timedOut = true;
+    return this.toResult(exited);
+  }
+
+  /** Nothing ran: a setup failure becomes a SETUP_ERROR Result, anything else rejects. */
+  private failedToStart(err: unknown): Result {
+    this.stdio.endUnconnected();
+    void this.cgroup?.remove();
+    this.isolation?.cleanup();
+    if (err instanceof ForkServerError && err.code === 'SPAWN_FAILED') {
+      this.setupError = err.failure ? this.describeSetupFailure(err.failure) : err.message;
+      return this.toResult(null);
+    }
+    if (
+      err instanceof MountError ||
+      err instanceof SandboxSetupError ||
+      err instanceof IsolationError ||
+      err instanceof SandboxIdsError
+    ) {
+      this.setupError = err.message;
+      return this.toResult(null);
+    }
+    throw err;
+  }
+
+  /** Step 6: the facts recorded → the Result (result-of.ts). */
+  private toResult(exited: Exited | null, internal?: Error): Result {
+    this.mark('result');
+    return resultOf({
+      walltimeMs: performance.now() - this.startTime,
+      exited,
+      targetStatus: this.targetStatus,
+      usage: this.usage,
+      hostPid: this.hostPid,
+      isolation: this.executor.isolation,
+      internal: internal ?? null,
+      setupError: this.setupError,
+      hookFailure: this.hookFailure,
+      killedAs: this.killedAs && { ...this.killedAs, setupErrorAtKill: this.setupErrorAtKill },
+      violation: this.violation,
+      timedOut: this.timedOut,
+      monitored: this.monitored,
+      beforeExec: this.executor.enableSandboxBeforeExec,
+      oom: this.oom,
+      walltimeLimitS: this.longLived.walltimeSeconds ?? this.executor.limits.walltime,
+      memoryLimitBytes: this.executor.limits.memory,
+      stackTrace: this.stack,
+      stackTraceError: this.stackError,
+    });
+  }
+
+  // ==== custom-fork mode (forkserver/custom.ts): a child of the user's forkserver instead of steps 1–3 ====
+
+  private async forkChild(): Promise<void> {
+    const ex = this.executor;
+    const server = ex.forkServer!;
+    const refusal = NotifyHooks.refusal(this.policy, this.hooks?.notify ?? null, {
+      beforeExec: false,
+      monitored: true,
+    });
+    if (refusal) throw new SandboxSetupError(refusal);
+    const client = prepareClientHandshake(this.policy);
+    const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
+    fds.push({ target: CLIENT_FD, fd: client.theirs });
+    let forked: Forked;
+    try {
+      forked = await server.fork(fds);
+    } catch (err) {
+      client.channel.close();
+      throw new SandboxSetupError(`custom-fork mode: ${(err as Error).message}`);
+    } finally {
+      closeQuietly(client.theirs);
+      ex.ipc.releaseOwned();
+    }
+    this.pidfd = forked.pidfd;
+    this.hostPid = forked.pid;
+    this.monitored = true;
+    this.longLived.spawned();
+    if (this.killedAs) this.signalTree(); // kill() came while it was being forked
+    // The forkserver reports the wait status. If it dies first, its sandbox takes the child along:
+    // make sure (SIGKILL through our pidfd) and report that once the child is gone.
+    this.exitPromise = server.waitExit(forked.id, forked.pidfd).catch(async (err: unknown) => {
+      if (err instanceof ForkServerHandleError && err.code === 'PROTOCOL')
+        this.setupError ??= `custom-fork mode: ${err.message}`;
+      this.signalTree();
+      await pidfdExited(this.pidfd);
+      return { pid: forked.nsPid, status: 9, utimeUs: 0, stimeUs: 0, maxRssKiB: 0, timedOut: false };
+    });
+    if (ex.limits.walltime > 0 && !this.longLived.walltimeOverridden)
+      this.forkWalltime = setTimeout(
+        () => this.forkWalltimeExpired(),
+        Math.max(1, Math.round(ex.limits.walltime * 1000)),
+      );
+    this.setupDone = serveClientHandshake(client, this.policy, {
+      take: async (n) => this.takeListenerOf(this.pidfd, n),
+      watch: (listener) => this.wireMonitor(listener, this.policy),
+      fail: (reason) => this.failSetup(reason),
+    });
+  }
+
+  private forkWalltimeExpired(): void {
+    // A child that ended just now (its EXITED still on the way) did not time out.
+    if (this.pidfd < 0 || pidOfPidfd(this.pidfd) <= 0) return;
+    this.timedOut = true;
     this.signalTree();
+  }
+
+  // ==== what the steps share ====
+
+  /** A setup failure's message for the Result: the exhausted kernel counter named, and a host
+   *  without namespaces named with the isolation mode that works (never a silent fallback). */
+  private describeSetupFailure(failure: SetupFailure): string {
+    const named = nameExhaustedCounter(failure, this.isolation?.hostIds.uid ?? null);
+    return (this.executor.isolation === 'namespaces' && namespacesUnavailable(failure, named)) || named;
+  }
+
+  /** The setup went wrong on this side: recorded, and the sandbox ends. */
+  private breakSetup(reason: string, overrides: boolean): void {
+    if (overrides) this.setupError = reason;
+    else this.setupError ??= reason;
+    this.signalTree();
+  }
+
+  /** A setup failure reported by the client handshake: recorded, and the sandbox ends. */
+  private failSetup(reason: string): void {
+    this.breakSetup(reason, false);
+  }
+
+  /** Settles when the target's pidfd came on the setup socket, or the socket closed without it. */
+  private onTargetPidfd: () => void = () => {};
+  private readonly targetPidfdKnown = new Promise<void>((resolve) => (this.onTargetPidfd = resolve));
+
+  /**
+   * Sandbox-me-here: takes fd `n` of `pidfd`'s process, which must be a seccomp listener (the
+   * client said it is). Another file there means another process ran the handshake.
+   */
+  private takeListenerOf(pidfd: number, n: number): number {
+    const fd = native().pidfdGetfd(pidfd, n);
+    const target = fdTarget(fd);
+    if (target !== 'anon_inode:seccomp notify') {
+      closeQuietly(fd);
+      throw new Error(
+        `fd ${n} of the sandboxee is ${target || 'unknown'}, not a seccomp listener: sandboxMeHere() must be called by the process the executor started, not by a child of it`,
+      );
+    }
+    return fd;
+  }
+
+  private onMonitor(e: MonitorEvent): void {
+    if (e.type === 'learn' || e.type === 'learn_limit') {
+      this.learning?.onEvent(e);
+    } else if (e.type === 'hook' || e.type === 'hook_timeout') {
+      this.hooks?.onMonitorEvent(e);
+    } else if (e.type === 'exec') {
+      this.mark('exec', 'the monitor let it through');
+      this.hooks?.started(e.pid);
+    } else if (e.type === 'exec_failed') {
+      const name = errnoName(e.errno);
+      const hint =
+        name === 'ENOENT'
+          ? ' (the binary or its ELF interpreter is missing inside the sandbox: add its libraries to the policy, e.g. addLibrariesForBinary)'
+          : '';
+      this.setupError = `execveat(${this.executor.path}): ${name}${hint}`;
+      if (this.holdsViolations()) this.signalTree(); // the monitor left the tree alone
+    } else if (e.type === 'violation' && !this.violation) {
+      this.violation = describeViolation(e);
+      if (this.holdsViolations()) void this.endAfterTrace('violation', e.pid);
+      else this.escalateLater(); // the monitor sent the tree signal
+      // Network rules: a denied destination (netproxy.cc), named with the rule that denied it.
+      if (e.address !== undefined)
+        Object.assign(this.violation, {
+          kind: 'network',
+          address: e.address,
+          rule: networkDenialReason(this.isolation?.policy ?? this.policy, e.netRule, e.netReason),
+        });
+    } else if (e.type === 'closed') {
+      monitor.unwatch(this.monitorId);
+      this.monitorId = 0;
+      this.onMonitorClosed?.();
+    }
   }
 
   private signalTree(): void {
@@ -211,393 +726,11 @@ export class Sandbox {
     }
   }
 
-  /** The host uid the sandboxee runs as (0 before it started): the uid its user namespace maps
-   *  to, or landlock isolation's uid. A root executor leases one per sandbox (setSandboxIdRange). */
-  get hostUid(): number {
-    return this.isolation?.hostIds.uid ?? 0;
-  }
-  private escalation: NodeJS.Timeout | null = null;
-
-  /** The Landlock ABI the sandboxee runs under (its fs rules and scopes), 0 when none was applied. */
-  get landlockAbi(): number {
-    return this.appliedLandlockAbi;
-  }
-  private appliedLandlockAbi = 0;
-
-  /** The sandbox's own cgroup v2 directory, or null (none could be created, or cgroup: 'off'). */
-  get cgroupPath(): string | null {
-    return this.cgroup?.path ?? null;
-  }
-
-  private async start(): Promise<void> {
-    const ex = this.executor;
-    if (ex.forkServer) return this.startForked();
-    const n = native();
-    const ops = new OpList();
-    const closeAfterSpawn: number[] = [];
-    let policy = this.policy;
-    try {
-      // What to run
-      ops.str(Op.ExecPath, ex.path);
-      for (const a of ex.argv) ops.str(Op.Arg, a);
-      ops.str(Op.Cwd, ex.cwd);
-
-      // Namespaces (or none), identity, the filesystem view (isolation.ts)
-      const iso = (this.isolation = addIsolationOps(ops, ex, this.policy, filesystemOf(this.policy)));
-      this.appliedLandlockAbi = iso.landlockAbi;
-      policy = iso.policy;
-      for (const [k, v] of Object.entries({ ...ex.env, ...iso.env })) ops.str(Op.Env, `${k}=${v}`);
-
-      // A cgroup of its own where the host allows one: the whole tree dies with cgroup.kill.
-      if (ex.cgroup !== 'off') {
-        this.cgroup = SandboxCgroup.create();
-        if (this.cgroup) ops.str(Op.Cgroup, this.cgroup.path);
-        // RLIMIT_AS bounds the address space; memfd and tmpfs pages need the memory controller.
-        if (this.cgroup && ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
-        else if (ex.cgroup === 'required') {
-          throw new SandboxSetupError(
-            `no writable cgroup v2 here (cgroup: 'required'): run where a delegated cgroup v2 subtree is writable, or use cgroup: 'auto'; see sbx doctor`,
-          );
-        }
-      }
-
-      // cgroup limits (limits.memory, limits.pids) go into the fresh cgroup before anything runs
-      // in it; such a sandbox never comes from the spawn pool (a slot's cgroup has none).
-      const missing = missingForLimits(ex.limits, this.cgroup !== null);
-      if (missing) throw new SandboxSetupError(missing);
-      const cgroupLimited = ex.limits.memory !== null || ex.limits.pids !== null;
-      if (cgroupLimited) {
-        try {
-          applyCgroupLimits(this.cgroup!.path, ex.limits);
-        } catch (err) {
-          throw new SandboxSetupError((err as Error).message);
-        }
-      }
-
-      // Limits. The walltime is kept by the forkserver: it fires even when this event loop is busy.
-      for (const [res, v] of ex.limits.rlimits()) ops.rlimit(res, v, v);
-      if (ex.limits.walltime > 0) ops.u64(Op.Walltime, BigInt(Math.max(1, Math.round(ex.limits.walltime * 1000))));
-      if (!ex.spawnPool || cgroupLimited) ops.raw(Op.NoPool, Buffer.alloc(0));
-
-      // fds: stdio, the IPC mappings, the setup socket
-      const stdioFds = this.prepareStdio(closeAfterSpawn);
-      stdioFds.forEach((fd, i) => {
-        ops.fd(i, fd);
-      });
-      for (const m of ex.ipc.list()) ops.fd(m.sandboxee, m.local);
-      const [setupOurs, setupTheirs] = n.socketpair(false, false);
-      closeAfterSpawn.push(setupTheirs);
-      ops.setupSocket(setupTheirs);
-      const setup = new Comms(setupOurs, { maxMessageSize: 4096 });
-
-      // The policy, installed right before execveat; or, in sandbox-me-here mode, served to the
-      // sandboxee's Client.sandboxMeHere() on the handshake socket (client-handshake.ts)
-      let client: PreparedClientHandshake | null = null;
-      try {
-        if (ex.enableSandboxBeforeExec) {
-          // Without user notification (old kernel, or monitor: 'kill') violations are KILL_PROCESS:
-          // the target dies of SIGSYS and the Result says what is known.
-          this.monitored = ex.monitor === 'unotify' && userNotifAvailable();
-          if (this.learning && !this.monitored)
-            throw new SandboxSetupError(
-              "learning needs the seccomp monitor (user notification, Linux 5.5+; not with monitor: 'kill')",
-            );
-          const filter = compileFilter(policy, { monitor: this.monitored, execFd: EXEC_FD_TARGET });
-          ops.raw(Op.Seccomp, filter);
-          this.learnTable = this.learning?.table(filter);
-          if (this.monitored) ops.u32(Op.SeccompFlags, SeccompFlag.Listener);
-        } else {
-          if (this.learning) throw new SandboxSetupError('learning runs in sandbox-before-exec mode only');
-          client = prepareClientHandshake(policy);
-          closeAfterSpawn.push(client.theirs);
-          ops.fd(CLIENT_FD, client.theirs);
-          // The policy's io_uring denial already from exec: libuv (Node 22 and later) opens rings at
-          // start and would fail once sandboxMeHere() denies them; with io_uring_setup failing it
-          // uses epoll. A forkserver so has no ring that fork() would share with its children.
-          ops.raw(Op.Seccomp, Buffer.from(ioUringDenialProgram(policy.arch)));
-        }
-      } catch (err) {
-        setup.close(); // a policy that does not compile must not leave the setup channel open
-        throw err;
-      }
-
-      let fs: ForkServer;
-      let spawned: Awaited<ReturnType<ForkServer['spawn']>>;
-      try {
-        fs = ForkServer.shared(); // throws on a bad SBX_SPAWN_POOL: the setup channel is closed below
-        spawned = await fs.spawn(ops);
-      } catch (err) {
-        setup.close();
-        client?.channel.close();
-        throw err;
-      }
-      this.pidfd = spawned.spawned.pidfd;
-      this.hostPid = spawned.spawned.pid;
-      if (this.killedAs) this.signalTree(); // kill() (or an abort) came while it was being spawned
-      if (spawned.spawned.cgroup && this.cgroup) {
-        this.cgroup = this.cgroup.replacedBy(spawned.spawned.cgroup);
-        if (ex.limits.rlimitAs !== INFINITY) this.cgroup.limitMemory(ex.limits.rlimitAs);
-      }
-      // A pool slot brought a uid of its own (the forkserver keeps it taken until the sandbox is reaped).
-      if (spawned.spawned.uid !== undefined && spawned.spawned.uid !== iso.hostIds.uid) {
-        iso.lease?.release();
-        iso.lease = null;
-        iso.hostIds = { uid: spawned.spawned.uid, gid: spawned.spawned.uid };
-      }
-      this.exitPromise = fs.waitExit(spawned.id);
-      this.exitPromise.catch(() => {});
-      this.setupDone = this.readSetup(setup);
-      if (client) {
-        const handshake = serveClientHandshake(client, policy, {
-          take: async (n) => {
-            // The target's pidfd arrives first on the setup socket (it is sent before exec).
-            await this.targetPidfdKnown;
-            return this.takeListenerOf(this.targetPidfd >= 0 ? this.targetPidfd : this.pidfd, n);
-          },
-          watch: (listener) => this.watchListener(listener, policy, -1, this.isolation?.treeSignal),
-          fail: (reason) => this.failSetup(reason),
-        });
-        this.setupDone = Promise.all([this.setupDone, handshake]).then(() => {});
-      }
-    } finally {
-      for (const fd of closeAfterSpawn) closeQuietly(fd);
-      ex.ipc.releaseOwned();
-    }
-  }
-
-  // ---- custom-fork mode (forkserver/custom.ts): a child of the user's forkserver instead of an exec ----
-  private forkWalltime: NodeJS.Timeout | null = null;
-
-  private async startForked(): Promise<void> {
-    const ex = this.executor;
-    const server = ex.forkServer!;
-    const client = prepareClientHandshake(this.policy);
-    const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
-    fds.push({ target: CLIENT_FD, fd: client.theirs });
-    let forked: Forked;
-    try {
-      forked = await server.fork(fds);
-    } catch (err) {
-      client.channel.close();
-      throw new SandboxSetupError(`custom-fork mode: ${(err as Error).message}`);
-    } finally {
-      closeQuietly(client.theirs);
-      ex.ipc.releaseOwned();
-    }
-    this.pidfd = forked.pidfd;
-    this.hostPid = forked.pid;
-    this.monitored = true;
-    if (this.killedAs) this.signalTree(); // kill() came while it was being forked
-    // The forkserver reports the wait status. If it dies first, its sandbox takes the child along:
-    // make sure (SIGKILL through our pidfd) and report that once the child is gone.
-    this.exitPromise = server.waitExit(forked.id, forked.pidfd).catch(async (err: unknown) => {
-      if (err instanceof ForkServerHandleError && err.code === 'PROTOCOL')
-        this.setupError ??= `custom-fork mode: ${err.message}`;
-      this.signalTree();
-      await pidfdExited(this.pidfd);
-      return { pid: forked.nsPid, status: 9, utimeUs: 0, stimeUs: 0, maxRssKiB: 0, timedOut: false };
-    });
-    if (ex.limits.walltime > 0) {
-      this.forkWalltime = setTimeout(
-        () => {
-          // A child that ended just now (its EXITED still on the way) did not time out.
-          if (pidOfPidfd(this.pidfd) <= 0) return;
-          this.timedOut = true;
-          this.signalTree();
-        },
-        Math.max(1, Math.round(ex.limits.walltime * 1000)),
-      );
-    }
-    this.setupDone = serveClientHandshake(client, this.policy, {
-      take: async (n) => this.takeListenerOf(this.pidfd, n),
-      watch: (listener) => this.watchListener(listener, this.policy),
-      fail: (reason) => this.failSetup(reason),
-    });
-  }
-
-  private exitPromise: Promise<Exited> | null = null;
-  private learnTable: Buffer | undefined;
-  /** Violations reach the monitor (USER_NOTIF) rather than killing outright. */
-  private monitored = false;
-  private cgroup: SandboxCgroup | null = null;
-  private isolation: IsolationSetup | null = null;
-  private monitorClosed: Promise<void> | null = null;
-  private onMonitorClosed: (() => void) | null = null;
-  /** pidfd of the target (pid 2 under the sandbox's init), when it sent one. */
-  private targetPidfd = -1;
-  /** Raw wait status of the target as its init saw it. */
-  private targetStatus: number | null = null;
-  private setupDone: Promise<void> | null = null;
-
-  /** Hands the sandbox's seccomp listener to the monitor thread: the one place the monitor is wired. */
-  private watchListener(listener: number, policy: Policy, execFd = -1, treeSignal?: number, learnTable?: Buffer): void {
-    this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
-    this.monitorId = monitor.watch(
-      listener,
-      this.pidfd,
-      execFd,
-      (e) => this.onMonitor(e),
-      networkTable(policy),
-      treeSignal,
-      learnTable,
-    );
-  }
-
-  /** A setup failure reported by the client handshake: recorded, and the sandbox ends. */
-  private failSetup(reason: string): void {
-    this.setupError ??= reason;
-    this.signalTree();
-  }
-
-  /** Reads the child's setup reports until exec (EOF): an error, or the listener's fd number. */
-  private async readSetup(setup: Comms): Promise<void> {
-    try {
-      for (;;) {
-        const m = await setup.recvAny();
-        if (m.tag === Tag.String) {
-          const message = nameExhaustedCounter(m.data.toString('utf8'), this.isolation?.hostIds.uid ?? null);
-          this.setupError = (this.executor.isolation === 'namespaces' && namespacesUnavailable(message)) || message;
-        } else if (m.tag === FsTag.InitStatus && m.data.length === 4) {
-          this.targetStatus = m.data.readInt32LE(0);
-        } else if (m.tag === Tag.Fd && this.targetPidfd < 0) {
-          this.targetPidfd = m.fd;
-          this.onTargetPidfd();
-        } else if (m.tag === Tag.Uint32 && m.data.length === 4 && this.monitorId === 0) {
-          const listener = await this.takeListener(m.data.readUInt32LE(0), setup);
-          if (listener >= 0)
-            this.watchListener(
-              listener,
-              this.isolation?.policy ?? this.policy,
-              EXEC_FD_TARGET,
-              this.isolation?.treeSignal,
-              this.learnTable,
-            );
-        } else {
-          if (m.fd >= 0) closeQuietly(m.fd);
-          this.setupError = `unexpected setup message (tag 0x${m.tag.toString(16)})`;
-          this.signalTree();
-        }
-      }
-    } catch (err) {
-      if (!(err instanceof CommsError && err.code === 'PEER_CLOSED')) {
-        this.setupError ??= `setup channel: ${(err as Error).message}`;
-        this.signalTree();
-      }
-    } finally {
-      setup.close();
-      this.onTargetPidfd();
-    }
-  }
-
-  /** Settles when the target's pidfd came on the setup socket, or the socket closed without it. */
-  private onTargetPidfd: () => void = () => {};
-  private readonly targetPidfdKnown = new Promise<void>((resolve) => (this.onTargetPidfd = resolve));
-
-  /**
-   * Sandbox-me-here: takes fd `n` of `pidfd`'s process, which must be a seccomp listener (the
-   * client said it is). Another file there means another process ran the handshake.
-   */
-  private takeListenerOf(pidfd: number, n: number): number {
-    const fd = native().pidfdGetfd(pidfd, n);
-    let target = '';
-    try {
-      target = readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      // checked below
-    }
-    if (target !== 'anon_inode:seccomp notify') {
-      closeQuietly(fd);
-      throw new Error(
-        `fd ${n} of the sandboxee is ${target || 'unknown'}, not a seccomp listener: sandboxMeHere() must be called by the process the executor started, not by a child of it`,
-      );
-    }
-    return fd;
-  }
-
-  /**
-   * Takes the child's seccomp listener (fd `n` in the child) with pidfd_getfd(). The child sent
-   * `n` just before calling seccomp(), so until that returns the fd does not exist (EBADF): retry
-   * until it does, the child reports a failure on the setup socket, or it is gone. Returns -1 then.
-   */
-  private async takeListener(n: number, setup: Comms): Promise<number> {
-    const started = performance.now();
-    for (let attempt = 0; ; attempt++) {
-      try {
-        // The target's own pidfd when it runs under the sandbox's init; else it is the init.
-        return native().pidfdGetfd(this.targetPidfd >= 0 ? this.targetPidfd : this.pidfd, n);
-      } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code !== 'EBADF') {
-          this.setupError ??=
-            `pidfd_getfd(sandboxee, ${n}) for the seccomp listener: ${(err as Error).message}` +
-            (code === 'EPERM' ? ' (the host forbids it: check kernel.yama.ptrace_scope <= 1)' : '');
-          this.signalTree();
-          return -1;
-        }
-      }
-      if (setup.isClosed || this.setupError) return -1;
-      if (performance.now() - started > 5000) {
-        this.setupError = `the sandboxee did not install its seccomp filter within 5 s`;
-        this.signalTree();
-        return -1;
-      }
-      await new Promise((r) => (attempt < 100 ? setImmediate(r) : setTimeout(r, 1)));
-    }
-  }
-
-  private onMonitor(e: MonitorEvent): void {
-    if (e.type === 'learn' || e.type === 'learn_limit') {
-      this.learning?.onEvent(e);
-    } else if (e.type === 'exec_failed') {
-      const name = errnoName(e.errno);
-      const hint =
-        name === 'ENOENT'
-          ? ' (the binary or its ELF interpreter is missing inside the sandbox: add its libraries to the policy, e.g. addLibrariesForBinary)'
-          : '';
-      this.setupError = `execveat(${this.executor.path}): ${name}${hint}`;
-    } else if (e.type === 'violation' && !this.violation) {
-      this.violation = describeViolation(e);
-      this.escalateLater(); // the monitor sent the tree signal
-      // Network rules: a denied destination (netproxy.cc), named with the rule that denied it.
-      if (e.address !== undefined)
-        Object.assign(this.violation, {
-          kind: 'network',
-          address: e.address,
-          rule: networkDenialReason(this.isolation?.policy ?? this.policy, e.netRule, e.netReason),
-        });
-    } else if (e.type === 'closed') {
-      monitor.unwatch(this.monitorId);
-      this.monitorId = 0;
-      this.onMonitorClosed?.();
-    }
-  }
-
-  private async finish(): Promise<Result> {
-    let exited: Exited | null = null;
-    try {
-      exited = await this.exitPromise!;
-      await this.setupDone;
-      // The monitor's reports come on their own path; its 'closed' comes after all of them, once
-      // every filtered task is gone. Bounded, so that a lost report can never hang a run.
-      if (this.monitorClosed) await raceDelay(this.monitorClosed, MONITOR_DRAIN_MS);
-    } catch (err) {
-      this.cleanup();
-      this.isolation?.cleanup();
-      return this.makeResult(null, err as Error);
-    }
-    this.cleanup();
-    // Every process of the tree is gone (its init reaped them): the cgroup's counters are final.
-    if (this.cgroup) this.usage = cgroupUsage(this.cgroup.path);
-    if (this.cgroup && this.executor.limits.memory !== null) this.oom = oomKilled(this.cgroup.path);
-    await this.cgroup?.remove();
-    this.isolation?.cleanup();
-    if (exited.timedOut) this.timedOut = true;
-    return this.makeResult(exited);
-  }
-
-  private cleanup(): void {
+  /** Lets go of the timers, the monitor and the pidfds (the tree is gone). */
+  private release(): void {
     this.finished = true;
     if (this.forkWalltime) clearTimeout(this.forkWalltime);
+    if (this.walltimeTimer) clearTimeout(this.walltimeTimer);
     if (this.escalation) clearTimeout(this.escalation);
     if (this.monitorId) monitor.unwatch(this.monitorId);
     this.monitorId = 0;
@@ -605,114 +738,15 @@ export class Sandbox {
     closeQuietly(this.targetPidfd);
     this.pidfd = this.targetPidfd = -1;
   }
-
-  private makeResult(exited: Exited | null, internal?: Error): Result {
-    const walltimeMs = performance.now() - this.startTime;
-    const base = {
-      walltimeMs,
-      ...treeUsage(this.usage, exited),
-      ...(this.hostPid ? { pid: this.hostPid } : {}),
-      isolation: this.executor.isolation,
-    };
-    // The init's report of the target is exact; without one (no pid namespace), the forkserver's.
-    const st = this.targetStatus ?? exited?.status ?? 0;
-    const signaled = (this.targetStatus !== null || exited !== null) && (st & 0x7f) !== 0 && (st & 0x7f) !== 0x7f;
-    const sig = st & 0x7f;
-    let status: Status;
-    let reason = '';
-    const extra: { exitCode?: number; signal?: NodeJS.Signals | number; violation?: Violation } = {};
-    if (internal) {
-      status = 'INTERNAL_ERROR';
-      reason = internal.message;
-    } else if (this.killedAs ? this.setupErrorAtKill : this.setupError) {
-      status = 'SETUP_ERROR';
-      reason = (this.killedAs ? this.setupErrorAtKill : this.setupError)!;
-    } else if (this.violation) {
-      status = 'VIOLATION';
-      extra.violation = this.violation;
-      const v = this.violation;
-      reason = `${v.kind} violation: ${v.syscall}${v.address ? ` to ${v.address}` : ''}${v.rule ? ` (${v.rule})` : ''}`;
-    } else if (this.timedOut) {
-      status = 'TIMEOUT';
-      reason = `walltime limit of ${this.executor.limits.walltime} s exceeded`;
-    } else if (this.killedAs) {
-      ({ status, reason } = this.killedAs);
-    } else if (signaled && sig === SIGSYS && !this.monitored && this.executor.enableSandboxBeforeExec) {
-      // KILL_PROCESS with no monitor to ask: a violation of an unknown syscall.
-      status = 'VIOLATION';
-      extra.violation = {
-        kind: 'syscall',
-        syscall: 'unknown (SIGSYS, no monitor)',
-        nr: -1,
-        arch: 'unknown',
-        args: [],
-        pid: this.hostPid,
-      };
-      reason = 'syscall violation: killed by SIGSYS (no seccomp monitor: the syscall is not known)';
-    } else if (signaled) {
-      status = 'SIGNALED';
-      extra.signal = signalName(sig);
-      reason = this.oom
-        ? `killed by the kernel's OOM killer: limits.memory (${this.executor.limits.memory} bytes) reached`
-        : `terminated by ${extra.signal}`;
-    } else {
-      status = 'OK';
-      extra.exitCode = (st >> 8) & 0xff;
-    }
-    if (signaled && status !== 'OK') extra.signal ??= signalName(sig);
-    return new Result({ status, reason, ...base, ...extra });
-  }
-
-  private prepareStdio(closeAfterSpawn: number[]): number[] {
-    const fds: number[] = [];
-    this.executor.stdio.forEach((mode, i) => {
-      if (mode === 'inherit') fds.push(i);
-      else if (mode === 'ignore') {
-        const fd = openSync('/dev/null', i === 0 ? 'r' : 'w');
-        closeAfterSpawn.push(fd);
-        fds.push(fd);
-      } else {
-        const [r, w] = native().pipe();
-        const [childEnd, ourEnd] = i === 0 ? [r, w] : [w, r];
-        closeAfterSpawn.push(childEnd);
-        fds.push(childEnd);
-        this.connectedStdio[i] = true;
-        if (i === 0) {
-          // Errors of the pipe (EPIPE: the sandboxee closed its stdin) reach the user's stream.
-          const pipe = createWriteStream('', { fd: ourEnd });
-          pipe.on('error', (err) => this.stdin!.destroy(err));
-          (this.stdin as PassThrough).pipe(pipe);
-        } else {
-          const out = (i === 1 ? this.stdout : this.stderr)!;
-          const pipe = createReadStream('', { fd: ourEnd });
-          pipe.on('error', (err) => out.destroy(err));
-          pipe.pipe(out as PassThrough);
-        }
-      }
-    });
-    return fds;
-  }
 }
 
-function describeViolation(e: MonitorEvent): Violation {
-  let arch: Arch = 'unknown';
-  let kind: Violation['kind'] = 'arch';
-  let name: string | undefined;
-  if (e.arch === AUDIT_ARCH.x86_64 && e.nr & X32_BIT) arch = 'x32';
-  else if (e.arch === AUDIT_ARCH.x86_64) {
-    arch = 'x86_64';
-    kind = 'syscall';
-    name = syscallName('x86_64', e.nr);
-  } else if (e.arch === AUDIT_ARCH.i386) {
-    arch = 'i386';
-    name = syscallName('i386', e.nr);
-  } else if (e.arch === AUDIT_ARCH.aarch64) {
-    arch = 'aarch64';
-    kind = process.arch === 'arm64' ? 'syscall' : 'arch';
-    name = syscallName('aarch64', e.nr);
+/** What an fd of ours is ('' when unknown). */
+function fdTarget(fd: number): string {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return '';
   }
-  if (arch === 'x32') name = syscallName('x86_64', e.nr & ~X32_BIT);
-  return { kind, syscall: name ?? `unknown(${e.nr})`, nr: e.nr, arch, args: e.args, pid: e.pid };
 }
 
 /**
