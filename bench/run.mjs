@@ -21,6 +21,7 @@ const sections = [
   ['learn', async () => (await import('./learn.mjs')).learnBench()],
   ['corpus', async () => (await import('./corpus.mjs')).corpusBench()],
   ['service', async () => (await import('./service.mjs')).serviceBench()],
+  ['modules', async () => (await import('./modules.mjs')).modulesBench()],
 ];
 
 const records = [];

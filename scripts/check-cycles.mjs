@@ -9,7 +9,9 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const dirs = process.argv.slice(2).length ? process.argv.slice(2) : ['packages/client/src', 'packages/executor/src'];
+const dirs = process.argv.slice(2).length
+  ? process.argv.slice(2)
+  : ['packages/client/src', 'packages/executor/src', 'packages/modules/src'];
 
 function walk(dir, out = []) {
   for (const name of readdirSync(dir)) {

@@ -12,7 +12,14 @@ import { join } from 'node:path';
 import { NODE_LINES, findLine, nodeLinesDir, runningMajor } from '../native/node-lines.mjs';
 
 const root = join(import.meta.dirname, '..');
-const SUITES = ['test/client.test.ts', 'test/fork.test.ts', 'test/fork-trace.test.ts', 'packages/client/src'];
+const SUITES = [
+  'test/client.test.ts',
+  'test/fork.test.ts',
+  'test/fork-trace.test.ts',
+  'test/modules.test.ts',
+  'test/buffer.test.ts',
+  'packages/client/src',
+];
 
 const dash = process.argv.indexOf('--');
 const args = dash < 0 ? process.argv.slice(2) : process.argv.slice(2, dash);

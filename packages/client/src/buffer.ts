@@ -5,6 +5,22 @@ import { markAsUntransferable } from 'node:worker_threads';
 import { BufferError, type BufferErrorCode } from './errors.js';
 import { native, type NativeErrnoError } from './native.js';
 
+/**
+ * Node 24's markAsUntransferable() also makes an ArrayBuffer undetachable, and close()'s detach
+ * (napi_detach_arraybuffer) then aborts the whole process. Where that is so, buffers are left
+ * unmarked: transferring one's ArrayBuffer to a Worker is then the caller's mistake to avoid.
+ */
+const MARK_KEEPS_DETACHABLE = ((): boolean => {
+  const probe = new ArrayBuffer(1);
+  markAsUntransferable(probe);
+  try {
+    (probe as { transfer?: () => ArrayBuffer }).transfer?.(); // Node 20 has no transfer(): marks are fine there
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 export interface FromFdOptions {
   /** The size the buffer must have (WRONG_SIZE otherwise). Default: any. */
   expectedSize?: number;
@@ -26,7 +42,8 @@ export interface RecvBufferOptions extends FromFdOptions {
  * ArrayBuffer (every view then has length 0: JS never sees unmapped memory). A buffer that is
  * never closed is released when its ArrayBuffer is garbage-collected (the mapping size counts
  * as external memory, which makes V8 collect sooner); close() is still the way to release it at
- * a known time. The ArrayBuffer cannot be transferred to a Worker.
+ * a known time. The ArrayBuffer cannot be transferred to a Worker (on Node 24 it is not marked,
+ * see MARK_KEEPS_DETACHABLE: do not transfer it there).
  *
  * The contents are shared with the peer, which may change them at any time: validate what you
  * read, and copy what you validated before relying on it.
@@ -44,7 +61,7 @@ export class SharedBuffer {
     this.#fd = r.fd;
     this.#size = r.size;
     this.#memory = r.memory;
-    markAsUntransferable(r.memory);
+    if (MARK_KEEPS_DETACHABLE) markAsUntransferable(r.memory);
   }
 
   /** A new zero-filled buffer of `size` bytes (sparse: pages exist once touched). */

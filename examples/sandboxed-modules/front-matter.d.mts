@@ -1,0 +1,1 @@
+export function summarize(markdown: string): { title: string; tags: string[]; words: number };

@@ -1,0 +1,265 @@
+// sandboxed-module.ts: sandboxedModule(): a module imported once in a warm Node forkserver
+// (custom-fork mode), its functions called in forked children that are sandboxed with the
+// module's policy. 'call' mode: a fresh child per call; 'session' mode: one child serves calls
+// one after another until it is closed or dies. docs/modules.md.
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import {
+  type ForkServerHandle,
+  type LimitsOptions,
+  type Policy,
+  type PolicyBuilder,
+  type Result,
+  startForkServer,
+} from '@sbx/executor';
+import { type ChildOptions, ModuleChild } from './child.js';
+import { ModuleError } from './errors.js';
+import { modulePolicy, resolveModule, runnerFiles, viewDirectories } from './view.js';
+import { DEFAULT_BUFFER_THRESHOLD } from './wire.js';
+
+export type ModuleMode = 'call' | 'session';
+
+export interface SandboxedModuleOptions {
+  /** 'call' (default): every call runs in a fresh child, nothing carries over. 'session': calls
+   *  go one after another to one child (state carries over), replaced when it dies. */
+  mode?: ModuleMode;
+  /** Adds to the default policy: files or directories to see, syscalls, network rules. The
+   *  default lets a child run JavaScript and native code on what it was given, and nothing else. */
+  policy?: (b: PolicyBuilder) => void;
+  /** Native addons (.node files: paths, or specifiers resolved from `from`) whose shared
+   *  libraries outside the module's directories must be in view, e.g. sharp's `sharp.node`. */
+  addons?: string[];
+  /** Children forked ahead of calls (default 2, at most 64). */
+  spares?: number;
+  /** Per call, in ms (default 30 000): a call still running then is killed with its child. */
+  timeoutMs?: number;
+  /** Limits of the forkserver's sandbox (its children count in them together), and `heapMiB`:
+   *  each child's V8 heap limit (node --max-old-space-size). */
+  limits?: Omit<LimitsOptions, 'walltime'> & { heapMiB?: number };
+  /** Where a package name or relative path is resolved from (default process.cwd()). */
+  from?: string;
+  /** Byte arrays of this many bytes or more travel as shared memory (default 64 KiB). */
+  bufferThreshold?: number;
+  /** A child's stderr: 'capture' (default; its end comes with a crash's ModuleError) or 'inherit'. */
+  stderr?: 'capture' | 'inherit';
+  /** The node binary (default process.execPath). */
+  node?: string;
+}
+
+/** Any function a module may export. */
+export type AnyFunction = (...args: never[]) => unknown;
+/** The module's functions, each returning a Promise of its (awaited) result. */
+export type ModuleApi<T> = {
+  [K in keyof T as T[K] extends AnyFunction ? K : never]: T[K] extends (...args: infer A) => infer R
+    ? (...args: A) => Promise<Awaited<R>>
+    : never;
+};
+
+const runnerPath = join(import.meta.dirname, 'runner.js');
+
+/**
+ * Imports `specifier` in a new warm forkserver and returns a handle whose calls run in
+ * sandboxed children. Throws ModuleError IMPORT_FAILED when the module cannot be imported.
+ */
+export async function sandboxedModule<T = Record<string, AnyFunction>>(
+  specifier: string,
+  options: SandboxedModuleOptions = {},
+): Promise<SandboxedModule<T>> {
+  if (options === null || typeof options !== 'object')
+    throw new TypeError('sandboxedModule(specifier, options): options must be an object');
+  const mode = options.mode ?? 'call';
+  if (mode !== 'call' && mode !== 'session')
+    throw new TypeError(`sandboxedModule(): mode must be 'call' or 'session', got ${JSON.stringify(mode)}`);
+  const spares = options.spares ?? 2;
+  if (!Number.isInteger(spares) || spares < 0 || spares > 64)
+    throw new TypeError(`sandboxedModule(): spares must be an integer 0..64, got ${String(spares)}`);
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+    throw new TypeError(`sandboxedModule(): timeoutMs must be a positive number, got ${String(timeoutMs)}`);
+  const threshold = options.bufferThreshold ?? DEFAULT_BUFFER_THRESHOLD;
+  if (!Number.isInteger(threshold) || threshold < 1)
+    throw new TypeError(`sandboxedModule(): bufferThreshold must be a positive integer, got ${String(threshold)}`);
+  const stderr = options.stderr ?? 'capture';
+  if (stderr !== 'capture' && stderr !== 'inherit')
+    throw new TypeError(`sandboxedModule(): stderr must be 'capture' or 'inherit', got ${JSON.stringify(stderr)}`);
+  const { heapMiB, ...limits } = options.limits ?? {};
+  if (heapMiB !== undefined && (!Number.isInteger(heapMiB) || heapMiB < 16))
+    throw new TypeError(`sandboxedModule(): limits.heapMiB must be an integer >= 16, got ${String(heapMiB)}`);
+  if ('walltime' in limits)
+    throw new TypeError('sandboxedModule(): limits.walltime does not apply (use timeoutMs, per call)');
+
+  const from = options.from ?? process.cwd();
+  const file = resolveModule(specifier, from);
+  if (options.addons !== undefined && !Array.isArray(options.addons))
+    throw new TypeError('sandboxedModule(): addons must be an array of paths or specifiers');
+  const addons = (options.addons ?? []).map((a) => resolveModule(a, from));
+  const node = options.node ?? process.execPath;
+  const view = viewDirectories([...runnerFiles(runnerPath), file, ...addons]);
+  const policy = modulePolicy(node, view, addons, options.policy);
+  const argv = [
+    node,
+    '--single-threaded',
+    '--v8-pool-size=1',
+    ...(heapMiB ? [`--max-old-space-size=${heapMiB}`] : []),
+    runnerPath,
+    pathToFileURL(file).href,
+    String(spares),
+    String(threshold),
+  ];
+  const server = await startForkServer(node, argv, {
+    policy,
+    cwd: '/',
+    env: { PATH: '/usr/bin:/bin' },
+    limits,
+    forkTimeoutMs: 10_000,
+  });
+  const m = new SandboxedModule<T>(server, policy, mode, { timeoutMs, threshold, stderr });
+  try {
+    m.exports = (await m.describe()) as string[];
+  } catch (err) {
+    await m.close();
+    throw err;
+  }
+  return m;
+}
+
+/** A module imported in a sandboxed forkserver. Calls never throw anything but ModuleError. */
+export class SandboxedModule<T = Record<string, AnyFunction>> {
+  /** The module's function exports (named ones, and those of its default export). */
+  exports: string[] = [];
+  readonly #server: ForkServerHandle;
+  readonly #policy: Policy;
+  readonly #mode: ModuleMode;
+  readonly #options: ChildOptions;
+  #session: ModuleSession | null = null;
+  readonly #sessions = new Set<ModuleSession>();
+  #closed = false;
+  #api: ModuleApi<T> | null = null;
+
+  /** @internal */
+  constructor(server: ForkServerHandle, policy: Policy, mode: ModuleMode, options: ChildOptions) {
+    this.#server = server;
+    this.#policy = policy;
+    this.#mode = mode;
+    this.#options = options;
+  }
+
+  get mode(): ModuleMode {
+    return this.#mode;
+  }
+
+  /** Calls `fn(...args)` in a child ('call' mode: a fresh one; 'session' mode: the module's session). */
+  async call(fn: string, ...args: unknown[]): Promise<unknown> {
+    if (typeof fn !== 'string' || fn === '') throw new TypeError('call(fn, ...args): fn must be a non-empty string');
+    if (this.#closed) throw new ModuleError('CLOSED', `${fn}(): the sandboxed module is closed`, { fn });
+    if (this.#mode === 'session') {
+      this.#session ??= this.#newSession();
+      return this.#session.call(fn, ...args);
+    }
+    const child = await this.#fork(fn);
+    try {
+      return await child.call(fn, args);
+    } finally {
+      child.close();
+    }
+  }
+
+  /** The functions as methods: `await m.api.parse(text)` is `await m.call('parse', text)`. */
+  get api(): ModuleApi<T> {
+    this.#api ??= new Proxy(Object.create(null) as ModuleApi<T>, {
+      get: (_t, name) => (typeof name === 'string' ? (...args: unknown[]) => this.call(name, ...args) : undefined),
+    });
+    return this.#api;
+  }
+
+  /** A session of its own: one child for the calls made through it, until close(). */
+  session(): ModuleSession<T> {
+    if (this.#closed) throw new ModuleError('CLOSED', 'session(): the sandboxed module is closed');
+    return this.#newSession() as ModuleSession<T>;
+  }
+
+  /** Ends every child and the forkserver. */
+  async close(): Promise<Result | undefined> {
+    if (this.#closed) return undefined;
+    this.#closed = true;
+    for (const s of this.#sessions) s.close();
+    return this.#server.close();
+  }
+
+  /** @internal The module's function names (a call in a child of its own). */
+  async describe(): Promise<unknown> {
+    const child = await this.#fork('describe');
+    try {
+      return await child.call('describe', [], true);
+    } finally {
+      child.close();
+    }
+  }
+
+  #newSession(): ModuleSession {
+    const s = new ModuleSession(
+      (fn) => this.#fork(fn),
+      () => this.#sessions.delete(s),
+    );
+    this.#sessions.add(s);
+    return s;
+  }
+
+  async #fork(fn: string): Promise<ModuleChild> {
+    try {
+      return await ModuleChild.fork(
+        this.#server,
+        this.#policy,
+        this.#mode === 'call' ? this.#options : { ...this.#options, walltime: 0 },
+      );
+    } catch (err) {
+      if (err instanceof ModuleError) throw err;
+      throw new ModuleError('FORK_FAILED', `${fn}(): no child could be forked: ${(err as Error).message}`, {
+        fn,
+        cause: err,
+      });
+    }
+  }
+}
+
+/** One child serving calls one after another. A child that dies is replaced at the next call. */
+export class ModuleSession<T = Record<string, AnyFunction>> {
+  readonly #fork: (fn: string) => Promise<ModuleChild>;
+  readonly #onClose: () => void;
+  #child: ModuleChild | null = null;
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+  #api: ModuleApi<T> | null = null;
+
+  /** @internal */
+  constructor(fork: (fn: string) => Promise<ModuleChild>, onClose: () => void) {
+    this.#fork = fork;
+    this.#onClose = onClose;
+  }
+
+  call(fn: string, ...args: unknown[]): Promise<unknown> {
+    const run = async (): Promise<unknown> => {
+      if (this.#closed) throw new ModuleError('CLOSED', `${fn}(): the session is closed`, { fn });
+      if (!this.#child || this.#child.ended) this.#child = await this.#fork(fn);
+      return this.#child.call(fn, args);
+    };
+    const p = this.#queue.then(run, run);
+    this.#queue = p.catch(() => {});
+    return p;
+  }
+
+  get api(): ModuleApi<T> {
+    this.#api ??= new Proxy(Object.create(null) as ModuleApi<T>, {
+      get: (_t, name) => (typeof name === 'string' ? (...args: unknown[]) => this.call(name, ...args) : undefined),
+    });
+    return this.#api;
+  }
+
+  /** Ends the session's child (calls still queued fail with CLOSED). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#child?.close();
+    this.#onClose();
+  }
+}
