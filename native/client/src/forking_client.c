@@ -331,11 +331,15 @@ struct fs_trace {
   uint64_t ns[5];
 };
 
-static void fs_mark(struct fs_trace *t, uint32_t stage) {
+static void fs_mark_at(struct fs_trace *t, uint32_t stage, uint64_t ns) {
   if (t != NULL && t->n < 5) {
     t->stage[t->n] = stage;
-    t->ns[t->n++] = sbx_trace_now();
+    t->ns[t->n++] = ns;
   }
+}
+
+static void fs_mark(struct fs_trace *t, uint32_t stage) {
+  if (t != NULL) fs_mark_at(t, stage, sbx_trace_now());
 }
 
 static pid_t reply_forked(sbx_forking_client *fc, uint64_t id, pid_t pid, const struct fs_trace *t,
@@ -570,9 +574,11 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
     return rc < 0 ? rc : 1;
   }
 
+  /* Stamped as the request is handed over: the spare may run (and stamp) before we return. */
+  uint64_t handing_over = t != NULL ? sbx_trace_now() : 0;
   pid_t spare = assign_spare(fc, id, fds, targets, n, flags);
   if (spare > 0) {
-    fs_mark(t, SBX_TRACE_FS_ASSIGNED);
+    fs_mark_at(t, SBX_TRACE_FS_ASSIGNED, handing_over);
     close_fds(fds, n);
     return reply_forked(fc, id, spare, t, err, errlen);
   }
