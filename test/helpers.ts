@@ -17,6 +17,20 @@ export function openFdCount(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
+/**
+ * The fd count once it has come down to `limit`, or after `ms`: closes that libuv finishes on a
+ * later turn of the event loop (a Comms watcher) are not leaks, and a real leak never comes down.
+ */
+export async function fdCountSettled(limit: number, ms = 2000): Promise<number> {
+  const end = Date.now() + ms;
+  let n = openFdCount();
+  while (n > limit && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 20));
+    n = openFdCount();
+  }
+  return n;
+}
+
 /** Resolves after the event loop had a chance to run pending callbacks. */
 export function tick(ms = 20): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
