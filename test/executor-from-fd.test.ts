@@ -61,6 +61,6 @@ describe('Executor.fromFd', () => {
       closeSync(d);
       closeSync(f);
     }
-    expect(openFdCount()).toBe(before);
+    expect(openFdCount()).toBeLessThanOrEqual(before); // a leak only adds fds; an earlier test's sandbox may close one meanwhile
   });
 });

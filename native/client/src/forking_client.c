@@ -610,11 +610,12 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
     if (code == 0) {
       sbx_trace_mark(SBX_TRACE_CHILD_ISOLATED);
       code = child_place_fds(fds, targets, n);
+      /* Stamped before the report: the forkserver may stamp its receipt before we run again. */
+      if (code == 0) sbx_trace_mark(SBX_TRACE_CHILD_FDS);
     }
     ssize_t w = write(sync[1], &code, sizeof code);
     (void)w;
     if (code != 0) _exit(SBX_FORK_SETUP_FAILED);
-    sbx_trace_mark(SBX_TRACE_CHILD_FDS);
     close(sync[1]);
     if (hooks && hooks->child) {
       hooks->child(hooks->arg);
