@@ -9,7 +9,7 @@ export {
   type Isolation,
 } from './sandbox/executor.js';
 export { Limits, INFINITY, type LimitsOptions, type RlimitKey, type RlimitValue } from './sandbox/limits.js';
-export type { UserLimitName } from './forkserver/protocol.js';
+export type { UserLimitName, SetupFailure } from './forkserver/protocol.js';
 export { Ipc, type FdMapping } from './sandbox/ipc.js';
 export type { LogHandler, LogRecord } from './sandbox/log-channel.js';
 export { Sandbox } from './sandbox/sandbox.js';
