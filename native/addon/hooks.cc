@@ -1,13 +1,9 @@
 // hooks.cc: see hooks.h.
 #include "hooks.h"
 
-namespace sbx {
+#include "learn.h"
 
-namespace {
-uint32_t ReadU32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-}  // namespace
+namespace sbx {
 
 // Layout (little-endian): u32 version (1), u32 hook_ret, u32 timeout_ms, u32 program length n,
 // then n sock_filter (u16 code, u8 jt, u8 jf, u32 k).
@@ -31,14 +27,7 @@ bool ParseHookConfig(const uint8_t *data, size_t len, HookConfig *out, std::stri
     *err = "hook table: the timeout must be at least 1 ms";
     return false;
   }
-  const uint8_t *p = data + 16;
-  out->program.resize(n);
-  for (uint32_t i = 0; i < n; i++, p += 8) {
-    out->program[i].code = (uint16_t)(p[0] | p[1] << 8);
-    out->program[i].jt = p[2];
-    out->program[i].jf = p[3];
-    out->program[i].k = ReadU32(p + 4);
-  }
+  DecodeSockFilters(data + 16, n, &out->program);
   return true;
 }
 

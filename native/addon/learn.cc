@@ -10,11 +10,19 @@ bool LearnFact::operator<(const LearnFact &o) const {
   return memcmp(args, o.args, sizeof args) < 0;
 }
 
-namespace {
 uint32_t ReadU32(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-}  // namespace
+
+void DecodeSockFilters(const uint8_t *p, uint32_t n, std::vector<struct sock_filter> *out) {
+  out->resize(n);
+  for (uint32_t i = 0; i < n; i++, p += 8) {
+    (*out)[i].code = (uint16_t)(p[0] | p[1] << 8);
+    (*out)[i].jt = p[2];
+    (*out)[i].jf = p[3];
+    (*out)[i].k = ReadU32(p + 4);
+  }
+}
 
 // Layout (little-endian): u32 version (1), u32 learn_ret, u32 max_facts, u32 program length n,
 // u32 mask count m, then n sock_filter (u16 code, u8 jt, u8 jf, u32 k), then m mask bytes.
@@ -35,13 +43,8 @@ bool ParseLearnConfig(const uint8_t *data, size_t len, LearnConfig *out, std::st
     return false;
   }
   const uint8_t *p = data + 20;
-  out->program.resize(n);
-  for (uint32_t i = 0; i < n; i++, p += 8) {
-    out->program[i].code = (uint16_t)(p[0] | p[1] << 8);
-    out->program[i].jt = p[2];
-    out->program[i].jf = p[3];
-    out->program[i].k = ReadU32(p + 4);
-  }
+  DecodeSockFilters(p, n, &out->program);
+  p += (size_t)n * 8;
   out->arg_masks.assign(p, p + m);
   return true;
 }

@@ -34,6 +34,11 @@ struct LearnFact {
 // Parses learn/table.ts encodeLearnTable(). False with *err set on a malformed table.
 bool ParseLearnConfig(const uint8_t *data, size_t len, LearnConfig *out, std::string *err);
 
+// The table formats the executor sends (learn and hook tables): a little-endian u32, and n
+// sock_filter instructions (u16 code, u8 jt, u8 jf, u32 k; 8 bytes each) from p.
+uint32_t ReadU32(const uint8_t *p);
+void DecodeSockFilters(const uint8_t *p, uint32_t n, std::vector<struct sock_filter> *out);
+
 // Runs a classic-BPF seccomp program on one seccomp_data, as the kernel does. A malformed
 // program (it came from our own compiler, so this does not happen) returns KILL_PROCESS.
 uint32_t RunSeccompProgram(const std::vector<struct sock_filter> &prog,
