@@ -10,7 +10,16 @@ import { Comms, ClientTag, CLIENT_HELLO_SIZE } from '@sbx/client';
 import { native } from '@sbx/client/internal';
 import { Executor, PolicyBuilder, type Policy } from '@sbx/executor';
 import { compilePolicy } from '@sbx/executor/bpf';
-import { isolationPolicy, openFdCount, repoRoot, runCaptured, testcase, tick, type Captured } from './helpers.js';
+import {
+  fdCountSettled,
+  isolationPolicy,
+  openFdCount,
+  repoRoot,
+  runCaptured,
+  testcase,
+  tick,
+  type Captured,
+} from './helpers.js';
 
 const fixture = join(repoRoot, 'test', 'fixtures', 'me-here.mjs');
 const ENV = { PATH: '/usr/local/bin:/usr/bin:/bin' };
@@ -242,8 +251,7 @@ describe('Client.sandboxMeHere() refusals', () => {
     }
     // A sandbox's own fds may close a moment after its Result on a loaded machine; a leak (16 or
     // more per run before the fix) never goes away.
-    for (let i = 0; i < 40 && openFdCount() > before; i++) await tick(50);
-    expect(openFdCount()).toBeLessThanOrEqual(before);
+    expect(await fdCountSettled(before)).toBeLessThanOrEqual(before);
   });
 
   /**
