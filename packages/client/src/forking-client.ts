@@ -16,9 +16,10 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { ForkError } from './errors.js';
 import { type ForkBinding, forkNative, native, type NativeErrnoError } from './native.js';
-import { Client } from './client.js';
+import { Client, defaultClientFd } from './client.js';
 import { defaultCommsFd } from './sync-comms.js';
 import { warmCodec } from './codec.js';
+import { markSandboxedAhead } from './sandboxed-spare.js';
 
 /** The node flags a forkserver needs, and why (checked by waitAndFork()). */
 export const FORKSERVER_NODE_FLAGS = ['--single-threaded', '--v8-pool-size=1'] as const;
@@ -163,7 +164,8 @@ export class ForkingClient {
     if (pid === 0) {
       if (!inChild) becomeChild(); // a binding without the callback
       if (childFixUpError) throw childFixUpError;
-      traceChild();
+      if (forkNative().forkingChildFlags() & FORK_REQUEST_SANDBOXED) becomeSandboxedSpare();
+      else traceChild();
     }
     return pid;
   }
@@ -321,6 +323,27 @@ function becomeChild(): void {
     }
   };
   syncBuiltinESMExports();
+}
+
+/** forking_client.h SBX_FORK_REQUEST_SANDBOXED: sandbox first, then wait for the request. */
+const FORK_REQUEST_SANDBOXED = 0x20000;
+/** forking_client.h SBX_FORK_SETUP_FAILED */
+const FORK_SETUP_FAILED = 125;
+
+/**
+ * A sandboxed spare: sandboxMeHere() with the executor's child policy now, then wait (filtered)
+ * for the request, whose fds the executor sends on the handshake channel. Whatever fails ends the
+ * child: the executor never hands out a spare whose handshake did not finish.
+ */
+function becomeSandboxedSpare(): void {
+  const fd = defaultClientFd();
+  try {
+    Client.sandboxMeHere({ fd });
+    native().clientAwaitAssignment(fd);
+  } catch {
+    forkNative().forkExit(FORK_SETUP_FAILED);
+  }
+  markSandboxedAhead();
 }
 
 /** native/client/src/trace.h SBX_TRACE_CHILD_JS: back in JS, the child's fix-ups done. */
