@@ -140,6 +140,7 @@ export class ForkingClient {
         );
       }
       checkNoIoUring();
+      prepareChildren();
       let info: ReturnType<ForkBinding['forkingOpen']>;
       try {
         info = forkNative().forkingOpen(defaultCommsFd(), childFixUps);
@@ -251,6 +252,9 @@ let childFixUpError: unknown = null;
 function childFixUps(): void {
   try {
     becomeChild();
+    // The codec's pages written now: for a spare ahead of its request, and nearly every child's
+    // first act is a Comms message (each page the decoder first writes is a copy-on-write fault).
+    warmCodec();
   } catch (err) {
     childFixUpError = err;
   }
@@ -266,7 +270,53 @@ function traceChild(): void {
   }
 }
 
-/** The child's side of the fork: everything before the user's code runs again. */
+/**
+ * Run once in the forkserver, before its first fork: what every child needs that can be set up
+ * ahead, switched on by `inChild`. A child then only writes the few pages its own fix-ups need
+ * (each page a child writes is a copy-on-write fault; ESM export syncing alone cost ~3 ms a child).
+ */
+let childrenPrepared = false;
+function prepareChildren(): void {
+  if (childrenPrepared) return;
+  childrenPrepared = true;
+  const n = forkNative();
+  // Every exit through _exit() in a child: Node's teardown would join platform threads it lacks.
+  const reallyExit = (process as unknown as { reallyExit: (code?: number) => never }).reallyExit;
+  (process as unknown as { reallyExit: (code?: number) => never }).reallyExit = (code?: number) =>
+    inChild ? n.forkExit(exitCodeOf(code)) : reallyExit.call(process, code);
+  const emit = process.emit;
+  process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
+    const r = (emit as (e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
+    if (inChild && event === 'exit') n.forkExit(exitCodeOf(args[0]));
+    return r;
+  } as typeof process.emit;
+
+  // Worker threads need V8 platform workers at their end (the isolate's teardown waits for
+  // them): in a child they would hang, so they fail at once there.
+  const wt = workerThreads() as { Worker: new (...args: unknown[]) => object };
+  const Original = wt.Worker;
+  wt.Worker = class Worker extends Original {
+    constructor(...args: unknown[]) {
+      if (inChild)
+        throw new ForkError(
+          'UNSUPPORTED_IN_CHILD',
+          'worker_threads.Worker cannot run in a forked child (it has no V8 platform workers to end it): start Workers in a sandbox of their own, or compute in the child itself',
+        );
+      super(...args);
+    }
+  };
+  syncBuiltinESMExports();
+}
+
+/** The exit code of a child's exit: process.exitCode when set, else `fallback`. */
+function exitCodeOf(fallback: unknown): number {
+  const c = process.exitCode;
+  if (typeof c === 'number') return c;
+  if (typeof c === 'string' && /^\d+$/.test(c)) return Number(c);
+  return typeof fallback === 'number' ? fallback : 0;
+}
+
+/** The child's side of the fork: everything before the user's code runs again (prepareChildren() did the rest). */
 function becomeChild(): void {
   inChild = true;
   const n = forkNative();
@@ -276,22 +326,6 @@ function becomeChild(): void {
     enumerable: true,
     writable: false,
   });
-
-  // Every exit through _exit(): Node's teardown would join platform threads the child lacks.
-  const exitCodeOf = (fallback: unknown): number => {
-    const c = process.exitCode;
-    if (typeof c === 'number') return c;
-    if (typeof c === 'string' && /^\d+$/.test(c)) return Number(c);
-    return typeof fallback === 'number' ? fallback : 0;
-  };
-  (process as unknown as { reallyExit: (code?: number) => never }).reallyExit = (code?: number) =>
-    n.forkExit(exitCodeOf(code));
-  const emit = process.emit;
-  process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
-    const r = (emit as (e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
-    if (event === 'exit') n.forkExit(exitCodeOf(args[0]));
-    return r;
-  } as typeof process.emit;
   // A natural end: 'beforeExit' when the loop goes idle, the exit when it stays idle after it.
   n.forkNaturalExit((state) => {
     if (state === 1) process.emit('beforeExit', exitCodeOf(0));
@@ -310,19 +344,6 @@ function becomeChild(): void {
     if (name === 'Timeout') clearTimeout(h as NodeJS.Timeout);
     else (h as { unref?: () => void }).unref?.();
   }
-
-  // Worker threads need V8 platform workers at their end (the isolate's teardown waits for
-  // them): in a child they would hang, so they fail at once.
-  const wt = workerThreads();
-  wt.Worker = class Worker {
-    constructor() {
-      throw new ForkError(
-        'UNSUPPORTED_IN_CHILD',
-        'worker_threads.Worker cannot run in a forked child (it has no V8 platform workers to end it): start Workers in a sandbox of their own, or compute in the child itself',
-      );
-    }
-  };
-  syncBuiltinESMExports();
 }
 
 /** forking_client.h SBX_FORK_REQUEST_SANDBOXED: sandbox first, then wait for the request. */
@@ -339,6 +360,7 @@ function becomeSandboxedSpare(): void {
   const fd = defaultClientFd();
   try {
     Client.sandboxMeHere({ fd });
+    warmCodec(); // the handshake wrote pages the codec shares: touched again before the request
     native().clientAwaitAssignment(fd);
   } catch {
     forkNative().forkExit(FORK_SETUP_FAILED);

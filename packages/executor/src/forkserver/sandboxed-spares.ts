@@ -28,6 +28,8 @@ import type { Forked } from './custom.js';
 export const FORK_REQUEST_SANDBOXED = 0x20000;
 /** executor → sandboxed spare: u32 n | n × u32 target, then n Fd messages (sbx/client.h). */
 export const CLIENT_TAG_ASSIGN = 0x00005316;
+/** Quiet after a spare was taken before the next one is made. */
+const REFILL_DELAY_MS = 15;
 /** Most sandboxed spares a handle keeps. */
 export const MAX_SANDBOXED_SPARES = 16;
 
@@ -137,6 +139,7 @@ export function checkChildPolicy(policy: Policy): void {
 export class SandboxedSpares {
   private readonly ready: SandboxedSpare[] = [];
   private making = false;
+  private refillTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private failures = 0;
   readonly program: Buffer;
@@ -163,7 +166,7 @@ export class SandboxedSpares {
       if (!spare.spoiled && pidAlive(spare.forked.pidfd)) break;
       this.discard(spare);
     }
-    this.refill();
+    this.refillLater();
     return spare ?? null;
   }
 
@@ -179,6 +182,7 @@ export class SandboxedSpares {
 
   close(): void {
     this.closed = true;
+    if (this.refillTimer) clearTimeout(this.refillTimer);
     for (const s of this.ready.splice(0)) this.discard(s);
   }
 
@@ -186,6 +190,17 @@ export class SandboxedSpares {
     native().pidfdSendSignal(spare.forked.pidfd, 9);
     spare.channel.close();
     // The pidfd and the monitor are let go once the forkserver reported the end.
+  }
+
+  /** The next spare is made once the request that took one had time to run: a fork (tens of ms of
+   *  CPU across forkserver and child) would otherwise compete with it on a small machine. */
+  private refillLater(): void {
+    if (this.refillTimer) return;
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = null;
+      this.refill();
+    }, REFILL_DELAY_MS);
+    this.refillTimer.unref();
   }
 
   private refill(): void {
