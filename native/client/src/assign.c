@@ -59,8 +59,10 @@ static int recv_one(int sock, uint32_t *tag, unsigned char *payload, size_t cap,
       for (size_t j = 0; j < k; j++) {
         int f;
         memcpy(&f, CMSG_DATA(cm) + j * sizeof(int), sizeof f);
-        if (*fd < 0) *fd = f;
-        else close(f); /* one fd per message: more is a protocol error */
+        if (*fd < 0)
+          *fd = f;
+        else
+          close(f); /* one fd per message: more is a protocol error */
       }
     }
     if (mh.msg_flags & MSG_CTRUNC) return -EPROTO;
