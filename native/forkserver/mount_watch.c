@@ -54,7 +54,8 @@ static bool related(const char *mp, size_t mplen, const char *const *paths, size
   if (memchr(mp, '\\', mplen) != NULL) return true; /* escaped: do not guess */
   for (size_t i = 0; i < npaths; i++) {
     size_t plen = strlen(paths[i]);
-    if (at_or_above(mp, mplen, paths[i], plen) || at_or_above(paths[i], plen, mp, mplen)) return true;
+    if (at_or_above(mp, mplen, paths[i], plen) || at_or_above(paths[i], plen, mp, mplen))
+      return true;
   }
   return false;
 }

@@ -13,7 +13,7 @@ import { addMountOps, type FsEntry } from './mounts.js';
 const root = mkdtempSync(join(tmpdir(), 'sbx-layout-'));
 mkdirSync(join(root, 'a'));
 mkdirSync(join(root, 'b'));
-const bind = (p: string): FsEntry => ({ type: 'bind', outside: p, inside: p, writable: false });
+const bind = (p: string, writable = false): FsEntry => ({ type: 'bind', outside: p, inside: p, writable });
 
 function fresh(entries: FsEntry[], landlock: boolean): Buffer {
   const o = new OpList();
@@ -51,7 +51,7 @@ describe('layout cache', () => {
     expect(b.includes(Buffer.from(join(root, 'b')))).toBe(true);
     expect(b.includes(Buffer.from(join(root, 'a')))).toBe(false);
     // writable differs: another entry too
-    viaCache([{ ...bind(join(root, 'a')), writable: true }], false);
+    viaCache([bind(join(root, 'a'), true)], false);
     expect(layoutCacheStats().entries).toBe(3);
   });
 
