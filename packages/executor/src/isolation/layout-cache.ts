@@ -33,7 +33,7 @@ function answer(kind: Probe['kind'], path: string): string {
   try {
     if (kind === 'lstat') return lstatAnswer(path);
     if (kind === 'readlink') return readlinkSync(path);
-    return realpathSync.native(path);
+    return realpathSync(path);
   } catch (err) {
     return `error:${(err as NodeJS.ErrnoException).code ?? 'unknown'}`;
   }
