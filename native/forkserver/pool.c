@@ -114,8 +114,9 @@ static bool same_bind(const struct sbx_mount_op *op, const struct fs_bind_id *id
   return !present || (id->dev == (uint64_t)st.st_dev && id->ino == (uint64_t)st.st_ino);
 }
 
-/* The related mountinfo lines (mount_watch.h) for the template's BIND sources, as they are now;
- * NULL on error. The sources are taken with symlinks resolved where they resolve. */
+/* The related mountinfo lines (mount_watch.h) for the template's BIND sources (and /dev for a
+ * DEV op, whose nodes are binds of the host's), as they are now; NULL on error. The sources are
+ * taken with symlinks resolved where they resolve. */
 static char *related_mounts(const struct fs_pool *pool, size_t *len) {
   const char **paths = calloc(pool->tmpl.nmounts + 1, sizeof *paths);
   char **resolved = calloc(pool->tmpl.nmounts + 1, sizeof *resolved);
@@ -124,6 +125,10 @@ static char *related_mounts(const struct fs_pool *pool, size_t *len) {
   if (paths != NULL && resolved != NULL) {
     for (size_t i = 0; i < pool->tmpl.nmounts; i++) {
       const struct sbx_mount_op *op = &pool->tmpl.mounts[i];
+      if (op->op == SBX_OP_DEV) {
+        paths[n++] = "/dev"; /* its nodes are binds of the host's /dev/null... */
+        continue;
+      }
       if (op->op != SBX_OP_BIND) continue;
       resolved[n] = realpath(op->src, NULL);
       paths[n] = resolved[n] != NULL ? resolved[n] : op->src;
