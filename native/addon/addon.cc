@@ -13,13 +13,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   sbx::InitTtyBinding(env, exports);
   sbx::InitUnixBinding(env, exports);
   sbx::InitIpcBinding(env, exports);
-  // The C library this addon (and so this process) runs on: picks another package's prebuilt
-  // file without a probe (packages/client/src/msgpack-extract.ts).
-#ifdef __GLIBC__
-  exports.Set("libc", Napi::String::New(env, "glibc"));
-#else
-  exports.Set("libc", Napi::String::New(env, "musl"));
-#endif
   return exports;
 }
 

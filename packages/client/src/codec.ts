@@ -3,7 +3,6 @@ import { createRequire } from 'node:module';
 import type { Packr } from 'msgpackr';
 import { CommsError } from './errors.js';
 import { msgpackProblem } from './msgpack-check.js';
-import { preloadMsgpackExtract } from './msgpack-extract.js';
 import { HEADER_SIZE, Tag, tagName, USER_TAG_MAX } from './tags.js';
 
 /** Plain msgpack (no records extension) so any msgpack library on the other side can read it:
@@ -12,9 +11,7 @@ import { HEADER_SIZE, Tag, tagName, USER_TAG_MAX } from './tags.js';
 let packr: Packr | undefined;
 function msgpack(): Packr {
   if (!packr) {
-    const require = createRequire(import.meta.url);
-    preloadMsgpackExtract(createRequire(require.resolve('msgpackr')));
-    const { Packr: PackrClass } = require('msgpackr') as typeof import('msgpackr');
+    const { Packr: PackrClass } = createRequire(import.meta.url)('msgpackr') as typeof import('msgpackr');
     packr = new PackrClass({ useRecords: false, moreTypes: false, mapsAsObjects: true, encodeUndefinedAsNil: true });
   }
   return packr;

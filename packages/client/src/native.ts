@@ -8,8 +8,6 @@ import { availableForkAbis, forkAddonPath, packagedAddonPath } from './native-lo
 
 /** What sbx_native.node exports. Internal: the public API wraps it. */
 export interface NativeBinding {
-  /** The C library the addon was built for, and so the one this process runs on. */
-  readonly libc: 'glibc' | 'musl';
   socketpair(nonBlocking0?: boolean, nonBlocking1?: boolean): [number, number];
   pipe(): [number, number];
   setNonBlocking(fd: number, on: boolean): void;
