@@ -84,7 +84,8 @@ static Napi::Value CommsRecv(const Napi::CallbackInfo &info) {
   c.max_message_size = (uint64_t)info[1].As<Napi::Number>().Int64Value();
   RecvTarget target = {env, nullptr, nullptr, 0, false};
   if (info.Length() > 2 && !info[2].IsUndefined()) {
-    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    if (!info[2].IsTypedArray() ||
+        info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
       ThrowUsage(env, usage);
     Napi::Uint8Array into = info[2].As<Napi::Uint8Array>();
     target.into = into.Data();
