@@ -2,7 +2,7 @@
 // the fork, a call (request, shared buffers, reply or the child's end), the timeout, stderr.
 import { Socket } from 'node:net';
 import { type Comms, CommsError, SharedBuffer } from '@sbx/client';
-import { Executor, type ForkServerHandle, type Policy, type Result, Sandbox } from '@sbx/executor';
+import { Executor, type ForkServerHandle, type ForkTrace, type Policy, type Result, Sandbox } from '@sbx/executor';
 import { endedError, ModuleError } from './errors.js';
 import {
   type Attachment,
@@ -20,6 +20,8 @@ export interface ChildOptions {
   stderr: 'capture' | 'inherit';
   /** The sandbox's walltime backstop in seconds (0: none, for sessions). Default: from timeoutMs. */
   walltime?: number;
+  /** Stamp every stage of each fork (the executor's ForkTrace) and of each call. */
+  trace?: boolean;
 }
 
 /** How much of a child's stderr is kept (its end). */
@@ -57,7 +59,7 @@ export class ModuleChild {
 
   static async fork(server: ForkServerHandle, policy: Policy, options: ChildOptions): Promise<ModuleChild> {
     const walltime = options.walltime ?? Math.ceil(options.timeoutMs / 1000) + 1;
-    const ex = new Executor(server, { limits: { walltime } });
+    const ex = new Executor(server, { limits: { walltime }, ...(options.trace ? { trace: true } : {}) });
     const comms = ex.ipc.comms;
     let stderr: Socket | null = null;
     if (options.stderr === 'capture') stderr = new Socket({ fd: ex.ipc.receiveFd(2), readable: true, writable: false });
@@ -70,6 +72,11 @@ export class ModuleChild {
       throw err;
     }
     return new ModuleChild(sandbox, comms, options, stderr);
+  }
+
+  /** With the `trace` option: the fork request's stages (executor, forkserver, child). */
+  get forkTrace(): ForkTrace | null {
+    return this.#sandbox.forkTrace;
   }
 
   /** True once the child is gone, or is being killed after a failed call. */

@@ -9,6 +9,7 @@ import {
   type LimitsOptions,
   type Policy,
   type PolicyBuilder,
+  type ForkTrace,
   type Result,
   startForkServer,
 } from '@sbx/executor';
@@ -44,6 +45,18 @@ export interface SandboxedModuleOptions {
   stderr?: 'capture' | 'inherit';
   /** The node binary (default process.execPath). */
   node?: string;
+  /** Record where each 'call' mode call's time goes (SandboxedModule.lastTrace). */
+  trace?: boolean;
+}
+
+/** Where the last 'call' mode call's time went (the `trace` option): µs from the call's start. */
+export interface ModuleCallTrace {
+  /** The child was forked and its sandbox was on its way (Sandbox.runAsync() resolved). */
+  forkedUs: number;
+  /** The reply was decoded. */
+  answeredUs: number;
+  /** The fork request's own stages (executor, forkserver, child; µs from the request). */
+  fork: ForkTrace | null;
 }
 
 /** Any function a module may export. */
@@ -113,7 +126,12 @@ export async function sandboxedModule<T = Record<string, AnyFunction>>(
     limits,
     forkTimeoutMs: 10_000,
   });
-  const m = new SandboxedModule<T>(server, policy, mode, { timeoutMs, threshold, stderr });
+  const m = new SandboxedModule<T>(server, policy, mode, {
+    timeoutMs,
+    threshold,
+    stderr,
+    ...(options.trace ? { trace: true } : {}),
+  });
   try {
     m.exports = (await m.describe()) as string[];
   } catch (err) {
@@ -135,6 +153,8 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
   readonly #sessions = new Set<ModuleSession>();
   #closed = false;
   #api: ModuleApi<T> | null = null;
+  /** With the `trace` option: where the last 'call' mode call's time went. */
+  lastTrace: ModuleCallTrace | null = null;
 
   /** @internal */
   constructor(server: ForkServerHandle, policy: Policy, mode: ModuleMode, options: ChildOptions) {
@@ -156,10 +176,18 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
       this.#session ??= this.#newSession();
       return this.#session.call(fn, ...args);
     }
+    const t0 = performance.now();
     const child = await this.#fork(fn);
+    const forked = performance.now();
     try {
       return await child.call(fn, args);
     } finally {
+      if (this.#options.trace)
+        this.lastTrace = {
+          forkedUs: (forked - t0) * 1000,
+          answeredUs: (performance.now() - t0) * 1000,
+          fork: child.forkTrace,
+        };
       child.close();
     }
   }
