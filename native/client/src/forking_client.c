@@ -400,6 +400,11 @@ static pid_t assign_spare(sbx_forking_client *fc, uint64_t id, const int *fds,
   return 0;
 }
 
+/* In a child: its request's flags. */
+static unsigned g_child_flags;
+
+unsigned sbx_forking_client_child_flags(void) { return g_child_flags; }
+
 /* A spare's stages done ahead of its request, kept for a traced assignment. */
 static uint64_t g_spare_forked, g_spare_isolated, g_spare_runtime;
 
@@ -417,6 +422,7 @@ static void spare_wait(int sock) {
   do r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
   while (r < 0 && errno == EINTR);
   if (r != (ssize_t)sizeof a) _exit(0); /* the forkserver went away: nothing to do */
+  g_child_flags = a.flags;
   if (a.flags & SBX_FORK_REQUEST_TRACE) {
     uint64_t now = sbx_trace_now();
     sbx_trace_start();
@@ -535,7 +541,7 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   uint32_t word = len >= 12 ? get_u32(p + 8) : 0;
   uint32_t n = word & 0xffffu, flags = word & ~0xffffu;
   if (tag != SBX_FORK_TAG_REQUEST || len < 12 || n > SBX_FORK_MAX_FDS || len != 12 + 4ull * n ||
-      (flags & ~SBX_FORK_REQUEST_TRACE) != 0) {
+      (flags & ~(SBX_FORK_REQUEST_TRACE | SBX_FORK_REQUEST_SANDBOXED)) != 0) {
     free(data);
     return fail(err, errlen, -EPROTO, "expected a fork REQUEST, got %s of %llu bytes",
                 sbx_comms_tag_name(tag), (unsigned long long)len);
@@ -601,6 +607,7 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    g_child_flags = flags;
     if (t != NULL) {
       sbx_trace_start();
       sbx_trace_mark(SBX_TRACE_CHILD_FORKED);

@@ -16,9 +16,10 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { ForkError } from './errors.js';
 import { type ForkBinding, forkNative, native, type NativeErrnoError } from './native.js';
-import { Client } from './client.js';
+import { Client, defaultClientFd } from './client.js';
 import { defaultCommsFd } from './sync-comms.js';
 import { warmCodec } from './codec.js';
+import { markSandboxedAhead } from './sandboxed-spare.js';
 
 /** The node flags a forkserver needs, and why (checked by waitAndFork()). */
 export const FORKSERVER_NODE_FLAGS = ['--single-threaded', '--v8-pool-size=1'] as const;
@@ -154,6 +155,7 @@ export class ForkingClient {
         );
       }
       checkNoIoUring();
+      prepareChildren();
       let info: ReturnType<ForkBinding['forkingOpen']>;
       try {
         info = forkNative().forkingOpen(defaultCommsFd(), childFixUps);
@@ -178,7 +180,8 @@ export class ForkingClient {
     if (pid === 0) {
       if (!inChild) childFixUps(); // a binding without the callback
       if (childFixUpError) throw childFixUpError;
-      traceChild();
+      if (forkNative().forkingChildFlags() & FORK_REQUEST_SANDBOXED) becomeSandboxedSpare();
+      else traceChild();
     }
     return pid;
   }
@@ -265,6 +268,9 @@ let childForkedHook: (() => void) | null = null;
 function childFixUps(): void {
   try {
     becomeChild();
+    // The codec's pages written now: for a spare ahead of its request, and nearly every child's
+    // first act is a Comms message (each page the decoder first writes is a copy-on-write fault).
+    warmCodec();
     childForkedHook?.();
   } catch (err) {
     childFixUpError = err;
@@ -281,7 +287,53 @@ function traceChild(): void {
   }
 }
 
-/** The child's side of the fork: everything before the user's code runs again. */
+/**
+ * Run once in the forkserver, before its first fork: what every child needs that can be set up
+ * ahead, switched on by `inChild`. A child then only writes the few pages its own fix-ups need
+ * (each page a child writes is a copy-on-write fault; ESM export syncing alone cost ~3 ms a child).
+ */
+let childrenPrepared = false;
+function prepareChildren(): void {
+  if (childrenPrepared) return;
+  childrenPrepared = true;
+  const n = forkNative();
+  // Every exit through _exit() in a child: Node's teardown would join platform threads it lacks.
+  const reallyExit = (process as unknown as { reallyExit: (code?: number) => never }).reallyExit;
+  (process as unknown as { reallyExit: (code?: number) => never }).reallyExit = (code?: number) =>
+    inChild ? n.forkExit(exitCodeOf(code)) : reallyExit.call(process, code);
+  const emit = process.emit;
+  process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
+    const r = (emit as (e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
+    if (inChild && event === 'exit') n.forkExit(exitCodeOf(args[0]));
+    return r;
+  } as typeof process.emit;
+
+  // Worker threads need V8 platform workers at their end (the isolate's teardown waits for
+  // them): in a child they would hang, so they fail at once there.
+  const wt = workerThreads() as { Worker: new (...args: unknown[]) => object };
+  const Original = wt.Worker;
+  wt.Worker = class Worker extends Original {
+    constructor(...args: unknown[]) {
+      if (inChild)
+        throw new ForkError(
+          'UNSUPPORTED_IN_CHILD',
+          'worker_threads.Worker cannot run in a forked child (it has no V8 platform workers to end it): start Workers in a sandbox of their own, or compute in the child itself',
+        );
+      super(...args);
+    }
+  };
+  syncBuiltinESMExports();
+}
+
+/** The exit code of a child's exit: process.exitCode when set, else `fallback`. */
+function exitCodeOf(fallback: unknown): number {
+  const c = process.exitCode;
+  if (typeof c === 'number') return c;
+  if (typeof c === 'string' && /^\d+$/.test(c)) return Number(c);
+  return typeof fallback === 'number' ? fallback : 0;
+}
+
+/** The child's side of the fork: everything before the user's code runs again (prepareChildren() did the rest). */
 function becomeChild(): void {
   inChild = true;
   const n = forkNative();
@@ -291,22 +343,6 @@ function becomeChild(): void {
     enumerable: true,
     writable: false,
   });
-
-  // Every exit through _exit(): Node's teardown would join platform threads the child lacks.
-  const exitCodeOf = (fallback: unknown): number => {
-    const c = process.exitCode;
-    if (typeof c === 'number') return c;
-    if (typeof c === 'string' && /^\d+$/.test(c)) return Number(c);
-    return typeof fallback === 'number' ? fallback : 0;
-  };
-  (process as unknown as { reallyExit: (code?: number) => never }).reallyExit = (code?: number) =>
-    n.forkExit(exitCodeOf(code));
-  const emit = process.emit;
-  process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
-    const r = (emit as (e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
-    if (event === 'exit') n.forkExit(exitCodeOf(args[0]));
-    return r;
-  } as typeof process.emit;
   // A natural end: 'beforeExit' when the loop goes idle, the exit when it stays idle after it.
   n.forkNaturalExit((state) => {
     if (state === 1) process.emit('beforeExit', exitCodeOf(0));
@@ -325,19 +361,28 @@ function becomeChild(): void {
     if (name === 'Timeout') clearTimeout(h as NodeJS.Timeout);
     else (h as { unref?: () => void }).unref?.();
   }
+}
 
-  // Worker threads need V8 platform workers at their end (the isolate's teardown waits for
-  // them): in a child they would hang, so they fail at once.
-  const wt = workerThreads();
-  wt.Worker = class Worker {
-    constructor() {
-      throw new ForkError(
-        'UNSUPPORTED_IN_CHILD',
-        'worker_threads.Worker cannot run in a forked child (it has no V8 platform workers to end it): start Workers in a sandbox of their own, or compute in the child itself',
-      );
-    }
-  };
-  syncBuiltinESMExports();
+/** forking_client.h SBX_FORK_REQUEST_SANDBOXED: sandbox first, then wait for the request. */
+const FORK_REQUEST_SANDBOXED = 0x20000;
+/** forking_client.h SBX_FORK_SETUP_FAILED */
+const FORK_SETUP_FAILED = 125;
+
+/**
+ * A sandboxed spare: sandboxMeHere() with the executor's child policy now, then wait (filtered)
+ * for the request, whose fds the executor sends on the handshake channel. Whatever fails ends the
+ * child: the executor never hands out a spare whose handshake did not finish.
+ */
+function becomeSandboxedSpare(): void {
+  const fd = defaultClientFd();
+  try {
+    Client.sandboxMeHere({ fd });
+    warmCodec(); // the handshake wrote pages the codec shares: touched again before the request
+    native().clientAwaitAssignment(fd);
+  } catch {
+    forkNative().forkExit(FORK_SETUP_FAILED);
+  }
+  markSandboxedAhead();
 }
 
 /** native/client/src/trace.h SBX_TRACE_CHILD_JS: back in JS, the child's fix-ups done. */

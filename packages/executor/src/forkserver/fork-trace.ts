@@ -27,6 +27,8 @@ export const EXECUTOR_STAGES = [
   'listener taken',
   'monitor watching',
   'GO sent',
+  'sandboxed spare taken',
+  'request assigned',
   'first Comms reply',
 ] as const;
 export type ExecutorStage = (typeof EXECUTOR_STAGES)[number];

@@ -1,0 +1,10 @@
+import { join } from 'node:path';
+import { sandboxedModule } from '@sbx/modules';
+const moduleFile = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'modules', 'sample.mjs');
+const s = await sandboxedModule(moduleFile, { mode: 'session', spares: 0 });
+for (let i = 0; i < 500; i++) await s.api.add(1, 2);
+const t = performance.now(); const cpu0 = process.cpuUsage();
+for (let i = 0; i < 5000; i++) await s.api.add(1, 2);
+const cpu = process.cpuUsage(cpu0);
+console.log('rtt', ((performance.now() - t) / 5).toFixed(1), 'us; executor cpu/call user', (cpu.user / 5000).toFixed(1), 'sys', (cpu.system / 5000).toFixed(1), 'us');
+await s.close();

@@ -1,0 +1,14 @@
+import { join } from 'node:path';
+import { sandboxedModule } from '@sbx/modules';
+const repo = join(import.meta.dirname, '..', '..');
+const moduleFile = join(repo, 'test', 'fixtures', 'modules', 'sample.mjs');
+const spares = Number(process.env.SPARES ?? 2);
+const m = await sandboxedModule(moduleFile, { mode: 'call', spares });
+const N = Number(process.env.N ?? 60);
+for (let i = 0; i < 10; i++) await m.api.add(1, 2);
+const time = async (f) => { const t = performance.now(); await f(); return performance.now() - t; };
+const one = await time(async () => { for (let i = 0; i < N; i++) await m.api.add(1, 2); });
+await new Promise((r) => setTimeout(r, 200));
+const two = await time(() => Promise.all([0, 1].map(async () => { for (let i = 0; i < N / 2; i++) await m.api.add(1, 2); })));
+console.log(`spares ${spares}: 1 caller ${(N / one * 1000).toFixed(0)}/s (${(one / N).toFixed(1)} ms/call), 2 callers ${(N / two * 1000).toFixed(0)}/s, ratio ${(one / two).toFixed(2)}`);
+await m.close();
