@@ -138,7 +138,13 @@ export class ModuleChild {
       // The child ended (or was killed) before its reply: say why. A channel that broke while
       // the child lives on (it wrote garbage on it) is the child's fault: it is killed.
       if (first === 'broken' && !this.#ended) {
-        const gone = await Promise.race([this.#result.then(() => 'ended' as const, () => 'ended' as const), delay(1000)]);
+        const gone = await Promise.race([
+          this.#result.then(
+            () => 'ended' as const,
+            () => 'ended' as const,
+          ),
+          delay(1000),
+        ]);
         if (gone !== 'ended') throw this.#protocol(fn, (broken as CommsError | null)?.message ?? 'the channel broke');
       }
       const result = await this.#result;

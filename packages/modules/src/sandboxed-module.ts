@@ -30,7 +30,8 @@ export interface SandboxedModuleOptions {
   /** Native addons (.node files: paths, or specifiers resolved from `from`) whose shared
    *  libraries outside the module's directories must be in view, e.g. sharp's `sharp.node`. */
   addons?: string[];
-  /** Children forked ahead of calls (default 2, at most 64). */
+  /** Children forked ahead of calls (default 2, at most 64): up to 16 of them also sandboxed
+   *  ahead (a call then only hands its fds over), the rest forked only. */
   spares?: number;
   /** Per call, in ms (default 30 000): a call still running then is killed with its child. */
   timeoutMs?: number;
@@ -69,6 +70,8 @@ export type ModuleApi<T> = {
 };
 
 const runnerPath = join(import.meta.dirname, 'runner.js');
+/** Spares kept sandboxed ahead of calls at most (startForkServer's sandboxedSpares). */
+const MAX_SANDBOXED_SPARES = 16;
 
 /**
  * Imports `specifier` in a new warm forkserver and returns a handle whose calls run in
@@ -116,15 +119,19 @@ export async function sandboxedModule<T = Record<string, AnyFunction>>(
     ...(heapMiB ? [`--max-old-space-size=${heapMiB}`] : []),
     runnerPath,
     pathToFileURL(file).href,
-    String(spares),
+    String(spares - Math.min(spares, MAX_SANDBOXED_SPARES)),
     String(threshold),
   ];
+  // The children's policy is known now: spares are forked and sandboxed ahead of the calls, so
+  // that a call only hands its fds to one (plain spares, forked but not sandboxed, above 16).
+  const sandboxedSpares = Math.min(spares, MAX_SANDBOXED_SPARES);
   const server = await startForkServer(node, argv, {
     policy,
     cwd: '/',
     env: { PATH: '/usr/bin:/bin' },
     limits,
     forkTimeoutMs: 10_000,
+    ...(sandboxedSpares > 0 ? { childPolicy: policy, sandboxedSpares } : {}),
   });
   const m = new SandboxedModule<T>(server, policy, mode, {
     timeoutMs,
