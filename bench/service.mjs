@@ -2,7 +2,9 @@
 // latency of a tiny python program (`print(6*7)`) POSTed over HTTP, at 4 and 8 requests in flight,
 // in one run, against the same service shape with other backends:
 //   sbx        examples/code-runner/server.mjs (Runner, run(), the python policy), on demand
-//   sbx-pool   the same served by a spawn pool of 8 slots (setSpawnPool)
+//   sbx-pool   the same served by a spawn pool of 8 slots (setSpawnPool): one long-lived service
+//              process, one executor and forkserver, the pool refilling while requests come (no
+//              pause for it between rounds); its requests/s against cp's is the goal (>= 1.0×)
 //   cp         the same node:http handler, child_process.execFile('python3'), no sandbox
 //   bwrap      the same, execFile('bwrap', [... comparable view ..., 'python3']) (skipped if absent)
 // Each service admits `concurrency` runs at once (the Runner's limit, or the same p-limit for the
@@ -122,8 +124,9 @@ export async function serviceBench() {
       `bench service: bwrap unavailable (${bw.error?.message ?? bw.stderr.trim()}): its rows are skipped\n`,
     );
   // The pool stays on for the whole section; the pool-off service asks for on-demand sandboxes
-  // (spawnPool: false), so that its slots stay untouched. The kinds run interleaved, in rounds;
-  // after each pool round the pool refills before the next kind is timed.
+  // (spawnPool: false), so that its slots stay untouched. The kinds run interleaved, in rounds.
+  // The pool is full once, before the first round, and never waited for again: the figure is the
+  // sustained load a long-lived service sees, with the refill competing with the requests.
   setSpawnPool({ size: POOL });
   const refilled = async () => {
     for (let i = 0; i < 500 && (await spawnPoolStats()).ready < POOL; i++) await new Promise((r) => setTimeout(r, 10));
@@ -145,7 +148,6 @@ export async function serviceBench() {
         res[k].ms += r.ms;
         res[k].n += REQUESTS / ROUNDS;
         res[k].lat.push(...r.lat);
-        if (k === 'pool') await refilled();
       }
     }
     for (const s of Object.values(kinds)) s.close();
@@ -165,6 +167,7 @@ export async function serviceBench() {
           value: rps(k),
           peer: peerName,
           peerValue: rps(peer),
+          ...(k === 'pool' && peer === 'cp' ? { goal: '>= 1.0×' } : {}),
         });
         rows.push({
           name: `${name(label)}, p50`,

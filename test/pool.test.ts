@@ -6,6 +6,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import {
   chmodSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -232,6 +233,44 @@ describe('spawn pool', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it.runIf(process.getuid?.() === 0)(
+    'an unrelated host mount and unmount keep the slots; a mount under a bound directory recycles them',
+    async () => {
+      setSpawnPool({ size: 2 });
+      const dir = mkdtempSync('/var/tmp/sbx-pool-');
+      const elsewhere = mkdtempSync('/var/tmp/sbx-pool-other-');
+      chmodSync(dir, 0o755); // the sandbox's user must reach it
+      mkdirSync(join(dir, 'sub'));
+      try {
+        const opts = { policy: isolationPolicy((b) => b.addDirectory(dir)) };
+        await sh('true', opts);
+        await readySlots(2);
+        const s0 = await spawnPoolStats();
+        // A mount and an unmount nowhere near the layout's binds (as a container runtime makes under /run)
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'sbxpoolother', elsewhere]);
+        execFileSync('umount', [elsewhere]);
+        // The forkserver sees the mount-table change before this stats request (same poll, handled first)
+        const s1 = await spawnPoolStats();
+        expect(s1.recycled).toBe(s0.recycled);
+        expect((await sh(`ls ${dir}`, opts)).stdout).toBe('sub\n');
+        expect((await spawnPoolStats()).hits).toBe(s1.hits + 1); // a slot of before the mounts served it
+        await readySlots(2);
+        // A mount under a bound directory changes what a fresh bind shows: the slots go
+        const s2 = await spawnPoolStats();
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'sbxpoolunder', join(dir, 'sub')]);
+        try {
+          writeFileSync(join(dir, 'sub', 'on-the-mount'), 'x');
+          expect((await spawnPoolStats()).recycled).toBeGreaterThan(s2.recycled);
+        } finally {
+          execFileSync('umount', [join(dir, 'sub')]);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+        rmSync(elsewhere, { recursive: true, force: true });
+      }
+    },
+  );
 
   it.runIf(process.getuid?.() === 0)('a layout whose slots cannot be built goes on demand and says why', async () => {
     setSpawnPool({ size: 2 });

@@ -24,6 +24,7 @@
 
 #include "child.h"
 #include "clone.h"
+#include "mount_watch.h"
 #include "protocol.h"
 #include "server.h"
 #include "userns.h"
@@ -113,8 +114,40 @@ static bool same_bind(const struct sbx_mount_op *op, const struct fs_bind_id *id
   return !present || (id->dev == (uint64_t)st.st_dev && id->ino == (uint64_t)st.st_ino);
 }
 
-/* Records the template's BIND sources as they are now. false: out of memory. */
+/* The related mountinfo lines (mount_watch.h) for the template's BIND sources (and /dev for a
+ * DEV op, whose nodes are binds of the host's), as they are now; NULL on error. The sources are
+ * taken with symlinks resolved where they resolve. */
+static char *related_mounts(const struct fs_pool *pool, size_t *len) {
+  const char **paths = calloc(pool->tmpl.nmounts + 1, sizeof *paths);
+  char **resolved = calloc(pool->tmpl.nmounts + 1, sizeof *resolved);
+  char *snap = NULL;
+  size_t n = 0;
+  if (paths != NULL && resolved != NULL) {
+    for (size_t i = 0; i < pool->tmpl.nmounts; i++) {
+      const struct sbx_mount_op *op = &pool->tmpl.mounts[i];
+      if (op->op == SBX_OP_DEV) {
+        paths[n++] = "/dev"; /* its nodes are binds of the host's /dev/null... */
+        continue;
+      }
+      if (op->op != SBX_OP_BIND) continue;
+      resolved[n] = realpath(op->src, NULL);
+      paths[n] = resolved[n] != NULL ? resolved[n] : op->src;
+      n++;
+    }
+    snap = mount_watch_snapshot(paths, n, len);
+  }
+  for (size_t i = 0; resolved != NULL && i < n; i++) free(resolved[i]);
+  free(resolved);
+  free((void *)paths);
+  return snap;
+}
+
+/* Records the template's BIND sources as they are now, and the mounts related to them. false:
+ * out of memory (or no mount table to read). */
 static bool record_binds(struct fs_pool *pool) {
+  free(pool->mounts_seen);
+  pool->mounts_seen = related_mounts(pool, &pool->mounts_seen_len);
+  if (pool->mounts_seen == NULL) return false;
   free(pool->binds);
   pool->binds = NULL;
   pool->nbinds = 0;
@@ -498,7 +531,16 @@ int pool_mounts_fd(const struct fs_pool *pool) {
 }
 
 void pool_mounts_changed(struct fs_pool *pool) {
-  /* The poll that reported the change has re-armed the watch (proc_mounts' event count). */
+  /* The poll that reported the change has re-armed the watch (proc_mounts' event count). A
+   * change that touches no mount related to the template's binds keeps the slots. */
+  if (pool->key != NULL && pool->mounts_seen != NULL) {
+    size_t len = 0;
+    char *now = related_mounts(pool, &len);
+    bool same =
+        now != NULL && len == pool->mounts_seen_len && memcmp(now, pool->mounts_seen, len) == 0;
+    free(now);
+    if (same) return;
+  }
   kill_all(pool);
   if (pool->key != NULL && !record_binds(pool)) pool->broken = true;
 }
@@ -564,6 +606,7 @@ void pool_free(struct fs_pool *pool) {
   free(pool->v);
   free(pool->key);
   free(pool->binds);
+  free(pool->mounts_seen);
   free(pool->ids);
   if (pool->mounts_fd > 0) close(pool->mounts_fd);
   sbx_request_free(&pool->tmpl);

@@ -10,8 +10,9 @@
  * ops, in op order) compared exactly: no hash, so no collision can hand a slot to another layout.
  * A slot's binds are what the host paths were when it was prepared. So a slot is used only while
  * every BIND source still is the same inode (or still absent), checked with stat() at each
- * take, and while the forkserver's mount table is unchanged (poll on /proc/self/mountinfo):
- * otherwise every slot is recycled and the request is served on demand.
+ * take, and while the mounts at, above or under those sources are unchanged (a poll on
+ * /proc/self/mountinfo, then a look at the related lines, mount_watch.h): otherwise every slot
+ * is recycled and the request is served on demand. Unrelated mounts keep the slots.
  *
  * A request's CGROUP: only the directory it is in is part of the key. Moving a process between
  * cgroups (cgroup.procs) waits for an RCU grace period (milliseconds), so a slot is cloned
@@ -65,8 +66,10 @@ struct fs_pool {
   uint32_t size;            /* slots wanted; 0 = no pool */
   struct fs_bind_id *binds; /* one per BIND op of the template, in op order */
   size_t nbinds;
-  int mounts_fd; /* /proc/self/mountinfo: POLLPRI when the host's mount table changes */
-  uint8_t *key;  /* frozen ops of the template, then "cgroup parent" (below); NULL: none yet */
+  int mounts_fd;     /* /proc/self/mountinfo: POLLPRI when the host's mount table changes */
+  char *mounts_seen; /* the mountinfo lines related to the BIND sources (mount_watch.h) */
+  size_t mounts_seen_len;
+  uint8_t *key; /* frozen ops of the template, then "cgroup parent" (below); NULL: none yet */
   char *cgroup_parent;    /* the template's cgroups were made in this directory; NULL: none */
   uint64_t cgroup_serial; /* names the slots' cgroups */
   size_t key_len;

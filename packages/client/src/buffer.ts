@@ -1,7 +1,7 @@
 // buffer.ts: shared memory between an executor and a sandboxee (docs/architecture.md, "Shared-memory buffers"): a sealed memfd,
 // mapped MAP_SHARED, seen from JS as an ArrayBuffer over the mapping (no copy). The C side is
 // libsbx_client's sbx/buffer.h; this class is a thin owner of what the addon returns.
-import { markAsUntransferable } from 'node:worker_threads';
+import { createRequire } from 'node:module';
 import { BufferError, type BufferErrorCode } from './errors.js';
 import { native, type NativeErrnoError } from './native.js';
 
@@ -9,17 +9,26 @@ import { native, type NativeErrnoError } from './native.js';
  * Node 24's markAsUntransferable() also makes an ArrayBuffer undetachable, and close()'s detach
  * (napi_detach_arraybuffer) then aborts the whole process. Where that is so, buffers are left
  * unmarked: transferring one's ArrayBuffer to a Worker is then the caller's mistake to avoid.
+ * Probed once, when the first buffer is made.
  */
-const MARK_KEEPS_DETACHABLE = ((): boolean => {
-  const probe = new ArrayBuffer(1);
-  markAsUntransferable(probe);
-  try {
-    (probe as { transfer?: () => ArrayBuffer }).transfer?.(); // Node 20 has no transfer(): marks are fine there
-    return true;
-  } catch {
-    return false;
+let mark: ((memory: ArrayBuffer) => void) | null | undefined;
+/** node:worker_threads on first use: a process that never makes a buffer (the CLI) never loads it. */
+function markAsUntransferable(memory: ArrayBuffer): void {
+  if (mark === undefined) {
+    const wt = createRequire(import.meta.url)('node:worker_threads') as {
+      markAsUntransferable: (o: object) => void;
+    };
+    const probe = new ArrayBuffer(1);
+    wt.markAsUntransferable(probe);
+    try {
+      (probe as { transfer?: () => ArrayBuffer }).transfer?.(); // Node 20 has no transfer(): marks are fine there
+      mark = wt.markAsUntransferable;
+    } catch {
+      mark = null;
+    }
   }
-})();
+  mark?.(memory);
+}
 
 export interface FromFdOptions {
   /** The size the buffer must have (WRONG_SIZE otherwise). Default: any. */
@@ -43,7 +52,7 @@ export interface RecvBufferOptions extends FromFdOptions {
  * never closed is released when its ArrayBuffer is garbage-collected (the mapping size counts
  * as external memory, which makes V8 collect sooner); close() is still the way to release it at
  * a known time. The ArrayBuffer cannot be transferred to a Worker (on Node 24 it is not marked,
- * see MARK_KEEPS_DETACHABLE: do not transfer it there).
+ * see markAsUntransferable below: do not transfer it there).
  *
  * The contents are shared with the peer, which may change them at any time: validate what you
  * read, and copy what you validated before relying on it.
@@ -61,7 +70,7 @@ export class SharedBuffer {
     this.#fd = r.fd;
     this.#size = r.size;
     this.#memory = r.memory;
-    if (MARK_KEEPS_DETACHABLE) markAsUntransferable(r.memory);
+    markAsUntransferable(r.memory);
   }
 
   /** A new zero-filled buffer of `size` bytes (sparse: pages exist once touched). */

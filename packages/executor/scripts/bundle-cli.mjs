@@ -1,38 +1,58 @@
 #!/usr/bin/env node
-// Bundles the sbx CLI (dist/cli/main.js and everything it imports, @sbx/client included) into a few
-// files: Node then reads and compiles a handful of modules instead of ~40, which is a third of the
-// CLI's own start-up cost. Code splitting keeps each command (run, policy, doctor) in its own
-// chunk, loaded only when that command runs. msgpackr and ajv stay external (loaded lazily, if ever).
-import { build } from 'esbuild';
-import { readdirSync, rmSync } from 'node:fs';
+// Bundles the sbx CLI (dist/cli/main.js and everything it imports, @sbx/client included) into one
+// CommonJS file, dist/cli-bundle.cjs, then saves V8's code cache for it (bin/cli-loader.js):
+// Node then reads one file instead of ~40 modules, without its ESM loader, and compiles none of
+// what `sbx run` runs. msgpackr and ajv stay external (required lazily, if ever).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
-// Chunk names carry a hash: drop the previous build's first.
+// The default policy's rules, compiled ahead (dist/cli/default-policy.precompiled.json).
+await import('./precompile-default-policy.mjs');
+// The previous build's bundle and code caches (one per V8 version) go first.
 for (const f of readdirSync(join(pkg, 'dist'))) if (f.startsWith('cli-bundle')) rmSync(join(pkg, 'dist', f));
 
+const outfile = join(pkg, 'dist', 'cli-bundle.cjs');
 await build({
   entryPoints: [join(pkg, 'dist', 'cli', 'main.js')],
   // Straight into dist/, next to the unbundled modules: the addon and the forkserver are found
-  // relative to the module's own directory, which must stay at the same depth.
-  outdir: join(pkg, 'dist'),
-  outExtension: { '.js': '.mjs' },
-  entryNames: 'cli-bundle',
-  chunkNames: 'cli-bundle-[name]-[hash]',
-  splitting: true,
+  // relative to the module's own URL.
+  outfile,
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node20',
   external: ['msgpackr', 'ajv'],
+  // The modules' import.meta.url is the bundle's own file URL.
+  define: { 'import.meta.url': '__sbxModuleUrl' },
+  banner: { js: 'var __sbxModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
   // Less source for V8 to scan at start (comments go; names stay, for readable stack traces).
   minifyWhitespace: true,
   minifySyntax: true,
   plugins: [lazyBuiltins()],
   logLevel: 'warning',
 });
+// bin/cli-loader.js runs the bundle as a vm.Script, where import() has no loader to call.
+if (/\bimport\(/.test(readFileSync(outfile, 'utf8')))
+  throw new Error('bundle-cli: dist/cli-bundle.cjs contains import(): make that import static or a require()');
+
+// The code cache: one real `sbx run -- /bin/true`, so the cache holds what a run compiles. Where
+// this host cannot run a sandbox, the run fails and the cache still holds the top-level code.
+const loader = join(pkg, 'bin', 'cli-loader.js');
+const warm = spawnSync(
+  process.execPath,
+  ['-e', `require(${JSON.stringify(loader)}).writeCodeCache(['run', '--', '/bin/true'])`],
+  { stdio: 'pipe', timeout: 60_000 },
+);
+const cache = join(pkg, 'dist', `cli-bundle.v8-${process.versions.v8}.cache`);
+if (!existsSync(cache))
+  console.warn(
+    `bundle-cli: no code cache was written (the CLI starts slower): ${warm.stderr?.toString().trim() || warm.error}`,
+  );
 
 /**
  * Node's built-in modules through require() instead of `import`, loaded on first call.

@@ -6,6 +6,7 @@ import { schedulingSelfRules } from '../policy/command-line.js';
 import { PolicyBuilder } from '../policy/policy-builder.js';
 import type * as PolicyFileModule from '../policy-file/policy-file.js';
 import { PolicyError } from '../policy/errors.js';
+import { withPrecompiledRules } from './precompiled-policy.js';
 import type { Policy } from '../policy/policy.js';
 import { SYSTEM_DIRS } from '../view/standard-view.js';
 
@@ -48,6 +49,21 @@ export interface RunViewOptions {
  * null builds the view alone (to resolve CMD in it first).
  */
 export function defaultPolicy(binary: string | null, o: RunPolicyOptions, view: RunViewOptions = {}): Policy {
+  // Without flags that change the rules, allowCommandLine() comes precompiled (precompiled-policy.ts).
+  if (!o.allow.length && !o.errno.length && o.network.mode === 'none' && view.isolation !== 'landlock') {
+    const joined = withPrecompiledRules(buildDefault(binary, o, view, false));
+    if (joined) return joined;
+  }
+  return buildDefault(binary, o, view, true);
+}
+
+/** The default policy, with allowCommandLine() or (for withPrecompiledRules) without it. */
+export function buildDefault(
+  binary: string | null,
+  o: RunPolicyOptions,
+  view: RunViewOptions,
+  commandLine: boolean,
+): Policy {
   const b = new PolicyBuilder();
   // The user's rules first: the first rule on a syscall wins, so --errno uname=EPERM beats the
   // preset that allows uname.
@@ -66,7 +82,7 @@ export function defaultPolicy(binary: string | null, o: RunPolicyOptions, view: 
     for (const [name, rule] of schedulingSelfRules())
       if (!o.allow.includes(name) && !o.errno.some(([n]) => n === name)) b.addPolicyOnSyscall(name, rule);
   }
-  b.allowCommandLine();
+  if (commandLine) b.allowCommandLine();
   const ownTmp = o.tmpfs.some((t) => t.inside === '/tmp');
   b.addStandardView({
     ...(view.isolation ? { isolation: view.isolation } : {}),

@@ -232,6 +232,12 @@ export class OpList {
     return this.push(op, b);
   }
 
+  /** Appends whole ops already encoded by another OpList's toBuffer() (ops that carry no fd). */
+  encoded(b: Buffer): this {
+    this.parts.push(b);
+    return this;
+  }
+
   /** u32 words followed by string fields: "u32 len | s1 | s2" style payloads. */
   words(op: number, words: number[], ...tail: Buffer[]): this {
     const head = Buffer.allocUnsafe(4 * words.length);

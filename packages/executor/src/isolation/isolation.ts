@@ -9,7 +9,8 @@ import type { Executor } from '../sandbox/executor.js';
 import { CloneFlag, FailureFlag, Op, SetupStep, type OpList, type SetupFailure } from '../forkserver/protocol.js';
 import { constants } from 'node:os';
 import { addLandlockOps, landlockAbi } from './landlock.js';
-import { addMountOps, MountError, type FsEntry } from './mounts.js';
+import { MountError, type FsEntry } from './mounts.js';
+import { appendLayoutOps } from './layout-cache.js';
 import { Policy } from '../policy/policy.js';
 import { sharesHostNetwork } from '../sandbox/sandbox-policy.js';
 import { SbxError } from '@sbx/client';
@@ -97,12 +98,8 @@ function namespacesOps(
   // The /proc/sys/user counters of the sandbox's own user namespace (limits.ts says why)
   for (const [index, value] of ex.limits.userNamespaceLimits()) ops.userLimit(index, value);
   // The mount tree, and the same rules as a Landlock ruleset where the kernel has it
-  addMountOps(ops, fsEntries);
-  let abi = 0;
-  if (ex.landlock === 'auto' && landlockAbi() > 0) {
-    addLandlockOps(ops, fsEntries);
-    abi = landlockAbi();
-  }
+  const abi = ex.landlock === 'auto' ? landlockAbi() : 0;
+  appendLayoutOps(ops, fsEntries, abi > 0);
   // SIGTERM: the pid namespace's init kills and reaps the tree itself, so its rusage counts
   // (native/forkserver/init.c); a SIGKILL follows if it is not gone after a grace period.
   return {

@@ -26,7 +26,8 @@ export class MountError extends SbxError {
  * names resolves inside as it does outside. Binds already visible through an identity bind of a
  * parent directory with the same access are dropped.
  */
-export function addMountOps(ops: OpList, entries: readonly FsEntry[]): void {
+export function addMountOps(ops: OpList, entries: readonly FsEntry[], probes?: HostProbes): void {
+  const { exists, isSymlink, isDirectory, readlinkSync, realpathSync } = probes ?? directProbes;
   const planned: Array<{ depth: number; order: number; emit: () => void }> = [];
   const links = new Map<string, string>();
   const identityBinds: Array<{ path: string; writable: boolean }> = [];
@@ -110,17 +111,22 @@ export function addMountOps(ops: OpList, entries: readonly FsEntry[]): void {
   }
 }
 
-function exists(p: string): boolean {
-  return lstatSync(p, { throwIfNoEntry: false }) !== undefined;
+/** The host lookups a layout's ops depend on (layout-cache.ts records them to revalidate an entry). */
+export interface HostProbes {
+  exists(p: string): boolean;
+  isSymlink(p: string): boolean;
+  isDirectory(p: string): boolean;
+  readlinkSync(p: string): string;
+  realpathSync(p: string): string;
 }
 
-function isSymlink(p: string): boolean {
-  return lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink() ?? false;
-}
-
-function isDirectory(p: string): boolean {
-  return lstatSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false;
-}
+const directProbes: HostProbes = {
+  exists: (p) => lstatSync(p, { throwIfNoEntry: false }) !== undefined,
+  isSymlink: (p) => lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink() ?? false,
+  isDirectory: (p) => lstatSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false,
+  readlinkSync: (p) => readlinkSync(p),
+  realpathSync: (p) => realpathSync(p),
+};
 
 function normalizeEntry(e: FsEntry): FsEntry {
   const inside = checkPath('inside', e.inside);

@@ -40,6 +40,7 @@ import {
   argHi,
   argLo,
   assemble,
+  decodeProgram,
   encodeProgram,
   expandRule,
 } from './bpf.js';
@@ -51,6 +52,7 @@ import type { DefaultAction, Policy, SyscallRule } from './policy.js';
 import { stableStringify } from './policy.js';
 import { syscallNumber } from './syscalls.js';
 import type { Arch } from './syscalls.js';
+import { monotonicMs } from '../clock.js';
 
 export interface CompileOptions {
   /** A monitor holds the unotify listener: violations return USER_NOTIF instead of KILL_PROCESS. Default false. */
@@ -755,8 +757,44 @@ function dropJumpsToNext(items: AsmItem[]): AsmItem[] {
   return out;
 }
 
-const cache = new Map<string, { insns: readonly SockFilter[]; bytes: Uint8Array; stats: CompileStats }>();
+interface CacheEntry {
+  insns: readonly SockFilter[];
+  bytes: Uint8Array;
+  stats: CompileStats;
+}
+const cache = new Map<string, CacheEntry>();
 const CACHE_MAX = 256;
+/** Programs compiled ahead of time for one Policy object, by options key (attachCompiled). */
+const attached = new WeakMap<Policy, Map<string, CacheEntry>>();
+
+function optionsKey(opt: ResolvedCompileOptions, policy: Policy): string {
+  return `${opt.monitor ? 1 : 0}${opt.execPrologue ? 1 : 0}${opt.dispatch[0]}${opt.execFd}/${opt.clientChannelFd}/${opt.clientListenerFd}${policy.network.mode === 'rules' ? 'N' : ''}`;
+}
+
+/**
+ * @internal Gives `policy` (this object, not equal ones) a program compiled ahead of time for
+ * `options`, so compilePolicy() neither computes the policy's key nor compiles. The caller vouches
+ * that `bytes` is what compilePolicy() would make: `sbx run`'s precompiled default policy is built
+ * at build time by this compiler, and a test checks the two agree.
+ */
+export function attachCompiled(
+  policy: Policy,
+  options: CompileOptions,
+  bytes: Uint8Array,
+  stats: Omit<CompileStats, 'millis'>,
+): void {
+  const opt = resolveCompileOptions(options);
+  const insns = decodeProgram(bytes);
+  Object.freeze(insns);
+  for (const i of insns) Object.freeze(i);
+  let byOptions = attached.get(policy);
+  if (!byOptions) attached.set(policy, (byOptions = new Map()));
+  byOptions.set(optionsKey(opt, policy), {
+    insns,
+    bytes: bytes.slice(),
+    stats: Object.freeze({ ...stats, millis: 0 }),
+  });
+}
 
 /**
  * Compiles a policy into a seccomp program. Results are cached by the policy's stable key and the
@@ -768,20 +806,22 @@ export function compilePolicy(policy: Policy, options: CompileOptions = {}): Com
     !policy ||
     typeof policy !== 'object' ||
     !Array.isArray((policy as Policy).rules) ||
-    typeof (policy as Policy).key !== 'string'
+    !('key' in policy) // not .key: the getter would compute the key, which attached programs skip
   ) {
     throw new TypeError('compilePolicy(policy, options): policy must be a Policy (from PolicyBuilder.build())');
   }
   const opt = resolveCompileOptions(options);
-  const key = `${opt.monitor ? 1 : 0}${opt.execPrologue ? 1 : 0}${opt.dispatch[0]}${opt.execFd}/${opt.clientChannelFd}/${opt.clientListenerFd}${policy.network.mode === 'rules' ? 'N' : ''}:${policy.key}`;
+  const ahead = opt.cache ? attached.get(policy)?.get(optionsKey(opt, policy)) : undefined;
+  if (ahead) return compiled(policy, opt, ahead, true);
+  const key = `${optionsKey(opt, policy)}:${policy.key}`;
   let hit = opt.cache ? cache.get(key) : undefined;
   const cached = hit !== undefined;
   if (!hit) {
-    const t0 = performance.now();
+    const t0 = monotonicMs();
     const { insns, stats } = compileUncached(policy, opt);
     Object.freeze(insns);
     for (const i of insns) Object.freeze(i);
-    const millis = performance.now() - t0;
+    const millis = monotonicMs() - t0;
     hit = { insns, bytes: encodeProgram(insns), stats: Object.freeze({ ...stats, millis }) };
     if (opt.cache) {
       if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string);
@@ -792,6 +832,10 @@ export function compilePolicy(policy: Policy, options: CompileOptions = {}): Com
     cache.delete(key);
     cache.set(key, hit);
   }
+  return compiled(policy, opt, hit, cached);
+}
+
+function compiled(policy: Policy, opt: ResolvedCompileOptions, hit: CacheEntry, cached: boolean): CompiledPolicy {
   return Object.freeze({
     arch: policy.arch,
     options: Object.freeze({ ...opt }),

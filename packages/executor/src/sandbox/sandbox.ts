@@ -42,6 +42,7 @@ import { Timeline, type TimelineStage } from './timeline.js';
 import { checkNotify, NotifyHooks, type SandboxNotify } from './notify-hooks.js';
 import { LongLived } from './long-lived.js';
 import { ForkTrace } from '../forkserver/fork-trace.js';
+import { monotonicMs } from '../clock.js';
 
 export { SandboxSetupError } from './request.js';
 
@@ -198,7 +199,7 @@ export class Sandbox {
           'Sandbox: this Executor was already started (an Executor runs once)',
         );
       this.executor.started = true;
-      this.startTime = performance.now();
+      this.startTime = monotonicMs();
       if (this.executor.trace) this.trace = new Timeline();
       this.started = this.executor.forkServer ? this.forkChild() : this.start();
       this.result = this.started.then(
@@ -552,7 +553,7 @@ export class Sandbox {
   private toResult(exited: Exited | null, internal?: Error): Result {
     this.mark('result');
     return resultOf({
-      walltimeMs: performance.now() - this.startTime,
+      walltimeMs: monotonicMs() - this.startTime,
       exited,
       targetStatus: this.targetStatus,
       usage: this.usage,

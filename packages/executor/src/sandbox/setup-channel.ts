@@ -4,6 +4,7 @@
 // listener will get, and at the end the target's wait status. EOF: every holder is gone.
 import { type Comms, CommsError, Tag } from '@sbx/client';
 import { closeQuietly, native } from '@sbx/client/internal';
+import { monotonicMs } from '../clock.js';
 import {
   decodeSetupFailure,
   decodeTrace,
@@ -64,7 +65,7 @@ export class ListenerError extends Error {}
  * -1 then. Throws ListenerError when it cannot be taken at all.
  */
 export async function takeListener(pidfd: number, n: number, givenUp: () => boolean): Promise<number> {
-  const started = performance.now();
+  const started = monotonicMs();
   for (let attempt = 0; ; attempt++) {
     try {
       return native().pidfdGetfd(pidfd, n);
@@ -77,7 +78,7 @@ export async function takeListener(pidfd: number, n: number, givenUp: () => bool
         );
     }
     if (givenUp()) return -1;
-    if (performance.now() - started > 5000)
+    if (monotonicMs() - started > 5000)
       throw new ListenerError('the sandboxee did not install its seccomp filter within 5 s');
     await new Promise((r) => (attempt < 100 ? setImmediate(r) : setTimeout(r, 1)));
   }

@@ -2,7 +2,8 @@
 // streams of the piped ones exist from the Sandbox's construction; connect() makes the fds the
 // request maps to 0, 1 and 2.
 import { createReadStream, createWriteStream, openSync } from 'node:fs';
-import { PassThrough } from 'node:stream';
+import { createRequire } from 'node:module';
+import type { PassThrough } from 'node:stream';
 import { native } from '@sbx/client/internal';
 import type { StdioOption } from './executor.js';
 
@@ -14,9 +15,13 @@ export class SandboxStdio {
 
   constructor(private readonly modes: readonly [StdioOption, StdioOption, StdioOption]) {
     const [i, o, e] = modes;
-    this.stdin = i === 'pipe' ? new PassThrough() : null;
-    this.stdout = o === 'pipe' ? new PassThrough() : null;
-    this.stderr = e === 'pipe' ? new PassThrough() : null;
+    // node:stream only when a stream is asked for: inherited stdio (the CLI) never loads it.
+    const Stream = modes.includes('pipe')
+      ? (createRequire(import.meta.url)('node:stream') as typeof import('node:stream')).PassThrough
+      : null;
+    this.stdin = Stream && i === 'pipe' ? new Stream() : null;
+    this.stdout = Stream && o === 'pipe' ? new Stream() : null;
+    this.stderr = Stream && e === 'pipe' ? new Stream() : null;
   }
 
   /** The child's fds 0, 1, 2; the child's ends go into `closeAfterSpawn` (ours stay open). */
