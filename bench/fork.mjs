@@ -133,7 +133,7 @@ export async function forkBench() {
         // With spares, requests come SPARE_GAP_MS apart: the figure is a request that finds a
         // spare waiting (the forkserver forks them after 10 ms of quiet), not a back-to-back stream.
         if (spares || sandboxed) await sleep(SPARE_GAP_MS);
-        if (sandboxed) await server.waitForSandboxedSpares(1);
+        if (sandboxed) await server.waitForSandboxedSpares(); // both there, as the spares' figure assumes
         const once = await forkOnce(server, pol);
         if (sandboxed && !once.sandboxedAhead) throw new Error('fork bench: a request did not get a sandboxed spare');
         fork.push(once.ms);
@@ -199,7 +199,7 @@ export async function forkTraceTable(heapMb, spares, runs = 40, sandboxed = fals
     for (let i = 0; i < WARMUP; i++) await forkOnce(server, pol);
     for (let i = 0; i < runs; i++) {
       if (spares || sandboxed) await sleep(SPARE_GAP_MS); // the spares are there again
-      if (sandboxed) await server.waitForSandboxedSpares(1);
+      if (sandboxed) await server.waitForSandboxedSpares();
       const { trace } = await forkOnce(server, pol, { kind: 'ping' }, true);
       for (const s of trace.stages) {
         const k = `${s.process}: ${s.stage}`;

@@ -236,6 +236,7 @@ void Child(void *) {
              [](uv_handle_t *hh) { delete reinterpret_cast<uv_async_t *>(hh); });
   });
   uv_async_send(kick);
+  sbx_trace_mark(SBX_TRACE_CHILD_LOOP);
   // The JS callback catches its own errors (forking-client.ts): nothing may unwind through C.
   if (g_on_child != nullptr) {
     napi_handle_scope scope;

@@ -474,6 +474,7 @@ static int fork_spare(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks
     (void)w;
     if (code != 0) _exit(SBX_FORK_SETUP_FAILED);
     close(sync[1]);
+    g_child_flags = SBX_FORK_CHILD_SPARE;
     if (hooks && hooks->child) {
       hooks->child(hooks->arg);
       g_spare_runtime = sbx_trace_now();

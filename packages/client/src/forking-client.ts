@@ -15,9 +15,9 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { ForkError } from './errors.js';
-import { type ForkBinding, forkNative, native, type NativeErrnoError } from './native.js';
+import { closeQuietly, type ForkBinding, forkNative, native, type NativeErrnoError } from './native.js';
 import { Client, defaultClientFd } from './client.js';
-import { defaultCommsFd } from './sync-comms.js';
+import { defaultCommsFd, SyncComms } from './sync-comms.js';
 import { warmCodec } from './codec.js';
 import { markSandboxedAhead } from './sandboxed-spare.js';
 
@@ -268,9 +268,9 @@ let childForkedHook: (() => void) | null = null;
 function childFixUps(): void {
   try {
     becomeChild();
-    // The codec's pages written now: for a spare ahead of its request, and nearly every child's
-    // first act is a Comms message (each page the decoder first writes is a copy-on-write fault).
-    warmCodec();
+    // A spare, ahead of its request: its first Comms messages' code paths run once now, so that
+    // the pages they write are copied (copy-on-write faults) before the request rather than on it.
+    if (forkNative().forkingChildFlags() & FORK_CHILD_SPARE) warmComms();
     childForkedHook?.();
   } catch (err) {
     childFixUpError = err;
@@ -365,6 +365,27 @@ function becomeChild(): void {
 
 /** forking_client.h SBX_FORK_REQUEST_SANDBOXED: sandbox first, then wait for the request. */
 const FORK_REQUEST_SANDBOXED = 0x20000;
+/** forking_client.h SBX_FORK_CHILD_SPARE: a spare's child hook, ahead of its request. */
+const FORK_CHILD_SPARE = 0x80000000;
+
+/** One message each way over a socketpair of its own, with SyncComms (what a child's first Comms
+ *  exchange runs: the native send and receive, Buffers, the codec). Best effort. */
+function warmComms(): void {
+  let pair: [number, number] | null = null;
+  try {
+    pair = native().socketpair(false, false);
+    const a = new SyncComms(pair[0]);
+    const b = new SyncComms(pair[1]);
+    a.sendMessage({ kind: 'warm', n: 1, ok: true, list: [1, 'two'] });
+    b.sendMessage(b.recvMessage());
+    a.recvMessage();
+  } catch {
+    // nothing depends on it
+  } finally {
+    if (pair) for (const fd of pair) closeQuietly(fd);
+  }
+}
+
 /** forking_client.h SBX_FORK_SETUP_FAILED */
 const FORK_SETUP_FAILED = 125;
 
@@ -375,9 +396,9 @@ const FORK_SETUP_FAILED = 125;
  */
 function becomeSandboxedSpare(): void {
   const fd = defaultClientFd();
+  warmComms(); // before the filter (it makes a socketpair), and ahead of the request
   try {
     Client.sandboxMeHere({ fd });
-    warmCodec(); // the handshake wrote pages the codec shares: touched again before the request
     native().clientAwaitAssignment(fd);
   } catch {
     forkNative().forkExit(FORK_SETUP_FAILED);

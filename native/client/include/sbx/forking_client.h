@@ -116,8 +116,9 @@ int sbx_forking_client_set_spares(sbx_forking_client *fc, unsigned n);
  * 0 or -EINVAL. */
 int sbx_forking_client_recycle_spares(sbx_forking_client *fc);
 
-/* In a child returned by sbx_forking_client_wait_and_fork(): its request's SBX_FORK_REQUEST_*
- * flags (0 in the forkserver). */
+/* In a child: its request's SBX_FORK_REQUEST_* flags (0 in the forkserver); in a spare's child
+ * hook, before its request came, SBX_FORK_CHILD_SPARE. */
+#define SBX_FORK_CHILD_SPARE 0x80000000u
 unsigned sbx_forking_client_child_flags(void);
 
 /* Children alive (forked, not yet reaped; spares included). */

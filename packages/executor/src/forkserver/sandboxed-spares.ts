@@ -22,7 +22,14 @@ import {
 import * as monitor from '../sandbox/monitor.js';
 import { networkTable } from '../sandbox/sandbox-policy.js';
 import type { Exited } from './link.js';
-import type { Forked } from './custom.js';
+
+/** A forked child as custom.ts's Forked (declared here: custom.ts imports this file). */
+export interface Forked {
+  id: bigint;
+  pid: number;
+  nsPid: number;
+  pidfd: number;
+}
 
 /** REQUEST flag (high half of the fd count word): a sandboxed spare (forking_client.h). */
 export const FORK_REQUEST_SANDBOXED = 0x20000;
@@ -56,7 +63,10 @@ export class SandboxedSpare {
 
   /** The monitor's reports for this child. */
   route(e: MonitorEvent): void {
-    if (this.handler) return this.handler(e);
+    if (this.handler) {
+      this.handler(e);
+      return;
+    }
     this.spoiled = true;
     if (e.type === 'violation') native().pidfdSendSignal(this.forked.pidfd, 9);
   }
@@ -71,7 +81,9 @@ export class SandboxedSpare {
   async assign(fds: Array<{ target: number; fd: number }>): Promise<void> {
     const payload = Buffer.alloc(4 + 4 * fds.length);
     payload.writeUInt32LE(fds.length, 0);
-    fds.forEach((f, i) => payload.writeUInt32LE(f.target, 4 + 4 * i));
+    fds.forEach((f, i) => {
+      payload.writeUInt32LE(f.target, 4 + 4 * i);
+    });
     try {
       const sends = [this.channel.sendTLV(CLIENT_TAG_ASSIGN, payload), ...fds.map((f) => this.channel.sendFd(f.fd))];
       await Promise.all(sends);
