@@ -56,9 +56,9 @@ describe("sandboxedModule, 'call' mode", () => {
   it("runs none of the module's code ahead of a call (the warm-up of spares and forkserver uses its own functions)", async () => {
     const probe = await sandboxedModule(join(fixtures, 'warm-probe.mjs'), { spares: 2, trace: true });
     try {
-      expect(await probe.api.ranBefore()).toEqual([]);
-      expect(await probe.api.warm(1, 'x')).toEqual([1, 'x']);
-      expect(await probe.api.ranBefore()).toEqual([]); // and the call before left nothing here
+      expect(await probe.call('ranBefore')).toEqual([]);
+      expect(await probe.call('warm', 1, 'x')).toEqual([1, 'x']);
+      expect(await probe.call('ranBefore')).toEqual([]); // and the call before left nothing here
       const t = probe.lastTrace;
       expect(t).not.toBeNull();
       expect(t!.answeredUs).toBeGreaterThanOrEqual(t!.forkedUs);
