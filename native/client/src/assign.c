@@ -91,6 +91,9 @@ static int is_target(const uint32_t *targets, unsigned n, int fd, unsigned excep
 /* `fd` onto number `target` with F_DUPFD, which never closes what is there: a target that is
  * taken in the child (one of the runtime's own fds) is an error, not a silent replacement. */
 static int move_fd(int fd, int target) {
+  /* stdio is the exception: the child inherited the forkserver's, which a request's own replaces
+   * (as dup2() does on an ordinary fork). close() + F_DUPFD, both allowed by the child policy. */
+  if (target <= 2) close(target);
   int d = fcntl(fd, F_DUPFD, target);
   if (d < 0) return -1;
   if (d != target) {

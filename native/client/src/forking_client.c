@@ -669,10 +669,12 @@ pid_t sbx_forking_client_wait_and_fork(sbx_forking_client *fc, const struct sbx_
     return fail(err, errlen, -EINVAL, "not an open forking client");
   for (;;) {
     /* Spares are made once the channel has been quiet for a moment: a request is served first,
-     * and the child just handed out is not slowed down by the next fork on a small machine. */
+     * and the child just handed out is not slowed down by the next fork on a small machine. With
+     * no spare left, one is made as soon as no request waits: under steady calls the channel is
+     * never quiet that long, and every request would otherwise pay for a fork of its own. */
     while (fc->nspares < fc->want_spares && !fc->spare_failed) {
       struct pollfd p = {.fd = fc->comms.fd, .events = POLLIN};
-      if (poll(&p, 1, SPARE_QUIET_MS) != 0) break;
+      if (poll(&p, 1, fc->nspares > 0 ? SPARE_QUIET_MS : 0) != 0) break;
       if (fork_spare(fc, hooks) == 0) return 0;
     }
     fc->pfds[0] = (struct pollfd){.fd = fc->comms.fd, .events = POLLIN};

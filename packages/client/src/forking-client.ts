@@ -101,6 +101,21 @@ export class ForkingClient {
   }
 
   /**
+   * Work every child does first, run in each new child right after its fork, inside
+   * waitAndFork(): a spare does it ahead of its request, so the request does not wait for it
+   * (e.g. running a request path once, so that its code is compiled and its memory the child's
+   * own). `fn` runs synchronously, before the child's fds are in place and before it is
+   * sandboxed, with no event-loop turn: what it starts asynchronously waits for the request.
+   * An error it throws is thrown by waitAndFork() in that child. null removes it.
+   */
+  static onChildForked(fn: (() => void) | null): void {
+    if (fn !== null && typeof fn !== 'function')
+      throw new TypeError('ForkingClient.onChildForked(fn): fn must be a function or null');
+    if (inChild) throw new ForkError('NOT_FORKSERVER', 'ForkingClient.onChildForked() in a forked child');
+    childForkedHook = fn;
+  }
+
+  /**
    * Kills the spares waiting for a request: they are snapshots of this process from when they
    * were forked. Call it after the forkserver's state changed (a module loaded, a configuration
    * reloaded, a cache warmed) between waitAndFork() calls; the next spares are forked from the
@@ -163,7 +178,7 @@ export class ForkingClient {
       throw fromNative(err as NativeErrnoError);
     }
     if (pid === 0) {
-      if (!inChild) becomeChild(); // a binding without the callback
+      if (!inChild) childFixUps(); // a binding without the callback
       if (childFixUpError) throw childFixUpError;
       if (forkNative().forkingChildFlags() & FORK_REQUEST_SANDBOXED) becomeSandboxedSpare();
       else traceChild();
@@ -249,12 +264,14 @@ function activeRequests(): number {
 let childFixUpError: unknown = null;
 /** Run by the fork binding in every new child, inside waitAndFork(): for a spare, ahead of its
  *  request. Its errors wait for waitAndFork() to return (nothing may unwind through C). */
+let childForkedHook: (() => void) | null = null;
 function childFixUps(): void {
   try {
     becomeChild();
     // A spare, ahead of its request: its first Comms messages' code paths run once now, so that
     // the pages they write are copied (copy-on-write faults) before the request rather than on it.
     if (forkNative().forkingChildFlags() & FORK_CHILD_SPARE) warmComms();
+    childForkedHook?.();
   } catch (err) {
     childFixUpError = err;
   }
