@@ -416,15 +416,12 @@ export class Comms {
         const direct = this.decoder.directTarget();
         const from = out.length;
         let r: ReturnType<typeof n.recvmsg>;
-        let asked: number;
         if (direct) {
-          asked = direct.length;
-          r = n.recvmsg(this.fd, direct.buf, direct.offset, asked);
+          r = n.recvmsg(this.fd, direct.buf, direct.offset, direct.length);
           if (r.bytes > 0) this.decoder.feedDirect(r.bytes, r.fds, out);
         } else {
           this.readBuf ??= Buffer.allocUnsafe(READ_CHUNK);
-          asked = this.readRoom(read);
-          r = n.recvmsg(this.fd, this.readBuf, 0, asked);
+          r = n.recvmsg(this.fd, this.readBuf, 0, this.readRoom(read));
           if (r.bytes > 0) this.decoder.feed(this.readBuf.subarray(0, r.bytes), r.fds, out);
         }
         for (let i = from; i < out.length; i++) read.add(out[i]!);
@@ -437,9 +434,8 @@ export class Comms {
           this.decoder.end();
         }
         if (r.bytes < 0) break; // EAGAIN: drained
-        // A short read drained the socket as it was: no read just to see EAGAIN (a system call
-        // per message); the poll is level-triggered, so whatever came meanwhile fires it again.
-        if (r.bytes > 0 && r.bytes < asked) break;
+        // A short read does not mean drained: a unix stream recvmsg stops where the next message
+        // carries fds (SCM_RIGHTS), so reading on until EAGAIN is what sees it (test/escape/tty).
         budget -= r.bytes;
       }
     } catch (err) {
