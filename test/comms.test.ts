@@ -1,6 +1,6 @@
 // Comms across real processes: Node<->Node, Node<->C, fds over SCM_RIGHTS, and a hostile peer.
 import { spawn } from 'node:child_process';
-import { closeSync, readFileSync, openSync, writeSync } from 'node:fs';
+import { closeSync, readFileSync, readlinkSync, openSync, writeSync } from 'node:fs';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { Comms, CommsError, DEFAULT_QUEUE_LIMITS, SyncComms, Tag, type CommsOptions } from '@sbx/client';
@@ -89,6 +89,19 @@ describe('Comms Node <-> Node', () => {
     closeSync(r);
     comms.close();
     expect((await exited)[0]).toBe(0);
+  });
+
+  it('fds sent back to back, all in the socket before the first read, each arrive in order', async () => {
+    const { comms, exited } = nodePeer(
+      `import fs from 'node:fs'; const a = fs.openSync('/dev/null', 'r'), b = fs.openSync('/dev/zero', 'r');
+       s.sendFd(a); s.sendFd(b); s.sendString('after'); process.exit(0);`,
+    );
+    expect((await exited)[0]).toBe(0); // everything is in the socket before the first read
+    const fds = [await comms.recvFd(), await comms.recvFd()];
+    expect(await comms.recvString()).toBe('after');
+    expect(fds.map((fd) => readlinkSync(`/proc/self/fd/${fd}`))).toEqual(['/dev/null', '/dev/zero']);
+    for (const fd of fds) closeSync(fd);
+    comms.close();
   });
 
   it('stress: 20,000 messages each way, interleaved', async () => {
