@@ -319,6 +319,58 @@ describe('Comms against a hostile peer', () => {
   });
 });
 
+describe('SyncComms.recvBytes({ into })', () => {
+  const send = (fd: number, tag: number, payload: Buffer) => {
+    const m = Buffer.concat([hdr(tag, BigInt(payload.length)), payload]);
+    native().sendmsg(fd, m, 0, m.length, -1);
+  };
+
+  it('reads a payload that fits into the caller buffer, and a longer one into a new Buffer', () => {
+    const [a, b] = native().socketpair(false, false);
+    const s = new SyncComms(a);
+    const into = Buffer.alloc(16, 0xee);
+    send(b, Tag.Bytes, Buffer.from('0123456789'));
+    const small = s.recvBytes({ into });
+    expect(small.toString()).toBe('0123456789');
+    expect(small.buffer).toBe(into.buffer);
+    expect(small.byteOffset).toBe(into.byteOffset);
+    expect(into.subarray(0, 10).toString()).toBe('0123456789');
+    expect(into[10]).toBe(0xee); // nothing past the payload is written
+
+    const long = Buffer.alloc(40);
+    for (let i = 0; i < long.length; i++) long[i] = i;
+    send(b, Tag.Bytes, long);
+    const got = s.recvBytes({ into });
+    expect(got.equals(long)).toBe(true);
+    expect(got.buffer).not.toBe(into.buffer);
+    expect(into.subarray(0, 10).toString()).toBe('0123456789'); // untouched by the longer payload
+
+    send(b, Tag.Bytes, Buffer.alloc(0));
+    expect(s.recvBytes({ into }).length).toBe(0);
+
+    // A view with an offset into a larger ArrayBuffer, and a plain Uint8Array
+    const backing = new Uint8Array(64);
+    const view = backing.subarray(8, 24);
+    send(b, Tag.Bytes, Buffer.from('abc'));
+    const v = s.recvBytes({ into: view });
+    expect(v.toString()).toBe('abc');
+    expect(v.byteOffset).toBe(8);
+    expect(Buffer.from(backing.subarray(8, 11)).toString()).toBe('abc');
+
+    // The channel stays in step after a tag mismatch
+    send(b, Tag.String, Buffer.from('hi'));
+    send(b, Tag.Bytes, Buffer.from('after'));
+    expect(() => s.recvBytes({ into })).toThrow(/expected a Bytes .* message, got String/);
+    expect(s.recvBytes({ into }).toString()).toBe('after');
+
+    expect(() => s.recvBytes({ into: 5 as unknown as Uint8Array })).toThrow(TypeError);
+    expect(() => s.recvBytes({ into: new Uint16Array(4) as unknown as Uint8Array })).toThrow(TypeError);
+    closeSync(b);
+    expect(() => s.recvBytes({ into })).toThrow(CommsError);
+    s.close();
+  });
+});
+
 function hdr(tag: number, len: bigint): Buffer {
   const h = Buffer.alloc(12);
   h.writeUInt32LE(tag, 0);

@@ -42,14 +42,22 @@ static Napi::Value CommsSendFd(const Napi::CallbackInfo &info) {
 
 // The payload is read straight into a Buffer that V8 owns (no malloc, no copy): the allocator
 // callback runs once the header has told the length. napi_* calls only, since a C++ exception
-// must not cross libsbx_comms.
+// must not cross libsbx_comms. A caller's reusable buffer (`into`) takes a payload that fits: a
+// fresh Buffer would be fresh pages, faulted in (zeroed by the kernel) on every receive.
 struct RecvTarget {
   napi_env env;
   napi_value buffer;
+  uint8_t *into;
+  size_t intoLength;
+  bool usedInto;
 };
 
 static void *AllocPayload(void *ctx, uint64_t len) {
   RecvTarget *t = static_cast<RecvTarget *>(ctx);
+  if (t->into != nullptr && len <= t->intoLength) {
+    t->usedInto = true;
+    return t->into;
+  }
   void *data = nullptr;
   if (len > SIZE_MAX || napi_create_buffer(t->env, (size_t)len, &data, &t->buffer) != napi_ok) {
     t->buffer = nullptr;
@@ -58,17 +66,31 @@ static void *AllocPayload(void *ctx, uint64_t len) {
   return data;
 }
 
-static void DropPayload(void *ctx, void *) { static_cast<RecvTarget *>(ctx)->buffer = nullptr; }
+static void DropPayload(void *ctx, void *) {
+  RecvTarget *t = static_cast<RecvTarget *>(ctx);
+  t->buffer = nullptr;
+  t->usedInto = false;
+}
 
-// commsRecv(fd, maxMessageSize) -> { tag, data: Buffer, fd: number (-1 unless an Fd message) }
+// commsRecv(fd, maxMessageSize, into?: Uint8Array) -> { tag, data: Buffer | null, length, fd }:
+// data is null when the payload went into `into` (its first `length` bytes); fd is -1 unless an
+// Fd message.
 static Napi::Value CommsRecv(const Napi::CallbackInfo &info) {
-  const char *usage = "commsRecv(fd: number, maxMessageSize: number)";
+  const char *usage = "commsRecv(fd: number, maxMessageSize: number, into?: Uint8Array)";
   Napi::Env env = info.Env();
   sbx_comms c;
   sbx_comms_init(&c, ArgInt(info, 0, usage));
   if (info.Length() < 2 || !info[1].IsNumber()) ThrowUsage(env, usage);
   c.max_message_size = (uint64_t)info[1].As<Napi::Number>().Int64Value();
-  RecvTarget target = {env, nullptr};
+  RecvTarget target = {env, nullptr, nullptr, 0, false};
+  if (info.Length() > 2 && !info[2].IsUndefined()) {
+    if (!info[2].IsTypedArray() ||
+        info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      ThrowUsage(env, usage);
+    Napi::Uint8Array into = info[2].As<Napi::Uint8Array>();
+    target.into = into.Data();
+    target.intoLength = into.ByteLength();
+  }
   sbx_comms_allocator allocator = {AllocPayload, DropPayload, &target};
   uint32_t tag = 0;
   void *data = nullptr;
@@ -82,8 +104,12 @@ static Napi::Value CommsRecv(const Napi::CallbackInfo &info) {
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("tag", Napi::Number::New(env, tag));
-  out.Set("data", target.buffer != nullptr ? Napi::Value(env, target.buffer)
-                                           : Napi::Buffer<uint8_t>::New(env, 0));
+  if (target.usedInto)
+    out.Set("data", env.Null());
+  else
+    out.Set("data", target.buffer != nullptr ? Napi::Value(env, target.buffer)
+                                             : Napi::Buffer<uint8_t>::New(env, 0));
+  out.Set("length", Napi::Number::New(env, (double)len));
   out.Set("fd", Napi::Number::New(env, fd));
   return out;
 }

@@ -3,7 +3,7 @@ export { Comms, type CommsOptions, type UnixAddress } from './comms.js';
 export { CommsListener, type ListenOptions } from './comms-listener.js';
 export { STATUS_CODES, type Status, type StatusCodeName } from './status.js';
 export { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './inbox.js';
-export { SyncComms, defaultCommsFd, type SyncCommsOptions } from './sync-comms.js';
+export { SyncComms, defaultCommsFd, type RecvBytesOptions, type SyncCommsOptions } from './sync-comms.js';
 export type { Message } from './decoder.js';
 export {
   Tag,

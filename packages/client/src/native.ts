@@ -45,7 +45,12 @@ export interface NativeBinding {
   peerCred(fd: number): { pid: number; uid: number; gid: number };
   commsSend(fd: number, tag: number, data: Buffer): void;
   commsSendFd(fd: number, passFd: number): void;
-  commsRecv(fd: number, maxMessageSize: number): { tag: number; data: Buffer; fd: number };
+  /** data is null when the payload went into `into` (its first `length` bytes). */
+  commsRecv(
+    fd: number,
+    maxMessageSize: number,
+    into?: Uint8Array,
+  ): { tag: number; data: Buffer | null; length: number; fd: number };
   monitorStart(cb: (event: MonitorEvent) => void): void;
   /** execFd -1: sandbox-me-here mode, no magic exec is expected (every notification is a violation). */
   /** killSignal: SIGKILL (default) or SIGTERM (landlock isolation's subreaper init). learnTable: learning mode (executor learn/table.ts): default-action calls CONTINUE, new facts are reported. */

@@ -6,6 +6,16 @@ import { CommsError, type CommsErrorCode } from './errors.js';
 import { closeQuietly, native, type NativeErrnoError } from './native.js';
 import { DEFAULT_COMMS_FD, DEFAULT_MAX_MESSAGE_SIZE, PROTOCOL_VERSION, Tag, tagName } from './tags.js';
 
+export interface RecvBytesOptions {
+  /**
+   * A buffer the payload is read into when it fits (no new memory: a fresh Buffer per message is
+   * fresh pages, which the kernel zeroes and faults in on every receive). The result is then a
+   * Buffer over `into`'s first bytes, valid until `into` is reused; a longer payload arrives in
+   * a new Buffer as without `into`. After an error its contents are unspecified.
+   */
+  into?: Uint8Array;
+}
+
 export interface SyncCommsOptions {
   /** Incoming messages above this many bytes are refused. Default 64 MiB. */
   maxMessageSize?: number;
@@ -37,14 +47,15 @@ export class SyncComms {
     this.call(() => native().commsSend(this.fd, tag, codec.toBuffer(data, 'sendTLV')));
   }
 
-  recvTLV(tag?: number): { tag: number; data: Buffer } {
-    const m = this.call(() => native().commsRecv(this.fd, this.maxMessageSize));
+  recvTLV(tag?: number, into?: Uint8Array): { tag: number; data: Buffer } {
+    const m = this.call(() => native().commsRecv(this.fd, this.maxMessageSize, into));
     if (m.fd >= 0) {
       closeQuietly(m.fd);
       if (tag !== Tag.Fd) throw codec.tagMismatch(tag ?? 0, Tag.Fd);
     }
     if (tag !== undefined && m.tag !== tag) throw codec.tagMismatch(tag, m.tag);
-    return { tag: m.tag, data: m.data };
+    const data = m.data ?? Buffer.from(into!.buffer, into!.byteOffset, m.length);
+    return { tag: m.tag, data };
   }
 
   sendBool(v: boolean) {
@@ -110,8 +121,12 @@ export class SyncComms {
   sendBytes(b: Uint8Array) {
     this.sendTLV(Tag.Bytes, codec.toBuffer(b, 'sendBytes'));
   }
-  recvBytes(): Buffer {
-    return this.payload(Tag.Bytes);
+  /** A Bytes payload; with `into`, read into the caller's reusable buffer when it fits. */
+  recvBytes(options: RecvBytesOptions = {}): Buffer {
+    const into = options.into;
+    if (into !== undefined && !(into instanceof Uint8Array))
+      throw new TypeError('recvBytes: options.into must be a Uint8Array (or Buffer)');
+    return this.recvTLV(Tag.Bytes, into).data;
   }
   sendMessage(value: unknown) {
     this.sendTLV(Tag.Msgpack, codec.encodeMessage(value));

@@ -806,7 +806,7 @@ export function compilePolicy(policy: Policy, options: CompileOptions = {}): Com
     !policy ||
     typeof policy !== 'object' ||
     !Array.isArray((policy as Policy).rules) ||
-    typeof (policy as Policy).key !== 'string'
+    !('key' in policy) // not .key: the getter would compute the key, which attached programs skip
   ) {
     throw new TypeError('compilePolicy(policy, options): policy must be a Policy (from PolicyBuilder.build())');
   }
