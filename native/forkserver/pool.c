@@ -358,9 +358,10 @@ int pool_hand_over(struct fs_pool *pool, struct fs_slot *slot, const uint8_t *bu
 }
 
 int pool_refill_delay_ms(const struct fs_pool *pool, size_t running) {
-  bool ready = false;
-  for (size_t i = 0; i < pool->n && !ready; i++) ready = pool->v[i].ready;
-  if (running == 0 || !ready) return 0;
+  size_t ready = 0;
+  for (size_t i = 0; i < pool->n; i++) ready += pool->v[i].ready ? 1 : 0;
+  /* Fewer than half the slots ready: a burst is under way, keep up with it. */
+  if (running == 0 || ready == 0 || 2 * ready < pool->size) return 0;
   uint64_t now = monotonic_ms(), until = pool->handed_over_ms + SBX_POOL_REFILL_DEFER_MS;
   return now >= until ? 0 : (int)(until - now);
 }

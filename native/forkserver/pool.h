@@ -111,8 +111,9 @@ int pool_hand_over(struct fs_pool *pool, struct fs_slot *slot, const uint8_t *bu
 /* True when a slot should be prepared now (pool on, template known, not full, not broken). */
 bool pool_wants_refill(const struct fs_pool *pool);
 /* A refill clones and sets up a whole slot, which competes for the CPU with a sandbox that has
- * just started: while `running` sandboxes run and a slot is still ready, the refill waits until
- * SBX_POOL_REFILL_DEFER_MS after the last hand-over. The ms left to wait; 0: refill now. */
+ * just started: while `running` sandboxes run and at least half the slots (and one) are still
+ * ready, the refill waits until SBX_POOL_REFILL_DEFER_MS after the last hand-over. The ms left to
+ * wait; 0: refill now. */
 #define SBX_POOL_REFILL_DEFER_MS 25
 int pool_refill_delay_ms(const struct fs_pool *pool, size_t running);
 /* Clones and releases one slot (the slot builds its mount tree on its own). */
