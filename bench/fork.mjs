@@ -33,7 +33,7 @@ function policy() {
   return b.build();
 }
 
-export function startServer(pol, heapMb, spares = 0) {
+export function startServer(pol, heapMb, spares = 0, sandboxed = false) {
   return startForkServer(
     process.execPath,
     [
@@ -50,6 +50,8 @@ export function startServer(pol, heapMb, spares = 0) {
       env: { PATH: '/usr/bin:/bin' },
       // the first request waits for the warm-up (a 500 MB heap to build): not a hang on a busy machine
       forkTimeoutMs: 120_000,
+      // sandboxed spares: children forked and sandboxed with this policy ahead of requests
+      ...(sandboxed ? { childPolicy: pol, sandboxedSpares: 2 } : {}),
     },
   );
 }
@@ -67,7 +69,7 @@ export async function forkOnce(server, pol, job = { kind: 'ping' }, trace = fals
   comms.close();
   if (!reply.ok || result.status !== 'OK')
     throw new Error(`fork bench: a child failed: ${result.toString()} ${JSON.stringify(reply)}`);
-  return { ms, reply, result, trace: sandbox.forkTrace };
+  return { ms, reply, result, trace: sandbox.forkTrace, sandboxedAhead: sandbox.sandboxedAhead };
 }
 
 async function coldOnce() {
@@ -113,13 +115,14 @@ export async function forkBench() {
   const pol = policy();
   const out = [];
   const cold = [];
-  for (const [heapMb, spares] of [
+  for (const [heapMb, spares, sandboxed] of [
     [50, 0],
     [50, 2],
+    [50, 0, true],
     [500, 0],
     [500, 2],
   ]) {
-    const server = await startServer(pol, heapMb, spares);
+    const server = await startServer(pol, heapMb, spares, sandboxed);
     try {
       for (let i = 0; i < WARMUP; i++) await forkOnce(server, pol);
       for (let i = 0; i < 3; i++) await coldOnce();
@@ -129,15 +132,19 @@ export async function forkBench() {
       for (let i = 0; i < RUNS; i++) {
         // With spares, requests come SPARE_GAP_MS apart: the figure is a request that finds a
         // spare waiting (the forkserver forks them after 10 ms of quiet), not a back-to-back stream.
-        if (spares) await sleep(SPARE_GAP_MS);
-        fork.push((await forkOnce(server, pol)).ms);
+        if (spares || sandboxed) await sleep(SPARE_GAP_MS);
+        if (sandboxed) await server.waitForSandboxedSpares(); // both there, as the spares' figure assumes
+        const once = await forkOnce(server, pol);
+        if (sandboxed && !once.sandboxedAhead) throw new Error('fork bench: a request did not get a sandboxed spare');
+        fork.push(once.ms);
         if (spares && heapMb === 50) {
           await sleep(SPARE_GAP_MS);
           bare.push((await forkOnce(server, pol, { kind: 'ping', sandbox: false })).ms);
         }
         if (i % 3 === 0) cold.push(await coldOnce());
       }
-      const name = `${spares ? `${spares} spares` : 'fork on request'} → sandboxed child answers on Comms, forkserver RSS ${rss.toFixed(0)} MB`;
+      const mode = sandboxed ? '2 sandboxed spares (childPolicy)' : spares ? `${spares} spares` : 'fork on request';
+      const name = `${mode} → sandboxed child answers on Comms, forkserver RSS ${rss.toFixed(0)} MB`;
       const coldName = 'cold `node child.js` answers on Comms';
       out.push({
         name: `${name}, p50`,
@@ -145,7 +152,7 @@ export async function forkBench() {
         value: pct(fork, 0.5),
         peer: coldName,
         peerValue: pct(cold, 0.5),
-        goal: heapMb !== 50 ? undefined : spares ? '<= 0.025× (40× faster)' : '<= 0.05× (20× faster)',
+        goal: heapMb !== 50 ? undefined : spares || sandboxed ? '<= 0.025× (40× faster)' : '<= 0.05× (20× faster)',
       });
       out.push({
         name: `${name}, p99`,
@@ -184,14 +191,15 @@ export async function forkBench() {
  * request to each stage, for a forkserver of `heapMb` with `spares`. Stages done ahead in a spare
  * come out negative. `node bench/fork.mjs --trace [runs]` prints both modes as tables.
  */
-export async function forkTraceTable(heapMb, spares, runs = 40) {
+export async function forkTraceTable(heapMb, spares, runs = 40, sandboxed = false) {
   const pol = policy();
-  const server = await startServer(pol, heapMb, spares);
+  const server = await startServer(pol, heapMb, spares, sandboxed);
   const at = new Map();
   try {
     for (let i = 0; i < WARMUP; i++) await forkOnce(server, pol);
     for (let i = 0; i < runs; i++) {
-      if (spares) await sleep(SPARE_GAP_MS); // the spares are there again
+      if (spares || sandboxed) await sleep(SPARE_GAP_MS); // the spares are there again
+      if (sandboxed) await server.waitForSandboxedSpares();
       const { trace } = await forkOnce(server, pol, { kind: 'ping' }, true);
       for (const s of trace.stages) {
         const k = `${s.process}: ${s.stage}`;
@@ -241,12 +249,15 @@ if (process.argv[1] === import.meta.filename && process.argv.includes('--json'))
 }
 if (process.argv[1] === import.meta.filename && process.argv.includes('--trace')) {
   const runs = Number(process.argv[process.argv.indexOf('--trace') + 1]) || 40;
-  for (const spares of [0, 2]) {
-    console.log(
-      `\n${spares ? `${spares} spares` : 'fork on request'}, ~50 MB heap: µs from the request (p50 of ${runs})`,
-    );
+  for (const [spares, sandboxed] of [
+    [0, false],
+    [2, false],
+    [0, true],
+  ]) {
+    const mode = sandboxed ? '2 sandboxed spares' : spares ? `${spares} spares` : 'fork on request';
+    console.log(`\n${mode}, ~50 MB heap: µs from the request (p50 of ${runs})`);
     let prev = 0;
-    for (const { stage, us } of await forkTraceTable(50, spares, runs)) {
+    for (const { stage, us } of await forkTraceTable(50, spares, runs, sandboxed)) {
       console.log(`| ${stage} | ${us.toFixed(0)} | ${us < 0 ? 'ahead' : (us - prev).toFixed(0)} |`);
       if (us >= 0) prev = us;
     }

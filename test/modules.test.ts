@@ -53,6 +53,21 @@ describe("sandboxedModule, 'call' mode", () => {
     expect(pids.size).toBe(3);
   });
 
+  it("runs none of the module's code ahead of a call (the warm-up of spares and forkserver uses its own functions)", async () => {
+    const probe = await sandboxedModule(join(fixtures, 'warm-probe.mjs'), { spares: 2, trace: true });
+    try {
+      expect(await probe.call('ranBefore')).toEqual([]);
+      expect(await probe.call('warm', 1, 'x')).toEqual([1, 'x']);
+      expect(await probe.call('ranBefore')).toEqual([]); // and the call before left nothing here
+      const t = probe.lastTrace;
+      expect(t).not.toBeNull();
+      expect(t!.answeredUs).toBeGreaterThanOrEqual(t!.forkedUs);
+      expect(t!.fork?.stages.map((s) => s.stage)).toContain('first Comms reply');
+    } finally {
+      await probe.close();
+    }
+  });
+
   it('leaves no fd behind once its children are gone', async () => {
     await m.api.add(0, 0);
     const before = openFdCount();

@@ -16,6 +16,7 @@ const SUITES = [
   'test/client.test.ts',
   'test/fork.test.ts',
   'test/fork-trace.test.ts',
+  'test/fork-sandboxed-spares.test.ts',
   'test/modules.test.ts',
   'test/buffer.test.ts',
   'packages/client/src',

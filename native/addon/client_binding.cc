@@ -30,6 +30,19 @@ static Napi::Value ClientSandboxMeHere(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// clientAwaitAssignment(fd): a sandboxed spare waits for its request's fds (sbx/client.h).
+static Napi::Value ClientAwaitAssignment(const Napi::CallbackInfo &info) {
+  int fd = ArgInt(info, 0, "clientAwaitAssignment(fd: number)");
+  char err[256];
+  int rc = sbx_client_await_assignment(fd, err, sizeof err);
+  if (rc < 0) {
+    Napi::Error e = ErrnoError(info.Env(), -rc, "sbx_client_await_assignment");
+    e.Set("message", Napi::String::New(info.Env(), err));
+    throw e;
+  }
+  return info.Env().Undefined();
+}
+
 // clientWarmRuntime(): what the runtime would otherwise look up lazily by opening a file after the
 // filter is on. Node 24's V8 locks with absl::Mutex, which the first time a lock is contended
 // (from whatever thread) counts the CPUs (get_nprocs(): /sys/devices/system/cpu/online) and reads
@@ -97,6 +110,8 @@ void InitClientBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("clientSandboxMeHere",
               Napi::Function::New(env, ClientSandboxMeHere, "clientSandboxMeHere"));
   exports.Set("clientState", Napi::Function::New(env, ClientState, "clientState"));
+  exports.Set("clientAwaitAssignment",
+              Napi::Function::New(env, ClientAwaitAssignment, "clientAwaitAssignment"));
   exports.Set("clientWarmRuntime",
               Napi::Function::New(env, ClientWarmRuntime, "clientWarmRuntime"));
   exports.Set("clientKernelSupport",

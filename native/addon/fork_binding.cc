@@ -236,6 +236,7 @@ void Child(void *) {
              [](uv_handle_t *hh) { delete reinterpret_cast<uv_async_t *>(hh); });
   });
   uv_async_send(kick);
+  sbx_trace_mark(SBX_TRACE_CHILD_LOOP);
   // The JS callback catches its own errors (forking-client.ts): nothing may unwind through C.
   if (g_on_child != nullptr) {
     napi_handle_scope scope;
@@ -425,6 +426,11 @@ static Napi::Value ForkingChildTrace(const Napi::CallbackInfo &info) {
   return Napi::Buffer<unsigned char>::Copy(info.Env(), buf, len);
 }
 
+// forkingChildFlags() -> in a forked child, its request's SBX_FORK_REQUEST_* flags.
+static Napi::Value ForkingChildFlags(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), sbx_forking_client_child_flags());
+}
+
 // forkGetpid(): the real pid (process.pid is the forkserver's in a child until fixed).
 static Napi::Value ForkGetpid(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), getpid());
@@ -435,6 +441,8 @@ Napi::Object InitForkBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("forkingChildTrace",
               Napi::Function::New(env, ForkingChildTrace, "forkingChildTrace"));
   exports.Set("forkingOpen", Napi::Function::New(env, ForkingOpen, "forkingOpen"));
+  exports.Set("forkingChildFlags",
+              Napi::Function::New(env, ForkingChildFlags, "forkingChildFlags"));
   exports.Set("forkingV8Built", Napi::Function::New(env, ForkingV8Built, "forkingV8Built"));
   exports.Set("forkingWaitAndFork",
               Napi::Function::New(env, ForkingWaitAndFork, "forkingWaitAndFork"));

@@ -400,6 +400,11 @@ static pid_t assign_spare(sbx_forking_client *fc, uint64_t id, const int *fds,
   return 0;
 }
 
+/* In a child: its request's flags. */
+static unsigned g_child_flags;
+
+unsigned sbx_forking_client_child_flags(void) { return g_child_flags; }
+
 /* A spare's stages done ahead of its request, kept for a traced assignment. */
 static uint64_t g_spare_forked, g_spare_isolated, g_spare_runtime;
 
@@ -417,6 +422,7 @@ static void spare_wait(int sock) {
   do r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
   while (r < 0 && errno == EINTR);
   if (r != (ssize_t)sizeof a) _exit(0); /* the forkserver went away: nothing to do */
+  g_child_flags = a.flags;
   if (a.flags & SBX_FORK_REQUEST_TRACE) {
     uint64_t now = sbx_trace_now();
     sbx_trace_start();
@@ -468,6 +474,7 @@ static int fork_spare(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks
     (void)w;
     if (code != 0) _exit(SBX_FORK_SETUP_FAILED);
     close(sync[1]);
+    g_child_flags = SBX_FORK_CHILD_SPARE;
     if (hooks && hooks->child) {
       hooks->child(hooks->arg);
       g_spare_runtime = sbx_trace_now();
@@ -535,7 +542,7 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   uint32_t word = len >= 12 ? get_u32(p + 8) : 0;
   uint32_t n = word & 0xffffu, flags = word & ~0xffffu;
   if (tag != SBX_FORK_TAG_REQUEST || len < 12 || n > SBX_FORK_MAX_FDS || len != 12 + 4ull * n ||
-      (flags & ~SBX_FORK_REQUEST_TRACE) != 0) {
+      (flags & ~(SBX_FORK_REQUEST_TRACE | SBX_FORK_REQUEST_SANDBOXED)) != 0) {
     free(data);
     return fail(err, errlen, -EPROTO, "expected a fork REQUEST, got %s of %llu bytes",
                 sbx_comms_tag_name(tag), (unsigned long long)len);
@@ -601,6 +608,7 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    g_child_flags = flags;
     if (t != NULL) {
       sbx_trace_start();
       sbx_trace_mark(SBX_TRACE_CHILD_FORKED);
@@ -661,10 +669,12 @@ pid_t sbx_forking_client_wait_and_fork(sbx_forking_client *fc, const struct sbx_
     return fail(err, errlen, -EINVAL, "not an open forking client");
   for (;;) {
     /* Spares are made once the channel has been quiet for a moment: a request is served first,
-     * and the child just handed out is not slowed down by the next fork on a small machine. */
+     * and the child just handed out is not slowed down by the next fork on a small machine. With
+     * no spare left, one is made as soon as no request waits: under steady calls the channel is
+     * never quiet that long, and every request would otherwise pay for a fork of its own. */
     while (fc->nspares < fc->want_spares && !fc->spare_failed) {
       struct pollfd p = {.fd = fc->comms.fd, .events = POLLIN};
-      if (poll(&p, 1, SPARE_QUIET_MS) != 0) break;
+      if (poll(&p, 1, fc->nspares > 0 ? SPARE_QUIET_MS : 0) != 0) break;
       if (fork_spare(fc, hooks) == 0) return 0;
     }
     fc->pfds[0] = (struct pollfd){.fd = fc->comms.fd, .events = POLLIN};

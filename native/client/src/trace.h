@@ -35,7 +35,8 @@ enum sbx_trace_stage {
   SBX_TRACE_CHILD_NNP,         /* NO_NEW_PRIVS set */
   SBX_TRACE_CHILD_FILTER,      /* seccomp(TSYNC|NEW_LISTENER) returned: every thread filtered */
   SBX_TRACE_CHILD_INSTALLED,   /* INSTALLED (the listener's number) sent */
-  SBX_TRACE_CHILD_GO           /* GO received: sandboxMeHere() returns */
+  SBX_TRACE_CHILD_GO,          /* GO received: sandboxMeHere() returns */
+  SBX_TRACE_CHILD_LOOP         /* Node: uv_loop_fork() and the kick done, before the JS fix-ups */
 };
 
 #define SBX_TRACE_MAX 24u

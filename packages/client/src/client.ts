@@ -9,6 +9,7 @@ import { sendLogsToSupervisor } from './logs.js';
 import { loadCodec } from './codec.js';
 import { ClientError, type ClientErrorCode } from './errors.js';
 import { native, type NativeErrnoError } from './native.js';
+import { wasSandboxedAhead } from './sandboxed-spare.js';
 
 /** The handshake socket of a sandboxee unless $SBX_CLIENT_FD names another. Mirrors sbx/client.h. */
 export const DEFAULT_CLIENT_FD = 1020;
@@ -91,6 +92,10 @@ export class Client {
    *
    * Throws ClientError: NOT_IN_SANDBOX, ALREADY_SANDBOXED, EXECUTOR_GONE,
    * THREADS_WITHOUT_TSYNC, TSYNC_FAILED, UNSUPPORTED_KERNEL, POLICY_REJECTED, PROTOCOL, IO.
+   *
+   * In a child of a sandboxed spare (custom-fork mode, startForkServer's `childPolicy`) it returns
+   * at once: the child was sandboxed with that policy before its request, and the executor hands
+   * such a child only to requests whose policy compiles to the same program.
    */
   static sandboxMeHere(options: SandboxMeHereOptions = {}): void {
     // Validate arguments
@@ -106,6 +111,10 @@ export class Client {
     if (options.assumeNoTsync !== undefined && typeof options.assumeNoTsync !== 'boolean') {
       throw new TypeError('Client.sandboxMeHere(): assumeNoTsync must be a boolean');
     }
+
+    // A sandboxed spare's child: the executor gave it this request only because the request's
+    // policy is the one it was sandboxed with (docs/architecture.md, "Sandboxed spares").
+    if (wasSandboxedAhead()) return;
 
     Client.prepare();
 

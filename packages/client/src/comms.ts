@@ -416,12 +416,15 @@ export class Comms {
         const direct = this.decoder.directTarget();
         const from = out.length;
         let r: ReturnType<typeof n.recvmsg>;
+        let asked: number;
         if (direct) {
-          r = n.recvmsg(this.fd, direct.buf, direct.offset, direct.length);
+          asked = direct.length;
+          r = n.recvmsg(this.fd, direct.buf, direct.offset, asked);
           if (r.bytes > 0) this.decoder.feedDirect(r.bytes, r.fds, out);
         } else {
           this.readBuf ??= Buffer.allocUnsafe(READ_CHUNK);
-          r = n.recvmsg(this.fd, this.readBuf, 0, this.readRoom(read));
+          asked = this.readRoom(read);
+          r = n.recvmsg(this.fd, this.readBuf, 0, asked);
           if (r.bytes > 0) this.decoder.feed(this.readBuf.subarray(0, r.bytes), r.fds, out);
         }
         for (let i = from; i < out.length; i++) read.add(out[i]!);
@@ -434,6 +437,9 @@ export class Comms {
           this.decoder.end();
         }
         if (r.bytes < 0) break; // EAGAIN: drained
+        // A short read drained the socket as it was: no read just to see EAGAIN (a system call
+        // per message); the poll is level-triggered, so whatever came meanwhile fires it again.
+        if (r.bytes > 0 && r.bytes < asked) break;
         budget -= r.bytes;
       }
     } catch (err) {

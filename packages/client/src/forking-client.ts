@@ -15,10 +15,11 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { ForkError } from './errors.js';
-import { type ForkBinding, forkNative, native, type NativeErrnoError } from './native.js';
-import { Client } from './client.js';
-import { defaultCommsFd } from './sync-comms.js';
+import { closeQuietly, type ForkBinding, forkNative, native, type NativeErrnoError } from './native.js';
+import { Client, defaultClientFd } from './client.js';
+import { defaultCommsFd, SyncComms } from './sync-comms.js';
 import { warmCodec } from './codec.js';
+import { markSandboxedAhead } from './sandboxed-spare.js';
 
 /** The node flags a forkserver needs, and why (checked by waitAndFork()). */
 export const FORKSERVER_NODE_FLAGS = ['--single-threaded', '--v8-pool-size=1'] as const;
@@ -100,6 +101,21 @@ export class ForkingClient {
   }
 
   /**
+   * Work every child does first, run in each new child right after its fork, inside
+   * waitAndFork(): a spare does it ahead of its request, so the request does not wait for it
+   * (e.g. running a request path once, so that its code is compiled and its memory the child's
+   * own). `fn` runs synchronously, before the child's fds are in place and before it is
+   * sandboxed, with no event-loop turn: what it starts asynchronously waits for the request.
+   * An error it throws is thrown by waitAndFork() in that child. null removes it.
+   */
+  static onChildForked(fn: (() => void) | null): void {
+    if (fn !== null && typeof fn !== 'function')
+      throw new TypeError('ForkingClient.onChildForked(fn): fn must be a function or null');
+    if (inChild) throw new ForkError('NOT_FORKSERVER', 'ForkingClient.onChildForked() in a forked child');
+    childForkedHook = fn;
+  }
+
+  /**
    * Kills the spares waiting for a request: they are snapshots of this process from when they
    * were forked. Call it after the forkserver's state changed (a module loaded, a configuration
    * reloaded, a cache warmed) between waitAndFork() calls; the next spares are forked from the
@@ -139,6 +155,7 @@ export class ForkingClient {
         );
       }
       checkNoIoUring();
+      prepareChildren();
       let info: ReturnType<ForkBinding['forkingOpen']>;
       try {
         info = forkNative().forkingOpen(defaultCommsFd(), childFixUps);
@@ -161,9 +178,10 @@ export class ForkingClient {
       throw fromNative(err as NativeErrnoError);
     }
     if (pid === 0) {
-      if (!inChild) becomeChild(); // a binding without the callback
+      if (!inChild) childFixUps(); // a binding without the callback
       if (childFixUpError) throw childFixUpError;
-      traceChild();
+      if (forkNative().forkingChildFlags() & FORK_REQUEST_SANDBOXED) becomeSandboxedSpare();
+      else traceChild();
     }
     return pid;
   }
@@ -246,9 +264,14 @@ function activeRequests(): number {
 let childFixUpError: unknown = null;
 /** Run by the fork binding in every new child, inside waitAndFork(): for a spare, ahead of its
  *  request. Its errors wait for waitAndFork() to return (nothing may unwind through C). */
+let childForkedHook: (() => void) | null = null;
 function childFixUps(): void {
   try {
     becomeChild();
+    // A spare, ahead of its request: its first Comms messages' code paths run once now, so that
+    // the pages they write are copied (copy-on-write faults) before the request rather than on it.
+    if (forkNative().forkingChildFlags() & FORK_CHILD_SPARE) warmComms();
+    childForkedHook?.();
   } catch (err) {
     childFixUpError = err;
   }
@@ -264,7 +287,53 @@ function traceChild(): void {
   }
 }
 
-/** The child's side of the fork: everything before the user's code runs again. */
+/**
+ * Run once in the forkserver, before its first fork: what every child needs that can be set up
+ * ahead, switched on by `inChild`. A child then only writes the few pages its own fix-ups need
+ * (each page a child writes is a copy-on-write fault; ESM export syncing alone cost ~3 ms a child).
+ */
+let childrenPrepared = false;
+function prepareChildren(): void {
+  if (childrenPrepared) return;
+  childrenPrepared = true;
+  const n = forkNative();
+  // Every exit through _exit() in a child: Node's teardown would join platform threads it lacks.
+  const reallyExit = (process as unknown as { reallyExit: (code?: number) => never }).reallyExit;
+  (process as unknown as { reallyExit: (code?: number) => never }).reallyExit = (code?: number) =>
+    inChild ? n.forkExit(exitCodeOf(code)) : reallyExit.call(process, code);
+  const emit = process.emit;
+  process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
+    const r = (emit as (e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
+    if (inChild && event === 'exit') n.forkExit(exitCodeOf(args[0]));
+    return r;
+  } as typeof process.emit;
+
+  // Worker threads need V8 platform workers at their end (the isolate's teardown waits for
+  // them): in a child they would hang, so they fail at once there.
+  const wt = workerThreads() as { Worker: new (...args: unknown[]) => object };
+  const Original = wt.Worker;
+  wt.Worker = class Worker extends Original {
+    constructor(...args: unknown[]) {
+      if (inChild)
+        throw new ForkError(
+          'UNSUPPORTED_IN_CHILD',
+          'worker_threads.Worker cannot run in a forked child (it has no V8 platform workers to end it): start Workers in a sandbox of their own, or compute in the child itself',
+        );
+      super(...args);
+    }
+  };
+  syncBuiltinESMExports();
+}
+
+/** The exit code of a child's exit: process.exitCode when set, else `fallback`. */
+function exitCodeOf(fallback: unknown): number {
+  const c = process.exitCode;
+  if (typeof c === 'number') return c;
+  if (typeof c === 'string' && /^\d+$/.test(c)) return Number(c);
+  return typeof fallback === 'number' ? fallback : 0;
+}
+
+/** The child's side of the fork: everything before the user's code runs again (prepareChildren() did the rest). */
 function becomeChild(): void {
   inChild = true;
   const n = forkNative();
@@ -274,22 +343,6 @@ function becomeChild(): void {
     enumerable: true,
     writable: false,
   });
-
-  // Every exit through _exit(): Node's teardown would join platform threads the child lacks.
-  const exitCodeOf = (fallback: unknown): number => {
-    const c = process.exitCode;
-    if (typeof c === 'number') return c;
-    if (typeof c === 'string' && /^\d+$/.test(c)) return Number(c);
-    return typeof fallback === 'number' ? fallback : 0;
-  };
-  (process as unknown as { reallyExit: (code?: number) => never }).reallyExit = (code?: number) =>
-    n.forkExit(exitCodeOf(code));
-  const emit = process.emit;
-  process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
-    const r = (emit as (e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
-    if (event === 'exit') n.forkExit(exitCodeOf(args[0]));
-    return r;
-  } as typeof process.emit;
   // A natural end: 'beforeExit' when the loop goes idle, the exit when it stays idle after it.
   n.forkNaturalExit((state) => {
     if (state === 1) process.emit('beforeExit', exitCodeOf(0));
@@ -308,19 +361,49 @@ function becomeChild(): void {
     if (name === 'Timeout') clearTimeout(h as NodeJS.Timeout);
     else (h as { unref?: () => void }).unref?.();
   }
+}
 
-  // Worker threads need V8 platform workers at their end (the isolate's teardown waits for
-  // them): in a child they would hang, so they fail at once.
-  const wt = workerThreads();
-  wt.Worker = class Worker {
-    constructor() {
-      throw new ForkError(
-        'UNSUPPORTED_IN_CHILD',
-        'worker_threads.Worker cannot run in a forked child (it has no V8 platform workers to end it): start Workers in a sandbox of their own, or compute in the child itself',
-      );
-    }
-  };
-  syncBuiltinESMExports();
+/** forking_client.h SBX_FORK_REQUEST_SANDBOXED: sandbox first, then wait for the request. */
+const FORK_REQUEST_SANDBOXED = 0x20000;
+/** forking_client.h SBX_FORK_CHILD_SPARE: a spare's child hook, ahead of its request. */
+const FORK_CHILD_SPARE = 0x80000000;
+
+/** One message each way over a socketpair of its own, with SyncComms (what a child's first Comms
+ *  exchange runs: the native send and receive, Buffers, the codec). Best effort. */
+function warmComms(): void {
+  let pair: [number, number] | null = null;
+  try {
+    pair = native().socketpair(false, false);
+    const a = new SyncComms(pair[0]);
+    const b = new SyncComms(pair[1]);
+    a.sendMessage({ kind: 'warm', n: 1, ok: true, list: [1, 'two'] });
+    b.sendMessage(b.recvMessage());
+    a.recvMessage();
+  } catch {
+    // nothing depends on it
+  } finally {
+    if (pair) for (const fd of pair) closeQuietly(fd);
+  }
+}
+
+/** forking_client.h SBX_FORK_SETUP_FAILED */
+const FORK_SETUP_FAILED = 125;
+
+/**
+ * A sandboxed spare: sandboxMeHere() with the executor's child policy now, then wait (filtered)
+ * for the request, whose fds the executor sends on the handshake channel. Whatever fails ends the
+ * child: the executor never hands out a spare whose handshake did not finish.
+ */
+function becomeSandboxedSpare(): void {
+  const fd = defaultClientFd();
+  warmComms(); // before the filter (it makes a socketpair), and ahead of the request
+  try {
+    Client.sandboxMeHere({ fd });
+    native().clientAwaitAssignment(fd);
+  } catch {
+    forkNative().forkExit(FORK_SETUP_FAILED);
+  }
+  markSandboxedAhead();
 }
 
 /** native/client/src/trace.h SBX_TRACE_CHILD_JS: back in JS, the child's fix-ups done. */

@@ -74,6 +74,7 @@ export interface NativeBinding {
   /** libsbx_client: blocks until sandboxed; throws an errno error with .filterInstalled. */
   clientSandboxMeHere(fd: number, flags: number): void;
   clientState(): { sandboxed: boolean; filterInstalled: boolean };
+  clientAwaitAssignment(fd: number): void;
   /** Makes the runtime look up now what it would open a file for after the filter (Node 24: the CPU count). */
   clientWarmRuntime(): boolean;
   clientKernelSupport(): number;
@@ -105,6 +106,7 @@ export interface ForkBinding {
   forkGetpid(): number;
   /** In the child of a traced request: its stages so far (u32 count | u32 0 | records), else null. */
   forkingChildTrace(): Buffer | null;
+  forkingChildFlags(): number;
   /** The NODE_MODULE_VERSION it was built for. */
   nodeModuleVersion: number;
 }

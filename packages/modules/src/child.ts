@@ -2,7 +2,7 @@
 // the fork, a call (request, shared buffers, reply or the child's end), the timeout, stderr.
 import { Socket } from 'node:net';
 import { type Comms, CommsError, SharedBuffer } from '@sbx/client';
-import { Executor, type ForkServerHandle, type Policy, type Result, Sandbox } from '@sbx/executor';
+import { Executor, type ForkServerHandle, type ForkTrace, type Policy, type Result, Sandbox } from '@sbx/executor';
 import { endedError, ModuleError } from './errors.js';
 import {
   type Attachment,
@@ -20,6 +20,8 @@ export interface ChildOptions {
   stderr: 'capture' | 'inherit';
   /** The sandbox's walltime backstop in seconds (0: none, for sessions). Default: from timeoutMs. */
   walltime?: number;
+  /** Stamp every stage of each fork (the executor's ForkTrace) and of each call. */
+  trace?: boolean;
 }
 
 /** How much of a child's stderr is kept (its end). */
@@ -44,6 +46,10 @@ export class ModuleChild {
       this.#ended = true;
     });
     this.#result.catch(() => {});
+    // One reaction for the child's life, not one per call (a session makes many calls): it
+    // tells the call in progress, if any.
+    const tell = (): void => this.#onEnded?.();
+    this.#result.then(tell, tell);
     if (stderr) {
       stderr.setEncoding('utf8');
       stderr.on('data', (s: string) => {
@@ -54,10 +60,12 @@ export class ModuleChild {
     }
   }
   #stderrDone: Promise<unknown> = Promise.resolve();
+  /** The call in progress learns here that the child ended. */
+  #onEnded: (() => void) | null = null;
 
   static async fork(server: ForkServerHandle, policy: Policy, options: ChildOptions): Promise<ModuleChild> {
     const walltime = options.walltime ?? Math.ceil(options.timeoutMs / 1000) + 1;
-    const ex = new Executor(server, { limits: { walltime } });
+    const ex = new Executor(server, { limits: { walltime }, ...(options.trace ? { trace: true } : {}) });
     const comms = ex.ipc.comms;
     let stderr: Socket | null = null;
     if (options.stderr === 'capture') stderr = new Socket({ fd: ex.ipc.receiveFd(2), readable: true, writable: false });
@@ -70,6 +78,11 @@ export class ModuleChild {
       throw err;
     }
     return new ModuleChild(sandbox, comms, options, stderr);
+  }
+
+  /** With the `trace` option: the fork request's stages (executor, forkserver, child). */
+  get forkTrace(): ForkTrace | null {
+    return this.#sandbox.forkTrace;
   }
 
   /** True once the child is gone, or is being killed after a failed call. */
@@ -98,24 +111,24 @@ export class ModuleChild {
   async #call(fn: string, args: unknown[], describe: boolean): Promise<unknown> {
     const out: Attachment[] = [];
     const sent = extractBuffers(args, this.#options.threshold, out) as unknown[];
-    const req: CallRequest = { fn, args: sent, buffers: out.length, kinds: kindsOf(out) };
+    const req: CallRequest = { fn, args: sent, buffers: out.length, kinds: out.length ? kindsOf(out) : '' };
     if (describe) req.describe = true;
 
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
-    const ended = this.#result.then(() => 'ended' as const);
-    const timeout = new Promise<'timeout'>((r) => {
-      timer = setTimeout(() => r('timeout'), this.#options.timeoutMs);
-    });
     try {
       // A channel that breaks means the child is ending: its Result says why.
       let broken: CommsError | null = null;
-      const answer = this.#exchange(fn, req, out).catch((err: unknown) => {
-        if (!(err instanceof CommsError)) throw err;
-        broken = err;
-        return 'broken' as const;
+      const first = await new Promise<{ value: unknown } | 'ended' | 'timeout' | 'broken'>((resolve, reject) => {
+        timer = setTimeout(() => resolve('timeout'), this.#options.timeoutMs);
+        if (this.#ended) resolve('ended');
+        this.#onEnded = () => resolve('ended');
+        this.#exchange(fn, req, out).then(resolve, (err: unknown) => {
+          if (!(err instanceof CommsError)) return reject(err);
+          broken = err;
+          resolve('broken');
+        });
       });
-      const first = await Promise.race([answer, ended, timeout]);
       if (first === 'timeout') {
         timedOut = true;
         this.#sandbox.kill();
@@ -125,13 +138,20 @@ export class ModuleChild {
       // The child ended (or was killed) before its reply: say why. A channel that broke while
       // the child lives on (it wrote garbage on it) is the child's fault: it is killed.
       if (first === 'broken' && !this.#ended) {
-        const gone = await Promise.race([ended, delay(1000)]);
+        const gone = await Promise.race([
+          this.#result.then(
+            () => 'ended' as const,
+            () => 'ended' as const,
+          ),
+          delay(1000),
+        ]);
         if (gone !== 'ended') throw this.#protocol(fn, (broken as CommsError | null)?.message ?? 'the channel broke');
       }
       const result = await this.#result;
       await Promise.race([this.#stderrDone, delay(50)]);
       throw endedError(fn, result, this.#stderr, timedOut, this.#options.timeoutMs);
     } finally {
+      this.#onEnded = null;
       clearTimeout(timer);
     }
   }

@@ -6,6 +6,7 @@ export {
   type SandboxedModuleOptions,
   type ModuleMode,
   type ModuleApi,
+  type ModuleCallTrace,
   type AnyFunction,
 } from './sandboxed-module.js';
 export { ModuleError, type ModuleErrorCode } from './errors.js';

@@ -9,6 +9,7 @@ import {
   type LimitsOptions,
   type Policy,
   type PolicyBuilder,
+  type ForkTrace,
   type Result,
   startForkServer,
 } from '@sbx/executor';
@@ -29,7 +30,8 @@ export interface SandboxedModuleOptions {
   /** Native addons (.node files: paths, or specifiers resolved from `from`) whose shared
    *  libraries outside the module's directories must be in view, e.g. sharp's `sharp.node`. */
   addons?: string[];
-  /** Children forked ahead of calls (default 2, at most 64). */
+  /** Children forked ahead of calls (default 2, at most 64): up to 16 of them also sandboxed
+   *  ahead (a call then only hands its fds over), the rest forked only. */
   spares?: number;
   /** Per call, in ms (default 30 000): a call still running then is killed with its child. */
   timeoutMs?: number;
@@ -44,6 +46,18 @@ export interface SandboxedModuleOptions {
   stderr?: 'capture' | 'inherit';
   /** The node binary (default process.execPath). */
   node?: string;
+  /** Record where each 'call' mode call's time goes (SandboxedModule.lastTrace). */
+  trace?: boolean;
+}
+
+/** Where the last 'call' mode call's time went (the `trace` option): µs from the call's start. */
+export interface ModuleCallTrace {
+  /** The child was forked and its sandbox was on its way (Sandbox.runAsync() resolved). */
+  forkedUs: number;
+  /** The reply was decoded. */
+  answeredUs: number;
+  /** The fork request's own stages (executor, forkserver, child; µs from the request). */
+  fork: ForkTrace | null;
 }
 
 /** Any function a module may export. */
@@ -56,6 +70,8 @@ export type ModuleApi<T> = {
 };
 
 const runnerPath = join(import.meta.dirname, 'runner.js');
+/** Spares kept sandboxed ahead of calls at most (startForkServer's sandboxedSpares). */
+const MAX_SANDBOXED_SPARES = 16;
 
 /**
  * Imports `specifier` in a new warm forkserver and returns a handle whose calls run in
@@ -103,17 +119,26 @@ export async function sandboxedModule<T = Record<string, AnyFunction>>(
     ...(heapMiB ? [`--max-old-space-size=${heapMiB}`] : []),
     runnerPath,
     pathToFileURL(file).href,
-    String(spares),
+    String(spares - Math.min(spares, MAX_SANDBOXED_SPARES)),
     String(threshold),
   ];
+  // The children's policy is known now: spares are forked and sandboxed ahead of the calls, so
+  // that a call only hands its fds to one (plain spares, forked but not sandboxed, above 16).
+  const sandboxedSpares = Math.min(spares, MAX_SANDBOXED_SPARES);
   const server = await startForkServer(node, argv, {
     policy,
     cwd: '/',
     env: { PATH: '/usr/bin:/bin' },
     limits,
     forkTimeoutMs: 10_000,
+    ...(sandboxedSpares > 0 ? { childPolicy: policy, sandboxedSpares } : {}),
   });
-  const m = new SandboxedModule<T>(server, policy, mode, { timeoutMs, threshold, stderr });
+  const m = new SandboxedModule<T>(server, policy, mode, {
+    timeoutMs,
+    threshold,
+    stderr,
+    ...(options.trace ? { trace: true } : {}),
+  });
   try {
     m.exports = (await m.describe()) as string[];
   } catch (err) {
@@ -135,6 +160,8 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
   readonly #sessions = new Set<ModuleSession>();
   #closed = false;
   #api: ModuleApi<T> | null = null;
+  /** With the `trace` option: where the last 'call' mode call's time went. */
+  lastTrace: ModuleCallTrace | null = null;
 
   /** @internal */
   constructor(server: ForkServerHandle, policy: Policy, mode: ModuleMode, options: ChildOptions) {
@@ -156,10 +183,18 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
       this.#session ??= this.#newSession();
       return this.#session.call(fn, ...args);
     }
+    const t0 = performance.now();
     const child = await this.#fork(fn);
+    const forked = performance.now();
     try {
       return await child.call(fn, args);
     } finally {
+      if (this.#options.trace)
+        this.lastTrace = {
+          forkedUs: (forked - t0) * 1000,
+          answeredUs: (performance.now() - t0) * 1000,
+          fork: child.forkTrace,
+        };
       child.close();
     }
   }

@@ -53,6 +53,8 @@ extern "C" {
 #define SBX_CLIENT_TAG_POLICY 0x00005311u /* executor -> client: struct sock_filter[] */
 #define SBX_CLIENT_TAG_GO     0x00005312u /* executor -> client: empty; the monitor watches */
 #define SBX_CLIENT_TAG_ERROR  0x00005313u /* executor -> client: UTF-8 reason; the end */
+/* executor -> sandboxed spare, after GO: u32 n | n x u32 target fd, then n SBX_TAG_FD messages */
+#define SBX_CLIENT_TAG_ASSIGN 0x00005316u
 #define SBX_CLIENT_TAG_INSTALLED \
   0x00005314u /* client -> executor: u32 listener fd number, taken
                                                 with pidfd_getfd() (the client keeps it until GO) */
@@ -103,6 +105,12 @@ SBX_CLIENT_API int sbx_client_sandbox_me_here(char *err, size_t errlen);
 
 /* The same on handshake fd `fd` (borrowed), with SBX_CLIENT_* flags. */
 SBX_CLIENT_API int sbx_client_sandbox_me_here_fd(int fd, unsigned flags, char *err, size_t errlen);
+
+/* A sandboxed spare (custom-fork mode, sandboxed spares): after sandboxing, waits on handshake
+ * fd `fd` for the request the executor assigns it (ASSIGN, then its fds), puts the fds on their
+ * numbers and closes `fd`. 0, -EINVAL (not sandboxed), -EPIPE (the executor closed the channel),
+ * -EPROTO, or the failing call's -errno (named in `err`). */
+SBX_CLIENT_API int sbx_client_await_assignment(int fd, char *err, size_t errlen);
 
 /* True once sbx_client_sandbox_me_here() succeeded in this process. Makes no system call. */
 SBX_CLIENT_API bool sbx_client_is_sandboxed(void);

@@ -52,6 +52,10 @@ extern "C" {
 /* REQUEST flag: trace this request (FORKED carries the forkserver's timestamps, the child sends
  * its own after GO; docs/wire-protocol.md). */
 #define SBX_FORK_REQUEST_TRACE 0x10000u
+/* REQUEST flag: a sandboxed spare. The child sandboxes itself (the handshake on its fd 1020)
+ * before the call returns in it, then waits there for its assignment (sbx_client_await_assignment).
+ * The forkserver only passes the flag on (sbx_forking_client_child_flags()). */
+#define SBX_FORK_REQUEST_SANDBOXED 0x20000u
 /* FORKED: u64 request_id | i32 err (0 or -errno) | u32 pid (forkserver's view) | UTF-8 message;
  * on success of a traced request, instead of the message: u32 count | u32 0 | count x
  * (u32 stage | u32 0 | u64 CLOCK_MONOTONIC ns). */
@@ -111,6 +115,11 @@ int sbx_forking_client_set_spares(sbx_forking_client *fc, unsigned n);
  * spares are forked from the state as it is now, at the next quiet moment of the wait loop.
  * 0 or -EINVAL. */
 int sbx_forking_client_recycle_spares(sbx_forking_client *fc);
+
+/* In a child: its request's SBX_FORK_REQUEST_* flags (0 in the forkserver); in a spare's child
+ * hook, before its request came, SBX_FORK_CHILD_SPARE. */
+#define SBX_FORK_CHILD_SPARE 0x80000000u
+unsigned sbx_forking_client_child_flags(void);
 
 /* Children alive (forked, not yet reaped; spares included). */
 unsigned sbx_forking_client_children(const sbx_forking_client *fc);

@@ -14,6 +14,7 @@ import type { Policy } from '../policy/policy.js';
 import type { Result } from '../sandbox/result.js';
 import { decodeExited, EXITED_SIZE, InFlight, sendRequest, type Exited } from './link.js';
 import type { ForkTrace } from './fork-trace.js';
+import { SandboxedSpares, type SandboxedSpare } from './sandboxed-spares.js';
 
 /** Fork protocol tags; mirrors native/client/include/sbx/forking_client.h (keep them equal). */
 export const ForkTag = { Request: 0x00005320, Forked: 0x00005321, Exited: 0x00005322 } as const;
@@ -107,6 +108,7 @@ export class ForkServerHandle {
   /** Sends are serialised: a request and its Fd messages must not interleave with another's. */
   private sendChain: Promise<void> = Promise.resolve();
   private readonly forkTimeoutMs: number;
+  private spares: SandboxedSpares | null = null;
 
   /** @internal built by startForkServer() */
   constructor(
@@ -145,6 +147,47 @@ export class ForkServerHandle {
     return this.initPid;
   }
 
+  /**
+   * The children's policy given to startForkServer() (`childPolicy`), whose children are forked
+   * and sandboxed ahead of requests; null without it.
+   */
+  get childPolicy(): Policy | null {
+    return this.spares?.policy ?? null;
+  }
+
+  /** Sandboxed spares ready now (0 without `childPolicy`). */
+  get sandboxedSparesReady(): number {
+    return this.spares?.size ?? 0;
+  }
+
+  /** Resolves once `n` sandboxed spares (default: as many as asked for) are ready; rejects after `timeoutMs`. */
+  waitForSandboxedSpares(n?: number, timeoutMs?: number): Promise<void> {
+    if (!this.spares)
+      return Promise.reject(new TypeError('waitForSandboxedSpares(): this forkserver has no childPolicy'));
+    return this.spares.waitReady(n, timeoutMs);
+  }
+
+  /** @internal startForkServer({ childPolicy }): keep `count` children sandboxed ahead. */
+  startSandboxedSpares(policy: Policy, count: number): void {
+    const handle = this;
+    this.spares = new SandboxedSpares(
+      {
+        fork: (fds, flags) => this.fork(fds, null, flags),
+        waitExit: (id, pidfd) => this.waitExit(id, pidfd),
+        get alive() {
+          return handle.alive;
+        },
+      },
+      policy,
+      count,
+    );
+  }
+
+  /** @internal A sandboxed spare for a request of `policy` (same compiled program), or null. */
+  takeSandboxedSpare(policy: Policy): SandboxedSpare | null {
+    return this.spares?.take(policy) ?? null;
+  }
+
   /** Ends the forkserver and all its children; resolves with its Result. */
   async close(): Promise<Result> {
     this.die(new ForkServerHandleError('CLOSED', 'the forkserver was closed'));
@@ -153,14 +196,14 @@ export class ForkServerHandle {
 
   /** @internal Asks for a child with `fds` (target number → executor fd, borrowed); `trace`
    *  gets the request's stamps (the forkserver's, from FORKED). */
-  async fork(fds: Array<{ target: number; fd: number }>, trace: ForkTrace | null = null): Promise<Forked> {
+  async fork(fds: Array<{ target: number; fd: number }>, trace: ForkTrace | null = null, flags = 0): Promise<Forked> {
     if (this.dead) throw this.dead;
     if (fds.length > FORK_MAX_FDS)
       throw new TypeError(`custom-fork mode: at most ${FORK_MAX_FDS} fds per child, got ${fds.length}`);
     const id = this.nextId++;
     const payload = Buffer.alloc(12 + 4 * fds.length);
     payload.writeBigUInt64LE(id, 0);
-    payload.writeUInt32LE(fds.length | (trace ? FORK_REQUEST_TRACE : 0), 8);
+    payload.writeUInt32LE((fds.length | (trace ? FORK_REQUEST_TRACE : 0) | flags) >>> 0, 8);
     fds.forEach((f, i) => {
       payload.writeUInt32LE(f.target, 12 + 4 * i);
     });
@@ -322,6 +365,7 @@ export class ForkServerHandle {
 
   private die(err: Error): void {
     if (this.dead) return;
+    this.spares?.close();
     this.dead =
       err instanceof CommsError
         ? new ForkServerHandleError('FORKSERVER_DIED', `lost the forkserver: ${err.message}`)

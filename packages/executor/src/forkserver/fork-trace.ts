@@ -27,6 +27,8 @@ export const EXECUTOR_STAGES = [
   'listener taken',
   'monitor watching',
   'GO sent',
+  'sandboxed spare taken',
+  'request assigned',
   'first Comms reply',
 ] as const;
 export type ExecutorStage = (typeof EXECUTOR_STAGES)[number];
@@ -51,6 +53,7 @@ export const WIRE_STAGES: Readonly<Record<number, { process: ForkTraceProcess; s
   26: { process: 'child', stage: 'filter installed (TSYNC)' },
   27: { process: 'child', stage: 'INSTALLED sent' },
   28: { process: 'child', stage: 'GO received' },
+  29: { process: 'child', stage: 'libuv repaired (uv_loop_fork, before the JS fix-ups)' },
 };
 
 /** Handshake tag of the child's stamps (client → executor, after GO). Mirrors trace.h. */

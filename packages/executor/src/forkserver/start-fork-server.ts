@@ -5,6 +5,8 @@
 import { Executor, provideStartForkServer, type ForkServerOptions } from '../sandbox/executor.js';
 import { Sandbox } from '../sandbox/sandbox.js';
 import { ForkServerHandle, MAX_REPLY } from './custom.js';
+import { checkChildPolicy, MAX_SANDBOXED_SPARES } from './sandboxed-spares.js';
+import { Policy } from '../policy/policy.js';
 
 export type { ForkServerOptions } from '../sandbox/executor.js';
 
@@ -21,7 +23,23 @@ export async function startForkServer(
 ): Promise<ForkServerHandle> {
   if (options === null || typeof options !== 'object')
     throw new TypeError('Executor.startForkServer(path, argv, options): options must be an object with a policy');
-  const { policy, forkTimeoutMs, ...rest } = options;
+  const { policy, forkTimeoutMs, childPolicy, sandboxedSpares, ...rest } = options;
+  if (childPolicy !== undefined) {
+    if (!(childPolicy instanceof Policy))
+      throw new TypeError('Executor.startForkServer(): childPolicy must be a Policy (PolicyBuilder.build())');
+    checkChildPolicy(childPolicy);
+  }
+  if (
+    sandboxedSpares !== undefined &&
+    (!Number.isInteger(sandboxedSpares) || sandboxedSpares < 0 || sandboxedSpares > MAX_SANDBOXED_SPARES)
+  )
+    throw new TypeError(
+      `Executor.startForkServer(): sandboxedSpares must be an integer 0..${MAX_SANDBOXED_SPARES}, got ${String(sandboxedSpares)}`,
+    );
+  if (sandboxedSpares !== undefined && childPolicy === undefined)
+    throw new TypeError(
+      'Executor.startForkServer(): sandboxedSpares needs childPolicy (the policy they are sandboxed with)',
+    );
   if (forkTimeoutMs !== undefined && (!Number.isFinite(forkTimeoutMs) || forkTimeoutMs <= 0))
     throw new TypeError(
       `Executor.startForkServer(): forkTimeoutMs must be a positive number, got ${String(forkTimeoutMs)}`,
@@ -52,7 +70,9 @@ export async function startForkServer(
   }
   const result = sandbox.awaitResult();
   result.catch(() => {});
-  return new ForkServerHandle(comms, sandbox.pid, policy, result, () => sandbox.kill(), forkTimeoutMs);
+  const handle = new ForkServerHandle(comms, sandbox.pid, policy, result, () => sandbox.kill(), forkTimeoutMs);
+  if (childPolicy && sandboxedSpares !== 0) handle.startSandboxedSpares(childPolicy, sandboxedSpares ?? 2);
+  return handle;
 }
 
 // The deprecated Executor.startForkServer() alias calls this one (Executor cannot import it: cycle).

@@ -37,6 +37,8 @@ export interface ClientHandshakeHooks {
   fail(reason: string): void;
   /** A traced request (custom-fork mode): the handshake's stages, then the child's TRACE after GO. */
   trace?: ForkTrace;
+  /** Leave the channel open after GO (a sandboxed spare gets its request on it later). */
+  keepOpen?: boolean;
 }
 
 /** What a pending handshake needs before the spawn: the channel and the sandboxee's end. */
@@ -107,6 +109,7 @@ export async function serveClientHandshake(
   // sandbox must not end as if it had been (the client failed, or lied, and may carry on unfiltered).
   let helloReceived = false;
   let watched = false; // the monitor has the listener: the filter is on
+  let goSent = false;
   try {
     if (prepared.early) {
       policySent = true;
@@ -180,6 +183,7 @@ export async function serveClientHandshake(
 
     // GO
     await channel.sendTLV(ClientTag.Go);
+    goSent = true;
     if (hooks.trace) {
       hooks.trace.mark('GO sent');
       // The child's own stamps follow GO (libsbx_client, when its request was traced). A child
@@ -198,7 +202,7 @@ export async function serveClientHandshake(
       );
     } else if (policySent && !closed) hooks.fail(`sandboxMeHere handshake: ${(err as Error).message}`);
   } finally {
-    channel.close();
+    if (!(hooks.keepOpen && goSent)) channel.close();
   }
 }
 

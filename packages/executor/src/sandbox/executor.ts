@@ -120,6 +120,18 @@ export interface ForkServerOptions extends Omit<ExecutorOptions, 'enableSandboxB
   policy: Policy;
   /** How long one fork request may take before the forkserver counts as hung (default 10 s). */
   forkTimeoutMs?: number;
+  /**
+   * The policy of the children, when it is known before requests come: children are then forked
+   * and sandboxed ahead (sandboxMeHere() done, filter on every thread, listener with the monitor),
+   * `sandboxedSpares` at a time. A request whose policy compiles to the same program takes one
+   * and costs a message; any other policy gets an ordinary fork. The policy must allow recvmsg,
+   * fcntl(F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD) and close (allowNodeRuntime() does): the child puts its
+   * request's fds in place under its filter. The forkserver's program needs no change: a child of
+   * such a spare finds its later Client.sandboxMeHere() done (a no-op).
+   */
+  childPolicy?: Policy;
+  /** With `childPolicy`: children kept sandboxed ahead (default 2, at most 16). */
+  sandboxedSpares?: number;
 }
 
 type StartForkServer = (

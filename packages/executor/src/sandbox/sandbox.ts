@@ -16,6 +16,7 @@ import { getSystemErrorName } from 'node:util';
 import { closeQuietly, native, type MonitorEvent } from '@sbx/client/internal';
 import { Executor, ExecutorError } from './executor.js';
 import { ForkServerHandleError, pidOfPidfd, type Forked } from '../forkserver/custom.js';
+import type { SandboxedSpare } from '../forkserver/sandboxed-spares.js';
 import { EXEC_FD_TARGET, type SetupFailure } from '../forkserver/protocol.js';
 import { ForkServer, ForkServerError, type Exited } from '../forkserver/global.js';
 import * as monitor from './monitor.js';
@@ -579,6 +580,9 @@ export class Sandbox {
   /** Custom-fork mode with `trace: true`: where the request's time went (fork-trace.ts). */
   forkTrace: ForkTrace | null = null;
 
+  /** Custom-fork mode: true when the child was a sandboxed spare (sandboxed before the request; startForkServer's `childPolicy`). */
+  sandboxedAhead = false;
+
   private async forkChild(): Promise<void> {
     const ex = this.executor;
     const server = ex.forkServer!;
@@ -596,8 +600,11 @@ export class Sandbox {
         'custom-fork mode: named fds (ipc.mapFd(fd, name)) need exec mode; map them by number',
       );
     }
-    const client = prepareClientHandshake(this.policy);
     const fds = ex.ipc.list().map((m) => ({ target: m.sandboxee, fd: m.local }));
+    // A child sandboxed ahead with this policy (startForkServer's childPolicy) when one is ready.
+    const spare = this.hooks?.notify || this.learning ? null : server.takeSandboxedSpare(this.policy);
+    if (spare) return this.adoptSandboxedSpare(spare, fds, trace);
+    const client = prepareClientHandshake(this.policy);
     fds.push({ target: CLIENT_FD, fd: client.theirs });
     let forked: Forked;
     try {
@@ -609,6 +616,46 @@ export class Sandbox {
       closeQuietly(client.theirs);
       ex.ipc.releaseOwned();
     }
+    this.onForked(forked, server.waitExit(forked.id, forked.pidfd));
+    this.setupDone = serveClientHandshake(client, this.policy, {
+      take: async (n) => this.takeListenerOf(this.pidfd, n),
+      watch: (listener) => this.wireMonitor(listener, this.policy),
+      fail: (reason) => this.failSetup(reason),
+      ...(trace ? { trace } : {}),
+    });
+  }
+
+  /** A sandboxed spare (forkserver/sandboxed-spares.ts): already filtered and watched; the request's fds go to it. */
+  private async adoptSandboxedSpare(
+    spare: SandboxedSpare,
+    fds: Array<{ target: number; fd: number }>,
+    trace: ForkTrace | null,
+  ): Promise<void> {
+    trace?.mark('sandboxed spare taken');
+    this.sandboxedAhead = true;
+    this.monitorClosed = new Promise((resolve) => (this.onMonitorClosed = resolve));
+    this.monitorId = spare.monitorId;
+    // The spare's monitor entry kills nothing itself (it was made before the request's options
+    // were known): a violation's tree signal is sent here unless the stack is taken first.
+    spare.adopt((e) => {
+      if (e.type === 'violation' && !this.holdsViolations() && this.pidfd >= 0) native().pidfdSendSignal(this.pidfd, 9);
+      this.onMonitor(e);
+    });
+    this.onForked(spare.forked, spare.exit);
+    this.hooks?.started(this.hostPid);
+    try {
+      await spare.assign(fds);
+      trace?.mark('request assigned');
+    } catch (err) {
+      this.failSetup(`custom-fork mode: handing the request to a sandboxed spare: ${(err as Error).message}`);
+    } finally {
+      this.executor.ipc.releaseOwned();
+    }
+  }
+
+  /** The child exists (`forked`): its pidfd, its end as the forkserver will report it, the walltime. */
+  private onForked(forked: Forked, exit: Promise<Exited>): void {
+    const ex = this.executor;
     this.pidfd = forked.pidfd;
     this.hostPid = forked.pid;
     this.monitored = true;
@@ -616,7 +663,7 @@ export class Sandbox {
     if (this.killedAs) this.signalTree(); // kill() came while it was being forked
     // The forkserver reports the wait status. If it dies first, its sandbox takes the child along:
     // make sure (SIGKILL through our pidfd) and report that once the child is gone.
-    this.exitPromise = server.waitExit(forked.id, forked.pidfd).catch(async (err: unknown) => {
+    this.exitPromise = exit.catch(async (err: unknown) => {
       if (err instanceof ForkServerHandleError && err.code === 'PROTOCOL')
         this.setupError ??= `custom-fork mode: ${err.message}`;
       this.signalTree();
@@ -628,12 +675,6 @@ export class Sandbox {
         () => this.forkWalltimeExpired(),
         Math.max(1, Math.round(ex.limits.walltime * 1000)),
       );
-    this.setupDone = serveClientHandshake(client, this.policy, {
-      take: async (n) => this.takeListenerOf(this.pidfd, n),
-      watch: (listener) => this.wireMonitor(listener, this.policy),
-      fail: (reason) => this.failSetup(reason),
-      ...(trace ? { trace } : {}),
-    });
   }
 
   private forkWalltimeExpired(): void {
