@@ -129,6 +129,20 @@ describe('spawn pool', () => {
     expect(pooled.stdout).toMatch(/\/tmp\n77\n/);
   });
 
+  it('refills while a pooled sandbox still runs: the refill waits only briefly after a hand-over', async () => {
+    setSpawnPool({ size: 2 });
+    await sh('true');
+    await readySlots(2);
+    const s0 = await spawnPoolStats();
+    let settled = false;
+    const long = sh('sleep 5').finally(() => (settled = true));
+    for (let i = 0; i < 200 && (await spawnPoolStats()).hits === s0.hits; i++) await tick(10);
+    expect((await spawnPoolStats()).hits).toBe(s0.hits + 1);
+    await readySlots(2); // the slot it took is made again, long before it ends
+    expect(settled).toBe(false);
+    expect((await long).result.status).toBe('OK');
+  });
+
   it('violations, walltime and exit codes come back from a slot as on demand', async () => {
     setSpawnPool({ size: 2 });
     await sh('true');

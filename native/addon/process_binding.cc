@@ -22,6 +22,15 @@ static Napi::Value PidfdOpen(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), (double)fd);
 }
 
+// pidfdGetfdOrErrno(pidfd, targetFd) -> the duplicate, or -errno: for a caller that retries on
+// EBADF (the setup channel's listener wait), where an exception per attempt is the main cost.
+static Napi::Value PidfdGetfdOrErrno(const Napi::CallbackInfo &info) {
+  const char *usage = "pidfdGetfdOrErrno(pidfd: number, targetFd: number)";
+  int pidfd = ArgInt(info, 0, usage), target = ArgInt(info, 1, usage);
+  long fd = syscall(SYS_pidfd_getfd, pidfd, target, 0);
+  return Napi::Number::New(info.Env(), fd < 0 ? (double)-errno : (double)fd);
+}
+
 // pidfdSendSignal(pidfd, sig) -> true when sent, false when the process is already gone.
 static Napi::Value PidfdSendSignal(const Napi::CallbackInfo &info) {
   const char *usage = "pidfdSendSignal(pidfd: number, signal: number)";
@@ -123,6 +132,8 @@ void InitProcessBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("seccompActionAvailable",
               Napi::Function::New(env, SeccompActionAvailable, "seccompActionAvailable"));
   exports.Set("pidfdGetfd", Napi::Function::New(env, PidfdGetfd, "pidfdGetfd"));
+  exports.Set("pidfdGetfdOrErrno",
+              Napi::Function::New(env, PidfdGetfdOrErrno, "pidfdGetfdOrErrno"));
 }
 
 }  // namespace sbx

@@ -143,9 +143,13 @@ int main(int argc, char **argv) {
     struct pollfd *mounts = &p[2];
     *mounts = (struct pollfd){.fd = pool_mounts_fd(&srv.pool), .events = POLLPRI};
     size_t nslots = pool_pollfds(&srv.pool, p + 3, SBX_POOL_POLL_MAX);
-    /* A refill is due: look at what is there and come back at once. */
-    int timeout = pool_wants_refill(&srv.pool) ? 0 : children_enforce_walltime(&srv.children);
-    if (timeout == 0) (void)children_enforce_walltime(&srv.children);
+    /* A refill is due: look at what is there and come back at once (or when its wait ends). */
+    int defer = pool_wants_refill(&srv.pool) ? pool_refill_delay_ms(&srv.pool, srv.children.n) : -1;
+    int timeout = children_enforce_walltime(&srv.children);
+    if (defer == 0)
+      timeout = 0;
+    else if (defer > 0 && (timeout < 0 || defer < timeout))
+      timeout = defer;
     if (poll(p, 3 + nslots, timeout) < 0) {
       if (errno == EINTR) continue;
       fprintf(stderr, "sbx-forkserver: poll: %s\n", strerror(errno));
@@ -155,7 +159,8 @@ int main(int argc, char **argv) {
     if (mounts->revents & (POLLPRI | POLLERR)) pool_mounts_changed(&srv.pool);
     /* Refill off the request path: one slot per turn of the loop, and only when no request is
      * waiting (a request that comes meanwhile is served before the next slot is cloned). */
-    if (!(p[1].revents & (POLLIN | POLLHUP | POLLERR)) && pool_wants_refill(&srv.pool))
+    if (!(p[1].revents & (POLLIN | POLLHUP | POLLERR)) && pool_wants_refill(&srv.pool) &&
+        pool_refill_delay_ms(&srv.pool, srv.children.n) == 0)
       pool_refill_one(&srv);
     if (p[0].revents & POLLIN) {
       struct signalfd_siginfo si[16];

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sbx/comms.h>
@@ -31,6 +32,12 @@
 #include "le.h"
 
 #define HEADER_SIZE 12u
+
+static uint64_t monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* What child_run_frozen reads: these ops are what a slot has already applied. */
 static bool op_is_frozen(uint32_t op) {
@@ -346,7 +353,17 @@ int pool_hand_over(struct fs_pool *pool, struct fs_slot *slot, const uint8_t *bu
   }
   close(slot->sock);
   slot->sock = -1;
+  pool->handed_over_ms = monotonic_ms();
   return 0;
+}
+
+int pool_refill_delay_ms(const struct fs_pool *pool, size_t running) {
+  size_t ready = 0;
+  for (size_t i = 0; i < pool->n; i++) ready += pool->v[i].ready ? 1 : 0;
+  /* Fewer than half the slots ready: a burst is under way, keep up with it. */
+  if (running == 0 || ready == 0 || 2 * ready < pool->size) return 0;
+  uint64_t now = monotonic_ms(), until = pool->handed_over_ms + SBX_POOL_REFILL_DEFER_MS;
+  return now >= until ? 0 : (int)(until - now);
 }
 
 bool pool_wants_refill(const struct fs_pool *pool) {

@@ -75,6 +75,7 @@ struct fs_pool {
   size_t key_len;
   struct sbx_request tmpl; /* the key parsed (with placeholders for the required ops) */
   bool broken;             /* a slot of this template failed: no refill until it changes */
+  uint64_t handed_over_ms; /* CLOCK_MONOTONIC ms of the last hand-over (pool_refill_delay_ms) */
   struct fs_slot *v;
   size_t n, cap;
   uint32_t id_first, id_count; /* the executor's sandbox id range (0 count: none) */
@@ -109,6 +110,12 @@ int pool_hand_over(struct fs_pool *pool, struct fs_slot *slot, const uint8_t *bu
 
 /* True when a slot should be prepared now (pool on, template known, not full, not broken). */
 bool pool_wants_refill(const struct fs_pool *pool);
+/* A refill clones and sets up a whole slot, which competes for the CPU with a sandbox that has
+ * just started: while `running` sandboxes run and at least half the slots (and one) are still
+ * ready, the refill waits until SBX_POOL_REFILL_DEFER_MS after the last hand-over. The ms left to
+ * wait; 0: refill now. */
+#define SBX_POOL_REFILL_DEFER_MS 25
+int pool_refill_delay_ms(const struct fs_pool *pool, size_t running);
 /* Clones and releases one slot (the slot builds its mount tree on its own). */
 void pool_refill_one(struct fs_server *srv);
 

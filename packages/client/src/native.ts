@@ -20,6 +20,8 @@ export interface NativeBinding {
   pidfdOpen(pid: number): number;
   pidfdSendSignal(pidfd: number, signal: number): boolean;
   pidfdGetfd(pidfd: number, targetFd: number): number;
+  /** pidfdGetfd without the exception: the fd, or -errno. */
+  pidfdGetfdOrErrno(pidfd: number, targetFd: number): number;
   spawnForkserver(path: string, commsFd: number): { pid: number; pidfd: number };
   reapPidfd(pidfd: number): number;
   landlockAbi(): number;

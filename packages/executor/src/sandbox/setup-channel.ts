@@ -66,17 +66,22 @@ export class ListenerError extends Error {}
  */
 export async function takeListener(pidfd: number, n: number, givenUp: () => boolean): Promise<number> {
   const started = monotonicMs();
+  const EBADF = 9;
   for (let attempt = 0; ; attempt++) {
-    try {
-      return native().pidfdGetfd(pidfd, n);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code !== 'EBADF')
-        throw new ListenerError(
-          `pidfd_getfd(sandboxee, ${n}) for the seccomp listener: ${(err as Error).message}` +
-            (code === 'EPERM' ? ' (the host forbids it: check kernel.yama.ptrace_scope <= 1)' : ''),
-        );
-    }
+    // Most attempts meet EBADF: the non-throwing call keeps each one to the syscall.
+    const fd = native().pidfdGetfdOrErrno(pidfd, n);
+    if (fd >= 0) return fd;
+    if (fd !== -EBADF)
+      try {
+        return native().pidfdGetfd(pidfd, n); // again, for the error's code and message
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code !== 'EBADF')
+          throw new ListenerError(
+            `pidfd_getfd(sandboxee, ${n}) for the seccomp listener: ${(err as Error).message}` +
+              (code === 'EPERM' ? ' (the host forbids it: check kernel.yama.ptrace_scope <= 1)' : ''),
+          );
+      }
     if (givenUp()) return -1;
     if (monotonicMs() - started > 5000)
       throw new ListenerError('the sandboxee did not install its seccomp filter within 5 s');
