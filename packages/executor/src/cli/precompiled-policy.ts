@@ -48,7 +48,7 @@ let loaded: { policy: Policy; programs: PrecompiledDefault['programs'] } | null 
 function precompiled(): typeof loaded {
   if (loaded !== undefined) return loaded;
   loaded = null;
-  // dist/cli/*.js finds it beside itself; the CLI bundle (dist/*.mjs) one directory up.
+  // dist/cli/*.js finds it beside itself; the CLI bundle (dist/cli-bundle.cjs) one directory up.
   for (const rel of [`./${PRECOMPILED_FILE}`, `./cli/${PRECOMPILED_FILE}`]) {
     let text: string;
     try {
