@@ -778,7 +778,7 @@ describe('Node clients under network rules', () => {
         limits: { walltime: 30 },
       },
     });
-    expect(stdout).toBe('got pong\n');
+    expect(stdout, result.toString()).toBe('got pong\n');
     expect(result.status).toBe('VIOLATION');
     expect(result.violation).toMatchObject({ kind: 'network', syscall: 'connect', address: `127.0.0.1:${other.port}` });
   });
