@@ -16,22 +16,12 @@ import {
   type Result,
 } from '@sbx/executor';
 import type { Comms } from '@sbx/client';
-import { repoRoot, tick } from './helpers.js';
+import { forkNodePolicy, repoRoot, tick } from './helpers.js';
 
 const serverScript = join(repoRoot, 'test', 'fixtures', 'fork-server.mjs');
 const liarScript = join(repoRoot, 'test', 'fixtures', 'fork-spare-liar.mjs');
 const FLAGS = ['--single-threaded', '--v8-pool-size=1'];
 const ENV = { PATH: '/usr/local/bin:/usr/bin:/bin' };
-
-function nodePolicy(extra?: (b: PolicyBuilder) => void): Policy {
-  const b = new PolicyBuilder().allowNodeRuntime({ threads: true, openFiles: true });
-  b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repoRoot).addDirectory('/proc');
-  for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
-  b.addTmpfs('/tmp', { sizeBytes: 16 << 20 });
-  b.allowSyscalls(['getppid']);
-  extra?.(b);
-  return b.build();
-}
 
 function start(
   policy: Policy,
@@ -83,7 +73,7 @@ function childrenOfForkserver(server: ForkServerHandle): number[] {
 }
 
 describe('custom-fork mode: sandboxed spares', () => {
-  const policy = nodePolicy();
+  const policy = forkNodePolicy();
   let server: ForkServerHandle;
   beforeAll(async () => {
     server = await start(policy, policy);
@@ -116,14 +106,14 @@ describe('custom-fork mode: sandboxed spares', () => {
   });
 
   it('a request with another policy gets an ordinary fork, under its own policy', async () => {
-    const other = nodePolicy((b) => b.allowSyscalls(['getpgid']));
+    const other = forkNodePolicy((b) => b.allowSyscalls(['getpgid']));
     const r = await request(server, other, { kind: 'whoami' });
     expect(r.sandbox.sandboxedAhead).toBe(false);
     expect(r.reply).toMatchObject({ sandboxed: true });
     expect(r.result.status).toBe('OK');
     // an equal policy built again (another object, same program) is the spares' policy
     await server.waitForSandboxedSpares(1);
-    const same = await request(server, nodePolicy(), { kind: 'whoami' });
+    const same = await request(server, forkNodePolicy(), { kind: 'whoami' });
     expect(same.sandbox.sandboxedAhead).toBe(true);
   });
 
@@ -154,7 +144,7 @@ describe('custom-fork mode: sandboxed spares', () => {
 });
 
 describe('custom-fork mode: sandboxed spares and a lying forkserver', () => {
-  const policy = nodePolicy();
+  const policy = forkNodePolicy();
 
   for (const claimed of ['0', '1023']) {
     it(`children that claim fd ${claimed} as their listener (no filter installed) never become sandboxed spares; their requests end in SETUP_ERROR`, async () => {
@@ -177,15 +167,17 @@ describe('custom-fork mode: sandboxed spares and a lying forkserver', () => {
 describe('custom-fork mode: sandboxed spares, bad options', () => {
   it('a childPolicy that cannot receive the request under its filter, or a bad count, is refused before anything starts', async () => {
     const bare = new PolicyBuilder().allowExit().build();
-    await expect(start(nodePolicy(), bare)).rejects.toThrow(/childPolicy must allow .*recvmsg/);
-    await expect(start(nodePolicy(), nodePolicy(), [], serverScript, 17)).rejects.toThrow(/sandboxedSpares must be/);
-    await expect(start(nodePolicy(), undefined, [], serverScript, 2)).rejects.toThrow(
+    await expect(start(forkNodePolicy(), bare)).rejects.toThrow(/childPolicy must allow .*recvmsg/);
+    await expect(start(forkNodePolicy(), forkNodePolicy(), [], serverScript, 17)).rejects.toThrow(
+      /sandboxedSpares must be/,
+    );
+    await expect(start(forkNodePolicy(), undefined, [], serverScript, 2)).rejects.toThrow(
       /sandboxedSpares needs childPolicy/,
     );
   });
 
   it('sandboxedSpares: 0 keeps none; requests fork as before', async () => {
-    const policy = nodePolicy();
+    const policy = forkNodePolicy();
     const server = await start(policy, policy, [], serverScript, 0);
     try {
       expect(server.sandboxedSparesReady).toBe(0);

@@ -9,23 +9,13 @@ import {
   ForkTrace,
   type ForkServerHandle,
   type ForkTraceStage,
-  PolicyBuilder,
   Sandbox,
   startForkServer,
   type Policy,
 } from '@sbx/executor';
-import { repoRoot, tick } from './helpers.js';
+import { forkNodePolicy, repoRoot, tick } from './helpers.js';
 
 const serverScript = join(repoRoot, 'test', 'fixtures', 'fork-server.mjs');
-
-function nodePolicy(): Policy {
-  const b = new PolicyBuilder().allowNodeRuntime({ threads: true, openFiles: true });
-  b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repoRoot).addDirectory('/proc');
-  for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
-  b.addTmpfs('/tmp', { sizeBytes: 16 << 20 });
-  b.allowSyscalls(['getppid']);
-  return b.build();
-}
 
 function startNodeServer(policy: Policy, spares: number): Promise<ForkServerHandle> {
   return startForkServer(
@@ -104,7 +94,7 @@ function expectHandshakeCausality(t: ForkTraceStage[]): void {
 }
 
 describe('custom-fork mode: the trace of one request (fork on request)', () => {
-  const policy = nodePolicy();
+  const policy = forkNodePolicy();
   let server: ForkServerHandle;
   beforeAll(async () => {
     server = await startNodeServer(policy, 0);
@@ -153,7 +143,7 @@ describe('custom-fork mode: the trace of one request (fork on request)', () => {
 });
 
 describe('custom-fork mode: the trace of one request (from a spare)', () => {
-  const policy = nodePolicy();
+  const policy = forkNodePolicy();
   let server: ForkServerHandle;
   beforeAll(async () => {
     server = await startNodeServer(policy, 1);

@@ -17,23 +17,12 @@ import {
   type Result,
 } from '@sbx/executor';
 import type { Comms } from '@sbx/client';
-import { openFdCount, repoRoot, testcase, tick } from './helpers.js';
+import { forkNodePolicy, openFdCount, repoRoot, testcase, tick } from './helpers.js';
 
 const serverScript = join(repoRoot, 'test', 'fixtures', 'fork-server.mjs');
 const hostileScript = join(repoRoot, 'test', 'fixtures', 'fork-hostile.mjs');
 const FLAGS = ['--single-threaded', '--v8-pool-size=1'];
 const ENV = { PATH: '/usr/local/bin:/usr/bin:/bin' };
-
-/** What a Node forkserver and its children need in view, and the children's syscalls. */
-function nodePolicy(extra?: (b: PolicyBuilder) => void): Policy {
-  const b = new PolicyBuilder().allowNodeRuntime({ threads: true, openFiles: true });
-  b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repoRoot).addDirectory('/proc');
-  for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
-  b.addTmpfs('/tmp', { sizeBytes: 16 << 20 });
-  b.allowSyscalls(['getppid']);
-  extra?.(b);
-  return b.build();
-}
 
 function startNodeServer(policy: Policy, args: string[] = [], script = serverScript): Promise<ForkServerHandle> {
   return startForkServer(process.execPath, [process.execPath, ...FLAGS, script, ...args], {
@@ -85,7 +74,7 @@ function health(pid: number): { threads: number; fds: number; rssKiB: number } {
 }
 
 describe('custom-fork mode: a Node forkserver', () => {
-  const policy = nodePolicy();
+  const policy = forkNodePolicy();
   let server: ForkServerHandle;
   beforeAll(async () => {
     server = await startNodeServer(policy);
@@ -178,7 +167,7 @@ describe('custom-fork mode: a Node forkserver', () => {
     const tcpPort = (tcp.address() as { port: number }).port;
     const udpPort = udp.address().port;
     try {
-      const netPolicy = nodePolicy((b) =>
+      const netPolicy = forkNodePolicy((b) =>
         b.allowNetworkClient().allowSyscall('bind').allowIPv4('127.0.0.1', tcpPort).allowIPv4('127.0.0.1', udpPort),
       );
       const c = await forkChild(server, netPolicy);
@@ -191,7 +180,7 @@ describe('custom-fork mode: a Node forkserver', () => {
       // The same child asked for a port no rule allows.
       const d = await forkChild(
         server,
-        nodePolicy((b) => b.allowNetworkClient().allowIPv4('127.0.0.1', udpPort)),
+        forkNodePolicy((b) => b.allowNetworkClient().allowIPv4('127.0.0.1', udpPort)),
       );
       await d.comms.sendMessage({ kind: 'net', tcpPort, udpPort });
       const r = await d.result;
@@ -233,7 +222,7 @@ describe('custom-fork mode: a Node forkserver', () => {
   });
 
   it('Worker threads fail at once in a child with UNSUPPORTED_IN_CHILD; async WebAssembly works', async () => {
-    const c = await forkChild(server, nodePolicy());
+    const c = await forkChild(server, forkNodePolicy());
     await c.comms.sendMessage({ kind: 'probe', worker: true, wasm: true });
     const reply = (await c.comms.recvMessage()) as { worker: string; wasm: number };
     expect(reply.worker).toBe('UNSUPPORTED_IN_CHILD');
@@ -251,7 +240,7 @@ describe('custom-fork mode: a Node forkserver', () => {
 });
 
 describe('custom-fork mode: spares (children forked ahead)', () => {
-  const policy = nodePolicy((b) => b.allowSyscalls(['kill']));
+  const policy = forkNodePolicy((b) => b.allowSyscalls(['kill']));
   let server: ForkServerHandle;
   beforeAll(async () => {
     server = await startNodeServer(policy, ['0', '2']);
@@ -286,7 +275,7 @@ describe('custom-fork mode: spares (children forked ahead)', () => {
 });
 
 describe("custom-fork mode: spares follow the forkserver's state (recycleSpares)", () => {
-  const policy = nodePolicy();
+  const policy = forkNodePolicy();
   const recycleScript = join(repoRoot, 'test', 'fixtures', 'fork-server-recycle.mjs');
 
   /** Generations 3 children saw (the forkserver adds 1 after each fork): one alone, then two
@@ -326,7 +315,7 @@ describe("custom-fork mode: spares follow the forkserver's state (recycleSpares)
 
 describe('custom-fork mode: sibling isolation', () => {
   // The children's policy allows the calls, so what stops them is the child's own wall.
-  const policy = nodePolicy((b) =>
+  const policy = forkNodePolicy((b) =>
     b.allowSyscalls([
       'kill',
       'socket',
@@ -380,7 +369,7 @@ describe('custom-fork mode: sibling isolation', () => {
 });
 
 describe('custom-fork mode: the forkserver dies or lies', () => {
-  const policy = nodePolicy();
+  const policy = forkNodePolicy();
 
   it("the forkserver's death kills its children", async () => {
     const server = await startNodeServer(policy);

@@ -51,6 +51,18 @@ export function isolationPolicy(extra?: (b: PolicyBuilder) => void) {
   return b.build();
 }
 
+/** What a Node forkserver (test/fixtures/fork-server.mjs) and its children need in view, and the
+ *  children's syscalls (custom-fork suites). */
+export function forkNodePolicy(extra?: (b: PolicyBuilder) => void) {
+  const b = new PolicyBuilder().allowNodeRuntime({ threads: true, openFiles: true });
+  b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repoRoot).addDirectory('/proc');
+  for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
+  b.addTmpfs('/tmp', { sizeBytes: 16 << 20 });
+  b.allowSyscalls(['getppid']);
+  extra?.(b);
+  return b.build();
+}
+
 export interface Captured {
   result: Result;
   stdout: string;
