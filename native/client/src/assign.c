@@ -20,6 +20,7 @@
 #include <sbx/comms.h>
 
 #include "sbx/client.h"
+#include "client_internal.h"
 #include "le.h"
 
 #define ASSIGN_MAX_FDS 16u
@@ -82,12 +83,6 @@ static int recv_one(int sock, uint32_t *tag, unsigned char *payload, size_t cap,
   return 0;
 }
 
-static int is_target(const uint32_t *targets, unsigned n, int fd, unsigned except) {
-  for (unsigned j = 0; j < n; j++)
-    if (j != except && (int)targets[j] == fd) return 1;
-  return 0;
-}
-
 /* `fd` onto number `target` with F_DUPFD, which never closes what is there: a target that is
  * taken in the child (one of the runtime's own fds) is an error, not a silent replacement. */
 static int move_fd(int fd, int target) {
@@ -106,20 +101,8 @@ static int move_fd(int fd, int target) {
 
 /* The fds onto their targets: first off any number another fd must take, then F_DUPFD. */
 static int place(int *fds, const uint32_t *targets, unsigned n) {
-  for (unsigned i = 0; i < n; i++) {
-    int min = 0;
-    while (is_target(targets, n, fds[i], i)) {
-      int d = fcntl(fds[i], F_DUPFD_CLOEXEC, min);
-      if (d < 0) return -errno;
-      if (is_target(targets, n, d, i)) {
-        min = d + 1;
-        close(d);
-        continue;
-      }
-      close(fds[i]);
-      fds[i] = d;
-    }
-  }
+  int r = sbx_client_fds_off_targets(fds, targets, n);
+  if (r < 0) return r;
   for (unsigned i = 0; i < n; i++) {
     if (fds[i] == (int)targets[i]) {
       if (fcntl(fds[i], F_SETFD, 0) < 0) return -errno;
@@ -151,7 +134,8 @@ int sbx_client_await_assignment(int fd, char *err, size_t errlen) {
     return afail(err, errlen, -EPROTO, "ASSIGN of %zu bytes for %u fds", len, n);
   for (uint32_t i = 0; i < n; i++) {
     targets[i] = get_u32(payload + 4 + 4 * i);
-    if (targets[i] > 1023 || (int)targets[i] == fd || is_target(targets, i, (int)targets[i], i))
+    if (targets[i] > 1023 || (int)targets[i] == fd ||
+        sbx_client_is_target(targets, i, (int)targets[i], i))
       return afail(err, errlen, -EPROTO, "ASSIGN: bad target fd %u", targets[i]);
   }
   for (uint32_t i = 0; i < n; i++) {

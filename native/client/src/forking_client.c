@@ -29,6 +29,7 @@
 #include <sbx/comms.h>
 
 #include "sbx/forking_client.h"
+#include "client_internal.h"
 #include "le.h"
 #include "trace.h"
 
@@ -240,12 +241,6 @@ static int child_landlock(void) {
   return r < 0 ? -e : 0;
 }
 
-static int is_target(const uint32_t *targets, unsigned n, int fd, unsigned except) {
-  for (unsigned j = 0; j < n; j++)
-    if (j != except && (int)targets[j] == fd) return 1;
-  return 0;
-}
-
 /* In the child: off with what is the forkserver's, and the isolation. Returns 0 or
  * (step << 16 | errno). */
 static int child_isolate(sbx_forking_client *fc, pid_t parent) {
@@ -275,20 +270,8 @@ static int child_isolate(sbx_forking_client *fc, pid_t parent) {
 /* In the child: the request's fds onto their targets (dup2 clears CLOEXEC). 0 or step|errno. */
 static int child_place_fds(int *fds, const uint32_t *targets, unsigned n) {
   /* First off every target number another fd must take... */
-  for (unsigned i = 0; i < n; i++) {
-    int min = 0;
-    while (is_target(targets, n, fds[i], i)) {
-      int d = fcntl(fds[i], F_DUPFD_CLOEXEC, min);
-      if (d < 0) return STEP_FDS << 16 | errno;
-      if (is_target(targets, n, d, i)) {
-        min = d + 1;
-        close(d);
-        continue;
-      }
-      close(fds[i]);
-      fds[i] = d;
-    }
-  }
+  int r = sbx_client_fds_off_targets(fds, targets, n);
+  if (r < 0) return STEP_FDS << 16 | -r;
   /* ...then onto the targets. */
   for (unsigned i = 0; i < n; i++) {
     if (fds[i] == (int)targets[i]) {
@@ -552,7 +535,7 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   int bad = 0;
   for (uint32_t i = 0; i < n; i++) {
     targets[i] = get_u32(p + 12 + 4 * i);
-    if (targets[i] > 1023 || is_target(targets, i, (int)targets[i], i)) bad = 1;
+    if (targets[i] > 1023 || sbx_client_is_target(targets, i, (int)targets[i], i)) bad = 1;
   }
   free(data);
   int fds[SBX_FORK_MAX_FDS];
