@@ -35,6 +35,7 @@ import { SandboxIdsError } from './sandbox-ids.js';
 import { buildRequest, SandboxSetupError, type SpawnRequest } from './request.js';
 import { ListenerError, readSetupChannel, takeListener } from './setup-channel.js';
 import { resultOf } from './result-of.js';
+import { canEndEarly } from './early-end.js';
 import { SandboxStdio } from './stdio.js';
 import { describeViolation } from './violation.js';
 import { collectStackTrace, traceOnTimeout, type StackTrace } from './stack-trace.js';
@@ -441,6 +442,8 @@ export class Sandbox {
       },
       initStatus: (status) => {
         this.targetStatus = status;
+        this.mark('target status', 'the init reaped the tree');
+        this.onInitStatus();
       },
       trace: (entries) => this.trace?.addNative(entries),
       expects: (report) => (report === 'targetPidfd' ? this.targetPidfd < 0 : this.monitorId === 0),
@@ -497,8 +500,40 @@ export class Sandbox {
     if (execFd === -1) this.hooks?.started(this.hostPid); // sandboxMeHere() is done: it runs
   }
 
-  /** Step 5: the forkserver reaped the sandbox; the setup and the monitor have said all. */
-  private async waitForEnd(): Promise<Exited> {
+  /** The init reported the target's status (early-end.ts: the Result may not need EXITED). */
+  private onInitStatus: () => void = () => {};
+  private readonly initStatusKnown = new Promise<'init'>((resolve) => (this.onInitStatus = () => resolve('init')));
+
+  /** The facts canEndEarly() decides on, as recorded now. */
+  private endsEarly(): boolean {
+    return canEndEarly({
+      isolation: this.executor.isolation,
+      beforeExec: this.executor.enableSandboxBeforeExec,
+      targetStatus: this.targetStatus,
+      haveCgroupUsage: this.usage !== null,
+      violation: this.violation !== null,
+      setupError: this.setupError !== null,
+      killed: this.killedAs !== null,
+      timedOut: this.timedOut,
+      hookFailure: this.hookFailure !== null,
+      learning: this.learning !== null,
+    });
+  }
+
+  /**
+   * Step 5: the forkserver reaped the sandbox; the setup and the monitor have said all. Or, null:
+   * the init reported that the target exited on its own after it reaped the rest of the tree,
+   * the monitor has said all, and nothing of EXITED is needed (early-end.ts).
+   */
+  private async waitForEnd(): Promise<Exited | null> {
+    const first = this.cgroup ? await Promise.race([this.exitPromise!, this.initStatusKnown]) : null;
+    if (first === 'init') {
+      if (this.monitorClosed) await raceDelay(this.monitorClosed, MONITOR_DRAIN_MS);
+      if (this.targetStatus !== null && (this.targetStatus & 0x7f) === 0 && this.cgroup)
+        this.usage = cgroupUsage(this.cgroup.path);
+      if (this.endsEarly()) return null;
+      this.usage = null;
+    }
     const exited = await this.exitPromise!;
     this.mark('exit report');
     await this.setupDone;
@@ -510,7 +545,7 @@ export class Sandbox {
 
   /** Steps 5 and 6. */
   private async finish(): Promise<Result> {
-    let exited: Exited;
+    let exited: Exited | null;
     try {
       exited = await this.waitForEnd();
     } catch (err) {
@@ -519,6 +554,16 @@ export class Sandbox {
       return this.toResult(null, err as Error);
     }
     this.release();
+    if (exited === null) {
+      // Nothing of the sandboxee runs; its init is exiting. The cgroup (rmdir needs it empty)
+      // and the uid lease go once the forkserver has reaped the init.
+      const teardown = () => {
+        void this.cgroup?.remove();
+        this.isolation?.cleanup();
+      };
+      this.exitPromise!.then(teardown, teardown);
+      return this.toResult(null);
+    }
     // Every process of the tree is gone (its init reaped them): the cgroup's counters are final.
     if (this.cgroup) this.usage = cgroupUsage(this.cgroup.path);
     if (this.cgroup && this.executor.limits.memory !== null) this.oom = oomKilled(this.cgroup.path);
@@ -731,7 +776,8 @@ export class Sandbox {
     } else if (e.type === 'hook' || e.type === 'hook_timeout') {
       this.hooks?.onMonitorEvent(e);
     } else if (e.type === 'exec') {
-      this.mark('exec', 'the monitor let it through');
+      // The monitor thread's own time: its report can reach JS after the forkserver's EXITED.
+      this.trace?.mark('exec', 'the monitor let it through', e.atNs);
       this.hooks?.started(e.pid);
     } else if (e.type === 'exec_failed') {
       const name = errnoName(e.errno);
