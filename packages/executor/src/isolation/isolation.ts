@@ -15,7 +15,7 @@ import { Policy } from '../policy/policy.js';
 import { sharesHostNetwork } from '../sandbox/sandbox-policy.js';
 import { SbxError } from '@sbx/client';
 import { native } from '@sbx/client/internal';
-import { leaseSandboxIds, sandboxIdRange, type SandboxIds } from '../sandbox/sandbox-ids.js';
+import { sandboxIdRange, takeSandboxIds, type SandboxIds } from '../sandbox/sandbox-ids.js';
 import { SANDBOX_ID } from '../view/identity.js';
 
 /** Landlock isolation needs the signal and abstract-socket scopes. */
@@ -50,7 +50,7 @@ function hostIdsFor(ex: Executor): { uid: number; gid: number; lease: SandboxIds
   if (process.getuid?.() !== 0) return { uid: process.getuid!(), gid: process.getgid!(), lease: null };
   const range = sandboxIdRange();
   if (range && !ex.sandboxUserGiven) {
-    const lease = leaseSandboxIds(range);
+    const lease = takeSandboxIds(range);
     return { uid: lease.uid, gid: lease.gid, lease };
   }
   return { ...ex.sandboxUser, lease: null };

@@ -13,8 +13,9 @@ export interface EarlyEndFacts {
   beforeExec: boolean;
   /** The init's report of the target's raw wait status. */
   targetStatus: number | null;
-  /** The cgroup's counters could be read (the usage needs nothing of EXITED's rusage). */
-  haveCgroupUsage: boolean;
+  /** The cgroup's counters could be read and the init sent the tree's rusage (the usage then
+   *  needs nothing of EXITED's). */
+  haveUsage: boolean;
   /** Anything that makes the Result depend on how the tree ended, or on EXITED's flags. */
   violation: boolean;
   setupError: boolean;
@@ -27,12 +28,13 @@ export interface EarlyEndFacts {
 /**
  * True when the Result can be given now: a pid namespace whose init reported that the target
  * exited on its own (not by a signal: no kill, violation, walltime or OOM can have ended it),
- * nothing on this side says otherwise, and the usage comes from the cgroup. Anything else waits
+ * nothing on this side says otherwise, and the usage is known (the cgroup's counters, and the
+ * init's rusage of the tree it reaped for the peak memory). Anything else waits
  * for EXITED as before.
  */
 export function canEndEarly(f: EarlyEndFacts): boolean {
   if (f.isolation !== 'namespaces' || !f.beforeExec || f.learning) return false;
   if (f.targetStatus === null || (f.targetStatus & 0x7f) !== 0) return false; // signaled, or none
-  if (!f.haveCgroupUsage) return false;
+  if (!f.haveUsage) return false;
   return !(f.violation || f.setupError || f.killed || f.timedOut || f.hookFailure);
 }

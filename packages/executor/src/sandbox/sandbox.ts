@@ -31,9 +31,9 @@ import { networkDenialReason, networkTable } from './sandbox-policy.js';
 import { Policy } from '../policy/policy.js';
 import { CLIENT_FD, prepareClientHandshake, serveClientHandshake } from './client-handshake.js';
 import { nameExhaustedCounter } from './counters.js';
-import { SandboxIdsError } from './sandbox-ids.js';
+import { keepUnusedSandboxIds, SandboxIdsError } from './sandbox-ids.js';
 import { buildRequest, SandboxSetupError, type SpawnRequest } from './request.js';
-import { ListenerError, readSetupChannel, takeListener } from './setup-channel.js';
+import { type InitRusage, ListenerError, readSetupChannel, takeListener } from './setup-channel.js';
 import { resultOf } from './result-of.js';
 import { canEndEarly } from './early-end.js';
 import { SandboxStdio } from './stdio.js';
@@ -424,7 +424,7 @@ export class Sandbox {
     // A pool slot brought a uid of its own (the forkserver keeps it taken until the sandbox is reaped).
     const iso = req.isolation;
     if (spawned.spawned.uid !== undefined && spawned.spawned.uid !== iso.hostIds.uid) {
-      iso.lease?.release();
+      if (iso.lease) keepUnusedSandboxIds(iso.lease); // no process ran as it: the next sandbox's
       iso.lease = null;
       iso.hostIds = { uid: spawned.spawned.uid, gid: spawned.spawned.uid };
     }
@@ -440,8 +440,9 @@ export class Sandbox {
       failed: (failure) => {
         this.setupError = this.describeSetupFailure(failure);
       },
-      initStatus: (status) => {
+      initStatus: (status, rusage) => {
         this.targetStatus = status;
+        this.initRusage = rusage;
         this.mark('target status', 'the init reaped the tree');
         this.onInitStatus();
       },
@@ -500,6 +501,8 @@ export class Sandbox {
     if (execFd === -1) this.hooks?.started(this.hostPid); // sandboxMeHere() is done: it runs
   }
 
+  /** The rusage of the tree but its init, sent by a pid namespace's init with the status. */
+  private initRusage: InitRusage | null = null;
   /** The init reported the target's status (early-end.ts: the Result may not need EXITED). */
   private onInitStatus: () => void = () => {};
   private readonly initStatusKnown = new Promise<'init'>((resolve) => (this.onInitStatus = () => resolve('init')));
@@ -510,7 +513,7 @@ export class Sandbox {
       isolation: this.executor.isolation,
       beforeExec: this.executor.enableSandboxBeforeExec,
       targetStatus: this.targetStatus,
-      haveCgroupUsage: this.usage !== null,
+      haveUsage: this.initRusage !== null && (this.cgroup === null || this.usage !== null),
       violation: this.violation !== null,
       setupError: this.setupError !== null,
       killed: this.killedAs !== null,
@@ -526,7 +529,8 @@ export class Sandbox {
    * the monitor has said all, and nothing of EXITED is needed (early-end.ts).
    */
   private async waitForEnd(): Promise<Exited | null> {
-    const first = this.cgroup ? await Promise.race([this.exitPromise!, this.initStatusKnown]) : null;
+    const mayEndEarly = this.executor.isolation === 'namespaces' && !this.learning;
+    const first = mayEndEarly ? await Promise.race([this.exitPromise!, this.initStatusKnown]) : null;
     if (first === 'init') {
       if (this.monitorClosed) await raceDelay(this.monitorClosed, MONITOR_DRAIN_MS);
       if (this.targetStatus !== null && (this.targetStatus & 0x7f) === 0 && this.cgroup)
@@ -562,7 +566,9 @@ export class Sandbox {
         this.isolation?.cleanup();
       };
       this.exitPromise!.then(teardown, teardown);
-      return this.toResult(null);
+      // What EXITED would have said: the init's status and the rusage of the tree it reaped.
+      const ru = this.initRusage!;
+      return this.toResult({ pid: this.hostPid, status: this.targetStatus!, ...ru, timedOut: false });
     }
     // Every process of the tree is gone (its init reaped them): the cgroup's counters are final.
     if (this.cgroup) this.usage = cgroupUsage(this.cgroup.path);
