@@ -62,6 +62,9 @@ describe('a lease and a cgroup a pool slot did not need', () => {
     const hits = (await spawnPoolStats()).hits;
     const a = await run({ spawnPool: true });
     expect((await spawnPoolStats()).hits).toBe(hits + 1); // a slot served A
+    // A's teardown (after the forkserver reaped its init) has run: it must not end the kept lease.
+    const aCgroup = a.s.cgroupPath;
+    for (let i = 0; i < 400 && (aCgroup ? existsSync(aCgroup) : i < 20); i++) await tick(5);
     const uid = keptSandboxUid();
     const cg = SandboxCgroup.keptPath();
     if (root && sandboxIdRange()) {

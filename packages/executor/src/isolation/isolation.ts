@@ -102,7 +102,7 @@ function namespacesOps(
   appendLayoutOps(ops, fsEntries, abi > 0);
   // SIGTERM: the pid namespace's init kills and reaps the tree itself, so its rusage counts
   // (native/forkserver/init.c); a SIGKILL follows if it is not gone after a grace period.
-  return {
+  const setup: IsolationSetup = {
     landlockAbi: abi,
     policy,
     env: {},
@@ -110,8 +110,11 @@ function namespacesOps(
     escalate: true,
     hostIds: { uid: ids.uid, gid: ids.gid },
     lease: ids.lease,
-    cleanup: () => ids.lease?.release(),
+    // The lease the setup holds then: none once a pool slot's own uid replaced it (the Sandbox
+    // kept the unused lease for the next sandbox, sandbox-ids.ts).
+    cleanup: () => setup.lease?.release(),
   };
+  return setup;
 }
 
 function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[]): IsolationSetup {
