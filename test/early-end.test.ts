@@ -54,7 +54,7 @@ describe('the Result at the init report', () => {
     const cg = s.cgroupPath;
     if (cg) {
       expect(sandboxeePids(cg)).toEqual([]);
-      expect(r.accounting).toBe('cgroup');
+      expect(r.accounting).not.toBe('none');
       expect(await gone(cg)).toBe(true); // removed once the init was reaped
     }
     expect(processesWith(marker)).toEqual([]);
@@ -66,6 +66,28 @@ describe('the Result at the init report', () => {
     expect(r.status, r.toString()).toBe('OK');
     expect(r.exitCode).toBe(7);
     if (s.cgroupPath) expect(sandboxeePids(s.cgroupPath)).toEqual([]);
+  });
+
+  it("counts the whole tree's cpu: what the target's children used is in the early Result", async () => {
+    // A child busy for a while; `times` then prints the cpu of the children sh waited for.
+    const s = traced(['/bin/sh', '-c', '(i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done); times'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let out = '';
+    s.stdout!.on('data', (d: Buffer) => (out += d));
+    const r = await s.run();
+    expect(r.status, r.toString()).toBe('OK');
+    expect(stagesOf(s)).not.toContain('exit report');
+    const secs = [
+      ...out
+        .trim()
+        .split('\n')
+        .at(-1)!
+        .matchAll(/(\d+)m([\d.]+)s/g),
+    ].map((m) => Number(m[1]) * 60 + Number(m[2]));
+    const childrenMs = (secs[0]! + secs[1]!) * 1000;
+    expect(childrenMs).toBeGreaterThan(20);
+    expect(r.cpuUserMs + r.cpuSystemMs).toBeGreaterThanOrEqual(childrenMs - 1); // times rounds to 1 ms
   });
 
   it('a target killed by a signal waits for EXITED (SIGNALED, as before)', async () => {

@@ -14,6 +14,11 @@ export interface Usage {
   accounting: Accounting;
 }
 
+/** The cgroup has the memory controller on: memory.peak, the whole tree's peak, is there. */
+export function hasMemoryPeak(dir: string): boolean {
+  return existsSync(join(dir, 'memory.peak'));
+}
+
 /** The cgroup's cpu (and peak memory, where the memory controller is on), or null if unreadable. */
 export function cgroupUsage(dir: string): { cpuUserMs: number; cpuSystemMs: number; peakKiB: number | null } | null {
   let stat: string;
@@ -28,7 +33,7 @@ export function cgroupUsage(dir: string): { cpuUserMs: number; cpuSystemMs: numb
   if (!Number.isFinite(user) || !Number.isFinite(system)) return null;
   let peakKiB: number | null = null;
   // Without the memory controller there is no memory.peak: asked first, rather than a thrown ENOENT.
-  if (existsSync(join(dir, 'memory.peak')))
+  if (hasMemoryPeak(dir))
     try {
       peakKiB = Math.ceil(Number(readFileSync(join(dir, 'memory.peak'), 'utf8').trim()) / 1024);
       if (!Number.isFinite(peakKiB)) peakKiB = null;

@@ -22,7 +22,7 @@ import { ForkServer, ForkServerError, type Exited } from '../forkserver/global.j
 import * as monitor from './monitor.js';
 import type { SandboxCgroup } from './cgroup.js';
 import { INFINITY } from './limits.js';
-import { cgroupUsage } from './accounting.js';
+import { cgroupUsage, hasMemoryPeak } from './accounting.js';
 import { oomKilled } from './cgroup-limits.js';
 import { MountError } from '../isolation/mounts.js';
 import { IsolationError, namespacesUnavailable, type IsolationSetup } from '../isolation/isolation.js';
@@ -513,7 +513,7 @@ export class Sandbox {
       isolation: this.executor.isolation,
       beforeExec: this.executor.enableSandboxBeforeExec,
       targetStatus: this.targetStatus,
-      haveUsage: this.initRusage !== null && (this.cgroup === null || this.usage !== null),
+      haveUsage: this.initRusage !== null && (this.usage !== null || !this.cgroup || !hasMemoryPeak(this.cgroup.path)),
       violation: this.violation !== null,
       setupError: this.setupError !== null,
       killed: this.killedAs !== null,
@@ -533,7 +533,15 @@ export class Sandbox {
     const first = mayEndEarly ? await Promise.race([this.exitPromise!, this.initStatusKnown]) : null;
     if (first === 'init') {
       if (this.monitorClosed) await raceDelay(this.monitorClosed, MONITOR_DRAIN_MS);
-      if (this.targetStatus !== null && (this.targetStatus & 0x7f) === 0 && this.cgroup)
+      // The init reaped every process of the pid namespace: its rusage covers the tree as cpu.stat
+      // would (whose read flushes the cgroup's stats, ~0.2 ms). The cgroup is read only for what
+      // rusage lacks, the tree's peak memory (memory.peak, with the memory controller).
+      if (
+        this.targetStatus !== null &&
+        (this.targetStatus & 0x7f) === 0 &&
+        this.cgroup &&
+        hasMemoryPeak(this.cgroup.path)
+      )
         this.usage = cgroupUsage(this.cgroup.path);
       if (this.endsEarly()) return null;
       this.usage = null;
