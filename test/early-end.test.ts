@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Executor, PolicyBuilder, Sandbox } from '@sbx/executor';
+import { native } from '@sbx/client/internal';
 import { isolationPolicy, processesWith, tick } from './helpers.js';
 
 /** The pids in a cgroup that are not the sandbox's own (exiting) init. */
@@ -58,6 +59,20 @@ describe('the Result at the init report', () => {
       expect(await gone(cg)).toBe(true); // removed once the init was reaped
     }
     expect(processesWith(marker)).toEqual([]);
+  });
+
+  it('landlock isolation: the subreaper has reaped every descendant, orphans included, at the Result', async (ctx) => {
+    if (native().landlockAbi() < 6) return ctx.skip(); // what isolation: 'landlock' needs
+    const marker = `early-end-ll-${process.pid}-${Date.now()}`;
+    const s = traced(
+      ['/bin/bash', '-c', `( (exec -a ${marker} sleep 1000) & ) ; (setsid exec -a ${marker} sleep 1000 &) ; exit 0`],
+      { isolation: 'landlock' },
+    );
+    const r = await s.run();
+    expect(r.status, r.toString()).toBe('OK');
+    expect(stagesOf(s)).not.toContain('exit report');
+    expect(processesWith(marker)).toEqual([]);
+    if (s.cgroupPath) expect(sandboxeePids(s.cgroupPath)).toEqual([]);
   });
 
   it('a background process that ignores SIGTERM and runs on is gone at the Result', async () => {

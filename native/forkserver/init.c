@@ -36,7 +36,7 @@
 
 /* The status, then the rusage of everything init reaped (the whole tree but init itself): with it
  * the executor can give the Result without waiting for the forkserver's wait4 of init. */
-static void send_status(int setup, int status) {
+void init_send_status(int setup, int status) {
   if (setup < 0) return;
   sbx_comms c;
   sbx_comms_init(&c, setup);
@@ -108,7 +108,7 @@ __attribute__((noreturn)) static void run_init(struct child_ctx *ctx, pid_t targ
   }
   end_tree(target, &status, &have_target);
   if (!have_target) _exit(128 + SIGKILL);
-  send_status(setup, status);
+  init_send_status(setup, status);
   /* Mirror the target for whoever only sees init's status (the forkserver's EXITED). */
   _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }

@@ -33,7 +33,7 @@ function answer(kind: Probe['kind'], path: string): string {
   try {
     if (kind === 'lstat') return lstatAnswer(path);
     if (kind === 'readlink') return readlinkSync(path);
-    return realpathSync.native(path); // libc's: one call, not a JS walk of lstats (same answer)
+    return realpathSync(path);
   } catch (err) {
     return `error:${(err as NodeJS.ErrnoException).code ?? 'unknown'}`;
   }

@@ -510,7 +510,6 @@ export class Sandbox {
   /** The facts canEndEarly() decides on, as recorded now. */
   private endsEarly(): boolean {
     return canEndEarly({
-      isolation: this.executor.isolation,
       beforeExec: this.executor.enableSandboxBeforeExec,
       targetStatus: this.targetStatus,
       haveUsage: this.initRusage !== null && (this.usage !== null || !this.cgroup || !hasMemoryPeak(this.cgroup.path)),
@@ -529,11 +528,11 @@ export class Sandbox {
    * the monitor has said all, and nothing of EXITED is needed (early-end.ts).
    */
   private async waitForEnd(): Promise<Exited | null> {
-    const mayEndEarly = this.executor.isolation === 'namespaces' && !this.learning;
+    const mayEndEarly = this.executor.enableSandboxBeforeExec && !this.learning;
     const first = mayEndEarly ? await Promise.race([this.exitPromise!, this.initStatusKnown]) : null;
     if (first === 'init') {
       if (this.monitorClosed) await raceDelay(this.monitorClosed, MONITOR_DRAIN_MS);
-      // The init reaped every process of the pid namespace: its rusage covers the tree as cpu.stat
+      // The init reaped every process of the tree: its rusage covers the tree as cpu.stat
       // would (whose read flushes the cgroup's stats, ~0.2 ms). The cgroup is read only for what
       // rusage lacks, the tree's peak memory (memory.peak, with the memory controller).
       if (
@@ -567,12 +566,11 @@ export class Sandbox {
     }
     this.release();
     if (exited === null) {
-      // Nothing of the sandboxee runs; its init is exiting. The cgroup (rmdir needs it empty)
-      // and the uid lease go once the forkserver has reaped the init.
-      const teardown = () => {
-        void this.cgroup?.remove();
-        this.isolation?.cleanup();
-      };
+      // Nothing of the sandboxee runs; its init, which runs none of its code, is exiting. The uid
+      // lease (and landlock's IPC objects of it) go now, so that the next sandbox may take it;
+      // the cgroup once the forkserver has reaped the init (rmdir needs it empty).
+      this.isolation?.cleanup();
+      const teardown = () => void this.cgroup?.remove();
       this.exitPromise!.then(teardown, teardown);
       // What EXITED would have said: the init's status and the rusage of the tree it reaped.
       const ru = this.initRusage!;
