@@ -3,6 +3,7 @@
 // comes only once nothing of the sandboxee runs, that the cgroup and the uid lease are released
 // right after, and that every other ending (signal, walltime, violation, kill) still waits for
 // EXITED and says what it says without the early path.
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -90,7 +91,9 @@ describe('the Result at the init report', () => {
     });
     let out = '';
     s.stdout!.on('data', (d: Buffer) => (out += d));
+    const ended = once(s.stdout!, 'end'); // the pipe's data can come after the Result
     const r = await s.run();
+    await ended;
     expect(r.status, r.toString()).toBe('OK');
     expect(stagesOf(s)).not.toContain('exit report');
     const secs = [
@@ -147,7 +150,9 @@ describe('the Result at the init report', () => {
       });
       let out = '';
       s.stdout!.on('data', (d: Buffer) => (out += d));
+      const ended = once(s.stdout!, 'end'); // the pipe's data can come after the Result
       const r = await s.run();
+      await ended;
       expect(r.status, r.toString()).toBe('OK');
       // Inside: the init, sh, and the pipeline's processes; nothing of the sandbox before.
       expect(Number(out.trim().split('\n').at(-1))).toBeLessThanOrEqual(4);

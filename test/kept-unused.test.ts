@@ -3,6 +3,7 @@
 // made again (sandbox/sandbox-ids.ts, sandbox/cgroup.ts). What is kept must be state no sandbox
 // ever had: no process ran as the uid or in the cgroup, and nothing was written into it; the
 // sandboxee has no say in either (both are chosen on this side before the request is sent).
+import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -47,7 +48,9 @@ async function run(opts: ConstructorParameters<typeof Executor>[2]) {
   );
   let out = '';
   s.stdout!.on('data', (d: Buffer) => (out += d));
+  const ended = once(s.stdout!, 'end'); // the pipe's data can come after the Result
   const r = await s.run();
+  await ended;
   expect(r.status, r.toString()).toBe('OK');
   return { s, out };
 }
