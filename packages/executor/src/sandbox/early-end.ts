@@ -4,9 +4,9 @@
 // init.c) every process of the namespace, landlock isolation's subreaper (reaper.c) every
 // descendant, orphans included. From then on nothing of the sandboxee runs, and what is left is
 // init's own exit (the namespaces torn down, the forkserver's wait4, EXITED), about 1 ms on the
-// request path that no Result field needs when the facts below hold. The uid lease and the
-// cgroup are released once EXITED has come (the init still counts against the uid's per-user
-// limits until it is reaped; rmdir needs the cgroup empty).
+// request path that no Result field needs when the facts below hold. The uid lease is released
+// with the Result (the exiting init runs no sandboxee code); the cgroup once EXITED has come
+// (rmdir needs it empty).
 
 /** What the Sandbox knows when the init's report arrives (and again once the monitor closed). */
 export interface EarlyEndFacts {

@@ -567,13 +567,10 @@ export class Sandbox {
     this.release();
     if (exited === null) {
       // Nothing of the sandboxee runs; its init, which runs none of its code, is exiting. The uid
-      // lease (and landlock's IPC objects of it) and the cgroup go once the forkserver has reaped
-      // the init: until then the init still counts against that uid's per-user limits (a next
-      // sandbox leasing it would find one process too many), and rmdir needs the cgroup empty.
-      const teardown = () => {
-        this.isolation?.cleanup();
-        void this.cgroup?.remove();
-      };
+      // lease (and landlock's IPC objects of it) go now, so that the next sandbox may take it;
+      // the cgroup once the forkserver has reaped the init (rmdir needs it empty).
+      this.isolation?.cleanup();
+      const teardown = () => void this.cgroup?.remove();
       this.exitPromise!.then(teardown, teardown);
       // What EXITED would have said: the init's status and the rusage of the tree it reaped.
       const ru = this.initRusage!;
