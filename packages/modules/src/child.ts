@@ -38,7 +38,19 @@ export class ModuleChild {
   #ended = false;
   #closed = false;
 
-  private constructor(sandbox: Sandbox, comms: Comms, options: ChildOptions, stderr: Socket | null) {
+  /** The forkserver this child was forked from. */
+  readonly server: ForkServerHandle;
+  /** Settles once the child is gone (its Result is in). */
+  readonly gone: Promise<unknown>;
+
+  private constructor(
+    server: ForkServerHandle,
+    sandbox: Sandbox,
+    comms: Comms,
+    options: ChildOptions,
+    stderr: Socket | null,
+  ) {
+    this.server = server;
     this.#sandbox = sandbox;
     this.#comms = comms;
     this.#options = options;
@@ -46,6 +58,10 @@ export class ModuleChild {
       this.#ended = true;
     });
     this.#result.catch(() => {});
+    this.gone = this.#result.then(
+      () => {},
+      () => {},
+    );
     // One reaction for the child's life, not one per call (a session makes many calls): it
     // tells the call in progress, if any.
     const tell = (): void => this.#onEnded?.();
@@ -77,7 +93,7 @@ export class ModuleChild {
       stderr?.destroy();
       throw err;
     }
-    return new ModuleChild(sandbox, comms, options, stderr);
+    return new ModuleChild(server, sandbox, comms, options, stderr);
   }
 
   /** With the `trace` option: the fork request's stages (executor, forkserver, child). */
@@ -91,11 +107,12 @@ export class ModuleChild {
   }
   #failed = false;
 
-  /** One call: its value, or a ModuleError. `describe` asks for the module's exports instead. */
-  async call(fn: string, args: unknown[], describe = false): Promise<unknown> {
+  /** One call: its value, or a ModuleError. `describe` asks for the module's exports instead.
+   *  `timeoutMs`: what is left of the call's time (default: the module's timeoutMs). */
+  async call(fn: string, args: unknown[], describe = false, timeoutMs = this.#options.timeoutMs): Promise<unknown> {
     if (this.#closed || this.ended) throw new ModuleError('CLOSED', `${fn}(): the child is gone`, { fn });
     try {
-      return await this.#call(fn, args, describe);
+      return await this.#call(fn, args, describe, timeoutMs);
     } catch (err) {
       // After anything but an answer (an error reply, or an argument that was never sent), the
       // child is not used again: it is gone, or it is killed now.
@@ -108,7 +125,7 @@ export class ModuleChild {
     }
   }
 
-  async #call(fn: string, args: unknown[], describe: boolean): Promise<unknown> {
+  async #call(fn: string, args: unknown[], describe: boolean, timeoutMs: number): Promise<unknown> {
     const out: Attachment[] = [];
     const sent = extractBuffers(args, this.#options.threshold, out) as unknown[];
     const req: CallRequest = { fn, args: sent, buffers: out.length, kinds: out.length ? kindsOf(out) : '' };
@@ -120,7 +137,7 @@ export class ModuleChild {
       // A channel that breaks means the child is ending: its Result says why.
       let broken: CommsError | null = null;
       const first = await new Promise<{ value: unknown } | 'ended' | 'timeout' | 'broken'>((resolve, reject) => {
-        timer = setTimeout(() => resolve('timeout'), this.#options.timeoutMs);
+        timer = setTimeout(() => resolve('timeout'), Math.max(1, timeoutMs));
         if (this.#ended) resolve('ended');
         this.#onEnded = () => resolve('ended');
         this.#exchange(fn, req, out).then(resolve, (err: unknown) => {
