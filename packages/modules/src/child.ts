@@ -1,5 +1,6 @@
 // child.ts: one forked child of a sandboxed module's forkserver, as the executor drives it:
 // the fork, a call (request, shared buffers, reply or the child's end), the timeout, stderr.
+import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { type Comms, CommsError, SharedBuffer } from '@sbx/client';
 import { Executor, type ForkServerHandle, type ForkTrace, type Policy, type Result, Sandbox } from '@sbx/executor';
@@ -48,7 +49,7 @@ export class ModuleChild {
     sandbox: Sandbox,
     comms: Comms,
     options: ChildOptions,
-    stderr: Socket | null,
+    stderrFd: number,
   ) {
     this.server = server;
     this.#sandbox = sandbox;
@@ -66,13 +67,20 @@ export class ModuleChild {
     // tells the call in progress, if any.
     const tell = (): void => this.#onEnded?.();
     this.#result.then(tell, tell);
-    if (stderr) {
-      stderr.setEncoding('utf8');
-      stderr.on('data', (s: string) => {
-        this.#stderr = (this.#stderr + s).slice(-STDERR_TAIL);
-      });
-      stderr.on('error', () => {});
-      this.#stderrDone = new Promise((r) => stderr.once('close', r));
+    if (stderrFd >= 0) {
+      // The stream on the child's stderr is made after the call's request has gone out (the
+      // pipe holds what the child writes meanwhile): not on the call's path.
+      this.#stderrDone = new Promise((r) =>
+        setImmediate(() => {
+          const stderr = new Socket({ fd: stderrFd, readable: true, writable: false });
+          stderr.setEncoding('utf8');
+          stderr.on('data', (s: string) => {
+            this.#stderr = (this.#stderr + s).slice(-STDERR_TAIL);
+          });
+          stderr.on('error', () => {});
+          stderr.once('close', r);
+        }),
+      );
     }
   }
   #stderrDone: Promise<unknown> = Promise.resolve();
@@ -83,17 +91,16 @@ export class ModuleChild {
     const walltime = options.walltime ?? Math.ceil(options.timeoutMs / 1000) + 1;
     const ex = new Executor(server, { limits: { walltime }, ...(options.trace ? { trace: true } : {}) });
     const comms = ex.ipc.comms;
-    let stderr: Socket | null = null;
-    if (options.stderr === 'capture') stderr = new Socket({ fd: ex.ipc.receiveFd(2), readable: true, writable: false });
+    const stderrFd = options.stderr === 'capture' ? ex.ipc.receiveFd(2) : -1;
     const sandbox = new Sandbox(ex, policy);
     try {
       await sandbox.runAsync();
     } catch (err) {
       comms.close();
-      stderr?.destroy();
+      if (stderrFd >= 0) closeSync(stderrFd);
       throw err;
     }
-    return new ModuleChild(server, sandbox, comms, options, stderr);
+    return new ModuleChild(server, sandbox, comms, options, stderrFd);
   }
 
   /** With the `trace` option: the fork request's stages (executor, forkserver, child). */

@@ -17,7 +17,7 @@ import {
 import { CallSlots } from './call-slots.js';
 import { type ChildOptions, ModuleChild } from './child.js';
 import { ModuleError } from './errors.js';
-import { forkServerGone } from './forkserver-gone.js';
+import { ForkServerWatch } from './forkserver-gone.js';
 import { modulePolicy, resolveModule, runnerFiles, viewDirectories } from './view.js';
 import { DEFAULT_BUFFER_THRESHOLD } from './wire.js';
 
@@ -179,6 +179,8 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
   /** The module's function exports (named ones, and those of its default export). */
   exports: string[] = [];
   #server: ForkServerHandle;
+  /** Asks the kernel whether #server died. */
+  #watch: ForkServerWatch;
   /** Starts a new forkserver like the first (after one died). */
   readonly #start: () => Promise<ForkServerHandle>;
   #restarting: Promise<void> | null = null;
@@ -205,6 +207,7 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
     maxConcurrentCalls: number,
   ) {
     this.#server = server;
+    this.#watch = new ForkServerWatch(server);
     this.#start = start;
     this.#slots = new CallSlots(maxConcurrentCalls);
     this.#policy = policy;
@@ -288,6 +291,7 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
     this.#closed = true;
     for (const s of this.#sessions) s.close();
     await this.#restarting?.catch(() => {});
+    this.#watch.close();
     return this.#server.close();
   }
 
@@ -312,7 +316,7 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
   }
 
   async #fork(fn: string): Promise<ModuleChild> {
-    const server = await this.#liveServer(fn);
+    const server = this.#gone(this.#server) ? await this.#liveServer(fn) : this.#server;
     try {
       return await ModuleChild.fork(
         server,
@@ -330,9 +334,8 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
     }
   }
 
-  /** The forkserver, a new one if the last one died (started once for all the calls waiting). */
+  /** A new forkserver for the one that died (started once for all the calls waiting). */
   async #liveServer(fn: string): Promise<ForkServerHandle> {
-    if (!forkServerGone(this.#server)) return this.#server;
     this.#restarting ??= this.#restart().finally(() => {
       this.#restarting = null;
     });
@@ -358,8 +361,15 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
       await server.close().catch(() => {});
       throw new ModuleError('CLOSED', 'the sandboxed module is closed');
     }
+    this.#watch.close();
     this.#server = server;
+    this.#watch = new ForkServerWatch(server);
     this.restarts++;
+  }
+
+  /** True once `server` died: an earlier forkserver is (it was replaced because it died). */
+  #gone(server: ForkServerHandle): boolean {
+    return server !== this.#watch.server || this.#watch.gone;
   }
 
   /**
@@ -370,7 +380,7 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
     const own = err instanceof ModuleError ? err : null;
     const explained =
       own === null || !['THROWN', 'NO_SUCH_FUNCTION', 'BAD_RESULT', 'BAD_ARGUMENT', 'CLOSED'].includes(own.code);
-    if (explained && forkServerGone(server)) {
+    if (explained && this.#gone(server)) {
       const result = await server.result.catch(() => undefined);
       const how = result ? result.toString() : 'its sandbox failed';
       return new ModuleError(
