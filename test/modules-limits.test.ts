@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModuleError, type SandboxedModule, sandboxedModule } from '@sbx/modules';
-import { repoRoot } from './helpers.js';
+import { openFdCount, repoRoot } from './helpers.js';
 
 const hold = join(repoRoot, 'test', 'fixtures', 'modules', 'hold.mjs');
 type Hold = typeof import('./fixtures/modules/hold.mjs');
@@ -167,5 +167,35 @@ describe('sandboxedModule: the forkserver dies', () => {
     } finally {
       s.close();
     }
+  });
+});
+
+describe("sandboxedModule, 'call' mode: the next call's channels are made ahead", () => {
+  const sample = join(repoRoot, 'test', 'fixtures', 'modules', 'sample.mjs');
+
+  it('the channels made while a child forges messages on its own are clean for the next call', async () => {
+    const m = await sandboxedModule(sample, { spares: 1, timeoutMs: 20_000 });
+    try {
+      expect(await m.call('add', 1, 1)).toBe(2);
+      // the next call's channels are made while this child writes a forged header on its channel
+      expect((await failure(m.call('forge'))).code).toBe('PROTOCOL');
+      expect(await m.call('add', 2, 3)).toBe(5);
+      expect(await m.call('echo', { a: [1, 'x'] })).toEqual({ a: [1, 'x'] });
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('closing the module closes the channels made ahead (no fd left)', async () => {
+    const before = openFdCount();
+    const m = await sandboxedModule(sample, { spares: 1 });
+    expect(await m.call('add', 1, 2)).toBe(3);
+    await m.close();
+    let now = openFdCount();
+    for (let i = 0; i < 100 && now > before; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      now = openFdCount();
+    }
+    expect(now).toBeLessThanOrEqual(before);
   });
 });

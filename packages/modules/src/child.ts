@@ -25,6 +25,18 @@ export interface ChildOptions {
   trace?: boolean;
 }
 
+/**
+ * A call's executor side made ahead of the call: an Executor for `server` with the child's
+ * channels (Comms, stderr) made and not yet given to any child. It is the next call's, and only
+ * its: runAsync() hands the channels' other ends to that call's child alone.
+ */
+export interface PreparedChild {
+  readonly server: ForkServerHandle;
+  readonly ex: Executor;
+  readonly comms: Comms;
+  readonly stderrFd: number;
+}
+
 /** How much of a child's stderr is kept (its end). */
 const STDERR_TAIL = 4096;
 /** Most buffers one reply may announce. */
@@ -87,11 +99,35 @@ export class ModuleChild {
   /** The call in progress learns here that the child ended. */
   #onEnded: (() => void) | null = null;
 
-  static async fork(server: ForkServerHandle, policy: Policy, options: ChildOptions): Promise<ModuleChild> {
+  /** An executor and the channels for one child of `server`, made now for a later fork(). */
+  static prepare(server: ForkServerHandle, options: ChildOptions): PreparedChild {
     const walltime = options.walltime ?? Math.ceil(options.timeoutMs / 1000) + 1;
     const ex = new Executor(server, { limits: { walltime }, ...(options.trace ? { trace: true } : {}) });
     const comms = ex.ipc.comms;
     const stderrFd = options.stderr === 'capture' ? ex.ipc.receiveFd(2) : -1;
+    return { server, ex, comms, stderrFd };
+  }
+
+  /** Closes what prepare() made, unused. */
+  static discard(p: PreparedChild): void {
+    p.comms.close();
+    if (p.stderrFd >= 0) closeSync(p.stderrFd);
+    p.ex.ipc.releaseOwned();
+  }
+
+  /** A child of `server` (with `prepared`, made by prepare() for that server, when given). */
+  static async fork(
+    server: ForkServerHandle,
+    policy: Policy,
+    options: ChildOptions,
+    prepared: PreparedChild | null = null,
+  ): Promise<ModuleChild> {
+    if (prepared && prepared.server !== server) {
+      ModuleChild.discard(prepared);
+      prepared = null;
+    }
+    const { ex, comms, stderrFd } = prepared ?? ModuleChild.prepare(server, options);
+    comms.ref(); // a prepared one waits unref'd: it keeps no process alive
     const sandbox = new Sandbox(ex, policy);
     try {
       await sandbox.runAsync();

@@ -15,7 +15,7 @@ import {
   startForkServer,
 } from '@sbx/executor';
 import { CallSlots } from './call-slots.js';
-import { type ChildOptions, ModuleChild } from './child.js';
+import { type ChildOptions, ModuleChild, type PreparedChild } from './child.js';
 import { ModuleError } from './errors.js';
 import { ForkServerWatch } from './forkserver-gone.js';
 import { modulePolicy, resolveModule, runnerFiles, viewDirectories } from './view.js';
@@ -184,6 +184,8 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
   /** Starts a new forkserver like the first (after one died). */
   readonly #start: () => Promise<ForkServerHandle>;
   #restarting: Promise<void> | null = null;
+  /** 'call' mode: the next call's executor side, made after the last call's request went out. */
+  #next: PreparedChild | null = null;
   readonly #slots: CallSlots;
   readonly #policy: Policy;
   readonly #mode: ModuleMode;
@@ -249,7 +251,9 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
       );
     let child: ModuleChild | null = null;
     try {
-      child = await this.#fork(fn);
+      child = await this.#fork(fn, this.#takeNext());
+      // the next call's executor side, made once this call's request went out (the child works)
+      setImmediate(() => this.#prepareNext());
       const forked = performance.now();
       try {
         return await child.call(fn, args, false, timeoutMs - (forked - t0));
@@ -290,6 +294,8 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
     if (this.#closed) return undefined;
     this.#closed = true;
     for (const s of this.#sessions) s.close();
+    const next = this.#takeNext();
+    if (next) ModuleChild.discard(next);
     await this.#restarting?.catch(() => {});
     this.#watch.close();
     return this.#server.close();
@@ -315,13 +321,36 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
     return s;
   }
 
-  async #fork(fn: string): Promise<ModuleChild> {
-    const server = this.#gone(this.#server) ? await this.#liveServer(fn) : this.#server;
+  #takeNext(): PreparedChild | null {
+    const next = this.#next;
+    this.#next = null;
+    return next;
+  }
+
+  #prepareNext(): void {
+    if (this.#closed || this.#next || this.#gone(this.#server)) return;
+    try {
+      const next = ModuleChild.prepare(this.#server, this.#options);
+      next.comms.unref();
+      this.#next = next;
+    } catch {
+      // out of fds, say: the next call makes its own and reports what fails
+    }
+  }
+
+  async #fork(fn: string, prepared: PreparedChild | null = null): Promise<ModuleChild> {
+    let server = this.#server;
+    if (this.#gone(server)) {
+      if (prepared) ModuleChild.discard(prepared); // it was made for the dead one
+      prepared = null;
+      server = await this.#liveServer(fn);
+    }
     try {
       return await ModuleChild.fork(
         server,
         this.#policy,
         this.#mode === 'call' ? this.#options : { ...this.#options, walltime: 0 },
+        prepared,
       );
     } catch (err) {
       if (err instanceof ModuleError) throw err;
