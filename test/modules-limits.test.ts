@@ -29,10 +29,12 @@ async function failure(p: Promise<unknown>): Promise<ModuleError> {
 
 /** Most intervals open at one time (an end at the same ms as a start does not overlap it). */
 function mostAtOnce(spans: Held[]): number {
-  const edges = spans.flatMap((s) => [
-    [s.start, 1],
-    [s.end, -1],
-  ]);
+  const edges: Array<[number, number]> = spans.flatMap(
+    (s): Array<[number, number]> => [
+      [s.start, 1],
+      [s.end, -1],
+    ],
+  );
   edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let open = 0;
   let most = 0;
@@ -94,7 +96,7 @@ describe("sandboxedModule, 'call' mode: maxConcurrentCalls", () => {
     try {
       const spans = (await Promise.all(Array.from({ length: 4 }, () => m.api.hold(20)))) as Held[];
       expect(mostAtOnce(spans)).toBe(1);
-      for (let i = 1; i < spans.length; i++) expect(spans[i].start).toBeGreaterThanOrEqual(spans[i - 1].end);
+      for (let i = 1; i < spans.length; i++) expect(spans[i]?.start).toBeGreaterThanOrEqual(spans[i - 1]?.end ?? NaN);
     } finally {
       await m.close();
     }
