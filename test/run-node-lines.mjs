@@ -18,6 +18,7 @@ const SUITES = [
   'test/fork-trace.test.ts',
   'test/fork-sandboxed-spares.test.ts',
   'test/modules.test.ts',
+  'test/modules-limits.test.ts',
   'test/buffer.test.ts',
   'packages/client/src',
 ];

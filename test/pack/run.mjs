@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The packages as users get them: `pnpm pack` both, lint the tarballs (publint, attw), install
+// The packages as users get them: `pnpm pack` the three (@sbx/client, @sbx/executor, @sbx/modules), lint the tarballs (publint, attw), install
 // them with plain npm into fresh projects outside the repository and run the consumers in
 // test/pack/consumer there. Three installs:
 //   prebuilt      the C toolchain hidden from PATH: the shipped prebuilds must be used
@@ -42,6 +42,8 @@ chmodSync(work, 0o755); // the Node sandboxee's view binds a project directory i
 const results = [];
 let passed = 0;
 let failed = 0;
+/** The @sbx/modules tarball, installed with the other two in every install. */
+let modulesTgz;
 
 function log(msg) {
   console.log(`[pack] ${msg}`);
@@ -108,7 +110,7 @@ function repacked(tarball, name, change) {
   return out;
 }
 
-/** A fresh npm project with both tarballs installed; returns the install time. */
+/** A fresh npm project with the three tarballs installed; returns the install time. */
 function install(name, clientTgz, executorTgz, env, expectFail = false, extraFlags = []) {
   const dir = join(work, name);
   mkdirSync(dir);
@@ -117,8 +119,8 @@ function install(name, clientTgz, executorTgz, env, expectFail = false, extraFla
     join(dir, 'package.json'),
     JSON.stringify({ name: `sbx-pack-${name}`, private: true, type: 'module' }, null, 2),
   );
-  // Both tarballs in one install: the executor's dependency on @sbx/client@0.1.0 is satisfied by
-  // the client tarball at the top level, without a registry lookup.
+  // The tarballs in one install: the executor's and the modules' dependencies on @sbx/client and
+  // @sbx/executor 0.1.0 are satisfied by the tarballs at the top level, without a registry lookup.
   const r = run(
     'npm',
     [
@@ -130,6 +132,7 @@ function install(name, clientTgz, executorTgz, env, expectFail = false, extraFla
       ...extraFlags,
       clientTgz,
       executorTgz,
+      modulesTgz,
     ],
     { cwd: dir, env, expectFail },
   );
@@ -139,6 +142,7 @@ function install(name, clientTgz, executorTgz, env, expectFail = false, extraFla
 function consumers(dir, env) {
   const node = (file) => run(process.execPath, [file], { cwd: dir, env }).out;
   forkConsumer(dir, env, process.execPath, process.versions.node);
+  modulesConsumer(dir, env, process.execPath, process.versions.node);
   check('ESM consumer: /bin/echo in a sandbox', () => {
     const out = node('esm.mjs');
     if (!out.includes('echo from the esm consumer') || !out.includes('esm consumer: OK, exit code 0'))
@@ -173,6 +177,14 @@ function forkConsumer(dir, env, node, version) {
   });
 }
 
+/** @sbx/modules from the installed packages under the node binary `node`. */
+function modulesConsumer(dir, env, node, version) {
+  check(`@sbx/modules consumer on node ${version}: a call and a session answer, a file read is a VIOLATION`, () => {
+    const out = run(node, ['modules-runner.mjs'], { cwd: dir, env }).out;
+    if (!out.includes('modules consumer: OK')) throw new Error(out);
+  });
+}
+
 /** The consumers that depend on the Node line, under each other supported line in the cache. */
 function otherLines(dir, env) {
   for (const major of NODE_LINES.filter((m) => m !== runningMajor)) {
@@ -194,6 +206,7 @@ function otherLines(dir, env) {
       if (!out.includes('"sandboxed":true') || !out.includes('VIOLATION')) throw new Error(out);
     });
     forkConsumer(dir, lineEnv, line.node, line.version);
+    modulesConsumer(dir, lineEnv, line.node, line.version);
   }
 }
 
@@ -218,11 +231,12 @@ try {
   // (a native build, the staged sources and the prebuilds).
   run('pnpm', ['run', 'build'], { cwd: repo });
   const packs = join(work, 'tarballs');
-  for (const p of ['client', 'executor'])
+  for (const p of ['client', 'executor', 'modules'])
     run('pnpm', ['pack', '--pack-destination', packs], { cwd: join(repo, 'packages', p) });
   const clientTgz = join(packs, 'sbx-client-0.1.0.tgz');
   const executorTgz = join(packs, 'sbx-executor-0.1.0.tgz');
-  for (const t of [clientTgz, executorTgz]) {
+  modulesTgz = join(packs, 'sbx-modules-0.1.0.tgz');
+  for (const t of [clientTgz, executorTgz, modulesTgz]) {
     const files = execFileSync('tar', ['tzf', t], { encoding: 'utf8' }).trim().split('\n');
     results.push(`${t.split('/').pop()}: ${(statSync(t).size / 1024).toFixed(0)} KiB packed, ${files.length} files`);
     check(`${t.split('/').pop()} holds no tests, sources of other packages or build directories`, () => {
@@ -263,7 +277,7 @@ try {
   });
   check('every shipped source map carries its sources (stack traces point at shipped files)', () => {
     let maps = 0;
-    for (const t of [clientTgz, executorTgz]) {
+    for (const t of [clientTgz, executorTgz, modulesTgz]) {
       const dir = join(work, `maps-${t.split('/').pop()}`);
       mkdirSync(dir);
       run('tar', ['xzf', t, '-C', dir]);

@@ -1,5 +1,6 @@
 // child.ts: one forked child of a sandboxed module's forkserver, as the executor drives it:
 // the fork, a call (request, shared buffers, reply or the child's end), the timeout, stderr.
+import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { type Comms, CommsError, SharedBuffer } from '@sbx/client';
 import { Executor, type ForkServerHandle, type ForkTrace, type Policy, type Result, Sandbox } from '@sbx/executor';
@@ -24,6 +25,18 @@ export interface ChildOptions {
   trace?: boolean;
 }
 
+/**
+ * A call's executor side made ahead of the call: an Executor for `server` with the child's
+ * channels (Comms, stderr) made and not yet given to any child. It is the next call's, and only
+ * its: runAsync() hands the channels' other ends to that call's child alone.
+ */
+export interface PreparedChild {
+  readonly server: ForkServerHandle;
+  readonly ex: Executor;
+  readonly comms: Comms;
+  readonly stderrFd: number;
+}
+
 /** How much of a child's stderr is kept (its end). */
 const STDERR_TAIL = 4096;
 /** Most buffers one reply may announce. */
@@ -38,7 +51,19 @@ export class ModuleChild {
   #ended = false;
   #closed = false;
 
-  private constructor(sandbox: Sandbox, comms: Comms, options: ChildOptions, stderr: Socket | null) {
+  /** The forkserver this child was forked from. */
+  readonly server: ForkServerHandle;
+  /** Settles once the child is gone (its Result is in). */
+  readonly gone: Promise<unknown>;
+
+  private constructor(
+    server: ForkServerHandle,
+    sandbox: Sandbox,
+    comms: Comms,
+    options: ChildOptions,
+    stderrFd: number,
+  ) {
+    this.server = server;
     this.#sandbox = sandbox;
     this.#comms = comms;
     this.#options = options;
@@ -46,38 +71,72 @@ export class ModuleChild {
       this.#ended = true;
     });
     this.#result.catch(() => {});
+    this.gone = this.#result.then(
+      () => {},
+      () => {},
+    );
     // One reaction for the child's life, not one per call (a session makes many calls): it
     // tells the call in progress, if any.
     const tell = (): void => this.#onEnded?.();
     this.#result.then(tell, tell);
-    if (stderr) {
-      stderr.setEncoding('utf8');
-      stderr.on('data', (s: string) => {
-        this.#stderr = (this.#stderr + s).slice(-STDERR_TAIL);
-      });
-      stderr.on('error', () => {});
-      this.#stderrDone = new Promise((r) => stderr.once('close', r));
+    if (stderrFd >= 0) {
+      // The stream on the child's stderr is made after the call's request has gone out (the
+      // pipe holds what the child writes meanwhile): not on the call's path.
+      this.#stderrDone = new Promise((r) =>
+        setImmediate(() => {
+          const stderr = new Socket({ fd: stderrFd, readable: true, writable: false });
+          stderr.setEncoding('utf8');
+          stderr.on('data', (s: string) => {
+            this.#stderr = (this.#stderr + s).slice(-STDERR_TAIL);
+          });
+          stderr.on('error', () => {});
+          stderr.once('close', r);
+        }),
+      );
     }
   }
   #stderrDone: Promise<unknown> = Promise.resolve();
   /** The call in progress learns here that the child ended. */
   #onEnded: (() => void) | null = null;
 
-  static async fork(server: ForkServerHandle, policy: Policy, options: ChildOptions): Promise<ModuleChild> {
+  /** An executor and the channels for one child of `server`, made now for a later fork(). */
+  static prepare(server: ForkServerHandle, options: ChildOptions): PreparedChild {
     const walltime = options.walltime ?? Math.ceil(options.timeoutMs / 1000) + 1;
     const ex = new Executor(server, { limits: { walltime }, ...(options.trace ? { trace: true } : {}) });
     const comms = ex.ipc.comms;
-    let stderr: Socket | null = null;
-    if (options.stderr === 'capture') stderr = new Socket({ fd: ex.ipc.receiveFd(2), readable: true, writable: false });
+    const stderrFd = options.stderr === 'capture' ? ex.ipc.receiveFd(2) : -1;
+    return { server, ex, comms, stderrFd };
+  }
+
+  /** Closes what prepare() made, unused. */
+  static discard(p: PreparedChild): void {
+    p.comms.close();
+    if (p.stderrFd >= 0) closeSync(p.stderrFd);
+    p.ex.ipc.releaseOwned();
+  }
+
+  /** A child of `server` (with `prepared`, made by prepare() for that server, when given). */
+  static async fork(
+    server: ForkServerHandle,
+    policy: Policy,
+    options: ChildOptions,
+    prepared: PreparedChild | null = null,
+  ): Promise<ModuleChild> {
+    if (prepared && prepared.server !== server) {
+      ModuleChild.discard(prepared);
+      prepared = null;
+    }
+    const { ex, comms, stderrFd } = prepared ?? ModuleChild.prepare(server, options);
+    comms.ref(); // a prepared one waits unref'd: it keeps no process alive
     const sandbox = new Sandbox(ex, policy);
     try {
       await sandbox.runAsync();
     } catch (err) {
       comms.close();
-      stderr?.destroy();
+      if (stderrFd >= 0) closeSync(stderrFd);
       throw err;
     }
-    return new ModuleChild(sandbox, comms, options, stderr);
+    return new ModuleChild(server, sandbox, comms, options, stderrFd);
   }
 
   /** With the `trace` option: the fork request's stages (executor, forkserver, child). */
@@ -91,11 +150,12 @@ export class ModuleChild {
   }
   #failed = false;
 
-  /** One call: its value, or a ModuleError. `describe` asks for the module's exports instead. */
-  async call(fn: string, args: unknown[], describe = false): Promise<unknown> {
+  /** One call: its value, or a ModuleError. `describe` asks for the module's exports instead.
+   *  `timeoutMs`: what is left of the call's time (default: the module's timeoutMs). */
+  async call(fn: string, args: unknown[], describe = false, timeoutMs = this.#options.timeoutMs): Promise<unknown> {
     if (this.#closed || this.ended) throw new ModuleError('CLOSED', `${fn}(): the child is gone`, { fn });
     try {
-      return await this.#call(fn, args, describe);
+      return await this.#call(fn, args, describe, timeoutMs);
     } catch (err) {
       // After anything but an answer (an error reply, or an argument that was never sent), the
       // child is not used again: it is gone, or it is killed now.
@@ -108,7 +168,7 @@ export class ModuleChild {
     }
   }
 
-  async #call(fn: string, args: unknown[], describe: boolean): Promise<unknown> {
+  async #call(fn: string, args: unknown[], describe: boolean, timeoutMs: number): Promise<unknown> {
     const out: Attachment[] = [];
     const sent = extractBuffers(args, this.#options.threshold, out) as unknown[];
     const req: CallRequest = { fn, args: sent, buffers: out.length, kinds: out.length ? kindsOf(out) : '' };
@@ -120,7 +180,7 @@ export class ModuleChild {
       // A channel that breaks means the child is ending: its Result says why.
       let broken: CommsError | null = null;
       const first = await new Promise<{ value: unknown } | 'ended' | 'timeout' | 'broken'>((resolve, reject) => {
-        timer = setTimeout(() => resolve('timeout'), this.#options.timeoutMs);
+        timer = setTimeout(() => resolve('timeout'), Math.max(1, timeoutMs));
         if (this.#ended) resolve('ended');
         this.#onEnded = () => resolve('ended');
         this.#exchange(fn, req, out).then(resolve, (err: unknown) => {

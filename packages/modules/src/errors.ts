@@ -15,7 +15,8 @@ export type ModuleErrorCode =
   | 'BAD_ARGUMENT' // an argument msgpack cannot carry
   | 'BAD_RESULT' // the result is not a value msgpack can carry
   | 'PROTOCOL' // the child answered something that is not a reply
-  | 'FORK_FAILED' // no child could be forked (the forkserver is gone or refused)
+  | 'FORK_FAILED' // no child could be forked (the forkserver refused or did not answer)
+  | 'FORKSERVER_DIED' // the module's forkserver died (killed, crashed): `result` is its Result; the next call starts a new one
   | 'CLOSED'; // the module (or the session) was closed
 
 /** A call that did not return a value. The sandboxed module itself stays usable. */
@@ -33,7 +34,7 @@ export class ModuleError extends SbxError {
   readonly violation?: Violation;
   /** CRASHED, OOM: the signal the child died of. */
   readonly signal?: string | number;
-  /** The child's sandbox Result, when it ended with the call. */
+  /** The child's sandbox Result, when it ended with the call (FORKSERVER_DIED: the forkserver's). */
   readonly result?: Result;
   /** The end of what the child wrote to stderr (at most 4 KiB), when it ended with the call. */
   readonly stderr?: string;

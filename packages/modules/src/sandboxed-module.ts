@@ -2,6 +2,7 @@
 // (custom-fork mode), its functions called in forked children that are sandboxed with the
 // module's policy. 'call' mode: a fresh child per call; 'session' mode: one child serves calls
 // one after another until it is closed or dies. docs/modules.md.
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -13,8 +14,10 @@ import {
   type Result,
   startForkServer,
 } from '@sbx/executor';
-import { type ChildOptions, ModuleChild } from './child.js';
+import { CallSlots } from './call-slots.js';
+import { type ChildOptions, ModuleChild, type PreparedChild } from './child.js';
 import { ModuleError } from './errors.js';
+import { ForkServerWatch } from './forkserver-gone.js';
 import { modulePolicy, resolveModule, runnerFiles, viewDirectories } from './view.js';
 import { DEFAULT_BUFFER_THRESHOLD } from './wire.js';
 
@@ -33,8 +36,12 @@ export interface SandboxedModuleOptions {
   /** Children forked ahead of calls (default 2, at most 64): up to 16 of them also sandboxed
    *  ahead (a call then only hands its fds over), the rest forked only. */
   spares?: number;
-  /** Per call, in ms (default 30 000): a call still running then is killed with its child. */
+  /** Per call, in ms (default 30 000): a call still running then is killed with its child. In
+   *  'call' mode the time spent waiting for a free slot (maxConcurrentCalls) counts too. */
   timeoutMs?: number;
+  /** 'call' mode: children alive at once for calls, at most (default: twice the CPUs, at least 4;
+   *  1..1024). Calls over it wait, in the order they came, for a child to end. */
+  maxConcurrentCalls?: number;
   /** Limits of the forkserver's sandbox (its children count in them together), and `heapMiB`:
    *  each child's V8 heap limit (node --max-old-space-size). */
   limits?: Omit<LimitsOptions, 'walltime'> & { heapMiB?: number };
@@ -95,6 +102,11 @@ export async function sandboxedModule<T = Record<string, AnyFunction>>(
   const threshold = options.bufferThreshold ?? DEFAULT_BUFFER_THRESHOLD;
   if (!Number.isInteger(threshold) || threshold < 1)
     throw new TypeError(`sandboxedModule(): bufferThreshold must be a positive integer, got ${String(threshold)}`);
+  const maxCalls = options.maxConcurrentCalls ?? defaultMaxConcurrentCalls();
+  if (!Number.isInteger(maxCalls) || maxCalls < 1 || maxCalls > 1024)
+    throw new TypeError(
+      `sandboxedModule(): maxConcurrentCalls must be an integer 1..1024, got ${String(options.maxConcurrentCalls)}`,
+    );
   const stderr = options.stderr ?? 'capture';
   if (stderr !== 'capture' && stderr !== 'inherit')
     throw new TypeError(`sandboxedModule(): stderr must be 'capture' or 'inherit', got ${JSON.stringify(stderr)}`);
@@ -125,20 +137,29 @@ export async function sandboxedModule<T = Record<string, AnyFunction>>(
   // The children's policy is known now: spares are forked and sandboxed ahead of the calls, so
   // that a call only hands its fds to one (plain spares, forked but not sandboxed, above 16).
   const sandboxedSpares = Math.min(spares, MAX_SANDBOXED_SPARES);
-  const server = await startForkServer(node, argv, {
+  const start = (): Promise<ForkServerHandle> =>
+    startForkServer(node, argv, {
+      policy,
+      cwd: '/',
+      env: { PATH: '/usr/bin:/bin' },
+      limits,
+      forkTimeoutMs: 10_000,
+      ...(sandboxedSpares > 0 ? { childPolicy: policy, sandboxedSpares } : {}),
+    });
+  const server = await start();
+  const m = new SandboxedModule<T>(
+    server,
+    start,
     policy,
-    cwd: '/',
-    env: { PATH: '/usr/bin:/bin' },
-    limits,
-    forkTimeoutMs: 10_000,
-    ...(sandboxedSpares > 0 ? { childPolicy: policy, sandboxedSpares } : {}),
-  });
-  const m = new SandboxedModule<T>(server, policy, mode, {
-    timeoutMs,
-    threshold,
-    stderr,
-    ...(options.trace ? { trace: true } : {}),
-  });
+    mode,
+    {
+      timeoutMs,
+      threshold,
+      stderr,
+      ...(options.trace ? { trace: true } : {}),
+    },
+    maxCalls,
+  );
   try {
     m.exports = (await m.describe()) as string[];
   } catch (err) {
@@ -148,11 +169,24 @@ export async function sandboxedModule<T = Record<string, AnyFunction>>(
   return m;
 }
 
+/** maxConcurrentCalls' default: twice the CPUs this process may use, at least 4. */
+function defaultMaxConcurrentCalls(): number {
+  return Math.max(4, 2 * availableParallelism());
+}
+
 /** A module imported in a sandboxed forkserver. Calls never throw anything but ModuleError. */
 export class SandboxedModule<T = Record<string, AnyFunction>> {
   /** The module's function exports (named ones, and those of its default export). */
   exports: string[] = [];
-  readonly #server: ForkServerHandle;
+  #server: ForkServerHandle;
+  /** Asks the kernel whether #server died. */
+  #watch: ForkServerWatch;
+  /** Starts a new forkserver like the first (after one died). */
+  readonly #start: () => Promise<ForkServerHandle>;
+  #restarting: Promise<void> | null = null;
+  /** 'call' mode: the next call's executor side, made after the last call's request went out. */
+  #next: PreparedChild | null = null;
+  readonly #slots: CallSlots;
   readonly #policy: Policy;
   readonly #mode: ModuleMode;
   readonly #options: ChildOptions;
@@ -162,10 +196,22 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
   #api: ModuleApi<T> | null = null;
   /** With the `trace` option: where the last 'call' mode call's time went. */
   lastTrace: ModuleCallTrace | null = null;
+  /** How many times a forkserver that died was replaced by a new one. */
+  restarts = 0;
 
   /** @internal */
-  constructor(server: ForkServerHandle, policy: Policy, mode: ModuleMode, options: ChildOptions) {
+  constructor(
+    server: ForkServerHandle,
+    start: () => Promise<ForkServerHandle>,
+    policy: Policy,
+    mode: ModuleMode,
+    options: ChildOptions,
+    maxConcurrentCalls: number,
+  ) {
     this.#server = server;
+    this.#watch = new ForkServerWatch(server);
+    this.#start = start;
+    this.#slots = new CallSlots(maxConcurrentCalls);
     this.#policy = policy;
     this.#mode = mode;
     this.#options = options;
@@ -173,6 +219,16 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
 
   get mode(): ModuleMode {
     return this.#mode;
+  }
+
+  /** The pid (host pid namespace) of the forkserver's sandbox init; a new one after a restart. */
+  get forkServerPid(): number {
+    return this.#server.pid;
+  }
+
+  /** 'call' mode: the limit on children alive at once for calls (maxConcurrentCalls). */
+  get maxConcurrentCalls(): number {
+    return this.#slots.max;
   }
 
   /** Calls `fn(...args)` in a child ('call' mode: a fresh one; 'session' mode: the module's session). */
@@ -184,18 +240,38 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
       return this.#session.call(fn, ...args);
     }
     const t0 = performance.now();
-    const child = await this.#fork(fn);
-    const forked = performance.now();
+    const timeoutMs = this.#options.timeoutMs;
+    const slot = this.#slots.acquire(timeoutMs);
+    const release = typeof slot === 'function' ? slot : await slot;
+    if (!release)
+      throw new ModuleError(
+        'TIMEOUT',
+        `${fn}(): no answer within ${timeoutMs} ms: the call waited for one of the ${this.#slots.max} children allowed at once (maxConcurrentCalls)`,
+        { fn },
+      );
+    let child: ModuleChild | null = null;
     try {
-      return await child.call(fn, args);
+      child = await this.#fork(fn, this.#takeNext());
+      // the next call's executor side, made once this call's request went out (the child works)
+      setImmediate(() => this.#prepareNext());
+      const forked = performance.now();
+      try {
+        return await child.call(fn, args, false, timeoutMs - (forked - t0));
+      } catch (err) {
+        throw await this.#explain(err, fn, child.server);
+      } finally {
+        if (this.#options.trace)
+          this.lastTrace = {
+            forkedUs: (forked - t0) * 1000,
+            answeredUs: (performance.now() - t0) * 1000,
+            fork: child.forkTrace,
+          };
+        child.close();
+      }
     } finally {
-      if (this.#options.trace)
-        this.lastTrace = {
-          forkedUs: (forked - t0) * 1000,
-          answeredUs: (performance.now() - t0) * 1000,
-          fork: child.forkTrace,
-        };
-      child.close();
+      // the slot is free once the child is gone, not when its answer is in
+      if (child) child.gone.then(release, release);
+      else release();
     }
   }
 
@@ -218,6 +294,10 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
     if (this.#closed) return undefined;
     this.#closed = true;
     for (const s of this.#sessions) s.close();
+    const next = this.#takeNext();
+    if (next) ModuleChild.discard(next);
+    await this.#restarting?.catch(() => {});
+    this.#watch.close();
     return this.#server.close();
   }
 
@@ -234,32 +314,119 @@ export class SandboxedModule<T = Record<string, AnyFunction>> {
   #newSession(): ModuleSession {
     const s = new ModuleSession(
       (fn) => this.#fork(fn),
+      (err, fn, child) => this.#explain(err, fn, child?.server ?? this.#server),
       () => this.#sessions.delete(s),
     );
     this.#sessions.add(s);
     return s;
   }
 
-  async #fork(fn: string): Promise<ModuleChild> {
+  #takeNext(): PreparedChild | null {
+    const next = this.#next;
+    this.#next = null;
+    return next;
+  }
+
+  #prepareNext(): void {
+    if (this.#closed || this.#next || this.#gone(this.#server)) return;
+    try {
+      const next = ModuleChild.prepare(this.#server, this.#options);
+      next.comms.unref();
+      this.#next = next;
+    } catch {
+      // out of fds, say: the next call makes its own and reports what fails
+    }
+  }
+
+  async #fork(fn: string, prepared: PreparedChild | null = null): Promise<ModuleChild> {
+    let server = this.#server;
+    if (this.#gone(server)) {
+      if (prepared) ModuleChild.discard(prepared); // it was made for the dead one
+      prepared = null;
+      server = await this.#liveServer(fn);
+    }
     try {
       return await ModuleChild.fork(
-        this.#server,
+        server,
         this.#policy,
         this.#mode === 'call' ? this.#options : { ...this.#options, walltime: 0 },
+        prepared,
       );
     } catch (err) {
       if (err instanceof ModuleError) throw err;
+      const died = await this.#explain(err, fn, server);
+      if (died.code === 'FORKSERVER_DIED') throw died;
       throw new ModuleError('FORK_FAILED', `${fn}(): no child could be forked: ${(err as Error).message}`, {
         fn,
         cause: err,
       });
     }
   }
+
+  /** A new forkserver for the one that died (started once for all the calls waiting). */
+  async #liveServer(fn: string): Promise<ForkServerHandle> {
+    this.#restarting ??= this.#restart().finally(() => {
+      this.#restarting = null;
+    });
+    try {
+      await this.#restarting;
+    } catch (err) {
+      if (err instanceof ModuleError) throw err;
+      throw new ModuleError(
+        'FORKSERVER_DIED',
+        `${fn}(): the module's forkserver died and a new one could not be started: ${(err as Error).message}`,
+        { fn, cause: err },
+      );
+    }
+    return this.#server;
+  }
+
+  async #restart(): Promise<void> {
+    const old = this.#server;
+    await old.close().catch(() => {});
+    if (this.#closed) throw new ModuleError('CLOSED', 'the sandboxed module is closed');
+    const server = await this.#start();
+    if (this.#closed) {
+      await server.close().catch(() => {});
+      throw new ModuleError('CLOSED', 'the sandboxed module is closed');
+    }
+    this.#watch.close();
+    this.#server = server;
+    this.#watch = new ForkServerWatch(server);
+    this.restarts++;
+  }
+
+  /** True once `server` died: an earlier forkserver is (it was replaced because it died). */
+  #gone(server: ForkServerHandle): boolean {
+    return server !== this.#watch.server || this.#watch.gone;
+  }
+
+  /**
+   * What a failed call's error becomes: FORKSERVER_DIED when the forkserver `server` died (its
+   * children die with it), naming how it ended; else the error itself (a ModuleError).
+   */
+  async #explain(err: unknown, fn: string, server: ForkServerHandle): Promise<ModuleError> {
+    const own = err instanceof ModuleError ? err : null;
+    const explained =
+      own === null || !['THROWN', 'NO_SUCH_FUNCTION', 'BAD_RESULT', 'BAD_ARGUMENT', 'CLOSED'].includes(own.code);
+    if (explained && this.#gone(server)) {
+      const result = await server.result.catch(() => undefined);
+      const how = result ? result.toString() : 'its sandbox failed';
+      return new ModuleError(
+        'FORKSERVER_DIED',
+        `${fn}(): the module's forkserver died (${how}); the next call starts a new one`,
+        { fn, cause: err, ...(result ? { result } : {}) },
+      );
+    }
+    if (own) return own;
+    return new ModuleError('PROTOCOL', `${fn}(): ${(err as Error)?.message ?? String(err)}`, { fn, cause: err });
+  }
 }
 
 /** One child serving calls one after another. A child that dies is replaced at the next call. */
 export class ModuleSession<T = Record<string, AnyFunction>> {
   readonly #fork: (fn: string) => Promise<ModuleChild>;
+  readonly #explain: (err: unknown, fn: string, child: ModuleChild | null) => Promise<ModuleError>;
   readonly #onClose: () => void;
   #child: ModuleChild | null = null;
   #queue: Promise<unknown> = Promise.resolve();
@@ -267,8 +434,13 @@ export class ModuleSession<T = Record<string, AnyFunction>> {
   #api: ModuleApi<T> | null = null;
 
   /** @internal */
-  constructor(fork: (fn: string) => Promise<ModuleChild>, onClose: () => void) {
+  constructor(
+    fork: (fn: string) => Promise<ModuleChild>,
+    explain: (err: unknown, fn: string, child: ModuleChild | null) => Promise<ModuleError>,
+    onClose: () => void,
+  ) {
     this.#fork = fork;
+    this.#explain = explain;
     this.#onClose = onClose;
   }
 
@@ -276,7 +448,12 @@ export class ModuleSession<T = Record<string, AnyFunction>> {
     const run = async (): Promise<unknown> => {
       if (this.#closed) throw new ModuleError('CLOSED', `${fn}(): the session is closed`, { fn });
       if (!this.#child || this.#child.ended) this.#child = await this.#fork(fn);
-      return this.#child.call(fn, args);
+      const child = this.#child;
+      try {
+        return await child.call(fn, args);
+      } catch (err) {
+        throw await this.#explain(err, fn, child);
+      }
     };
     const p = this.#queue.then(run, run);
     this.#queue = p.catch(() => {});
