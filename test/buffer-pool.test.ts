@@ -2,9 +2,10 @@
 // fresh (no earlier buffer's data), sealed like any buffer, handed out once, and a sandboxee that
 // reserved spares before its filter makes buffers after it without memfd_create.
 import { fstatSync, ftruncateSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Comms, PolicyBuilder, SharedBuffer, SyncComms } from '@sbx/executor';
-import { repoRoot, runCaptured } from './helpers.js';
+import { Comms, Executor, PolicyBuilder, Sandbox, SharedBuffer, SyncComms, startForkServer } from '@sbx/executor';
+import { forkNodePolicy, repoRoot, runCaptured } from './helpers.js';
 
 const PAGE = 4096;
 const turn = () => new Promise<void>((r) => setImmediate(r));
@@ -124,5 +125,46 @@ describe('SharedBuffer spares', () => {
     expect(stdout, result.toString()).toBe('made 7 0 0\n');
     expect(result.status).toBe('VIOLATION');
     expect(result.violation).toMatchObject({ syscall: 'memfd_create' });
+  });
+
+  it('a forked child (custom-fork mode) never takes its forkserver’s spares: each child gets a memfd of its own', async () => {
+    const policy = forkNodePolicy();
+    const server = await startForkServer(
+      process.execPath,
+      [
+        process.execPath,
+        '--single-threaded',
+        '--v8-pool-size=1',
+        join(repoRoot, 'test', 'fixtures', 'buffer-fork-server.mjs'),
+      ],
+      { policy, cwd: repoRoot, env: { PATH: '/usr/bin:/bin' }, forkTimeoutMs: 5000 },
+    );
+    try {
+      const replies: Array<{ inherited: number[]; mine: number; firstByte: number; inheritedLeft: number }> = [];
+      for (let i = 0; i < 3; i++) {
+        const ex = new Executor(server, { limits: { walltime: 20 } });
+        const comms = ex.ipc.comms; // asked before the run: the child gets the channel
+        const sandbox = new Sandbox(ex, policy);
+        await sandbox.runAsync();
+        await comms.sendMessage({ go: true });
+        const reply = (await comms.recvMessage()) as (typeof replies)[number] & { error?: string };
+        expect(reply.error).toBeUndefined();
+        replies.push(reply);
+        expect((await sandbox.awaitResult()).status).toBe('OK');
+        comms.close();
+      }
+      const spares = replies[0]!.inherited;
+      expect(spares).toHaveLength(2); // the forkserver's two reserved spares, inherited by the fork
+      const mine = replies.map((r) => r.mine);
+      expect(new Set(mine).size).toBe(3);
+      for (const r of replies) {
+        expect(r.inherited).toEqual(spares);
+        expect(spares).not.toContain(r.mine);
+        expect(r.firstByte).toBe(0);
+        expect(r.inheritedLeft).toBe(0); // the child closed its copies of them
+      }
+    } finally {
+      await server.close();
+    }
   });
 });
