@@ -19,6 +19,7 @@ const SUITES = [
   'test/fork-sandboxed-spares.test.ts',
   'test/modules.test.ts',
   'test/buffer.test.ts',
+  'test/buffer-pool.test.ts',
   'packages/client/src',
 ];
 
