@@ -403,6 +403,59 @@ describe('blocking connects that take time', () => {
     }
   });
 
+  // The monitor's connect takes one trip to its capless thread when the connect completes at once
+  // (or the caller does not block); these are the paths that leave that trip for the slower ones.
+  it('a non-blocking connect still under way: EINPROGRESS at once, then it completes', async () => {
+    const held = await heldServer(300);
+    try {
+      const { result, stdout } = await runClient(['nonblock', '127.0.0.1', held.port], (b) => b.allowIPv4('127.0.0.1'));
+      expect(stdout, result.toString()).toBe('nonblock: connect EINPROGRESS\nnonblock: x\n');
+      expect(result.status).toBe('OK');
+    } finally {
+      held.close();
+    }
+  });
+
+  it('a blocking connect interrupted by a signal says EINTR, leaves no fd behind, and the next connect works', async () => {
+    const held = await heldServer(60_000);
+    const before = openFdCount();
+    try {
+      const { result, stdout } = await runClient(['eintr', '127.0.0.1', held.port, 200, pong.port], (b) =>
+        b.allowIPv4('127.0.0.1').allowHandleSignals().allowAlarm(),
+      );
+      expect(stdout, result.toString()).toBe('eintr: connect errno EINTR\neintr: pong\n');
+      expect(result.status).toBe('OK');
+      await tick(100);
+      expect(openFdCount()).toBeLessThanOrEqual(before);
+    } finally {
+      held.close();
+    }
+  });
+
+  it('a refused connect, blocking or not, says what the kernel says without a sandbox', async () => {
+    const port = await freePort();
+    for (const mode of ['tcp', 'nonblock']) {
+      const plain = spawnSync(client(), [mode, '127.0.0.1', String(port)], { encoding: 'utf8' });
+      expect(plain.stdout).toMatch(/ECONNREFUSED/);
+      const { result, stdout } = await runClient([mode, '127.0.0.1', port], (b) => b.allowIPv4('127.0.0.1'));
+      expect(stdout, result.toString()).toBe(plain.stdout);
+      expect(result.status).toBe('OK');
+    }
+  });
+
+  it('a non-blocking connect the rules deny: a violation, or the chosen errno, never EINPROGRESS', async () => {
+    const before = other.connections();
+    const killed = await runClient(['nonblock', '127.0.0.1', other.port], (b) => b.allowIPv4('127.0.0.1', pong.port));
+    expect(killed.result.status).toBe('VIOLATION');
+    expect(killed.result.violation).toMatchObject({ kind: 'network', address: `127.0.0.1:${other.port}` });
+    expect(killed.stdout).toBe('');
+    const refused = await runClient(['nonblock', '127.0.0.1', other.port], (b) =>
+      b.allowIPv4('127.0.0.1', pong.port).networkDenyAction({ errno: 'EACCES' }),
+    );
+    expect(refused.stdout, refused.result.toString()).toBe('nonblock: connect errno EACCES\n');
+    expect(other.connections()).toBe(before);
+  });
+
   it('SO_SNDTIMEO bounds a blocking connect: EINPROGRESS after the timeout, as the kernel does', async () => {
     const held = await heldServer(60_000);
     try {

@@ -20,6 +20,7 @@ const SUITES = [
   'test/modules.test.ts',
   'test/modules-limits.test.ts',
   'test/buffer.test.ts',
+  'test/buffer-pool.test.ts',
   'packages/client/src',
 ];
 

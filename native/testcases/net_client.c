@@ -21,6 +21,8 @@
  *   net_client hold HOST PORT DELAY_MS  (a test server, unsandboxed) listens with backlog 0, prints
  *                                       the port, accepts nothing for DELAY_MS, then serves "x"
  *   net_client timeout HOST PORT MS     a blocking connect with SO_SNDTIMEO of MS: its result
+ *   net_client eintr HOST PORT MS GOOD  a blocking connect that a signal (no SA_RESTART) interrupts
+ *                                       after MS, then tcp to HOST:GOOD on a fresh socket
  *   net_client listen HOST PORT         listen on a socket of the sandbox, then on one
  *                                       connected to HOST:PORT (a socket of the host)
  * HOST is an IPv4 or IPv6 literal. A failing call prints "MODE: errno NAME" and exits 0.
@@ -35,8 +37,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -414,6 +418,29 @@ static int serve(const char *host, int port, int backlog, int delay_ms) {
   }
 }
 
+static void on_alarm(int sig) { (void)sig; }
+
+/* A blocking connect interrupted by a signal whose handler does not ask for restarts: EINTR, as
+ * the kernel says it; then an ordinary exchange with good_port on a fresh socket. */
+static int interrupted(const char *host, int port, int ms, int good_port) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_alarm;
+  sigaction(SIGALRM, &sa, NULL);
+  struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
+  setitimer(ITIMER_REAL, &it, NULL);
+  struct sockaddr_storage ss;
+  socklen_t len = make_addr(host, port, &ss);
+  int s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return fail("socket");
+  if (connect(s, (struct sockaddr *)&ss, len) != 0)
+    fail("connect");
+  else
+    printf("%s: connected\n", mode);
+  close(s);
+  return tcp(host, good_port, 0);
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: net_client MODE ARGS...\n");
@@ -457,6 +484,8 @@ int main(int argc, char **argv) {
     printf("%s: connected\n", mode);
     return 0;
   }
+  if (!strcmp(mode, "eintr") && argc > 5)
+    return interrupted(host, port, atoi(argv[4]), atoi(argv[5]));
   fprintf(stderr, "net_client: unknown mode %s\n", mode);
   return 2;
 }

@@ -2,6 +2,7 @@
 // mapped MAP_SHARED, seen from JS as an ArrayBuffer over the mapping (no copy). The C side is
 // libsbx_client's sbx/buffer.h; this class is a thin owner of what the addon returns.
 import { createRequire } from 'node:module';
+import * as pool from './buffer-pool.js';
 import { BufferError, type BufferErrorCode } from './errors.js';
 import { native, type NativeErrnoError } from './native.js';
 
@@ -73,11 +74,42 @@ export class SharedBuffer {
     markAsUntransferable(r.memory);
   }
 
-  /** A new zero-filled buffer of `size` bytes (sparse: pages exist once touched). */
+  /**
+   * A new zero-filled buffer of `size` bytes, never handed out before. Up to 1 MiB, a size made
+   * recently is served from a spare made ahead (pages already allocated), and a new spare of it
+   * is made after the current event-loop turn; otherwise it is made now (sparse: pages exist
+   * once touched). See reserve().
+   */
   static create(size: number): SharedBuffer {
     if (!Number.isSafeInteger(size) || size < 0)
       throw new TypeError(`SharedBuffer.create: size must be a non-negative safe integer, got ${size}`);
-    return new SharedBuffer(call(() => native().bufferCreate(size), 'create'));
+    const made = pool.takeSpare(size) ?? call(() => native().bufferCreate(size), 'create');
+    pool.noteCreated(size);
+    return new SharedBuffer(made);
+  }
+
+  /**
+   * Makes `count` spares of `size` bytes now, for create() to take later: a process that will
+   * install a filter forbidding memfd_create (sandboxMeHere()) reserves what it will need before
+   * it, and keeps no automatic refill after it. Spares are fresh zero-filled memfds, each handed
+   * out once; a forked child never takes its parent's.
+   */
+  static reserve(size: number, count = 1): void {
+    if (!Number.isSafeInteger(size) || size < 0)
+      throw new TypeError(`SharedBuffer.reserve: size must be a non-negative safe integer, got ${size}`);
+    if (!Number.isSafeInteger(count) || count < 0)
+      throw new TypeError(`SharedBuffer.reserve: count must be a non-negative safe integer, got ${count}`);
+    call(() => pool.reserve(size, count), 'reserve');
+  }
+
+  /** How many spares of `size` bytes are ready for create(). */
+  static spares(size: number): number {
+    return pool.spareCount(size);
+  }
+
+  /** Closes every spare (their fds and mappings); create() makes buffers on demand until the next refill. */
+  static releaseSpares(): void {
+    pool.releaseSpares();
   }
 
   /**

@@ -86,6 +86,7 @@ export interface NativeBinding {
   /** libsbx_client sbx/buffer.h: the ArrayBuffer owns the mapping and the fd (released at GC
    *  unless bufferClose() released them first). expectedSize -1: any. */
   bufferCreate(size: number): { fd: number; size: number; memory: ArrayBuffer };
+  bufferPopulate(memory: ArrayBuffer): boolean;
   bufferFromFd(fd: number, expectedSize: number): { fd: number; size: number; memory: ArrayBuffer };
   bufferClose(memory: ArrayBuffer): void;
 }
