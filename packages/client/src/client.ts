@@ -135,7 +135,9 @@ export class Client {
    * work (several milliseconds the first time) out of the sandboxing call. Idempotent.
    */
   static prepare(): void {
-    if (prepared) return; // a forked child finds it done by its forkserver
+    // Per process: a forked child has none of its forkserver's threadpool threads.
+    native().clientStartThreadpool();
+    if (prepared) return; // the rest a forked child finds done by its forkserver
     void process.stdout;
     void process.stderr;
     loadCodec();
