@@ -140,7 +140,7 @@ export class Client {
     if (prepared) return; // the rest a forked child finds done by its forkserver
     void process.stdout;
     void process.stderr;
-    loadCodec();
+    loadCodec({ nativeStrings: false });
     native().clientWarmRuntime();
     prepared = true;
   }
