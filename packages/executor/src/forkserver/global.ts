@@ -49,6 +49,8 @@ export class ForkServer {
   private awaitingPidfd: { id: bigint; pid: number; cgroup?: string; uid?: number } | null = null;
   /** Sandbox ids leased for pool slots (pool.h): the list only grows while this forkserver lives. */
   private readonly poolIds: SandboxIds[] = [];
+  /** The pool size this forkserver was last told (it starts with none). */
+  private poolSizeSent = 0;
   /** POOL_STATS queries, answered in order. */
   private readonly statsWaiters: { resolve: (s: SpawnPoolStats) => void; reject: (e: Error) => void }[] = [];
   private nextId = 1n;
@@ -99,6 +101,8 @@ export class ForkServer {
    *  became, until it is reaped) and sends the list with the range. */
   setPool(size: number): void {
     if (this.dead) return;
+    if (size === 0 && this.poolSizeSent === 0) return; // nothing to drop: spare a one-shot CLI a message
+    this.poolSizeSent = size;
     const range = sandboxIdRange();
     if (!range || size === 0) {
       const b = Buffer.alloc(4);

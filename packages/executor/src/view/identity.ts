@@ -2,7 +2,7 @@
 // sandboxee is uid/gid SANDBOX_ID; without an entry for it glibc's NSS goes past
 // /etc/passwd to the host's nscd and systemd sockets. These generated files (passwd, group, a
 // files-only nsswitch.conf, hosts) keep every name lookup inside the view.
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -53,11 +53,24 @@ export function generatedFile(name: string, text: string): string {
   if (!dir) {
     const d = mkdtempSync(join(tmpdir(), 'sbx-view-'));
     chmodSync(d, 0o755); // the sandbox's mount setup runs as its own (mapped) uid
-    process.once('exit', () => rmSync(d, { recursive: true, force: true }));
+    // Our own files, one by one: a recursive rmSync loads Node's rimraf and fails into its retry
+    // path on the first rmdir, a few ms of a one-shot CLI run.
+    process.once('exit', () => removeGenerated(d));
     dir = d;
   }
   const path = join(dir, `${name}-${written.size}`);
   writeFileSync(path, text, { mode: 0o644 });
   written.set(key, path);
   return path;
+}
+
+function removeGenerated(d: string): void {
+  for (const path of [...written.values(), d]) {
+    try {
+      if (path === d) rmdirSync(d);
+      else unlinkSync(path);
+    } catch {
+      // already gone (or a stranger's file in d keeps it): the system's tmp cleaning has the rest
+    }
+  }
 }
