@@ -138,9 +138,15 @@ export class Client {
     // Per process: a forked child has none of its forkserver's threadpool threads.
     native().clientStartThreadpool();
     if (prepared) return; // the rest a forked child finds done by its forkserver
-    void process.stdout;
-    void process.stderr;
-    loadCodec({ nativeStrings: false });
+    // Node 22 and 24 may measure the cycle clock (milliseconds): on a thread, meanwhile.
+    const warming = native().clientWarmRuntimeStart();
+    try {
+      void process.stdout;
+      void process.stderr;
+      loadCodec({ nativeStrings: false });
+    } finally {
+      if (warming) native().clientWarmRuntimeJoin();
+    }
     native().clientWarmRuntime();
     prepared = true;
   }
