@@ -403,6 +403,15 @@ describe('Bad input', () => {
   });
 });
 
+/** The sandbox's own init (it names itself sbx-init), or a pid gone meanwhile. */
+function isSbxInit(pid: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sbx-init';
+  } catch {
+    return true;
+  }
+}
+
 describe('cgroup v2 per sandbox', () => {
   it('runs each sandbox in a fresh cgroup where one can be created, and removes it after', async () => {
     const { delegatedCgroupBase } = await import('../packages/executor/src/sandbox/cgroup.js');
@@ -428,6 +437,11 @@ describe('cgroup v2 per sandbox', () => {
     expect(procs().length).toBe(2); // init and sh
     sandbox.stdin!.end('\n');
     expect((await sandbox.awaitResult()).status).toBe('OK');
+    // At the Result nothing of the sandboxee is left in it; its exiting init may still be, and the
+    // directory goes as soon as the forkserver has reaped it (sandbox/early-end.ts).
+    const left = existsSync(path) ? procs().filter((p) => !isSbxInit(p)) : [];
+    expect(left).toEqual([]);
+    for (let i = 0; i < 400 && existsSync(path); i++) await tick(5);
     expect(existsSync(path)).toBe(false);
   });
 

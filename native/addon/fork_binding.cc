@@ -174,7 +174,21 @@ void ReleaseWorkers() {
 // the threads that run worker tasks are one fewer.
 int PlatformWorkers() { return g_platform->NumberOfWorkerThreads() - 1; }
 
+int ParkWorkers(char *err, size_t errlen);
+int Quiesce(char *err, size_t errlen);
+
+// Called ahead, while the forkserver waits for a request, and again right before the fork: the
+// second call finds the workers still parked and no JS run since (no new V8 mapping to DOFORK),
+// so it only checks that every other thread is still quiet.
 int Prepare(void *, char *err, size_t errlen) {
+  if (!g_parked_now) {
+    int rc = ParkWorkers(err, errlen);
+    if (rc < 0) return rc;
+  }
+  return Quiesce(err, errlen);
+}
+
+int ParkWorkers(char *err, size_t errlen) {
   DoforkAll();
   // Park every platform worker (the previous generation has left first).
   int workers = PlatformWorkers();
@@ -200,7 +214,11 @@ int Prepare(void *, char *err, size_t errlen) {
       return -EBUSY;
     }
   }
-  // The threadpool drained and every other thread blocked in the kernel.
+  return 0;
+}
+
+// The threadpool drained and every other thread blocked in the kernel.
+int Quiesce(char *err, size_t errlen) {
   double start = NowMs();
   for (;;) {
     unsigned reqs = PendingRequests();

@@ -27,6 +27,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <map>
@@ -87,6 +88,7 @@ struct Event {
   bool network = false;  // a destination the network rules deny (netproxy.cc)
   NetDenial denial = NetDenial();
   uint64_t notif = 0;  // kHook, kHookTimeout: the notification id the reply names
+  uint64_t at_ns = 0;  // kExec: CLOCK_MONOTONIC when the exec was let through (the trace)
 };
 
 struct Entry {
@@ -129,6 +131,7 @@ napi_value ToObject(Napi::Env env, const Event &data) {
   o.Set("errno", data.err);
   if (data.type == EventType::kHook || data.type == EventType::kHookTimeout)
     o.Set("notif", Napi::BigInt::New(env, data.notif));
+  if (data.type == EventType::kExec) o.Set("atNs", Napi::BigInt::New(env, data.at_ns));
   if (data.network) {
     o.Set("address", data.denial.address);
     o.Set("netRule", data.denial.rule);
@@ -390,6 +393,10 @@ class Monitor {
     if (is_exec && !e.exec_seen) {
       e.exec_seen = true;
       ev->type = EventType::kExec;
+      // Stamped before the answer: the target cannot exit (nor its EXITED be read) earlier.
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      ev->at_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
       resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
       ioctl(e.listener, SECCOMP_IOCTL_NOTIF_SEND, resp);
       Post(ev);

@@ -82,6 +82,9 @@ int reaper_tie_target_in_child(
     struct child_ctx *ctx); /* reaper.c: target: PDEATHSIG on its init again */
 /* init.c: the target sends its own pidfd on the setup socket (the listener is taken from it). */
 int init_send_target_pidfd(struct child_ctx *ctx);
+/* SBX_INIT_STATUS on the setup socket (if any): the target's raw wait status and the rusage of
+ * every process the init reaped; sent once the whole tree is gone (init.c, reaper.c). */
+void init_send_status(int setup, int status);
 int landlock_apply_in_child(struct child_ctx *ctx);  /* landlock.c: ruleset + scopes */
 int seccomp_install_in_child(struct child_ctx *ctx); /* seccomp.c: filter + listener number */
 

@@ -18,6 +18,8 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -32,12 +34,23 @@
 #define CLOSE_RANGE_UNSHARE 2
 #endif
 
-static void send_status(int setup, int status) {
+/* The status, then the rusage of everything init reaped (the whole tree but init itself): with it
+ * the executor can give the Result without waiting for the forkserver's wait4 of init. */
+void init_send_status(int setup, int status) {
   if (setup < 0) return;
   sbx_comms c;
   sbx_comms_init(&c, setup);
+  unsigned char msg[4 + 3 * 8] = {0};
   int32_t raw = status;
-  (void)sbx_comms_send_tlv(&c, SBX_INIT_STATUS, &raw, sizeof raw);
+  memcpy(msg, &raw, sizeof raw);
+  struct rusage ru;
+  if (getrusage(RUSAGE_CHILDREN, &ru) == 0) {
+    uint64_t v[3] = {(uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec,
+                     (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec,
+                     (uint64_t)ru.ru_maxrss};
+    memcpy(msg + 4, v, sizeof v);
+  }
+  (void)sbx_comms_send_tlv(&c, SBX_INIT_STATUS, msg, sizeof msg);
 }
 
 /* SIGKILLs every other process of the namespace and reaps them all (their rusage adds up in
@@ -95,7 +108,7 @@ __attribute__((noreturn)) static void run_init(struct child_ctx *ctx, pid_t targ
   }
   end_tree(target, &status, &have_target);
   if (!have_target) _exit(128 + SIGKILL);
-  send_status(setup, status);
+  init_send_status(setup, status);
   /* Mirror the target for whoever only sees init's status (the forkserver's EXITED). */
   _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }

@@ -35,8 +35,10 @@
  *                      seccomp() failed.
  *   SBX_TAG_FD         (with CLONE_NEWPID or SBX_OP_REAPER and a listener, before n) the target's own pidfd: the
  *                      target is pid 2 under a small init, and pidfd_getfd(n) must ask it
- *   SBX_INIT_STATUS    (with CLONE_NEWPID or SBX_OP_REAPER) i32 raw wait status of the target,
- *                      sent by the init when the target ends; the init then exits and the
+ *   SBX_INIT_STATUS    (with CLONE_NEWPID or SBX_OP_REAPER) i32 raw wait status of the target
+ *                      then u64 utime_us, u64 stime_us, u64 maxrss_kib of all the init
+ *                      reaped (the whole tree but the init), sent by the init when the target ends
+ *                      (after every other process was reaped); the init then exits and the
  *                      namespace dies (REAPER: after it has killed and reaped every descendant)
  *   EOF: every holder of the setup socket is gone (exec'd or exited).
  */

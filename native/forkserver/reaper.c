@@ -218,12 +218,7 @@ __attribute__((noreturn)) static void run_reaper(struct child_ctx *ctx, pid_t ta
     if (sig == SIGTERM) stop = 1;
   }
   kill_tree(&r);
-  if (r.have_status && setup >= 0) {
-    sbx_comms c;
-    sbx_comms_init(&c, setup);
-    int32_t raw = r.status;
-    (void)sbx_comms_send_tlv(&c, SBX_INIT_STATUS, &raw, sizeof raw);
-  }
+  if (r.have_status) init_send_status(setup, r.status);
   if (!r.have_status) _exit(128 + SIGKILL);
   _exit(WIFEXITED(r.status) ? WEXITSTATUS(r.status) : 128 + WTERMSIG(r.status));
 }

@@ -106,7 +106,23 @@ struct sbx_forking_client {
   struct pollfd *pfds; /* cap + 1 entries */
   unsigned want_spares, nspares;
   int spare_failed; /* the last spare could not be made: no retry before the next request */
+  int prepared;     /* hooks->prepare returned 0 and hooks->parent has not run since */
 };
+
+/* The runtime's prepare hook: 0, or -errno with the reason in msg. */
+static int prepare_runtime(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks, char *msg,
+                           size_t len) {
+  if (hooks == NULL || hooks->prepare == NULL) return 0;
+  int rc = hooks->prepare(hooks->arg, msg, len);
+  fc->prepared = rc == 0;
+  return rc;
+}
+
+/* The runtime's parent hook, once per successful prepare. */
+static void release_runtime(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks) {
+  if (fc->prepared && hooks != NULL && hooks->parent != NULL) hooks->parent(hooks->arg);
+  fc->prepared = 0;
+}
 
 static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) {
   if (err != NULL && errlen > 0) {
@@ -432,15 +448,14 @@ static void spare_wait(int sock) {
 static int fork_spare(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks) {
   char msg[256];
   if (grow(fc) < 0) return fc->spare_failed = 1;
-  if (hooks && hooks->prepare && hooks->prepare(hooks->arg, msg, sizeof msg) < 0)
-    return fc->spare_failed = 1;
+  if (prepare_runtime(fc, hooks, msg, sizeof msg) < 0) return fc->spare_failed = 1;
   int sync[2], sv[2];
   if (pipe2(sync, O_CLOEXEC) < 0) {
-    if (hooks && hooks->parent) hooks->parent(hooks->arg);
+    release_runtime(fc, hooks);
     return fc->spare_failed = 1;
   }
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-    if (hooks && hooks->parent) hooks->parent(hooks->arg);
+    release_runtime(fc, hooks);
     close(sync[0]);
     close(sync[1]);
     return fc->spare_failed = 1;
@@ -448,6 +463,7 @@ static int fork_spare(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    fc->prepared = 0;
     g_spare_forked = sbx_trace_now();
     close(sync[0]);
     close(sv[0]);
@@ -465,7 +481,7 @@ static int fork_spare(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks
     spare_wait(sv[1]);
     return 0;
   }
-  if (hooks && hooks->parent) hooks->parent(hooks->arg);
+  release_runtime(fc, hooks);
   close(sync[1]);
   close(sv[1]);
   int code = -1;
@@ -574,7 +590,7 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   }
 
   char msg[256] = "";
-  if (hooks && hooks->prepare && (rc = hooks->prepare(hooks->arg, msg, sizeof msg)) < 0) {
+  if ((rc = prepare_runtime(fc, hooks, msg, sizeof msg)) < 0) {
     close_fds(fds, n);
     rc = reply_error(fc, id, rc, msg[0] ? msg : "the forkserver's runtime refused to fork");
     return rc < 0 ? rc : 1;
@@ -583,7 +599,7 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   int sync[2];
   if (pipe2(sync, O_CLOEXEC) < 0) {
     int e = errno;
-    if (hooks && hooks->parent) hooks->parent(hooks->arg);
+    release_runtime(fc, hooks);
     close_fds(fds, n);
     rc = reply_error(fc, id, -e, "pipe2() for the child's setup failed");
     return rc < 0 ? rc : 1;
@@ -591,6 +607,7 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    fc->prepared = 0;
     g_child_flags = flags;
     if (t != NULL) {
       sbx_trace_start();
@@ -616,7 +633,7 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   }
   int fork_errno = errno;
   fs_mark(t, SBX_TRACE_FS_FORKED);
-  if (hooks && hooks->parent) hooks->parent(hooks->arg);
+  release_runtime(fc, hooks);
   close(sync[1]);
   close_fds(fds, n);
   if (pid < 0) {
@@ -646,10 +663,32 @@ static pid_t serve_request(sbx_forking_client *fc, const struct sbx_fork_hooks *
   return reply_forked(fc, id, pid, t, err, errlen);
 }
 
+/* Prepares the runtime while the forkserver has nothing else to do: no request waits and no
+ * spare would serve the next one. The request then finds the runtime ready (the hook's second
+ * call only checks that it still is). Best effort: a refusal is retried when a request comes. */
+static void prepare_ahead(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks) {
+  if (fc->prepared || fc->nspares > 0 || hooks == NULL || hooks->prepare == NULL) return;
+  struct pollfd p = {.fd = fc->comms.fd, .events = POLLIN};
+  if (poll(&p, 1, 0) != 0) return;
+  char msg[256];
+  (void)prepare_runtime(fc, hooks, msg, sizeof msg);
+}
+
+static pid_t wait_and_fork(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks, char *err,
+                           size_t errlen);
+
 pid_t sbx_forking_client_wait_and_fork(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks,
                                        char *err, size_t errlen) {
   if (fc == NULL || fc->comms.fd < 0)
     return fail(err, errlen, -EINVAL, "not an open forking client");
+  pid_t pid = wait_and_fork(fc, hooks, err, errlen);
+  /* The caller's runtime runs again: whatever was prepared ahead is let go. */
+  if (pid != 0) release_runtime(fc, hooks);
+  return pid;
+}
+
+static pid_t wait_and_fork(sbx_forking_client *fc, const struct sbx_fork_hooks *hooks, char *err,
+                           size_t errlen) {
   for (;;) {
     /* Spares are made once the channel has been quiet for a moment: a request is served first,
      * and the child just handed out is not slowed down by the next fork on a small machine. With
@@ -664,6 +703,7 @@ pid_t sbx_forking_client_wait_and_fork(sbx_forking_client *fc, const struct sbx_
     for (unsigned i = 0; i < fc->nchildren; i++)
       fc->pfds[i + 1] = (struct pollfd){.fd = fc->children[i].pidfd, .events = POLLIN};
     unsigned npfds = fc->nchildren + 1;
+    prepare_ahead(fc, hooks);
     if (poll(fc->pfds, npfds, -1) < 0) {
       if (errno == EINTR) continue;
       return fail(err, errlen, -errno, "poll(): %s", strerror(errno));

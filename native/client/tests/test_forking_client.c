@@ -44,6 +44,30 @@ static void child_probe(void) {
 /* The forkserver: serves until the channel ends; exits with 0 on -EPIPE, 10 + protocol error. */
 static unsigned g_spares;
 
+/* Runtime hooks that check their contract: a fork only while prepared, one parent() per
+ * successful prepare (however many calls it took), none left over when the call returns, and
+ * prepare run ahead while the loop waits (more calls than forks). */
+static int g_use_hooks;
+static int g_outstanding; /* prepared, parent() not run yet */
+static unsigned g_prepares, g_forks;
+static int hook_prepare(void *arg, char *err, size_t errlen) {
+  (void)arg, (void)err, (void)errlen;
+  g_prepares++;
+  g_outstanding = 1;
+  return 0;
+}
+static void hook_parent(void *arg) {
+  (void)arg;
+  if (g_outstanding != 1) _exit(12); /* parent() without a prepare, or twice */
+  g_outstanding = 0;
+  g_forks++;
+}
+static void hook_child(void *arg) {
+  (void)arg;
+  if (g_outstanding != 1) _exit(13); /* forked while not prepared */
+}
+static const struct sbx_fork_hooks g_test_hooks = {hook_prepare, hook_parent, hook_child, NULL};
+
 static void run_forkserver(int fd) {
   int moved = dup2(fd, 5);
   if (moved != fd) close(fd);
@@ -52,11 +76,14 @@ static void run_forkserver(int fd) {
   if (sbx_forking_client_open(&fc, 5, err, sizeof err) < 0) _exit(9);
   if (sbx_forking_client_set_spares(fc, g_spares) < 0) _exit(8);
   for (;;) {
-    pid_t pid = sbx_forking_client_wait_and_fork(fc, NULL, err, sizeof err);
+    pid_t pid =
+        sbx_forking_client_wait_and_fork(fc, g_use_hooks ? &g_test_hooks : NULL, err, sizeof err);
     if (pid == 0) {
       sbx_forking_client_free(fc);
       child_probe();
     }
+    if (g_outstanding != 0) _exit(14); /* returned still prepared */
+    if (pid == -EPIPE && g_use_hooks && g_spares == 0 && g_prepares <= g_forks) _exit(15);
     if (pid < 0) _exit(pid == -EPIPE ? 0 : pid == -EPROTO ? 10 : 11);
   }
 }
@@ -155,7 +182,7 @@ static int forks_round_trip(unsigned spares) {
 
 int main(void) {
   int test = 0;
-  printf("1..5\n");
+  printf("1..6\n");
   if (forks_round_trip(3) != 0) return 1;
   printf(
       "ok %d - 20 forks from 3 spares: fds in place, isolation on, exits reported, spares gone at "
@@ -214,5 +241,12 @@ int main(void) {
   CHECK(waitpid(server, &status, 0) == server);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   printf("ok %d - EOF from the executor ends the loop with -EPIPE\n", ++test);
+
+  /* 5: runtime hooks, on request and from spares: prepared for every fork, balanced, ahead. */
+  g_use_hooks = 1;
+  if (forks_round_trip(0) != 0 || forks_round_trip(2) != 0) return 1;
+  g_use_hooks = 0;
+  printf("ok %d - runtime hooks: prepared at every fork, one parent() per prepare, run ahead\n",
+         ++test);
   return 0;
 }

@@ -143,6 +143,8 @@ export interface MonitorEvent {
   netReason?: string;
   /** hook, hook_timeout: the notification id monitorHookReply() answers. */
   notif?: bigint;
+  /** exec: when the monitor let the exec through (CLOCK_MONOTONIC ns, the trace's clock). */
+  atNs?: bigint;
 }
 
 /** An error from a native call: Node-style errno facts. */

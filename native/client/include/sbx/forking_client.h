@@ -73,9 +73,12 @@ typedef struct sbx_forking_client sbx_forking_client;
 /* What a runtime needs around fork() (the Node addon uses them; C programs pass NULL). */
 struct sbx_fork_hooks {
   /* Right before fork(): 0, or -errno to refuse this request (FORKED carries the error and the
-   * message written to err). */
+   * message written to err). Also called ahead, while the loop waits with no request pending and
+   * no spare left; the call right before fork() may then come without a parent() in between, and
+   * should only check that what it prepared still holds. */
   int (*prepare)(void *arg, char *err, size_t errlen);
-  /* In the forkserver right after fork() (also when it failed), whenever prepare returned 0. */
+  /* In the forkserver right after fork() (also when it failed), and before the call returns,
+   * whenever prepare returned 0: once per successful prepare, however many calls it took. */
   void (*parent)(void *arg);
   /* In the child, after its fds and isolation are in place, before the call returns 0. */
   void (*child)(void *arg);

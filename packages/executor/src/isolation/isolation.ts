@@ -15,7 +15,7 @@ import { Policy } from '../policy/policy.js';
 import { sharesHostNetwork } from '../sandbox/sandbox-policy.js';
 import { SbxError } from '@sbx/client';
 import { native } from '@sbx/client/internal';
-import { leaseSandboxIds, sandboxIdRange, type SandboxIds } from '../sandbox/sandbox-ids.js';
+import { sandboxIdRange, takeSandboxIds, type SandboxIds } from '../sandbox/sandbox-ids.js';
 import { SANDBOX_ID } from '../view/identity.js';
 
 /** Landlock isolation needs the signal and abstract-socket scopes. */
@@ -50,7 +50,7 @@ function hostIdsFor(ex: Executor): { uid: number; gid: number; lease: SandboxIds
   if (process.getuid?.() !== 0) return { uid: process.getuid!(), gid: process.getgid!(), lease: null };
   const range = sandboxIdRange();
   if (range && !ex.sandboxUserGiven) {
-    const lease = leaseSandboxIds(range);
+    const lease = takeSandboxIds(range);
     return { uid: lease.uid, gid: lease.gid, lease };
   }
   return { ...ex.sandboxUser, lease: null };
@@ -102,7 +102,7 @@ function namespacesOps(
   appendLayoutOps(ops, fsEntries, abi > 0);
   // SIGTERM: the pid namespace's init kills and reaps the tree itself, so its rusage counts
   // (native/forkserver/init.c); a SIGKILL follows if it is not gone after a grace period.
-  return {
+  const setup: IsolationSetup = {
     landlockAbi: abi,
     policy,
     env: {},
@@ -110,8 +110,11 @@ function namespacesOps(
     escalate: true,
     hostIds: { uid: ids.uid, gid: ids.gid },
     lease: ids.lease,
-    cleanup: () => ids.lease?.release(),
+    // The lease the setup holds then: none once a pool slot's own uid replaced it (the Sandbox
+    // kept the unused lease for the next sandbox, sandbox-ids.ts).
+    cleanup: () => setup.lease?.release(),
   };
+  return setup;
 }
 
 function addLandlockIsolation(ops: OpList, ex: Executor, policy: Policy, fsEntries: FsEntry[]): IsolationSetup {

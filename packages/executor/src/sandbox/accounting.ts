@@ -3,7 +3,7 @@
 // or without the cpu controller; memory.peak only with the memory controller). Without a
 // cgroup, the forkserver's wait4() rusage of the sandbox's init stands in: the init reaps
 // (and so sums up) every process of the tree before it exits, killed runs included.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Accounting } from './result.js';
 
@@ -12,6 +12,11 @@ export interface Usage {
   cpuSystemMs: number;
   maxRssKiB: number;
   accounting: Accounting;
+}
+
+/** The cgroup has the memory controller on: memory.peak, the whole tree's peak, is there. */
+export function hasMemoryPeak(dir: string): boolean {
+  return existsSync(join(dir, 'memory.peak'));
 }
 
 /** The cgroup's cpu (and peak memory, where the memory controller is on), or null if unreadable. */
@@ -27,12 +32,14 @@ export function cgroupUsage(dir: string): { cpuUserMs: number; cpuSystemMs: numb
   const system = field('system_usec');
   if (!Number.isFinite(user) || !Number.isFinite(system)) return null;
   let peakKiB: number | null = null;
-  try {
-    peakKiB = Math.ceil(Number(readFileSync(join(dir, 'memory.peak'), 'utf8').trim()) / 1024);
-    if (!Number.isFinite(peakKiB)) peakKiB = null;
-  } catch {
-    // no memory controller in this cgroup
-  }
+  // Without the memory controller there is no memory.peak: asked first, rather than a thrown ENOENT.
+  if (hasMemoryPeak(dir))
+    try {
+      peakKiB = Math.ceil(Number(readFileSync(join(dir, 'memory.peak'), 'utf8').trim()) / 1024);
+      if (!Number.isFinite(peakKiB)) peakKiB = null;
+    } catch {
+      // removed meanwhile
+    }
   return { cpuUserMs: user / 1000, cpuSystemMs: system / 1000, peakKiB };
 }
 

@@ -64,11 +64,22 @@ function removeStale(dir: string): void {
   }
 }
 
+/** A request's cgroup that a spawn-pool slot did not need (it brought its own): never populated,
+ *  nothing written to it, so the next request takes it instead of making one. */
+let kept: SandboxCgroup | null = null;
+
 export class SandboxCgroup {
+  /** Something was written into it (memory.max): it is never kept for another sandbox. */
+  private written = false;
   private constructor(readonly path: string) {}
 
   /** A new, empty cgroup for one sandbox, or null when none can be created here. */
   static create(): SandboxCgroup | null {
+    if (kept) {
+      const c = kept;
+      kept = null;
+      if (existsSync(c.path)) return c;
+    }
     const dir = delegatedCgroupBase();
     if (!dir) return null;
     const path = join(dir, `sbx-${process.pid}-${++counter}`);
@@ -83,12 +94,20 @@ export class SandboxCgroup {
   /** The sandbox runs in `path` instead (a spawn-pool slot's own cgroup, made by the forkserver
    *  under the same parent): this one, still empty, is removed. */
   replacedBy(path: string): SandboxCgroup {
-    try {
-      rmdirSync(this.path);
-    } catch {
-      // not there any more
-    }
+    if (!this.written && kept === null)
+      kept = this; // no process was ever in it
+    else
+      try {
+        rmdirSync(this.path);
+      } catch {
+        // not there any more
+      }
     return new SandboxCgroup(path);
+  }
+
+  /** @internal (tests) The path of the cgroup kept for the next request, if any. */
+  static keptPath(): string | null {
+    return kept?.path ?? null;
   }
 
   /**
@@ -97,6 +116,7 @@ export class SandboxCgroup {
    * page cache, kernel memory) counts, which RLIMIT_AS alone does not bound. false: no controller.
    */
   limitMemory(bytes: bigint): boolean {
+    this.written = true;
     try {
       writeFileSync(join(this.path, 'memory.max'), String(bytes));
       return true;

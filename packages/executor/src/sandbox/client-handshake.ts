@@ -53,6 +53,10 @@ export interface PreparedClientHandshake {
    * client finds it waiting. Saves a round trip through the executor's event loop.
    */
   early: Buffer | null;
+  /** The early POLICY's write, made by prepareClientHandshake() while this process still holds
+   *  `theirs`: a sandboxee that sends HELLO and exits at once cannot make it fail with EPIPE,
+   *  which would close the channel with its HELLO unread (a lie gone unnoticed). */
+  earlySent: Promise<void> | null;
 }
 
 /** The fd the handshake socket gets in the sandboxee (SBX_CLIENT_FD). */
@@ -71,7 +75,10 @@ export function clientCompileOptions(listenerFd: number) {
 export function prepareClientHandshake(policy: Policy): PreparedClientHandshake {
   const early = earlyProgram(policy);
   const [ours, theirs] = native().socketpair(false, false);
-  return { channel: new Comms(ours, { maxMessageSize: MAX_MESSAGE }), theirs, early };
+  const channel = new Comms(ours, { maxMessageSize: MAX_MESSAGE });
+  const earlySent = early ? channel.sendTLV(ClientTag.Policy, early) : null;
+  earlySent?.catch(() => {}); // awaited (and its failure seen) by serveClientHandshake
+  return { channel, theirs, early, earlySent };
 }
 
 /** A Policy is immutable: its early program is compiled once (custom-fork mode starts many). */
@@ -113,7 +120,7 @@ export async function serveClientHandshake(
   try {
     if (prepared.early) {
       policySent = true;
-      await channel.sendTLV(ClientTag.Policy, prepared.early);
+      await (prepared.earlySent ?? channel.sendTLV(ClientTag.Policy, prepared.early));
     }
 
     // HELLO

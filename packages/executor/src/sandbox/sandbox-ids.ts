@@ -49,6 +49,8 @@ export class SandboxIdsError extends SbxError {
  * for sandboxes started from now on. No effect on an unprivileged executor.
  */
 export function setSandboxIdRange(r: SandboxIdRange | 'off'): void {
+  kept?.release(); // a lease kept from the range before
+  kept = null;
   if (r === 'off') {
     range = null;
     return;
@@ -113,6 +115,30 @@ function sameFile(fd: number, path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** A lease a request made that a spawn-pool slot did not need (the slot runs as its own uid): no
+ *  process ever ran as it, so the next sandbox takes it rather than leasing anew. */
+let kept: SandboxIds | null = null;
+
+/** Keeps `ids`, which no process ever ran as, for the next sandbox (or releases it). */
+export function keepUnusedSandboxIds(ids: SandboxIds): void {
+  if (kept === null && ids.held) kept = ids;
+  else ids.release();
+}
+
+/** @internal (tests) The uid kept for the next sandbox, if any. */
+export function keptSandboxUid(): number | null {
+  return kept?.held ? kept.uid : null;
+}
+
+/** A uid for a new sandbox: the kept one when it is still held and in `r`, else a new lease. */
+export function takeSandboxIds(r: SandboxIdRange): SandboxIds {
+  const k = kept;
+  kept = null;
+  if (k?.held && k.uid >= r.first && k.uid < r.first + r.count) return k;
+  k?.release();
+  return leaseSandboxIds(r);
 }
 
 /** Leases a free uid of the range; throws SandboxIdsError when all are taken. */

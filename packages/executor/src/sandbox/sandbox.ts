@@ -22,7 +22,7 @@ import { ForkServer, ForkServerError, type Exited } from '../forkserver/global.j
 import * as monitor from './monitor.js';
 import type { SandboxCgroup } from './cgroup.js';
 import { INFINITY } from './limits.js';
-import { cgroupUsage } from './accounting.js';
+import { cgroupUsage, hasMemoryPeak } from './accounting.js';
 import { oomKilled } from './cgroup-limits.js';
 import { MountError } from '../isolation/mounts.js';
 import { IsolationError, namespacesUnavailable, type IsolationSetup } from '../isolation/isolation.js';
@@ -31,10 +31,11 @@ import { networkDenialReason, networkTable } from './sandbox-policy.js';
 import { Policy } from '../policy/policy.js';
 import { CLIENT_FD, prepareClientHandshake, serveClientHandshake } from './client-handshake.js';
 import { nameExhaustedCounter } from './counters.js';
-import { SandboxIdsError } from './sandbox-ids.js';
+import { keepUnusedSandboxIds, SandboxIdsError } from './sandbox-ids.js';
 import { buildRequest, SandboxSetupError, type SpawnRequest } from './request.js';
-import { ListenerError, readSetupChannel, takeListener } from './setup-channel.js';
+import { type InitRusage, ListenerError, readSetupChannel, takeListener } from './setup-channel.js';
 import { resultOf } from './result-of.js';
+import { canEndEarly } from './early-end.js';
 import { SandboxStdio } from './stdio.js';
 import { describeViolation } from './violation.js';
 import { collectStackTrace, traceOnTimeout, type StackTrace } from './stack-trace.js';
@@ -423,7 +424,7 @@ export class Sandbox {
     // A pool slot brought a uid of its own (the forkserver keeps it taken until the sandbox is reaped).
     const iso = req.isolation;
     if (spawned.spawned.uid !== undefined && spawned.spawned.uid !== iso.hostIds.uid) {
-      iso.lease?.release();
+      if (iso.lease) keepUnusedSandboxIds(iso.lease); // no process ran as it: the next sandbox's
       iso.lease = null;
       iso.hostIds = { uid: spawned.spawned.uid, gid: spawned.spawned.uid };
     }
@@ -439,8 +440,11 @@ export class Sandbox {
       failed: (failure) => {
         this.setupError = this.describeSetupFailure(failure);
       },
-      initStatus: (status) => {
+      initStatus: (status, rusage) => {
         this.targetStatus = status;
+        this.initRusage = rusage;
+        this.mark('target status', 'the init reaped the tree');
+        this.onInitStatus();
       },
       trace: (entries) => this.trace?.addNative(entries),
       expects: (report) => (report === 'targetPidfd' ? this.targetPidfd < 0 : this.monitorId === 0),
@@ -497,8 +501,50 @@ export class Sandbox {
     if (execFd === -1) this.hooks?.started(this.hostPid); // sandboxMeHere() is done: it runs
   }
 
-  /** Step 5: the forkserver reaped the sandbox; the setup and the monitor have said all. */
-  private async waitForEnd(): Promise<Exited> {
+  /** The rusage of the tree but its init, sent by a pid namespace's init with the status. */
+  private initRusage: InitRusage | null = null;
+  /** The init reported the target's status (early-end.ts: the Result may not need EXITED). */
+  private onInitStatus: () => void = () => {};
+  private readonly initStatusKnown = new Promise<'init'>((resolve) => (this.onInitStatus = () => resolve('init')));
+
+  /** The facts canEndEarly() decides on, as recorded now. */
+  private endsEarly(): boolean {
+    return canEndEarly({
+      beforeExec: this.executor.enableSandboxBeforeExec,
+      targetStatus: this.targetStatus,
+      haveUsage: this.initRusage !== null && (this.usage !== null || !this.cgroup || !hasMemoryPeak(this.cgroup.path)),
+      violation: this.violation !== null,
+      setupError: this.setupError !== null,
+      killed: this.killedAs !== null,
+      timedOut: this.timedOut,
+      hookFailure: this.hookFailure !== null,
+      learning: this.learning !== null,
+    });
+  }
+
+  /**
+   * Step 5: the forkserver reaped the sandbox; the setup and the monitor have said all. Or, null:
+   * the init reported that the target exited on its own after it reaped the rest of the tree,
+   * the monitor has said all, and nothing of EXITED is needed (early-end.ts).
+   */
+  private async waitForEnd(): Promise<Exited | null> {
+    const mayEndEarly = this.executor.enableSandboxBeforeExec && !this.learning;
+    const first = mayEndEarly ? await Promise.race([this.exitPromise!, this.initStatusKnown]) : null;
+    if (first === 'init') {
+      if (this.monitorClosed) await raceDelay(this.monitorClosed, MONITOR_DRAIN_MS);
+      // The init reaped every process of the tree: its rusage covers the tree as cpu.stat
+      // would (whose read flushes the cgroup's stats, ~0.2 ms). The cgroup is read only for what
+      // rusage lacks, the tree's peak memory (memory.peak, with the memory controller).
+      if (
+        this.targetStatus !== null &&
+        (this.targetStatus & 0x7f) === 0 &&
+        this.cgroup &&
+        hasMemoryPeak(this.cgroup.path)
+      )
+        this.usage = cgroupUsage(this.cgroup.path);
+      if (this.endsEarly()) return null;
+      this.usage = null;
+    }
     const exited = await this.exitPromise!;
     this.mark('exit report');
     await this.setupDone;
@@ -510,7 +556,7 @@ export class Sandbox {
 
   /** Steps 5 and 6. */
   private async finish(): Promise<Result> {
-    let exited: Exited;
+    let exited: Exited | null;
     try {
       exited = await this.waitForEnd();
     } catch (err) {
@@ -519,6 +565,17 @@ export class Sandbox {
       return this.toResult(null, err as Error);
     }
     this.release();
+    if (exited === null) {
+      // Nothing of the sandboxee runs; its init, which runs none of its code, is exiting. The uid
+      // lease (and landlock's IPC objects of it) go now, so that the next sandbox may take it;
+      // the cgroup once the forkserver has reaped the init (rmdir needs it empty).
+      this.isolation?.cleanup();
+      const teardown = () => void this.cgroup?.remove();
+      this.exitPromise!.then(teardown, teardown);
+      // What EXITED would have said: the init's status and the rusage of the tree it reaped.
+      const ru = this.initRusage!;
+      return this.toResult({ pid: this.hostPid, status: this.targetStatus!, ...ru, timedOut: false });
+    }
     // Every process of the tree is gone (its init reaped them): the cgroup's counters are final.
     if (this.cgroup) this.usage = cgroupUsage(this.cgroup.path);
     if (this.cgroup && this.executor.limits.memory !== null) this.oom = oomKilled(this.cgroup.path);
@@ -731,7 +788,8 @@ export class Sandbox {
     } else if (e.type === 'hook' || e.type === 'hook_timeout') {
       this.hooks?.onMonitorEvent(e);
     } else if (e.type === 'exec') {
-      this.mark('exec', 'the monitor let it through');
+      // The monitor thread's own time: its report can reach JS after the forkserver's EXITED.
+      this.trace?.mark('exec', 'the monitor let it through', e.atNs);
       this.hooks?.started(e.pid);
     } else if (e.type === 'exec_failed') {
       const name = errnoName(e.errno);

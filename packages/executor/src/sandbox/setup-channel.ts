@@ -13,6 +13,22 @@ import {
   type SetupFailure,
 } from '../forkserver/protocol.js';
 
+/** The rusage a pid namespace's init sends with the status: the whole tree but the init. */
+export interface InitRusage {
+  utimeUs: number;
+  stimeUs: number;
+  maxRssKiB: number;
+}
+/** i32 status, u64 utime_us, u64 stime_us, u64 maxrss_kib. */
+const INIT_STATUS_RUSAGE = 4 + 3 * 8;
+function initRusage(d: Buffer): InitRusage {
+  return {
+    utimeUs: Number(d.readBigUInt64LE(4)),
+    stimeUs: Number(d.readBigUInt64LE(12)),
+    maxRssKiB: Number(d.readBigUInt64LE(20)),
+  };
+}
+
 /** What the Sandbox does with each report. */
 export interface SetupReports {
   /** A setup step failed (the child then exits): which, with its errno. */
@@ -25,8 +41,9 @@ export interface SetupReports {
   expects(report: 'targetPidfd' | 'listener'): boolean;
   /** The trace (SETUP_TRACE): the end of each step so far, CLOCK_MONOTONIC ns. */
   trace(entries: { step: number; ns: bigint }[]): void;
-  /** The target ended with this raw wait status (sent by the sandbox's init). */
-  initStatus(status: number): void;
+  /** The target ended with this raw wait status (sent by the sandbox's init), and the rusage of
+   *  every process the init reaped (a pid namespace's init sends it). */
+  initStatus(status: number, rusage: InitRusage | null): void;
   /** The channel broke, or carried something it must not: the sandbox must end. */
   broken(reason: string, overrides: boolean): void;
 }
@@ -37,7 +54,8 @@ export async function readSetupChannel(setup: Comms, on: SetupReports): Promise<
     for (;;) {
       const m = await setup.recvAny();
       if (m.tag === FsTag.SetupFailed && m.data.length >= SETUP_FAILED_HEADER) on.failed(decodeSetupFailure(m.data));
-      else if (m.tag === FsTag.InitStatus && m.data.length === 4) on.initStatus(m.data.readInt32LE(0));
+      else if (m.tag === FsTag.InitStatus && (m.data.length === 4 || m.data.length === INIT_STATUS_RUSAGE))
+        on.initStatus(m.data.readInt32LE(0), m.data.length === 4 ? null : initRusage(m.data));
       else if (m.tag === FsTag.SetupTrace && decodeTrace(m.data)) on.trace(decodeTrace(m.data)!);
       else if (m.tag === Tag.Fd && on.expects('targetPidfd')) on.targetPidfd(m.fd);
       else if (m.tag === Tag.Uint32 && m.data.length === 4 && on.expects('listener'))

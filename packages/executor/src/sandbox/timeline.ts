@@ -25,9 +25,9 @@ export class Timeline {
   private readonly t0 = process.hrtime.bigint();
   private readonly marks: { stage: string; by: TimelineStage['by']; ns: bigint; detail?: string }[] = [];
 
-  /** Marks the end of an executor stage, now. */
-  mark(stage: string, detail?: string): void {
-    this.marks.push({ stage, by: 'executor', ns: process.hrtime.bigint(), ...(detail ? { detail } : {}) });
+  /** Marks the end of an executor stage, now (or at `ns`, CLOCK_MONOTONIC, when another thread took the time). */
+  mark(stage: string, detail?: string, ns: bigint = process.hrtime.bigint()): void {
+    this.marks.push({ stage, by: 'executor', ns, ...(detail ? { detail } : {}) });
   }
 
   /** Adds the forkserver's and the child's marks (SETUP_TRACE, CLOCK_MONOTONIC ns). */
