@@ -14,6 +14,7 @@ import { NODE_LINES, findLine, nodeLinesDir, runningMajor } from '../native/node
 const root = join(import.meta.dirname, '..');
 const SUITES = [
   'test/client.test.ts',
+  'test/client-runtime.test.ts',
   'test/fork.test.ts',
   'test/fork-trace.test.ts',
   'test/fork-sandboxed-spares.test.ts',

@@ -9,6 +9,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   sbx::InitCommsBinding(env, exports);
   sbx::InitMonitor(env, exports);
   sbx::InitClientBinding(env, exports);
+  sbx::InitRuntimeBinding(env, exports);
   sbx::InitBufferBinding(env, exports);
   sbx::InitTtyBinding(env, exports);
   sbx::InitUnixBinding(env, exports);

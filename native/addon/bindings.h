@@ -9,6 +9,7 @@ void InitProcessBinding(Napi::Env env, Napi::Object exports);
 void InitCommsBinding(Napi::Env env, Napi::Object exports);
 void InitMonitor(Napi::Env env, Napi::Object exports);
 void InitClientBinding(Napi::Env env, Napi::Object exports);
+void InitRuntimeBinding(Napi::Env env, Napi::Object exports);
 void InitBufferBinding(Napi::Env env, Napi::Object exports);
 void InitTtyBinding(Napi::Env env, Napi::Object exports);
 void InitUnixBinding(Napi::Env env, Napi::Object exports);

@@ -50,6 +50,7 @@ static Napi::Value ClientAwaitAssignment(const Napi::CallbackInfo &info) {
 // keeps both: asking for them once here is enough. Found by name (the node binary exports them);
 // absent on Node 20 and 22, where nothing is needed. Returns whether they were found.
 static Napi::Value ClientWarmRuntime(const Napi::CallbackInfo &info) {
+  sbx_client_prepare();  // glibc's malloc: the same for C programs (sbx/client.h)
   void *cpus =
       dlsym(RTLD_DEFAULT, "_ZN4absl13base_internal7NumCPUsEv");  // absl::base_internal::NumCPUs()
   void *freq = dlsym(

@@ -14,9 +14,6 @@
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,22 +199,11 @@ static int check_channel(int fd, const struct errbuf *e) {
   return 0;
 }
 
-/* glibc opens /proc/sys/vm/overcommit_memory the first time free() shrinks a thread's heap
- * (arena.c, check_may_shrink_heap): a file open at a random later moment, which a policy without
- * open would report as a violation (Node hits it after zlib or crypto work on its threadpool).
- * A trim threshold above any thread heap (64 MiB) means heap tops are never shrunk, so the open
- * never comes; memory is still reused, whole heaps and mmap()ed blocks are still returned. */
-static void quiet_malloc(void) {
-#ifdef __GLIBC__
-  (void)mallopt(M_TRIM_THRESHOLD, 1 << 30);
-#endif
-}
-
 static int install(const struct sock_fprog *prog, bool tsync, const struct errbuf *e) {
   unsigned long flags = SECCOMP_FILTER_FLAG_NEW_LISTENER;
   long fd;
   if (tsync) flags |= SECCOMP_FILTER_FLAG_TSYNC | SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
-  quiet_malloc();
+  sbx_client_prepare(); /* done already when the program called it earlier */
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return fail(e, -errno, "prctl(PR_SET_NO_NEW_PRIVS, 1): %s", strerror(errno));
   sbx_trace_mark(SBX_TRACE_CHILD_NNP);

@@ -135,10 +135,18 @@ export class Client {
    * work (several milliseconds the first time) out of the sandboxing call. Idempotent.
    */
   static prepare(): void {
-    if (prepared) return; // a forked child finds it done by its forkserver
-    void process.stdout;
-    void process.stderr;
-    loadCodec();
+    // Per process: a forked child has none of its forkserver's threadpool threads.
+    native().clientStartThreadpool();
+    if (prepared) return; // the rest a forked child finds done by its forkserver
+    // Node 22 and 24 may measure the cycle clock (milliseconds): on a thread, meanwhile.
+    const warming = native().clientWarmRuntimeStart();
+    try {
+      void process.stdout;
+      void process.stderr;
+      loadCodec({ nativeStrings: false });
+    } finally {
+      if (warming) native().clientWarmRuntimeJoin();
+    }
     native().clientWarmRuntime();
     prepared = true;
   }

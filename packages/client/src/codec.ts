@@ -9,17 +9,41 @@ import { HEADER_SIZE, Tag, tagName, USER_TAG_MAX } from './tags.js';
  *  `undefined` goes out as nil (msgpack has no undefined; msgpackr's own extension 0 is refused).
  *  Loaded on first use: it is a fifth of a CLI start, and most channels never carry Msgpack. */
 let packr: Packr | undefined;
-function msgpack(): Packr {
+function msgpack(nativeStrings = true): Packr {
   if (!packr) {
-    const { Packr: PackrClass } = createRequire(import.meta.url)('msgpackr') as typeof import('msgpackr');
+    const { Packr: PackrClass } = requireMsgpackr(nativeStrings);
     packr = new PackrClass({ useRecords: false, moreTypes: false, mapsAsObjects: true, encodeUndefinedAsNil: true });
   }
   return packr;
 }
 
-/** Loads msgpackr now (sandbox-me-here: a load after the filter is on would be a violation). */
-export function loadCodec(): void {
-  msgpack();
+/** msgpackr's switch for its native string extractor (msgpackr-extract), read once, at its load. */
+const NATIVE_SWITCH = 'MSGPACKR_NATIVE_ACCELERATION_DISABLED';
+
+/**
+ * msgpackr, with or without msgpackr-extract. Finding msgpackr-extract's prebuilt file costs more
+ * than the rest of msgpackr's load (its lookup lists directories and probes the libc), and it only
+ * speeds up decoding long strings: a sandboxee that prepares for sandboxMeHere() leaves it out.
+ */
+function requireMsgpackr(nativeStrings: boolean): typeof import('msgpackr') {
+  const load = () => createRequire(import.meta.url)('msgpackr') as typeof import('msgpackr');
+  if (nativeStrings) return load();
+  const before = process.env[NATIVE_SWITCH];
+  process.env[NATIVE_SWITCH] = 'true';
+  try {
+    return load();
+  } finally {
+    if (before === undefined) delete process.env[NATIVE_SWITCH];
+    else process.env[NATIVE_SWITCH] = before;
+  }
+}
+
+/**
+ * Loads msgpackr now (sandbox-me-here: a load after the filter is on would be a violation).
+ * `nativeStrings: false` loads it without msgpackr-extract (see requireMsgpackr). No effect once loaded.
+ */
+export function loadCodec(options: { nativeStrings?: boolean } = {}): void {
+  msgpack(options.nativeStrings ?? true);
 }
 
 /**

@@ -77,6 +77,12 @@ export interface NativeBinding {
   clientAwaitAssignment(fd: number): void;
   /** Makes the runtime look up now what it would open a file for after the filter (Node 24: the CPU count). */
   clientWarmRuntime(): boolean;
+  /** Starts libuv's threadpool now (all its threads), once per process (a forked child: again). False: already started here. */
+  clientStartThreadpool(): boolean;
+  /** Starts clientWarmRuntime()'s look-ups on a thread (false: none on this node, or already under way). */
+  clientWarmRuntimeStart(): boolean;
+  /** Waits for the thread clientWarmRuntimeStart() started (no-op without one). */
+  clientWarmRuntimeJoin(): void;
   clientKernelSupport(): number;
   clientThreadCount(): number;
   /** This process is the child of a traced fork request: the fork binding's stages so far. */

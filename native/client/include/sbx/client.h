@@ -20,8 +20,8 @@
  * Threads: existing threads get the filter wherever they are. One that pthread_create() has
  * just started may still be in libc's start-up (rseq, set_robust_list, sigaltstack...), which
  * then runs under the policy: let new threads run (e.g. wait until they signal) before the
- * call, or allow those calls. glibc's malloc is told not to trim heap tops (M_TRIM_THRESHOLD),
- * because the first trim of a thread's heap opens /proc/sys/vm/overcommit_memory.
+ * call, or allow those calls. glibc's malloc is set up so that it opens no file later
+ * (sbx_client_prepare()).
  *
  * Conventions (as libsbx_comms): functions return 0 or a negative errno from the documented set,
  * never abort and never print; a message for humans goes to the caller's buffer.
@@ -105,6 +105,13 @@ SBX_CLIENT_API int sbx_client_sandbox_me_here(char *err, size_t errlen);
 
 /* The same on handshake fd `fd` (borrowed), with SBX_CLIENT_* flags. */
 SBX_CLIENT_API int sbx_client_sandbox_me_here_fd(int fd, unsigned flags, char *err, size_t errlen);
+
+/* Does now what glibc would otherwise do by opening a file after the filter is on: malloc's trim
+ * threshold (the first trim of a thread's heap opens /proc/sys/vm/overcommit_memory) and its arena
+ * limit (counting the CPUs opens /sys/devices/system/cpu/online), set to what glibc would choose
+ * unless MALLOC_ARENA_MAX or GLIBC_TUNABLES chose one. sbx_client_sandbox_me_here() calls it; call
+ * it earlier, during initialisation, to keep it out of the call. Idempotent, never fails. */
+SBX_CLIENT_API void sbx_client_prepare(void);
 
 /* A sandboxed spare (custom-fork mode, sandboxed spares): after sandboxing, waits on handshake
  * fd `fd` for the request the executor assigns it (ASSIGN, then its fds), puts the fds on their
