@@ -82,7 +82,7 @@ export async function networkBench() {
         value: q('rules', 'p50'),
         peer,
         peerValue: q('plain', 'p50'),
-        goal: '< 2×',
+        goal: '<= 1.1×',
       },
       {
         name: 'allowed TCP connect + first byte via the monitor, p90',
