@@ -5,7 +5,7 @@ import { fstatSync, ftruncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Comms, Executor, PolicyBuilder, Sandbox, SharedBuffer, SyncComms, startForkServer } from '@sbx/executor';
-import { forkNodePolicy, repoRoot, runCaptured } from './helpers.js';
+import { forkNodePolicy, repoRoot, runCaptured, addNodeView } from './helpers.js';
 
 const PAGE = 4096;
 const turn = () => new Promise<void>((r) => setImmediate(r));
@@ -111,8 +111,7 @@ describe('SharedBuffer spares', () => {
       `console.log('not reached');`,
     ].join('\n');
     const b = new PolicyBuilder().allowNodeRuntime({ threads: false });
-    b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repoRoot).addDirectory('/proc');
-    for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
+    addNodeView(b);
     const { result, stdout } = await runCaptured([process.execPath, '--input-type=module', '-e', script], {
       policy: b.build(),
       executor: {

@@ -8,15 +8,14 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Executor, type ForkServerHandle, PolicyBuilder, type Policy, Sandbox, startForkServer } from '@sbx/executor';
-import { repoRoot, runCaptured } from './helpers.js';
+import { repoRoot, runCaptured, addNodeView } from './helpers.js';
 
 const NO_EXTRACT = { PATH: '/usr/local/bin:/usr/bin:/bin', MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' };
 
 /** allowNodeRuntime without threads (no clone) and the files a Node program needs in view. */
 function noThreadsPolicy(openFiles: boolean): Policy {
   const b = new PolicyBuilder().allowNodeRuntime({ openFiles });
-  b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repoRoot).addDirectory('/proc');
-  for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
+  addNodeView(b);
   b.allowSyscalls(['getppid']);
   return b.build();
 }
@@ -60,8 +59,7 @@ describe('sandboxMeHere() starts what Node would create lazily, before the filte
     const childPolicy = noThreadsPolicy(true);
     const serverPolicy = (() => {
       const b = new PolicyBuilder().allowNodeRuntime({ threads: true, openFiles: true });
-      b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repoRoot).addDirectory('/proc');
-      for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
+      addNodeView(b);
       b.allowSyscalls(['getppid']);
       return b.build();
     })();

@@ -19,6 +19,7 @@ import {
   testcase,
   tick,
   type Captured,
+  addNodeView,
 } from './helpers.js';
 
 const fixture = join(repoRoot, 'test', 'fixtures', 'me-here.mjs');
@@ -28,8 +29,7 @@ const ENV = { PATH: '/usr/local/bin:/usr/bin:/bin' };
  *  (for @sbx/client and the addon), /proc, /dev/null, /dev/urandom and a tmpfs /tmp. */
 function nodePolicy(opts: { threads?: boolean; openFiles?: boolean } = {}): Policy {
   const b = new PolicyBuilder().allowNodeRuntime(opts);
-  b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repoRoot).addDirectory('/proc');
-  for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
+  addNodeView(b);
   b.addTmpfs('/tmp', { sizeBytes: 16 << 20 });
   return b.build();
 }

@@ -3,13 +3,12 @@
 // comes only once nothing of the sandboxee runs, that the cgroup and the uid lease are released
 // right after, and that every other ending (signal, walltime, violation, kill) still waits for
 // EXITED and says what it says without the early path.
-import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Executor, PolicyBuilder, Sandbox } from '@sbx/executor';
 import { native } from '@sbx/client/internal';
-import { isolationPolicy, processesWith, tick } from './helpers.js';
+import { isolationPolicy, processesWith, runWithStdout, tick } from './helpers.js';
 
 /** The pids in a cgroup that are not the sandbox's own (exiting) init. */
 function sandboxeePids(cgroup: string): number[] {
@@ -89,11 +88,7 @@ describe('the Result at the init report', () => {
     const s = traced(['/bin/sh', '-c', '(i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done); times'], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
-    let out = '';
-    s.stdout!.on('data', (d: Buffer) => (out += d));
-    const ended = once(s.stdout!, 'end'); // the pipe's data can come after the Result
-    const r = await s.run();
-    await ended;
+    const { result: r, stdout: out } = await runWithStdout(s);
     expect(r.status, r.toString()).toBe('OK');
     expect(stagesOf(s)).not.toContain('exit report');
     const secs = [
@@ -148,11 +143,7 @@ describe('the Result at the init report', () => {
       const s = traced(['/bin/sh', '-c', 'cat /proc/self/cgroup; ls /proc | grep -c "^[0-9]"'], {
         stdio: ['ignore', 'pipe', 'ignore'],
       });
-      let out = '';
-      s.stdout!.on('data', (d: Buffer) => (out += d));
-      const ended = once(s.stdout!, 'end'); // the pipe's data can come after the Result
-      const r = await s.run();
-      await ended;
+      const { result: r, stdout: out } = await runWithStdout(s);
       expect(r.status, r.toString()).toBe('OK');
       // Inside: the init, sh, and the pipeline's processes; nothing of the sandbox before.
       expect(Number(out.trim().split('\n').at(-1))).toBeLessThanOrEqual(4);

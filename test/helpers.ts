@@ -51,12 +51,19 @@ export function isolationPolicy(extra?: (b: PolicyBuilder) => void) {
   return b.build();
 }
 
+/** What a Node sandboxee needs in view: node and its libraries, the repo (@sbx/client and its
+ *  addon), /proc, and /dev/null and /dev/urandom. */
+export function addNodeView(b: PolicyBuilder): PolicyBuilder {
+  b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repoRoot).addDirectory('/proc');
+  for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
+  return b;
+}
+
 /** What a Node forkserver (test/fixtures/fork-server.mjs) and its children need in view, and the
  *  children's syscalls (custom-fork suites). */
 export function forkNodePolicy(extra?: (b: PolicyBuilder) => void) {
   const b = new PolicyBuilder().allowNodeRuntime({ threads: true, openFiles: true });
-  b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repoRoot).addDirectory('/proc');
-  for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
+  addNodeView(b);
   b.addTmpfs('/tmp', { sizeBytes: 16 << 20 });
   b.allowSyscalls(['getppid']);
   extra?.(b);
@@ -92,6 +99,16 @@ export async function runCaptured(
   const result = await resultP;
   await done;
   return { result, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+}
+
+/** Runs `s` (stdout piped) to its Result and its stdout's end: the pipe's last data can come
+ *  after the Result (they travel on separate channels). */
+export async function runWithStdout(s: Sandbox): Promise<{ result: Result; stdout: string }> {
+  const out: Buffer[] = [];
+  const ended = collect(s.stdout!, out);
+  const result = await s.run();
+  await ended;
+  return { result, stdout: Buffer.concat(out).toString() };
 }
 
 function collect(stream: NodeJS.ReadableStream, into: Buffer[]): Promise<void> {

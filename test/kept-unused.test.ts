@@ -3,7 +3,6 @@
 // made again (sandbox/sandbox-ids.ts, sandbox/cgroup.ts). What is kept must be state no sandbox
 // ever had: no process ran as the uid or in the cgroup, and nothing was written into it; the
 // sandboxee has no say in either (both are chosen on this side before the request is sent).
-import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,7 +10,7 @@ import { Executor, Sandbox, sandboxIdRange, setSpawnPool, spawnPoolStats } from 
 // The package's own module instances (the kept state lives in them), as '@sbx/executor' loads them.
 import { keptSandboxUid } from '../packages/executor/dist/sandbox/sandbox-ids.js';
 import { SandboxCgroup } from '../packages/executor/dist/sandbox/cgroup.js';
-import { isolationPolicy, tick } from './helpers.js';
+import { isolationPolicy, runWithStdout, tick } from './helpers.js';
 
 const root = process.getuid?.() === 0;
 
@@ -46,11 +45,7 @@ async function run(opts: ConstructorParameters<typeof Executor>[2]) {
     }),
     isolationPolicy(),
   );
-  let out = '';
-  s.stdout!.on('data', (d: Buffer) => (out += d));
-  const ended = once(s.stdout!, 'end'); // the pipe's data can come after the Result
-  const r = await s.run();
-  await ended;
+  const { result: r, stdout: out } = await runWithStdout(s);
   expect(r.status, r.toString()).toBe('OK');
   return { s, out };
 }

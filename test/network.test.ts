@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PolicyBuilder, type Policy } from '@sbx/executor';
 import { NET_SYSCALL_BITS, decideNetwork, encodeNetworkTable } from '@sbx/executor/bpf';
 import { native } from '@sbx/client/internal';
-import { isolationPolicy, openFdCount, repoRoot, runCaptured, testcase, tick } from './helpers.js';
+import { isolationPolicy, openFdCount, repoRoot, runCaptured, testcase, tick, addNodeView } from './helpers.js';
 
 const asRoot = process.getuid?.() === 0;
 const client = () => testcase('net_client');
@@ -764,8 +764,7 @@ describe('Node clients under network rules', () => {
         .allowSyscall('bind')
         .allowIPv4('127.0.0.1', udp.port)
         .networkDenyAction({ errno: 'EACCES' });
-      b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repoRoot).addDirectory('/proc');
-      for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
+      addNodeView(b);
       const { result, stdout } = await runCaptured([process.execPath, '--input-type=module', '-e', script], {
         policy: b.build(),
         executor: {
@@ -820,8 +819,7 @@ describe('Node clients under network rules', () => {
       .allowNodeRuntime({ threads: false })
       .allowNetworkClient()
       .allowIPv4('127.0.0.1', pong.port);
-    b.addFile(process.execPath).addLibrariesForBinary(process.execPath).addDirectory(repoRoot).addDirectory('/proc');
-    for (const f of ['/dev/null', '/dev/urandom']) b.addFile(f, { writable: true });
+    addNodeView(b);
     const { result, stdout } = await runCaptured([process.execPath, '--input-type=module', '-e', script], {
       policy: b.build(),
       executor: {
