@@ -23,6 +23,10 @@ import {
 } from './helpers.js';
 
 const fixture = join(repoRoot, 'test', 'fixtures', 'me-here.mjs');
+/** A valid HELLO (version 2, TSYNC) as printf escapes, for a shell that lies to the executor. */
+const HELLO =
+  '\\x10\\x53\\x00\\x00\\x10\\x00\\x00\\x00\\x00\\x00\\x00\\x00' +
+  '\\x02\\x00\\x00\\x00\\xff\\xff\\xff\\xff\\x01\\x00\\x00\\x00\\xff\\xff\\xff\\xff';
 const ENV = { PATH: '/usr/local/bin:/usr/bin:/bin' };
 
 /** allowNodeRuntime(opts) with what a Node program needs in view: node, its libraries, the repo
@@ -225,11 +229,8 @@ describe('Client.sandboxMeHere() refusals', () => {
 
   it('a sandboxee that sent HELLO but never installed its policy does not end OK', async () => {
     // A valid HELLO (version 2, TSYNC), then the program carries on without the filter and exits 0.
-    const hello =
-      '\\x10\\x53\\x00\\x00\\x10\\x00\\x00\\x00\\x00\\x00\\x00\\x00' +
-      '\\x02\\x00\\x00\\x00\\xff\\xff\\xff\\xff\\x01\\x00\\x00\\x00\\xff\\xff\\xff\\xff';
     const { result, stdout } = await runCaptured(
-      ['/bin/bash', '-c', `printf '${hello}' >&1020; echo carried on; exit 0`],
+      ['/bin/bash', '-c', `printf '${HELLO}' >&1020; echo carried on; exit 0`],
       {
         policy: isolationPolicy(),
         executor: { enableSandboxBeforeExec: false },
@@ -239,6 +240,18 @@ describe('Client.sandboxMeHere() refusals', () => {
     expect(result.status).toBe('SETUP_ERROR');
     expect(result.reason).toMatch(/asked for its policy but never installed it/);
   });
+
+  it('a sandboxee that sends HELLO and exits at once, 20 times: each run ends SETUP_ERROR, none hangs or ends OK', async () => {
+    // The executor must read the HELLO and then the end of the channel behind it, whichever
+    // comes first: its policy write (EPIPE) or its read of a short message followed by EOF.
+    for (let i = 0; i < 20; i++) {
+      const { result } = await runCaptured(['/bin/bash', '-c', `printf '${HELLO}' >&1020; exit 0`], {
+        policy: isolationPolicy(),
+        executor: { enableSandboxBeforeExec: false, limits: { walltime: 10 } },
+      });
+      expect(result.status, `run ${i}: ${result}`).toBe('SETUP_ERROR');
+    }
+  }, 60_000);
 
   it('a HELLO carrying 150 fds is refused and leaves no fd in the executor', async () => {
     const policy = nodePolicy();

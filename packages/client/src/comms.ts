@@ -416,15 +416,12 @@ export class Comms {
         const direct = this.decoder.directTarget();
         const from = out.length;
         let r: ReturnType<typeof n.recvmsg>;
-        let asked: number;
         if (direct) {
-          asked = direct.length;
-          r = n.recvmsg(this.fd, direct.buf, direct.offset, asked);
+          r = n.recvmsg(this.fd, direct.buf, direct.offset, direct.length);
           if (r.bytes > 0) this.decoder.feedDirect(r.bytes, r.fds, out);
         } else {
           this.readBuf ??= Buffer.allocUnsafe(READ_CHUNK);
-          asked = this.readRoom(read);
-          r = n.recvmsg(this.fd, this.readBuf, 0, asked);
+          r = n.recvmsg(this.fd, this.readBuf, 0, this.readRoom(read));
           if (r.bytes > 0) this.decoder.feed(this.readBuf.subarray(0, r.bytes), r.fds, out);
         }
         for (let i = from; i < out.length; i++) read.add(out[i]!);
@@ -437,11 +434,11 @@ export class Comms {
           this.decoder.end();
         }
         if (r.bytes < 0) break; // EAGAIN: drained
-        // A short read without fds drained the socket as it was: no read just to see EAGAIN (a
-        // system call per message; the poll is level-triggered, so what came meanwhile fires it
-        // again). A unix stream recvmsg also stops at an fd boundary (after a message carrying
-        // SCM_RIGHTS): there the socket may hold more, so it reads on (test/escape/tty).
-        if (isDrainedRead(r, asked)) break;
+        // A short read does not mean drained: a unix stream recvmsg stops where the next message
+        // carries fds (SCM_RIGHTS), so reading on until EAGAIN is what sees it (test/escape/tty).
+        // Stopping after a short read without fds (to save the read that returns EAGAIN, ~20 µs)
+        // was tried and reverted: a peer that wrote one message and closed then left a handshake
+        // waiting forever, 1 run in ~10 (the EOF behind the data was never read).
         budget -= r.bytes;
       }
     } catch (err) {
@@ -540,13 +537,4 @@ export function describeAddress(address: UnixAddress): string {
 export function addressError(what: string, e: unknown): CommsError {
   const err = e as NativeErrnoError;
   return new CommsError('IO', `${what}: ${err.code ?? ''} ${err.message}`.trim(), { cause: e, errno: err.errno });
-}
-
-/**
- * True when a recvmsg that read `r.bytes` of the `asked` drained the socket: it stopped short
- * and brought no fds. A unix stream read stops early only when the queue ran out or right after
- * a message that carried fds, so a short read with fds may have more behind it.
- */
-function isDrainedRead(r: { bytes: number; fds: number[]; ctrunc?: boolean }, asked: number): boolean {
-  return r.bytes > 0 && r.bytes < asked && r.fds.length === 0 && !r.ctrunc;
 }
