@@ -765,31 +765,13 @@ NetOutcome NetProxy::ConnectIp(Call &c, const uint8_t *sa, size_t len) {
     // Closed after a failed connect: a fresh socket, as below.
   }
   int made = -1;
-  bool cloexec = Cloexec(c.tid, c.fdnum);
-  // One trip to the capless thread (two thread switches each) for the common case: the socket,
-  // its connect and, once connected (loopback: at once), the hand-over into the caller. A
-  // connect still under way for a blocking caller, or failed, is left to the code below.
-  int64_t injected = 1;  // 1: not tried
-  int64_t r = Act([&]() -> int64_t {
-    int s = socket(c.domain, c.type | SOCK_NONBLOCK | SOCK_CLOEXEC, c.protocol);
-    if (s < 0) return -errno;
-    made = s;
-    CopyOptions(c.sock.fd, s, c.domain, stream);
-    int64_t cr = connect(s, addr, (socklen_t)len) == 0 ? 0 : -errno;
-    if (cr == -EINPROGRESS && !c.nonblock) {
-      struct pollfd p = {s, POLLOUT, 0};
-      if (poll(&p, 1, 0) != 1 || (p.revents & (POLLERR | POLLHUP))) return cr;
-      cr = 0;
-    }
-    if (cr == 0 || cr == -EINPROGRESS)
-      injected = InjectFd(c.listener, c.req.id, s, c.fdnum, cloexec, c.nonblock) ? 0 : -errno;
-    return cr;
-  });
+  auto act = [this](const std::function<int64_t()> &fn) { return Act(fn); };
+  int64_t r =
+      HostSocket(act, c.sock.fd, c.domain, c.type, c.protocol, stream, addr, (socklen_t)len, &made);
   Fd h(made);
-  if (injected < 0) return injected == -ENOENT ? NetOutcome::kAnswered : c.Answer(injected);
-  if (injected == 0) return c.Answer(r);  // 0, or -EINPROGRESS for a non-blocking caller
   int err = (int)-r;
   if (h.fd < 0 || (err != 0 && err != EINPROGRESS)) return c.Answer(r);
+  bool cloexec = Cloexec(c.tid, c.fdnum);
   if (err == EINPROGRESS && !c.nonblock) {
     // A blocking caller: done now if the handshake already completed (loopback), else wait.
     struct pollfd p = {h.fd, POLLOUT, 0};
