@@ -6,7 +6,7 @@
 //     of any earlier buffer: a closed buffer never comes back here);
 //   - a spare is taken once (removed from its list before it is returned);
 //   - spares belong to the process that made them: a forked child (custom-fork mode) shares the
-//     parent's memfds, so it drops what it inherited and never hands one out.
+//     parent's memfds, so it closes what it inherited at the fork and never hands one out.
 // The automatic refill (a spare of the size just taken, after the current event-loop turn) never
 // runs once this process installed a filter itself (sandboxMeHere()), where memfd_create may be
 // forbidden; reserve() made before the filter is how such a process gets buffers after it.
@@ -77,6 +77,13 @@ export function reserve(size: number, count: number): void {
 export function spareCount(size: number): number {
   if (process.pid !== owner) dropInherited();
   return spares.get(size)?.length ?? 0;
+}
+
+/** In a forked child (forking-client.ts, at the fork): the parent's spares go at once, before
+ *  any code of the child runs. Left open, a child's copy would show it what the parent later
+ *  writes into that memfd for another receiver. */
+export function dropInheritedSpares(): void {
+  if (process.pid !== owner) dropInherited();
 }
 
 /** Closes every spare (SharedBuffer.releaseSpares()). */

@@ -20,6 +20,7 @@ import { Client, defaultClientFd } from './client.js';
 import { defaultCommsFd, SyncComms } from './sync-comms.js';
 import { warmCodec } from './codec.js';
 import { markSandboxedAhead } from './sandboxed-spare.js';
+import { dropInheritedSpares } from './buffer-pool.js';
 
 /** The node flags a forkserver needs, and why (checked by waitAndFork()). */
 export const FORKSERVER_NODE_FLAGS = ['--single-threaded', '--v8-pool-size=1'] as const;
@@ -343,6 +344,8 @@ function becomeChild(): void {
     enumerable: true,
     writable: false,
   });
+  // The forkserver's SharedBuffer spares are its own: the child closes its copies now.
+  dropInheritedSpares();
   // A natural end: 'beforeExit' when the loop goes idle, the exit when it stays idle after it.
   n.forkNaturalExit((state) => {
     if (state === 1) process.emit('beforeExit', exitCodeOf(0));
