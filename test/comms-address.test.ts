@@ -59,7 +59,7 @@ describe('Comms.connect and CommsListener', () => {
       server.close();
       listener.close();
       await expect(listener.accept()).rejects.toMatchObject({ code: 'CLOSED' });
-      expect(openFdCount()).toBe(before);
+      expect(openFdCount()).toBeLessThanOrEqual(before); // a leak only adds; a GC finalizer may close one meanwhile
     });
   }
 
@@ -112,7 +112,7 @@ describe('Comms.connect and CommsListener', () => {
     expect(() => CommsListener.listen(path)).toThrow(/EADDRINUSE/);
     expect(() => CommsListener.listen(path, { backlog: 0 })).toThrow(/backlog/);
     l.close();
-    expect(openFdCount()).toBe(before);
+    expect(openFdCount()).toBeLessThanOrEqual(before); // a leak only adds; a GC finalizer may close one meanwhile
   });
 });
 
@@ -161,7 +161,7 @@ describe('hostile Status and TLV input', () => {
     await expect(c.exchangeTLV(1, Buffer.from('x'))).rejects.toBeInstanceOf(CommsError);
     for (const x of [a, b, c]) x.close();
     native().close(aPeer);
-    expect(openFdCount()).toBe(before);
+    expect(openFdCount()).toBeLessThanOrEqual(before); // a leak only adds; a GC finalizer may close one meanwhile
     expect(() => a.peerCredentials()).toThrow(/closed/);
   });
 
