@@ -326,11 +326,14 @@ describe.skipIf(abi < 6)('isolation: landlock', () => {
     const sleeping = () => processesWith(m).filter((p) => p !== child.pid); // the executor's argv names the marker too
     try {
       // The shell (its argv names the marker) and its four sleeps.
-      for (let i = 0; i < 200 && sleeping().length < 5; i++) await new Promise((r) => setTimeout(r, 25));
+      // Up to 20 s: the executor, its forkserver and the shell start on a machine the other suites load.
+      for (const until = Date.now() + 20_000; sleeping().length < 5 && Date.now() < until; )
+        await new Promise((r) => setTimeout(r, 25));
       expect(sleeping().length).toBeGreaterThanOrEqual(5);
       child.kill('SIGKILL');
       // The forkserver dies of PDEATHSIG, the init gets SIGTERM (its own PDEATHSIG) and ends the tree.
-      for (let i = 0; i < 200 && sleeping().length > 0; i++) await new Promise((r) => setTimeout(r, 25));
+      for (const until = Date.now() + 20_000; sleeping().length > 0 && Date.now() < until; )
+        await new Promise((r) => setTimeout(r, 25));
       expect(sleeping()).toEqual([]);
     } finally {
       child.kill('SIGKILL');
