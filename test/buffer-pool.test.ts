@@ -5,7 +5,7 @@ import { fstatSync, ftruncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Comms, Executor, PolicyBuilder, Sandbox, SharedBuffer, SyncComms, startForkServer } from '@sbx/executor';
-import { forkNodePolicy, repoRoot, runCaptured, addNodeView } from './helpers.js';
+import { forkNodePolicy, repoRoot, addNodeView, runNodeMeHere } from './helpers.js';
 
 const PAGE = 4096;
 const turn = () => new Promise<void>((r) => setImmediate(r));
@@ -112,15 +112,7 @@ describe('SharedBuffer spares', () => {
     ].join('\n');
     const b = new PolicyBuilder().allowNodeRuntime({ threads: false });
     addNodeView(b);
-    const { result, stdout } = await runCaptured([process.execPath, '--input-type=module', '-e', script], {
-      policy: b.build(),
-      executor: {
-        enableSandboxBeforeExec: false,
-        cwd: repoRoot,
-        env: { PATH: '/usr/bin:/bin' },
-        limits: { walltime: 30 },
-      },
-    });
+    const { result, stdout } = await runNodeMeHere(script, b.build());
     expect(stdout, result.toString()).toBe('made 7 0 0\n');
     expect(result.status).toBe('VIOLATION');
     expect(result.violation).toMatchObject({ syscall: 'memfd_create' });

@@ -36,7 +36,7 @@ export function tick(ms = 20): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-import { Executor, PolicyBuilder, Sandbox, type ExecutorOptions, type Result } from '@sbx/executor';
+import { Executor, PolicyBuilder, Sandbox, type ExecutorOptions, type Policy, type Result } from '@sbx/executor';
 
 /** A permissive policy for isolation tests: every syscall allowed except the always-on denials,
  *  on the usual read-only system view with /proc, /dev basics and a tmpfs /tmp. */
@@ -116,6 +116,20 @@ function collect(stream: NodeJS.ReadableStream, into: Buffer[]): Promise<void> {
     stream.on('data', (d: Buffer) => into.push(d));
     stream.on('end', resolve);
     stream.on('error', () => resolve());
+  });
+}
+
+/** Runs `node --input-type=module -e script` in sandbox-me-here mode (the script calls
+ *  Client.sandboxMeHere() itself), from the repo, with a 30 s walltime. */
+export function runNodeMeHere(script: string, policy: Policy): Promise<Captured> {
+  return runCaptured([process.execPath, '--input-type=module', '-e', script], {
+    policy,
+    executor: {
+      enableSandboxBeforeExec: false,
+      cwd: repoRoot,
+      env: { PATH: '/usr/bin:/bin' },
+      limits: { walltime: 30 },
+    },
   });
 }
 

@@ -5,8 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ModuleError, type SandboxedModule, sandboxedModule } from '@sbx/modules';
+import { type SandboxedModule, sandboxedModule } from '@sbx/modules';
 import { openFdCount, repoRoot } from './helpers.js';
+import { moduleFailure as failure } from './module-failure.js';
 
 const hold = join(repoRoot, 'test', 'fixtures', 'modules', 'hold.mjs');
 type Hold = typeof import('./fixtures/modules/hold.mjs');
@@ -14,17 +15,6 @@ interface Held {
   start: number;
   end: number;
   pid: number;
-}
-
-async function failure(p: Promise<unknown>): Promise<ModuleError> {
-  const err = await p.then(
-    (v) => {
-      throw new Error(`expected a ModuleError, got the value ${JSON.stringify(v)}`);
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ModuleError);
-  return err as ModuleError;
 }
 
 /** Most intervals open at one time (an end at the same ms as a start does not overlap it). */

@@ -9,23 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SharedBuffer } from '@sbx/client';
-import { ModuleError, PassFd, type SandboxedModule, sandboxedModule } from '@sbx/modules';
+import { PassFd, type SandboxedModule, sandboxedModule } from '@sbx/modules';
 import { openFdCount, repoRoot } from './helpers.js';
+import { moduleFailure as failure } from './module-failure.js';
 
 const fixtures = join(repoRoot, 'test', 'fixtures', 'modules');
 const sample = join(fixtures, 'sample.mjs');
 type Sample = typeof import('./fixtures/modules/sample.mjs');
-
-async function failure(p: Promise<unknown>): Promise<ModuleError> {
-  const err = await p.then(
-    (v) => {
-      throw new Error(`expected a ModuleError, got the value ${JSON.stringify(v)}`);
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ModuleError);
-  return err as ModuleError;
-}
 
 describe("sandboxedModule, 'call' mode", () => {
   let m: SandboxedModule<Sample>;

@@ -14,7 +14,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PolicyBuilder, type Policy } from '@sbx/executor';
 import { NET_SYSCALL_BITS, decideNetwork, encodeNetworkTable } from '@sbx/executor/bpf';
 import { native } from '@sbx/client/internal';
-import { isolationPolicy, openFdCount, repoRoot, runCaptured, testcase, tick, addNodeView } from './helpers.js';
+import {
+  isolationPolicy,
+  openFdCount,
+  repoRoot,
+  runCaptured,
+  testcase,
+  tick,
+  addNodeView,
+  runNodeMeHere,
+} from './helpers.js';
 
 const asRoot = process.getuid?.() === 0;
 const client = () => testcase('net_client');
@@ -765,15 +774,7 @@ describe('Node clients under network rules', () => {
         .allowIPv4('127.0.0.1', udp.port)
         .networkDenyAction({ errno: 'EACCES' });
       addNodeView(b);
-      const { result, stdout } = await runCaptured([process.execPath, '--input-type=module', '-e', script], {
-        policy: b.build(),
-        executor: {
-          enableSandboxBeforeExec: false,
-          cwd: repoRoot,
-          env: { PATH: '/usr/bin:/bin' },
-          limits: { walltime: 30 },
-        },
-      });
+      const { result, stdout } = await runNodeMeHere(script, b.build());
       expect(result.status).toBe('OK');
       expect(stdout).toBe('sent\nEACCES\n');
       expect(udp.received()).toBe(1);
@@ -820,15 +821,7 @@ describe('Node clients under network rules', () => {
       .allowNetworkClient()
       .allowIPv4('127.0.0.1', pong.port);
     addNodeView(b);
-    const { result, stdout } = await runCaptured([process.execPath, '--input-type=module', '-e', script], {
-      policy: b.build(),
-      executor: {
-        enableSandboxBeforeExec: false,
-        cwd: repoRoot,
-        env: { PATH: '/usr/bin:/bin' },
-        limits: { walltime: 30 },
-      },
-    });
+    const { result, stdout } = await runNodeMeHere(script, b.build());
     expect(stdout, result.toString()).toBe('got pong\n');
     expect(result.status).toBe('VIOLATION');
     expect(result.violation).toMatchObject({ kind: 'network', syscall: 'connect', address: `127.0.0.1:${other.port}` });
